@@ -1,0 +1,6 @@
+//! sfetl: a Salesforce connector (source and sink) following the Airbyte protocol.
+//!
+//! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
+//! does lives in this library so tests and benchmarks drive the same code.
+
+pub mod sim;
