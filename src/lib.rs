@@ -3,4 +3,12 @@
 //! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
 //! does lives in this library so tests and benchmarks drive the same code.
 
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod protocol;
+pub mod secret;
 pub mod sim;
+pub mod state;

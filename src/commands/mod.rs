@@ -1,0 +1,69 @@
+//! One function per command; `main.rs` calls [`run`] and exits with the code it returns.
+//!
+//! The edge rule lives here: in the protocol verbs a failure becomes a TRACE ERROR on stdout
+//! (and a plain sentence on stderr for people), except in `check`, whose failures are a
+//! CONNECTION_STATUS FAILED and exit 0, as the protocol asks.
+
+mod check;
+mod spec;
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::Error;
+use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, Emitter};
+
+/// Runs one command and returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Spec => spec::run(),
+        Command::Check(args) => check::run(&args.config).await,
+        Command::Discover(args) => Config::from_file(&args.config)
+            .map_err(Error::from)
+            .and_then(|_| not_yet("discover")),
+        Command::Read(args) => read(&args),
+        Command::Write(args) => Config::from_file(&args.config)
+            .map_err(Error::from)
+            .and_then(|_| not_yet("write")),
+        Command::Login(_) => not_yet("login"),
+        Command::Simulate(args) => {
+            let opts = crate::sim::SimOptions {
+                listen: args.listen,
+                scale: args.scale,
+                seed: args.seed,
+                data_dir: args.data,
+            };
+            crate::sim::run_cli(opts).await.map_err(Error::from)
+        }
+        Command::Demo(_) => not_yet("demo"),
+        Command::Query(_) => not_yet("query"),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => report(&e),
+    }
+}
+
+fn read(args: &crate::cli::ReadArgs) -> Result<(), Error> {
+    let _config = Config::from_file(&args.config)?;
+    let _catalog = ConfiguredAirbyteCatalog::from_file(&args.catalog)?;
+    if let Some(state) = &args.state {
+        crate::state::load_state_file(state)?;
+    }
+    not_yet("read")
+}
+
+fn not_yet(verb: &'static str) -> Result<(), Error> {
+    Err(Error::NotAvailable(verb))
+}
+
+/// Prints a failure as a TRACE ERROR on stdout and a sentence on stderr; returns the exit code.
+fn report(e: &Error) -> u8 {
+    let message = e.to_string();
+    let mut out = Emitter::stdout();
+    // If stdout is gone there is no one to tell but stderr.
+    let _ = out.emit(&AirbyteMessage::error(e.failure_type(), message.clone()));
+    let _ = writeln!(std::io::stderr(), "sfetl: error: {message}");
+    e.exit_code()
+}
