@@ -3,6 +3,7 @@
 //! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
 //! does lives in this library so tests and benchmarks drive the same code.
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
