@@ -86,11 +86,7 @@ impl StreamSchema {
         let cursor = cursor_field(describe);
         let keep = |f: &FieldDescribe| match selected {
             None => true,
-            Some(sel) => {
-                f.name == "Id"
-                    || Some(f.name.as_str()) == cursor
-                    || sel.iter().any(|s| *s == f.name)
-            }
+            Some(sel) => f.name == "Id" || Some(f.name.as_str()) == cursor || sel.contains(&f.name),
         };
         let fields: Vec<FieldSpec> = describe
             .fields
