@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod logging;
 pub mod protocol;

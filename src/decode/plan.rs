@@ -1,0 +1,170 @@
+//! What to select from Salesforce for a stream, in which wire types, and how the wire columns
+//! become the stream's columns.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StructArray, Time64MicrosecondArray, new_null_array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::DecodeError;
+use crate::catalog::{FieldSpec, SfKind, StreamSchema};
+
+/// Which API a page comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Bulk API 2.0 query results (CSV).
+    Bulk,
+    /// REST query / queryAll pages (JSON).
+    Rest,
+}
+
+#[derive(Debug, Clone)]
+enum Column {
+    /// The wire column as is.
+    Direct(usize),
+    /// A `time` sent as text (`10:30:00.000Z`).
+    TimeText(usize),
+    /// A compound rebuilt from component wire columns (Bulk).
+    Compound {
+        fields: Fields,
+        parts: Vec<Option<usize>>,
+    },
+}
+
+/// The select list, wire schema and assembly of one stream for one API.
+#[derive(Debug, Clone)]
+pub struct WirePlan {
+    /// Object name.
+    pub object: String,
+    /// Which API.
+    pub api: Api,
+    /// Field names for the SOQL SELECT, in wire column order.
+    pub select: Vec<String>,
+    /// Schema of decoded pages.
+    pub wire: SchemaRef,
+    /// Schema of assembled batches (the stream's columns).
+    pub output: SchemaRef,
+    columns: Vec<Column>,
+}
+
+fn wire_type(f: &FieldSpec) -> DataType {
+    match f.kind {
+        SfKind::Time => DataType::Utf8,
+        _ => f.data_type.clone(),
+    }
+}
+
+impl WirePlan {
+    /// Plans a stream read. For Bulk, compound fields are selected as their components
+    /// (Bulk refuses compounds) and base64 fields must have been removed by the caller (Bulk
+    /// cannot read them: the caller picks REST or drops them).
+    pub fn new(schema: &StreamSchema, api: Api) -> WirePlan {
+        let mut select: Vec<String> = Vec::new();
+        let mut wire_fields: Vec<Field> = Vec::new();
+        let mut add = |name: &str, dt: DataType| -> usize {
+            if let Some(i) = select.iter().position(|s| s == name) {
+                return i;
+            }
+            select.push(name.to_string());
+            wire_fields.push(Field::new(name, dt, true));
+            select.len() - 1
+        };
+        // Plain fields first so a component also selected on its own keeps its own type.
+        let mut plain_index = vec![None; schema.fields.len()];
+        for (i, f) in schema.fields.iter().enumerate() {
+            let compound = matches!(f.kind, SfKind::Address | SfKind::Location);
+            if !(compound && api == Api::Bulk) {
+                plain_index[i] = Some(add(&f.name, wire_type(f)));
+            }
+        }
+        let mut columns = Vec::with_capacity(schema.fields.len());
+        for (i, f) in schema.fields.iter().enumerate() {
+            let col = match (plain_index[i], &f.data_type) {
+                (Some(w), _) if f.kind == SfKind::Time => Column::TimeText(w),
+                (Some(w), _) => Column::Direct(w),
+                (None, DataType::Struct(children)) => {
+                    let parts = children
+                        .iter()
+                        .map(|child| {
+                            f.components
+                                .iter()
+                                .find(|(_, part)| *part == child.name())
+                                .map(|(component, _)| add(component, child.data_type().clone()))
+                        })
+                        .collect();
+                    Column::Compound {
+                        fields: children.clone(),
+                        parts,
+                    }
+                }
+                (None, _) => unreachable!("only compounds are planned as components"),
+            };
+            columns.push(col);
+        }
+        WirePlan {
+            object: schema.object.clone(),
+            api,
+            select,
+            wire: Arc::new(Schema::new(wire_fields)),
+            output: schema.arrow.clone(),
+            columns,
+        }
+    }
+
+    /// Turns a decoded wire batch into a batch of the stream's schema.
+    pub fn assemble(&self, wire: &RecordBatch) -> Result<RecordBatch, DecodeError> {
+        let err = |reason: String| DecodeError::Arrow {
+            object: self.object.clone(),
+            reason,
+        };
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        for col in &self.columns {
+            let array = match col {
+                Column::Direct(i) => wire.column(*i).clone(),
+                Column::TimeText(i) => time_from_text(wire.column(*i)).map_err(err)?,
+                Column::Compound { fields, parts } => {
+                    let children: Vec<ArrayRef> = fields
+                        .iter()
+                        .zip(parts)
+                        .map(|(field, part)| match part {
+                            Some(i) => cast(wire.column(*i), field.data_type())
+                                .map_err(|e| err(e.to_string())),
+                            None => Ok(new_null_array(field.data_type(), wire.num_rows())),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    // A compound is null when every component is.
+                    let any_set: Vec<bool> = (0..wire.num_rows())
+                        .map(|r| children.iter().any(|c| c.is_valid(r)))
+                        .collect();
+                    let nulls = arrow::buffer::NullBuffer::from(any_set);
+                    Arc::new(
+                        StructArray::try_new(fields.clone(), children, Some(nulls))
+                            .map_err(|e| err(e.to_string()))?,
+                    )
+                }
+            };
+            out.push(array);
+        }
+        RecordBatch::try_new(self.output.clone(), out).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Salesforce sends times as `HH:MM:SS.sssZ`.
+fn time_from_text(array: &ArrayRef) -> Result<ArrayRef, String> {
+    let strings = array.as_string::<i32>();
+    let values: Result<Time64MicrosecondArray, String> = strings
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                let t = s.trim_end_matches('Z');
+                arrow::compute::kernels::cast_utils::string_to_time_nanoseconds(t)
+                    .map(|ns| ns / 1000)
+                    .map_err(|_| format!("{s:?} is not a time (HH:MM:SS.sssZ)"))
+            })
+            .transpose()
+        })
+        .collect();
+    Ok(Arc::new(values?))
+}
