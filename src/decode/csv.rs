@@ -111,10 +111,10 @@ impl CsvPageDecoder {
         while !data.is_empty() {
             let n = self.decoder.decode(data).map_err(|e| self.arrow_err(e))?;
             data = &data[n..];
-            if n == 0 || self.decoder.capacity() == 0 {
-                if let Some(b) = self.flush()? {
-                    out.push(b);
-                }
+            if (n == 0 || self.decoder.capacity() == 0)
+                && let Some(b) = self.flush()?
+            {
+                out.push(b);
             }
         }
         Ok(out)
