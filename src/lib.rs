@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod logging;
+pub mod output;
 pub mod protocol;
 pub mod secret;
 pub mod sim;
