@@ -14,4 +14,5 @@ pub mod output;
 pub mod protocol;
 pub mod secret;
 pub mod sim;
+pub mod source;
 pub mod state;
