@@ -3,6 +3,7 @@
 //! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
 //! does lives in this library so tests and benchmarks drive the same code.
 
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -12,7 +13,9 @@ pub mod error;
 pub mod logging;
 pub mod output;
 pub mod protocol;
+pub mod salesforce;
 pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod state;
+pub mod transport;

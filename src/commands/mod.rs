@@ -5,24 +5,28 @@
 //! CONNECTION_STATUS FAILED and exit 0, as the protocol asks.
 
 mod check;
+mod discover;
+mod read;
 mod spec;
+pub mod stdout;
 
 use std::io::Write;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, Emitter};
+use crate::protocol::{AirbyteMessage, Emitter};
+use crate::salesforce::{ClientHooks, SalesforceClient};
+use crate::secret::Secret;
+use std::sync::Arc;
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Spec => spec::run(),
         Command::Check(args) => check::run(&args.config).await,
-        Command::Discover(args) => Config::from_file(&args.config)
-            .map_err(Error::from)
-            .and_then(|_| not_yet("discover")),
-        Command::Read(args) => read(&args),
+        Command::Discover(args) => discover::run(&args.config).await,
+        Command::Read(args) => read::run(&args).await,
         Command::Write(args) => Config::from_file(&args.config)
             .map_err(Error::from)
             .and_then(|_| not_yet("write")),
@@ -45,21 +49,32 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
-fn read(args: &crate::cli::ReadArgs) -> Result<(), Error> {
-    let _config = Config::from_file(&args.config)?;
-    let _catalog = ConfiguredAirbyteCatalog::from_file(&args.catalog)?;
-    if let Some(state) = &args.state {
-        crate::state::load_state_file(state)?;
-    }
-    not_yet("read")
-}
-
 fn not_yet(verb: &'static str) -> Result<(), Error> {
     Err(Error::NotAvailable(verb))
 }
 
+/// Connects to the org; a rotated refresh token is announced as a CONTROL message carrying the
+/// updated config, so the orchestrator persists it.
+async fn connect(config: &Config, stdout: &stdout::StdoutTask) -> Result<SalesforceClient, Error> {
+    let control = stdout.control.clone();
+    let raw = config.raw.0.clone();
+    let hook: crate::auth::RotationHook = Arc::new(move |new: &Secret| {
+        let mut updated = raw.clone();
+        updated["refresh_token"] = serde_json::Value::String(new.expose().to_string());
+        let _ = control.send(AirbyteMessage::connector_config(updated));
+    });
+    let hooks = ClientHooks {
+        on_refresh_token_rotated: Some(hook),
+        ..ClientHooks::default()
+    };
+    Ok(SalesforceClient::connect(config, hooks).await?)
+}
+
 /// Prints a failure as a TRACE ERROR on stdout and a sentence on stderr; returns the exit code.
 fn report(e: &Error) -> u8 {
+    if let Error::Reported(code) = e {
+        return *code;
+    }
     let message = e.to_string();
     let mut out = Emitter::stdout();
     // If stdout is gone there is no one to tell but stderr.

@@ -26,6 +26,8 @@ enum Column {
     Direct(usize),
     /// A `time` sent as text (`10:30:00.000Z`).
     TimeText(usize),
+    /// A base64 field: REST sends the blob's URL; the content is fetched separately.
+    Blob(usize),
     /// A compound rebuilt from component wire columns (Bulk).
     Compound {
         fields: Fields,
@@ -51,7 +53,7 @@ pub struct WirePlan {
 
 fn wire_type(f: &FieldSpec) -> DataType {
     match f.kind {
-        SfKind::Time => DataType::Utf8,
+        SfKind::Time | SfKind::Base64 => DataType::Utf8,
         _ => f.data_type.clone(),
     }
 }
@@ -83,6 +85,7 @@ impl WirePlan {
         for (i, f) in schema.fields.iter().enumerate() {
             let col = match (plain_index[i], &f.data_type) {
                 (Some(w), _) if f.kind == SfKind::Time => Column::TimeText(w),
+                (Some(w), _) if f.kind == SfKind::Base64 => Column::Blob(w),
                 (Some(w), _) => Column::Direct(w),
                 (None, DataType::Struct(children)) => {
                     let parts = children
@@ -113,8 +116,29 @@ impl WirePlan {
         }
     }
 
+    /// Wire columns holding blob URLs whose content must be fetched before assembly.
+    pub fn blob_columns(&self) -> Vec<usize> {
+        self.columns
+            .iter()
+            .filter_map(|c| match c {
+                Column::Blob(i) => Some(*i),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Turns a decoded wire batch into a batch of the stream's schema.
     pub fn assemble(&self, wire: &RecordBatch) -> Result<RecordBatch, DecodeError> {
+        self.assemble_with_blobs(wire, &std::collections::HashMap::new())
+    }
+
+    /// Like [`WirePlan::assemble`], with the content of blob URLs (a URL without content
+    /// becomes null).
+    pub fn assemble_with_blobs(
+        &self,
+        wire: &RecordBatch,
+        blobs: &std::collections::HashMap<String, Vec<u8>>,
+    ) -> Result<RecordBatch, DecodeError> {
         let err = |reason: String| DecodeError::Arrow {
             object: self.object.clone(),
             reason,
@@ -124,6 +148,14 @@ impl WirePlan {
             let array = match col {
                 Column::Direct(i) => wire.column(*i).clone(),
                 Column::TimeText(i) => time_from_text(wire.column(*i)).map_err(err)?,
+                Column::Blob(i) => {
+                    let urls = wire.column(*i).as_string::<i32>();
+                    let values: arrow::array::BinaryArray = urls
+                        .iter()
+                        .map(|u| u.and_then(|u| blobs.get(u)).map(|b| b.as_slice()))
+                        .collect();
+                    Arc::new(values)
+                }
                 Column::Compound { fields, parts } => {
                     let children: Vec<ArrayRef> = fields
                         .iter()

@@ -47,6 +47,11 @@ impl<W: Write> Emitter<W> {
         self.out.write_all(b"\n")
     }
 
+    /// Writes pre-rendered lines (each already ending in a newline) as they are.
+    pub fn emit_raw(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.out.write_all(lines)
+    }
+
     /// Flushes buffered records.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()

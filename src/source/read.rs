@@ -1,0 +1,605 @@
+//! `read`: every configured stream planned, fetched, decoded, written, and checkpointed.
+//!
+//! Streams run concurrently (bounded). Everything bound for stdout goes through one bounded
+//! channel to one writer task, so a stream's RECORD lines always precede the STATE that covers
+//! them, and a slow consumer slows the readers instead of filling memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::FetchError;
+use super::bulk::{self, PollPolicy};
+use super::cursor::{saved_cursor, state_blob};
+use super::discover::describe;
+use super::rest;
+use super::soql::{self, Window};
+use crate::catalog::{SfKind, StreamSchema};
+use crate::config::Config;
+use crate::decode::{Api, CsvPageDecoder, WirePlan, decode_rest_records};
+use crate::output::{OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
+use crate::protocol::{
+    AirbyteEstimateTraceMessage, AirbyteMessage, AirbyteStateMessage, AirbyteStreamStatus,
+    AirbyteStreamStatusTraceMessage, AirbyteTraceMessage, ConfiguredAirbyteStream, EstimateType,
+    LogLevel, StreamDescriptor, SyncMode, TraceType, now_millis,
+};
+use crate::salesforce::{ApiRequest, SalesforceClient};
+use crate::state::InputState;
+
+/// What the read task sends to the stdout writer.
+#[derive(Debug)]
+pub enum Out {
+    /// One protocol message.
+    Message(AirbyteMessage),
+    /// Pre-rendered RECORD lines.
+    Lines(Vec<u8>),
+}
+
+/// Tuning of a read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Rows per Bulk results page (`maxRecords`).
+    pub max_records: u64,
+    /// REST page size asked for (`Sforce-Query-Options: batchSize`).
+    pub rest_batch_size: u32,
+    /// Streams read at once.
+    pub concurrency: usize,
+    /// How far behind now the upper bound stays, so in-flight transactions are not passed over.
+    pub lag: Duration,
+    /// Bulk job polling.
+    pub poll: PollPolicy,
+    /// Rows per decoded batch.
+    pub batch_rows: usize,
+    /// Attempts at one results page cut off midway.
+    pub page_attempts: u32,
+    /// Parquet writer options.
+    pub parquet: ParquetOptions,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_records: 200_000,
+            rest_batch_size: 2000,
+            concurrency: 2,
+            lag: Duration::from_secs(120),
+            poll: PollPolicy::default(),
+            batch_rows: 8192,
+            page_attempts: 5,
+            parquet: ParquetOptions::default(),
+        }
+    }
+}
+
+/// Where batches go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// RECORD lines on stdout.
+    Records,
+    /// Parquet files under a location, in a folder per stream and sync.
+    Parquet {
+        /// The store and prefix.
+        location: OutputLocation,
+        /// This run's sync id.
+        sync_id: String,
+    },
+}
+
+/// Outcome of a read.
+#[derive(Debug, Default)]
+pub struct ReadSummary {
+    /// Rows read per stream.
+    pub rows: BTreeMap<String, u64>,
+    /// Streams that failed, with why.
+    pub failures: Vec<(String, FetchError)>,
+}
+
+struct Ctx {
+    client: SalesforceClient,
+    config: Arc<Config>,
+    out: mpsc::Sender<Out>,
+    opts: ReadOptions,
+    destination: Destination,
+}
+
+impl Ctx {
+    async fn emit(&self, m: AirbyteMessage) -> Result<(), FetchError> {
+        self.out
+            .send(Out::Message(m))
+            .await
+            .map_err(|_| FetchError::Protocol("stdout closed".into()))
+    }
+
+    async fn status(&self, stream: &str, status: AirbyteStreamStatus) -> Result<(), FetchError> {
+        self.emit(AirbyteMessage::trace(AirbyteTraceMessage {
+            kind: TraceType::StreamStatus,
+            emitted_at: now_millis() as f64,
+            error: None,
+            estimate: None,
+            stream_status: Some(AirbyteStreamStatusTraceMessage {
+                stream_descriptor: StreamDescriptor::named(stream),
+                status,
+            }),
+        }))
+        .await
+    }
+
+    async fn log(&self, level: LogLevel, text: String) {
+        tracing::info!("{text}");
+        let _ = self.emit(AirbyteMessage::log(level, text)).await;
+    }
+}
+
+/// Reads every configured stream; per-stream failures are collected, not fatal to the others.
+pub async fn read(
+    client: SalesforceClient,
+    config: Arc<Config>,
+    streams: Vec<ConfiguredAirbyteStream>,
+    state: InputState,
+    destination: Destination,
+    out: mpsc::Sender<Out>,
+    opts: ReadOptions,
+) -> ReadSummary {
+    let concurrency = opts.concurrency.max(1);
+    let ctx = Arc::new(Ctx {
+        client,
+        config,
+        out,
+        opts,
+        destination,
+    });
+    let state = Arc::new(state);
+    let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
+        .map(|cs| {
+            let ctx = ctx.clone();
+            let state = state.clone();
+            async move {
+                let name = cs.stream.name.clone();
+                let r = read_stream(&ctx, &cs, state.stream(&name)).await;
+                if r.is_err() {
+                    let _ = ctx.status(&name, AirbyteStreamStatus::Incomplete).await;
+                }
+                (name, r)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut summary = ReadSummary::default();
+    for (name, r) in results {
+        match r {
+            Ok(n) => {
+                summary.rows.insert(name, n);
+            }
+            Err(e) => summary.failures.push((name, e)),
+        }
+    }
+    summary
+}
+
+enum Sink {
+    Records {
+        renderer: RecordsRenderer,
+        out: mpsc::Sender<Out>,
+    },
+    Parquet(Box<ParquetFileWriter>),
+}
+
+impl Sink {
+    async fn write(
+        &mut self,
+        batch: &RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), FetchError> {
+        match self {
+            Sink::Records { renderer, out } => {
+                let mut buf = Vec::new();
+                renderer
+                    .render(batch, extracted_at.timestamp_millis(), &mut buf)
+                    .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
+                out.send(Out::Lines(buf))
+                    .await
+                    .map_err(|_| FetchError::Protocol("stdout closed".into()))
+            }
+            Sink::Parquet(w) => Ok(w.write(batch, extracted_at.timestamp_micros()).await?),
+        }
+    }
+
+    /// Makes everything written so far durable (for Parquet: completes the file).
+    async fn commit(&mut self) -> Result<(), FetchError> {
+        if let Sink::Parquet(w) = self {
+            w.complete_file().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields a configured stream selects: its `json_schema.properties`, or all when absent.
+fn selected_fields(cs: &ConfiguredAirbyteStream) -> Option<Vec<String>> {
+    let props = cs.stream.json_schema.get("properties")?.as_object()?;
+    if props.is_empty() {
+        return None;
+    }
+    Some(props.keys().cloned().collect())
+}
+
+async fn read_stream(
+    ctx: &Ctx,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+) -> Result<u64, FetchError> {
+    let name = cs.stream.name.as_str();
+    ctx.status(name, AirbyteStreamStatus::Started).await?;
+    let describe = describe(&ctx.client, name).await?;
+    let selected = selected_fields(cs);
+    if let Some(sel) = &selected {
+        let unknown: Vec<&String> = sel
+            .iter()
+            .filter(|s| !describe.fields.iter().any(|f| &f.name == *s))
+            .collect();
+        if !unknown.is_empty() {
+            ctx.log(LogLevel::Warn, format!("{name}: the catalog selects fields the org does not have (left out): {unknown:?}")).await;
+        }
+    }
+    let mut schema = StreamSchema::from_describe(&describe, selected.as_deref());
+    let has_blob = schema.fields.iter().any(|f| f.kind == SfKind::Base64);
+    let mut api = Api::Bulk;
+    if has_blob {
+        if ctx.config.force_use_bulk_api {
+            let keep: Vec<String> = schema
+                .fields
+                .iter()
+                .filter(|f| f.kind != SfKind::Base64)
+                .map(|f| f.name.clone())
+                .collect();
+            ctx.log(LogLevel::Warn, format!("{name}: force_use_bulk_api is set, so base64 fields are left out (Bulk API cannot read them)")).await;
+            schema = StreamSchema::from_describe(&describe, Some(&keep));
+        } else {
+            ctx.log(LogLevel::Info, format!("{name}: reading with the REST API because base64 fields are selected (Bulk API cannot read them)")).await;
+            api = Api::Rest;
+        }
+    }
+
+    let cursor = schema.cursor;
+    let incremental = cs.sync_mode == SyncMode::Incremental && cursor.is_some();
+    let now = Utc::now();
+    let upper = ctx
+        .config
+        .end_date
+        .unwrap_or_else(|| now - chrono::Duration::from_std(ctx.opts.lag).unwrap_or_default());
+    let saved_at = match (saved, cursor) {
+        (Some(blob), Some(c)) if incremental => saved_cursor(blob, c).map_err(|e| {
+            FetchError::Protocol(format!("the saved state of {name} is not usable: {e}"))
+        })?,
+        _ => None,
+    };
+    let lower = match saved_at {
+        Some(c) => Some(ctx.config.lookback_window.sub_from(c)),
+        None => ctx.config.start_date,
+    };
+    let windows: Vec<Window> = match cursor {
+        Some(_) if incremental => soql::windows(lower, upper, &ctx.config.stream_slice_step),
+        Some(_) => vec![Window { lower, upper }],
+        None => Vec::new(),
+    };
+
+    let mut sink = match &ctx.destination {
+        Destination::Records => Sink::Records {
+            renderer: RecordsRenderer::new(name),
+            out: ctx.out.clone(),
+        },
+        Destination::Parquet { location, sync_id } => {
+            Sink::Parquet(Box::new(ParquetFileWriter::new(
+                location.clone(),
+                name,
+                sync_id,
+                schema.arrow.clone(),
+                ParquetOptions {
+                    compression: ctx.config.output.compression,
+                    ..ctx.opts.parquet.clone()
+                },
+            )))
+        }
+    };
+    ctx.status(name, AirbyteStreamStatus::Running).await?;
+    let mut total = 0u64;
+    let mut reader = StreamReader {
+        ctx,
+        schema: &schema,
+        api,
+        name,
+        estimated: 0,
+    };
+    if windows.is_empty() {
+        // No cursor: one full read, without a filter.
+        total += reader.read_window(None, &mut sink).await?;
+        sink.commit().await?;
+        let msg =
+            AirbyteStateMessage::stream(StreamDescriptor::named(name), json!({}), total as f64);
+        ctx.emit(AirbyteMessage::state(msg)).await?;
+    } else {
+        for w in &windows {
+            let rows = reader.read_window(Some(*w), &mut sink).await?;
+            total += rows;
+            sink.commit().await?;
+            let blob = state_blob(cursor.unwrap_or("SystemModstamp"), w.upper);
+            ctx.emit(AirbyteMessage::state(AirbyteStateMessage::stream(
+                StreamDescriptor::named(name),
+                blob,
+                rows as f64,
+            )))
+            .await?;
+        }
+    }
+    if windows.is_empty() && cursor.is_some() {
+        // An incremental stream already past its upper bound: still say where it stands.
+        if let (Some(c), Some(at)) = (cursor, saved_at) {
+            let msg =
+                AirbyteStateMessage::stream(StreamDescriptor::named(name), state_blob(c, at), 0.0);
+            ctx.emit(AirbyteMessage::state(msg)).await?;
+        }
+    }
+    ctx.status(name, AirbyteStreamStatus::Complete).await?;
+    Ok(total)
+}
+
+struct StreamReader<'a> {
+    ctx: &'a Ctx,
+    schema: &'a StreamSchema,
+    api: Api,
+    name: &'a str,
+    estimated: u64,
+}
+
+impl StreamReader<'_> {
+    /// Reads one window with the current API, falling back from Bulk to REST when Bulk refuses.
+    async fn read_window(
+        &mut self,
+        window: Option<Window>,
+        sink: &mut Sink,
+    ) -> Result<u64, FetchError> {
+        if self.api == Api::Bulk {
+            match self.bulk_window(window, sink).await {
+                Err(e) if e.bulk_can_fall_back() => {
+                    self.ctx
+                        .log(LogLevel::Warn, format!("{}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead", self.name))
+                        .await;
+                    self.api = Api::Rest;
+                }
+                other => return other,
+            }
+        }
+        self.rest_window(window, sink).await
+    }
+
+    fn soql(&self, plan: &WirePlan, window: Option<Window>, order: bool) -> String {
+        soql::select(
+            self.name,
+            &plan.select,
+            self.schema.cursor,
+            window,
+            None,
+            order,
+        )
+    }
+
+    async fn bulk_window(
+        &mut self,
+        window: Option<Window>,
+        sink: &mut Sink,
+    ) -> Result<u64, FetchError> {
+        let plan = WirePlan::new(self.schema, Api::Bulk);
+        let client = &self.ctx.client;
+        let job = bulk::create_job(client, &self.soql(&plan, window, false), true).await?;
+        let result = self.bulk_results(&plan, &job.id, sink).await;
+        if let Err(e) = bulk::delete_job(client, &job.id).await {
+            tracing::warn!("could not delete Bulk job {}: {e}", job.id);
+        }
+        result
+    }
+
+    async fn bulk_results(
+        &mut self,
+        plan: &WirePlan,
+        job: &str,
+        sink: &mut Sink,
+    ) -> Result<u64, FetchError> {
+        let ctx = self.ctx;
+        let info = bulk::wait_job(&ctx.client, job, &ctx.opts.poll).await?;
+        if let Some(n) = info.number_records_processed {
+            self.estimated += n;
+            ctx.emit(AirbyteMessage::trace(AirbyteTraceMessage {
+                kind: TraceType::Estimate,
+                emitted_at: now_millis() as f64,
+                error: None,
+                estimate: Some(AirbyteEstimateTraceMessage {
+                    name: self.name.to_string(),
+                    namespace: None,
+                    kind: EstimateType::Stream,
+                    row_estimate: Some(self.estimated as i64),
+                    byte_estimate: None,
+                }),
+                stream_status: None,
+            }))
+            .await?;
+        }
+        let mut locator: Option<String> = None;
+        let mut total = 0u64;
+        let mut replaced = 0u64;
+        loop {
+            let mut delivered = 0u64;
+            let mut attempt = 0;
+            let next = loop {
+                attempt += 1;
+                match self
+                    .bulk_page(
+                        plan,
+                        job,
+                        locator.as_deref(),
+                        &mut delivered,
+                        &mut replaced,
+                        sink,
+                    )
+                    .await
+                {
+                    Ok(next) => break next,
+                    Err(FetchError::Truncated { reason, .. })
+                        if attempt < ctx.opts.page_attempts =>
+                    {
+                        tracing::warn!(
+                            "results page of job {job} cut off ({reason}); fetching it again, {delivered} rows already delivered"
+                        );
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            total += delivered;
+            match next {
+                Some(l) => locator = Some(l),
+                None => break,
+            }
+        }
+        if replaced > 0 {
+            ctx.log(
+                LogLevel::Warn,
+                format!(
+                    "{}: {replaced} invalid UTF-8 sequences were replaced by U+FFFD",
+                    self.name
+                ),
+            )
+            .await;
+        }
+        Ok(total)
+    }
+
+    /// Fetches one page; rows of it already delivered by an earlier attempt are skipped.
+    async fn bulk_page(
+        &self,
+        plan: &WirePlan,
+        job: &str,
+        locator: Option<&str>,
+        delivered: &mut u64,
+        replaced: &mut u64,
+        sink: &mut Sink,
+    ) -> Result<Option<String>, FetchError> {
+        let ctx = self.ctx;
+        let mut page = bulk::open_page(&ctx.client, job, locator, ctx.opts.max_records).await?;
+        let mut decoder = CsvPageDecoder::new(plan, ctx.opts.batch_rows);
+        let mut offset = 0u64;
+        let extracted_at = Utc::now();
+        while let Some(chunk) = page.chunk().await? {
+            for b in fresh_rows(decoder.push(&chunk)?, &mut offset, *delivered) {
+                sink.write(&plan.assemble(&b)?, extracted_at).await?;
+                *delivered += b.num_rows() as u64;
+            }
+        }
+        for b in fresh_rows(decoder.finish()?, &mut offset, *delivered) {
+            sink.write(&plan.assemble(&b)?, extracted_at).await?;
+            *delivered += b.num_rows() as u64;
+        }
+        *replaced += decoder.replaced_utf8();
+        if let Some(expected) = page.records
+            && expected != offset
+        {
+            return Err(FetchError::Truncated {
+                job: job.to_string(),
+                reason: format!("the page announced {expected} records but held {offset}"),
+            });
+        }
+        Ok(page.next_locator)
+    }
+
+    async fn rest_window(
+        &self,
+        window: Option<Window>,
+        sink: &mut Sink,
+    ) -> Result<u64, FetchError> {
+        let ctx = self.ctx;
+        let plan = WirePlan::new(self.schema, Api::Rest);
+        let blob_cols = plan.blob_columns();
+        let mut url = rest::first_page_url(&ctx.client, &self.soql(&plan, window, true), true);
+        let mut total = 0u64;
+        loop {
+            let mut attempt = 0;
+            let page = loop {
+                attempt += 1;
+                match rest::fetch_page(&ctx.client, &url, ctx.opts.rest_batch_size).await {
+                    Ok(p) => break p,
+                    Err(FetchError::Truncated { reason, .. } | FetchError::Protocol(reason))
+                        if attempt < ctx.opts.page_attempts =>
+                    {
+                        tracing::warn!("REST page cut off ({reason}); fetching it again");
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let extracted_at = Utc::now();
+            if !page.records.is_empty() {
+                let wire = decode_rest_records(&plan, &page.records)?;
+                let blobs = self.fetch_blobs(&wire, &blob_cols).await?;
+                sink.write(&plan.assemble_with_blobs(&wire, &blobs)?, extracted_at)
+                    .await?;
+                total += wire.num_rows() as u64;
+            }
+            match page.next_records_url {
+                Some(next) if !page.done => url = next,
+                _ => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Fetches base64 field contents (REST returns their URLs).
+    async fn fetch_blobs(
+        &self,
+        wire: &RecordBatch,
+        cols: &[usize],
+    ) -> Result<HashMap<String, Vec<u8>>, FetchError> {
+        let mut urls: Vec<String> = Vec::new();
+        for c in cols {
+            let a = wire.column(*c).as_string::<i32>();
+            urls.extend(
+                (0..a.len())
+                    .filter(|i| a.is_valid(*i))
+                    .map(|i| a.value(i).to_string()),
+            );
+        }
+        let client = &self.ctx.client;
+        let fetched: Vec<Result<(String, Vec<u8>), FetchError>> = futures::stream::iter(urls)
+            .map(|u| async move {
+                let resp = client.send(ApiRequest::get(&client.data_url(&u))).await?;
+                let bytes = resp.bytes().await.map_err(|e| FetchError::Truncated {
+                    job: u.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok((u, bytes.to_vec()))
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        fetched.into_iter().collect()
+    }
+}
+
+/// The rows of `batches` (which start at page row `offset`) not yet delivered.
+fn fresh_rows(batches: Vec<RecordBatch>, offset: &mut u64, delivered: u64) -> Vec<RecordBatch> {
+    let mut fresh = Vec::new();
+    for b in batches {
+        let n = b.num_rows() as u64;
+        let start = *offset;
+        *offset += n;
+        if start + n <= delivered {
+            continue;
+        }
+        let skip = delivered.saturating_sub(start) as usize;
+        fresh.push(b.slice(skip, b.num_rows() - skip));
+    }
+    fresh
+}
