@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::source::discover::discover;
+use crate::source::read::Out;
 
 use super::stdout::StdoutTask;
 
@@ -15,19 +16,12 @@ pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
     for (name, e) in skipped {
         let text = format!("{name} left out of the catalog: its describe failed ({e})");
         tracing::warn!("{text}");
-        let _ = stdout
-            .tx
-            .send(crate::source::read::Out::Message(AirbyteMessage::log(
-                LogLevel::Warn,
-                text,
-            )))
-            .await;
+        let log = AirbyteMessage::log(LogLevel::Warn, text);
+        let _ = stdout.tx.send(Out::Message(Box::new(log))).await;
     }
     let _ = stdout
         .tx
-        .send(crate::source::read::Out::Message(AirbyteMessage::catalog(
-            catalog,
-        )))
+        .send(Out::Message(Box::new(AirbyteMessage::catalog(catalog))))
         .await;
     stdout.finish().await?;
     Ok(())

@@ -51,7 +51,10 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
             err.stream_descriptor = Some(StreamDescriptor::named(&stream));
         }
         eprintln!("sfetl: error: stream {stream}: {e}");
-        let _ = stdout.tx.send(crate::source::read::Out::Message(m)).await;
+        let _ = stdout
+            .tx
+            .send(crate::source::read::Out::Message(Box::new(m)))
+            .await;
     }
     stdout.finish().await?;
     if failed > 0 {

@@ -36,7 +36,7 @@ use crate::state::InputState;
 #[derive(Debug)]
 pub enum Out {
     /// One protocol message.
-    Message(AirbyteMessage),
+    Message(Box<AirbyteMessage>),
     /// Pre-rendered RECORD lines.
     Lines(Vec<u8>),
 }
@@ -111,7 +111,7 @@ struct Ctx {
 impl Ctx {
     async fn emit(&self, m: AirbyteMessage) -> Result<(), FetchError> {
         self.out
-            .send(Out::Message(m))
+            .send(Out::Message(Box::new(m)))
             .await
             .map_err(|_| FetchError::Protocol("stdout closed".into()))
     }
@@ -574,7 +574,7 @@ impl StreamReader<'_> {
         let client = &self.ctx.client;
         let fetched: Vec<Result<(String, Vec<u8>), FetchError>> = futures::stream::iter(urls)
             .map(|u| async move {
-                let resp = client.send(ApiRequest::get(&client.data_url(&u))).await?;
+                let resp = client.send(ApiRequest::get(client.data_url(&u))).await?;
                 let bytes = resp.bytes().await.map_err(|e| FetchError::Truncated {
                     job: u.clone(),
                     reason: e.to_string(),
