@@ -62,31 +62,56 @@ fn start(ctx: &Ctx, p: &Params) -> Response {
     let Some(app) = p.get("client_id").and_then(|id| inner.app(id)) else {
         return error_page_redirect(ctx, "invalid_client_id", "client identifier invalid");
     };
-    let Some(redirect_uri) = p.get("redirect_uri").filter(|uri| app.redirect_uris.iter().any(|r| r == uri))
+    let Some(redirect_uri) = p
+        .get("redirect_uri")
+        .filter(|uri| app.redirect_uris.iter().any(|r| r == uri))
     else {
-        return error_page_redirect(ctx, "redirect_uri_mismatch", "redirect_uri must match configuration");
+        return error_page_redirect(
+            ctx,
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        );
     };
     let state = p.get("state");
     if p.get("response_type") != Some("code") {
         return callback_redirect(
             redirect_uri,
-            &[("error", "unsupported_response_type"), ("error_description", "response type not supported")],
+            &[
+                ("error", "unsupported_response_type"),
+                ("error_description", "response type not supported"),
+            ],
             state,
         );
     }
     let challenge = p.get("code_challenge");
     let method_ok = p.get("code_challenge_method").is_none_or(|m| m == "S256");
     let challenge_ok = challenge.is_none_or(|c| {
-        c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        c.len() == 43
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     if !method_ok || !challenge_ok {
-        let description = if method_ok { "invalid code challenge" } else { "invalid code challenge method" };
-        return callback_redirect(redirect_uri, &[("error", "invalid_request"), ("error_description", description)], state);
+        let description = if method_ok {
+            "invalid code challenge"
+        } else {
+            "invalid code challenge method"
+        };
+        return callback_redirect(
+            redirect_uri,
+            &[
+                ("error", "invalid_request"),
+                ("error_description", description),
+            ],
+            state,
+        );
     }
     let Some(scope) = parse_scope(p.get("scope")) else {
         return callback_redirect(
             redirect_uri,
-            &[("error", "invalid_scope"), ("error_description", "the requested scope is not allowed")],
+            &[
+                ("error", "invalid_scope"),
+                ("error_description", "the requested scope is not allowed"),
+            ],
             state,
         );
     };
@@ -102,14 +127,21 @@ fn start(ctx: &Ctx, p: &Params) -> Response {
     let app_name = app.name.clone();
     let request_id = random_token("", 32, "");
     inner.pending.insert(request_id.clone(), pending.clone());
-    let default_user = pending.login_hint.clone().unwrap_or_else(|| oauth.config.username.clone());
+    let default_user = pending
+        .login_hint
+        .clone()
+        .unwrap_or_else(|| oauth.config.username.clone());
     consent_page(&request_id, &app_name, &pending, &default_user, None)
 }
 
 /// Handles the consent form: Deny, a failed login, or Allow with a code.
 fn decide(ctx: &Ctx, request_id: &str, p: &Params) -> Response {
     let mut inner = ctx.oauth.lock();
-    let Some(pending) = inner.pending.remove(request_id).filter(|r| r.expires_at > Instant::now()) else {
+    let Some(pending) = inner
+        .pending
+        .remove(request_id)
+        .filter(|r| r.expires_at > Instant::now())
+    else {
         return page(
             StatusCode::BAD_REQUEST,
             "Error | Salesforce Simulator",
@@ -120,16 +152,27 @@ fn decide(ctx: &Ctx, request_id: &str, p: &Params) -> Response {
     if p.get("decision") == Some("deny") {
         return callback_redirect(
             &pending.redirect_uri,
-            &[("error", "access_denied"), ("error_description", "end-user denied authorization")],
+            &[
+                ("error", "access_denied"),
+                ("error_description", "end-user denied authorization"),
+            ],
             state,
         );
     }
     let username = p.get("username").unwrap_or_default();
     let password_ok = p.get("password").is_none_or(|pw| pw == SIM_PASSWORD);
-    let user = inner.user(username).filter(|u| u.active && password_ok).map(|u| u.username.clone());
+    let user = inner
+        .user(username)
+        .filter(|u| u.active && password_ok)
+        .map(|u| u.username.clone());
     let Some(username) = user else {
-        let app_name = inner.app(&pending.client_id).map(|a| a.name.clone()).unwrap_or_default();
-        inner.pending.insert(request_id.to_string(), pending.clone());
+        let app_name = inner
+            .app(&pending.client_id)
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        inner
+            .pending
+            .insert(request_id.to_string(), pending.clone());
         return consent_page(request_id, &app_name, &pending, username, Some(LOGIN_ERROR));
     };
     let code = random_token("aPrx", 70, "_") + "==";
@@ -150,7 +193,11 @@ fn decide(ctx: &Ctx, request_id: &str, p: &Params) -> Response {
 /// `302` to the app's callback with the given parameters and `state`.
 fn callback_redirect(redirect_uri: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return page(StatusCode::BAD_REQUEST, "Error", "<h1>Invalid callback URL</h1>");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Error",
+            "<h1>Invalid callback URL</h1>",
+        );
     };
     {
         let mut query = url.query_pairs_mut();
@@ -183,7 +230,9 @@ fn found(location: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -222,7 +271,11 @@ fn consent_page(
         request_id = escape(request_id),
         username = escape(username),
     );
-    page(StatusCode::OK, "Allow Access? | Salesforce Simulator", &body)
+    page(
+        StatusCode::OK,
+        "Allow Access? | Salesforce Simulator",
+        &body,
+    )
 }
 
 /// Human wording of a scope, as the consent page lists it.
@@ -246,7 +299,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         escape(title)
     );
     let mut response = (status, Html(html)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -117,7 +117,9 @@ struct ApiEnabled {
 
 /// `POST api_enabled {"username"?, "enabled": bool}`.
 async fn api_enabled(State(oauth): State<Arc<OAuth>>, Json(body): Json<ApiEnabled>) -> Response {
-    let username = body.username.unwrap_or_else(|| oauth.config.username.clone());
+    let username = body
+        .username
+        .unwrap_or_else(|| oauth.config.username.clone());
     if !oauth.set_api_enabled(&username, body.enabled) {
         return not_found("unknown user");
     }
@@ -133,7 +135,9 @@ struct UserActive {
 
 /// `POST user_active {"username"?, "active": bool}`.
 async fn user_active(State(oauth): State<Arc<OAuth>>, Json(body): Json<UserActive>) -> Response {
-    let username = body.username.unwrap_or_else(|| oauth.config.username.clone());
+    let username = body
+        .username
+        .unwrap_or_else(|| oauth.config.username.clone());
     if !oauth.set_user_active(&username, body.active) {
         return not_found("unknown user");
     }
@@ -149,11 +153,17 @@ struct RedirectUri {
 
 /// `POST redirect_uris {"client_id"?, "uri"}`.
 async fn redirect_uris(State(oauth): State<Arc<OAuth>>, Json(body): Json<RedirectUri>) -> Response {
-    let client_id = body.client_id.unwrap_or_else(|| oauth.config.client_id.clone());
+    let client_id = body
+        .client_id
+        .unwrap_or_else(|| oauth.config.client_id.clone());
     if !oauth.add_redirect_uri(&client_id, &body.uri) {
         return not_found("unknown client_id");
     }
-    let uris = oauth.lock().app(&client_id).map(|a| a.redirect_uris.clone()).unwrap_or_default();
+    let uris = oauth
+        .lock()
+        .app(&client_id)
+        .map(|a| a.redirect_uris.clone())
+        .unwrap_or_default();
     Json(json!({ "client_id": client_id, "redirect_uris": uris })).into_response()
 }
 
@@ -165,9 +175,16 @@ struct IssueRefreshToken {
 }
 
 /// `POST issue_refresh_token {"client_id"?, "username"?}`.
-async fn issue_refresh_token(State(oauth): State<Arc<OAuth>>, Json(body): Json<IssueRefreshToken>) -> Response {
-    let client_id = body.client_id.unwrap_or_else(|| oauth.config.client_id.clone());
-    let username = body.username.unwrap_or_else(|| oauth.config.username.clone());
+async fn issue_refresh_token(
+    State(oauth): State<Arc<OAuth>>,
+    Json(body): Json<IssueRefreshToken>,
+) -> Response {
+    let client_id = body
+        .client_id
+        .unwrap_or_else(|| oauth.config.client_id.clone());
+    let username = body
+        .username
+        .unwrap_or_else(|| oauth.config.username.clone());
     match oauth.issue_refresh_token(&client_id, &username) {
         Some(token) => Json(json!({ "refresh_token": token })).into_response(),
         None => not_found("unknown client_id or username"),

@@ -16,7 +16,12 @@ const LAST_MODIFIED: &str = "2024-01-15T09:30:00.000+0000";
 
 /// An identity service error: plain text, as Salesforce answers.
 fn plain(status: StatusCode, text: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
+        text,
+    )
+        .into_response()
 }
 
 /// The access token of an identity request: header, else `oauth_token` / `access_token`.
@@ -29,18 +34,16 @@ fn request_token<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a s
         .or_else(|| params.get("access_token"))
 }
 
-/// The username of a live token's active user.
-fn token_user(inner: &Inner, token: &str) -> Result<(String, bool), Response> {
+/// The username of a live token's active user, and whether the token has API scope; a
+/// refused token answers `403 Bad_OAuth_Token`.
+fn token_user(inner: &Inner, token: &str) -> Option<(String, bool)> {
     let grant = inner
         .access
         .get(token)
-        .filter(|g| g.expires_at > Instant::now())
-        .ok_or_else(|| plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token"))?;
+        .filter(|g| g.expires_at > Instant::now())?;
     let api_scope = grant.scope.iter().any(|s| s == "api" || s == "full");
-    match inner.user(&grant.username) {
-        Some(user) if user.active => Ok((user.username.clone(), api_scope)),
-        _ => Err(plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token")),
-    }
+    let user = inner.user(&grant.username).filter(|u| u.active)?;
+    Some((user.username.clone(), api_scope))
 }
 
 /// `GET|POST /id/{orgId}/{userId}`.
@@ -56,9 +59,8 @@ pub(super) async fn identity(
     };
     let oauth = &ctx.oauth;
     let inner = oauth.lock();
-    let (caller, api_scope) = match token_user(&inner, token) {
-        Ok(found) => found,
-        Err(response) => return response,
+    let Some((caller, api_scope)) = token_user(&inner, token) else {
+        return plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token");
     };
     if !same_id(&org_id, &oauth.config.org_id) {
         return plain(StatusCode::FORBIDDEN, "Wrong_Org");
@@ -66,30 +68,43 @@ pub(super) async fn identity(
     let Some(target) = inner.user_by_id(&user_id) else {
         return plain(StatusCode::NOT_FOUND, "Bad_Id");
     };
-    let caller = inner.user(&caller).expect("token_user returned a known user");
-    if !target.username.eq_ignore_ascii_case(&caller.username) && !(api_scope && caller.api_enabled) {
+    let caller = inner
+        .user(&caller)
+        .expect("token_user returned a known user");
+    // Another user's identity needs an API-scoped token of an API-enabled user.
+    let own = target.username.eq_ignore_ascii_case(&caller.username);
+    if !(own || api_scope && caller.api_enabled) {
         return plain(StatusCode::NOT_FOUND, "No_Access");
     }
     if !target.active {
         return plain(StatusCode::NOT_FOUND, "Inactive");
     }
     let version = params.get("version").filter(|v| v.parse::<f64>().is_ok());
-    (StatusCode::OK, json_body(&oauth.identity_json(target, version))).into_response()
+    (
+        StatusCode::OK,
+        json_body(&oauth.identity_json(target, version)),
+    )
+        .into_response()
 }
 
 /// `GET|POST /services/oauth2/userinfo`.
-pub(super) async fn userinfo(State(ctx): State<Ctx>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub(super) async fn userinfo(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = Params::read(&HeaderMap::new(), query.as_deref(), &[]);
     let Some(token) = request_token(&headers, &params) else {
         return plain(StatusCode::FORBIDDEN, "Missing_OAuth_Token");
     };
     let oauth = &ctx.oauth;
     let inner = oauth.lock();
-    let username = match token_user(&inner, token) {
-        Ok((username, _)) => username,
-        Err(response) => return response,
+    let Some((username, _)) = token_user(&inner, token) else {
+        return plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token");
     };
-    let user = inner.user(&username).expect("token_user returned a known user");
+    let user = inner
+        .user(&username)
+        .expect("token_user returned a known user");
     let identity = oauth.identity_json(user, None);
     let info = json!({
         "sub": identity["id"],

@@ -169,7 +169,8 @@ pub const TEST_OTHER_PRIVATE_KEY_PEM: &str =
 pub const NO_RUN_AS_CLIENT_ID: &str = "3MVG9sfetlSIM.SecondApp.NoRunAsUser";
 
 /// Consumer secret of the second connected app ([`NO_RUN_AS_CLIENT_ID`]).
-pub const NO_RUN_AS_CLIENT_SECRET: &str = "SIM2NDAPPSECRET000000000000000000000000000000000000000000000002";
+pub const NO_RUN_AS_CLIENT_SECRET: &str =
+    "SIM2NDAPPSECRET000000000000000000000000000000000000000000000002";
 
 /// Username of the second user, who lacks the "API Enabled" permission: its data calls answer
 /// `403 API_DISABLED_FOR_ORG`, which `sfetl check` must explain.
@@ -263,10 +264,14 @@ impl OAuthConfig {
     /// A complete configuration with the simulator's well-known primary app and user, the
     /// test-only certificate, a random initial refresh token and Salesforce's default two-hour
     /// session, so callers only supply the two base URLs they bound.
-    pub fn simulated(login_base_url: impl Into<String>, instance_base_url: impl Into<String>) -> Self {
+    pub fn simulated(
+        login_base_url: impl Into<String>,
+        instance_base_url: impl Into<String>,
+    ) -> Self {
         Self {
             client_id: "3MVG9sfetlSIM.PrimaryConnectedApp.ConsumerKey".to_string(),
-            client_secret: "SIMPRIMARYSECRET00000000000000000000000000000000000000000000001".to_string(),
+            client_secret: "SIMPRIMARYSECRET00000000000000000000000000000000000000000000001"
+                .to_string(),
             redirect_uris: vec![
                 "http://localhost:1717/oauth/callback".to_string(),
                 "http://127.0.0.1:1717/oauth/callback".to_string(),
@@ -335,24 +340,42 @@ impl OAuth {
     /// Builds the server with its two apps and two users; the initial refresh token is valid.
     pub fn new(config: OAuthConfig) -> Arc<Self> {
         let inner = Inner::new(&config);
-        Arc::new(Self { config, inner: Mutex::new(inner) })
+        Arc::new(Self {
+            config,
+            inner: Mutex::new(inner),
+        })
     }
 
     /// The OAuth and identity endpoints for one host (state applied), for the simulator to merge
     /// into that host's router. Both hosts serve the same endpoints; only client credentials
     /// differ (instance host only).
     pub fn routes(self: &Arc<Self>, host: HostKind) -> axum::Router {
-        let ctx = Ctx { oauth: Arc::clone(self), host };
+        let ctx = Ctx {
+            oauth: Arc::clone(self),
+            host,
+        };
         axum::Router::new()
             .route(
                 "/services/oauth2/authorize",
                 get(authorize::authorize_get).post(authorize::authorize_post),
             )
             .route("/services/oauth2/token", axum::routing::post(token::token))
-            .route("/services/oauth2/revoke", get(token::revoke).post(token::revoke))
-            .route("/services/oauth2/userinfo", get(identity::userinfo).post(identity::userinfo))
-            .route("/id/{org_id}/{user_id}", get(identity::identity).post(identity::identity))
-            .route("/setup/secur/RemoteAccessErrorPage.apexp", get(authorize::error_page))
+            .route(
+                "/services/oauth2/revoke",
+                get(token::revoke).post(token::revoke),
+            )
+            .route(
+                "/services/oauth2/userinfo",
+                get(identity::userinfo).post(identity::userinfo),
+            )
+            .route(
+                "/id/{org_id}/{user_id}",
+                get(identity::identity).post(identity::identity),
+            )
+            .route(
+                "/setup/secur/RemoteAccessErrorPage.apexp",
+                get(authorize::error_page),
+            )
             .with_state(ctx)
     }
 
@@ -403,7 +426,9 @@ impl OAuth {
     /// Whether the session's user has "API Enabled" (false for unknown users).
     pub fn api_enabled(&self, session: &SessionInfo) -> bool {
         let inner = self.lock();
-        inner.user_by_id(&session.user_id).is_some_and(|u| u.api_enabled)
+        inner
+            .user_by_id(&session.user_id)
+            .is_some_and(|u| u.api_enabled)
     }
 
     /// Expires every access token now (refresh tokens stay valid), so tests can prove clients
@@ -513,12 +538,14 @@ impl OAuth {
         inner.user(username)?;
         let scope = model::default_scope();
         let lineage = random_token("", 16, "");
-        Some(inner.new_access_token(&self.config.org_id, client_id, username, &scope, lineage))
+        Some(inner.new_access_token(&self.config.org_id, username, &scope, lineage))
     }
 
     /// Validates a bearer header: the session and the user's username.
     fn bearer(&self, authorization: Option<&str>) -> Result<(SessionInfo, String), BearerFailure> {
-        let token = authorization.and_then(bearer_token).ok_or(BearerFailure::Invalid)?;
+        let token = authorization
+            .and_then(bearer_token)
+            .ok_or(BearerFailure::Invalid)?;
         let inner = self.lock();
         let grant = inner.access.get(token).ok_or(BearerFailure::Invalid)?;
         if grant.expires_at <= Instant::now() {
@@ -535,14 +562,19 @@ impl OAuth {
             return Err(BearerFailure::ApiDisabled);
         }
         Ok((
-            SessionInfo { user_id: user.user_id.clone(), org_id: self.config.org_id.clone() },
+            SessionInfo {
+                user_id: user.user_id.clone(),
+                org_id: self.config.org_id.clone(),
+            },
             user.username.clone(),
         ))
     }
 
     /// The state lock; a panic in another request must not wedge the simulator.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `{login_base_url}/id/{org}/{user}`.
@@ -580,7 +612,10 @@ fn salesforce_error(status: StatusCode, message: &str, error_code: &str) -> Resp
 /// A JSON body with Salesforce's content type.
 fn json_body(value: &serde_json::Value) -> ([(header::HeaderName, HeaderValue); 1], String) {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=UTF-8"),
+        )],
         value.to_string(),
     )
 }

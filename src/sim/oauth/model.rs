@@ -6,19 +6,33 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::DecodingKey;
 use rand::Rng as _;
 
-use super::{NO_API_USER_ID, NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET, OAuthConfig};
+use super::{
+    NO_API_USER_ID, NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET, OAuthConfig,
+};
 
 /// Scopes both simulated apps have.
-pub(super) const APP_SCOPES: &[&str] = &["api", "id", "web", "full", "refresh_token", "offline_access"];
+pub(super) const APP_SCOPES: &[&str] = &[
+    "api",
+    "id",
+    "web",
+    "full",
+    "refresh_token",
+    "offline_access",
+];
 
 /// Scopes granted when a request names none.
 pub(super) fn default_scope() -> Vec<String> {
-    ["api", "id", "web", "refresh_token", "offline_access"].iter().map(|s| s.to_string()).collect()
+    ["api", "id", "web", "refresh_token", "offline_access"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Whether a scope list earns a refresh token.
 pub(super) fn grants_refresh(scope: &[String]) -> bool {
-    scope.iter().any(|s| s == "refresh_token" || s == "offline_access")
+    scope
+        .iter()
+        .any(|s| s == "refresh_token" || s == "offline_access")
 }
 
 /// A connected app.
@@ -48,7 +62,6 @@ pub(super) struct User {
 /// A live access token.
 pub(super) struct AccessGrant {
     pub username: String,
-    pub client_id: String,
     pub scope: Vec<String>,
     pub expires_at: Instant,
     /// Shared by the access tokens of one refresh token; revoking it kills them.
@@ -180,12 +193,16 @@ impl Inner {
 
     /// The user with this username (case-insensitive, as Salesforce usernames are).
     pub fn user(&self, username: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.username.eq_ignore_ascii_case(username))
+        self.users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
     }
 
     /// Mutable [`Inner::user`].
     pub fn user_mut(&mut self, username: &str) -> Option<&mut User> {
-        self.users.iter_mut().find(|u| u.username.eq_ignore_ascii_case(username))
+        self.users
+            .iter_mut()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
     }
 
     /// The user with this id (15- or 18-character form).
@@ -194,7 +211,12 @@ impl Inner {
     }
 
     /// Mints a refresh token with a fresh lineage.
-    pub fn new_refresh_token(&mut self, client_id: &str, username: &str, scope: &[String]) -> String {
+    pub fn new_refresh_token(
+        &mut self,
+        client_id: &str,
+        username: &str,
+        scope: &[String],
+    ) -> String {
         let token = random_token("5Aep861", 80, ".");
         self.refresh.insert(
             token.clone(),
@@ -212,7 +234,6 @@ impl Inner {
     pub fn new_access_token(
         &mut self,
         org_id: &str,
-        client_id: &str,
         username: &str,
         scope: &[String],
         lineage: String,
@@ -227,7 +248,6 @@ impl Inner {
             token.clone(),
             AccessGrant {
                 username: username.to_string(),
-                client_id: client_id.to_string(),
                 scope: scope.to_vec(),
                 expires_at: now + self.ttl,
                 lineage,
@@ -247,13 +267,21 @@ pub(super) fn same_id(a: &str, b: &str) -> bool {
 
 /// `prefix` followed by `len` random characters from `[A-Za-z0-9]` plus `extra`.
 pub(super) fn random_token(prefix: &str, len: usize, extra: &str) -> String {
-    let alphabet: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='9').chain(extra.chars()).collect();
+    let alphabet: Vec<char> = ('A'..='Z')
+        .chain('a'..='z')
+        .chain('0'..='9')
+        .chain(extra.chars())
+        .collect();
     let mut rng = rand::rng();
     let mut out = String::with_capacity(prefix.len() + len);
     out.push_str(prefix);
     for i in 0..len {
         // Keep separators away from the ends, so tokens never end in '.' or '_'.
-        let pool = if i == 0 || i + 1 == len { 62 } else { alphabet.len() };
+        let pool = if i == 0 || i + 1 == len {
+            62
+        } else {
+            alphabet.len()
+        };
         out.push(alphabet[rng.random_range(0..pool)]);
     }
     out

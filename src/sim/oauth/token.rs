@@ -34,15 +34,22 @@ impl Params {
         let form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
         if form {
             for (k, v) in url::form_urlencoded::parse(body) {
-                values.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+                values
+                    .entry(k.into_owned())
+                    .or_insert_with(|| v.into_owned());
             }
         }
         if let Some(query) = query {
             for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-                values.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+                values
+                    .entry(k.into_owned())
+                    .or_insert_with(|| v.into_owned());
             }
         }
         let basic = headers
@@ -69,12 +76,17 @@ impl Params {
 
     /// A non-empty parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `client_id` from the form, else from HTTP Basic.
     fn client_id(&self) -> Option<&str> {
-        self.get("client_id").or(self.basic.as_ref().map(|(id, _)| id.as_str())).filter(|v| !v.is_empty())
+        self.get("client_id")
+            .or(self.basic.as_ref().map(|(id, _)| id.as_str()))
+            .filter(|v| !v.is_empty())
     }
 
     /// `client_secret` from the form, else from HTTP Basic.
@@ -150,7 +162,9 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     let params = Params::read(&headers, query.as_deref(), &body);
-    let revoked = params.get("token").is_some_and(|token| ctx.oauth.revoke_token(token));
+    let revoked = params
+        .get("token")
+        .is_some_and(|token| ctx.oauth.revoke_token(token));
     if revoked {
         return StatusCode::OK.into_response();
     }
@@ -176,7 +190,10 @@ pub(super) async fn revoke(
 
 /// Milliseconds since the epoch.
 fn epoch_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
 }
 
 /// Seconds since the epoch.
@@ -193,7 +210,11 @@ fn signature(client_secret: &str, id: &str, issued_at: &str) -> String {
     let message = format!("{id}{issued_at}");
     jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256)
         .ok()
-        .and_then(|b64url| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64url).ok())
+        .and_then(|b64url| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64url)
+                .ok()
+        })
         .map(|raw| base64::engine::general_purpose::STANDARD.encode(raw))
         .unwrap_or_default()
 }
@@ -205,7 +226,10 @@ enum Refresh {
     /// Mint a new refresh token (code flow with `refresh_token`/`offline_access`).
     New,
     /// Refresh: reuse the lineage, and hand back a rotated token when given.
-    Existing { lineage: String, rotated: Option<String> },
+    Existing {
+        lineage: String,
+        rotated: Option<String>,
+    },
 }
 
 impl OAuth {
@@ -223,8 +247,15 @@ impl OAuth {
     }
 
     /// Checks the client: known id, and the secret when given (or when `require_secret`).
-    fn client<'a>(inner: &'a Inner, p: &Params, require_secret: bool) -> Result<&'a super::model::App, TokenError> {
-        let app = p.client_id().and_then(|id| inner.app(id)).ok_or(CLIENT_ID_INVALID)?;
+    fn client<'a>(
+        inner: &'a Inner,
+        p: &Params,
+        require_secret: bool,
+    ) -> Result<&'a super::model::App, TokenError> {
+        let app = p
+            .client_id()
+            .and_then(|id| inner.app(id))
+            .ok_or(CLIENT_ID_INVALID)?;
         match p.client_secret() {
             Some(secret) if secret != app.client_secret => Err(CLIENT_CREDENTIALS_INVALID),
             None if require_secret => Err(CLIENT_CREDENTIALS_INVALID),
@@ -246,13 +277,18 @@ impl OAuth {
             return Err(fail("invalid_grant", "expired authorization code"));
         }
         if p.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
-            return Err(fail("redirect_uri_mismatch", "redirect_uri must match configuration"));
+            return Err(fail(
+                "redirect_uri_mismatch",
+                "redirect_uri must match configuration",
+            ));
         }
         match &record.code_challenge {
             Some(challenge) => {
                 let verifier = p.get("code_verifier").ok_or(VERIFIER_INVALID)?;
                 let well_formed = (43..=128).contains(&verifier.len())
-                    && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                    && verifier
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
                 if !well_formed || pkce_s256_challenge(verifier) != *challenge {
                     return Err(VERIFIER_INVALID);
                 }
@@ -260,7 +296,11 @@ impl OAuth {
             None if !has_secret => return Err(CLIENT_CREDENTIALS_INVALID),
             None => {}
         }
-        let refresh = if grants_refresh(&record.scope) { Refresh::New } else { Refresh::None };
+        let refresh = if grants_refresh(&record.scope) {
+            Refresh::New
+        } else {
+            Refresh::None
+        };
         self.issue(inner, &client_id, &record.username, &record.scope, refresh)
     }
 
@@ -268,8 +308,16 @@ impl OAuth {
     fn refresh_token(&self, inner: &mut Inner, p: &Params) -> Result<Value, TokenError> {
         let client_id = Self::client(inner, p, false)?.client_id.clone();
         let token = p.get("refresh_token").ok_or(REFRESH_INVALID)?;
-        let grant = inner.refresh.get(token).filter(|g| g.client_id == client_id).ok_or(REFRESH_INVALID)?;
-        let (username, scope, lineage) = (grant.username.clone(), grant.scope.clone(), grant.lineage.clone());
+        let grant = inner
+            .refresh
+            .get(token)
+            .filter(|g| g.client_id == client_id)
+            .ok_or(REFRESH_INVALID)?;
+        let (username, scope, lineage) = (
+            grant.username.clone(),
+            grant.scope.clone(),
+            grant.lineage.clone(),
+        );
         if !inner.user(&username).is_some_and(|u| u.active) {
             return Err(INACTIVE_USER);
         }
@@ -277,17 +325,31 @@ impl OAuth {
             inner.refresh.remove(token);
             let rotated = inner.new_refresh_token(&client_id, &username, &scope);
             let lineage = inner.refresh[&rotated].lineage.clone();
-            Refresh::Existing { lineage, rotated: Some(rotated) }
+            Refresh::Existing {
+                lineage,
+                rotated: Some(rotated),
+            }
         } else {
-            Refresh::Existing { lineage, rotated: None }
+            Refresh::Existing {
+                lineage,
+                rotated: None,
+            }
         };
         self.issue(inner, &client_id, &username, &scope, refresh)
     }
 
     /// `grant_type=client_credentials`: My Domain (instance host) only, needs a run-as user.
-    fn client_credentials(&self, inner: &mut Inner, host: HostKind, p: &Params) -> Result<Value, TokenError> {
+    fn client_credentials(
+        &self,
+        inner: &mut Inner,
+        host: HostKind,
+        p: &Params,
+    ) -> Result<Value, TokenError> {
         if host == HostKind::Login {
-            return Err(fail("invalid_grant", "request not supported on this domain"));
+            return Err(fail(
+                "invalid_grant",
+                "request not supported on this domain",
+            ));
         }
         let app = Self::client(inner, p, true)?;
         let client_id = app.client_id.clone();
@@ -298,7 +360,13 @@ impl OAuth {
         if !inner.user(&username).is_some_and(|u| u.active) {
             return Err(INACTIVE_USER);
         }
-        self.issue(inner, &client_id, &username, &session_scope(), Refresh::None)
+        self.issue(
+            inner,
+            &client_id,
+            &username,
+            &session_scope(),
+            Refresh::None,
+        )
     }
 
     /// `grant_type=password` (username-password flow).
@@ -313,7 +381,13 @@ impl OAuth {
             return Err(INACTIVE_USER);
         }
         let username = user.username.clone();
-        self.issue(inner, &client_id, &username, &session_scope(), Refresh::None)
+        self.issue(
+            inner,
+            &client_id,
+            &username,
+            &session_scope(),
+            Refresh::None,
+        )
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: RS256 assertion signed by the
@@ -321,9 +395,12 @@ impl OAuth {
     /// `exp` within 3 minutes.
     fn jwt_bearer(&self, inner: &mut Inner, p: &Params) -> Result<Value, TokenError> {
         let assertion = p.get("assertion").ok_or(ASSERTION_INVALID)?;
-        let unverified: Value =
-            jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| ASSERTION_INVALID)?;
-        let iss = unverified.get("iss").and_then(Value::as_str).ok_or(CLIENT_ID_INVALID)?;
+        let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+            .map_err(|_| ASSERTION_INVALID)?;
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(CLIENT_ID_INVALID)?;
         let app = inner.app(iss).ok_or(CLIENT_ID_INVALID)?;
         let key = app.certificate.as_ref().ok_or(ASSERTION_INVALID)?;
         let mut validation = Validation::new(Algorithm::RS256);
@@ -337,9 +414,10 @@ impl OAuth {
         let login_url = self.config.login_base_url.trim_end_matches('/');
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => aud.trim_end_matches('/') == login_url,
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .any(|a| a.as_str().is_some_and(|a| a.trim_end_matches('/') == login_url)),
+            Some(Value::Array(auds)) => auds.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| a.trim_end_matches('/') == login_url)
+            }),
             _ => false,
         };
         if !audience_ok {
@@ -348,21 +426,36 @@ impl OAuth {
         let now = epoch_secs();
         let exp = claims.get("exp").and_then(Value::as_i64);
         match exp {
-            Some(exp) if exp <= now => return Err(fail("invalid_grant", "expired authorization code")),
+            Some(exp) if exp <= now => {
+                return Err(fail("invalid_grant", "expired authorization code"));
+            }
             Some(exp) if exp > now + JWT_MAX_LIFETIME_SECS => return Err(ASSERTION_INVALID),
             Some(_) => {}
             None => return Err(fail("invalid_grant", "expired authorization code")),
         }
-        let sub = claims.get("sub").and_then(Value::as_str).ok_or(NOT_APPROVED)?;
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(NOT_APPROVED)?;
         let user = inner.user(sub).ok_or(NOT_APPROVED)?;
-        if !app.preauthorized.iter().any(|u| u.eq_ignore_ascii_case(&user.username)) {
+        if !app
+            .preauthorized
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(&user.username))
+        {
             return Err(NOT_APPROVED);
         }
         if !user.active {
             return Err(INACTIVE_USER);
         }
         let (client_id, username) = (app.client_id.clone(), user.username.clone());
-        self.issue(inner, &client_id, &username, &session_scope(), Refresh::None)
+        self.issue(
+            inner,
+            &client_id,
+            &username,
+            &session_scope(),
+            Refresh::None,
+        )
     }
 
     /// Mints the access (and maybe refresh) token and renders Salesforce's success JSON.
@@ -387,7 +480,7 @@ impl OAuth {
             }
             Refresh::Existing { lineage, rotated } => (rotated, lineage),
         };
-        let access_token = inner.new_access_token(&self.config.org_id, client_id, username, scope, lineage);
+        let access_token = inner.new_access_token(&self.config.org_id, username, scope, lineage);
         let id = self.identity_url(&user_id);
         let issued_at = epoch_millis().to_string();
         let mut body = serde_json::Map::new();
@@ -395,9 +488,15 @@ impl OAuth {
         if let Some(refresh_token) = refresh_token {
             body.insert("refresh_token".into(), json!(refresh_token));
         }
-        body.insert("signature".into(), json!(signature(&secret, &id, &issued_at)));
+        body.insert(
+            "signature".into(),
+            json!(signature(&secret, &id, &issued_at)),
+        );
         body.insert("scope".into(), json!(scope.join(" ")));
-        body.insert("instance_url".into(), json!(self.config.instance_base_url.trim_end_matches('/')));
+        body.insert(
+            "instance_url".into(),
+            json!(self.config.instance_base_url.trim_end_matches('/')),
+        );
         body.insert("id".into(), json!(id));
         body.insert("token_type".into(), json!("Bearer"));
         body.insert("issued_at".into(), json!(issued_at));
@@ -422,7 +521,10 @@ impl OAuth {
 
 /// Scopes of sessions without a refresh token (client credentials, JWT, password).
 fn session_scope() -> Vec<String> {
-    default_scope().into_iter().filter(|s| s != "refresh_token" && s != "offline_access").collect()
+    default_scope()
+        .into_iter()
+        .filter(|s| s != "refresh_token" && s != "offline_access")
+        .collect()
 }
 
 /// Validates a requested `scope` parameter against the apps' scopes.
