@@ -1038,6 +1038,13 @@ async fn jwt_bearer_success_and_every_failure() {
         "expired authorization code",
     );
     let mut claims = sim.claims(&username);
+    claims["exp"] = json!(now() as f64 + 60.5);
+    assert_eq!(
+        jwt(sign(&claims, TEST_PRIVATE_KEY_PEM)).await.0,
+        StatusCode::OK,
+        "a float exp is a NumericDate"
+    );
+    let mut claims = sim.claims(&username);
     claims["exp"] = json!(now() + 3600);
     assert_oauth_error(
         jwt(sign(&claims, TEST_PRIVATE_KEY_PEM)).await,
@@ -1709,4 +1716,24 @@ async fn control_state_and_redirect_uris() {
         .to_string();
     assert_ne!(key(&a3), key(&a1));
     assert_eq!(key("nope"), None);
+    // Tokens for simulator tests that do not exercise OAuth.
+    let token = sim
+        .oauth
+        .issue_access_token(sim.client_id(), NO_API_USERNAME)
+        .unwrap();
+    assert_eq!(
+        sim.data(Some(&token)).await,
+        (StatusCode::FORBIDDEN, API_DISABLED.to_string())
+    );
+    let token = sim
+        .oauth
+        .issue_access_token(sim.client_id(), &sim.oauth.config.username)
+        .unwrap();
+    assert_eq!(sim.data(Some(&token)).await.0, StatusCode::OK);
+    assert_eq!(sim.oauth.issue_access_token("nope", NO_API_USERNAME), None);
+    assert_eq!(
+        sim.oauth
+            .issue_refresh_token(sim.client_id(), "nobody@example.com"),
+        None
+    );
 }

@@ -424,7 +424,10 @@ impl OAuth {
             return Err(fail("invalid_grant", "audience is invalid"));
         }
         let now = epoch_secs();
-        let exp = claims.get("exp").and_then(Value::as_i64);
+        // NumericDate: integer seconds, though some signers send a float.
+        let exp = claims
+            .get("exp")
+            .and_then(|e| e.as_i64().or_else(|| e.as_f64().map(|f| f as i64)));
         match exp {
             Some(exp) if exp <= now => {
                 return Err(fail("invalid_grant", "expired authorization code"));
