@@ -54,7 +54,10 @@ impl OAuth {
         &self,
         _authorization: Option<&str>,
     ) -> Result<SessionInfo, axum::response::Response> {
-        Ok(SessionInfo { user_id: self.config.user_id.clone(), org_id: self.config.org_id.clone() })
+        Ok(SessionInfo {
+            user_id: self.config.user_id.clone(),
+            org_id: self.config.org_id.clone(),
+        })
     }
     pub fn expire_all_tokens(&self) {}
 }
