@@ -22,6 +22,9 @@ pub enum Error {
         "`sfetl {0}` is not available yet in this version of sfetl; see README.md for what each command does today"
     )]
     NotAvailable(&'static str),
+    /// A Salesforce call failed (token, network, API error); the message says what to fix.
+    #[error(transparent)]
+    Salesforce(#[from] crate::salesforce::SalesforceError),
     /// The simulator failed.
     #[error("simulator: {0}")]
     Simulator(#[from] crate::sim::SimError),
@@ -36,6 +39,7 @@ impl Error {
     pub fn failure_type(&self) -> FailureType {
         match self {
             Error::Config(_) | Error::State(_) | Error::Catalog(_) => FailureType::ConfigError,
+            Error::Salesforce(e) => e.failure_type(),
             Error::NotAvailable(_) | Error::Simulator(_) | Error::Stdout(_) => {
                 FailureType::SystemError
             }

@@ -3,6 +3,7 @@
 //! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
 //! does lives in this library so tests and benchmarks drive the same code.
 
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -10,6 +11,8 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod protocol;
+pub mod salesforce;
 pub mod secret;
 pub mod sim;
 pub mod state;
+pub mod transport;
