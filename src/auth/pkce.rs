@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn challenge_matches_rfc_7636_appendix_b() {
         assert_eq!(
-            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU4p1r_wW1gFWFOEjXk"),
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
