@@ -2,11 +2,30 @@
 //!
 //! Independent of the connector's client code on purpose (it shares no types with
 //! `salesforce/`, `auth/` or `protocol/`), so a wire-format mistake on either side fails a test.
+//! Tests start it in-process with [`Simulator::start`]; `sfetl simulate` runs it with
+//! [`run_cli`]. See `src/sim/README.md` for endpoints and the `/__sim/` control API.
 
+// Handlers return ready-made HTTP error responses as their `Err`; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod bulk;
+pub mod control;
+pub mod describe;
+pub mod faults;
+pub mod generate;
+pub mod keys;
 pub mod oauth;
+pub mod render;
+pub mod rest;
+pub mod server;
+pub mod soql;
+pub mod store;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+pub use server::{Credentials, SimHandle, Simulator};
 
 /// Options of `sfetl simulate`.
 #[derive(Debug, Clone)]
@@ -21,15 +40,60 @@ pub struct SimOptions {
     pub data_dir: Option<PathBuf>,
 }
 
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scale: 10,
+            seed: 42,
+            data_dir: None,
+        }
+    }
+}
+
 /// Errors of the simulator itself (binding, fixtures).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    /// The simulator is not built yet.
-    #[error("the simulator is not available yet")]
-    NotAvailable,
+    /// A fixture (describe) could not be loaded: check the `--data` folder.
+    #[error(transparent)]
+    Fixture(#[from] describe::FixtureError),
+    /// A listener could not be bound (address in use?) or a temp file written.
+    #[error("cannot start the simulator: {0}")]
+    Bind(std::io::Error),
 }
 
 /// Runs `sfetl simulate`: prints the credentials line on stdout, serves until SIGINT/SIGTERM.
-pub async fn run_cli(_opts: SimOptions) -> Result<(), SimError> {
-    Err(SimError::NotAvailable)
+pub async fn run_cli(opts: SimOptions) -> Result<(), SimError> {
+    let handle = Simulator::start(opts).await?;
+    println!(
+        "{}",
+        serde_json::to_string(&handle.credentials).unwrap_or_default()
+    );
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

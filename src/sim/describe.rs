@@ -1,0 +1,324 @@
+//! The simulated org's metadata: describeGlobal and per-object describes, loaded from the
+//! embedded fixtures (or a `--data` folder) and indexed for the SOQL engine and the store.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// The version the fixtures' URLs are written with; responses rewrite it to the requested one.
+pub const FIXTURE_VERSION: &str = "v62.0";
+
+/// Names of the objects the simulator stores rows for, in store order.
+pub const OBJECTS: [&str; 8] = [
+    "Account",
+    "Contact",
+    "Lead",
+    "Opportunity",
+    "User",
+    "Task",
+    "Attachment",
+    "Score__c",
+];
+
+const EMBEDDED: [(&str, &str); 9] = [
+    (
+        "describeGlobal.json",
+        include_str!("../../fixtures/sim/describeGlobal.json"),
+    ),
+    (
+        "describe_Account.json",
+        include_str!("../../fixtures/sim/describe_Account.json"),
+    ),
+    (
+        "describe_Contact.json",
+        include_str!("../../fixtures/sim/describe_Contact.json"),
+    ),
+    (
+        "describe_Lead.json",
+        include_str!("../../fixtures/sim/describe_Lead.json"),
+    ),
+    (
+        "describe_Opportunity.json",
+        include_str!("../../fixtures/sim/describe_Opportunity.json"),
+    ),
+    (
+        "describe_User.json",
+        include_str!("../../fixtures/sim/describe_User.json"),
+    ),
+    (
+        "describe_Task.json",
+        include_str!("../../fixtures/sim/describe_Task.json"),
+    ),
+    (
+        "describe_Attachment.json",
+        include_str!("../../fixtures/sim/describe_Attachment.json"),
+    ),
+    (
+        "describe_Score__c.json",
+        include_str!("../../fixtures/sim/describe_Score__c.json"),
+    ),
+];
+
+/// Salesforce field types the simulator understands (the describe's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FType {
+    /// `id`: the record id, derived from the row number.
+    Id,
+    /// `reference`: an id of another record.
+    Reference,
+    /// Every text-like type (string, textarea, picklist, multipicklist, combobox, email, phone,
+    /// url, encryptedstring, anyType) kept as text.
+    Text,
+    /// `base64`: text holding base64 (refused by Bulk queries).
+    Base64,
+    /// `boolean`.
+    Boolean,
+    /// `int`.
+    Int,
+    /// `long`.
+    Long,
+    /// `double`, `currency`, `percent`.
+    Double,
+    /// `date`.
+    Date,
+    /// `datetime`.
+    DateTime,
+    /// `time`.
+    Time,
+    /// `address` compound field (read-only, built from its components).
+    Address,
+    /// `location` compound field (read-only, built from its components).
+    Location,
+}
+
+impl FType {
+    fn parse(t: &str) -> FType {
+        match t {
+            "id" => FType::Id,
+            "reference" => FType::Reference,
+            "base64" => FType::Base64,
+            "boolean" => FType::Boolean,
+            "int" => FType::Int,
+            "long" => FType::Long,
+            "double" | "currency" | "percent" => FType::Double,
+            "date" => FType::Date,
+            "datetime" => FType::DateTime,
+            "time" => FType::Time,
+            "address" => FType::Address,
+            "location" => FType::Location,
+            _ => FType::Text,
+        }
+    }
+}
+
+/// What the engine needs to know about one field, extracted from its describe entry.
+#[derive(Debug, Clone)]
+pub struct FieldMeta {
+    /// API name as the describe spells it.
+    pub name: String,
+    /// The describe's raw `type`.
+    pub sf_type: String,
+    /// Storage / rendering class.
+    pub ftype: FType,
+    /// `length` (text types).
+    pub length: usize,
+    /// `precision` (numbers).
+    pub precision: u32,
+    /// `scale` (numbers).
+    pub scale: u32,
+    /// `calculated` (formula) fields are computed at read time.
+    pub calculated: bool,
+    /// Compound parent (`BillingAddress` for `BillingCity`).
+    pub compound: Option<String>,
+    /// Target objects of a reference.
+    pub reference_to: Vec<String>,
+    /// Relationship name of a reference (`Account` for `AccountId`).
+    pub relationship: Option<String>,
+    /// Whether a reference is polymorphic (several targets).
+    pub polymorphic: bool,
+    /// `createable`.
+    pub createable: bool,
+    /// `updateable`.
+    pub updateable: bool,
+    /// `nillable`.
+    pub nillable: bool,
+    /// `externalId` (usable for upserts).
+    pub external_id: bool,
+    /// `idLookup`.
+    pub id_lookup: bool,
+    /// `defaultedOnCreate`: not required on create even when not nillable.
+    pub defaulted: bool,
+    /// `label`, used in validation messages.
+    pub label: String,
+    /// Restricted picklist values (ingest validation), empty when unrestricted.
+    pub restricted_values: Vec<String>,
+}
+
+/// One object's metadata.
+#[derive(Debug, Clone)]
+pub struct ObjectMeta {
+    /// API name.
+    pub name: String,
+    /// Three-character key prefix of its ids.
+    pub prefix: String,
+    /// The full describe, served as is (with the version rewritten).
+    pub describe: Value,
+    /// The fields in describe order.
+    pub fields: Vec<FieldMeta>,
+    by_lower: HashMap<String, usize>,
+    rel_lower: HashMap<String, usize>,
+}
+
+impl ObjectMeta {
+    /// Field index by case-insensitive API name, as SOQL resolves names.
+    pub fn field(&self, name: &str) -> Option<usize> {
+        self.by_lower.get(&name.to_ascii_lowercase()).copied()
+    }
+    /// Reference-field index by case-insensitive relationship name (`Account` -> `AccountId`).
+    pub fn relationship(&self, name: &str) -> Option<usize> {
+        self.rel_lower.get(&name.to_ascii_lowercase()).copied()
+    }
+}
+
+/// The whole metadata catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// describeGlobal as served.
+    pub global: Value,
+    /// Stored objects, in [`OBJECTS`] order.
+    pub objects: Vec<ObjectMeta>,
+}
+
+/// A fixture could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("fixture {file}: {reason}")]
+pub struct FixtureError {
+    /// Which file.
+    pub file: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl Catalog {
+    /// Loads the embedded fixtures, each overridable by a same-named file in `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Catalog, FixtureError> {
+        let read = |file: &str| -> Result<Value, FixtureError> {
+            let text = match dir.map(|d| d.join(file)).filter(|p| p.exists()) {
+                Some(p) => std::fs::read_to_string(&p).map_err(|e| FixtureError {
+                    file: p.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+                None => EMBEDDED
+                    .iter()
+                    .find(|(n, _)| *n == file)
+                    .map(|(_, t)| t.to_string())
+                    .ok_or_else(|| FixtureError {
+                        file: file.into(),
+                        reason: "no such fixture".into(),
+                    })?,
+            };
+            serde_json::from_str(&text).map_err(|e| FixtureError {
+                file: file.into(),
+                reason: e.to_string(),
+            })
+        };
+        let global = read("describeGlobal.json")?;
+        let mut objects = Vec::new();
+        for name in OBJECTS {
+            let file = format!("describe_{name}.json");
+            let describe = read(&file)?;
+            objects.push(object_meta(describe).map_err(|reason| FixtureError { file, reason })?);
+        }
+        Ok(Catalog { global, objects })
+    }
+
+    /// Index of a stored object by case-insensitive name.
+    pub fn object(&self, name: &str) -> Option<usize> {
+        self.objects
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Index of the object owning an id's key prefix.
+    pub fn object_by_prefix(&self, prefix: &str) -> Option<usize> {
+        self.objects.iter().position(|o| o.prefix == prefix)
+    }
+
+    /// The describeGlobal entry of a name (also for objects listed but not stored).
+    pub fn global_entry(&self, name: &str) -> Option<&Value> {
+        self.global["sobjects"].as_array()?.iter().find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+fn object_meta(describe: Value) -> Result<ObjectMeta, String> {
+    let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
+    let b = |v: &Value, k: &str| v[k].as_bool().unwrap_or(false);
+    let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let name = s(&describe, "name").ok_or("no name")?;
+    let prefix = s(&describe, "keyPrefix").ok_or("no keyPrefix")?;
+    let mut fields = Vec::new();
+    for f in describe["fields"].as_array().ok_or("no fields")? {
+        let sf_type = s(f, "type").ok_or("field without type")?;
+        let reference_to: Vec<String> = f["referenceTo"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let restricted_values = if b(f, "restrictedPicklist") {
+            f["picklistValues"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| s(p, "value")).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        fields.push(FieldMeta {
+            name: s(f, "name").ok_or("field without name")?,
+            ftype: FType::parse(&sf_type),
+            sf_type,
+            length: u(f, "length") as usize,
+            precision: u(f, "precision") as u32,
+            scale: u(f, "scale") as u32,
+            calculated: b(f, "calculated"),
+            compound: s(f, "compoundFieldName"),
+            polymorphic: reference_to.len() > 1,
+            reference_to,
+            relationship: s(f, "relationshipName"),
+            createable: b(f, "createable"),
+            updateable: b(f, "updateable"),
+            nillable: b(f, "nillable"),
+            external_id: b(f, "externalId"),
+            id_lookup: b(f, "idLookup"),
+            restricted_values,
+            defaulted: b(f, "defaultedOnCreate"),
+            label: s(f, "label").unwrap_or_default(),
+        });
+    }
+    let by_lower = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+        .collect();
+    let rel_lower = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.ftype == FType::Reference)
+        .filter_map(|(i, f)| f.relationship.as_ref().map(|r| (r.to_ascii_lowercase(), i)))
+        .collect();
+    Ok(ObjectMeta {
+        name,
+        prefix,
+        describe,
+        fields,
+        by_lower,
+        rel_lower,
+    })
+}

@@ -1,0 +1,77 @@
+//! Fault injection: the knobs tests turn (through `/__sim/`) to prove a client's resilience.
+
+use std::collections::HashMap;
+
+/// A pending failure of the next requests of one kind.
+#[derive(Debug, Clone)]
+pub struct FailSpec {
+    /// Requests left to fail.
+    pub remaining: u32,
+    /// HTTP status to answer.
+    pub status: u16,
+    /// Salesforce errorCode in the body.
+    pub error_code: String,
+}
+
+/// All injected faults.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Failures by request kind (`query`, `bulk_query`, ... or `any`).
+    pub fail: HashMap<String, FailSpec>,
+    /// Responses to cut off midway, by kind (`any` matches all).
+    pub cut: HashMap<String, u32>,
+    /// Added latency per request, in milliseconds.
+    pub latency_ms: u64,
+    /// Bulk jobs still to fail (the next N created jobs end in `Failed`).
+    pub fail_bulk_jobs: u32,
+}
+
+impl Faults {
+    /// Takes one pending failure for a request kind, if any.
+    pub fn take_failure(&mut self, kind: &str) -> Option<FailSpec> {
+        for key in [kind, "any"] {
+            if let Some(spec) = self.fail.get_mut(key)
+                && spec.remaining > 0
+            {
+                spec.remaining -= 1;
+                let out = spec.clone();
+                if spec.remaining == 0 {
+                    self.fail.remove(key);
+                }
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// Whether this response of a kind is to be cut off midway (consumes one).
+    pub fn take_cut(&mut self, kind: &str) -> bool {
+        for key in [kind, "any"] {
+            if let Some(n) = self.cut.get_mut(key)
+                && *n > 0
+            {
+                *n -= 1;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The default errorCode / message of an injected status.
+pub fn default_error(status: u16) -> (&'static str, &'static str) {
+    match status {
+        503 => (
+            "SERVER_UNAVAILABLE",
+            "Server temporarily unavailable, please retry.",
+        ),
+        429 => (
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentPerOrgLongTxn Limit exceeded.",
+        ),
+        _ => (
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)",
+        ),
+    }
+}

@@ -1,0 +1,395 @@
+//! The simulator's HTTP server: shared state, the request gate (stats, faults, bearer check,
+//! API quota, `Sforce-Limit-Info`), the two listeners (instance and login host) and the
+//! in-process handle tests use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::SimOptions;
+use super::bulk::Jobs;
+use super::describe::Catalog;
+use super::faults::{Faults, default_error};
+use super::oauth::{HostKind, OAuth, OAuthConfig};
+use super::rest::Cursor;
+use super::store::Store;
+
+/// Default daily API quota (DailyApiRequests Max).
+pub const DEFAULT_QUOTA: u64 = 15_000;
+
+/// Everything the handlers share.
+pub struct Sim {
+    /// The org's data.
+    pub store: RwLock<Store>,
+    /// The OAuth server (tokens, bearer checks).
+    pub oauth: Arc<OAuth>,
+    /// Request counts by kind.
+    pub stats: Mutex<BTreeMap<String, u64>>,
+    /// API calls used today.
+    pub api_used: AtomicU64,
+    /// Daily API quota.
+    pub api_max: AtomicU64,
+    /// Injected faults.
+    pub faults: Mutex<Faults>,
+    /// REST query cursors by locator.
+    pub cursors: Mutex<HashMap<String, Cursor>>,
+    /// Bulk API 2.0 jobs.
+    pub jobs: Jobs,
+    /// Last timestamp handed out (keeps `now()` strictly increasing).
+    pub clock: AtomicI64,
+    /// Counter for locators and job ids.
+    pub seq: AtomicU64,
+    /// The instance base URL (`http://127.0.0.1:PORT`).
+    pub base_url: String,
+}
+
+impl Sim {
+    /// A strictly increasing "now" in epoch milliseconds (whole milliseconds, as Salesforce
+    /// stores them), so two writes never share a SystemModstamp by accident.
+    pub fn now_ms(&self) -> i64 {
+        let wall = chrono::Utc::now().timestamp_millis();
+        let mut prev = self.clock.load(Ordering::SeqCst);
+        loop {
+            let next = wall.max(prev + 1);
+            match self
+                .clock
+                .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Counts one request of a kind.
+    pub fn count(&self, kind: &str) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *s.entry(kind.to_string()).or_insert(0) += 1;
+    }
+
+    /// A fresh sequence number.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// A Salesforce error response: `[{"message","errorCode"}]`.
+pub fn sf_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!([{ "message": message, "errorCode": code }]);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A JSON response with Salesforce's content type.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The request kind used by stats and faults, from the path.
+pub fn kind_of(method: &axum::http::Method, path: &str) -> &'static str {
+    if path.starts_with("/services/oauth2/token") {
+        return "token";
+    }
+    if path.starts_with("/services/oauth2/") {
+        return "oauth";
+    }
+    if path.starts_with("/id/") {
+        return "identity";
+    }
+    let rest = path
+        .strip_prefix("/services/data")
+        .unwrap_or(path)
+        .trim_matches('/');
+    let mut parts = rest.split('/');
+    let _version = parts.next();
+    match (parts.next().unwrap_or(""), parts.next()) {
+        ("", _) => "versions",
+        ("sobjects", None) => "describe",
+        ("sobjects", Some(_)) if path.trim_end_matches('/').ends_with("/describe") => "describe",
+        ("sobjects", Some(_)) => {
+            if path.contains("/deleted") || path.contains("/updated") {
+                "sync"
+            } else if *method == axum::http::Method::GET {
+                "retrieve"
+            } else {
+                "sobject_write"
+            }
+        }
+        ("query" | "queryAll", _) => "query",
+        ("limits", _) => "limits",
+        ("composite", _) => "collections",
+        ("jobs", Some("query")) => "bulk_query",
+        ("jobs", Some("ingest")) => "bulk_ingest",
+        _ => "other",
+    }
+}
+
+async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let kind = kind_of(req.method(), &path);
+    let is_data = path.starts_with("/services/data");
+    let is_versions = kind == "versions";
+    sim.count(kind);
+    let (latency, failure, cut) = {
+        let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let failure = f.take_failure(kind);
+        let cut = failure.is_none() && f.take_cut(kind);
+        (f.latency_ms, failure, cut)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some(spec) = failure {
+        let (code, msg) = default_error(spec.status);
+        let code = if spec.error_code.is_empty() {
+            code.to_string()
+        } else {
+            spec.error_code.clone()
+        };
+        let msg = if code == "UNABLE_TO_LOCK_ROW" {
+            "unable to obtain exclusive access to this record"
+        } else {
+            msg
+        };
+        let status = StatusCode::from_u16(spec.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = sf_error(status, &code, msg);
+        if spec.status == 429 || spec.status == 503 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        return resp;
+    }
+    if is_data && !is_versions {
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Err(resp) = sim.oauth.check_bearer(auth) {
+            return resp;
+        }
+        let max = sim.api_max.load(Ordering::SeqCst);
+        let used = sim.api_used.load(Ordering::SeqCst);
+        if used >= max {
+            let mut resp = sf_error(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            );
+            add_limit_info(&mut resp, used, max);
+            return resp;
+        }
+        sim.api_used.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut resp = next.run(req).await;
+    if is_data && !is_versions {
+        add_limit_info(
+            &mut resp,
+            sim.api_used.load(Ordering::SeqCst),
+            sim.api_max.load(Ordering::SeqCst),
+        );
+    }
+    if cut {
+        resp = cut_body(resp).await;
+    }
+    resp
+}
+
+fn add_limit_info(resp: &mut Response, used: u64, max: u64) {
+    if let Ok(v) = HeaderValue::from_str(&format!("api-usage={used}/{max}")) {
+        resp.headers_mut().insert("Sforce-Limit-Info", v);
+    }
+}
+
+/// Sends the first half of a body under the full Content-Length, then breaks the connection.
+async fn cut_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(bytes.len().max(2)),
+    );
+    let stream = futures::stream::iter(vec![
+        Ok::<Bytes, std::io::Error>(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated cut",
+        )),
+    ]);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Credentials of the pre-approved connected app, as printed on the first stdout line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Credentials {
+    /// Instance URL (where data calls go).
+    pub base_url: String,
+    /// Login host URL (token endpoint host).
+    pub login_url: String,
+    /// Consumer key.
+    pub client_id: String,
+    /// Consumer secret.
+    pub client_secret: String,
+    /// A refresh token already granted to the app.
+    pub refresh_token: String,
+    /// The org user's username.
+    pub username: String,
+    /// PEM private key matching the app's certificate (JWT bearer flow).
+    pub private_key_path: String,
+}
+
+/// A running simulator (in-process). Dropping it shuts both listeners down.
+pub struct SimHandle {
+    /// Instance base URL, e.g. `http://127.0.0.1:40123`.
+    pub base_url: String,
+    /// Login host base URL.
+    pub login_url: String,
+    /// The connected app's credentials.
+    pub credentials: Credentials,
+    /// Shared state, for tests that want to look inside.
+    pub sim: Arc<Sim>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _key_dir: Option<std::path::PathBuf>,
+}
+
+impl SimHandle {
+    /// Stops the listeners and waits for them to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Entry point for in-process use.
+pub struct Simulator;
+
+impl Simulator {
+    /// Loads fixtures, generates data, binds both listeners and starts serving.
+    pub async fn start(opts: SimOptions) -> Result<SimHandle, super::SimError> {
+        let catalog = Catalog::load(opts.data_dir.as_deref())?;
+        let mut store = Store::new(catalog);
+        super::generate::generate(&mut store, opts.scale, opts.seed);
+        let instance = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(super::SimError::Bind)?;
+        let iaddr = instance.local_addr().map_err(super::SimError::Bind)?;
+        let login = tokio::net::TcpListener::bind(SocketAddr::new(iaddr.ip(), 0))
+            .await
+            .map_err(super::SimError::Bind)?;
+        let laddr = login.local_addr().map_err(super::SimError::Bind)?;
+        let base_url = format!("http://{iaddr}");
+        let login_url = format!("http://{laddr}");
+        let key_dir =
+            std::env::temp_dir().join(format!("sfetl-sim-{}-{}", std::process::id(), iaddr.port()));
+        std::fs::create_dir_all(&key_dir).map_err(super::SimError::Bind)?;
+        let key_path = key_dir.join("server.key");
+        std::fs::write(&key_path, super::keys::PRIVATE_KEY_PEM).map_err(super::SimError::Bind)?;
+        let oauth = OAuth::new(OAuthConfig {
+            client_id: "3MVG9sim.connected.app.consumer.key".into(),
+            client_secret: "SIMSECRET0123456789".into(),
+            redirect_uris: vec![
+                "http://localhost:1717/OauthRedirect".into(),
+                "http://127.0.0.1:1717/OauthRedirect".into(),
+            ],
+            rotate_refresh_tokens: false,
+            access_token_ttl: Duration::from_secs(7200),
+            username: "admin@sim.example.com".into(),
+            org_id: "00D5g000004SimAEAS".into(),
+            user_id: store.id_of(super::store::pack(4, 0)),
+            initial_refresh_token: "5Aep861sim.refresh.token.0001".into(),
+            jwt_certificate_pem: super::keys::CERTIFICATE_PEM.into(),
+            login_base_url: login_url.clone(),
+            instance_base_url: base_url.clone(),
+        });
+        let credentials = Credentials {
+            base_url: base_url.clone(),
+            login_url: login_url.clone(),
+            client_id: oauth.config.client_id.clone(),
+            client_secret: oauth.config.client_secret.clone(),
+            refresh_token: oauth.config.initial_refresh_token.clone(),
+            username: oauth.config.username.clone(),
+            private_key_path: key_path.display().to_string(),
+        };
+        let sim = Arc::new(Sim {
+            store: RwLock::new(store),
+            oauth: oauth.clone(),
+            stats: Mutex::default(),
+            api_used: AtomicU64::new(0),
+            api_max: AtomicU64::new(DEFAULT_QUOTA),
+            faults: Mutex::default(),
+            cursors: Mutex::default(),
+            jobs: Jobs::default(),
+            clock: AtomicI64::new(0),
+            seq: AtomicU64::new(0),
+            base_url: base_url.clone(),
+        });
+        let instance_app = Router::new()
+            .merge(super::rest::routes().with_state(sim.clone()))
+            .merge(super::bulk::routes().with_state(sim.clone()))
+            .merge(oauth.routes(HostKind::Instance))
+            .layer(middleware::from_fn_with_state(sim.clone(), gate))
+            .merge(super::control::routes().with_state(sim.clone()));
+        let login_app = Router::new()
+            .merge(oauth.routes(HostKind::Login))
+            .layer(middleware::from_fn_with_state(sim.clone(), gate));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for (listener, app) in [(instance, instance_app), (login, login_app)] {
+            let mut rx = rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    })
+                    .await;
+            }));
+        }
+        Ok(SimHandle {
+            base_url,
+            login_url,
+            credentials,
+            sim,
+            shutdown: Some(tx),
+            tasks,
+            _key_dir: Some(key_dir),
+        })
+    }
+}

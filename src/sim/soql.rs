@@ -1,0 +1,873 @@
+//! A SOQL subset: what connectors send (field lists with parent relationships, WHERE with
+//! AND/OR/NOT/parentheses, comparisons, IN, LIKE, ORDER BY, LIMIT, COUNT()). Anything else is a
+//! `MALFORMED_QUERY`, with Salesforce's caret / Row / Column message format.
+
+use std::cmp::Ordering;
+
+use super::describe::{FType, ObjectMeta};
+use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
+
+/// A SOQL error: errorCode plus the full Salesforce-style message.
+#[derive(Debug, Clone)]
+pub struct SoqlError {
+    /// `MALFORMED_QUERY`, `INVALID_FIELD` or `INVALID_TYPE`.
+    pub code: &'static str,
+    /// The message, with the caret block when it points at a token.
+    pub message: String,
+}
+
+/// A selected (or filtered / sorted) field path: `Name` or `Account.Name`.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// The reference field of the base object when the path goes through a relationship.
+    pub via: Option<Via>,
+    /// Canonical field name (in the target object for relationship paths).
+    pub name: String,
+    /// Field index in the base object (or in the single target object).
+    pub field: usize,
+    /// The field's type.
+    pub ftype: FType,
+    /// The describe's raw type.
+    pub sf_type: String,
+}
+
+/// The relationship part of a [`Path`].
+#[derive(Debug, Clone)]
+pub struct Via {
+    /// Reference field index in the base object.
+    pub ref_field: usize,
+    /// Canonical relationship name (`Account`, `Owner`, `Lead__r`).
+    pub rel_name: String,
+    /// Whether the reference is polymorphic (target resolved per row, only Id / Name allowed).
+    pub polymorphic: bool,
+}
+
+impl Path {
+    /// The column name as Bulk CSV headers show it (`Account.Name`).
+    pub fn label(&self) -> String {
+        match &self.via {
+            Some(v) => format!("{}.{}", v.rel_name, self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A literal in a WHERE clause.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    /// `null`.
+    Null,
+    /// `'text'`.
+    Str(String),
+    /// A number.
+    Num(f64),
+    /// `true` / `false`.
+    Bool(bool),
+    /// A datetime literal, epoch ms.
+    DateTime(i64),
+    /// A date literal, days since epoch.
+    Date(i32),
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=` / `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// A WHERE expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    /// `a AND b AND ...`
+    And(Vec<Expr>),
+    /// `a OR b OR ...`
+    Or(Vec<Expr>),
+    /// `NOT a`
+    Not(Box<Expr>),
+    /// `path op literal`
+    Cmp(Path, Op, Lit),
+    /// `path [NOT] IN (...)`
+    In(Path, Vec<Lit>, bool),
+    /// `path LIKE 'pattern'`
+    Like(Path, String),
+}
+
+/// A parsed query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Base object index.
+    pub object: usize,
+    /// Selected paths, in SELECT order.
+    pub fields: Vec<Path>,
+    /// `SELECT COUNT() FROM ...`.
+    pub count_only: bool,
+    /// WHERE clause.
+    pub filter: Option<Expr>,
+    /// ORDER BY items: path, descending, nulls last.
+    pub order: Vec<(Path, bool, bool)>,
+    /// LIMIT.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(String),
+    Sym(&'static str),
+    Eof,
+}
+
+struct Lexer {
+    toks: Vec<(Tok, usize)>,
+    pos: usize,
+}
+
+fn lex(q: &str) -> Result<Vec<(Tok, usize)>, (usize, String)> {
+    let b: Vec<char> = q.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '\'' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return Err((start, "unterminated string".into())),
+                    Some('\\') => {
+                        let e = *b
+                            .get(i + 1)
+                            .ok_or((start, "unterminated string".to_string()))?;
+                        s.push(match e {
+                            'n' => '\n',
+                            't' => '\t',
+                            'r' => '\r',
+                            other => other,
+                        });
+                        i += 2;
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&ch) => {
+                        s.push(ch);
+                        i += 1;
+                    }
+                }
+            }
+            out.push((Tok::Str(s), start));
+            continue;
+        }
+        if c.is_ascii_digit()
+            || (c == '-' || c == '+') && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+        {
+            i += 1;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || matches!(b[i], '.' | ':' | '-' | '+'))
+            {
+                i += 1;
+            }
+            out.push((Tok::Num(b[start..i].iter().collect()), start));
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '.') {
+                i += 1;
+            }
+            out.push((Tok::Ident(b[start..i].iter().collect()), start));
+            continue;
+        }
+        let two: String = b[i..(i + 2).min(b.len())].iter().collect();
+        let sym = match two.as_str() {
+            "!=" => Some("!="),
+            "<>" => Some("!="),
+            "<=" => Some("<="),
+            ">=" => Some(">="),
+            _ => None,
+        };
+        if let Some(s) = sym {
+            out.push((Tok::Sym(s), start));
+            i += 2;
+            continue;
+        }
+        let s = match c {
+            '=' => "=",
+            '<' => "<",
+            '>' => ">",
+            '(' => "(",
+            ')' => ")",
+            ',' => ",",
+            _ => return Err((start, format!("unexpected token: '{c}'"))),
+        };
+        out.push((Tok::Sym(s), start));
+        i += 1;
+    }
+    out.push((Tok::Eof, b.len()));
+    Ok(out)
+}
+
+/// Builds a SOQL error message the way Salesforce does: the query, a caret under the offending
+/// character, `ERROR at Row:R:Column:C`, then the text.
+pub fn caret_message(q: &str, char_pos: usize, text: &str) -> String {
+    let before: String = q.chars().take(char_pos).collect();
+    let row = before.matches('\n').count() + 1;
+    let col = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+    let line = q.lines().nth(row - 1).unwrap_or("");
+    let _ = line;
+    format!(
+        "\n{q}\n{}^\nERROR at Row:{row}:Column:{col}\n{text}",
+        " ".repeat(col - 1)
+    )
+}
+
+fn tok_text(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) | Tok::Num(s) => s.clone(),
+        Tok::Str(s) => format!("'{s}'"),
+        Tok::Sym(s) => s.to_string(),
+        Tok::Eof => "<EOF>".into(),
+    }
+}
+
+/// Parses a SOQL query against the store's catalogue.
+pub fn parse(q: &str, store: &Store) -> Result<Query, SoqlError> {
+    let toks = lex(q).map_err(|(p, m)| SoqlError {
+        code: "MALFORMED_QUERY",
+        message: caret_message(q, p, &m),
+    })?;
+    let mut p = Parser {
+        q,
+        lx: Lexer { toks, pos: 0 },
+        store,
+        object: 0,
+    };
+    p.query()
+}
+
+struct Parser<'a> {
+    q: &'a str,
+    lx: Lexer,
+    store: &'a Store,
+    object: usize,
+}
+
+const KEYWORDS: [&str; 7] = ["from", "where", "order", "limit", "and", "or", "not"];
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.lx.toks[self.lx.pos].0
+    }
+    fn at(&self) -> usize {
+        self.lx.toks[self.lx.pos].1
+    }
+    fn next(&mut self) -> Tok {
+        let t = self.lx.toks[self.lx.pos].0.clone();
+        if t != Tok::Eof {
+            self.lx.pos += 1;
+        }
+        t
+    }
+    fn malformed(&self) -> SoqlError {
+        let t = tok_text(self.peek());
+        SoqlError {
+            code: "MALFORMED_QUERY",
+            message: caret_message(self.q, self.at(), &format!("unexpected token: '{t}'")),
+        }
+    }
+    fn err_at(&self, code: &'static str, pos: usize, text: &str) -> SoqlError {
+        SoqlError {
+            code,
+            message: caret_message(self.q, pos, text),
+        }
+    }
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case(kw))
+    }
+    fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
+        if self.is_kw(kw) {
+            self.next();
+            Ok(())
+        } else {
+            Err(self.malformed())
+        }
+    }
+    fn expect_sym(&mut self, s: &str) -> Result<(), SoqlError> {
+        if self.peek()
+            == &Tok::Sym(match s {
+                "(" => "(",
+                ")" => ")",
+                _ => ",",
+            })
+        {
+            self.next();
+            Ok(())
+        } else {
+            Err(self.malformed())
+        }
+    }
+
+    fn query(&mut self) -> Result<Query, SoqlError> {
+        self.expect_kw("select")?;
+        // Collect the raw field tokens first: they are resolved once FROM names the object.
+        let mut raw = Vec::new();
+        let mut count_only = false;
+        loop {
+            match self.peek().clone() {
+                Tok::Ident(s) if s.eq_ignore_ascii_case("count") && raw.is_empty() => {
+                    self.next();
+                    self.expect_sym("(")?;
+                    self.expect_sym(")")?;
+                    count_only = true;
+                }
+                Tok::Ident(s) if !KEYWORDS.contains(&s.to_ascii_lowercase().as_str()) => {
+                    let pos = self.at();
+                    self.next();
+                    if self.peek() == &Tok::Sym("(") {
+                        // FIELDS(ALL), aggregates, TYPEOF...: outside the subset.
+                        self.lx.pos -= 1;
+                        return Err(self.malformed());
+                    }
+                    raw.push((s, pos));
+                }
+                _ => return Err(self.malformed()),
+            }
+            if self.peek() == &Tok::Sym(",") && !count_only {
+                self.next();
+                continue;
+            }
+            break;
+        }
+        self.expect_kw("from")?;
+        let obj_pos = self.at();
+        let Tok::Ident(obj_name) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        self.object = self.store.catalog.object(&obj_name).ok_or_else(|| {
+            self.err_at(
+                "INVALID_TYPE",
+                obj_pos,
+                &format!(
+                    "sObject type '{obj_name}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
+                ),
+            )
+        })?;
+        let mut fields = Vec::new();
+        for (name, pos) in raw {
+            fields.push(self.path(&name, pos)?);
+        }
+        let mut filter = None;
+        if self.is_kw("where") {
+            self.next();
+            filter = Some(self.or_expr()?);
+        }
+        let mut order = Vec::new();
+        if self.is_kw("order") {
+            self.next();
+            self.expect_kw("by")?;
+            loop {
+                let pos = self.at();
+                let Tok::Ident(name) = self.next() else {
+                    self.lx.pos -= 1;
+                    return Err(self.malformed());
+                };
+                let path = self.path(&name, pos)?;
+                let mut desc = false;
+                if self.is_kw("asc") {
+                    self.next();
+                } else if self.is_kw("desc") {
+                    self.next();
+                    desc = true;
+                }
+                let mut nulls_last = desc;
+                if self.is_kw("nulls") {
+                    self.next();
+                    if self.is_kw("first") {
+                        nulls_last = false;
+                    } else if self.is_kw("last") {
+                        nulls_last = true;
+                    } else {
+                        return Err(self.malformed());
+                    }
+                    self.next();
+                }
+                order.push((path, desc, nulls_last));
+                if self.peek() == &Tok::Sym(",") {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+        }
+        let mut limit = None;
+        if self.is_kw("limit") {
+            self.next();
+            match self.next() {
+                Tok::Num(n) if n.parse::<usize>().is_ok() => limit = n.parse().ok(),
+                _ => {
+                    self.lx.pos -= 1;
+                    return Err(self.malformed());
+                }
+            }
+        }
+        if self.peek() != &Tok::Eof {
+            return Err(self.malformed());
+        }
+        Ok(Query {
+            object: self.object,
+            fields,
+            count_only,
+            filter,
+            order,
+            limit,
+        })
+    }
+
+    fn meta(&self, obj: usize) -> &ObjectMeta {
+        &self.store.catalog.objects[obj]
+    }
+
+    fn path(&self, name: &str, pos: usize) -> Result<Path, SoqlError> {
+        let base = self.meta(self.object);
+        let no_column = |col: &str| {
+            self.err_at(
+                "INVALID_FIELD",
+                pos,
+                &format!(
+                    "No such column '{col}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                    base.name
+                ),
+            )
+        };
+        let parts: Vec<&str> = name.split('.').collect();
+        let parts: &[&str] = if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&base.name) {
+            &parts[1..]
+        } else {
+            &parts
+        };
+        match parts {
+            [f] => {
+                let i = base.field(f).ok_or_else(|| no_column(f))?;
+                let m = &base.fields[i];
+                Ok(Path {
+                    via: None,
+                    name: m.name.clone(),
+                    field: i,
+                    ftype: m.ftype,
+                    sf_type: m.sf_type.clone(),
+                })
+            }
+            [rel, f] => {
+                let ri = base.relationship(rel).ok_or_else(|| {
+                    self.err_at(
+                        "INVALID_FIELD",
+                        pos,
+                        &format!(
+                            "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
+                        ),
+                    )
+                })?;
+                let rm = &base.fields[ri];
+                let via = Via {
+                    ref_field: ri,
+                    rel_name: rm.relationship.clone().unwrap_or_default(),
+                    polymorphic: rm.polymorphic,
+                };
+                let targets: Vec<usize> = rm
+                    .reference_to
+                    .iter()
+                    .filter_map(|t| self.store.catalog.object(t))
+                    .collect();
+                let bad = || {
+                    self.err_at(
+                        "INVALID_FIELD",
+                        pos,
+                        &format!(
+                            "No such column '{f}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                            if rm.polymorphic { "Name".to_string() } else { rm.reference_to.first().cloned().unwrap_or_default() }
+                        ),
+                    )
+                };
+                if rm.polymorphic {
+                    let canon = ["Id", "Name"]
+                        .into_iter()
+                        .find(|c| c.eq_ignore_ascii_case(f))
+                        .ok_or_else(bad)?;
+                    let ftype = if canon == "Id" {
+                        FType::Id
+                    } else {
+                        FType::Text
+                    };
+                    Ok(Path {
+                        via: Some(via),
+                        name: canon.into(),
+                        field: usize::MAX,
+                        ftype,
+                        sf_type: canon.to_lowercase(),
+                    })
+                } else {
+                    let t = *targets.first().ok_or_else(bad)?;
+                    let tm = self.meta(t);
+                    let i = tm.field(f).ok_or_else(bad)?;
+                    let m = &tm.fields[i];
+                    Ok(Path {
+                        via: Some(via),
+                        name: m.name.clone(),
+                        field: i,
+                        ftype: m.ftype,
+                        sf_type: m.sf_type.clone(),
+                    })
+                }
+            }
+            _ => Err(no_column(name)),
+        }
+    }
+
+    fn or_expr(&mut self) -> Result<Expr, SoqlError> {
+        let mut v = vec![self.and_expr()?];
+        while self.is_kw("or") {
+            self.next();
+            v.push(self.and_expr()?);
+        }
+        Ok(if v.len() == 1 {
+            v.pop().unwrap_or(Expr::And(vec![]))
+        } else {
+            Expr::Or(v)
+        })
+    }
+
+    fn and_expr(&mut self) -> Result<Expr, SoqlError> {
+        let mut v = vec![self.unary()?];
+        while self.is_kw("and") {
+            self.next();
+            v.push(self.unary()?);
+        }
+        Ok(if v.len() == 1 {
+            v.pop().unwrap_or(Expr::And(vec![]))
+        } else {
+            Expr::And(v)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, SoqlError> {
+        if self.is_kw("not") {
+            self.next();
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if self.peek() == &Tok::Sym("(") {
+            self.next();
+            let e = self.or_expr()?;
+            self.expect_sym(")")?;
+            return Ok(e);
+        }
+        let pos = self.at();
+        let Tok::Ident(name) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        let path = self.path(&name, pos)?;
+        if self.is_kw("like") {
+            self.next();
+            return match self.next() {
+                Tok::Str(s) => Ok(Expr::Like(path, s)),
+                _ => {
+                    self.lx.pos -= 1;
+                    Err(self.malformed())
+                }
+            };
+        }
+        let negate = self.is_kw("not");
+        if negate {
+            self.next();
+        }
+        if self.is_kw("in") {
+            self.next();
+            self.expect_sym("(")?;
+            let mut lits = Vec::new();
+            loop {
+                lits.push(self.literal(&path)?);
+                if self.peek() == &Tok::Sym(",") {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+            self.expect_sym(")")?;
+            return Ok(Expr::In(path, lits, negate));
+        }
+        if negate {
+            return Err(self.malformed());
+        }
+        let op = match self.next() {
+            Tok::Sym("=") => Op::Eq,
+            Tok::Sym("!=") => Op::Ne,
+            Tok::Sym("<") => Op::Lt,
+            Tok::Sym("<=") => Op::Le,
+            Tok::Sym(">") => Op::Gt,
+            Tok::Sym(">=") => Op::Ge,
+            _ => {
+                self.lx.pos -= 1;
+                return Err(self.malformed());
+            }
+        };
+        let lit = self.literal(&path)?;
+        Ok(Expr::Cmp(path, op, lit))
+    }
+
+    fn literal(&mut self, path: &Path) -> Result<Lit, SoqlError> {
+        let pos = self.at();
+        let tok = self.next();
+        let type_err = |ty: &str, quoted: bool| {
+            self.err_at(
+                "INVALID_FIELD",
+                pos,
+                &format!(
+                    "value of filter criterion for field '{}' must be of type {ty} and should {}be enclosed in quotes",
+                    path.name,
+                    if quoted { "" } else { "not " }
+                ),
+            )
+        };
+        let lit = match (&tok, path.ftype) {
+            (Tok::Ident(s), _) if s.eq_ignore_ascii_case("null") => Lit::Null,
+            (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("true") => Lit::Bool(true),
+            (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("false") => Lit::Bool(false),
+            (_, FType::Boolean) => return Err(type_err("boolean", false)),
+            (Tok::Num(n), FType::DateTime) => {
+                Lit::DateTime(parse_datetime(n).ok_or_else(|| type_err("dateTime", false))?)
+            }
+            (_, FType::DateTime) => return Err(type_err("dateTime", false)),
+            (Tok::Num(n), FType::Date) => {
+                Lit::Date(parse_date(n).ok_or_else(|| type_err("date", false))?)
+            }
+            (_, FType::Date) => return Err(type_err("date", false)),
+            (Tok::Num(n), FType::Int | FType::Long | FType::Double) => {
+                Lit::Num(n.parse().map_err(|_| type_err("double", false))?)
+            }
+            (_, FType::Int | FType::Long | FType::Double) => return Err(type_err("double", false)),
+            (Tok::Str(s), _) => Lit::Str(s.clone()),
+            (Tok::Num(_) | Tok::Ident(_), _) => return Err(type_err("string", true)),
+            _ => {
+                self.lx.pos -= 1;
+                return Err(self.malformed());
+            }
+        };
+        Ok(lit)
+    }
+}
+
+/// Reads a path's value for a row of the query's base object (relationship paths follow the
+/// reference; a dangling or purged target reads as null).
+pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
+    match &p.via {
+        None => store.tables[obj].get(row, p.field),
+        Some(v) => match store.tables[obj].get(row, v.ref_field) {
+            Val::Ref(r) => {
+                let (t, trow) = unpack(r);
+                let table = &store.tables[t];
+                if trow >= table.len() || table.state[trow] == super::store::PURGED {
+                    return Val::Null;
+                }
+                let f = if v.polymorphic {
+                    store.catalog.objects[t].field(&p.name)
+                } else {
+                    Some(p.field)
+                };
+                f.map_or(Val::Null, |f| table.get(trow, f))
+            }
+            _ => Val::Null,
+        },
+    }
+}
+
+/// The target (object, row) of a relationship for a row, if set and present.
+pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize, usize)> {
+    match store.tables[obj].get(row, via.ref_field) {
+        Val::Ref(r) => {
+            let (t, trow) = unpack(r);
+            (trow < store.tables[t].len() && store.tables[t].state[trow] != super::store::PURGED)
+                .then_some((t, trow))
+        }
+        _ => None,
+    }
+}
+
+fn cmp_val(store: &Store, v: &Val<'_>, lit: &Lit) -> Option<Ordering> {
+    match (v, lit) {
+        (Val::Null, _) | (_, Lit::Null) => None,
+        (Val::Str(s), Lit::Str(l)) => Some(cmp_ci(s, l)),
+        (Val::Ref(r), Lit::Str(l)) => {
+            let id = store.id_of(*r);
+            let id = if l.len() == 15 { &id[..15] } else { &id[..] };
+            Some(id.cmp(l.as_str()))
+        }
+        (Val::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
+        (Val::Num(n), Lit::Num(l)) => n.partial_cmp(l),
+        (Val::Int(n), Lit::Num(l)) => (*n as f64).partial_cmp(l),
+        (Val::DateTime(n), Lit::DateTime(l)) => Some(n.cmp(l)),
+        (Val::Date(n), Lit::Date(l)) => Some(n.cmp(l)),
+        (Val::Time(n), Lit::Str(l)) => super::store::parse_time(l).map(|l| n.cmp(&l)),
+        _ => None,
+    }
+}
+
+fn cmp_ci(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    } else {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    }
+}
+
+fn like(s: &str, pat: &str) -> bool {
+    fn go(s: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| go(&s[i..], &p[1..])),
+            Some('_') => !s.is_empty() && go(&s[1..], &p[1..]),
+            Some(c) => {
+                s.first()
+                    .is_some_and(|x| x.to_lowercase().eq(c.to_lowercase()))
+                    && go(&s[1..], &p[1..])
+            }
+        }
+    }
+    let s: Vec<char> = s.chars().collect();
+    let p: Vec<char> = pat.chars().collect();
+    go(&s, &p)
+}
+
+/// Evaluates a WHERE expression for one row.
+pub fn eval(store: &Store, obj: usize, row: usize, e: &Expr) -> bool {
+    match e {
+        Expr::And(v) => v.iter().all(|e| eval(store, obj, row, e)),
+        Expr::Or(v) => v.iter().any(|e| eval(store, obj, row, e)),
+        Expr::Not(e) => !eval(store, obj, row, e),
+        Expr::Cmp(p, op, lit) => {
+            let v = read(store, obj, row, p);
+            if *lit == Lit::Null {
+                return match op {
+                    Op::Eq => v.is_null(),
+                    Op::Ne => !v.is_null(),
+                    _ => false,
+                };
+            }
+            match cmp_val(store, &v, lit) {
+                None => *op == Op::Ne,
+                Some(o) => match op {
+                    Op::Eq => o == Ordering::Equal,
+                    Op::Ne => o != Ordering::Equal,
+                    Op::Lt => o == Ordering::Less,
+                    Op::Le => o != Ordering::Greater,
+                    Op::Gt => o == Ordering::Greater,
+                    Op::Ge => o != Ordering::Less,
+                },
+            }
+        }
+        Expr::In(p, lits, negate) => {
+            let v = read(store, obj, row, p);
+            let hit = lits.iter().any(|l| {
+                if *l == Lit::Null {
+                    v.is_null()
+                } else {
+                    cmp_val(store, &v, l) == Some(Ordering::Equal)
+                }
+            });
+            hit != *negate
+        }
+        Expr::Like(p, pat) => match read(store, obj, row, p) {
+            Val::Str(s) => like(&s, pat),
+            _ => false,
+        },
+    }
+}
+
+fn order_vals(store: &Store, a: &Val<'_>, b: &Val<'_>) -> Ordering {
+    match (a, b) {
+        (Val::Str(x), Val::Str(y)) => cmp_ci(x, y),
+        (Val::Ref(x), Val::Ref(y)) => store.id_of(*x).cmp(&store.id_of(*y)),
+        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
+        (Val::Num(x), Val::Num(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+        (Val::Int(x), Val::Int(y)) => x.cmp(y),
+        (Val::Date(x), Val::Date(y)) => x.cmp(y),
+        (Val::DateTime(x), Val::DateTime(y)) => x.cmp(y),
+        (Val::Time(x), Val::Time(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Runs a query: the matching rows of the base object, filtered, sorted and limited.
+/// `all_rows` includes recycle-bin rows (queryAll).
+pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
+    let t = &store.tables[q.object];
+    let mut rows: Vec<u32> = (0..t.len())
+        .filter(|&r| t.state[r] == LIVE || all_rows && t.state[r] == DELETED)
+        .filter(|&r| {
+            q.filter
+                .as_ref()
+                .is_none_or(|e| eval(store, q.object, r, e))
+        })
+        .map(|r| r as u32)
+        .collect();
+    let id_only =
+        q.order.len() == 1 && q.order[0].0.ftype == FType::Id && q.order[0].0.via.is_none();
+    if !q.order.is_empty() && (!id_only || q.order[0].1) {
+        rows.sort_by(|&a, &b| {
+            for (p, desc, nulls_last) in &q.order {
+                let (va, vb) = (
+                    read(store, q.object, a as usize, p),
+                    read(store, q.object, b as usize, p),
+                );
+                let o = match (va.is_null(), vb.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => {
+                        if *nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, true) => {
+                        if *nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    _ => {
+                        let o = order_vals(store, &va, &vb);
+                        if *desc { o.reverse() } else { o }
+                    }
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            a.cmp(&b)
+        });
+    }
+    if let Some(l) = q.limit {
+        rows.truncate(l);
+    }
+    rows
+}
