@@ -181,7 +181,12 @@ pub enum Formula {
     /// `A * B / 100`: numeric, null when either is null.
     MulDiv100(usize, usize),
     /// `FirstName LastName` style name built by the platform (`Name` of people).
-    PersonName { first: usize, last: usize },
+    PersonName {
+        /// Index of FirstName.
+        first: usize,
+        /// Index of LastName.
+        last: usize,
+    },
 }
 
 /// Storage of one field.
