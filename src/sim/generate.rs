@@ -134,7 +134,7 @@ pub fn generate(store: &mut Store, scale: u64, seed: u64) {
         let meta = store.catalog.objects[obj].clone();
         let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(obj as u64));
         let table = &mut store.tables[obj];
-        table.state.reserve(count);
+        table.reserve(count);
         let mut row_vals: Vec<Val<'static>> = Vec::with_capacity(meta.fields.len());
         for row in 0..count {
             row_vals.clear();
@@ -331,7 +331,7 @@ fn text(rng: &mut Rng, meta: &ObjectMeta, f: &FieldMeta, row: usize) -> Val<'sta
                 )
             } else {
                 format!(
-                    "{} said \"{}\", then left; row {row},\nsecond line é",
+                    "{} said \"{}\", then left;\nsecond line é",
                     rng.pick(&FIRST),
                     rng.pick(&WORDS)
                 )
@@ -353,7 +353,7 @@ fn text(rng: &mut Rng, meta: &ObjectMeta, f: &FieldMeta, row: usize) -> Val<'sta
         ),
         (_, "AccountNumber") => format!("{:08}", rng.below(100_000_000)),
         (_, "TickerSymbol") => rng.pick(&WORDS).to_uppercase().chars().take(4).collect(),
-        _ => format!("{} {}", rng.pick(&WORDS), row),
+        _ => format!("{} {}", rng.pick(&WORDS), rng.below(97)),
     };
     Val::Str(Cow::Owned(s.chars().take(f.length.max(1)).collect()))
 }

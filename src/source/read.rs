@@ -284,7 +284,20 @@ async fn read_stream(
         None => ctx.config.start_date,
     };
     let windows: Vec<Window> = match cursor {
-        Some(_) if incremental => soql::windows(lower, upper, &ctx.config.stream_slice_step),
+        Some(c) if incremental => {
+            // One REST call finds the first row at or after the lower bound, so years of empty
+            // history do not cost a Bulk job per window.
+            let first = earliest_cursor(ctx, name, c, lower, upper).await?;
+            match first {
+                Some(t) => {
+                    let start = lower
+                        .map(|l| l.max(window_floor(t)))
+                        .or(Some(window_floor(t)));
+                    soql::windows(start, upper, &ctx.config.stream_slice_step)
+                }
+                None => Vec::new(),
+            }
+        }
         Some(_) => vec![Window { lower, upper }],
         None => Vec::new(),
     };
@@ -316,7 +329,7 @@ async fn read_stream(
         name,
         estimated: 0,
     };
-    if windows.is_empty() {
+    if cursor.is_none() {
         // No cursor: one full read, without a filter.
         total += reader.read_window(None, &mut sink).await?;
         sink.commit().await?;
@@ -337,13 +350,15 @@ async fn read_stream(
             .await?;
         }
     }
-    if windows.is_empty() && cursor.is_some() {
-        // An incremental stream already past its upper bound: still say where it stands.
-        if let (Some(c), Some(at)) = (cursor, saved_at) {
-            let msg =
-                AirbyteStateMessage::stream(StreamDescriptor::named(name), state_blob(c, at), 0.0);
-            ctx.emit(AirbyteMessage::state(msg)).await?;
-        }
+    if windows.is_empty()
+        && let Some(c) = cursor
+    {
+        // Nothing to read in [lower, upper): the stream is covered up to the upper bound (or
+        // stays where it was if the saved cursor is already past it).
+        let at = saved_at.map_or(upper, |s| s.max(upper));
+        let msg =
+            AirbyteStateMessage::stream(StreamDescriptor::named(name), state_blob(c, at), 0.0);
+        ctx.emit(AirbyteMessage::state(msg)).await?;
     }
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(total)
@@ -602,4 +617,43 @@ fn fresh_rows(batches: Vec<RecordBatch>, offset: &mut u64, delivered: u64) -> Ve
         fresh.push(b.slice(skip, b.num_rows() - skip));
     }
     fresh
+}
+
+/// Midnight UTC of the day of `t`: windows start on day boundaries, which keeps slices stable
+/// from run to run.
+fn window_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(t, |d| d.and_utc())
+}
+
+/// The smallest cursor value in `[lower, upper)`, or `None` when the range holds no row.
+async fn earliest_cursor(
+    ctx: &Ctx,
+    object: &str,
+    cursor: &str,
+    lower: Option<DateTime<Utc>>,
+    upper: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, FetchError> {
+    let mut q = soql::select(
+        object,
+        &[cursor.to_string()],
+        Some(cursor),
+        Some(Window { lower, upper }),
+        None,
+        true,
+    );
+    q.push_str(" LIMIT 1");
+    let page = rest::fetch_page(
+        &ctx.client,
+        &rest::first_page_url(&ctx.client, &q, true),
+        200,
+    )
+    .await?;
+    Ok(page
+        .records
+        .first()
+        .and_then(|r| r.get(cursor))
+        .and_then(Value::as_str)
+        .and_then(super::cursor::parse_datetime))
 }

@@ -1,18 +1,17 @@
-//! Shared helpers of the `auth_*` tests: an in-process simulator, configs pointing at it, the
-//! sfetl binary, and the no-secret-in-output check.
+//! Shared helpers of the tests: an in-process simulator, configs pointing at it, the sfetl
+//! binary, HTTP calls to the simulator, and the no-secret-in-output check.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
-use std::time::Duration;
-
+use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use sfetl::config::Config;
 use sfetl::salesforce::RetryPolicy;
 use sfetl::sim::{SimHandle, SimOptions, Simulator};
-
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
 /// Starts the simulator on loopback with a small org.
 pub async fn start_sim() -> SimHandle {
     Simulator::start(SimOptions {
@@ -165,3 +164,91 @@ pub async fn post(url: &str, body: Value) -> Value {
 
 /// A shareable counter-and-values hook for rotations.
 pub type Rotations = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A running simulator plus an HTTP client holding a bearer token.
+pub struct Org {
+    pub sim: SimHandle,
+    pub http: Client,
+    pub raw: Client,
+}
+
+pub const V: &str = "v59.0";
+
+impl Org {
+    pub async fn start(scale: u64) -> Org {
+        let opts = SimOptions {
+            scale,
+            seed: 7,
+            ..SimOptions::default()
+        };
+        let sim = Simulator::start(opts).await.expect("simulator starts");
+        let http = Client::builder().build().expect("client");
+        let raw = Client::builder().no_gzip().build().expect("client");
+        Org { sim, http, raw }
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.sim.base_url, path)
+    }
+    pub fn data(&self, path: &str) -> String {
+        format!(
+            "{}/services/data/{V}/{}",
+            self.sim.base_url,
+            path.trim_start_matches('/')
+        )
+    }
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(self.data(path))
+            .bearer_auth("sim-token")
+            .send()
+            .await
+            .expect("GET")
+    }
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.get(path).await;
+        let s = r.status().as_u16();
+        (s, r.json().await.expect("json body"))
+    }
+    pub async fn query(&self, soql: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.data("query"))
+            .query(&[("q", soql)])
+            .bearer_auth("sim-token")
+            .send()
+            .await
+            .expect("query");
+        let s = r.status().as_u16();
+        (s, r.json().await.expect("json"))
+    }
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
+        self.http
+            .request(method, self.data(path))
+            .bearer_auth("sim-token")
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+    pub async fn control(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(self.url(&format!("/__sim/{path}")))
+            .json(body)
+            .send()
+            .await
+            .expect("control");
+        assert_eq!(r.status(), 200, "control {path}");
+        r.json().await.expect("control json")
+    }
+}
+
+/// Asserts the body is Salesforce's error array with this code, returns the message.
+pub fn error_code(v: &Value, code: &str) -> String {
+    let arr = v
+        .as_array()
+        .unwrap_or_else(|| panic!("error array expected, got {v}"));
+    assert_eq!(arr.len(), 1, "{v}");
+    assert_eq!(arr[0]["errorCode"], code, "{v}");
+    arr[0]["message"].as_str().expect("message").to_string()
+}
