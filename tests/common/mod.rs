@@ -167,6 +167,8 @@ pub type Rotations = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// A running simulator plus an HTTP client holding a bearer token.
 pub struct Org {
+    /// A real access token of the simulator's primary app and user.
+    pub token: String,
     pub sim: SimHandle,
     pub http: Client,
     pub raw: Client,
@@ -184,7 +186,17 @@ impl Org {
         let sim = Simulator::start(opts).await.expect("simulator starts");
         let http = Client::builder().build().expect("client");
         let raw = Client::builder().no_gzip().build().expect("client");
-        Org { sim, http, raw }
+        let token = sim
+            .sim
+            .oauth
+            .issue_access_token(&sim.credentials.client_id, &sim.credentials.username)
+            .expect("the primary app and user exist");
+        Org {
+            token,
+            sim,
+            http,
+            raw,
+        }
     }
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.sim.base_url, path)
@@ -199,7 +211,7 @@ impl Org {
     pub async fn get(&self, path: &str) -> Response {
         self.http
             .get(self.data(path))
-            .bearer_auth("sim-token")
+            .bearer_auth(&self.token)
             .send()
             .await
             .expect("GET")
@@ -214,7 +226,7 @@ impl Org {
             .http
             .get(self.data("query"))
             .query(&[("q", soql)])
-            .bearer_auth("sim-token")
+            .bearer_auth(&self.token)
             .send()
             .await
             .expect("query");
@@ -224,7 +236,7 @@ impl Org {
     pub async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
         self.http
             .request(method, self.data(path))
-            .bearer_auth("sim-token")
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await
