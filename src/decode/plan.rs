@@ -149,12 +149,24 @@ impl WirePlan {
                 Column::Direct(i) => wire.column(*i).clone(),
                 Column::TimeText(i) => time_from_text(wire.column(*i)).map_err(err)?,
                 Column::Blob(i) => {
+                    // REST query results carry the blob's URL (fetched into `blobs`); a value
+                    // that is not a URL is the content itself, base64-encoded.
+                    use base64::Engine;
                     let urls = wire.column(*i).as_string::<i32>();
-                    let values: arrow::array::BinaryArray = urls
+                    let values: Vec<Option<Vec<u8>>> = urls
                         .iter()
-                        .map(|u| u.and_then(|u| blobs.get(u)).map(|b| b.as_slice()))
+                        .map(|u| {
+                            let u = u?;
+                            blobs.get(u).cloned().or_else(|| {
+                                (!u.starts_with('/'))
+                                    .then(|| {
+                                        base64::engine::general_purpose::STANDARD.decode(u).ok()
+                                    })
+                                    .flatten()
+                            })
+                        })
                         .collect();
-                    Arc::new(values)
+                    Arc::new(arrow::array::BinaryArray::from_iter(values))
                 }
                 Column::Compound { fields, parts } => {
                     let children: Vec<ArrayRef> = fields

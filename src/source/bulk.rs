@@ -61,9 +61,10 @@ pub async fn create_job(
         "columnDelimiter": "COMMA",
         "lineEnding": "LF",
     });
-    Ok(client
-        .post_json(&client.data_url("jobs/query"), &body)
-        .await?)
+    // Creating a query job reads nothing and changes nothing, so a cut-off answer may be
+    // retried (at worst an idle job is left, which Salesforce removes after 7 days).
+    let req = ApiRequest::post_json(client.data_url("jobs/query"), body).idempotent(true);
+    Ok(client.request_json(req).await?)
 }
 
 /// Polls until the job is complete; a failed or aborted job is an error carrying

@@ -582,7 +582,7 @@ impl StreamReader<'_> {
             let a = wire.column(*c).as_string::<i32>();
             urls.extend(
                 (0..a.len())
-                    .filter(|i| a.is_valid(*i))
+                    .filter(|i| a.is_valid(*i) && a.value(*i).starts_with("/services/"))
                     .map(|i| a.value(i).to_string()),
             );
         }

@@ -41,17 +41,7 @@ pub async fn fetch_page(
     } else {
         client.data_url(url)
     };
-    let mut req = ApiRequest::get(&url);
-    req.headers.push((
-        "Sforce-Query-Options".to_string(),
-        format!("batchSize={batch_size}"),
-    ));
-    let response = client.send(req).await?;
-    let bytes = response.bytes().await.map_err(|e| FetchError::Truncated {
-        job: "query".into(),
-        reason: e.to_string(),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        FetchError::Protocol(format!("a REST query page is not the expected JSON: {e}"))
-    })
+    let req =
+        ApiRequest::get(url).header("Sforce-Query-Options", format!("batchSize={batch_size}"));
+    Ok(client.request_json(req).await?)
 }
