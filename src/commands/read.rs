@@ -19,10 +19,20 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         Some(path) => load_state_file(path)?,
         None => InputState::default(),
     };
-    if args.arrow_ipc || config.output.format == OutputFormat::Arrow {
-        return Err(Error::NotAvailable("read with Arrow IPC output"));
+    let arrow = args.arrow_ipc || config.output.format == OutputFormat::Arrow;
+    if arrow && catalog.streams.len() != 1 {
+        return Err(Error::Config(crate::config::ConfigError::Invalid(vec![
+            crate::config::Problem {
+                field: "output.format".into(),
+                message: format!(
+                    "Arrow IPC output carries one stream per read, and the catalog selects {}: run one read per stream, or use \"parquet\"",
+                    catalog.streams.len()
+                ),
+            },
+        ])));
     }
     let destination = match config.output.format {
+        _ if arrow => Destination::Arrow,
         OutputFormat::Parquet => Destination::Parquet {
             location: open_location(
                 config.output.path.as_deref().unwrap_or_default(),
@@ -32,7 +42,12 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         },
         _ => Destination::Records,
     };
-    let stdout = StdoutTask::spawn();
+    let stdout = StdoutTask::spawn_with(arrow);
+    let opts = ReadOptions {
+        show_progress: true,
+        ..ReadOptions::default()
+    };
+    stop_on_signal(opts.stop.clone());
     let client = super::connect(&config, &stdout).await?;
     let summary = read(
         client,
@@ -41,7 +56,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         state,
         destination,
         stdout.tx.clone(),
-        ReadOptions::default(),
+        opts,
     )
     .await;
     let failed = summary.failures.len();
@@ -61,4 +76,35 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         return Err(Error::Reported(1));
     }
     Ok(())
+}
+
+/// SIGINT or SIGTERM asks the read to stop: the page in hand is finished, the state emitted so
+/// far stays valid, and the next run resumes from it.
+fn stop_on_signal(stop: crate::source::read::StopSignal) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+        }
+        eprintln!(
+            "sfetl: stopping: finishing the page in hand; the last STATE printed is where the next run resumes"
+        );
+        stop.stop();
+    });
 }

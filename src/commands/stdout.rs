@@ -4,6 +4,8 @@
 //! stdout does. CONTROL messages (a rotated refresh token) have their own unbounded lane, taken
 //! first, because they come from synchronous callbacks that must never block or drop them.
 
+use std::io::Write;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -22,29 +24,42 @@ pub struct StdoutTask {
 impl StdoutTask {
     /// Starts the writer on the process's stdout.
     pub fn spawn() -> StdoutTask {
+        Self::spawn_with(false)
+    }
+
+    /// Starts the writer; with `arrow_ipc`, stdout carries the Arrow IPC stream and the protocol
+    /// messages (STATE, TRACE, LOG, CONTROL) go to stderr as JSON lines instead.
+    pub fn spawn_with(arrow_ipc: bool) -> StdoutTask {
         let (tx, mut rx) = mpsc::channel::<Out>(64);
         let (control, mut control_rx) = mpsc::unbounded_channel::<AirbyteMessage>();
         let handle = tokio::spawn(async move {
-            let mut emitter = Emitter::stdout();
+            let mut messages: Emitter<Box<dyn Write + Send>> = if arrow_ipc {
+                Emitter::new(Box::new(std::io::stderr()))
+            } else {
+                Emitter::new(Box::new(std::io::stdout()))
+            };
+            let mut ipc = std::io::BufWriter::new(std::io::stdout());
             let mut control_open = true;
             loop {
                 tokio::select! {
                     biased;
                     m = control_rx.recv(), if control_open => match m {
-                        Some(m) => emitter.emit(&m)?,
+                        Some(m) => messages.emit(&m)?,
                         None => control_open = false,
                     },
                     o = rx.recv() => match o {
-                        Some(Out::Message(m)) => emitter.emit(&m)?,
-                        Some(Out::Lines(bytes)) => emitter.emit_raw(&bytes)?,
+                        Some(Out::Message(m)) => messages.emit(&m)?,
+                        Some(Out::Lines(bytes)) => messages.emit_raw(&bytes)?,
+                        Some(Out::Ipc(bytes)) => ipc.write_all(&bytes)?,
                         None => break,
                     },
                 }
             }
             while let Ok(m) = control_rx.try_recv() {
-                emitter.emit(&m)?;
+                messages.emit(&m)?;
             }
-            emitter.flush()
+            ipc.flush()?;
+            messages.flush()
         });
         StdoutTask {
             tx,

@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod cursor;
 pub mod discover;
+pub mod progress;
 pub mod read;
 pub mod rest;
 pub mod soql;
@@ -61,6 +62,9 @@ pub enum FetchError {
     /// Writing the output failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The read was asked to stop (a signal, or the API quota ran out in another stream).
+    #[error("stopped before finishing; the next run resumes from the last STATE")]
+    Stopped,
 }
 
 impl FetchError {
@@ -68,7 +72,7 @@ impl FetchError {
     pub fn failure_type(&self) -> FailureType {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
-            FetchError::JobTimeout { .. } | FetchError::Truncated { .. } => {
+            FetchError::JobTimeout { .. } | FetchError::Truncated { .. } | FetchError::Stopped => {
                 FailureType::TransientError
             }
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,

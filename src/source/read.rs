@@ -39,6 +39,25 @@ pub enum Out {
     Message(Box<AirbyteMessage>),
     /// Pre-rendered RECORD lines.
     Lines(Vec<u8>),
+    /// Bytes of an Arrow IPC stream.
+    Ipc(Vec<u8>),
+}
+
+/// Asks a read to stop starting new work (a signal, or the org's API quota running out).
+/// Streams finish the page in hand, keep the state they already emitted, and end INCOMPLETE.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopSignal {
+    /// Requests the stop.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Tuning of a read.
@@ -60,6 +79,10 @@ pub struct ReadOptions {
     pub page_attempts: u32,
     /// Parquet writer options.
     pub parquet: ParquetOptions,
+    /// Draw progress bars on stderr when it is a terminal.
+    pub show_progress: bool,
+    /// Stop request shared with signal handlers.
+    pub stop: StopSignal,
 }
 
 impl Default for ReadOptions {
@@ -73,6 +96,8 @@ impl Default for ReadOptions {
             batch_rows: 8192,
             page_attempts: 5,
             parquet: ParquetOptions::default(),
+            show_progress: false,
+            stop: StopSignal::default(),
         }
     }
 }
@@ -82,6 +107,8 @@ impl Default for ReadOptions {
 pub enum Destination {
     /// RECORD lines on stdout.
     Records,
+    /// An Arrow IPC stream on stdout (one stream per read).
+    Arrow,
     /// Parquet files under a location, in a folder per stream and sync.
     Parquet {
         /// The store and prefix.
@@ -106,6 +133,7 @@ struct Ctx {
     out: mpsc::Sender<Out>,
     opts: ReadOptions,
     destination: Destination,
+    progress: super::progress::Progress,
 }
 
 impl Ctx {
@@ -147,12 +175,18 @@ pub async fn read(
     opts: ReadOptions,
 ) -> ReadSummary {
     let concurrency = opts.concurrency.max(1);
+    let progress = if opts.show_progress {
+        super::progress::Progress::for_stderr()
+    } else {
+        super::progress::Progress::hidden()
+    };
     let ctx = Arc::new(Ctx {
         client,
         config,
         out,
         opts,
         destination,
+        progress,
     });
     let state = Arc::new(state);
     let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
@@ -162,6 +196,13 @@ pub async fn read(
             async move {
                 let name = cs.stream.name.clone();
                 let r = read_stream(&ctx, &cs, state.stream(&name)).await;
+                if let Err(FetchError::Salesforce(
+                    crate::salesforce::SalesforceError::RequestLimitExceeded { .. },
+                )) = &r
+                {
+                    // The quota is spent for every stream: start nothing new anywhere.
+                    ctx.opts.stop.stop();
+                }
                 if r.is_err() {
                     let _ = ctx.status(&name, AirbyteStreamStatus::Incomplete).await;
                 }
@@ -189,9 +230,38 @@ enum Sink {
         out: mpsc::Sender<Out>,
     },
     Parquet(Box<ParquetFileWriter>),
+    Arrow {
+        writer: Box<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+        out: mpsc::Sender<Out>,
+    },
 }
 
 impl Sink {
+    /// Sends what the IPC writer has buffered.
+    async fn drain_ipc(
+        writer: &mut arrow::ipc::writer::StreamWriter<Vec<u8>>,
+        out: &mpsc::Sender<Out>,
+    ) -> Result<(), FetchError> {
+        let bytes = std::mem::take(writer.get_mut());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        out.send(Out::Ipc(bytes))
+            .await
+            .map_err(|_| FetchError::Protocol("stdout closed".into()))
+    }
+
+    /// Ends the stream's output (the IPC end-of-stream marker).
+    async fn finish(&mut self) -> Result<(), FetchError> {
+        if let Sink::Arrow { writer, out } = self {
+            writer
+                .finish()
+                .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
+            Self::drain_ipc(writer, out).await?;
+        }
+        Ok(())
+    }
+
     async fn write(
         &mut self,
         batch: &RecordBatch,
@@ -208,6 +278,12 @@ impl Sink {
                     .map_err(|_| FetchError::Protocol("stdout closed".into()))
             }
             Sink::Parquet(w) => Ok(w.write(batch, extracted_at.timestamp_micros()).await?),
+            Sink::Arrow { writer, out } => {
+                writer
+                    .write(batch)
+                    .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
+                Self::drain_ipc(writer, out).await
+            }
         }
     }
 
@@ -307,6 +383,14 @@ async fn read_stream(
             renderer: RecordsRenderer::new(name),
             out: ctx.out.clone(),
         },
+        Destination::Arrow => {
+            let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema.arrow)
+                .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
+            Sink::Arrow {
+                writer: Box::new(writer),
+                out: ctx.out.clone(),
+            }
+        }
         Destination::Parquet { location, sync_id } => {
             Sink::Parquet(Box::new(ParquetFileWriter::new(
                 location.clone(),
@@ -328,9 +412,18 @@ async fn read_stream(
         api,
         name,
         estimated: 0,
+        progress: ctx.progress.stream(name),
+    };
+    let stopped = || -> Result<(), FetchError> {
+        if ctx.opts.stop.is_stopped() {
+            Err(FetchError::Stopped)
+        } else {
+            Ok(())
+        }
     };
     if cursor.is_none() {
         // No cursor: one full read, without a filter.
+        stopped()?;
         total += reader.read_window(None, &mut sink).await?;
         sink.commit().await?;
         let msg =
@@ -338,6 +431,7 @@ async fn read_stream(
         ctx.emit(AirbyteMessage::state(msg)).await?;
     } else {
         for w in &windows {
+            stopped()?;
             let rows = reader.read_window(Some(*w), &mut sink).await?;
             total += rows;
             sink.commit().await?;
@@ -360,6 +454,8 @@ async fn read_stream(
             AirbyteStateMessage::stream(StreamDescriptor::named(name), state_blob(c, at), 0.0);
         ctx.emit(AirbyteMessage::state(msg)).await?;
     }
+    sink.finish().await?;
+    reader.progress.finish();
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(total)
 }
@@ -370,6 +466,7 @@ struct StreamReader<'a> {
     api: Api,
     name: &'a str,
     estimated: u64,
+    progress: super::progress::StreamProgress,
 }
 
 impl StreamReader<'_> {
@@ -429,6 +526,7 @@ impl StreamReader<'_> {
         let info = bulk::wait_job(&ctx.client, job, &ctx.opts.poll).await?;
         if let Some(n) = info.number_records_processed {
             self.estimated += n;
+            self.progress.set_estimate(self.estimated);
             ctx.emit(AirbyteMessage::trace(AirbyteTraceMessage {
                 kind: TraceType::Estimate,
                 emitted_at: now_millis() as f64,
@@ -448,6 +546,9 @@ impl StreamReader<'_> {
         let mut total = 0u64;
         let mut replaced = 0u64;
         loop {
+            if ctx.opts.stop.is_stopped() {
+                return Err(FetchError::Stopped);
+            }
             let mut delivered = 0u64;
             let mut attempt = 0;
             let next = loop {
@@ -510,13 +611,16 @@ impl StreamReader<'_> {
         let mut offset = 0u64;
         let extracted_at = Utc::now();
         while let Some(chunk) = page.chunk().await? {
+            self.progress.add_bytes(chunk.len() as u64);
             for b in fresh_rows(decoder.push(&chunk)?, &mut offset, *delivered) {
                 sink.write(&plan.assemble(&b)?, extracted_at).await?;
+                self.progress.add_rows(b.num_rows() as u64);
                 *delivered += b.num_rows() as u64;
             }
         }
         for b in fresh_rows(decoder.finish()?, &mut offset, *delivered) {
             sink.write(&plan.assemble(&b)?, extracted_at).await?;
+            self.progress.add_rows(b.num_rows() as u64);
             *delivered += b.num_rows() as u64;
         }
         *replaced += decoder.replaced_utf8();
@@ -562,6 +666,7 @@ impl StreamReader<'_> {
                 sink.write(&plan.assemble_with_blobs(&wire, &blobs)?, extracted_at)
                     .await?;
                 total += wire.num_rows() as u64;
+                self.progress.add_rows(wire.num_rows() as u64);
             }
             match page.next_records_url {
                 Some(next) if !page.done => url = next,
