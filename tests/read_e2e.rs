@@ -202,7 +202,10 @@ async fn full_refresh_records_are_exactly_the_org_rows() {
         .collect();
     for r in &got {
         let keys: BTreeSet<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys, fields.iter().copied().collect());
+        let mut expected: BTreeSet<&str> = fields.iter().copied().collect();
+        expected.insert("_sfetl_deleted_at");
+        assert_eq!(keys, expected);
+        assert_eq!(r["_sfetl_deleted_at"], Value::Null);
         let w = by_id[r["Id"].as_str().unwrap()];
         assert_eq!(r["Name"], w["Name"]);
         assert_eq!(r["NumberOfEmployees"], w["NumberOfEmployees"]);

@@ -159,9 +159,15 @@ pub fn record_json_schema(describe: &SObjectDescribe) -> Value {
 pub fn airbyte_stream(describe: &SObjectDescribe) -> AirbyteStream {
     let cursor = cursor_field(describe);
     let has_id = describe.fields.iter().any(|f| f.name == "Id");
+    let mut json_schema = record_json_schema(describe);
+    if cursor.is_some() {
+        // Rows found deleted by the `deleted` endpoint carry the deletion time here.
+        json_schema["properties"]["_sfetl_deleted_at"] = json!({"type": ["null", "string"],
+            "format": "date-time", "airbyte_type": "timestamp_with_timezone"});
+    }
     AirbyteStream {
         name: describe.name.clone(),
-        json_schema: record_json_schema(describe),
+        json_schema,
         supported_sync_modes: if cursor.is_some() {
             vec![SyncMode::FullRefresh, SyncMode::Incremental]
         } else {

@@ -218,7 +218,11 @@ fn airbyte_stream_for_a_recorded_object() {
         Some(vec![vec!["Id".to_string()]])
     );
     assert_eq!(s.json_schema["properties"]["Id"], json!({"type": "string"}));
-    assert_eq!(s.json_schema["properties"].as_object().unwrap().len(), 35);
+    assert_eq!(s.json_schema["properties"].as_object().unwrap().len(), 36);
+    assert_eq!(
+        s.json_schema["properties"]["_sfetl_deleted_at"]["format"],
+        "date-time"
+    );
     assert_eq!(
         serde_json::to_value(&s.supported_sync_modes).unwrap(),
         json!(["full_refresh", "incremental"])

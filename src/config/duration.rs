@@ -45,16 +45,26 @@ impl IsoDuration {
                 (months, exact)
             }
         };
-        if months == 0 && exact <= TimeDelta::zero() {
-            return Err(format!(
-                "{text:?} is a zero duration; give a positive one such as PT10M"
-            ));
+        if months == 0 && exact < TimeDelta::zero() {
+            return Err(format!("{text:?} is negative"));
         }
         Ok(IsoDuration {
             text: text.to_string(),
             months,
             exact,
         })
+    }
+
+    /// Like [`IsoDuration::parse`] but refusing a zero duration (a slice step of zero would
+    /// never advance).
+    pub fn parse_positive(text: &str) -> Result<Self, String> {
+        let d = Self::parse(text)?;
+        if d.months == 0 && d.exact <= TimeDelta::zero() {
+            return Err(format!(
+                "{text:?} is a zero duration; give a positive one such as PT10M"
+            ));
+        }
+        Ok(d)
     }
 
     /// `t + self`, adding calendar months first.
@@ -127,7 +137,7 @@ mod tests {
                 .contains("not an ISO 8601 duration")
         );
         assert!(
-            IsoDuration::parse("PT0S")
+            IsoDuration::parse_positive("PT0S")
                 .unwrap_err()
                 .contains("zero duration")
         );

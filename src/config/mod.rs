@@ -46,6 +46,8 @@ pub struct Config {
     pub stream_slice_step: IsoDuration,
     /// How far before the saved cursor the next run starts.
     pub lookback_window: IsoDuration,
+    /// How far behind now the upper bound of an incremental read stays.
+    pub cursor_lag: IsoDuration,
     /// Where read rows go.
     pub output: OutputConfig,
     /// Field mapping file or inline object.

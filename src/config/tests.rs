@@ -97,10 +97,18 @@ fn dates_that_match_the_pattern_but_do_not_exist_and_end_before_start() {
 #[test]
 fn zero_duration_is_rejected_semantically() {
     let mut c = airbyte_config();
-    c["lookback_window"] = json!("PT0S");
+    c["stream_slice_step"] = json!("PT0S");
     assert_eq!(
-        problems(c),
-        vec![("lookback_window".into(), "\"PT0S\" is a zero duration; give a positive one such as PT10M: use an ISO 8601 duration, e.g. \"P30D\" (30 days), \"PT12H\" (12 hours), \"P1M\" (1 month)".into())]
+        problems(c.clone()),
+        vec![("stream_slice_step".into(), "\"PT0S\" is a zero duration; give a positive one such as PT10M: use an ISO 8601 duration, e.g. \"P30D\" (30 days), \"PT12H\" (12 hours), \"P1M\" (1 month)".into())]
+    );
+    c["stream_slice_step"] = json!("P1D");
+    c["lookback_window"] = json!("PT0S");
+    c["cursor_lag"] = json!("PT0S");
+    let cfg = Config::from_value(c).unwrap();
+    assert_eq!(
+        (cfg.lookback_window.as_str(), cfg.cursor_lag.as_str()),
+        ("PT0S", "PT0S")
     );
 }
 

@@ -253,18 +253,25 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
     }
 
     // Durations.
-    let duration = |key: &str, default: &str, p: &mut Problems| -> IsoDuration {
+    let duration = |key: &str, default: &str, positive: bool, p: &mut Problems| -> IsoDuration {
         let fallback = || IsoDuration::parse(default).expect("defaults parse");
+        let parse = if positive {
+            IsoDuration::parse_positive
+        } else {
+            IsoDuration::parse
+        };
         match str_field(&value, key) {
-            Some(text) if !p.has(key) => IsoDuration::parse(text).unwrap_or_else(|e| {
+            Some(text) if !p.has(key) => parse(text).unwrap_or_else(|e| {
                 p.add(key, format!("{e}: {DURATION_HINT}"));
                 fallback()
             }),
             _ => fallback(),
         }
     };
-    let stream_slice_step = duration("stream_slice_step", "P30D", &mut p);
-    let lookback_window = duration("lookback_window", "PT10M", &mut p);
+    let stream_slice_step = duration("stream_slice_step", "P30D", true, &mut p);
+    // A zero lookback or lag is allowed (and sometimes wanted), never advised.
+    let lookback_window = duration("lookback_window", "PT10M", false, &mut p);
+    let cursor_lag = duration("cursor_lag", "PT2M", false, &mut p);
 
     // Login host.
     let login_url = str_field(&value, "login_url").map(str::to_string);
@@ -457,6 +464,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(false),
         stream_slice_step,
         lookback_window,
+        cursor_lag,
         output: OutputConfig {
             format,
             path,

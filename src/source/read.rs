@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -69,8 +70,6 @@ pub struct ReadOptions {
     pub rest_batch_size: u32,
     /// Streams read at once.
     pub concurrency: usize,
-    /// How far behind now the upper bound stays, so in-flight transactions are not passed over.
-    pub lag: Duration,
     /// Bulk job polling.
     pub poll: PollPolicy,
     /// Rows per decoded batch.
@@ -91,7 +90,6 @@ impl Default for ReadOptions {
             max_records: 200_000,
             rest_batch_size: 2000,
             concurrency: 2,
-            lag: Duration::from_secs(120),
             poll: PollPolicy::default(),
             batch_rows: 8192,
             page_attempts: 5,
@@ -348,7 +346,7 @@ async fn read_stream(
     let upper = ctx
         .config
         .end_date
-        .unwrap_or_else(|| now - chrono::Duration::from_std(ctx.opts.lag).unwrap_or_default());
+        .unwrap_or_else(|| ctx.config.cursor_lag.sub_from(now));
     let saved_at = match (saved, cursor) {
         (Some(blob), Some(c)) if incremental => saved_cursor(blob, c).map_err(|e| {
             FetchError::Protocol(format!("the saved state of {name} is not usable: {e}"))
@@ -360,9 +358,12 @@ async fn read_stream(
         None => ctx.config.start_date,
     };
     let windows: Vec<Window> = match cursor {
+        Some(_) if incremental && saved_at.is_some() => {
+            soql::windows(lower, upper, &ctx.config.stream_slice_step)
+        }
         Some(c) if incremental => {
-            // One REST call finds the first row at or after the lower bound, so years of empty
-            // history do not cost a Bulk job per window.
+            // First sync: one REST call finds the first row at or after the start, so years of
+            // empty history do not cost a Bulk job per window.
             let first = earliest_cursor(ctx, name, c, lower, upper).await?;
             match first {
                 Some(t) => {
@@ -378,13 +379,17 @@ async fn read_stream(
         None => Vec::new(),
     };
 
+    let out_schema = match cursor {
+        Some(_) => with_deleted_at(&schema.arrow),
+        None => schema.arrow.clone(),
+    };
     let mut sink = match &ctx.destination {
         Destination::Records => Sink::Records {
             renderer: RecordsRenderer::new(name),
             out: ctx.out.clone(),
         },
         Destination::Arrow => {
-            let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema.arrow)
+            let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &out_schema)
                 .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
             Sink::Arrow {
                 writer: Box::new(writer),
@@ -396,7 +401,7 @@ async fn read_stream(
                 location.clone(),
                 name,
                 sync_id,
-                schema.arrow.clone(),
+                out_schema.clone(),
                 ParquetOptions {
                     compression: ctx.config.output.compression,
                     ..ctx.opts.parquet.clone()
@@ -413,6 +418,11 @@ async fn read_stream(
         name,
         estimated: 0,
         progress: ctx.progress.stream(name),
+        out_schema: out_schema.clone(),
+        cursor_col: cursor.and_then(|c| out_schema.index_of(c).ok()),
+        max_cursor_us: None,
+        pending: 0,
+        checkpoints: incremental,
     };
     let stopped = || -> Result<(), FetchError> {
         if ctx.opts.stop.is_stopped() {
@@ -432,16 +442,19 @@ async fn read_stream(
     } else {
         for w in &windows {
             stopped()?;
-            let rows = reader.read_window(Some(*w), &mut sink).await?;
-            total += rows;
-            sink.commit().await?;
-            let blob = state_blob(cursor.unwrap_or("SystemModstamp"), w.upper);
-            ctx.emit(AirbyteMessage::state(AirbyteStateMessage::stream(
-                StreamDescriptor::named(name),
-                blob,
-                rows as f64,
-            )))
-            .await?;
+            if let Some(limit) = ctx.config.max_api_usage_percent
+                && let Some(usage) = ctx.client.api_usage()
+                && usage.percent() >= limit
+            {
+                ctx.log(LogLevel::Warn, format!("{name}: stopping because the org's API usage is {usage} ({:.1}%), past max_api_usage_percent {limit}; the next run resumes from the last STATE", usage.percent())).await;
+                ctx.opts.stop.stop();
+                return Err(FetchError::Stopped);
+            }
+            total += reader.read_window(Some(*w), &mut sink).await?;
+            if incremental && describe.replicateable {
+                total += reader.deleted_rows(*w, &mut sink).await?;
+            }
+            reader.checkpoint(&mut sink, w.upper).await?;
         }
     }
     if windows.is_empty()
@@ -467,6 +480,16 @@ struct StreamReader<'a> {
     name: &'a str,
     estimated: u64,
     progress: super::progress::StreamProgress,
+    /// The stream's output schema (with `_sfetl_deleted_at` when it has a cursor).
+    out_schema: SchemaRef,
+    /// Index of the cursor column in `out_schema`.
+    cursor_col: Option<usize>,
+    /// Greatest cursor delivered in the current window (µs).
+    max_cursor_us: Option<i64>,
+    /// Rows delivered since the last STATE.
+    pending: u64,
+    /// Incremental: results ordered by cursor and checkpointed after every page.
+    checkpoints: bool,
 }
 
 impl StreamReader<'_> {
@@ -508,7 +531,9 @@ impl StreamReader<'_> {
     ) -> Result<u64, FetchError> {
         let plan = WirePlan::new(self.schema, Api::Bulk);
         let client = &self.ctx.client;
-        let job = bulk::create_job(client, &self.soql(&plan, window, false), true).await?;
+        // Incremental windows are read in cursor order so every results page can be a checkpoint.
+        let soql = self.soql(&plan, window, self.checkpoints);
+        let job = bulk::create_job(client, &soql, true).await?;
         let result = self.bulk_results(&plan, &job.id, sink).await;
         if let Err(e) = bulk::delete_job(client, &job.id).await {
             tracing::warn!("could not delete Bulk job {}: {e}", job.id);
@@ -578,7 +603,18 @@ impl StreamReader<'_> {
             };
             total += delivered;
             match next {
-                Some(l) => locator = Some(l),
+                Some(l) => {
+                    if self.checkpoints
+                        && let Some(max) = self.max_cursor_us
+                        && let Some(at) = DateTime::<Utc>::from_timestamp_micros(max)
+                    {
+                        // Rows arrive in cursor order: everything below `max` is delivered;
+                        // rows equal to it may continue on the next page, and the inclusive
+                        // lower bound of the next run reads them again (deduplicated).
+                        self.checkpoint(sink, at).await?;
+                    }
+                    locator = Some(l)
+                }
                 None => break,
             }
         }
@@ -597,7 +633,7 @@ impl StreamReader<'_> {
 
     /// Fetches one page; rows of it already delivered by an earlier attempt are skipped.
     async fn bulk_page(
-        &self,
+        &mut self,
         plan: &WirePlan,
         job: &str,
         locator: Option<&str>,
@@ -613,14 +649,12 @@ impl StreamReader<'_> {
         while let Some(chunk) = page.chunk().await? {
             self.progress.add_bytes(chunk.len() as u64);
             for b in fresh_rows(decoder.push(&chunk)?, &mut offset, *delivered) {
-                sink.write(&plan.assemble(&b)?, extracted_at).await?;
-                self.progress.add_rows(b.num_rows() as u64);
+                self.deliver(sink, plan.assemble(&b)?, extracted_at).await?;
                 *delivered += b.num_rows() as u64;
             }
         }
         for b in fresh_rows(decoder.finish()?, &mut offset, *delivered) {
-            sink.write(&plan.assemble(&b)?, extracted_at).await?;
-            self.progress.add_rows(b.num_rows() as u64);
+            self.deliver(sink, plan.assemble(&b)?, extracted_at).await?;
             *delivered += b.num_rows() as u64;
         }
         *replaced += decoder.replaced_utf8();
@@ -635,8 +669,123 @@ impl StreamReader<'_> {
         Ok(page.next_locator)
     }
 
+    /// Hands a batch of the stream's columns to the sink: adds the `_sfetl_deleted_at` column
+    /// when the stream has one, and tracks progress, rows since the last STATE and the
+    /// greatest cursor delivered.
+    async fn deliver(
+        &mut self,
+        sink: &mut Sink,
+        batch: RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), FetchError> {
+        let batch = if batch.num_columns() + 1 == self.out_schema.fields().len() {
+            let mut columns = batch.columns().to_vec();
+            let last = self.out_schema.field(columns.len());
+            columns.push(arrow::array::new_null_array(
+                last.data_type(),
+                batch.num_rows(),
+            ));
+            RecordBatch::try_new(self.out_schema.clone(), columns)
+                .map_err(|e| crate::output::OutputError::Render(e.to_string()))?
+        } else {
+            batch
+        };
+        if let Some(c) = self.cursor_col
+            && let Some(m) =
+                arrow::compute::max(batch.column(c).as_primitive::<TimestampMicrosecondType>())
+        {
+            self.max_cursor_us = Some(self.max_cursor_us.map_or(m, |x| x.max(m)));
+        }
+        let n = batch.num_rows() as u64;
+        sink.write(&batch, extracted_at).await?;
+        self.pending += n;
+        self.progress.add_rows(n);
+        Ok(())
+    }
+
+    /// Makes what was delivered durable, then emits the STATE saying the stream is covered
+    /// up to `cursor`.
+    async fn checkpoint(
+        &mut self,
+        sink: &mut Sink,
+        cursor: DateTime<Utc>,
+    ) -> Result<(), FetchError> {
+        sink.commit().await?;
+        let field = self.schema.cursor.unwrap_or("SystemModstamp");
+        let msg = AirbyteStateMessage::stream(
+            StreamDescriptor::named(self.name),
+            state_blob(field, cursor),
+            self.pending as f64,
+        );
+        self.pending = 0;
+        self.max_cursor_us = None;
+        self.ctx.emit(AirbyteMessage::state(msg)).await
+    }
+
+    /// Rows deleted in the window that queryAll cannot return any more (hard deletes, emptied
+    /// recycle bin), from the REST `deleted` endpoint. Salesforce answers it for the last 30
+    /// days only, so older windows are left to queryAll's `IsDeleted` rows.
+    async fn deleted_rows(&mut self, window: Window, sink: &mut Sink) -> Result<u64, FetchError> {
+        let horizon = Utc::now() - chrono::Duration::days(29);
+        if window.upper <= horizon {
+            return Ok(0);
+        }
+        let start = window.lower.map_or(horizon, |l| l.max(horizon));
+        let url = self.ctx.client.data_url(&format!(
+            "sobjects/{}/deleted/?start={}&end={}",
+            self.name,
+            url_encode(&soql::datetime_literal(start)),
+            url_encode(&soql::datetime_literal(window.upper)),
+        ));
+        let answer: Value = self.ctx.client.get_json(&url).await?;
+        let mut ids: Vec<String> = Vec::new();
+        let mut at: Vec<i64> = Vec::new();
+        for r in answer
+            .get("deletedRecords")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(id), Some(when)) = (
+                r.get("id").and_then(Value::as_str),
+                r.get("deletedDate")
+                    .and_then(Value::as_str)
+                    .and_then(super::cursor::parse_datetime),
+            ) else {
+                continue;
+            };
+            ids.push(id.to_string());
+            at.push(when.timestamp_micros());
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = ids.len();
+        let when: ArrayRef =
+            Arc::new(arrow::array::TimestampMicrosecondArray::from(at).with_timezone("UTC"));
+        let cursor = self.schema.cursor;
+        let columns: Vec<ArrayRef> = self
+            .out_schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "Id" => Arc::new(arrow::array::StringArray::from(ids.clone())),
+                    "IsDeleted" => Arc::new(arrow::array::BooleanArray::from(vec![true; n])),
+                    DELETED_AT => when.clone(),
+                    name if Some(name) == cursor => when.clone(),
+                    _ => arrow::array::new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.out_schema.clone(), columns)
+            .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
+        self.deliver(sink, batch, Utc::now()).await?;
+        Ok(n as u64)
+    }
+
     async fn rest_window(
-        &self,
+        &mut self,
         window: Option<Window>,
         sink: &mut Sink,
     ) -> Result<u64, FetchError> {
@@ -663,10 +812,9 @@ impl StreamReader<'_> {
             if !page.records.is_empty() {
                 let wire = decode_rest_records(&plan, &page.records)?;
                 let blobs = self.fetch_blobs(&wire, &blob_cols).await?;
-                sink.write(&plan.assemble_with_blobs(&wire, &blobs)?, extracted_at)
-                    .await?;
+                let batch = plan.assemble_with_blobs(&wire, &blobs)?;
+                self.deliver(sink, batch, extracted_at).await?;
                 total += wire.num_rows() as u64;
-                self.progress.add_rows(wire.num_rows() as u64);
             }
             match page.next_records_url {
                 Some(next) if !page.done => url = next,
@@ -761,4 +909,25 @@ async fn earliest_cursor(
         .and_then(|r| r.get(cursor))
         .and_then(Value::as_str)
         .and_then(super::cursor::parse_datetime))
+}
+
+/// Column added to streams with a cursor: when the row was found deleted (hard deletes and
+/// purges reported by the `deleted` endpoint); null for rows read normally.
+pub const DELETED_AT: &str = "_sfetl_deleted_at";
+
+fn with_deleted_at(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        DELETED_AT,
+        arrow::datatypes::DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Microsecond,
+            Some(Arc::from("UTC")),
+        ),
+        true,
+    )));
+    Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

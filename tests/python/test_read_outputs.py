@@ -148,4 +148,4 @@ def test_parquet_to_s3_compatible_storage(sim, seaweed, tmp_path):
     assert len(parts) == 1 and parts[0].endswith("/part-00000.parquet")
     table = pq.read_table(parts, filesystem=fs)
     assert table.num_rows == 500
-    assert table.column_names == ["Id", "Name", "SystemModstamp", "_sfetl_extracted_at", "_sfetl_sync_id"]
+    assert table.column_names == ["Id", "Name", "SystemModstamp", "_sfetl_deleted_at", "_sfetl_extracted_at", "_sfetl_sync_id"]
