@@ -25,6 +25,9 @@ pub enum Error {
     /// A Salesforce call failed (token, network, API error); the message says what to fix.
     #[error(transparent)]
     Salesforce(#[from] crate::salesforce::SalesforceError),
+    /// `sfetl login` failed.
+    #[error(transparent)]
+    Login(#[from] crate::commands::login::LoginError),
     /// The simulator failed.
     #[error("simulator: {0}")]
     Simulator(#[from] crate::sim::SimError),
@@ -40,6 +43,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::State(_) | Error::Catalog(_) => FailureType::ConfigError,
             Error::Salesforce(e) => e.failure_type(),
+            Error::Login(e) => e.failure_type(),
             Error::NotAvailable(_) | Error::Simulator(_) | Error::Stdout(_) => {
                 FailureType::SystemError
             }

@@ -5,6 +5,8 @@
 //! CONNECTION_STATUS FAILED and exit 0, as the protocol asks.
 
 mod check;
+pub mod login;
+pub mod rotation;
 mod spec;
 
 use std::io::Write;
@@ -26,7 +28,17 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Write(args) => Config::from_file(&args.config)
             .map_err(Error::from)
             .and_then(|_| not_yet("write")),
-        Command::Login(_) => not_yet("login"),
+        Command::Login(args) => {
+            // A human command: its errors are sentences on stderr, not protocol messages.
+            return match login::run(&args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    let e = Error::from(e);
+                    let _ = writeln!(std::io::stderr(), "sfetl: error: {e}");
+                    e.exit_code()
+                }
+            };
+        }
         Command::Simulate(args) => {
             let opts = crate::sim::SimOptions {
                 listen: args.listen,
