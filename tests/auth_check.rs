@@ -77,7 +77,10 @@ async fn rotation_is_announced_with_a_control_message_holding_the_new_config() {
     assert_eq!(status, "SUCCEEDED");
     let (status, message, _) = check(&sim, &cfg).await;
     assert_eq!(status, "FAILED");
-    assert!(message.starts_with("The refresh token was revoked or has expired"), "{message}");
+    assert!(
+        message.starts_with("The refresh token was revoked or has expired"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +109,10 @@ async fn wrong_consumer_key() {
     assert_eq!(status, "FAILED");
     assert_eq!(
         message,
-        format!("Salesforce at {} does not recognise the Consumer Key (invalid_client_id: client identifier invalid). Check that client_id is the app's Consumer Key (Setup > App Manager > your app > View > Manage Consumer Details, or for an External Client App: Setup > External Client App Manager > your app > Settings > OAuth Settings > Consumer Key and Secret). If the app is new or was just edited, wait: Salesforce needs 2 to 10 minutes after a connected app (or External Client App) is created or edited before it accepts it. Also check the environment: an app created in production exists in a sandbox only after the sandbox is refreshed.", sim.login_url)
+        format!(
+            "Salesforce at {} does not recognise the Consumer Key (invalid_client_id: client identifier invalid). Check that client_id is the app's Consumer Key (Setup > App Manager > your app > View > Manage Consumer Details, or for an External Client App: Setup > External Client App Manager > your app > Settings > OAuth Settings > Consumer Key and Secret). If the app is new or was just edited, wait: Salesforce needs 2 to 10 minutes after a connected app (or External Client App) is created or edited before it accepts it. Also check the environment: an app created in production exists in a sandbox only after the sandbox is refreshed.",
+            sim.login_url
+        )
     );
 }
 
@@ -144,7 +150,10 @@ async fn credentials_of_the_other_environment() {
     assert_eq!(status, "FAILED");
     assert_eq!(
         message,
-        format!("Salesforce at {0} refused the credentials (invalid_grant: audience is invalid). Production credentials do not work in a sandbox and vice versa: this config logs in to a sandbox at {0}. For a sandbox set is_sandbox to true (or domain to its NAME--SANDBOX.sandbox.my.salesforce.com host); for a production org set is_sandbox to false; and check that the username is the user of that org (sandbox usernames end in .SANDBOXNAME).", sim.login_url)
+        format!(
+            "Salesforce at {0} refused the credentials (invalid_grant: audience is invalid). Production credentials do not work in a sandbox and vice versa: this config logs in to a sandbox at {0}. For a sandbox set is_sandbox to true (or domain to its NAME--SANDBOX.sandbox.my.salesforce.com host); for a production org set is_sandbox to false; and check that the username is the user of that org (sandbox usernames end in .SANDBOXNAME).",
+            sim.login_url
+        )
     );
 }
 
@@ -183,7 +192,10 @@ async fn client_credentials_on_the_login_host() {
     assert_eq!(status, "FAILED");
     assert_eq!(
         message,
-        format!("The client credentials flow works only on the org's My Domain host, not on {} (invalid_grant: request not supported on this domain). Set domain to the org's My Domain host, e.g. acme.my.salesforce.com (Setup > My Domain > Current My Domain URL), and remove login_url if it points at login.salesforce.com or test.salesforce.com.", sim.login_url)
+        format!(
+            "The client credentials flow works only on the org's My Domain host, not on {} (invalid_grant: request not supported on this domain). Set domain to the org's My Domain host, e.g. acme.my.salesforce.com (Setup > My Domain > Current My Domain URL), and remove login_url if it points at login.salesforce.com or test.salesforce.com.",
+            sim.login_url
+        )
     );
 }
 
@@ -216,7 +228,11 @@ async fn jwt_user_not_pre_authorised() {
 #[tokio::test]
 async fn inactive_user() {
     let sim = start_sim().await;
-    assert!(sim.sim.oauth.set_user_active(&sim.credentials.username, false));
+    assert!(
+        sim.sim
+            .oauth
+            .set_user_active(&sim.credentials.username, false)
+    );
     let (status, message, _) = check(&sim, &refresh_config(&sim)).await;
     assert_eq!(status, "FAILED");
     assert_eq!(
@@ -248,5 +264,8 @@ async fn unknown_api_version() {
     cfg["api_version"] = json!("99.0");
     let (status, message, _) = check(&sim, &cfg).await;
     assert_eq!(status, "FAILED");
-    assert!(message.starts_with("The org does not offer REST API version 99.0 (its newest is "), "{message}");
+    assert!(
+        message.starts_with("The org does not offer REST API version 99.0 (its newest is "),
+        "{message}"
+    );
 }

@@ -13,24 +13,9 @@ use sfetl::auth::oauth::{self, AppCredentials, Endpoints};
 use sfetl::auth::{Grant, RequestContext};
 use sfetl::secret::Secret;
 use sfetl::sim::SimHandle;
-use sfetl::sim::oauth::SIM_PASSWORD;
+
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// A running `sfetl login` and the authorize URL it printed.
 struct Login {
@@ -47,7 +32,11 @@ struct Login {
 async fn start_login(sim: &SimHandle, dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Login {
     let port = free_port();
     let redirect = format!("http://localhost:{port}/oauth/callback");
-    assert!(sim.sim.oauth.add_redirect_uri(&sim.credentials.client_id, &redirect));
+    assert!(
+        sim.sim
+            .oauth
+            .add_redirect_uri(&sim.credentials.client_id, &redirect)
+    );
     let out = dir.join("sfetl-config.json");
     let port_text = port.to_string();
     let mut args = vec![
@@ -64,7 +53,9 @@ async fn start_login(sim: &SimHandle, dir: &Path, extra: &[&str], env: &[(&str, 
     ];
     args.extend_from_slice(extra);
     let mut cmd = sfetl();
-    cmd.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -72,7 +63,11 @@ async fn start_login(sim: &SimHandle, dir: &Path, extra: &[&str], env: &[(&str, 
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut head = String::new();
     let url = loop {
-        let line = lines.next_line().await.unwrap().expect("login prints the URL");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("login prints the URL");
         head.push_str(&line);
         head.push('\n');
         if let Some(u) = line.trim().strip_prefix("http") {
@@ -104,38 +99,6 @@ async fn finish(login: Login) -> Output {
     let rest = login.rest.await.unwrap();
     out.stderr = format!("{}{}", login.stderr_head, rest).into_bytes();
     out
-}
-
-/// Opens the consent page like a browser and submits it; returns the callback URL Salesforce
-/// redirects to.
-async fn consent_over_http(sim: &SimHandle, authorize_url: &str, decision: &str) -> String {
-    let http = no_redirects();
-    let page = http.get(authorize_url).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(html.contains("<form id=\"consent\""), "{html}");
-    let marker = "name=\"request_id\" value=\"";
-    let start = html.find(marker).unwrap() + marker.len();
-    let request_id = &html[start..start + html[start..].find('"').unwrap()];
-    let answer = http
-        .post(format!("{}/services/oauth2/authorize", sim.login_url))
-        .form(&[
-            ("request_id", request_id),
-            ("username", sim.credentials.username.as_str()),
-            ("password", SIM_PASSWORD),
-            ("decision", decision),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 302);
-    answer.headers()["location"].to_str().unwrap().to_string()
-}
-
-/// Follows the redirect to sfetl's loopback callback; returns the status and page.
-async fn deliver(callback: &str) -> (u16, String) {
-    let r = no_redirects().get(callback).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 fn assert_login_succeeded(sim: &SimHandle, out: &Output, path: &Path) -> Value {
@@ -178,7 +141,10 @@ async fn pkce_login_without_secret_then_check() {
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43);
-    assert_eq!(q["redirect_uri"], format!("http://localhost:{}/oauth/callback", login.port));
+    assert_eq!(
+        q["redirect_uri"],
+        format!("http://localhost:{}/oauth/callback", login.port)
+    );
     assert_eq!(q["scope"], "api refresh_token offline_access");
     assert!(!q.contains_key("client_secret") && !q.contains_key("code_verifier"));
     let callback = consent_over_http(&sim, &login.url, "allow").await;
@@ -243,18 +209,34 @@ async fn pkce_login_in_headless_chromium() {
     let login = start_login(&sim, dir.path(), &[], &[]).await;
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|c| std::process::Command::new("which").arg(c).output().is_ok_and(|o| o.status.success()))
+        .find(|c| {
+            std::process::Command::new("which")
+                .arg(c)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .expect("chromium is installed (.ci/run installs Debian's chromium package)");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/consent.mjs");
     let prefix = format!("http://localhost:{}/oauth/callback", login.port);
     let driven = tokio::process::Command::new("node")
-        .args(["--experimental-websocket", "--no-warnings", script, chromium, &login.url, &prefix, "allow"])
+        .args([
+            "--experimental-websocket",
+            "--no-warnings",
+            script,
+            chromium,
+            &login.url,
+            &prefix,
+            "allow",
+        ])
         .output()
         .await
         .unwrap();
     let result: Value = serde_json::from_slice(&driven.stdout)
         .unwrap_or_else(|_| panic!("driver output: {driven:?}"));
-    assert_eq!(result, json!({"ok": true, "title": "sfetl received the authorization"}));
+    assert_eq!(
+        result,
+        json!({"ok": true, "title": "sfetl received the authorization"})
+    );
     let path = login.out.clone();
     let out = finish(login).await;
     assert_login_succeeded(&sim, &out, &path);
@@ -295,7 +277,10 @@ async fn a_callback_with_another_state_is_rejected() {
     let path = login.out.clone();
     let out = finish(login).await;
     assert_login_succeeded(&sim, &out, &path);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ignored a callback whose state does not match this login"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("ignored a callback whose state does not match this login")
+    );
 }
 
 #[tokio::test]
@@ -314,7 +299,11 @@ async fn login_times_out_with_a_clear_message() {
 async fn callback_url_mismatch_names_the_exact_url() {
     let sim = start_sim().await;
     let registered = format!("http://localhost:{}/oauth/callback", free_port());
-    assert!(sim.sim.oauth.add_redirect_uri(&sim.credentials.client_id, &registered));
+    assert!(
+        sim.sim
+            .oauth
+            .add_redirect_uri(&sim.credentials.client_id, &registered)
+    );
     let endpoints = Endpoints::new(&sim.login_url).unwrap();
     let pkce = sfetl::auth::PkceSession::new();
     let url = oauth::authorize_url(

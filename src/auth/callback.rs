@@ -56,7 +56,8 @@ impl CallbackServer {
     /// Listens on 127.0.0.1:`port` (and `[::1]:port` when available, since browsers may resolve
     /// `localhost` to either).
     pub async fn bind(port: u16, expected_state: Secret) -> std::io::Result<CallbackServer> {
-        let v4 = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        let v4 =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let port = v4.local_addr()?.port();
         let v6 = tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
             .await

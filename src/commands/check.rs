@@ -102,10 +102,9 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
         retry: check_retry(),
     };
     let status = match probe(&config, hooks).await {
-        Ok(report) => AirbyteMessage::connection_status(
-            ConnectionStatus::Succeeded,
-            Some(report.to_string()),
-        ),
+        Ok(report) => {
+            AirbyteMessage::connection_status(ConnectionStatus::Succeeded, Some(report.to_string()))
+        }
         Err(e) => AirbyteMessage::connection_status(ConnectionStatus::Failed, Some(e.to_string())),
     };
     emitter
@@ -174,7 +173,8 @@ async fn check_api_version(client: &SalesforceClient, instance: &str) -> Result<
 
 /// The org's edition (`Organization.OrganizationType`), when the user may read it.
 async fn edition(client: &SalesforceClient) -> Option<String> {
-    let url = client.data_url("query?q=SELECT+OrganizationType,IsSandbox+FROM+Organization+LIMIT+1");
+    let url =
+        client.data_url("query?q=SELECT+OrganizationType,IsSandbox+FROM+Organization+LIMIT+1");
     let answer: Value = client.get_json(&url).await.ok()?;
     let org = answer.get("records")?.get(0)?;
     let kind = org.get("OrganizationType")?.as_str()?;

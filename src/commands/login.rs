@@ -57,7 +57,9 @@ pub enum LoginError {
     )]
     NoRefreshToken,
     /// The identity URL could not be read.
-    #[error("Connected, but the identity URL could not be read ({0}); run `sfetl check` on the saved config to see more.")]
+    #[error(
+        "Connected, but the identity URL could not be read ({0}); run `sfetl check` on the saved config to see more."
+    )]
     Identity(String),
     /// The config could not be written.
     #[error("Cannot write the config to {path}: {detail}; pass --out with a writable path.")]
@@ -68,7 +70,9 @@ pub enum LoginError {
         detail: String,
     },
     /// No place to write the config by default.
-    #[error("Cannot find the user's config directory (neither XDG_CONFIG_HOME nor HOME is set); pass --out FILE.")]
+    #[error(
+        "Cannot find the user's config directory (neither XDG_CONFIG_HOME nor HOME is set); pass --out FILE."
+    )]
     NoConfigDir,
 }
 
@@ -177,11 +181,20 @@ pub async fn run(args: &LoginArgs) -> Result<(), LoginError> {
         client_id: args.client_id.clone(),
         client_secret: args.client_secret.clone().map(Secret::new),
     };
-    let token = oauth::exchange_code(&http, &endpoints, &app, &code, Some(&pkce.verifier), &ctx)
-        .await?;
-    let refresh_token = token.refresh_token.clone().ok_or(LoginError::NoRefreshToken)?;
+    let token =
+        oauth::exchange_code(&http, &endpoints, &app, &code, Some(&pkce.verifier), &ctx).await?;
+    let refresh_token = token
+        .refresh_token
+        .clone()
+        .ok_or(LoginError::NoRefreshToken)?;
     let identity = identity(&http, &token).await?;
-    let text = |k: &str| identity.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |k: &str| {
+        identity
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let org_id = text("organization_id");
     let username = text("username");
     let path = match &args.out {
@@ -193,7 +206,10 @@ pub async fn run(args: &LoginArgs) -> Result<(), LoginError> {
         path: path.clone(),
         detail: e.to_string(),
     })?;
-    eprintln!("Saved the config with mode 0600; test it with: sfetl check --config {}", path.display());
+    eprintln!(
+        "Saved the config with mode 0600; test it with: sfetl check --config {}",
+        path.display()
+    );
     println!(
         "Connected org {org_id} as {username} (instance {}); config written to {}",
         token.instance_url,
@@ -236,7 +252,10 @@ async fn identity(http: &reqwest::Client, token: &Token) -> Result<Value, LoginE
         .await
         .map_err(|e| LoginError::Identity(crate::transport::describe_reqwest_error(&e)))?;
     if !response.status().is_success() {
-        return Err(LoginError::Identity(format!("HTTP {}", response.status().as_u16())));
+        return Err(LoginError::Identity(format!(
+            "HTTP {}",
+            response.status().as_u16()
+        )));
     }
     response
         .json()

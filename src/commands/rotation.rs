@@ -29,7 +29,9 @@ pub fn rotation_hook(
 ) -> RotationHook {
     let raw = Arc::new(Mutex::new(config.raw.0.clone()));
     let file: Option<PathBuf> = config_path
-        .filter(|_| config.raw.0.get(WRITTEN_BY_KEY).and_then(Value::as_str) == Some(WRITTEN_BY_LOGIN))
+        .filter(|_| {
+            config.raw.0.get(WRITTEN_BY_KEY).and_then(Value::as_str) == Some(WRITTEN_BY_LOGIN)
+        })
         .map(Path::to_path_buf);
     Arc::new(move |token: &Secret| {
         let updated = {
@@ -64,7 +66,9 @@ pub fn write_private_json(path: &Path, value: &Value) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("config"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config"),
         std::process::id()
     ));
     let mut options = std::fs::OpenOptions::new();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sfetl::config::Config;
 use sfetl::salesforce::RetryPolicy;
+use sfetl::sim::oauth::SIM_PASSWORD;
 use sfetl::sim::{SimHandle, SimOptions, Simulator};
 
 /// Starts the simulator on loopback with a small org.
@@ -165,3 +166,52 @@ pub async fn post(url: &str, body: Value) -> Value {
 
 /// A shareable counter-and-values hook for rotations.
 pub type Rotations = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A client that does not follow redirects, to see each hop.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Opens the consent page like a browser and submits it; returns the callback URL Salesforce
+/// redirects to.
+pub async fn consent_over_http(sim: &SimHandle, authorize_url: &str, decision: &str) -> String {
+    let http = no_redirects();
+    let page = http.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<form id=\"consent\""), "{html}");
+    let marker = "name=\"request_id\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let request_id = &html[start..start + html[start..].find('"').unwrap()];
+    let answer = http
+        .post(format!("{}/services/oauth2/authorize", sim.login_url))
+        .form(&[
+            ("request_id", request_id),
+            ("username", sim.credentials.username.as_str()),
+            ("password", SIM_PASSWORD),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    answer.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Follows the redirect to sfetl's loopback callback; returns the status and page.
+pub async fn deliver(callback: &str) -> (u16, String) {
+    let r = no_redirects().get(callback).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
