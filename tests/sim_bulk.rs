@@ -133,7 +133,7 @@ async fn query_job_lifecycle_results_and_paging() {
     let r = org
         .raw
         .get(org.data(&format!("jobs/query/{id}/results")))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .header("Accept-Encoding", "gzip")
         .send()
         .await
@@ -157,7 +157,7 @@ async fn query_job_lifecycle_results_and_paging() {
     let r = org
         .http
         .delete(org.data(&format!("jobs/query/{id}")))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -270,7 +270,7 @@ async fn ingest_insert_with_per_row_results() {
     let r = org
         .http
         .put(org.data(&format!("jobs/ingest/{id}/batches")))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .header("Content-Type", "text/csv")
         .body(csv)
         .send()
@@ -368,7 +368,7 @@ async fn ingest_upsert_update_delete_and_job_errors() {
         let id = job["id"].as_str().unwrap().to_string();
         org.http
             .put(org.data(&format!("jobs/ingest/{id}/batches")))
-            .bearer_auth("t")
+            .bearer_auth(&org.token)
             .body(csv.to_string())
             .send()
             .await
@@ -481,7 +481,7 @@ async fn ingest_upsert_update_delete_and_job_errors() {
     let jid = job["id"].as_str().unwrap();
     org.http
         .put(org.data(&format!("jobs/ingest/{jid}/batches")))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .body("LastName,Company\nA,B\n")
         .send()
         .await

@@ -44,7 +44,7 @@ async fn versions_list_needs_no_auth_and_has_no_limit_header() {
     let r = org
         .http
         .get(org.url("/services/data/v20.0/sobjects"))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -213,7 +213,7 @@ async fn query_pages_follow_next_records_url_with_batch_size() {
         .get(org.data("query"))
         .query(&[("q", "SELECT Id, Name, Account.Name FROM Contact")])
         .header("Sforce-Query-Options", "batchSize=200")
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -244,7 +244,7 @@ async fn query_pages_follow_next_records_url_with_batch_size() {
     let r2: Value = org
         .http
         .get(org.url(&next))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap()
@@ -279,7 +279,7 @@ async fn query_pages_follow_next_records_url_with_batch_size() {
     let r = org
         .http
         .get(org.url(&format!("/services/data/{V}/query/01gNOPE-200")))
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -419,7 +419,7 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
             "q",
             "SELECT Id, IsDeleted FROM Account WHERE IsDeleted = true",
         )])
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -471,7 +471,7 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
         .http
         .get(org.data("queryAll"))
         .query(&[("q", "SELECT Id FROM Account")])
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await
         .unwrap();
@@ -740,7 +740,7 @@ async fn stats_and_fault_injection() {
         .http
         .get(org.data("query"))
         .query(&[("q", "SELECT Id, Name FROM Account")])
-        .bearer_auth("t")
+        .bearer_auth(&org.token)
         .send()
         .await;
     match sent {
