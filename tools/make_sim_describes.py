@@ -121,7 +121,7 @@ leadf = kept(L, ["Id", "IsDeleted", "LastName", "FirstName", "Salutation", "Name
 O = "describe_Opportunity_vxx.json"
 opp = kept(O, ["Id", "IsDeleted", "AccountId", "IsPrivate", "Name", "Description", "StageName", "Amount", "Probability",
                "CloseDate", "Type", "NextStep", "LeadSource", "IsClosed", "IsWon", "ForecastCategory", "OwnerId"]) + audit(O) + kept(
-    O, ["FiscalQuarter", "FiscalYear"]) + [
+    O, ["FiscalQuarter", "FiscalYear", "Fiscal"]) + [
     new_field("Weighted_Amount__c", "currency", "Weighted Amount", precision=18, scale=2, calculated=True, createable=False,
               updateable=False, calculatedFormula="Amount * Probability / 100")]
 for f in opp:

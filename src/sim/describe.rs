@@ -322,3 +322,27 @@ fn object_meta(describe: Value) -> Result<ObjectMeta, String> {
         rel_lower,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_fixtures_load_and_data_dir_overrides_one_file() {
+        let c = Catalog::load(None).expect("embedded fixtures");
+        assert_eq!(c.objects.len(), OBJECTS.len());
+        let lead = &c.objects[c.object("lead").expect("Lead")];
+        assert_eq!(lead.prefix, "00Q");
+        assert!(lead.field("score__c").is_some());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = lead.describe.clone();
+        d["label"] = Value::from("Prospect");
+        std::fs::write(dir.path().join("describe_Lead.json"), d.to_string()).expect("write");
+        let c2 = Catalog::load(Some(dir.path())).expect("override");
+        assert_eq!(c2.objects[2].describe["label"], "Prospect");
+        assert_eq!(c2.objects[0].name, "Account", "other files still embedded");
+        std::fs::write(dir.path().join("describe_Lead.json"), "{not json").expect("write");
+        let err = Catalog::load(Some(dir.path())).expect_err("bad fixture");
+        assert!(err.to_string().contains("describe_Lead.json"));
+    }
+}

@@ -64,7 +64,18 @@ pub enum SimError {
 
 /// Runs `sfetl simulate`: prints the credentials line on stdout, serves until SIGINT/SIGTERM.
 pub async fn run_cli(opts: SimOptions) -> Result<(), SimError> {
+    let started = std::time::Instant::now();
     let handle = Simulator::start(opts).await?;
+    {
+        let store = handle.sim.store.read().unwrap_or_else(|e| e.into_inner());
+        let rows: usize = store.tables.iter().map(|t| t.len()).sum();
+        eprintln!(
+            "sfetl simulate: {rows} rows generated in {:.1} s ({} MB of columns); serving {}",
+            started.elapsed().as_secs_f64(),
+            store.heap_bytes() / 1_000_000,
+            handle.base_url
+        );
+    }
     println!(
         "{}",
         serde_json::to_string(&handle.credentials).unwrap_or_default()

@@ -66,17 +66,65 @@ impl Val<'_> {
     }
 }
 
-/// Text column: one arena of bytes plus end offsets; updates go to a small overlay.
+/// Text column: one arena of bytes plus end offsets, or (for low-cardinality fields such as
+/// picklists and names) 16-bit codes into a dictionary; updates go to a small overlay.
 #[derive(Debug, Default)]
 pub struct TextCol {
     data: Vec<u8>,
     ends: Vec<u32>,
     nulls: Vec<u64>,
+    dict: Option<Dict>,
     over: HashMap<u32, Option<Box<str>>>,
 }
 
+/// Dictionary of a low-cardinality text column.
+#[derive(Debug, Default)]
+struct Dict {
+    codes: Vec<u16>,
+    values: Vec<Box<str>>,
+    index: HashMap<Box<str>, u16>,
+}
+
+const CODE_NULL: u16 = u16::MAX;
+const CODE_OVERLAY: u16 = u16::MAX - 1;
+
 impl TextCol {
+    fn dictionary() -> TextCol {
+        TextCol {
+            dict: Some(Dict::default()),
+            ..TextCol::default()
+        }
+    }
+    fn reserve(&mut self, n: usize) {
+        match &mut self.dict {
+            Some(d) => d.codes.reserve_exact(n),
+            None => {
+                self.ends.reserve_exact(n);
+                self.nulls.reserve_exact(n / 64 + 1);
+            }
+        }
+    }
     fn push(&mut self, v: Option<&str>) {
+        if let Some(d) = &mut self.dict {
+            let code = match v {
+                None => CODE_NULL,
+                Some(s) => match d.index.get(s) {
+                    Some(&c) => c,
+                    None if d.values.len() < CODE_OVERLAY as usize => {
+                        let c = d.values.len() as u16;
+                        d.values.push(s.into());
+                        d.index.insert(s.into(), c);
+                        c
+                    }
+                    None => {
+                        self.over.insert(d.codes.len() as u32, Some(s.into()));
+                        CODE_OVERLAY
+                    }
+                },
+            };
+            d.codes.push(code);
+            return;
+        }
         let row = self.ends.len();
         if let Some(s) = v {
             self.data.extend_from_slice(s.as_bytes());
@@ -96,6 +144,12 @@ impl TextCol {
         {
             return v.as_deref();
         }
+        if let Some(d) = &self.dict {
+            return match d.codes[row] {
+                CODE_NULL | CODE_OVERLAY => None,
+                c => Some(&d.values[c as usize]),
+            };
+        }
         if self.nulls[row / 64] & (1 << (row % 64)) != 0 {
             return None;
         }
@@ -112,7 +166,10 @@ impl TextCol {
         self.over.insert(row as u32, v.map(Into::into));
     }
     fn heap_bytes(&self) -> usize {
-        self.data.capacity() + self.ends.capacity() * 4 + self.nulls.capacity() * 8
+        let dict = self.dict.as_ref().map_or(0, |d| {
+            d.codes.capacity() * 2 + d.values.iter().map(|v| v.len() * 2 + 40).sum::<usize>()
+        });
+        self.data.capacity() + self.ends.capacity() * 4 + self.nulls.capacity() * 8 + dict
     }
 }
 
@@ -124,7 +181,12 @@ pub enum Formula {
     /// `A * B / 100`: numeric, null when either is null.
     MulDiv100(usize, usize),
     /// `FirstName LastName` style name built by the platform (`Name` of people).
-    PersonName { first: usize, last: usize },
+    PersonName {
+        /// Index of FirstName.
+        first: usize,
+        /// Index of LastName.
+        last: usize,
+    },
 }
 
 /// Storage of one field.
@@ -152,8 +214,10 @@ pub enum Column {
     DateTime(Vec<i64>),
     /// times (ms since midnight).
     Time(Vec<i32>),
-    /// references (packed object/row).
+    /// references that can point at several stored objects (packed object/row).
     Ref(Vec<u64>),
+    /// references to one stored object: just the row (u32::MAX = null).
+    Ref32(usize, Vec<u32>),
 }
 
 /// One object's rows.
@@ -196,6 +260,23 @@ impl Table {
     /// Whether the table has no rows at all.
     pub fn is_empty(&self) -> bool {
         self.state.is_empty()
+    }
+
+    /// Reserves room for `n` more rows in every column.
+    pub fn reserve(&mut self, n: usize) {
+        self.state.reserve_exact(n);
+        for c in &mut self.cols {
+            match c {
+                Column::Text(t) => t.reserve(n),
+                Column::Bool(v) => v.reserve_exact(n),
+                Column::F64(v) => v.reserve_exact(n),
+                Column::I64(v) | Column::DateTime(v) => v.reserve_exact(n),
+                Column::Date(v) | Column::Time(v) => v.reserve_exact(n),
+                Column::Ref(v) => v.reserve_exact(n),
+                Column::Ref32(_, v) => v.reserve_exact(n),
+                _ => {}
+            }
+        }
     }
 
     /// Appends a row of stored values (one per field; derived fields ignore theirs).
@@ -284,6 +365,13 @@ impl Table {
                     Val::Time(v[row])
                 }
             }
+            Column::Ref32(t, v) => {
+                if v[row] == u32::MAX {
+                    Val::Null
+                } else {
+                    Val::Ref(pack(*t, v[row] as usize))
+                }
+            }
             Column::Ref(v) => {
                 if v[row] == NULL_REF {
                     Val::Null
@@ -343,6 +431,12 @@ impl Table {
                     _ => NULL_I32,
                 }
             }
+            Column::Ref32(t, c) => {
+                c[row] = match v {
+                    Val::Ref(n) if unpack(*n).0 == *t => unpack(*n).1 as u32,
+                    _ => u32::MAX,
+                }
+            }
             Column::Ref(c) => {
                 c[row] = match v {
                     Val::Ref(n) => *n,
@@ -379,6 +473,7 @@ impl Table {
                     Column::I64(v) | Column::DateTime(v) => v.capacity() * 8,
                     Column::Date(v) | Column::Time(v) => v.capacity() * 4,
                     Column::Ref(v) => v.capacity() * 8,
+                    Column::Ref32(_, v) => v.capacity() * 4,
                     _ => 0,
                 })
                 .sum::<usize>()
@@ -410,7 +505,18 @@ fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
             }
             Column::Compound(parts)
         }
-        FType::Reference => Column::Ref(Vec::new()),
+        FType::Reference => {
+            let stored: Vec<usize> = f
+                .reference_to
+                .iter()
+                .filter_map(|t| super::describe::OBJECTS.iter().position(|o| o == t))
+                .collect();
+            match stored[..] {
+                [one] => Column::Ref32(one, Vec::new()),
+                _ => Column::Ref(Vec::new()),
+            }
+        }
+        FType::Text if low_cardinality(f) => Column::Text(TextCol::dictionary()),
         FType::Text | FType::Base64 => Column::Text(TextCol::default()),
         FType::Boolean => Column::Bool(Vec::new()),
         FType::Int | FType::Long => Column::I64(Vec::new()),
@@ -454,6 +560,28 @@ fn parse_formula(meta: &ObjectMeta, sf_type: &str, text: &str) -> Option<Formula
         return Some(Formula::MulDiv100(meta.field(t[0])?, meta.field(t[2])?));
     }
     None
+}
+
+/// Text fields whose values repeat a lot (picklists, names, cities...): dictionary-encoded.
+fn low_cardinality(f: &FieldMeta) -> bool {
+    const UNIQUE_ISH: [&str; 8] = [
+        "Name",
+        "Company",
+        "AccountNumber",
+        "External_Id__c",
+        "Username",
+        "Alias",
+        "TickerSymbol",
+        "Subject",
+    ];
+    let by_type = !matches!(
+        f.sf_type.as_str(),
+        "email" | "phone" | "url" | "encryptedstring" | "anyType"
+    );
+    by_type
+        && !UNIQUE_ISH.contains(&f.name.as_str())
+        && !f.name.ends_with("Street")
+        && !f.name.ends_with("PostalCode")
 }
 
 fn component_key(name: &str) -> &'static str {
@@ -508,6 +636,10 @@ fn push_val(c: &mut Column, v: &Val<'_>) {
         Column::Time(c) => c.push(match v {
             Val::Time(n) => *n,
             _ => NULL_I32,
+        }),
+        Column::Ref32(t, c) => c.push(match v {
+            Val::Ref(n) if unpack(*n).0 == *t => unpack(*n).1 as u32,
+            _ => u32::MAX,
         }),
         Column::Ref(c) => c.push(match v {
             Val::Ref(n) => *n,
@@ -698,10 +830,30 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// Writes a number as Salesforce's JSON does: integral values without a fraction.
 pub fn write_number(n: f64, out: &mut Vec<u8>) {
     if n.fract() == 0.0 && n.abs() < 1e15 {
-        out.extend_from_slice((n as i64).to_string().as_bytes());
+        write_int(n as i64, out);
     } else {
-        out.extend_from_slice(n.to_string().as_bytes());
+        use std::io::Write as _;
+        let _ = write!(out, "{n}");
     }
+}
+
+/// Writes an integer in decimal without allocating.
+pub fn write_int(n: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Parses Salesforce datetime text (`2024-01-02T03:04:05.000+0000`, `...Z`, `+01:00`, with or
@@ -802,6 +954,21 @@ mod tests {
             flags.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[f] as char);
         }
         assert_eq!(flags, "IAC");
+    }
+
+    #[test]
+    fn numbers_render_like_salesforce_json() {
+        let render = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            f(&mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(render(&|o| write_int(0, o)), "0");
+        assert_eq!(render(&|o| write_int(-1234, o)), "-1234");
+        assert_eq!(render(&|o| write_int(i64::MIN, o)), i64::MIN.to_string());
+        assert_eq!(render(&|o| write_number(139_000_000.0, o)), "139000000");
+        assert_eq!(render(&|o| write_number(61.217062, o)), "61.217062");
+        assert_eq!(render(&|o| write_number(-0.5, o)), "-0.5");
     }
 
     #[test]

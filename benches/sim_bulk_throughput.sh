@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Measures the simulator's Bulk API 2.0 results throughput (MB/s, one download stream) and its
+# peak memory at a given scale (default --scale 1000000, about 7.7M rows).
+#
+#   benches/sim_bulk_throughput.sh [SCALE]
+#
+# SIM_CMD overrides how the simulator is started (default: the release build of
+# `examples/simulate.rs`, which runs the same `sfetl::sim::run_cli` as `sfetl simulate`).
+# Needs curl and python3. Builds in release mode: run it by hand, not in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE="${1:-1000000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
+if [ -z "${SIM_CMD:-}" ]; then
+  cargo build --release --example simulate >&2
+  SIM_CMD="$CARGO_TARGET_DIR/release/examples/simulate"
+fi
+out=$(mktemp); err=$(mktemp)
+$SIM_CMD --scale "$SCALE" >"$out" 2>"$err" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -f "$out" "$err"' EXIT
+for _ in $(seq 1 1200); do [ -s "$out" ] && break; sleep 0.5; done
+[ -s "$out" ] || { echo "simulator did not start" >&2; cat "$err" >&2; exit 1; }
+cat "$err" >&2
+base=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["base_url"])' "$out")
+api="$base/services/data/v62.0"
+auth="Authorization: Bearer bench"
+soql="SELECT Id, FirstName, LastName, Email, Phone, Title, Description, MailingStreet, MailingCity, MailingPostalCode, MailingCountry, Birthdate, Score__c, Score_Reason__c, External_Id__c, AccountId, OwnerId, CreatedDate, LastModifiedDate, SystemModstamp FROM Contact"
+job=$(curl -sf -H "$auth" -H 'Content-Type: application/json' \
+  -d "$(python3 -c 'import json,sys; print(json.dumps({"operation":"query","query":sys.argv[1]}))' "$soql")" "$api/jobs/query")
+id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$job")
+t0=$(date +%s.%N)
+for _ in $(seq 1 100); do
+  state=$(curl -sf -H "$auth" "$api/jobs/query/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  [ "$state" = JobComplete ] && break
+done
+t1=$(date +%s.%N)
+echo "query job ($soql) completed in $(python3 -c "print(round($t1-$t0,2))") s" >&2
+report() { # label, curl extra args
+  local label=$1; shift
+  read -r bytes secs < <(curl -sf -o /dev/null -H "$auth" "$@" -w '%{size_download} %{time_total}\n' "$api/jobs/query/$id/results")
+  python3 -c "b=$bytes; s=$secs; print(f'{\"$label\":<22} {b/1e6:10.1f} MB in {s:6.2f} s = {b/1e6/s:8.1f} MB/s')"
+}
+report "results (identity)"
+report "results (maxRecords)" -G -d maxRecords=1000000
+report "results (gzip)" -H 'Accept-Encoding: gzip'
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+echo "peak RSS: $((rss / 1024)) MB at --scale $SCALE"
