@@ -34,6 +34,9 @@ pub enum Error {
         "`sfetl {0}` is not available yet in this version of sfetl; see README.md for what each command does today"
     )]
     NotAvailable(&'static str),
+    /// `sfetl login` failed.
+    #[error(transparent)]
+    Login(#[from] crate::commands::login::LoginError),
     /// The simulator failed.
     #[error("simulator: {0}")]
     Simulator(#[from] crate::sim::SimError),
@@ -52,6 +55,7 @@ impl Error {
             Error::Fetch(e) => e.failure_type(),
             Error::Output(crate::output::OutputError::Location { .. }) => FailureType::ConfigError,
             Error::Output(_) | Error::Reported(_) => FailureType::SystemError,
+            Error::Login(e) => e.failure_type(),
             Error::NotAvailable(_) | Error::Simulator(_) | Error::Stdout(_) => {
                 FailureType::SystemError
             }

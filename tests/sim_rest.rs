@@ -796,3 +796,85 @@ async fn generator_is_deterministic_and_awkward() {
         "many rows share one SystemModstamp"
     );
 }
+
+#[tokio::test]
+async fn value_formats_polymorphic_parents_formulas_and_compounds() {
+    let org = Org::start(40).await;
+    // Polymorphic parent: attributes.type "Name", as recorded for Case.Owner.
+    let (s, t) = org
+        .query("SELECT Id, Who.Name, What.Id, Owner.Name FROM Task WHERE WhoId != null LIMIT 5")
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let rec = recorded("query_Case_nested_relationships_subquery_v60.json");
+    assert_eq!(rec["records"][0]["Owner"]["attributes"]["type"], "Name");
+    for r in t["records"].as_array().unwrap() {
+        assert_eq!(r["Who"]["attributes"]["type"], "Name");
+        let url = r["Who"]["attributes"]["url"].as_str().unwrap();
+        assert!(
+            url.contains("/sobjects/Contact/") || url.contains("/sobjects/Lead/"),
+            "{url}"
+        );
+        assert_eq!(r["Owner"]["attributes"]["type"], "User");
+    }
+    let (s, bad) = org.query("SELECT Who.Email FROM Task").await;
+    assert_eq!(s, 400);
+    error_code(&bad, "INVALID_FIELD");
+    // Formula: Weighted_Amount__c = Amount * Probability / 100.
+    let (_, o) = org.query("SELECT Amount, Probability, Weighted_Amount__c FROM Opportunity WHERE Amount != null AND Probability != null LIMIT 10").await;
+    for r in o["records"].as_array().unwrap() {
+        let want = r["Amount"].as_f64().unwrap() * r["Probability"].as_f64().unwrap() / 100.0;
+        assert!(
+            (r["Weighted_Amount__c"].as_f64().unwrap() - want).abs() < 0.01,
+            "{r}"
+        );
+    }
+    // Location compound, time, long, multipicklist values.
+    let (_, sc) = org.query("SELECT Id, Site__c, Site__Latitude__s, Review_Time__c, Token_Count__c, Tags__c FROM Score__c WHERE Site__Latitude__s != null LIMIT 5").await;
+    let r = &sc["records"][0];
+    assert_eq!(
+        keys(&r["Site__c"]),
+        ["latitude", "longitude"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    assert_eq!(r["Site__c"]["latitude"], r["Site__Latitude__s"]);
+    if let Some(t) = r["Review_Time__c"].as_str() {
+        assert!(t.len() == 13 && t.ends_with(".000Z"), "{t}");
+    }
+    assert!(
+        sc["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["Token_Count__c"].is_i64())
+    );
+    // Deleted rows: 404 ENTITY_IS_DELETED over REST, still readable through /__sim/record.
+    let del = org
+        .control("delete", &json!({"object": "Lead", "count": 1}))
+        .await;
+    let id = del["ids"][0].as_str().unwrap();
+    let (s, v) = org.get_json(&format!("sobjects/Lead/{id}")).await;
+    assert_eq!(s, 404);
+    error_code(&v, "ENTITY_IS_DELETED");
+    let stored: Value = org
+        .http
+        .get(org.url(&format!("/__sim/record/Lead/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["IsDeleted"], true);
+    // 15-character ids are accepted and answered with the 18-character form.
+    let (s, v) = org.get_json(&format!("sobjects/Lead/{}", &id[..15])).await;
+    assert_eq!(s, 404, "{v}");
+    let (_, q) = org.query("SELECT Id FROM Account LIMIT 1").await;
+    let acc = q["records"][0]["Id"].as_str().unwrap();
+    let (s, v) = org
+        .get_json(&format!("sobjects/Account/{}", &acc[..15]))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["Id"], acc);
+}

@@ -6,6 +6,7 @@
 //! setting to fix) is the same for every API sfetl calls, and keeping it apart from the data
 //! client lets `sfetl login` reuse the flows without a data connection.
 
+pub mod callback;
 pub mod errors;
 pub mod jwt;
 pub mod oauth;

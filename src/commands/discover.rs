@@ -11,7 +11,7 @@ use super::stdout::StdoutTask;
 pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
     let config = Config::from_file(config_path)?;
     let stdout = StdoutTask::spawn();
-    let client = super::connect(&config, &stdout).await?;
+    let client = super::connect(&config, config_path, &stdout).await?;
     let (catalog, skipped) = discover(&client, &config).await?;
     for (name, e) in skipped {
         let text = format!("{name} left out of the catalog: its describe failed ({e})");

@@ -6,7 +6,9 @@
 
 mod check;
 mod discover;
+pub mod login;
 mod read;
+pub mod rotation;
 mod spec;
 pub mod stdout;
 
@@ -17,8 +19,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{AirbyteMessage, Emitter};
 use crate::salesforce::{ClientHooks, SalesforceClient};
-use crate::secret::Secret;
-use std::sync::Arc;
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -30,7 +30,17 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Write(args) => Config::from_file(&args.config)
             .map_err(Error::from)
             .and_then(|_| not_yet("write")),
-        Command::Login(_) => not_yet("login"),
+        Command::Login(args) => {
+            // A human command: its errors are sentences on stderr, not protocol messages.
+            return match login::run(&args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    let e = Error::from(e);
+                    let _ = writeln!(std::io::stderr(), "sfetl: error: {e}");
+                    e.exit_code()
+                }
+            };
+        }
         Command::Simulate(args) => {
             let opts = crate::sim::SimOptions {
                 listen: args.listen,
@@ -55,13 +65,14 @@ fn not_yet(verb: &'static str) -> Result<(), Error> {
 
 /// Connects to the org; a rotated refresh token is announced as a CONTROL message carrying the
 /// updated config, so the orchestrator persists it.
-async fn connect(config: &Config, stdout: &stdout::StdoutTask) -> Result<SalesforceClient, Error> {
+async fn connect(
+    config: &Config,
+    config_path: &std::path::Path,
+    stdout: &stdout::StdoutTask,
+) -> Result<SalesforceClient, Error> {
     let control = stdout.control.clone();
-    let raw = config.raw.0.clone();
-    let hook: crate::auth::RotationHook = Arc::new(move |new: &Secret| {
-        let mut updated = raw.clone();
-        updated["refresh_token"] = serde_json::Value::String(new.expose().to_string());
-        let _ = control.send(AirbyteMessage::connector_config(updated));
+    let hook = rotation::rotation_hook(config, Some(config_path), move |m| {
+        let _ = control.send(m);
     });
     let hooks = ClientHooks {
         on_refresh_token_rotated: Some(hook),

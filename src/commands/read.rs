@@ -48,7 +48,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         ..ReadOptions::default()
     };
     stop_on_signal(opts.stop.clone());
-    let client = super::connect(&config, &stdout).await?;
+    let client = super::connect(&config, &args.config, &stdout).await?;
     let summary = read(
         client,
         config,

@@ -25,7 +25,7 @@ use super::rest::{check_version, not_found};
 use super::server::{Sim, json_response, sf_error};
 use super::soql::{self, Path, read};
 use super::store::{DELETED, LIVE, PURGED, Store, make_id, pack, unpack, write_datetime};
-use super::write::{Input, RecError, apply, find_by_external, validate};
+use super::write::{ExtIndex, Input, RecError, apply, validate};
 
 /// A Bulk query job.
 #[derive(Debug, Clone)]
@@ -1023,6 +1023,17 @@ fn process(store: &mut Store, job: &IngestJob, now: i64) -> Result<IngestResults
     write_row(&mut r.failed, sep, eol, &["sf__Id", "sf__Error"], &headers);
     write_row(&mut r.unprocessed, sep, eol, &[], &headers);
     let user = pack(4, 0);
+    let mut index = match (op, job.ext_field, ext_col) {
+        ("upsert", Some(f), Some(c)) if meta.fields[f].ftype != FType::Id => {
+            let keys: Vec<String> = csv_reader(job)
+                .records()
+                .flatten()
+                .filter_map(|rec| rec.get(c).map(str::to_string))
+                .collect();
+            ExtIndex::build(store, obj, f, keys.iter().map(String::as_str))
+        }
+        _ => ExtIndex::default(),
+    };
     for rec in rdr.records() {
         let rec = rec.map_err(|e| format!("InvalidBatch : Failed to parse CSV: {e}"))?;
         r.processed += 1;
@@ -1035,6 +1046,7 @@ fn process(store: &mut Store, job: &IngestJob, now: i64) -> Result<IngestResults
             id_col,
             ext_col,
             job.ext_field,
+            &mut index,
             now,
             user,
         );
@@ -1066,6 +1078,7 @@ fn ingest_row(
     id_col: Option<usize>,
     ext_col: Option<usize>,
     ext_field: Option<usize>,
+    index: &mut ExtIndex,
     now: i64,
     user: u64,
 ) -> Result<(String, bool), (String, RecError)> {
@@ -1112,7 +1125,7 @@ fn ingest_row(
                     Some(by_id(store)?)
                 }
             } else {
-                let hits = find_by_external(store, obj, f, key);
+                let hits = index.get(key);
                 if hits.len() > 1 {
                     return Err((
                         String::new(),
@@ -1141,5 +1154,8 @@ fn ingest_row(
     let vals = validate(store, obj, row, inputs, true).map_err(|e| (id_for_err, e))?;
     let created = row.is_none();
     let r = apply(store, obj, row, &vals, now, user);
+    if created && let Some(c) = ext_col {
+        index.add(rec.get(c).unwrap_or(""), r);
+    }
     Ok((store.id_of(pack(obj, r)), created))
 }

@@ -136,6 +136,25 @@ pub fn generate(store: &mut Store, scale: u64, seed: u64) {
         let table = &mut store.tables[obj];
         table.reserve(count);
         let mut row_vals: Vec<Val<'static>> = Vec::with_capacity(meta.fields.len());
+        // Active picklist values per field, looked up once rather than per cell.
+        let picklists: Vec<Vec<String>> = meta.describe["fields"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .map(|x| {
+                        x["picklistValues"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter(|p| p["active"] == true)
+                                    .filter_map(|p| p["value"].as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         for row in 0..count {
             row_vals.clear();
             let created = 1_420_070_400_000 + (rng.below(3_200 * 86_400) as i64) * 1000; // 2015..2023
@@ -145,12 +164,12 @@ pub fn generate(store: &mut Store, scale: u64, seed: u64) {
             } else {
                 lastmod + rng.below(3) as i64 * 60_000
             };
-            for f in &meta.fields {
+            for (fi, f) in meta.fields.iter().enumerate() {
                 let v = match f.name.as_str() {
                     "CreatedDate" => Val::DateTime(created),
                     "LastModifiedDate" => Val::DateTime(lastmod),
                     "SystemModstamp" => Val::DateTime(sysmod),
-                    _ => value(&mut rng, &meta, f, row, &counts, obj),
+                    _ => value(&mut rng, &meta, f, &picklists[fi], row, &counts, obj),
                 };
                 row_vals.push(v);
             }
@@ -163,6 +182,7 @@ fn value(
     rng: &mut Rng,
     meta: &ObjectMeta,
     f: &FieldMeta,
+    picklist: &[String],
     row: usize,
     counts: &[usize; 8],
     obj: usize,
@@ -226,7 +246,7 @@ fn value(
             let text = format!("attachment body {row}\nwith \"quotes\", commas and ünïcödé\n");
             Val::Str(Cow::Owned(base64_encode(text.as_bytes())))
         }
-        _ => text(rng, meta, f, row),
+        _ => text(rng, meta, f, picklist, row),
     }
 }
 
@@ -270,20 +290,16 @@ fn reference(
     Val::Ref(pack(t, rng.below(counts[t] as u64) as usize))
 }
 
-fn text(rng: &mut Rng, meta: &ObjectMeta, f: &FieldMeta, row: usize) -> Val<'static> {
+fn text(
+    rng: &mut Rng,
+    meta: &ObjectMeta,
+    f: &FieldMeta,
+    picklist: &[String],
+    row: usize,
+) -> Val<'static> {
     let name = f.name.as_str();
     let required = !f.nillable;
-    let picklist: Vec<&str> = meta.describe["fields"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["name"] == name))
-        .and_then(|x| x["picklistValues"].as_array())
-        .map(|a| {
-            a.iter()
-                .filter(|p| p["active"] == true)
-                .filter_map(|p| p["value"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let picklist: Vec<&str> = picklist.iter().map(String::as_str).collect();
     if !required && rng.pct(8) {
         return Val::Null;
     }

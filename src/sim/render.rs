@@ -4,7 +4,8 @@
 use super::describe::FType;
 use super::soql::{Path, read, target};
 use super::store::{
-    Column, Store, Val, unpack, write_date, write_datetime, write_id, write_number, write_time,
+    Column, Store, Val, unpack, write_date, write_datetime, write_id, write_int, write_number,
+    write_time,
 };
 
 /// Writes a JSON string literal.
@@ -20,7 +21,7 @@ pub fn json_val(out: &mut Vec<u8>, store: &Store, v: &Val<'_>) {
         Val::Str(s) => json_str(out, s),
         Val::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Val::Num(n) => write_number(*n, out),
-        Val::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Val::Int(n) => write_int(*n, out),
         Val::Date(d) => {
             out.push(b'"');
             write_date(*d, out);

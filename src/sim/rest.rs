@@ -19,7 +19,10 @@ use super::render::{json_record, json_str};
 use super::server::{Sim, json_response, sf_error};
 use super::soql::{self, Path, Query};
 use super::store::{DELETED, LIVE, Store, parse_datetime, write_datetime};
-use super::write::{Input, RecError, apply, find_by_external, validate};
+use super::write::{ExtIndex, Input, RecError, apply, validate};
+
+/// Open REST query cursors kept; older locators then answer `INVALID_QUERY_LOCATOR`.
+pub const MAX_CURSORS: usize = 64;
 
 /// Oldest and newest API versions served.
 pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=62;
@@ -306,10 +309,12 @@ fn page(
         let loc = loc.unwrap_or_else(|| format!("01gSIM{:012}", sim.next_seq()));
         out.extend_from_slice(b",\"nextRecordsUrl\":");
         json_str(&mut out, &format!("/services/data/{ver}/query/{loc}-{end}"));
-        sim.cursors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(loc, cursor.clone());
+        let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        cursors.insert(loc, cursor.clone());
+        // Like an org's cap on open query cursors: the oldest ones expire first.
+        while cursors.len() > MAX_CURSORS {
+            cursors.pop_first();
+        }
     }
     out.extend_from_slice(b",\"records\":[");
     for (k, &row) in cursor.rows[offset..end].iter().enumerate() {
@@ -730,8 +735,24 @@ fn collections(
     };
     // Phase 1: validate every record into a planned change.
     let mut plans: Vec<Planned> = Vec::with_capacity(records.len());
+    let index = match (&mode, mode_obj) {
+        (Mode::Upsert(f), Some(o)) => {
+            let name = store.catalog.objects[o].fields[*f].name.clone();
+            let keys: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.as_object())
+                .filter_map(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(&name)))
+                .map(|(_, v)| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            ExtIndex::build(&store, o, *f, keys.iter().map(String::as_str))
+        }
+        _ => ExtIndex::default(),
+    };
     for rec in records {
-        plans.push(plan_record(&store, rec, mode_obj, &mode));
+        plans.push(plan_record(&store, rec, mode_obj, &mode, &index));
     }
     let any_failed = plans.iter().any(|p| p.is_err());
     let user = user_ref(&store);
@@ -770,7 +791,13 @@ fn collections(
     )
 }
 
-fn plan_record(store: &Store, rec: &Value, mode_obj: Option<usize>, mode: &Mode) -> Planned {
+fn plan_record(
+    store: &Store,
+    rec: &Value,
+    mode_obj: Option<usize>,
+    mode: &Mode,
+    index: &ExtIndex,
+) -> Planned {
     let err = |code: &str, msg: &str, fields: Vec<String>| RecError {
         code: code.into(),
         message: msg.into(),
@@ -856,7 +883,7 @@ fn plan_record(store: &Store, rec: &Value, mode_obj: Option<usize>, mode: &Mode)
                         vec![],
                     )
                 })?;
-            let hits = find_by_external(store, o, *f, &key);
+            let hits = index.get(&key);
             match hits.len() {
                 0 => None,
                 1 => Some(hits[0]),

@@ -2,7 +2,7 @@
 //! API quota, `Sforce-Limit-Info`), the two listeners (instance and login host) and the
 //! in-process handle tests use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,7 +42,7 @@ pub struct Sim {
     /// Injected faults.
     pub faults: Mutex<Faults>,
     /// REST query cursors by locator.
-    pub cursors: Mutex<HashMap<String, Cursor>>,
+    pub cursors: Mutex<BTreeMap<String, Cursor>>,
     /// Bulk API 2.0 jobs.
     pub jobs: Jobs,
     /// Last timestamp handed out (keeps `now()` strictly increasing).

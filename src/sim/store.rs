@@ -830,10 +830,30 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// Writes a number as Salesforce's JSON does: integral values without a fraction.
 pub fn write_number(n: f64, out: &mut Vec<u8>) {
     if n.fract() == 0.0 && n.abs() < 1e15 {
-        out.extend_from_slice((n as i64).to_string().as_bytes());
+        write_int(n as i64, out);
     } else {
-        out.extend_from_slice(n.to_string().as_bytes());
+        use std::io::Write as _;
+        let _ = write!(out, "{n}");
     }
+}
+
+/// Writes an integer in decimal without allocating.
+pub fn write_int(n: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Parses Salesforce datetime text (`2024-01-02T03:04:05.000+0000`, `...Z`, `+01:00`, with or
@@ -934,6 +954,21 @@ mod tests {
             flags.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[f] as char);
         }
         assert_eq!(flags, "IAC");
+    }
+
+    #[test]
+    fn numbers_render_like_salesforce_json() {
+        let render = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            f(&mut v);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(render(&|o| write_int(0, o)), "0");
+        assert_eq!(render(&|o| write_int(-1234, o)), "-1234");
+        assert_eq!(render(&|o| write_int(i64::MIN, o)), i64::MIN.to_string());
+        assert_eq!(render(&|o| write_number(139_000_000.0, o)), "139000000");
+        assert_eq!(render(&|o| write_number(61.217062, o)), "61.217062");
+        assert_eq!(render(&|o| write_number(-0.5, o)), "-0.5");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the REST sObject endpoints, sObject Collections and Bulk ingest.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -298,18 +299,46 @@ pub fn apply(
     row
 }
 
-/// Finds live-or-deleted rows by an external id value (case-insensitive, as Salesforce's
-/// externalId matching is for text).
-pub fn find_by_external(store: &Store, obj: usize, field: usize, value: &str) -> Vec<usize> {
-    let t = &store.tables[obj];
-    (0..t.len())
-        .filter(|&r| t.state[r] == super::store::LIVE)
-        .filter(|&r| match t.get(r, field) {
-            Val::Str(s) => s.eq_ignore_ascii_case(value),
-            Val::Ref(p) => store.id_of(p) == value,
-            _ => false,
-        })
-        .collect()
+/// Rows of live records by external id value (case-insensitive, as Salesforce matches text
+/// external ids), built in one pass over the table for just the keys a request carries.
+#[derive(Debug, Default)]
+pub struct ExtIndex {
+    map: HashMap<String, Vec<usize>>,
+}
+
+impl ExtIndex {
+    /// Indexes the live rows of `obj` whose `field` value is one of `keys`.
+    pub fn build<'k>(
+        store: &Store,
+        obj: usize,
+        field: usize,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> ExtIndex {
+        let mut map: HashMap<String, Vec<usize>> =
+            keys.map(|k| (k.to_lowercase(), Vec::new())).collect();
+        let t = &store.tables[obj];
+        if !map.is_empty() {
+            for r in (0..t.len()).filter(|&r| t.state[r] == super::store::LIVE) {
+                let hit = match t.get(r, field) {
+                    Val::Str(s) => map.get_mut(&s.to_lowercase()),
+                    Val::Ref(p) => map.get_mut(&store.id_of(p).to_lowercase()),
+                    _ => None,
+                };
+                if let Some(rows) = hit {
+                    rows.push(r);
+                }
+            }
+        }
+        ExtIndex { map }
+    }
+    /// Rows holding this key.
+    pub fn get(&self, key: &str) -> &[usize] {
+        self.map.get(&key.to_lowercase()).map_or(&[], Vec::as_slice)
+    }
+    /// Records a row just inserted with this key.
+    pub fn add(&mut self, key: &str, row: usize) {
+        self.map.entry(key.to_lowercase()).or_default().push(row);
+    }
 }
 
 /// Whether a row exists and is not purged.
