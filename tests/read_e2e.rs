@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
@@ -21,83 +21,6 @@ const OBJECTS: [&str; 8] = [
     "Task",
     "User",
 ];
-
-struct Env {
-    org: Org,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-async fn env(scale: u64, extra: Value) -> Env {
-    let org = Org::start(scale).await;
-    let mut cfg = refresh_config(&org.sim);
-    for (k, v) in extra.as_object().unwrap() {
-        cfg[k] = v.clone();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_json(dir.path(), "config.json", &cfg);
-    Env { org, dir, config }
-}
-
-/// A configured catalog; an empty field list selects every field.
-fn catalog(dir: &Path, name: &str, streams: &[(&str, &[&str], &str)]) -> PathBuf {
-    let streams: Vec<Value> = streams
-        .iter()
-        .map(|(object, fields, mode)| {
-            let props: serde_json::Map<String, Value> =
-                fields.iter().map(|f| (f.to_string(), json!({}))).collect();
-            json!({
-                "stream": {"name": object, "json_schema": {"type": "object", "properties": props},
-                           "supported_sync_modes": ["full_refresh", "incremental"]},
-                "sync_mode": mode,
-                "destination_sync_mode": "append",
-            })
-        })
-        .collect();
-    write_json(dir, name, &json!({"streams": streams}))
-}
-
-fn records(msgs: &[Value], stream: &str) -> Vec<Value> {
-    msgs.iter()
-        .filter(|m| m["type"] == "RECORD" && m["record"]["stream"] == stream)
-        .map(|m| m["record"]["data"].clone())
-        .collect()
-}
-
-/// Every row of an object as the simulator answers REST queryAll (an independent path).
-async fn org_rows(org: &Org, soql: &str) -> Vec<Value> {
-    let c = &org.sim.credentials;
-    let token = org
-        .sim
-        .sim
-        .oauth
-        .issue_access_token(&c.client_id, &c.username)
-        .unwrap();
-    let mut out = Vec::new();
-    let mut url = format!("{}?q={}", org.data("queryAll"), urlencode(soql));
-    loop {
-        let page: Value = org
-            .http
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        out.extend(page["records"].as_array().unwrap().iter().cloned());
-        match page["nextRecordsUrl"].as_str() {
-            Some(next) if page["done"] == false => url = org.url(next),
-            _ => break,
-        }
-    }
-    out
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 #[tokio::test]
 async fn discover_offers_every_replicable_object_with_exact_schemas() {

@@ -43,9 +43,11 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         _ => Destination::Records,
     };
     let stdout = StdoutTask::spawn_with(arrow);
+    let defaults = ReadOptions::default();
     let opts = ReadOptions {
         show_progress: true,
-        ..ReadOptions::default()
+        max_records: config.bulk_max_records.unwrap_or(defaults.max_records),
+        ..defaults
     };
     stop_on_signal(opts.stop.clone());
     let client = super::connect(&config, &args.config, &stdout).await?;

@@ -56,6 +56,8 @@ pub struct Config {
     pub writeback: Option<Value>,
     /// Stop cleanly once the org's daily API usage passes this percentage.
     pub max_api_usage_percent: Option<f64>,
+    /// Rows per Bulk results page (`maxRecords`), when set.
+    pub bulk_max_records: Option<u64>,
     /// The config exactly as given, for CONTROL messages that persist a rotated token.
     pub raw: RawConfig,
 }

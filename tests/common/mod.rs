@@ -127,3 +127,7 @@ pub fn error_code(v: &Value, code: &str) -> String {
 mod auth_helpers;
 #[allow(unused_imports)]
 pub use auth_helpers::*;
+
+mod read_helpers;
+#[allow(unused_imports)]
+pub use read_helpers::*;
