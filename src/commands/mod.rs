@@ -5,6 +5,7 @@
 //! CONNECTION_STATUS FAILED and exit 0, as the protocol asks.
 
 mod check;
+mod demo;
 mod discover;
 pub mod login;
 mod read;
@@ -50,7 +51,7 @@ pub async fn run(cli: Cli) -> u8 {
             };
             crate::sim::run_cli(opts).await.map_err(Error::from)
         }
-        Command::Demo(_) => not_yet("demo"),
+        Command::Demo(args) => demo::run(&args).await,
         Command::Query(_) => not_yet("query"),
     };
     match result {
