@@ -97,10 +97,8 @@ async fn read_to_parquet(
     .await;
     let report = collector.await.map_err(std::io::Error::other)?;
     if let Some((stream, e)) = summary.failures.into_iter().next() {
-        return Err(Error::Fetch(e)).map_err(|e| {
-            eprintln!("sfetl demo: stream {stream} failed");
-            e
-        });
+        eprintln!("sfetl demo: stream {stream} failed");
+        return Err(Error::Fetch(e));
     }
     Ok(report)
 }
