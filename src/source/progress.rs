@@ -80,6 +80,11 @@ impl StreamProgress {
         }
     }
 
+    /// Bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The stream is done.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

@@ -469,6 +469,25 @@ async fn read_stream(
     }
     sink.finish().await?;
     reader.progress.finish();
+    ctx.log(
+        LogLevel::Info,
+        format!(
+            "{name}: {total} rows in {:.2} s, {}",
+            now.signed_duration_since(Utc::now())
+                .num_milliseconds()
+                .unsigned_abs() as f64
+                / 1e3,
+            if reader.api == Api::Bulk {
+                format!(
+                    "{:.1} MB of CSV through Bulk API 2.0",
+                    reader.progress.bytes() as f64 / 1e6
+                )
+            } else {
+                "through the REST API".to_string()
+            },
+        ),
+    )
+    .await;
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(total)
 }
