@@ -19,6 +19,8 @@ pub struct OutputLocation {
     pub prefix: Path,
     /// The path as configured, for messages.
     pub display: String,
+    /// The folder on disk, for local locations.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for OutputLocation {
@@ -28,6 +30,37 @@ impl std::fmt::Debug for OutputLocation {
 }
 
 impl OutputLocation {
+    /// Removes the staging files a killed run left under `stream` on local disk (object_store
+    /// writes `part-N.parquet#K` and renames it when complete). Remote stores need nothing: an
+    /// unfinished multipart upload is never visible. Returns how many were removed.
+    pub fn remove_staging(&self, stream: &str) -> std::io::Result<usize> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        let dir = root.join(stream);
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        for sync in std::fs::read_dir(&dir)? {
+            let sync = sync?.path();
+            if !sync.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&sync)? {
+                let f = f?.path();
+                if f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains('#'))
+                {
+                    std::fs::remove_file(&f)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The object path of `parts` under the prefix.
     pub fn child(&self, parts: &[&str]) -> Path {
         let mut p = self.prefix.clone();
@@ -64,6 +97,7 @@ pub fn open_location(
             store: Arc::new(store),
             prefix: Path::default(),
             display: abs.display().to_string(),
+            local_root: Some(abs),
         });
     }
     let url = url::Url::parse(path).map_err(|e| err(format!("not a URL ({e})")))?;
@@ -89,6 +123,7 @@ pub fn open_location(
         store: Arc::from(store),
         prefix,
         display: path.to_string(),
+        local_root: None,
     })
 }
 

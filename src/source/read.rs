@@ -397,6 +397,22 @@ async fn read_stream(
             }
         }
         Destination::Parquet { location, sync_id } => {
+            let removed =
+                location
+                    .remove_staging(name)
+                    .map_err(|e| crate::output::OutputError::Write {
+                        path: format!("{}/{name}", location.display),
+                        reason: format!("cannot remove unfinished files of an earlier run: {e}"),
+                    })?;
+            if removed > 0 {
+                ctx.log(
+                    LogLevel::Info,
+                    format!(
+                        "{name}: removed {removed} unfinished file(s) left by an interrupted run"
+                    ),
+                )
+                .await;
+            }
             Sink::Parquet(Box::new(ParquetFileWriter::new(
                 location.clone(),
                 name,
