@@ -11,6 +11,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod logging;
+pub mod mapping;
 pub mod output;
 pub mod protocol;
 pub mod salesforce;
