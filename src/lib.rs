@@ -14,6 +14,7 @@ pub mod logging;
 pub mod mapping;
 pub mod output;
 pub mod protocol;
+pub mod query;
 pub mod salesforce;
 pub mod secret;
 pub mod sim;

@@ -22,6 +22,10 @@ use std::sync::Arc;
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    // `query` is for people and pipes: its errors go to stderr only, never as protocol messages.
+    if let Command::Query(args) = &cli.command {
+        return crate::query::run_cli(args).await;
+    }
     let result = match cli.command {
         Command::Spec => spec::run(),
         Command::Check(args) => check::run(&args.config).await,
@@ -41,7 +45,7 @@ pub async fn run(cli: Cli) -> u8 {
             crate::sim::run_cli(opts).await.map_err(Error::from)
         }
         Command::Demo(_) => not_yet("demo"),
-        Command::Query(_) => not_yet("query"),
+        Command::Query(_) => Ok(()),
     };
     match result {
         Ok(()) => 0,
