@@ -60,7 +60,7 @@ fn mapped_streams_use_their_metadata() {
     assert_eq!(plan.key, Vec::<String>::new());
     assert_eq!(plan.order, cols(&["modified_at", "_sfetl_sync_id"]));
     assert_eq!(
-        latest_sql("t_history", &c[..1], &plan),
-        "SELECT \"source_object\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
+        latest_sql("t_history", &c, &plan),
+        "SELECT \"source_object\", \"source_id\", \"modified_at\", \"_sfetl_cursor\", \"_sfetl_is_deleted\", \"_sfetl_sync_id\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
 }
