@@ -381,3 +381,135 @@ fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .unwrap()
 }
+
+/// The compiled people mapping, from the simulator's describes.
+fn people_plan() -> sfetl::mapping::MappingPlan {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let describes: HashMap<String, sfetl::catalog::SObjectDescribe> =
+        ["Lead", "Contact", "Account"]
+            .iter()
+            .map(|o| {
+                let text =
+                    std::fs::read_to_string(format!("{root}/fixtures/sim/describe_{o}.json"))
+                        .unwrap();
+                (o.to_string(), serde_json::from_str(&text).unwrap())
+            })
+            .collect();
+    let mapping =
+        sfetl::mapping::Mapping::from_file(&Path::new(root).join("fixtures/mappings/people.yaml"))
+            .unwrap();
+    sfetl::mapping::compile(&mapping, &describes).unwrap()
+}
+
+/// A batch of a source's input schema from (column name, values) pairs; other columns null.
+fn source_batch(schema: &SchemaRef, rows: usize, values: &[(&str, ArrayRef)]) -> RecordBatch {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            values
+                .iter()
+                .find(|(n, _)| n == f.name())
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), rows))
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).unwrap()
+}
+
+#[tokio::test]
+async fn a_mapped_export_from_the_real_plan_dedupes_on_its_declared_key() {
+    let dir = tempdir();
+    let plan = people_plan();
+    let person = plan.stream("person").unwrap();
+    let (lead, contact) = (&person.sources[0], &person.sources[1]);
+    let strings = |v: &[&str]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+    let stamps = |v: &[i64]| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(v.to_vec()).with_timezone("UTC"))
+    };
+    let flags = |v: &[bool]| -> ArrayRef { Arc::new(BooleanArray::from(v.to_vec())) };
+    // Sync 1: two Leads and a Contact sharing an Id suffix; sync 2: one Lead changed, one deleted.
+    let sync1 = [
+        lead.evaluate(&source_batch(
+            &lead.input_schema,
+            2,
+            &[
+                ("Id", strings(&["00Q1", "00Q2"])),
+                ("Email", strings(&["Ada@X.org", "Bob@X.org"])),
+                ("FirstName", strings(&["Ada", "Bob"])),
+                ("LastName", strings(&["Lovelace", "Byte"])),
+                ("Company", strings(&["Engines", "Bits"])),
+                ("SystemModstamp", stamps(&[T10, T10])),
+                ("IsDeleted", flags(&[false, false])),
+            ],
+        ))
+        .unwrap(),
+        contact
+            .evaluate(&source_batch(
+                &contact.input_schema,
+                1,
+                &[
+                    ("Id", strings(&["0031"])),
+                    ("Email", strings(&["Cy@Y.org"])),
+                    ("FirstName", strings(&["Cy"])),
+                    ("LastName", strings(&["Borg"])),
+                    ("Account.Name", strings(&["Acme"])),
+                    ("SystemModstamp", stamps(&[T10])),
+                    ("IsDeleted", flags(&[false])),
+                ],
+            ))
+            .unwrap(),
+    ];
+    let sync2 = lead
+        .evaluate(&source_batch(
+            &lead.input_schema,
+            2,
+            &[
+                ("Id", strings(&["00Q1", "00Q2"])),
+                ("Email", strings(&["ADA@new.org", "Bob@X.org"])),
+                ("FirstName", strings(&["Ada", "Bob"])),
+                ("LastName", strings(&["King", "Byte"])),
+                ("Company", strings(&["Engines", "Bits"])),
+                ("SystemModstamp", stamps(&[T10 + HOUR, T10 + HOUR])),
+                ("IsDeleted", flags(&[false, true])),
+            ],
+        ))
+        .unwrap();
+    let location = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
+    let mut w = ParquetFileWriter::new(
+        location.clone(),
+        "person",
+        SYNC1,
+        person.schema.clone(),
+        ParquetOptions::default(),
+    );
+    for b in &sync1 {
+        w.write(b, T10 + 2 * HOUR).await.unwrap();
+    }
+    w.complete_file().await.unwrap().unwrap();
+    let mut w = ParquetFileWriter::new(
+        location,
+        "person",
+        SYNC2,
+        person.schema.clone(),
+        ParquetOptions::default(),
+    );
+    w.write(&sync2, T10 + 26 * HOUR).await.unwrap();
+    w.complete_file().await.unwrap().unwrap();
+    assert_eq!(
+        ok(
+            dir.path(),
+            "SELECT source_object, source_id, email, full_name, company, modified_at FROM person ORDER BY source_id",
+            &["--format", "csv"]
+        ),
+        "source_object,source_id,email,full_name,company,modified_at\nContact,0031,cy@y.org,Cy Borg,Acme,2025-01-01T10:00:00Z\nLead,00Q1,ada@new.org,Ada King,Engines,2025-01-01T11:00:00Z\n"
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            "SELECT source_object, count(*) AS n FROM person_history GROUP BY source_object ORDER BY source_object",
+            &["--format", "csv"]
+        ),
+        "source_object,n\nContact,1\nLead,4\n"
+    );
+}
