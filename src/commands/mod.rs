@@ -23,6 +23,10 @@ use crate::salesforce::{ClientHooks, SalesforceClient};
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    // `query` is for people and pipes: its errors go to stderr only, never as protocol messages.
+    if let Command::Query(args) = &cli.command {
+        return crate::query::run_cli(args).await;
+    }
     let result = match cli.command {
         Command::Spec => spec::run(),
         Command::Check(args) => check::run(&args.config).await,
@@ -52,7 +56,7 @@ pub async fn run(cli: Cli) -> u8 {
             crate::sim::run_cli(opts).await.map_err(Error::from)
         }
         Command::Demo(args) => demo::run(&args).await,
-        Command::Query(_) => not_yet("query"),
+        Command::Query(_) => Ok(()),
     };
     match result {
         Ok(()) => 0,

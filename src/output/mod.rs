@@ -5,7 +5,9 @@ mod parquet;
 mod records;
 mod store;
 
-pub use parquet::{CompletedFile, ParquetFileWriter, ParquetOptions, new_sync_id};
+pub use parquet::{
+    CompletedFile, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID, new_sync_id,
+};
 pub use records::RecordsRenderer;
 pub use store::{OutputLocation, open_location};
 

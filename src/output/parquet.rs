@@ -92,7 +92,9 @@ impl ParquetFileWriter {
             location,
             stream: stream.to_string(),
             sync_id: sync_id.to_string(),
-            schema: Arc::new(Schema::new(fields)),
+            // The stream's schema metadata (a mapped stream's `sfetl.primary_key`) goes into
+            // the file, where `sfetl query` reads it.
+            schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
             options,
             next_index: 0,
             current: None,
