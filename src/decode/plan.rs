@@ -116,6 +116,71 @@ impl WirePlan {
         }
     }
 
+    /// Plans a mapped source whose columns are named by their SOQL paths (`Account.Name`,
+    /// `BillingCountry`) in `input`. Bulk selects the paths as flat columns (its CSV headers are
+    /// dotted); REST nests parent fields (`Account: {Name}`), so they decode as structs, which
+    /// the mapping evaluator accepts as well.
+    pub fn for_source(object: &str, api: Api, input: &SchemaRef) -> WirePlan {
+        let select: Vec<String> = input.fields().iter().map(|f| f.name().clone()).collect();
+        let text_time = |f: &Field| match f.data_type() {
+            DataType::Time64(_) => Field::new(f.name(), DataType::Utf8, true),
+            _ => f.as_ref().clone(),
+        };
+        let mut wire_fields: Vec<Field> = Vec::new();
+        let mut out_fields: Vec<Field> = Vec::new();
+        let mut columns = Vec::new();
+        match api {
+            Api::Bulk => {
+                for (i, f) in input.fields().iter().enumerate() {
+                    wire_fields.push(text_time(f));
+                    out_fields.push(f.as_ref().clone());
+                    columns.push(match f.data_type() {
+                        DataType::Time64(_) => Column::TimeText(i),
+                        _ => Column::Direct(i),
+                    });
+                }
+            }
+            Api::Rest => {
+                // Top-level fields in order; dotted paths grouped under their first segment.
+                let mut tree: Vec<(String, Vec<Leaf>)> = Vec::new();
+                for f in input.fields() {
+                    let parts: Vec<String> = f.name().split('.').map(str::to_string).collect();
+                    let leaf = Field::new(
+                        parts.last().cloned().unwrap_or_default(),
+                        f.data_type().clone(),
+                        true,
+                    );
+                    match tree.iter_mut().find(|(root, _)| *root == parts[0]) {
+                        Some((_, leaves)) => leaves.push((parts[1..].to_vec(), leaf)),
+                        None => tree.push((parts[0].clone(), vec![(parts[1..].to_vec(), leaf)])),
+                    }
+                }
+                for (root, leaves) in tree {
+                    let field = if leaves.len() == 1 && leaves[0].0.is_empty() {
+                        Field::new(&root, leaves[0].1.data_type().clone(), true)
+                    } else {
+                        Field::new(&root, nest(&leaves), true)
+                    };
+                    let i = wire_fields.len();
+                    wire_fields.push(text_time(&field));
+                    columns.push(match field.data_type() {
+                        DataType::Time64(_) => Column::TimeText(i),
+                        _ => Column::Direct(i),
+                    });
+                    out_fields.push(field);
+                }
+            }
+        }
+        WirePlan {
+            object: object.to_string(),
+            api,
+            select,
+            wire: Arc::new(Schema::new(wire_fields)),
+            output: Arc::new(Schema::new(out_fields)),
+            columns,
+        }
+    }
+
     /// Wire columns holding blob URLs whose content must be fetched before assembly.
     pub fn blob_columns(&self) -> Vec<usize> {
         self.columns
@@ -211,4 +276,28 @@ fn time_from_text(array: &ArrayRef) -> Result<ArrayRef, String> {
         })
         .collect();
     Ok(Arc::new(values?))
+}
+
+/// A field under a parent path: the remaining path segments and the leaf field.
+type Leaf = (Vec<String>, Field);
+
+/// A struct type for REST's nested parent objects: `[(["Name"], Name), (["Owner", "Email"], Email)]`
+/// under one root gives `Struct{Name, Owner: Struct{Email}}`.
+fn nest(leaves: &[Leaf]) -> DataType {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut groups: Vec<(String, Vec<Leaf>)> = Vec::new();
+    for (path, leaf) in leaves {
+        match path.as_slice() {
+            [] => {}
+            [single] => fields.push(Field::new(single, leaf.data_type().clone(), true)),
+            [head, rest @ ..] => match groups.iter_mut().find(|(g, _)| g == head) {
+                Some((_, v)) => v.push((rest.to_vec(), leaf.clone())),
+                None => groups.push((head.clone(), vec![(rest.to_vec(), leaf.clone())])),
+            },
+        }
+    }
+    for (head, sub) in groups {
+        fields.push(Field::new(&head, nest(&sub), true));
+    }
+    DataType::Struct(Fields::from(fields))
 }

@@ -62,6 +62,9 @@ pub enum FetchError {
     /// Writing the output failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The field mapping failed (compile at start, or evaluation of a batch).
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
     /// The read was asked to stop (a signal, or the API quota ran out in another stream).
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Stopped,
@@ -75,6 +78,7 @@ impl FetchError {
             FetchError::JobTimeout { .. } | FetchError::Truncated { .. } | FetchError::Stopped => {
                 FailureType::TransientError
             }
+            FetchError::Mapping(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }

@@ -82,6 +82,8 @@ pub struct ReadOptions {
     pub show_progress: bool,
     /// Stop request shared with signal handlers.
     pub stop: StopSignal,
+    /// The compiled field mapping, when the config has one.
+    pub mapping: Option<Arc<crate::mapping::MappingPlan>>,
 }
 
 impl Default for ReadOptions {
@@ -96,6 +98,7 @@ impl Default for ReadOptions {
             parquet: ParquetOptions::default(),
             show_progress: false,
             stop: StopSignal::default(),
+            mapping: None,
         }
     }
 }
@@ -310,12 +313,15 @@ async fn read_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
+    if let Some(mapped) = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name)) {
+        return read_mapped_stream(ctx, cs, mapped, saved).await;
+    }
     let describe = describe(&ctx.client, name).await?;
     let selected = selected_fields(cs);
     if let Some(sel) = &selected {
         let unknown: Vec<&String> = sel
             .iter()
-            .filter(|s| !describe.fields.iter().any(|f| &f.name == *s))
+            .filter(|s| !s.starts_with("_sfetl_") && !describe.fields.iter().any(|f| &f.name == *s))
             .collect();
         if !unknown.is_empty() {
             ctx.log(LogLevel::Warn, format!("{name}: the catalog selects fields the org does not have (left out): {unknown:?}")).await;
@@ -339,57 +345,116 @@ async fn read_stream(
             api = Api::Rest;
         }
     }
-
     let cursor = schema.cursor;
     let incremental = cs.sync_mode == SyncMode::Incremental && cursor.is_some();
-    let now = Utc::now();
-    let upper = ctx
-        .config
-        .end_date
-        .unwrap_or_else(|| ctx.config.cursor_lag.sub_from(now));
+    let out_schema = match cursor {
+        Some(_) => with_deleted_at(&schema.arrow),
+        None => schema.arrow.clone(),
+    };
+    let mut sink = open_sink(ctx, name, &out_schema).await?;
+    ctx.status(name, AirbyteStreamStatus::Running).await?;
+    let started = Utc::now();
+    let source = Source {
+        object: name.to_string(),
+        bulk: WirePlan::new(&schema, Api::Bulk),
+        rest: WirePlan::new(&schema, Api::Rest),
+        cursor,
+        soql_where: None,
+        mapping: None,
+        replicateable: describe.replicateable,
+        deleted_schema: out_schema.clone(),
+    };
+    let mut reader = StreamReader::new(ctx, name, &source, api, out_schema, incremental, None);
     let saved_at = match (saved, cursor) {
         (Some(blob), Some(c)) if incremental => saved_cursor(blob, c).map_err(|e| {
             FetchError::Protocol(format!("the saved state of {name} is not usable: {e}"))
         })?,
         _ => None,
     };
-    let lower = match saved_at {
-        Some(c) => Some(ctx.config.lookback_window.sub_from(c)),
-        None => ctx.config.start_date,
-    };
-    let windows: Vec<Window> = match cursor {
-        Some(_) if incremental && saved_at.is_some() => {
-            soql::windows(lower, upper, &ctx.config.stream_slice_step)
-        }
-        Some(c) if incremental => {
-            // First sync: one REST call finds the first row at or after the start, so years of
-            // empty history do not cost a Bulk job per window.
-            let first = earliest_cursor(ctx, name, c, lower, upper).await?;
-            match first {
-                Some(t) => {
-                    let start = lower
-                        .map(|l| l.max(window_floor(t)))
-                        .or(Some(window_floor(t)));
-                    soql::windows(start, upper, &ctx.config.stream_slice_step)
-                }
-                None => Vec::new(),
-            }
-        }
-        Some(_) => vec![Window { lower, upper }],
-        None => Vec::new(),
-    };
+    let total = reader.read_all(&mut sink, saved_at).await?;
+    sink.finish().await?;
+    reader.progress.finish();
+    ctx.log(LogLevel::Info, reader.summary(total, started))
+        .await;
+    ctx.status(name, AirbyteStreamStatus::Complete).await?;
+    Ok(total)
+}
 
-    let out_schema = match cursor {
-        Some(_) => with_deleted_at(&schema.arrow),
-        None => schema.arrow.clone(),
-    };
-    let mut sink = match &ctx.destination {
+/// Reads a mapped stream: each source object in turn, with its own cursor, evaluated into the
+/// stream's columns. Its state keeps one cursor per source: `{"sources": {"Lead": {...}}}`.
+async fn read_mapped_stream(
+    ctx: &Ctx,
+    cs: &ConfiguredAirbyteStream,
+    mapped: &crate::mapping::MappedStream,
+    saved: Option<&Value>,
+) -> Result<u64, FetchError> {
+    let name = cs.stream.name.as_str();
+    let incremental = cs.sync_mode == SyncMode::Incremental && mapped.supports_incremental();
+    let mut sink = open_sink(ctx, name, &mapped.schema).await?;
+    ctx.status(name, AirbyteStreamStatus::Running).await?;
+    let started = Utc::now();
+    let mut states: serde_json::Map<String, Value> = saved
+        .and_then(|b| b.get("sources"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut total = 0;
+    let mut summaries = Vec::new();
+    for src in &mapped.sources {
+        let describe = describe(&ctx.client, &src.object).await?;
+        let source = Source {
+            object: src.object.clone(),
+            bulk: WirePlan::for_source(&src.object, Api::Bulk, &src.input_schema),
+            rest: WirePlan::for_source(&src.object, Api::Rest, &src.input_schema),
+            cursor: src.cursor,
+            soql_where: src.soql_where.clone(),
+            mapping: Some(src),
+            replicateable: describe.replicateable,
+            deleted_schema: WirePlan::for_source(&src.object, Api::Bulk, &src.input_schema).output,
+        };
+        let saved_at = match (states.get(&src.object), src.cursor) {
+            (Some(blob), Some(c)) if incremental => saved_cursor(blob, c).map_err(|e| {
+                FetchError::Protocol(format!(
+                    "the saved state of {name} ({}) is not usable: {e}",
+                    src.object
+                ))
+            })?,
+            _ => None,
+        };
+        let mut reader = StreamReader::new(
+            ctx,
+            name,
+            &source,
+            Api::Bulk,
+            mapped.schema.clone(),
+            incremental,
+            Some(std::mem::take(&mut states)),
+        );
+        let rows = reader.read_all(&mut sink, saved_at).await?;
+        total += rows;
+        summaries.push(format!("{}: {}", src.object, reader.summary(rows, started)));
+        states = reader.sources_state.take().unwrap_or_default();
+        reader.progress.finish();
+    }
+    sink.finish().await?;
+    ctx.log(
+        LogLevel::Info,
+        format!("{name} (mapped): {}", summaries.join("; ")),
+    )
+    .await;
+    ctx.status(name, AirbyteStreamStatus::Complete).await?;
+    Ok(total)
+}
+
+/// Opens the output of one stream.
+async fn open_sink(ctx: &Ctx, name: &str, out_schema: &SchemaRef) -> Result<Sink, FetchError> {
+    Ok(match &ctx.destination {
         Destination::Records => Sink::Records {
             renderer: RecordsRenderer::new(name),
             out: ctx.out.clone(),
         },
         Destination::Arrow => {
-            let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &out_schema)
+            let writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), out_schema)
                 .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
             Sink::Arrow {
                 writer: Box::new(writer),
@@ -424,101 +489,41 @@ async fn read_stream(
                 },
             )))
         }
-    };
-    ctx.status(name, AirbyteStreamStatus::Running).await?;
-    let mut total = 0u64;
-    let mut reader = StreamReader {
-        ctx,
-        schema: &schema,
-        api,
-        name,
-        estimated: 0,
-        progress: ctx.progress.stream(name),
-        out_schema: out_schema.clone(),
-        cursor_col: cursor.and_then(|c| out_schema.index_of(c).ok()),
-        max_cursor_us: None,
-        pending: 0,
-        checkpoints: incremental,
-    };
-    let stopped = || -> Result<(), FetchError> {
-        if ctx.opts.stop.is_stopped() {
-            Err(FetchError::Stopped)
-        } else {
-            Ok(())
-        }
-    };
-    if cursor.is_none() {
-        // No cursor: one full read, without a filter.
-        stopped()?;
-        total += reader.read_window(None, &mut sink).await?;
-        sink.commit().await?;
-        let msg =
-            AirbyteStateMessage::stream(StreamDescriptor::named(name), json!({}), total as f64);
-        ctx.emit(AirbyteMessage::state(msg)).await?;
-    } else {
-        for w in &windows {
-            stopped()?;
-            if let Some(limit) = ctx.config.max_api_usage_percent
-                && let Some(usage) = ctx.client.api_usage()
-                && usage.percent() >= limit
-            {
-                ctx.log(LogLevel::Warn, format!("{name}: stopping because the org's API usage is {usage} ({:.1}%), past max_api_usage_percent {limit}; the next run resumes from the last STATE", usage.percent())).await;
-                ctx.opts.stop.stop();
-                return Err(FetchError::Stopped);
-            }
-            total += reader.read_window(Some(*w), &mut sink).await?;
-            if incremental && describe.replicateable {
-                total += reader.deleted_rows(*w, &mut sink).await?;
-            }
-            reader.checkpoint(&mut sink, w.upper).await?;
-        }
-    }
-    if windows.is_empty()
-        && let Some(c) = cursor
-    {
-        // Nothing to read in [lower, upper): the stream is covered up to the upper bound (or
-        // stays where it was if the saved cursor is already past it).
-        let at = saved_at.map_or(upper, |s| s.max(upper));
-        let msg =
-            AirbyteStateMessage::stream(StreamDescriptor::named(name), state_blob(c, at), 0.0);
-        ctx.emit(AirbyteMessage::state(msg)).await?;
-    }
-    sink.finish().await?;
-    reader.progress.finish();
-    ctx.log(
-        LogLevel::Info,
-        format!(
-            "{name}: {total} rows in {:.2} s, {}",
-            now.signed_duration_since(Utc::now())
-                .num_milliseconds()
-                .unsigned_abs() as f64
-                / 1e3,
-            if reader.api == Api::Bulk {
-                format!(
-                    "{:.1} MB of CSV through Bulk API 2.0",
-                    reader.progress.bytes() as f64 / 1e6
-                )
-            } else {
-                "through the REST API".to_string()
-            },
-        ),
-    )
-    .await;
-    ctx.status(name, AirbyteStreamStatus::Complete).await?;
-    Ok(total)
+    })
+}
+
+/// One Salesforce object feeding a stream (the stream itself, or one `from` of a mapping).
+struct Source<'a> {
+    /// Object to query.
+    object: String,
+    /// Wire plan for Bulk API 2.0.
+    bulk: WirePlan,
+    /// Wire plan for REST.
+    rest: WirePlan,
+    /// Cursor field.
+    cursor: Option<&'static str>,
+    /// Pushed-down filter.
+    soql_where: Option<String>,
+    /// Mapping evaluated on every batch, for mapped streams.
+    mapping: Option<&'a crate::mapping::SourcePlan>,
+    /// Whether the `deleted` endpoint serves the object.
+    replicateable: bool,
+    /// Schema of the rows built for deletions (before mapping).
+    deleted_schema: SchemaRef,
 }
 
 struct StreamReader<'a> {
     ctx: &'a Ctx,
-    schema: &'a StreamSchema,
+    source: &'a Source<'a>,
     api: Api,
+    /// Stream name (messages, state).
     name: &'a str,
     estimated: u64,
     progress: super::progress::StreamProgress,
     /// The stream's output schema (with `_sfetl_deleted_at` when it has a cursor).
     out_schema: SchemaRef,
-    /// Index of the cursor column in `out_schema`.
-    cursor_col: Option<usize>,
+    /// Mapped streams: the state of every source, this one's updated at each checkpoint.
+    sources_state: Option<serde_json::Map<String, Value>>,
     /// Greatest cursor delivered in the current window (µs).
     max_cursor_us: Option<i64>,
     /// Rows delivered since the last STATE.
@@ -527,7 +532,137 @@ struct StreamReader<'a> {
     checkpoints: bool,
 }
 
-impl StreamReader<'_> {
+impl<'a> StreamReader<'a> {
+    fn new(
+        ctx: &'a Ctx,
+        name: &'a str,
+        source: &'a Source<'a>,
+        api: Api,
+        out_schema: SchemaRef,
+        incremental: bool,
+        sources_state: Option<serde_json::Map<String, Value>>,
+    ) -> StreamReader<'a> {
+        StreamReader {
+            ctx,
+            source,
+            api,
+            name,
+            estimated: 0,
+            progress: ctx.progress.stream(name),
+            out_schema,
+            sources_state,
+            max_cursor_us: None,
+            pending: 0,
+            checkpoints: incremental,
+        }
+    }
+
+    /// The closing line of a stream.
+    fn summary(&self, total: u64, started: DateTime<Utc>) -> String {
+        format!(
+            "{}: {total} rows in {:.2} s, {}",
+            self.name,
+            started
+                .signed_duration_since(Utc::now())
+                .num_milliseconds()
+                .unsigned_abs() as f64
+                / 1e3,
+            if self.api == Api::Bulk {
+                format!(
+                    "{:.1} MB of CSV through Bulk API 2.0",
+                    self.progress.bytes() as f64 / 1e6
+                )
+            } else {
+                "through the REST API".to_string()
+            },
+        )
+    }
+
+    /// Plans the windows of this source and reads them, with a STATE after each (and after
+    /// each Bulk page of an incremental read).
+    async fn read_all(
+        &mut self,
+        sink: &mut Sink,
+        saved_at: Option<DateTime<Utc>>,
+    ) -> Result<u64, FetchError> {
+        let ctx = self.ctx;
+        let cursor = self.source.cursor;
+        let incremental = self.checkpoints;
+        let upper = ctx
+            .config
+            .end_date
+            .unwrap_or_else(|| ctx.config.cursor_lag.sub_from(Utc::now()));
+        let lower = match saved_at {
+            Some(c) => Some(ctx.config.lookback_window.sub_from(c)),
+            None => ctx.config.start_date,
+        };
+        let windows: Vec<Window> = match cursor {
+            Some(_) if incremental && saved_at.is_some() => {
+                soql::windows(lower, upper, &ctx.config.stream_slice_step)
+            }
+            Some(c) if incremental => {
+                // First sync: one REST call finds the first row at or after the start, so years
+                // of empty history do not cost a Bulk job per window.
+                let filter = self.source.soql_where.as_deref();
+                match earliest_cursor(ctx, &self.source.object, c, lower, upper, filter).await? {
+                    Some(t) => {
+                        let start = lower
+                            .map(|l| l.max(window_floor(t)))
+                            .or(Some(window_floor(t)));
+                        soql::windows(start, upper, &ctx.config.stream_slice_step)
+                    }
+                    None => Vec::new(),
+                }
+            }
+            Some(_) => vec![Window { lower, upper }],
+            None => Vec::new(),
+        };
+        let mut total = 0u64;
+        let stopped = || -> Result<(), FetchError> {
+            if ctx.opts.stop.is_stopped() {
+                Err(FetchError::Stopped)
+            } else {
+                Ok(())
+            }
+        };
+        if cursor.is_none() {
+            // No cursor: one full read, without a filter.
+            stopped()?;
+            total += self.read_window(None, sink).await?;
+            sink.commit().await?;
+            let msg = AirbyteStateMessage::stream(
+                StreamDescriptor::named(self.name),
+                json!({}),
+                total as f64,
+            );
+            ctx.emit(AirbyteMessage::state(msg)).await?;
+            return Ok(total);
+        }
+        for w in &windows {
+            stopped()?;
+            if let Some(limit) = ctx.config.max_api_usage_percent
+                && let Some(usage) = ctx.client.api_usage()
+                && usage.percent() >= limit
+            {
+                ctx.log(LogLevel::Warn, format!("{}: stopping because the org's API usage is {usage} ({:.1}%), past max_api_usage_percent {limit}; the next run resumes from the last STATE", self.name, usage.percent())).await;
+                ctx.opts.stop.stop();
+                return Err(FetchError::Stopped);
+            }
+            total += self.read_window(Some(*w), sink).await?;
+            if incremental && self.source.replicateable {
+                total += self.deleted_rows(*w, sink).await?;
+            }
+            self.checkpoint(sink, w.upper).await?;
+        }
+        if windows.is_empty() {
+            // Nothing to read in [lower, upper): covered up to the upper bound (or where the
+            // saved cursor already is, if later).
+            let at = saved_at.map_or(upper, |s| s.max(upper));
+            self.checkpoint(sink, at).await?;
+        }
+        Ok(total)
+    }
+
     /// Reads one window with the current API, falling back from Bulk to REST when Bulk refuses.
     async fn read_window(
         &mut self,
@@ -550,11 +685,11 @@ impl StreamReader<'_> {
 
     fn soql(&self, plan: &WirePlan, window: Option<Window>, order: bool) -> String {
         soql::select(
-            self.name,
+            &self.source.object,
             &plan.select,
-            self.schema.cursor,
+            self.source.cursor,
             window,
-            None,
+            self.source.soql_where.as_deref(),
             order,
         )
     }
@@ -564,12 +699,13 @@ impl StreamReader<'_> {
         window: Option<Window>,
         sink: &mut Sink,
     ) -> Result<u64, FetchError> {
-        let plan = WirePlan::new(self.schema, Api::Bulk);
+        let source = self.source;
+        let plan = &source.bulk;
         let client = &self.ctx.client;
         // Incremental windows are read in cursor order so every results page can be a checkpoint.
-        let soql = self.soql(&plan, window, self.checkpoints);
+        let soql = self.soql(plan, window, self.checkpoints);
         let job = bulk::create_job(client, &soql, true).await?;
-        let result = self.bulk_results(&plan, &job.id, sink).await;
+        let result = self.bulk_results(plan, &job.id, sink).await;
         if let Err(e) = bulk::delete_job(client, &job.id).await {
             tracing::warn!("could not delete Bulk job {}: {e}", job.id);
         }
@@ -713,7 +849,16 @@ impl StreamReader<'_> {
         batch: RecordBatch,
         extracted_at: DateTime<Utc>,
     ) -> Result<(), FetchError> {
-        let batch = if batch.num_columns() + 1 == self.out_schema.fields().len() {
+        if let Some(c) = self.source.cursor
+            && let Ok(i) = batch.schema().index_of(c)
+            && let Some(m) =
+                arrow::compute::max(batch.column(i).as_primitive::<TimestampMicrosecondType>())
+        {
+            self.max_cursor_us = Some(self.max_cursor_us.map_or(m, |x| x.max(m)));
+        }
+        let batch = if let Some(mapping) = self.source.mapping {
+            mapping.evaluate(&batch)?
+        } else if batch.num_columns() + 1 == self.out_schema.fields().len() {
             let mut columns = batch.columns().to_vec();
             let last = self.out_schema.field(columns.len());
             columns.push(arrow::array::new_null_array(
@@ -725,12 +870,6 @@ impl StreamReader<'_> {
         } else {
             batch
         };
-        if let Some(c) = self.cursor_col
-            && let Some(m) =
-                arrow::compute::max(batch.column(c).as_primitive::<TimestampMicrosecondType>())
-        {
-            self.max_cursor_us = Some(self.max_cursor_us.map_or(m, |x| x.max(m)));
-        }
         let n = batch.num_rows() as u64;
         sink.write(&batch, extracted_at).await?;
         self.pending += n;
@@ -746,10 +885,17 @@ impl StreamReader<'_> {
         cursor: DateTime<Utc>,
     ) -> Result<(), FetchError> {
         sink.commit().await?;
-        let field = self.schema.cursor.unwrap_or("SystemModstamp");
+        let field = self.source.cursor.unwrap_or("SystemModstamp");
+        let blob = match self.sources_state.as_mut() {
+            Some(states) => {
+                states.insert(self.source.object.clone(), state_blob(field, cursor));
+                json!({"sources": states})
+            }
+            None => state_blob(field, cursor),
+        };
         let msg = AirbyteStateMessage::stream(
             StreamDescriptor::named(self.name),
-            state_blob(field, cursor),
+            blob,
             self.pending as f64,
         );
         self.pending = 0;
@@ -768,7 +914,7 @@ impl StreamReader<'_> {
         let start = window.lower.map_or(horizon, |l| l.max(horizon));
         let url = self.ctx.client.data_url(&format!(
             "sobjects/{}/deleted/?start={}&end={}",
-            self.name,
+            self.source.object,
             url_encode(&soql::datetime_literal(start)),
             url_encode(&soql::datetime_literal(window.upper)),
         ));
@@ -798,9 +944,9 @@ impl StreamReader<'_> {
         let n = ids.len();
         let when: ArrayRef =
             Arc::new(arrow::array::TimestampMicrosecondArray::from(at).with_timezone("UTC"));
-        let cursor = self.schema.cursor;
-        let columns: Vec<ArrayRef> = self
-            .out_schema
+        let cursor = self.source.cursor;
+        let schema = self.source.deleted_schema.clone();
+        let columns: Vec<ArrayRef> = schema
             .fields()
             .iter()
             .map(|f| -> ArrayRef {
@@ -813,7 +959,7 @@ impl StreamReader<'_> {
                 }
             })
             .collect();
-        let batch = RecordBatch::try_new(self.out_schema.clone(), columns)
+        let batch = RecordBatch::try_new(schema, columns)
             .map_err(|e| crate::output::OutputError::Render(e.to_string()))?;
         self.deliver(sink, batch, Utc::now()).await?;
         Ok(n as u64)
@@ -825,9 +971,10 @@ impl StreamReader<'_> {
         sink: &mut Sink,
     ) -> Result<u64, FetchError> {
         let ctx = self.ctx;
-        let plan = WirePlan::new(self.schema, Api::Rest);
+        let source = self.source;
+        let plan = &source.rest;
         let blob_cols = plan.blob_columns();
-        let mut url = rest::first_page_url(&ctx.client, &self.soql(&plan, window, true), true);
+        let mut url = rest::first_page_url(&ctx.client, &self.soql(plan, window, true), true);
         let mut total = 0u64;
         loop {
             let mut attempt = 0;
@@ -845,7 +992,7 @@ impl StreamReader<'_> {
             };
             let extracted_at = Utc::now();
             if !page.records.is_empty() {
-                let wire = decode_rest_records(&plan, &page.records)?;
+                let wire = decode_rest_records(plan, &page.records)?;
                 let blobs = self.fetch_blobs(&wire, &blob_cols).await?;
                 let batch = plan.assemble_with_blobs(&wire, &blobs)?;
                 self.deliver(sink, batch, extracted_at).await?;
@@ -922,13 +1069,14 @@ async fn earliest_cursor(
     cursor: &str,
     lower: Option<DateTime<Utc>>,
     upper: DateTime<Utc>,
+    filter: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, FetchError> {
     let mut q = soql::select(
         object,
         &[cursor.to_string()],
         Some(cursor),
         Some(Window { lower, upper }),
-        None,
+        filter,
         true,
     );
     q.push_str(" LIMIT 1");
