@@ -102,9 +102,18 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
         retry: check_retry(),
     };
     let status = match probe(&config, hooks).await {
-        Ok(report) => {
-            AirbyteMessage::connection_status(ConnectionStatus::Succeeded, Some(report.to_string()))
-        }
+        Ok(report) => match check_mapping(&config).await {
+            Ok(()) => AirbyteMessage::connection_status(
+                ConnectionStatus::Succeeded,
+                Some(report.to_string()),
+            ),
+            Err(e) => AirbyteMessage::connection_status(
+                ConnectionStatus::Failed,
+                Some(format!(
+                    "The connection works, but the field mapping is not valid: {e}"
+                )),
+            ),
+        },
         Err(e) => AirbyteMessage::connection_status(ConnectionStatus::Failed, Some(e.to_string())),
     };
     emitter
@@ -184,4 +193,19 @@ async fn edition(client: &SalesforceClient) -> Option<String> {
     } else {
         kind.to_string()
     })
+}
+
+/// Compiles the config's mapping against the org, when it has one.
+async fn check_mapping(config: &Config) -> Result<(), crate::source::FetchError> {
+    if config.mapping.is_none() {
+        return Ok(());
+    }
+    let hooks = ClientHooks {
+        retry: check_retry(),
+        ..ClientHooks::default()
+    };
+    let client = crate::salesforce::SalesforceClient::connect(config, hooks).await?;
+    crate::source::mapped::load_plan(&client, config)
+        .await
+        .map(|_| ())
 }

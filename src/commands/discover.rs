@@ -12,7 +12,12 @@ pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
     let config = Config::from_file(config_path)?;
     let stdout = StdoutTask::spawn();
     let client = super::connect(&config, config_path, &stdout).await?;
-    let (catalog, skipped) = discover(&client, &config).await?;
+    let (mut catalog, skipped) = discover(&client, &config).await?;
+    if let Some(plan) = crate::source::mapped::load_plan(&client, &config).await? {
+        catalog
+            .streams
+            .extend(plan.streams.iter().map(|s| s.airbyte_stream()));
+    }
     for (name, e) in skipped {
         let text = format!("{name} left out of the catalog: its describe failed ({e})");
         tracing::warn!("{text}");

@@ -51,6 +51,10 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     };
     stop_on_signal(opts.stop.clone());
     let client = super::connect(&config, &args.config, &stdout).await?;
+    let opts = ReadOptions {
+        mapping: crate::source::mapped::load_plan(&client, &config).await?,
+        ..opts
+    };
     let summary = read(
         client,
         config,

@@ -374,8 +374,11 @@ async fn read_stream(
     let total = reader.read_all(&mut sink, saved_at).await?;
     sink.finish().await?;
     reader.progress.finish();
-    ctx.log(LogLevel::Info, reader.summary(total, started))
-        .await;
+    ctx.log(
+        LogLevel::Info,
+        format!("{name}: {}", reader.summary(total, started)),
+    )
+    .await;
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(total)
 }
@@ -432,7 +435,7 @@ async fn read_mapped_stream(
         );
         let rows = reader.read_all(&mut sink, saved_at).await?;
         total += rows;
-        summaries.push(format!("{}: {}", src.object, reader.summary(rows, started)));
+        summaries.push(format!("{} {}", src.object, reader.summary(rows, started)));
         states = reader.sources_state.take().unwrap_or_default();
         reader.progress.finish();
     }
@@ -560,8 +563,7 @@ impl<'a> StreamReader<'a> {
     /// The closing line of a stream.
     fn summary(&self, total: u64, started: DateTime<Utc>) -> String {
         format!(
-            "{}: {total} rows in {:.2} s, {}",
-            self.name,
+            "{total} rows in {:.2} s, {}",
             started
                 .signed_duration_since(Utc::now())
                 .num_milliseconds()
