@@ -16,23 +16,21 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains(
-            "8 streams: Account, Attachment, Contact, Lead, Opportunity, Score__c, Task, User"
-        ),
+        text.contains("8 objects: Account, Attachment, Contact, Lead, Opportunity, Score__c, Task, User; mapped streams: person"),
         "{text}"
     );
+    assert!(text.contains("rows: account 1000, person 4387;"), "{text}");
+    assert!(text.contains("rows: account 0, person 33 "), "{text}");
+    // 4,387 people minus the 3 unconverted Leads deleted: 3,000 Contacts and 1,384 Leads.
     assert!(
-        text.contains("rows: Account 1000, Contact 3000, Lead 2000;"),
+        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |"),
         "{text}"
     );
-    assert!(
-        text.contains("rows: Account 0, Contact 25, Lead 10 "),
-        "{text}"
-    );
-    let parts = std::fs::read_dir(dir.path().join("demo/export/Contact"))
+    assert!(text.contains("| 4420 | 4389   |"), "{text}");
+    let syncs = std::fs::read_dir(dir.path().join("demo/export/person"))
         .unwrap()
         .count();
-    assert_eq!(parts, 2, "one sync folder per read");
+    assert_eq!(syncs, 2, "one sync folder per read");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

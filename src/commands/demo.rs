@@ -21,8 +21,31 @@ use crate::source::discover::discover;
 use crate::source::read::{Destination, Out, ReadOptions, read};
 use crate::state::{InputState, parse_state};
 
-/// Objects the demo reads.
-const OBJECTS: [&str; 3] = ["Account", "Contact", "Lead"];
+/// The streams the demo reads: the people mapping's `person` (Leads not converted plus
+/// Contacts) and `account`.
+const STREAMS: [&str; 2] = ["person", "account"];
+
+/// The mapping of issue 7's example, shipped in `fixtures/mappings/people.yaml`.
+const PEOPLE_MAPPING: &str = include_str!("../../fixtures/mappings/people.yaml");
+
+/// The SQL questions the demo answers over the export.
+const QUESTIONS: [(&str, &str, &str); 3] = [
+    (
+        "Leads vs Contacts among people",
+        "SELECT source_object, count(*) AS people FROM person GROUP BY source_object ORDER BY source_object",
+        "latest version of each person; deleted Leads left out",
+    ),
+    (
+        "People per company (top 5)",
+        "SELECT company, count(*) AS people FROM person WHERE company IS NOT NULL GROUP BY company ORDER BY people DESC, company LIMIT 5",
+        "Lead.Company and the Contact's Account.Name, as the mapping says",
+    ),
+    (
+        "Rows kept in person_history across both reads",
+        "SELECT count(*) AS rows, count(DISTINCT source_id) AS people FROM person_history",
+        "every version of every row, deletions included",
+    ),
+];
 
 struct Step {
     started: Instant,
@@ -53,6 +76,7 @@ async fn read_to_parquet(
     streams: &[ConfiguredAirbyteStream],
     state: InputState,
     export: &Path,
+    mapping: &Option<Arc<crate::mapping::MappingPlan>>,
 ) -> Result<ReadReport, Error> {
     let location = open_location(export.to_str().unwrap_or("."), &Default::default())?;
     let destination = Destination::Parquet {
@@ -92,7 +116,10 @@ async fn read_to_parquet(
         state,
         destination,
         tx,
-        ReadOptions::default(),
+        ReadOptions {
+            mapping: mapping.clone(),
+            ..ReadOptions::default()
+        },
     )
     .await;
     let report = collector.await.map_err(std::io::Error::other)?;
@@ -129,6 +156,8 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         2,
         "Connect with OAuth 2.0 (refresh-token flow), as `sfetl check` does",
     );
+    let mapping_path = dir.join("people.yaml");
+    std::fs::write(&mapping_path, PEOPLE_MAPPING)?;
     let raw = json!({
         "client_id": sim.credentials.client_id,
         "client_secret": sim.credentials.client_secret,
@@ -138,6 +167,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         "stream_slice_step": "P3650D",
         "cursor_lag": "PT0S",
         "output": {"format": "parquet", "path": dir.join("export").display().to_string()},
+        "mapping": mapping_path.display().to_string(),
     });
     let config_path = dir.join("config.json");
     super::rotation::write_private_json(&config_path, &raw)?;
@@ -149,15 +179,28 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         config_path.display()
     ));
 
-    let step = Step::start(3, "Discover the org's objects (sfetl discover)");
-    let (catalog, _) = discover(&client, &config).await?;
-    let names: Vec<&str> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
-    step.done(format!("{} streams: {}", names.len(), names.join(", ")));
+    let step = Step::start(
+        3,
+        "Discover the org's objects and the mapped streams of people.yaml (sfetl discover)",
+    );
+    let (mut catalog, _) = discover(&client, &config).await?;
+    let names: Vec<String> = catalog.streams.iter().map(|s| s.name.clone()).collect();
+    let plan = crate::source::mapped::load_plan(&client, &config).await?;
+    if let Some(p) = &plan {
+        catalog
+            .streams
+            .extend(p.streams.iter().map(|s| s.airbyte_stream()));
+    }
+    step.done(format!(
+        "{} objects: {}; mapped streams: person (Lead not converted + Contact), account",
+        names.len(),
+        names.join(", ")
+    ));
 
     let streams: Vec<ConfiguredAirbyteStream> = catalog
         .streams
         .iter()
-        .filter(|s| OBJECTS.contains(&s.name.as_str()))
+        .filter(|s| STREAMS.contains(&s.name.as_str()))
         .map(|s| ConfiguredAirbyteStream {
             stream: s.clone(),
             sync_mode: crate::protocol::SyncMode::Incremental,
@@ -173,9 +216,17 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
 
     let step = Step::start(
         4,
-        "First read: Account, Contact and Lead into Parquet through Bulk API 2.0 (sfetl read)",
+        "First read: person and account into Parquet, mapped with DataFusion on the way (sfetl read)",
     );
-    let first = read_to_parquet(&client, &config, &streams, InputState::default(), &export).await?;
+    let first = read_to_parquet(
+        &client,
+        &config,
+        &streams,
+        InputState::default(),
+        &export,
+        &plan,
+    )
+    .await?;
     let rows: Vec<String> = first.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
     step.done(format!(
         "rows: {}; files under {}",
@@ -202,16 +253,31 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         "Incremental read from the saved STATE: only what changed",
     );
     let state = parse_state(Value::Array(first.states)).map_err(std::io::Error::other)?;
-    let second = read_to_parquet(&client, &config, &streams, state, &export).await?;
+    let second = read_to_parquet(&client, &config, &streams, state, &export, &plan).await?;
     let rows: Vec<String> = second
         .rows
         .iter()
         .map(|(s, n)| format!("{s} {n}"))
         .collect();
     step.done(format!(
-        "rows: {} (Contacts edited, and each deleted Lead both as its recycle-bin version and from the deleted endpoint)",
+        "rows: {} (the edited Contacts, and each deleted Lead as a deletion: its recycle-bin version and the deleted endpoint's row)",
         rows.join(", ")
     ));
+
+    let export_path = export.display().to_string();
+    for (i, (question, sql, note)) in QUESTIONS.iter().enumerate() {
+        let step = Step::start(7 + i as u32, &format!("{question} (sfetl query)"));
+        println!("   $ sfetl query --path {export_path} \"{sql}\"");
+        let (_, batches) = crate::query::sql(&export_path, sql)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let table = arrow::util::pretty::pretty_format_batches(&batches)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for line in table.to_string().lines() {
+            println!("   {line}");
+        }
+        step.done(note.to_string());
+    }
 
     println!(
         "\nDone in {:.1} s. Query the export with DuckDB, pandas or Spark: {}/<stream>/<sync>/part-*.parquet",

@@ -89,7 +89,28 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
     if matches!(args.format, Some(QueryFormat::Parquet)) && args.out.is_none() {
         return Err(QueryError::ParquetNeedsOut);
     }
-    let export = Export::open(&args.path)?;
+    let (schema, batches) = sql(&args.path, &args.sql).await?;
+    render::write(
+        args.format.unwrap_or(QueryFormat::Table),
+        args.out.as_deref(),
+        schema,
+        batches,
+    )
+}
+
+/// Runs read-only SQL over the export at `path` (every stream as its latest rows, and
+/// `<stream>_history`) and returns the result; `sfetl query` and `sfetl demo` use it.
+pub async fn sql(
+    path: &str,
+    sql: &str,
+) -> Result<
+    (
+        std::sync::Arc<arrow::datatypes::Schema>,
+        Vec<arrow::record_batch::RecordBatch>,
+    ),
+    QueryError,
+> {
+    let export = Export::open(path)?;
     let streams = export.streams().await?;
     if streams.is_empty() {
         return Err(QueryError::NoExport {
@@ -114,17 +135,12 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
         .with_allow_dml(false)
         .with_allow_statements(false);
     let frame = ctx
-        .sql_with_options(&args.sql, options)
+        .sql_with_options(sql, options)
         .await
         .map_err(|e| sql_error(e, &tables))?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
-    render::write(
-        args.format.unwrap_or(QueryFormat::Table),
-        args.out.as_deref(),
-        schema,
-        batches,
-    )
+    Ok((schema, batches))
 }
 
 /// DataFusion's error, with an unknown table turned into the list of tables.
