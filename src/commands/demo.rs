@@ -235,18 +235,38 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     ));
 
     let step = Step::start(5, "Change the org: 25 Contacts edited, 5 Leads deleted");
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(std::io::Error::other)?;
+    let mut changed = Vec::new();
     for (path, body) in [
         ("touch", json!({"object": "Contact", "count": 25})),
         ("delete", json!({"object": "Lead", "count": 5})),
     ] {
-        http.post(format!("{}/__sim/{path}", sim.base_url))
+        let answer: Value = http
+            .post(format!("{}/__sim/{path}", sim.base_url))
             .json(&body)
             .send()
             .await
+            .and_then(|r| r.error_for_status())
+            .map_err(std::io::Error::other)?
+            .json()
+            .await
             .map_err(std::io::Error::other)?;
+        let n = answer["ids"].as_array().map_or(0, Vec::len);
+        if n != body["count"].as_u64().unwrap_or(0) as usize {
+            return Err(std::io::Error::other(format!(
+                "the simulator changed {n} rows for {path}: {answer}"
+            ))
+            .into());
+        }
+        changed.push(n);
     }
-    step.done("done through the simulator's test-control API".to_string());
+    step.done(format!(
+        "{} Contacts edited and {} Leads deleted through the simulator's test-control API",
+        changed[0], changed[1]
+    ));
 
     let step = Step::start(
         6,
