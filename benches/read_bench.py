@@ -5,7 +5,8 @@ Prints, per run: rows, wall seconds, rows/s, CPU seconds (user+sys of the sfetl 
 CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, and API calls (from the
 simulator's /__sim/stats). Runs: Account with the 7 benchmark fields and with all fields, as
 RECORD lines (to /dev/null) and as Parquet; Contact+Lead (5M rows at the default scale) to
-Parquet for memory; an incremental run after 1,000 Accounts change.
+Parquet for memory; the people mapping's `account` stream against the same fields unmapped; an
+incremental run after 1,000 Accounts change.
 
     benches/read_bench.py [--scale 1000000] [--bin PATH]
 
@@ -109,6 +110,11 @@ def main():
             run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
             run(bin_, "Contact + Lead 7 fields -> parquet", pq,
                 catalog([("Contact", ["Id", "Email", "SystemModstamp"]), ("Lead", ["Id", "Email", "SystemModstamp"])]), base, tmp)
+            # Issue 7: the people mapping's `account` stream against the same fields unmapped.
+            mapped = dict(pq, mapping=os.path.join(root, "fixtures", "mappings", "people.yaml"))
+            run(bin_, "Account 6 fields unmapped -> parquet", pq,
+                catalog([("Account", ["Id", "Name", "AnnualRevenue", "BillingCountry", "SystemModstamp", "IsDeleted"])]), base, tmp)
+            run(bin_, "account mapped (people.yaml) -> parquet", mapped, catalog([("account", [])]), base, tmp)
             msgs = run(bin_, "Account 7 fields incremental -> parquet (first)", pq,
                        catalog([("Account", FIELDS7)], "incremental"), base, tmp)
             state = [m["state"] for m in msgs if m["type"] == "STATE"][-1:]
