@@ -54,6 +54,7 @@ pub async fn create_job(
     soql: &str,
     all_rows: bool,
 ) -> Result<JobInfo, FetchError> {
+    tracing::debug!(soql, all_rows, "creating a Bulk query job");
     let body = json!({
         "operation": if all_rows { "queryAll" } else { "query" },
         "query": soql,

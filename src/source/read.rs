@@ -590,10 +590,12 @@ impl<'a> StreamReader<'a> {
         let ctx = self.ctx;
         let cursor = self.source.cursor;
         let incremental = self.checkpoints;
-        let upper = ctx
-            .config
-            .end_date
-            .unwrap_or_else(|| ctx.config.cursor_lag.sub_from(Utc::now()));
+        // Whole milliseconds: SOQL literals and saved cursors carry milliseconds, so the bound
+        // queried and the bound saved are the same instant.
+        let upper = ctx.config.end_date.unwrap_or_else(|| {
+            let t = ctx.config.cursor_lag.sub_from(Utc::now());
+            DateTime::<Utc>::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+        });
         let lower = match saved_at {
             Some(c) => Some(ctx.config.lookback_window.sub_from(c)),
             None => ctx.config.start_date,
