@@ -268,6 +268,9 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         changed[0], changed[1]
     ));
 
+    // The upper bound of a read is exclusive at millisecond precision: a change stamped in the
+    // very millisecond the read starts belongs to the next run. Let that millisecond pass.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let step = Step::start(
         6,
         "Incremental read from the saved STATE: only what changed",
