@@ -489,6 +489,24 @@ async fn touch_bumps_system_modstamp_only() {
     assert_eq!(s, 200);
     assert!(rec["SystemModstamp"].as_str().unwrap() > rec["LastModifiedDate"].as_str().unwrap());
     assert!(rec["SystemModstamp"].as_str().unwrap() > "2026");
+    // Explicit ids and a late commit stamp (never before LastModifiedDate).
+    let late = org
+        .control(
+            "touch",
+            &json!({"object": "Contact", "ids": [id], "stamp": "2000-01-01T00:00:00.000+0000"}),
+        )
+        .await;
+    assert_eq!(late["ids"], json!([id]));
+    let (_, rec) = org.get_json(&format!("sobjects/Contact/{id}")).await;
+    assert_eq!(rec["SystemModstamp"], rec["LastModifiedDate"]);
+    let r = org
+        .http
+        .post(org.url("/__sim/delete"))
+        .json(&json!({"object": "Contact", "ids": ["003NOPE"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let stored: Value = org
         .http
         .get(org.url(&format!("/__sim/record/Contact/{id}")))
