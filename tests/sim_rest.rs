@@ -896,3 +896,70 @@ async fn value_formats_polymorphic_parents_formulas_and_compounds() {
     assert_eq!(s, 200);
     assert_eq!(v["Id"], acc);
 }
+
+#[tokio::test]
+async fn soql_edge_cases() {
+    let org = Org::start(20).await;
+    // Escapes, NOT IN, NOT, nested parentheses, NULLS FIRST, relationship in WHERE and ORDER BY.
+    let (s, v) = org
+        .query(
+            "select id, lastname from contact where (lastname = 'O\\'Neil' or (not lastname in ('Li', 'Khan') and account.name != null)) order by account.name nulls first, lastname desc limit 7",
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["records"].as_array().unwrap().len() <= 7);
+    for r in v["records"].as_array().unwrap() {
+        assert!(
+            r.get("LastName").is_some(),
+            "canonical field names in the answer: {r}"
+        );
+        let ln = r["LastName"].as_str().unwrap_or("");
+        assert!(ln != "Li" && ln != "Khan" || ln == "O'Neil");
+    }
+    // Multi-line query: Row and Column of the offending token.
+    let (s, v) = org.query("SELECT Id,\n  Bogus\nFROM Account").await;
+    assert_eq!(s, 400);
+    let m = error_code(&v, "INVALID_FIELD");
+    assert!(m.contains("ERROR at Row:2:Column:3"), "{m}");
+    for q in [
+        "SELECT Id FROM Account LIMIT ten",
+        "SELECT Id FROM Account WHERE",
+        "SELECT Id FROM Account WHERE Name = 'x' garbage",
+        "SELECT Id FROM Account OFFSET 5",
+        "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+        "SELECT Id FROM Account WHERE Name = 'unterminated",
+        "SELECT FROM Account",
+        "DELETE FROM Account",
+    ] {
+        let (s, v) = org.query(q).await;
+        assert_eq!(s, 400, "{q}");
+        error_code(&v, "MALFORMED_QUERY");
+    }
+    let (s, v) = org
+        .query("SELECT Id FROM Account WHERE NumberOfEmployees > 'many'")
+        .await;
+    assert_eq!(s, 400);
+    assert!(error_code(&v, "INVALID_FIELD").contains("must be of type double"));
+    let (s, v) = org
+        .query("SELECT Id FROM Contact WHERE Birthdate >= 2000-01-01 AND Birthdate < 2030-01-01")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Id comparisons accept 15- and 18-character ids.
+    let (_, one) = org.query("SELECT Id FROM Account LIMIT 1").await;
+    let id = one["records"][0]["Id"].as_str().unwrap().to_string();
+    for form in [&id[..], &id[..15]] {
+        let (_, v) = org
+            .query(&format!("SELECT Id FROM Account WHERE Id = '{form}'"))
+            .await;
+        assert_eq!(v["totalSize"], 1, "{form}");
+    }
+    let (_, v) = org
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE AccountId IN ('{id}')"
+        ))
+        .await;
+    let (_, w) = org
+        .query(&format!("SELECT Id FROM Contact WHERE Account.Id = '{id}'"))
+        .await;
+    assert_eq!(v["totalSize"], w["totalSize"]);
+}
