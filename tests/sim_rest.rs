@@ -944,6 +944,44 @@ async fn soql_edge_cases() {
         .query("SELECT Id FROM Contact WHERE Birthdate >= 2000-01-01 AND Birthdate < 2030-01-01")
         .await;
     assert_eq!(s, 200, "{v}");
+    // Relative date literals: a row touched now is modified TODAY and within LAST_N_DAYS:1.
+    let t = org
+        .control("touch", &json!({"object": "Account", "count": 1}))
+        .await;
+    let touched = t["ids"][0].as_str().unwrap();
+    // (TODAY OR YESTERDAY: still true if the test straddles midnight UTC.)
+    for lit in [
+        "TODAY OR SystemModstamp = YESTERDAY",
+        "LAST_N_DAYS:1",
+        "last_n_days:30",
+    ] {
+        let (s, v) = org
+            .query(&format!(
+                "SELECT Id FROM Account WHERE SystemModstamp = {lit}"
+            ))
+            .await;
+        assert_eq!(s, 200, "{lit}: {v}");
+        let ids: Vec<&str> = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [touched], "{lit}");
+    }
+    let (_, before) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp < YESTERDAY")
+        .await;
+    assert_eq!(before["totalSize"], 19);
+    let (_, none) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp > TODAY OR CreatedDate = TOMORROW")
+        .await;
+    assert_eq!(none["totalSize"], 0);
+    let (s, v) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp = LAST_N_DAYS:x")
+        .await;
+    assert_eq!(s, 400);
+    error_code(&v, "INVALID_FIELD");
     // Id comparisons accept 15- and 18-character ids.
     let (_, one) = org.query("SELECT Id FROM Account LIMIT 1").await;
     let id = one["records"][0]["Id"].as_str().unwrap().to_string();

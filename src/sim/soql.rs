@@ -67,6 +67,9 @@ pub enum Lit {
     DateTime(i64),
     /// A date literal, days since epoch.
     Date(i32),
+    /// A relative date literal (`TODAY`, `LAST_N_DAYS:7`...): the UTC days `[start, end)`.
+    /// `=` means inside, `<` before the start, `>` from the end on.
+    Days(i32, i32),
 }
 
 /// Comparison operators.
@@ -189,7 +192,7 @@ fn lex(q: &str) -> Result<Vec<(Tok, usize)>, (usize, String)> {
             continue;
         }
         if c.is_alphabetic() || c == '_' {
-            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '.') {
+            while i < b.len() && (b[i].is_alphanumeric() || matches!(b[i], '_' | '.' | ':')) {
                 i += 1;
             }
             out.push((Tok::Ident(b[start..i].iter().collect()), start));
@@ -651,6 +654,10 @@ impl Parser<'_> {
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("true") => Lit::Bool(true),
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("false") => Lit::Bool(false),
             (_, FType::Boolean) => return Err(type_err("boolean", false)),
+            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s).is_some() => {
+                let (a, b) = relative_days(s).unwrap_or((0, 0));
+                Lit::Days(a, b)
+            }
             (Tok::Num(n), FType::DateTime) => {
                 Lit::DateTime(parse_datetime(n).ok_or_else(|| type_err("dateTime", false))?)
             }
@@ -710,8 +717,43 @@ pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize
     }
 }
 
+/// The UTC day range of a relative date literal, relative to today.
+fn relative_days(lit: &str) -> Option<(i32, i32)> {
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+    let upper = lit.to_ascii_uppercase();
+    let (name, n) = match upper.split_once(':') {
+        Some((name, n)) => (
+            name.to_string(),
+            Some(n.parse::<i32>().ok().filter(|n| *n >= 0)?),
+        ),
+        None => (upper.clone(), None),
+    };
+    Some(match (name.as_str(), n) {
+        ("TODAY", None) => (today, today + 1),
+        ("YESTERDAY", None) => (today - 1, today),
+        ("TOMORROW", None) => (today + 1, today + 2),
+        ("LAST_N_DAYS", Some(n)) => (today - n, today + 1),
+        ("NEXT_N_DAYS", Some(n)) => (today + 1, today + 1 + n),
+        ("N_DAYS_AGO", Some(n)) => (today - n, today - n + 1),
+        _ => return None,
+    })
+}
+
 fn cmp_val(store: &Store, v: &Val<'_>, lit: &Lit) -> Option<Ordering> {
+    let within = |x: i64, a: i64, b: i64| {
+        Some(if x < a {
+            Ordering::Less
+        } else if x >= b {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        })
+    };
     match (v, lit) {
+        (Val::DateTime(ms), Lit::Days(a, b)) => {
+            within(*ms, *a as i64 * 86_400_000, *b as i64 * 86_400_000)
+        }
+        (Val::Date(d), Lit::Days(a, b)) => within(*d as i64, *a as i64, *b as i64),
         (Val::Null, _) | (_, Lit::Null) => None,
         (Val::Str(s), Lit::Str(l)) => Some(cmp_ci(s, l)),
         (Val::Ref(r), Lit::Str(l)) => {
