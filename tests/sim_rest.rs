@@ -944,6 +944,31 @@ async fn soql_edge_cases() {
         .query("SELECT Id FROM Contact WHERE Birthdate >= 2000-01-01 AND Birthdate < 2030-01-01")
         .await;
     assert_eq!(s, 200, "{v}");
+    // Multipicklists: INCLUDES / EXCLUDES with `;`-sets.
+    let (s, inc) = org
+        .query("SELECT Id, Tags__c FROM Score__c WHERE Tags__c INCLUDES ('hot', 'cold;review')")
+        .await;
+    assert_eq!(s, 200, "{inc}");
+    let (_, exc) = org
+        .query("SELECT Id, Tags__c FROM Score__c WHERE Tags__c EXCLUDES ('hot', 'cold;review')")
+        .await;
+    let (_, all) = org.query("SELECT Id FROM Score__c").await;
+    assert_eq!(
+        inc["totalSize"].as_u64().unwrap() + exc["totalSize"].as_u64().unwrap(),
+        all["totalSize"].as_u64().unwrap()
+    );
+    for r in inc["records"].as_array().unwrap() {
+        let tags: Vec<&str> = r["Tags__c"].as_str().unwrap().split(';').collect();
+        assert!(
+            tags.contains(&"hot") || tags.contains(&"cold") && tags.contains(&"review"),
+            "{r}"
+        );
+    }
+    let (s, v) = org
+        .query("SELECT Id FROM Score__c WHERE Name INCLUDES ('x')")
+        .await;
+    assert_eq!(s, 400);
+    error_code(&v, "INVALID_FIELD");
     // Relative date literals: a row touched now is modified TODAY and within LAST_N_DAYS:1.
     let t = org
         .control("touch", &json!({"object": "Account", "count": 1}))

@@ -104,6 +104,9 @@ pub enum Expr {
     In(Path, Vec<Lit>, bool),
     /// `path LIKE 'pattern'`
     Like(Path, String),
+    /// `multipicklist INCLUDES ('a', 'b;c')` (or EXCLUDES when the flag is set): some listed
+    /// item (itself a `;`-set) is contained in the value.
+    Includes(Path, Vec<Vec<String>>, bool),
 }
 
 /// A parsed query.
@@ -597,6 +600,41 @@ impl Parser<'_> {
                 }
             };
         }
+        if self.is_kw("includes") || self.is_kw("excludes") {
+            let excludes = self.is_kw("excludes");
+            if path.sf_type != "multipicklist" {
+                let pos = self.at();
+                return Err(self.err_at(
+                    "INVALID_FIELD",
+                    pos,
+                    &format!(
+                        "includes or excludes operator only valid on multipicklist field: {}",
+                        path.name
+                    ),
+                ));
+            }
+            self.next();
+            self.expect_sym("(")?;
+            let mut items = Vec::new();
+            loop {
+                match self.next() {
+                    Tok::Str(s) => {
+                        items.push(s.split(';').map(|p| p.trim().to_lowercase()).collect())
+                    }
+                    _ => {
+                        self.lx.pos -= 1;
+                        return Err(self.malformed());
+                    }
+                }
+                if self.peek() == &Tok::Sym(",") {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+            self.expect_sym(")")?;
+            return Ok(Expr::Includes(path, items, excludes));
+        }
         let negate = self.is_kw("not");
         if negate {
             self.next();
@@ -836,6 +874,17 @@ pub fn eval(store: &Store, obj: usize, row: usize, e: &Expr) -> bool {
                 }
             });
             hit != *negate
+        }
+        Expr::Includes(p, items, excludes) => {
+            let v = read(store, obj, row, p);
+            let set: Vec<String> = match &v {
+                Val::Str(s) => s.split(';').map(|x| x.trim().to_lowercase()).collect(),
+                _ => Vec::new(),
+            };
+            let hit = items
+                .iter()
+                .any(|item| item.iter().all(|part| set.contains(part)));
+            hit != *excludes
         }
         Expr::Like(p, pat) => match read(store, obj, row, p) {
             Val::Str(s) => like(&s, pat),
