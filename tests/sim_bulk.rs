@@ -89,6 +89,12 @@ async fn query_job_lifecycle_results_and_paging() {
         let r = org.get(&format!("jobs/query/{id}/results?{q}")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/csv");
+        assert!(
+            r.headers()["sforce-limit-info"]
+                .to_str()
+                .unwrap()
+                .starts_with("api-usage=")
+        );
         let n: usize = r.headers()["sforce-numberofrecords"]
             .to_str()
             .unwrap()

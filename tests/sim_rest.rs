@@ -200,6 +200,13 @@ async fn describe_shapes_match_recorded_org_responses() {
     ] {
         assert!(names.contains(&o), "{o} in describeGlobal");
     }
+    let r = org.get("no/such/resource").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("sforce-limit-info").is_some());
+    error_code(&r.json().await.unwrap(), "NOT_FOUND");
+    let r = org.send_json(Method::PUT, "limits", &json!({})).await;
+    assert_eq!(r.status(), 405);
+    error_code(&r.json().await.unwrap(), "METHOD_NOT_ALLOWED");
     let (s, body) = org.get_json("sobjects/Nope__c/describe").await;
     assert_eq!(s, 404);
     error_code(&body, "NOT_FOUND");

@@ -213,6 +213,21 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     resp
 }
 
+/// Salesforce's answer to a path it does not serve.
+async fn unknown_resource() -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// Salesforce's answer to a method a resource does not support.
+async fn method_not_allowed(req: Request) -> Response {
+    let msg = format!("HTTP Method '{}' not allowed.", req.method());
+    sf_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &msg)
+}
+
 fn add_limit_info(resp: &mut Response, used: u64, max: u64) {
     if let Ok(v) = HeaderValue::from_str(&format!("api-usage={used}/{max}")) {
         resp.headers_mut().insert("Sforce-Limit-Info", v);
@@ -365,6 +380,8 @@ impl Simulator {
             .merge(super::rest::routes().with_state(sim.clone()))
             .merge(super::bulk::routes().with_state(sim.clone()))
             .merge(oauth.routes(HostKind::Instance))
+            .fallback(unknown_resource)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(sim.clone(), gate))
             .merge(super::control::routes().with_state(sim.clone()));
         let login_app = Router::new()
