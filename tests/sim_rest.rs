@@ -22,6 +22,37 @@ fn keys(v: &Value) -> BTreeSet<String> {
 }
 
 #[tokio::test]
+async fn credentials_point_at_a_private_key_that_lives_with_the_server() {
+    let org = Org::start(1).await;
+    let c = org.sim.credentials.clone();
+    assert_eq!(c.base_url, org.sim.base_url);
+    assert!(c.login_url.starts_with("http://127.0.0.1:") && c.login_url != c.base_url);
+    let key = std::fs::read_to_string(&c.private_key_path).expect("key file");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let line = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        keys(&line),
+        [
+            "base_url",
+            "login_url",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+            "username",
+            "private_key_path"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    );
+    drop(org);
+    assert!(
+        !std::path::Path::new(&c.private_key_path).exists(),
+        "removed at shutdown"
+    );
+}
+
+#[tokio::test]
 async fn versions_list_needs_no_auth_and_has_no_limit_header() {
     let org = Org::start(1).await;
     let r = org

@@ -287,7 +287,7 @@ pub struct SimHandle {
     pub sim: Arc<Sim>,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _key_dir: Option<std::path::PathBuf>,
+    key_dir: Option<std::path::PathBuf>,
 }
 
 impl SimHandle {
@@ -309,6 +309,10 @@ impl Drop for SimHandle {
         }
         for t in &self.tasks {
             t.abort();
+        }
+        // The private key file handed out in the credentials lives as long as the server.
+        if let Some(dir) = self.key_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -406,7 +410,7 @@ impl Simulator {
             sim,
             shutdown: Some(tx),
             tasks,
-            _key_dir: Some(key_dir),
+            key_dir: Some(key_dir),
         })
     }
 }
