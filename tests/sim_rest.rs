@@ -374,6 +374,32 @@ async fn soql_filters_order_limit_and_values() {
             "SystemModstamp >= LastModifiedDate"
         );
     }
+    // JSON answers are gzip-compressed when the client asks.
+    let r = org
+        .raw
+        .get(org.data("query"))
+        .query(&[("q", "SELECT Id FROM Contact LIMIT 3")])
+        .header("Accept-Encoding", "gzip")
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let gz = r.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["totalSize"],
+        3
+    );
+    let r = org
+        .raw
+        .get(org.data("limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
     let (_, c) = org.query("SELECT COUNT() FROM Contact").await;
     assert_eq!(c, json!({"totalSize": 150, "done": true, "records": []}));
     let (_, n) = org

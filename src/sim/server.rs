@@ -148,6 +148,11 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     let kind = kind_of(req.method(), &path);
     let is_data = path.starts_with("/services/data");
     let is_versions = kind == "versions";
+    let wants_gzip = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     sim.count(kind);
     let (latency, failure, cut) = {
         let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,8 +214,38 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     }
     if cut {
         resp = cut_body(resp).await;
+    } else if wants_gzip && is_data {
+        resp = gzip_json(resp).await;
     }
     resp
+}
+
+/// Compresses a JSON answer when the client accepts gzip, as Salesforce does (CSV results
+/// stream their own gzip).
+async fn gzip_json(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json || resp.headers().contains_key(header::CONTENT_ENCODING) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    use std::io::Write as _;
+    let compressed = match gz.write_all(&bytes).and_then(|_| gz.finish()) {
+        Ok(c) => c,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(compressed))
 }
 
 /// Salesforce's answer to a path it does not serve.
