@@ -255,12 +255,16 @@ async fn cut(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
 }
 
 async fn latency(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
-    let ms = body_json(&b)["ms"].as_u64().unwrap_or(0);
-    sim.faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .latency_ms = ms;
-    ok(json!({"ms": ms}))
+    let v = body_json(&b);
+    let ms = v["ms"].as_u64().unwrap_or(0);
+    let kind = v["kind"].as_str().unwrap_or("any").to_string();
+    let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+    if ms == 0 {
+        f.latency_ms.remove(&kind);
+    } else {
+        f.latency_ms.insert(kind.clone(), ms);
+    }
+    ok(json!({"kind": kind, "ms": ms}))
 }
 
 async fn fail_bulk_job(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {

@@ -158,7 +158,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
         let failure = f.take_failure(kind);
         let cut = failure.is_none() && f.take_cut(kind);
-        (f.latency_ms, failure, cut)
+        (f.latency(kind), failure, cut)
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
