@@ -123,3 +123,11 @@ pub fn error_code(v: &Value, code: &str) -> String {
     assert_eq!(arr[0]["errorCode"], code, "{v}");
     arr[0]["message"].as_str().expect("message").to_string()
 }
+
+mod auth_helpers;
+#[allow(unused_imports)]
+pub use auth_helpers::*;
+
+mod read_helpers;
+#[allow(unused_imports)]
+pub use read_helpers::*;

@@ -1,0 +1,16 @@
+//! From Salesforce describes to stream schemas: the type-mapping table (`types`), describe
+//! parsing (`describe`), and per-stream Arrow / JSON schemas with cursors (`schema`).
+
+pub mod describe;
+pub mod schema;
+pub mod types;
+
+pub use describe::{DescribeGlobal, FieldDescribe, GlobalObject, SObjectDescribe};
+pub use schema::{
+    CURSOR_CANDIDATES, FieldSpec, StreamSchema, airbyte_stream, compound_part, cursor_field,
+    is_syncable, record_json_schema,
+};
+pub use types::{SfKind, arrow_type, json_schema, sf_kind};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Command-line interface: the Airbyte connector verbs plus the human commands.
+//!
+//! Kept in the library (not `main.rs`) so tests and docs can parse the same definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// sfetl: Salesforce to Parquet / Airbyte records, and rows back into Salesforce.
+#[derive(Debug, Parser)]
+#[command(name = "sfetl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every sfetl command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the connector specification (a SPEC message).
+    #[command(after_help = "Example:\n  sfetl spec")]
+    Spec,
+
+    /// Validate the config and test the connection to the org (a CONNECTION_STATUS message).
+    #[command(after_help = "Example:\n  sfetl check --config fixtures/configs/airbyte_style.json")]
+    Check(ConfigArgs),
+
+    /// List the org's objects as streams with their schemas (a CATALOG message).
+    #[command(
+        after_help = "Example:\n  sfetl discover --config fixtures/configs/airbyte_style.json"
+    )]
+    Discover(ConfigArgs),
+
+    /// Read the selected streams: RECORD messages, Parquet files or Arrow IPC, then STATE.
+    #[command(
+        after_help = "Example:\n  sfetl read --config fixtures/configs/airbyte_style.json --catalog fixtures/catalogs/account.json --state state.json"
+    )]
+    Read(ReadArgs),
+
+    /// Write rows (RECORD messages on stdin, or a Parquet/CSV file) back into Salesforce.
+    #[command(
+        after_help = "Example:\n  sfetl write --config config.json --catalog fixtures/catalogs/person_scores.json < scores.jsonl"
+    )]
+    Write(WriteArgs),
+
+    /// Connect an org in the browser (OAuth 2.0 with PKCE) and save a config with mode 0600.
+    #[command(after_help = "Example:\n  sfetl login --client-id 3MVG9... --sandbox")]
+    Login(LoginArgs),
+
+    /// Run the built-in Salesforce simulator (prints its credentials as one JSON line).
+    #[command(after_help = "Example:\n  sfetl simulate --listen 127.0.0.1:0 --scale 1000 --seed 7")]
+    Simulate(SimulateArgs),
+
+    /// Run the whole pipeline on the embedded simulator and explain each step.
+    #[command(after_help = "Example:\n  sfetl demo --dir ./sfetl-demo")]
+    Demo(DemoArgs),
+
+    /// Run SQL over a Parquet export (latest version of each row per stream).
+    #[command(
+        after_help = "Example:\n  sfetl query --path ./export \"SELECT company, count(*) FROM person GROUP BY company\""
+    )]
+    Query(QueryArgs),
+}
+
+/// `--config F`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Connector config (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Arguments of `read`.
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Connector config (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Configured catalog: the streams and fields to read.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    /// State from the previous run (`[]`, a list of STATE objects, or a legacy object).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Write an Arrow IPC stream on stdout instead of RECORD messages.
+    #[arg(long)]
+    pub arrow_ipc: bool,
+}
+
+/// Arguments of `write`.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Connector config (JSON) with a `writeback` section.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Configured catalog of the incoming streams.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Read rows from a Parquet or CSV file instead of stdin.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub input: Option<String>,
+    /// The stream the --input rows belong to.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Validate and print what would be sent, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Consumer Key of the connected app.
+    #[arg(long)]
+    pub client_id: String,
+    /// Consumer Secret, if the app requires one (PKCE apps do not).
+    #[arg(long, env = "SFETL_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Log in to a sandbox (test.salesforce.com).
+    #[arg(long, conflicts_with_all = ["domain", "login_url"])]
+    pub sandbox: bool,
+    /// My Domain host, e.g. acme.my.salesforce.com.
+    #[arg(long, conflicts_with = "login_url")]
+    pub domain: Option<String>,
+    /// Explicit login URL (simulator, private endpoints).
+    #[arg(long)]
+    pub login_url: Option<String>,
+    /// Loopback port of the callback http://localhost:PORT/oauth/callback.
+    #[arg(long, default_value_t = 1717)]
+    pub port: u16,
+    /// OAuth scopes.
+    #[arg(long, default_value = "api refresh_token offline_access")]
+    pub scopes: String,
+    /// Print the authorization URL instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Where to write the config (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address of the instance listener (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Data volume: N Accounts, 3N Contacts, 2N Leads, N Opportunities.
+    #[arg(long, default_value_t = 100)]
+    pub scale: u64,
+    /// Seed of the deterministic data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Folder with describes and seed records overriding the embedded fixtures.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's config, export and reports.
+    #[arg(long, value_name = "DIR", default_value = "./sfetl-demo")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The export folder or URL (output.path of the read).
+    #[arg(long, value_name = "PATH")]
+    pub path: String,
+    /// The SQL to run.
+    pub sql: String,
+    /// Output format; a table on the terminal by default.
+    #[arg(long, value_enum)]
+    pub format: Option<QueryFormat>,
+    /// File to write csv/json/parquet output to.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Output formats of `query`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum QueryFormat {
+    /// A table for people.
+    Table,
+    /// CSV.
+    Csv,
+    /// JSON lines.
+    Json,
+    /// A Parquet file.
+    Parquet,
+}

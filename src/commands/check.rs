@@ -1,0 +1,187 @@
+//! `sfetl check` (the guides' "Test Connection"): validates the config, obtains a token, reads
+//! the identity URL and describeGlobal, and reports one CONNECTION_STATUS: SUCCEEDED with who
+//! and where it connected, or FAILED with the setting to fix.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::rotation::rotation_hook;
+use crate::config::Config;
+use crate::error::Error;
+use crate::protocol::{AirbyteMessage, ConnectionStatus, Emitter};
+use crate::salesforce::{ClientHooks, RetryPolicy, SalesforceClient, SalesforceError};
+
+/// Backoff of `check`: an admin is waiting, so give up sooner than a sync would.
+fn check_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(5),
+    }
+}
+
+/// Why the connection test failed.
+#[derive(Debug)]
+enum CheckFailure {
+    Salesforce(SalesforceError),
+    ApiVersion { wanted: String, newest: String },
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckFailure::Salesforce(e) => e.fmt(f),
+            CheckFailure::ApiVersion { wanted, newest } => write!(
+                f,
+                "The org does not offer REST API version {wanted} (its newest is {newest}): set api_version to {newest} or lower."
+            ),
+        }
+    }
+}
+
+impl From<SalesforceError> for CheckFailure {
+    fn from(e: SalesforceError) -> Self {
+        CheckFailure::Salesforce(e)
+    }
+}
+
+/// What a successful check found.
+struct Report {
+    org_id: String,
+    username: String,
+    display_name: Option<String>,
+    edition: Option<String>,
+    instance: String,
+    api_version: String,
+    objects: usize,
+    usage: Option<crate::salesforce::ApiUsage>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Connected to org {} as {}", self.org_id, self.username)?;
+        if let Some(name) = &self.display_name {
+            write!(f, " ({name})")?;
+        }
+        if let Some(edition) = &self.edition {
+            write!(f, ", {edition}")?;
+        }
+        write!(
+            f,
+            "; instance {}; REST API v{}; {} objects visible",
+            self.instance, self.api_version, self.objects
+        )?;
+        match &self.usage {
+            Some(u) => write!(f, "; API usage {}/{} in the last 24 hours.", u.used, u.max),
+            None => f.write_str("."),
+        }
+    }
+}
+
+pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
+    let config = match Config::from_file(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            Emitter::stdout().emit(&AirbyteMessage::connection_status(
+                ConnectionStatus::Failed,
+                Some(e.to_string()),
+            ))?;
+            return Ok(());
+        }
+    };
+    let emitter = Arc::new(Mutex::new(Emitter::stdout()));
+    let sink = emitter.clone();
+    let hooks = ClientHooks {
+        on_refresh_token_rotated: Some(rotation_hook(&config, Some(config_path), move |m| {
+            let _ = sink.lock().unwrap_or_else(|e| e.into_inner()).emit(&m);
+        })),
+        retry: check_retry(),
+    };
+    let status = match probe(&config, hooks).await {
+        Ok(report) => {
+            AirbyteMessage::connection_status(ConnectionStatus::Succeeded, Some(report.to_string()))
+        }
+        Err(e) => AirbyteMessage::connection_status(ConnectionStatus::Failed, Some(e.to_string())),
+    };
+    emitter
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .emit(&status)?;
+    Ok(())
+}
+
+async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailure> {
+    let client = SalesforceClient::connect(config, hooks).await?;
+    let instance = client.instance_url();
+    check_api_version(&client, &instance).await?;
+    let token = client
+        .tokens()
+        .current()
+        .ok_or_else(|| SalesforceError::InvalidResponse {
+            host: instance.clone(),
+            detail: "no token after connecting".into(),
+        })?;
+    let identity: Value = client.get_json(&token.identity_url).await?;
+    let global: Value = client.get_json(&client.data_url("sobjects")).await?;
+    let objects = global["sobjects"].as_array().map_or(0, Vec::len);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let ids = token.org_and_user_ids();
+    Ok(Report {
+        org_id: text(&identity, "organization_id")
+            .or_else(|| ids.map(|(o, _)| o))
+            .unwrap_or_default(),
+        username: text(&identity, "username").unwrap_or_default(),
+        display_name: text(&identity, "display_name"),
+        edition: edition(&client).await,
+        instance,
+        api_version: client.api_version().to_string(),
+        objects,
+        usage: client.api_usage(),
+    })
+}
+
+/// Checks the configured version against `GET /services/data/` (no quota cost).
+async fn check_api_version(client: &SalesforceClient, instance: &str) -> Result<(), CheckFailure> {
+    let versions: Vec<Value> = client
+        .get_json(&format!("{instance}/services/data/"))
+        .await?;
+    let offered: Vec<&str> = versions
+        .iter()
+        .filter_map(|v| v.get("version").and_then(Value::as_str))
+        .collect();
+    let wanted = client.api_version();
+    if offered.is_empty() || offered.contains(&wanted) {
+        return Ok(());
+    }
+    let newest = offered
+        .iter()
+        .max_by(|a, b| {
+            let n = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+            n(a).total_cmp(&n(b))
+        })
+        .copied()
+        .unwrap_or_default();
+    Err(CheckFailure::ApiVersion {
+        wanted: wanted.to_string(),
+        newest: newest.to_string(),
+    })
+}
+
+/// The org's edition (`Organization.OrganizationType`), when the user may read it.
+async fn edition(client: &SalesforceClient) -> Option<String> {
+    let url =
+        client.data_url("query?q=SELECT+OrganizationType,IsSandbox+FROM+Organization+LIMIT+1");
+    let answer: Value = client.get_json(&url).await.ok()?;
+    let org = answer.get("records")?.get(0)?;
+    let kind = org.get("OrganizationType")?.as_str()?;
+    let sandbox = org.get("IsSandbox").and_then(Value::as_bool) == Some(true);
+    Some(if sandbox {
+        format!("{kind} (sandbox)")
+    } else {
+        kind.to_string()
+    })
+}

@@ -1,0 +1,112 @@
+//! `sfetl read`: reads the configured catalog's streams to the configured output.
+
+use std::sync::Arc;
+
+use crate::cli::ReadArgs;
+use crate::config::{Config, OutputFormat};
+use crate::error::Error;
+use crate::output::{new_sync_id, open_location};
+use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, StreamDescriptor};
+use crate::source::read::{Destination, ReadOptions, read};
+use crate::state::{InputState, load_state_file};
+
+use super::stdout::StdoutTask;
+
+pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
+    let config = Arc::new(Config::from_file(&args.config)?);
+    let catalog = ConfiguredAirbyteCatalog::from_file(&args.catalog)?;
+    let state = match &args.state {
+        Some(path) => load_state_file(path)?,
+        None => InputState::default(),
+    };
+    let arrow = args.arrow_ipc || config.output.format == OutputFormat::Arrow;
+    if arrow && catalog.streams.len() != 1 {
+        return Err(Error::Config(crate::config::ConfigError::Invalid(vec![
+            crate::config::Problem {
+                field: "output.format".into(),
+                message: format!(
+                    "Arrow IPC output carries one stream per read, and the catalog selects {}: run one read per stream, or use \"parquet\"",
+                    catalog.streams.len()
+                ),
+            },
+        ])));
+    }
+    let destination = match config.output.format {
+        _ if arrow => Destination::Arrow,
+        OutputFormat::Parquet => Destination::Parquet {
+            location: open_location(
+                config.output.path.as_deref().unwrap_or_default(),
+                &config.output.storage_options,
+            )?,
+            sync_id: new_sync_id(),
+        },
+        _ => Destination::Records,
+    };
+    let stdout = StdoutTask::spawn_with(arrow);
+    let defaults = ReadOptions::default();
+    let opts = ReadOptions {
+        show_progress: true,
+        max_records: config.bulk_max_records.unwrap_or(defaults.max_records),
+        ..defaults
+    };
+    stop_on_signal(opts.stop.clone());
+    let client = super::connect(&config, &args.config, &stdout).await?;
+    let summary = read(
+        client,
+        config,
+        catalog.streams,
+        state,
+        destination,
+        stdout.tx.clone(),
+        opts,
+    )
+    .await;
+    let failed = summary.failures.len();
+    for (stream, e) in summary.failures {
+        let mut m = AirbyteMessage::error(e.failure_type(), format!("stream {stream}: {e}"));
+        if let Some(err) = m.trace.as_mut().and_then(|t| t.error.as_mut()) {
+            err.stream_descriptor = Some(StreamDescriptor::named(&stream));
+        }
+        eprintln!("sfetl: error: stream {stream}: {e}");
+        let _ = stdout
+            .tx
+            .send(crate::source::read::Out::Message(Box::new(m)))
+            .await;
+    }
+    stdout.finish().await?;
+    if failed > 0 {
+        return Err(Error::Reported(1));
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM asks the read to stop: the page in hand is finished, the state emitted so
+/// far stays valid, and the next run resumes from it.
+fn stop_on_signal(stop: crate::source::read::StopSignal) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+        }
+        eprintln!(
+            "sfetl: stopping: finishing the page in hand; the last STATE printed is where the next run resumes"
+        );
+        stop.stop();
+    });
+}

@@ -1,0 +1,77 @@
+//! The stdout writer task of the protocol verbs: the only writer of stdout while data flows.
+//!
+//! Data (RECORD lines, STATE, traces) arrives over a bounded channel, so readers slow down when
+//! stdout does. CONTROL messages (a rotated refresh token) have their own unbounded lane, taken
+//! first, because they come from synchronous callbacks that must never block or drop them.
+
+use std::io::Write;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::protocol::{AirbyteMessage, Emitter};
+use crate::source::read::Out;
+
+/// Handle to the writer task.
+pub struct StdoutTask {
+    /// Data lane.
+    pub tx: mpsc::Sender<Out>,
+    /// CONTROL lane.
+    pub control: mpsc::UnboundedSender<AirbyteMessage>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl StdoutTask {
+    /// Starts the writer on the process's stdout.
+    pub fn spawn() -> StdoutTask {
+        Self::spawn_with(false)
+    }
+
+    /// Starts the writer; with `arrow_ipc`, stdout carries the Arrow IPC stream and the protocol
+    /// messages (STATE, TRACE, LOG, CONTROL) go to stderr as JSON lines instead.
+    pub fn spawn_with(arrow_ipc: bool) -> StdoutTask {
+        let (tx, mut rx) = mpsc::channel::<Out>(64);
+        let (control, mut control_rx) = mpsc::unbounded_channel::<AirbyteMessage>();
+        let handle = tokio::spawn(async move {
+            let mut messages: Emitter<Box<dyn Write + Send>> = if arrow_ipc {
+                Emitter::new(Box::new(std::io::stderr()))
+            } else {
+                Emitter::new(Box::new(std::io::stdout()))
+            };
+            let mut ipc = std::io::BufWriter::new(std::io::stdout());
+            let mut control_open = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    m = control_rx.recv(), if control_open => match m {
+                        Some(m) => messages.emit(&m)?,
+                        None => control_open = false,
+                    },
+                    o = rx.recv() => match o {
+                        Some(Out::Message(m)) => messages.emit(&m)?,
+                        Some(Out::Lines(bytes)) => messages.emit_raw(&bytes)?,
+                        Some(Out::Ipc(bytes)) => ipc.write_all(&bytes)?,
+                        None => break,
+                    },
+                }
+            }
+            while let Ok(m) = control_rx.try_recv() {
+                messages.emit(&m)?;
+            }
+            ipc.flush()?;
+            messages.flush()
+        });
+        StdoutTask {
+            tx,
+            control,
+            handle,
+        }
+    }
+
+    /// Closes the lanes and waits until everything is written.
+    pub async fn finish(self) -> std::io::Result<()> {
+        drop(self.tx);
+        drop(self.control);
+        self.handle.await.map_err(std::io::Error::other)?
+    }
+}

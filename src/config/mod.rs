@@ -1,0 +1,279 @@
+//! The connector config: parsed from JSON, validated against `spec/spec.json`, then checked
+//! semantically, with every problem reported at once.
+//!
+//! Why both passes: the JSON Schema is what orchestrators show in their forms, so it must hold
+//! the rules; the semantic pass catches what a schema cannot say (a 30th of February, an end
+//! before the start, an http:// login URL to a remote host) and turns each into advice.
+
+mod duration;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use duration::IsoDuration;
+pub use validate::{Problem, spec_schema};
+
+use crate::secret::Secret;
+
+/// The whole config, typed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How to obtain tokens.
+    pub auth: AuthMethod,
+    /// The connected app's Consumer Key.
+    pub client_id: String,
+    /// Log in at test.salesforce.com.
+    pub is_sandbox: bool,
+    /// My Domain host (`acme.my.salesforce.com`), without scheme.
+    pub domain: Option<String>,
+    /// Explicit login endpoint (simulator, private endpoints).
+    pub login_url: Option<String>,
+    /// REST API version such as `62.0`.
+    pub api_version: String,
+    /// Lower bound of the first incremental read; `None` reads all history.
+    pub start_date: Option<DateTime<Utc>>,
+    /// Upper bound of reads; `None` is "now minus the lag".
+    pub end_date: Option<DateTime<Utc>>,
+    /// Object-name filters for discover.
+    pub streams_criteria: Vec<StreamCriterion>,
+    /// Use Bulk API 2.0 even where REST would be needed (drops base64 fields).
+    pub force_use_bulk_api: bool,
+    /// Width of one incremental window.
+    pub stream_slice_step: IsoDuration,
+    /// How far before the saved cursor the next run starts.
+    pub lookback_window: IsoDuration,
+    /// How far behind now the upper bound of an incremental read stays.
+    pub cursor_lag: IsoDuration,
+    /// Where read rows go.
+    pub output: OutputConfig,
+    /// Field mapping file or inline object.
+    pub mapping: Option<MappingSource>,
+    /// Write-back routes for `sfetl write`.
+    pub writeback: Option<Value>,
+    /// Stop cleanly once the org's daily API usage passes this percentage.
+    pub max_api_usage_percent: Option<f64>,
+    /// Rows per Bulk results page (`maxRecords`), when set.
+    pub bulk_max_records: Option<u64>,
+    /// The config exactly as given, for CONTROL messages that persist a rotated token.
+    pub raw: RawConfig,
+}
+
+/// The config JSON as the user wrote it. It holds credentials, so `Debug` does not print it;
+/// only the code that hands an updated config back to the orchestrator reads it.
+#[derive(Clone, PartialEq)]
+pub struct RawConfig(pub Value);
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawConfig(***)")
+    }
+}
+
+/// The OAuth flow, with the credentials that flow needs.
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    /// Refresh-token grant (Airbyte's `Client`); the secret is optional for PKCE apps.
+    RefreshToken {
+        /// Consumer Secret, when the app requires one.
+        client_secret: Option<Secret>,
+        /// The refresh token.
+        refresh_token: Secret,
+    },
+    /// Client-credentials grant on the My Domain host.
+    ClientCredentials {
+        /// Consumer Secret.
+        client_secret: Secret,
+    },
+    /// JWT bearer grant signed with the app certificate's private key.
+    JwtBearer {
+        /// The user to sign in as.
+        username: String,
+        /// The RSA private key, PEM.
+        private_key: Secret,
+    },
+}
+
+/// One `streams_criteria` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCriterion {
+    /// The comparison.
+    pub criteria: Criteria,
+    /// The text compared with the object name (case-insensitive, as Airbyte does).
+    pub value: String,
+}
+
+/// Name comparisons offered by Airbyte's Salesforce source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criteria {
+    /// Name starts with the value.
+    StartsWith,
+    /// Name ends with the value.
+    EndsWith,
+    /// Name contains the value.
+    Contains,
+    /// Name equals the value.
+    Exacts,
+    /// Name does not start with the value.
+    StartsNotWith,
+    /// Name does not end with the value.
+    EndsNotWith,
+    /// Name does not contain the value.
+    NotContains,
+    /// Name differs from the value.
+    NotExacts,
+}
+
+impl StreamCriterion {
+    /// True when `name` passes this criterion (case-insensitive).
+    pub fn matches(&self, name: &str) -> bool {
+        let n = name.to_lowercase();
+        let v = self.value.to_lowercase();
+        match self.criteria {
+            Criteria::StartsWith => n.starts_with(&v),
+            Criteria::EndsWith => n.ends_with(&v),
+            Criteria::Contains => n.contains(&v),
+            Criteria::Exacts => n == v,
+            Criteria::StartsNotWith => !n.starts_with(&v),
+            Criteria::EndsNotWith => !n.ends_with(&v),
+            Criteria::NotContains => !n.contains(&v),
+            Criteria::NotExacts => n != v,
+        }
+    }
+}
+
+/// Output format of `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Airbyte RECORD messages on stdout.
+    Records,
+    /// Parquet files under `output.path`.
+    Parquet,
+    /// An Arrow IPC stream on stdout.
+    Arrow,
+}
+
+/// Parquet compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd (default): small files, fast reads.
+    Zstd,
+    /// snappy: fastest, larger.
+    Snappy,
+    /// No compression.
+    None,
+}
+
+/// `output` section.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Format.
+    pub format: OutputFormat,
+    /// Folder or URL (parquet).
+    pub path: Option<String>,
+    /// Parquet codec.
+    pub compression: Compression,
+    /// object_store options; values may be credentials, so they are secrets.
+    pub storage_options: BTreeMap<String, Secret>,
+}
+
+/// Where the mapping comes from.
+#[derive(Debug, Clone)]
+pub enum MappingSource {
+    /// A YAML or JSON file.
+    File(PathBuf),
+    /// An inline object.
+    Inline(Value),
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {reason}; check the path given to --config")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The file is not JSON.
+    #[error(
+        "the config file {path} is not valid JSON ({reason}); it must hold one JSON object such as {{\"client_id\": \"...\", \"refresh_token\": \"...\"}}"
+    )]
+    NotJson {
+        /// The file.
+        path: PathBuf,
+        /// Where parsing stopped (serde_json's position, never the content).
+        reason: String,
+    },
+    /// One or more fields are wrong.
+    #[error("{}", render_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let mut s = if problems.len() == 1 {
+        "The config has 1 problem: ".to_string()
+    } else {
+        format!("The config has {} problems: ", problems.len())
+    };
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("({}) {}", i + 1, p));
+    }
+    s
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::NotJson {
+            path: path.to_path_buf(),
+            reason: format!("line {} column {}: {}", e.line(), e.column(), classify(&e)),
+        })?;
+        Config::from_value(value)
+    }
+
+    /// Validates a config given as JSON.
+    pub fn from_value(value: Value) -> Result<Config, ConfigError> {
+        validate::validate(value)
+    }
+
+    /// The login host URL (without trailing slash) this config authenticates against.
+    pub fn login_base_url(&self) -> String {
+        if let Some(u) = &self.login_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        if let Some(d) = &self.domain {
+            return format!("https://{}", d.trim_end_matches('/'));
+        }
+        if self.is_sandbox {
+            "https://test.salesforce.com".to_string()
+        } else {
+            "https://login.salesforce.com".to_string()
+        }
+    }
+}
+
+/// serde_json's error category without its message text, which could quote input.
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "the file ends too early",
+    }
+}
+
+#[cfg(test)]
+mod tests;

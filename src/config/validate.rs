@@ -1,0 +1,480 @@
+//! Validation of a config value: the JSON Schema first, then the rules a schema cannot express.
+//! Problems are collected, one per field, each naming the field and what would be valid.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+use super::{
+    AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource,
+    OutputConfig, OutputFormat, RawConfig, StreamCriterion,
+};
+use crate::secret::Secret;
+
+/// The connector specification, embedded at build time.
+const SPEC_JSON: &str = include_str!("../../spec/spec.json");
+
+/// The parsed `spec/spec.json` (the config's JSON Schema).
+pub fn spec_schema() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| serde_json::from_str(SPEC_JSON).expect("spec/spec.json is valid JSON"))
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        jsonschema::draft7::new(spec_schema()).expect("spec/spec.json is a valid draft-07 schema")
+    })
+}
+
+/// One thing wrong with the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The field, as a dotted path (`output.format`, `streams_criteria[0].value`).
+    pub field: String,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Collects problems, keeping the first one per field.
+#[derive(Default)]
+struct Problems {
+    list: Vec<Problem>,
+    fields: HashSet<String>,
+}
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let field = field.into();
+        if self.fields.insert(field.clone()) {
+            self.list.push(Problem {
+                field,
+                message: message.into(),
+            });
+        }
+    }
+    fn has(&self, field: &str) -> bool {
+        self.fields.contains(field)
+    }
+}
+
+/// Fields whose values must never be quoted in a message.
+fn is_secret_field(field: &str) -> bool {
+    let top = field.split(['.', '[']).next().unwrap_or("");
+    spec_schema()["properties"][top]["airbyte_secret"].as_bool() == Some(true)
+        || field.starts_with("output.storage_options")
+}
+
+const DATE_HINT: &str = "use a UTC date YYYY-MM-DD or date-time YYYY-MM-DDTHH:mm:ssZ, e.g. \"2021-07-25\" or \"2021-07-25T00:00:00Z\"";
+const DURATION_HINT: &str =
+    "use an ISO 8601 duration, e.g. \"P30D\" (30 days), \"PT12H\" (12 hours), \"P1M\" (1 month)";
+
+/// Advice for a field whose value has the wrong form.
+fn hint_for(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "start_date" | "end_date" => DATE_HINT,
+        "stream_slice_step" | "lookback_window" => DURATION_HINT,
+        "api_version" => "use a version such as \"62.0\"",
+        "domain" => {
+            "give the My Domain host, e.g. \"acme.my.salesforce.com\" (Setup > My Domain shows it)"
+        }
+        "login_url" => "give a URL such as \"https://acme.my.salesforce.com\"",
+        _ => return None,
+    })
+}
+
+/// Advice for a missing field.
+fn missing_advice(field: &str) -> String {
+    match field {
+        "client_id" => "is missing: set it to the Consumer Key of your connected app (Setup > App Manager > your app > View > Manage Consumer Details)".into(),
+        "client_secret" => "is missing: set it to the Consumer Secret shown next to the Consumer Key (Setup > App Manager > your app > View > Manage Consumer Details)".into(),
+        "refresh_token" => "is missing: run `sfetl login` to obtain one, or choose another auth_type (client_credentials, jwt_bearer)".into(),
+        "username" => "is missing: the JWT bearer flow signs in as this Salesforce user (e.g. integration@example.com)".into(),
+        "private_key" => "is missing: give private_key (PEM text) or private_key_path (a PEM file), the RSA key whose certificate is uploaded to the app".into(),
+        "domain" => "is missing: the client_credentials flow only works on the org's My Domain host; set domain to e.g. \"acme.my.salesforce.com\" (Setup > My Domain)".into(),
+        "output.path" => "is missing: parquet output needs a folder or URL, e.g. \"./export\" or \"s3://bucket/prefix\"".into(),
+        _ => "is missing".into(),
+    }
+}
+
+fn pointer_to_field(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').filter(|s| !s.is_empty()) {
+        if seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    out
+}
+
+fn show(value: &Value, secret: bool) -> String {
+    if secret {
+        return "the value".to_string();
+    }
+    let s = value.to_string();
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn schema_problems(value: &Value, problems: &mut Problems) {
+    for err in validator().iter_errors(value) {
+        let mut field = pointer_to_field(err.instance_path.as_str());
+        let secret = is_secret_field(&field);
+        let message = match &err.kind {
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                field = if field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{field}.{name}")
+                };
+                missing_advice(&field)
+            }
+            ValidationErrorKind::Pattern { .. } => {
+                let hint = hint_for(&field).unwrap_or("see `sfetl spec` for the accepted form");
+                format!("{} is not valid: {hint}", show(&err.instance, secret))
+            }
+            ValidationErrorKind::Enum { options } => {
+                let opts: Vec<String> = options
+                    .as_array()
+                    .map(|a| a.iter().map(|o| o.to_string()).collect())
+                    .unwrap_or_default();
+                format!(
+                    "{} is not one of {}",
+                    show(&err.instance, secret),
+                    opts.join(", ")
+                )
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                    jsonschema::error::TypeKind::Multiple(ts) => ts
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                };
+                format!("must be {expected}, not {}", type_name(&err.instance))
+            }
+            ValidationErrorKind::MinLength { .. } => "must not be empty".to_string(),
+            _ => format!("{} is not valid", show(&err.instance, secret)),
+        };
+        let field = if field.is_empty() {
+            "config".to_string()
+        } else {
+            field
+        };
+        problems.add(field, message);
+    }
+}
+
+fn parse_date(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    Err(format!("{text:?} is not a real date: {DATE_HINT}"))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Validates `value` and builds the typed config, or lists every problem.
+pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
+    let mut p = Problems::default();
+    if !value.is_object() {
+        return Err(ConfigError::Invalid(vec![Problem {
+            field: "config".into(),
+            message: format!("must be a JSON object, not {}", type_name(&value)),
+        }]));
+    }
+    schema_problems(&value, &mut p);
+
+    // Dates.
+    let date = |key: &str, p: &mut Problems| -> Option<DateTime<Utc>> {
+        let text = str_field(&value, key)?;
+        if p.has(key) {
+            return None;
+        }
+        parse_date(text).map_err(|e| p.add(key, e)).ok()
+    };
+    let start_date = date("start_date", &mut p);
+    let end_date = date("end_date", &mut p);
+    if let (Some(s), Some(e)) = (start_date, end_date)
+        && e <= s
+    {
+        p.add(
+            "end_date",
+            format!("{} is not after start_date {}: give an end_date later than the start_date, or leave it empty to read up to now", e.to_rfc3339(), s.to_rfc3339()),
+        );
+    }
+
+    // Durations.
+    let duration = |key: &str, default: &str, positive: bool, p: &mut Problems| -> IsoDuration {
+        let fallback = || IsoDuration::parse(default).expect("defaults parse");
+        let parse = if positive {
+            IsoDuration::parse_positive
+        } else {
+            IsoDuration::parse
+        };
+        match str_field(&value, key) {
+            Some(text) if !p.has(key) => parse(text).unwrap_or_else(|e| {
+                p.add(key, format!("{e}: {DURATION_HINT}"));
+                fallback()
+            }),
+            _ => fallback(),
+        }
+    };
+    let stream_slice_step = duration("stream_slice_step", "P30D", true, &mut p);
+    // A zero lookback or lag is allowed (and sometimes wanted), never advised.
+    let lookback_window = duration("lookback_window", "PT10M", false, &mut p);
+    let cursor_lag = duration("cursor_lag", "PT2M", false, &mut p);
+
+    // Login host.
+    let login_url = str_field(&value, "login_url").map(str::to_string);
+    if let Some(u) = &login_url
+        && !p.has("login_url")
+    {
+        match url::Url::parse(u) {
+            Err(_) => p.add(
+                "login_url",
+                format!(
+                    "{u:?} is not a URL: {}",
+                    hint_for("login_url").unwrap_or_default()
+                ),
+            ),
+            Ok(parsed) => {
+                let host = parsed.host_str().unwrap_or_default();
+                if parsed.scheme() == "http" && !is_loopback_host(host) {
+                    p.add("login_url", format!("{u:?} uses http:// for a host that is not loopback: Salesforce credentials travel only over https://; use https:// (http:// is allowed only for 127.0.0.1, ::1 or localhost, e.g. the simulator)"));
+                } else if parsed.scheme() != "http" && parsed.scheme() != "https" {
+                    p.add("login_url", format!("{u:?} must start with https://"));
+                }
+            }
+        }
+    }
+    let domain = str_field(&value, "domain").map(|d| {
+        d.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string()
+    });
+
+    // Credentials by flow.
+    let client_id = str_field(&value, "client_id")
+        .unwrap_or_default()
+        .to_string();
+    let secret = |key: &str| str_field(&value, key).map(|s| Secret::new(s.to_string()));
+    let auth_type = value
+        .get("auth_type")
+        .and_then(Value::as_str)
+        .unwrap_or("refresh_token");
+    let auth = match auth_type {
+        "client_credentials" => {
+            if secret("client_secret").is_none() {
+                p.add("client_secret", missing_advice("client_secret"));
+            }
+            if domain.is_none() && login_url.is_none() {
+                p.add("domain", missing_advice("domain"));
+            }
+            AuthMethod::ClientCredentials {
+                client_secret: secret("client_secret").unwrap_or_default(),
+            }
+        }
+        "jwt_bearer" => {
+            let username = str_field(&value, "username").map(str::to_string);
+            if username.is_none() {
+                p.add("username", missing_advice("username"));
+            }
+            let key = match (secret("private_key"), str_field(&value, "private_key_path")) {
+                (Some(k), _) => Some(k),
+                (None, Some(path)) => match std::fs::read_to_string(path) {
+                    Ok(text) => Some(Secret::new(text)),
+                    Err(e) => {
+                        p.add("private_key_path", format!("cannot read {path:?} ({e}): give the path of the PEM private key file"));
+                        None
+                    }
+                },
+                (None, None) => {
+                    p.add("private_key", missing_advice("private_key"));
+                    None
+                }
+            };
+            if let Some(k) = &key
+                && !k.expose().contains("PRIVATE KEY-----")
+            {
+                let field = if secret("private_key").is_some() {
+                    "private_key"
+                } else {
+                    "private_key_path"
+                };
+                p.add(field, "does not hold a PEM private key (a block starting with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)");
+            }
+            AuthMethod::JwtBearer {
+                username: username.unwrap_or_default(),
+                private_key: key.unwrap_or_default(),
+            }
+        }
+        // "refresh_token", Airbyte's "Client", or an invalid value already reported by the schema.
+        _ => {
+            if secret("refresh_token").is_none() {
+                p.add("refresh_token", missing_advice("refresh_token"));
+            }
+            AuthMethod::RefreshToken {
+                client_secret: secret("client_secret"),
+                refresh_token: secret("refresh_token").unwrap_or_default(),
+            }
+        }
+    };
+
+    // Output.
+    let out = value.get("output").cloned().unwrap_or(Value::Null);
+    let format = match out.get("format").and_then(Value::as_str) {
+        Some("parquet") => OutputFormat::Parquet,
+        Some("arrow") => OutputFormat::Arrow,
+        _ => OutputFormat::Records,
+    };
+    let path = str_field(&out, "path").map(str::to_string);
+    if format == OutputFormat::Parquet && path.is_none() {
+        p.add("output.path", missing_advice("output.path"));
+    }
+    let compression = match out.get("compression").and_then(Value::as_str) {
+        Some("snappy") => Compression::Snappy,
+        Some("none") => Compression::None,
+        _ => Compression::Zstd,
+    };
+    let storage_options: BTreeMap<String, Secret> = out
+        .get("storage_options")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), Secret::new(s))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // Mapping.
+    let mapping = match value.get("mapping") {
+        Some(Value::String(path)) if !path.is_empty() => {
+            let pb = std::path::PathBuf::from(path);
+            if !pb.is_file() {
+                p.add("mapping", format!("the mapping file {path:?} does not exist: give the path of a YAML or JSON mapping file (relative paths start from the current folder)"));
+            }
+            Some(MappingSource::File(pb))
+        }
+        Some(v @ Value::Object(_)) => Some(MappingSource::Inline(v.clone())),
+        _ => None,
+    };
+
+    let streams_criteria = value
+        .get("streams_criteria")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let criteria = match c.get("criteria")?.as_str()? {
+                        "starts with" => Criteria::StartsWith,
+                        "ends with" => Criteria::EndsWith,
+                        "contains" => Criteria::Contains,
+                        "exacts" => Criteria::Exacts,
+                        "starts not with" => Criteria::StartsNotWith,
+                        "ends not with" => Criteria::EndsNotWith,
+                        "not contains" => Criteria::NotContains,
+                        "not exacts" => Criteria::NotExacts,
+                        _ => return None,
+                    };
+                    Some(StreamCriterion {
+                        criteria,
+                        value: c.get("value")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    if !p.list.is_empty() {
+        return Err(ConfigError::Invalid(p.list));
+    }
+    Ok(Config {
+        auth,
+        client_id,
+        is_sandbox: value
+            .get("is_sandbox")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        domain,
+        login_url,
+        api_version: str_field(&value, "api_version")
+            .unwrap_or("62.0")
+            .to_string(),
+        start_date,
+        end_date,
+        streams_criteria,
+        force_use_bulk_api: value
+            .get("force_use_bulk_api")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        stream_slice_step,
+        lookback_window,
+        cursor_lag,
+        output: OutputConfig {
+            format,
+            path,
+            compression,
+            storage_options,
+        },
+        mapping,
+        writeback: value.get("writeback").cloned(),
+        max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
+        bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
+        raw: RawConfig(value),
+    })
+}

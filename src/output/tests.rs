@@ -1,0 +1,209 @@
+//! Outputs: exact RECORD lines, and Parquet files that read back with the right types.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    StringArray, StructArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+
+use super::*;
+
+fn batch() -> RecordBatch {
+    let addr_fields = Fields::from(vec![
+        Field::new("city", DataType::Utf8, true),
+        Field::new("latitude", DataType::Float64, true),
+    ]);
+    let addr = StructArray::new(
+        addr_fields.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![Some("Paris"), None])) as ArrayRef,
+            Arc::new(Float64Array::from(vec![Some(48.85), None])),
+        ],
+        Some(vec![true, false].into()),
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Id", DataType::Utf8, false),
+        Field::new("Name", DataType::Utf8, true),
+        Field::new("IsDeleted", DataType::Boolean, true),
+        Field::new("NumberOfEmployees", DataType::Int32, true),
+        Field::new("AnnualRevenue", DataType::Decimal128(18, 2), true),
+        Field::new("CloseDate", DataType::Date32, true),
+        Field::new("At__c", DataType::Time64(TimeUnit::Microsecond), true),
+        Field::new(
+            "SystemModstamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("Body", DataType::Binary, true),
+        Field::new("BillingAddress", DataType::Struct(addr_fields), true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["001A", "001B"])),
+            Arc::new(StringArray::from(vec![Some("Acme \"Q\"\n"), None])),
+            Arc::new(BooleanArray::from(vec![Some(false), Some(true)])),
+            Arc::new(Int32Array::from(vec![Some(12), None])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(123450), None])
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Date32Array::from(vec![Some(19782), None])),
+            Arc::new(Time64MicrosecondArray::from(vec![
+                Some(37_800_000_000),
+                None,
+            ])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1_705_312_800_123_000), None])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(BinaryArray::from(vec![Some(b"hi".as_slice()), None])),
+            Arc::new(addr),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn records_lines_are_exact() {
+    let mut out = Vec::new();
+    RecordsRenderer::new("Account")
+        .render(&batch(), 1_700_000_000_000, &mut out)
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0],
+        r#"{"type":"RECORD","record":{"stream":"Account","data":{"Id":"001A","Name":"Acme \"Q\"\n","IsDeleted":false,"NumberOfEmployees":12,"AnnualRevenue":1234.50,"CloseDate":"2024-02-29","At__c":"10:30:00","SystemModstamp":"2024-01-15T10:00:00.123Z","Body":"aGk=","BillingAddress":{"city":"Paris","latitude":48.85}},"emitted_at":1700000000000}}"#
+    );
+    assert_eq!(
+        lines[1],
+        r#"{"type":"RECORD","record":{"stream":"Account","data":{"Id":"001B","Name":null,"IsDeleted":true,"NumberOfEmployees":null,"AnnualRevenue":null,"CloseDate":null,"At__c":null,"SystemModstamp":null,"Body":null,"BillingAddress":null},"emitted_at":1700000000000}}"#
+    );
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["type"], "RECORD");
+    }
+}
+
+#[tokio::test]
+async fn parquet_files_appear_only_when_complete_and_read_back_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = open_location(
+        dir.path().join("export").to_str().unwrap(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let b = batch();
+    let mut w = ParquetFileWriter::new(
+        loc.clone(),
+        "Account",
+        "S1",
+        b.schema(),
+        ParquetOptions::default(),
+    );
+    w.write(&b, 1_700_000_000_000_000).await.unwrap();
+    w.write(&b, 1_700_000_000_000_000).await.unwrap();
+    assert_eq!(w.rows_in_file(), 4);
+    let final_path = dir.path().join("export/Account/S1/part-00000.parquet");
+    assert!(
+        !final_path.exists(),
+        "no file under its final name before completion"
+    );
+    let done = w.complete_file().await.unwrap().unwrap();
+    assert_eq!(done.rows, 4);
+    assert_eq!(done.path.as_ref(), "Account/S1/part-00000.parquet");
+    assert!(final_path.exists());
+    assert_eq!(w.complete_file().await.unwrap(), None);
+    w.write(&b, 1).await.unwrap();
+    assert_eq!(
+        w.complete_file().await.unwrap().unwrap().path.as_ref(),
+        "Account/S1/part-00001.parquet"
+    );
+
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("export/Account/S1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(files, vec!["part-00000.parquet", "part-00001.parquet"]);
+
+    let file = std::fs::File::open(&final_path).unwrap();
+    let reader =
+        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = reader.schema().clone();
+    let batches: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    assert_eq!(
+        schema.field_with_name("AnnualRevenue").unwrap().data_type(),
+        &DataType::Decimal128(18, 2)
+    );
+    assert_eq!(
+        schema
+            .field_with_name("_sfetl_extracted_at")
+            .unwrap()
+            .data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let first = &batches[0];
+    assert_eq!(
+        first.column(0).slice(0, 2).as_ref(),
+        b.column(0).as_ref() as &dyn arrow::array::Array
+    );
+    let sync = first.column_by_name("_sfetl_sync_id").unwrap();
+    assert_eq!(
+        sync.as_ref(),
+        &StringArray::from(vec!["S1"; first.num_rows()]) as &dyn arrow::array::Array
+    );
+}
+
+#[tokio::test]
+async fn memory_store_and_bad_urls() {
+    let loc = open_location("memory:///exports", &BTreeMap::new()).unwrap();
+    let b = batch();
+    let mut w = ParquetFileWriter::new(
+        loc.clone(),
+        "Lead",
+        "S2",
+        b.schema(),
+        ParquetOptions::default(),
+    );
+    w.write(&b, 0).await.unwrap();
+    w.complete_file().await.unwrap();
+    let listed: Vec<_> = loc.store.list(None).try_collect().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].location.as_ref(),
+        "exports/Lead/S2/part-00000.parquet"
+    );
+
+    let e = open_location("ftp://host/x", &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("output.path \"ftp://host/x\": cannot open it"),
+        "{e}"
+    );
+    let secret: BTreeMap<String, crate::secret::Secret> = [(
+        "aws_secret_access_key".to_string(),
+        crate::secret::Secret::new("TOPSECRETKEY"),
+    )]
+    .into();
+    let e = open_location("s3://", &secret).unwrap_err().to_string();
+    assert!(!e.contains("TOPSECRETKEY"), "{e}");
+}
+
+#[test]
+fn sync_ids_sort_by_time() {
+    let a = new_sync_id();
+    assert_eq!(a.len(), "20261123T110000Z-3f9a1c".len());
+    assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z');
+}

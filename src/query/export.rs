@@ -1,0 +1,164 @@
+//! Finding an export: its store, its stream folders and files, and what each stream's newest
+//! file says about its key (`sfetl.primary_key` metadata).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parquet::file::metadata::ParquetMetaDataReader;
+use url::Url;
+
+use super::QueryError;
+
+/// An opened export: where it lives and how DataFusion reaches it.
+pub(super) struct Export {
+    /// The store holding it.
+    pub store: Arc<dyn ObjectStore>,
+    /// URL of the store's root for DataFusion (`file:///`, `s3://bucket/`).
+    pub store_url: Url,
+    /// Whether the store must be registered with DataFusion (local disk is built in).
+    pub remote: bool,
+    /// Folder of the export inside the store.
+    pub prefix: Path,
+    /// The path as given, for messages.
+    pub display: String,
+}
+
+/// One stream folder: its name and its Parquet files, oldest sync first.
+pub(super) struct StreamFiles {
+    /// Stream (folder) name.
+    pub name: String,
+    /// URL of the folder for DataFusion.
+    pub url: String,
+    /// (sync id, file) pairs in sync-id then file order.
+    pub files: Vec<(String, ObjectMeta)>,
+}
+
+impl Export {
+    /// Opens a local folder or an object-store URL; credentials come from the environment
+    /// (`AWS_*`, `AZURE_*`, `GOOGLE_*`), as for `read`.
+    pub(super) fn open(path: &str) -> Result<Export, QueryError> {
+        let no_export = |reason: String| QueryError::NoExport {
+            path: path.to_string(),
+            reason,
+        };
+        if !path.contains("://") || path.starts_with("file://") {
+            let local = path.strip_prefix("file://").unwrap_or(path);
+            let meta = std::fs::metadata(local)
+                .map_err(|e| no_export(format!("cannot open the folder ({e})")))?;
+            if !meta.is_dir() {
+                return Err(no_export("it is a file, not an export folder".into()));
+            }
+            let abs = std::fs::canonicalize(local).map_err(|e| no_export(e.to_string()))?;
+            let prefix = Path::from_absolute_path(&abs).map_err(|e| no_export(e.to_string()))?;
+            return Ok(Export {
+                store: Arc::new(object_store::local::LocalFileSystem::new()),
+                store_url: Url::parse("file:///").expect("valid URL"),
+                remote: false,
+                prefix,
+                display: abs.display().to_string(),
+            });
+        }
+        let location = crate::output::open_location(path, &BTreeMap::new())
+            .map_err(|e| no_export(e.to_string()))?;
+        let url = Url::parse(path).map_err(|e| no_export(e.to_string()))?;
+        let store_url = Url::parse(&format!(
+            "{}://{}/",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ))
+        .map_err(|e| no_export(e.to_string()))?;
+        Ok(Export {
+            store: location.store,
+            store_url,
+            remote: true,
+            prefix: location.prefix,
+            display: path.to_string(),
+        })
+    }
+
+    /// Stream folders holding `<stream>/<sync-id>/*.parquet`, by name.
+    pub(super) async fn streams(&self) -> Result<Vec<StreamFiles>, QueryError> {
+        let listed: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&self.prefix))
+            .try_collect()
+            .await
+            .map_err(|e| QueryError::NoExport {
+                path: self.display.clone(),
+                reason: format!("cannot list it ({e})"),
+            })?;
+        let mut by_stream: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
+        for meta in listed {
+            let Some(parts) = meta.location.prefix_match(&self.prefix) else {
+                continue;
+            };
+            let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
+            if let [stream, sync_id, file] = parts.as_slice()
+                && file.ends_with(".parquet")
+            {
+                by_stream
+                    .entry(stream.clone())
+                    .or_default()
+                    .push((sync_id.clone(), meta));
+            }
+        }
+        Ok(by_stream
+            .into_iter()
+            .map(|(name, mut files)| {
+                files.sort_by(|a, b| (&a.0, &a.1.location).cmp(&(&b.0, &b.1.location)));
+                let folder = self.prefix.clone().join(name.as_str());
+                StreamFiles {
+                    url: format!("{}{folder}/", self.store_url),
+                    name,
+                    files,
+                }
+            })
+            .collect())
+    }
+
+    /// The key-value metadata of a file's footer (and of its embedded Arrow schema).
+    pub(super) async fn file_metadata(
+        &self,
+        meta: &ObjectMeta,
+    ) -> Result<HashMap<String, String>, QueryError> {
+        let err = |reason: String| QueryError::Read {
+            path: meta.location.to_string(),
+            reason,
+        };
+        // The footer: its length sits in the 4 bytes before the closing `PAR1`.
+        if meta.size < 12 {
+            return Err(err("too small to be a Parquet file".into()));
+        }
+        let tail = self
+            .store
+            .get_range(&meta.location, meta.size - 8..meta.size)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        if &tail[4..] != b"PAR1" || len + 8 > meta.size {
+            return Err(err("not a Parquet file (bad footer)".into()));
+        }
+        let footer = self
+            .store
+            .get_range(&meta.location, meta.size - 8 - len..meta.size - 8)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let metadata =
+            ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| err(e.to_string()))?;
+        let file = metadata.file_metadata();
+        let kv = file.key_value_metadata();
+        // The Arrow schema embedded by the writer carries the stream schema's metadata.
+        let schema = parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), kv)
+            .map_err(|e| err(e.to_string()))?;
+        let mut out: HashMap<String, String> = schema.metadata().clone();
+        for entry in kv.into_iter().flatten() {
+            if let Some(v) = &entry.value {
+                out.entry(entry.key.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        Ok(out)
+    }
+}

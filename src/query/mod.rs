@@ -1,0 +1,152 @@
+//! `sfetl query --path OUTPUT "SQL"`: DataFusion SQL over a Parquet export, for analysts.
+//!
+//! Every stream folder of the export (`<path>/<stream>/<sync-id>/part-NNNNN.parquet`) is a
+//! table `<stream>` holding the latest version of each row (see [`tables`] for the rules), and
+//! `<stream>_history` holding every row of every sync. Names are case-sensitive as written
+//! (`SELECT Name FROM Account`); lower-case aliases of the tables exist too. Only queries run:
+//! DDL, DML and `SET` statements are refused, so an export is never changed.
+
+mod export;
+mod render;
+mod tables;
+
+use std::io::Write;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::cli::{QueryArgs, QueryFormat};
+use export::Export;
+
+/// Why a query could not run; each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Nothing to query at the path.
+    #[error("no export at {path}: {reason}")]
+    NoExport {
+        /// The --path given.
+        path: String,
+        /// What was found instead and what to do.
+        reason: String,
+    },
+    /// A table the export does not have.
+    #[error("unknown table {name:?}; the export has: {}", tables.join(", "))]
+    UnknownTable {
+        /// The name in the SQL.
+        name: String,
+        /// Tables available.
+        tables: Vec<String>,
+    },
+    /// DataFusion refused or failed the SQL.
+    #[error("SQL error: {0}")]
+    Sql(String),
+    /// A Parquet file of the export could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// File or folder.
+        path: String,
+        /// The reader's message.
+        reason: String,
+    },
+    /// `--format parquet` needs a file.
+    #[error("--format parquet writes a file: add --out FILE.parquet")]
+    ParquetNeedsOut,
+    /// The result could not be written.
+    #[error("cannot write the result to {target}: {reason}")]
+    Write {
+        /// File or stdout.
+        target: String,
+        /// The OS or encoder message.
+        reason: String,
+    },
+}
+
+impl QueryError {
+    /// 2 for what the user must change (path, SQL, flags), 1 for failures reading or writing.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            QueryError::Read { .. } | QueryError::Write { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Runs `sfetl query`; errors go to stderr as one sentence (stdout holds only the result, so
+/// it can be piped), and the exit code is returned.
+pub async fn run_cli(args: &QueryArgs) -> u8 {
+    match run(args).await {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "sfetl: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the query of `args` and writes its result.
+pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
+    if matches!(args.format, Some(QueryFormat::Parquet)) && args.out.is_none() {
+        return Err(QueryError::ParquetNeedsOut);
+    }
+    let export = Export::open(&args.path)?;
+    let streams = export.streams().await?;
+    if streams.is_empty() {
+        return Err(QueryError::NoExport {
+            path: export.display.clone(),
+            reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet; give the output.path of a read with output.format parquet".into(),
+        });
+    }
+    // Names as written (Salesforce's `Name`, `SystemModstamp`); files sit in sync-id folders.
+    let config = SessionConfig::new()
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool(
+            "datafusion.execution.listing_table_ignore_subdirectory",
+            false,
+        );
+    let ctx = SessionContext::new_with_config(config);
+    if export.remote {
+        ctx.register_object_store(&export.store_url, export.store.clone());
+    }
+    let tables = tables::register(&ctx, &export, &streams).await?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = ctx
+        .sql_with_options(&args.sql, options)
+        .await
+        .map_err(|e| sql_error(e, &tables))?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
+    render::write(
+        args.format.unwrap_or(QueryFormat::Table),
+        args.out.as_deref(),
+        schema,
+        batches,
+    )
+}
+
+/// DataFusion's error, with an unknown table turned into the list of tables.
+fn sql_error(e: DataFusionError, tables: &[String]) -> QueryError {
+    let message = e.strip_backtrace();
+    if let Some(rest) = message.split("table '").nth(1)
+        && let Some(name) = rest.split("' not found").next()
+        && rest.contains("' not found")
+    {
+        let name = name.rsplit('.').next().unwrap_or(name).to_string();
+        return QueryError::UnknownTable {
+            name,
+            tables: tables.to_vec(),
+        };
+    }
+    QueryError::Sql(
+        message
+            .strip_prefix("SQL error: ")
+            .unwrap_or(&message)
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! Every stream folder becomes two tables: `<stream>_history` (every row of every sync) and
+//! `<stream>` (the latest version of each row, deleted rows removed).
+//!
+//! Latest version: rows are grouped by the primary key (the files' `sfetl.primary_key`
+//! metadata, written for mapped streams, else `Id`) and the row with the greatest cursor wins
+//! (`sfetl.cursor`, else `SystemModstamp`, `LastModifiedDate`, `modified_at`, `CreatedDate`),
+//! ties going to the later `_sfetl_extracted_at` then `_sfetl_sync_id` (sync ids sort by time).
+//! The winner is dropped when it is a deletion (`_sfetl_is_deleted` or `IsDeleted` true). A
+//! stream with no key holds the rows of its most recent sync.
+
+use datafusion::common::TableReference;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use super::QueryError;
+use super::export::{Export, StreamFiles};
+use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
+use crate::output::{EXTRACTED_AT, SYNC_ID};
+
+/// Cursor columns, most precise first, used when the files do not name one.
+const CURSORS: [&str; 4] = [
+    "SystemModstamp",
+    "LastModifiedDate",
+    "modified_at",
+    "CreatedDate",
+];
+/// Columns flagging a deletion.
+const DELETED: [&str; 2] = ["_sfetl_is_deleted", "IsDeleted"];
+
+/// How one stream's latest-version table is built.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Dedupe {
+    /// Key columns (empty: no key).
+    pub key: Vec<String>,
+    /// Ordering columns, greatest first wins.
+    pub order: Vec<String>,
+    /// Deletion flag column.
+    pub deleted: Option<String>,
+}
+
+/// Registers the tables of every stream; returns the table names, sorted.
+pub(super) async fn register(
+    ctx: &SessionContext,
+    export: &Export,
+    streams: &[StreamFiles],
+) -> Result<Vec<String>, QueryError> {
+    let mut names = Vec::new();
+    for stream in streams {
+        let history = format!("{}_history", stream.name);
+        ctx.register_parquet(
+            TableReference::bare(history.as_str()),
+            &stream.url,
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| QueryError::Read {
+            path: stream.url.clone(),
+            reason: e.strip_backtrace(),
+        })?;
+        let columns: Vec<String> = ctx
+            .table(TableReference::bare(history.as_str()))
+            .await
+            .map_err(|e| QueryError::Read {
+                path: stream.url.clone(),
+                reason: e.strip_backtrace(),
+            })?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let newest = &stream.files.last().expect("a stream has files").1;
+        let metadata = export.file_metadata(newest).await?;
+        let plan = dedupe_plan(
+            &columns,
+            metadata.get(META_PRIMARY_KEY).map(String::as_str),
+            metadata.get(META_CURSOR).map(String::as_str),
+        );
+        let sql = latest_sql(&history, &columns, &plan);
+        let view = ctx
+            .sql(&sql)
+            .await
+            .map_err(|e| QueryError::Read {
+                path: stream.url.clone(),
+                reason: e.strip_backtrace(),
+            })?
+            .into_view();
+        for name in [stream.name.clone(), stream.name.to_lowercase()] {
+            let reference = TableReference::bare(name.as_str());
+            if ctx.table_exist(reference.clone()).unwrap_or(true) {
+                continue;
+            }
+            ctx.register_table(reference, view.clone())
+                .map_err(|e| QueryError::Read {
+                    path: stream.url.clone(),
+                    reason: e.strip_backtrace(),
+                })?;
+        }
+        let lower_history = history.to_lowercase();
+        if lower_history != history {
+            let provider = ctx
+                .table_provider(TableReference::bare(history.as_str()))
+                .await
+                .map_err(|e| QueryError::Read {
+                    path: stream.url.clone(),
+                    reason: e.strip_backtrace(),
+                })?;
+            if !ctx
+                .table_exist(TableReference::bare(lower_history.as_str()))
+                .unwrap_or(true)
+            {
+                let _ = ctx.register_table(TableReference::bare(lower_history.as_str()), provider);
+            }
+        }
+        names.push(stream.name.clone());
+        names.push(history);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Decides key, ordering and deletion flag from the columns and the files' metadata.
+pub(super) fn dedupe_plan(
+    columns: &[String],
+    key_meta: Option<&str>,
+    cursor_meta: Option<&str>,
+) -> Dedupe {
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    let key = key_meta
+        .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok())
+        .filter(|k| !k.is_empty() && k.iter().all(|c| has(c)))
+        .unwrap_or_else(|| {
+            if has("Id") {
+                vec!["Id".to_string()]
+            } else {
+                Vec::new()
+            }
+        });
+    let mut order: Vec<String> = Vec::new();
+    if let Some(c) = cursor_meta.filter(|c| has(c)) {
+        order.push(c.to_string());
+    } else if let Some(c) = CURSORS.into_iter().find(|c| has(c)) {
+        order.push(c.to_string());
+    }
+    for c in [EXTRACTED_AT, SYNC_ID] {
+        if has(c) {
+            order.push(c.to_string());
+        }
+    }
+    Dedupe {
+        key,
+        order,
+        deleted: DELETED.into_iter().find(|c| has(c)).map(str::to_string),
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The SQL of the latest-version view over `history`.
+pub(super) fn latest_sql(history: &str, columns: &[String], plan: &Dedupe) -> String {
+    let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let list = list.join(", ");
+    let not_deleted = plan
+        .deleted
+        .as_ref()
+        .map(|d| format!(" AND {} IS NOT TRUE", quote(d)))
+        .unwrap_or_default();
+    if plan.key.is_empty() {
+        let latest_sync = if columns.iter().any(|c| c == SYNC_ID) {
+            format!(
+                "{s} = (SELECT max({s}) FROM {h})",
+                s = quote(SYNC_ID),
+                h = quote(history)
+            )
+        } else {
+            "TRUE".to_string()
+        };
+        return format!(
+            "SELECT {list} FROM {} WHERE {latest_sync}{not_deleted}",
+            quote(history)
+        );
+    }
+    let partition: Vec<String> = plan.key.iter().map(|k| quote(k)).collect();
+    let order: Vec<String> = plan
+        .order
+        .iter()
+        .map(|o| format!("{} DESC NULLS LAST", quote(o)))
+        .collect();
+    let order = if order.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", order.join(", "))
+    };
+    format!(
+        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {}) WHERE \"__sfetl_rank\" = 1{not_deleted}",
+        partition.join(", "),
+        quote(history)
+    )
+}

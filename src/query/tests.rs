@@ -1,0 +1,66 @@
+//! The latest-version rules: which key, order and deletion flag a stream gets.
+
+use super::tables::{Dedupe, dedupe_plan, latest_sql};
+
+fn cols(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn raw_streams_dedupe_on_id_by_systemmodstamp() {
+    let c = cols(&[
+        "Id",
+        "Name",
+        "IsDeleted",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "_sfetl_extracted_at",
+        "_sfetl_sync_id",
+    ]);
+    let plan = dedupe_plan(&c, None, None);
+    assert_eq!(
+        plan,
+        Dedupe {
+            key: cols(&["Id"]),
+            order: cols(&["SystemModstamp", "_sfetl_extracted_at", "_sfetl_sync_id"]),
+            deleted: Some("IsDeleted".into()),
+        }
+    );
+    assert_eq!(
+        latest_sql("Account_history", &c[..2], &plan),
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"IsDeleted\" IS NOT TRUE"
+    );
+}
+
+#[test]
+fn mapped_streams_use_their_metadata() {
+    let c = cols(&[
+        "source_object",
+        "source_id",
+        "modified_at",
+        "_sfetl_cursor",
+        "_sfetl_is_deleted",
+        "_sfetl_sync_id",
+    ]);
+    let plan = dedupe_plan(
+        &c,
+        Some(r#"["source_object","source_id"]"#),
+        Some("_sfetl_cursor"),
+    );
+    assert_eq!(
+        plan,
+        Dedupe {
+            key: cols(&["source_object", "source_id"]),
+            order: cols(&["_sfetl_cursor", "_sfetl_sync_id"]),
+            deleted: Some("_sfetl_is_deleted".into()),
+        }
+    );
+    // Metadata naming a column the files lack falls back; modified_at is a cursor candidate.
+    let plan = dedupe_plan(&c, Some(r#"["nope"]"#), Some("gone"));
+    assert_eq!(plan.key, Vec::<String>::new());
+    assert_eq!(plan.order, cols(&["modified_at", "_sfetl_sync_id"]));
+    assert_eq!(
+        latest_sql("t_history", &c, &plan),
+        "SELECT \"source_object\", \"source_id\", \"modified_at\", \"_sfetl_cursor\", \"_sfetl_is_deleted\", \"_sfetl_sync_id\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
+    );
+}

@@ -1,0 +1,306 @@
+//! [`SalesforceClient`]: the authenticated HTTP client every API module (REST, Bulk, identity)
+//! sends through. It adds the bearer token, refreshes it once on `401 INVALID_SESSION_ID`,
+//! retries transient failures of idempotent requests with jittered backoff, tracks the org's API
+//! usage from `Sforce-Limit-Info`, and turns error answers into [`SalesforceError`]s.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::errors::{SalesforceError, parse_error_body};
+use super::limits::{ApiUsage, parse_limit_info};
+use super::request::{ApiBody, ApiRequest};
+use super::retry::{RetryPolicy, is_transient_code, is_transient_status};
+use crate::auth::{RotationHook, Token, TokenProvider};
+use crate::config::Config;
+use crate::transport::{checked_url, describe_reqwest_error, http_client, origin};
+
+/// What the caller plugs into the client.
+#[derive(Clone, Default)]
+pub struct ClientHooks {
+    /// Called with the new refresh token when Salesforce rotates it; commands emit a CONTROL
+    /// CONNECTOR_CONFIG message and rewrite a `sfetl login` credentials file with it.
+    pub on_refresh_token_rotated: Option<RotationHook>,
+    /// Backoff for transient failures (tests use millisecond delays).
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ClientHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHooks")
+            .field(
+                "on_refresh_token_rotated",
+                &self.on_refresh_token_rotated.is_some(),
+            )
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// The authenticated Salesforce client; cheap to clone (shared state behind an `Arc`).
+#[derive(Clone, Debug)]
+pub struct SalesforceClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    tokens: TokenProvider,
+    api_version: String,
+    retry: RetryPolicy,
+    usage: Mutex<Option<ApiUsage>>,
+    requests: AtomicU64,
+}
+
+impl SalesforceClient {
+    /// Builds the client for a config and obtains the first token, so a wrong credential fails
+    /// here with its advice rather than in the middle of a sync.
+    pub async fn connect(
+        config: &Config,
+        hooks: ClientHooks,
+    ) -> Result<SalesforceClient, SalesforceError> {
+        let http = http_client();
+        let tokens = TokenProvider::from_config(
+            config,
+            http.clone(),
+            hooks.on_refresh_token_rotated.clone(),
+            hooks.retry.clone(),
+        )?;
+        tokens.token().await?;
+        Ok(SalesforceClient {
+            inner: Arc::new(Inner {
+                http,
+                tokens,
+                api_version: config.api_version.trim_start_matches('v').to_string(),
+                retry: hooks.retry,
+                usage: Mutex::new(None),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The token provider (identity URL, token counts, the refresh token after rotation).
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.inner.tokens
+    }
+
+    /// The REST API version in use, e.g. `62.0`.
+    pub fn api_version(&self) -> &str {
+        &self.inner.api_version
+    }
+
+    /// Where data calls go: the `instance_url` of the latest token response.
+    pub fn instance_url(&self) -> String {
+        self.inner
+            .tokens
+            .current()
+            .map(|t| t.instance_url.clone())
+            .unwrap_or_default()
+    }
+
+    /// The absolute URL of an API path: `{instance_url}/services/data/v{api_version}/{path}`;
+    /// a path starting with `/services/` (a `nextRecordsUrl`) is joined to the instance URL,
+    /// and an absolute URL is kept.
+    pub fn data_url(&self, path: &str) -> String {
+        if path.starts_with("https://") || path.starts_with("http://") {
+            return path.to_string();
+        }
+        let instance = self.instance_url();
+        if path.starts_with("/services/") {
+            format!("{instance}{path}")
+        } else {
+            format!(
+                "{instance}/services/data/v{}/{}",
+                self.inner.api_version,
+                path.trim_start_matches('/')
+            )
+        }
+    }
+
+    /// The last `api-usage=N/MAX` Salesforce reported.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// HTTP requests sent so far (retries and refresh-retries included; token calls excluded).
+    pub fn request_count(&self) -> u64 {
+        self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// Sends a request and returns the 2xx response (body unread, so callers can stream it).
+    /// See the module docs for refresh, retry and error handling.
+    pub async fn send(&self, req: ApiRequest) -> Result<reqwest::Response, SalesforceError> {
+        let url = checked_url("API URL", &req.url)?;
+        let host = origin(&url);
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            let token = self.inner.tokens.token().await?;
+            self.inner.requests.fetch_add(1, Ordering::SeqCst);
+            tracing::debug!("{} {}{}", req.method, host, url.path());
+            let response = match self.build(&req, &url, &token).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let detail = describe_reqwest_error(&e);
+                    if req.idempotent && attempt + 1 < self.inner.retry.max_attempts {
+                        tracing::warn!("{host}: {detail}; retrying");
+                        tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(SalesforceError::Unreachable { host, detail });
+                }
+            };
+            self.note_usage(response.headers());
+            let status = response.status().as_u16();
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let retry_after = retry_after(response.headers());
+            let body = response.bytes().await.unwrap_or_default();
+            let (code, message) = parse_error_body(&body);
+            if is_session_error(status, &code) {
+                if !refreshed {
+                    refreshed = true;
+                    self.inner
+                        .tokens
+                        .refresh_after_rejection(token.generation)
+                        .await?;
+                    continue;
+                }
+                return Err(SalesforceError::SessionRejected { code, message });
+            }
+            match (status, code.as_str()) {
+                (403, "REQUEST_LIMIT_EXCEEDED") => {
+                    return Err(SalesforceError::RequestLimitExceeded {
+                        usage: self.api_usage(),
+                        message,
+                    });
+                }
+                (_, "API_DISABLED_FOR_ORG") => {
+                    return Err(SalesforceError::ApiDisabled { message });
+                }
+                _ => {}
+            }
+            if (is_transient_status(status) || is_transient_code(&code))
+                && req.idempotent
+                && attempt + 1 < self.inner.retry.max_attempts
+            {
+                tracing::warn!("{host}: HTTP {status} {code}; retrying");
+                tokio::time::sleep(self.inner.retry.delay(attempt, retry_after)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(SalesforceError::Api {
+                status,
+                code,
+                message,
+            });
+        }
+    }
+
+    /// GETs a JSON document, retrying a body cut off midway like a connection error.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, SalesforceError> {
+        self.request_json(ApiRequest::get(url)).await
+    }
+
+    /// POSTs a JSON body and decodes the JSON answer (not retried after transient failures:
+    /// a POST may have created something).
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &B,
+    ) -> Result<T, SalesforceError> {
+        let value = serde_json::to_value(body).map_err(|e| SalesforceError::InvalidResponse {
+            host: crate::transport::origin_of(url),
+            detail: format!("the request body could not be encoded: {e}"),
+        })?;
+        self.request_json(ApiRequest::post_json(url, value)).await
+    }
+
+    /// Sends a request and decodes its JSON answer; an idempotent request whose body is cut
+    /// off is sent again.
+    pub async fn request_json<T: DeserializeOwned>(
+        &self,
+        req: ApiRequest,
+    ) -> Result<T, SalesforceError> {
+        let host = crate::transport::origin_of(&req.url);
+        let mut attempt = 0u32;
+        loop {
+            let response = self.send(req.clone()).await?;
+            match response.bytes().await {
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| {
+                        SalesforceError::InvalidResponse {
+                            host,
+                            detail: format!("unexpected JSON: {e}"),
+                        }
+                    });
+                }
+                Err(e) if req.idempotent && attempt + 1 < self.inner.retry.max_attempts => {
+                    tracing::warn!("{host}: {}; retrying", describe_reqwest_error(&e));
+                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(SalesforceError::Unreachable {
+                        host,
+                        detail: describe_reqwest_error(&e),
+                    });
+                }
+            }
+        }
+    }
+
+    fn build(&self, req: &ApiRequest, url: &url::Url, token: &Token) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .inner
+            .http
+            .request(req.method.clone(), url.clone())
+            .bearer_auth(token.access_token.expose())
+            .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in &req.headers {
+            rb = rb.header(name.as_str(), value.as_str());
+        }
+        match &req.body {
+            Some(ApiBody::Json(v)) => rb.json(v),
+            Some(ApiBody::Text {
+                content_type,
+                bytes,
+            }) => rb
+                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                .body(bytes.clone()),
+            None => rb,
+        }
+    }
+
+    fn note_usage(&self, headers: &reqwest::header::HeaderMap) {
+        if let Some(usage) = headers
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_limit_info)
+        {
+            *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
+        }
+    }
+}
+
+/// A refused session: `401` (`INVALID_SESSION_ID`), or the identity URL's `403 Bad_OAuth_Token`.
+fn is_session_error(status: u16, code: &str) -> bool {
+    status == 401 || (status == 403 && code == "Bad_OAuth_Token")
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

@@ -1,0 +1,231 @@
+//! Errors of API calls, parsed from Salesforce's error bodies and worded as what to do.
+
+use serde_json::Value;
+
+use super::limits::ApiUsage;
+use super::retry::{is_transient_code, is_transient_status};
+use crate::auth::AuthError;
+use crate::protocol::FailureType;
+use crate::transport::UrlError;
+
+/// A failed Salesforce call. Messages never contain a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SalesforceError {
+    /// No token could be obtained.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A URL that may not carry credentials (http:// to a remote host).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The host could not be reached (after retries for idempotent requests).
+    #[error(
+        "Cannot reach {host}: {detail}. Check the network, proxy and firewall; if it persists, see status.salesforce.com."
+    )]
+    Unreachable {
+        /// Origin of the URL.
+        host: String,
+        /// What failed.
+        detail: String,
+    },
+    /// 403 `REQUEST_LIMIT_EXCEEDED`: the org's rolling 24-hour API quota is used up.
+    #[error(
+        "The org's daily API request limit is used up (REQUEST_LIMIT_EXCEEDED: {message}{}). The limit counts the last 24 hours, so calls succeed again as older ones age out: run again later, spread runs out, or raise the org's limit (Setup > Company Information shows \"API Requests, Last 24 Hours\").", .usage.map(|u| format!("; {u}")).unwrap_or_default()
+    )]
+    RequestLimitExceeded {
+        /// Usage from the last `Sforce-Limit-Info` seen.
+        usage: Option<ApiUsage>,
+        /// Salesforce's message.
+        message: String,
+    },
+    /// 403 `API_DISABLED_FOR_ORG`: no API access for this user or edition.
+    #[error(
+        "Salesforce refuses API access (API_DISABLED_FOR_ORG: {message}). Give the connecting user the \"API Enabled\" permission: Setup > Users > Permission Sets (or the user's Profile) > System Permissions > API Enabled; for client credentials that is the app's Run As user. Professional Edition orgs need the API add-on; Essentials and Group editions have no API access."
+    )]
+    ApiDisabled {
+        /// Salesforce's message.
+        message: String,
+    },
+    /// A freshly issued token was refused as well.
+    #[error(
+        "Salesforce refused a freshly issued access token ({code}: {message}). If it says the session is not valid for the REST API, add the \"Manage user data via APIs (api)\" scope to the app and connect again with `sfetl login`; if the org locks sessions to an IP address (Setup > Session Settings) or the app's IP Relaxation is enforced, allow this machine's IP."
+    )]
+    SessionRejected {
+        /// Salesforce's errorCode.
+        code: String,
+        /// Salesforce's message.
+        message: String,
+    },
+    /// Any other error answer.
+    #[error("Salesforce answered HTTP {status} {code}: {message}{}", advice_for(.code))]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Salesforce's errorCode (or the plain-text body of identity errors).
+        code: String,
+        /// Salesforce's message.
+        message: String,
+    },
+    /// A 2xx answer that is not what the API documents.
+    #[error(
+        "Salesforce's answer from {host} could not be read ({detail}). Check api_version; if it persists this is a bug in sfetl."
+    )]
+    InvalidResponse {
+        /// Origin of the URL.
+        host: String,
+        /// What was wrong (never the body).
+        detail: String,
+    },
+}
+
+/// Advice appended to [`SalesforceError::Api`] for the codes admins meet most.
+fn advice_for(code: &str) -> &'static str {
+    match code {
+        "INVALID_FIELD" | "INVALID_TYPE" | "MALFORMED_QUERY" => {
+            ". The object or field does not exist for this user: check the catalog and mapping, and the user's field-level security and object permissions."
+        }
+        "INSUFFICIENT_ACCESS" | "INSUFFICIENT_ACCESS_OR_READONLY" => {
+            ". The user lacks permission: grant the object and field permissions in a permission set."
+        }
+        "NOT_FOUND" => ". Check api_version: the org may not offer this API version.",
+        "INVALID_QUERY_LOCATOR" | "QUERY_TIMEOUT" => {
+            ". The query must be restarted (sfetl does this by slicing smaller)."
+        }
+        _ => "",
+    }
+}
+
+impl SalesforceError {
+    /// The protocol's failure type: config errors need a person, transient ones a later retry.
+    pub fn failure_type(&self) -> FailureType {
+        match self {
+            SalesforceError::Auth(e) => e.failure_type(),
+            SalesforceError::Url(_)
+            | SalesforceError::ApiDisabled { .. }
+            | SalesforceError::SessionRejected { .. } => FailureType::ConfigError,
+            SalesforceError::Unreachable { .. } | SalesforceError::RequestLimitExceeded { .. } => {
+                FailureType::TransientError
+            }
+            SalesforceError::Api { status, code, .. } => {
+                if is_transient_status(*status) || is_transient_code(code) {
+                    FailureType::TransientError
+                } else if matches!(
+                    code.as_str(),
+                    "INVALID_FIELD"
+                        | "INVALID_TYPE"
+                        | "MALFORMED_QUERY"
+                        | "INSUFFICIENT_ACCESS"
+                        | "INSUFFICIENT_ACCESS_OR_READONLY"
+                        | "NOT_FOUND"
+                ) {
+                    FailureType::ConfigError
+                } else {
+                    FailureType::SystemError
+                }
+            }
+            SalesforceError::InvalidResponse { .. } => FailureType::SystemError,
+        }
+    }
+
+    /// The Salesforce errorCode, when the failure is an API error answer.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            SalesforceError::Api { code, .. } | SalesforceError::SessionRejected { code, .. } => {
+                Some(code)
+            }
+            SalesforceError::RequestLimitExceeded { .. } => Some("REQUEST_LIMIT_EXCEEDED"),
+            SalesforceError::ApiDisabled { .. } => Some("API_DISABLED_FOR_ORG"),
+            _ => None,
+        }
+    }
+
+    /// True when the session was refused even after a refresh: a query locator of the old
+    /// session must be restarted from the beginning.
+    pub fn is_session_invalid(&self) -> bool {
+        matches!(self, SalesforceError::SessionRejected { .. })
+    }
+}
+
+/// `errorCode` and `message` of an error body: Salesforce's array
+/// `[{"message","errorCode"}]`, a bare object, an OAuth-style `{"error","error_description"}`,
+/// or the plain text of identity-URL errors (`Bad_OAuth_Token`).
+pub fn parse_error_body(body: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(body);
+    let first = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items.into_iter().next(),
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    };
+    if let Some(v) = first {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let code = s("errorCode").or_else(|| s("error"));
+        let message = s("message").or_else(|| s("error_description"));
+        if code.is_some() || message.is_some() {
+            return (code.unwrap_or_default(), message.unwrap_or_default());
+        }
+    }
+    let trimmed: String = text.trim().chars().take(300).collect();
+    if !trimmed.is_empty() && trimmed.len() <= 64 && !trimmed.contains(char::is_whitespace) {
+        (trimmed.clone(), trimmed)
+    } else {
+        (String::new(), trimmed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_error_shape() {
+        let recorded =
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+        assert_eq!(
+            parse_error_body(recorded),
+            (
+                "INVALID_SESSION_ID".into(),
+                "Session expired or invalid".into()
+            )
+        );
+        assert_eq!(
+            parse_error_body(br#"{"errorCode":"NOT_FOUND","message":"x"}"#),
+            ("NOT_FOUND".into(), "x".into())
+        );
+        assert_eq!(
+            parse_error_body(b"Bad_OAuth_Token"),
+            ("Bad_OAuth_Token".into(), "Bad_OAuth_Token".into())
+        );
+        assert_eq!(
+            parse_error_body(b"<html>oops</html> x"),
+            (String::new(), "<html>oops</html> x".into())
+        );
+    }
+
+    #[test]
+    fn failure_types() {
+        let api = |status, code: &str| SalesforceError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            api(503, "SERVER_UNAVAILABLE").failure_type(),
+            FailureType::TransientError
+        );
+        assert_eq!(
+            api(400, "INVALID_FIELD").failure_type(),
+            FailureType::ConfigError
+        );
+        assert_eq!(
+            api(400, "JSON_PARSER_ERROR").failure_type(),
+            FailureType::SystemError
+        );
+        assert_eq!(
+            SalesforceError::RequestLimitExceeded {
+                usage: None,
+                message: String::new()
+            }
+            .failure_type(),
+            FailureType::TransientError
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! The source: discover the org's objects and read the selected streams.
+//!
+//! `discover` turns describes into a catalog; `read` plans each configured stream (fields, API,
+//! cursor windows), fetches pages (Bulk 2.0 CSV or REST JSON), decodes them into Arrow batches
+//! typed by the describe, hands them to the output, and emits STATE once they are durable.
+
+pub mod bulk;
+pub mod cursor;
+pub mod discover;
+pub mod progress;
+pub mod read;
+pub mod rest;
+pub mod soql;
+
+use std::time::Duration;
+
+use crate::decode::DecodeError;
+use crate::output::OutputError;
+use crate::protocol::FailureType;
+use crate::salesforce::SalesforceError;
+
+/// Why fetching a stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// A Salesforce API error.
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    /// A Bulk job ended Failed or Aborted.
+    #[error("Bulk query job {job} ended {state}: {message}")]
+    JobFailed {
+        /// Job id.
+        job: String,
+        /// Final state.
+        state: String,
+        /// Salesforce's error message.
+        message: String,
+    },
+    /// A Bulk job did not finish in time.
+    #[error(
+        "Bulk query job {job} did not finish within {waited:?}; try a smaller stream_slice_step"
+    )]
+    JobTimeout {
+        /// Job id.
+        job: String,
+        /// How long sfetl waited.
+        waited: Duration,
+    },
+    /// A response body was cut off.
+    #[error("the response of {job} was cut off: {reason}")]
+    Truncated {
+        /// Which job or query.
+        job: String,
+        /// The transport's message.
+        reason: String,
+    },
+    /// Salesforce answered something unexpected.
+    #[error("unexpected answer from Salesforce: {0}")]
+    Protocol(String),
+    /// Decoding failed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The field mapping failed (compile at start, or evaluation of a batch).
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
+    /// The read was asked to stop (a signal, or the API quota ran out in another stream).
+    #[error("stopped before finishing; the next run resumes from the last STATE")]
+    Stopped,
+}
+
+impl FetchError {
+    /// The protocol failure type of this error.
+    pub fn failure_type(&self) -> FailureType {
+        match self {
+            FetchError::Salesforce(e) => e.failure_type(),
+            FetchError::JobTimeout { .. } | FetchError::Truncated { .. } | FetchError::Stopped => {
+                FailureType::TransientError
+            }
+            FetchError::Mapping(_) => FailureType::ConfigError,
+            FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
+            _ => FailureType::SystemError,
+        }
+    }
+
+    /// True for a Bulk refusal that REST can serve instead (unsupported object, compound
+    /// or base64 field, failed job).
+    pub fn bulk_can_fall_back(&self) -> bool {
+        match self {
+            FetchError::JobFailed { .. } => true,
+            FetchError::Salesforce(e) => {
+                let text = e.to_string();
+                [
+                    "INVALIDENTITY",
+                    "not supported by the Bulk API",
+                    "does not support query",
+                    "compound data not supported",
+                    "FeatureNotEnabled",
+                    "API_ERROR",
+                ]
+                .iter()
+                .any(|needle| text.contains(needle))
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The HTTP transport rules shared by the token calls (`auth/`) and the data calls
+//! (`salesforce/`): https only (plain http only to loopback addresses, for the simulator), a
+//! timeout on every request, no redirects followed, and error texts that name the host but never
+//! a full URL (query strings may carry SOQL, never credentials, but hosts are what admins fix).
+
+use std::time::Duration;
+
+use url::{Host, Url};
+
+/// How long to wait for a TCP + TLS connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a response may stay silent (per read, so large Bulk downloads are not cut off).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Whole-request limit for token and identity calls, which are small.
+pub const TOKEN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A URL sfetl refuses to send credentials to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not parseable as an absolute URL.
+    #[error(
+        "{what} {url:?} is not an absolute URL; give one such as https://acme.my.salesforce.com"
+    )]
+    Malformed {
+        /// Which URL (login host, instance URL...).
+        what: &'static str,
+        /// The text (never a credential: URLs sfetl builds carry none).
+        url: String,
+    },
+    /// http:// to a non-loopback host, or another scheme.
+    #[error(
+        "{what} {host} does not use https://: sfetl sends Salesforce credentials only over https (plain http is allowed only for 127.0.0.1, ::1 and localhost, e.g. the simulator)"
+    )]
+    Insecure {
+        /// Which URL.
+        what: &'static str,
+        /// Its scheme and host.
+        host: String,
+    },
+}
+
+/// True for 127.0.0.0/8, ::1 and `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Parses `text` and checks it may carry credentials (https, or http to loopback).
+pub fn checked_url(what: &'static str, text: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(text).map_err(|_| UrlError::Malformed {
+        what,
+        url: text.to_string(),
+    })?;
+    if url.host().is_none() {
+        return Err(UrlError::Malformed {
+            what,
+            url: text.to_string(),
+        });
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(UrlError::Insecure {
+            what,
+            host: origin(&url),
+        }),
+    }
+}
+
+/// `scheme://host[:port]` of a URL: what error messages show instead of the whole URL.
+pub fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// The origin of a URL given as text, or a placeholder when it does not parse.
+pub fn origin_of(text: &str) -> String {
+    Url::parse(text)
+        .map(|u| origin(&u))
+        .unwrap_or_else(|_| "(unparseable URL)".to_string())
+}
+
+/// The one reqwest client sfetl uses for Salesforce: rustls, gzip, timeouts, no redirects
+/// (Salesforce does not redirect API calls, and a redirect must never carry a token elsewhere).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // Building fails only if the TLS backend cannot initialise, which rustls with bundled
+        // roots does not; fall back to reqwest's defaults rather than abort.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Describes a reqwest failure without its URL: what happened, for a message naming the host.
+pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the response was cut off"
+    } else if e.is_request() {
+        "the request could not be sent"
+    } else {
+        "HTTP error"
+    };
+    // The innermost cause (DNS, refused, TLS) is what helps; reqwest's own text holds the URL.
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    match last {
+        Some(cause) => format!("{kind} ({cause})"),
+        None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_anywhere_http_only_on_loopback() {
+        assert!(checked_url("login URL", "https://login.salesforce.com").is_ok());
+        assert!(checked_url("login URL", "http://127.0.0.1:8080").is_ok());
+        assert!(checked_url("login URL", "http://localhost:1717/x").is_ok());
+        assert!(checked_url("login URL", "http://[::1]:9/").is_ok());
+        assert_eq!(
+            checked_url("instance URL", "http://na1.salesforce.com/x?y=1")
+                .unwrap_err()
+                .to_string(),
+            "instance URL http://na1.salesforce.com does not use https://: sfetl sends Salesforce credentials only over https (plain http is allowed only for 127.0.0.1, ::1 and localhost, e.g. the simulator)"
+        );
+        assert!(matches!(
+            checked_url("login URL", "login.salesforce.com"),
+            Err(UrlError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn origin_drops_path_and_query() {
+        assert_eq!(
+            origin_of("https://acme.my.salesforce.com/services/data/v62.0/query?q=SELECT"),
+            "https://acme.my.salesforce.com"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Helpers of the read tests: a simulator with a config file, configured catalogs, RECORDs of
+//! a stream, and the org's rows by an independent path (REST queryAll).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{Org, refresh_config, write_json};
+
+/// A simulator, a temp folder and a config file pointing at the simulator.
+pub struct Env {
+    pub org: Org,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+/// Starts a simulator with `scale` and writes a refresh-token config with `extra` fields.
+pub async fn env(scale: u64, extra: Value) -> Env {
+    let org = Org::start(scale).await;
+    let mut cfg = refresh_config(&org.sim);
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_json(dir.path(), "config.json", &cfg);
+    Env { org, dir, config }
+}
+
+/// A configured catalog; an empty field list selects every field.
+pub fn catalog(dir: &Path, name: &str, streams: &[(&str, &[&str], &str)]) -> PathBuf {
+    let streams: Vec<Value> = streams
+        .iter()
+        .map(|(object, fields, mode)| {
+            let props: serde_json::Map<String, Value> =
+                fields.iter().map(|f| (f.to_string(), json!({}))).collect();
+            json!({
+                "stream": {"name": object, "json_schema": {"type": "object", "properties": props},
+                           "supported_sync_modes": ["full_refresh", "incremental"]},
+                "sync_mode": mode,
+                "destination_sync_mode": "append",
+            })
+        })
+        .collect();
+    write_json(dir, name, &json!({"streams": streams}))
+}
+
+/// The `data` of every RECORD of `stream`.
+pub fn records(msgs: &[Value], stream: &str) -> Vec<Value> {
+    msgs.iter()
+        .filter(|m| m["type"] == "RECORD" && m["record"]["stream"] == stream)
+        .map(|m| m["record"]["data"].clone())
+        .collect()
+}
+
+/// Every row of an object as the simulator answers REST queryAll (an independent path).
+/// Every row `soql` matches, by REST queryAll with a fresh token.
+pub async fn org_rows(org: &Org, soql: &str) -> Vec<Value> {
+    let c = &org.sim.credentials;
+    let token = org
+        .sim
+        .sim
+        .oauth
+        .issue_access_token(&c.client_id, &c.username)
+        .unwrap();
+    let mut out = Vec::new();
+    let mut url = format!("{}?q={}", org.data("queryAll"), urlencode(soql));
+    loop {
+        let page: Value = org
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        out.extend(page["records"].as_array().unwrap().iter().cloned());
+        match page["nextRecordsUrl"].as_str() {
+            Some(next) if page["done"] == false => url = org.url(next),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Query-string encoding.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
