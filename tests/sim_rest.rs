@@ -1090,3 +1090,115 @@ async fn soql_edge_cases() {
         .await;
     assert_eq!(v["totalSize"], w["totalSize"]);
 }
+
+#[tokio::test]
+async fn data_calls_need_a_live_session_and_locators_belong_to_it() {
+    let org = Org::start(100).await; // 300 Contacts
+    // No token, or a made-up one: 401 with the recorded INVALID_SESSION_ID body.
+    let recorded_401 = recorded("error_invalid_session.json");
+    let r = org.http.get(org.data("limits")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap(), recorded_401);
+    let r = org
+        .http
+        .get(org.data("sobjects"))
+        .bearer_auth("00Dbogus!token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The versions list needs none.
+    assert_eq!(
+        org.http
+            .get(org.url("/services/data/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Tokens expired by the control API: 401 until the client refreshes.
+    org.control("expire_tokens", &json!({})).await;
+    let r = org
+        .http
+        .get(org.data("limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    error_code(&r.json().await.unwrap(), "INVALID_SESSION_ID");
+    let fresh = org.refresh().await;
+    assert_eq!(
+        org.http
+            .get(org.data("limits"))
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stats: Value = org
+        .http
+        .get(org.url("/__sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["by_kind"]["token"], 2,
+        "the helper's grant and this refresh"
+    );
+    // A locator survives a refresh without rotation...
+    let first = |token: String| {
+        let org = &org;
+        async move {
+            let r = org
+                .http
+                .get(org.data("query"))
+                .query(&[("q", "SELECT Id FROM Contact")])
+                .header("Sforce-Query-Options", "batchSize=200")
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["nextRecordsUrl"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let next = first(fresh.clone()).await;
+    let again = org.refresh().await;
+    let r = org
+        .http
+        .get(org.url(&next))
+        .bearer_auth(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ...but not one with rotation (a new session lineage): the query must restart.
+    let r = org
+        .http
+        .post(org.url("/__sim/oauth/rotation"))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let next = first(again.clone()).await;
+    let rotated = org.refresh().await;
+    let r = org
+        .http
+        .get(org.url(&next))
+        .bearer_auth(&rotated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    error_code(&r.json().await.unwrap(), "INVALID_SESSION_ID");
+}

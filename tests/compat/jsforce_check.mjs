@@ -30,10 +30,7 @@ async function accessToken() {
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.refresh_token,
       client_id: creds.client_id, client_secret: creds.client_secret }),
   });
-  if (r.status === 404) {
-    console.log('note: this build has no OAuth token endpoint yet; using a placeholder bearer');
-    return 'placeholder-token';
-  }
+  if (r.status !== 200) throw new Error(`refresh_token grant answered ${r.status}`);
   return (await r.json()).access_token;
 }
 

@@ -57,9 +57,6 @@ def access_token(creds, session):
     r = session.post(creds["login_url"] + "/services/oauth2/token", data={
         "grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
         "client_id": creds["client_id"], "client_secret": creds["client_secret"]})
-    if r.status_code == 404:
-        print("note: this build has no OAuth token endpoint yet; using a placeholder bearer")
-        return "placeholder-token"
     r.raise_for_status()
     return r.json()["access_token"]
 

@@ -38,6 +38,16 @@ pub struct Cursor {
     pub rows: Arc<Vec<u32>>,
     /// Page size.
     pub batch: usize,
+    /// The session lineage that opened it: a locator belongs to its session, so after a
+    /// refresh with rotation (a new lineage) continuing it answers `INVALID_SESSION_ID`.
+    pub session: Option<String>,
+}
+
+fn session_of(sim: &Sim, headers: &HeaderMap) -> Option<String> {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    sim.oauth.session_key(auth)
 }
 
 fn both(router: Router<Arc<Sim>>, path: &str, m: MethodRouter<Arc<Sim>>) -> Router<Arc<Sim>> {
@@ -295,6 +305,7 @@ fn run_query(
         fields: parsed.fields,
         rows: Arc::new(rows),
         batch: batch_size(&headers),
+        session: session_of(&sim, &headers),
     };
     page(&sim, &store, &ver, cursor, 0, None)
 }
@@ -343,6 +354,7 @@ fn page(
 async fn query_more(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, loc)): UrlPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     check!(check_version(&ver));
     let invalid = || {
@@ -369,6 +381,13 @@ async fn query_more(
     };
     if offset > cursor.rows.len() {
         return invalid();
+    }
+    if cursor.session.is_some() && session_of(&sim, &headers) != cursor.session {
+        return sf_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        );
     }
     let store = read_store(&sim);
     page(&sim, &store, &ver, cursor, offset, Some(id.to_string()))
