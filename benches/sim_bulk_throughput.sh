@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the simulator's Bulk API 2.0 results throughput (MB/s, one download stream) and its
-# peak memory at a given scale (default --scale 1000000, about 7.7M rows).
+# peak memory at a given scale (default --scale 1000000, 8.05M rows).
 #
 #   benches/sim_bulk_throughput.sh [SCALE]
 #

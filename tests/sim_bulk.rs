@@ -89,6 +89,12 @@ async fn query_job_lifecycle_results_and_paging() {
         let r = org.get(&format!("jobs/query/{id}/results?{q}")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/csv");
+        assert!(
+            r.headers()["sforce-limit-info"]
+                .to_str()
+                .unwrap()
+                .starts_with("api-usage=")
+        );
         let n: usize = r.headers()["sforce-numberofrecords"]
             .to_str()
             .unwrap()
@@ -501,4 +507,84 @@ async fn ingest_upsert_update_delete_and_job_errors() {
         .await
         .unwrap();
     assert_eq!(un, "\"LastName\",\"Company\"\n\"A\",\"B\"\n");
+}
+
+#[tokio::test]
+async fn delimiters_and_line_endings() {
+    let org = Org::start(4).await;
+    let r = org
+        .send_json(
+            Method::POST,
+            "jobs/query",
+            &json!({"operation": "query", "query": "SELECT Id, Name, Description FROM Account",
+                    "columnDelimiter": "PIPE", "lineEnding": "CRLF"}),
+        )
+        .await;
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(
+        (job["columnDelimiter"].clone(), job["lineEnding"].clone()),
+        (json!("PIPE"), json!("CRLF"))
+    );
+    let id = job["id"].as_str().unwrap();
+    poll_to_complete(&org, "query", id).await;
+    let body = org
+        .get(&format!("jobs/query/{id}/results"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.starts_with("\"Id\"|\"Name\"|\"Description\"\r\n"),
+        "{body}"
+    );
+    let rows: Vec<csv::StringRecord> = csv::ReaderBuilder::new()
+        .delimiter(b'|')
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    // Ingest with a semicolon delimiter.
+    let job: Value = org
+        .send_json(
+            Method::POST,
+            "jobs/ingest",
+            &json!({"object": "Account", "operation": "insert", "columnDelimiter": "SEMICOLON"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jid = job["id"].as_str().unwrap();
+    org.http
+        .put(org.data(&format!("jobs/ingest/{jid}/batches")))
+        .bearer_auth(&org.token)
+        .body("Name;Description\n\"Semi; Colon\";\"a, b\"\n")
+        .send()
+        .await
+        .unwrap();
+    org.send_json(
+        Method::PATCH,
+        &format!("jobs/ingest/{jid}"),
+        &json!({"state": "UploadComplete"}),
+    )
+    .await;
+    assert_eq!(
+        poll_to_complete(&org, "ingest", jid).await["numberRecordsFailed"],
+        0
+    );
+    let ok = org
+        .get(&format!("jobs/ingest/{jid}/successfulResults"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ok.starts_with("\"sf__Id\";\"sf__Created\";\"Name\";\"Description\"\n"),
+        "{ok}"
+    );
+    let (_, q) = org
+        .query("SELECT Description FROM Account WHERE Name = 'Semi; Colon'")
+        .await;
+    assert_eq!(q["records"][0]["Description"], "a, b");
 }

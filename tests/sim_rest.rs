@@ -22,6 +22,37 @@ fn keys(v: &Value) -> BTreeSet<String> {
 }
 
 #[tokio::test]
+async fn credentials_point_at_a_private_key_that_lives_with_the_server() {
+    let org = Org::start(1).await;
+    let c = org.sim.credentials.clone();
+    assert_eq!(c.base_url, org.sim.base_url);
+    assert!(c.login_url.starts_with("http://127.0.0.1:") && c.login_url != c.base_url);
+    let key = std::fs::read_to_string(&c.private_key_path).expect("key file");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let line = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        keys(&line),
+        [
+            "base_url",
+            "login_url",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+            "username",
+            "private_key_path"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    );
+    drop(org);
+    assert!(
+        !std::path::Path::new(&c.private_key_path).exists(),
+        "removed at shutdown"
+    );
+}
+
+#[tokio::test]
 async fn versions_list_needs_no_auth_and_has_no_limit_header() {
     let org = Org::start(1).await;
     let r = org
@@ -200,6 +231,13 @@ async fn describe_shapes_match_recorded_org_responses() {
     ] {
         assert!(names.contains(&o), "{o} in describeGlobal");
     }
+    let r = org.get("no/such/resource").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("sforce-limit-info").is_some());
+    error_code(&r.json().await.unwrap(), "NOT_FOUND");
+    let r = org.send_json(Method::PUT, "limits", &json!({})).await;
+    assert_eq!(r.status(), 405);
+    error_code(&r.json().await.unwrap(), "METHOD_NOT_ALLOWED");
     let (s, body) = org.get_json("sobjects/Nope__c/describe").await;
     assert_eq!(s, 404);
     error_code(&body, "NOT_FOUND");
@@ -336,6 +374,32 @@ async fn soql_filters_order_limit_and_values() {
             "SystemModstamp >= LastModifiedDate"
         );
     }
+    // JSON answers are gzip-compressed when the client asks.
+    let r = org
+        .raw
+        .get(org.data("query"))
+        .query(&[("q", "SELECT Id FROM Contact LIMIT 3")])
+        .header("Accept-Encoding", "gzip")
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let gz = r.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["totalSize"],
+        3
+    );
+    let r = org
+        .raw
+        .get(org.data("limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
     let (_, c) = org.query("SELECT COUNT() FROM Contact").await;
     assert_eq!(c, json!({"totalSize": 150, "done": true, "records": []}));
     let (_, n) = org
@@ -489,6 +553,24 @@ async fn touch_bumps_system_modstamp_only() {
     assert_eq!(s, 200);
     assert!(rec["SystemModstamp"].as_str().unwrap() > rec["LastModifiedDate"].as_str().unwrap());
     assert!(rec["SystemModstamp"].as_str().unwrap() > "2026");
+    // Explicit ids and a late commit stamp (never before LastModifiedDate).
+    let late = org
+        .control(
+            "touch",
+            &json!({"object": "Contact", "ids": [id], "stamp": "2000-01-01T00:00:00.000+0000"}),
+        )
+        .await;
+    assert_eq!(late["ids"], json!([id]));
+    let (_, rec) = org.get_json(&format!("sobjects/Contact/{id}")).await;
+    assert_eq!(rec["SystemModstamp"], rec["LastModifiedDate"]);
+    let r = org
+        .http
+        .post(org.url("/__sim/delete"))
+        .json(&json!({"object": "Contact", "ids": ["003NOPE"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let stored: Value = org
         .http
         .get(org.url(&format!("/__sim/record/Contact/{id}")))
@@ -877,4 +959,246 @@ async fn value_formats_polymorphic_parents_formulas_and_compounds() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(v["Id"], acc);
+}
+
+#[tokio::test]
+async fn soql_edge_cases() {
+    let org = Org::start(20).await;
+    // Escapes, NOT IN, NOT, nested parentheses, NULLS FIRST, relationship in WHERE and ORDER BY.
+    let (s, v) = org
+        .query(
+            "select id, lastname from contact where (lastname = 'O\\'Neil' or (not lastname in ('Li', 'Khan') and account.name != null)) order by account.name nulls first, lastname desc limit 7",
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["records"].as_array().unwrap().len() <= 7);
+    for r in v["records"].as_array().unwrap() {
+        assert!(
+            r.get("LastName").is_some(),
+            "canonical field names in the answer: {r}"
+        );
+        let ln = r["LastName"].as_str().unwrap_or("");
+        assert!(ln != "Li" && ln != "Khan" || ln == "O'Neil");
+    }
+    // Multi-line query: Row and Column of the offending token.
+    let (s, v) = org.query("SELECT Id,\n  Bogus\nFROM Account").await;
+    assert_eq!(s, 400);
+    let m = error_code(&v, "INVALID_FIELD");
+    assert!(m.contains("ERROR at Row:2:Column:3"), "{m}");
+    for q in [
+        "SELECT Id FROM Account LIMIT ten",
+        "SELECT Id FROM Account WHERE",
+        "SELECT Id FROM Account WHERE Name = 'x' garbage",
+        "SELECT Id FROM Account OFFSET 5",
+        "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+        "SELECT Id FROM Account WHERE Name = 'unterminated",
+        "SELECT FROM Account",
+        "DELETE FROM Account",
+    ] {
+        let (s, v) = org.query(q).await;
+        assert_eq!(s, 400, "{q}");
+        error_code(&v, "MALFORMED_QUERY");
+    }
+    let (s, v) = org
+        .query("SELECT Id FROM Account WHERE NumberOfEmployees > 'many'")
+        .await;
+    assert_eq!(s, 400);
+    assert!(error_code(&v, "INVALID_FIELD").contains("must be of type double"));
+    let (s, v) = org
+        .query("SELECT Id FROM Contact WHERE Birthdate >= 2000-01-01 AND Birthdate < 2030-01-01")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Multipicklists: INCLUDES / EXCLUDES with `;`-sets.
+    let (s, inc) = org
+        .query("SELECT Id, Tags__c FROM Score__c WHERE Tags__c INCLUDES ('hot', 'cold;review')")
+        .await;
+    assert_eq!(s, 200, "{inc}");
+    let (_, exc) = org
+        .query("SELECT Id, Tags__c FROM Score__c WHERE Tags__c EXCLUDES ('hot', 'cold;review')")
+        .await;
+    let (_, all) = org.query("SELECT Id FROM Score__c").await;
+    assert_eq!(
+        inc["totalSize"].as_u64().unwrap() + exc["totalSize"].as_u64().unwrap(),
+        all["totalSize"].as_u64().unwrap()
+    );
+    for r in inc["records"].as_array().unwrap() {
+        let tags: Vec<&str> = r["Tags__c"].as_str().unwrap().split(';').collect();
+        assert!(
+            tags.contains(&"hot") || tags.contains(&"cold") && tags.contains(&"review"),
+            "{r}"
+        );
+    }
+    let (s, v) = org
+        .query("SELECT Id FROM Score__c WHERE Name INCLUDES ('x')")
+        .await;
+    assert_eq!(s, 400);
+    error_code(&v, "INVALID_FIELD");
+    // Relative date literals: a row touched now is modified TODAY and within LAST_N_DAYS:1.
+    let t = org
+        .control("touch", &json!({"object": "Account", "count": 1}))
+        .await;
+    let touched = t["ids"][0].as_str().unwrap();
+    // (TODAY OR YESTERDAY: still true if the test straddles midnight UTC.)
+    for lit in [
+        "TODAY OR SystemModstamp = YESTERDAY",
+        "LAST_N_DAYS:1",
+        "last_n_days:30",
+    ] {
+        let (s, v) = org
+            .query(&format!(
+                "SELECT Id FROM Account WHERE SystemModstamp = {lit}"
+            ))
+            .await;
+        assert_eq!(s, 200, "{lit}: {v}");
+        let ids: Vec<&str> = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [touched], "{lit}");
+    }
+    let (_, before) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp < YESTERDAY")
+        .await;
+    assert_eq!(before["totalSize"], 19);
+    let (_, none) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp > TODAY OR CreatedDate = TOMORROW")
+        .await;
+    assert_eq!(none["totalSize"], 0);
+    let (s, v) = org
+        .query("SELECT Id FROM Account WHERE SystemModstamp = LAST_N_DAYS:x")
+        .await;
+    assert_eq!(s, 400);
+    error_code(&v, "INVALID_FIELD");
+    // Id comparisons accept 15- and 18-character ids.
+    let (_, one) = org.query("SELECT Id FROM Account LIMIT 1").await;
+    let id = one["records"][0]["Id"].as_str().unwrap().to_string();
+    for form in [&id[..], &id[..15]] {
+        let (_, v) = org
+            .query(&format!("SELECT Id FROM Account WHERE Id = '{form}'"))
+            .await;
+        assert_eq!(v["totalSize"], 1, "{form}");
+    }
+    let (_, v) = org
+        .query(&format!(
+            "SELECT Id FROM Contact WHERE AccountId IN ('{id}')"
+        ))
+        .await;
+    let (_, w) = org
+        .query(&format!("SELECT Id FROM Contact WHERE Account.Id = '{id}'"))
+        .await;
+    assert_eq!(v["totalSize"], w["totalSize"]);
+}
+
+#[tokio::test]
+async fn data_calls_need_a_live_session_and_locators_belong_to_it() {
+    let org = Org::start(100).await; // 300 Contacts
+    // No token, or a made-up one: 401 with the recorded INVALID_SESSION_ID body.
+    let recorded_401 = recorded("error_invalid_session.json");
+    let r = org.http.get(org.data("limits")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap(), recorded_401);
+    let r = org
+        .http
+        .get(org.data("sobjects"))
+        .bearer_auth("00Dbogus!token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The versions list needs none.
+    assert_eq!(
+        org.http
+            .get(org.url("/services/data/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Tokens expired by the control API: 401 until the client refreshes.
+    org.control("expire_tokens", &json!({})).await;
+    let r = org
+        .http
+        .get(org.data("limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    error_code(&r.json().await.unwrap(), "INVALID_SESSION_ID");
+    let fresh = org.refresh().await;
+    assert_eq!(
+        org.http
+            .get(org.data("limits"))
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stats: Value = org
+        .http
+        .get(org.url("/__sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["by_kind"]["token"], 2,
+        "the helper's grant and this refresh"
+    );
+    // A locator survives a refresh without rotation...
+    let first = |token: String| {
+        let org = &org;
+        async move {
+            let r = org
+                .http
+                .get(org.data("query"))
+                .query(&[("q", "SELECT Id FROM Contact")])
+                .header("Sforce-Query-Options", "batchSize=200")
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["nextRecordsUrl"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let next = first(fresh.clone()).await;
+    let again = org.refresh().await;
+    let r = org
+        .http
+        .get(org.url(&next))
+        .bearer_auth(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ...but not one with rotation (a new session lineage): the query must restart.
+    let r = org
+        .http
+        .post(org.url("/__sim/oauth/rotation"))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let next = first(again.clone()).await;
+    let rotated = org.refresh().await;
+    let r = org
+        .http
+        .get(org.url(&next))
+        .bearer_auth(&rotated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    error_code(&r.json().await.unwrap(), "INVALID_SESSION_ID");
 }

@@ -17,7 +17,7 @@ use super::faults::FailSpec;
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
-use super::store::{DELETED, LIVE, PURGED, pack, unpack};
+use super::store::{DELETED, LIVE, PURGED, Val, pack, parse_datetime, unpack};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -94,37 +94,74 @@ fn pick_rows(sim: &Sim, obj: usize, count: usize, states: &[u8]) -> Vec<usize> {
     candidates.into_iter().step_by(step).take(count).collect()
 }
 
-fn object_and_count(sim: &Sim, b: &Bytes) -> Result<(usize, usize), Response> {
+/// The rows a touch / delete targets: the live rows named in `ids`, or `count` rows spread
+/// over the table.
+fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Response> {
     let v = body_json(b);
     let name = v["object"].as_str().unwrap_or("");
-    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
-    let obj = store
-        .catalog
-        .object(name)
-        .ok_or_else(|| err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'")))?;
-    Ok((obj, v["count"].as_u64().unwrap_or(1) as usize))
+    let obj = {
+        let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+        store
+            .catalog
+            .object(name)
+            .ok_or_else(|| err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'")))?
+    };
+    let rows = match v["ids"].as_array() {
+        Some(ids) => {
+            let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+            let mut rows = Vec::new();
+            for id in ids {
+                let id = id.as_str().unwrap_or("");
+                match store.resolve(id).map(unpack) {
+                    Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => rows.push(r),
+                    _ => {
+                        return Err(err(
+                            StatusCode::BAD_REQUEST,
+                            &format!("no live {name} with id '{id}'"),
+                        ));
+                    }
+                }
+            }
+            rows
+        }
+        None => pick_rows(sim, obj, v["count"].as_u64().unwrap_or(1) as usize, &[LIVE]),
+    };
+    Ok((obj, rows, v))
 }
 
 async fn touch(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
-    let (obj, count) = match object_and_count(&sim, &b) {
+    let (obj, rows, v) = match target_rows(&sim, &b) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let rows = pick_rows(&sim, obj, count, &[LIVE]);
+    // An explicit `stamp` simulates a long transaction committing late: the rows appear with a
+    // SystemModstamp in the past (never before their LastModifiedDate).
+    let stamp = match v["stamp"].as_str() {
+        None => None,
+        Some(s) => match parse_datetime(s) {
+            Some(ms) => Some(ms),
+            None => return err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'")),
+        },
+    };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
-        store.tables[obj].touch(r, now);
+        let t = &mut store.tables[obj];
+        let ms = match (stamp, t.get(r, t.lastmod)) {
+            (Some(ms), Val::DateTime(last)) => ms.max(last),
+            (Some(ms), _) => ms,
+            (None, _) => now,
+        };
+        t.touch(r, ms);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
 }
 
 async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
-    let (obj, count) = match object_and_count(&sim, &b) {
+    let (obj, rows, _) = match target_rows(&sim, &b) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let rows = pick_rows(&sim, obj, count, &[LIVE]);
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
@@ -218,12 +255,16 @@ async fn cut(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
 }
 
 async fn latency(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
-    let ms = body_json(&b)["ms"].as_u64().unwrap_or(0);
-    sim.faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .latency_ms = ms;
-    ok(json!({"ms": ms}))
+    let v = body_json(&b);
+    let ms = v["ms"].as_u64().unwrap_or(0);
+    let kind = v["kind"].as_str().unwrap_or("any").to_string();
+    let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+    if ms == 0 {
+        f.latency_ms.remove(&kind);
+    } else {
+        f.latency_ms.insert(kind.clone(), ms);
+    }
+    ok(json!({"kind": kind, "ms": ms}))
 }
 
 async fn fail_bulk_job(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {

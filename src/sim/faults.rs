@@ -20,8 +20,8 @@ pub struct Faults {
     pub fail: HashMap<String, FailSpec>,
     /// Responses to cut off midway, by kind (`any` matches all).
     pub cut: HashMap<String, u32>,
-    /// Added latency per request, in milliseconds.
-    pub latency_ms: u64,
+    /// Added latency per request, in milliseconds, by kind (`any` matches all).
+    pub latency_ms: HashMap<String, u64>,
     /// Bulk jobs still to fail (the next N created jobs end in `Failed`).
     pub fail_bulk_jobs: u32,
 }
@@ -42,6 +42,15 @@ impl Faults {
             }
         }
         None
+    }
+
+    /// The latency to add to a request of a kind (its own setting, else `any`'s).
+    pub fn latency(&self, kind: &str) -> u64 {
+        self.latency_ms
+            .get(kind)
+            .or_else(|| self.latency_ms.get("any"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether this response of a kind is to be cut off midway (consumes one).

@@ -20,6 +20,7 @@ pub mod rest;
 pub mod server;
 pub mod soql;
 pub mod store;
+pub mod wire;
 pub mod write;
 
 use std::net::SocketAddr;

@@ -148,12 +148,17 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     let kind = kind_of(req.method(), &path);
     let is_data = path.starts_with("/services/data");
     let is_versions = kind == "versions";
+    let wants_gzip = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     sim.count(kind);
     let (latency, failure, cut) = {
         let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
         let failure = f.take_failure(kind);
         let cut = failure.is_none() && f.take_cut(kind);
-        (f.latency_ms, failure, cut)
+        (f.latency(kind), failure, cut)
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -209,8 +214,53 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     }
     if cut {
         resp = cut_body(resp).await;
+    } else if wants_gzip && is_data {
+        resp = gzip_json(resp).await;
     }
     resp
+}
+
+/// Compresses a JSON answer when the client accepts gzip, as Salesforce does (CSV results
+/// stream their own gzip).
+async fn gzip_json(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json || resp.headers().contains_key(header::CONTENT_ENCODING) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    use std::io::Write as _;
+    let compressed = match gz.write_all(&bytes).and_then(|_| gz.finish()) {
+        Ok(c) => c,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(compressed))
+}
+
+/// Salesforce's answer to a path it does not serve.
+async fn unknown_resource() -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// Salesforce's answer to a method a resource does not support.
+async fn method_not_allowed(req: Request) -> Response {
+    let msg = format!("HTTP Method '{}' not allowed.", req.method());
+    sf_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &msg)
 }
 
 fn add_limit_info(resp: &mut Response, used: u64, max: u64) {
@@ -272,7 +322,7 @@ pub struct SimHandle {
     pub sim: Arc<Sim>,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _key_dir: Option<std::path::PathBuf>,
+    key_dir: Option<std::path::PathBuf>,
 }
 
 impl SimHandle {
@@ -294,6 +344,10 @@ impl Drop for SimHandle {
         }
         for t in &self.tasks {
             t.abort();
+        }
+        // The private key file handed out in the credentials lives as long as the server.
+        if let Some(dir) = self.key_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -365,8 +419,11 @@ impl Simulator {
             .merge(super::rest::routes().with_state(sim.clone()))
             .merge(super::bulk::routes().with_state(sim.clone()))
             .merge(oauth.routes(HostKind::Instance))
+            .fallback(unknown_resource)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(sim.clone(), gate))
-            .merge(super::control::routes().with_state(sim.clone()));
+            .merge(super::control::routes().with_state(sim.clone()))
+            .nest("/__sim/oauth", oauth.control_routes());
         let login_app = Router::new()
             .merge(oauth.routes(HostKind::Login))
             .layer(middleware::from_fn_with_state(sim.clone(), gate));
@@ -389,7 +446,7 @@ impl Simulator {
             sim,
             shutdown: Some(tx),
             tasks,
-            _key_dir: Some(key_dir),
+            key_dir: Some(key_dir),
         })
     }
 }

@@ -67,6 +67,9 @@ pub enum Lit {
     DateTime(i64),
     /// A date literal, days since epoch.
     Date(i32),
+    /// A relative date literal (`TODAY`, `LAST_N_DAYS:7`...): the UTC days `[start, end)`.
+    /// `=` means inside, `<` before the start, `>` from the end on.
+    Days(i32, i32),
 }
 
 /// Comparison operators.
@@ -101,6 +104,9 @@ pub enum Expr {
     In(Path, Vec<Lit>, bool),
     /// `path LIKE 'pattern'`
     Like(Path, String),
+    /// `multipicklist INCLUDES ('a', 'b;c')` (or EXCLUDES when the flag is set): some listed
+    /// item (itself a `;`-set) is contained in the value.
+    Includes(Path, Vec<Vec<String>>, bool),
 }
 
 /// A parsed query.
@@ -189,7 +195,7 @@ fn lex(q: &str) -> Result<Vec<(Tok, usize)>, (usize, String)> {
             continue;
         }
         if c.is_alphabetic() || c == '_' {
-            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '.') {
+            while i < b.len() && (b[i].is_alphanumeric() || matches!(b[i], '_' | '.' | ':')) {
                 i += 1;
             }
             out.push((Tok::Ident(b[start..i].iter().collect()), start));
@@ -594,6 +600,41 @@ impl Parser<'_> {
                 }
             };
         }
+        if self.is_kw("includes") || self.is_kw("excludes") {
+            let excludes = self.is_kw("excludes");
+            if path.sf_type != "multipicklist" {
+                let pos = self.at();
+                return Err(self.err_at(
+                    "INVALID_FIELD",
+                    pos,
+                    &format!(
+                        "includes or excludes operator only valid on multipicklist field: {}",
+                        path.name
+                    ),
+                ));
+            }
+            self.next();
+            self.expect_sym("(")?;
+            let mut items = Vec::new();
+            loop {
+                match self.next() {
+                    Tok::Str(s) => {
+                        items.push(s.split(';').map(|p| p.trim().to_lowercase()).collect())
+                    }
+                    _ => {
+                        self.lx.pos -= 1;
+                        return Err(self.malformed());
+                    }
+                }
+                if self.peek() == &Tok::Sym(",") {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+            self.expect_sym(")")?;
+            return Ok(Expr::Includes(path, items, excludes));
+        }
         let negate = self.is_kw("not");
         if negate {
             self.next();
@@ -651,6 +692,10 @@ impl Parser<'_> {
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("true") => Lit::Bool(true),
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("false") => Lit::Bool(false),
             (_, FType::Boolean) => return Err(type_err("boolean", false)),
+            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s).is_some() => {
+                let (a, b) = relative_days(s).unwrap_or((0, 0));
+                Lit::Days(a, b)
+            }
             (Tok::Num(n), FType::DateTime) => {
                 Lit::DateTime(parse_datetime(n).ok_or_else(|| type_err("dateTime", false))?)
             }
@@ -710,8 +755,43 @@ pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize
     }
 }
 
+/// The UTC day range of a relative date literal, relative to today.
+fn relative_days(lit: &str) -> Option<(i32, i32)> {
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+    let upper = lit.to_ascii_uppercase();
+    let (name, n) = match upper.split_once(':') {
+        Some((name, n)) => (
+            name.to_string(),
+            Some(n.parse::<i32>().ok().filter(|n| *n >= 0)?),
+        ),
+        None => (upper.clone(), None),
+    };
+    Some(match (name.as_str(), n) {
+        ("TODAY", None) => (today, today + 1),
+        ("YESTERDAY", None) => (today - 1, today),
+        ("TOMORROW", None) => (today + 1, today + 2),
+        ("LAST_N_DAYS", Some(n)) => (today - n, today + 1),
+        ("NEXT_N_DAYS", Some(n)) => (today + 1, today + 1 + n),
+        ("N_DAYS_AGO", Some(n)) => (today - n, today - n + 1),
+        _ => return None,
+    })
+}
+
 fn cmp_val(store: &Store, v: &Val<'_>, lit: &Lit) -> Option<Ordering> {
+    let within = |x: i64, a: i64, b: i64| {
+        Some(if x < a {
+            Ordering::Less
+        } else if x >= b {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        })
+    };
     match (v, lit) {
+        (Val::DateTime(ms), Lit::Days(a, b)) => {
+            within(*ms, *a as i64 * 86_400_000, *b as i64 * 86_400_000)
+        }
+        (Val::Date(d), Lit::Days(a, b)) => within(*d as i64, *a as i64, *b as i64),
         (Val::Null, _) | (_, Lit::Null) => None,
         (Val::Str(s), Lit::Str(l)) => Some(cmp_ci(s, l)),
         (Val::Ref(r), Lit::Str(l)) => {
@@ -794,6 +874,17 @@ pub fn eval(store: &Store, obj: usize, row: usize, e: &Expr) -> bool {
                 }
             });
             hit != *negate
+        }
+        Expr::Includes(p, items, excludes) => {
+            let v = read(store, obj, row, p);
+            let set: Vec<String> = match &v {
+                Val::Str(s) => s.split(';').map(|x| x.trim().to_lowercase()).collect(),
+                _ => Vec::new(),
+            };
+            let hit = items
+                .iter()
+                .any(|item| item.iter().all(|part| set.contains(part)));
+            hit != *excludes
         }
         Expr::Like(p, pat) => match read(store, obj, row, p) {
             Val::Str(s) => like(&s, pat),

@@ -26,36 +26,17 @@ impl Org {
         let sim = Simulator::start(opts).await.expect("simulator starts");
         let http = Client::builder().build().expect("client");
         let raw = Client::builder().no_gzip().build().expect("client");
-        let c = &sim.credentials;
-        let r = http
-            .post(format!("{}/services/oauth2/token", sim.login_url))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", c.refresh_token.as_str()),
-                ("client_id", c.client_id.as_str()),
-                ("client_secret", c.client_secret.as_str()),
-            ])
-            .send()
-            .await
-            .expect("token request");
-        // A build whose OAuth server is still the interface placeholder has no token endpoint
-        // (and accepts any bearer); otherwise the grant must succeed.
-        let token = if r.status() == 404 {
-            "placeholder-token".to_string()
-        } else {
-            assert_eq!(r.status(), 200, "refresh_token grant");
-            let v: Value = r.json().await.expect("token json");
-            v["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_string()
-        };
+        let token = refresh_grant(&http, &sim).await;
         Org {
             sim,
             http,
             raw,
             token,
         }
+    }
+    /// A fresh access token from the printed refresh token (rotates it when rotation is on).
+    pub async fn refresh(&self) -> String {
+        refresh_grant(&self.http, &self.sim).await
     }
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.sim.base_url, path)
@@ -112,6 +93,28 @@ impl Org {
         assert_eq!(r.status(), 200, "control {path}");
         r.json().await.expect("control json")
     }
+}
+
+/// `grant_type=refresh_token` on the login host with the credentials the simulator printed.
+pub async fn refresh_grant(http: &Client, sim: &SimHandle) -> String {
+    let c = &sim.credentials;
+    let r = http
+        .post(format!("{}/services/oauth2/token", sim.login_url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", c.refresh_token.as_str()),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), 200, "refresh_token grant");
+    let v: Value = r.json().await.expect("token json");
+    v["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }
 
 /// Asserts the body is Salesforce's error array with this code, returns the message.

@@ -1,7 +1,7 @@
 // Runs the unmodified jsforce client (npm, version pinned in package.json) against
 // `sfetl simulate`:  (cd tests/compat && npm install) && node tests/compat/jsforce_check.mjs
-// SIM_CMD overrides how the simulator starts (default: the debug build of examples/simulate.rs,
-// built by the caller). Exit status 0 when every check passes.
+// SIM_CMD overrides how the simulator starts (default: the debug build of `sfetl simulate`,
+// built by the caller, e.g. tests/compat/run.sh). Exit status 0 when every check passes.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
@@ -16,7 +16,7 @@ const check = (name, cond, detail = '') => {
 };
 
 const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache', 'sfetl-target');
-const cmd = (process.env.SIM_CMD || path.join(target, 'debug', 'examples', 'simulate')).split(' ');
+const cmd = (process.env.SIM_CMD || `${path.join(target, 'debug', 'sfetl')} simulate`).split(' ');
 const sim = spawn(cmd[0], [...cmd.slice(1), '--scale', String(SCALE), '--seed', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const creds = JSON.parse(await new Promise((resolve, reject) => {
   createInterface({ input: sim.stdout }).once('line', resolve);
@@ -30,10 +30,7 @@ async function accessToken() {
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.refresh_token,
       client_id: creds.client_id, client_secret: creds.client_secret }),
   });
-  if (r.status === 404) {
-    console.log('note: this build has no OAuth token endpoint yet; using a placeholder bearer');
-    return 'placeholder-token';
-  }
+  if (r.status !== 200) throw new Error(`refresh_token grant answered ${r.status}`);
   return (await r.json()).access_token;
 }
 

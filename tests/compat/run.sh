@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs unmodified third-party Salesforce clients (simple-salesforce from PyPI, jsforce from npm)
-# against the simulator. Installs them if missing, builds the simulator example, runs both checks.
-# Usage: tests/compat/run.sh        (SIM_CMD="sfetl simulate" to use the CLI binary instead)
+# against `sfetl simulate`. Installs them if missing, builds sfetl, runs both checks.
+# Usage: tests/compat/run.sh        (SIM_CMD="/path/to/sfetl simulate" to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
@@ -12,6 +12,6 @@ fi
 if [ ! -d tests/compat/node_modules/jsforce ]; then
   (cd tests/compat && npm install --no-audit --no-fund --silent)
 fi
-[ -n "${SIM_CMD:-}" ] || cargo build --quiet --example simulate
+[ -n "${SIM_CMD:-}" ] || cargo build --quiet --bin sfetl
 python3 tests/compat/simple_salesforce_check.py
 node tests/compat/jsforce_check.mjs

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the unmodified simple-salesforce client against `sfetl simulate`.
 
-    python3 tests/compat/simple_salesforce_check.py            # starts the simulator itself
+    python3 tests/compat/simple_salesforce_check.py            # builds and starts `sfetl simulate`
     SIM_CMD="sfetl simulate" python3 tests/compat/simple_salesforce_check.py
 
 simple-salesforce always builds `https://` URLs from the instance host. The simulator serves
@@ -41,9 +41,9 @@ def start_simulator():
         argv = shlex.split(cmd)
     else:
         target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/sfetl-target"))
-        subprocess.run(["cargo", "build", "--quiet", "--example", "simulate"], check=True,
+        subprocess.run(["cargo", "build", "--quiet", "--bin", "sfetl"], check=True,
                        env={**os.environ, "CARGO_TARGET_DIR": target})
-        argv = [os.path.join(target, "debug", "examples", "simulate")]
+        argv = [os.path.join(target, "debug", "sfetl"), "simulate"]
     proc = subprocess.Popen(argv + ["--scale", str(SCALE), "--seed", "3"], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line:
@@ -57,9 +57,6 @@ def access_token(creds, session):
     r = session.post(creds["login_url"] + "/services/oauth2/token", data={
         "grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
         "client_id": creds["client_id"], "client_secret": creds["client_secret"]})
-    if r.status_code == 404:
-        print("note: this build has no OAuth token endpoint yet; using a placeholder bearer")
-        return "placeholder-token"
     r.raise_for_status()
     return r.json()["access_token"]
 

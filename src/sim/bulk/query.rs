@@ -1,0 +1,355 @@
+//! Bulk API 2.0 query jobs: create, poll, results streamed as CSV from the columns, abort, delete.
+
+use super::*;
+
+pub(super) async fn create_query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath(ver): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    check!(check_version(&ver));
+    let body = check!(parse_json(&body));
+    let operation = body["operation"].as_str().unwrap_or("");
+    if operation != "query" && operation != "queryAll" {
+        return bad("INVALIDJOB", &format!("Invalid operation: {operation}"));
+    }
+    let Some(q) = body["query"].as_str() else {
+        return bad("INVALIDJOB", "The query field is required");
+    };
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    // Objects listed by describeGlobal but without data are the ones Bulk does not support.
+    let from = q
+        .split_whitespace()
+        .skip_while(|w| !w.eq_ignore_ascii_case("from"))
+        .nth(1)
+        .unwrap_or("");
+    if store.catalog.object(from).is_none() && store.catalog.global_entry(from).is_some() {
+        return bad(
+            "INVALIDENTITY",
+            &format!("Entity '{from}' is not supported by the Bulk API."),
+        );
+    }
+    let parsed = match soql::parse(q, &store) {
+        Ok(p) => p,
+        Err(e) => return bad(e.code, &e.message),
+    };
+    if parsed.count_only {
+        return bad(
+            "FUNCTIONALITY_NOT_ENABLED",
+            "Aggregate queries are not supported by Bulk API 2.0 query: COUNT()",
+        );
+    }
+    for p in &parsed.fields {
+        match p.ftype {
+            FType::Address | FType::Location => {
+                return bad(
+                    "FUNCTIONALITY_NOT_ENABLED",
+                    "Selecting compound data not supported in Bulk Query",
+                );
+            }
+            FType::Base64 => {
+                return bad(
+                    "FUNCTIONALITY_NOT_ENABLED",
+                    &format!("Base64 field {} is not supported in Bulk Query", p.name),
+                );
+            }
+            _ => {}
+        }
+    }
+    let object = store.catalog.objects[parsed.object].name.clone();
+    let mut info = check!(new_info(&sim, &ver, &body, &object, operation));
+    info.state = "UploadComplete".into();
+    let resp = info_json(&info, &store, "V2Query", false, &[]);
+    let job = QueryJob {
+        info: info.clone(),
+        query: q.to_string(),
+        all: operation == "queryAll",
+        object: parsed.object,
+        fields: parsed.fields.clone(),
+        parsed,
+        rows: None,
+    };
+    sim.jobs
+        .query
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(info.id.clone(), job);
+    json_response(StatusCode::OK, resp.to_string().into_bytes())
+}
+
+pub(super) async fn list_query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath(ver): UrlPath<String>,
+) -> Response {
+    check!(check_version(&ver));
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    let jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
+    let records: Vec<Value> = jobs
+        .values()
+        .map(|j| info_json(&j.info, &store, "V2Query", true, &[]))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({"done": true, "records": records, "nextRecordsUrl": null})
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+pub(super) async fn get_query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, id)): UrlPath<(String, String)>,
+) -> Response {
+    check!(check_version(&ver));
+    let now = sim.now_ms();
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(job) = jobs.get_mut(&id) else {
+        return not_found();
+    };
+    match job.info.state.as_str() {
+        "UploadComplete" => {
+            job.info.state = "InProgress".into();
+            job.info.modstamp = now;
+        }
+        "InProgress" => {
+            if job.info.fail {
+                job.info.state = "Failed".into();
+                job.info.error =
+                    Some("InternalServerError : the query job failed (simulated)".into());
+            } else {
+                let rows = soql::execute(&store, &job.parsed, job.all);
+                job.info.processed = rows.len() as u64;
+                job.rows = Some(Arc::new(rows));
+                job.info.state = "JobComplete".into();
+            }
+            job.info.modstamp = now;
+        }
+        _ => {}
+    }
+    let _ = &job.query;
+    json_response(
+        StatusCode::OK,
+        info_json(&job.info, &store, "V2Query", true, &[])
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+pub(super) async fn patch_query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, id)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> Response {
+    check!(check_version(&ver));
+    let body = check!(parse_json(&body));
+    let now = sim.now_ms();
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(job) = jobs.get_mut(&id) else {
+        return not_found();
+    };
+    if body["state"] != "Aborted" {
+        return bad(
+            "INVALIDJOBSTATE",
+            "Only the Aborted state can be set on a query job",
+        );
+    }
+    if matches!(
+        job.info.state.as_str(),
+        "JobComplete" | "Failed" | "Aborted"
+    ) {
+        return bad(
+            "INVALIDJOBSTATE",
+            &format!("Job is already in a terminal state: {}", job.info.state),
+        );
+    }
+    job.info.state = "Aborted".into();
+    job.info.modstamp = now;
+    json_response(
+        StatusCode::OK,
+        info_json(&job.info, &store, "V2Query", false, &[])
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+pub(super) async fn delete_query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, id)): UrlPath<(String, String)>,
+) -> Response {
+    check!(check_version(&ver));
+    let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(job) = jobs.get(&id) else {
+        return not_found();
+    };
+    if !matches!(
+        job.info.state.as_str(),
+        "JobComplete" | "Failed" | "Aborted"
+    ) {
+        return bad(
+            "INVALIDJOBSTATE",
+            "Only jobs in a terminal state (JobComplete, Failed, Aborted) can be deleted",
+        );
+    }
+    jobs.remove(&id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+const CHUNK_ROWS: usize = 2048;
+
+struct ResultStream {
+    sim: Arc<Sim>,
+    object: usize,
+    fields: Vec<Path>,
+    rows: Arc<Vec<u32>>,
+    pos: usize,
+    end: usize,
+    header: Option<Vec<u8>>,
+    sep: u8,
+    eol: &'static [u8],
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    done: bool,
+}
+
+impl ResultStream {
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut out = self.header.take().unwrap_or_default();
+        if self.pos < self.end {
+            let store = self.sim.store.read().unwrap_or_else(|e| e.into_inner());
+            let stop = (self.pos + CHUNK_ROWS).min(self.end);
+            out.reserve((stop - self.pos) * 64 * self.fields.len().max(1));
+            for &row in &self.rows[self.pos..stop] {
+                for (k, p) in self.fields.iter().enumerate() {
+                    if k > 0 {
+                        out.push(self.sep);
+                    }
+                    csv_cell(
+                        &mut out,
+                        &store,
+                        &read(&store, self.object, row as usize, p),
+                    );
+                }
+                out.extend_from_slice(self.eol);
+            }
+            self.pos = stop;
+        }
+        let last = self.pos >= self.end;
+        let out = match &mut self.gzip {
+            Some(gz) => {
+                let _ = gz.write_all(&out);
+                if last {
+                    let gz = self.gzip.take()?;
+                    gz.finish().unwrap_or_default()
+                } else {
+                    std::mem::take(gz.get_mut())
+                }
+            }
+            None => out,
+        };
+        if last {
+            self.done = true;
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+pub(super) async fn query_results(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, id)): UrlPath<(String, String)>,
+    UrlQuery(p): UrlQuery<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    check!(check_version(&ver));
+    let job = sim
+        .jobs
+        .query
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned();
+    let Some(job) = job else { return not_found() };
+    let Some(rows) = job.rows.clone().filter(|_| job.info.state == "JobComplete") else {
+        return sf_error(
+            StatusCode::PRECONDITION_FAILED,
+            "JOB_NOT_COMPLETE",
+            &format!(
+                "Job {} is not complete: its state is {}",
+                job.info.id, job.info.state
+            ),
+        );
+    };
+    let start = match p.get("locator").filter(|l| !l.is_empty() && *l != "null") {
+        None => 0,
+        Some(l) => {
+            let n = base64::engine::general_purpose::STANDARD
+                .decode(l)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<usize>().ok());
+            match n {
+                Some(n) if n <= rows.len() => n,
+                _ => return bad("INVALID_LOCATOR", &format!("Invalid locator: {l}")),
+            }
+        }
+    };
+    let max = match p.get("maxRecords").map(|m| m.parse::<usize>()) {
+        None => usize::MAX,
+        Some(Ok(m)) if m > 0 => m,
+        Some(_) => return bad("INVALIDREQUEST", "maxRecords must be a positive integer"),
+    };
+    let end = start.saturating_add(max).min(rows.len());
+    let locator = if end < rows.len() {
+        base64::engine::general_purpose::STANDARD.encode(end.to_string())
+    } else {
+        "null".to_string()
+    };
+    let sep = delimiter_byte(&job.info.delimiter).unwrap_or(b',');
+    let eol: &'static [u8] = if job.info.line_ending == "CRLF" {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    let mut header_line = Vec::new();
+    for (k, f) in job.fields.iter().enumerate() {
+        if k > 0 {
+            header_line.push(sep);
+        }
+        csv_text(&mut header_line, &f.label());
+    }
+    header_line.extend_from_slice(eol);
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut stream = ResultStream {
+        sim: sim.clone(),
+        object: job.object,
+        fields: job.fields.clone(),
+        rows,
+        pos: start,
+        end,
+        header: Some(header_line),
+        sep,
+        eol,
+        gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+        done: false,
+    };
+    let body = Body::from_stream(futures::stream::poll_fn(move |_| {
+        std::task::Poll::Ready(stream.next_chunk().map(Ok::<Bytes, std::io::Error>))
+    }));
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    h.insert("Sforce-NumberOfRecords", HeaderValue::from(end - start));
+    if let Ok(v) = HeaderValue::from_str(&locator) {
+        h.insert("Sforce-Locator", v);
+    }
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}

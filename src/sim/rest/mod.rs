@@ -1,0 +1,412 @@
+//! REST API (`/services/data/vXX.X/...`): versions, describeGlobal, describe, query / queryAll
+//! with `nextRecordsUrl` paging, limits, sObject rows, replication (deleted / updated) and
+//! sObject Collections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query as UrlQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, patch, post};
+use serde_json::{Value, json};
+
+use super::describe::{FIXTURE_VERSION, FType};
+use super::render::{json_record, json_str};
+use super::server::{Sim, json_response, sf_error};
+use super::soql::{self, Path, Query};
+use super::store::{DELETED, LIVE, Store, parse_datetime, write_datetime};
+use super::write::{ExtIndex, Input, RecError, apply, validate};
+
+/// Open REST query cursors kept; older locators then answer `INVALID_QUERY_LOCATOR`.
+pub const MAX_CURSORS: usize = 64;
+
+/// Oldest and newest API versions served.
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=62;
+
+/// A REST query in progress (what a `nextRecordsUrl` locator points at).
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    /// Base object.
+    pub object: usize,
+    /// Selected fields.
+    pub fields: Vec<Path>,
+    /// Matching rows, in result order.
+    pub rows: Arc<Vec<u32>>,
+    /// Page size.
+    pub batch: usize,
+    /// The session lineage that opened it: a locator belongs to its session, so after a
+    /// refresh with rotation (a new lineage) continuing it answers `INVALID_SESSION_ID`.
+    pub session: Option<String>,
+}
+
+fn session_of(sim: &Sim, headers: &HeaderMap) -> Option<String> {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    sim.oauth.session_key(auth)
+}
+
+fn both(router: Router<Arc<Sim>>, path: &str, m: MethodRouter<Arc<Sim>>) -> Router<Arc<Sim>> {
+    router.route(path, m.clone()).route(&format!("{path}/"), m)
+}
+
+/// The REST routes (state: the shared [`Sim`]).
+pub fn routes() -> Router<Arc<Sim>> {
+    let mut r = Router::new();
+    r = both(r, "/services/data", get(versions));
+    r = both(r, "/services/data/{ver}", get(resources));
+    r = both(r, "/services/data/{ver}/sobjects", get(describe_global));
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}",
+        get(sobject_info).post(create_one),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}/describe",
+        get(describe),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}/deleted",
+        get(deleted),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}/updated",
+        get(updated),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}/{id}",
+        get(get_record).patch(patch_record).delete(delete_record),
+    );
+    r = both(r, "/services/data/{ver}/query", get(query));
+    r = both(r, "/services/data/{ver}/queryAll", get(query_all));
+    r = both(r, "/services/data/{ver}/query/{loc}", get(query_more));
+    r = both(r, "/services/data/{ver}/queryAll/{loc}", get(query_more));
+    r = both(r, "/services/data/{ver}/limits", get(limits));
+    r = both(
+        r,
+        "/services/data/{ver}/composite/sobjects",
+        post(collections_create).patch(collections_update),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/composite/sobjects/{obj}/{ext}",
+        patch(collections_upsert),
+    );
+    r
+}
+
+fn label(v: u32) -> String {
+    let i = v - 31;
+    format!(
+        "{} '{}",
+        ["Summer", "Winter", "Spring"][(i % 3) as usize],
+        14 + i.div_ceil(3)
+    )
+}
+
+async fn versions() -> Response {
+    let list: Vec<Value> = VERSIONS
+        .map(|v| json!({"label": label(v), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&list).unwrap_or_default(),
+    )
+}
+
+/// Checks a `vXX.X` path segment; the error is Salesforce's 404.
+#[allow(clippy::result_large_err)]
+pub fn check_version(ver: &str) -> Result<(), Response> {
+    let ok = ver
+        .strip_prefix('v')
+        .and_then(|v| v.strip_suffix(".0"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|v| VERSIONS.contains(&v));
+    if ok { Ok(()) } else { Err(not_found()) }
+}
+
+/// Salesforce's 404 body.
+pub fn not_found() -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+macro_rules! check {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        }
+    };
+}
+
+mod collections;
+mod records;
+
+use collections::*;
+use records::*;
+
+fn read_store(sim: &Sim) -> std::sync::RwLockReadGuard<'_, Store> {
+    sim.store.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_store(sim: &Sim) -> std::sync::RwLockWriteGuard<'_, Store> {
+    sim.store.write().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn resources(UrlPath(ver): UrlPath<String>) -> Response {
+    check!(check_version(&ver));
+    let base = format!("/services/data/{ver}");
+    let body = json!({
+        "sobjects": format!("{base}/sobjects"), "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"), "limits": format!("{base}/limits"),
+        "composite": format!("{base}/composite"), "jobs": format!("{base}/jobs"),
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+fn versioned(v: &Value, ver: &str) -> Vec<u8> {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace(
+            &format!("/services/data/{FIXTURE_VERSION}/"),
+            &format!("/services/data/{ver}/"),
+        )
+        .into_bytes()
+}
+
+async fn describe_global(State(sim): State<Arc<Sim>>, UrlPath(ver): UrlPath<String>) -> Response {
+    check!(check_version(&ver));
+    let store = read_store(&sim);
+    json_response(StatusCode::OK, versioned(&store.catalog.global, &ver))
+}
+
+async fn describe(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, obj)): UrlPath<(String, String)>,
+) -> Response {
+    check!(check_version(&ver));
+    let store = read_store(&sim);
+    match store.catalog.object(&obj) {
+        Some(i) => json_response(
+            StatusCode::OK,
+            versioned(&store.catalog.objects[i].describe, &ver),
+        ),
+        None => not_found(),
+    }
+}
+
+async fn sobject_info(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, obj)): UrlPath<(String, String)>,
+) -> Response {
+    check!(check_version(&ver));
+    let store = read_store(&sim);
+    let Some(i) = store.catalog.object(&obj) else {
+        return not_found();
+    };
+    let meta = &store.catalog.objects[i];
+    let entry = store
+        .catalog
+        .global_entry(&meta.name)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let body = json!({"objectDescribe": entry, "recentItems": []});
+    json_response(StatusCode::OK, versioned(&body, &ver))
+}
+
+fn all_fields(store: &Store, obj: usize) -> Vec<Path> {
+    store.catalog.objects[obj]
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Path {
+            via: None,
+            name: f.name.clone(),
+            field: i,
+            ftype: f.ftype,
+            sf_type: f.sf_type.clone(),
+        })
+        .collect()
+}
+
+fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("Sforce-Query-Options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(2000, |n| n.clamp(200, 2000))
+}
+
+async fn query(
+    State(sim): State<Arc<Sim>>,
+    UrlPath(ver): UrlPath<String>,
+    UrlQuery(p): UrlQuery<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    run_query(sim, ver, p, headers, false)
+}
+
+async fn query_all(
+    State(sim): State<Arc<Sim>>,
+    UrlPath(ver): UrlPath<String>,
+    UrlQuery(p): UrlQuery<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    run_query(sim, ver, p, headers, true)
+}
+
+fn soql_response(e: soql::SoqlError) -> Response {
+    sf_error(StatusCode::BAD_REQUEST, e.code, &e.message)
+}
+
+fn run_query(
+    sim: Arc<Sim>,
+    ver: String,
+    p: HashMap<String, String>,
+    headers: HeaderMap,
+    all: bool,
+) -> Response {
+    check!(check_version(&ver));
+    let Some(q) = p.get("q") else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        );
+    };
+    let store = read_store(&sim);
+    let parsed: Query = match soql::parse(q, &store) {
+        Ok(q) => q,
+        Err(e) => return soql_response(e),
+    };
+    let rows = soql::execute(&store, &parsed, all);
+    if parsed.count_only {
+        let body = json!({"totalSize": rows.len(), "done": true, "records": []});
+        return json_response(StatusCode::OK, body.to_string().into_bytes());
+    }
+    let cursor = Cursor {
+        object: parsed.object,
+        fields: parsed.fields,
+        rows: Arc::new(rows),
+        batch: batch_size(&headers),
+        session: session_of(&sim, &headers),
+    };
+    page(&sim, &store, &ver, cursor, 0, None)
+}
+
+fn page(
+    sim: &Sim,
+    store: &Store,
+    ver: &str,
+    cursor: Cursor,
+    offset: usize,
+    loc: Option<String>,
+) -> Response {
+    let total = cursor.rows.len();
+    let end = (offset + cursor.batch).min(total);
+    let mut out = Vec::with_capacity(256 * (end - offset) + 128);
+    out.extend_from_slice(format!("{{\"totalSize\":{total},\"done\":{}", end >= total).as_bytes());
+    if end < total {
+        let loc = loc.unwrap_or_else(|| format!("01gSIM{:012}", sim.next_seq()));
+        out.extend_from_slice(b",\"nextRecordsUrl\":");
+        json_str(&mut out, &format!("/services/data/{ver}/query/{loc}-{end}"));
+        let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        cursors.insert(loc, cursor.clone());
+        // Like an org's cap on open query cursors: the oldest ones expire first.
+        while cursors.len() > MAX_CURSORS {
+            cursors.pop_first();
+        }
+    }
+    out.extend_from_slice(b",\"records\":[");
+    for (k, &row) in cursor.rows[offset..end].iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_record(
+            &mut out,
+            store,
+            cursor.object,
+            row as usize,
+            &cursor.fields,
+            ver,
+        );
+    }
+    out.extend_from_slice(b"]}");
+    json_response(StatusCode::OK, out)
+}
+
+async fn query_more(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, loc)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    check!(check_version(&ver));
+    let invalid = || {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let Some((id, offset)) = loc.rsplit_once('-') else {
+        return invalid();
+    };
+    let Ok(offset) = offset.parse::<usize>() else {
+        return invalid();
+    };
+    let cursor = sim
+        .cursors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .cloned();
+    let Some(cursor) = cursor else {
+        return invalid();
+    };
+    if offset > cursor.rows.len() {
+        return invalid();
+    }
+    if cursor.session.is_some() && session_of(&sim, &headers) != cursor.session {
+        return sf_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        );
+    }
+    let store = read_store(&sim);
+    page(&sim, &store, &ver, cursor, offset, Some(id.to_string()))
+}
+
+async fn limits(State(sim): State<Arc<Sim>>, UrlPath(ver): UrlPath<String>) -> Response {
+    check!(check_version(&ver));
+    let max = sim.api_max.load(Ordering::SeqCst);
+    let used = sim.api_used.load(Ordering::SeqCst);
+    let jobs = sim.jobs.count_query_jobs() as u64;
+    let body = json!({
+        "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
+        "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000u64.saturating_sub(sim.jobs.count_ingest_batches() as u64)},
+        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000u64.saturating_sub(jobs)},
+        "DataStorageMB": {"Max": 5, "Remaining": 5},
+        "FileStorageMB": {"Max": 20, "Remaining": 20},
+        "SingleEmail": {"Max": 15, "Remaining": 15},
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
