@@ -379,7 +379,10 @@ impl Simulator {
         let oauth = OAuth::new(OAuthConfig {
             client_id: "3MVG9sim.connected.app.consumer.key".into(),
             client_secret: "SIMSECRET0123456789".into(),
+            // `sfetl login`'s default callback, and the one Salesforce's own tools use.
             redirect_uris: vec![
+                "http://localhost:1717/oauth/callback".into(),
+                "http://127.0.0.1:1717/oauth/callback".into(),
                 "http://localhost:1717/OauthRedirect".into(),
                 "http://127.0.0.1:1717/OauthRedirect".into(),
             ],
