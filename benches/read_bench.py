@@ -41,7 +41,12 @@ def post(base, path, body):
     return json.load(urllib.request.urlopen(req))
 
 
+ONLY = None
+
+
 def run(bin_, label, cfg, cat, base, tmp, state=None):
+    if ONLY and ONLY not in label:
+        return []
     cfg_path = os.path.join(tmp, "config.json")
     cat_path = os.path.join(tmp, "catalog.json")
     json.dump(cfg, open(cfg_path, "w"))
@@ -84,7 +89,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--bin")
+    ap.add_argument("--only", help="run only the runs whose label contains this text")
     a = ap.parse_args()
+    global ONLY
+    ONLY = a.only
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
     if not bin_:
