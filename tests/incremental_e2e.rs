@@ -19,26 +19,6 @@ fn cfg(extra: Value) -> Value {
     base
 }
 
-async fn read(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value> {
-    let mut args = vec![
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ];
-    if let Some(s) = state {
-        args.extend(["--state", s.to_str().unwrap()]);
-    }
-    let out = run(&args).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    messages(&out)
-}
-
 /// The `state` objects of the last STATE per stream, as an orchestrator would pass them back.
 fn last_states(msgs: &[Value]) -> Value {
     let mut by_stream: BTreeMap<String, Value> = BTreeMap::new();
@@ -79,11 +59,11 @@ async fn only_changed_and_deleted_rows_arrive_and_an_untouched_org_yields_none()
             "incremental",
         )],
     );
-    let first = read(&e, &cat, None).await;
+    let first = read_ok(&e, &cat, None).await;
     assert_eq!(records(&first, "Account").len(), 20);
     let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
 
-    let second = read(&e, &cat, Some(&s1)).await;
+    let second = read_ok(&e, &cat, Some(&s1)).await;
     assert_eq!(
         records(&second, "Account").len(),
         0,
@@ -106,7 +86,7 @@ async fn only_changed_and_deleted_rows_arrive_and_an_untouched_org_yields_none()
     // The simulator may pick the same rows for both: a row touched then deleted is read once,
     // in its deleted version.
 
-    let third = read(&e, &cat, Some(&s2)).await;
+    let third = read_ok(&e, &cat, Some(&s2)).await;
     let rows = records(&third, "Account");
     let expected: BTreeSet<String> = touched.union(&deleted).cloned().collect();
     assert_eq!(ids(&rows), expected);
@@ -154,7 +134,7 @@ async fn ten_thousand_rows_sharing_one_systemmodstamp_across_window_and_page_bou
     .await;
     assert!(tie.len() >= 10_000, "{} rows share the instant", tie.len());
 
-    let msgs = read(&e, &cat, None).await;
+    let msgs = read_ok(&e, &cat, None).await;
     let rows = records(&msgs, "Contact");
     assert_eq!(rows.len(), want.len(), "no row read twice in one run");
     assert_eq!(ids(&rows), want);
@@ -179,7 +159,7 @@ async fn ten_thousand_rows_sharing_one_systemmodstamp_across_window_and_page_bou
             "mid.json",
             &json!([msgs[at]["state"].clone()]),
         );
-        let resumed = records(&read(&e, &cat, Some(&state)).await, "Contact");
+        let resumed = records(&read_ok(&e, &cat, Some(&state)).await, "Contact");
         let mut versions: BTreeSet<(String, String)> = BTreeSet::new();
         for r in before.iter().chain(&resumed) {
             versions.insert((
@@ -230,7 +210,7 @@ async fn airbyte_salesforce_state_forms_resume_correctly() {
     ];
     for (i, form) in forms.iter().enumerate() {
         let state = write_json(e.dir.path(), &format!("airbyte{i}.json"), form);
-        let rows = records(&read(&e, &cat, Some(&state)).await, "Account");
+        let rows = records(&read_ok(&e, &cat, Some(&state)).await, "Account");
         assert_eq!(ids(&rows), touched, "state form {i}: {form}");
     }
 }

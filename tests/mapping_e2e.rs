@@ -35,23 +35,7 @@ fn person(source: &str, r: &Value, company: &Value) -> Value {
 
 async fn read_people(e: &Env, state: Option<&std::path::Path>) -> Vec<Value> {
     let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
-    let mut args = vec![
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ];
-    if let Some(s) = state {
-        args.extend(["--state", s.to_str().unwrap()]);
-    }
-    let out = run(&args).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    messages(&out)
+    read_ok(e, &cat, state).await
 }
 
 fn strip(rows: &[Value]) -> BTreeMap<String, Value> {

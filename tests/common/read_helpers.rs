@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Org, refresh_config, write_json};
+use super::{Org, messages, refresh_config, run, write_json};
 
 /// A simulator, a temp folder and a config file pointing at the simulator.
 pub struct Env {
@@ -87,4 +87,26 @@ pub async fn org_rows(org: &Org, soql: &str) -> Vec<Value> {
 /// Query-string encoding.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Runs `sfetl read` with the env's config, `catalog` and an optional state file; asserts it
+/// succeeded and returns its messages.
+pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value> {
+    let mut args = vec![
+        "read",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ];
+    if let Some(s) = state {
+        args.extend(["--state", s.to_str().unwrap()]);
+    }
+    let out = run(&args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    messages(&out)
 }
