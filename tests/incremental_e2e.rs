@@ -321,6 +321,20 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
             String::from_utf8_lossy(&out.stderr)
         );
 
+        // The killed run's folder keeps exactly the files its last STATE committed: anything it
+        // published afterwards was removed, so no window has two complete-looking copies.
+        let output = &last_state.as_ref().unwrap()["stream"]["stream_state"]["output"];
+        let killed_sync = export
+            .join("Contact")
+            .join(output["sync_id"].as_str().unwrap());
+        let kept = std::fs::read_dir(&killed_sync)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(
+            kept as u64,
+            output["parts"].as_u64().unwrap(),
+            "seed {seed}: {killed_sync:?}"
+        );
         let (rows, names) = parquet_versions(&export);
         assert!(
             names

@@ -102,6 +102,14 @@ impl ParquetFileWriter {
         }
     }
 
+    /// Where the committed output stands: this sync's id and how many of its files are
+    /// complete. STATE carries it, so a run resumed after a crash can remove what the crashed
+    /// run published after its last STATE.
+    pub fn position(&self) -> (String, u32) {
+        let open = u32::from(self.current.is_some());
+        (self.sync_id.clone(), self.next_index - open)
+    }
+
     /// The folder this writer's files go to.
     pub fn folder(&self) -> Path {
         self.location.child(&[&self.stream, &self.sync_id])

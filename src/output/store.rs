@@ -8,6 +8,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::OutputError;
+
 use crate::secret::Secret;
 
 /// An opened output location: the store and the prefix inside it.
@@ -30,6 +31,52 @@ impl std::fmt::Debug for OutputLocation {
 }
 
 impl OutputLocation {
+    /// Removes what an interrupted run published that its last STATE does not cover: files of
+    /// `stream` in sync folders after `sync_id`, and parts numbered `parts` or more in `sync_id`
+    /// itself (`None`: every sync folder of the stream). Returns the removed paths.
+    pub async fn remove_uncommitted(
+        &self,
+        stream: &str,
+        committed: Option<(&str, u32)>,
+    ) -> Result<Vec<String>, OutputError> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let prefix = self.child(&[stream]);
+        let err = |e: object_store::Error| OutputError::Write {
+            path: format!("{}/{stream}", self.display),
+            reason: e.to_string(),
+        };
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(err)?;
+        let mut removed = Vec::new();
+        for meta in listed {
+            let parts: Vec<&str> = meta.location.as_ref().rsplitn(3, '/').collect();
+            let [file, sync, ..] = parts.as_slice() else {
+                continue;
+            };
+            let Some(index) = file
+                .strip_prefix("part-")
+                .and_then(|f| f.strip_suffix(".parquet"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let uncommitted = match committed {
+                None => true,
+                Some((s, n)) => *sync > s || (*sync == s && index >= n),
+            };
+            if uncommitted {
+                self.store.delete(&meta.location).await.map_err(err)?;
+                removed.push(meta.location.to_string());
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes the staging files a killed run left under `stream` on local disk (object_store
     /// writes `part-N.parquet#K` and renames it when complete). Remote stores need nothing: an
     /// unfinished multipart upload is never visible. Returns how many were removed.

@@ -207,3 +207,65 @@ fn sync_ids_sort_by_time() {
     assert_eq!(a.len(), "20261123T110000Z-3f9a1c".len());
     assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z');
 }
+
+#[tokio::test]
+async fn files_published_after_the_last_state_are_removed_on_resume() {
+    use object_store::ObjectStoreExt;
+    let loc = open_location("memory:///x", &BTreeMap::new()).unwrap();
+    for p in [
+        "S1/part-00000.parquet",
+        "S1/part-00001.parquet",
+        "S1/part-00002.parquet",
+        "S2/part-00000.parquet",
+    ] {
+        loc.store
+            .put(
+                &loc.child(&[
+                    "Lead",
+                    p.split('/').next().unwrap(),
+                    p.split('/').nth(1).unwrap(),
+                ]),
+                b"x".to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+    loc.store
+        .put(
+            &loc.child(&["Contact", "S1", "part-00000.parquet"]),
+            b"x".to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let mut removed = loc
+        .remove_uncommitted("Lead", Some(("S1", 2)))
+        .await
+        .unwrap();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![
+            "x/Lead/S1/part-00002.parquet",
+            "x/Lead/S2/part-00000.parquet"
+        ]
+    );
+    let left: Vec<_> = loc.store.list(None).try_collect().await.unwrap();
+    let mut left: Vec<String> = left.into_iter().map(|m| m.location.to_string()).collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            "x/Contact/S1/part-00000.parquet",
+            "x/Lead/S1/part-00000.parquet",
+            "x/Lead/S1/part-00001.parquet"
+        ]
+    );
+    assert_eq!(loc.remove_uncommitted("Lead", None).await.unwrap().len(), 2);
+    assert_eq!(
+        loc.remove_uncommitted("Contact", Some(("S1", 1)))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}

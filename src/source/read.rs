@@ -288,6 +288,14 @@ impl Sink {
         }
     }
 
+    /// For Parquet: this sync's id and how many files are complete.
+    fn position(&self) -> Option<(String, u32)> {
+        match self {
+            Sink::Parquet(w) => Some(w.position()),
+            _ => None,
+        }
+    }
+
     /// Makes everything written so far durable (for Parquet: completes the file).
     async fn commit(&mut self) -> Result<(), FetchError> {
         if let Sink::Parquet(w) = self {
@@ -351,7 +359,7 @@ async fn read_stream(
         Some(_) => with_deleted_at(&schema.arrow),
         None => schema.arrow.clone(),
     };
-    let mut sink = open_sink(ctx, name, &out_schema).await?;
+    let mut sink = open_sink(ctx, name, &out_schema, incremental, saved).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let source = Source {
@@ -393,7 +401,7 @@ async fn read_mapped_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     let incremental = cs.sync_mode == SyncMode::Incremental && mapped.supports_incremental();
-    let mut sink = open_sink(ctx, name, &mapped.schema).await?;
+    let mut sink = open_sink(ctx, name, &mapped.schema, incremental, saved).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let mut states: serde_json::Map<String, Value> = saved
@@ -450,7 +458,13 @@ async fn read_mapped_stream(
 }
 
 /// Opens the output of one stream.
-async fn open_sink(ctx: &Ctx, name: &str, out_schema: &SchemaRef) -> Result<Sink, FetchError> {
+async fn open_sink(
+    ctx: &Ctx,
+    name: &str,
+    out_schema: &SchemaRef,
+    incremental: bool,
+    saved: Option<&Value>,
+) -> Result<Sink, FetchError> {
     Ok(match &ctx.destination {
         Destination::Records => Sink::Records {
             renderer: RecordsRenderer::new(name),
@@ -480,6 +494,25 @@ async fn open_sink(ctx: &Ctx, name: &str, out_schema: &SchemaRef) -> Result<Sink
                     ),
                 )
                 .await;
+            }
+            // Files an interrupted run published after its last STATE would be a second copy
+            // of windows this run reads again: the state says which files are committed.
+            if incremental {
+                let committed = match saved {
+                    None => Some(None),
+                    Some(s) => s.get("output").and_then(|o| {
+                        Some(Some((
+                            o.get("sync_id")?.as_str()?,
+                            u32::try_from(o.get("parts")?.as_u64()?).ok()?,
+                        )))
+                    }),
+                };
+                if let Some(committed) = committed {
+                    let removed = location.remove_uncommitted(name, committed).await?;
+                    if !removed.is_empty() {
+                        ctx.log(LogLevel::Info, format!("{name}: removed {} file(s) published after the last STATE of an interrupted run: {}", removed.len(), removed.join(", "))).await;
+                    }
+                }
             }
             Sink::Parquet(Box::new(ParquetFileWriter::new(
                 location.clone(),
@@ -890,13 +923,16 @@ impl<'a> StreamReader<'a> {
     ) -> Result<(), FetchError> {
         sink.commit().await?;
         let field = self.source.cursor.unwrap_or("SystemModstamp");
-        let blob = match self.sources_state.as_mut() {
+        let mut blob = match self.sources_state.as_mut() {
             Some(states) => {
                 states.insert(self.source.object.clone(), state_blob(field, cursor));
                 json!({"sources": states})
             }
             None => state_blob(field, cursor),
         };
+        if let Some((sync_id, parts)) = sink.position() {
+            blob["output"] = json!({"sync_id": sync_id, "parts": parts});
+        }
         let msg = AirbyteStateMessage::stream(
             StreamDescriptor::named(self.name),
             blob,
