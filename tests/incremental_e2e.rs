@@ -462,3 +462,107 @@ async fn faults_during_an_incremental_parquet_read_lose_and_duplicate_nothing() 
     // (The failed-job fault may land on the job whose creation answer was cut and retried; the
     // Bulk -> REST fallback itself is covered in read_e2e.)
 }
+
+#[tokio::test]
+async fn sigterm_stops_after_the_page_in_hand_and_the_last_state_resumes() {
+    let e = env(
+        1000,
+        cfg(json!({"stream_slice_step": "P365D", "bulk_max_records": 300})),
+    )
+    .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Contact", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let want = ids(&org_rows(&e.org, "SELECT Id FROM Contact").await);
+    let mut child = sfetl()
+        .args([
+            "read",
+            "--config",
+            e.config.to_str().unwrap(),
+            "--catalog",
+            cat.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut msgs: Vec<Value> = Vec::new();
+    let mut signalled = false;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let m: Value = serde_json::from_str(&line).unwrap();
+        if m["type"] == "STATE" && !signalled {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            signalled = true;
+        }
+        msgs.push(m);
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(1), "a stopped read is not a success");
+    let statuses: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["trace"]["type"] == "STREAM_STATUS")
+        .map(|m| &m["trace"]["stream_status"]["status"])
+        .collect();
+    assert_eq!(statuses.last().unwrap().as_str(), Some("INCOMPLETE"));
+    let before = records(&msgs, "Contact");
+    assert!(
+        before.len() < want.len(),
+        "stopped early: {} rows",
+        before.len()
+    );
+    let last = msgs.iter().rposition(|m| m["type"] == "STATE").unwrap();
+    assert!(
+        msgs[last + 1..].iter().all(|m| m["type"] != "RECORD"),
+        "no row after the last STATE"
+    );
+    let state = write_json(e.dir.path(), "s.json", &last_states(&msgs));
+    let after = records(&read_ok(&e, &cat, Some(&state)).await, "Contact");
+    let union: BTreeSet<String> = ids(&before).union(&ids(&after)).cloned().collect();
+    assert_eq!(union, want);
+}
+
+#[tokio::test]
+async fn max_api_usage_percent_stops_cleanly_and_says_why() {
+    let e = env(20, cfg(json!({"max_api_usage_percent": 90}))).await;
+    e.org
+        .control("quota", &json!({"max": 1000, "used": 950}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let msgs = messages(&out);
+    let logs: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG")
+        .map(|m| m["log"]["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        logs.iter().any(
+            |l| l.starts_with("Account: stopping because the org's API usage is ")
+                && l.contains("past max_api_usage_percent 90")
+        ),
+        "{logs:?}"
+    );
+    assert!(records(&msgs, "Account").is_empty());
+    let error = msgs.iter().find(|m| m["trace"]["type"] == "ERROR").unwrap();
+    assert_eq!(error["trace"]["error"]["failure_type"], "transient_error");
+}
