@@ -110,6 +110,12 @@ async fn full_refresh_records_are_exactly_the_org_rows() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // stderr is not a terminal here: no progress bar is drawn.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains(" rows "),
+        "{stderr}"
+    );
     let msgs = messages(&out);
     let got = records(&msgs, "Account");
     let want = org_rows(
