@@ -34,9 +34,12 @@ impl Progress {
             let bar = m.add(ProgressBar::no_length());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:>14} {spinner} {human_pos:>10} rows {msg:>9} {per_sec:>12} {wide_bar} {eta}",
+                    "{prefix:>14} {spinner} {human_pos:>10} rows {msg:>9} {rate:>14} {wide_bar} {eta}",
                 )
-                .expect("the template is valid"),
+                .expect("the template is valid")
+                .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                }),
             );
             bar.set_prefix(name.to_string());
             bar
