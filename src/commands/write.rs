@@ -55,13 +55,17 @@ pub(super) async fn run(args: &WriteArgs) -> Result<(), Error> {
                     message,
                 ))))
                 .await;
-            Err(Error::Reported(if failure_type == FailureType::ConfigError {
-                2
-            } else {
-                1
-            }))
+            Err(Error::Reported(
+                if failure_type == FailureType::ConfigError {
+                    2
+                } else {
+                    1
+                },
+            ))
         }
     };
+    // The sink holds a sender of the stdout lane: drop it so the writer can finish.
+    drop(sink);
     stdout.finish().await?;
     outcome
 }
@@ -83,13 +87,23 @@ async fn write(
     let usage = |m: &str| {
         (
             FailureType::ConfigError,
-            format!("{m} (e.g. `sfetl write --config config.json --catalog catalog.json < records.jsonl`, or `--input scores.parquet --stream person_scores`)"),
+            format!(
+                "{m} (e.g. `sfetl write --config config.json --catalog catalog.json < records.jsonl`, or `--input scores.parquet --stream person_scores`)"
+            ),
         )
     };
     let catalog = match (&args.input, &args.stream, &args.catalog) {
-        (Some(_), None, _) => return Err(usage("--input needs --stream: name the writeback stream the file's rows belong to")),
+        (Some(_), None, _) => {
+            return Err(usage(
+                "--input needs --stream: name the writeback stream the file's rows belong to",
+            ));
+        }
         (None, Some(_), _) => return Err(usage("--stream goes with --input")),
-        (None, None, None) => return Err(usage("give --catalog (rows on stdin) or --input with --stream")),
+        (None, None, None) => {
+            return Err(usage(
+                "give --catalog (rows on stdin) or --input with --stream",
+            ));
+        }
         (None, None, Some(path)) => Some(
             ConfiguredAirbyteCatalog::from_file(path)
                 .map_err(|e| (FailureType::ConfigError, e.to_string()))?,
@@ -112,8 +126,11 @@ async fn write(
         (Some(input), Some(stream), _) => from_file(s, input, stream, config).await,
         (_, _, Some(catalog)) => {
             for c in &catalog.streams {
-                s.add_stream(&c.stream.name, schema_from_json_schema(&c.stream.json_schema))
-                    .map_err(sink_failure)?;
+                s.add_stream(
+                    &c.stream.name,
+                    schema_from_json_schema(&c.stream.json_schema),
+                )
+                .map_err(sink_failure)?;
             }
             from_stdin(s).await
         }

@@ -58,7 +58,9 @@ fn render(
         if size > limit && end > start {
             // This row went over: cut it off and stop here.
             w.flush().map_err(|e| SinkError::Protocol(e.to_string()))?;
-            let mut bytes = w.into_inner().map_err(|e| SinkError::Protocol(e.to_string()))?;
+            let mut bytes = w
+                .into_inner()
+                .map_err(|e| SinkError::Protocol(e.to_string()))?;
             bytes.truncate(written);
             return Ok((Bytes::from(bytes), end));
         }
@@ -66,7 +68,9 @@ fn render(
         written = w.get_ref().len();
         end += 1;
     }
-    let bytes = w.into_inner().map_err(|e| SinkError::Protocol(e.to_string()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| SinkError::Protocol(e.to_string()))?;
     Ok((Bytes::from(bytes), end))
 }
 
@@ -136,7 +140,9 @@ async fn run_job(
             Some("JobComplete" | "Failed" | "Aborted") => break info,
             _ => {
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).max(Duration::from_millis(100)).min(MAX_POLL_DELAY);
+                delay = (delay * 2)
+                    .max(Duration::from_millis(100))
+                    .min(MAX_POLL_DELAY);
             }
         }
     };
@@ -218,7 +224,10 @@ impl RowIndex {
             by_key.entry(key).or_default().push(pos);
         }
         RowIndex {
-            names: columns.iter().map(|&c| payload.fields[c].0.to_string()).collect(),
+            names: columns
+                .iter()
+                .map(|&c| payload.fields[c].0.to_string())
+                .collect(),
             by_key,
         }
     }

@@ -32,15 +32,19 @@ pub async fn send(
         .idempotent(true),
         _ => ApiRequest::patch_json(client.data_url("composite/sobjects"), body).idempotent(true),
     };
-    let results: Vec<Value> = client.request_json(req).await.map_err(|e| SinkError::Salesforce {
-        during: format!(
-            "sObject Collections {} of {} {} records",
-            payload.operation.as_str(),
-            rows.len(),
-            payload.object
-        ),
-        source: e,
-    })?;
+    let results: Vec<Value> =
+        client
+            .request_json(req)
+            .await
+            .map_err(|e| SinkError::Salesforce {
+                during: format!(
+                    "sObject Collections {} of {} {} records",
+                    payload.operation.as_str(),
+                    rows.len(),
+                    payload.object
+                ),
+                source: e,
+            })?;
     if results.len() != rows.len() {
         return Err(SinkError::Protocol(format!(
             "sObject Collections answered {} results for {} records",

@@ -68,7 +68,10 @@ pub fn decode_rows(
                 .with_coerce_primitive(true)
                 .build_decoder()
                 .map_err(|e| SinkError::Protocol(e.to_string()))?;
-            if let Err(e) = one.serialize(std::slice::from_ref(row)).and_then(|_| one.flush()) {
+            if let Err(e) = one
+                .serialize(std::slice::from_ref(row))
+                .and_then(|_| one.flush())
+            {
                 return Err(SinkError::Input {
                     line: first_line.get(i).copied(),
                     message: format!(
@@ -117,12 +120,11 @@ pub async fn read_file(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))
     } else {
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(|e| err(format!("not a Parquet file ({e}); name CSV files *.csv")))?
-                .with_batch_size(65_536)
-                .build()
-                .map_err(|e| err(e.to_string()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| err(format!("not a Parquet file ({e}); name CSV files *.csv")))?
+            .with_batch_size(65_536)
+            .build()
+            .map_err(|e| err(e.to_string()))?;
         reader
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))

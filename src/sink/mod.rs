@@ -282,7 +282,11 @@ impl Sink {
     }
 
     /// Routes and applies one batch of `stream`; refused rows are recorded before returning.
-    pub async fn apply_batch(&mut self, stream: &str, batch: &RecordBatch) -> Result<(), SinkError> {
+    pub async fn apply_batch(
+        &mut self,
+        stream: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), SinkError> {
         let Some(s) = self.streams.get(stream) else {
             return Err(SinkError::Input {
                 line: None,
@@ -415,7 +419,10 @@ impl Sink {
         eprintln!("sfetl: {text}");
         let _ = self
             .out
-            .send(Out::Message(Box::new(AirbyteMessage::log(LogLevel::Info, text))))
+            .send(Out::Message(Box::new(AirbyteMessage::log(
+                LogLevel::Info,
+                text,
+            ))))
             .await;
     }
 
@@ -431,7 +438,11 @@ impl Sink {
 
     /// The end-of-run summary: applied / rejected per route and where the rejects are.
     pub fn summary(&self) -> String {
-        let verb = if self.dry_run { "would send" } else { "applied" };
+        let verb = if self.dry_run {
+            "would send"
+        } else {
+            "applied"
+        };
         let mut lines = vec![if self.dry_run {
             "write summary (dry run, nothing was written):".to_string()
         } else {

@@ -79,9 +79,8 @@ impl Rejects {
             return Ok(None);
         }
         if self.location.is_none() {
-            self.location = Some(
-                open_location(&self.path, &self.storage_options).map_err(SinkError::Output)?,
-            );
+            self.location =
+                Some(open_location(&self.path, &self.storage_options).map_err(SinkError::Output)?);
         }
         let location = self.location.clone().expect("opened above");
         let schema = reject_schema(batch.schema_ref());

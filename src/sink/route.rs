@@ -78,21 +78,28 @@ impl CompiledRoute {
         input: &SchemaRef,
         state: &SessionState,
     ) -> Result<CompiledRoute, SinkError> {
-        let label = format!("{stream}/routes[{index}] ({} {})", route.operation.as_str(), describe.name);
+        let label = format!(
+            "{stream}/routes[{index}] ({} {})",
+            route.operation.as_str(),
+            describe.name
+        );
         let at = format!("writeback.streams.{stream}.routes[{index}]");
-        let plan = |what: &str, text: &str| -> Result<(Arc<dyn PhysicalExpr>, DataType), SinkError> {
-            plan_expr(text, input, state).map_err(|reason| SinkError::Route {
-                at: format!("{at}.{what}"),
-                reason,
-            })
-        };
+        let plan =
+            |what: &str, text: &str| -> Result<(Arc<dyn PhysicalExpr>, DataType), SinkError> {
+                plan_expr(text, input, state).map_err(|reason| SinkError::Route {
+                    at: format!("{at}.{what}"),
+                    reason,
+                })
+            };
         let when = match &route.when {
             Some(text) => {
                 let (expr, t) = plan("when", text)?;
                 if t != DataType::Boolean && t != DataType::Null {
                     return Err(SinkError::Route {
                         at: format!("{at}.when"),
-                        reason: format!("{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""),
+                        reason: format!(
+                            "{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""
+                        ),
                     });
                 }
                 Some(expr)
@@ -147,11 +154,7 @@ impl CompiledRoute {
 
     /// The rows of `batch` this route takes among those not `taken` yet (marking them), with
     /// the field values; a value that cannot be formatted is a per-row reject.
-    pub fn take(
-        &self,
-        batch: &RecordBatch,
-        taken: &mut [bool],
-    ) -> Result<Routed, SinkError> {
+    pub fn take(&self, batch: &RecordBatch, taken: &mut [bool]) -> Result<Routed, SinkError> {
         let rows = batch.num_rows();
         let mask: Vec<bool> = match &self.when {
             Some(expr) => {
@@ -187,8 +190,7 @@ impl CompiledRoute {
                 keep[i] = true;
             }
             let keep = BooleanArray::from(keep);
-            filter_record_batch(batch, &keep)
-                .map_err(|e| self.eval_error("when", e.to_string()))?
+            filter_record_batch(batch, &keep).map_err(|e| self.eval_error("when", e.to_string()))?
         };
         let mut values = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
@@ -261,6 +263,8 @@ fn plan_expr(
     let physical = state
         .create_physical_expr(logical, &dfschema)
         .map_err(|e| e.strip_backtrace())?;
-    let data_type = physical.data_type(schema).map_err(|e| e.strip_backtrace())?;
+    let data_type = physical
+        .data_type(schema)
+        .map_err(|e| e.strip_backtrace())?;
     Ok((physical, data_type))
 }
