@@ -715,3 +715,36 @@ async fn config_problems_are_listed_with_their_paths() {
     assert!(message.contains("writeback.streams.person_scores.routes[0].fields.Nope__c: Lead has no field \"Nope__c\""), "{message}");
     assert!(message.contains("writeback.streams.account_enrichment.routes[0].external_id: Account.Description is not an External ID field"), "{message}");
 }
+
+#[tokio::test]
+async fn check_validates_the_writeback_against_the_org() {
+    let e = env().await;
+    let out = sfetl()
+        .args(["check", "--config", e.config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let msgs = messages(&out);
+    assert_eq!(
+        msgs.last().unwrap()["connectionStatus"]["status"],
+        "SUCCEEDED",
+        "{msgs:?}"
+    );
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["writeback"]["streams"]["person_scores"]["routes"][1]["object"] = json!("Contakt");
+    let bad = write_json(e.dir.path(), "bad.json", &cfg);
+    let out = sfetl()
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let msgs = messages(&out);
+    let status = &msgs.last().unwrap()["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    assert!(
+        status["message"].as_str().unwrap().contains(
+            "writeback.streams.person_scores.routes[1].object: the org has no object \"Contakt\""
+        ),
+        "{status}"
+    );
+}
