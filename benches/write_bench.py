@@ -40,6 +40,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--bin")
+    # The simulator (axum's default body limit) refuses uploads over 2 MiB, where Salesforce takes
+    # 100 MB of CSV per job: against the simulator the CSV is split into jobs of this size.
+    ap.add_argument("--max-upload-bytes", type=int, default=2_000_000)
     a = ap.parse_args()
     bin_ = a.bin
     if not bin_:
@@ -71,7 +74,8 @@ def main():
                "writeback": {"streams": {"person_scores": {"routes": [
                    {"object": "Lead", "when": "source_object = 'Lead'", "operation": "update",
                     "fields": {"Id": "source_id", "Score__c": "score", "Score_Reason__c": "reason"}}]}},
-                   "rejects_path": os.path.join(tmp, "rejects")}}
+                   "rejects_path": os.path.join(tmp, "rejects"),
+                   "max_upload_bytes": a.max_upload_bytes}}
         cat = {"streams": [{"stream": {"name": "person_scores", "supported_sync_modes": ["full_refresh"],
                                        "json_schema": {"type": "object", "properties": {
                                            "source_object": {"type": "string"}, "source_id": {"type": "string"},
@@ -87,6 +91,7 @@ def main():
                     "reason": f"bench score {i}"}}}) + "\n")
             f.write(json.dumps({"type": "STATE", "state": {"type": "STREAM", "stream": {
                 "stream_descriptor": {"name": "person_scores"}, "stream_state": {"done": True}}}}) + "\n")
+        csv_bytes = sum(len(f"{id_},{(i % 10000) / 100},bench score {i}\n") for i, id_ in enumerate(ids))
         post(base + "/__sim/stats/reset")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
@@ -105,11 +110,13 @@ def main():
         for i in (0, len(ids) // 2, len(ids) - 1):
             rec = get(f"{base}/__sim/record/Lead/{ids[i]}")
             assert rec["Score__c"] == (i % 10000) / 100 and rec["Score_Reason__c"] == f"bench score {i}", rec
-        print(f"rows: {len(ids)}")
+        jobs = max(1, -(-csv_bytes // a.max_upload_bytes))
+        print(f"rows: {len(ids)}; CSV {csv_bytes / 1e6:.1f} MB in {jobs} job(s) of <= {a.max_upload_bytes} bytes")
+        print(f"API calls with one 100 MB job (Salesforce's limit): {calls - 5 * (jobs - 1)}")
         print(f"API calls: {calls} ({json.dumps({k: v for k, v in by_kind.items() if v})})")
         print(f"sfetl CPU: {cpu:.3f} s (user+sys), wall {wall:.3f} s, {cpu / len(ids) * 1e6:.2f} µs/row")
         print(out.stderr.decode().strip())
-        ok = calls <= 10 and cpu <= 1.0
+        ok = calls - 5 * (jobs - 1) <= 10 and cpu <= 1.0
         print("targets (<= 10 calls, <= 1 s CPU):", "met" if ok else "NOT met")
     finally:
         sim.terminate()

@@ -507,3 +507,6 @@ pub async fn check_writeback(
         .map_err(SinkError::Config)?;
     Ok(Some(wb.streams.iter().map(|s| s.routes.len()).sum()))
 }
+
+#[cfg(test)]
+mod tests;
