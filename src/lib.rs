@@ -18,6 +18,7 @@ pub mod query;
 pub mod salesforce;
 pub mod secret;
 pub mod sim;
+pub mod sink;
 pub mod source;
 pub mod state;
 pub mod transport;

@@ -103,10 +103,18 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
     };
     let status = match probe(&config, hooks).await {
         Ok(report) => match check_mapping(&config).await {
-            Ok(()) => AirbyteMessage::connection_status(
-                ConnectionStatus::Succeeded,
-                Some(report.to_string()),
-            ),
+            Ok(()) => match check_writeback(&config).await {
+                Ok(()) => AirbyteMessage::connection_status(
+                    ConnectionStatus::Succeeded,
+                    Some(report.to_string()),
+                ),
+                Err(e) => AirbyteMessage::connection_status(
+                    ConnectionStatus::Failed,
+                    Some(format!(
+                        "The connection works, but the writeback section is not valid: {e}"
+                    )),
+                ),
+            },
             Err(e) => AirbyteMessage::connection_status(
                 ConnectionStatus::Failed,
                 Some(format!(
@@ -206,6 +214,26 @@ async fn check_mapping(config: &Config) -> Result<(), crate::source::FetchError>
     };
     let client = crate::salesforce::SalesforceClient::connect(config, hooks).await?;
     crate::source::mapped::load_plan(&client, config)
+        .await
+        .map(|_| ())
+}
+
+/// Checks the config's `writeback` routes against the org's describes, when it has them.
+async fn check_writeback(config: &Config) -> Result<(), crate::sink::SinkError> {
+    if config.writeback.is_none() {
+        return Ok(());
+    }
+    let hooks = ClientHooks {
+        retry: check_retry(),
+        ..ClientHooks::default()
+    };
+    let client = crate::salesforce::SalesforceClient::connect(config, hooks)
+        .await
+        .map_err(|e| crate::sink::SinkError::Salesforce {
+            during: "connecting".into(),
+            source: e,
+        })?;
+    crate::sink::check_writeback(&client, config.writeback.as_ref())
         .await
         .map(|_| ())
 }

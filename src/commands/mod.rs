@@ -12,6 +12,7 @@ mod read;
 pub mod rotation;
 mod spec;
 pub mod stdout;
+mod write;
 
 use std::io::Write;
 
@@ -32,9 +33,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Check(args) => check::run(&args.config).await,
         Command::Discover(args) => discover::run(&args.config).await,
         Command::Read(args) => read::run(&args).await,
-        Command::Write(args) => Config::from_file(&args.config)
-            .map_err(Error::from)
-            .and_then(|_| not_yet("write")),
+        Command::Write(args) => write::run(&args).await,
         Command::Login(args) => {
             // A human command: its errors are sentences on stderr, not protocol messages.
             return match login::run(&args).await {
@@ -62,10 +61,6 @@ pub async fn run(cli: Cli) -> u8 {
         Ok(()) => 0,
         Err(e) => report(&e),
     }
-}
-
-fn not_yet(verb: &'static str) -> Result<(), Error> {
-    Err(Error::NotAvailable(verb))
 }
 
 /// Connects to the org; a rotated refresh token is announced as a CONTROL message carrying the

@@ -1,0 +1,184 @@
+//! Incoming rows as Arrow batches: RECORD `data` objects decoded with arrow-json against the
+//! schema the catalog declares, or a Parquet / CSV file read from disk or object storage.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use object_store::ObjectStoreExt as _;
+use serde_json::Value;
+
+use super::SinkError;
+use crate::secret::Secret;
+
+/// The Arrow schema of a stream's rows from its JSON schema (`properties`): `integer` → Int64,
+/// `number` → Float64, `boolean` → Boolean, `string` with `format: date` / `date-time` → Date32 /
+/// Timestamp, anything else → Utf8. Properties are kept in declared order.
+pub fn schema_from_json_schema(json_schema: &Value) -> SchemaRef {
+    let mut fields = Vec::new();
+    if let Some(props) = json_schema["properties"].as_object() {
+        for (name, p) in props {
+            fields.push(Field::new(name, json_type(p), true));
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn json_type(p: &Value) -> DataType {
+    let types: Vec<&str> = match &p["type"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let t = types.into_iter().find(|t| *t != "null").unwrap_or("string");
+    match (t, p["format"].as_str(), p["airbyte_type"].as_str()) {
+        ("integer", _, _) => DataType::Int64,
+        ("number", _, _) => DataType::Float64,
+        ("boolean", _, _) => DataType::Boolean,
+        ("string", Some("date"), _) => DataType::Date32,
+        ("string", Some("date-time"), Some("timestamp_without_timezone")) => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        ("string", Some("date-time"), _) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
+        }
+        _ => DataType::Utf8,
+    }
+}
+
+/// Decodes RECORD `data` objects into one batch of `schema` (unknown keys are ignored, missing
+/// ones are null). `first_line` numbers the rows in errors.
+pub fn decode_rows(
+    schema: &SchemaRef,
+    rows: &[Value],
+    stream: &str,
+    first_line: &[u64],
+) -> Result<RecordBatch, SinkError> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
+        .with_batch_size(rows.len().max(1))
+        .build_decoder()
+        .map_err(|e| SinkError::Protocol(e.to_string()))?;
+    if let Err(e) = decoder.serialize(rows) {
+        // Find the first row that does not decode on its own, to name its line.
+        for (i, row) in rows.iter().enumerate() {
+            let mut one = arrow::json::ReaderBuilder::new(schema.clone())
+                .with_coerce_primitive(true)
+                .build_decoder()
+                .map_err(|e| SinkError::Protocol(e.to_string()))?;
+            if let Err(e) = one
+                .serialize(std::slice::from_ref(row))
+                .and_then(|_| one.flush())
+            {
+                return Err(SinkError::Input {
+                    line: first_line.get(i).copied(),
+                    message: format!(
+                        "RECORD of stream {stream}: {e}; the value does not match the type the catalog declares"
+                    ),
+                });
+            }
+        }
+        return Err(SinkError::Input {
+            line: None,
+            message: format!("RECORDs of stream {stream}: {e}"),
+        });
+    }
+    let batch = decoder
+        .flush()
+        .map_err(|e| SinkError::Input {
+            line: None,
+            message: format!("RECORDs of stream {stream}: {e}"),
+        })?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    Ok(batch)
+}
+
+/// Reads a Parquet or CSV file (by extension; `.csv` is CSV, anything else Parquet) from a
+/// local path or an object-store URL into batches.
+pub async fn read_file(
+    location: &str,
+    storage_options: &BTreeMap<String, Secret>,
+) -> Result<Vec<RecordBatch>, SinkError> {
+    let bytes = fetch(location, storage_options).await?;
+    let err = |e: String| SinkError::Input {
+        line: None,
+        message: format!("{location}: {e}"),
+    };
+    if location.to_ascii_lowercase().ends_with(".csv") {
+        let format = arrow::csv::reader::Format::default().with_header(true);
+        let (schema, _) = format
+            .infer_schema(std::io::Cursor::new(&bytes[..]), Some(10_000))
+            .map_err(|e| err(e.to_string()))?;
+        let reader = arrow::csv::ReaderBuilder::new(Arc::new(schema))
+            .with_format(format)
+            .with_batch_size(65_536)
+            .build(std::io::Cursor::new(bytes))
+            .map_err(|e| err(e.to_string()))?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))
+    } else {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| err(format!("not a Parquet file ({e}); name CSV files *.csv")))?
+            .with_batch_size(65_536)
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))
+    }
+}
+
+async fn fetch(
+    location: &str,
+    storage_options: &BTreeMap<String, Secret>,
+) -> Result<Bytes, SinkError> {
+    let err = |e: String| SinkError::Input {
+        line: None,
+        message: format!("cannot read {location}: {e}"),
+    };
+    if !location.contains("://") || location.starts_with("file://") {
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        return std::fs::read(path)
+            .map(Bytes::from)
+            .map_err(|e| err(format!("{e}; check the path")));
+    }
+    let url = url::Url::parse(location).map_err(|e| err(e.to_string()))?;
+    let mut options: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_uppercase();
+            k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    options.extend(
+        storage_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string())),
+    );
+    let (store, path) = object_store::parse_url_opts(&url, options).map_err(|e| {
+        err(format!(
+            "{}; credentials go in output.storage_options or the environment",
+            redact(&e.to_string(), storage_options)
+        ))
+    })?;
+    let got = store
+        .get(&path)
+        .await
+        .map_err(|e| err(redact(&e.to_string(), storage_options)))?;
+    got.bytes()
+        .await
+        .map_err(|e| err(redact(&e.to_string(), storage_options)))
+}
+
+fn redact(message: &str, secrets: &BTreeMap<String, Secret>) -> String {
+    let mut m = message.to_string();
+    for s in secrets.values() {
+        if s.expose().len() >= 4 {
+            m = m.replace(s.expose(), "***");
+        }
+    }
+    m
+}
