@@ -141,7 +141,12 @@ pub fn routes() -> Router<Arc<Sim>> {
             "/services/data/{ver}/jobs/ingest/{id}",
             get(get_ingest).patch(patch_ingest).delete(delete_ingest),
         ),
-        ("/services/data/{ver}/jobs/ingest/{id}/batches", put(upload)),
+        // Salesforce takes up to 150 MB per job upload (about 100 MB of CSV), far above
+        // axum's 2 MiB default body limit.
+        (
+            "/services/data/{ver}/jobs/ingest/{id}/batches",
+            put(upload).layer(axum::extract::DefaultBodyLimit::max(150 << 20)),
+        ),
         (
             "/services/data/{ver}/jobs/ingest/{id}/successfulResults",
             get(ingest_success),
