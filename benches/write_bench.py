@@ -40,9 +40,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--bin")
-    # The simulator (axum's default body limit) refuses uploads over 2 MiB, where Salesforce takes
-    # 100 MB of CSV per job: against the simulator the CSV is split into jobs of this size.
-    ap.add_argument("--max-upload-bytes", type=int, default=2_000_000)
+    # Salesforce takes about 100 MB of CSV per job upload; larger inputs are split into jobs.
+    ap.add_argument("--max-upload-bytes", type=int, default=100_000_000)
     a = ap.parse_args()
     bin_ = a.bin
     if not bin_:
