@@ -9,6 +9,7 @@ pub use parquet::{
     CompletedFile, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID, new_sync_id,
 };
 pub use records::RecordsRenderer;
+pub(crate) use store::store_options;
 pub use store::{OutputLocation, open_location};
 
 /// Why output failed.

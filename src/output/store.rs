@@ -148,18 +148,7 @@ pub fn open_location(
         });
     }
     let url = url::Url::parse(path).map_err(|e| err(format!("not a URL ({e})")))?;
-    let mut options: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_uppercase();
-            k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    options.extend(
-        storage_options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_string())),
-    );
+    let options = store_options(storage_options);
     let (store, prefix) = object_store::parse_url_opts(&url, options).map_err(|e| {
         err(format!(
             "cannot open it ({}); supported: a local folder, file://, s3://, gs://, az://; credentials go in output.storage_options or the environment",
@@ -183,4 +172,22 @@ pub(crate) fn redact(message: &str, secrets: &BTreeMap<String, Secret>) -> Strin
         }
     }
     m
+}
+
+/// object_store options: `AWS_*`, `AZURE_*` and `GOOGLE_*` from the environment, overridden by
+/// the config's `storage_options`. Shared by outputs and `sfetl write --input`.
+pub(crate) fn store_options(storage_options: &BTreeMap<String, Secret>) -> Vec<(String, String)> {
+    let mut options: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_uppercase();
+            k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    options.extend(
+        storage_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string())),
+    );
+    options
 }

@@ -146,18 +146,7 @@ async fn fetch(
             .map_err(|e| err(format!("{e}; check the path")));
     }
     let url = url::Url::parse(location).map_err(|e| err(e.to_string()))?;
-    let mut options: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_uppercase();
-            k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    options.extend(
-        storage_options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_string())),
-    );
+    let options = crate::output::store_options(storage_options);
     let (store, path) = object_store::parse_url_opts(&url, options).map_err(|e| {
         err(format!(
             "{}; credentials go in output.storage_options or the environment",
