@@ -266,9 +266,7 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
     assert_eq!(want.len(), 6000);
     for seed in [3u64, 11, 29] {
         let export = e.dir.path().join(format!("export-{seed}"));
-        let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
-        cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
-        let config = write_json(e.dir.path(), &format!("cfg-{seed}.json"), &cfg);
+        let config = parquet_config(&e, &format!("cfg-{seed}.json"), &export);
         // Kill after a seeded number of checkpoints (pages and windows both emit STATE).
         let kill_after = 1 + (seed * 7919) % 12;
         let mut child = sfetl()
@@ -305,21 +303,7 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
             None => json!([]),
         };
         let state = write_json(e.dir.path(), &format!("state-{seed}.json"), &state_arg);
-        let out = run(&[
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            cat.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ])
-        .await;
-        assert!(
-            out.status.success(),
-            "seed {seed}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        read_files(&config, &cat, Some(&state)).await;
 
         // The killed run's folder keeps exactly the files its last STATE committed: anything it
         // published afterwards was removed, so no window has two complete-looking copies.
@@ -416,9 +400,7 @@ async fn faults_during_an_incremental_parquet_read_lose_and_duplicate_nothing() 
     );
     let want = ids(&org_rows(&e.org, "SELECT Id FROM Contact").await);
     let export = e.dir.path().join("export");
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
-    cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
-    let config = write_json(e.dir.path(), "cfg.json", &cfg);
+    let config = parquet_config(&e, "cfg.json", &export);
     e.org.control("expire_tokens", &json!({})).await;
     e.org
         .control(
@@ -430,19 +412,7 @@ async fn faults_during_an_incremental_parquet_read_lose_and_duplicate_nothing() 
         .control("cut", &json!({"kind": "bulk_query", "count": 1}))
         .await;
     e.org.control("fail_bulk_job", &json!({"count": 1})).await;
-    let out = run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    read_files(&config, &cat, None).await;
     let (rows, names) = parquet_versions(&export);
     assert!(
         names

@@ -258,23 +258,9 @@ async fn every_object_reads_in_records_and_parquet_with_exact_counts() {
     assert!(logs.contains(&"Attachment: reading with the REST API because base64 fields are selected (Bulk API cannot read them)"), "{logs:?}");
 
     // Parquet.
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     let export = e.dir.path().join("export");
-    cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
-    let pq_config = write_json(e.dir.path(), "pq.json", &cfg);
-    let out = run(&[
-        "read",
-        "--config",
-        pq_config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pq_config = parquet_config(&e, "pq.json", &export);
+    let out = read_files(&pq_config, &cat, None).await;
     let msgs = messages(&out);
     assert!(
         msgs.iter().all(|m| m["type"] != "RECORD"),

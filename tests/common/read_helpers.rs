@@ -92,10 +92,19 @@ pub fn urlencode(s: &str) -> String {
 /// Runs `sfetl read` with the env's config, `catalog` and an optional state file; asserts it
 /// succeeded and returns its messages.
 pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value> {
+    messages(&read_files(&e.config, catalog, state).await)
+}
+
+/// Runs `sfetl read` with a config, a catalog and an optional state file; asserts it succeeded.
+pub async fn read_files(
+    config: &Path,
+    catalog: &Path,
+    state: Option<&Path>,
+) -> std::process::Output {
     let mut args = vec![
         "read",
         "--config",
-        e.config.to_str().unwrap(),
+        config.to_str().unwrap(),
         "--catalog",
         catalog.to_str().unwrap(),
     ];
@@ -108,5 +117,12 @@ pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    messages(&out)
+    out
+}
+
+/// A copy of the env's config, named `name`, that writes Parquet under `export`.
+pub fn parquet_config(e: &Env, name: &str, export: &Path) -> PathBuf {
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
+    write_json(e.dir.path(), name, &cfg)
 }
