@@ -22,3 +22,10 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod transport;
+
+/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
+/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
+#[cfg(test)]
+pub(crate) fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
+}

@@ -216,13 +216,13 @@ async fn pkce_login_in_headless_chromium() {
                 .is_ok_and(|o| o.status.success())
         })
         .expect("chromium is installed (.ci/run installs Debian's chromium package)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/consent.mjs");
+    let script = format!("{}/tests/browser/consent.mjs", common::manifest_dir());
     let prefix = format!("http://localhost:{}/oauth/callback", login.port);
     let driven = tokio::process::Command::new("node")
         .args([
             "--experimental-websocket",
             "--no-warnings",
-            script,
+            &script,
             chromium,
             &login.url,
             &prefix,

@@ -9,7 +9,7 @@ const SECRET: &str = "EXAMPLE-CLIENT-SECRET-9c1e";
 const REFRESH: &str = "5Aep861EXAMPLE-REFRESH-TOKEN-f00d";
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(manifest_dir())
 }
 
 fn sfetl(args: &[&str]) -> Output {
@@ -174,4 +174,10 @@ fn every_command_has_help_with_an_example() {
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains("Example:\n  sfetl "), "{verb}: {text}");
     }
+}
+
+/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
+/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }

@@ -10,10 +10,7 @@ use common::*;
 use serde_json::{Value, json};
 
 fn mapping_path() -> String {
-    format!(
-        "{}/fixtures/mappings/people.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    format!("{}/fixtures/mappings/people.yaml", common::manifest_dir())
 }
 
 fn person(source: &str, r: &Value, company: &Value) -> Value {

@@ -384,7 +384,7 @@ fn tempdir() -> tempfile::TempDir {
 
 /// The compiled people mapping, from the simulator's describes.
 fn people_plan() -> sfetl::mapping::MappingPlan {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = manifest_dir();
     let describes: HashMap<String, sfetl::catalog::SObjectDescribe> =
         ["Lead", "Contact", "Account"]
             .iter()
@@ -396,7 +396,7 @@ fn people_plan() -> sfetl::mapping::MappingPlan {
             })
             .collect();
     let mapping =
-        sfetl::mapping::Mapping::from_file(&Path::new(root).join("fixtures/mappings/people.yaml"))
+        sfetl::mapping::Mapping::from_file(&Path::new(&root).join("fixtures/mappings/people.yaml"))
             .unwrap();
     sfetl::mapping::compile(&mapping, &describes).unwrap()
 }
@@ -512,4 +512,10 @@ async fn a_mapped_export_from_the_real_plan_dedupes_on_its_declared_key() {
         ),
         "source_object,n\nContact,1\nLead,4\n"
     );
+}
+
+/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
+/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }

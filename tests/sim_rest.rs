@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 fn recorded(name: &str) -> Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = std::path::Path::new(&common::manifest_dir())
         .join("../shared/recorded")
         .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

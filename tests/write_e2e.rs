@@ -45,7 +45,7 @@ fn example_writeback(rejects: &Path) -> Value {
 }
 
 async fn env_with(extra: Value) -> Env {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim_writeback");
+    let data = Path::new(&common::manifest_dir()).join("fixtures/sim_writeback");
     let sim = Simulator::start(SimOptions {
         scale: 20,
         seed: 7,

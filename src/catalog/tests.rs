@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 
 fn recorded(name: &str) -> SObjectDescribe {
-    let path = format!("{}/../shared/recorded/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../shared/recorded/{name}", crate::manifest_dir());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

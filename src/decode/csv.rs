@@ -13,7 +13,6 @@ pub struct CsvPageDecoder {
     header: Option<Vec<u8>>,
     decoder: Decoder,
     utf8: Utf8Repair,
-    rows: u64,
 }
 
 impl CsvPageDecoder {
@@ -29,7 +28,6 @@ impl CsvPageDecoder {
             header: Some(Vec::new()),
             decoder,
             utf8: Utf8Repair::new(),
-            rows: 0,
         }
     }
 
@@ -77,11 +75,6 @@ impl CsvPageDecoder {
         self.utf8.replaced()
     }
 
-    /// Rows decoded so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     fn check_header(&self, line: &[u8]) -> Result<(), DecodeError> {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
@@ -121,11 +114,7 @@ impl CsvPageDecoder {
     }
 
     fn flush(&mut self) -> Result<Option<RecordBatch>, DecodeError> {
-        let batch = self.decoder.flush().map_err(|e| self.arrow_err(e))?;
-        if let Some(b) = &batch {
-            self.rows += b.num_rows() as u64;
-        }
-        Ok(batch)
+        self.decoder.flush().map_err(|e| self.arrow_err(e))
     }
 
     fn arrow_err(&self, e: arrow::error::ArrowError) -> DecodeError {

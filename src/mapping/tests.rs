@@ -16,7 +16,7 @@ use crate::catalog::SObjectDescribe;
 fn describe(object: &str) -> SObjectDescribe {
     let path = format!(
         "{}/fixtures/sim/describe_{object}.json",
-        env!("CARGO_MANIFEST_DIR")
+        crate::manifest_dir()
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
@@ -29,10 +29,7 @@ fn describes(objects: &[&str]) -> HashMap<String, SObjectDescribe> {
 }
 
 fn people() -> Mapping {
-    let path = format!(
-        "{}/fixtures/mappings/people.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/fixtures/mappings/people.yaml", crate::manifest_dir());
     Mapping::from_file(std::path::Path::new(&path)).unwrap()
 }
 

@@ -121,11 +121,6 @@ impl ParquetFileWriter {
         self.location.child(&[&self.stream, &self.sync_id])
     }
 
-    /// The schema of the written files.
-    pub fn file_schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
     /// Rows written to the file in progress.
     pub fn rows_in_file(&self) -> u64 {
         self.current.as_ref().map(|c| c.rows).unwrap_or(0)

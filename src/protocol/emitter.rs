@@ -40,14 +40,8 @@ impl<W: Write> Emitter<W> {
         Ok(())
     }
 
-    /// Writes an already-serialised message line (the records fast path, which renders JSON
-    /// straight from Arrow without building a `serde_json::Value`).
-    pub fn emit_raw_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")
-    }
-
-    /// Writes pre-rendered lines (each already ending in a newline) as they are.
+    /// Writes pre-rendered RECORD lines (each ending in a newline) as they are: the records fast
+    /// path renders JSON straight from Arrow without building a `serde_json::Value`.
     pub fn emit_raw(&mut self, lines: &[u8]) -> io::Result<()> {
         self.out.write_all(lines)
     }

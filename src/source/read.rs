@@ -886,7 +886,9 @@ impl<'a> StreamReader<'a> {
         batch: RecordBatch,
         extracted_at: DateTime<Utc>,
     ) -> Result<(), FetchError> {
-        if let Some(c) = self.source.cursor
+        // Only incremental reads checkpoint mid-window, on the greatest cursor delivered.
+        if self.checkpoints
+            && let Some(c) = self.source.cursor
             && let Ok(i) = batch.schema().index_of(c)
             && let Some(m) =
                 arrow::compute::max(batch.column(i).as_primitive::<TimestampMicrosecondType>())

@@ -134,3 +134,9 @@ pub use auth_helpers::*;
 mod read_helpers;
 #[allow(unused_imports)]
 pub use read_helpers::*;
+
+/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
+/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
+}

@@ -226,14 +226,8 @@ pub(super) async fn delete_ingest(
     let Some(job) = jobs.get(&id) else {
         return not_found();
     };
-    if !matches!(
-        job.info.state.as_str(),
-        "JobComplete" | "Failed" | "Aborted"
-    ) {
-        return bad(
-            "INVALIDJOBSTATE",
-            "Only jobs in a terminal state (JobComplete, Failed, Aborted) can be deleted",
-        );
+    if let Some(refusal) = super::refuse_delete_unless_terminal(&job.info.state) {
+        return refusal;
     }
     jobs.remove(&id);
     StatusCode::NO_CONTENT.into_response()

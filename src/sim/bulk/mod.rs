@@ -190,6 +190,16 @@ fn user_id(store: &Store) -> String {
     store.id_of(pack(4, 0))
 }
 
+/// Salesforce deletes only jobs in a terminal state, query and ingest alike.
+fn refuse_delete_unless_terminal(state: &str) -> Option<Response> {
+    (!matches!(state, "JobComplete" | "Failed" | "Aborted")).then(|| {
+        bad(
+            "INVALIDJOBSTATE",
+            "Only jobs in a terminal state (JobComplete, Failed, Aborted) can be deleted",
+        )
+    })
+}
+
 fn bad(code: &str, msg: &str) -> Response {
     sf_error(StatusCode::BAD_REQUEST, code, msg)
 }
