@@ -738,6 +738,55 @@ async fn sobject_collections_create_update_upsert_all_or_none() {
 }
 
 #[tokio::test]
+async fn sobject_collections_delete_and_row_lock_faults() {
+    let org = Org::start(5).await;
+    let (_, q) = org.query("SELECT Id FROM Lead ORDER BY Id LIMIT 3").await;
+    let ids: Vec<&str> = q["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap())
+        .collect();
+    org.control("fail_rows", &json!({"count": 1})).await;
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!(
+                "composite/sobjects?ids={},{},001NOTANID&allOrNone=false",
+                ids[0], ids[1]
+            ),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v[0]["success"], false);
+    assert_eq!(v[0]["errors"][0]["statusCode"], "UNABLE_TO_LOCK_ROW");
+    assert_eq!(v[1], json!({"id": ids[1], "success": true, "errors": []}));
+    assert_eq!(v[2]["errors"][0]["statusCode"], "MALFORMED_ID");
+    let (_, q) = org
+        .query(&format!(
+            "SELECT Id FROM Lead WHERE Id IN ('{}','{}')",
+            ids[0], ids[1]
+        ))
+        .await;
+    assert_eq!(
+        q["totalSize"], 1,
+        "only the unlocked record went to the recycle bin"
+    );
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!("composite/sobjects?ids={},{}", ids[1], ids[2]),
+            &json!(null),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v[0]["errors"][0]["statusCode"], "ENTITY_IS_DELETED");
+    assert_eq!(v[1]["success"], true);
+}
+
+#[tokio::test]
 async fn limits_quota_and_limit_info_header() {
     let org = Org::start(1).await;
     let (s, l) = org.get_json("limits").await;

@@ -45,11 +45,9 @@ fn example_writeback(rejects: &Path) -> Value {
 }
 
 async fn env_with(extra: Value) -> Env {
-    let data = Path::new(&common::manifest_dir()).join("fixtures/sim_writeback");
     let sim = Simulator::start(SimOptions {
         scale: 20,
         seed: 7,
-        data_dir: Some(data),
         ..SimOptions::default()
     })
     .await
@@ -538,6 +536,131 @@ async fn transient_failures_are_retried() {
         e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
         Some(34.0)
     );
+}
+
+#[tokio::test]
+async fn rows_refused_as_locked_are_sent_again() {
+    // Collections: 2 of 5 rows refused with UNABLE_TO_LOCK_ROW, sent again in a second call.
+    let e = env().await;
+    let leads = e.ids("Lead", 5).await;
+    e.org.control("fail_rows", &json!({"count": 2})).await;
+    let input: Vec<Value> = (0..5)
+        .map(|i| score("Lead", &leads[i], 40.0 + i as f64, "locked"))
+        .chain([state("person_scores", 1)])
+        .collect();
+    let out = e.write(&input, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.stats().await, (2, 0));
+    for (i, id) in leads.iter().enumerate() {
+        assert_eq!(
+            e.stored("Lead", id).await["Score__c"].as_f64(),
+            Some(40.0 + i as f64)
+        );
+    }
+    assert!(e.rejects("person_scores").is_empty());
+    let echoed = messages(&out);
+    assert_eq!(echoed.iter().filter(|m| m["type"] == "STATE").count(), 1);
+
+    // Bulk: one of 4 rows refused in the job; the single row left goes again through Collections.
+    let e = env_with(json!({"bulk_threshold": 2})).await;
+    let leads = e.ids("Lead", 4).await;
+    e.org.control("fail_rows", &json!({"count": 1})).await;
+    let input: Vec<Value> = (0..4)
+        .map(|i| score("Lead", &leads[i], 50.0 + i as f64, "locked in bulk"))
+        .collect();
+    let out = e.write(&input, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // create, upload, close, two polls, failed results; then one Collections call.
+    assert_eq!(e.stats().await, (1, 6));
+    for (i, id) in leads.iter().enumerate() {
+        assert_eq!(
+            e.stored("Lead", id).await["Score__c"].as_f64(),
+            Some(50.0 + i as f64)
+        );
+    }
+    assert!(e.rejects("person_scores").is_empty());
+}
+
+#[tokio::test]
+async fn rows_locked_past_the_retries_are_rejected_with_the_code() {
+    let e = env().await;
+    let leads = e.ids("Lead", 2).await;
+    // The next 7 rows written are refused: both rows in the first send and the 2 re-sends, then
+    // the first row once more in the last round (so it is rejected) while the second applies.
+    e.org.control("fail_rows", &json!({"count": 7})).await;
+    let out = e
+        .write(
+            &[
+                score("Lead", &leads[0], 61.0, "always locked"),
+                score("Lead", &leads[1], 62.0, "fine"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.stats().await, (4, 0));
+    assert_ne!(
+        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
+        Some(61.0)
+    );
+    assert_eq!(
+        e.stored("Lead", &leads[1]).await["Score__c"].as_f64(),
+        Some(62.0)
+    );
+    let b = &e.rejects("person_scores")[0];
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(text(b, "source_id"), [leads[0].clone()]);
+    assert_eq!(text(b, "_sfetl_error_code"), ["UNABLE_TO_LOCK_ROW"]);
+    assert_eq!(
+        text(b, "_sfetl_error_message"),
+        [format!(
+            "unable to obtain exclusive access to this record or 1 records: {}",
+            leads[0]
+        )]
+    );
+}
+
+#[tokio::test]
+async fn small_deletes_use_collections() {
+    let e = env_with(json!({"streams": {"person_scores": {"routes": [
+        {"object": "Lead", "operation": "delete", "fields": {"Id": "source_id"}}]}}}))
+    .await;
+    let leads = e.ids("Lead", 4).await;
+    e.org
+        .control("delete", &json!({"object": "Lead", "ids": [leads[3]]}))
+        .await;
+    e.org.control("stats/reset", &json!({})).await;
+    let input: Vec<Value> = leads
+        .iter()
+        .map(|id| score("Lead", id, 0.0, "gone"))
+        .chain([state("person_scores", 1)])
+        .collect();
+    let out = e.write(&input, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.stats().await, (1, 0));
+    for id in &leads[..3] {
+        assert_eq!(e.stored("Lead", id).await["IsDeleted"], json!(true));
+    }
+    let b = &e.rejects("person_scores")[0];
+    assert_eq!(text(b, "source_id"), [leads[3].clone()]);
+    assert_eq!(text(b, "_sfetl_operation"), ["delete"]);
+    assert_eq!(text(b, "_sfetl_error_code"), ["ENTITY_IS_DELETED"]);
 }
 
 #[tokio::test]

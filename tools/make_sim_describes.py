@@ -101,6 +101,8 @@ account = kept(A, ["Id", "IsDeleted", "MasterRecordId", "Name", "Type", "ParentI
 for f in account:
     if f["name"] == "MasterRecordId" or f["name"] == "ParentId": f["referenceTo"] = ["Account"]
 account.append(new_field("Customer_Since__c", "date", "Customer Since"))
+# The external id the write-back example upserts Accounts by (issue 8's `account_enrichment`).
+account.append(scores()[2])
 
 C = "describe_Contact_v40.json"
 contact = kept(C, ["Id", "IsDeleted", "MasterRecordId", "AccountId", "LastName", "FirstName", "Salutation", "Name",

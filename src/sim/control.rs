@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::faults::FailSpec;
+use super::faults::{FailSpec, RowFault};
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/cut", post(cut))
         .route("/__sim/latency", post(latency))
         .route("/__sim/fail_bulk_job", post(fail_bulk_job))
+        .route("/__sim/fail_rows", post(fail_rows))
         .route("/__sim/quota", post(quota))
         .route("/__sim/faults/clear", post(clear_faults))
 }
@@ -298,6 +299,23 @@ async fn quota(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     ok(
         json!({"max": sim.api_max.load(Ordering::SeqCst), "used": sim.api_used.load(Ordering::SeqCst)}),
     )
+}
+
+async fn fail_rows(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let count = v["count"].as_u64().unwrap_or(1) as u32;
+    let code = v["error_code"]
+        .as_str()
+        .unwrap_or("UNABLE_TO_LOCK_ROW")
+        .to_string();
+    sim.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fail_rows = (count > 0).then(|| RowFault {
+        remaining: count,
+        code: code.clone(),
+    });
+    ok(json!({"count": count, "error_code": code}))
 }
 
 async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {

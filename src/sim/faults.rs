@@ -24,6 +24,18 @@ pub struct Faults {
     pub latency_ms: HashMap<String, u64>,
     /// Bulk jobs still to fail (the next N created jobs end in `Failed`).
     pub fail_bulk_jobs: u32,
+    /// Rows still to refuse one by one (Collections and Bulk ingest), as record lock
+    /// contention does: the rest of the request succeeds.
+    pub fail_rows: Option<RowFault>,
+}
+
+/// Per-row refusals still to give: the next `remaining` written rows fail with `code`.
+#[derive(Debug, Clone)]
+pub struct RowFault {
+    /// Rows left to refuse.
+    pub remaining: u32,
+    /// Salesforce status code (`UNABLE_TO_LOCK_ROW` by default).
+    pub code: String,
 }
 
 impl Faults {
@@ -42,6 +54,23 @@ impl Faults {
             }
         }
         None
+    }
+
+    /// Takes one pending row refusal: the status code and message for the record `id`.
+    pub fn take_row_failure(&mut self, id: &str) -> Option<(String, String)> {
+        let fault = self.fail_rows.as_mut()?;
+        fault.remaining -= 1;
+        let code = fault.code.clone();
+        if fault.remaining == 0 {
+            self.fail_rows = None;
+        }
+        let message = match code.as_str() {
+            "UNABLE_TO_LOCK_ROW" => {
+                format!("unable to obtain exclusive access to this record or 1 records: {id}")
+            }
+            _ => default_error(503).1.to_string(),
+        };
+        Some((code, message))
     }
 
     /// The latency to add to a request of a kind (its own setting, else `any`'s).

@@ -94,10 +94,9 @@ impl Default for ApplyOptions {
     }
 }
 
-/// Which API a batch of `rows` goes through: Bulk above the threshold (and always for delete,
-/// which sfetl sends through Bulk only).
-pub fn uses_bulk(rows: usize, operation: Operation, opts: &ApplyOptions) -> bool {
-    rows > opts.bulk_threshold || operation == Operation::Delete
+/// Which API a batch of `rows` goes through: Bulk above the threshold, else Collections.
+pub fn uses_bulk(rows: usize, opts: &ApplyOptions) -> bool {
+    rows > opts.bulk_threshold
 }
 
 /// Applies every row of `payload`; the outcome per row, in order.
@@ -143,7 +142,7 @@ async fn send(
     rows: &[usize],
     opts: &ApplyOptions,
 ) -> Result<Vec<Outcome>, SinkError> {
-    if uses_bulk(rows.len(), payload.operation, opts) {
+    if uses_bulk(rows.len(), opts) {
         super::bulk::send(client, payload, rows, opts.max_upload_bytes).await
     } else {
         let mut out = Vec::with_capacity(rows.len());

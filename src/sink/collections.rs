@@ -1,6 +1,6 @@
-//! sObject Collections: up to 200 records per call, one result per record in order. Update and
-//! upsert calls are idempotent, so the client retries them after a transient failure; insert is
-//! not (a retried POST could create duplicates).
+//! sObject Collections: up to 200 records per call, one result per record in order. Update,
+//! upsert and delete calls are idempotent, so the client retries them after a transient failure;
+//! insert is not (a retried POST could create duplicates).
 
 use serde_json::{Map, Value, json};
 
@@ -19,6 +19,9 @@ pub async fn send(
     payload: &Payload<'_>,
     rows: &[usize],
 ) -> Result<Vec<Outcome>, SinkError> {
+    if payload.operation == Operation::Delete {
+        return delete(client, payload, rows).await;
+    }
     let records: Vec<Value> = rows.iter().map(|&r| record(payload, r)).collect();
     let body = json!({"allOrNone": false, "records": records});
     let req = match (payload.operation, payload.external_id) {
@@ -32,24 +35,75 @@ pub async fn send(
         .idempotent(true),
         _ => ApiRequest::patch_json(client.data_url("composite/sobjects"), body).idempotent(true),
     };
+    call(client, req, payload, rows.len()).await
+}
+
+/// Deletes by Id: `DELETE composite/sobjects?ids=...` (ids in the URL: 200 ids stay far below
+/// the URL length limit). A row without an Id is refused here, as Salesforce would.
+async fn delete(
+    client: &SalesforceClient,
+    payload: &Payload<'_>,
+    rows: &[usize],
+) -> Result<Vec<Outcome>, SinkError> {
+    let id_col = payload
+        .columns()
+        .into_iter()
+        .find(|&c| payload.fields[c].0.eq_ignore_ascii_case("Id"));
+    let ids: Vec<Option<&str>> = rows
+        .iter()
+        .map(|&r| {
+            id_col
+                .and_then(|c| payload.value(c, r))
+                .filter(|s| !s.is_empty())
+        })
+        .collect();
+    let sent: Vec<&str> = ids.iter().flatten().copied().collect();
+    let mut answered = if sent.is_empty() {
+        Vec::new()
+    } else {
+        let ids: String = url::form_urlencoded::byte_serialize(sent.join(",").as_bytes()).collect();
+        let url = format!(
+            "{}?ids={ids}&allOrNone=false",
+            client.data_url("composite/sobjects")
+        );
+        call(client, ApiRequest::delete(url), payload, sent.len()).await?
+    }
+    .into_iter();
+    Ok(ids
+        .iter()
+        .map(|id| match id {
+            Some(_) => answered.next().unwrap_or(Outcome::Applied),
+            None => Outcome::Failed {
+                code: "MISSING_ARGUMENT".into(),
+                message: "Id not specified in a delete call".into(),
+            },
+        })
+        .collect())
+}
+
+/// Sends one call and checks it answered one result per record.
+async fn call(
+    client: &SalesforceClient,
+    req: ApiRequest,
+    payload: &Payload<'_>,
+    n: usize,
+) -> Result<Vec<Outcome>, SinkError> {
     let results: Vec<Value> =
         client
             .request_json(req)
             .await
             .map_err(|e| SinkError::Salesforce {
                 during: format!(
-                    "sObject Collections {} of {} {} records",
+                    "sObject Collections {} of {n} {} records",
                     payload.operation.as_str(),
-                    rows.len(),
                     payload.object
                 ),
                 source: e,
             })?;
-    if results.len() != rows.len() {
+    if results.len() != n {
         return Err(SinkError::Protocol(format!(
-            "sObject Collections answered {} results for {} records",
+            "sObject Collections answered {} results for {n} records",
             results.len(),
-            rows.len()
         )));
     }
     Ok(results.iter().map(outcome).collect())

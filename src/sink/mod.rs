@@ -313,7 +313,7 @@ impl Sink {
                 values: &routed.values,
             };
             let mut st = RouteStats::default();
-            if uses_bulk(payload.len(), payload.operation, &self.opts) {
+            if uses_bulk(payload.len(), &self.opts) {
                 st.bulk_batches += 1;
             } else {
                 st.collections_batches += 1;
@@ -387,7 +387,7 @@ impl Sink {
     }
 
     async fn describe_dry_run(&self, label: &str, payload: &Payload<'_>) {
-        let bulk = uses_bulk(payload.len(), payload.operation, &self.opts);
+        let bulk = uses_bulk(payload.len(), &self.opts);
         let how = if bulk {
             "Bulk API 2.0 ingest (one job)".to_string()
         } else {

@@ -1,6 +1,7 @@
 //! Bulk API 2.0 ingest jobs: create, CSV upload, processing with per-row validation, results.
 
 use super::*;
+use crate::sim::faults::Faults;
 
 const OPERATIONS: [&str; 5] = ["insert", "update", "upsert", "delete", "hardDelete"];
 
@@ -154,7 +155,8 @@ pub(super) async fn patch_ingest(
                     Some("InternalServerError : the ingest job failed (simulated)".into());
                 unprocessed_only(&job)
             } else {
-                match process(&mut store, &job, now) {
+                let mut faults = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+                match process(&mut store, &job, now, &mut faults) {
                     Ok(r) => r,
                     Err(msg) => {
                         job.info.fail = true;
@@ -341,6 +343,7 @@ pub(super) fn process(
     store: &mut Store,
     job: &IngestJob,
     now: i64,
+    faults: &mut Faults,
 ) -> Result<IngestResults, String> {
     let sep = delimiter_byte(&job.info.delimiter).unwrap_or(b',');
     let eol: &[u8] = if job.info.line_ending == "CRLF" {
@@ -403,6 +406,13 @@ pub(super) fn process(
     for rec in rdr.records() {
         let rec = rec.map_err(|e| format!("InvalidBatch : Failed to parse CSV: {e}"))?;
         r.processed += 1;
+        let id = id_col.and_then(|c| rec.get(c)).unwrap_or("");
+        if let Some((code, message)) = faults.take_row_failure(id) {
+            r.failed_n += 1;
+            let msg = format!("{code}:{message}: --");
+            write_row(&mut r.failed, sep, eol, &[id, &msg], &rec);
+            continue;
+        }
         let outcome = ingest_row(
             store,
             obj,

@@ -1,5 +1,5 @@
-//! sObject Collections: create, update by id and upsert by external id, up to 200 records,
-//! with per-record results and `allOrNone` rollback.
+//! sObject Collections: create, update by id, upsert by external id and delete by id, up to 200
+//! records, with per-record results and `allOrNone` rollback.
 
 use super::*;
 
@@ -41,6 +41,91 @@ pub(super) async fn collections_upsert(
     body: Bytes,
 ) -> Response {
     collections(sim, ver, Some(obj), Some(ext), body, true)
+}
+
+/// `DELETE composite/sobjects?ids=a,b&allOrNone=false`: moves up to 200 records to the recycle
+/// bin, one `DeleteResult` per id in the order given.
+pub(super) async fn collections_delete(
+    State(sim): State<Arc<Sim>>,
+    UrlPath(ver): UrlPath<String>,
+    UrlQuery(p): UrlQuery<HashMap<String, String>>,
+) -> Response {
+    check!(check_version(&ver));
+    let ids: Vec<&str> = p
+        .get("ids")
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ARGUMENT",
+            "ids parameter must be specified",
+        );
+    }
+    if ids.len() > 200 {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let all_or_none = p.get("allOrNone").is_some_and(|v| v == "true");
+    let now = sim.now_ms();
+    let mut store = write_store(&sim);
+    let mut faults = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+    let planned: Vec<Result<(usize, usize), RecError>> = ids
+        .iter()
+        .map(|id| {
+            let gone = |code: &str, message: String| RecError {
+                code: code.into(),
+                message,
+                fields: vec![],
+            };
+            let p = store
+                .resolve(id)
+                .ok_or_else(|| gone("MALFORMED_ID", format!("malformed id {id}")))?;
+            let (o, row) = crate::sim::store::unpack(p);
+            if store.tables[o].state[row] != LIVE {
+                return Err(gone("ENTITY_IS_DELETED", "entity is deleted".into()));
+            }
+            Ok((o, row))
+        })
+        .collect();
+    let any_failed = planned.iter().any(|p| p.is_err());
+    let results: Vec<Value> = ids
+        .iter()
+        .zip(planned)
+        .map(|(id, plan)| {
+            let refused = |code: &str, message: &str| {
+                json!({"id": null, "success": false, "errors": [
+                    {"statusCode": code, "message": message, "fields": []}]})
+            };
+            match plan {
+                Err(e) => refused(&e.code, &e.message),
+                Ok(_) if all_or_none && any_failed => refused(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                ),
+                Ok((o, row)) => match faults.take_row_failure(id) {
+                    Some((code, message)) => refused(&code, &message),
+                    None => {
+                        store.tables[o].state[row] = DELETED;
+                        store.tables[o].touch(row, now);
+                        json!({"id": store.id_of(crate::sim::store::pack(o, row)), "success": true, "errors": []})
+                    }
+                },
+            }
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&results).unwrap_or_default(),
+    )
 }
 
 fn collections(
@@ -127,6 +212,7 @@ fn collections(
         plans.push(plan_record(&store, rec, mode_obj, &mode, &index));
     }
     let any_failed = plans.iter().any(|p| p.is_err());
+    let mut faults = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
     let user = user_ref(&store);
     let mut results = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -137,6 +223,14 @@ fn collections(
                 "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
                 "fields": []}]}),
             Ok((o, row, vals)) => {
+                let id = row.map(|r| store.id_of(crate::sim::store::pack(o, r)));
+                if let Some((code, message)) =
+                    faults.take_row_failure(id.as_deref().unwrap_or_default())
+                {
+                    results.push(json!({"success": false, "errors": [
+                        {"statusCode": code, "message": message, "fields": []}]}));
+                    continue;
+                }
                 let created = row.is_none();
                 let r = apply(&mut store, o, row, &vals, now, user);
                 let id = store.id_of(crate::sim::store::pack(o, r));

@@ -93,7 +93,9 @@ pub fn routes() -> Router<Arc<Sim>> {
     r = both(
         r,
         "/services/data/{ver}/composite/sobjects",
-        post(collections_create).patch(collections_update),
+        post(collections_create)
+            .patch(collections_update)
+            .delete(collections_delete),
     );
     r = both(
         r,
