@@ -40,6 +40,13 @@ pub enum Error {
     /// The simulator failed.
     #[error("simulator: {0}")]
     Simulator(#[from] crate::sim::SimError),
+    /// Writing back to Salesforce failed (`sfetl demo`'s write-back step; `sfetl write` reports
+    /// its own failures).
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    /// A step of `sfetl demo` failed; the message names the step.
+    #[error("demo: {0}")]
+    Demo(String),
     /// Writing to stdout failed (the orchestrator went away).
     #[error("cannot write to stdout: {0}")]
     Stdout(#[from] std::io::Error),
@@ -56,7 +63,8 @@ impl Error {
             Error::Output(crate::output::OutputError::Location { .. }) => FailureType::ConfigError,
             Error::Output(_) | Error::Reported(_) => FailureType::SystemError,
             Error::Login(e) => e.failure_type(),
-            Error::NotAvailable(_) | Error::Simulator(_) | Error::Stdout(_) => {
+            Error::Sink(e) => e.failure_type(),
+            Error::NotAvailable(_) | Error::Simulator(_) | Error::Demo(_) | Error::Stdout(_) => {
                 FailureType::SystemError
             }
         }

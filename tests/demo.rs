@@ -27,6 +27,29 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         "{text}"
     );
     assert!(text.contains("| 4420 | 4389   |"), "{text}");
+    // Scored with SQL, written back through one Bulk ingest job per object, read back by REST.
+    assert!(
+        text.contains("| Contact       | 3000   | 30.0      | 100.0     |\n   | Lead          | 1384   | 40.0      | 80.0      |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("person_scores/routes[0] (update Lead): 1384 applied, 0 rejected\n     person_scores/routes[1] (update Contact): 3000 applied, 0 rejected\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("13 API calls: 10 Bulk API 2.0 ingest calls"),
+        "{text}"
+    );
+    assert!(
+        text.contains("   Lead     00Q5g0000000002EAA Zoë Ångström-Müller Pi          796.93       80  has email, known company, open lead\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("   Contact  0035g0000000000AAA Olu Adeyemi                     548.66       60  known company, contact\n"),
+        "{text}"
+    );
+    assert!(text.contains("5 records read back"), "{text}");
+    assert!(!dir.path().join("demo/rejects").exists(), "no row rejected");
     let syncs = std::fs::read_dir(dir.path().join("demo/export/person"))
         .unwrap()
         .count();

@@ -139,7 +139,8 @@ async fn write(
     .map_err(sink_failure)
 }
 
-async fn from_file(
+/// Applies the rows of a Parquet or CSV file as `stream` (`--input`; also `sfetl demo`).
+pub(super) async fn from_file(
     sink: &mut Sink,
     input: &str,
     stream: &str,
