@@ -416,3 +416,141 @@ async fn a_failed_bulk_job_falls_back_to_rest() {
         "{logs:?}"
     );
 }
+
+/// A simulator whose Account is the recorded Person Account describe (250 fields): a field
+/// list too long for one short URL.
+async fn wide_env() -> Env {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!(
+            "{}/../shared/recorded/describe_Account_PersonAccount_v59.json",
+            manifest_dir()
+        ),
+        data.path().join("describe_Account.json"),
+    )
+    .unwrap();
+    let org = Org::start_with(sfetl::sim::SimOptions {
+        scale: 300,
+        seed: 7,
+        data_dir: Some(data.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await;
+    env_on(org, json!({}))
+}
+
+/// The RECORD data and LOG lines of a REST read of every Account field (a failed Bulk job
+/// forces REST).
+async fn rest_account_rows(e: &Env, config: &Path) -> (Vec<Value>, Vec<String>) {
+    let cat = catalog(
+        e.dir.path(),
+        "wide.json",
+        &[("Account", &[], "full_refresh")],
+    );
+    e.org.control("fail_bulk_job", &json!({"count": 1})).await;
+    let msgs = messages(&read_files(config, &cat, None).await);
+    let logs = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect();
+    (records(&msgs, "Account"), logs)
+}
+
+#[tokio::test]
+async fn wide_rest_queries_are_split_under_the_url_limit_and_rejoined_by_id() {
+    let e = wide_env().await;
+    let (whole, logs) = rest_account_rows(&e, &e.config).await;
+    assert_eq!(whole.len(), 300);
+    assert!(logs.iter().all(|l| !l.contains("too many")), "{logs:?}");
+
+    // The same read with URLs of at most 2,000 bytes: a main query plus lookups by Id.
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["rest_max_url_bytes"] = json!(2000);
+    let narrow = write_json(e.dir.path(), "narrow.json", &cfg);
+    e.org.control("stats/reset", &json!({})).await;
+    let (split, logs) = rest_account_rows(&e, &narrow).await;
+    assert_eq!(split.len(), 300);
+    assert_eq!(split, whole, "same rows and values, whatever the split");
+    let split_log = logs
+        .iter()
+        .find(|l| {
+            l.starts_with("Account: ")
+                && l.contains("fields are too many for one REST query URL (over 2000 bytes)")
+                && l.ends_with("37 ids a call")
+        })
+        .unwrap_or_else(|| panic!("{logs:?}"));
+    let groups: u64 = split_log
+        .split(" more group(s)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(groups >= 2, "{split_log}");
+    // 300 rows in one page; each lookup group asks for 37 ids a call: 9 calls per group.
+    let stats: Value = e
+        .org
+        .http
+        .get(e.org.url("/__sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queries = stats["by_kind"]["query"].as_u64().unwrap();
+    assert_eq!(queries, 1 + 9 * groups, "{stats}");
+}
+
+#[tokio::test]
+async fn a_url_refused_as_too_long_is_split_further() {
+    let e = wide_env().await;
+    let (whole, _) = rest_account_rows(&e, &e.config).await;
+    // An org (or proxy) that refuses URIs over 3,000 bytes with headers: 414 / 431.
+    e.org.control("uri_limit", &json!({"bytes": 3000})).await;
+    let (split, logs) = rest_account_rows(&e, &e.config).await;
+    assert_eq!(split, whole);
+    assert!(
+        logs.iter().any(|l| l
+            .starts_with("Account: Salesforce refused a REST query URL as too long (HTTP 414)")),
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn progress_bars_only_on_a_terminal() {
+    let e = env(100, json!({})).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name"], "full_refresh")],
+    );
+    // stderr piped (as orchestrators run connectors): no bar, no terminal control codes.
+    let out = read_files(&e.config, &cat, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("rows/s"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    // The same read on a pseudo-terminal (util-linux `script`): a bar per stream, finished
+    // with the row count.
+    let cmd = format!(
+        "{} read --config {} --catalog {} 2>&1 >/dev/null",
+        env!("CARGO_BIN_EXE_sfetl"),
+        e.config.display(),
+        cat.display()
+    );
+    let tty = tokio::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("SFETL_LOG")
+        .output()
+        .await
+        .expect("util-linux script runs");
+    assert!(tty.status.success());
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    let last = drawn.rsplit('\r').next().unwrap_or_default();
+    assert!(last.contains("Account"), "{drawn:?}");
+    assert!(last.contains("100 rows"), "{drawn:?}");
+    assert!(last.contains("rows/s"), "{drawn:?}");
+}

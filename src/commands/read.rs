@@ -47,6 +47,9 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     let opts = ReadOptions {
         show_progress: true,
         max_records: config.bulk_max_records.unwrap_or(defaults.max_records),
+        rest_max_url: config
+            .rest_max_url_bytes
+            .map_or(defaults.rest_max_url, |n| n as usize),
         ..defaults
     };
     stop_on_signal(opts.stop.clone());

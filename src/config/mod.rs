@@ -58,6 +58,8 @@ pub struct Config {
     pub max_api_usage_percent: Option<f64>,
     /// Rows per Bulk results page (`maxRecords`), when set.
     pub bulk_max_records: Option<u64>,
+    /// Longest REST query URL before the field list is split, when set.
+    pub rest_max_url_bytes: Option<u64>,
     /// The config exactly as given, for CONTROL messages that persist a rotated token.
     pub raw: RawConfig,
 }

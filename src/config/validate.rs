@@ -475,6 +475,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         writeback: value.get("writeback").cloned(),
         max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
         bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
+        rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
         raw: RawConfig(value),
     })
 }

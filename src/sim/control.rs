@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/latency", post(latency))
         .route("/__sim/fail_bulk_job", post(fail_bulk_job))
         .route("/__sim/fail_rows", post(fail_rows))
+        .route("/__sim/uri_limit", post(uri_limit))
         .route("/__sim/quota", post(quota))
         .route("/__sim/faults/clear", post(clear_faults))
 }
@@ -316,6 +317,13 @@ async fn fail_rows(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         code: code.clone(),
     });
     ok(json!({"count": count, "error_code": code}))
+}
+
+async fn uri_limit(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let bytes = v["bytes"].as_u64().unwrap_or(crate::sim::server::URI_LIMIT);
+    sim.uri_limit.store(bytes, Ordering::SeqCst);
+    ok(json!({"bytes": bytes}))
 }
 
 async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {

@@ -39,6 +39,9 @@ pub struct Sim {
     pub api_used: AtomicU64,
     /// Daily API quota.
     pub api_max: AtomicU64,
+    /// Longest request URI plus headers accepted, in bytes (Salesforce: 16,384); longer
+    /// requests answer 414 (the URI alone) or 431 (with the headers).
+    pub uri_limit: AtomicU64,
     /// Injected faults.
     pub faults: Mutex<Faults>,
     /// REST query cursors by locator.
@@ -143,7 +146,44 @@ pub fn kind_of(method: &axum::http::Method, path: &str) -> &'static str {
     }
 }
 
+/// Salesforce's limit on a request's URI plus headers, in bytes.
+pub const URI_LIMIT: u64 = 16_384;
+
+/// 414 when the URI alone is over the limit, 431 when URI and headers together are.
+fn too_long(req: &Request, limit: u64) -> Option<Response> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len()) as u64;
+    let headers: u64 = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    let (status, text) = if uri > limit {
+        (StatusCode::URI_TOO_LONG, "URI Too Long")
+    } else if uri + headers > limit {
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+        )
+    } else {
+        return None;
+    };
+    Some(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html")],
+            format!(
+                "<html><body><h1>{} {text}</h1></body></html>",
+                status.as_u16()
+            ),
+        )
+            .into_response(),
+    )
+}
+
 async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    if let Some(resp) = too_long(&req, sim.uri_limit.load(Ordering::SeqCst)) {
+        return resp;
+    }
     let path = req.uri().path().to_string();
     let kind = kind_of(req.method(), &path);
     let is_data = path.starts_with("/services/data");
@@ -411,6 +451,7 @@ impl Simulator {
             stats: Mutex::default(),
             api_used: AtomicU64::new(0),
             api_max: AtomicU64::new(DEFAULT_QUOTA),
+            uri_limit: AtomicU64::new(URI_LIMIT),
             faults: Mutex::default(),
             cursors: Mutex::default(),
             jobs: Jobs::default(),

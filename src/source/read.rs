@@ -30,7 +30,7 @@ use crate::protocol::{
     AirbyteStreamStatusTraceMessage, AirbyteTraceMessage, ConfiguredAirbyteStream, EstimateType,
     LogLevel, StreamDescriptor, SyncMode, TraceType, now_millis,
 };
-use crate::salesforce::{ApiRequest, SalesforceClient};
+use crate::salesforce::{ApiRequest, SalesforceClient, SalesforceError};
 use crate::state::InputState;
 
 /// What the read task sends to the stdout writer.
@@ -68,6 +68,8 @@ pub struct ReadOptions {
     pub max_records: u64,
     /// REST page size asked for (`Sforce-Query-Options: batchSize`).
     pub rest_batch_size: u32,
+    /// Longest REST query URL; wider field lists are split (see `source::rest`).
+    pub rest_max_url: usize,
     /// Streams read at once.
     pub concurrency: usize,
     /// Bulk job polling.
@@ -91,6 +93,7 @@ impl Default for ReadOptions {
         ReadOptions {
             max_records: 200_000,
             rest_batch_size: 2000,
+            rest_max_url: rest::MAX_URL_BYTES,
             concurrency: 2,
             poll: PollPolicy::default(),
             batch_rows: 8192,
@@ -566,6 +569,10 @@ struct StreamReader<'a> {
     pending: u64,
     /// Incremental: results ordered by cursor and checkpointed after every page.
     checkpoints: bool,
+    /// Longest REST query URL, lowered for the rest of the stream after a 414/431.
+    rest_url_budget: usize,
+    /// Whether the split of a wide REST field list was already logged.
+    rest_split_logged: bool,
 }
 
 impl<'a> StreamReader<'a> {
@@ -590,6 +597,8 @@ impl<'a> StreamReader<'a> {
             max_cursor_us: None,
             pending: 0,
             checkpoints: incremental,
+            rest_url_budget: ctx.opts.rest_max_url,
+            rest_split_logged: false,
         }
     }
 
@@ -1007,45 +1016,127 @@ impl<'a> StreamReader<'a> {
         Ok(n as u64)
     }
 
+    /// Reads a window through REST. When Salesforce refuses the query URL as too long (414 or
+    /// 431, limits vary by org and proxy) before any row was delivered, the field list is split
+    /// under a smaller budget and the window read again.
     async fn rest_window(
         &mut self,
         window: Option<Window>,
         sink: &mut Sink,
     ) -> Result<u64, FetchError> {
+        loop {
+            let mut total = 0u64;
+            let budget = self.rest_url_budget;
+            match self
+                .rest_window_within(window, sink, budget, &mut total)
+                .await
+            {
+                Err(FetchError::Salesforce(SalesforceError::Api { status, .. }))
+                    if matches!(status, 414 | 431) && total == 0 && budget > MIN_URL_BUDGET =>
+                {
+                    let smaller = (budget * 2 / 3).max(MIN_URL_BUDGET);
+                    self.ctx
+                        .log(
+                            LogLevel::Warn,
+                            format!(
+                                "{}: Salesforce refused a REST query URL as too long (HTTP {status}); splitting its fields to keep URLs under {smaller} bytes",
+                                self.name
+                            ),
+                        )
+                        .await;
+                    self.rest_url_budget = smaller;
+                }
+                other => return other.map(|()| total),
+            }
+        }
+    }
+
+    async fn rest_window_within(
+        &mut self,
+        window: Option<Window>,
+        sink: &mut Sink,
+        budget: usize,
+        total: &mut u64,
+    ) -> Result<(), FetchError> {
         let ctx = self.ctx;
         let source = self.source;
         let plan = &source.rest;
         let blob_cols = plan.blob_columns();
-        let mut url = rest::first_page_url(&ctx.client, &self.soql(plan, window, true), true);
-        let mut total = 0u64;
+        let keep: Vec<&str> = std::iter::once("Id").chain(source.cursor).collect();
+        let main_soql = |fields: &[String]| {
+            soql::select(
+                &source.object,
+                fields,
+                source.cursor,
+                window,
+                source.soql_where.as_deref(),
+                true,
+            )
+        };
+        let mut split = rest::split_fields(
+            &ctx.client,
+            &source.object,
+            &plan.select,
+            &keep,
+            budget,
+            main_soql,
+        )
+        .map_err(|e| FetchError::Protocol(e.to_string()))?;
+        if !split.lookups.is_empty() {
+            if !split.main.iter().any(|f| f.eq_ignore_ascii_case("Id")) {
+                split.main.insert(0, "Id".to_string());
+            }
+            if !self.rest_split_logged {
+                self.rest_split_logged = true;
+                ctx.log(
+                    LogLevel::Info,
+                    format!(
+                        "{}: {} fields are too many for one REST query URL (over {budget} bytes); reading {} with the key fields and looking up {} more group(s) by Id, {} ids a call",
+                        self.name,
+                        plan.select.len(),
+                        split.main.len(),
+                        split.lookups.len(),
+                        split.ids_per_lookup
+                    ),
+                )
+                .await;
+            }
+        }
+        let mut url = rest::first_page_url(&ctx.client, &main_soql(&split.main), true);
         loop {
-            let mut attempt = 0;
-            let page = loop {
-                attempt += 1;
-                match rest::fetch_page(&ctx.client, &url, ctx.opts.rest_batch_size).await {
-                    Ok(p) => break p,
-                    Err(FetchError::Truncated { reason, .. } | FetchError::Protocol(reason))
-                        if attempt < ctx.opts.page_attempts =>
-                    {
-                        tracing::warn!("REST page cut off ({reason}); fetching it again");
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
+            let mut page = rest::fetch_page_with_attempts(
+                &ctx.client,
+                &url,
+                ctx.opts.rest_batch_size,
+                ctx.opts.page_attempts,
+            )
+            .await?;
             let extracted_at = Utc::now();
             if !page.records.is_empty() {
+                for fields in &split.lookups {
+                    rest::lookup_into(
+                        &ctx.client,
+                        &source.object,
+                        fields,
+                        split.ids_per_lookup,
+                        ctx.opts.rest_batch_size,
+                        ctx.opts.page_attempts,
+                        &mut page.records,
+                    )
+                    .await?;
+                }
                 let wire = decode_rest_records(plan, &page.records)?;
                 let blobs = self.fetch_blobs(&wire, &blob_cols).await?;
                 let batch = plan.assemble_with_blobs(&wire, &blobs)?;
                 self.deliver(sink, batch, extracted_at).await?;
-                total += wire.num_rows() as u64;
+                *total += wire.num_rows() as u64;
             }
             match page.next_records_url {
                 Some(next) if !page.done => url = next,
                 _ => break,
             }
         }
-        Ok(total)
+        Ok(())
     }
 
     /// Fetches base64 field contents (REST returns their URLs).
@@ -1135,6 +1226,9 @@ async fn earliest_cursor(
         .and_then(Value::as_str)
         .and_then(super::cursor::parse_datetime))
 }
+
+/// Smallest URL budget sfetl shrinks to after 414/431 answers.
+const MIN_URL_BUDGET: usize = 1000;
 
 /// Column added to streams with a cursor: when the row was found deleted (hard deletes and
 /// purges reported by the `deleted` endpoint); null for rows read normally.

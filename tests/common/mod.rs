@@ -18,11 +18,16 @@ pub const V: &str = "v59.0";
 
 impl Org {
     pub async fn start(scale: u64) -> Org {
-        let opts = SimOptions {
+        Org::start_with(SimOptions {
             scale,
             seed: 7,
             ..SimOptions::default()
-        };
+        })
+        .await
+    }
+
+    /// A simulator started with `opts` (e.g. describes overridden from a `data_dir`).
+    pub async fn start_with(opts: SimOptions) -> Org {
         let sim = Simulator::start(opts).await.expect("simulator starts");
         let http = Client::builder().build().expect("client");
         let raw = Client::builder().no_gzip().build().expect("client");

@@ -16,7 +16,11 @@ pub struct Env {
 
 /// Starts a simulator with `scale` and writes a refresh-token config with `extra` fields.
 pub async fn env(scale: u64, extra: Value) -> Env {
-    let org = Org::start(scale).await;
+    env_on(Org::start(scale).await, extra)
+}
+
+/// Writes a refresh-token config with `extra` fields for a started simulator.
+pub fn env_on(org: Org, extra: Value) -> Env {
     let mut cfg = refresh_config(&org.sim);
     for (k, v) in extra.as_object().unwrap() {
         cfg[k] = v.clone();
