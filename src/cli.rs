@@ -156,6 +156,10 @@ pub struct SimulateArgs {
     /// Folder with describes and seed records overriding the embedded fixtures.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Custom objects added to the org's metadata only (listed and described, no rows), to
+    /// try `discover` on a large org (real orgs have 1,000+ objects).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub extra_objects: u32,
 }
 
 /// Arguments of `demo`.

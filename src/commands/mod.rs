@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> u8 {
                 scale: args.scale,
                 seed: args.seed,
                 data_dir: args.data,
+                extra_objects: args.extra_objects,
             };
             crate::sim::run_cli(opts).await.map_err(Error::from)
         }

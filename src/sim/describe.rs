@@ -188,6 +188,20 @@ pub struct Catalog {
     pub global: Value,
     /// Stored objects, in [`OBJECTS`] order.
     pub objects: Vec<ObjectMeta>,
+    /// Metadata-only custom objects (`Extra_0001__c` ...): listed and described, no rows.
+    pub extra_objects: u32,
+}
+
+/// Name of the `i`th (1-based) metadata-only object.
+fn extra_name(i: u32) -> String {
+    format!("Extra_{i:04}__c")
+}
+
+/// Key prefix of the `i`th metadata-only object: `m` and two base-36 digits (1,296 objects).
+fn extra_prefix(i: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let i = i as usize % (36 * 36);
+    format!("m{}{}", DIGITS[i / 36] as char, DIGITS[i % 36] as char)
 }
 
 /// A fixture could not be read or parsed.
@@ -230,7 +244,55 @@ impl Catalog {
             let describe = read(&file)?;
             objects.push(object_meta(describe).map_err(|reason| FixtureError { file, reason })?);
         }
-        Ok(Catalog { global, objects })
+        Ok(Catalog {
+            global,
+            objects,
+            extra_objects: 0,
+        })
+    }
+
+    /// Lists `n` metadata-only custom objects in describeGlobal (up to 1,296), shaped like
+    /// `Score__c`.
+    pub fn add_extra_objects(&mut self, n: u32) {
+        let n = n.min(36 * 36);
+        let Some(template) = self.global_entry("Score__c").cloned() else {
+            return;
+        };
+        let mut added = Vec::new();
+        for i in 1..=n {
+            let name = extra_name(i);
+            let text = template.to_string().replace("Score__c", &name);
+            let Ok(mut entry) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            entry["keyPrefix"] = Value::String(extra_prefix(i));
+            entry["label"] = Value::String(format!("Extra {i:04}"));
+            entry["labelPlural"] = Value::String(format!("Extras {i:04}"));
+            added.push(entry);
+        }
+        if let Some(list) = self.global["sobjects"].as_array_mut() {
+            list.extend(added);
+        }
+        self.extra_objects = n;
+    }
+
+    /// The describe of a metadata-only object: `Score__c`'s fields under its name.
+    pub fn extra_describe(&self, name: &str) -> Option<Value> {
+        let i: u32 = name
+            .strip_prefix("Extra_")?
+            .strip_suffix("__c")?
+            .parse()
+            .ok()?;
+        if i == 0 || i > self.extra_objects || !name.eq_ignore_ascii_case(&extra_name(i)) {
+            return None;
+        }
+        let template = &self.objects[self.object("Score__c")?].describe;
+        let mut d: Value =
+            serde_json::from_str(&template.to_string().replace("Score__c", &extra_name(i))).ok()?;
+        d["keyPrefix"] = Value::String(extra_prefix(i));
+        d["label"] = Value::String(format!("Extra {i:04}"));
+        d["labelPlural"] = Value::String(format!("Extras {i:04}"));
+        Some(d)
     }
 
     /// Index of a stored object by case-insensitive name.

@@ -39,6 +39,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// Optional folder overriding the embedded fixtures.
     pub data_dir: Option<PathBuf>,
+    /// Custom objects `Extra_NNNN__c` listed and described but holding no rows: a large
+    /// org's metadata, for discover.
+    pub extra_objects: u32,
 }
 
 impl Default for SimOptions {
@@ -48,6 +51,7 @@ impl Default for SimOptions {
             scale: 10,
             seed: 42,
             data_dir: None,
+            extra_objects: 0,
         }
     }
 }

@@ -398,7 +398,8 @@ pub struct Simulator;
 impl Simulator {
     /// Loads fixtures, generates data, binds both listeners and starts serving.
     pub async fn start(opts: SimOptions) -> Result<SimHandle, super::SimError> {
-        let catalog = Catalog::load(opts.data_dir.as_deref())?;
+        let mut catalog = Catalog::load(opts.data_dir.as_deref())?;
+        catalog.add_extra_objects(opts.extra_objects);
         let mut store = Store::new(catalog);
         super::generate::generate(&mut store, opts.scale, opts.seed);
         let instance = tokio::net::TcpListener::bind(opts.listen)

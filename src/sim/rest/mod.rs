@@ -205,7 +205,10 @@ async fn describe(
             StatusCode::OK,
             versioned(&store.catalog.objects[i].describe, &ver),
         ),
-        None => not_found(),
+        None => match store.catalog.extra_describe(&obj) {
+            Some(d) => json_response(StatusCode::OK, versioned(&d, &ver)),
+            None => not_found(),
+        },
     }
 }
 
