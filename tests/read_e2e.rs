@@ -128,16 +128,7 @@ async fn discover_on_an_org_with_1200_more_objects() {
     assert_eq!(extra["default_cursor_field"], json!(["SystemModstamp"]));
     // One describeGlobal and one describe per queryable object (AccountFeed and AccountHistory
     // are listed but answer 404, and are left out): nothing per field, no retries.
-    let stats: Value = e
-        .org
-        .http
-        .get(e.org.url("/__sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = e.org.stats().await;
     assert_eq!(stats["by_kind"]["describe"], json!(1 + 1208 + 2), "{stats}");
 }
 
@@ -549,16 +540,7 @@ async fn wide_rest_queries_are_split_under_the_url_limit_and_rejoined_by_id() {
         .unwrap();
     assert!(groups >= 2, "{split_log}");
     // 300 rows in one page; each lookup group asks for 37 ids a call: 9 calls per group.
-    let stats: Value = e
-        .org
-        .http
-        .get(e.org.url("/__sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = e.org.stats().await;
     let queries = stats["by_kind"]["query"].as_u64().unwrap();
     assert_eq!(queries, 1 + 9 * groups, "{stats}");
 }

@@ -158,16 +158,7 @@ impl Env {
     }
 
     async fn stats(&self) -> (u64, u64) {
-        let v: Value = self
-            .org
-            .http
-            .get(self.org.url("/__sim/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.org.stats().await;
         (
             v["by_kind"]["collections"].as_u64().unwrap_or(0),
             v["by_kind"]["bulk_ingest"].as_u64().unwrap_or(0),
@@ -542,9 +533,24 @@ async fn transient_failures_are_retried() {
 async fn rows_refused_as_locked_are_sent_again() {
     // Collections: 2 of 5 rows refused with UNABLE_TO_LOCK_ROW, sent again in a second call.
     let e = env().await;
-    let leads = e.ids("Lead", 5).await;
-    e.org.control("fail_rows", &json!({"count": 2})).await;
-    let input: Vec<Value> = (0..5)
+    let (e, out) = scores_despite_locks(e, 5, 2).await;
+    assert_eq!(e.stats().await, (2, 0));
+    let echoed = messages(&out);
+    assert_eq!(echoed.iter().filter(|m| m["type"] == "STATE").count(), 1);
+
+    // Bulk: one of 4 rows refused in the job; the single row left goes again through Collections.
+    let e = env_with(json!({"bulk_threshold": 2})).await;
+    let (e, _) = scores_despite_locks(e, 4, 1).await;
+    // create, upload, close, two polls, failed results; then one Collections call.
+    assert_eq!(e.stats().await, (1, 6));
+}
+
+/// Writes scores `40 + i` to `n` Leads (then a STATE) while the next `locked` rows are refused
+/// with UNABLE_TO_LOCK_ROW; checks every score landed and nothing was rejected.
+async fn scores_despite_locks(e: Env, n: usize, locked: u32) -> (Env, Output) {
+    let leads = e.ids("Lead", n).await;
+    e.org.control("fail_rows", &json!({"count": locked})).await;
+    let input: Vec<Value> = (0..n)
         .map(|i| score("Lead", &leads[i], 40.0 + i as f64, "locked"))
         .chain([state("person_scores", 1)])
         .collect();
@@ -554,7 +560,6 @@ async fn rows_refused_as_locked_are_sent_again() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(e.stats().await, (2, 0));
     for (i, id) in leads.iter().enumerate() {
         assert_eq!(
             e.stored("Lead", id).await["Score__c"].as_f64(),
@@ -562,31 +567,7 @@ async fn rows_refused_as_locked_are_sent_again() {
         );
     }
     assert!(e.rejects("person_scores").is_empty());
-    let echoed = messages(&out);
-    assert_eq!(echoed.iter().filter(|m| m["type"] == "STATE").count(), 1);
-
-    // Bulk: one of 4 rows refused in the job; the single row left goes again through Collections.
-    let e = env_with(json!({"bulk_threshold": 2})).await;
-    let leads = e.ids("Lead", 4).await;
-    e.org.control("fail_rows", &json!({"count": 1})).await;
-    let input: Vec<Value> = (0..4)
-        .map(|i| score("Lead", &leads[i], 50.0 + i as f64, "locked in bulk"))
-        .collect();
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // create, upload, close, two polls, failed results; then one Collections call.
-    assert_eq!(e.stats().await, (1, 6));
-    for (i, id) in leads.iter().enumerate() {
-        assert_eq!(
-            e.stored("Lead", id).await["Score__c"].as_f64(),
-            Some(50.0 + i as f64)
-        );
-    }
-    assert!(e.rejects("person_scores").is_empty());
+    (e, out)
 }
 
 #[tokio::test]

@@ -87,6 +87,18 @@ impl Org {
             .await
             .expect("send")
     }
+    /// The simulator's request counts (`/__sim/stats`).
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(self.url("/__sim/stats"))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
     pub async fn control(&self, path: &str, body: &Value) -> Value {
         let r = self
             .http
