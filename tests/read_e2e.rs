@@ -25,16 +25,8 @@ const OBJECTS: [&str; 8] = [
 #[tokio::test]
 async fn discover_offers_every_replicable_object_with_exact_schemas() {
     let e = env(2, json!({})).await;
-    let out = run(&["discover", "--config", e.config.to_str().unwrap()]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out);
-    let catalogs: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "CATALOG").collect();
-    assert_eq!(catalogs.len(), 1);
-    let streams = catalogs[0]["catalog"]["streams"].as_array().unwrap();
+    let (out, streams) = discover_ok(&e).await;
+    let streams = &streams;
     let names: Vec<&str> = streams
         .iter()
         .map(|s| s["name"].as_str().unwrap())
@@ -80,6 +72,24 @@ async fn discover_offers_every_replicable_object_with_exact_schemas() {
     assert_no_secret(&out, &sim_secrets(&e.org.sim), &[]);
 }
 
+/// Runs `sfetl discover`, asserts it succeeded with exactly one CATALOG, returns its streams.
+async fn discover_ok(e: &Env) -> (std::process::Output, Vec<Value>) {
+    let out = run(&["discover", "--config", e.config.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out);
+    let catalogs: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "CATALOG").collect();
+    assert_eq!(catalogs.len(), 1);
+    let streams = catalogs[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    (out, streams)
+}
+
 #[tokio::test]
 async fn discover_on_an_org_with_1200_more_objects() {
     let org = Org::start_with(sfetl::sim::SimOptions {
@@ -95,15 +105,7 @@ async fn discover_on_an_org_with_1200_more_objects() {
         .control("latency", &json!({"kind": "describe", "ms": 20}))
         .await;
     e.org.control("stats/reset", &json!({})).await;
-    let out = run(&["discover", "--config", e.config.to_str().unwrap()]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out);
-    let catalog = &msgs.iter().find(|m| m["type"] == "CATALOG").unwrap()["catalog"];
-    let streams = catalog["streams"].as_array().unwrap();
+    let (_, streams) = discover_ok(&e).await;
     assert_eq!(streams.len(), 8 + 1200);
     let names: BTreeSet<&str> = streams
         .iter()

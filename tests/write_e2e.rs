@@ -132,6 +132,22 @@ impl Env {
         child.wait_with_output().await.unwrap()
     }
 
+    /// Runs `sfetl write` like [`Env::write`] and asserts it succeeded.
+    async fn write_ok(&self, lines: &[Value], extra: &[&str]) -> Output {
+        let out = self.write(lines, extra).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The stored `Score__c` of a record.
+    async fn score_of(&self, object: &str, id: &str) -> Option<f64> {
+        self.stored(object, id).await["Score__c"].as_f64()
+    }
+
     async fn ids(&self, object: &str, n: usize) -> Vec<String> {
         let (_, v) = self
             .org
@@ -261,12 +277,7 @@ async fn states_are_echoed_in_order_after_both_routes_apply() {
         ),
         state("account_enrichment", 3),
     ];
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = e.write_ok(&input, &[]).await;
     let msgs = messages(&out);
     let states: Vec<(Value, Value)> = msgs
         .iter()
@@ -374,12 +385,7 @@ async fn refused_rows_go_to_the_rejects_file_with_their_codes() {
         score("Opportunity", &leads[0], 1.0, "no route"),
         state("person_scores", 1),
     ];
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = e.write_ok(&input, &[]).await;
     let states: Vec<Value> = messages(&out)
         .into_iter()
         .filter(|m| m["type"] == "STATE")
@@ -413,10 +419,7 @@ async fn refused_rows_go_to_the_rejects_file_with_their_codes() {
     );
     assert_eq!(codes[3], "NO_MATCHING_ROUTE");
     // The valid fields of refused rows were not applied.
-    assert_ne!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(1000.0)
-    );
+    assert_ne!(e.score_of("Lead", &leads[0]).await, Some(1000.0));
 }
 
 #[tokio::test]
@@ -430,28 +433,14 @@ async fn bulk_is_used_above_the_threshold_and_its_failures_are_rejected() {
         score("Lead", &leads[3], 13.0, "d"),
         state("person_scores", 1),
     ];
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.write_ok(&input, &[]).await;
     let (collections, bulk) = e.stats().await;
     assert_eq!(collections, 0);
     // create, upload, close, two polls, failed results.
     assert_eq!(bulk, 6);
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(10.0)
-    );
-    assert_eq!(
-        e.stored("Lead", &leads[1]).await["Score__c"].as_f64(),
-        Some(11.5)
-    );
-    assert_eq!(
-        e.stored("Lead", &leads[3]).await["Score__c"].as_f64(),
-        Some(13.0)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(10.0));
+    assert_eq!(e.score_of("Lead", &leads[1]).await, Some(11.5));
+    assert_eq!(e.score_of("Lead", &leads[3]).await, Some(13.0));
     let b = &e.rejects("person_scores")[0];
     assert_eq!(text(b, "source_id"), [leads[2].clone()]);
     assert_eq!(text(b, "_sfetl_error_code"), ["NUMBER_OUTSIDE_VALID_RANGE"]);
@@ -465,18 +454,10 @@ async fn small_batches_use_one_collections_call_per_200_rows() {
     let input: Vec<Value> = (0..150)
         .map(|i| score("Lead", &leads[i % 40], (i % 100) as f64, "batch"))
         .collect();
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.write_ok(&input, &[]).await;
     assert_eq!(e.stats().await, (1, 0));
     // The last write of each id wins.
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(20.0)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(20.0));
 }
 
 #[tokio::test]
@@ -489,25 +470,16 @@ async fn transient_failures_are_retried() {
             &json!({"kind": "collections", "count": 1, "status": 503}),
         )
         .await;
-    let out = e
-        .write(
-            &[
-                score("Lead", &leads[0], 33.0, "retried"),
-                state("person_scores", 1),
-            ],
-            &[],
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.write_ok(
+        &[
+            score("Lead", &leads[0], 33.0, "retried"),
+            state("person_scores", 1),
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(e.stats().await, (2, 0));
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(33.0)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(33.0));
     assert!(e.rejects("person_scores").is_empty());
     e.org
         .control(
@@ -515,18 +487,9 @@ async fn transient_failures_are_retried() {
             &json!({"kind": "collections", "count": 1, "status": 400, "error_code": "UNABLE_TO_LOCK_ROW"}),
         )
         .await;
-    let out = e
-        .write(&[score("Lead", &leads[0], 34.0, "locked once")], &[])
+    e.write_ok(&[score("Lead", &leads[0], 34.0, "locked once")], &[])
         .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(34.0)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(34.0));
 }
 
 #[tokio::test]
@@ -554,17 +517,9 @@ async fn scores_despite_locks(e: Env, n: usize, locked: u32) -> (Env, Output) {
         .map(|i| score("Lead", &leads[i], 40.0 + i as f64, "locked"))
         .chain([state("person_scores", 1)])
         .collect();
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = e.write_ok(&input, &[]).await;
     for (i, id) in leads.iter().enumerate() {
-        assert_eq!(
-            e.stored("Lead", id).await["Score__c"].as_f64(),
-            Some(40.0 + i as f64)
-        );
+        assert_eq!(e.score_of("Lead", id).await, Some(40.0 + i as f64));
     }
     assert!(e.rejects("person_scores").is_empty());
     (e, out)
@@ -577,29 +532,17 @@ async fn rows_locked_past_the_retries_are_rejected_with_the_code() {
     // The next 7 rows written are refused: both rows in the first send and the 2 re-sends, then
     // the first row once more in the last round (so it is rejected) while the second applies.
     e.org.control("fail_rows", &json!({"count": 7})).await;
-    let out = e
-        .write(
-            &[
-                score("Lead", &leads[0], 61.0, "always locked"),
-                score("Lead", &leads[1], 62.0, "fine"),
-            ],
-            &[],
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.write_ok(
+        &[
+            score("Lead", &leads[0], 61.0, "always locked"),
+            score("Lead", &leads[1], 62.0, "fine"),
+        ],
+        &[],
+    )
+    .await;
     assert_eq!(e.stats().await, (4, 0));
-    assert_ne!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(61.0)
-    );
-    assert_eq!(
-        e.stored("Lead", &leads[1]).await["Score__c"].as_f64(),
-        Some(62.0)
-    );
+    assert_ne!(e.score_of("Lead", &leads[0]).await, Some(61.0));
+    assert_eq!(e.score_of("Lead", &leads[1]).await, Some(62.0));
     let b = &e.rejects("person_scores")[0];
     assert_eq!(b.num_rows(), 1);
     assert_eq!(text(b, "source_id"), [leads[0].clone()]);
@@ -628,12 +571,7 @@ async fn small_deletes_use_collections() {
         .map(|id| score("Lead", id, 0.0, "gone"))
         .chain([state("person_scores", 1)])
         .collect();
-    let out = e.write(&input, &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    e.write_ok(&input, &[]).await;
     assert_eq!(e.stats().await, (1, 0));
     for id in &leads[..3] {
         assert_eq!(e.stored("Lead", id).await["IsDeleted"], json!(true));
@@ -650,7 +588,7 @@ async fn dry_run_writes_nothing() {
     let leads = e.ids("Lead", 1).await;
     let before = e.stored("Lead", &leads[0]).await;
     let out = e
-        .write(
+        .write_ok(
             &[
                 score("Lead", &leads[0], 66.0, "dry"),
                 state("person_scores", 1),
@@ -658,11 +596,6 @@ async fn dry_run_writes_nothing() {
             &["--dry-run"],
         )
         .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(e.stats().await, (0, 0));
     assert_eq!(e.stored("Lead", &leads[0]).await, before);
     let msgs = messages(&out);
@@ -735,10 +668,7 @@ async fn parquet_file_input() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(1.5)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(1.5));
     let cleared = e.stored("Lead", &leads[1]).await;
     assert_eq!(cleared["Score__c"], Value::Null, "null clears the field");
     assert_eq!(cleared["Score_Reason__c"], "cleared");
@@ -772,10 +702,7 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
         "{message}"
     );
     assert!(message.contains("1 row(s) were applied"), "{message}");
-    assert_eq!(
-        e.stored("Lead", &leads[0]).await["Score__c"].as_f64(),
-        Some(8.0)
-    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(8.0));
 
     let out = e.write(&[record("unknown_stream", json!({}))], &[]).await;
     let message = messages(&out)
