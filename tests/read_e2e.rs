@@ -281,26 +281,40 @@ async fn every_object_reads_in_records_and_parquet_with_exact_counts() {
     let held = org_rows(&e.org, "SELECT Id, Body FROM Attachment").await;
     for a in &att {
         let id = a["Id"].as_str().unwrap();
-        let stored = held.iter().find(|r| r["Id"] == id).unwrap()["Body"]
+        // REST answers the blob's URL, as Salesforce does; sfetl fetches the bytes.
+        let url = held.iter().find(|r| r["Id"] == id).unwrap()["Body"]
             .as_str()
             .unwrap()
             .to_string();
-        // The org answers either the blob's URL (Salesforce) or the base64 text itself.
-        let expected = if stored.starts_with("/services/") {
-            let blob = e
-                .org
-                .http
-                .get(e.org.url(&stored))
-                .bearer_auth(&e.org.token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(blob.status(), 200);
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(blob.bytes().await.unwrap())
-        } else {
-            stored
-        };
+        assert!(
+            url.starts_with("/services/data/v")
+                && url.ends_with(&format!("/sobjects/Attachment/{id}/Body")),
+            "{url}"
+        );
+        let blob = e
+            .org
+            .http
+            .get(e.org.url(&url))
+            .bearer_auth(&e.org.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blob.status(), 200);
+        use base64::Engine;
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(blob.bytes().await.unwrap());
+        // The same content as the simulator stores it.
+        let stored: Value = e
+            .org
+            .http
+            .get(e.org.url(&format!("/__sim/record/Attachment/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stored["Body"].as_str().unwrap(), expected);
         assert_eq!(a["Body"].as_str().unwrap(), expected);
         assert!(!expected.is_empty());
     }

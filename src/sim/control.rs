@@ -211,7 +211,15 @@ async fn record(
         })
         .collect();
     let mut out = Vec::new();
-    json_record(&mut out, &store, o, row, &fields, "v62.0");
+    json_record(
+        &mut out,
+        &store,
+        o,
+        row,
+        &fields,
+        "v62.0",
+        crate::sim::render::Blobs::Inline,
+    );
     json_response(StatusCode::OK, out)
 }
 

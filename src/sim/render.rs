@@ -110,6 +110,16 @@ fn attributes(
     out.extend_from_slice(b"\"}");
 }
 
+/// How a REST record shows base64 fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blobs {
+    /// As Salesforce does: the URL that serves the content
+    /// (`/services/data/vXX.X/sobjects/Attachment/{id}/Body`).
+    Urls,
+    /// The stored base64 text (the test-control view of a record).
+    Inline,
+}
+
 /// Writes one REST record: `attributes`, then the selected fields in order, relationship paths
 /// grouped into one nested object per relationship (or `null`).
 pub fn json_record(
@@ -119,6 +129,7 @@ pub fn json_record(
     row: usize,
     fields: &[Path],
     version: &str,
+    blobs: Blobs,
 ) {
     let name = &store.catalog.objects[obj].name;
     attributes(out, store, name, obj, row, version);
@@ -131,8 +142,21 @@ pub fn json_record(
                 out.push(b':');
                 if matches!(p.ftype, FType::Address | FType::Location) {
                     json_compound(out, store, obj, row, p.field);
+                    continue;
+                }
+                let v = read(store, obj, row, p);
+                if p.ftype == FType::Base64 && blobs == Blobs::Urls && !v.is_null() {
+                    out.extend_from_slice(b"\"/services/data/");
+                    out.extend_from_slice(version.as_bytes());
+                    out.extend_from_slice(b"/sobjects/");
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'/');
+                    write_id(&store.catalog.objects[obj].prefix, row, out);
+                    out.push(b'/');
+                    out.extend_from_slice(p.name.as_bytes());
+                    out.push(b'"');
                 } else {
-                    json_val(out, store, &read(store, obj, row, p));
+                    json_val(out, store, &v);
                 }
             }
             Some(via) => {

@@ -15,7 +15,7 @@ use axum::routing::{MethodRouter, get, patch, post};
 use serde_json::{Value, json};
 
 use super::describe::{FIXTURE_VERSION, FType};
-use super::render::{json_record, json_str};
+use super::render::{Blobs, json_record, json_str};
 use super::server::{Sim, json_response, sf_error};
 use super::soql::{self, Path, Query};
 use super::store::{DELETED, LIVE, Store, parse_datetime, write_datetime};
@@ -84,6 +84,11 @@ pub fn routes() -> Router<Arc<Sim>> {
         r,
         "/services/data/{ver}/sobjects/{obj}/{id}",
         get(get_record).patch(patch_record).delete(delete_record),
+    );
+    r = both(
+        r,
+        "/services/data/{ver}/sobjects/{obj}/{id}/{field}",
+        get(get_blob),
     );
     r = both(r, "/services/data/{ver}/query", get(query));
     r = both(r, "/services/data/{ver}/queryAll", get(query_all));
@@ -350,6 +355,7 @@ fn page(
             row as usize,
             &cursor.fields,
             ver,
+            Blobs::Urls,
         );
     }
     out.extend_from_slice(b"]}");

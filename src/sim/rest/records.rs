@@ -21,6 +21,37 @@ pub(super) fn locate(store: &Store, obj: &str, id: &str) -> Result<(usize, usize
     Ok((o, row))
 }
 
+/// `GET sobjects/{Object}/{id}/{Base64Field}`: the content of a base64 field as raw bytes (REST
+/// queries and record reads give this URL in place of the content, as Salesforce does).
+pub(super) async fn get_blob(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((ver, obj, id, field)): UrlPath<(String, String, String, String)>,
+) -> Response {
+    use base64::Engine as _;
+    check!(check_version(&ver));
+    let store = read_store(&sim);
+    let (o, row) = check!(locate(&store, &obj, &id));
+    let meta = &store.catalog.objects[o];
+    let Some(f) = meta
+        .field(&field)
+        .filter(|&f| meta.fields[f].ftype == FType::Base64)
+    else {
+        return not_found();
+    };
+    let bytes = match store.tables[o].get(row, f) {
+        crate::sim::store::Val::Str(s) => base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .unwrap_or_default(),
+        _ => return not_found(),
+    };
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response()
+}
+
 pub(super) async fn get_record(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, obj, id)): UrlPath<(String, String, String)>,
@@ -51,7 +82,7 @@ pub(super) async fn get_record(
         fields = picked;
     }
     let mut out = Vec::with_capacity(4096);
-    json_record(&mut out, &store, o, row, &fields, &ver);
+    json_record(&mut out, &store, o, row, &fields, &ver, Blobs::Urls);
     json_response(StatusCode::OK, out)
 }
 
