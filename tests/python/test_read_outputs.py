@@ -149,6 +149,13 @@ def test_parquet_to_s3_compatible_storage(sim, seaweed, tmp_path):
     table = pq.read_table(parts, filesystem=fs)
     assert table.num_rows == 500
     assert table.column_names == ["Id", "Name", "SystemModstamp", "_sfetl_deleted_at", "_sfetl_extracted_at", "_sfetl_sync_id"]
+    # `sfetl query` over the same export, credentials from the environment.
+    env = dict(os.environ, AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true",
+               AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+    proc = run("query", "--path", "s3://exports/salesforce", "--format", "csv",
+               "SELECT count(*) AS n, min(\"Id\") AS first FROM \"Account\"", env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().splitlines() == ["n,first", f"500,{min(table.column('Id').to_pylist())}"]
 
 
 def test_write_back_from_parquet_on_s3_compatible_storage(sim, seaweed, tmp_path):
