@@ -592,6 +592,38 @@ fn expressions_are_case_insensitive_and_may_compute() {
 }
 
 #[test]
+fn regular_expressions_clean_values() {
+    let plan = compile_yaml(
+        r#"streams: [{name: a, primary_key: [id], from: [{object: Account, columns: {id: Id, domain: "regexp_replace(lower(Website), '^https?://(www[.])?([^/]+).*$', '\\2')", dialable: "regexp_like(Phone, '^[+]?[0-9 ()-]+$')"}}]}]"#,
+    )
+    .unwrap();
+    let source = &plan.streams[0].sources[0];
+    let columns: Vec<ArrayRef> = source
+        .input_schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "Id" => strings(&[Some("0011"), Some("0012"), Some("0013")]),
+            "Website" => strings(&[Some("https://www.Example.com/about"), Some("acme.io"), None]),
+            "Phone" => strings(&[Some("+1 (415) 555-0100"), Some("call us"), None]),
+            "SystemModstamp" => timestamps(&[1, 2, 3]),
+            "IsDeleted" => Arc::new(BooleanArray::from(vec![false, false, false])) as ArrayRef,
+            other => panic!("unexpected input field {other}"),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(source.input_schema.clone(), columns).unwrap();
+    let out = source.evaluate(&batch).unwrap();
+    assert_eq!(
+        column_strings(&out, "domain"),
+        vec![Some("example.com".into()), Some("acme.io".into()), None]
+    );
+    assert_eq!(
+        column_strings(&out, "dialable"),
+        vec![Some("true".into()), Some("false".into()), None]
+    );
+}
+
+#[test]
 fn unify_widens_compatible_types_only() {
     use super::compile::unify_for_tests as unify;
     assert_eq!(
