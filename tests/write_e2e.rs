@@ -761,6 +761,13 @@ async fn check_validates_the_writeback_against_the_org() {
         "SUCCEEDED",
         "{msgs:?}"
     );
+    assert!(
+        msgs.last().unwrap()["connectionStatus"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; writeback: 3 route(s) valid against the org's describes"),
+        "{msgs:?}"
+    );
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     cfg["writeback"]["streams"]["person_scores"]["routes"][1]["object"] = json!("Contakt");
     let bad = write_json(e.dir.path(), "bad.json", &cfg);

@@ -104,9 +104,14 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
     let status = match probe(&config, hooks).await {
         Ok(report) => match check_mapping(&config).await {
             Ok(()) => match check_writeback(&config).await {
-                Ok(()) => AirbyteMessage::connection_status(
+                Ok(routes) => AirbyteMessage::connection_status(
                     ConnectionStatus::Succeeded,
-                    Some(report.to_string()),
+                    Some(match routes {
+                        Some(n) => format!(
+                            "{report}; writeback: {n} route(s) valid against the org's describes"
+                        ),
+                        None => report.to_string(),
+                    }),
                 ),
                 Err(e) => AirbyteMessage::connection_status(
                     ConnectionStatus::Failed,
@@ -218,10 +223,11 @@ async fn check_mapping(config: &Config) -> Result<(), crate::source::FetchError>
         .map(|_| ())
 }
 
-/// Checks the config's `writeback` routes against the org's describes, when it has them.
-async fn check_writeback(config: &Config) -> Result<(), crate::sink::SinkError> {
+/// Checks the config's `writeback` routes against the org's describes, when it has them:
+/// how many routes were checked.
+async fn check_writeback(config: &Config) -> Result<Option<usize>, crate::sink::SinkError> {
     if config.writeback.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let hooks = ClientHooks {
         retry: check_retry(),
@@ -233,7 +239,5 @@ async fn check_writeback(config: &Config) -> Result<(), crate::sink::SinkError> 
             during: "connecting".into(),
             source: e,
         })?;
-    crate::sink::check_writeback(&client, config.writeback.as_ref())
-        .await
-        .map(|_| ())
+    crate::sink::check_writeback(&client, config.writeback.as_ref()).await
 }
