@@ -9,7 +9,7 @@ use oauth2::http;
 use serde::Serialize;
 
 use super::errors::{AuthError, RequestContext, classify};
-use super::oauth::{Endpoints, SalesforceTokenResponse, TransportError, send};
+use super::oauth::{Endpoints, SalesforceTokenResponse, send};
 use super::token::Token;
 use crate::secret::Secret;
 
@@ -97,20 +97,9 @@ pub async fn exchange(
             host: ctx.host.clone(),
             detail: "the token request could not be built".into(),
         })?;
-    let response = send(http_client, request).await.map_err(|e| match e {
-        TransportError::Network(detail) => AuthError::Unreachable {
-            host: ctx.host.clone(),
-            detail,
-        },
-        TransportError::Server(status) => AuthError::ServerError {
-            host: ctx.host.clone(),
-            status,
-        },
-        TransportError::Build => AuthError::BadTokenResponse {
-            host: ctx.host.clone(),
-            detail: "the token request could not be built".into(),
-        },
-    })?;
+    let response = send(http_client, request)
+        .await
+        .map_err(|e| super::oauth::transport_error(e, ctx))?;
     let bad = |what: &str| AuthError::BadTokenResponse {
         host: ctx.host.clone(),
         detail: what.to_string(),

@@ -193,7 +193,8 @@ fn finish(
     }
 }
 
-fn transport_error(e: TransportError, ctx: &RequestContext) -> AuthError {
+/// The auth error for a token request that failed in transport (shared with the JWT flow).
+pub(super) fn transport_error(e: TransportError, ctx: &RequestContext) -> AuthError {
     match e {
         TransportError::Network(detail) => AuthError::Unreachable {
             host: ctx.host.clone(),

@@ -74,13 +74,7 @@ pub(super) async fn list_ingest(
     check!(check_version(&ver));
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
-    let records: Vec<Value> = jobs.values().map(|j| ingest_info(j, &store)).collect();
-    json_response(
-        StatusCode::OK,
-        json!({"done": true, "records": records, "nextRecordsUrl": null})
-            .to_string()
-            .into_bytes(),
-    )
+    job_list(jobs.values().map(|j| ingest_info(j, &store)).collect())
 }
 
 pub(super) fn ingest_info(j: &IngestJob, store: &Store) -> Value {

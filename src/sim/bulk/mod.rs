@@ -190,6 +190,16 @@ fn user_id(store: &Store) -> String {
     store.id_of(pack(4, 0))
 }
 
+/// The answer of `GET jobs/query` / `GET jobs/ingest`: every job on one page.
+fn job_list(records: Vec<Value>) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"done": true, "records": records, "nextRecordsUrl": null})
+            .to_string()
+            .into_bytes(),
+    )
+}
+
 /// Salesforce deletes only jobs in a terminal state, query and ingest alike.
 fn refuse_delete_unless_terminal(state: &str) -> Option<Response> {
     (!matches!(state, "JobComplete" | "Failed" | "Aborted")).then(|| {

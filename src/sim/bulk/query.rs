@@ -84,15 +84,10 @@ pub(super) async fn list_query(
     check!(check_version(&ver));
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
-    let records: Vec<Value> = jobs
-        .values()
-        .map(|j| info_json(&j.info, &store, "V2Query", true, &[]))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        json!({"done": true, "records": records, "nextRecordsUrl": null})
-            .to_string()
-            .into_bytes(),
+    job_list(
+        jobs.values()
+            .map(|j| info_json(&j.info, &store, "V2Query", true, &[]))
+            .collect(),
     )
 }
 

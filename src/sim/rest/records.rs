@@ -106,6 +106,34 @@ pub(super) fn user_ref(store: &Store) -> u64 {
     crate::sim::store::pack(4, 0)
 }
 
+/// The body of a single-record write, which must be a JSON object.
+fn body_object(v: &Value) -> Result<&serde_json::Map<String, Value>, Response> {
+    v.as_object().ok_or_else(|| {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "The request body must be a JSON object",
+        )
+    })
+}
+
+/// Validates a single-record write (insert when `row` is None); errors answer as Salesforce does.
+fn validate_json(
+    store: &Store,
+    o: usize,
+    row: Option<usize>,
+    map: &serde_json::Map<String, Value>,
+) -> Result<Vec<(usize, crate::sim::store::Val<'static>)>, Response> {
+    validate(
+        store,
+        o,
+        row,
+        map.iter().map(|(k, v)| (k.as_str(), Input::Json(v))),
+        false,
+    )
+    .map_err(|e| rec_error_response(&e))
+}
+
 pub(super) async fn patch_record(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, obj, id)): UrlPath<(String, String, String)>,
@@ -113,26 +141,11 @@ pub(super) async fn patch_record(
 ) -> Response {
     check!(check_version(&ver));
     let v = check!(parse_body(&body));
-    let Some(map) = v.as_object() else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "The request body must be a JSON object",
-        );
-    };
+    let map = check!(body_object(&v));
     let now = sim.now_ms();
     let mut store = write_store(&sim);
     let (o, row) = check!(locate(&store, &obj, &id));
-    let vals = match validate(
-        &store,
-        o,
-        Some(row),
-        map.iter().map(|(k, v)| (k.as_str(), Input::Json(v))),
-        false,
-    ) {
-        Ok(v) => v,
-        Err(e) => return rec_error_response(&e),
-    };
+    let vals = check!(validate_json(&store, o, Some(row), map));
     let user = user_ref(&store);
     apply(&mut store, o, Some(row), &vals, now, user);
     StatusCode::NO_CONTENT.into_response()
@@ -158,28 +171,13 @@ pub(super) async fn create_one(
 ) -> Response {
     check!(check_version(&ver));
     let v = check!(parse_body(&body));
-    let Some(map) = v.as_object() else {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            "The request body must be a JSON object",
-        );
-    };
+    let map = check!(body_object(&v));
     let now = sim.now_ms();
     let mut store = write_store(&sim);
     let Some(o) = store.catalog.object(&obj) else {
         return not_found();
     };
-    let vals = match validate(
-        &store,
-        o,
-        None,
-        map.iter().map(|(k, v)| (k.as_str(), Input::Json(v))),
-        false,
-    ) {
-        Ok(v) => v,
-        Err(e) => return rec_error_response(&e),
-    };
+    let vals = check!(validate_json(&store, o, None, map));
     let user = user_ref(&store);
     let row = apply(&mut store, o, None, &vals, now, user);
     let id = store.id_of(crate::sim::store::pack(o, row));
