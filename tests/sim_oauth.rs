@@ -202,21 +202,31 @@ impl Sim {
         query(&url, "code").expect("a code on the callback")
     }
 
+    /// The token request exchanging `code` with the primary app's secret.
+    fn code_form<'a>(&'a self, code: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", self.client_id()),
+            ("client_secret", self.secret()),
+            ("redirect_uri", CALLBACK),
+        ]
+    }
+
+    /// Exchanges `code` with the secret and checks the primary user's success answer.
+    async fn exchange(&self, code: &str) -> Value {
+        assert_success(
+            self,
+            self.token(&self.login, &self.code_form(code)).await,
+            true,
+            &self.oauth.config.user_id,
+        )
+    }
+
     /// A refresh token for the primary user, through the code flow with the secret.
     async fn refresh_token(&self) -> String {
         let code = self.code(None).await;
-        let (status, body) = self
-            .token(
-                &self.login,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("client_id", self.client_id()),
-                    ("client_secret", self.secret()),
-                    ("redirect_uri", CALLBACK),
-                ],
-            )
-            .await;
+        let (status, body) = self.token(&self.login, &self.code_form(&code)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["refresh_token"].as_str().unwrap().to_string()
     }
@@ -435,19 +445,7 @@ async fn pkce_verifier_mismatch_and_missing_verifier() {
 async fn code_flow_with_secret_signature_and_single_use() {
     let sim = Sim::start().await;
     let code = sim.code(None).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("client_id", sim.client_id()),
-        ("client_secret", sim.secret()),
-        ("redirect_uri", CALLBACK),
-    ];
-    let body = assert_success(
-        &sim,
-        sim.token(&sim.login, &form).await,
-        true,
-        &sim.oauth.config.user_id,
-    );
+    let body = sim.exchange(&code).await;
     let message = format!(
         "{}{}",
         body["id"].as_str().unwrap(),
@@ -464,7 +462,7 @@ async fn code_flow_with_secret_signature_and_single_use() {
     );
     // Single use.
     assert_oauth_error(
-        sim.token(&sim.login, &form).await,
+        sim.token(&sim.login, &sim.code_form(&code)).await,
         "invalid_grant",
         "invalid authorization code",
     );
@@ -1243,19 +1241,7 @@ async fn scope_without_api_is_not_valid_for_rest() {
     ];
     let url = sim.consent(&params, &[("decision", "allow")]).await;
     let code = query(&url, "code").unwrap();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("client_id", sim.client_id()),
-        ("client_secret", sim.secret()),
-        ("redirect_uri", CALLBACK),
-    ];
-    let body = assert_success(
-        &sim,
-        sim.token(&sim.login, &form).await,
-        true,
-        &sim.oauth.config.user_id,
-    );
+    let body = sim.exchange(&code).await;
     assert_eq!(body["scope"], "id refresh_token");
     let expected = r#"[{"message":"This session is not valid for use with the REST API","errorCode":"INVALID_SESSION_ID"}]"#;
     assert_eq!(
