@@ -214,7 +214,6 @@ mod tests {
 
     #[test]
     fn other_shapes_are_left_to_arrow() {
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         for s in [
             "2024-01-15T11:00:00.000+00:00",
             "2024-01-15T10:00:00Z",
