@@ -24,6 +24,8 @@ struct TextColumn {
     offsets: Vec<i32>,
     values: Vec<u8>,
     nulls: NullBufferBuilder,
+    /// Invalid UTF-8 sequences replaced so far.
+    replaced: u64,
 }
 
 impl TextColumn {
@@ -34,6 +36,7 @@ impl TextColumn {
             offsets,
             values: Vec::with_capacity(bytes),
             nulls: NullBufferBuilder::new(rows),
+            replaced: 0,
         }
     }
 
@@ -46,19 +49,50 @@ impl TextColumn {
         Ok(())
     }
 
-    /// The column so far as a `StringArray` (UTF-8 checked once for the whole column);
-    /// starts afresh with room for as much again.
+    /// The column so far as a `StringArray`; starts afresh with room for as much again.
+    ///
+    /// The page is not checked for UTF-8 as it arrives: the whole column is checked here, once
+    /// (arrow checks a `StringArray`'s bytes anyway), and only a column that fails is repaired
+    /// value by value, invalid sequences replaced by U+FFFD and counted.
     fn finish(&mut self, rows: usize) -> Result<StringArray, String> {
         let bytes = self.values.len();
-        let done = std::mem::replace(self, TextColumn::new(rows, bytes + bytes / 8));
-        let mut nulls = done.nulls;
-        StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(done.offsets)),
-            Buffer::from_vec(done.values),
-            nulls.finish(),
-        )
-        .map_err(|e| e.to_string())
+        let mut done = std::mem::replace(self, TextColumn::new(rows, bytes + bytes / 8));
+        self.replaced = done.replaced;
+        let nulls = done.nulls.finish();
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
+        let values = Buffer::from_vec(done.values);
+        // Buffers are shared, not copied, by these clones.
+        match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
+            Ok(array) => Ok(array),
+            Err(_) => {
+                let (offsets, values, replaced) = repair(&offsets, values.as_slice());
+                self.replaced += replaced;
+                StringArray::try_new(
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    Buffer::from_vec(values),
+                    nulls,
+                )
+                .map_err(|e| e.to_string())
+            }
+        }
     }
+}
+
+/// Text values with their invalid UTF-8 sequences replaced by U+FFFD, and how many there were.
+fn repair(offsets: &[i32], values: &[u8]) -> (Vec<i32>, Vec<u8>, u64) {
+    let mut out = Vec::with_capacity(values.len() + 64);
+    let mut out_offsets = Vec::with_capacity(offsets.len());
+    out_offsets.push(0);
+    let mut replaced = 0;
+    for w in offsets.windows(2) {
+        let value = &values[w[0] as usize..w[1] as usize];
+        let mut repair = super::Utf8Repair::new();
+        out.extend_from_slice(&repair.push(value));
+        out.extend_from_slice(&repair.finish());
+        replaced += repair.replaced();
+        out_offsets.push(i32::try_from(out.len()).unwrap_or(i32::MAX));
+    }
+    (out_offsets, out, replaced)
 }
 
 /// One wire column being built.
@@ -161,6 +195,14 @@ impl ColumnBuilder {
             Builder::Decimal128(b, _, _) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
             Builder::Timestamp(b, _) => b.append_null(),
+        }
+    }
+
+    /// Invalid UTF-8 sequences replaced in this column's text so far.
+    pub fn replaced_utf8(&self) -> u64 {
+        match &self.builder {
+            Builder::Text(t) | Builder::Cast(t) => t.replaced,
+            _ => 0,
         }
     }
 

@@ -9,14 +9,13 @@ use arrow::record_batch::RecordBatch;
 
 use super::columns::ColumnBuilder;
 use super::fields::{FieldSplitter, SplitError};
-use super::{DecodeError, Utf8Repair, WirePlan};
+use super::{DecodeError, WirePlan};
 
 /// Decodes one CSV result page (header line first) into wire batches.
 pub struct CsvPageDecoder {
     object: String,
     expected: Vec<String>,
     header: Option<Vec<u8>>,
-    utf8: Utf8Repair,
     splitter: FieldSplitter,
     wire: arrow::datatypes::SchemaRef,
     columns: Result<Vec<ColumnBuilder>, String>,
@@ -40,7 +39,6 @@ impl CsvPageDecoder {
             object: plan.object.clone(),
             expected: plan.select.clone(),
             header: Some(Vec::new()),
-            utf8: Utf8Repair::new(),
             splitter: FieldSplitter::new(),
             wire: plan.wire.clone(),
             columns,
@@ -52,8 +50,7 @@ impl CsvPageDecoder {
 
     /// Feeds a chunk of the body; returns the batches completed by it.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<RecordBatch>, DecodeError> {
-        let repaired = self.utf8.push(chunk);
-        let mut data: &[u8] = &repaired;
+        let mut data = chunk;
         if let Some(header) = self.header.as_mut() {
             match data.iter().position(|b| *b == b'\n') {
                 None => {
@@ -73,17 +70,12 @@ impl CsvPageDecoder {
 
     /// Ends the page; returns the last batch.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, DecodeError> {
-        let tail = self.utf8.finish();
         let mut out = if let Some(header) = self.header.take() {
             // A page that is only a header line without newline.
-            let mut h = header;
-            h.extend_from_slice(&tail);
-            self.check_header(&h)?;
+            self.check_header(&header)?;
             Vec::new()
         } else {
-            let mut out = self.feed(&tail, false)?;
-            out.extend(self.feed(&[], true)?);
-            out
+            self.feed(&[], true)?
         };
         if let Some(b) = self.flush()? {
             out.push(b);
@@ -91,9 +83,13 @@ impl CsvPageDecoder {
         Ok(out)
     }
 
-    /// Invalid UTF-8 sequences replaced by U+FFFD so far.
+    /// Invalid UTF-8 sequences replaced by U+FFFD so far (in text values: in a number or a
+    /// date they are an error like any other bad character).
     pub fn replaced_utf8(&self) -> u64 {
-        self.utf8.replaced()
+        match &self.columns {
+            Ok(columns) => columns.iter().map(ColumnBuilder::replaced_utf8).sum(),
+            Err(_) => 0,
+        }
     }
 
     fn check_header(&self, line: &[u8]) -> Result<(), DecodeError> {
