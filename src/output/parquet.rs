@@ -42,7 +42,7 @@ impl Default for ParquetOptions {
         ParquetOptions {
             compression: Compression::Zstd,
             max_row_group_rows: 1_000_000,
-            // Encoded (compressed) bytes: ~24 MB on disk is ~60 MB of values, 120k rows of an
+            // Encoded (compressed) bytes: ~24 MB on disk is ~60 MB of values, 160k rows of an
             // all-fields Account (DuckDB's own row groups are 122,880 rows) up to 1M rows (the
             // row bound) for narrow selections. Peak memory is about twice this bound (the
             // closed row group is spooled while its pages are freed) plus the column writers'
