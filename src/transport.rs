@@ -85,25 +85,44 @@ pub fn origin_of(text: &str) -> String {
         .unwrap_or_else(|_| "(unparseable URL)".to_string())
 }
 
-/// The one reqwest client sfetl uses for Salesforce: rustls, gzip, timeouts, no redirects
-/// (Salesforce does not redirect API calls, and a redirect must never carry a token elsewhere).
-pub fn http_client() -> reqwest::Client {
+/// Whether sfetl asks Salesforce for gzip-compressed answers. gzip pays off over WANs (CSV
+/// shrinks several times) but inflating costs CPU; `SFETL_GZIP=0` turns it off where bandwidth
+/// is free (the loopback simulator).
+pub fn gzip_wanted() -> bool {
+    std::env::var("SFETL_GZIP")
+        .map(|v| v != "0")
+        .unwrap_or(true)
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        // gzip pays off over WANs (CSV shrinks several times) but inflating costs 15-25% of
-        // read CPU; SFETL_GZIP=0 turns it off where bandwidth is free (loopback simulator).
-        .gzip(
-            std::env::var("SFETL_GZIP")
-                .map(|v| v != "0")
-                .unwrap_or(true),
-        )
+}
+
+fn build(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder
         .build()
         // Building fails only if the TLS backend cannot initialise, which rustls with bundled
         // roots does not; fall back to reqwest's defaults rather than abort.
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The one reqwest client sfetl uses for Salesforce: rustls, gzip (see [`gzip_wanted`]),
+/// timeouts, no redirects (Salesforce does not redirect API calls, and a redirect must never
+/// carry a token elsewhere).
+pub fn http_client() -> reqwest::Client {
+    build(client_builder().gzip(gzip_wanted()))
+}
+
+/// The same client without reqwest's transparent decompression, for bodies sfetl inflates
+/// itself: Bulk result pages (hundreds of MB), which reqwest would inflate 4 KB at a time
+/// (tower-http's fixed buffer), a quarter slower than the large steps `source::gunzip` takes.
+/// Requests sent with it ask for gzip explicitly (`ApiRequest::inflated_by_caller`).
+pub fn http_client_raw() -> reqwest::Client {
+    build(client_builder().gzip(false))
 }
 
 /// Describes a reqwest failure without its URL: what happened, for a message naming the host.

@@ -3,12 +3,17 @@
 //! Pages arrive in the *wire* shape of the API that produced them (Bulk CSV selects compound
 //! components and sends times as text; REST JSON nests addresses and relationships). A
 //! [`WirePlan`] says what to select, how to decode it, and how to assemble the stream's schema
-//! from the wire columns. Decoding itself is arrow-csv's and arrow-json's, given the exact schema,
-//! so no value is ever inferred (digit-only strings stay strings, "NA" stays "NA").
+//! from the wire columns. Values are decoded to the exact wire schema, never inferred (digit-only
+//! strings stay strings, "NA" stays "NA"): REST JSON by arrow-json, Bulk CSV by sfetl's own
+//! splitter and column builders (`csv`, `fields`, `columns`), with fast paths for Salesforce's fixed
+//! datetime, date and decimal formats (`text`) and arrow's parsers for anything else.
 
+mod columns;
 mod csv;
+mod fields;
 mod json;
 mod plan;
+mod text;
 mod utf8;
 
 pub use csv::CsvPageDecoder;

@@ -42,10 +42,12 @@ impl Default for ParquetOptions {
         ParquetOptions {
             compression: Compression::Zstd,
             max_row_group_rows: 1_000_000,
-            // Encoded (compressed) bytes: ~32 MB on disk is ~80 MB of values, 150k to 1M rows
-            // (the row bound) depending on width. Peak memory is about this bound plus the
-            // column writers' page buffers, so a 70-column object stays under 200 MB RSS.
-            max_row_group_bytes: 32 << 20,
+            // Encoded (compressed) bytes: ~24 MB on disk is ~60 MB of values, 160k rows of an
+            // all-fields Account (DuckDB's own row groups are 122,880 rows) up to 1M rows (the
+            // row bound) for narrow selections. Peak memory is about twice this bound (the
+            // closed row group is spooled while its pages are freed) plus the column writers'
+            // page buffers: 32 MB kept an all-fields Account export just above 200 MB RSS.
+            max_row_group_bytes: 24 << 20,
         }
     }
 }

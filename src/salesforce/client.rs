@@ -49,6 +49,8 @@ pub struct SalesforceClient {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    /// Without transparent decompression, for [`ApiRequest::inflated_by_caller`].
+    raw_http: reqwest::Client,
     tokens: TokenProvider,
     api_version: String,
     retry: RetryPolicy,
@@ -74,6 +76,7 @@ impl SalesforceClient {
         Ok(SalesforceClient {
             inner: Arc::new(Inner {
                 http,
+                raw_http: crate::transport::http_client_raw(),
                 tokens,
                 api_version: config.api_version.trim_start_matches('v').to_string(),
                 retry: hooks.retry,
@@ -161,7 +164,12 @@ impl SalesforceClient {
                 return Ok(response);
             }
             let retry_after = retry_after(response.headers());
-            let body = response.bytes().await.unwrap_or_default();
+            let gzipped = is_gzipped(response.headers());
+            let mut body = response.bytes().await.unwrap_or_default();
+            if gzipped {
+                // Only requests inflated by the caller see a compressed body here.
+                body = gunzip_small(&body).into();
+            }
             let (code, message) = parse_error_body(&body);
             if is_session_error(status, &code) {
                 if !refreshed {
@@ -257,12 +265,18 @@ impl SalesforceClient {
     }
 
     fn build(&self, req: &ApiRequest, url: &url::Url, token: &Token) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .inner
-            .http
+        let http = if req.inflated_by_caller {
+            &self.inner.raw_http
+        } else {
+            &self.inner.http
+        };
+        let mut rb = http
             .request(req.method.clone(), url.clone())
             .bearer_auth(token.access_token.expose())
             .header(reqwest::header::ACCEPT, "application/json");
+        if req.inflated_by_caller && crate::transport::gzip_wanted() {
+            rb = rb.header(reqwest::header::ACCEPT_ENCODING, "gzip");
+        }
         for (name, value) in &req.headers {
             rb = rb.header(name.as_str(), value.as_str());
         }
@@ -292,6 +306,24 @@ impl SalesforceClient {
 /// A refused session: `401` (`INVALID_SESSION_ID`), or the identity URL's `403 Bad_OAuth_Token`.
 fn is_session_error(status: u16, code: &str) -> bool {
     status == 401 || (status == 403 && code == "Bad_OAuth_Token")
+}
+
+/// Whether a response body is gzip-compressed (`Content-Encoding: gzip`).
+pub fn is_gzipped(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+}
+
+/// Inflates a small gzip body (an error answer); what cannot be inflated is kept as it came.
+fn gunzip_small(body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match flate2::read::MultiGzDecoder::new(body).read_to_end(&mut out) {
+        Ok(_) => out,
+        Err(_) => body.to_vec(),
+    }
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

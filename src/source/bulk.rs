@@ -117,12 +117,54 @@ pub struct Page {
     pub records: Option<u64>,
     response: reqwest::Response,
     job: String,
+    /// Set when the body is gzip-compressed: sfetl inflates it itself, in large steps.
+    gunzip: Option<super::gunzip::Gunzip>,
+    /// Compressed bytes received but not inflated yet.
+    pending: bytes::Bytes,
 }
+
+/// Bytes of CSV handed to the decoder at a time when inflating (a few network chunks' worth).
+const INFLATED_CHUNK: usize = 256 << 10;
 
 impl Page {
     /// The next chunk of the body; a body cut off midway is [`FetchError::Truncated`], and the
     /// caller fetches the same locator again.
     pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError> {
+        if self.gunzip.is_none() {
+            return self.raw_chunk().await;
+        }
+        let mut out = Vec::with_capacity(INFLATED_CHUNK);
+        while out.len() < out.capacity() {
+            if self.pending.is_empty() {
+                match self.raw_chunk().await? {
+                    Some(c) => self.pending = c,
+                    None => {
+                        self.inflate_err(|g| g.finish())?;
+                        break;
+                    }
+                }
+            }
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.inflate_err(|g| g.inflate(&pending, &mut out))?;
+            self.pending = pending.slice(used..);
+        }
+        Ok((!out.is_empty()).then(|| out.into()))
+    }
+
+    /// Runs `f` on the inflater; its errors mean the body is cut off or corrupt, and the page
+    /// is fetched again.
+    fn inflate_err<T>(
+        &mut self,
+        f: impl FnOnce(&mut super::gunzip::Gunzip) -> Result<T, String>,
+    ) -> Result<T, FetchError> {
+        let gunzip = self.gunzip.as_mut().expect("only called when inflating");
+        f(gunzip).map_err(|reason| FetchError::Truncated {
+            job: self.job.clone(),
+            reason,
+        })
+    }
+
+    async fn raw_chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError> {
         self.response
             .chunk()
             .await
@@ -145,7 +187,11 @@ pub async fn open_page(
         url.push_str("&locator=");
         url.push_str(l);
     }
-    let response = client.send(ApiRequest::get(&url)).await?;
+    let response = client
+        .send(ApiRequest::get(&url).inflated_by_caller())
+        .await?;
+    let gunzip =
+        crate::salesforce::client::is_gzipped(response.headers()).then(super::gunzip::Gunzip::new);
     let header = |name: &str| {
         response
             .headers()
@@ -160,5 +206,7 @@ pub async fn open_page(
         records,
         response,
         job: id.to_string(),
+        gunzip,
+        pending: bytes::Bytes::new(),
     })
 }

@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod cursor;
 pub mod discover;
+pub mod gunzip;
 pub mod mapped;
 pub mod progress;
 pub mod read;
