@@ -520,11 +520,7 @@ async fn max_api_usage_percent_stops_cleanly_and_says_why() {
     .await;
     assert_eq!(out.status.code(), Some(1));
     let msgs = messages(&out);
-    let logs: Vec<&str> = msgs
-        .iter()
-        .filter(|m| m["type"] == "LOG")
-        .map(|m| m["log"]["message"].as_str().unwrap())
-        .collect();
+    let logs = logs(&msgs);
     assert!(
         logs.iter().any(
             |l| l.starts_with("Account: stopping because the org's API usage is ")

@@ -254,20 +254,7 @@ async fn every_object_reads_in_records_and_parquet_with_exact_counts() {
         .collect();
     let cat = catalog(e.dir.path(), "cat.json", &streams);
 
-    let out = run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out);
+    let msgs = read_ok(&e, &cat, None).await;
     for o in OBJECTS {
         assert_eq!(records(&msgs, o).len(), want[o], "{o} records");
         let ids: BTreeSet<String> = records(&msgs, o)
@@ -318,12 +305,8 @@ async fn every_object_reads_in_records_and_parquet_with_exact_counts() {
         assert_eq!(a["Body"].as_str().unwrap(), expected);
         assert!(!expected.is_empty());
     }
-    let logs: Vec<&str> = msgs
-        .iter()
-        .filter(|m| m["type"] == "LOG")
-        .map(|m| m["log"]["message"].as_str().unwrap())
-        .collect();
-    assert!(logs.contains(&"Attachment: reading with the REST API because base64 fields are selected (Bulk API cannot read them)"), "{logs:?}");
+    let logs = logs(&msgs);
+    assert!(logs.iter().any(|l| l == "Attachment: reading with the REST API because base64 fields are selected (Bulk API cannot read them)"), "{logs:?}");
 
     // Parquet.
     let export = e.dir.path().join("export");
@@ -421,20 +404,7 @@ async fn injected_faults_are_retried_and_no_row_is_lost_or_duplicated() {
         .control("cut", &json!({"kind": "bulk_query", "count": 2}))
         .await;
     e.org.control("expire_tokens", &json!({})).await;
-    let out = run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out);
+    let msgs = read_ok(&e, &cat, None).await;
     let got = records(&msgs, "Contact");
     let ids: BTreeSet<&str> = got.iter().map(|r| r["Id"].as_str().unwrap()).collect();
     assert_eq!(got.len(), 150);
@@ -456,26 +426,9 @@ async fn a_failed_bulk_job_falls_back_to_rest() {
         &[("Lead", &["Id", "Email"], "full_refresh")],
     );
     e.org.control("fail_bulk_job", &json!({"count": 1})).await;
-    let out = run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let msgs = messages(&out);
+    let msgs = read_ok(&e, &cat, None).await;
     assert_eq!(records(&msgs, "Lead").len(), 40);
-    let logs: Vec<&str> = msgs
-        .iter()
-        .filter(|m| m["type"] == "LOG")
-        .map(|m| m["log"]["message"].as_str().unwrap())
-        .collect();
+    let logs = logs(&msgs);
     assert!(
         logs.iter().any(
             |l| l.starts_with("Lead: Bulk API 2.0 refused the query (Bulk query job ")
@@ -517,11 +470,7 @@ async fn rest_account_rows(e: &Env, config: &Path) -> (Vec<Value>, Vec<String>) 
     );
     e.org.control("fail_bulk_job", &json!({"count": 1})).await;
     let msgs = messages(&read_files(config, &cat, None).await);
-    let logs = msgs
-        .iter()
-        .filter(|m| m["type"] == "LOG")
-        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
-        .collect();
+    let logs = logs(&msgs);
     (records(&msgs, "Account"), logs)
 }
 

@@ -151,14 +151,14 @@ async fn sample_people(client: &SalesforceClient, export: &str) -> Result<Sample
         )
         .await?;
         for b in &batches {
-            let col = arrow::array::cast::AsArray::as_string_view_opt(b.column(0))
-                .map(|a| a.iter().flatten().map(str::to_string).collect::<Vec<_>>())
-                .or_else(|| {
-                    arrow::array::cast::AsArray::as_string_opt::<i32>(b.column(0))
-                        .map(|a| a.iter().flatten().map(str::to_string).collect())
-                })
-                .unwrap_or_default();
-            ids.extend(col.into_iter().map(|id| (object.to_string(), id)));
+            let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+                .map_err(failed("reading the sample's ids"))?;
+            let col = arrow::array::cast::AsArray::as_string::<i32>(&col);
+            ids.extend(
+                col.iter()
+                    .flatten()
+                    .map(|id| (object.to_string(), id.to_string())),
+            );
         }
     }
     let mut sample = Sample {
