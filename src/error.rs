@@ -36,7 +36,7 @@ pub enum Error {
     NotAvailable(&'static str),
     /// `sfetl login` failed.
     #[error(transparent)]
-    Login(#[from] crate::commands::login::LoginError),
+    Login(#[from] crate::auth::login::LoginError),
     /// The simulator failed.
     #[error("simulator: {0}")]
     Simulator(#[from] crate::sim::SimError),

@@ -21,6 +21,7 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod stop;
 pub mod transport;
 
 /// The package root, read when the test runs (cargo sets it) rather than baked in when it was

@@ -9,6 +9,7 @@
 pub mod callback;
 pub mod errors;
 pub mod jwt;
+pub mod login;
 pub mod oauth;
 pub mod pkce;
 pub mod provider;

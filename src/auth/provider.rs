@@ -12,7 +12,7 @@ use super::jwt;
 use super::oauth::{self, AppCredentials, Endpoints};
 use super::token::Token;
 use crate::config::{AuthMethod, Config};
-use crate::salesforce::RetryPolicy;
+use crate::transport::RetryPolicy;
 use crate::secret::Secret;
 
 /// Called with the new refresh token when Salesforce rotates it (the old one is then dead), so
@@ -202,18 +202,19 @@ impl TokenProvider {
     /// One token request by the flow, retried with backoff while the failure is transient.
     /// Callers hold the gate.
     async fn obtain(&self) -> Result<Arc<Token>, AuthError> {
-        let mut attempt = 0;
-        loop {
-            match self.request_once().await {
-                Err(e) if e.is_transient() && attempt + 1 < self.inner.retry.max_attempts => {
+        let token = crate::transport::retry(
+            &self.inner.retry,
+            || self.request_once(),
+            |e: &AuthError| {
+                let transient = e.is_transient();
+                if transient {
                     tracing::warn!("token request failed, retrying: {e}");
-                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
-                    attempt += 1;
                 }
-                Err(e) => return Err(e),
-                Ok(token) => return Ok(self.install(token)),
-            }
-        }
+                transient
+            },
+        )
+        .await?;
+        Ok(self.install(token))
     }
 
     async fn request_once(&self) -> Result<Token, AuthError> {

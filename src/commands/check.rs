@@ -13,7 +13,8 @@ use super::rotation::rotation_hook;
 use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{AirbyteMessage, ConnectionStatus, Emitter};
-use crate::salesforce::{ClientHooks, RetryPolicy, SalesforceClient, SalesforceError};
+use crate::salesforce::{ClientHooks, SalesforceClient, SalesforceError, describe, org};
+use crate::transport::RetryPolicy;
 
 /// Backoff of `check`: an admin is waiting, so give up sooner than a sync would.
 fn check_retry() -> RetryPolicy {
@@ -139,7 +140,7 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
 async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailure> {
     let client = SalesforceClient::connect(config, hooks).await?;
     let instance = client.instance_url();
-    check_api_version(&client, &instance).await?;
+    check_api_version(&client).await?;
     let token = client
         .tokens()
         .current()
@@ -147,9 +148,8 @@ async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailu
             host: instance.clone(),
             detail: "no token after connecting".into(),
         })?;
-    let identity: Value = client.get_json(&token.identity_url).await?;
-    let global: Value = client.get_json(&client.data_url("sobjects")).await?;
-    let objects = global["sobjects"].as_array().map_or(0, Vec::len);
+    let identity = org::identity(&client, &token.identity_url).await?;
+    let objects = describe::describe_global(&client).await?.sobjects.len();
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let ids = token.org_and_user_ids();
     Ok(Report {
@@ -158,7 +158,7 @@ async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailu
             .unwrap_or_default(),
         username: text(&identity, "username").unwrap_or_default(),
         display_name: text(&identity, "display_name"),
-        edition: edition(&client).await,
+        edition: org::edition(&client).await,
         instance,
         api_version: client.api_version().to_string(),
         objects,
@@ -167,16 +167,10 @@ async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailu
 }
 
 /// Checks the configured version against `GET /services/data/` (no quota cost).
-async fn check_api_version(client: &SalesforceClient, instance: &str) -> Result<(), CheckFailure> {
-    let versions: Vec<Value> = client
-        .get_json(&format!("{instance}/services/data/"))
-        .await?;
-    let offered: Vec<&str> = versions
-        .iter()
-        .filter_map(|v| v.get("version").and_then(Value::as_str))
-        .collect();
+async fn check_api_version(client: &SalesforceClient) -> Result<(), CheckFailure> {
+    let offered = org::api_versions(client).await?;
     let wanted = client.api_version();
-    if offered.is_empty() || offered.contains(&wanted) {
+    if offered.is_empty() || offered.iter().any(|v| v == wanted) {
         return Ok(());
     }
     let newest = offered
@@ -185,26 +179,11 @@ async fn check_api_version(client: &SalesforceClient, instance: &str) -> Result<
             let n = |s: &str| s.parse::<f64>().unwrap_or(0.0);
             n(a).total_cmp(&n(b))
         })
-        .copied()
+        .cloned()
         .unwrap_or_default();
     Err(CheckFailure::ApiVersion {
         wanted: wanted.to_string(),
         newest: newest.to_string(),
-    })
-}
-
-/// The org's edition (`Organization.OrganizationType`), when the user may read it.
-async fn edition(client: &SalesforceClient) -> Option<String> {
-    let url =
-        client.data_url("query?q=SELECT+OrganizationType,IsSandbox+FROM+Organization+LIMIT+1");
-    let answer: Value = client.get_json(&url).await.ok()?;
-    let org = answer.get("records")?.get(0)?;
-    let kind = org.get("OrganizationType")?.as_str()?;
-    let sandbox = org.get("IsSandbox").and_then(Value::as_bool) == Some(true);
-    Some(if sandbox {
-        format!("{kind} (sandbox)")
-    } else {
-        kind.to_string()
     })
 }
 

@@ -20,7 +20,9 @@ use crate::sim::{SimOptions, Simulator};
 use crate::sink::config::Writeback;
 use crate::sink::{Sink, SinkOptions};
 use crate::source::discover::discover;
-use crate::source::read::{Destination, Out, ReadOptions, read};
+use crate::output::stdout::Out;
+use crate::output::{Destination, ParquetOptions};
+use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, parse_state};
 
 /// The streams the demo reads: the people mapping's `person` (Leads not converted plus
@@ -187,9 +189,8 @@ impl Sample {
                 "SELECT Id, Name, Score__c, Score_Reason__c FROM {object} WHERE Id IN ({}) ORDER BY Id",
                 ids.join(",")
             );
-            let url = crate::source::rest::first_page_url(client, &soql, false);
-            let page: Value = client.get_json(&url).await?;
-            for r in page["records"].as_array().into_iter().flatten() {
+            let records = crate::salesforce::query::query_all_rows(client, &soql, false).await?;
+            for r in &records {
                 let text = |k: &str| match &r[k] {
                     Value::Null => "-".to_string(),
                     Value::String(s) => s.clone(),
@@ -243,6 +244,10 @@ async fn read_to_parquet(
     let destination = Destination::Parquet {
         location,
         sync_id: new_sync_id(),
+        options: ParquetOptions {
+            compression: config.output.compression,
+            ..ParquetOptions::default()
+        },
     };
     let (tx, mut rx) = mpsc::channel::<Out>(64);
     let collector = tokio::spawn(async move {
@@ -293,6 +298,8 @@ async fn read_to_parquet(
     Ok(report)
 }
 
+/// The demo script, step by step. Linear on purpose: it reads top to bottom as the story it
+/// tells (each step prints what it did), so it is one function rather than many small ones.
 pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     let total = Instant::now();
     std::fs::create_dir_all(&args.dir)?;

@@ -4,9 +4,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::source::discover::discover;
-use crate::source::read::Out;
+use crate::output::stdout::Out;
 
-use super::stdout::StdoutTask;
+use crate::output::stdout::StdoutTask;
 
 pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
     let config = Config::from_file(config_path)?;

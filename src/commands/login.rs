@@ -13,6 +13,7 @@ use super::rotation::{WRITTEN_BY_KEY, WRITTEN_BY_LOGIN, write_private_json};
 use crate::auth::callback::{CallbackOutcome, CallbackServer};
 use crate::auth::errors::classify;
 use crate::auth::oauth::{self, AppCredentials, Endpoints};
+pub use crate::auth::login::LoginError;
 use crate::auth::{AuthError, Grant, PkceSession, RequestContext, Token};
 use crate::cli::LoginArgs;
 use crate::protocol::FailureType;
@@ -24,68 +25,6 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Environment variable shortening [`LOGIN_TIMEOUT`] (seconds), for tests.
 pub const LOGIN_TIMEOUT_ENV: &str = "SFETL_LOGIN_TIMEOUT_SECS";
-
-/// Why `sfetl login` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// Salesforce refused (callback error or token exchange).
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    /// The callback port is taken.
-    #[error(
-        "Cannot listen on http://localhost:{port}/oauth/callback ({detail}). Another program uses port {port}: stop it, or pass --port N and add http://localhost:N/oauth/callback to the app's Callback URL."
-    )]
-    Port {
-        /// The port.
-        port: u16,
-        /// The OS error.
-        detail: String,
-    },
-    /// Nobody came back in time.
-    #[error(
-        "No answer from the browser within {minutes} minutes; run `sfetl login` again. If the browser shows a Salesforce error page: \"redirect_uri_mismatch\" means the app's Callback URL must be exactly {redirect_uri}; \"invalid_client_id\" means the Consumer Key is wrong or the app is new (Salesforce needs 2 to 10 minutes after a connected app is created or edited)."
-    )]
-    Timeout {
-        /// The timeout in minutes (rounded up).
-        minutes: u64,
-        /// The callback URL.
-        redirect_uri: String,
-    },
-    /// No refresh token in the answer.
-    #[error(
-        "Salesforce issued no refresh token, so sfetl could not run unattended. Add \"Perform requests at any time (refresh_token, offline_access)\" to the app's Selected OAuth Scopes and keep refresh_token offline_access in --scopes, then run `sfetl login` again."
-    )]
-    NoRefreshToken,
-    /// The identity URL could not be read.
-    #[error(
-        "Connected, but the identity URL could not be read ({0}); run `sfetl check` on the saved config to see more."
-    )]
-    Identity(String),
-    /// The config could not be written.
-    #[error("Cannot write the config to {path}: {detail}; pass --out with a writable path.")]
-    Write {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        detail: String,
-    },
-    /// No place to write the config by default.
-    #[error(
-        "Cannot find the user's config directory (neither XDG_CONFIG_HOME nor HOME is set); pass --out FILE."
-    )]
-    NoConfigDir,
-}
-
-impl LoginError {
-    /// The protocol's failure type, for the exit code.
-    pub fn failure_type(&self) -> FailureType {
-        match self {
-            LoginError::Auth(e) => e.failure_type(),
-            LoginError::Timeout { .. } | LoginError::Identity(_) => FailureType::TransientError,
-            _ => FailureType::ConfigError,
-        }
-    }
-}
 
 /// The login host of the flags, as `Config::login_base_url` computes it for a config.
 pub fn login_base_url(args: &LoginArgs) -> String {
@@ -176,13 +115,24 @@ pub async fn run(args: &LoginArgs) -> Result<(), LoginError> {
             return Err(classify(&ctx, &error, &description).into());
         }
     };
+    exchange_and_save(args, &endpoints, &ctx, &code, &pkce).await
+}
+
+/// Exchanges the callback's code for tokens, reads who connected, and writes the config.
+async fn exchange_and_save(
+    args: &LoginArgs,
+    endpoints: &Endpoints,
+    ctx: &RequestContext,
+    code: &Secret,
+    pkce: &PkceSession,
+) -> Result<(), LoginError> {
     let http = http_client();
     let app = AppCredentials {
         client_id: args.client_id.clone(),
         client_secret: args.client_secret.clone().map(Secret::new),
     };
     let token =
-        oauth::exchange_code(&http, &endpoints, &app, &code, Some(&pkce.verifier), &ctx).await?;
+        oauth::exchange_code(&http, endpoints, &app, code, Some(&pkce.verifier), ctx).await?;
     let refresh_token = token
         .refresh_token
         .clone()

@@ -11,7 +11,6 @@ pub mod login;
 mod read;
 pub mod rotation;
 mod spec;
-pub mod stdout;
 mod write;
 
 use std::io::Write;
@@ -69,7 +68,7 @@ pub async fn run(cli: Cli) -> u8 {
 async fn connect(
     config: &Config,
     config_path: &std::path::Path,
-    stdout: &stdout::StdoutTask,
+    stdout: &crate::output::stdout::StdoutTask,
 ) -> Result<SalesforceClient, Error> {
     let control = stdout.control.clone();
     let hook = rotation::rotation_hook(config, Some(config_path), move |m| {

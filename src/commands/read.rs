@@ -5,12 +5,12 @@ use std::sync::Arc;
 use crate::cli::ReadArgs;
 use crate::config::{Config, OutputFormat};
 use crate::error::Error;
-use crate::output::{new_sync_id, open_location};
+use crate::output::{Destination, ParquetOptions, new_sync_id, open_location};
 use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, StreamDescriptor};
-use crate::source::read::{Destination, ReadOptions, read};
+use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, load_state_file};
 
-use super::stdout::StdoutTask;
+use crate::output::stdout::StdoutTask;
 
 pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     let config = Arc::new(Config::from_file(&args.config)?);
@@ -39,6 +39,10 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
                 &config.output.storage_options,
             )?,
             sync_id: new_sync_id(),
+            options: ParquetOptions {
+                compression: config.output.compression,
+                ..ParquetOptions::default()
+            },
         },
         _ => Destination::Records,
     };
@@ -77,7 +81,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         eprintln!("sfetl: error: stream {stream}: {e}");
         let _ = stdout
             .tx
-            .send(crate::source::read::Out::Message(Box::new(m)))
+            .send(crate::output::stdout::Out::Message(Box::new(m)))
             .await;
     }
     stdout.finish().await?;
@@ -89,7 +93,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
 
 /// SIGINT or SIGTERM asks the read to stop: the page in hand is finished, the state emitted so
 /// far stays valid, and the next run resumes from it.
-fn stop_on_signal(stop: crate::source::read::StopSignal) {
+fn stop_on_signal(stop: crate::stop::StopSignal) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {

@@ -12,9 +12,9 @@ use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, FailureType, Log
 use crate::sink::config::Writeback;
 use crate::sink::input::{read_file, schema_from_json_schema};
 use crate::sink::{Sink, SinkError, SinkOptions};
-use crate::source::read::Out;
+use crate::output::stdout::Out;
 
-use super::stdout::StdoutTask;
+use crate::output::stdout::StdoutTask;
 
 pub(super) async fn run(args: &WriteArgs) -> Result<(), Error> {
     let config = Config::from_file(&args.config)?;

@@ -232,17 +232,70 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         }]));
     }
     schema_problems(&value, &mut p);
+    let (start_date, end_date) = dates(&value, &mut p);
+    let stream_slice_step = duration(&value, "stream_slice_step", "P30D", true, &mut p);
+    // A zero lookback or lag is allowed (and sometimes wanted), never advised.
+    let lookback_window = duration(&value, "lookback_window", "PT10M", false, &mut p);
+    let cursor_lag = duration(&value, "cursor_lag", "PT2M", false, &mut p);
+    let login_url = login_url(&value, &mut p);
+    let domain = str_field(&value, "domain").map(|d| {
+        d.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string()
+    });
+    let client_id = str_field(&value, "client_id")
+        .unwrap_or_default()
+        .to_string();
+    let auth = auth_method(&value, domain.is_some() || login_url.is_some(), &mut p);
+    let output = output_config(&value, &mut p);
+    let mapping = mapping_source(&value, &mut p);
+    let streams_criteria = streams_criteria(&value);
+    if !p.list.is_empty() {
+        return Err(ConfigError::Invalid(p.list));
+    }
+    Ok(Config {
+        auth,
+        client_id,
+        is_sandbox: value
+            .get("is_sandbox")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        domain,
+        login_url,
+        api_version: str_field(&value, "api_version")
+            .unwrap_or("62.0")
+            .to_string(),
+        start_date,
+        end_date,
+        streams_criteria,
+        force_use_bulk_api: value
+            .get("force_use_bulk_api")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        stream_slice_step,
+        lookback_window,
+        cursor_lag,
+        output,
+        mapping,
+        writeback: value.get("writeback").cloned(),
+        max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
+        bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
+        rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
+        raw: RawConfig(value),
+    })
+}
 
-    // Dates.
+/// `start_date` and `end_date`, and that the end comes after the start.
+fn dates(value: &Value, p: &mut Problems) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let date = |key: &str, p: &mut Problems| -> Option<DateTime<Utc>> {
-        let text = str_field(&value, key)?;
+        let text = str_field(value, key)?;
         if p.has(key) {
             return None;
         }
         parse_date(text).map_err(|e| p.add(key, e)).ok()
     };
-    let start_date = date("start_date", &mut p);
-    let end_date = date("end_date", &mut p);
+    let start_date = date("start_date", p);
+    let end_date = date("end_date", p);
     if let (Some(s), Some(e)) = (start_date, end_date)
         && e <= s
     {
@@ -251,30 +304,29 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             format!("{} is not after start_date {}: give an end_date later than the start_date, or leave it empty to read up to now", e.to_rfc3339(), s.to_rfc3339()),
         );
     }
+    (start_date, end_date)
+}
 
-    // Durations.
-    let duration = |key: &str, default: &str, positive: bool, p: &mut Problems| -> IsoDuration {
-        let fallback = || IsoDuration::parse(default).expect("defaults parse");
-        let parse = if positive {
-            IsoDuration::parse_positive
-        } else {
-            IsoDuration::parse
-        };
-        match str_field(&value, key) {
-            Some(text) if !p.has(key) => parse(text).unwrap_or_else(|e| {
-                p.add(key, format!("{e}: {DURATION_HINT}"));
-                fallback()
-            }),
-            _ => fallback(),
-        }
+/// An ISO 8601 duration setting, its default when absent or wrong (wrong is reported).
+fn duration(value: &Value, key: &str, default: &str, positive: bool, p: &mut Problems) -> IsoDuration {
+    let fallback = || IsoDuration::parse(default).expect("defaults parse");
+    let parse = if positive {
+        IsoDuration::parse_positive
+    } else {
+        IsoDuration::parse
     };
-    let stream_slice_step = duration("stream_slice_step", "P30D", true, &mut p);
-    // A zero lookback or lag is allowed (and sometimes wanted), never advised.
-    let lookback_window = duration("lookback_window", "PT10M", false, &mut p);
-    let cursor_lag = duration("cursor_lag", "PT2M", false, &mut p);
+    match str_field(value, key) {
+        Some(text) if !p.has(key) => parse(text).unwrap_or_else(|e| {
+            p.add(key, format!("{e}: {DURATION_HINT}"));
+            fallback()
+        }),
+        _ => fallback(),
+    }
+}
 
-    // Login host.
-    let login_url = str_field(&value, "login_url").map(str::to_string);
+/// `login_url`: a URL, https unless the host is loopback.
+fn login_url(value: &Value, p: &mut Problems) -> Option<String> {
+    let login_url = str_field(value, "login_url").map(str::to_string);
     if let Some(u) = &login_url
         && !p.has("login_url")
     {
@@ -296,27 +348,23 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             }
         }
     }
-    let domain = str_field(&value, "domain").map(|d| {
-        d.trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_string()
-    });
+    login_url
+}
 
-    // Credentials by flow.
-    let client_id = str_field(&value, "client_id")
-        .unwrap_or_default()
-        .to_string();
-    let secret = |key: &str| str_field(&value, key).map(|s| Secret::new(s.to_string()));
+/// The auth flow and its credentials; `has_host` says whether a My Domain host is configured
+/// (client credentials need one).
+fn auth_method(value: &Value, has_host: bool, p: &mut Problems) -> AuthMethod {
+    let secret = |key: &str| str_field(value, key).map(|s| Secret::new(s.to_string()));
     let auth_type = value
         .get("auth_type")
         .and_then(Value::as_str)
         .unwrap_or("refresh_token");
-    let auth = match auth_type {
+    match auth_type {
         "client_credentials" => {
             if secret("client_secret").is_none() {
                 p.add("client_secret", missing_advice("client_secret"));
             }
-            if domain.is_none() && login_url.is_none() {
+            if !has_host {
                 p.add("domain", missing_advice("domain"));
             }
             AuthMethod::ClientCredentials {
@@ -324,11 +372,11 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             }
         }
         "jwt_bearer" => {
-            let username = str_field(&value, "username").map(str::to_string);
+            let username = str_field(value, "username").map(str::to_string);
             if username.is_none() {
                 p.add("username", missing_advice("username"));
             }
-            let key = match (secret("private_key"), str_field(&value, "private_key_path")) {
+            let key = match (secret("private_key"), str_field(value, "private_key_path")) {
                 (Some(k), _) => Some(k),
                 (None, Some(path)) => match std::fs::read_to_string(path) {
                     Ok(text) => Some(Secret::new(text)),
@@ -367,9 +415,11 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
                 refresh_token: secret("refresh_token").unwrap_or_default(),
             }
         }
-    };
+    }
+}
 
-    // Output.
+/// The `output` object.
+fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
     let out = value.get("output").cloned().unwrap_or(Value::Null);
     let format = match out.get("format").and_then(Value::as_str) {
         Some("parquet") => OutputFormat::Parquet,
@@ -401,8 +451,17 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         })
         .unwrap_or_default();
 
-    // Mapping.
-    let mapping = match value.get("mapping") {
+    OutputConfig {
+        format,
+        path,
+        compression,
+        storage_options,
+    }
+}
+
+/// `mapping`: a file path (which must exist) or an inline mapping.
+fn mapping_source(value: &Value, p: &mut Problems) -> Option<MappingSource> {
+    match value.get("mapping") {
         Some(Value::String(path)) if !path.is_empty() => {
             let pb = std::path::PathBuf::from(path);
             if !pb.is_file() {
@@ -412,9 +471,12 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         }
         Some(v @ Value::Object(_)) => Some(MappingSource::Inline(v.clone())),
         _ => None,
-    };
+    }
+}
 
-    let streams_criteria = value
+/// `streams_criteria`, as the schema already checked them.
+fn streams_criteria(value: &Value) -> Vec<StreamCriterion> {
+    value
         .get("streams_criteria")
         .and_then(Value::as_array)
         .map(|a| {
@@ -438,44 +500,5 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-
-    if !p.list.is_empty() {
-        return Err(ConfigError::Invalid(p.list));
-    }
-    Ok(Config {
-        auth,
-        client_id,
-        is_sandbox: value
-            .get("is_sandbox")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        domain,
-        login_url,
-        api_version: str_field(&value, "api_version")
-            .unwrap_or("62.0")
-            .to_string(),
-        start_date,
-        end_date,
-        streams_criteria,
-        force_use_bulk_api: value
-            .get("force_use_bulk_api")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        stream_slice_step,
-        lookback_window,
-        cursor_lag,
-        output: OutputConfig {
-            format,
-            path,
-            compression,
-            storage_options,
-        },
-        mapping,
-        writeback: value.get("writeback").cloned(),
-        max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
-        bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
-        rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
-        raw: RawConfig(value),
-    })
+        .unwrap_or_default()
 }

@@ -1,16 +1,23 @@
 //! Where read batches go: RECORD lines on stdout (`records`), Parquet files on an object store
-//! (`parquet`), or an Arrow IPC stream (`arrow`).
+//! (`parquet`), or an Arrow IPC stream (`arrow`), each behind the [`StreamWriter`] trait; the
+//! stdout writer task all protocol output goes through; and the cleanup that makes a resumed
+//! Parquet export exact.
 
 mod parquet;
 mod records;
+mod resume;
+pub mod stdout;
 mod store;
+mod writer;
 
 pub use parquet::{
     CompletedFile, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID, new_sync_id,
 };
 pub use records::RecordsRenderer;
 pub(crate) use store::store_options;
+pub use resume::prepare_resume;
 pub use store::{OutputLocation, open_location};
+pub use writer::{Destination, StreamWriter};
 
 /// Why output failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,9 @@ pub enum OutputError {
         /// The store's or Parquet's message.
         reason: String,
     },
+    /// The consumer of stdout went away (the orchestrator closed the pipe).
+    #[error("stdout was closed by the process reading it; nothing more can be delivered")]
+    StdoutClosed,
     /// Rendering records failed.
     #[error("rendering records: {0}")]
     Render(String),

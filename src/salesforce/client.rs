@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use super::errors::{SalesforceError, parse_error_body};
 use super::limits::{ApiUsage, parse_limit_info};
 use super::request::{ApiBody, ApiRequest};
-use super::retry::{RetryPolicy, is_transient_code, is_transient_status};
+use super::errors::{is_transient_code, is_transient_status};
+use crate::transport::RetryPolicy;
 use crate::auth::{RotationHook, Token, TokenProvider};
 use crate::config::Config;
 use crate::transport::{checked_url, describe_reqwest_error, http_client, origin};
@@ -124,6 +125,12 @@ impl SalesforceClient {
         }
     }
 
+    /// The backoff policy of this client's retries, for loops above it that retry whole
+    /// operations (a cut-off page, a failed job) under the same rules.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
     /// The last `api-usage=N/MAX` Salesforce reported.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner())
@@ -139,7 +146,7 @@ impl SalesforceClient {
     pub async fn send(&self, req: ApiRequest) -> Result<reqwest::Response, SalesforceError> {
         let url = checked_url("API URL", &req.url)?;
         let host = origin(&url);
-        let mut attempt = 0u32;
+        let mut attempts = self.inner.retry.attempts();
         let mut refreshed = false;
         loop {
             let token = self.inner.tokens.token().await?;
@@ -149,10 +156,8 @@ impl SalesforceClient {
                 Ok(r) => r,
                 Err(e) => {
                     let detail = describe_reqwest_error(&e);
-                    if req.idempotent && attempt + 1 < self.inner.retry.max_attempts {
-                        tracing::warn!("{host}: {detail}; retrying");
-                        tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
-                        attempt += 1;
+                    if req.idempotent && attempts.backoff(None).await {
+                        tracing::warn!("{host}: {detail}; retried");
                         continue;
                     }
                     return Err(SalesforceError::Unreachable { host, detail });
@@ -196,11 +201,9 @@ impl SalesforceClient {
             }
             if (is_transient_status(status) || is_transient_code(&code))
                 && req.idempotent
-                && attempt + 1 < self.inner.retry.max_attempts
+                && attempts.backoff(retry_after).await
             {
-                tracing::warn!("{host}: HTTP {status} {code}; retrying");
-                tokio::time::sleep(self.inner.retry.delay(attempt, retry_after)).await;
-                attempt += 1;
+                tracing::warn!("{host}: HTTP {status} {code}; retried");
                 continue;
             }
             return Err(SalesforceError::Api {
@@ -237,7 +240,7 @@ impl SalesforceClient {
         req: ApiRequest,
     ) -> Result<T, SalesforceError> {
         let host = crate::transport::origin_of(&req.url);
-        let mut attempt = 0u32;
+        let mut attempts = self.inner.retry.attempts();
         loop {
             let response = self.send(req.clone()).await?;
             match response.bytes().await {
@@ -249,10 +252,8 @@ impl SalesforceClient {
                         }
                     });
                 }
-                Err(e) if req.idempotent && attempt + 1 < self.inner.retry.max_attempts => {
-                    tracing::warn!("{host}: {}; retrying", describe_reqwest_error(&e));
-                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
-                    attempt += 1;
+                Err(e) if req.idempotent && attempts.backoff(None).await => {
+                    tracing::warn!("{host}: {}; retried", describe_reqwest_error(&e));
                 }
                 Err(e) => {
                     return Err(SalesforceError::Unreachable {

@@ -3,7 +3,6 @@
 use serde_json::Value;
 
 use super::limits::ApiUsage;
-use super::retry::{is_transient_code, is_transient_status};
 use crate::auth::AuthError;
 use crate::protocol::FailureType;
 use crate::transport::UrlError;
@@ -65,6 +64,41 @@ pub enum SalesforceError {
         /// Salesforce's message.
         message: String,
     },
+    /// A Bulk API 2.0 job ended `Failed` or `Aborted`.
+    #[error("Bulk {kind} job {job} ended {state}: {message}")]
+    BulkJobFailed {
+        /// `query` or `ingest`.
+        kind: &'static str,
+        /// Job id.
+        job: String,
+        /// Final state.
+        state: String,
+        /// Salesforce's `errorMessage`.
+        message: String,
+    },
+    /// A Bulk API 2.0 job did not finish before the deadline (it was aborted).
+    #[error(
+        "Bulk {kind} job {job} did not finish within {waited:?} and was aborted; try a smaller stream_slice_step, or run when the org is less busy"
+    )]
+    BulkJobTimeout {
+        /// `query` or `ingest`.
+        kind: &'static str,
+        /// Job id.
+        job: String,
+        /// How long sfetl waited.
+        waited: std::time::Duration,
+    },
+    /// A response body was cut off midway (the connection dropped).
+    #[error("the response of {what} was cut off: {reason}")]
+    CutOff {
+        /// Which job, page or query.
+        what: String,
+        /// The transport's message.
+        reason: String,
+    },
+    /// The caller asked to stop (a signal, or the quota stop) while waiting on Salesforce.
+    #[error("stopped before finishing; the next run resumes from the last STATE")]
+    Cancelled,
     /// A 2xx answer that is not what the API documents.
     #[error(
         "Salesforce's answer from {host} could not be read ({detail}). Check api_version; if it persists this is a bug in sfetl."
@@ -75,6 +109,18 @@ pub enum SalesforceError {
         /// What was wrong (never the body).
         detail: String,
     },
+}
+
+/// HTTP statuses worth retrying: 5xx, 429 (too many requests) and 420 (Salesforce's
+/// "enhance your calm" on some gateways).
+pub fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 429 || status == 420
+}
+
+/// Salesforce error codes worth retrying whatever the status, for whole calls and for single
+/// rows of a write (a record lock held by a trigger, a server busy for a moment).
+pub fn is_transient_code(code: &str) -> bool {
+    matches!(code, "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE")
 }
 
 /// Advice appended to [`SalesforceError::Api`] for the codes admins meet most.
@@ -102,9 +148,11 @@ impl SalesforceError {
             SalesforceError::Url(_)
             | SalesforceError::ApiDisabled { .. }
             | SalesforceError::SessionRejected { .. } => FailureType::ConfigError,
-            SalesforceError::Unreachable { .. } | SalesforceError::RequestLimitExceeded { .. } => {
-                FailureType::TransientError
-            }
+            SalesforceError::Unreachable { .. }
+            | SalesforceError::RequestLimitExceeded { .. }
+            | SalesforceError::BulkJobTimeout { .. }
+            | SalesforceError::CutOff { .. }
+            | SalesforceError::Cancelled => FailureType::TransientError,
             SalesforceError::Api { status, code, .. } => {
                 if is_transient_status(*status) || is_transient_code(code) {
                     FailureType::TransientError
@@ -122,7 +170,9 @@ impl SalesforceError {
                     FailureType::SystemError
                 }
             }
-            SalesforceError::InvalidResponse { .. } => FailureType::SystemError,
+            SalesforceError::InvalidResponse { .. } | SalesforceError::BulkJobFailed { .. } => {
+                FailureType::SystemError
+            }
         }
     }
 

@@ -1,15 +1,24 @@
-//! The Salesforce HTTP client core: authenticated requests with refresh-on-401, retries with
-//! backoff, API usage tracking and actionable errors. REST and Bulk modules build on
-//! [`SalesforceClient`].
+//! The Salesforce API layer: the authenticated client (refresh on 401, retries with the one
+//! backoff policy, API usage, actionable errors) and typed calls for every endpoint sfetl uses:
+//! describeGlobal and describe, REST query pages, deleted/updated, sObject Collections, and one
+//! Bulk API 2.0 job lifecycle shared by query and ingest. Nothing above this layer builds a
+//! Salesforce URL.
 
+pub mod bulk;
 pub mod client;
+pub mod describe;
 pub mod errors;
+pub mod gunzip;
 pub mod limits;
+pub mod org;
+pub mod query;
+pub mod replication;
 pub mod request;
-pub mod retry;
 
 pub use client::{ClientHooks, SalesforceClient};
 pub use errors::SalesforceError;
+/// The client's retry settings ([`ClientHooks::retry`]) are the transport's one policy.
+pub use crate::transport::RetryPolicy;
 pub use limits::ApiUsage;
 pub use request::{ApiBody, ApiRequest};
-pub use retry::RetryPolicy;
+pub use errors::{is_transient_code, is_transient_status};

@@ -28,7 +28,7 @@ use crate::catalog::SObjectDescribe;
 use crate::protocol::{AirbyteMessage, FailureType, LogLevel};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::secret::Secret;
-use crate::source::read::Out;
+use crate::output::stdout::Out;
 use apply::{ApplyOptions, Outcome, Payload, apply, uses_bulk};
 use config::Writeback;
 use rejects::{Reject, Rejects};

@@ -2,34 +2,19 @@
 //! catalog streams. Objects that cannot be queried or replicated, or that fail the config's
 //! `streams_criteria`, are left out.
 
-use futures::StreamExt;
-
 use super::FetchError;
-use crate::catalog::{DescribeGlobal, SObjectDescribe, airbyte_stream, is_syncable};
+use crate::catalog::{airbyte_stream, is_syncable};
 use crate::config::Config;
 use crate::protocol::AirbyteCatalog;
-use crate::salesforce::SalesforceClient;
-
-/// Describes fetched at once: enough to discover a 1,000-object org quickly without bursting.
-pub const DESCRIBE_CONCURRENCY: usize = 8;
-
-/// Fetches one object's describe.
-pub async fn describe(
-    client: &SalesforceClient,
-    object: &str,
-) -> Result<SObjectDescribe, FetchError> {
-    Ok(client
-        .get_json(&client.data_url(&format!("sobjects/{object}/describe")))
-        .await?)
-}
+use crate::salesforce::{SalesforceClient, describe};
 
 /// The names of the objects `discover` offers, in describeGlobal order.
 pub async fn stream_names(
     client: &SalesforceClient,
     config: &Config,
 ) -> Result<Vec<String>, FetchError> {
-    let global: DescribeGlobal = client.get_json(&client.data_url("sobjects")).await?;
-    Ok(global
+    Ok(describe::describe_global(client)
+        .await?
         .sobjects
         .into_iter()
         .filter(|o| is_syncable(o.queryable, o.replicateable))
@@ -45,20 +30,12 @@ pub async fn discover(
     config: &Config,
 ) -> Result<(AirbyteCatalog, Vec<(String, FetchError)>), FetchError> {
     let names = stream_names(client, config).await?;
-    let results: Vec<(String, Result<SObjectDescribe, FetchError>)> = futures::stream::iter(names)
-        .map(|name| async move {
-            let d = describe(client, &name).await;
-            (name, d)
-        })
-        .buffered(DESCRIBE_CONCURRENCY)
-        .collect()
-        .await;
     let mut streams = Vec::new();
     let mut skipped = Vec::new();
-    for (name, r) in results {
+    for (name, r) in describe::describe_many(client, names).await {
         match r {
             Ok(d) => streams.push(airbyte_stream(&d)),
-            Err(e) => skipped.push((name, e)),
+            Err(e) => skipped.push((name, e.into())),
         }
     }
     streams.sort_by(|a, b| a.name.cmp(&b.name));

@@ -4,14 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use super::FetchError;
-use super::discover::{DESCRIBE_CONCURRENCY, describe};
-use crate::catalog::{DescribeGlobal, SObjectDescribe};
+use crate::catalog::SObjectDescribe;
 use crate::config::Config;
 use crate::mapping::{Mapping, MappingPlan, check_objects, compile, describes_needed};
-use crate::salesforce::SalesforceClient;
+use crate::salesforce::{SalesforceClient, describe};
 
 /// The compiled mapping of `config`, or `None` when it has none. Unknown objects or fields,
 /// bad expressions and type conflicts are errors naming what to fix.
@@ -23,7 +20,7 @@ pub async fn load_plan(
         return Ok(None);
     };
     let mapping = Mapping::load(source)?;
-    let global: DescribeGlobal = client.get_json(&client.data_url("sobjects")).await?;
+    let global = describe::describe_global(client).await?;
     let names: Vec<String> = global.sobjects.into_iter().map(|o| o.name).collect();
     check_objects(&mapping, &names)?;
     let mut describes: HashMap<String, SObjectDescribe> = HashMap::new();
@@ -32,12 +29,7 @@ pub async fn load_plan(
         if needed.is_empty() {
             break;
         }
-        let fetched: Vec<Result<SObjectDescribe, FetchError>> = futures::stream::iter(needed)
-            .map(|name| async move { describe(client, &name).await })
-            .buffer_unordered(DESCRIBE_CONCURRENCY)
-            .collect()
-            .await;
-        for d in fetched {
+        for (_, d) in describe::describe_many(client, needed).await {
             let d = d?;
             describes.insert(d.name.clone(), d);
         }

@@ -3,18 +3,13 @@
 //! `discover` turns describes into a catalog; `read` plans each configured stream (fields, API,
 //! cursor windows), fetches pages (Bulk 2.0 CSV or REST JSON), decodes them into Arrow batches
 //! typed by the describe, hands them to the output, and emits STATE once they are durable.
+//! Every Salesforce call goes through the API layer in `crate::salesforce`.
 
-pub mod bulk;
-pub mod cursor;
 pub mod discover;
-pub mod gunzip;
 pub mod mapped;
 pub mod progress;
 pub mod read;
-pub mod rest;
 pub mod soql;
-
-use std::time::Duration;
 
 use crate::decode::DecodeError;
 use crate::output::OutputError;
@@ -27,37 +22,12 @@ pub enum FetchError {
     /// A Salesforce API error.
     #[error(transparent)]
     Salesforce(#[from] SalesforceError),
-    /// A Bulk job ended Failed or Aborted.
-    #[error("Bulk query job {job} ended {state}: {message}")]
-    JobFailed {
-        /// Job id.
-        job: String,
-        /// Final state.
-        state: String,
-        /// Salesforce's error message.
-        message: String,
-    },
-    /// A Bulk job did not finish in time.
-    #[error(
-        "Bulk query job {job} did not finish within {waited:?}; try a smaller stream_slice_step"
-    )]
-    JobTimeout {
-        /// Job id.
-        job: String,
-        /// How long sfetl waited.
-        waited: Duration,
-    },
-    /// A response body was cut off.
-    #[error("the response of {job} was cut off: {reason}")]
-    Truncated {
-        /// Which job or query.
-        job: String,
-        /// The transport's message.
-        reason: String,
-    },
-    /// Salesforce answered something unexpected.
-    #[error("unexpected answer from Salesforce: {0}")]
-    Protocol(String),
+    /// The saved state of a stream cannot be used (a config error: the state file is wrong).
+    #[error(transparent)]
+    BadState(#[from] read::plan::BadState),
+    /// A REST field list cannot be split to fit Salesforce's URL limit.
+    #[error("{0}")]
+    FieldSplit(String),
     /// Decoding failed.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -77,10 +47,10 @@ impl FetchError {
     pub fn failure_type(&self) -> FailureType {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
-            FetchError::JobTimeout { .. } | FetchError::Truncated { .. } | FetchError::Stopped => {
-                FailureType::TransientError
+            FetchError::Stopped => FailureType::TransientError,
+            FetchError::Mapping(_) | FetchError::BadState(_) | FetchError::FieldSplit(_) => {
+                FailureType::ConfigError
             }
-            FetchError::Mapping(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }
@@ -90,7 +60,7 @@ impl FetchError {
     /// or base64 field, failed job).
     pub fn bulk_can_fall_back(&self) -> bool {
         match self {
-            FetchError::JobFailed { .. } => true,
+            FetchError::Salesforce(SalesforceError::BulkJobFailed { .. }) => true,
             FetchError::Salesforce(e) => {
                 let text = e.to_string();
                 [

@@ -3,8 +3,12 @@
 //!
 //! Accepted: `[]`; a list of STATE messages' `state` objects (STREAM, GLOBAL or LEGACY), or of
 //! whole STATE messages; one such object; or a legacy object keyed by stream name (the form
-//! Airbyte's Salesforce source wrote before per-stream state). What each stream's blob means is
-//! the source's business; this module only finds the blob for each stream.
+//! Airbyte's Salesforce source wrote before per-stream state). This module finds the blob for
+//! each stream; [`StreamState`] reads and writes what a blob holds.
+
+mod stream;
+
+pub use stream::{Cursor, OutputCommit, Sources, StreamState, datetime_literal, parse_datetime};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

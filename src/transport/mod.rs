@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
+pub mod backoff;
+
+pub use backoff::{Attempts, RetryPolicy, retry};
+
 /// How long to wait for a TCP + TLS connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -1,4 +1,6 @@
 //! The stdout writer task of the protocol verbs: the only writer of stdout while data flows.
+//! It is part of the output layer because RECORD lines and Arrow IPC bytes are outputs like
+//! Parquet files; the commands start it and the read and write paths feed it.
 //!
 //! Data (RECORD lines, STATE, traces) arrives over a bounded channel, so readers slow down when
 //! stdout does. CONTROL messages (a rotated refresh token) have their own unbounded lane, taken
@@ -10,7 +12,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::protocol::{AirbyteMessage, Emitter};
-use crate::source::read::Out;
+
+/// What readers and the write-back send to the stdout writer.
+#[derive(Debug)]
+pub enum Out {
+    /// One protocol message.
+    Message(Box<AirbyteMessage>),
+    /// Pre-rendered RECORD lines.
+    Lines(Vec<u8>),
+    /// Bytes of an Arrow IPC stream.
+    Ipc(Vec<u8>),
+}
 
 /// Handle to the writer task.
 pub struct StdoutTask {

@@ -1,0 +1,191 @@
+//! [`StreamWriter`]: the one interface every output of a read implements (RECORD lines, an
+//! Arrow IPC stream, Parquet files; Delta tables next), so the read path is written once and
+//! says only *when* rows are written and made durable, never *how*.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::stdout::Out;
+use super::{OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
+use crate::state::OutputCommit;
+
+/// Where one stream's batches go, and how they become durable.
+#[async_trait]
+pub trait StreamWriter: Send {
+    /// Appends a batch of the stream's schema, extracted from Salesforce at `extracted_at`.
+    async fn write(
+        &mut self,
+        batch: &RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), OutputError>;
+
+    /// Makes everything written so far durable; a STATE covering those rows may follow.
+    async fn commit(&mut self) -> Result<(), OutputError>;
+
+    /// What a STATE must remember of the output to resume it (Parquet: the committed files).
+    fn position(&self) -> Option<OutputCommit>;
+
+    /// Ends the stream's output (e.g. the IPC end-of-stream marker).
+    async fn finish(&mut self) -> Result<(), OutputError>;
+}
+
+/// Where a read's streams go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// RECORD lines on stdout.
+    Records,
+    /// An Arrow IPC stream on stdout (one stream per read).
+    Arrow,
+    /// Parquet files under a location, in a folder per stream and sync.
+    Parquet {
+        /// The store and prefix.
+        location: OutputLocation,
+        /// This run's sync id.
+        sync_id: String,
+        /// Compression and row-group sizing.
+        options: ParquetOptions,
+    },
+}
+
+impl Destination {
+    /// Opens the output of one stream whose batches have `schema`; `out` is the stdout
+    /// writer's lane.
+    pub fn open(
+        &self,
+        stream: &str,
+        schema: &SchemaRef,
+        out: &mpsc::Sender<Out>,
+    ) -> Result<Box<dyn StreamWriter>, OutputError> {
+        Ok(match self {
+            Destination::Records => Box::new(RecordsWriter {
+                renderer: RecordsRenderer::new(stream),
+                out: out.clone(),
+            }),
+            Destination::Arrow => Box::new(IpcWriter {
+                writer: arrow::ipc::writer::StreamWriter::try_new(Vec::new(), schema)
+                    .map_err(|e| OutputError::Render(e.to_string()))?,
+                out: out.clone(),
+            }),
+            Destination::Parquet {
+                location,
+                sync_id,
+                options,
+            } => Box::new(ParquetFileWriter::new(
+                location.clone(),
+                stream,
+                sync_id,
+                schema.clone(),
+                options.clone(),
+            )),
+        })
+    }
+}
+
+/// Sends bytes to stdout's writer; a closed lane means the consumer of stdout went away.
+async fn send(out: &mpsc::Sender<Out>, o: Out) -> Result<(), OutputError> {
+    out.send(o).await.map_err(|_| OutputError::StdoutClosed)
+}
+
+/// RECORD lines on stdout, rendered straight from Arrow.
+struct RecordsWriter {
+    renderer: RecordsRenderer,
+    out: mpsc::Sender<Out>,
+}
+
+#[async_trait]
+impl StreamWriter for RecordsWriter {
+    async fn write(
+        &mut self,
+        batch: &RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), OutputError> {
+        let mut buf = Vec::new();
+        self.renderer
+            .render(batch, extracted_at.timestamp_millis(), &mut buf)
+            .map_err(|e| OutputError::Render(e.to_string()))?;
+        send(&self.out, Out::Lines(buf)).await
+    }
+
+    /// Lines reach stdout in order, before any later STATE: nothing to do.
+    async fn commit(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn position(&self) -> Option<OutputCommit> {
+        None
+    }
+
+    async fn finish(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// One Arrow IPC stream on stdout.
+struct IpcWriter {
+    writer: arrow::ipc::writer::StreamWriter<Vec<u8>>,
+    out: mpsc::Sender<Out>,
+}
+
+impl IpcWriter {
+    /// Sends what the IPC writer has buffered.
+    async fn drain(&mut self) -> Result<(), OutputError> {
+        let bytes = std::mem::take(self.writer.get_mut());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        send(&self.out, Out::Ipc(bytes)).await
+    }
+}
+
+#[async_trait]
+impl StreamWriter for IpcWriter {
+    async fn write(&mut self, batch: &RecordBatch, _: DateTime<Utc>) -> Result<(), OutputError> {
+        self.writer
+            .write(batch)
+            .map_err(|e| OutputError::Render(e.to_string()))?;
+        self.drain().await
+    }
+
+    async fn commit(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn position(&self) -> Option<OutputCommit> {
+        None
+    }
+
+    async fn finish(&mut self) -> Result<(), OutputError> {
+        self.writer
+            .finish()
+            .map_err(|e| OutputError::Render(e.to_string()))?;
+        self.drain().await
+    }
+}
+
+#[async_trait]
+impl StreamWriter for ParquetFileWriter {
+    async fn write(
+        &mut self,
+        batch: &RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), OutputError> {
+        ParquetFileWriter::write(self, batch, extracted_at.timestamp_micros()).await
+    }
+
+    /// Completes the file in progress: it is published under its final name.
+    async fn commit(&mut self) -> Result<(), OutputError> {
+        self.complete_file().await.map(|_| ())
+    }
+
+    fn position(&self) -> Option<OutputCommit> {
+        let (sync_id, parts) = ParquetFileWriter::position(self);
+        Some(OutputCommit { sync_id, parts })
+    }
+
+    async fn finish(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,373 @@
+//! Bulk API 2.0: one job lifecycle for query and ingest jobs.
+//!
+//! Both kinds are created, polled until a terminal state, and deleted the same way; they differ
+//! in what happens in between (a query job's results are paged by locator, an ingest job is
+//! uploaded and closed, then its failed and unprocessed rows are downloaded). Polling backs off
+//! to a ceiling, stops at a deadline (the job is then aborted so it does not keep running in the
+//! org), and gives way to a [`StopSignal`].
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::gunzip::Gunzip;
+use super::{ApiRequest, SalesforceClient, SalesforceError};
+use crate::stop::StopSignal;
+
+/// Which Bulk API 2.0 resource a job lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// `jobs/query`.
+    Query,
+    /// `jobs/ingest`.
+    Ingest,
+}
+
+impl JobKind {
+    /// The resource path, also the word used in messages.
+    fn path(self) -> &'static str {
+        match self {
+            JobKind::Query => "query",
+            JobKind::Ingest => "ingest",
+        }
+    }
+}
+
+/// Job info as Salesforce returns it (the fields sfetl uses, for both kinds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInfo {
+    /// Job id.
+    pub id: String,
+    /// `Open`, `UploadComplete`, `InProgress`, `JobComplete`, `Failed`, `Aborted`.
+    pub state: String,
+    /// Rows the job produced (query) or processed (ingest), once known.
+    #[serde(default)]
+    pub number_records_processed: Option<u64>,
+    /// Ingest: rows Salesforce refused.
+    #[serde(default)]
+    pub number_records_failed: Option<u64>,
+    /// Why a job failed.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+impl JobInfo {
+    /// Whether the job will not change state any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state.as_str(), "JobComplete" | "Failed" | "Aborted")
+    }
+}
+
+/// How often to poll a job, and for how long at most.
+#[derive(Debug, Clone)]
+pub struct PollPolicy {
+    /// First wait.
+    pub initial: Duration,
+    /// Ceiling of one wait.
+    pub max: Duration,
+    /// Deadline: past it the job is aborted and the wait fails.
+    pub timeout: Duration,
+}
+
+impl Default for PollPolicy {
+    /// 100 ms doubling to 10 s, for at most 6 hours (Salesforce's own processing limit for a
+    /// query job's chunks is 10 minutes each, so 6 hours means something is stuck).
+    fn default() -> Self {
+        PollPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+            timeout: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// What an ingest job does to the rows it is given.
+#[derive(Debug, Clone)]
+pub struct IngestSpec<'a> {
+    /// The object written.
+    pub object: &'a str,
+    /// `insert`, `update`, `upsert`, `delete`.
+    pub operation: &'a str,
+    /// The External ID field of an upsert.
+    pub external_id: Option<&'a str>,
+}
+
+/// The result sets of a finished ingest job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestResults {
+    /// `failedResults/`: `sf__Id, sf__Error, <input columns>`.
+    Failed,
+    /// `unprocessedrecords/`: the input columns of rows never processed.
+    Unprocessed,
+}
+
+/// The Bulk API 2.0 of one client.
+#[derive(Debug, Clone, Copy)]
+pub struct Bulk<'c> {
+    client: &'c SalesforceClient,
+}
+
+impl<'c> Bulk<'c> {
+    /// Bulk calls through `client` (token, retries, usage tracking included).
+    pub fn new(client: &'c SalesforceClient) -> Bulk<'c> {
+        Bulk { client }
+    }
+
+    fn job_url(&self, kind: JobKind, id: &str) -> String {
+        self.client
+            .data_url(&format!("jobs/{}/{id}", kind.path()))
+    }
+
+    /// Creates a query job (`queryAll` includes soft-deleted and archived rows).
+    pub async fn create_query(&self, soql: &str, all_rows: bool) -> Result<JobInfo, SalesforceError> {
+        tracing::debug!(soql, all_rows, "creating a Bulk query job");
+        let body = json!({
+            "operation": if all_rows { "queryAll" } else { "query" },
+            "query": soql,
+            "contentType": "CSV",
+            "columnDelimiter": "COMMA",
+            "lineEnding": "LF",
+        });
+        // Creating a query job reads nothing and changes nothing, so a cut-off answer may be
+        // retried (at worst an idle job is left, which Salesforce removes after 7 days).
+        let req = ApiRequest::post_json(self.client.data_url("jobs/query"), body).idempotent(true);
+        self.client.request_json(req).await
+    }
+
+    /// Creates an ingest job in state `Open`. Retried after a transient failure like a query
+    /// job: an `Open` job with no data writes nothing, and Salesforce closes it after a day.
+    pub async fn create_ingest(&self, spec: &IngestSpec<'_>) -> Result<JobInfo, SalesforceError> {
+        let mut body = json!({
+            "object": spec.object,
+            "operation": spec.operation,
+            "contentType": "CSV",
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+        });
+        if let Some(ext) = spec.external_id {
+            body["externalIdFieldName"] = json!(ext);
+        }
+        let req = ApiRequest::post_json(self.client.data_url("jobs/ingest"), body).idempotent(true);
+        self.client.request_json(req).await
+    }
+
+    /// Uploads the job's CSV (one upload per job). Retried: the upload replaces the job's data
+    /// until the job is closed, so sending it twice writes it once.
+    pub async fn upload(&self, id: &str, csv: Bytes) -> Result<(), SalesforceError> {
+        let url = format!("{}/batches", self.job_url(JobKind::Ingest, id));
+        let req = ApiRequest::put_bytes(url, "text/csv", csv).idempotent(true);
+        self.client.send(req).await?;
+        Ok(())
+    }
+
+    /// Closes an ingest job's upload (`UploadComplete`): Salesforce starts processing it.
+    pub async fn close(&self, id: &str) -> Result<JobInfo, SalesforceError> {
+        let req = ApiRequest::patch_json(
+            self.job_url(JobKind::Ingest, id),
+            json!({"state": "UploadComplete"}),
+        )
+        .idempotent(true);
+        self.client.request_json(req).await
+    }
+
+    /// Polls until the job is `JobComplete`, `Failed` or `Aborted` and returns its info
+    /// whatever the end (the caller decides what a failed ingest job means). Past the
+    /// deadline the job is aborted; a stop request ends the wait at the next poll.
+    pub async fn wait(
+        &self,
+        kind: JobKind,
+        id: &str,
+        policy: &PollPolicy,
+        stop: &StopSignal,
+    ) -> Result<JobInfo, SalesforceError> {
+        let url = self.job_url(kind, id);
+        let started = Instant::now();
+        let mut wait = policy.initial;
+        loop {
+            let info: JobInfo = self.client.get_json(&url).await?;
+            if info.is_terminal() {
+                return Ok(info);
+            }
+            if started.elapsed() > policy.timeout {
+                if let Err(e) = self.abort(kind, id).await {
+                    tracing::warn!("could not abort Bulk {} job {id}: {e}", kind.path());
+                }
+                return Err(SalesforceError::BulkJobTimeout {
+                    kind: kind.path(),
+                    job: id.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            if stop.is_stopped() {
+                return Err(SalesforceError::Cancelled);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(policy.max);
+        }
+    }
+
+    /// [`Bulk::wait`], with a job that ended `Failed` or `Aborted` turned into
+    /// [`SalesforceError::BulkJobFailed`] carrying Salesforce's message.
+    pub async fn wait_complete(
+        &self,
+        kind: JobKind,
+        id: &str,
+        policy: &PollPolicy,
+        stop: &StopSignal,
+    ) -> Result<JobInfo, SalesforceError> {
+        let info = self.wait(kind, id, policy, stop).await?;
+        if info.state == "JobComplete" {
+            return Ok(info);
+        }
+        Err(SalesforceError::BulkJobFailed {
+            kind: kind.path(),
+            job: id.to_string(),
+            state: info.state.clone(),
+            message: info.error_message.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Aborts a job that is still running.
+    pub async fn abort(&self, kind: JobKind, id: &str) -> Result<(), SalesforceError> {
+        let req = ApiRequest::patch_json(self.job_url(kind, id), json!({"state": "Aborted"}))
+            .idempotent(true);
+        self.client.send(req).await?;
+        Ok(())
+    }
+
+    /// Deletes a finished job (its results are no longer needed).
+    pub async fn delete(&self, kind: JobKind, id: &str) -> Result<(), SalesforceError> {
+        self.client
+            .send(ApiRequest::delete(self.job_url(kind, id)))
+            .await?;
+        Ok(())
+    }
+
+    /// Downloads one result set of a finished ingest job as CSV text.
+    pub async fn ingest_results(
+        &self,
+        id: &str,
+        which: IngestResults,
+    ) -> Result<String, SalesforceError> {
+        let leaf = match which {
+            IngestResults::Failed => "failedResults/",
+            IngestResults::Unprocessed => "unprocessedrecords/",
+        };
+        let url = format!("{}/{leaf}", self.job_url(JobKind::Ingest, id));
+        let response = self.client.send(ApiRequest::get(&url)).await?;
+        let bytes = response.bytes().await.map_err(|e| SalesforceError::CutOff {
+            what: format!("the {leaf} of Bulk job {id}"),
+            reason: e.to_string(),
+        })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Requests one results page of a finished query job; the body is read by the caller,
+    /// chunk by chunk, through [`ResultsPage::chunk`].
+    pub async fn results_page(
+        &self,
+        id: &str,
+        locator: Option<&str>,
+        max_records: u64,
+    ) -> Result<ResultsPage, SalesforceError> {
+        let mut url = format!(
+            "{}/results?maxRecords={max_records}",
+            self.job_url(JobKind::Query, id)
+        );
+        if let Some(l) = locator {
+            url.push_str("&locator=");
+            url.push_str(l);
+        }
+        let response = self
+            .client
+            .send(ApiRequest::get(&url).inflated_by_caller())
+            .await?;
+        let gunzip = super::client::is_gzipped(response.headers()).then(Gunzip::new);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let next_locator = header("Sforce-Locator").filter(|l| !l.is_empty() && l != "null");
+        let records = header("Sforce-NumberOfRecords").and_then(|n| n.parse().ok());
+        Ok(ResultsPage {
+            next_locator,
+            records,
+            response,
+            job: id.to_string(),
+            gunzip,
+            pending: Bytes::new(),
+        })
+    }
+}
+
+/// One results page of a query job being received.
+pub struct ResultsPage {
+    /// `Sforce-Locator` of the next page, `None` on the last.
+    pub next_locator: Option<String>,
+    /// `Sforce-NumberOfRecords`.
+    pub records: Option<u64>,
+    response: reqwest::Response,
+    job: String,
+    /// Set when the body is gzip-compressed: sfetl inflates it itself, in large steps.
+    gunzip: Option<Gunzip>,
+    /// Compressed bytes received but not inflated yet.
+    pending: Bytes,
+}
+
+/// Bytes of CSV handed to the decoder at a time when inflating (a few network chunks' worth).
+const INFLATED_CHUNK: usize = 256 << 10;
+
+impl ResultsPage {
+    /// The next chunk of the body; a body cut off midway is [`SalesforceError::CutOff`], and
+    /// the caller fetches the same locator again.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, SalesforceError> {
+        if self.gunzip.is_none() {
+            return self.raw_chunk().await;
+        }
+        let mut out = Vec::with_capacity(INFLATED_CHUNK);
+        while out.len() < out.capacity() {
+            if self.pending.is_empty() {
+                match self.raw_chunk().await? {
+                    Some(c) => self.pending = c,
+                    None => {
+                        self.inflate_err(|g| g.finish())?;
+                        break;
+                    }
+                }
+            }
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.inflate_err(|g| g.inflate(&pending, &mut out))?;
+            self.pending = pending.slice(used..);
+        }
+        Ok((!out.is_empty()).then(|| out.into()))
+    }
+
+    /// Runs `f` on the inflater; its errors mean the body is cut off or corrupt, and the page
+    /// is fetched again.
+    fn inflate_err<T>(
+        &mut self,
+        f: impl FnOnce(&mut Gunzip) -> Result<T, String>,
+    ) -> Result<T, SalesforceError> {
+        let gunzip = self.gunzip.as_mut().expect("only called when inflating");
+        f(gunzip).map_err(|reason| SalesforceError::CutOff {
+            what: format!("a results page of Bulk job {}", self.job),
+            reason,
+        })
+    }
+
+    async fn raw_chunk(&mut self) -> Result<Option<Bytes>, SalesforceError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| SalesforceError::CutOff {
+                what: format!("a results page of Bulk job {}", self.job),
+                reason: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,258 @@
+//! Fetching one object of a stream: its windows in order, each through Bulk API 2.0 (falling
+//! back to REST when Bulk refuses) plus the `deleted` endpoint, with a checkpoint after each.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::plan::{self, ObjectPlan, StreamPlan, Windows};
+use super::{Ctx, FetchError};
+use crate::decode::{Api, WirePlan};
+use crate::output::{OutputError, StreamWriter};
+use crate::protocol::LogLevel;
+use crate::salesforce::query;
+use crate::source::progress::StreamProgress;
+use crate::source::soql::{self, Window};
+use crate::state::{Sources, parse_datetime};
+
+/// Reads one object of a stream and delivers its batches to the stream's writer.
+pub(super) struct ObjectReader<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) plan: &'a StreamPlan<'a>,
+    pub(super) object: &'a ObjectPlan<'a>,
+    /// The API in use (Bulk until Bulk refuses the object).
+    pub(super) api: Api,
+    /// Rows Bulk said its jobs produced.
+    pub(super) estimated: u64,
+    pub(super) progress: StreamProgress,
+    /// Mapped streams: every source's cursor, this one's updated at each checkpoint.
+    pub(super) sources: Sources,
+    /// Greatest cursor delivered since the last checkpoint (µs).
+    pub(super) max_cursor_us: Option<i64>,
+    /// Rows delivered since the last STATE.
+    pub(super) pending: u64,
+    /// Longest REST query URL, lowered for the rest of the stream after a 414/431.
+    pub(super) rest_url_budget: usize,
+    /// Whether the split of a wide REST field list was already logged.
+    pub(super) rest_split_logged: bool,
+}
+
+impl<'a> ObjectReader<'a> {
+    /// A reader of `object`, continuing the per-source cursors `sources`.
+    pub(super) fn new(
+        ctx: &'a Ctx,
+        plan: &'a StreamPlan<'a>,
+        object: &'a ObjectPlan<'a>,
+        sources: Sources,
+    ) -> ObjectReader<'a> {
+        ObjectReader {
+            ctx,
+            plan,
+            object,
+            api: object.api,
+            estimated: 0,
+            progress: ctx.progress.stream(&plan.name),
+            sources,
+            max_cursor_us: None,
+            pending: 0,
+            rest_url_budget: ctx.opts.rest_max_url,
+            rest_split_logged: false,
+        }
+    }
+
+    /// The per-source cursors after this object, for the next one.
+    pub(super) fn into_sources(self) -> Sources {
+        self.progress.finish();
+        self.sources
+    }
+
+    /// Incremental reads order rows by cursor and checkpoint after every page.
+    pub(super) fn checkpoints(&self) -> bool {
+        self.plan.incremental
+    }
+
+    /// The closing line of an object.
+    pub(super) fn summary(&self, total: u64, started: DateTime<Utc>) -> String {
+        let secs = (Utc::now() - started).num_milliseconds().unsigned_abs() as f64 / 1e3;
+        let how = if self.api == Api::Bulk {
+            format!(
+                "{:.1} MB of CSV through Bulk API 2.0",
+                self.progress.bytes() as f64 / 1e6
+            )
+        } else {
+            "through the REST API".to_string()
+        };
+        let prefix = if self.plan.mapped {
+            format!("{} ", self.object.object)
+        } else {
+            String::new()
+        };
+        format!("{prefix}{total} rows in {secs:.2} s, {how}")
+    }
+
+    /// Reads the object's windows, with a STATE after each (and after each Bulk page of an
+    /// incremental read).
+    pub(super) async fn read_all(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        let ctx = self.ctx;
+        let config = &ctx.config;
+        let saved_at = self.object.saved_at;
+        let bounds = plan::bounds(config, saved_at, Utc::now());
+        let step = &config.stream_slice_step;
+        let windows = match plan::windows(
+            self.object.cursor,
+            self.plan.incremental,
+            saved_at,
+            bounds,
+            step,
+        ) {
+            Windows::Whole => {
+                ctx.check_stop()?;
+                let total = self.read_window(None, writer).await?;
+                self.checkpoint_whole(writer, total).await?;
+                return Ok(total);
+            }
+            Windows::Listed(w) => w,
+            Windows::FromFirstRow(b) => {
+                let first = self.first_row(b).await?;
+                plan::windows_from_first_row(b, first, step)
+            }
+        };
+        let mut total = 0u64;
+        for w in &windows {
+            ctx.check_stop()?;
+            self.check_quota().await?;
+            total += self.read_window(Some(*w), writer).await?;
+            if self.plan.incremental && self.object.replicateable {
+                total += self.deleted_rows(*w, writer).await?;
+            }
+            self.checkpoint(writer, w.upper).await?;
+        }
+        if windows.is_empty() {
+            // Nothing to read in [lower, upper): covered up to the upper bound (or where the
+            // saved cursor already is, if later).
+            let at = saved_at.map_or(bounds.upper, |s| s.max(bounds.upper));
+            self.checkpoint(writer, at).await?;
+        }
+        Ok(total)
+    }
+
+    /// Stops the read when the org's API usage passed `max_api_usage_percent`.
+    async fn check_quota(&self) -> Result<(), FetchError> {
+        let ctx = self.ctx;
+        if let Some(limit) = ctx.config.max_api_usage_percent
+            && let Some(usage) = ctx.client.api_usage()
+            && usage.percent() >= limit
+        {
+            ctx.log(LogLevel::Warn, format!("{}: stopping because the org's API usage is {usage} ({:.1}%), past max_api_usage_percent {limit}; the next run resumes from the last STATE", self.plan.name, usage.percent())).await;
+            ctx.opts.stop.stop();
+            return Err(FetchError::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Reads one window with the current API, falling back from Bulk to REST when Bulk refuses.
+    async fn read_window(
+        &mut self,
+        window: Option<Window>,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        if self.api == Api::Bulk {
+            match self.bulk_window(window, writer).await {
+                Err(e) if e.bulk_can_fall_back() => {
+                    self.ctx
+                        .log(LogLevel::Warn, format!("{}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead", self.plan.name))
+                        .await;
+                    self.api = Api::Rest;
+                }
+                other => return other,
+            }
+        }
+        self.rest_window(window, writer).await
+    }
+
+    /// The SOQL of a window with `plan`'s fields.
+    pub(super) fn soql(&self, plan: &WirePlan, window: Option<Window>, order: bool) -> String {
+        soql::select(
+            &self.object.object,
+            &plan.select,
+            self.object.cursor,
+            window,
+            self.object.soql_where.as_deref(),
+            order,
+        )
+    }
+
+    /// The smallest cursor value in the bounds, or `None` when they hold no row.
+    async fn first_row(&self, b: plan::Bounds) -> Result<Option<DateTime<Utc>>, FetchError> {
+        let cursor = self.object.cursor.expect("only planned for objects with a cursor");
+        let mut q = soql::select(
+            &self.object.object,
+            &[cursor.to_string()],
+            Some(cursor),
+            Some(Window {
+                lower: b.lower,
+                upper: b.upper,
+            }),
+            self.object.soql_where.as_deref(),
+            true,
+        );
+        q.push_str(" LIMIT 1");
+        let client = &self.ctx.client;
+        let page = query::fetch_page(client, &query::first_page_url(client, &q, true), 200).await?;
+        Ok(page
+            .records
+            .first()
+            .and_then(|r| r.get(cursor))
+            .and_then(Value::as_str)
+            .and_then(parse_datetime))
+    }
+
+    /// Hands a batch of the object's fields to the writer: evaluates the mapping, or adds the
+    /// `_sfetl_deleted_at` column when the stream has one; tracks progress, rows since the last
+    /// STATE and the greatest cursor delivered.
+    pub(super) async fn deliver(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+        batch: RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), FetchError> {
+        // Only incremental reads checkpoint mid-window, on the greatest cursor delivered.
+        if self.checkpoints()
+            && let Some(c) = self.object.cursor
+            && let Ok(i) = batch.schema().index_of(c)
+            && let Some(m) =
+                arrow::compute::max(batch.column(i).as_primitive::<TimestampMicrosecondType>())
+        {
+            self.max_cursor_us = Some(self.max_cursor_us.map_or(m, |x| x.max(m)));
+        }
+        let batch = match self.object.mapping {
+            Some(mapping) => mapping.evaluate(&batch)?,
+            None => pad_to(&self.plan.out_schema, batch)?,
+        };
+        let n = batch.num_rows() as u64;
+        writer.write(&batch, extracted_at).await?;
+        self.pending += n;
+        self.progress.add_rows(n);
+        Ok(())
+    }
+}
+
+/// A batch with one column fewer than `schema` (the object's fields without
+/// `_sfetl_deleted_at`) gets that last column as nulls.
+fn pad_to(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, FetchError> {
+    if batch.num_columns() + 1 != schema.fields().len() {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    let last = schema.field(columns.len());
+    columns.push(arrow::array::new_null_array(
+        last.data_type(),
+        batch.num_rows(),
+    ));
+    Ok(RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| OutputError::Render(e.to_string()))?)
+}

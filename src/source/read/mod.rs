@@ -1,0 +1,269 @@
+//! `read`: every configured stream planned, fetched, decoded, written, and checkpointed.
+//!
+//! The stages, one module each: [`plan`] decides what to read (pure); [`fetch`] walks the
+//! windows of each object and hands batches to the output; [`bulk`], [`rest`] and [`deleted`]
+//! page through their APIs; [`checkpoint`] makes rows durable and emits the STATE covering
+//! them. Streams run concurrently (bounded). Everything bound for stdout goes through one
+//! bounded channel to one writer task, so a stream's RECORD lines always precede the STATE that
+//! covers them, and a slow consumer slows the readers instead of filling memory.
+
+mod bulk;
+mod checkpoint;
+mod deleted;
+mod fetch;
+pub mod plan;
+mod rest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::FetchError;
+use super::progress::Progress;
+use crate::config::Config;
+use crate::output::stdout::Out;
+use crate::output::{Destination, OutputError, StreamWriter, prepare_resume};
+use crate::protocol::{
+    AirbyteMessage, AirbyteStreamStatus, AirbyteStreamStatusTraceMessage, AirbyteTraceMessage,
+    ConfiguredAirbyteStream, LogLevel, StreamDescriptor, TraceType, now_millis,
+};
+use crate::salesforce::bulk::PollPolicy;
+use crate::salesforce::{SalesforceClient, SalesforceError, describe};
+use crate::state::InputState;
+pub use crate::stop::StopSignal;
+use plan::StreamPlan;
+
+/// Tuning of a read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Rows per Bulk results page (`maxRecords`).
+    pub max_records: u64,
+    /// REST page size asked for (`Sforce-Query-Options: batchSize`).
+    pub rest_batch_size: u32,
+    /// Longest REST query URL; wider field lists are split (see [`rest`]).
+    pub rest_max_url: usize,
+    /// Streams read at once.
+    pub concurrency: usize,
+    /// Bulk job polling.
+    pub poll: PollPolicy,
+    /// Rows per decoded batch.
+    pub batch_rows: usize,
+    /// Attempts at one results page cut off midway.
+    pub page_attempts: u32,
+    /// Draw progress bars on stderr when it is a terminal.
+    pub show_progress: bool,
+    /// Stop request shared with signal handlers.
+    pub stop: StopSignal,
+    /// The compiled field mapping, when the config has one.
+    pub mapping: Option<Arc<crate::mapping::MappingPlan>>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_records: 200_000,
+            rest_batch_size: 2000,
+            rest_max_url: rest::MAX_URL_BYTES,
+            concurrency: 2,
+            poll: PollPolicy::default(),
+            batch_rows: 8192,
+            page_attempts: 5,
+            show_progress: false,
+            stop: StopSignal::default(),
+            mapping: None,
+        }
+    }
+}
+
+/// Outcome of a read.
+#[derive(Debug, Default)]
+pub struct ReadSummary {
+    /// Rows read per stream.
+    pub rows: BTreeMap<String, u64>,
+    /// Streams that failed, with why.
+    pub failures: Vec<(String, FetchError)>,
+}
+
+/// What every stage of one read shares.
+struct Ctx {
+    client: SalesforceClient,
+    config: Arc<Config>,
+    out: mpsc::Sender<Out>,
+    opts: ReadOptions,
+    destination: Destination,
+    progress: Progress,
+}
+
+impl Ctx {
+    async fn emit(&self, m: AirbyteMessage) -> Result<(), FetchError> {
+        self.out
+            .send(Out::Message(Box::new(m)))
+            .await
+            .map_err(|_| FetchError::Output(OutputError::StdoutClosed))
+    }
+
+    async fn status(&self, stream: &str, status: AirbyteStreamStatus) -> Result<(), FetchError> {
+        self.emit(AirbyteMessage::trace(AirbyteTraceMessage {
+            kind: TraceType::StreamStatus,
+            emitted_at: now_millis() as f64,
+            error: None,
+            estimate: None,
+            stream_status: Some(AirbyteStreamStatusTraceMessage {
+                stream_descriptor: StreamDescriptor::named(stream),
+                status,
+            }),
+        }))
+        .await
+    }
+
+    async fn log(&self, level: LogLevel, text: String) {
+        tracing::info!("{text}");
+        let _ = self.emit(AirbyteMessage::log(level, text)).await;
+    }
+
+    /// `Err(Stopped)` once a stop was requested.
+    fn check_stop(&self) -> Result<(), FetchError> {
+        if self.opts.stop.is_stopped() {
+            Err(FetchError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Reads every configured stream; per-stream failures are collected, not fatal to the others.
+pub async fn read(
+    client: SalesforceClient,
+    config: Arc<Config>,
+    streams: Vec<ConfiguredAirbyteStream>,
+    state: InputState,
+    destination: Destination,
+    out: mpsc::Sender<Out>,
+    opts: ReadOptions,
+) -> ReadSummary {
+    let concurrency = opts.concurrency.max(1);
+    let progress = if opts.show_progress {
+        Progress::for_stderr()
+    } else {
+        Progress::hidden()
+    };
+    let ctx = Arc::new(Ctx {
+        client,
+        config,
+        out,
+        opts,
+        destination,
+        progress,
+    });
+    let state = Arc::new(state);
+    let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
+        .map(|cs| {
+            let ctx = ctx.clone();
+            let state = state.clone();
+            async move {
+                let name = cs.stream.name.clone();
+                let r = read_stream(&ctx, &cs, state.stream(&name)).await;
+                if let Err(FetchError::Salesforce(SalesforceError::RequestLimitExceeded {
+                    ..
+                })) = &r
+                {
+                    // The quota is spent for every stream: start nothing new anywhere.
+                    ctx.opts.stop.stop();
+                }
+                if r.is_err() {
+                    let _ = ctx.status(&name, AirbyteStreamStatus::Incomplete).await;
+                }
+                (name, r)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut summary = ReadSummary::default();
+    for (name, r) in results {
+        match r {
+            Ok(n) => {
+                summary.rows.insert(name, n);
+            }
+            Err(e) => summary.failures.push((name, e)),
+        }
+    }
+    summary
+}
+
+/// One stream: describe, plan, open the output, read each object, close.
+async fn read_stream(
+    ctx: &Ctx,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+) -> Result<u64, FetchError> {
+    let name = cs.stream.name.as_str();
+    ctx.status(name, AirbyteStreamStatus::Started).await?;
+    let mapped = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name));
+    let plan = match mapped {
+        Some(mapped) => {
+            let mut describes = HashMap::new();
+            for src in &mapped.sources {
+                let d = describe::describe(&ctx.client, &src.object).await?;
+                describes.insert(src.object.clone(), d);
+            }
+            plan::plan_mapped_stream(cs, mapped, &describes, saved)?
+        }
+        None => {
+            let d = describe::describe(&ctx.client, name).await?;
+            plan::plan_object_stream(cs, &d, &ctx.config, saved)?
+        }
+    };
+    for (level, text) in &plan.notes {
+        ctx.log(*level, text.clone()).await;
+    }
+    let mut writer = open_writer(ctx, &plan).await?;
+    ctx.status(name, AirbyteStreamStatus::Running).await?;
+    let started = Utc::now();
+    let mut sources = plan.saved.sources.clone();
+    let mut total = 0;
+    let mut summaries = Vec::new();
+    for object in &plan.objects {
+        let mut reader = fetch::ObjectReader::new(ctx, &plan, object, sources);
+        let rows = reader.read_all(writer.as_mut()).await?;
+        total += rows;
+        summaries.push(reader.summary(rows, started));
+        sources = reader.into_sources();
+    }
+    writer.finish().await?;
+    let summary = if plan.mapped {
+        format!("{name} (mapped): {}", summaries.join("; "))
+    } else {
+        format!("{name}: {}", summaries.join("; "))
+    };
+    ctx.log(LogLevel::Info, summary).await;
+    ctx.status(name, AirbyteStreamStatus::Complete).await?;
+    Ok(total)
+}
+
+/// Opens the stream's output; Parquet output first removes what a killed run left behind.
+async fn open_writer(
+    ctx: &Ctx,
+    plan: &StreamPlan<'_>,
+) -> Result<Box<dyn StreamWriter>, FetchError> {
+    if let Destination::Parquet { location, .. } = &ctx.destination {
+        let notes = prepare_resume(
+            location,
+            &plan.name,
+            plan.incremental,
+            plan.saved.output.as_ref(),
+            plan.has_state,
+        )
+        .await?;
+        for note in notes {
+            ctx.log(LogLevel::Info, note).await;
+        }
+    }
+    Ok(ctx
+        .destination
+        .open(&plan.name, &plan.out_schema, &ctx.out)?)
+}

@@ -1,0 +1,311 @@
+//! The read planner: describe + catalog entry + saved state + config → what to read for one
+//! stream (fields, API, cursor, bounds, saved cursors). Pure: no I/O, so every decision the
+//! read makes before its first query is unit-tested here; the fetch stage only carries it out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::catalog::{SObjectDescribe, SfKind, StreamSchema};
+use crate::config::{Config, IsoDuration};
+use crate::decode::{Api, WirePlan};
+use crate::mapping::{MappedStream, SourcePlan};
+use crate::protocol::{ConfiguredAirbyteStream, LogLevel, SyncMode};
+use crate::source::soql::{self, Window};
+use crate::state::StreamState;
+
+/// Column added to streams with a cursor: when the row was found deleted (hard deletes and
+/// purges reported by the `deleted` endpoint); null for rows read normally.
+pub const DELETED_AT: &str = "_sfetl_deleted_at";
+
+/// One Salesforce object read for a stream (the stream itself, or one `from` of a mapping).
+#[derive(Debug)]
+pub struct ObjectPlan<'m> {
+    /// Object to query.
+    pub object: String,
+    /// Wire plan for Bulk API 2.0.
+    pub bulk: WirePlan,
+    /// Wire plan for REST.
+    pub rest: WirePlan,
+    /// The API to start with (Bulk unless it cannot serve the fields).
+    pub api: Api,
+    /// Cursor field.
+    pub cursor: Option<&'static str>,
+    /// Pushed-down filter.
+    pub soql_where: Option<String>,
+    /// Mapping evaluated on every batch, for mapped streams.
+    pub mapping: Option<&'m SourcePlan>,
+    /// Whether the `deleted` endpoint serves the object.
+    pub replicateable: bool,
+    /// Schema of the rows built for deletions (before mapping).
+    pub deleted_schema: SchemaRef,
+    /// Where the previous run left this object's cursor.
+    pub saved_at: Option<DateTime<Utc>>,
+}
+
+/// What to read for one stream.
+#[derive(Debug)]
+pub struct StreamPlan<'m> {
+    /// Stream name.
+    pub name: String,
+    /// Incremental (windows, checkpoints per page, the `deleted` endpoint) or full refresh.
+    pub incremental: bool,
+    /// Whether the stream is a mapping's (its state keeps one cursor per source).
+    pub mapped: bool,
+    /// Schema of the batches the output receives.
+    pub out_schema: SchemaRef,
+    /// The objects read, in order.
+    pub objects: Vec<ObjectPlan<'m>>,
+    /// The saved state, typed.
+    pub saved: StreamState,
+    /// Whether the run was given a state for this stream at all.
+    pub has_state: bool,
+    /// Things the user should know (fields left out, API chosen), logged at read time.
+    pub notes: Vec<(LogLevel, String)>,
+}
+
+/// A saved state the planner cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the saved state of stream {stream} is not usable: {reason}. Pass the `state` of the last STATE message sfetl printed for it, or leave the stream out of --state to start it afresh"
+)]
+pub struct BadState {
+    /// The stream.
+    pub stream: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The fields a configured stream selects: its `json_schema.properties`, or all when absent.
+pub fn selected_fields(cs: &ConfiguredAirbyteStream) -> Option<Vec<String>> {
+    let props = cs.stream.json_schema.get("properties")?.as_object()?;
+    if props.is_empty() {
+        return None;
+    }
+    Some(props.keys().cloned().collect())
+}
+
+fn parse_saved(name: &str, saved: Option<&Value>, field: &str) -> Result<StreamState, BadState> {
+    match saved {
+        None => Ok(StreamState::default()),
+        Some(blob) => StreamState::parse(blob, field).map_err(|reason| BadState {
+            stream: name.to_string(),
+            reason,
+        }),
+    }
+}
+
+/// Plans a stream read straight from its object's describe.
+pub fn plan_object_stream<'m>(
+    cs: &ConfiguredAirbyteStream,
+    describe: &SObjectDescribe,
+    config: &Config,
+    saved: Option<&Value>,
+) -> Result<StreamPlan<'m>, BadState> {
+    let name = cs.stream.name.as_str();
+    let mut notes = Vec::new();
+    let selected = selected_fields(cs);
+    if let Some(sel) = &selected {
+        let unknown: Vec<&String> = sel
+            .iter()
+            .filter(|s| !s.starts_with("_sfetl_") && !describe.fields.iter().any(|f| &f.name == *s))
+            .collect();
+        if !unknown.is_empty() {
+            notes.push((LogLevel::Warn, format!("{name}: the catalog selects fields the org does not have (left out): {unknown:?}")));
+        }
+    }
+    let mut schema = StreamSchema::from_describe(describe, selected.as_deref());
+    let mut api = Api::Bulk;
+    if schema.fields.iter().any(|f| f.kind == SfKind::Base64) {
+        if config.force_use_bulk_api {
+            let keep: Vec<String> = schema
+                .fields
+                .iter()
+                .filter(|f| f.kind != SfKind::Base64)
+                .map(|f| f.name.clone())
+                .collect();
+            notes.push((LogLevel::Warn, format!("{name}: force_use_bulk_api is set, so base64 fields are left out (Bulk API cannot read them)")));
+            schema = StreamSchema::from_describe(describe, Some(&keep));
+        } else {
+            notes.push((LogLevel::Info, format!("{name}: reading with the REST API because base64 fields are selected (Bulk API cannot read them)")));
+            api = Api::Rest;
+        }
+    }
+    let cursor = schema.cursor;
+    let incremental = cs.sync_mode == SyncMode::Incremental && cursor.is_some();
+    let out_schema = match cursor {
+        Some(_) => with_deleted_at(&schema.arrow),
+        None => schema.arrow.clone(),
+    };
+    let state = parse_saved(name, saved, cursor.unwrap_or("SystemModstamp"))?;
+    let saved_at = state
+        .cursor
+        .as_ref()
+        .map(|c| c.cursor)
+        .filter(|_| incremental);
+    let object = ObjectPlan {
+        object: name.to_string(),
+        bulk: WirePlan::new(&schema, Api::Bulk),
+        rest: WirePlan::new(&schema, Api::Rest),
+        api,
+        cursor,
+        soql_where: None,
+        mapping: None,
+        replicateable: describe.replicateable,
+        deleted_schema: out_schema.clone(),
+        saved_at,
+    };
+    Ok(StreamPlan {
+        name: name.to_string(),
+        incremental,
+        mapped: false,
+        out_schema,
+        objects: vec![object],
+        saved: state,
+        has_state: saved.is_some(),
+        notes,
+    })
+}
+
+/// Plans a mapped stream: each source object in turn, with its own saved cursor.
+/// `describes` holds the describe of every source object.
+pub fn plan_mapped_stream<'m>(
+    cs: &ConfiguredAirbyteStream,
+    mapped: &'m MappedStream,
+    describes: &HashMap<String, SObjectDescribe>,
+    saved: Option<&Value>,
+) -> Result<StreamPlan<'m>, BadState> {
+    let name = cs.stream.name.as_str();
+    let incremental = cs.sync_mode == SyncMode::Incremental && mapped.supports_incremental();
+    let state = parse_saved(name, saved, "SystemModstamp")?;
+    let objects = mapped
+        .sources
+        .iter()
+        .map(|src| {
+            let bulk = WirePlan::for_source(&src.object, Api::Bulk, &src.input_schema);
+            ObjectPlan {
+                object: src.object.clone(),
+                rest: WirePlan::for_source(&src.object, Api::Rest, &src.input_schema),
+                deleted_schema: bulk.output.clone(),
+                bulk,
+                api: Api::Bulk,
+                cursor: src.cursor,
+                soql_where: src.soql_where.clone(),
+                mapping: Some(src),
+                replicateable: describes
+                    .get(&src.object)
+                    .is_some_and(|d| d.replicateable),
+                saved_at: state
+                    .sources
+                    .get(&src.object)
+                    .map(|c| c.cursor)
+                    .filter(|_| incremental && src.cursor.is_some()),
+            }
+        })
+        .collect();
+    Ok(StreamPlan {
+        name: name.to_string(),
+        incremental,
+        mapped: true,
+        out_schema: mapped.schema.clone(),
+        objects,
+        saved: state,
+        has_state: saved.is_some(),
+        notes: Vec::new(),
+    })
+}
+
+/// The cursor range of one read: `[lower, upper)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Saved cursor minus the lookback window, else `start_date`, else the beginning.
+    pub lower: Option<DateTime<Utc>>,
+    /// `end_date`, else now minus `cursor_lag`, in whole milliseconds (SOQL literals and
+    /// saved cursors carry milliseconds, so the bound queried and the bound saved are the same
+    /// instant).
+    pub upper: DateTime<Utc>,
+}
+
+/// The bounds of a read started at `now` from `saved_at`.
+pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Bounds {
+    let upper = config.end_date.unwrap_or_else(|| {
+        let t = config.cursor_lag.sub_from(now);
+        DateTime::<Utc>::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+    });
+    let lower = match saved_at {
+        Some(c) => Some(config.lookback_window.sub_from(c)),
+        None => config.start_date,
+    };
+    Bounds { lower, upper }
+}
+
+/// How an object's range is cut into windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Windows {
+    /// No cursor: one read of everything, without a filter.
+    Whole,
+    /// These windows, in order.
+    Listed(Vec<Window>),
+    /// A first incremental sync: find the first row in the bounds with one query, then cut
+    /// windows from there ([`windows_from_first_row`]), so years of empty history do not cost
+    /// a Bulk job per window.
+    FromFirstRow(Bounds),
+}
+
+/// The windows of one object's read.
+pub fn windows(
+    cursor: Option<&str>,
+    incremental: bool,
+    saved_at: Option<DateTime<Utc>>,
+    b: Bounds,
+    step: &IsoDuration,
+) -> Windows {
+    match cursor {
+        None => Windows::Whole,
+        Some(_) if !incremental => Windows::Listed(vec![Window {
+            lower: b.lower,
+            upper: b.upper,
+        }]),
+        Some(_) if saved_at.is_some() => Windows::Listed(soql::windows(b.lower, b.upper, step)),
+        Some(_) => Windows::FromFirstRow(b),
+    }
+}
+
+/// Windows of `step` from the day of the first row (`first`, `None` when the bounds hold no
+/// row: nothing to read).
+pub fn windows_from_first_row(
+    b: Bounds,
+    first: Option<DateTime<Utc>>,
+    step: &IsoDuration,
+) -> Vec<Window> {
+    let Some(t) = first else {
+        return Vec::new();
+    };
+    let start = b.lower.map_or(window_floor(t), |l| l.max(window_floor(t)));
+    soql::windows(Some(start), b.upper, step)
+}
+
+/// Midnight UTC of the day of `t`: windows start on day boundaries, which keeps slices stable
+/// from run to run.
+fn window_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(t, |d| d.and_utc())
+}
+
+/// `schema` plus the [`DELETED_AT`] column.
+pub fn with_deleted_at(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(
+        DELETED_AT,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+        true,
+    )));
+    Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The planner's decisions for exact inputs: fields, API, cursor, bounds, windows, saved state.
+
+use chrono::TimeZone;
+use serde_json::json;
+
+use super::*;
+use crate::protocol::ConfiguredAirbyteCatalog;
+
+fn t(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+}
+
+fn config(extra: Value) -> Config {
+    let mut v = json!({"client_id": "x", "refresh_token": "r"});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    Config::from_value(v).unwrap()
+}
+
+fn describe() -> SObjectDescribe {
+    serde_json::from_value(json!({
+        "name": "Document", "queryable": true, "replicateable": true,
+        "fields": [
+            {"name": "Id", "type": "id", "nillable": false},
+            {"name": "Name", "type": "string", "length": 80},
+            {"name": "Body", "type": "base64"},
+            {"name": "SystemModstamp", "type": "datetime", "nillable": false},
+            {"name": "IsDeleted", "type": "boolean", "nillable": false}
+        ]
+    }))
+    .unwrap()
+}
+
+fn stream(mode: &str, fields: &[&str]) -> ConfiguredAirbyteStream {
+    let props: serde_json::Map<String, Value> =
+        fields.iter().map(|f| (f.to_string(), json!({}))).collect();
+    let catalog: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams": [{
+        "stream": {"name": "Document", "json_schema": {"properties": props},
+                   "supported_sync_modes": ["full_refresh", "incremental"]},
+        "sync_mode": mode, "destination_sync_mode": "append"}]}))
+    .unwrap();
+    catalog.streams.into_iter().next().unwrap()
+}
+
+#[test]
+fn base64_fields_choose_rest_unless_bulk_is_forced() {
+    let cs = stream("incremental", &["Id", "Name", "Body"]);
+    let p = plan_object_stream(&cs, &describe(), &config(json!({})), None).unwrap();
+    let o = &p.objects[0];
+    assert_eq!(o.api, Api::Rest);
+    assert_eq!(o.cursor, Some("SystemModstamp"));
+    assert!(p.incremental);
+    assert_eq!(p.out_schema.fields().last().unwrap().name(), DELETED_AT);
+    assert_eq!(
+        p.notes,
+        vec![(
+            LogLevel::Info,
+            "Document: reading with the REST API because base64 fields are selected (Bulk API cannot read them)".to_string()
+        )]
+    );
+
+    let forced = config(json!({"force_use_bulk_api": true}));
+    let p = plan_object_stream(&cs, &describe(), &forced, None).unwrap();
+    assert_eq!(p.objects[0].api, Api::Bulk);
+    assert!(p.objects[0].bulk.select.iter().all(|f| f != "Body"));
+    assert_eq!(p.notes[0].0, LogLevel::Warn);
+}
+
+#[test]
+fn unknown_selected_fields_are_left_out_with_a_warning() {
+    let cs = stream("full_refresh", &["Id", "Nope__c"]);
+    let p = plan_object_stream(&cs, &describe(), &config(json!({})), None).unwrap();
+    assert!(!p.incremental);
+    assert_eq!(
+        p.notes,
+        vec![(
+            LogLevel::Warn,
+            "Document: the catalog selects fields the org does not have (left out): [\"Nope__c\"]"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
+fn saved_state_sets_the_cursor_and_bad_state_is_named() {
+    let cs = stream("incremental", &["Id", "Name"]);
+    let saved = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+                       "output": {"sync_id": "s1", "parts": 2}});
+    let p = plan_object_stream(&cs, &describe(), &config(json!({})), Some(&saved)).unwrap();
+    assert_eq!(p.objects[0].saved_at, Some(t(2024, 3, 1, 0)));
+    assert_eq!(p.saved.output.as_ref().unwrap().parts, 2);
+    assert!(p.has_state);
+
+    let full = stream("full_refresh", &["Id"]);
+    let p = plan_object_stream(&full, &describe(), &config(json!({})), Some(&saved)).unwrap();
+    assert_eq!(p.objects[0].saved_at, None, "a full refresh ignores the cursor");
+
+    let bad = json!({"cursor": "yesterday"});
+    let e = plan_object_stream(&cs, &describe(), &config(json!({})), Some(&bad)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the saved state of stream Document is not usable: \"yesterday\" is not a datetime. Pass the `state` of the last STATE message sfetl printed for it, or leave the stream out of --state to start it afresh"
+    );
+}
+
+#[test]
+fn bounds_from_state_start_date_end_date_and_lag() {
+    let now = t(2024, 6, 1, 12);
+    let c = config(json!({"start_date": "2024-01-01", "lookback_window": "PT1H", "cursor_lag": "PT2M"}));
+    let b = bounds(&c, None, now);
+    assert_eq!(b.lower, Some(t(2024, 1, 1, 0)));
+    assert_eq!(b.upper, now - chrono::Duration::minutes(2));
+    let b = bounds(&c, Some(t(2024, 5, 1, 10)), now);
+    assert_eq!(b.lower, Some(t(2024, 5, 1, 9)), "saved cursor minus the lookback");
+    let ended = config(json!({"end_date": "2024-02-01"}));
+    assert_eq!(bounds(&ended, None, now).upper, t(2024, 2, 1, 0));
+}
+
+#[test]
+fn windows_per_mode() {
+    let step = IsoDuration::parse("P10D").unwrap();
+    let b = Bounds {
+        lower: Some(t(2024, 1, 1, 0)),
+        upper: t(2024, 1, 25, 0),
+    };
+    assert_eq!(windows(None, true, None, b, &step), Windows::Whole);
+    assert_eq!(
+        windows(Some("SystemModstamp"), false, None, b, &step),
+        Windows::Listed(vec![Window {
+            lower: b.lower,
+            upper: b.upper
+        }])
+    );
+    match windows(Some("SystemModstamp"), true, Some(t(2024, 1, 1, 0)), b, &step) {
+        Windows::Listed(w) => assert_eq!(w.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        windows(Some("SystemModstamp"), true, None, b, &step),
+        Windows::FromFirstRow(b)
+    );
+    // A first sync starts on the day of the first row, not at the start date.
+    let w = windows_from_first_row(b, Some(t(2024, 1, 20, 15)), &step);
+    assert_eq!(
+        w,
+        vec![Window {
+            lower: Some(t(2024, 1, 20, 0)),
+            upper: t(2024, 1, 25, 0)
+        }]
+    );
+    assert!(windows_from_first_row(b, None, &step).is_empty());
+}

@@ -1,0 +1,334 @@
+//! [`StreamState`]: the typed STATE of one stream, the contract between a run and the next.
+//!
+//! sfetl writes `{"cursor_field": "SystemModstamp", "cursor": "2024-01-15T10:00:00.000Z"}`:
+//! every row whose cursor is below `cursor` was delivered (as of the read; late commits are
+//! caught by the lookback window). A mapped stream keeps one cursor per source object under
+//! `"sources"`, and Parquet output adds `"output": {"sync_id", "parts"}`, the files committed
+//! so far. It reads that, and Airbyte's Salesforce source's legacy `{"SystemModstamp": "..."}`
+//! and concurrent `{"slices": [{"start", "end"}]}` forms.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+/// A datetime as Salesforce and SOQL write it (`2024-01-15T10:00:00.000Z`): whole
+/// milliseconds, so the bound queried and the bound saved are the same instant.
+pub fn datetime_literal(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses Salesforce and ISO datetimes (`...000+0000`, `...Z`, `+00:00`) and plain dates.
+pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    None
+}
+
+/// Where one object's rows are covered up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The cursor field (`SystemModstamp`, `LastModifiedDate`, `CreatedDate`).
+    pub cursor_field: String,
+    /// Every row with a smaller cursor was delivered.
+    #[serde(with = "literal")]
+    pub cursor: DateTime<Utc>,
+}
+
+/// The Parquet files a stream has committed in its current sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputCommit {
+    /// The sync folder (`<path>/<stream>/<sync_id>/`).
+    pub sync_id: String,
+    /// Files `part-00000` .. `part-{parts-1}` are complete.
+    pub parts: u32,
+}
+
+/// Mapped streams' per-source cursors, in the order the sources were first read (a JSON object
+/// keyed by object name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(pub Vec<(String, Cursor)>);
+
+impl Sources {
+    /// Whether no source has a cursor yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The cursor of `object`.
+    pub fn get(&self, object: &str) -> Option<&Cursor> {
+        self.0.iter().find(|(o, _)| o == object).map(|(_, c)| c)
+    }
+
+    /// Sets the cursor of `object`, keeping its place (new objects go last).
+    pub fn insert(&mut self, object: &str, cursor: Cursor) {
+        match self.0.iter_mut().find(|(o, _)| o == object) {
+            Some((_, c)) => *c = cursor,
+            None => self.0.push((object.to_string(), cursor)),
+        }
+    }
+}
+
+impl Serialize for Sources {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (object, cursor) in &self.0 {
+            map.serialize_entry(object, cursor)?;
+        }
+        map.end()
+    }
+}
+
+/// The STATE of one stream, as sfetl writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamState {
+    /// The stream's own cursor (absent for mapped streams and streams without a cursor).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Cursor>,
+    /// Mapped streams: one cursor per source object, in mapping order.
+    #[serde(skip_serializing_if = "Sources::is_empty")]
+    pub sources: Sources,
+    /// Parquet output: the files committed so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputCommit>,
+}
+
+impl StreamState {
+    /// Reads a saved state blob in any accepted form. `cursor_field` is the stream's cursor,
+    /// used for the legacy form keyed by it. An error says what is wrong with the blob.
+    pub fn parse(blob: &Value, cursor_field: &str) -> Result<StreamState, String> {
+        if !blob.is_object() {
+            return Err(format!("{blob} is not a JSON object"));
+        }
+        let cursor = saved_cursor(blob, cursor_field)?.map(|at| Cursor {
+            cursor_field: blob
+                .get("cursor_field")
+                .and_then(Value::as_str)
+                .unwrap_or(cursor_field)
+                .to_string(),
+            cursor: at,
+        });
+        let mut sources = Sources::default();
+        if let Some(map) = blob.get("sources") {
+            let map = map
+                .as_object()
+                .ok_or("`sources` must map each source object to its cursor")?;
+            for (object, v) in map {
+                let parsed = StreamState::parse(v, cursor_field)
+                    .map_err(|e| format!("sources.{object}: {e}"))?;
+                if let Some(c) = parsed.cursor {
+                    sources.insert(object, c);
+                }
+            }
+        }
+        let output = match blob.get("output") {
+            None | Some(Value::Null) => None,
+            Some(o) => Some(serde_json::from_value(o.clone()).map_err(|e| {
+                format!("`output` must be {{\"sync_id\": \"...\", \"parts\": N}}: {e}")
+            })?),
+        };
+        Ok(StreamState {
+            cursor,
+            sources,
+            output,
+        })
+    }
+
+    /// The state as the JSON object a STATE message carries.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a stream state serialises")
+    }
+}
+
+/// The saved cursor of a blob, from any accepted form.
+fn saved_cursor(blob: &Value, cursor_field: &str) -> Result<Option<DateTime<Utc>>, String> {
+    // sfetl's own form.
+    if let Some(c) = blob.get("cursor") {
+        return datetime_of(c);
+    }
+    // Airbyte's concurrent form: the end of the contiguous run of slices from the first.
+    if let Some(slices) = blob.get("slices").and_then(Value::as_array)
+        && let Some(end) = contiguous_end(slices)?
+    {
+        return Ok(Some(end));
+    }
+    // Legacy form keyed by the cursor field (or any of the usual cursor fields); with no
+    // slices, Airbyte keeps the legacy cursor beside them.
+    for key in [
+        cursor_field,
+        "SystemModstamp",
+        "LastModifiedDate",
+        "CreatedDate",
+    ] {
+        if let Some(v) = blob.get(key) {
+            return datetime_of(v);
+        }
+    }
+    Ok(None)
+}
+
+fn datetime_of(v: &Value) -> Result<Option<DateTime<Utc>>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => parse_datetime(s)
+            .map(Some)
+            .ok_or_else(|| format!("{s:?} is not a datetime")),
+        other => Err(format!("{other} is not a datetime string")),
+    }
+}
+
+/// The end of the run of `[start, end)` slices that starts at the earliest one, stopping at
+/// the first gap.
+fn contiguous_end(slices: &[Value]) -> Result<Option<DateTime<Utc>>, String> {
+    let mut ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for s in slices {
+        let start = s.get("start").map(datetime_of).transpose()?.flatten();
+        let end = s.get("end").map(datetime_of).transpose()?.flatten();
+        if let (Some(a), Some(b)) = (start, end) {
+            ranges.push((a, b));
+        }
+    }
+    ranges.sort();
+    let mut covered: Option<DateTime<Utc>> = None;
+    for (a, b) in ranges {
+        match covered {
+            None => covered = Some(b),
+            Some(c) if a <= c => covered = Some(c.max(b)),
+            Some(_) => break,
+        }
+    }
+    Ok(covered)
+}
+
+/// Serde for a cursor as [`datetime_literal`] text.
+mod literal {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::datetime_literal(*t))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_datetime(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a datetime")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dt(s: &str) -> DateTime<Utc> {
+        parse_datetime(s).unwrap()
+    }
+
+    fn cursor_of(blob: Value) -> Option<DateTime<Utc>> {
+        StreamState::parse(&blob, "SystemModstamp")
+            .unwrap()
+            .cursor
+            .map(|c| c.cursor)
+    }
+
+    #[test]
+    fn own_form_round_trips() {
+        let s = StreamState {
+            cursor: Some(Cursor {
+                cursor_field: "SystemModstamp".into(),
+                cursor: dt("2024-01-15T10:00:00Z"),
+            }),
+            sources: Sources::default(),
+            output: Some(OutputCommit {
+                sync_id: "20240115T100000Z-abcdef".into(),
+                parts: 3,
+            }),
+        };
+        let v = s.to_value();
+        assert_eq!(
+            v.to_string(),
+            r#"{"cursor_field":"SystemModstamp","cursor":"2024-01-15T10:00:00.000Z","output":{"sync_id":"20240115T100000Z-abcdef","parts":3}}"#
+        );
+        assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
+        assert_eq!(StreamState::default().to_value(), json!({}));
+        assert_eq!(
+            StreamState::parse(&json!({}), "SystemModstamp").unwrap(),
+            StreamState::default()
+        );
+    }
+
+    #[test]
+    fn mapped_form_keeps_source_order() {
+        let v = json!({"sources": {
+            "Lead": {"cursor_field": "SystemModstamp", "cursor": "2024-02-01T00:00:00.000Z"},
+            "Contact": {"cursor_field": "LastModifiedDate", "cursor": "2024-01-01T00:00:00.000Z"}}});
+        let s = StreamState::parse(&v, "SystemModstamp").unwrap();
+        assert_eq!(s.cursor, None);
+        assert_eq!(
+            s.sources.0.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(),
+            vec!["Lead", "Contact"]
+        );
+        assert_eq!(
+            s.sources.get("Contact").unwrap().cursor_field,
+            "LastModifiedDate"
+        );
+        assert_eq!(s.to_value(), v);
+    }
+
+    #[test]
+    fn reads_airbyte_forms() {
+        assert_eq!(
+            cursor_of(json!({"SystemModstamp": "2022-11-01T00:00:00.000+0000"})),
+            Some(dt("2022-11-01T00:00:00Z"))
+        );
+        let lmd = json!({"LastModifiedDate": "2022-11-01T00:00:00.000+0000"});
+        let s = StreamState::parse(&lmd, "LastModifiedDate").unwrap();
+        assert_eq!(s.cursor.as_ref().unwrap().cursor, dt("2022-11-01T00:00:00Z"));
+        assert_eq!(s.cursor.unwrap().cursor_field, "LastModifiedDate");
+        let slices = json!({"state_type": "date-range", "slices": [
+            {"start": "2024-02-01T00:00:00.000Z", "end": "2024-03-01T00:00:00.000Z"},
+            {"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z"},
+            {"start": "2024-04-01T00:00:00.000Z", "end": "2024-05-01T00:00:00.000Z"}]});
+        assert_eq!(
+            cursor_of(slices),
+            Some(dt("2024-03-01T00:00:00Z")),
+            "stops at the gap"
+        );
+        let empty_slices = json!({"slices": [], "SystemModstamp": "2023-01-01T00:00:00Z"});
+        assert_eq!(cursor_of(empty_slices), Some(dt("2023-01-01T00:00:00Z")));
+        // Whatever the form read, sfetl writes its own.
+        let s = StreamState::parse(
+            &json!({"SystemModstamp": "2022-11-01T00:00:00.000+0000"}),
+            "SystemModstamp",
+        )
+        .unwrap();
+        assert_eq!(
+            s.to_value(),
+            json!({"cursor_field": "SystemModstamp", "cursor": "2022-11-01T00:00:00.000Z"})
+        );
+    }
+
+    #[test]
+    fn malformed_blobs_say_what_is_wrong() {
+        let err = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap_err();
+        assert_eq!(err(json!({"cursor": "soon"})), "\"soon\" is not a datetime");
+        assert_eq!(err(json!({"cursor": 5})), "5 is not a datetime string");
+        assert_eq!(err(json!("x")), "\"x\" is not a JSON object");
+        assert_eq!(
+            err(json!({"sources": {"Lead": {"cursor": "never"}}})),
+            "sources.Lead: \"never\" is not a datetime"
+        );
+        assert!(
+            err(json!({"cursor": "2024-01-01T00:00:00Z", "output": {"parts": "x"}}))
+                .starts_with("`output` must be {\"sync_id\": \"...\", \"parts\": N}")
+        );
+    }
+}
