@@ -8,6 +8,7 @@ mod records;
 mod resume;
 pub mod stdout;
 mod store;
+pub mod sync;
 mod writer;
 
 pub use parquet::{
@@ -17,7 +18,7 @@ pub use records::RecordsRenderer;
 pub(crate) use store::store_options;
 pub use resume::prepare_resume;
 pub use store::{OutputLocation, open_location};
-pub use writer::{Destination, StreamWriter};
+pub use writer::{Destination, StreamWriter, SyncStart};
 
 /// Why output failed.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
+use super::sync::SyncMarker;
 use super::{OutputError, OutputLocation};
 use crate::config::Compression;
+use crate::state::OutputCommit;
 
 /// Column with the extraction time of each row.
 pub const EXTRACTED_AT: &str = "_sfetl_extracted_at";
@@ -77,6 +79,9 @@ pub struct ParquetFileWriter {
     next_index: u32,
     current: Option<OpenFile>,
     sync_id_array: Option<ArrayRef>,
+    /// The sync folder's marker, written before its first file and again when complete.
+    marker: SyncMarker,
+    marker_written: bool,
 }
 
 impl ParquetFileWriter {
@@ -107,7 +112,34 @@ impl ParquetFileWriter {
             next_index: 0,
             current: None,
             sync_id_array: None,
+            marker: SyncMarker {
+                stream: stream.to_string(),
+                sync_id: sync_id.to_string(),
+                base: false,
+                resumed_from: None,
+                complete: false,
+            },
+            marker_written: false,
         }
+    }
+
+    /// Says how this sync relates to earlier ones, for its marker: a `base` sync (full
+    /// refresh, or incremental without state) supersedes older syncs once complete; a resumed
+    /// one names the STATE commit it continues.
+    pub fn with_sync(mut self, base: bool, resumed_from: Option<OutputCommit>) -> Self {
+        self.marker.base = base;
+        self.marker.resumed_from = resumed_from;
+        self
+    }
+
+    /// Marks the sync complete (every row of the stream is in its files); readers then treat
+    /// a complete base sync as superseding older ones.
+    pub async fn complete_sync(&mut self) -> Result<(), OutputError> {
+        self.complete_file().await?;
+        self.marker.complete = true;
+        self.marker.write(&self.location).await?;
+        self.marker_written = true;
+        Ok(())
     }
 
     /// Where the committed output stands: this sync's id and how many of its files are
@@ -161,6 +193,10 @@ impl ParquetFileWriter {
     ) -> Result<(), OutputError> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        if !self.marker_written {
+            self.marker.write(&self.location).await?;
+            self.marker_written = true;
         }
         if self.current.is_none() {
             let path = self

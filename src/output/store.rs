@@ -31,77 +31,27 @@ impl std::fmt::Debug for OutputLocation {
 }
 
 impl OutputLocation {
-    /// Removes what an interrupted run published that its last STATE does not cover: files of
-    /// `stream` in sync folders after `sync_id`, and parts numbered `parts` or more in `sync_id`
-    /// itself (`None`: every sync folder of the stream). Returns the removed paths.
-    pub async fn remove_uncommitted(
-        &self,
-        stream: &str,
-        committed: Option<(&str, u32)>,
-    ) -> Result<Vec<String>, OutputError> {
-        use futures::TryStreamExt;
-        use object_store::ObjectStoreExt;
-        let prefix = self.child(&[stream]);
-        let err = |e: object_store::Error| OutputError::Write {
-            path: format!("{}/{stream}", self.display),
-            reason: e.to_string(),
-        };
-        let listed: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(err)?;
-        let mut removed = Vec::new();
-        for meta in listed {
-            let parts: Vec<&str> = meta.location.as_ref().rsplitn(3, '/').collect();
-            let [file, sync, ..] = parts.as_slice() else {
-                continue;
-            };
-            let Some(index) = file
-                .strip_prefix("part-")
-                .and_then(|f| f.strip_suffix(".parquet"))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let uncommitted = match committed {
-                None => true,
-                Some((s, n)) => *sync > s || (*sync == s && index >= n),
-            };
-            if uncommitted {
-                self.store.delete(&meta.location).await.map_err(err)?;
-                removed.push(meta.location.to_string());
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Removes the staging files a killed run left under `stream` on local disk (object_store
-    /// writes `part-N.parquet#K` and renames it when complete). Remote stores need nothing: an
-    /// unfinished multipart upload is never visible. Returns how many were removed.
-    pub fn remove_staging(&self, stream: &str) -> std::io::Result<usize> {
+    /// Removes the staging files killed runs left on local disk (object_store writes
+    /// `part-N.parquet#K` and renames it when complete) in every sfetl sync folder of the
+    /// output (`<stream>/<sync>/` holding the marker). Remote stores need nothing: an
+    /// unfinished multipart upload is never visible. Returns the removed paths.
+    pub fn remove_staging(&self) -> std::io::Result<Vec<std::path::PathBuf>> {
         let Some(root) = &self.local_root else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
-        let mut removed = 0;
-        let dir = root.join(stream);
-        if !dir.is_dir() {
-            return Ok(0);
-        }
-        for sync in std::fs::read_dir(&dir)? {
-            let sync = sync?.path();
-            if !sync.is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(&sync)? {
-                let f = f?.path();
-                if f.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains('#'))
-                {
-                    std::fs::remove_file(&f)?;
-                    removed += 1;
+        let mut removed = Vec::new();
+        for stream in read_dirs(root)? {
+            for sync in read_dirs(&stream)? {
+                if !sync.join(super::sync::MARKER).is_file() {
+                    continue;
+                }
+                for f in std::fs::read_dir(&sync)? {
+                    let f = f?.path();
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    if f.is_file() && super::resume::is_staging(name) {
+                        std::fs::remove_file(&f)?;
+                        removed.push(f);
+                    }
                 }
             }
         }
@@ -116,6 +66,21 @@ impl OutputLocation {
         }
         p
     }
+}
+
+/// The sub-folders of `dir` (none when it does not exist); links are not followed.
+fn read_dirs(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            out.push(e.path());
+        }
+    }
+    Ok(out)
 }
 
 /// Opens `path` (a folder or a URL). Storage options are passed to object_store's builders

@@ -208,64 +208,132 @@ fn sync_ids_sort_by_time() {
     assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z');
 }
 
-#[tokio::test]
-async fn files_published_after_the_last_state_are_removed_on_resume() {
+/// Puts `x` at each `stream/sync/file` path of `loc`.
+async fn put_all(loc: &OutputLocation, paths: &[&str]) {
     use object_store::ObjectStoreExt;
-    let loc = open_location("memory:///x", &BTreeMap::new()).unwrap();
-    for p in [
-        "S1/part-00000.parquet",
-        "S1/part-00001.parquet",
-        "S1/part-00002.parquet",
-        "S2/part-00000.parquet",
-    ] {
+    for p in paths {
+        let parts: Vec<&str> = p.split('/').collect();
         loc.store
-            .put(
-                &loc.child(&[
-                    "Lead",
-                    p.split('/').next().unwrap(),
-                    p.split('/').nth(1).unwrap(),
-                ]),
-                b"x".to_vec().into(),
-            )
+            .put(&loc.child(&parts), b"x".to_vec().into())
             .await
             .unwrap();
     }
-    loc.store
-        .put(
-            &loc.child(&["Contact", "S1", "part-00000.parquet"]),
-            b"x".to_vec().into(),
-        )
-        .await
-        .unwrap();
-    let mut removed = loc
-        .remove_uncommitted("Lead", Some(("S1", 2)))
-        .await
-        .unwrap();
-    removed.sort();
-    assert_eq!(
-        removed,
-        vec![
-            "x/Lead/S1/part-00002.parquet",
-            "x/Lead/S2/part-00000.parquet"
-        ]
-    );
+}
+
+async fn listing(loc: &OutputLocation) -> Vec<String> {
     let left: Vec<_> = loc.store.list(None).try_collect().await.unwrap();
     let mut left: Vec<String> = left.into_iter().map(|m| m.location.to_string()).collect();
     left.sort();
+    left
+}
+
+#[tokio::test]
+async fn a_resume_removes_only_files_its_state_proves_superseded() {
+    use crate::output::sync::SyncMarker;
+    use crate::state::OutputCommit;
+    let loc = open_location("memory:///x", &BTreeMap::new()).unwrap();
+    let commit = OutputCommit {
+        sync_id: "S1".into(),
+        parts: 2,
+    };
+    super::resume::marker("Lead", "S1", None)
+        .write(&loc)
+        .await
+        .unwrap();
+    // A run that resumed from the same commit and was killed before its STATE was kept.
+    super::resume::marker("Lead", "S2", Some(commit.clone()))
+        .write(&loc)
+        .await
+        .unwrap();
+    // A run that resumed from another commit: not superseded by this resume.
+    SyncMarker {
+        resumed_from: Some(OutputCommit {
+            sync_id: "S1".into(),
+            parts: 1,
+        }),
+        ..super::resume::marker("Lead", "S3", None)
+    }
+    .write(&loc)
+    .await
+    .unwrap();
+    put_all(
+        &loc,
+        &[
+            "Lead/S1/part-00000.parquet",
+            "Lead/S1/part-00001.parquet",
+            "Lead/S1/part-00002.parquet",
+            "Lead/S1/notes.txt",
+            "Lead/S2/part-00000.parquet",
+            "Lead/S3/part-00000.parquet",
+            "Lead/zz_archive/part-00000.parquet",
+            "Lead/archive/old/part-00001.parquet",
+            "Contact/S1/part-00000.parquet",
+        ],
+    )
+    .await;
+    let notes = prepare_resume(&loc, "Lead", Some(&commit)).await.unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("Lead: removed 1 file(s) of sync S1 not covered by the STATE this run resumes from (sync S1, 2 part(s))"), "{notes:?}");
     assert_eq!(
-        left,
+        listing(&loc).await,
         vec![
             "x/Contact/S1/part-00000.parquet",
+            "x/Lead/S1/_sfetl_sync.json",
+            "x/Lead/S1/notes.txt",
             "x/Lead/S1/part-00000.parquet",
-            "x/Lead/S1/part-00001.parquet"
+            "x/Lead/S1/part-00001.parquet",
+            "x/Lead/S3/_sfetl_sync.json",
+            "x/Lead/S3/part-00000.parquet",
+            "x/Lead/archive/old/part-00001.parquet",
+            "x/Lead/zz_archive/part-00000.parquet",
         ]
     );
-    assert_eq!(loc.remove_uncommitted("Lead", None).await.unwrap().len(), 2);
+    // Without a state nothing is removed: a fresh start supersedes, never deletes.
+    assert!(prepare_resume(&loc, "Lead", None).await.unwrap().is_empty());
+    assert_eq!(listing(&loc).await.len(), 9);
+}
+
+#[test]
+fn staging_names_are_recognised_exactly() {
+    use super::resume::{is_staging, part_index};
+    assert!(is_staging("part-00003.parquet#2"));
+    assert!(is_staging("_sfetl_sync.json#11"));
+    assert!(!is_staging("part-00003.parquet"));
+    assert!(!is_staging("mine.parquet#2"));
+    assert!(!is_staging("part-3.parquet#2"));
+    assert!(!is_staging("part-00003.parquet#x"));
+    assert_eq!(part_index("part-00012.parquet"), Some(12));
+    assert_eq!(part_index("part-00012.parquet.bak"), None);
+}
+
+#[test]
+fn staging_files_are_removed_only_in_sfetl_sync_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |p: &str| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    };
+    write("Lead/S1/_sfetl_sync.json");
+    write("Lead/S1/part-00000.parquet#1");
+    write("Lead/S1/part-00000.parquet");
+    write("Contact/S9/_sfetl_sync.json");
+    write("Contact/S9/_sfetl_sync.json#3");
+    write("Contact/mine/part-00000.parquet#1");
+    write("Contact/S9/keep#1");
+    let loc = open_location(root.to_str().unwrap(), &BTreeMap::new()).unwrap();
+    let mut removed: Vec<String> = loc
+        .remove_staging()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    removed.sort();
     assert_eq!(
-        loc.remove_uncommitted("Contact", Some(("S1", 1)))
-            .await
-            .unwrap()
-            .len(),
-        0
+        removed,
+        vec!["Contact/S9/_sfetl_sync.json#3", "Lead/S1/part-00000.parquet#1"]
     );
+    assert!(root.join("Contact/mine/part-00000.parquet#1").is_file());
+    assert!(root.join("Contact/S9/keep#1").is_file());
 }

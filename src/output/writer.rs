@@ -52,12 +52,13 @@ pub enum Destination {
 
 impl Destination {
     /// Opens the output of one stream whose batches have `schema`; `out` is the stdout
-    /// writer's lane.
+    /// writer's lane; `start` says how this run relates to earlier ones (Parquet's marker).
     pub fn open(
         &self,
         stream: &str,
         schema: &SchemaRef,
         out: &mpsc::Sender<Out>,
+        start: SyncStart,
     ) -> Result<Box<dyn StreamWriter>, OutputError> {
         Ok(match self {
             Destination::Records => Box::new(RecordsWriter {
@@ -73,15 +74,27 @@ impl Destination {
                 location,
                 sync_id,
                 options,
-            } => Box::new(ParquetFileWriter::new(
-                location.clone(),
-                stream,
-                sync_id,
-                schema.clone(),
-                options.clone(),
-            )),
+            } => Box::new(
+                ParquetFileWriter::new(
+                    location.clone(),
+                    stream,
+                    sync_id,
+                    schema.clone(),
+                    options.clone(),
+                )
+                .with_sync(start.base, start.resumed_from),
+            ),
         })
     }
+}
+
+/// How a stream's run relates to earlier runs of the same output.
+#[derive(Debug, Clone, Default)]
+pub struct SyncStart {
+    /// A full picture on its own: a full refresh, or an incremental read without state.
+    pub base: bool,
+    /// The output commit of the STATE this run resumes from.
+    pub resumed_from: Option<OutputCommit>,
 }
 
 /// Sends bytes to stdout's writer; a closed lane means the consumer of stdout went away.
@@ -185,7 +198,8 @@ impl StreamWriter for ParquetFileWriter {
         Some(OutputCommit { sync_id, parts })
     }
 
+    /// Marks the sync folder complete.
     async fn finish(&mut self) -> Result<(), OutputError> {
-        Ok(())
+        self.complete_sync().await
     }
 }

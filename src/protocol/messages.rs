@@ -152,6 +152,22 @@ impl AirbyteMessage {
             }),
             estimate: None,
             stream_status: None,
+            analytics: None,
+        })
+    }
+
+    /// A TRACE ANALYTICS message: an event worth recording that does not fail the sync.
+    pub fn analytics(kind: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::trace(AirbyteTraceMessage {
+            kind: TraceType::Analytics,
+            emitted_at: super::now_millis() as f64,
+            error: None,
+            estimate: None,
+            stream_status: None,
+            analytics: Some(AirbyteAnalyticsTraceMessage {
+                kind: kind.into(),
+                value: Some(value.into()),
+            }),
         })
     }
 
@@ -463,6 +479,21 @@ pub struct AirbyteTraceMessage {
     /// STREAM_STATUS body.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stream_status: Option<AirbyteStreamStatusTraceMessage>,
+    /// ANALYTICS body.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub analytics: Option<AirbyteAnalyticsTraceMessage>,
+}
+
+/// An ANALYTICS trace: a named event the platform records without failing the sync (sfetl
+/// uses it for conditions a person should see, such as a saved cursor in the future).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AirbyteAnalyticsTraceMessage {
+    /// The event's name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its value (free text).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<String>,
 }
 
 /// Who is to blame for a failure, so the platform knows whether to retry or ask the user.

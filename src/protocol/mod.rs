@@ -14,7 +14,7 @@ pub use catalog::{
 };
 pub use emitter::Emitter;
 pub use messages::{
-    AirbyteConnectionStatus, AirbyteControlMessage, AirbyteErrorTraceMessage,
+    AirbyteAnalyticsTraceMessage, AirbyteConnectionStatus, AirbyteControlMessage, AirbyteErrorTraceMessage,
     AirbyteEstimateTraceMessage, AirbyteGlobalState, AirbyteLogMessage, AirbyteMessage,
     AirbyteRecordMessage, AirbyteStateMessage, AirbyteStateStats, AirbyteStateType,
     AirbyteStreamState, AirbyteStreamStatus, AirbyteStreamStatusTraceMessage, AirbyteTraceMessage,

@@ -101,6 +101,7 @@ fn trace_estimate_and_stream_status_json() {
             byte_estimate: None,
         }),
         stream_status: None,
+        analytics: None,
     });
     assert_eq!(
         line(&est),
@@ -116,6 +117,7 @@ fn trace_estimate_and_stream_status_json() {
             stream_descriptor: StreamDescriptor::named("Account"),
             status: AirbyteStreamStatus::Incomplete,
         }),
+        analytics: None,
     });
     assert_eq!(
         line(&st),

@@ -11,6 +11,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use url::Url;
 
 use super::QueryError;
+use crate::output::sync::{MARKER, SyncMarker, current_from};
 
 /// An opened export: where it lives and how DataFusion reaches it.
 pub(super) struct Export {
@@ -34,6 +35,8 @@ pub(super) struct StreamFiles {
     pub url: String,
     /// (sync id, file) pairs in sync-id then file order.
     pub files: Vec<(String, ObjectMeta)>,
+    /// The newest complete base sync (see `output::sync`): the latest view starts there.
+    pub current_from: Option<String>,
 }
 
 impl Export {
@@ -91,12 +94,17 @@ impl Export {
                 reason: format!("cannot list it ({e})"),
             })?;
         let mut by_stream: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
+        let mut marker_files: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
         for meta in listed {
             let Some(parts) = meta.location.prefix_match(&self.prefix) else {
                 continue;
             };
             let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
-            if let [stream, sync_id, file] = parts.as_slice()
+            if let [stream, _, file] = parts.as_slice()
+                && file == MARKER
+            {
+                marker_files.entry(stream.clone()).or_default().push(meta);
+            } else if let [stream, sync_id, file] = parts.as_slice()
                 && file.ends_with(".parquet")
             {
                 by_stream
@@ -105,18 +113,44 @@ impl Export {
                     .push((sync_id.clone(), meta));
             }
         }
-        Ok(by_stream
-            .into_iter()
-            .map(|(name, mut files)| {
-                files.sort_by(|a, b| (&a.0, &a.1.location).cmp(&(&b.0, &b.1.location)));
-                let folder = self.prefix.clone().join(name.as_str());
-                StreamFiles {
-                    url: format!("{}{folder}/", self.store_url),
-                    name,
-                    files,
-                }
-            })
-            .collect())
+        let mut out = Vec::new();
+        for (name, mut files) in by_stream {
+            files.sort_by(|a, b| (&a.0, &a.1.location).cmp(&(&b.0, &b.1.location)));
+            let folder = self.prefix.clone().join(name.as_str());
+            let markers = self
+                .markers(&name, marker_files.remove(&name).unwrap_or_default())
+                .await?;
+            out.push(StreamFiles {
+                url: format!("{}{folder}/", self.store_url),
+                current_from: current_from(&markers).map(str::to_string),
+                name,
+                files,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The sync markers of `stream` among `files` (unreadable ones are skipped: a marker only
+    /// narrows the latest view, and without it every sync counts).
+    async fn markers(
+        &self,
+        stream: &str,
+        files: Vec<ObjectMeta>,
+    ) -> Result<Vec<SyncMarker>, QueryError> {
+        let mut markers = Vec::new();
+        for meta in files {
+            let Ok(got) = self.store.get(&meta.location).await else {
+                continue;
+            };
+            if let Ok(bytes) = got.bytes().await
+                && let Ok(m) = serde_json::from_slice::<SyncMarker>(&bytes)
+                && m.stream == stream
+            {
+                markers.push(m);
+            }
+        }
+        markers.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
+        Ok(markers)
     }
 
     /// The key-value metadata of a file's footer (and of its embedded Arrow schema).

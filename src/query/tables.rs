@@ -75,7 +75,7 @@ pub(super) async fn register(
             metadata.get(META_PRIMARY_KEY).map(String::as_str),
             metadata.get(META_CURSOR).map(String::as_str),
         );
-        let sql = latest_sql(&history, &columns, &plan);
+        let sql = latest_sql(&history, &columns, &plan, stream.current_from.as_deref());
         let view = ctx
             .sql(&sql)
             .await
@@ -157,8 +157,23 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The SQL of the latest-version view over `history`.
-pub(super) fn latest_sql(history: &str, columns: &[String], plan: &Dedupe) -> String {
+/// The SQL of the latest-version view over `history`; with `since`, only syncs from that sync
+/// id on count (the newest complete base sync supersedes older ones).
+pub(super) fn latest_sql(
+    history: &str,
+    columns: &[String],
+    plan: &Dedupe,
+    since: Option<&str>,
+) -> String {
+    let source = match since {
+        Some(id) if columns.iter().any(|c| c == SYNC_ID) => format!(
+            "(SELECT * FROM {} WHERE {} >= '{}')",
+            quote(history),
+            quote(SYNC_ID),
+            id.replace('\'', "''")
+        ),
+        _ => quote(history),
+    };
     let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let list = list.join(", ");
     let not_deleted = plan
@@ -171,15 +186,12 @@ pub(super) fn latest_sql(history: &str, columns: &[String], plan: &Dedupe) -> St
             format!(
                 "{s} = (SELECT max({s}) FROM {h})",
                 s = quote(SYNC_ID),
-                h = quote(history)
+                h = source
             )
         } else {
             "TRUE".to_string()
         };
-        return format!(
-            "SELECT {list} FROM {} WHERE {latest_sync}{not_deleted}",
-            quote(history)
-        );
+        return format!("SELECT {list} FROM {source} WHERE {latest_sync}{not_deleted}");
     }
     let partition: Vec<String> = plan.key.iter().map(|k| quote(k)).collect();
     let order: Vec<String> = plan
@@ -193,8 +205,7 @@ pub(super) fn latest_sql(history: &str, columns: &[String], plan: &Dedupe) -> St
         format!(" ORDER BY {}", order.join(", "))
     };
     format!(
-        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {}) WHERE \"__sfetl_rank\" = 1{not_deleted}",
+        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {source}) WHERE \"__sfetl_rank\" = 1{not_deleted}",
         partition.join(", "),
-        quote(history)
     )
 }

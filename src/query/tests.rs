@@ -27,7 +27,7 @@ fn raw_streams_dedupe_on_id_by_systemmodstamp() {
         }
     );
     assert_eq!(
-        latest_sql("Account_history", &c[..2], &plan),
+        latest_sql("Account_history", &c[..2], &plan, None),
         "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"IsDeleted\" IS NOT TRUE"
     );
 }
@@ -60,7 +60,7 @@ fn mapped_streams_use_their_metadata() {
     assert_eq!(plan.key, Vec::<String>::new());
     assert_eq!(plan.order, cols(&["modified_at", "_sfetl_sync_id"]));
     assert_eq!(
-        latest_sql("t_history", &c, &plan),
+        latest_sql("t_history", &c, &plan, None),
         "SELECT \"source_object\", \"source_id\", \"modified_at\", \"_sfetl_cursor\", \"_sfetl_is_deleted\", \"_sfetl_sync_id\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
 }

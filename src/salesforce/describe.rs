@@ -21,6 +21,7 @@ pub async fn describe(
     client: &SalesforceClient,
     object: &str,
 ) -> Result<SObjectDescribe, SalesforceError> {
+    let object = super::object_name(object)?;
     client
         .get_json(&client.data_url(&format!("sobjects/{object}/describe")))
         .await

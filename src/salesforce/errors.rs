@@ -96,6 +96,14 @@ pub enum SalesforceError {
         /// The transport's message.
         reason: String,
     },
+    /// A name that cannot be a Salesforce object's API name (it would change the URL's path).
+    #[error(
+        "{name:?} is not a Salesforce object name: API names hold only letters, digits and underscores (Account, Score__c, ns__Thing__c); check the catalog's stream names"
+    )]
+    InvalidObjectName {
+        /// The name given.
+        name: String,
+    },
     /// The caller asked to stop (a signal, or the quota stop) while waiting on Salesforce.
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Cancelled,
@@ -146,6 +154,7 @@ impl SalesforceError {
         match self {
             SalesforceError::Auth(e) => e.failure_type(),
             SalesforceError::Url(_)
+            | SalesforceError::InvalidObjectName { .. }
             | SalesforceError::ApiDisabled { .. }
             | SalesforceError::SessionRejected { .. } => FailureType::ConfigError,
             SalesforceError::Unreachable { .. }

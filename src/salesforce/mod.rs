@@ -21,4 +21,18 @@ pub use errors::SalesforceError;
 pub use crate::transport::RetryPolicy;
 pub use limits::ApiUsage;
 pub use request::{ApiBody, ApiRequest};
+
+/// `name` when it can be an object's API name (letters, digits, underscores, not starting with
+/// a digit or underscore), so it can go into a URL path unescaped and reach only that object.
+pub fn object_name(name: &str) -> Result<&str, SalesforceError> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(SalesforceError::InvalidObjectName {
+            name: name.to_string(),
+        })
+    }
+}
 pub use errors::{is_transient_code, is_transient_status};

@@ -43,12 +43,22 @@ pub struct UpdatedRecords {
     pub latest_date_covered: Option<String>,
 }
 
-fn range_path(object: &str, what: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+fn range_path(
+    object: &str,
+    what: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<String, SalesforceError> {
+    let object = super::object_name(object)?;
     let enc = |t: DateTime<Utc>| -> String {
         let text = t.to_rfc3339_opts(SecondsFormat::Millis, true);
         url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
     };
-    format!("sobjects/{object}/{what}/?start={}&end={}", enc(start), enc(end))
+    Ok(format!(
+        "sobjects/{object}/{what}/?start={}&end={}",
+        enc(start),
+        enc(end)
+    ))
 }
 
 /// Records of `object` deleted in `[start, end]`.
@@ -59,7 +69,7 @@ pub async fn deleted(
     end: DateTime<Utc>,
 ) -> Result<DeletedRecords, SalesforceError> {
     client
-        .get_json(&client.data_url(&range_path(object, "deleted", start, end)))
+        .get_json(&client.data_url(&range_path(object, "deleted", start, end)?))
         .await
 }
 
@@ -71,6 +81,6 @@ pub async fn updated(
     end: DateTime<Utc>,
 ) -> Result<UpdatedRecords, SalesforceError> {
     client
-        .get_json(&client.data_url(&range_path(object, "updated", start, end)))
+        .get_json(&client.data_url(&range_path(object, "updated", start, end)?))
         .await
 }

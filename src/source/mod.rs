@@ -56,11 +56,19 @@ impl FetchError {
         }
     }
 
-    /// True for a Bulk refusal that REST can serve instead (unsupported object, compound
-    /// or base64 field, failed job).
+    /// A Bulk job that ended `Failed` or `Aborted` on Salesforce's side: worth running again,
+    /// then reading the window through REST.
+    pub fn is_failed_job(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Salesforce(SalesforceError::BulkJobFailed { .. })
+        )
+    }
+
+    /// True for a Bulk refusal of the object that REST can serve instead (unsupported object,
+    /// compound or base64 field).
     pub fn bulk_can_fall_back(&self) -> bool {
         match self {
-            FetchError::Salesforce(SalesforceError::BulkJobFailed { .. }) => true,
             FetchError::Salesforce(e) => {
                 let text = e.to_string();
                 [

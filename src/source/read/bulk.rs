@@ -55,6 +55,7 @@ impl ObjectReader<'_> {
         let mut replaced = 0u64;
         loop {
             ctx.check_stop()?;
+            self.check_quota().await?;
             let (delivered, next) = self
                 .bulk_page_whole(plan, job, locator.as_deref(), &mut replaced, writer)
                 .await?;
@@ -98,6 +99,7 @@ impl ObjectReader<'_> {
                     byte_estimate: None,
                 }),
                 stream_status: None,
+                analytics: None,
             }))
             .await
     }

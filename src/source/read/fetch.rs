@@ -10,7 +10,7 @@ use super::plan::{self, ObjectPlan, StreamPlan, Windows};
 use super::{Ctx, FetchError};
 use crate::decode::{Api, WirePlan};
 use crate::output::{OutputError, StreamWriter};
-use crate::protocol::LogLevel;
+use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::salesforce::query;
 use crate::source::progress::StreamProgress;
 use crate::source::soql::{self, Window};
@@ -100,8 +100,15 @@ impl<'a> ObjectReader<'a> {
         let ctx = self.ctx;
         let config = &ctx.config;
         let saved_at = self.object.saved_at;
-        let bounds = plan::bounds(config, saved_at, Utc::now());
+        let now = Utc::now();
+        let bounds = plan::bounds(config, saved_at, now);
         let step = &config.stream_slice_step;
+        if let Some(text) = plan::future_cursor(&self.object.object, saved_at, config, bounds, now)
+        {
+            ctx.log(LogLevel::Warn, text.clone()).await;
+            ctx.emit(AirbyteMessage::analytics("sfetl.future_cursor", text))
+                .await?;
+        }
         let windows = match plan::windows(
             self.object.cursor,
             self.plan.incremental,
@@ -132,16 +139,17 @@ impl<'a> ObjectReader<'a> {
             self.checkpoint(writer, w.upper).await?;
         }
         if windows.is_empty() {
-            // Nothing to read in [lower, upper): covered up to the upper bound (or where the
-            // saved cursor already is, if later).
-            let at = saved_at.map_or(bounds.upper, |s| s.max(bounds.upper));
-            self.checkpoint(writer, at).await?;
+            // Nothing to read in [lower, upper): covered up to the upper bound, never beyond
+            // it (a saved cursor past it is moved back; rows read twice are deduplicated).
+            self.checkpoint(writer, bounds.upper).await?;
         }
         Ok(total)
     }
 
-    /// Stops the read when the org's API usage passed `max_api_usage_percent`.
-    async fn check_quota(&self) -> Result<(), FetchError> {
+    /// Stops the read when the org's API usage (from the `Sforce-Limit-Info` of the last
+    /// answer) passed `max_api_usage_percent`; checked before every window and every page, so
+    /// a read stops within one page of the threshold.
+    pub(super) async fn check_quota(&self) -> Result<(), FetchError> {
         let ctx = self.ctx;
         if let Some(limit) = ctx.config.max_api_usage_percent
             && let Some(usage) = ctx.client.api_usage()
@@ -154,24 +162,41 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
-    /// Reads one window with the current API, falling back from Bulk to REST when Bulk refuses.
+    /// Reads one window with the current API. A Bulk job that ends `Failed` (a server-side
+    /// failure) is run once more, and if it fails again this window alone is read through
+    /// REST; a Bulk refusal of the object itself switches the rest of the object to REST.
     async fn read_window(
         &mut self,
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        if self.api == Api::Bulk {
-            match self.bulk_window(window, writer).await {
-                Err(e) if e.bulk_can_fall_back() => {
-                    self.ctx
-                        .log(LogLevel::Warn, format!("{}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead", self.plan.name))
-                        .await;
-                    self.api = Api::Rest;
-                }
-                other => return other,
+        if self.api == Api::Rest {
+            return self.rest_window(window, writer).await;
+        }
+        let name = &self.plan.name;
+        let mut retried = false;
+        loop {
+            let e = match self.bulk_window(window, writer).await {
+                Err(e) => e,
+                ok => return ok,
+            };
+            if e.is_failed_job() && !retried {
+                retried = true;
+                let text = format!("{name}: {e}; running the Bulk job once more");
+                self.ctx.log(LogLevel::Warn, text).await;
+            } else if e.is_failed_job() {
+                let text = format!("{name}: {e}; reading this window with the REST API");
+                self.ctx.log(LogLevel::Warn, text).await;
+                return self.rest_window(window, writer).await;
+            } else if e.bulk_can_fall_back() {
+                let text = format!("{name}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead");
+                self.ctx.log(LogLevel::Warn, text).await;
+                self.api = Api::Rest;
+                return self.rest_window(window, writer).await;
+            } else {
+                return Err(e);
             }
         }
-        self.rest_window(window, writer).await
     }
 
     /// The SOQL of a window with `plan`'s fields.

@@ -26,7 +26,7 @@ use super::FetchError;
 use super::progress::Progress;
 use crate::config::Config;
 use crate::output::stdout::Out;
-use crate::output::{Destination, OutputError, StreamWriter, prepare_resume};
+use crate::output::{Destination, OutputError, StreamWriter, SyncStart, prepare_resume};
 use crate::protocol::{
     AirbyteMessage, AirbyteStreamStatus, AirbyteStreamStatusTraceMessage, AirbyteTraceMessage,
     ConfiguredAirbyteStream, LogLevel, StreamDescriptor, TraceType, now_millis,
@@ -116,6 +116,7 @@ impl Ctx {
                 stream_descriptor: StreamDescriptor::named(stream),
                 status,
             }),
+            analytics: None,
         }))
         .await
     }
@@ -159,6 +160,7 @@ pub async fn read(
         destination,
         progress,
     });
+    sweep_staging(&ctx).await;
     let state = Arc::new(state);
     let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
         .map(|cs| {
@@ -245,25 +247,46 @@ async fn read_stream(
     Ok(total)
 }
 
-/// Opens the stream's output; Parquet output first removes what a killed run left behind.
+/// Opens the stream's output; a resumed Parquet export first loses the files its STATE proves
+/// superseded.
 async fn open_writer(
     ctx: &Ctx,
     plan: &StreamPlan<'_>,
 ) -> Result<Box<dyn StreamWriter>, FetchError> {
+    let resumed_from = plan.saved.output.clone().filter(|_| plan.incremental);
     if let Destination::Parquet { location, .. } = &ctx.destination {
-        let notes = prepare_resume(
-            location,
-            &plan.name,
-            plan.incremental,
-            plan.saved.output.as_ref(),
-            plan.has_state,
-        )
-        .await?;
-        for note in notes {
+        for note in prepare_resume(location, &plan.name, resumed_from.as_ref()).await? {
             ctx.log(LogLevel::Info, note).await;
         }
     }
+    let start = SyncStart {
+        base: !plan.incremental || !plan.has_state,
+        resumed_from,
+    };
     Ok(ctx
         .destination
-        .open(&plan.name, &plan.out_schema, &ctx.out)?)
+        .open(&plan.name, &plan.out_schema, &ctx.out, start)?)
+}
+
+/// Removes the staging files killed runs left anywhere in a Parquet output.
+async fn sweep_staging(ctx: &Ctx) {
+    let Destination::Parquet { location, .. } = &ctx.destination else {
+        return;
+    };
+    match location.remove_staging() {
+        Ok(removed) if !removed.is_empty() => {
+            let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            let text = format!(
+                "removed {} unfinished file(s) left by interrupted runs: {}",
+                names.len(),
+                names.join(", ")
+            );
+            ctx.log(LogLevel::Info, text).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let text = format!("could not remove unfinished files of interrupted runs in {}: {e}", location.display);
+            ctx.log(LogLevel::Warn, text).await;
+        }
+    }
 }

@@ -242,6 +242,29 @@ pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Ut
     Bounds { lower, upper }
 }
 
+/// A warning when the read starts past its upper bound: a saved cursor in the future, or a
+/// `start_date` after now minus `cursor_lag`. Such a read finds no row, and its STATE is saved
+/// at the upper bound instead, so the stream does not stay stuck.
+pub fn future_cursor(
+    object: &str,
+    saved_at: Option<DateTime<Utc>>,
+    config: &Config,
+    b: Bounds,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let (what, at) = match (saved_at, config.start_date) {
+        (Some(s), _) if s > now => ("saved cursor", s),
+        (None, Some(start)) if start >= b.upper => ("start_date", start),
+        _ => return None,
+    };
+    Some(format!(
+        "{object}: the {what} {} is in the future (the read stops at {}, now minus cursor_lag): nothing can be read past it, so this run reads no row and saves {} as the cursor. Check the state passed with --state, or start_date",
+        crate::state::datetime_literal(at),
+        crate::state::datetime_literal(b.upper),
+        crate::state::datetime_literal(b.upper),
+    ))
+}
+
 /// How an object's range is cut into windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Windows {

@@ -121,6 +121,8 @@ impl ObjectReader<'_> {
         let blob_cols = plan.blob_columns();
         let mut url = query::first_page_url(client, &self.main_soql(&split.main, window), true);
         loop {
+            ctx.check_stop()?;
+            self.check_quota().await?;
             let mut page = query::fetch_page(client, &url, ctx.opts.rest_batch_size).await?;
             let extracted_at = Utc::now();
             if !page.records.is_empty() {

@@ -151,3 +151,24 @@ fn windows_per_mode() {
     );
     assert!(windows_from_first_row(b, None, &step).is_empty());
 }
+
+#[test]
+fn future_cursors_are_named() {
+    let now = t(2024, 6, 1, 12);
+    let c = config(json!({}));
+    let b = bounds(&c, Some(t(2099, 1, 1, 0)), now);
+    let text = future_cursor("Account", Some(t(2099, 1, 1, 0)), &c, b, now).unwrap();
+    assert_eq!(
+        text,
+        "Account: the saved cursor 2099-01-01T00:00:00.000Z is in the future (the read stops at 2024-06-01T11:58:00.000Z, now minus cursor_lag): nothing can be read past it, so this run reads no row and saves 2024-06-01T11:58:00.000Z as the cursor. Check the state passed with --state, or start_date"
+    );
+    let late_start = config(json!({"start_date": "2099-01-01"}));
+    let b = bounds(&late_start, None, now);
+    assert!(
+        future_cursor("Account", None, &late_start, b, now)
+            .unwrap()
+            .contains("the start_date 2099-01-01T00:00:00.000Z is in the future")
+    );
+    let b = bounds(&c, Some(t(2024, 5, 1, 0)), now);
+    assert_eq!(future_cursor("Account", Some(t(2024, 5, 1, 0)), &c, b, now), None);
+}
