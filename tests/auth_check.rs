@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use serde_json::{Value, json};
-use sfetl::sim::SimHandle;
-use sfetl::sim::oauth::{NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET};
+use sfetl_sim::SimHandle;
+use sfetl_sim::oauth::{NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET};
 
 /// Runs `sfetl check` on a config; returns (status, message, all stdout messages).
 async fn check(sim: &SimHandle, cfg: &Value) -> (String, String, Vec<Value>) {

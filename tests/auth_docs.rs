@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 use common::*;
 use serde_json::Value;
-use sfetl::sim::SimHandle;
+use sfetl_sim::SimHandle;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const GUIDE: &str = include_str!("../docs/connect-salesforce.md");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sfetl::auth::oauth::{self, AppCredentials, Endpoints};
 use sfetl::auth::{Grant, RequestContext};
 use sfetl::secret::Secret;
-use sfetl::sim::SimHandle;
+use sfetl_sim::SimHandle;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;

@@ -390,7 +390,7 @@ fn people_plan() -> sfetl::mapping::MappingPlan {
             .iter()
             .map(|o| {
                 let text =
-                    std::fs::read_to_string(format!("{root}/fixtures/sim/describe_{o}.json"))
+                    std::fs::read_to_string(format!("{root}/crates/sfetl-sim/fixtures/describe_{o}.json"))
                         .unwrap();
                 (o.to_string(), serde_json::from_str(&text).unwrap())
             })

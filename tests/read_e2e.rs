@@ -92,7 +92,7 @@ async fn discover_ok(e: &Env) -> (std::process::Output, Vec<Value>) {
 
 #[tokio::test]
 async fn discover_on_an_org_with_1200_more_objects() {
-    let org = Org::start_with(sfetl::sim::SimOptions {
+    let org = Org::start_with(sfetl_sim::SimOptions {
         scale: 2,
         seed: 7,
         extra_objects: 1200,
@@ -450,7 +450,7 @@ async fn wide_env() -> Env {
         data.path().join("describe_Account.json"),
     )
     .unwrap();
-    let org = Org::start_with(sfetl::sim::SimOptions {
+    let org = Org::start_with(sfetl_sim::SimOptions {
         scale: 300,
         seed: 7,
         data_dir: Some(data.path().to_path_buf()),

@@ -12,7 +12,7 @@ use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use common::{Org, messages, refresh_config, refresh_grant, write_json};
 use serde_json::{Value, json};
-use sfetl::sim::{SimOptions, Simulator};
+use sfetl_sim::{SimOptions, Simulator};
 use tokio::io::AsyncWriteExt;
 
 /// A simulator whose Account has `External_Id__c` (as the example needs), a config with

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sfetl::config::Config;
 use sfetl::salesforce::RetryPolicy;
-use sfetl::sim::oauth::SIM_PASSWORD;
-use sfetl::sim::{SimHandle, SimOptions, Simulator};
+use sfetl_sim::oauth::SIM_PASSWORD;
+use sfetl_sim::{SimHandle, SimOptions, Simulator};
 
 /// Starts the simulator on loopback with a small org.
 pub async fn start_sim() -> SimHandle {
@@ -119,7 +119,7 @@ pub fn sim_secrets(sim: &SimHandle) -> Vec<String> {
     let mut v = vec![
         sim.credentials.client_secret.clone(),
         sim.credentials.refresh_token.clone(),
-        sfetl::sim::oauth::SIM_PASSWORD.to_string(),
+        sfetl_sim::oauth::SIM_PASSWORD.to_string(),
     ];
     if let Ok(key) = std::fs::read_to_string(&sim.credentials.private_key_path) {
         // A distinctive line of the key body.

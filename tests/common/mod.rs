@@ -3,7 +3,7 @@
 
 use reqwest::{Client, Response};
 use serde_json::Value;
-use sfetl::sim::{SimHandle, SimOptions, Simulator};
+use sfetl_sim::{SimHandle, SimOptions, Simulator};
 
 /// A running simulator plus an HTTP client holding a bearer token.
 pub struct Org {

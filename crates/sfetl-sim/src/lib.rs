@@ -3,7 +3,9 @@
 //! Independent of the connector's client code on purpose (it shares no types with
 //! `salesforce/`, `auth/` or `protocol/`), so a wire-format mistake on either side fails a test.
 //! Tests start it in-process with [`Simulator::start`]; `sfetl simulate` runs it with
-//! [`run_cli`]. See `src/sim/README.md` for endpoints and the `/__sim/` control API.
+//! [`run_cli`]. A crate of its own, depending on nothing of the client, so that independence is
+//! checked by the compiler and a client edit does not recompile it. See `crates/sfetl-sim/README.md`
+//! for endpoints and the `/__sim/` control API.
 
 // Handlers return ready-made HTTP error responses as their `Err`; boxing them buys nothing.
 #![allow(clippy::result_large_err)]

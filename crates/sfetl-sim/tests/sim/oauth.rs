@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sfetl::sim::oauth::{
+use sfetl_sim::oauth::{
     HostKind, NO_API_USER_ID, NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET, OAuth,
     OAuthConfig, SIM_PASSWORD, SessionInfo, TEST_CERTIFICATE_PEM, TEST_OTHER_PRIVATE_KEY_PEM,
     TEST_PRIVATE_KEY_PEM, pkce_s256_challenge, test_private_key_path,
@@ -373,7 +373,7 @@ fn pkce_challenge_matches_rfc7636_appendix_b() {
 fn test_key_pair_is_shipped_and_labelled() {
     let path = test_private_key_path().unwrap();
     assert!(
-        path.ends_with("fixtures/sim/oauth/test_private_key.pem"),
+        path.ends_with("sfetl-sim/fixtures/oauth/test_private_key.pem"),
         "{}",
         path.display()
     );

@@ -1,7 +1,7 @@
-//! Runs the simulator without the CLI (`cargo run --example simulate -- --scale 100`), for the
-//! compatibility scripts and the benchmark while `sfetl simulate` is wired elsewhere.
+//! Runs the simulator without the client (`cargo run -p sfetl-sim --example simulate -- --scale
+//! 100`): the benchmark builds only this crate, not the connector.
 
-use sfetl::sim::{SimOptions, run_cli};
+use sfetl_sim::{SimOptions, run_cli};
 
 #[tokio::main]
 async fn main() {

@@ -7,7 +7,7 @@ use super::*;
 pub(super) fn locate(store: &Store, obj: &str, id: &str) -> Result<(usize, usize), Response> {
     let o = store.catalog.object(obj).ok_or_else(not_found)?;
     let p = store.resolve(id).ok_or_else(not_found)?;
-    let (po, row) = crate::sim::store::unpack(p);
+    let (po, row) = crate::store::unpack(p);
     if po != o {
         return Err(not_found());
     }
@@ -39,7 +39,7 @@ pub(super) async fn get_blob(
         return not_found();
     };
     let bytes = match store.tables[o].get(row, f) {
-        crate::sim::store::Val::Str(s) => base64::engine::general_purpose::STANDARD
+        crate::store::Val::Str(s) => base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
             .unwrap_or_default(),
         _ => return not_found(),
@@ -103,7 +103,7 @@ pub(super) fn parse_body(body: &Bytes) -> Result<Value, Response> {
 
 pub(super) fn user_ref(store: &Store) -> u64 {
     let _ = store;
-    crate::sim::store::pack(4, 0)
+    crate::store::pack(4, 0)
 }
 
 /// The body of a single-record write, which must be a JSON object.
@@ -123,7 +123,7 @@ fn validate_json(
     o: usize,
     row: Option<usize>,
     map: &serde_json::Map<String, Value>,
-) -> Result<Vec<(usize, crate::sim::store::Val<'static>)>, Response> {
+) -> Result<Vec<(usize, crate::store::Val<'static>)>, Response> {
     validate(
         store,
         o,
@@ -180,7 +180,7 @@ pub(super) async fn create_one(
     let vals = check!(validate_json(&store, o, None, map));
     let user = user_ref(&store);
     let row = apply(&mut store, o, None, &vals, now, user);
-    let id = store.id_of(crate::sim::store::pack(o, row));
+    let id = store.id_of(crate::store::pack(o, row));
     json_response(
         StatusCode::CREATED,
         json!({"id": id, "success": true, "errors": []})
@@ -239,11 +239,11 @@ pub(super) async fn deleted(
         if t.state[r] != DELETED {
             continue;
         }
-        if let crate::sim::store::Val::DateTime(ms) = t.get(r, t.sysmod) {
+        if let crate::store::Val::DateTime(ms) = t.get(r, t.sysmod) {
             earliest = earliest.min(ms);
             if ms >= start && ms < end {
                 recs.push(
-                    json!({"deletedDate": dt(ms), "id": store.id_of(crate::sim::store::pack(o, r))}),
+                    json!({"deletedDate": dt(ms), "id": store.id_of(crate::store::pack(o, r))}),
                 );
             }
         }
@@ -270,8 +270,8 @@ pub(super) async fn updated(
     let t = &store.tables[o];
     let ids: Vec<String> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE)
-        .filter(|&r| matches!(t.get(r, t.sysmod), crate::sim::store::Val::DateTime(ms) if ms >= start && ms < end))
-        .map(|r| store.id_of(crate::sim::store::pack(o, r)))
+        .filter(|&r| matches!(t.get(r, t.sysmod), crate::store::Val::DateTime(ms) if ms >= start && ms < end))
+        .map(|r| store.id_of(crate::store::pack(o, r)))
         .collect();
     let body = json!({"ids": ids, "latestDateCovered": dt(end - end.rem_euclid(60_000))});
     json_response(StatusCode::OK, body.to_string().into_bytes())

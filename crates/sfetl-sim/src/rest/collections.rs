@@ -8,7 +8,7 @@ type Planned = Result<
     (
         usize,
         Option<usize>,
-        Vec<(usize, crate::sim::store::Val<'static>)>,
+        Vec<(usize, crate::store::Val<'static>)>,
     ),
     RecError,
 >;
@@ -89,7 +89,7 @@ pub(super) async fn collections_delete(
             let p = store
                 .resolve(id)
                 .ok_or_else(|| gone("MALFORMED_ID", format!("malformed id {id}")))?;
-            let (o, row) = crate::sim::store::unpack(p);
+            let (o, row) = crate::store::unpack(p);
             if store.tables[o].state[row] != LIVE {
                 return Err(gone("ENTITY_IS_DELETED", "entity is deleted".into()));
             }
@@ -116,7 +116,7 @@ pub(super) async fn collections_delete(
                     None => {
                         store.tables[o].state[row] = DELETED;
                         store.tables[o].touch(row, now);
-                        json!({"id": store.id_of(crate::sim::store::pack(o, row)), "success": true, "errors": []})
+                        json!({"id": store.id_of(crate::store::pack(o, row)), "success": true, "errors": []})
                     }
                 },
             }
@@ -223,7 +223,7 @@ fn collections(
                 "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
                 "fields": []}]}),
             Ok((o, row, vals)) => {
-                let id = row.map(|r| store.id_of(crate::sim::store::pack(o, r)));
+                let id = row.map(|r| store.id_of(crate::store::pack(o, r)));
                 if let Some((code, message)) =
                     faults.take_row_failure(id.as_deref().unwrap_or_default())
                 {
@@ -233,7 +233,7 @@ fn collections(
                 }
                 let created = row.is_none();
                 let r = apply(&mut store, o, row, &vals, now, user);
-                let id = store.id_of(crate::sim::store::pack(o, r));
+                let id = store.id_of(crate::store::pack(o, r));
                 match mode {
                     Mode::Upsert(_) => {
                         json!({"id": id, "success": true, "errors": [], "created": created})
@@ -320,7 +320,7 @@ fn plan_record(
             let p = store
                 .resolve(id)
                 .ok_or_else(|| err("ENTITY_IS_DELETED", "entity is deleted", vec![]))?;
-            let (po, row) = crate::sim::store::unpack(p);
+            let (po, row) = crate::store::unpack(p);
             if po != o {
                 return Err(err(
                     "MALFORMED_ID",

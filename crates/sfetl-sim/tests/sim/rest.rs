@@ -1,17 +1,15 @@
 //! The simulator's REST API over real HTTP: shapes, paging, SOQL, errors, limits, writes,
 //! replication endpoints, sObject Collections and the /__sim/ control API.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 
-use common::{Org, V, error_code};
+use crate::org::{Org, V, error_code};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn recorded(name: &str) -> Value {
-    let p = std::path::Path::new(&common::manifest_dir())
-        .join("../shared/recorded")
+    let p = std::path::Path::new(&crate::manifest_dir())
+        .join("../../../shared/recorded")
         .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).expect("recorded json")

@@ -17,7 +17,7 @@
 //! | scopes of both apps | `api id web full refresh_token offline_access` (none requested: `api id web refresh_token offline_access`) |
 //!
 //! [`OAuthConfig::simulated`] builds a ready configuration with the test-only key pair of
-//! `fixtures/sim/oauth/` ([`TEST_PRIVATE_KEY_PEM`], [`test_private_key_path`]).
+//! `crates/sfetl-sim/fixtures/oauth/` ([`TEST_PRIVATE_KEY_PEM`], [`test_private_key_path`]).
 //!
 //! # Endpoints (on both the login host and the instance host unless said otherwise)
 //!
@@ -152,17 +152,17 @@ use model::{Inner, random_token};
 /// The test-only RSA private key (PKCS#8 PEM) matching [`TEST_CERTIFICATE_PEM`]: clients of the
 /// simulator sign JWT bearer assertions with it. Public on purpose; never trust it.
 pub const TEST_PRIVATE_KEY_PEM: &str =
-    include_str!("../../../fixtures/sim/oauth/test_private_key.pem");
+    include_str!("../../fixtures/oauth/test_private_key.pem");
 
 /// The test-only self-signed X.509 certificate uploaded to the simulated connected apps, against
 /// which JWT bearer assertions are verified.
 pub const TEST_CERTIFICATE_PEM: &str =
-    include_str!("../../../fixtures/sim/oauth/test_certificate.pem");
+    include_str!("../../fixtures/oauth/test_certificate.pem");
 
 /// A second test-only RSA private key that matches no certificate, so tests can prove a wrongly
 /// signed assertion is refused.
 pub const TEST_OTHER_PRIVATE_KEY_PEM: &str =
-    include_str!("../../../fixtures/sim/oauth/test_other_private_key.pem");
+    include_str!("../../fixtures/oauth/test_other_private_key.pem");
 
 /// Client id of the second connected app: no client-credentials run-as user and no
 /// pre-authorised JWT user, so those two set-up mistakes can be reproduced.
@@ -194,7 +194,7 @@ const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(30 * 60);
 pub fn test_private_key_path() -> std::io::Result<PathBuf> {
     let in_tree = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/sim/oauth/test_private_key.pem"
+        "/fixtures/oauth/test_private_key.pem"
     ));
     if in_tree.is_file() {
         return Ok(in_tree);

@@ -1,7 +1,7 @@
 //! Bulk API 2.0 ingest jobs: create, CSV upload, processing with per-row validation, results.
 
 use super::*;
-use crate::sim::faults::Faults;
+use crate::faults::Faults;
 
 const OPERATIONS: [&str; 5] = ["insert", "update", "upsert", "delete", "hardDelete"];
 

@@ -1,6 +1,6 @@
 //! Test control under `/__sim/` (no auth): request counts, record mutations as the platform
 //! makes them (touch, delete to the recycle bin, purge), reading a record as stored, and fault
-//! injection. Documented in `src/sim/README.md`.
+//! injection. Documented in `crates/sfetl-sim/README.md`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -218,7 +218,7 @@ async fn record(
         row,
         &fields,
         "v62.0",
-        crate::sim::render::Blobs::Inline,
+        crate::render::Blobs::Inline,
     );
     json_response(StatusCode::OK, out)
 }
@@ -329,7 +329,7 @@ async fn fail_rows(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
 
 async fn uri_limit(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v = body_json(&b);
-    let bytes = v["bytes"].as_u64().unwrap_or(crate::sim::server::URI_LIMIT);
+    let bytes = v["bytes"].as_u64().unwrap_or(crate::server::URI_LIMIT);
     sim.uri_limit.store(bytes, Ordering::SeqCst);
     ok(json!({"bytes": bytes}))
 }

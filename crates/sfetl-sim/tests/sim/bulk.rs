@@ -1,11 +1,9 @@
 //! Bulk API 2.0 against the simulator over real HTTP: query job lifecycle, CSV results paging,
 //! gzip, refusals, abort / delete, ingest with per-row results, and injected job failures.
 
-mod common;
-
 use std::io::Read as _;
 
-use common::{Org, error_code};
+use crate::org::{Org, error_code};
 use reqwest::Method;
 use serde_json::{Value, json};
 

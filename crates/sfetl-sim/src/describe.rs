@@ -24,39 +24,39 @@ pub const OBJECTS: [&str; 8] = [
 const EMBEDDED: [(&str, &str); 9] = [
     (
         "describeGlobal.json",
-        include_str!("../../fixtures/sim/describeGlobal.json"),
+        include_str!("../fixtures/describeGlobal.json"),
     ),
     (
         "describe_Account.json",
-        include_str!("../../fixtures/sim/describe_Account.json"),
+        include_str!("../fixtures/describe_Account.json"),
     ),
     (
         "describe_Contact.json",
-        include_str!("../../fixtures/sim/describe_Contact.json"),
+        include_str!("../fixtures/describe_Contact.json"),
     ),
     (
         "describe_Lead.json",
-        include_str!("../../fixtures/sim/describe_Lead.json"),
+        include_str!("../fixtures/describe_Lead.json"),
     ),
     (
         "describe_Opportunity.json",
-        include_str!("../../fixtures/sim/describe_Opportunity.json"),
+        include_str!("../fixtures/describe_Opportunity.json"),
     ),
     (
         "describe_User.json",
-        include_str!("../../fixtures/sim/describe_User.json"),
+        include_str!("../fixtures/describe_User.json"),
     ),
     (
         "describe_Task.json",
-        include_str!("../../fixtures/sim/describe_Task.json"),
+        include_str!("../fixtures/describe_Task.json"),
     ),
     (
         "describe_Attachment.json",
-        include_str!("../../fixtures/sim/describe_Attachment.json"),
+        include_str!("../fixtures/describe_Attachment.json"),
     ),
     (
         "describe_Score__c.json",
-        include_str!("../../fixtures/sim/describe_Score__c.json"),
+        include_str!("../fixtures/describe_Score__c.json"),
     ),
 ];
 
