@@ -444,7 +444,7 @@ async fn wide_env() -> Env {
     let data = tempfile::tempdir().unwrap();
     std::fs::copy(
         format!(
-            "{}/../shared/recorded/describe_Account_PersonAccount_v59.json",
+            "{}/fixtures/recorded/describe_Account_PersonAccount_v59.json",
             manifest_dir()
         ),
         data.path().join("describe_Account.json"),

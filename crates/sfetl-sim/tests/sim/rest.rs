@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 fn recorded(name: &str) -> Value {
     let p = std::path::Path::new(&crate::manifest_dir())
-        .join("../../../shared/recorded")
+        .join("../../fixtures/recorded")
         .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).expect("recorded json")
