@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
 VENV="${SFETL_VENV:-$HOME/.cache/sfetl-venv}"
 
-# Headless Chromium drives the OAuth consent page in tests/auth_login.rs (Debian's package).
+# Headless Chromium drives the OAuth consent page in tests/e2e/auth_login.rs (Debian's package).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq chromium

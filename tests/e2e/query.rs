@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use sfetl::output::{ParquetFileWriter, ParquetOptions, open_location};
+
+use crate::common::{manifest_dir, run_blocking};
 
 /// 2025-01-01T10:00:00Z in µs.
 const T10: i64 = 1_735_725_600_000_000;
@@ -167,17 +168,10 @@ async fn export(dir: &Path) {
     .await;
 }
 
-fn sfetl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfetl"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn query(dir: &Path, sql: &str, extra: &[&str]) -> (String, String, i32) {
     let mut args = vec!["query", "--path", dir.to_str().unwrap(), sql];
     args.extend_from_slice(extra);
-    let out = sfetl(&args);
+    let out = run_blocking(&args);
     (
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
@@ -512,10 +506,4 @@ async fn a_mapped_export_from_the_real_plan_dedupes_on_its_declared_key() {
         ),
         "source_object,n\nContact,1\nLead,4\n"
     );
-}
-
-/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
-/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
-fn manifest_dir() -> String {
-    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }

@@ -2,15 +2,13 @@
 //! converted plus Contacts, with their computed columns), incremental changes in either object,
 //! and a bad mapping reported by `check`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn mapping_path() -> String {
-    format!("{}/fixtures/mappings/people.yaml", common::manifest_dir())
+    format!("{}/fixtures/mappings/people.yaml", crate::common::manifest_dir())
 }
 
 fn person(source: &str, r: &Value, company: &Value) -> Value {

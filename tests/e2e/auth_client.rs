@@ -1,12 +1,10 @@
 //! The authenticated client core over real HTTP against the in-process simulator: first token,
 //! transparent refresh after expiry, single-flight refresh, rotation, retries and error mapping.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sfetl::protocol::FailureType;
 use sfetl::salesforce::{ApiRequest, ApiUsage, ClientHooks, SalesforceClient, SalesforceError};

@@ -4,17 +4,15 @@
 //! its consent page is clicked over HTTP, and "upload server.crt to the app" becomes "use the
 //! key whose certificate the simulated app holds".
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sfetl_sim::SimHandle;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const GUIDE: &str = include_str!("../docs/connect-salesforce.md");
+const GUIDE: &str = include_str!("../../docs/connect-salesforce.md");
 
 /// A fenced block: its info string (`sh`, `json NAME`) and body.
 fn blocks(md: &str) -> Vec<(String, String)> {

@@ -2,12 +2,10 @@
 //! plain HTTP client and by headless Chromium, PKCE without a secret and the code flow with
 //! one, Deny, a forged callback, the timeout, and the Callback URL mismatch advice.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sfetl::auth::oauth::{self, AppCredentials, Endpoints};
 use sfetl::auth::{Grant, RequestContext};
@@ -216,7 +214,7 @@ async fn pkce_login_in_headless_chromium() {
                 .is_ok_and(|o| o.status.success())
         })
         .expect("chromium is installed (.ci/run installs Debian's chromium package)");
-    let script = format!("{}/tests/browser/consent.mjs", common::manifest_dir());
+    let script = format!("{}/tests/browser/consent.mjs", crate::common::manifest_dir());
     let prefix = format!("http://localhost:{}/oauth/callback", login.port);
     let driven = tokio::process::Command::new("node")
         .args([

@@ -1,14 +1,11 @@
 //! `sfetl demo`, README's first command, on a fresh folder: exact figures at each step.
 
-use std::process::Command;
+use crate::common::run_blocking;
 
 #[test]
 fn demo_runs_the_whole_pipeline_and_reports_each_step() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sfetl"))
-        .args(["demo", "--dir", dir.path().join("demo").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_blocking(&["demo", "--dir", dir.path().join("demo").to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),

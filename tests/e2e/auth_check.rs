@@ -2,11 +2,9 @@
 //! as a CONTROL message, and each set-up mistake with its exact advice. Every run also asserts
 //! that no secret reaches stdout or stderr.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sfetl_sim::SimHandle;
 use sfetl_sim::oauth::{NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET};

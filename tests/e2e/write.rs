@@ -2,15 +2,13 @@
 //! results checked in the simulator's stored records (`/__sim/record`) and request counts
 //! (`/__sim/stats`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use common::{Org, messages, refresh_config, refresh_grant, write_json};
+use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
 use serde_json::{Value, json};
 use sfetl_sim::{SimOptions, Simulator};
 use tokio::io::AsyncWriteExt;
@@ -206,16 +204,6 @@ impl Env {
         }
         out
     }
-}
-
-/// The binary under test; `SFETL_BIN` overrides it (the target dir may be shared with other
-/// checkouts that rebuild `debug/sfetl`).
-fn sfetl() -> tokio::process::Command {
-    let bin = std::env::var("SFETL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sfetl").into());
-    let mut c = tokio::process::Command::new(bin);
-    c.env_remove("RUST_LOG").env_remove("SFETL_LOG");
-    c.kill_on_drop(true);
-    c
 }
 
 fn record(stream: &str, data: Value) -> Value {

@@ -1,5 +1,5 @@
-//! Helpers of the `auth_*` tests: an in-process simulator, configs pointing at it, the
-//! sfetl binary, and the no-secret-in-output check.
+//! Helpers of the `auth_*` tests: an in-process simulator, configs pointing at it, reading
+//! the binary's messages, and the no-secret-in-output check.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -76,19 +76,6 @@ pub fn write_json(dir: &Path, name: &str, v: &Value) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     p
-}
-
-/// The sfetl binary under test.
-pub fn sfetl() -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_sfetl"));
-    c.env_remove("RUST_LOG").env_remove("SFETL_LOG");
-    c.kill_on_drop(true);
-    c
-}
-
-/// Runs the binary to completion (the simulator keeps serving on this test's runtime).
-pub async fn run(args: &[&str]) -> Output {
-    sfetl().args(args).output().await.expect("sfetl runs")
 }
 
 /// The stdout lines as JSON messages.

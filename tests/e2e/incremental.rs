@@ -2,12 +2,10 @@
 //! deletions arrive and nothing else, ties across window and page boundaries are neither lost
 //! nor duplicated, resuming from any STATE loses nothing, and Airbyte's state forms resume.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn cfg(extra: Value) -> Value {

@@ -1,24 +1,13 @@
 //! The real binary's protocol surface: spec, check and read on good and bad inputs.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
+use crate::common::run_blocking;
+
 const SECRET: &str = "EXAMPLE-CLIENT-SECRET-9c1e";
 const REFRESH: &str = "5Aep861EXAMPLE-REFRESH-TOKEN-f00d";
-
-fn root() -> PathBuf {
-    PathBuf::from(manifest_dir())
-}
-
-fn sfetl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sfetl"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
 
 fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8(out.stdout.clone())
@@ -42,7 +31,7 @@ fn assert_no_secret(out: &Output) {
 
 #[test]
 fn spec_prints_one_spec_message_with_the_schema() {
-    let out = sfetl(&["spec"]);
+    let out = run_blocking(&["spec"]);
     assert!(out.status.success());
     let msgs = lines(&out);
     assert_eq!(msgs.len(), 1);
@@ -63,7 +52,7 @@ fn spec_prints_one_spec_message_with_the_schema() {
 
 #[test]
 fn check_with_bad_config_names_all_three_fields_and_exits_zero() {
-    let out = sfetl(&["check", "--config", "fixtures/configs/bad_config.json"]);
+    let out = run_blocking(&["check", "--config", "fixtures/configs/bad_config.json"]);
     assert_eq!(out.status.code(), Some(0));
     let msgs = lines(&out);
     assert_eq!(msgs.len(), 1, "exactly one message");
@@ -87,7 +76,7 @@ fn check_with_bad_config_names_all_three_fields_and_exits_zero() {
 
 #[test]
 fn read_with_bad_config_is_a_config_error_trace_and_fails() {
-    let out = sfetl(&[
+    let out = run_blocking(&[
         "read",
         "--config",
         "fixtures/configs/bad_config.json",
@@ -116,7 +105,7 @@ fn read_with_malformed_state_or_catalog_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     std::fs::write(&state, "{\"type\": \"STREAM\"}").unwrap();
-    let out = sfetl(&[
+    let out = run_blocking(&[
         "read",
         "--config",
         "fixtures/configs/airbyte_style.json",
@@ -142,7 +131,7 @@ fn read_with_malformed_state_or_catalog_names_the_file() {
         "{\"streams\": [{\"stream\": {\"name\": \"Account\"}}]}",
     )
     .unwrap();
-    let out = sfetl(&[
+    let out = run_blocking(&[
         "read",
         "--config",
         "fixtures/configs/airbyte_style.json",
@@ -169,15 +158,9 @@ fn every_command_has_help_with_an_example() {
     for verb in [
         "spec", "check", "discover", "read", "write", "login", "simulate", "demo", "query",
     ] {
-        let out = sfetl(&[verb, "--help"]);
+        let out = run_blocking(&[verb, "--help"]);
         assert!(out.status.success(), "{verb}");
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains("Example:\n  sfetl "), "{verb}: {text}");
     }
-}
-
-/// The package root, read when the test runs (cargo sets it) rather than baked in when it was
-/// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
-fn manifest_dir() -> String {
-    std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test")
 }

@@ -1,14 +1,12 @@
 //! `sfetl discover` and `sfetl read`, the real binary against the simulator over HTTP: exact
 //! catalogs, exact rows in every output format, the REST path for base64 fields, and faults.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const OBJECTS: [&str; 8] = [
@@ -545,7 +543,7 @@ async fn progress_bars_only_on_a_terminal() {
     // with the row count.
     let cmd = format!(
         "{} read --config {} --catalog {} 2>&1 >/dev/null",
-        env!("CARGO_BIN_EXE_sfetl"),
+        bin(),
         e.config.display(),
         cat.display()
     );
