@@ -11,10 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-1000000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -z "${SIM_CMD:-}" ]; then
   cargo build --release -p sfetl-sim --example simulate >&2
-  SIM_CMD="$CARGO_TARGET_DIR/release/examples/simulate"
+  SIM_CMD="$TARGET/release/examples/simulate"
 fi
 out=$(mktemp); err=$(mktemp)
 $SIM_CMD --scale "$SCALE" >"$out" 2>"$err" &
