@@ -3,6 +3,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY spec ./spec
 COPY fixtures ./fixtures
 RUN cargo build --release --locked --bin sfetl

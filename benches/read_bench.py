@@ -96,9 +96,8 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
     if not bin_:
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/sfetl-target"))
-        subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True,
-                       env=dict(os.environ, CARGO_TARGET_DIR=target))
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+        subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
         bin_ = os.path.join(target, "release", "sfetl")
     t0 = time.time()
     sim = subprocess.Popen([bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,

@@ -5,15 +5,16 @@
 #   benches/sim_bulk_throughput.sh [SCALE]
 #
 # SIM_CMD overrides how the simulator is started (default: the release build of
-# `examples/simulate.rs`, which runs the same `sfetl::sim::run_cli` as `sfetl simulate`).
+# `crates/sfetl-sim/examples/simulate.rs`, which runs the same `sfetl_sim::run_cli` as
+# `sfetl simulate` and builds without the connector).
 # Needs curl and python3. Builds in release mode: run it by hand, not in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-1000000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ -z "${SIM_CMD:-}" ]; then
-  cargo build --release --example simulate >&2
-  SIM_CMD="$CARGO_TARGET_DIR/release/examples/simulate"
+  cargo build --release -p sfetl-sim --example simulate >&2
+  SIM_CMD="$TARGET/release/examples/simulate"
 fi
 out=$(mktemp); err=$(mktemp)
 $SIM_CMD --scale "$SCALE" >"$out" 2>"$err" &

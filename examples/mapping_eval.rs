@@ -24,7 +24,7 @@ fn main() {
     let describes: HashMap<String, SObjectDescribe> = ["Lead", "Contact", "Account"]
         .iter()
         .map(|o| {
-            let text = std::fs::read_to_string(format!("{root}/fixtures/sim/describe_{o}.json"))
+            let text = std::fs::read_to_string(format!("{root}/crates/sfetl-sim/fixtures/describe_{o}.json"))
                 .expect("simulator describe");
             (
                 o.to_string(),

@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
+# Cargo's own target dir (where `cargo run -- demo` builds too) unless CARGO_TARGET_DIR is set.
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 VENV="${SFETL_VENV:-$HOME/.cache/sfetl-venv}"
 
-# Headless Chromium drives the OAuth consent page in tests/auth_login.rs (Debian's package).
+# Headless Chromium drives the OAuth consent page in tests/e2e/auth_login.rs (Debian's package).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq chromium
@@ -28,7 +29,7 @@ export PATH="$VENV/bin:$PATH"
 cargo build --bins
 cargo test --all-targets
 
-SFETL_BIN="$CARGO_TARGET_DIR/debug/sfetl" python -m pytest -q tests/python
+SFETL_BIN="$TARGET/debug/sfetl" python -m pytest -q tests/python
 
 # Unmodified third-party Salesforce clients (simple-salesforce, jsforce) against `sfetl simulate`.
-SIM_CMD="$CARGO_TARGET_DIR/debug/sfetl simulate" tests/compat/run.sh
+SIM_CMD="$TARGET/debug/sfetl simulate" tests/compat/run.sh

@@ -39,7 +39,7 @@ pub enum Error {
     Login(#[from] crate::auth::login::LoginError),
     /// The simulator failed.
     #[error("simulator: {0}")]
-    Simulator(#[from] crate::sim::SimError),
+    Simulator(#[from] sfetl_sim::SimError),
     /// Writing back to Salesforce failed (`sfetl demo`'s write-back step; `sfetl write` reports
     /// its own failures).
     #[error(transparent)]

@@ -17,7 +17,6 @@ pub mod protocol;
 pub mod query;
 pub mod salesforce;
 pub mod secret;
-pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;

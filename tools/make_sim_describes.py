@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Builds fixtures/sim/*.json (the simulated org's describes) from the recorded real-org
-describes in ../shared/recorded/. Run from the repository root:
-    python3 tools/make_sim_describes.py ../shared/recorded fixtures/sim
+"""Builds crates/sfetl-sim/fixtures/*.json (the simulated org's describes) from the recorded
+real-org describes in fixtures/recorded/. Run from the repository root:
+    python3 tools/make_sim_describes.py fixtures/recorded crates/sfetl-sim/fixtures
 Fields kept from a recorded describe are copied verbatim (same keys, types, lengths); fields the
 recordings lack are cloned from a recorded field of the same type (or the Id field) and edited.
 Every field is normalised to the key set of the newest recording (Lead, v59)."""

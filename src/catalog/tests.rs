@@ -1,4 +1,4 @@
-//! The type mapping checked on describes recorded from real orgs (`../shared/recorded/`).
+//! The type mapping checked on describes recorded from real orgs (`fixtures/recorded/`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 
 fn recorded(name: &str) -> SObjectDescribe {
-    let path = format!("{}/../shared/recorded/{name}", crate::manifest_dir());
+    let path = format!("{}/fixtures/recorded/{name}", crate::manifest_dir());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

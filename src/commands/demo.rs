@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::output::{new_sync_id, open_location};
 use crate::protocol::{ConfiguredAirbyteStream, MessageType};
 use crate::salesforce::{ClientHooks, SalesforceClient};
-use crate::sim::{SimOptions, Simulator};
+use sfetl_sim::{SimOptions, Simulator};
 use crate::sink::config::Writeback;
 use crate::sink::{Sink, SinkOptions};
 use crate::source::discover::discover;

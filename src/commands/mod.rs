@@ -45,14 +45,14 @@ pub async fn run(cli: Cli) -> u8 {
             };
         }
         Command::Simulate(args) => {
-            let opts = crate::sim::SimOptions {
+            let opts = sfetl_sim::SimOptions {
                 listen: args.listen,
                 scale: args.scale,
                 seed: args.seed,
                 data_dir: args.data,
                 extra_objects: args.extra_objects,
             };
-            crate::sim::run_cli(opts).await.map_err(Error::from)
+            sfetl_sim::run_cli(opts).await.map_err(Error::from)
         }
         Command::Demo(args) => demo::run(&args).await,
         Command::Query(_) => Ok(()),

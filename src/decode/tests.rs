@@ -11,7 +11,7 @@ use super::*;
 use crate::catalog::{SObjectDescribe, StreamSchema};
 
 fn recorded(name: &str) -> Value {
-    let path = format!("{}/../shared/recorded/{name}", crate::manifest_dir());
+    let path = format!("{}/fixtures/recorded/{name}", crate::manifest_dir());
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

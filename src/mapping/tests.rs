@@ -1,4 +1,5 @@
-//! The mapping library against the simulator's describes (`fixtures/sim/describe_*.json`).
+//! The mapping library against the simulator's describes
+//! (`crates/sfetl-sim/fixtures/describe_*.json`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::catalog::SObjectDescribe;
 
 fn describe(object: &str) -> SObjectDescribe {
     let path = format!(
-        "{}/fixtures/sim/describe_{object}.json",
+        "{}/crates/sfetl-sim/fixtures/describe_{object}.json",
         crate::manifest_dir()
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()

@@ -4,8 +4,8 @@
 // built by the caller, e.g. tests/compat/run.sh). Exit status 0 when every check passes.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import jsforce from 'jsforce';
 
 const SCALE = 1000;
@@ -15,7 +15,8 @@ const check = (name, cond, detail = '') => {
   if (!cond) failed += 1;
 };
 
-const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache', 'sfetl-target');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const target = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
 const cmd = (process.env.SIM_CMD || `${path.join(target, 'debug', 'sfetl')} simulate`).split(' ');
 const sim = spawn(cmd[0], [...cmd.slice(1), '--scale', String(SCALE), '--seed', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const creds = JSON.parse(await new Promise((resolve, reject) => {

@@ -4,7 +4,6 @@
 # Usage: tests/compat/run.sh        (SIM_CMD="/path/to/sfetl simulate" to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sfetl-target}"
 if ! python3 -c 'import simple_salesforce' 2>/dev/null; then
   python3 -m pip install --quiet simple-salesforce==1.12.10 \
     || python3 -m pip install --quiet --break-system-packages simple-salesforce==1.12.10

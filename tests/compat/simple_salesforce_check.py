@@ -40,9 +40,9 @@ def start_simulator():
     if cmd:
         argv = shlex.split(cmd)
     else:
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/sfetl-target"))
-        subprocess.run(["cargo", "build", "--quiet", "--bin", "sfetl"], check=True,
-                       env={**os.environ, "CARGO_TARGET_DIR": target})
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+        subprocess.run(["cargo", "build", "--quiet", "--bin", "sfetl"], check=True, cwd=root)
         argv = [os.path.join(target, "debug", "sfetl"), "simulate"]
     proc = subprocess.Popen(argv + ["--scale", str(SCALE), "--seed", "3"], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()

@@ -1,0 +1,340 @@
+//! Test control under `/__sim/` (no auth): request counts, record mutations as the platform
+//! makes them (touch, delete to the recycle bin, purge), reading a record as stored, and fault
+//! injection. Documented in `crates/sfetl-sim/README.md`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::faults::{FailSpec, RowFault};
+use super::render::json_record;
+use super::server::{Sim, json_response};
+use super::soql::Path;
+use super::store::{DELETED, LIVE, PURGED, Val, pack, parse_datetime, unpack};
+
+/// The control routes.
+pub fn routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/__sim/stats", get(stats))
+        .route("/__sim/stats/reset", post(reset_stats))
+        .route("/__sim/touch", post(touch))
+        .route("/__sim/delete", post(delete))
+        .route("/__sim/purge", post(purge))
+        .route("/__sim/record/{object}/{id}", get(record))
+        .route("/__sim/expire_tokens", post(expire_tokens))
+        .route("/__sim/fail", post(fail))
+        .route("/__sim/cut", post(cut))
+        .route("/__sim/latency", post(latency))
+        .route("/__sim/fail_bulk_job", post(fail_bulk_job))
+        .route("/__sim/fail_rows", post(fail_rows))
+        .route("/__sim/uri_limit", post(uri_limit))
+        .route("/__sim/quota", post(quota))
+        .route("/__sim/faults/clear", post(clear_faults))
+}
+
+fn ok(v: Value) -> Response {
+    json_response(StatusCode::OK, v.to_string().into_bytes())
+}
+
+fn err(status: StatusCode, msg: &str) -> Response {
+    json_response(status, json!({"error": msg}).to_string().into_bytes())
+}
+
+fn body_json(b: &Bytes) -> Value {
+    if b.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(b).unwrap_or(Value::Null)
+    }
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Response {
+    let s = sim.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let total: u64 = s.values().sum();
+    let mut by_kind = serde_json::Map::new();
+    for k in [
+        "token",
+        "describe",
+        "query",
+        "bulk_query",
+        "bulk_ingest",
+        "collections",
+    ] {
+        by_kind.insert(k.into(), json!(0));
+    }
+    for (k, v) in s {
+        by_kind.insert(k, json!(v));
+    }
+    ok(
+        json!({"total": total, "by_kind": by_kind, "api_usage": sim.api_used.load(Ordering::SeqCst)}),
+    )
+}
+
+async fn reset_stats(State(sim): State<Arc<Sim>>) -> Response {
+    sim.stats.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    ok(json!({}))
+}
+
+/// Picks `count` rows in the given states, spread over the table (deterministic).
+fn pick_rows(sim: &Sim, obj: usize, count: usize, states: &[u8]) -> Vec<usize> {
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    let t = &store.tables[obj];
+    let candidates: Vec<usize> = (0..t.len())
+        .filter(|&r| states.contains(&t.state[r]))
+        .collect();
+    if candidates.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    let step = (candidates.len() / count.min(candidates.len())).max(1);
+    candidates.into_iter().step_by(step).take(count).collect()
+}
+
+/// The rows a touch / delete targets: the live rows named in `ids`, or `count` rows spread
+/// over the table.
+fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Response> {
+    let v = body_json(b);
+    let name = v["object"].as_str().unwrap_or("");
+    let obj = {
+        let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+        store
+            .catalog
+            .object(name)
+            .ok_or_else(|| err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'")))?
+    };
+    let rows = match v["ids"].as_array() {
+        Some(ids) => {
+            let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+            let mut rows = Vec::new();
+            for id in ids {
+                let id = id.as_str().unwrap_or("");
+                match store.resolve(id).map(unpack) {
+                    Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => rows.push(r),
+                    _ => {
+                        return Err(err(
+                            StatusCode::BAD_REQUEST,
+                            &format!("no live {name} with id '{id}'"),
+                        ));
+                    }
+                }
+            }
+            rows
+        }
+        None => pick_rows(sim, obj, v["count"].as_u64().unwrap_or(1) as usize, &[LIVE]),
+    };
+    Ok((obj, rows, v))
+}
+
+async fn touch(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let (obj, rows, v) = match target_rows(&sim, &b) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // An explicit `stamp` simulates a long transaction committing late: the rows appear with a
+    // SystemModstamp in the past (never before their LastModifiedDate).
+    let stamp = match v["stamp"].as_str() {
+        None => None,
+        Some(s) => match parse_datetime(s) {
+            Some(ms) => Some(ms),
+            None => return err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'")),
+        },
+    };
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let now = sim.now_ms();
+    for &r in &rows {
+        let t = &mut store.tables[obj];
+        let ms = match (stamp, t.get(r, t.lastmod)) {
+            (Some(ms), Val::DateTime(last)) => ms.max(last),
+            (Some(ms), _) => ms,
+            (None, _) => now,
+        };
+        t.touch(r, ms);
+    }
+    ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
+}
+
+async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let (obj, rows, _) = match target_rows(&sim, &b) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let now = sim.now_ms();
+    for &r in &rows {
+        store.tables[obj].state[r] = DELETED;
+        store.tables[obj].touch(r, now);
+    }
+    ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
+}
+
+async fn purge(State(sim): State<Arc<Sim>>) -> Response {
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let mut ids = Vec::new();
+    for obj in 0..store.tables.len() {
+        for r in 0..store.tables[obj].len() {
+            if store.tables[obj].state[r] == DELETED {
+                store.tables[obj].state[r] = PURGED;
+                ids.push(pack(obj, r));
+            }
+        }
+    }
+    ok(json!({"ids": ids.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>()}))
+}
+
+async fn record(
+    State(sim): State<Arc<Sim>>,
+    UrlPath((object, id)): UrlPath<(String, String)>,
+) -> Response {
+    let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
+    let Some(obj) = store.catalog.object(&object) else {
+        return err(StatusCode::NOT_FOUND, "unknown object");
+    };
+    let Some((o, row)) = store.resolve(&id).map(unpack).filter(|(o, _)| *o == obj) else {
+        return err(StatusCode::NOT_FOUND, "no such record");
+    };
+    let fields: Vec<Path> = store.catalog.objects[o]
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Path {
+            via: None,
+            name: f.name.clone(),
+            field: i,
+            ftype: f.ftype,
+            sf_type: f.sf_type.clone(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    json_record(
+        &mut out,
+        &store,
+        o,
+        row,
+        &fields,
+        "v62.0",
+        crate::render::Blobs::Inline,
+    );
+    json_response(StatusCode::OK, out)
+}
+
+async fn expire_tokens(State(sim): State<Arc<Sim>>) -> Response {
+    sim.oauth.expire_all_tokens();
+    ok(json!({"expired": true}))
+}
+
+async fn fail(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let kind = v["kind"].as_str().unwrap_or("any").to_string();
+    let status = v["status"].as_u64().unwrap_or(503) as u16;
+    let error_code = v["error_code"].as_str().unwrap_or("").to_string();
+    if !(400..=599).contains(&status) {
+        return err(StatusCode::BAD_REQUEST, "status must be 4xx or 5xx");
+    }
+    let remaining = v["count"].as_u64().unwrap_or(1) as u32;
+    sim.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fail
+        .insert(
+            kind.clone(),
+            FailSpec {
+                remaining,
+                status,
+                error_code,
+            },
+        );
+    ok(json!({"kind": kind, "count": remaining, "status": status}))
+}
+
+async fn cut(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let kind = v["kind"].as_str().unwrap_or("any").to_string();
+    let count = v["count"].as_u64().unwrap_or(1) as u32;
+    sim.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .cut
+        .insert(kind.clone(), count);
+    ok(json!({"kind": kind, "count": count}))
+}
+
+async fn latency(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let ms = v["ms"].as_u64().unwrap_or(0);
+    let kind = v["kind"].as_str().unwrap_or("any").to_string();
+    let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+    if ms == 0 {
+        f.latency_ms.remove(&kind);
+    } else {
+        f.latency_ms.insert(kind.clone(), ms);
+    }
+    ok(json!({"kind": kind, "ms": ms}))
+}
+
+async fn fail_bulk_job(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    if let Some(id) = v["job_id"].as_str() {
+        let found = sim
+            .jobs
+            .fail_job(id, "InternalServerError : the job failed (simulated)");
+        return if found {
+            ok(json!({"job_id": id}))
+        } else {
+            err(StatusCode::NOT_FOUND, "no such job")
+        };
+    }
+    let count = v["count"].as_u64().unwrap_or(1) as u32;
+    sim.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fail_bulk_jobs = count;
+    ok(json!({"count": count}))
+}
+
+async fn quota(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    if let Some(max) = v["max"].as_u64() {
+        sim.api_max.store(max, Ordering::SeqCst);
+    }
+    if let Some(used) = v["used"].as_u64() {
+        sim.api_used.store(used, Ordering::SeqCst);
+    }
+    ok(
+        json!({"max": sim.api_max.load(Ordering::SeqCst), "used": sim.api_used.load(Ordering::SeqCst)}),
+    )
+}
+
+async fn fail_rows(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let count = v["count"].as_u64().unwrap_or(1) as u32;
+    let code = v["error_code"]
+        .as_str()
+        .unwrap_or("UNABLE_TO_LOCK_ROW")
+        .to_string();
+    sim.faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fail_rows = (count > 0).then(|| RowFault {
+        remaining: count,
+        code: code.clone(),
+    });
+    ok(json!({"count": count, "error_code": code}))
+}
+
+async fn uri_limit(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let bytes = v["bytes"].as_u64().unwrap_or(crate::server::URI_LIMIT);
+    sim.uri_limit.store(bytes, Ordering::SeqCst);
+    ok(json!({"bytes": bytes}))
+}
+
+async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {
+    *sim.faults.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+    ok(json!({}))
+}

@@ -1,0 +1,147 @@
+//! A simulator started in-process plus an HTTP client holding a bearer token: the helper of the
+//! simulator's own tests, also compiled into the connector's end-to-end tests (by `#[path]`) so
+//! both call the simulator the same way without a shared crate.
+#![allow(dead_code)]
+
+use reqwest::{Client, Response};
+use serde_json::Value;
+use sfetl_sim::{SimHandle, SimOptions, Simulator};
+
+/// A running simulator plus an HTTP client holding a bearer token.
+pub struct Org {
+    pub sim: SimHandle,
+    pub http: Client,
+    pub raw: Client,
+    /// An access token obtained with the printed refresh token (refresh_token grant).
+    pub token: String,
+}
+
+pub const V: &str = "v59.0";
+
+impl Org {
+    pub async fn start(scale: u64) -> Org {
+        Org::start_with(SimOptions {
+            scale,
+            seed: 7,
+            ..SimOptions::default()
+        })
+        .await
+    }
+
+    /// A simulator started with `opts` (e.g. describes overridden from a `data_dir`).
+    pub async fn start_with(opts: SimOptions) -> Org {
+        let sim = Simulator::start(opts).await.expect("simulator starts");
+        let http = Client::builder().build().expect("client");
+        let raw = Client::builder().no_gzip().build().expect("client");
+        let token = refresh_grant(&http, &sim).await;
+        Org {
+            sim,
+            http,
+            raw,
+            token,
+        }
+    }
+    /// A fresh access token from the printed refresh token (rotates it when rotation is on).
+    pub async fn refresh(&self) -> String {
+        refresh_grant(&self.http, &self.sim).await
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.sim.base_url, path)
+    }
+    pub fn data(&self, path: &str) -> String {
+        format!(
+            "{}/services/data/{V}/{}",
+            self.sim.base_url,
+            path.trim_start_matches('/')
+        )
+    }
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(self.data(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET")
+    }
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.get(path).await;
+        let s = r.status().as_u16();
+        (s, r.json().await.expect("json body"))
+    }
+    pub async fn query(&self, soql: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.data("query"))
+            .query(&[("q", soql)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("query");
+        let s = r.status().as_u16();
+        (s, r.json().await.expect("json"))
+    }
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
+        self.http
+            .request(method, self.data(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+    /// The simulator's request counts (`/__sim/stats`).
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(self.url("/__sim/stats"))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
+    pub async fn control(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(self.url(&format!("/__sim/{path}")))
+            .json(body)
+            .send()
+            .await
+            .expect("control");
+        assert_eq!(r.status(), 200, "control {path}");
+        r.json().await.expect("control json")
+    }
+}
+
+/// `grant_type=refresh_token` on the login host with the credentials the simulator printed.
+pub async fn refresh_grant(http: &Client, sim: &SimHandle) -> String {
+    let c = &sim.credentials;
+    let r = http
+        .post(format!("{}/services/oauth2/token", sim.login_url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", c.refresh_token.as_str()),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(r.status(), 200, "refresh_token grant");
+    let v: Value = r.json().await.expect("token json");
+    v["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// Asserts the body is Salesforce's error array with this code, returns the message.
+pub fn error_code(v: &Value, code: &str) -> String {
+    let arr = v
+        .as_array()
+        .unwrap_or_else(|| panic!("error array expected, got {v}"));
+    assert_eq!(arr.len(), 1, "{v}");
+    assert_eq!(arr[0]["errorCode"], code, "{v}");
+    arr[0]["message"].as_str().expect("message").to_string()
+}

@@ -1,0 +1,17 @@
+//! Every end-to-end test of sfetl as one test binary: the real `sfetl` binary and library
+//! against the in-process simulator over real HTTP. One binary because each one links DataFusion;
+//! a module per area, and the helpers they share in `common`.
+
+mod common;
+
+mod auth_check;
+mod auth_client;
+mod auth_docs;
+mod auth_login;
+mod cli;
+mod demo;
+mod incremental;
+mod mapping;
+mod query;
+mod read;
+mod write;

@@ -1,0 +1,155 @@
+//! The people mapping over the simulator: exactly the expected rows (Leads not
+//! converted plus Contacts, with their computed columns), incremental changes in either object,
+//! and a bad mapping reported by `check`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+fn mapping_path() -> String {
+    format!("{}/fixtures/mappings/people.yaml", crate::common::manifest_dir())
+}
+
+fn person(source: &str, r: &Value, company: &Value) -> Value {
+    // Bulk CSV cannot tell "" from null, so the org's empty strings arrive as nulls.
+    let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let name: Vec<String> = [s(&r["FirstName"]), s(&r["LastName"])]
+        .into_iter()
+        .flatten()
+        .collect();
+    json!({
+        "source_object": source,
+        "source_id": r["Id"],
+        "email": s(&r["Email"]).map(|e| e.to_lowercase()),
+        "full_name": name.join(" "),
+        "company": s(company),
+        "score": r["Score__c"],
+    })
+}
+
+async fn read_people(e: &Env, state: Option<&std::path::Path>) -> Vec<Value> {
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
+    read_ok(e, &cat, state).await
+}
+
+fn strip(rows: &[Value]) -> BTreeMap<String, Value> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            for k in ["modified_at", "_sfetl_cursor", "_sfetl_is_deleted"] {
+                o.remove(k);
+            }
+            if let Some(score) = o.get("score").and_then(Value::as_f64) {
+                o.insert("score".into(), json!(score));
+            }
+            (o["source_id"].as_str().unwrap().to_string(), r)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn people_mapping_gives_exactly_unconverted_leads_and_contacts() {
+    let e = env(30, json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"})).await;
+    let msgs = read_people(&e, None).await;
+    let got = strip(&records(&msgs, "person"));
+
+    let mut want = BTreeMap::new();
+    for r in org_rows(&e.org, "SELECT Id, Email, FirstName, LastName, Company, Score__c FROM Lead WHERE IsConverted = false").await {
+        want.insert(r["Id"].as_str().unwrap().to_string(), person("Lead", &r, &r["Company"]));
+    }
+    for r in org_rows(
+        &e.org,
+        "SELECT Id, Email, FirstName, LastName, Account.Name, Score__c FROM Contact",
+    )
+    .await
+    {
+        let company = r["Account"].get("Name").cloned().unwrap_or(Value::Null);
+        want.insert(
+            r["Id"].as_str().unwrap().to_string(),
+            person("Contact", &r, &company),
+        );
+    }
+    let converted = org_rows(&e.org, "SELECT Id FROM Lead WHERE IsConverted = true")
+        .await
+        .len();
+    assert!(
+        converted > 0,
+        "the simulated org has converted Leads to filter out"
+    );
+    assert_eq!(got.len(), want.len());
+    for (id, w) in &want {
+        let mut g = got[id].clone();
+        if let (Some(a), Some(b)) = (g["score"].as_f64(), w["score"].as_f64()) {
+            assert!((a - b).abs() < 1e-9, "{id}");
+            g["score"] = w["score"].clone();
+        }
+        assert_eq!(&g, w, "{id}");
+    }
+
+    // Incremental: changes in either object, and only them.
+    let states: Vec<Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"].clone())
+        .collect();
+    let state = write_json(e.dir.path(), "state.json", &json!([states.last().unwrap()]));
+    let leads: BTreeSet<String> = e
+        .org
+        .control("touch", &json!({"object": "Lead", "count": 6}))
+        .await["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let contacts: BTreeSet<String> = e
+        .org
+        .control("touch", &json!({"object": "Contact", "count": 4}))
+        .await["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let next = read_people(&e, Some(&state)).await;
+    let changed: BTreeSet<String> = records(&next, "person")
+        .iter()
+        .map(|r| r["source_id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = leads
+        .iter()
+        .filter(|id| want.contains_key(*id))
+        .chain(contacts.iter())
+        .cloned()
+        .collect();
+    assert_eq!(changed, expected);
+    assert_eq!(contacts.len(), 4);
+}
+
+#[tokio::test]
+async fn check_reports_an_unknown_field_with_the_closest_names() {
+    let e = env(2, json!({})).await;
+    let bad = write_json(
+        e.dir.path(),
+        "bad.json",
+        &json!({"streams": [{"name": "person", "primary_key": ["id"],
+        "from": [{"object": "Lead", "columns": {"id": "Id", "email": "lower(Emial)"}}]}]}),
+    );
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["mapping"] = json!(bad.to_str().unwrap());
+    let config = write_json(e.dir.path(), "cfg.json", &cfg);
+    let out = run(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(out.status.success());
+    let (status, message) = connection_status(&out);
+    assert_eq!(status, "FAILED");
+    assert!(
+        message.starts_with("The connection works, but the field mapping is not valid: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("Emial") && message.contains("Email"),
+        "{message}"
+    );
+}
