@@ -151,13 +151,11 @@ use model::{Inner, random_token};
 
 /// The test-only RSA private key (PKCS#8 PEM) matching [`TEST_CERTIFICATE_PEM`]: clients of the
 /// simulator sign JWT bearer assertions with it. Public on purpose; never trust it.
-pub const TEST_PRIVATE_KEY_PEM: &str =
-    include_str!("../../fixtures/oauth/test_private_key.pem");
+pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../fixtures/oauth/test_private_key.pem");
 
 /// The test-only self-signed X.509 certificate uploaded to the simulated connected apps, against
 /// which JWT bearer assertions are verified.
-pub const TEST_CERTIFICATE_PEM: &str =
-    include_str!("../../fixtures/oauth/test_certificate.pem");
+pub const TEST_CERTIFICATE_PEM: &str = include_str!("../../fixtures/oauth/test_certificate.pem");
 
 /// A second test-only RSA private key that matches no certificate, so tests can prove a wrongly
 /// signed assertion is refused.
