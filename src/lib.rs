@@ -3,6 +3,8 @@
 //! The binary in `main.rs` only parses arguments and maps errors to exit codes; everything it
 //! does lives in this library so tests and benchmarks drive the same code.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod auth;
 pub mod catalog;
 pub mod cli;

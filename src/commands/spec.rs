@@ -5,10 +5,10 @@ use crate::error::Error;
 use crate::protocol::{AirbyteMessage, ConnectorSpecification, DestinationSyncMode, Emitter};
 
 /// Where users read how to set the connector up.
-pub const DOCUMENTATION_URL: &str = "https://github.com/sfetl/sfetl#readme";
+pub(super) const DOCUMENTATION_URL: &str = "https://github.com/sfetl/sfetl#readme";
 
 /// The SPEC message `sfetl spec` prints.
-pub fn spec_message() -> AirbyteMessage {
+pub(super) fn spec_message() -> AirbyteMessage {
     AirbyteMessage::spec(ConnectorSpecification {
         documentation_url: Some(DOCUMENTATION_URL.to_string()),
         connection_specification: spec_schema().clone(),

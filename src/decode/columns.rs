@@ -110,14 +110,14 @@ enum Builder {
 }
 
 /// A wire column: its type and its builder.
-pub struct ColumnBuilder {
+pub(super) struct ColumnBuilder {
     data_type: DataType,
     builder: Builder,
 }
 
 impl ColumnBuilder {
     /// A builder for a column of `data_type`, sized for batches of `rows`.
-    pub fn new(data_type: &DataType, rows: usize) -> Result<ColumnBuilder, String> {
+    pub(super) fn new(data_type: &DataType, rows: usize) -> Result<ColumnBuilder, String> {
         let builder = match data_type {
             DataType::Utf8 => Builder::Text(TextColumn::new(rows, rows * 16)),
             DataType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
@@ -144,7 +144,7 @@ impl ColumnBuilder {
     }
 
     /// Appends one field (its unquoted bytes; empty is null).
-    pub fn push(&mut self, field: &[u8]) -> Result<(), String> {
+    pub(super) fn push(&mut self, field: &[u8]) -> Result<(), String> {
         if let Builder::Text(t) | Builder::Cast(t) = &mut self.builder {
             return t.push(field);
         }
@@ -199,7 +199,7 @@ impl ColumnBuilder {
     }
 
     /// Invalid UTF-8 sequences replaced in this column's text so far.
-    pub fn replaced_utf8(&self) -> u64 {
+    pub(super) fn replaced_utf8(&self) -> u64 {
         match &self.builder {
             Builder::Text(t) | Builder::Cast(t) => t.replaced,
             _ => 0,
@@ -207,7 +207,7 @@ impl ColumnBuilder {
     }
 
     /// The column of the rows pushed since the last call, in its data type.
-    pub fn finish(&mut self, rows: usize) -> Result<ArrayRef, String> {
+    pub(super) fn finish(&mut self, rows: usize) -> Result<ArrayRef, String> {
         Ok(match &mut self.builder {
             Builder::Text(t) => Arc::new(t.finish(rows)?),
             Builder::Cast(t) => {

@@ -20,7 +20,7 @@ enum Span {
 /// Splits a stream of chunks into records; a record cut by a chunk's end is kept until the
 /// next chunk completes it.
 #[derive(Debug, Default)]
-pub struct FieldSplitter {
+pub(super) struct FieldSplitter {
     carry: Vec<u8>,
     scratch: Vec<u8>,
     spans: Vec<Span>,
@@ -28,17 +28,17 @@ pub struct FieldSplitter {
 
 /// A malformed record.
 #[derive(Debug, PartialEq)]
-pub struct SplitError(pub String);
+pub(super) struct SplitError(pub String);
 
 impl FieldSplitter {
     /// A splitter at the start of a body.
-    pub fn new() -> FieldSplitter {
+    pub(super) fn new() -> FieldSplitter {
         FieldSplitter::default()
     }
 
     /// Splits `chunk` (`end`: it is the last one); calls `record` with the fields of each
     /// complete record.
-    pub fn push<E: From<SplitError>>(
+    pub(super) fn push<E: From<SplitError>>(
         &mut self,
         chunk: &[u8],
         end: bool,

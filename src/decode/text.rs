@@ -13,7 +13,7 @@ use arrow::compute::kernels::cast_utils::{Parser, parse_decimal, string_to_datet
 use arrow::datatypes::{Date32Type, Decimal128Type};
 
 /// A datetime as µs since the epoch; `zone` applies to a value without an offset.
-pub fn timestamp_us(s: &[u8], zone: Option<&Tz>) -> Result<i64, String> {
+pub(super) fn timestamp_us(s: &[u8], zone: Option<&Tz>) -> Result<i64, String> {
     match fast_timestamp_us(s) {
         Some(v) => Ok(v),
         None => slow_timestamp_us(text(s)?, zone),
@@ -21,7 +21,7 @@ pub fn timestamp_us(s: &[u8], zone: Option<&Tz>) -> Result<i64, String> {
 }
 
 /// A date as days since the epoch.
-pub fn date_days(s: &[u8]) -> Result<i32, String> {
+pub(super) fn date_days(s: &[u8]) -> Result<i32, String> {
     match fast_date(s) {
         Some(v) => Ok(v),
         None => {
@@ -32,7 +32,7 @@ pub fn date_days(s: &[u8]) -> Result<i32, String> {
 }
 
 /// A decimal as its unscaled integer at `scale`.
-pub fn decimal128(s: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
+pub(super) fn decimal128(s: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
     match fast_decimal(s, precision, scale) {
         Some(v) => Ok(v),
         None => {
@@ -42,7 +42,7 @@ pub fn decimal128(s: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
 }
 
 /// The text of a field (the page was made valid UTF-8 before it was split at ASCII bytes).
-pub fn text(s: &[u8]) -> Result<&str, String> {
+pub(super) fn text(s: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(s).map_err(|e| format!("invalid UTF-8 in a field ({e})"))
 }
 
