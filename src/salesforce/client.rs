@@ -188,6 +188,18 @@ impl SalesforceClient {
                 return Err(SalesforceError::SessionRejected { code, message });
             }
             match (status, code.as_str()) {
+                // Concurrency limits share the daily quota's code: they pass in seconds, and
+                // Salesforce did nothing with the refused request, so any request may be sent
+                // again after a backoff.
+                (403, "REQUEST_LIMIT_EXCEEDED")
+                    if is_concurrency_limit(&message) && attempts.backoff(retry_after).await =>
+                {
+                    tracing::warn!("{host}: {message}; retried after a backoff");
+                    continue;
+                }
+                (403, "REQUEST_LIMIT_EXCEEDED") if is_concurrency_limit(&message) => {
+                    return Err(SalesforceError::ConcurrencyLimit { message });
+                }
                 (403, "REQUEST_LIMIT_EXCEEDED") => {
                     return Err(SalesforceError::RequestLimitExceeded {
                         usage: self.api_usage(),
@@ -302,6 +314,13 @@ impl SalesforceClient {
             *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
         }
     }
+}
+
+/// Whether a `REQUEST_LIMIT_EXCEEDED` message is about concurrent requests or long-running
+/// transactions ("ConcurrentPerOrgLongTxn Limit exceeded", "ConcurrentRequests (Concurrent API
+/// Requests) Limit exceeded") rather than the daily quota ("TotalRequests Limit exceeded").
+pub fn is_concurrency_limit(message: &str) -> bool {
+    message.contains("Concurrent")
 }
 
 /// A refused session: `401` (`INVALID_SESSION_ID`), or the identity URL's `403 Bad_OAuth_Token`.

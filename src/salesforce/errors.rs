@@ -36,6 +36,14 @@ pub enum SalesforceError {
         /// Salesforce's message.
         message: String,
     },
+    /// 403 `REQUEST_LIMIT_EXCEEDED` about concurrency, still refused after every retry.
+    #[error(
+        "Salesforce kept refusing requests because too many run at once in the org ({message}). This passes when other long requests and Bulk jobs finish: run again later, or run fewer syncs against this org at the same time."
+    )]
+    ConcurrencyLimit {
+        /// Salesforce's message.
+        message: String,
+    },
     /// 403 `API_DISABLED_FOR_ORG`: no API access for this user or edition.
     #[error(
         "Salesforce refuses API access (API_DISABLED_FOR_ORG: {message}). Give the connecting user the \"API Enabled\" permission: Setup > Users > Permission Sets (or the user's Profile) > System Permissions > API Enabled; for client credentials that is the app's Run As user. Professional Edition orgs need the API add-on; Essentials and Group editions have no API access."
@@ -159,6 +167,7 @@ impl SalesforceError {
             | SalesforceError::SessionRejected { .. } => FailureType::ConfigError,
             SalesforceError::Unreachable { .. }
             | SalesforceError::RequestLimitExceeded { .. }
+            | SalesforceError::ConcurrencyLimit { .. }
             | SalesforceError::BulkJobTimeout { .. }
             | SalesforceError::CutOff { .. }
             | SalesforceError::Cancelled => FailureType::TransientError,
@@ -191,7 +200,8 @@ impl SalesforceError {
             SalesforceError::Api { code, .. } | SalesforceError::SessionRejected { code, .. } => {
                 Some(code)
             }
-            SalesforceError::RequestLimitExceeded { .. } => Some("REQUEST_LIMIT_EXCEEDED"),
+            SalesforceError::RequestLimitExceeded { .. }
+            | SalesforceError::ConcurrencyLimit { .. } => Some("REQUEST_LIMIT_EXCEEDED"),
             SalesforceError::ApiDisabled { .. } => Some("API_DISABLED_FOR_ORG"),
             _ => None,
         }
