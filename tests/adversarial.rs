@@ -209,6 +209,24 @@ async fn a_stream_whose_describe_is_refused_names_the_call_not_the_api_version()
     assert_eq!(records(&messages(&out), "Account"), Vec::<Value>::new());
 }
 
+#[tokio::test]
+async fn a_mapped_stream_named_like_an_object_is_refused_by_discover() {
+    let e = env(2, json!({})).await;
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["mapping"] = json!({"streams": [{"name": "Account", "from": [
+        {"object": "Account", "columns": {"id": "Id"}}]}]});
+    let config = write_json(e.dir.path(), "clash.json", &cfg);
+    let out = run(&["discover", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        trace_error(&out),
+        (
+            "config_error".to_string(),
+            "The config has 1 problem: (1) mapping: stream \"Account\" has the name of an org object, so the catalog would list it twice and `read` could not reach the object; rename the mapped stream".to_string()
+        )
+    );
+}
+
 /// A config with an inline mapping of one stream from Lead and Contact with these filters.
 fn filtered(e: &Env, lead: &str, contact: Option<&str>) -> PathBuf {
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
