@@ -24,8 +24,10 @@ pub enum Command {
     Spec,
 
     /// Validate the config and test the connection to the org (a CONNECTION_STATUS message).
-    #[command(after_help = "Example:\n  sfetl check --config fixtures/configs/airbyte_style.json")]
-    Check(ConfigArgs),
+    #[command(
+        after_help = "Example:\n  sfetl check --config fixtures/configs/airbyte_style.json [--catalog fixtures/catalogs/account.json]"
+    )]
+    Check(CheckArgs),
 
     /// List the org's objects as streams with their schemas (a CATALOG message).
     #[command(
@@ -70,6 +72,18 @@ pub struct ConfigArgs {
     /// Connector config (JSON).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Connector config (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A configured catalog to check against the org as well (stream names, duplicates,
+    /// selected fields), as `read` would before reading.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Arguments of `read`.

@@ -17,6 +17,9 @@ pub enum Error {
     /// The catalog file is wrong.
     #[error(transparent)]
     Catalog(#[from] crate::protocol::CatalogFileError),
+    /// The catalog names streams or fields the org does not offer, or a stream twice.
+    #[error(transparent)]
+    CatalogInvalid(#[from] crate::catalog::CatalogProblems),
     /// A Salesforce call failed (token, network, API error); the message says what to fix.
     #[error(transparent)]
     Salesforce(#[from] crate::salesforce::SalesforceError),
@@ -57,7 +60,9 @@ impl Error {
     /// need the user.
     pub fn failure_type(&self) -> FailureType {
         match self {
-            Error::Config(_) | Error::State(_) | Error::Catalog(_) => FailureType::ConfigError,
+            Error::Config(_) | Error::State(_) | Error::Catalog(_) | Error::CatalogInvalid(_) => {
+                FailureType::ConfigError
+            }
             Error::Salesforce(e) => e.failure_type(),
             Error::Fetch(e) => e.failure_type(),
             Error::Output(crate::output::OutputError::Location { .. }) => FailureType::ConfigError,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod logging;
 pub mod mapping;
 pub mod output;
+pub mod paths;
 pub mod protocol;
 pub mod query;
 pub mod salesforce;

@@ -1,6 +1,8 @@
 //! `sfetl check` (the guides' "Test Connection"): validates the config, obtains a token, reads
-//! the identity URL and describeGlobal, and reports one CONNECTION_STATUS: SUCCEEDED with who
-//! and where it connected, or FAILED with the setting to fix.
+//! the identity URL and describeGlobal, then on the same connection compiles the mapping (and
+//! runs each `soql_where` with `LIMIT 1`), checks a `--catalog` and the writeback routes, and
+//! reports one CONNECTION_STATUS: SUCCEEDED with who and where it connected, or FAILED with the
+//! setting to fix.
 
 use std::fmt;
 use std::path::Path;
@@ -12,8 +14,10 @@ use serde_json::Value;
 use super::rotation::rotation_hook;
 use crate::config::Config;
 use crate::error::Error;
-use crate::protocol::{AirbyteMessage, ConnectionStatus, Emitter};
-use crate::salesforce::{ClientHooks, SalesforceClient, SalesforceError, describe, org};
+use crate::mapping::MappingPlan;
+use crate::mapping::filter::parenthesized;
+use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, ConnectionStatus, Emitter};
+use crate::salesforce::{ClientHooks, SalesforceClient, SalesforceError, describe, org, query};
 use crate::transport::RetryPolicy;
 
 /// Backoff of `check`: an admin is waiting, so give up sooner than a sync would.
@@ -83,7 +87,7 @@ impl fmt::Display for Report {
     }
 }
 
-pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
+pub(super) async fn run(config_path: &Path, catalog: Option<&Path>) -> Result<(), Error> {
     let config = match Config::from_file(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -103,30 +107,14 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
         retry: check_retry(),
     };
     let status = match probe(&config, hooks).await {
-        Ok(report) => match check_mapping(&config).await {
-            Ok(()) => match check_writeback(&config).await {
-                Ok(routes) => AirbyteMessage::connection_status(
-                    ConnectionStatus::Succeeded,
-                    Some(match routes {
-                        Some(n) => format!(
-                            "{report}; writeback: {n} route(s) valid against the org's describes"
-                        ),
-                        None => report.to_string(),
-                    }),
-                ),
-                Err(e) => AirbyteMessage::connection_status(
-                    ConnectionStatus::Failed,
-                    Some(format!(
-                        "The connection works, but the writeback section is not valid: {e}"
-                    )),
-                ),
-            },
-            Err(e) => AirbyteMessage::connection_status(
-                ConnectionStatus::Failed,
-                Some(format!(
-                    "The connection works, but the field mapping is not valid: {e}"
-                )),
+        Ok((report, client)) => match beyond_connection(&client, &config, catalog).await {
+            Ok(notes) => AirbyteMessage::connection_status(
+                ConnectionStatus::Succeeded,
+                Some(format!("{report}{notes}")),
             ),
+            Err(message) => {
+                AirbyteMessage::connection_status(ConnectionStatus::Failed, Some(message))
+            }
         },
         Err(e) => AirbyteMessage::connection_status(ConnectionStatus::Failed, Some(e.to_string())),
     };
@@ -137,7 +125,100 @@ pub(super) async fn run(config_path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailure> {
+/// What `check` validates once connected, on the same client (a second connection would use a
+/// refresh token the first may have rotated): the mapping, each mapped `soql_where` run against
+/// the org, the `--catalog` when given, and the writeback routes. Returns what to add to the
+/// success message, or the failure message.
+async fn beyond_connection(
+    client: &SalesforceClient,
+    config: &Config,
+    catalog: Option<&Path>,
+) -> Result<String, String> {
+    let plan = crate::source::mapped::load_plan(client, config)
+        .await
+        .map_err(|e| format!("The connection works, but the field mapping is not valid: {e}"))?;
+    if let Some(plan) = &plan {
+        check_filters(client, plan).await.map_err(|problems| {
+            format!(
+                "The connection works, but Salesforce refuses the mapping's soql_where: {}",
+                problems.join("; ")
+            )
+        })?;
+    }
+    let mut notes = String::new();
+    if let Some(path) = catalog {
+        let n = check_catalog(client, path, plan.as_deref())
+            .await
+            .map_err(|e| format!("The connection works, but the catalog is not valid: {e}"))?;
+        notes.push_str(&format!("; catalog: {n} stream(s) valid against the org"));
+    }
+    let routes = crate::sink::check_writeback(client, config.writeback.as_ref())
+        .await
+        .map_err(|e| {
+            format!("The connection works, but the writeback section is not valid: {e}")
+        })?;
+    if let Some(n) = routes {
+        notes.push_str(&format!(
+            "; writeback: {n} route(s) valid against the org's describes"
+        ));
+    }
+    Ok(notes)
+}
+
+/// Runs each mapped source's `soql_where` as `SELECT Id FROM X WHERE (filter) LIMIT 1`, so a
+/// filter Salesforce refuses fails `check` rather than the first read. One sentence per refusal.
+async fn check_filters(client: &SalesforceClient, plan: &MappingPlan) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for stream in &plan.streams {
+        for source in &stream.sources {
+            let Some(filter) = &source.soql_where else {
+                continue;
+            };
+            let soql = format!(
+                "SELECT Id FROM {} WHERE {} LIMIT 1",
+                source.object,
+                parenthesized(filter)
+            );
+            let url = query::first_page_url(client, &soql, false);
+            match query::fetch_page(client, &url, 200).await {
+                Ok(_) => {}
+                Err(SalesforceError::Api {
+                    status,
+                    code,
+                    message,
+                }) => problems.push(format!(
+                    "stream {:?} from {}: {filter:?} answered HTTP {status} {code} ({message}); fix the condition in the mapping file",
+                    stream.name, source.object
+                )),
+                Err(e) => problems.push(format!(
+                    "stream {:?} from {}: {filter:?} could not be tried: {e}",
+                    stream.name, source.object
+                )),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Checks the `--catalog` file against the org; how many streams it selects.
+async fn check_catalog(
+    client: &SalesforceClient,
+    path: &Path,
+    plan: Option<&MappingPlan>,
+) -> Result<usize, Error> {
+    let catalog = ConfiguredAirbyteCatalog::from_file(path)?;
+    super::catalog::validate_catalog(client, &catalog.streams, plan).await?;
+    Ok(catalog.streams.len())
+}
+
+async fn probe(
+    config: &Config,
+    hooks: ClientHooks,
+) -> Result<(Report, SalesforceClient), CheckFailure> {
     let client = SalesforceClient::connect(config, hooks).await?;
     let instance = client.instance_url();
     check_api_version(&client).await?;
@@ -152,7 +233,7 @@ async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailu
     let objects = describe::describe_global(&client).await?.sobjects.len();
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let ids = token.org_and_user_ids();
-    Ok(Report {
+    let report = Report {
         org_id: text(&identity, "organization_id")
             .or_else(|| ids.map(|(o, _)| o))
             .unwrap_or_default(),
@@ -163,7 +244,8 @@ async fn probe(config: &Config, hooks: ClientHooks) -> Result<Report, CheckFailu
         api_version: client.api_version().to_string(),
         objects,
         usage: client.api_usage(),
-    })
+    };
+    Ok((report, client))
 }
 
 /// Checks the configured version against `GET /services/data/` (no quota cost).
@@ -185,38 +267,4 @@ async fn check_api_version(client: &SalesforceClient) -> Result<(), CheckFailure
         wanted: wanted.to_string(),
         newest: newest.to_string(),
     })
-}
-
-/// Compiles the config's mapping against the org, when it has one.
-async fn check_mapping(config: &Config) -> Result<(), crate::source::FetchError> {
-    if config.mapping.is_none() {
-        return Ok(());
-    }
-    let hooks = ClientHooks {
-        retry: check_retry(),
-        ..ClientHooks::default()
-    };
-    let client = crate::salesforce::SalesforceClient::connect(config, hooks).await?;
-    crate::source::mapped::load_plan(&client, config)
-        .await
-        .map(|_| ())
-}
-
-/// Checks the config's `writeback` routes against the org's describes, when it has them:
-/// how many routes were checked.
-async fn check_writeback(config: &Config) -> Result<Option<usize>, crate::sink::SinkError> {
-    if config.writeback.is_none() {
-        return Ok(None);
-    }
-    let hooks = ClientHooks {
-        retry: check_retry(),
-        ..ClientHooks::default()
-    };
-    let client = crate::salesforce::SalesforceClient::connect(config, hooks)
-        .await
-        .map_err(|e| crate::sink::SinkError::Salesforce {
-            during: "connecting".into(),
-            source: e,
-        })?;
-    crate::sink::check_writeback(&client, config.writeback.as_ref()).await
 }

@@ -32,24 +32,25 @@ const STREAMS: [&str; 2] = ["person", "account"];
 /// The mapping of issue 7's example, shipped in `fixtures/mappings/people.yaml`.
 const PEOPLE_MAPPING: &str = include_str!("../../fixtures/mappings/people.yaml");
 
-/// The SQL questions the demo answers over the export.
-const QUESTIONS: [(&str, &str, &str); 3] = [
+/// The SQL questions the demo answers over the export; [`Story::note`] explains each answer
+/// with the counts of what the demo did.
+const QUESTIONS: [(&str, &str); 3] = [
     (
         "Leads vs Contacts among people",
         "SELECT source_object, count(*) AS people FROM person GROUP BY source_object ORDER BY source_object",
-        "latest version of each person; deleted Leads left out",
     ),
     (
         "People per company (top 5)",
         "SELECT company, count(*) AS people FROM person WHERE company IS NOT NULL GROUP BY company ORDER BY people DESC, company LIMIT 5",
-        "Lead.Company and the Contact's Account.Name, as the mapping says",
     ),
     (
         "Rows kept in person_history across both reads",
         "SELECT count(*) AS rows, count(DISTINCT source_id) AS people FROM person_history",
-        "every version of every row, deletions included",
     ),
 ];
+
+/// The SQL that counts people per source object after the first read.
+const PEOPLE_BY_OBJECT: &str = "SELECT source_object, count(*) AS people FROM person GROUP BY source_object ORDER BY source_object";
 
 /// The demo's lead score: SQL over the export's `person` table, as an analyst would write it.
 const SCORE_SQL: &str = "SELECT source_object, source_id, \
@@ -60,6 +61,17 @@ const SCORE_SQL: &str = "SELECT source_object, source_id, \
         CASE WHEN company IS NOT NULL THEN 'known company' END, \
         CASE WHEN source_object = 'Contact' THEN 'contact' ELSE 'open lead' END) AS reason \
      FROM person";
+
+/// Prints one line of the demo's story on stdout; when stdout's reader is gone
+/// (`sfetl demo | head`) the demo ends quietly instead of panicking as `println!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            crate::output::stdout::exit_if_closed(&e);
+        }
+    }};
+}
 
 /// Maps a step's failure to a demo error naming the step.
 fn failed<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
@@ -79,7 +91,7 @@ fn print_table(batches: &[arrow::record_batch::RecordBatch]) -> Result<(), Error
     let table = arrow::util::pretty::pretty_format_batches(batches)
         .map_err(failed("formatting the result"))?;
     for line in table.to_string().lines() {
-        println!("   {line}");
+        say!("   {line}");
     }
     Ok(())
 }
@@ -199,7 +211,7 @@ impl Sample {
                 out.push(Shown {
                     object: object.to_string(),
                     id: text("Id"),
-                    name: text("Name").chars().take(22).collect(),
+                    name: fit(&text("Name"), NAME_WIDTH),
                     score: text("Score__c"),
                     reason: text("Score_Reason__c"),
                 });
@@ -209,19 +221,45 @@ impl Sample {
     }
 }
 
+/// Width of the Name column of the read-back table.
+const NAME_WIDTH: usize = 22;
+
+/// `text` cut to `width` characters, ending in an ellipsis when it was cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Thousands separators for counts people read (`4,387`).
+fn count(n: impl Into<u64>) -> String {
+    let digits = n.into().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 struct Step {
     started: Instant,
 }
 
 impl Step {
     fn start(n: u32, title: &str) -> Step {
-        println!("\n{n}. {title}");
+        say!("\n{n}. {title}");
         Step {
             started: Instant::now(),
         }
     }
     fn done(self, what: String) {
-        println!("   {what} ({:.2} s)", self.started.elapsed().as_secs_f64());
+        say!("   {what} ({:.2} s)", self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -298,16 +336,236 @@ async fn read_to_parquet(
     Ok(report)
 }
 
+/// What the demo did, counted, so each figure it prints is explained by the others.
+#[derive(Default)]
+struct Story {
+    /// Rows of each stream in the first read.
+    first: BTreeMap<String, u64>,
+    /// People per source object after the first read (`Contact`, `Lead`).
+    first_people: BTreeMap<String, u64>,
+    /// Contacts edited.
+    edited: usize,
+    /// Leads deleted.
+    deleted: Vec<String>,
+    /// The deleted Leads that had been converted (the mapping never read them).
+    converted: Vec<String>,
+    /// Rows of each stream in the second read.
+    second: BTreeMap<String, u64>,
+}
+
+impl Story {
+    fn people(&self, object: &str) -> u64 {
+        self.first_people.get(object).copied().unwrap_or(0)
+    }
+
+    /// Deleted Leads the first read had read (not converted).
+    fn deleted_read(&self) -> u64 {
+        (self.deleted.len() - self.converted.len()) as u64
+    }
+
+    /// What the answer to question `i` of [`QUESTIONS`] is made of.
+    fn note(&self, i: usize) -> String {
+        let leads = self.people("Lead");
+        let person = |m: &BTreeMap<String, u64>| m.get("person").copied().unwrap_or(0);
+        match i {
+            0 => format!(
+                "latest version of each person: {} Contacts, and {} Leads = {} read first - {} deleted",
+                count(self.people("Contact")),
+                count(leads - self.deleted_read()),
+                count(leads),
+                self.deleted_read()
+            ),
+            1 => "Lead.Company and the Contact's Account.Name, as the mapping says".into(),
+            _ => format!(
+                "every version of every row: {} = {} from the first read + {} from the second; {} people = the {} read first + the {} converted Leads known only from their deletion rows",
+                count(person(&self.first) + person(&self.second)),
+                count(person(&self.first)),
+                person(&self.second),
+                count(person(&self.first) + self.converted.len() as u64),
+                count(person(&self.first)),
+                self.converted.len()
+            ),
+        }
+    }
+}
+
+/// Rows per stream as counted by a read's STATE messages.
+fn whole(rows: &BTreeMap<String, f64>) -> BTreeMap<String, u64> {
+    rows.iter().map(|(s, n)| (s.clone(), *n as u64)).collect()
+}
+
+/// `account 1,000, person 4,387`.
+fn per_stream(rows: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|(s, n)| format!("{s} {}", count(*n)))
+        .collect();
+    parts.join(", ")
+}
+
+/// (text, count) pairs of a two-column result such as `source_object, count(*)`.
+fn pairs(batches: &[arrow::record_batch::RecordBatch]) -> Result<BTreeMap<String, u64>, Error> {
+    use arrow::array::cast::AsArray;
+    use arrow::datatypes::{DataType, UInt64Type};
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let cast = |i: usize, t: &DataType| {
+            arrow::compute::cast(b.column(i), t).map_err(failed("reading a count"))
+        };
+        let (names, counts) = (cast(0, &DataType::Utf8)?, cast(1, &DataType::UInt64)?);
+        let counts = counts.as_primitive::<UInt64Type>();
+        for (name, n) in names.as_string::<i32>().iter().zip(counts.iter()) {
+            out.insert(name.unwrap_or_default().to_string(), n.unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+/// The config of the demo: defaults everywhere but `cursor_lag`, which is 0 because the
+/// simulator's changes are final the moment they are made (the default 2 minutes would leave
+/// the changes of step 5 to a read two minutes later).
+fn demo_config(sim: &sfetl_sim::SimHandle, dir: &Path, mapping: &Path) -> Value {
+    json!({
+        "client_id": sim.credentials.client_id,
+        "client_secret": sim.credentials.client_secret,
+        "refresh_token": sim.credentials.refresh_token,
+        "login_url": sim.login_url,
+        "cursor_lag": "PT0S",
+        "output": {"format": "parquet", "path": dir.join("export").display().to_string()},
+        "mapping": mapping.display().to_string(),
+    })
+}
+
+/// The person and account streams of `catalog`, incremental.
+fn selected(catalog: &crate::protocol::AirbyteCatalog) -> Vec<ConfiguredAirbyteStream> {
+    catalog
+        .streams
+        .iter()
+        .filter(|s| STREAMS.contains(&s.name.as_str()))
+        .map(|s| ConfiguredAirbyteStream {
+            stream: s.clone(),
+            sync_mode: crate::protocol::SyncMode::Incremental,
+            cursor_field: None,
+            destination_sync_mode: crate::protocol::DestinationSyncMode::AppendDedup,
+            primary_key: None,
+            generation_id: None,
+            minimum_generation_id: None,
+            sync_id: None,
+        })
+        .collect()
+}
+
+/// Step 5: edits 25 Contacts and deletes 5 Leads, and finds which deleted Leads had been
+/// converted (queryAll sees the recycle bin).
+async fn change_the_org(
+    control: &SimControl,
+    client: &SalesforceClient,
+    story: &mut Story,
+) -> Result<(), Error> {
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    for (path, body) in [
+        ("touch", json!({"object": "Contact", "count": 25})),
+        ("delete", json!({"object": "Lead", "count": 5})),
+    ] {
+        let answer = control.post(path, &body).await?;
+        let changed: Vec<String> = answer["ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if changed.len() != body["count"].as_u64().unwrap_or(0) as usize {
+            return Err(Error::Demo(format!(
+                "the simulator changed {} rows for {path}: {answer}",
+                changed.len()
+            )));
+        }
+        ids.push(changed);
+    }
+    story.deleted = ids.pop().unwrap_or_default();
+    story.edited = ids.pop().map_or(0, |v| v.len());
+    let quoted: Vec<String> = story.deleted.iter().map(|id| format!("'{id}'")).collect();
+    let soql = format!(
+        "SELECT Id FROM Lead WHERE Id IN ({}) AND IsConverted = true ORDER BY Id",
+        quoted.join(",")
+    );
+    story.converted = crate::salesforce::query::query_all_rows(client, &soql, true)
+        .await?
+        .iter()
+        .filter_map(|r| r["Id"].as_str().map(str::to_string))
+        .collect();
+    Ok(())
+}
+
+/// What step 5 did, in words.
+fn changes_told(story: &Story) -> String {
+    let converted = match story.converted.len() {
+        0 => format!(
+            "none of the deleted Leads had been converted, so person loses all {}",
+            story.deleted.len()
+        ),
+        n => format!(
+            "{n} of the deleted Leads ({}) had been converted, so people.yaml's soql_where (IsConverted = false) never read them: person loses {} Leads, not {}",
+            story.converted.join(", "),
+            story.deleted_read(),
+            story.deleted.len()
+        ),
+    };
+    format!(
+        "{} Contacts edited and {} Leads deleted through the simulator's test-control API; {converted}",
+        story.edited,
+        story.deleted.len()
+    )
+}
+
+/// What the second read's rows are made of.
+fn second_read_told(story: &Story) -> String {
+    let converted = match story.converted.len() {
+        0 => String::new(),
+        n => format!(" (it cannot apply soql_where, so the {n} converted Leads come too)"),
+    };
+    format!(
+        "rows: {} = {} edited Contacts + {} deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + {} rows from the deleted endpoint, one per deleted Lead{converted}",
+        per_stream(&story.second),
+        story.edited,
+        story.deleted_read(),
+        story.deleted.len()
+    )
+}
+
+/// The write-back's calls by kind, summing to the total.
+fn calls_told(calls: &Value) -> String {
+    let kinds: Vec<String> = calls["by_kind"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(kind, n)| n.as_u64().filter(|n| *n > 0).map(|n| (kind, n)))
+        .map(|(kind, n)| match kind.as_str() {
+            "bulk_ingest" => format!(
+                "{n} Bulk API 2.0 ingest (create, upload, close and polls of one job per object)"
+            ),
+            "describe" => format!("{n} describe"),
+            other => format!("{n} {other}"),
+        })
+        .collect();
+    format!(
+        "{} API calls: {}",
+        calls["total"].as_u64().unwrap_or(0),
+        kinds.join(", ")
+    )
+}
+
 /// The demo script, step by step. Linear on purpose: it reads top to bottom as the story it
 /// tells (each step prints what it did), so it is one function rather than many small ones.
 pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     let total = Instant::now();
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
-    println!(
+    say!(
         "sfetl demo: a simulated Salesforce org read into Parquet, changed, read again, queried with SQL, scored, and the scores written back."
     );
-    println!("Everything is written under {}", dir.display());
+    say!("Everything is written under {}", dir.display());
+    let mut story = Story::default();
 
     let step = Step::start(
         1,
@@ -330,23 +588,13 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     );
     let mapping_path = dir.join("people.yaml");
     std::fs::write(&mapping_path, PEOPLE_MAPPING)?;
-    let raw = json!({
-        "client_id": sim.credentials.client_id,
-        "client_secret": sim.credentials.client_secret,
-        "refresh_token": sim.credentials.refresh_token,
-        "login_url": sim.login_url,
-        "start_date": "2000-01-01",
-        "stream_slice_step": "P3650D",
-        "cursor_lag": "PT0S",
-        "output": {"format": "parquet", "path": dir.join("export").display().to_string()},
-        "mapping": mapping_path.display().to_string(),
-    });
+    let raw = demo_config(&sim, &dir, &mapping_path);
     let config_path = dir.join("config.json");
     super::rotation::write_private_json(&config_path, &raw)?;
     let config = Arc::new(Config::from_value(raw.clone())?);
     let client = SalesforceClient::connect(&config, ClientHooks::default()).await?;
     step.done(format!(
-        "got an access token for instance {}; config saved to {} (mode 0600: it holds the refresh token)",
+        "got an access token for instance {}; config saved to {} (mode 0600: it holds the refresh token); default settings except cursor_lag PT0S, as the simulator's changes are final at once (keep the default PT2M with a real org)",
         client.instance_url(),
         config_path.display()
     ));
@@ -368,23 +616,9 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         names.len(),
         names.join(", ")
     ));
-
-    let streams: Vec<ConfiguredAirbyteStream> = catalog
-        .streams
-        .iter()
-        .filter(|s| STREAMS.contains(&s.name.as_str()))
-        .map(|s| ConfiguredAirbyteStream {
-            stream: s.clone(),
-            sync_mode: crate::protocol::SyncMode::Incremental,
-            cursor_field: None,
-            destination_sync_mode: crate::protocol::DestinationSyncMode::AppendDedup,
-            primary_key: None,
-            generation_id: None,
-            minimum_generation_id: None,
-            sync_id: None,
-        })
-        .collect();
+    let streams = selected(&catalog);
     let export = dir.join("export");
+    let export_path = export.display().to_string();
 
     let step = Step::start(
         4,
@@ -399,33 +633,21 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         &plan,
     )
     .await?;
-    let rows: Vec<String> = first.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    story.first = whole(&first.rows);
+    story.first_people = pairs(&query(&export_path, PEOPLE_BY_OBJECT).await?)?;
     step.done(format!(
-        "rows: {}; files under {}",
-        rows.join(", "),
+        "rows: {} ({} Leads not converted + {} Contacts), in {} STATE checkpoints; files under {}",
+        per_stream(&story.first),
+        count(story.people("Lead")),
+        count(story.people("Contact")),
+        first.states.len(),
         export.display()
     ));
 
     let step = Step::start(5, "Change the org: 25 Contacts edited, 5 Leads deleted");
     let control = SimControl::new(&sim.base_url)?;
-    let mut changed = Vec::new();
-    for (path, body) in [
-        ("touch", json!({"object": "Contact", "count": 25})),
-        ("delete", json!({"object": "Lead", "count": 5})),
-    ] {
-        let answer = control.post(path, &body).await?;
-        let n = answer["ids"].as_array().map_or(0, Vec::len);
-        if n != body["count"].as_u64().unwrap_or(0) as usize {
-            return Err(Error::Demo(format!(
-                "the simulator changed {n} rows for {path}: {answer}"
-            )));
-        }
-        changed.push(n);
-    }
-    step.done(format!(
-        "{} Contacts edited and {} Leads deleted through the simulator's test-control API",
-        changed[0], changed[1]
-    ));
+    change_the_org(&control, &client, &mut story).await?;
+    step.done(changes_told(&story));
 
     // The upper bound of a read is exclusive at millisecond precision: a change stamped in the
     // very millisecond the read starts belongs to the next run. Let that millisecond pass.
@@ -436,22 +658,14 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     );
     let state = parse_state(Value::Array(first.states)).map_err(failed("reading the STATE"))?;
     let second = read_to_parquet(&client, &config, &streams, state, &export, &plan).await?;
-    let rows: Vec<String> = second
-        .rows
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    step.done(format!(
-        "rows: {} (the edited Contacts, and each deleted Lead as a deletion: its recycle-bin version and the deleted endpoint's row)",
-        rows.join(", ")
-    ));
+    story.second = whole(&second.rows);
+    step.done(second_read_told(&story));
 
-    let export_path = export.display().to_string();
-    for (i, (question, sql, note)) in QUESTIONS.iter().enumerate() {
+    for (i, (question, sql)) in QUESTIONS.iter().enumerate() {
         let step = Step::start(7 + i as u32, &format!("{question} (sfetl query)"));
-        println!("   $ sfetl query --path {export_path} \"{sql}\"");
+        say!("   $ sfetl query --path {export_path} \"{sql}\"");
         print_table(&query(&export_path, sql).await?)?;
-        step.done(note.to_string());
+        step.done(story.note(i));
     }
 
     let mut n = 7 + QUESTIONS.len() as u32;
@@ -460,7 +674,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         "Score every person with SQL into a Parquet file (sfetl query --format parquet)",
     );
     let scores = dir.join("scores.parquet");
-    println!(
+    say!(
         "   $ sfetl query --path {export_path} --format parquet --out {} \"{SCORE_SQL}\"",
         scores.display()
     );
@@ -472,17 +686,14 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     })
     .await
     .map_err(failed("scoring"))?;
-    print_table(
-        &query(
-            &export_path,
-            &format!(
-                "SELECT source_object, count(*) AS scored, min(score) AS min_score, max(score) AS max_score FROM ({SCORE_SQL}) GROUP BY source_object ORDER BY source_object"
-            ),
-        )
-        .await?,
-    )?;
+    let summary_sql = format!(
+        "SELECT source_object, count(*) AS scored, min(score) AS min_score, max(score) AS max_score FROM ({SCORE_SQL}) GROUP BY source_object ORDER BY source_object"
+    );
+    say!("   (it prints nothing; what it wrote, summarised:)");
+    say!("   $ sfetl query --path {export_path} \"{summary_sql}\"");
+    print_table(&query(&export_path, &summary_sql).await?)?;
     step.done(format!(
-        "one row per person (source_object, source_id, score, reason) in {}",
+        "one row per person of the person table (source_object, source_id, score, reason) in {}",
         scores.display()
     ));
 
@@ -507,7 +718,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     });
     super::rotation::write_private_json(&config_path, &raw)?;
     let config = Config::from_value(raw)?;
-    println!(
+    say!(
         "   $ sfetl write --config {} --input {} --stream person_scores",
         config_path.display(),
         scores.display()
@@ -536,30 +747,32 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     )
     .await?;
     for line in sink.summary().lines() {
-        println!("   {line}");
+        say!("   {line}");
     }
     drop(sink);
     drain.await.map_err(failed("finishing the write"))?;
-    let calls = control.get("stats").await?;
-    let by_kind = |k: &str| calls["by_kind"][k].as_u64().unwrap_or(0);
-    step.done(format!(
-        "{} API calls: {} Bulk API 2.0 ingest calls (a job per object: create, upload, close, polls), {} describes",
-        calls["total"].as_u64().unwrap_or(0),
-        by_kind("bulk_ingest"),
-        by_kind("describe")
-    ));
+    step.done(calls_told(&control.get("stats").await?));
 
     n += 1;
     let step = Step::start(n, "Read a few of them back from Salesforce (REST query)");
     let after = sample.fetch(&client).await?;
-    println!(
-        "   {:<8} {:<18} {:<22} {:>15} {:>8}  Score_Reason__c",
-        "object", "Id", "Name", "Score__c before", "after"
+    say!(
+        "   {:<8} {:<18} {:<NAME_WIDTH$} {:>15} {:>8}  Score_Reason__c",
+        "object",
+        "Id",
+        "Name",
+        "Score__c before",
+        "after"
     );
     for (before, now) in sample.before.iter().zip(&after) {
-        println!(
-            "   {:<8} {:<18} {:<22} {:>15} {:>8}  {}",
-            now.object, now.id, now.name, before.score, now.score, now.reason
+        say!(
+            "   {:<8} {:<18} {:<NAME_WIDTH$} {:>15} {:>8}  {}",
+            now.object,
+            now.id,
+            now.name,
+            before.score,
+            now.score,
+            now.reason
         );
     }
     step.done(format!(
@@ -567,7 +780,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         after.len()
     ));
 
-    println!(
+    say!(
         "\nDone in {:.1} s. Query the export with DuckDB, pandas or Spark: {}/<stream>/<sync>/part-*.parquet",
         total.elapsed().as_secs_f64(),
         export.display()

@@ -4,6 +4,7 @@
 //! (and a plain sentence on stderr for people), except in `check`, whose failures are a
 //! CONNECTION_STATUS FAILED and exit 0, as the protocol asks.
 
+pub mod catalog;
 mod check;
 mod demo;
 mod discover;
@@ -29,7 +30,7 @@ pub async fn run(cli: Cli) -> u8 {
     }
     let result = match cli.command {
         Command::Spec => spec::run(),
-        Command::Check(args) => check::run(&args.config).await,
+        Command::Check(args) => check::run(&args.config, args.catalog.as_deref()).await,
         Command::Discover(args) => discover::run(&args.config).await,
         Command::Read(args) => read::run(&args).await,
         Command::Write(args) => write::run(&args).await,
@@ -59,6 +60,8 @@ pub async fn run(cli: Cli) -> u8 {
     };
     match result {
         Ok(()) => 0,
+        // stdout's reader went away (`sfetl spec | head -c 10`): nothing to tell, not a failure.
+        Err(Error::Stdout(e)) if crate::output::stdout::is_closed_pipe(&e) => 0,
         Err(e) => report(&e),
     }
 }

@@ -62,6 +62,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         mapping: crate::source::mapped::load_plan(&client, &config).await?,
         ..opts
     };
+    super::catalog::validate_catalog(&client, &catalog.streams, opts.mapping.as_deref()).await?;
     let summary = read(
         client,
         config,

@@ -60,6 +60,9 @@ pub struct Config {
     pub bulk_max_records: Option<u64>,
     /// Longest REST query URL before the field list is split, when set.
     pub rest_max_url_bytes: Option<u64>,
+    /// Write a rotated refresh token back into the config file (default true); off when the
+    /// orchestrator persists the CONTROL message itself.
+    pub rewrite_config_file: bool,
     /// The config exactly as given, for CONTROL messages that persist a rotated token.
     pub raw: RawConfig,
 }
@@ -239,7 +242,9 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::NotJson {
+        // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::NotJson {
             path: path.to_path_buf(),
             reason: format!("line {} column {}: {}", e.line(), e.column(), classify(&e)),
         })?;

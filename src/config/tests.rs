@@ -249,3 +249,21 @@ fn unreadable_and_non_json_files() {
         "The config has 1 problem: (1) config: must be a JSON object, not an array"
     );
 }
+
+#[test]
+fn a_config_file_with_a_utf8_byte_order_mark_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let mut bytes = vec![0xEF, 0xBB, 0xBF];
+    bytes.extend(include_bytes!("../../fixtures/configs/airbyte_style.json"));
+    std::fs::write(&path, bytes).unwrap();
+    let c = Config::from_file(&path).unwrap();
+    assert_eq!(c.client_id, airbyte_config()["client_id"].as_str().unwrap());
+    assert!(c.rewrite_config_file);
+    // Elsewhere a BOM is still not JSON.
+    std::fs::write(&path, "{\"client_id\": \u{feff}\"x\"}").unwrap();
+    assert!(matches!(
+        Config::from_file(&path),
+        Err(ConfigError::NotJson { .. })
+    ));
+}

@@ -29,6 +29,7 @@
 
 mod compile;
 mod eval;
+pub mod filter;
 mod model;
 mod resolve;
 
@@ -69,6 +70,14 @@ pub enum MappingError {
         /// The file or "the inline mapping".
         origin: String,
         /// One sentence per problem, with where it is.
+        problems: Vec<String>,
+    },
+    /// A `soql_where` is not one balanced condition.
+    #[error("{origin}: {}", problems.join("; "))]
+    Filter {
+        /// The file or "the inline mapping".
+        origin: String,
+        /// One sentence per filter: where it is, its stream and object, what is wrong.
         problems: Vec<String>,
     },
     /// Two streams share a name.

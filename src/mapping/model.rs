@@ -113,6 +113,13 @@ impl Mapping {
                 problems,
             });
         }
+        let problems = filter_problems(value);
+        if !problems.is_empty() {
+            return Err(MappingError::Filter {
+                origin: origin.to_string(),
+                problems,
+            });
+        }
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let streams = value["streams"]
             .as_array()
@@ -156,6 +163,32 @@ impl Mapping {
         }
         out
     }
+}
+
+/// Every `soql_where` that is not one balanced condition (see [`super::filter`]), named by
+/// where it is, its stream and object.
+fn filter_problems(value: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, s) in value["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (j, f) in s["from"].as_array().into_iter().flatten().enumerate() {
+            let Some(filter) = f.get("soql_where").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Err(e) = super::filter::check_filter(filter) {
+                problems.push(format!(
+                    "streams[{i}].from[{j}].soql_where (stream {:?}, object {}): {e}",
+                    s["name"].as_str().unwrap_or_default(),
+                    f["object"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// A column value: a string is SQL; a number or boolean is that literal.

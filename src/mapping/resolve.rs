@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use arrow::datatypes::DataType;
 
+pub(super) use crate::catalog::names::closest;
 use crate::catalog::{FieldDescribe, SObjectDescribe, SfKind, arrow_type, compound_part, sf_kind};
 
 /// A resolved name: the SOQL path to select and the Arrow type its values have.
@@ -234,38 +235,4 @@ pub(super) fn missing_describes(
             Some(parent) => missing_describes(describes, parent, &parts[1..], out),
         }
     }
-}
-
-/// Up to three names closest to `written` (case-insensitive edit distance), nearest first.
-pub(super) fn closest(written: &str, candidates: &[String]) -> Vec<String> {
-    let w = written.to_ascii_lowercase();
-    let limit = (w.chars().count() / 3).max(2);
-    let mut scored: Vec<(usize, &String)> = candidates
-        .iter()
-        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .collect();
-    scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.clone()).collect()
-}
-
-/// Levenshtein distance.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(cur)
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }

@@ -42,36 +42,14 @@ impl StdoutTask {
     /// Starts the writer; with `arrow_ipc`, stdout carries the Arrow IPC stream and the protocol
     /// messages (STATE, TRACE, LOG, CONTROL) go to stderr as JSON lines instead.
     pub fn spawn_with(arrow_ipc: bool) -> StdoutTask {
-        let (tx, mut rx) = mpsc::channel::<Out>(64);
-        let (control, mut control_rx) = mpsc::unbounded_channel::<AirbyteMessage>();
+        let (tx, rx) = mpsc::channel::<Out>(64);
+        let (control, control_rx) = mpsc::unbounded_channel::<AirbyteMessage>();
         let handle = tokio::spawn(async move {
-            let mut messages: Emitter<Box<dyn Write + Send>> = if arrow_ipc {
-                Emitter::new(Box::new(std::io::stderr()))
-            } else {
-                Emitter::new(Box::new(std::io::stdout()))
-            };
-            let mut ipc = std::io::BufWriter::new(std::io::stdout());
-            let mut control_open = true;
-            loop {
-                tokio::select! {
-                    biased;
-                    m = control_rx.recv(), if control_open => match m {
-                        Some(m) => messages.emit(&m)?,
-                        None => control_open = false,
-                    },
-                    o = rx.recv() => match o {
-                        Some(Out::Message(m)) => messages.emit(&m)?,
-                        Some(Out::Lines(bytes)) => messages.emit_raw(&bytes)?,
-                        Some(Out::Ipc(bytes)) => ipc.write_all(&bytes)?,
-                        None => break,
-                    },
-                }
+            let written = pump(arrow_ipc, rx, control_rx).await;
+            if let Err(e) = &written {
+                exit_if_closed(e);
             }
-            while let Ok(m) = control_rx.try_recv() {
-                messages.emit(&m)?;
-            }
-            ipc.flush()?;
-            messages.flush()
+            written
         });
         StdoutTask {
             tx,
@@ -86,4 +64,55 @@ impl StdoutTask {
         drop(self.control);
         self.handle.await.map_err(std::io::Error::other)?
     }
+}
+
+/// True for the error a write gets once the reader of stdout is gone (`sfetl ... | head`, or
+/// an orchestrator that stopped reading).
+pub fn is_closed_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Ends the process at once, quietly and with exit code 0, when `e` says stdout's reader is
+/// gone: nobody is left to read what sfetl would say, and a CLI piped into `head` should not
+/// print an error. What was already durable stays so; the next run resumes from the last STATE
+/// the reader saw.
+pub fn exit_if_closed(e: &std::io::Error) {
+    if is_closed_pipe(e) {
+        std::process::exit(0);
+    }
+}
+
+/// Moves messages to stdout until both lanes close.
+async fn pump(
+    arrow_ipc: bool,
+    mut rx: mpsc::Receiver<Out>,
+    mut control_rx: mpsc::UnboundedReceiver<AirbyteMessage>,
+) -> std::io::Result<()> {
+    let mut messages: Emitter<Box<dyn Write + Send>> = if arrow_ipc {
+        Emitter::new(Box::new(std::io::stderr()))
+    } else {
+        Emitter::new(Box::new(std::io::stdout()))
+    };
+    let mut ipc = std::io::BufWriter::new(std::io::stdout());
+    let mut control_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            m = control_rx.recv(), if control_open => match m {
+                Some(m) => messages.emit(&m)?,
+                None => control_open = false,
+            },
+            o = rx.recv() => match o {
+                Some(Out::Message(m)) => messages.emit(&m)?,
+                Some(Out::Lines(bytes)) => messages.emit_raw(&bytes)?,
+                Some(Out::Ipc(bytes)) => ipc.write_all(&bytes)?,
+                None => break,
+            },
+        }
+    }
+    while let Ok(m) = control_rx.try_recv() {
+        messages.emit(&m)?;
+    }
+    ipc.flush()?;
+    messages.flush()
 }

@@ -125,7 +125,8 @@ impl ConfiguredAirbyteCatalog {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        serde_json::from_str(&text).map_err(|e| CatalogFileError::Malformed {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        serde_json::from_str(text).map_err(|e| CatalogFileError::Malformed {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -41,35 +43,82 @@ pub(super) fn write(
         writer.close().map_err(|e| err(&e))?;
         return Ok(());
     }
+    let closed = Arc::new(AtomicBool::new(false));
     let sink: Box<dyn Write> = match out {
         Some(p) => Box::new(File::create(p).map_err(|e| err(&e))?),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(PipeWatch {
+            inner: std::io::stdout().lock(),
+            closed: closed.clone(),
+        }),
     };
     let mut sink = BufWriter::new(sink);
+    let written = write_text(format, &mut sink, &batches, &err);
+    match written.and_then(|()| sink.flush().map_err(|e| err(&e))) {
+        // The reader went away (`sfetl query ... | head`): it has what it wanted.
+        Err(_) if closed.load(Ordering::SeqCst) => Ok(()),
+        other => other,
+    }
+}
+
+/// A writer that remembers whether its reader closed the pipe, so the error can be told apart
+/// from a real failure after the encoders have wrapped it in their own error types.
+struct PipeWatch<W> {
+    inner: W,
+    closed: Arc<AtomicBool>,
+}
+
+impl<W: Write> PipeWatch<W> {
+    fn watch<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.watch(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.watch(r)
+    }
+}
+
+/// Writes the table, CSV or JSON lines text of `batches` to `sink`.
+fn write_text(
+    format: QueryFormat,
+    sink: &mut impl Write,
+    batches: &[RecordBatch],
+    err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
+) -> Result<(), QueryError> {
     match format {
         QueryFormat::Table => {
-            let table =
-                arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| err(&e))?;
+            let table = arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
             writeln!(sink, "{table}").map_err(|e| err(&e))?;
         }
         QueryFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .build(&mut sink);
-            for b in &batches {
+                .build(&mut *sink);
+            for b in batches {
                 writer.write(b).map_err(|e| err(&e))?;
             }
         }
         QueryFormat::Json => {
             let mut writer = arrow::json::WriterBuilder::new()
                 .with_explicit_nulls(true)
-                .build::<_, LineDelimited>(&mut sink);
-            for b in &batches {
+                .build::<_, LineDelimited>(&mut *sink);
+            for b in batches {
                 writer.write(b).map_err(|e| err(&e))?;
             }
             writer.finish().map_err(|e| err(&e))?;
         }
-        QueryFormat::Parquet => unreachable!("handled above"),
+        QueryFormat::Parquet => unreachable!("handled by the caller"),
     }
-    sink.flush().map_err(|e| err(&e))
+    Ok(())
 }

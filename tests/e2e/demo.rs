@@ -1,4 +1,5 @@
-//! `sfetl demo`, README's first command, on a fresh folder: exact figures at each step.
+//! `sfetl demo`, README's first command, on a fresh folder: exact figures at each step, each
+//! explained by the others.
 
 use crate::common::run_blocking;
 
@@ -16,14 +17,45 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         text.contains("8 objects: Account, Attachment, Contact, Lead, Opportunity, Score__c, Task, User; mapped streams: person"),
         "{text}"
     );
-    assert!(text.contains("rows: account 1000, person 4387;"), "{text}");
-    assert!(text.contains("rows: account 0, person 33 "), "{text}");
-    // 4,387 people minus the 3 unconverted Leads deleted: 3,000 Contacts and 1,384 Leads.
+    // Default windows (30 days from the first row in 2015): hundreds of checkpoints.
     assert!(
-        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |"),
+        text.contains(
+            "rows: account 1,000, person 4,387 (1,387 Leads not converted + 3,000 Contacts), in "
+        ),
         "{text}"
     );
-    assert!(text.contains("| 4420 | 4389   |"), "{text}");
+    // Every figure is explained by the others: 2 of the 5 deleted Leads were converted, so the
+    // mapping never read them.
+    assert!(
+        text.contains("25 Contacts edited and 5 Leads deleted through the simulator's test-control API; 2 of the deleted Leads (00Q5g0000000000EAA, 00Q5g000000006SEAQ) had been converted, so people.yaml's soql_where (IsConverted = false) never read them: person loses 3 Leads, not 5 ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("rows: account 0, person 33 = 25 edited Contacts + 3 deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + 5 rows from the deleted endpoint, one per deleted Lead (it cannot apply soql_where, so the 2 converted Leads come too) ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |\n   +---------------+--------+\n   latest version of each person: 3,000 Contacts, and 1,384 Leads = 1,387 read first - 3 deleted ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("| 4420 | 4389   |\n   +------+--------+\n   every version of every row: 4,420 = 4,387 from the first read + 33 from the second; 4,389 people = the 4,387 read first + the 2 converted Leads known only from their deletion rows ("),
+        "{text}"
+    );
+    // The Parquet scoring command prints nothing; the table shown is under its own command.
+    let scoring = text
+        .lines()
+        .position(|l| l.contains("--format parquet --out"))
+        .unwrap();
+    let next: Vec<&str> = text.lines().skip(scoring + 1).take(3).collect();
+    assert_eq!(
+        next[0],
+        "   (it prints nothing; what it wrote, summarised:)"
+    );
+    assert!(
+        next[1].starts_with("   $ sfetl query --path ") && next[1].contains("count(*) AS scored"),
+        "{text}"
+    );
     // Scored with SQL, written back through one Bulk ingest job per object, read back by REST.
     assert!(
         text.contains("| Contact       | 3000   | 30.0      | 100.0     |\n   | Lead          | 1384   | 40.0      | 80.0      |"),
@@ -34,11 +66,11 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         "{text}"
     );
     assert!(
-        text.contains("13 API calls: 10 Bulk API 2.0 ingest calls"),
+        text.contains("13 API calls: 3 describe, 10 Bulk API 2.0 ingest (create, upload, close and polls of one job per object) ("),
         "{text}"
     );
     assert!(
-        text.contains("   Lead     00Q5g0000000002EAA Zoë Ångström-Müller Pi          796.93       80  has email, known company, open lead\n"),
+        text.contains("   Lead     00Q5g0000000002EAA Zoë Ångström-Müller P…          796.93       80  has email, known company, open lead\n"),
         "{text}"
     );
     assert!(

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adversarial;
 mod auth_check;
 mod auth_client;
 mod auth_docs;

@@ -1,0 +1,112 @@
+//! A configured catalog checked against the org before anything is read: describeGlobal for the
+//! stream names, then the describe of each raw stream. `read` and `check --catalog` call
+//! [`validate_catalog`]; the rules themselves are pure, in `catalog::configured`.
+
+use std::collections::HashMap;
+
+use crate::catalog::configured::{field_problems, name_problems, objects_to_describe};
+use crate::catalog::{CatalogProblems, Offered, SObjectDescribe};
+use crate::error::Error;
+use crate::mapping::MappingPlan;
+use crate::protocol::ConfiguredAirbyteStream;
+use crate::salesforce::{SalesforceClient, SalesforceError, describe};
+use crate::source::FetchError;
+
+/// Checks `streams` against the org's objects and the mapping's streams: unsafe names,
+/// duplicates, unknown streams, describes Salesforce refuses and unknown selected fields, all
+/// reported in one config error. Only names that passed are described (never `../x`). Returns
+/// the describes of the raw streams, so a planner can reuse them instead of asking again.
+pub async fn validate_catalog(
+    client: &SalesforceClient,
+    streams: &[ConfiguredAirbyteStream],
+    mapping: Option<&MappingPlan>,
+) -> Result<HashMap<String, SObjectDescribe>, Error> {
+    let global = describe::describe_global(client).await?;
+    let objects: Vec<String> = global.sobjects.into_iter().map(|o| o.name).collect();
+    let mapped: Vec<String> = mapping
+        .map(|m| m.streams.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let offered = Offered {
+        objects: &objects,
+        mapped: &mapped,
+    };
+    let mut problems = name_problems(streams, offered);
+    let mut fields: HashMap<String, Vec<String>> = HashMap::new();
+    for stream in mapping.iter().flat_map(|m| &m.streams) {
+        let columns = stream.schema.fields().iter().map(|f| f.name().clone());
+        fields.insert(stream.name.clone(), columns.collect());
+    }
+    let needed = objects_to_describe(streams, offered);
+    let mut describes = HashMap::new();
+    for (name, d) in describe::describe_many(client, needed).await {
+        let d = d.map_err(FetchError::from);
+        match d {
+            Ok(d) => {
+                fields.insert(
+                    name.clone(),
+                    d.fields.iter().map(|f| f.name.clone()).collect(),
+                );
+                describes.insert(name, d);
+            }
+            Err(e) => match describe_refusal(&name, &e) {
+                Some(text) => {
+                    let i = streams.iter().position(|s| s.stream.name == name);
+                    problems.push(format!("streams[{}] {name:?}: {text}", i.unwrap_or(0)));
+                }
+                None => return Err(e.into()),
+            },
+        }
+    }
+    problems.extend(field_problems(streams, &fields));
+    if problems.is_empty() {
+        Ok(describes)
+    } else {
+        Err(CatalogProblems(problems).into())
+    }
+}
+
+/// What to tell about an object describeGlobal lists but whose describe Salesforce refused
+/// (`None` for failures that are not a refusal: network, token, quota). It names the call that
+/// failed and the likely cause, and never blames `api_version`, which describeGlobal just
+/// proved right.
+pub fn describe_refusal(object: &str, e: &FetchError) -> Option<String> {
+    let FetchError::Salesforce(SalesforceError::Api {
+        status,
+        code,
+        message,
+    }) = e
+    else {
+        return None;
+    };
+    let cause = match *status {
+        404 => {
+            "this user cannot describe it (object permissions), or the object is not available through the REST API"
+        }
+        403 => "the connecting user lacks access to it (grant the object in a permission set)",
+        _ => "Salesforce could not describe it",
+    };
+    Some(format!(
+        "describeGlobal lists {object}, but GET sobjects/{object}/describe answered HTTP {status} {code} ({message}): {cause}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_describe_names_the_call_not_the_api_version() {
+        let e = FetchError::Salesforce(SalesforceError::Api {
+            status: 404,
+            code: "NOT_FOUND".into(),
+            message: "The requested resource does not exist".into(),
+        });
+        let text = describe_refusal("AccountFeed", &e).unwrap();
+        assert_eq!(
+            text,
+            "describeGlobal lists AccountFeed, but GET sobjects/AccountFeed/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API"
+        );
+        assert!(!text.contains("api_version"));
+        assert_eq!(describe_refusal("X", &FetchError::Stopped), None);
+    }
+}
