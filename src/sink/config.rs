@@ -312,7 +312,7 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
     let when = match obj.get("when") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if let Err(e) = super::route::parse_sql(s) {
+            if let Err(e) = crate::expr::parse(s) {
                 problems.push(format!("{at}.when: {s:?} is not a SQL condition: {e}"));
             }
             Some(s.clone())
@@ -340,7 +340,7 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
             for (field, expr) in map {
                 match expr.as_str() {
                     Some(e) => {
-                        if let Err(reason) = super::route::parse_sql(e) {
+                        if let Err(reason) = crate::expr::parse(e) {
                             problems.push(format!(
                                 "{at}.fields.{field}: {e:?} is not a SQL expression: {reason}"
                             ));

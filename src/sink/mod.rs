@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -128,7 +127,7 @@ pub struct Sink {
     opts: ApplyOptions,
     dry_run: bool,
     out: mpsc::Sender<Out>,
-    state: datafusion::execution::session_state::SessionState,
+    planner: crate::expr::Planner,
     /// Per route label, in first-use order.
     pub stats: Vec<(String, RouteStats)>,
     since_state_total: u64,
@@ -160,7 +159,7 @@ impl Sink {
             opts,
             dry_run: options.dry_run,
             out,
-            state: SessionContext::new().state(),
+            planner: crate::expr::Planner::new(),
             stats: Vec::new(),
             since_state_total: 0,
         })
@@ -179,7 +178,14 @@ impl Sink {
             let d = self.describes.get(&r.object).ok_or_else(|| {
                 SinkError::Config(vec![format!("object {} was not described", r.object)])
             })?;
-            compiled.push(CompiledRoute::compile(name, i, r, d, &schema, &self.state)?);
+            compiled.push(CompiledRoute::compile(
+                name,
+                i,
+                r,
+                d,
+                &schema,
+                &self.planner,
+            )?);
         }
         for r in &compiled {
             if !self.stats.iter().any(|(l, _)| l == &r.label) {
