@@ -4,24 +4,36 @@
 
 use serde_json::{Map, Value, json};
 
-use super::SinkError;
-use super::apply::{Outcome, Payload};
-use super::config::Operation;
+use super::error::SinkError;
 use super::format::json_value;
+use super::payload::{Operation, Outcome, Payload};
 use crate::salesforce::{ApiRequest, SalesforceClient};
 
 /// Records per call, Salesforce's limit.
 pub const MAX_RECORDS: usize = 200;
 
-/// Sends `rows` (at most 200) of `payload` in one call.
+/// Sends `rows` of `payload`, up to [`MAX_RECORDS`] per call; one outcome per row, in order.
 pub async fn send(
     client: &SalesforceClient,
     payload: &Payload<'_>,
     rows: &[usize],
 ) -> Result<Vec<Outcome>, SinkError> {
-    if payload.operation == Operation::Delete {
-        return delete(client, payload, rows).await;
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(MAX_RECORDS) {
+        out.extend(match payload.operation {
+            Operation::Delete => delete(client, payload, chunk).await?,
+            _ => write(client, payload, chunk).await?,
+        });
     }
+    Ok(out)
+}
+
+/// Inserts, updates or upserts `rows` (at most 200) in one call.
+async fn write(
+    client: &SalesforceClient,
+    payload: &Payload<'_>,
+    rows: &[usize],
+) -> Result<Vec<Outcome>, SinkError> {
     let records: Vec<Value> = rows.iter().map(|&r| record(payload, r)).collect();
     let body = json!({"allOrNone": false, "records": records});
     let req = match (payload.operation, payload.external_id) {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use object_store::ObjectStoreExt as _;
 use serde_json::Value;
 
-use super::SinkError;
+use super::error::SinkError;
 use crate::secret::Secret;
 
 /// The Arrow schema of a stream's rows from its JSON schema (`properties`): `integer` → Int64,

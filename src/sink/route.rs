@@ -8,8 +8,8 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::SinkError;
 use super::config::{Operation, Route};
+use super::error::SinkError;
 use super::format::{compatible, format_column};
 use crate::catalog::SObjectDescribe;
 use crate::expr::{Expression, Planner, find_column, parse, rewrite_names};
