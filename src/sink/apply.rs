@@ -1,6 +1,7 @@
-//! Applying one route's rows: the API is chosen by size (sObject Collections up to the
-//! threshold, Bulk API 2.0 ingest above it), and rows refused with a transient error
-//! (`UNABLE_TO_LOCK_ROW`, `SERVER_UNAVAILABLE`) are sent again before being rejected.
+//! Applying one route's rows: rows sfetl refuses up front (the text `#N/A`) are left out, the
+//! API is chosen by size (sObject Collections up to the threshold, Bulk API 2.0 ingest above
+//! it), and rows refused with a transient error (`UNABLE_TO_LOCK_ROW`, `SERVER_UNAVAILABLE`)
+//! are sent again before being rejected.
 
 use std::time::Duration;
 
@@ -48,7 +49,13 @@ pub async fn apply(
     opts: &ApplyOptions,
 ) -> Result<Vec<Outcome>, SinkError> {
     let mut outcomes = vec![Outcome::Applied; payload.len()];
-    let mut pending: Vec<usize> = (0..payload.len()).collect();
+    let mut pending = Vec::with_capacity(payload.len());
+    for row in 0..payload.len() {
+        match payload.literal_na(row) {
+            Some(refusal) => outcomes[row] = refusal,
+            None => pending.push(row),
+        }
+    }
     let mut round = 0u32;
     while !pending.is_empty() {
         let results = send(client, payload, &pending, opts).await?;

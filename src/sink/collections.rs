@@ -1,6 +1,7 @@
 //! sObject Collections: up to 200 records per call, one result per record in order. Update,
 //! upsert and delete calls are idempotent, so the client retries them after a transient failure;
-//! insert is not (a retried POST could create duplicates).
+//! insert is not (a retried POST could create duplicates). Calls are also kept under
+//! [`MAX_REQUEST_BYTES`]; a row too large for a call of its own is refused by name, unsent.
 
 use serde_json::{Map, Value, json};
 
@@ -12,29 +13,88 @@ use crate::salesforce::{ApiRequest, SalesforceClient};
 /// Records per call, Salesforce's limit.
 pub const MAX_RECORDS: usize = 200;
 
-/// Sends `rows` of `payload`, up to [`MAX_RECORDS`] per call; one outcome per row, in order.
+/// Largest request body sfetl sends in one call. Salesforce documents no byte limit for this
+/// resource, but its gateways refuse very large bodies with HTTP 413 (the simulator at 2 MiB),
+/// which would stop the run without saying which row was at fault. 200 ordinary rows are far
+/// below it; calls are split before it, and a single row over it is rejected by name.
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// The request body's bytes around the records: `{"allOrNone":false,"records":[` and `]}`.
+const ENVELOPE: (&str, &str) = ("{\"allOrNone\":false,\"records\":[", "]}");
+
+/// Sends `rows` of `payload` in as few calls as the record and byte limits allow; one outcome
+/// per row, in order.
 pub async fn send(
     client: &SalesforceClient,
     payload: &Payload<'_>,
     rows: &[usize],
 ) -> Result<Vec<Outcome>, SinkError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(MAX_RECORDS) {
-        out.extend(match payload.operation {
-            Operation::Delete => delete(client, payload, chunk).await?,
-            _ => write(client, payload, chunk).await?,
-        });
+    if payload.operation == Operation::Delete {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(MAX_RECORDS) {
+            out.extend(delete(client, payload, chunk).await?);
+        }
+        return Ok(out);
     }
-    Ok(out)
+    let limit = MAX_REQUEST_BYTES - ENVELOPE.0.len() - ENVELOPE.1.len();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
+    // (position in `rows`, record) of the call being filled, and its encoded size.
+    let mut call: Vec<(usize, Value)> = Vec::new();
+    let mut bytes = 0usize;
+    for (pos, &row) in rows.iter().enumerate() {
+        let record = record(payload, row);
+        let size = encoded_len(&record);
+        if size > limit {
+            let size = size + ENVELOPE.0.len() + ENVELOPE.1.len();
+            let limit = format!("the {MAX_REQUEST_BYTES} bytes sfetl sends in one call");
+            let refusal = payload.too_large(row, size, "sObject Collections JSON", &limit);
+            outcomes[pos] = Some(refusal);
+            continue;
+        }
+        if call.len() == MAX_RECORDS || bytes + 1 + size > limit {
+            upsert_call(client, payload, std::mem::take(&mut call), &mut outcomes).await?;
+            bytes = 0;
+        }
+        bytes += size + 1;
+        call.push((pos, record));
+    }
+    upsert_call(client, payload, call, &mut outcomes).await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every row has an outcome"))
+        .collect())
 }
 
-/// Inserts, updates or upserts `rows` (at most 200) in one call.
-async fn write(
+/// The size of `v` as JSON, without keeping the text.
+fn encoded_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, v).expect("a JSON value always serialises");
+    count.0
+}
+
+/// One insert / update / upsert call of `records`; their outcomes are stored at their
+/// positions.
+async fn upsert_call(
     client: &SalesforceClient,
     payload: &Payload<'_>,
-    rows: &[usize],
-) -> Result<Vec<Outcome>, SinkError> {
-    let records: Vec<Value> = rows.iter().map(|&r| record(payload, r)).collect();
+    records: Vec<(usize, Value)>,
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), SinkError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<usize> = records.iter().map(|(pos, _)| *pos).collect();
+    let records: Vec<Value> = records.into_iter().map(|(_, r)| r).collect();
     let body = json!({"allOrNone": false, "records": records});
     let req = match (payload.operation, payload.external_id) {
         (Operation::Insert, _) => {
@@ -47,9 +107,12 @@ async fn write(
         .idempotent(true),
         _ => ApiRequest::patch_json(client.data_url("composite/sobjects"), body).idempotent(true),
     };
-    call(client, req, payload, rows.len()).await
+    let answered = call(client, req, payload, positions.len()).await?;
+    for (pos, outcome) in positions.into_iter().zip(answered) {
+        outcomes[pos] = Some(outcome);
+    }
+    Ok(())
 }
-
 /// Deletes by Id: `DELETE composite/sobjects?ids=...` (ids in the URL: 200 ids stay far below
 /// the URL length limit). A row without an Id is refused here, as Salesforce would.
 async fn delete(

@@ -12,7 +12,7 @@ use super::apply::{ApplyOptions, apply, uses_bulk};
 use super::config::Writeback;
 use super::describe::fetch_describes;
 use super::error::SinkError;
-use super::payload::{Outcome, Payload};
+use super::payload::{Outcome, Payload, UNPROCESSED};
 use super::rejects::{Reject, Rejects};
 use super::route::{CompiledRoute, Routed};
 use super::{collections, format, input};
@@ -62,11 +62,13 @@ struct StreamSink {
     since_state: u64,
 }
 
-/// What applying one batch gave: refused rows and per-route counts.
+/// What applying one batch gave: refused rows, per-route counts, and rows Salesforce left
+/// unprocessed (route label, count, reason), which stop the run once recorded.
 #[derive(Default)]
 struct BatchResult {
     rejects: Vec<Reject>,
     per_route: Vec<(String, RouteStats)>,
+    unprocessed: Option<(String, u64, String)>,
 }
 
 /// The write engine: streams, their compiled routes and pending rows, and the run's counts.
@@ -236,6 +238,8 @@ impl Sink {
     }
 
     /// Routes and applies one batch of `stream`; refused rows are recorded before returning.
+    /// Rows Salesforce left unprocessed are recorded too, then stop the run
+    /// ([`SinkError::Unprocessed`]) so that no STATE covers them.
     pub async fn apply_batch(
         &mut self,
         stream: &str,
@@ -261,7 +265,14 @@ impl Sink {
             self.rejects.record(stream, batch, &result.rejects).await?;
         }
         self.count(stream, &result.per_route, unrouted);
-        Ok(())
+        match result.unprocessed {
+            Some((route, rows, reason)) => Err(SinkError::Unprocessed {
+                route,
+                rows,
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Applies the rows one route took; outcomes go to `result`.
@@ -302,6 +313,16 @@ impl Sink {
                     continue;
                 }
                 Outcome::Failed { code, message } => (code, message),
+                Outcome::Unprocessed { message } => {
+                    let (routes, rows, _) = result
+                        .unprocessed
+                        .get_or_insert_with(|| (route.label.clone(), 0, message.clone()));
+                    if !routes.split(" and ").any(|l| l == route.label) {
+                        routes.push_str(&format!(" and {}", route.label));
+                    }
+                    *rows += 1;
+                    (UNPROCESSED.to_string(), message)
+                }
             };
             st.rejected += 1;
             result.rejects.push(Reject {

@@ -34,6 +34,19 @@ pub enum SinkError {
         /// The error.
         source: SalesforceError,
     },
+    /// Salesforce left rows unprocessed (a Bulk ingest job that ended `Failed` twice): they
+    /// are in the rejects file, and the run stops so that no STATE covers them.
+    #[error(
+        "{rows} row(s) of {route} were not processed by Salesforce: {reason}. The job was run again once and they were still left unprocessed; they are in the rejects file with code UNPROCESSED, and no STATE after them was echoed: run the write again from the last STATE"
+    )]
+    Unprocessed {
+        /// The route label.
+        route: String,
+        /// How many rows.
+        rows: u64,
+        /// Salesforce's reason (the job's `errorMessage`).
+        reason: String,
+    },
     /// Writing the rejects file failed.
     #[error("rejects file: {0}")]
     Output(crate::output::OutputError),
@@ -50,6 +63,7 @@ impl SinkError {
                 FailureType::ConfigError
             }
             SinkError::Salesforce { source, .. } => source.failure_type(),
+            SinkError::Unprocessed { .. } => FailureType::TransientError,
             SinkError::Output(crate::output::OutputError::Location { .. }) => {
                 FailureType::ConfigError
             }

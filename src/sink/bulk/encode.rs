@@ -8,45 +8,75 @@ use bytes::Bytes;
 
 use crate::sink::error::SinkError;
 use crate::sink::format::csv_cell;
-use crate::sink::payload::Payload;
+use crate::sink::payload::{Outcome, Payload};
 
-/// CSV of rows `start..` up to the byte limit; returns it and the end row.
+/// The CSV of one job, cut at the upload limit.
+pub(super) struct Chunk {
+    /// Header and rows, LF line endings.
+    pub csv: Bytes,
+    /// Positions (in the `rows` given to [`render`]) of the rows in `csv`, in order.
+    pub rows: Vec<usize>,
+    /// Where the next chunk starts.
+    pub next: usize,
+    /// Rows too large for any upload, refused by name, unsent.
+    pub refused: Vec<(usize, Outcome)>,
+}
+
+fn writer(buffer: Vec<u8>) -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(buffer)
+}
+
+fn broken(e: impl std::fmt::Display) -> SinkError {
+    SinkError::Protocol(format!("rendering Bulk CSV: {e}"))
+}
+
+/// The CSV of `rows[start..]` up to `limit` bytes. A row that does not fit beside the header
+/// alone is refused ([`Payload::too_large`]) instead of being uploaded to fail the whole job.
 pub(super) fn render(
     payload: &Payload<'_>,
     columns: &[usize],
     rows: &[usize],
     start: usize,
     limit: usize,
-) -> Result<(Bytes, usize), SinkError> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::with_capacity(1 << 20));
-    let err = |e: csv::Error| SinkError::Protocol(format!("rendering Bulk CSV: {e}"));
+) -> Result<Chunk, SinkError> {
+    let mut w = writer(Vec::with_capacity(1 << 20));
     w.write_record(columns.iter().map(|&c| payload.fields[c].0))
-        .map_err(err)?;
-    let mut end = start;
-    let mut written = 0usize;
-    for &row in &rows[start..] {
+        .map_err(broken)?;
+    w.flush().map_err(broken)?;
+    let header = w.get_ref().len();
+    let mut chunk = Chunk {
+        csv: Bytes::new(),
+        rows: Vec::new(),
+        next: rows.len(),
+        refused: Vec::new(),
+    };
+    for (pos, &row) in rows.iter().enumerate().skip(start) {
+        let before = w.get_ref().len();
         w.write_record(columns.iter().map(|&c| csv_cell(payload.value(c, row))))
-            .map_err(err)?;
-        let size = w.get_ref().len();
-        if size > limit && end > start {
-            // This row went over: cut it off and stop here.
-            w.flush().map_err(|e| SinkError::Protocol(e.to_string()))?;
-            let mut bytes = w
-                .into_inner()
-                .map_err(|e| SinkError::Protocol(e.to_string()))?;
-            bytes.truncate(written);
-            return Ok((Bytes::from(bytes), end));
+            .map_err(broken)?;
+        w.flush().map_err(broken)?;
+        let size = w.get_ref().len() - before;
+        let alone_too_large = header + size > limit;
+        if alone_too_large || before + size > limit {
+            let mut bytes = w.into_inner().map_err(broken)?;
+            bytes.truncate(before);
+            if !alone_too_large {
+                chunk.next = pos;
+                chunk.csv = Bytes::from(bytes);
+                return Ok(chunk);
+            }
+            let most = format!("the {limit} bytes of one Bulk upload (writeback.max_upload_bytes)");
+            let refusal = payload.too_large(row, header + size, "Bulk ingest CSV", &most);
+            chunk.refused.push((pos, refusal));
+            w = writer(bytes);
+            continue;
         }
-        w.flush().map_err(|e| SinkError::Protocol(e.to_string()))?;
-        written = w.get_ref().len();
-        end += 1;
+        chunk.rows.push(pos);
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| SinkError::Protocol(e.to_string()))?;
-    Ok((Bytes::from(bytes), end))
+    chunk.csv = Bytes::from(w.into_inner().map_err(broken)?);
+    Ok(chunk)
 }
 
 /// `CODE:message:fields --` → (code, message).
@@ -132,7 +162,10 @@ impl RowIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::split_error;
+    use arrow::array::StringArray;
+
+    use super::{render, split_error};
+    use crate::sink::payload::{Operation, Outcome, Payload};
 
     #[test]
     fn bulk_errors_split_into_code_and_message() {
@@ -150,5 +183,38 @@ mod tests {
                 "invalid cross reference id: x".to_string()
             )
         );
+    }
+
+    #[test]
+    fn csv_is_cut_at_the_limit_and_rows_too_large_alone_are_refused() {
+        let big = "x".repeat(100);
+        let values = [
+            StringArray::from(vec!["a1", "a2", "a3", "a4"]),
+            StringArray::from(vec![Some("one"), Some(big.as_str()), None, Some("four")]),
+        ];
+        let payload = Payload {
+            object: "Lead",
+            operation: Operation::Update,
+            external_id: None,
+            fields: vec![("Id", "id"), ("Reason", "string")],
+            values: &values,
+        };
+        let rows = [0, 1, 2, 3];
+        // Header "Id,Reason\n" is 10 bytes; "a1,one\n" 7, "a3,#N/A\n" 8, "a4,four\n" 8.
+        let first = render(&payload, &[0, 1], &rows, 0, 25).unwrap();
+        assert_eq!(&first.csv[..], b"Id,Reason\na1,one\na3,#N/A\n");
+        assert_eq!((first.rows.clone(), first.next), (vec![0, 2], 3));
+        assert_eq!(first.refused.len(), 1);
+        let (pos, Outcome::Failed { code, message }) = &first.refused[0] else {
+            panic!("refused")
+        };
+        assert_eq!((*pos, code.as_str()), (1, "SFETL_ROW_TOO_LARGE"));
+        assert_eq!(
+            message,
+            "Id a2: the row is 114 bytes as Bulk ingest CSV, over the 25 bytes of one Bulk upload (writeback.max_upload_bytes) (Reason alone is 100 bytes); it was not sent. Shorten the value: a Salesforce text field holds at most 131,072 characters"
+        );
+        let second = render(&payload, &[0, 1], &rows, first.next, 25).unwrap();
+        assert_eq!(&second.csv[..], b"Id,Reason\na4,four\n");
+        assert_eq!((second.rows, second.next), (vec![3], 4));
     }
 }

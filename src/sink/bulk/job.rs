@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::encode::{RowIndex, split_error};
+use crate::protocol::FailureType;
 use crate::salesforce::{ApiRequest, SalesforceClient, SalesforceError};
 use crate::sink::error::SinkError;
 use crate::sink::payload::{Outcome, Payload};
@@ -17,6 +18,8 @@ use crate::sink::payload::{Outcome, Payload};
 const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
 
 /// Runs one job of `rows` (payload rows, rendered in `csv` in that order); one outcome per row.
+/// A job that ends without processing rows gives them [`Outcome::Unprocessed`], as does an
+/// upload that fails transiently (the job is then aborted, so nothing of it is applied).
 pub(super) async fn run(
     client: &SalesforceClient,
     payload: &Payload<'_>,
@@ -44,10 +47,17 @@ pub(super) async fn run(
         .map_err(wrap("creating the job"))?;
     let job_url = client.data_url(&format!("jobs/ingest/{id}"));
     let upload = ApiRequest::put_bytes(format!("{job_url}/batches"), "text/csv", csv);
-    client
-        .send(upload)
-        .await
-        .map_err(wrap("uploading the CSV"))?;
+    if let Err(e) = client.send(upload).await {
+        if e.failure_type() != FailureType::TransientError {
+            return Err(wrap("uploading the CSV")(e));
+        }
+        // The upload may or may not have landed: abort the job so it never runs, and let the
+        // caller send these rows again in a new one.
+        let abort = ApiRequest::patch_json(job_url.clone(), json!({"state": "Aborted"}));
+        let _ = client.send(abort.idempotent(true)).await;
+        let message = format!("Bulk job {id}: uploading the CSV failed: {e}");
+        return Ok(vec![Outcome::Unprocessed { message }; rows.len()]);
+    }
     let close = ApiRequest::patch_json(job_url.clone(), json!({"state": "UploadComplete"}));
     let _: Value = client
         .request_json(close.idempotent(true))
@@ -77,8 +87,7 @@ pub(super) async fn run(
             .unwrap_or("the job ended before processing this row");
         let state = info["state"].as_str().unwrap_or("?");
         for (pos, _) in index.match_results(&text, false)? {
-            outcomes[pos] = Outcome::Failed {
-                code: "UNPROCESSED".into(),
+            outcomes[pos] = Outcome::Unprocessed {
                 message: format!("Bulk job {id} ended {state}: {why}"),
             };
         }
@@ -86,7 +95,9 @@ pub(super) async fn run(
     Ok(outcomes)
 }
 
-/// Creates the job; its id.
+/// Creates the job; its id. Retried after a transient failure or a dropped connection with the
+/// client's backoff although it is a POST: a job created by a lost attempt stays empty and
+/// `Open`, so it never touches a record (Salesforce removes it after 7 days).
 async fn create(
     client: &SalesforceClient,
     payload: &Payload<'_>,
@@ -103,7 +114,7 @@ async fn create(
     }
     let url = client.data_url("jobs/ingest");
     let job: Value = client
-        .request_json(ApiRequest::post_json(url.clone(), spec))
+        .request_json(ApiRequest::post_json(url.clone(), spec).idempotent(true))
         .await?;
     job["id"]
         .as_str()
