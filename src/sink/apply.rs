@@ -50,9 +50,9 @@ pub async fn apply(
 ) -> Result<Vec<Outcome>, SinkError> {
     let mut outcomes = vec![Outcome::Applied; payload.len()];
     let mut pending = Vec::with_capacity(payload.len());
-    for row in 0..payload.len() {
+    for (row, outcome) in outcomes.iter_mut().enumerate() {
         match payload.literal_na(row) {
-            Some(refusal) => outcomes[row] = refusal,
+            Some(refusal) => *outcome = refusal,
             None => pending.push(row),
         }
     }
