@@ -61,29 +61,26 @@ impl CompiledRoute {
             describe.name
         );
         let at = format!("writeback.streams.{stream}.routes[{index}]");
-        let plan = |what: &str, text: &str| -> Result<(Expression, DataType), SinkError> {
-            let expr = plan_expr(text, input, planner).map_err(|reason| SinkError::Route {
+        let plan = |what: &str, text: &str| {
+            plan_expr(text, input, planner).map_err(|reason| SinkError::Route {
                 at: format!("{at}.{what}"),
                 reason,
-            })?;
-            let data_type = expr.data_type().clone();
-            Ok((expr, data_type))
+            })
         };
-        let when = match &route.when {
-            Some(text) => {
-                let (expr, t) = plan("when", text)?;
-                if t != DataType::Boolean && t != DataType::Null {
-                    return Err(SinkError::Route {
-                        at: format!("{at}.when"),
-                        reason: format!(
-                            "{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""
-                        ),
-                    });
-                }
-                Some(expr)
+        let when = route.when.as_deref().map(|text| {
+            let expr = plan("when", text)?;
+            let t = expr.data_type();
+            if t != &DataType::Boolean && t != &DataType::Null {
+                return Err(SinkError::Route {
+                    at: format!("{at}.when"),
+                    reason: format!(
+                        "{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""
+                    ),
+                });
             }
-            None => None,
-        };
+            Ok(expr)
+        })
+        .transpose()?;
         let mut fields = Vec::with_capacity(route.fields.len());
         for (name, text) in &route.fields {
             let f = describe
@@ -94,8 +91,9 @@ impl CompiledRoute {
                     at: format!("{at}.fields.{name}"),
                     reason: format!("{} has no field {name:?}", describe.name),
                 })?;
-            let (expr, t) = plan(&format!("fields.{name}"), text)?;
-            if !compatible(&t, &f.kind) {
+            let expr = plan(&format!("fields.{name}"), text)?;
+            let t = expr.data_type();
+            if !compatible(t, &f.kind) {
                 return Err(SinkError::Route {
                     at: format!("{at}.fields.{name}"),
                     reason: format!(
