@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod expr;
 pub mod logging;
 pub mod mapping;
 pub mod output;

@@ -7,15 +7,6 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::DFSchema;
-use datafusion::execution::session_state::SessionState;
-use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ExprWithAlias, Ident, visit_expressions_mut,
-};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
 use serde_json::{Map, Value, json};
 
 use super::eval::{Evaluator, InputField};
@@ -23,6 +14,7 @@ use super::model::{Mapping, SourceMapping, StreamMapping};
 use super::resolve::{Describes, Resolved, Unresolved, closest, missing_describes, resolve};
 use super::{META_CURSOR, META_PRIMARY_KEY, MappingError, Site};
 use crate::catalog::{SObjectDescribe, cursor_field};
+use crate::expr::{Expression, Planner, SqlExpression, is_column, parse, rewrite_names};
 use crate::protocol::{AirbyteStream, SyncMode};
 
 /// The column sfetl appends with the source object's cursor value (the stream's cursor).
@@ -168,13 +160,13 @@ pub fn compile(
     describes: &HashMap<String, SObjectDescribe>,
 ) -> Result<MappingPlan, MappingError> {
     let index = Describes::new(describes);
-    let state = SessionContext::new().state();
+    let planner = Planner::new();
     let mut streams: Vec<MappedStream> = Vec::new();
     for stream in &mapping.streams {
         if streams.iter().any(|s| s.name == stream.name) {
             return Err(MappingError::DuplicateStream(stream.name.clone()));
         }
-        streams.push(compile_stream(stream, &index, &state)?);
+        streams.push(compile_stream(stream, &index, &planner)?);
     }
     Ok(MappingPlan { streams })
 }
@@ -184,26 +176,27 @@ struct PlannedSource {
     object: String,
     cursor: Option<&'static str>,
     fields: Vec<InputField>,
-    /// (column, physical expr, type, expression text, is a bare `Id`).
+    /// Columns in mapping order.
     columns: Vec<PlannedColumn>,
 }
 
 struct PlannedColumn {
     name: String,
-    expr: Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    expr: Expression,
     data_type: DataType,
+    /// Whether the expression is just `Id` (a candidate primary key).
     bare_id: bool,
 }
 
 fn compile_stream(
     stream: &StreamMapping,
     index: &Describes<'_>,
-    state: &SessionState,
+    planner: &Planner,
 ) -> Result<MappedStream, MappingError> {
     let planned: Vec<PlannedSource> = stream
         .from
         .iter()
-        .map(|s| plan_source(&stream.name, s, index, state))
+        .map(|s| plan_source(&stream.name, s, index, planner))
         .collect::<Result<_, _>>()?;
     let first = &planned[0];
     // Same column names in every entry.
@@ -336,7 +329,7 @@ fn plan_source(
     stream: &str,
     source: &SourceMapping,
     index: &Describes<'_>,
-    state: &SessionState,
+    planner: &Planner,
 ) -> Result<PlannedSource, MappingError> {
     let describe = index
         .get(&source.object)
@@ -354,7 +347,7 @@ fn plan_source(
     let object = describe.name.clone();
     let cursor = cursor_field(describe);
     let mut used: Vec<Resolved> = Vec::new();
-    let mut asts: Vec<(String, SqlExpr, bool)> = Vec::new();
+    let mut asts: Vec<(String, SqlExpression, bool)> = Vec::new();
     for (column, text) in &source.columns {
         if column.starts_with("_sfetl_") {
             return Err(MappingError::Reserved {
@@ -391,7 +384,7 @@ fn plan_source(
         if let ControlFlow::Break(e) = rewritten {
             return Err(e);
         }
-        let bare_id = matches!(&expr, SqlExpr::Identifier(i) if i.value == "Id");
+        let bare_id = is_column(&expr, "Id");
         asts.push((column.clone(), expr, bare_id));
     }
     // Id first, then what the expressions use, then the cursor and IsDeleted.
@@ -422,25 +415,19 @@ fn plan_source(
             .map(|f| Field::new(&f.path, f.data_type.clone(), true))
             .collect::<Vec<_>>(),
     );
-    let dfschema = DFSchema::try_from(input.clone()).expect("field paths are unique");
     let mut columns = Vec::with_capacity(asts.len());
     for ((name, expr, bare_id), (_, text)) in asts.into_iter().zip(&source.columns) {
-        let type_error = |e: datafusion::error::DataFusionError| MappingError::Type {
-            site: Site::boxed(stream, &object, &name),
-            expression: text.clone(),
-            reason: e.strip_backtrace(),
-        };
-        let logical = state
-            .create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias: None }, &dfschema)
-            .map_err(type_error)?;
-        let physical = state
-            .create_physical_expr(logical, &dfschema)
-            .map_err(type_error)?;
-        let data_type = physical.data_type(&input).map_err(type_error)?;
+        let expr = planner
+            .plan(expr, &input)
+            .map_err(|reason| MappingError::Type {
+                site: Site::boxed(stream, &object, &name),
+                expression: text.clone(),
+                reason,
+            })?;
         columns.push(PlannedColumn {
             name,
-            expr: physical,
-            data_type,
+            data_type: expr.data_type().clone(),
+            expr,
             bare_id,
         });
     }
@@ -449,47 +436,6 @@ fn plan_source(
         cursor,
         fields,
         columns,
-    })
-}
-
-/// Parses one SQL expression (DataFusion's generic dialect), refusing trailing text.
-fn parse(text: &str) -> Result<SqlExpr, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected {} after the expression", next.token));
-    }
-    Ok(expr)
-}
-
-/// Replaces every column name (`Email`, `Account.Name`, `"BillingAddress.country"`) by a
-/// quoted identifier named as `resolve` says (the batch column name).
-fn rewrite_names<E>(
-    expr: &mut SqlExpr,
-    mut resolve: impl FnMut(&[String]) -> Result<String, E>,
-) -> ControlFlow<E> {
-    visit_expressions_mut(expr, |e| {
-        let idents: Vec<&Ident> = match e {
-            SqlExpr::Identifier(i) => vec![i],
-            SqlExpr::CompoundIdentifier(ids) => ids.iter().collect(),
-            _ => return ControlFlow::Continue(()),
-        };
-        let parts: Vec<String> = idents
-            .iter()
-            .flat_map(|i| i.value.split('.'))
-            .map(str::to_string)
-            .collect();
-        match resolve(&parts) {
-            Ok(path) => {
-                *e = SqlExpr::Identifier(Ident::with_quote('"', path));
-                ControlFlow::Continue(())
-            }
-            Err(err) => ControlFlow::Break(err),
-        }
     })
 }
 

@@ -3,12 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::{MappingError, Site};
+use crate::expr::Expression;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array};
 use arrow::compute::{cast, prep_null_mask_filter};
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
-use datafusion::physical_expr::PhysicalExpr;
-
-use super::{MappingError, Site};
 
 /// One column of a source's input batch.
 #[derive(Debug, Clone)]
@@ -36,7 +35,7 @@ pub(super) struct Evaluator {
     object: String,
     input: SchemaRef,
     fields: Vec<InputField>,
-    columns: Vec<(String, Arc<dyn PhysicalExpr>, DataType)>,
+    columns: Vec<(String, Expression, DataType)>,
     cursor: Option<usize>,
     deleted: Option<usize>,
     output: SchemaRef,
@@ -63,7 +62,7 @@ impl Evaluator {
         object: &str,
         input: SchemaRef,
         fields: Vec<InputField>,
-        columns: Vec<(String, Arc<dyn PhysicalExpr>, DataType)>,
+        columns: Vec<(String, Expression, DataType)>,
         cursor: Option<usize>,
         deleted: Option<usize>,
         output: SchemaRef,
@@ -90,10 +89,7 @@ impl Evaluator {
                 site: Site::boxed(&self.stream, &self.object, name),
                 reason,
             };
-            let value = expr
-                .evaluate(&input)
-                .and_then(|v| v.into_array(rows))
-                .map_err(|e| err(e.strip_backtrace()))?;
+            let value = expr.evaluate(&input).map_err(err)?;
             out.push(cast_to(value, target).map_err(err)?);
         }
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")));

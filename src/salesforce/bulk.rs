@@ -72,6 +72,16 @@ pub struct PollPolicy {
     pub timeout: Duration,
 }
 
+impl PollPolicy {
+    /// Ingest jobs: polled at most every 5 s (a write-back waits on them row by row).
+    pub fn ingest() -> PollPolicy {
+        PollPolicy {
+            max: Duration::from_secs(5),
+            ..PollPolicy::default()
+        }
+    }
+}
+
 impl Default for PollPolicy {
     /// 100 ms doubling to 10 s, for at most 6 hours (Salesforce's own processing limit for a
     /// query job's chunks is 10 minutes each, so 6 hours means something is stuck).
@@ -157,11 +167,11 @@ impl<'c> Bulk<'c> {
         self.client.request_json(req).await
     }
 
-    /// Uploads the job's CSV (one upload per job). Retried: the upload replaces the job's data
-    /// until the job is closed, so sending it twice writes it once.
+    /// Uploads the job's CSV (one upload per job). Not retried: whether a failed upload landed
+    /// is unknown, so the caller aborts the job and sends its rows again in a new one.
     pub async fn upload(&self, id: &str, csv: Bytes) -> Result<(), SalesforceError> {
         let url = format!("{}/batches", self.job_url(JobKind::Ingest, id));
-        let req = ApiRequest::put_bytes(url, "text/csv", csv).idempotent(true);
+        let req = ApiRequest::put_bytes(url, "text/csv", csv);
         self.client.send(req).await?;
         Ok(())
     }

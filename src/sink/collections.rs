@@ -1,43 +1,116 @@
 //! sObject Collections: up to 200 records per call, one result per record in order. Update,
 //! upsert and delete calls are idempotent, so the client retries them after a transient failure;
-//! insert is not (a retried POST could create duplicates).
+//! insert is not (a retried POST could create duplicates). Calls are also kept under
+//! [`MAX_REQUEST_BYTES`]; a row too large for a call of its own is refused by name, unsent.
 
 use serde_json::{Map, Value, json};
 
-use super::SinkError;
-use super::apply::{Outcome, Payload};
-use super::config::Operation;
+use super::error::SinkError;
 use super::format::json_value;
-use crate::salesforce::{ApiRequest, SalesforceClient};
+use super::payload::{Operation, Outcome, Payload};
+use crate::salesforce::collections::{self, SaveKind, SaveResult};
+use crate::salesforce::{SalesforceClient, SalesforceError};
 
 /// Records per call, Salesforce's limit.
-pub const MAX_RECORDS: usize = 200;
+pub const MAX_RECORDS: usize = collections::MAX_RECORDS;
 
-/// Sends `rows` (at most 200) of `payload` in one call.
+/// Largest request body sfetl sends in one call. Salesforce documents no byte limit for this
+/// resource, but its gateways refuse very large bodies with HTTP 413 (the simulator at 2 MiB),
+/// which would stop the run without saying which row was at fault. 200 ordinary rows are far
+/// below it; calls are split before it, and a single row over it is rejected by name.
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// The request body's bytes around the records: `{"allOrNone":false,"records":[` and `]}`.
+const ENVELOPE: (&str, &str) = ("{\"allOrNone\":false,\"records\":[", "]}");
+
+/// Sends `rows` of `payload` in as few calls as the record and byte limits allow; one outcome
+/// per row, in order.
 pub async fn send(
     client: &SalesforceClient,
     payload: &Payload<'_>,
     rows: &[usize],
 ) -> Result<Vec<Outcome>, SinkError> {
     if payload.operation == Operation::Delete {
-        return delete(client, payload, rows).await;
-    }
-    let records: Vec<Value> = rows.iter().map(|&r| record(payload, r)).collect();
-    let body = json!({"allOrNone": false, "records": records});
-    let req = match (payload.operation, payload.external_id) {
-        (Operation::Insert, _) => {
-            ApiRequest::post_json(client.data_url("composite/sobjects"), body)
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(MAX_RECORDS) {
+            out.extend(delete(client, payload, chunk).await?);
         }
-        (Operation::Upsert, Some(ext)) => ApiRequest::patch_json(
-            client.data_url(&format!("composite/sobjects/{}/{ext}", payload.object)),
-            body,
-        )
-        .idempotent(true),
-        _ => ApiRequest::patch_json(client.data_url("composite/sobjects"), body).idempotent(true),
-    };
-    call(client, req, payload, rows.len()).await
+        return Ok(out);
+    }
+    let limit = MAX_REQUEST_BYTES - ENVELOPE.0.len() - ENVELOPE.1.len();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; rows.len()];
+    // (position in `rows`, record) of the call being filled, and its encoded size.
+    let mut call: Vec<(usize, Value)> = Vec::new();
+    let mut bytes = 0usize;
+    for (pos, &row) in rows.iter().enumerate() {
+        let record = record(payload, row);
+        let size = encoded_len(&record);
+        if size > limit {
+            let size = size + ENVELOPE.0.len() + ENVELOPE.1.len();
+            let limit = format!("the {MAX_REQUEST_BYTES} bytes sfetl sends in one call");
+            let refusal = payload.too_large(row, size, "sObject Collections JSON", &limit);
+            outcomes[pos] = Some(refusal);
+            continue;
+        }
+        if call.len() == MAX_RECORDS || bytes + 1 + size > limit {
+            upsert_call(client, payload, std::mem::take(&mut call), &mut outcomes).await?;
+            bytes = 0;
+        }
+        bytes += size + 1;
+        call.push((pos, record));
+    }
+    upsert_call(client, payload, call, &mut outcomes).await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every row has an outcome"))
+        .collect())
 }
 
+/// The size of `v` as JSON, without keeping the text.
+fn encoded_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, v).expect("a JSON value always serialises");
+    count.0
+}
+
+/// One insert / update / upsert call of `records`; their outcomes are stored at their
+/// positions.
+async fn upsert_call(
+    client: &SalesforceClient,
+    payload: &Payload<'_>,
+    records: Vec<(usize, Value)>,
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), SinkError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<usize> = records.iter().map(|(pos, _)| *pos).collect();
+    let records: Vec<Value> = records.into_iter().map(|(_, r)| r).collect();
+    let kind = match (payload.operation, payload.external_id) {
+        (Operation::Insert, _) => SaveKind::Insert,
+        (Operation::Upsert, Some(external_id)) => SaveKind::Upsert {
+            object: payload.object,
+            external_id,
+        },
+        _ => SaveKind::Update,
+    };
+    let n = positions.len();
+    let answered = checked(collections::save(client, kind, records).await, payload, n)?;
+    for (pos, outcome) in positions.into_iter().zip(answered) {
+        outcomes[pos] = Some(outcome);
+    }
+    Ok(())
+}
 /// Deletes by Id: `DELETE composite/sobjects?ids=...` (ids in the URL: 200 ids stay far below
 /// the URL length limit). A row without an Id is refused here, as Salesforce would.
 async fn delete(
@@ -61,12 +134,11 @@ async fn delete(
     let mut answered = if sent.is_empty() {
         Vec::new()
     } else {
-        let ids: String = url::form_urlencoded::byte_serialize(sent.join(",").as_bytes()).collect();
-        let url = format!(
-            "{}?ids={ids}&allOrNone=false",
-            client.data_url("composite/sobjects")
-        );
-        call(client, ApiRequest::delete(url), payload, sent.len()).await?
+        checked(
+            collections::delete(client, &sent).await,
+            payload,
+            sent.len(),
+        )?
     }
     .into_iter();
     Ok(ids
@@ -81,25 +153,20 @@ async fn delete(
         .collect())
 }
 
-/// Sends one call and checks it answered one result per record.
-async fn call(
-    client: &SalesforceClient,
-    req: ApiRequest,
+/// The outcomes of one call, checked to hold one result per record.
+fn checked(
+    answer: Result<Vec<SaveResult>, SalesforceError>,
     payload: &Payload<'_>,
     n: usize,
 ) -> Result<Vec<Outcome>, SinkError> {
-    let results: Vec<Value> =
-        client
-            .request_json(req)
-            .await
-            .map_err(|e| SinkError::Salesforce {
-                during: format!(
-                    "sObject Collections {} of {n} {} records",
-                    payload.operation.as_str(),
-                    payload.object
-                ),
-                source: e,
-            })?;
+    let results = answer.map_err(|e| SinkError::Salesforce {
+        during: format!(
+            "sObject Collections {} of {n} {} records",
+            payload.operation.as_str(),
+            payload.object
+        ),
+        source: e,
+    })?;
     if results.len() != n {
         return Err(SinkError::Protocol(format!(
             "sObject Collections answered {} results for {n} records",
@@ -119,21 +186,26 @@ fn record(payload: &Payload<'_>, row: usize) -> Value {
     Value::Object(m)
 }
 
-fn outcome(v: &Value) -> Outcome {
-    if v["success"].as_bool() == Some(true) {
+fn outcome(r: &SaveResult) -> Outcome {
+    if r.success {
         return Outcome::Applied;
     }
-    let first = &v["errors"][0];
-    let mut message = first["message"].as_str().unwrap_or("").to_string();
-    if let Some(fields) = first["fields"].as_array().filter(|f| !f.is_empty()) {
-        let names: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
-        message = format!("{message} (fields: {})", names.join(", "));
+    let Some(first) = r.errors.first() else {
+        return Outcome::Failed {
+            code: "UNKNOWN_ERROR".into(),
+            message: String::new(),
+        };
+    };
+    let mut message = first.message.clone();
+    if !first.fields.is_empty() {
+        message = format!("{message} (fields: {})", first.fields.join(", "));
     }
     Outcome::Failed {
-        code: first["statusCode"]
-            .as_str()
-            .unwrap_or("UNKNOWN_ERROR")
-            .to_string(),
+        code: if first.status_code.is_empty() {
+            "UNKNOWN_ERROR".to_string()
+        } else {
+            first.status_code.clone()
+        },
         message,
     }
 }

@@ -4,42 +4,9 @@
 
 use serde_json::Value;
 
+pub use super::payload::Operation;
 use crate::catalog::SObjectDescribe;
-
-/// What a route does to Salesforce records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// Create records (no Id).
-    Insert,
-    /// Change records by Id.
-    Update,
-    /// Create or change records matched on an external id field.
-    Upsert,
-    /// Move records to the recycle bin by Id.
-    Delete,
-}
-
-impl Operation {
-    /// The Bulk API 2.0 `operation` value (also used in messages and the rejects file).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Insert => "insert",
-            Operation::Update => "update",
-            Operation::Upsert => "upsert",
-            Operation::Delete => "delete",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Operation> {
-        match s {
-            "insert" => Some(Operation::Insert),
-            "update" => Some(Operation::Update),
-            "upsert" => Some(Operation::Upsert),
-            "delete" => Some(Operation::Delete),
-            _ => None,
-        }
-    }
-}
+use crate::expr;
 
 /// One route: rows of a stream that match `when` are written to `object`.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,7 +279,7 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
     let when = match obj.get("when") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if let Err(e) = super::route::parse_sql(s) {
+            if let Err(e) = expr::parse(s) {
                 problems.push(format!("{at}.when: {s:?} is not a SQL condition: {e}"));
             }
             Some(s.clone())
@@ -340,7 +307,7 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
             for (field, expr) in map {
                 match expr.as_str() {
                     Some(e) => {
-                        if let Err(reason) = super::route::parse_sql(e) {
+                        if let Err(reason) = expr::parse(e) {
                             problems.push(format!(
                                 "{at}.fields.{field}: {e:?} is not a SQL expression: {reason}"
                             ));

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use object_store::ObjectStoreExt as _;
 use serde_json::Value;
 
-use super::SinkError;
+use super::error::SinkError;
 use crate::secret::Secret;
 
 /// The Arrow schema of a stream's rows from its JSON schema (`properties`): `integer` → Int64,
@@ -96,7 +96,9 @@ pub fn decode_rows(
 }
 
 /// Reads a Parquet or CSV file (by extension; `.csv` is CSV, anything else Parquet) from a
-/// local path or an object-store URL into batches.
+/// local path or an object-store URL into batches. A CSV file is checked first: one that
+/// ends inside a quoted value, or a file naming a column twice, is refused before any row is
+/// applied.
 pub async fn read_file(
     location: &str,
     storage_options: &BTreeMap<String, Secret>,
@@ -107,6 +109,7 @@ pub async fn read_file(
         message: format!("{location}: {e}"),
     };
     if location.to_ascii_lowercase().ends_with(".csv") {
+        check_csv(location, &bytes)?;
         let format = arrow::csv::reader::Format::default().with_header(true);
         let (schema, _) = format
             .infer_schema(std::io::Cursor::new(&bytes[..]), Some(10_000))
@@ -120,8 +123,18 @@ pub async fn read_file(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))
     } else {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|e| err(format!("not a Parquet file ({e}); name CSV files *.csv")))?
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| err(format!("not a Parquet file ({e}); name CSV files *.csv")))?;
+        let names: Vec<&str> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        if let Some(problem) = duplicate_column(&names) {
+            return Err(err(problem));
+        }
+        let reader = builder
             .with_batch_size(65_536)
             .build()
             .map_err(|e| err(e.to_string()))?;
@@ -129,6 +142,86 @@ pub async fn read_file(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))
     }
+}
+
+/// Where a CSV parser is as it reads a file (RFC 4180: `"` quotes, `""` inside quotes).
+#[derive(Clone, Copy, PartialEq)]
+enum Cell {
+    Start,
+    Plain,
+    Quoted,
+    QuoteInQuoted,
+}
+
+/// Refuses what arrow's CSV reader would accept but misread: a quoted value still open at the
+/// end of the file (everything after its quote would become one value), and a header naming a
+/// column twice (routes would only ever see the first).
+fn check_csv(location: &str, bytes: &[u8]) -> Result<(), SinkError> {
+    let refuse = |message: String| SinkError::Input {
+        line: None,
+        message: format!("{location}: {message}"),
+    };
+    let (mut cell, mut line, mut column) = (Cell::Start, 1u64, 1usize);
+    let mut opened = (0u64, 0usize);
+    for &b in bytes {
+        cell = match (cell, b) {
+            (Cell::Quoted, b'"') => Cell::QuoteInQuoted,
+            (Cell::Quoted, _) => {
+                line += u64::from(b == b'\n');
+                Cell::Quoted
+            }
+            (Cell::Start, b'"') => {
+                opened = (line, column);
+                Cell::Quoted
+            }
+            (Cell::QuoteInQuoted, b'"') => Cell::Quoted,
+            (_, b',') => {
+                column += 1;
+                Cell::Start
+            }
+            (_, b'\n' | b'\r') => {
+                line += u64::from(b == b'\n');
+                column = 1;
+                Cell::Start
+            }
+            _ => Cell::Plain,
+        };
+    }
+    let header: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes)
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    if cell == Cell::Quoted {
+        let (line, column) = opened;
+        let name = match header.get(column - 1) {
+            Some(name) if line > 1 => format!(" ({name:?})"),
+            _ => String::new(),
+        };
+        return Err(refuse(format!(
+            "line {line}, column {column}{name}: a quoted value starts here and the file ends before its closing quote; close the quote (a quote inside a quoted value is written twice: \"\")"
+        )));
+    }
+    let names: Vec<&str> = header.iter().map(String::as_str).collect();
+    match duplicate_column(&names) {
+        Some(problem) => Err(refuse(format!("line 1: {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// The problem with a header that names a column twice, if it does.
+fn duplicate_column(names: &[&str]) -> Option<String> {
+    names.iter().enumerate().find_map(|(i, name)| {
+        let first = names[..i].iter().position(|n| n == name)?;
+        Some(format!(
+            "the column {name:?} appears twice (columns {} and {}); give every column its own name",
+            first + 1,
+            i + 1
+        ))
+    })
 }
 
 async fn fetch(

@@ -10,7 +10,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::SinkError;
+use super::error::SinkError;
 use crate::output::{
     CompletedFile, OutputLocation, ParquetFileWriter, ParquetOptions, open_location,
 };

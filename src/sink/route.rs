@@ -1,41 +1,18 @@
 //! Routes compiled against the incoming rows' Arrow schema: the `when` condition and each
-//! field's expression are parsed once with DataFusion's SQL parser and planned into physical
-//! expressions, then evaluated per Arrow batch (as `mapping/` does for reads).
+//! field's expression are parsed and planned once (`crate::expr`, shared with `mapping/`),
+//! then evaluated per Arrow batch.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::common::DFSchema;
-use datafusion::execution::session_state::SessionState;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ExprWithAlias, Ident, visit_expressions_mut,
-};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use arrow::datatypes::{DataType, SchemaRef};
 
-use super::SinkError;
 use super::config::{Operation, Route};
+use super::error::SinkError;
 use super::format::{compatible, format_column};
 use crate::catalog::SObjectDescribe;
-
-/// Parses one SQL expression (DataFusion's generic dialect), refusing trailing text.
-pub fn parse_sql(text: &str) -> Result<SqlExpr, String> {
-    let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(text)
-        .map_err(|e| e.to_string())?;
-    let expr = parser.parse_expr().map_err(|e| e.to_string())?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!("unexpected {} after the expression", next.token));
-    }
-    Ok(expr)
-}
+use crate::expr::{Expression, Planner, find_column, parse, rewrite_names};
 
 /// One target field of a compiled route.
 pub struct TargetField {
@@ -43,7 +20,7 @@ pub struct TargetField {
     pub name: String,
     /// Salesforce field type (`double`, `date`, ...), for formatting values.
     pub kind: String,
-    expr: Arc<dyn PhysicalExpr>,
+    expr: Expression,
 }
 
 /// A route ready to evaluate on batches of one input schema.
@@ -54,7 +31,7 @@ pub struct CompiledRoute {
     pub label: String,
     /// External id field as the describe spells it.
     pub external_id: Option<String>,
-    when: Option<Arc<dyn PhysicalExpr>>,
+    when: Option<Expression>,
     /// Fields in config order.
     pub fields: Vec<TargetField>,
 }
@@ -76,7 +53,7 @@ impl CompiledRoute {
         route: &Route,
         describe: &SObjectDescribe,
         input: &SchemaRef,
-        state: &SessionState,
+        planner: &Planner,
     ) -> Result<CompiledRoute, SinkError> {
         let label = format!(
             "{stream}/routes[{index}] ({} {})",
@@ -84,28 +61,26 @@ impl CompiledRoute {
             describe.name
         );
         let at = format!("writeback.streams.{stream}.routes[{index}]");
-        let plan =
-            |what: &str, text: &str| -> Result<(Arc<dyn PhysicalExpr>, DataType), SinkError> {
-                plan_expr(text, input, state).map_err(|reason| SinkError::Route {
-                    at: format!("{at}.{what}"),
-                    reason,
-                })
-            };
-        let when = match &route.when {
-            Some(text) => {
-                let (expr, t) = plan("when", text)?;
-                if t != DataType::Boolean && t != DataType::Null {
-                    return Err(SinkError::Route {
-                        at: format!("{at}.when"),
-                        reason: format!(
-                            "{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""
-                        ),
-                    });
-                }
-                Some(expr)
-            }
-            None => None,
+        let plan = |what: &str, text: &str| {
+            plan_expr(text, input, planner).map_err(|reason| SinkError::Route {
+                at: format!("{at}.{what}"),
+                reason,
+            })
         };
+        let when = route.when.as_deref().map(|text| {
+            let expr = plan("when", text)?;
+            let t = expr.data_type();
+            if t != &DataType::Boolean && t != &DataType::Null {
+                return Err(SinkError::Route {
+                    at: format!("{at}.when"),
+                    reason: format!(
+                        "{text:?} gives {t}, not true/false; write a condition such as \"source_object = 'Lead'\""
+                    ),
+                });
+            }
+            Ok(expr)
+        })
+        .transpose()?;
         let mut fields = Vec::with_capacity(route.fields.len());
         for (name, text) in &route.fields {
             let f = describe
@@ -116,8 +91,9 @@ impl CompiledRoute {
                     at: format!("{at}.fields.{name}"),
                     reason: format!("{} has no field {name:?}", describe.name),
                 })?;
-            let (expr, t) = plan(&format!("fields.{name}"), text)?;
-            if !compatible(&t, &f.kind) {
+            let expr = plan(&format!("fields.{name}"), text)?;
+            let t = expr.data_type();
+            if !compatible(t, &f.kind) {
                 return Err(SinkError::Route {
                     at: format!("{at}.fields.{name}"),
                     reason: format!(
@@ -160,8 +136,7 @@ impl CompiledRoute {
             Some(expr) => {
                 let v = expr
                     .evaluate(batch)
-                    .and_then(|v| v.into_array(rows))
-                    .map_err(|e| self.eval_error("when", e.strip_backtrace()))?;
+                    .map_err(|e| self.eval_error("when", e))?;
                 v.as_any()
                     .downcast_ref::<BooleanArray>()
                     .map(|b| (0..rows).map(|i| b.is_valid(i) && b.value(i)).collect())
@@ -197,8 +172,7 @@ impl CompiledRoute {
             let array: ArrayRef = f
                 .expr
                 .evaluate(&sub)
-                .and_then(|v| v.into_array(sub.num_rows()))
-                .map_err(|e| self.eval_error(&format!("fields.{}", f.name), e.strip_backtrace()))?;
+                .map_err(|e| self.eval_error(&format!("fields.{}", f.name), e))?;
             values.push(
                 format_column(&array, &f.kind)
                     .map_err(|e| self.eval_error(&format!("fields.{}", f.name), e))?,
@@ -220,51 +194,20 @@ impl CompiledRoute {
 
 /// Plans one expression over `input`: column names are matched exactly, then ignoring case;
 /// an unknown name is an error listing the columns there are.
-fn plan_expr(
-    text: &str,
-    input: &SchemaRef,
-    state: &SessionState,
-) -> Result<(Arc<dyn PhysicalExpr>, DataType), String> {
-    let mut expr = parse_sql(text)?;
-    let names: Vec<String> = input.fields().iter().map(|f| f.name().clone()).collect();
-    let rewritten = visit_expressions_mut(&mut expr, |e| {
-        let name = match e {
-            SqlExpr::Identifier(i) => i.value.clone(),
-            SqlExpr::CompoundIdentifier(ids) => ids
-                .iter()
-                .map(|i| i.value.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
-            _ => return ControlFlow::Continue(()),
-        };
-        let found = names
-            .iter()
-            .find(|n| **n == name)
-            .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(&name)));
-        match found {
-            Some(n) => {
-                *e = SqlExpr::Identifier(Ident::with_quote('"', n.clone()));
-                ControlFlow::Continue(())
-            }
-            None => ControlFlow::Break(format!(
+fn plan_expr(text: &str, input: &SchemaRef, planner: &Planner) -> Result<Expression, String> {
+    let mut expr = parse(text)?;
+    let rewritten = rewrite_names(&mut expr, |parts| {
+        let name = parts.join(".");
+        find_column(input, &name).map(str::to_string).ok_or_else(|| {
+            let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
+            format!(
                 "column {name:?} is not in the incoming rows (columns: {}); add it to the stream's json_schema in the catalog, or fix the expression",
                 names.join(", ")
-            )),
-        }
+            )
+        })
     });
     if let ControlFlow::Break(e) = rewritten {
         return Err(e);
     }
-    let schema: &Schema = input;
-    let dfschema = DFSchema::try_from(schema.clone()).map_err(|e| e.strip_backtrace())?;
-    let logical = state
-        .create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias: None }, &dfschema)
-        .map_err(|e| e.strip_backtrace())?;
-    let physical = state
-        .create_physical_expr(logical, &dfschema)
-        .map_err(|e| e.strip_backtrace())?;
-    let data_type = physical
-        .data_type(schema)
-        .map_err(|e| e.strip_backtrace())?;
-    Ok((physical, data_type))
+    planner.plan(expr, input)
 }

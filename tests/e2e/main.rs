@@ -16,3 +16,4 @@ mod mapping;
 mod query;
 mod read;
 mod write;
+mod write_hardening;

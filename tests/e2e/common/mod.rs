@@ -14,6 +14,8 @@ pub use auth_helpers::*;
 mod read_helpers;
 pub use read_helpers::*;
 
+pub mod write_helpers;
+
 /// The package root, read when the test runs (cargo sets it) rather than baked in when it was
 /// compiled, so a build cache reused from another checkout still finds this checkout's fixtures.
 pub fn manifest_dir() -> String {
