@@ -83,9 +83,20 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Query jobs created so far (for `limits`).
-    pub fn count_query_jobs(&self) -> usize {
-        self.query.lock().map(|m| m.len()).unwrap_or(0)
+    /// Jobs still running (not JobComplete, Failed or Aborted): each is a long transaction.
+    pub fn running(&self) -> usize {
+        let terminal = |s: &str| matches!(s, "JobComplete" | "Failed" | "Aborted");
+        let q = self
+            .query
+            .lock()
+            .map(|m| m.values().filter(|j| !terminal(&j.info.state)).count())
+            .unwrap_or(0);
+        let i = self
+            .ingest
+            .lock()
+            .map(|m| m.values().filter(|j| !terminal(&j.info.state)).count())
+            .unwrap_or(0);
+        q + i
     }
     /// Ingest uploads so far (for `limits`).
     pub fn count_ingest_batches(&self) -> usize {
