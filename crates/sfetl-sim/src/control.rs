@@ -171,8 +171,7 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
-        store.tables[obj].state[r] = DELETED;
-        store.tables[obj].touch(r, now);
+        store.tables[obj].delete_row(r, now, false);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
 }
