@@ -910,6 +910,12 @@ fn order_vals(store: &Store, a: &Val<'_>, b: &Val<'_>) -> Ordering {
 /// Runs a query: the matching rows of the base object, filtered, sorted and limited.
 /// `all_rows` includes recycle-bin rows (queryAll).
 pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
+    execute_counted(store, q, all_rows).0
+}
+
+/// [`execute`], plus how many rows matched before LIMIT (what a sort has to go through, and
+/// so what a query timeout depends on).
+pub fn execute_counted(store: &Store, q: &Query, all_rows: bool) -> (Vec<u32>, usize) {
     let t = &store.tables[q.object];
     let mut rows: Vec<u32> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE || all_rows && t.state[r] == DELETED)
@@ -957,8 +963,9 @@ pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
             a.cmp(&b)
         });
     }
+    let matched = rows.len();
     if let Some(l) = q.limit {
         rows.truncate(l);
     }
-    rows
+    (rows, matched)
 }

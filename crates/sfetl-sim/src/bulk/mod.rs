@@ -37,6 +37,8 @@ pub struct QueryJob {
     fields: Vec<Path>,
     parsed: soql::Query,
     rows: Option<Arc<Vec<u32>>>,
+    /// Where the automatic chunks end in `rows` (result pages never cross one).
+    chunk_ends: Vec<usize>,
 }
 
 /// An ingest job.

@@ -17,22 +17,30 @@ pub(super) async fn create_query(
         return bad("INVALIDJOB", "The query field is required");
     };
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
-    // Objects listed by describeGlobal but without data are the ones Bulk does not support.
-    let from = q
-        .split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("from"))
-        .nth(1)
-        .unwrap_or("");
-    if store.catalog.object(from).is_none() && store.catalog.global_entry(from).is_some() {
-        return bad(
-            "INVALIDENTITY",
-            &format!("Entity '{from}' is not supported by the Bulk API."),
-        );
-    }
     let parsed = match soql::parse(q, &store) {
         Ok(p) => p,
         Err(e) => return bad(e.code, &e.message),
     };
+    if let Some(refusal) = crate::quirks::bulk_refusal(&store, &parsed) {
+        return refusal;
+    }
+    if parsed.fields.len() > sim.limits().query_max_fields {
+        return bad(
+            "QUERY_TOO_COMPLICATED",
+            crate::limits::QUERY_TOO_COMPLICATED,
+        );
+    }
+    // The rolling 24-hour cap counts every attempt; past it, creation is refused.
+    let (used, cap) = sim.with_limits(|l| {
+        l.bulk_query_jobs_used += 1;
+        (l.bulk_query_jobs_used, l.bulk_query_jobs_per_day)
+    });
+    if used > cap {
+        return bad(
+            "LIMIT_EXCEEDED",
+            &format!("Max bulk v2 query jobs ({cap}) per 24 hrs has been reached ({used})"),
+        );
+    }
     if parsed.count_only {
         return bad(
             "FUNCTIONALITY_NOT_ENABLED",
@@ -68,6 +76,7 @@ pub(super) async fn create_query(
         fields: parsed.fields.clone(),
         parsed,
         rows: None,
+        chunk_ends: Vec::new(),
     };
     sim.jobs
         .query
@@ -97,6 +106,7 @@ pub(super) async fn get_query(
 ) -> Response {
     check!(check_version(&ver));
     let now = sim.now_ms();
+    let limits = sim.limits();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get_mut(&id) else {
@@ -113,10 +123,7 @@ pub(super) async fn get_query(
                 job.info.error =
                     Some("InternalServerError : the query job failed (simulated)".into());
             } else {
-                let rows = soql::execute(&store, &job.parsed, job.all);
-                job.info.processed = rows.len() as u64;
-                job.rows = Some(Arc::new(rows));
-                job.info.state = "JobComplete".into();
+                run_job(job, &store, &limits);
             }
             job.info.modstamp = now;
         }
@@ -129,6 +136,55 @@ pub(super) async fn get_query(
             .to_string()
             .into_bytes(),
     )
+}
+
+/// Executes a job's query as Bulk API 2.0 does. Without ORDER BY or LIMIT the rows are
+/// chunked (`bulk_chunk_rows`) and the chunks finish out of order (each pair swapped); with
+/// them there is one unchunked query, which times out on a big object.
+fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
+    if let Some(message) = crate::quirks::bulk_failure(store, &job.parsed) {
+        job.info.state = "Failed".into();
+        job.info.error = Some(message);
+        return;
+    }
+    let (rows, matched) = soql::execute_counted(store, &job.parsed, job.all);
+    let unchunked = !job.parsed.order.is_empty() || job.parsed.limit.is_some();
+    if limits.bulk_times_out(matched, unchunked) {
+        job.info.state = "Failed".into();
+        job.info.error = Some(format!(
+            "Failed to process query: QUERY_TIMEOUT: {}",
+            crate::limits::QUERY_TIMEOUT
+        ));
+        return;
+    }
+    let (rows, chunk_ends) = if unchunked {
+        let n = rows.len();
+        (rows, vec![n])
+    } else {
+        chunk_out_of_order(&rows, limits.bulk_chunk_rows)
+    };
+    job.info.processed = rows.len() as u64;
+    job.rows = Some(Arc::new(rows));
+    job.chunk_ends = chunk_ends;
+    job.info.state = "JobComplete".into();
+}
+
+/// The rows cut into chunks of `size`, each pair of chunks swapped (chunks are processed in
+/// parallel and finish in any order), plus where each chunk ends.
+fn chunk_out_of_order(rows: &[u32], size: usize) -> (Vec<u32>, Vec<usize>) {
+    let chunks: Vec<&[u32]> = rows.chunks(size.max(1)).collect();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ends = Vec::with_capacity(chunks.len());
+    for pair in chunks.chunks(2) {
+        for chunk in pair.iter().rev() {
+            out.extend_from_slice(chunk);
+            ends.push(out.len());
+        }
+    }
+    if ends.is_empty() {
+        ends.push(0);
+    }
+    (out, ends)
 }
 
 pub(super) async fn patch_query(

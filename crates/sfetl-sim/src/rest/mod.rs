@@ -342,17 +342,42 @@ fn run_query(
         Ok(q) => q,
         Err(e) => return soql_response(e),
     };
-    let rows = soql::execute(&store, &parsed, all);
+    let limits = sim.limits();
+    if parsed.fields.len() > limits.query_max_fields {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLICATED",
+            crate::limits::QUERY_TOO_COMPLICATED,
+        );
+    }
+    if let Some(refusal) = crate::quirks::rest_refusal(&store, &parsed) {
+        return refusal;
+    }
+    let (rows, matched) = soql::execute_counted(&store, &parsed, all);
+    if limits.rest_times_out(matched, !parsed.order.is_empty()) {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TIMEOUT",
+            crate::limits::QUERY_TIMEOUT,
+        );
+    }
     if parsed.count_only {
         let body = json!({"totalSize": rows.len(), "done": true, "records": []});
         return json_response(StatusCode::OK, body.to_string().into_bytes());
+    }
+    let batch = batch_size(&headers);
+    if let Some(refusal) = crate::quirks::rest_page_refusal(&store, &parsed, rows.len(), batch) {
+        return refusal;
     }
     let cursor = Cursor {
         object: parsed.object,
         fields: parsed.fields,
         rows: Arc::new(rows),
-        batch: batch_size(&headers),
+        batch,
         session: session_of(&sim, &headers),
+        user: user_of(&sim, &headers),
+        opened: sim.next_seq(),
+        last_used: std::time::Instant::now(),
     };
     page(&sim, &store, &ver, cursor, 0, None)
 }
@@ -453,13 +478,14 @@ async fn limits(State(sim): State<Arc<Sim>>, UrlPath(ver): UrlPath<String>) -> R
     check!(check_version(&ver));
     let max = sim.api_max.load(Ordering::SeqCst);
     let used = sim.api_used.load(Ordering::SeqCst);
-    let jobs = sim.jobs.count_query_jobs() as u64;
+    let l = sim.limits();
+    let (jobs_max, jobs_used) = (l.bulk_query_jobs_per_day, l.bulk_query_jobs_used);
     let body = json!({
         "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
         "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
         "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000u64.saturating_sub(sim.jobs.count_ingest_batches() as u64)},
         "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000u64.saturating_sub(jobs)},
+        "DailyBulkV2QueryJobs": {"Max": jobs_max, "Remaining": jobs_max.saturating_sub(jobs_used)},
         "DataStorageMB": {"Max": 5, "Remaining": 5},
         "FileStorageMB": {"Max": 20, "Remaining": 20},
         "SingleEmail": {"Max": 15, "Remaining": 15},
