@@ -216,7 +216,14 @@ fn value(
                 let max = 10f64.powi((f.precision as i32 - f.scale as i32).clamp(1, 3)) - 1.0;
                 (rng.below((max * 100.0) as u64 + 1) as f64) / 100.0
             } else {
-                rng.below(100_000_000) as f64 / 100.0
+                let x = rng.below(100_000_000) as f64 / 100.0;
+                // A tenth of the wide number fields (precision 16+) hold tens of millions to
+                // hundreds of billions, which Bulk CSV writes in E-notation.
+                if f.precision >= 16 && (x * 100.0) as u64 % 10 == 7 {
+                    x * 1e5
+                } else {
+                    x
+                }
             };
             let k = 10f64.powi(f.scale.min(6) as i32);
             Val::Num((x * k).round() / k)

@@ -20,11 +20,11 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::describe::FType;
-use super::render::{csv_cell, csv_text};
+use super::render::{csv_cell, csv_double, csv_text};
 use super::rest::{check_version, not_found};
 use super::server::{Sim, json_response, sf_error};
 use super::soql::{self, Path, read};
-use super::store::{DELETED, LIVE, PURGED, Store, make_id, pack, unpack, write_datetime};
+use super::store::{LIVE, Store, Val, make_id, pack, unpack, write_datetime};
 use super::write::{ExtIndex, Input, RecError, apply, validate};
 
 /// A Bulk query job.

@@ -246,6 +246,7 @@ const CHUNK_ROWS: usize = 2048;
 struct ResultStream {
     sim: Arc<Sim>,
     object: usize,
+    /// Selected fields in column order (alphabetical for API versions up to 49.0).
     fields: Vec<Path>,
     rows: Arc<Vec<u32>>,
     pos: usize,
@@ -272,11 +273,12 @@ impl ResultStream {
                     if k > 0 {
                         out.push(self.sep);
                     }
-                    csv_cell(
-                        &mut out,
-                        &store,
-                        &read(&store, self.object, row as usize, p),
-                    );
+                    let v = read(&store, self.object, row as usize, p);
+                    match v {
+                        // Bulk writes big and tiny doubles as Java does: 1.6147805824397E13.
+                        Val::Num(n) if p.ftype == FType::Double => csv_double(&mut out, n),
+                        v => csv_cell(&mut out, &store, &v),
+                    }
                 }
                 out.extend_from_slice(self.eol);
             }
@@ -302,6 +304,20 @@ impl ResultStream {
     }
 }
 
+/// The version a request names, as a number (`v59.0` -> 59.0).
+fn version_number(ver: &str) -> f64 {
+    ver.trim_start_matches('v').parse().unwrap_or(0.0)
+}
+
+/// The columns of a results page: SELECT order, or alphabetical up to API version 49.0.
+fn result_columns(fields: &[Path], api_version: f64) -> Vec<Path> {
+    let mut cols = fields.to_vec();
+    if api_version <= 49.0 {
+        cols.sort_by_key(|p| p.label().to_ascii_lowercase());
+    }
+    cols
+}
+
 pub(super) async fn query_results(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
@@ -317,6 +333,16 @@ pub(super) async fn query_results(
         .get(&id)
         .cloned();
     let Some(job) = job else { return not_found() };
+    if version_number(&ver) != job.info.api_version {
+        return sf_error(
+            StatusCode::CONFLICT,
+            "INVALIDJOB",
+            &format!(
+                "Job {} was created with API version {:.1}: fetch its results with that version",
+                job.info.id, job.info.api_version
+            ),
+        );
+    }
     let Some(rows) = job.rows.clone().filter(|_| job.info.state == "JobComplete") else {
         return sf_error(
             StatusCode::PRECONDITION_FAILED,
@@ -346,7 +372,15 @@ pub(super) async fn query_results(
         Some(Ok(m)) if m > 0 => m,
         Some(_) => return bad("INVALIDREQUEST", "maxRecords must be a positive integer"),
     };
-    let end = start.saturating_add(max).min(rows.len());
+    // A page ends at maxRecords or at the end of the chunk it started in, whichever is first,
+    // so pages are often shorter than maxRecords.
+    let chunk_end = job
+        .chunk_ends
+        .iter()
+        .copied()
+        .find(|&e| e > start)
+        .unwrap_or(rows.len());
+    let end = start.saturating_add(max).min(chunk_end).min(rows.len());
     let locator = if end < rows.len() {
         base64::engine::general_purpose::STANDARD.encode(end.to_string())
     } else {
@@ -358,14 +392,19 @@ pub(super) async fn query_results(
     } else {
         b"\n"
     };
-    let mut header_line = Vec::new();
-    for (k, f) in job.fields.iter().enumerate() {
-        if k > 0 {
-            header_line.push(sep);
+    let fields = result_columns(&job.fields, job.info.api_version);
+    // A job without rows answers an empty body, not even a header line.
+    let header_line = (!rows.is_empty()).then(|| {
+        let mut line = Vec::new();
+        for (k, f) in fields.iter().enumerate() {
+            if k > 0 {
+                line.push(sep);
+            }
+            csv_text(&mut line, &f.label());
         }
-        csv_text(&mut header_line, &f.label());
-    }
-    header_line.extend_from_slice(eol);
+        line.extend_from_slice(eol);
+        line
+    });
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -373,11 +412,11 @@ pub(super) async fn query_results(
     let mut stream = ResultStream {
         sim: sim.clone(),
         object: job.object,
-        fields: job.fields.clone(),
+        fields,
         rows,
         pos: start,
         end,
-        header: Some(header_line),
+        header: header_line,
         sep,
         eol,
         gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
@@ -388,7 +427,10 @@ pub(super) async fn query_results(
     }));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=UTF-8"),
+    );
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(&locator) {
         h.insert("Sforce-Locator", v);
@@ -397,4 +439,19 @@ pub(super) async fn query_results(
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_come_out_pairwise_swapped_with_their_ends() {
+        let rows: Vec<u32> = (0..7).collect();
+        let (out, ends) = chunk_out_of_order(&rows, 2);
+        assert_eq!(out, vec![2, 3, 0, 1, 6, 4, 5]);
+        assert_eq!(ends, vec![2, 4, 5, 7]);
+        assert_eq!(chunk_out_of_order(&[], 2), (vec![], vec![0]));
+        assert_eq!(chunk_out_of_order(&rows, 100), (rows.clone(), vec![7]));
+    }
 }

@@ -86,7 +86,7 @@ async fn query_job_lifecycle_results_and_paging() {
         };
         let r = org.get(&format!("jobs/query/{id}/results?{q}")).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "text/csv");
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=UTF-8");
         assert!(
             r.headers()["sforce-limit-info"]
                 .to_str()
