@@ -518,7 +518,9 @@ fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
     {
         return Column::Formula(formula);
     }
+    // RecentlyViewed's Name is the viewed record's name (an Account's here), not a person's.
     if f.name == "Name"
+        && meta.name != "RecentlyViewed"
         && let (Some(first), Some(last)) = (meta.field("FirstName"), meta.field("LastName"))
     {
         return Column::Formula(Formula::PersonName { first, last });

@@ -61,6 +61,15 @@ pub(super) async fn create_query(
                     &format!("Base64 field {} is not supported in Bulk Query", p.name),
                 );
             }
+            _ if p.sf_type == "json" => {
+                return bad(
+                    "FUNCTIONALITY_NOT_ENABLED",
+                    &format!(
+                        "Selecting json field {} is not supported in Bulk Query",
+                        p.name
+                    ),
+                );
+            }
             _ => {}
         }
     }

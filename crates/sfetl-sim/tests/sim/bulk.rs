@@ -187,7 +187,7 @@ async fn query_job_refusals_abort_and_failure() {
             "SELECT Id, Body FROM Attachment",
             "FUNCTIONALITY_NOT_ENABLED",
         ),
-        ("SELECT Id FROM AccountHistory", "INVALIDENTITY"),
+        ("SELECT Id FROM AccountFeed", "INVALIDENTITY"),
         ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
         ("SELECT Id, Nope FROM Account", "INVALID_FIELD"),
         ("SELECT Name FROM Account GROUP BY Name", "MALFORMED_QUERY"),
