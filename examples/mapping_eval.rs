@@ -24,8 +24,10 @@ fn main() {
     let describes: HashMap<String, SObjectDescribe> = ["Lead", "Contact", "Account"]
         .iter()
         .map(|o| {
-            let text = std::fs::read_to_string(format!("{root}/crates/sfetl-sim/fixtures/describe_{o}.json"))
-                .expect("simulator describe");
+            let text = std::fs::read_to_string(format!(
+                "{root}/crates/sfetl-sim/fixtures/describe_{o}.json"
+            ))
+            .expect("simulator describe");
             (
                 o.to_string(),
                 serde_json::from_str(&text).expect("describe JSON"),

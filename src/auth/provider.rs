@@ -12,8 +12,8 @@ use super::jwt;
 use super::oauth::{self, AppCredentials, Endpoints};
 use super::token::Token;
 use crate::config::{AuthMethod, Config};
-use crate::transport::RetryPolicy;
 use crate::secret::Secret;
+use crate::transport::RetryPolicy;
 
 /// Called with the new refresh token when Salesforce rotates it (the old one is then dead), so
 /// the command can announce it (CONTROL message) and rewrite the credentials file.

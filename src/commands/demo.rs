@@ -13,17 +13,17 @@ use tokio::sync::mpsc;
 use crate::cli::{DemoArgs, QueryArgs, QueryFormat};
 use crate::config::Config;
 use crate::error::Error;
+use crate::output::stdout::Out;
+use crate::output::{Destination, ParquetOptions};
 use crate::output::{new_sync_id, open_location};
 use crate::protocol::{ConfiguredAirbyteStream, MessageType};
 use crate::salesforce::{ClientHooks, SalesforceClient};
-use sfetl_sim::{SimOptions, Simulator};
 use crate::sink::config::Writeback;
 use crate::sink::{Sink, SinkOptions};
 use crate::source::discover::discover;
-use crate::output::stdout::Out;
-use crate::output::{Destination, ParquetOptions};
 use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, parse_state};
+use sfetl_sim::{SimOptions, Simulator};
 
 /// The streams the demo reads: the people mapping's `person` (Leads not converted plus
 /// Contacts) and `account`.

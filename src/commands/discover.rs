@@ -2,9 +2,9 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::output::stdout::Out;
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::source::discover::discover;
-use crate::output::stdout::Out;
 
 use crate::output::stdout::StdoutTask;
 

@@ -12,11 +12,10 @@ use serde_json::{Map, Value, json};
 use super::rotation::{WRITTEN_BY_KEY, WRITTEN_BY_LOGIN, write_private_json};
 use crate::auth::callback::{CallbackOutcome, CallbackServer};
 use crate::auth::errors::classify;
-use crate::auth::oauth::{self, AppCredentials, Endpoints};
 pub use crate::auth::login::LoginError;
+use crate::auth::oauth::{self, AppCredentials, Endpoints};
 use crate::auth::{AuthError, Grant, PkceSession, RequestContext, Token};
 use crate::cli::LoginArgs;
-use crate::protocol::FailureType;
 use crate::secret::Secret;
 use crate::transport::{TOKEN_CALL_TIMEOUT, checked_url, http_client};
 

@@ -8,11 +8,11 @@ use tokio::io::AsyncBufReadExt;
 use crate::cli::WriteArgs;
 use crate::config::Config;
 use crate::error::Error;
+use crate::output::stdout::Out;
 use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, FailureType, LogLevel};
 use crate::sink::config::Writeback;
 use crate::sink::input::{read_file, schema_from_json_schema};
 use crate::sink::{Sink, SinkError, SinkOptions};
-use crate::output::stdout::Out;
 
 use crate::output::stdout::StdoutTask;
 

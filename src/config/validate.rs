@@ -308,7 +308,13 @@ fn dates(value: &Value, p: &mut Problems) -> (Option<DateTime<Utc>>, Option<Date
 }
 
 /// An ISO 8601 duration setting, its default when absent or wrong (wrong is reported).
-fn duration(value: &Value, key: &str, default: &str, positive: bool, p: &mut Problems) -> IsoDuration {
+fn duration(
+    value: &Value,
+    key: &str,
+    default: &str,
+    positive: bool,
+    p: &mut Problems,
+) -> IsoDuration {
     let fallback = || IsoDuration::parse(default).expect("defaults parse");
     let parse = if positive {
         IsoDuration::parse_positive

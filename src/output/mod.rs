@@ -15,8 +15,8 @@ pub use parquet::{
     CompletedFile, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID, new_sync_id,
 };
 pub use records::RecordsRenderer;
-pub(crate) use store::store_options;
 pub use resume::prepare_resume;
+pub(crate) use store::store_options;
 pub use store::{OutputLocation, open_location};
 pub use writer::{Destination, StreamWriter, SyncStart};
 

@@ -79,8 +79,9 @@ pub struct ParquetFileWriter {
     next_index: u32,
     current: Option<OpenFile>,
     sync_id_array: Option<ArrayRef>,
-    /// The sync folder's marker, written before its first file and again when complete.
-    marker: SyncMarker,
+    /// The sync folder's marker (exports only, see [`ParquetFileWriter::with_sync`]), written
+    /// before its first file and again when complete.
+    marker: Option<SyncMarker>,
     marker_written: bool,
 }
 
@@ -112,33 +113,34 @@ impl ParquetFileWriter {
             next_index: 0,
             current: None,
             sync_id_array: None,
-            marker: SyncMarker {
-                stream: stream.to_string(),
-                sync_id: sync_id.to_string(),
-                base: false,
-                resumed_from: None,
-                complete: false,
-            },
+            marker: None,
             marker_written: false,
         }
     }
 
-    /// Says how this sync relates to earlier ones, for its marker: a `base` sync (full
-    /// refresh, or incremental without state) supersedes older syncs once complete; a resumed
-    /// one names the STATE commit it continues.
+    /// Makes the folder a sync of an export, with its marker saying how it relates to
+    /// earlier syncs: a `base` sync (full refresh, or incremental without state) supersedes
+    /// older ones once complete; a resumed one names the STATE commit it continues.
     pub fn with_sync(mut self, base: bool, resumed_from: Option<OutputCommit>) -> Self {
-        self.marker.base = base;
-        self.marker.resumed_from = resumed_from;
+        self.marker = Some(SyncMarker {
+            stream: self.stream.clone(),
+            sync_id: self.sync_id.clone(),
+            base,
+            resumed_from,
+            complete: false,
+        });
         self
     }
 
-    /// Marks the sync complete (every row of the stream is in its files); readers then treat
-    /// a complete base sync as superseding older ones.
+    /// Completes the file in progress and marks the sync complete (every row of the stream is
+    /// in its files); readers then treat a complete base sync as superseding older ones.
     pub async fn complete_sync(&mut self) -> Result<(), OutputError> {
         self.complete_file().await?;
-        self.marker.complete = true;
-        self.marker.write(&self.location).await?;
-        self.marker_written = true;
+        if let Some(marker) = &mut self.marker {
+            marker.complete = true;
+            marker.write(&self.location).await?;
+            self.marker_written = true;
+        }
         Ok(())
     }
 
@@ -194,8 +196,10 @@ impl ParquetFileWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if !self.marker_written {
-            self.marker.write(&self.location).await?;
+        if !self.marker_written
+            && let Some(marker) = &self.marker
+        {
+            marker.write(&self.location).await?;
             self.marker_written = true;
         }
         if self.current.is_none() {

@@ -14,7 +14,7 @@
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use super::sync::{MARKER, SyncMarker, markers};
+use super::sync::{MARKER, markers};
 use super::{OutputError, OutputLocation};
 use crate::state::OutputCommit;
 
@@ -121,7 +121,12 @@ fn write_err(location: &OutputLocation, path: &Path, e: object_store::Error) -> 
 
 /// A marker as a run writes it, for tests of the rules above.
 #[cfg(test)]
-pub(super) fn marker(stream: &str, sync_id: &str, resumed_from: Option<OutputCommit>) -> SyncMarker {
+pub(super) fn marker(
+    stream: &str,
+    sync_id: &str,
+    resumed_from: Option<OutputCommit>,
+) -> super::sync::SyncMarker {
+    use super::sync::SyncMarker;
     SyncMarker {
         stream: stream.into(),
         sync_id: sync_id.into(),

@@ -332,8 +332,51 @@ fn staging_files_are_removed_only_in_sfetl_sync_folders() {
     removed.sort();
     assert_eq!(
         removed,
-        vec!["Contact/S9/_sfetl_sync.json#3", "Lead/S1/part-00000.parquet#1"]
+        vec![
+            "Contact/S9/_sfetl_sync.json#3",
+            "Lead/S1/part-00000.parquet#1"
+        ]
     );
     assert!(root.join("Contact/mine/part-00000.parquet#1").is_file());
     assert!(root.join("Contact/S9/keep#1").is_file());
+}
+
+#[tokio::test]
+async fn an_export_sync_folder_holds_its_marker_until_complete() {
+    use crate::output::sync::{SyncMarker, current_from, markers};
+    let loc = open_location("memory:///x", &BTreeMap::new()).unwrap();
+    let b = batch();
+    let mut w = ParquetFileWriter::new(
+        loc.clone(),
+        "Lead",
+        "S1",
+        b.schema(),
+        ParquetOptions::default(),
+    )
+    .with_sync(true, None);
+    w.write(&b, 0).await.unwrap();
+    let first = markers(&loc, "Lead").await.unwrap();
+    assert_eq!(
+        first,
+        vec![SyncMarker {
+            stream: "Lead".into(),
+            sync_id: "S1".into(),
+            base: true,
+            resumed_from: None,
+            complete: false
+        }]
+    );
+    assert_eq!(
+        current_from(&first),
+        None,
+        "an unfinished base sync supersedes nothing"
+    );
+    w.complete_sync().await.unwrap();
+    let done = markers(&loc, "Lead").await.unwrap();
+    assert!(done[0].complete);
+    assert_eq!(current_from(&done), Some("S1"));
+    assert_eq!(
+        listing(&loc).await,
+        vec!["x/Lead/S1/_sfetl_sync.json", "x/Lead/S1/part-00000.parquet"]
+    );
 }

@@ -14,9 +14,9 @@ pub use catalog::{
 };
 pub use emitter::Emitter;
 pub use messages::{
-    AirbyteAnalyticsTraceMessage, AirbyteConnectionStatus, AirbyteControlMessage, AirbyteErrorTraceMessage,
-    AirbyteEstimateTraceMessage, AirbyteGlobalState, AirbyteLogMessage, AirbyteMessage,
-    AirbyteRecordMessage, AirbyteStateMessage, AirbyteStateStats, AirbyteStateType,
+    AirbyteAnalyticsTraceMessage, AirbyteConnectionStatus, AirbyteControlMessage,
+    AirbyteErrorTraceMessage, AirbyteEstimateTraceMessage, AirbyteGlobalState, AirbyteLogMessage,
+    AirbyteMessage, AirbyteRecordMessage, AirbyteStateMessage, AirbyteStateStats, AirbyteStateType,
     AirbyteStreamState, AirbyteStreamStatus, AirbyteStreamStatusTraceMessage, AirbyteTraceMessage,
     ConnectionStatus, ConnectorConfig, ConnectorSpecification, ControlType, EstimateType,
     FailureType, LogLevel, MessageType, RecordChange, RecordChangeKind, RecordChangeReason,

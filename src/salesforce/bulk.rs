@@ -117,12 +117,15 @@ impl<'c> Bulk<'c> {
     }
 
     fn job_url(&self, kind: JobKind, id: &str) -> String {
-        self.client
-            .data_url(&format!("jobs/{}/{id}", kind.path()))
+        self.client.data_url(&format!("jobs/{}/{id}", kind.path()))
     }
 
     /// Creates a query job (`queryAll` includes soft-deleted and archived rows).
-    pub async fn create_query(&self, soql: &str, all_rows: bool) -> Result<JobInfo, SalesforceError> {
+    pub async fn create_query(
+        &self,
+        soql: &str,
+        all_rows: bool,
+    ) -> Result<JobInfo, SalesforceError> {
         tracing::debug!(soql, all_rows, "creating a Bulk query job");
         let body = json!({
             "operation": if all_rows { "queryAll" } else { "query" },
@@ -258,10 +261,13 @@ impl<'c> Bulk<'c> {
         };
         let url = format!("{}/{leaf}", self.job_url(JobKind::Ingest, id));
         let response = self.client.send(ApiRequest::get(&url)).await?;
-        let bytes = response.bytes().await.map_err(|e| SalesforceError::CutOff {
-            what: format!("the {leaf} of Bulk job {id}"),
-            reason: e.to_string(),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::CutOff {
+                what: format!("the {leaf} of Bulk job {id}"),
+                reason: e.to_string(),
+            })?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

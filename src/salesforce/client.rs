@@ -11,12 +11,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::errors::{SalesforceError, parse_error_body};
+use super::errors::{is_transient_code, is_transient_status};
 use super::limits::{ApiUsage, parse_limit_info};
 use super::request::{ApiBody, ApiRequest};
-use super::errors::{is_transient_code, is_transient_status};
-use crate::transport::RetryPolicy;
 use crate::auth::{RotationHook, Token, TokenProvider};
 use crate::config::Config;
+use crate::transport::RetryPolicy;
 use crate::transport::{checked_url, describe_reqwest_error, http_client, origin};
 
 /// What the caller plugs into the client.

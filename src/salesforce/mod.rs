@@ -15,10 +15,10 @@ pub mod query;
 pub mod replication;
 pub mod request;
 
-pub use client::{ClientHooks, SalesforceClient};
-pub use errors::SalesforceError;
 /// The client's retry settings ([`ClientHooks::retry`]) are the transport's one policy.
 pub use crate::transport::RetryPolicy;
+pub use client::{ClientHooks, SalesforceClient};
+pub use errors::SalesforceError;
 pub use limits::ApiUsage;
 pub use request::{ApiBody, ApiRequest};
 

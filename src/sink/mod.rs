@@ -25,10 +25,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::catalog::SObjectDescribe;
+use crate::output::stdout::Out;
 use crate::protocol::{AirbyteMessage, FailureType, LogLevel};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::secret::Secret;
-use crate::output::stdout::Out;
 use apply::{ApplyOptions, Outcome, Payload, apply, uses_bulk};
 use config::Writeback;
 use rejects::{Reject, Rejects};

@@ -273,7 +273,11 @@ mod tests {
         let s = StreamState::parse(&v, "SystemModstamp").unwrap();
         assert_eq!(s.cursor, None);
         assert_eq!(
-            s.sources.0.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(),
+            s.sources
+                .0
+                .iter()
+                .map(|(o, _)| o.as_str())
+                .collect::<Vec<_>>(),
             vec!["Lead", "Contact"]
         );
         assert_eq!(
@@ -291,7 +295,10 @@ mod tests {
         );
         let lmd = json!({"LastModifiedDate": "2022-11-01T00:00:00.000+0000"});
         let s = StreamState::parse(&lmd, "LastModifiedDate").unwrap();
-        assert_eq!(s.cursor.as_ref().unwrap().cursor, dt("2022-11-01T00:00:00Z"));
+        assert_eq!(
+            s.cursor.as_ref().unwrap().cursor,
+            dt("2022-11-01T00:00:00Z")
+        );
         assert_eq!(s.cursor.unwrap().cursor_field, "LastModifiedDate");
         let slices = json!({"state_type": "date-range", "slices": [
             {"start": "2024-02-01T00:00:00.000Z", "end": "2024-03-01T00:00:00.000Z"},

@@ -214,7 +214,10 @@ async fn pkce_login_in_headless_chromium() {
                 .is_ok_and(|o| o.status.success())
         })
         .expect("chromium is installed (.ci/run installs Debian's chromium package)");
-    let script = format!("{}/tests/browser/consent.mjs", crate::common::manifest_dir());
+    let script = format!(
+        "{}/tests/browser/consent.mjs",
+        crate::common::manifest_dir()
+    );
     let prefix = format!("http://localhost:{}/oauth/callback", login.port);
     let driven = tokio::process::Command::new("node")
         .args([

@@ -36,7 +36,7 @@ fn spec_prints_one_spec_message_with_the_schema() {
     let msgs = lines(&out);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["type"], "SPEC");
-    let schema: Value = serde_json::from_str(include_str!("../spec/spec.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../../spec/spec.json")).unwrap();
     assert_eq!(msgs[0]["spec"]["connectionSpecification"], schema);
     assert_eq!(msgs[0]["spec"]["supportsIncremental"], true);
     assert_eq!(

@@ -8,7 +8,10 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 fn mapping_path() -> String {
-    format!("{}/fixtures/mappings/people.yaml", crate::common::manifest_dir())
+    format!(
+        "{}/fixtures/mappings/people.yaml",
+        crate::common::manifest_dir()
+    )
 }
 
 fn person(source: &str, r: &Value, company: &Value) -> Value {

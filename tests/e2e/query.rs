@@ -383,9 +383,10 @@ fn people_plan() -> sfetl::mapping::MappingPlan {
         ["Lead", "Contact", "Account"]
             .iter()
             .map(|o| {
-                let text =
-                    std::fs::read_to_string(format!("{root}/crates/sfetl-sim/fixtures/describe_{o}.json"))
-                        .unwrap();
+                let text = std::fs::read_to_string(format!(
+                    "{root}/crates/sfetl-sim/fixtures/describe_{o}.json"
+                ))
+                .unwrap();
                 (o.to_string(), serde_json::from_str(&text).unwrap())
             })
             .collect();

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::common::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use crate::common::*;
 use serde_json::{Value, json};
 
 const OBJECTS: [&str; 8] = [
@@ -221,6 +221,9 @@ fn read_parquet(dir: &Path, stream: &str) -> Vec<RecordBatch> {
     for sync in std::fs::read_dir(&stream_dir).unwrap() {
         for f in std::fs::read_dir(sync.unwrap().path()).unwrap() {
             let path = f.unwrap().path();
+            if path.file_name().unwrap() == "_sfetl_sync.json" {
+                continue;
+            }
             assert_eq!(path.extension().unwrap(), "parquet", "{path:?}");
             let file = std::fs::File::open(&path).unwrap();
             let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -416,23 +419,37 @@ async fn injected_faults_are_retried_and_no_row_is_lost_or_duplicated() {
 }
 
 #[tokio::test]
-async fn a_failed_bulk_job_falls_back_to_rest() {
+async fn a_failed_bulk_job_is_run_again_then_its_window_read_through_rest() {
     let e = env(20, json!({})).await;
     let cat = catalog(
         e.dir.path(),
         "cat.json",
         &[("Lead", &["Id", "Email"], "full_refresh")],
     );
+    // One failure: the job is run once more, and the stream stays on Bulk.
     e.org.control("fail_bulk_job", &json!({"count": 1})).await;
     let msgs = read_ok(&e, &cat, None).await;
     assert_eq!(records(&msgs, "Lead").len(), 40);
-    let logs = logs(&msgs);
+    let seen = logs(&msgs);
     assert!(
-        logs.iter().any(
-            |l| l.starts_with("Lead: Bulk API 2.0 refused the query (Bulk query job ")
-                && l.ends_with("reading with the REST API instead")
-        ),
-        "{logs:?}"
+        seen.iter().any(|l| l.starts_with("Lead: Bulk query job ")
+            && l.ends_with("the query job failed (simulated); running the Bulk job once more")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("Lead: 40 rows in ") && l.ends_with("through Bulk API 2.0")),
+        "{seen:?}"
+    );
+    // Two failures: this window alone is read through REST.
+    e.org.control("fail_bulk_job", &json!({"count": 2})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    assert_eq!(records(&msgs, "Lead").len(), 40);
+    let seen = logs(&msgs);
+    assert!(
+        seen.iter().any(|l| l.starts_with("Lead: Bulk query job ")
+            && l.ends_with("; reading this window with the REST API")),
+        "{seen:?}"
     );
 }
 
@@ -466,7 +483,7 @@ async fn rest_account_rows(e: &Env, config: &Path) -> (Vec<Value>, Vec<String>) 
         "wide.json",
         &[("Account", &[], "full_refresh")],
     );
-    e.org.control("fail_bulk_job", &json!({"count": 1})).await;
+    e.org.control("fail_bulk_job", &json!({"count": 2})).await;
     let msgs = messages(&read_files(config, &cat, None).await);
     let logs = logs(&msgs);
     (records(&msgs, "Account"), logs)

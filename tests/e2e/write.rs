@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
+use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
 use serde_json::{Value, json};
 use sfetl_sim::{SimOptions, Simulator};
 use tokio::io::AsyncWriteExt;

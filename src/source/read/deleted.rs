@@ -68,6 +68,9 @@ impl ObjectReader<'_> {
                 }
             })
             .collect();
-        Ok(RecordBatch::try_new(schema, columns).map_err(|e| OutputError::Render(e.to_string()))?)
+        Ok(
+            RecordBatch::try_new(schema, columns)
+                .map_err(|e| OutputError::Render(e.to_string()))?,
+        )
     }
 }

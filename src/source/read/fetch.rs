@@ -189,7 +189,9 @@ impl<'a> ObjectReader<'a> {
                 self.ctx.log(LogLevel::Warn, text).await;
                 return self.rest_window(window, writer).await;
             } else if e.bulk_can_fall_back() {
-                let text = format!("{name}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead");
+                let text = format!(
+                    "{name}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead"
+                );
                 self.ctx.log(LogLevel::Warn, text).await;
                 self.api = Api::Rest;
                 return self.rest_window(window, writer).await;
@@ -213,7 +215,10 @@ impl<'a> ObjectReader<'a> {
 
     /// The smallest cursor value in the bounds, or `None` when they hold no row.
     async fn first_row(&self, b: plan::Bounds) -> Result<Option<DateTime<Utc>>, FetchError> {
-        let cursor = self.object.cursor.expect("only planned for objects with a cursor");
+        let cursor = self
+            .object
+            .cursor
+            .expect("only planned for objects with a cursor");
         let mut q = soql::select(
             &self.object.object,
             &[cursor.to_string()],

@@ -285,7 +285,10 @@ async fn sweep_staging(ctx: &Ctx) {
         }
         Ok(_) => {}
         Err(e) => {
-            let text = format!("could not remove unfinished files of interrupted runs in {}: {e}", location.display);
+            let text = format!(
+                "could not remove unfinished files of interrupted runs in {}: {e}",
+                location.display
+            );
             ctx.log(LogLevel::Warn, text).await;
         }
     }

@@ -195,9 +195,7 @@ pub fn plan_mapped_stream<'m>(
                 cursor: src.cursor,
                 soql_where: src.soql_where.clone(),
                 mapping: Some(src),
-                replicateable: describes
-                    .get(&src.object)
-                    .is_some_and(|d| d.replicateable),
+                replicateable: describes.get(&src.object).is_some_and(|d| d.replicateable),
                 saved_at: state
                     .sources
                     .get(&src.object)

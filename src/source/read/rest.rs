@@ -325,6 +325,7 @@ async fn lookup_into(
         loop {
             let page = query::fetch_page(client, &url, batch_size).await?;
             calls += 1;
+            let next = page.next().map(str::to_string);
             for row in page.records {
                 let Some(i) = row
                     .get("Id")
@@ -335,8 +336,8 @@ async fn lookup_into(
                 };
                 merge(&mut records[*i], row);
             }
-            match page.next() {
-                Some(next) => url = next.to_string(),
+            match next {
+                Some(next) => url = next,
                 None => break,
             }
         }

@@ -94,7 +94,10 @@ fn saved_state_sets_the_cursor_and_bad_state_is_named() {
 
     let full = stream("full_refresh", &["Id"]);
     let p = plan_object_stream(&full, &describe(), &config(json!({})), Some(&saved)).unwrap();
-    assert_eq!(p.objects[0].saved_at, None, "a full refresh ignores the cursor");
+    assert_eq!(
+        p.objects[0].saved_at, None,
+        "a full refresh ignores the cursor"
+    );
 
     let bad = json!({"cursor": "yesterday"});
     let e = plan_object_stream(&cs, &describe(), &config(json!({})), Some(&bad)).unwrap_err();
@@ -107,12 +110,18 @@ fn saved_state_sets_the_cursor_and_bad_state_is_named() {
 #[test]
 fn bounds_from_state_start_date_end_date_and_lag() {
     let now = t(2024, 6, 1, 12);
-    let c = config(json!({"start_date": "2024-01-01", "lookback_window": "PT1H", "cursor_lag": "PT2M"}));
+    let c = config(
+        json!({"start_date": "2024-01-01", "lookback_window": "PT1H", "cursor_lag": "PT2M"}),
+    );
     let b = bounds(&c, None, now);
     assert_eq!(b.lower, Some(t(2024, 1, 1, 0)));
     assert_eq!(b.upper, now - chrono::Duration::minutes(2));
     let b = bounds(&c, Some(t(2024, 5, 1, 10)), now);
-    assert_eq!(b.lower, Some(t(2024, 5, 1, 9)), "saved cursor minus the lookback");
+    assert_eq!(
+        b.lower,
+        Some(t(2024, 5, 1, 9)),
+        "saved cursor minus the lookback"
+    );
     let ended = config(json!({"end_date": "2024-02-01"}));
     assert_eq!(bounds(&ended, None, now).upper, t(2024, 2, 1, 0));
 }
@@ -132,7 +141,13 @@ fn windows_per_mode() {
             upper: b.upper
         }])
     );
-    match windows(Some("SystemModstamp"), true, Some(t(2024, 1, 1, 0)), b, &step) {
+    match windows(
+        Some("SystemModstamp"),
+        true,
+        Some(t(2024, 1, 1, 0)),
+        b,
+        &step,
+    ) {
         Windows::Listed(w) => assert_eq!(w.len(), 3),
         other => panic!("{other:?}"),
     }
@@ -170,5 +185,8 @@ fn future_cursors_are_named() {
             .contains("the start_date 2099-01-01T00:00:00.000Z is in the future")
     );
     let b = bounds(&c, Some(t(2024, 5, 1, 0)), now);
-    assert_eq!(future_cursor("Account", Some(t(2024, 5, 1, 0)), &c, b, now), None);
+    assert_eq!(
+        future_cursor("Account", Some(t(2024, 5, 1, 0)), &c, b, now),
+        None
+    );
 }
