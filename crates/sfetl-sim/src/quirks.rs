@@ -55,7 +55,7 @@ pub fn of(object: &str) -> &'static [Quirk] {
             Quirk::NeedsFilter(&["UserId"], USER_RECORD_ACCESS_FILTER),
             Quirk::NeedsFilter(&["RecordId"], USER_RECORD_ACCESS_FILTER),
         ],
-        "EntityDefinition" => &[Quirk::BulkUnsupported, Quirk::NoQueryMore],
+        "EntityDefinition" => &[Quirk::NoQueryMore],
         _ => &[],
     }
 }
@@ -134,9 +134,26 @@ pub fn bulk_refusal(store: &Store, q: &Query) -> Option<Response> {
         })
 }
 
-/// The `errorMessage` of a Bulk job whose query its object refuses (the job ends `Failed`).
-pub fn bulk_failure(store: &Store, q: &Query) -> Option<String> {
+/// Rows a Bulk query batch holds: an object without `queryMore` cannot go past it.
+const BULK_BATCH: usize = 2_000;
+
+/// The `errorMessage` of a Bulk job whose query its object refuses (the job ends `Failed`),
+/// given how many rows it matched. The text is Bulk's batch failure
+/// (`InvalidBatch : Failed to process query: CODE: message`).
+pub fn bulk_failure(store: &Store, q: &Query, matched: usize) -> Option<String> {
     let name = &store.catalog.objects[q.object].name;
-    query_refusal(q, name)
-        .map(|(code, message)| format!("Failed to process query: {code}: {message}"))
+    let no_more = of(name).iter().any(|k| matches!(k, Quirk::NoQueryMore));
+    let refusal = query_refusal(q, name).map(|(c, m)| (c, m.to_string()));
+    let refusal = refusal.or_else(|| {
+        (no_more && matched > BULK_BATCH).then(|| {
+            (
+                "EXCEEDED_ID_LIMIT",
+                format!(
+                    "{name} does not support queryMore(), use LIMIT to restrict the results to a single batch"
+                ),
+            )
+        })
+    });
+    refusal
+        .map(|(code, message)| format!("InvalidBatch : Failed to process query: {code}: {message}"))
 }

@@ -151,17 +151,17 @@ pub(super) async fn get_query(
 /// chunked (`bulk_chunk_rows`) and the chunks finish out of order (each pair swapped); with
 /// them there is one unchunked query, which times out on a big object.
 fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
-    if let Some(message) = crate::quirks::bulk_failure(store, &job.parsed) {
+    let (rows, matched) = soql::execute_counted(store, &job.parsed, job.all);
+    if let Some(message) = crate::quirks::bulk_failure(store, &job.parsed, rows.len()) {
         job.info.state = "Failed".into();
         job.info.error = Some(message);
         return;
     }
-    let (rows, matched) = soql::execute_counted(store, &job.parsed, job.all);
     let unchunked = !job.parsed.order.is_empty() || job.parsed.limit.is_some();
     if limits.bulk_times_out(matched, unchunked) {
         job.info.state = "Failed".into();
         job.info.error = Some(format!(
-            "Failed to process query: QUERY_TIMEOUT: {}",
+            "InvalidBatch : Failed to process query: QUERY_TIMEOUT: {}",
             crate::limits::QUERY_TIMEOUT
         ));
         return;

@@ -426,7 +426,7 @@ async fn bulk_jobs_time_out_unchunked_and_stop_at_the_daily_cap() {
     assert_eq!(info["state"], "Failed");
     assert_eq!(
         info["errorMessage"],
-        "Failed to process query: QUERY_TIMEOUT: Your query request was running for too long."
+        "InvalidBatch : Failed to process query: QUERY_TIMEOUT: Your query request was running for too long."
     );
     // LIMIT turns chunking off too; a small window (or no ORDER BY) is fine.
     assert_eq!(
@@ -765,7 +765,6 @@ async fn objects_that_need_a_filter_bulk_refuses_or_have_no_query_more() {
         "CaseStatus",
         "RecentlyViewed",
         "AccountFeed",
-        "EntityDefinition",
         "UserRecordAccess",
     ] {
         let (s, v) = create_bulk(&org, &format!("SELECT Id FROM {o}")).await;
@@ -835,7 +834,7 @@ async fn objects_that_need_a_filter_bulk_refuses_or_have_no_query_more() {
     assert_eq!(info["state"], "Failed");
     assert_eq!(
         info["errorMessage"],
-        format!("Failed to process query: MALFORMED_QUERY: {cdl}")
+        format!("InvalidBatch : Failed to process query: MALFORMED_QUERY: {cdl}")
     );
     let (_, all) = org.query("SELECT Id FROM Account").await;
     let ids: Vec<String> = all["records"]
@@ -904,6 +903,9 @@ async fn objects_that_need_a_filter_bulk_refuses_or_have_no_query_more() {
     )
     .await;
     assert_eq!(r.status(), 200);
+    // Bulk runs it in one batch (of 2,000 rows at most).
+    let info = run_bulk(&org, "SELECT QualifiedApiName FROM EntityDefinition").await;
+    assert_eq!(info["numberRecordsProcessed"], json!(listed));
 
     // A big object: its audit dates cannot be filtered or sorted, so no incremental read.
     let e = error_code(
