@@ -194,6 +194,128 @@ score = [new_field("Id", "id", "Record ID", custom=False, nillable=False, create
          ]
 for f in score:
     if f["name"] == "Name": f["nillable"] = True
+# Objects with Salesforce's structural quirks (issue 16): History / Feed / Share objects, objects
+# that need a filter, that Bulk refuses, without queryMore, and a big object whose audit dates
+# cannot be filtered. Fields as the object reference lists them; system objects are read-only.
+def ro(name, type_, label, **kw):
+    kw.setdefault("createable", False)
+    kw.setdefault("updateable", False)
+    return new_field(name, type_, label, custom=False, **kw)
+
+def sys_id(label):
+    return ro("Id", "id", label, nillable=False, idLookup=True, defaultedOnCreate=True)
+
+def deleted_flag():
+    return norm(copy.deepcopy({f["name"]: f for f in lead["fields"]}["IsDeleted"]))
+
+def dt(name, label, **kw):
+    return ro(name, "datetime", label, nillable=False, defaultedOnCreate=True, **kw)
+
+def user_ref(name, label, rel):
+    return ro(name, "reference", label, nillable=False, defaultedOnCreate=True, referenceTo=["User"], relationshipName=rel)
+
+account_history = [sys_id("Account History ID"), deleted_flag(),
+    ro("AccountId", "reference", "Account ID", nillable=False, referenceTo=["Account"], relationshipName="Account"),
+    user_ref("CreatedById", "Created By ID", "CreatedBy"), dt("CreatedDate", "Created Date"),
+    ro("Field", "picklist", "Changed Field", length=255, nillable=False,
+       picklistValues=pick(["created", "Name", "Phone", "Industry", "Rating", "ownerAssignment"])),
+    ro("DataType", "picklist", "Data Type", length=255, picklistValues=pick(["Text", "Phone", "Picklist", "EntityId"])),
+    ro("OldValue", "anyType", "Old Value", filterable=False, sortable=False, groupable=False),
+    ro("NewValue", "anyType", "New Value", filterable=False, sortable=False, groupable=False)]
+account_feed = [sys_id("Feed Item ID"),
+    ro("ParentId", "reference", "Parent ID", nillable=False, referenceTo=["Account"], relationshipName="Parent"),
+    ro("Type", "picklist", "Feed Item Type", length=40,
+       picklistValues=pick(["TextPost", "LinkPost", "TrackedChange", "CreateRecordEvent"])),
+    user_ref("CreatedById", "Created By ID", "CreatedBy"), dt("CreatedDate", "Created Date"), deleted_flag(),
+    dt("LastModifiedDate", "Last Modified Date"), dt("SystemModstamp", "System Modstamp"),
+    ro("CommentCount", "int", "Comment Count", nillable=False, digits=9),
+    ro("LikeCount", "int", "Like Count", nillable=False, digits=9),
+    ro("Title", "string", "Title", length=255),
+    ro("Body", "textarea", "Body", length=10000, filterable=False, sortable=False, groupable=False),
+    ro("LinkUrl", "url", "Link Url", length=1000),
+    ro("IsRichText", "boolean", "Is Rich Text", nillable=False, defaultedOnCreate=True),
+    user_ref("InsertedById", "InsertedBy ID", "InsertedBy")]
+access = ["Read", "Edit", "None"]
+account_share = [sys_id("Account Share ID"),
+    ro("AccountId", "reference", "Account ID", nillable=False, referenceTo=["Account"], relationshipName="Account"),
+    ro("UserOrGroupId", "reference", "User or Group ID", nillable=False, referenceTo=["User"], relationshipName="UserOrGroup"),
+    ro("AccountAccessLevel", "picklist", "Account Access", length=40, nillable=False, picklistValues=pick(["Read", "Edit", "All"])),
+    ro("OpportunityAccessLevel", "picklist", "Opportunity Access", length=40, nillable=False, picklistValues=pick(access)),
+    ro("CaseAccessLevel", "picklist", "Case Access", length=40, picklistValues=pick(access)),
+    ro("ContactAccessLevel", "picklist", "Contact Access", length=40, picklistValues=pick(access)),
+    ro("RowCause", "picklist", "Row Cause", length=40, picklistValues=pick(["Owner", "Manual", "Rule", "ImplicitChild"])),
+    dt("LastModifiedDate", "Last Modified Date"), user_ref("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+    deleted_flag()]
+user_record_access = [sys_id("Record Access ID"),
+    ro("UserId", "reference", "User ID", nillable=False, referenceTo=["User"], relationshipName="User"),
+    ro("RecordId", "string", "Record ID", length=18, nillable=False),
+    ro("HasReadAccess", "boolean", "Read Access", nillable=False),
+    ro("HasEditAccess", "boolean", "Edit Access", nillable=False),
+    ro("HasDeleteAccess", "boolean", "Delete Access", nillable=False),
+    ro("HasTransferAccess", "boolean", "Transfer Access", nillable=False),
+    ro("HasAllAccess", "boolean", "All Access", nillable=False),
+    ro("MaxAccessLevel", "picklist", "Max Access Level", length=40,
+       picklistValues=pick(["None", "Read", "Edit", "Delete", "Transfer", "All"]))]
+content_document_link = [sys_id("Content Document Link ID"),
+    new_field("LinkedEntityId", "reference", "Linked Entity ID", custom=False, nillable=False, updateable=False,
+              referenceTo=["Account", "Contact", "User"], relationshipName="LinkedEntity", polymorphicForeignKey=True),
+    new_field("ContentDocumentId", "reference", "ContentDocument ID", custom=False, nillable=False, updateable=False,
+              referenceTo=["ContentDocument"], relationshipName="ContentDocument"),
+    deleted_flag(), dt("SystemModstamp", "System Modstamp"),
+    new_field("ShareType", "picklist", "Share Type", custom=False, length=40, picklistValues=pick(["V", "C", "I"])),
+    new_field("Visibility", "picklist", "Visibility", custom=False, length=40,
+              picklistValues=pick(["AllUsers", "InternalUsers", "SharedUsers"]))]
+def status(label):
+    return [sys_id(label), ro("MasterLabel", "string", "Master Label", length=255, nameField=True),
+            ro("ApiName", "string", "Api Name", length=255),
+            ro("SortOrder", "int", "Sort Order", digits=9),
+            ro("IsDefault", "boolean", "Is Default", nillable=False),
+            ro("IsClosed", "boolean", "Is Closed", nillable=False),
+            user_ref("CreatedById", "Created By ID", "CreatedBy"), dt("CreatedDate", "Created Date"),
+            user_ref("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+            dt("LastModifiedDate", "Last Modified Date"), dt("SystemModstamp", "System Modstamp")]
+recently_viewed = [sys_id("Recently Viewed ID"), ro("Name", "string", "Name", length=255, nameField=True),
+    ro("Type", "picklist", "Type", length=40, picklistValues=pick(["Account", "Contact", "Lead", "Opportunity"])),
+    ro("Alias", "string", "Alias", length=8), ro("FirstName", "string", "First Name", length=40),
+    ro("LastName", "string", "Last Name", length=80), ro("Title", "string", "Title", length=80),
+    ro("Email", "email", "Email", length=128), ro("Phone", "phone", "Phone", length=40),
+    ro("IsActive", "boolean", "Active", nillable=False),
+    ro("LastViewedDate", "datetime", "Last Viewed Date"), ro("LastReferencedDate", "datetime", "Last Referenced Date")]
+entity_definition = [sys_id("Entity Definition ID"),
+    ro("DurableId", "string", "Durable ID", length=255), ro("QualifiedApiName", "string", "Qualified Api Name", length=250),
+    ro("NamespacePrefix", "string", "Namespace Prefix", length=15), ro("DeveloperName", "string", "Developer Name", length=40),
+    ro("MasterLabel", "string", "Master Label", length=255), ro("Label", "string", "Label", length=40),
+    ro("PluralLabel", "string", "Plural Label", length=40), ro("KeyPrefix", "string", "Key Prefix", length=3),
+    ro("IsCustomizable", "boolean", "Is Customizable?", nillable=False),
+    ro("IsQueryable", "boolean", "Is Queryable?", nillable=False),
+    ro("IsCustomSetting", "boolean", "Is Custom Setting?", nillable=False),
+    ro("LastModifiedDate", "datetime", "Last Modified Date"),
+    ro("LastModifiedById", "reference", "Last Modified By ID", referenceTo=["User"], relationshipName="LastModifiedBy")]
+# A big object: only its index fields (Contact__c, Reading_Time__c) can be filtered, so an
+# incremental read on its audit dates is refused.
+score_reading = [new_field("Id", "id", "Record ID", custom=False, nillable=False, createable=False, updateable=False,
+                           idLookup=True, defaultedOnCreate=True),
+    new_field("Contact__c", "reference", "Contact", referenceTo=["Contact"], relationshipName="Contact__r", nillable=False),
+    new_field("Reading_Time__c", "datetime", "Reading Time", nillable=False),
+    new_field("Value__c", "double", "Value", precision=5, scale=2, filterable=False, sortable=False),
+    ro("CreatedById", "reference", "Created By ID", referenceTo=["User"], relationshipName="CreatedBy",
+       filterable=False, sortable=False),
+    ro("CreatedDate", "datetime", "Created Date", nillable=False, filterable=False, sortable=False),
+    ro("SystemModstamp", "datetime", "System Modstamp", nillable=False, filterable=False, sortable=False)]
+quirky = [("AccountHistory", None, "Account History", "Account History", account_history),
+          ("AccountFeed", None, "Account Feed", "Account Feed", account_feed),
+          ("AccountShare", "00r", "Account Share", "Account Share", account_share),
+          ("UserRecordAccess", None, "User Record Access", "User Record Access", user_record_access),
+          ("ContentDocumentLink", "06A", "Content Document Link", "Content Document Link", content_document_link),
+          ("TaskStatus", None, "Task Status Value", "Task Status Value", status("Task Status Value ID")),
+          ("CaseStatus", None, "Case Status Value", "Case Status Value", status("Case Status Value ID")),
+          ("RecentlyViewed", None, "Recently Viewed", "Recently Viewed", recently_viewed),
+          ("EntityDefinition", "4ie", "Entity Definition", "Entity Definitions", entity_definition)]
+# describeGlobal flags of the quirky objects, from the recorded describeGlobal where it has them.
+GLOBAL_FLAGS = ["activateable", "createable", "custom", "customSetting", "deletable", "deprecatedAndHidden", "feedEnabled",
+                "hasSubtypes", "isSubtype", "layoutable", "mergeable", "mruEnabled", "queryable", "replicateable",
+                "retrieveable", "searchable", "triggerable", "undeletable", "updateable"]
+
 objs = [obj("Account", "001", "Account", "Accounts", account, src=A),
         obj("Contact", "003", "Contact", "Contacts", contact, src=C),
         obj("Lead", "00Q", "Lead", "Leads", leadf, src=L),
@@ -202,6 +324,23 @@ objs = [obj("Account", "001", "Account", "Accounts", account, src=A),
         obj("Task", "00T", "Task", "Tasks", task, src=task_src),
         obj("Attachment", "00P", "Attachment", "Attachments", attachment),
         obj("Score__c", "a0S", "Score", "Scores", score, custom=True)]
+recorded_global = {e["name"]: e for e in load("describeGlobal_v46.json")["sobjects"]}
+quirky_objs = []
+for name, prefix, label, plural, fields in quirky:
+    o = obj(name, prefix, label, plural, fields)
+    grec = recorded_global[name]
+    for k in GLOBAL_FLAGS:
+        if k in grec and k in o:
+            o[k] = grec[k]
+    o["recordTypeInfos"] = []
+    o["supportedScopes"] = []
+    quirky_objs.append(o)
+big = obj("Score_Reading__b", "a1R", "Score Reading", "Score Readings", score_reading, custom=True)
+big.update(createable=True, deletable=False, updateable=False, undeletable=False, layoutable=False, searchable=False,
+           triggerable=False, replicateable=False, mergeable=False, feedEnabled=False, mruEnabled=False, recordTypeInfos=[],
+           supportedScopes=[])
+quirky_objs.append(big)
+objs += quirky_objs
 byname = {o["name"]: o for o in objs}
 for o in objs:  # child relationships from our own references
     for f in o["fields"]:
@@ -210,7 +349,10 @@ for o in objs:  # child relationships from our own references
                 if t in byname:
                     rn = {("Contact", "AccountId"): "Contacts", ("Opportunity", "AccountId"): "Opportunities",
                           ("Task", "WhoId"): "Tasks", ("Score__c", "Lead__c"): "Scores__r", ("Score__c", "Contact__c"): "Scores__r",
-                          ("Attachment", "ParentId"): "Attachments"}.get((o["name"], f["name"]))
+                          ("Attachment", "ParentId"): "Attachments", ("AccountHistory", "AccountId"): "Histories",
+                          ("AccountFeed", "ParentId"): "Feeds", ("AccountShare", "AccountId"): "Shares",
+                          ("ContentDocumentLink", "LinkedEntityId"): "ContentDocumentLinks",
+                          ("Score_Reading__b", "Contact__c"): "Score_Readings__r"}.get((o["name"], f["name"]))
                     byname[t]["childRelationships"].append({"cascadeDelete": False, "childSObject": o["name"],
                         "deprecatedAndHidden": False, "field": f["name"], "junctionIdListNames": [], "junctionReferenceTo": [],
                         "relationshipName": rn, "restrictedDelete": False})
@@ -235,11 +377,12 @@ def gentry(o, **over):
     return {k: e[k] for k in gkeys}
 extra = []
 for s in g["sobjects"]:
-    if s["name"] in ("AccountHistory", "UserRecordAccess", "AccountFeed"):
+    if s["name"] in recorded_global and s["name"] in {o["name"] for o in quirky_objs}:
         e = copy.deepcopy(s)
         for u in e["urls"]: e["urls"][u] = e["urls"][u].replace("v46.0", V)
         extra.append(e)
+listed = {e["name"] for e in extra}
 glob = {"encoding": "UTF-8", "maxBatchSize": 200,
-        "sobjects": sorted([gentry(o) for o in objs] + extra, key=lambda e: e["name"])}
+        "sobjects": sorted([gentry(o) for o in objs if o["name"] not in listed] + extra, key=lambda e: e["name"])}
 json.dump(glob, open(os.path.join(out, "describeGlobal.json"), "w"), indent=1)
 print("types:", sorted(types), "extras:", [e["name"] for e in extra])

@@ -95,6 +95,46 @@ fn repair(offsets: &[i32], values: &[u8]) -> (Vec<i32>, Vec<u8>, u64) {
     (out_offsets, out, replaced)
 }
 
+/// A whole number written in Java's E-notation (`1.6147805824397E13`, as Bulk CSV writes
+/// large numbers), exactly: None when it is not one or has a fractional part.
+fn sci_integer(field: &[u8]) -> Option<i128> {
+    let s = std::str::from_utf8(field).ok()?;
+    let (mantissa, exp) = s.split_once(['e', 'E'])?;
+    let exp: i32 = exp.strip_prefix('+').unwrap_or(exp).parse().ok()?;
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    // The decimal point moves `exp` places right of where it is (after `int`).
+    let point = int.len() as i64 + i64::from(exp);
+    let (whole, rest) = if point <= 0 {
+        ("", digits.as_str())
+    } else if point as usize >= digits.len() {
+        (digits.as_str(), "")
+    } else {
+        digits.split_at(point as usize)
+    };
+    if rest.bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let zeros = usize::try_from(point).map_or(0, |p| p.saturating_sub(digits.len()));
+    if whole.len() + zeros > 38 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for b in whole.bytes().chain(std::iter::repeat_n(b'0', zeros)) {
+        v = v.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    Some(if negative { -v } else { v })
+}
+
 /// One wire column being built.
 enum Builder {
     Text(TextColumn),
@@ -113,6 +153,8 @@ enum Builder {
 pub(super) struct ColumnBuilder {
     data_type: DataType,
     builder: Builder,
+    /// NUL bytes removed from this column's values so far.
+    removed_nul: u64,
 }
 
 impl ColumnBuilder {
@@ -140,11 +182,27 @@ impl ColumnBuilder {
         Ok(ColumnBuilder {
             data_type: data_type.clone(),
             builder,
+            removed_nul: 0,
         })
     }
 
-    /// Appends one field (its unquoted bytes; empty is null).
+    /// Appends one field (its unquoted bytes; empty is null). NUL bytes are removed and
+    /// counted ([`ColumnBuilder::removed_nul`]).
     pub(super) fn push(&mut self, field: &[u8]) -> Result<(), String> {
+        if memchr::memchr(0, field).is_some() {
+            let clean: Vec<u8> = field.iter().copied().filter(|&b| b != 0).collect();
+            self.removed_nul += (field.len() - clean.len()) as u64;
+            return self.push_clean(&clean);
+        }
+        self.push_clean(field)
+    }
+
+    /// NUL bytes removed from this column's values so far.
+    pub(super) fn removed_nul(&self) -> u64 {
+        self.removed_nul
+    }
+
+    fn push_clean(&mut self, field: &[u8]) -> Result<(), String> {
         if let Builder::Text(t) | Builder::Cast(t) = &mut self.builder {
             return t.push(field);
         }
@@ -169,12 +227,16 @@ impl ColumnBuilder {
                     return Err(bad("a boolean"));
                 }
             }
-            Builder::Int32(b) => {
-                b.append_value(Int32Type::parse(text(field)?).ok_or_else(|| bad("an Int32"))?)
-            }
-            Builder::Int64(b) => {
-                b.append_value(Int64Type::parse(text(field)?).ok_or_else(|| bad("an Int64"))?)
-            }
+            Builder::Int32(b) => b.append_value(
+                Int32Type::parse(text(field)?)
+                    .or_else(|| sci_integer(field).and_then(|v| i32::try_from(v).ok()))
+                    .ok_or_else(|| bad("an Int32"))?,
+            ),
+            Builder::Int64(b) => b.append_value(
+                Int64Type::parse(text(field)?)
+                    .or_else(|| sci_integer(field).and_then(|v| i64::try_from(v).ok()))
+                    .ok_or_else(|| bad("an Int64"))?,
+            ),
             Builder::Float64(b) => {
                 b.append_value(Float64Type::parse(text(field)?).ok_or_else(|| bad("a Float64"))?)
             }
@@ -232,5 +294,28 @@ impl ColumnBuilder {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sci_integer;
+
+    #[test]
+    fn e_notation_integers_are_exact() {
+        assert_eq!(sci_integer(b"1.6147805824397E13"), Some(16_147_805_824_397));
+        assert_eq!(sci_integer(b"-2.5E1"), Some(-25));
+        assert_eq!(sci_integer(b"1E+3"), Some(1000));
+        assert_eq!(sci_integer(b"1.50E1"), Some(15));
+        assert_eq!(sci_integer(b"1.25E1"), None, "12.5 is not whole");
+        assert_eq!(sci_integer(b"5E-1"), None);
+        assert_eq!(sci_integer(b"0E-3"), Some(0));
+        assert_eq!(
+            sci_integer(b"12"),
+            None,
+            "no exponent: not this parser's job"
+        );
+        assert_eq!(sci_integer(b"1.2.3E4"), None);
+        assert_eq!(sci_integer(b"E5"), None);
     }
 }

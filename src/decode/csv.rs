@@ -16,6 +16,9 @@ pub struct CsvPageDecoder {
     object: String,
     expected: Vec<String>,
     header: Option<Vec<u8>>,
+    /// For each column of the page (header order), the wire column it fills: Salesforce
+    /// answers columns in SELECT order, but alphabetically up to API version 49.0.
+    order: Vec<usize>,
     splitter: FieldSplitter,
     wire: arrow::datatypes::SchemaRef,
     columns: Result<Vec<ColumnBuilder>, String>,
@@ -39,6 +42,7 @@ impl CsvPageDecoder {
             object: plan.object.clone(),
             expected: plan.select.clone(),
             header: Some(Vec::new()),
+            order: (0..plan.select.len()).collect(),
             splitter: FieldSplitter::new(),
             wire: plan.wire.clone(),
             columns,
@@ -61,7 +65,7 @@ impl CsvPageDecoder {
                     header.extend_from_slice(&data[..n]);
                     data = &data[n + 1..];
                     let header = self.header.take().unwrap_or_default();
-                    self.check_header(&header)?;
+                    self.order = self.check_header(&header)?;
                 }
             }
         }
@@ -71,8 +75,11 @@ impl CsvPageDecoder {
     /// Ends the page; returns the last batch.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, DecodeError> {
         let mut out = if let Some(header) = self.header.take() {
-            // A page that is only a header line without newline.
-            self.check_header(&header)?;
+            // An empty body is an empty result (Salesforce sends no header line then); else a
+            // page that is only a header line without newline.
+            if !header.is_empty() {
+                self.order = self.check_header(&header)?;
+            }
             Vec::new()
         } else {
             self.feed(&[], true)?
@@ -92,7 +99,18 @@ impl CsvPageDecoder {
         }
     }
 
-    fn check_header(&self, line: &[u8]) -> Result<(), DecodeError> {
+    /// NUL bytes removed from values so far (Salesforce can hold them; Arrow text and the
+    /// outputs downstream should not), for the caller to warn about.
+    pub fn removed_nul(&self) -> u64 {
+        match &self.columns {
+            Ok(columns) => columns.iter().map(ColumnBuilder::removed_nul).sum(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Matches the page's header to the selected columns by name (case-insensitively, in any
+    /// order): for each page column, the wire column it fills.
+    fn check_header(&self, line: &[u8]) -> Result<Vec<usize>, DecodeError> {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let found: Vec<String> = text
@@ -100,13 +118,19 @@ impl CsvPageDecoder {
             .map(|h| h.trim_matches('"').to_string())
             .filter(|h| !h.is_empty())
             .collect();
-        let same = found.len() == self.expected.len()
-            && found
+        let mut order = Vec::with_capacity(found.len());
+        for name in &found {
+            match self
+                .expected
                 .iter()
-                .zip(&self.expected)
-                .all(|(f, e)| f.eq_ignore_ascii_case(e));
-        if same {
-            Ok(())
+                .position(|e| e.eq_ignore_ascii_case(name))
+            {
+                Some(i) if !order.contains(&i) => order.push(i),
+                _ => break,
+            }
+        }
+        if order.len() == found.len() && found.len() == self.expected.len() {
+            Ok(order)
         } else {
             Err(DecodeError::Header {
                 object: self.object.clone(),
@@ -150,10 +174,11 @@ impl CsvPageDecoder {
         })?;
         let mut n = 0;
         for field in fields {
-            if let Some(column) = columns.get_mut(n)
+            if let Some(&col) = self.order.get(n)
+                && let Some(column) = columns.get_mut(col)
                 && let Err(e) = column.push(field)
             {
-                let name = self.wire.field(n).name();
+                let name = self.wire.field(col).name();
                 let line = self.line;
                 return Err(self.err(format!("record {line}, {name}: {e}")));
             }

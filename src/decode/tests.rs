@@ -61,14 +61,32 @@ fn csv_body() -> Vec<u8> {
 }
 
 fn decode_csv(plan: &WirePlan, body: &[u8], chunk: usize) -> (RecordBatch, u64) {
+    let (b, replaced, _) = decode_csv_counted(plan, body, chunk);
+    (b, replaced)
+}
+
+/// Decodes a page in chunks of `chunk` bytes: the assembled rows, invalid UTF-8 sequences
+/// replaced and NUL bytes removed.
+fn decode_csv_counted(plan: &WirePlan, body: &[u8], chunk: usize) -> (RecordBatch, u64, u64) {
     let mut d = CsvPageDecoder::new(plan, 2);
     let mut batches = Vec::new();
-    for c in body.chunks(chunk) {
+    for c in body.chunks(chunk.max(1)) {
         batches.extend(d.push(c).unwrap());
     }
     batches.extend(d.finish().unwrap());
     let wire = arrow::compute::concat_batches(&plan.wire, &batches).unwrap();
-    (plan.assemble(&wire).unwrap(), d.replaced_utf8())
+    (
+        plan.assemble(&wire).unwrap(),
+        d.replaced_utf8(),
+        d.removed_nul(),
+    )
+}
+
+/// A plan selecting `fields` of the test describe (Id and SystemModstamp come along).
+fn bulk_plan(fields: &[&str]) -> WirePlan {
+    let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    let schema = StreamSchema::from_describe(&test_describe(), Some(&fields));
+    WirePlan::new(&schema, Api::Bulk)
 }
 
 #[test]
@@ -112,13 +130,15 @@ fn bulk_csv_quirks_decode_exactly_whatever_the_chunking() {
     let b = whole;
     assert_eq!(b.num_rows(), 3);
     assert_eq!(replaced, 1, "one invalid byte replaced and counted");
+    let (_, _, removed) = decode_csv_counted(&plan, &body, 5);
+    assert_eq!(removed, 1, "one NUL byte removed and counted");
     let s = |c: &str| b.column_by_name(c).unwrap().as_string::<i32>().clone();
     assert_eq!(s("Name").value(0), "Acme, \"Inc\"");
     assert_eq!(s("Name").value(1), "NA");
     assert_eq!(s("Name").value(2), "NULL");
     assert_eq!(s("Code__c").value(0), "01234");
     assert_eq!(s("Code__c").value(1), "N/A");
-    assert_eq!(s("Code__c").value(2), "été \u{FFFD}\0end");
+    assert_eq!(s("Code__c").value(2), "été \u{FFFD}end");
     let active = b.column_by_name("Active__c").unwrap().as_boolean();
     assert!(active.value(0) && !active.value(1));
     let count = b
@@ -310,4 +330,146 @@ fn recorded_records_with_addresses_decode_into_structs() {
         Some(lat.value(0)),
         with_geo["BillingAddress"]["latitude"].as_f64()
     );
+}
+
+#[test]
+fn columns_are_matched_by_header_name_in_any_order() {
+    // Up to API version 49.0 Bulk answers columns alphabetically, not in SELECT order.
+    let plan = bulk_plan(&["Name", "Count__c"]);
+    assert_eq!(
+        plan.select,
+        vec!["Id", "Name", "Count__c", "SystemModstamp"]
+    );
+    let body = b"\"Count__c\",\"Id\",\"Name\",\"SystemModstamp\"\n\"7\",\"a01\",\"Acme\",\"2024-01-15T10:00:00.000Z\"\n\"8\",\"a02\",\"Beta\",\"2024-01-16T10:00:00.000Z\"\n";
+    for chunk in [1, 4, body.len()] {
+        let (b, _) = decode_csv(&plan, body, chunk);
+        let ids = b.column_by_name("Id").unwrap().as_string::<i32>();
+        let names = b.column_by_name("Name").unwrap().as_string::<i32>();
+        let count = b
+            .column_by_name("Count__c")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        assert_eq!(
+            (ids.value(0), names.value(0), count.value(0)),
+            ("a01", "Acme", 7)
+        );
+        assert_eq!(
+            (ids.value(1), names.value(1), count.value(1)),
+            ("a02", "Beta", 8)
+        );
+        let ts = b
+            .column_by_name("SystemModstamp")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(ts.value(1), 1_705_399_200_000_000);
+    }
+    // Header names are matched case-insensitively; a missing or repeated one is an error.
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    d.push(b"ID,name,COUNT__C,SystemModstamp\n")
+        .expect("same names");
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    let e = d.push(b"Id,Name,Name,SystemModstamp\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Thing__c: Salesforce answered with columns [\"Id\", \"Name\", \"Name\", \"SystemModstamp\"] but sfetl selected [\"Id\", \"Name\", \"Count__c\", \"SystemModstamp\"]"
+    );
+}
+
+#[test]
+fn quoted_empty_cells_are_nulls_in_every_type() {
+    // Salesforce quotes every cell, nulls included: `""`.
+    let plan = bulk_plan(&[
+        "Name",
+        "Active__c",
+        "Count__c",
+        "Amount__c",
+        "Ratio__c",
+        "Due__c",
+        "At__c",
+    ]);
+    let body = b"Id,Name,Active__c,Count__c,Amount__c,Ratio__c,Due__c,At__c,SystemModstamp\n\"a01\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\"\n";
+    let (b, _) = decode_csv(&plan, body, body.len());
+    assert_eq!(b.num_rows(), 1);
+    for c in [
+        "Name",
+        "Active__c",
+        "Count__c",
+        "Amount__c",
+        "Ratio__c",
+        "Due__c",
+        "At__c",
+        "SystemModstamp",
+    ] {
+        assert!(b.column_by_name(c).unwrap().is_null(0), "{c}");
+    }
+    assert_eq!(
+        b.column_by_name("Id").unwrap().as_string::<i32>().value(0),
+        "a01"
+    );
+}
+
+#[test]
+fn e_notation_decodes_into_integer_decimal_and_double_columns() {
+    // Bulk writes large numbers as Java does: 1.6147805824397E13.
+    let plan = bulk_plan(&["Count__c", "Amount__c", "Ratio__c"]);
+    let body = b"Id,Count__c,Amount__c,Ratio__c,SystemModstamp\n\"a01\",\"1.2345E4\",\"1.6147805824397E13\",\"2.5E-4\",\"2024-01-15T10:00:00.000Z\"\n\"a02\",\"-3E2\",\"1.0E7\",\"1.0E7\",\"2024-01-15T10:00:00.000Z\"\n";
+    let (b, _) = decode_csv(&plan, body, 3);
+    let count = b
+        .column_by_name("Count__c")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    assert_eq!((count.value(0), count.value(1)), (12_345, -300));
+    let amount = b
+        .column_by_name("Amount__c")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    assert_eq!(
+        (amount.value(0), amount.value(1)),
+        (1_614_780_582_439_700, 1_000_000_000)
+    );
+    let ratio = b
+        .column_by_name("Ratio__c")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!((ratio.value(0), ratio.value(1)), (0.00025, 1e7));
+    // A fraction in an integer column is still an error, naming the value.
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    let mut r = d.push(b"Id,Count__c,Amount__c,Ratio__c,SystemModstamp\na01,1.25E1,,,\n");
+    if r.is_ok() {
+        r = d.finish();
+    }
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("\"1.25E1\" is not an Int32"), "{e}");
+}
+
+#[test]
+fn an_empty_body_is_an_empty_result() {
+    // Salesforce answers a job without rows with an empty body: not even a header line.
+    let plan = bulk_plan(&["Name"]);
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    assert!(d.push(b"").unwrap().is_empty());
+    assert!(d.finish().unwrap().is_empty());
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    assert!(d.finish().unwrap().is_empty());
+    assert_eq!((d.replaced_utf8(), d.removed_nul()), (0, 0));
+    // A header and no rows is empty too.
+    let mut d = CsvPageDecoder::new(&plan, 10);
+    d.push(b"\"Id\",\"Name\",\"SystemModstamp\"\n").unwrap();
+    assert!(d.finish().unwrap().is_empty());
+}
+
+#[test]
+fn nul_bytes_are_removed_and_counted_in_every_column() {
+    let plan = bulk_plan(&["Name", "Count__c"]);
+    let body = b"Id,Name,Count__c,SystemModstamp\n\"a01\",\"A\x00c\x00me\",\"1\x002\",\"2024-01-15T10:00:00.000Z\"\n\"a02\",\"\x00\",\"3\",\"2024-01-15T10:00:00.000Z\"\n";
+    let (b, replaced, removed) = decode_csv_counted(&plan, body, 4);
+    assert_eq!((replaced, removed), (0, 4));
+    let names = b.column_by_name("Name").unwrap().as_string::<i32>();
+    assert_eq!(names.value(0), "Acme");
+    assert!(names.is_null(1), "a value of only NULs is empty, so null");
+    let count = b
+        .column_by_name("Count__c")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    assert_eq!(count.value(0), 12);
 }

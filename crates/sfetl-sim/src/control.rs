@@ -27,8 +27,11 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/touch", post(touch))
         .route("/__sim/delete", post(delete))
         .route("/__sim/purge", post(purge))
+        .route("/__sim/delete_log/purge", post(purge_delete_log))
         .route("/__sim/record/{object}/{id}", get(record))
+        .route("/__sim/set", post(set_value))
         .route("/__sim/expire_tokens", post(expire_tokens))
+        .route("/__sim/cursors/expire", post(expire_cursors))
         .route("/__sim/fail", post(fail))
         .route("/__sim/cut", post(cut))
         .route("/__sim/latency", post(latency))
@@ -37,6 +40,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/uri_limit", post(uri_limit))
         .route("/__sim/quota", post(quota))
         .route("/__sim/faults/clear", post(clear_faults))
+        .route("/__sim/limits", get(get_limits).post(set_limits))
 }
 
 fn ok(v: Value) -> Response {
@@ -167,8 +171,7 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
-        store.tables[obj].state[r] = DELETED;
-        store.tables[obj].touch(r, now);
+        store.tables[obj].delete_row(r, now, false);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
 }
@@ -233,6 +236,7 @@ async fn fail(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let kind = v["kind"].as_str().unwrap_or("any").to_string();
     let status = v["status"].as_u64().unwrap_or(503) as u16;
     let error_code = v["error_code"].as_str().unwrap_or("").to_string();
+    let message = v["message"].as_str().map(str::to_string);
     if !(400..=599).contains(&status) {
         return err(StatusCode::BAD_REQUEST, "status must be 4xx or 5xx");
     }
@@ -247,6 +251,7 @@ async fn fail(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
                 remaining,
                 status,
                 error_code,
+                message,
             },
         );
     ok(json!({"kind": kind, "count": remaining, "status": status}))
@@ -337,4 +342,97 @@ async fn uri_limit(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
 async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {
     *sim.faults.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
     ok(json!({}))
+}
+
+fn limits_json(sim: &Sim) -> Value {
+    let mut m = sim.limits().to_json();
+    m.insert("in_flight_requests".into(), json!(sim.in_flight.count()));
+    m.insert("running_long_txn".into(), json!(sim.jobs.running()));
+    Value::Object(m)
+}
+
+async fn get_limits(State(sim): State<Arc<Sim>>) -> Response {
+    ok(limits_json(&sim))
+}
+
+async fn set_limits(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    if let Err(e) = sim.with_limits(|l| l.update(&v)) {
+        return err(StatusCode::BAD_REQUEST, &e);
+    }
+    ok(limits_json(&sim))
+}
+
+/// Purges the delete log (all objects, or `object`) of entries deleted before `before`
+/// (default: now), as Salesforce's background job does: hard deletes in that span leave no
+/// trace, and `deleted` calls starting before it answer `INVALID_REPLICATION_DATE`.
+async fn purge_delete_log(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let before = match v["before"].as_str() {
+        None => sim.now_ms() + 1,
+        Some(s) => match parse_datetime(s) {
+            Some(ms) => ms,
+            None => return err(StatusCode::BAD_REQUEST, &format!("bad before '{s}'")),
+        },
+    };
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let objects: Vec<usize> = match v["object"].as_str() {
+        None => (0..store.tables.len()).collect(),
+        Some(name) => match store.catalog.object(name) {
+            Some(o) => vec![o],
+            None => return err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'")),
+        },
+    };
+    let purged: usize = objects
+        .iter()
+        .map(|&o| store.tables[o].purge_delete_log(before))
+        .sum();
+    ok(json!({"purged": purged}))
+}
+
+/// Expires every open REST query cursor now, as 15 idle minutes would: continuing one answers
+/// `INVALID_QUERY_LOCATOR`.
+async fn expire_cursors(State(sim): State<Arc<Sim>>) -> Response {
+    let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
+    let n = cursors.len();
+    cursors.clear();
+    ok(json!({"expired": n}))
+}
+
+/// Stores a raw text value in one record, bypassing validation and leaving the timestamps
+/// alone: data imported from anywhere (NUL bytes, control characters) as clients meet it.
+async fn set_value(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let (name, id, field) = (
+        v["object"].as_str().unwrap_or(""),
+        v["id"].as_str().unwrap_or(""),
+        v["field"].as_str().unwrap_or(""),
+    );
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let Some(obj) = store.catalog.object(name) else {
+        return err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'"));
+    };
+    let Some((o, row)) = store.resolve(id).map(unpack).filter(|(o, _)| *o == obj) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            &format!("no {name} with id '{id}'"),
+        );
+    };
+    let meta = &store.catalog.objects[o];
+    let Some(f) = meta.field(field).filter(|&f| {
+        meta.fields[f].ftype == crate::describe::FType::Text && !meta.fields[f].calculated
+    }) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            &format!("'{field}' is not a stored text field of {name}"),
+        );
+    };
+    let fname = meta.fields[f].name.clone();
+    let val = match &v["value"] {
+        Value::Null => Val::Null,
+        Value::String(s) => Val::Str(s.clone().into()),
+        _ => return err(StatusCode::BAD_REQUEST, "value must be a string or null"),
+    };
+    store.tables[o].set(row, f, &val);
+    ok(json!({"id": id, "field": fname}))
 }

@@ -9,8 +9,10 @@ use serde_json::Value;
 /// The version the fixtures' URLs are written with; responses rewrite it to the requested one.
 pub const FIXTURE_VERSION: &str = "v62.0";
 
-/// Names of the objects the simulator stores rows for, in store order.
-pub const OBJECTS: [&str; 8] = [
+/// Names of the objects the simulator stores rows for, in store order: the org's data objects,
+/// then the objects that behave differently on Salesforce (History, Feed and Share objects,
+/// objects that need a filter, that Bulk refuses, that have no queryMore, a big object).
+pub const OBJECTS: [&str; 18] = [
     "Account",
     "Contact",
     "Lead",
@@ -19,9 +21,22 @@ pub const OBJECTS: [&str; 8] = [
     "Task",
     "Attachment",
     "Score__c",
+    "AccountHistory",
+    "AccountFeed",
+    "AccountShare",
+    "UserRecordAccess",
+    "ContentDocumentLink",
+    "TaskStatus",
+    "CaseStatus",
+    "RecentlyViewed",
+    "EntityDefinition",
+    "Score_Reading__b",
 ];
 
-const EMBEDDED: [(&str, &str); 9] = [
+/// Where the first object with Salesforce's structural quirks is in [`OBJECTS`].
+pub const FIRST_QUIRKY: usize = 8;
+
+const EMBEDDED: [(&str, &str); 19] = [
     (
         "describeGlobal.json",
         include_str!("../fixtures/describeGlobal.json"),
@@ -58,7 +73,63 @@ const EMBEDDED: [(&str, &str); 9] = [
         "describe_Score__c.json",
         include_str!("../fixtures/describe_Score__c.json"),
     ),
+    (
+        "describe_AccountHistory.json",
+        include_str!("../fixtures/describe_AccountHistory.json"),
+    ),
+    (
+        "describe_AccountFeed.json",
+        include_str!("../fixtures/describe_AccountFeed.json"),
+    ),
+    (
+        "describe_AccountShare.json",
+        include_str!("../fixtures/describe_AccountShare.json"),
+    ),
+    (
+        "describe_UserRecordAccess.json",
+        include_str!("../fixtures/describe_UserRecordAccess.json"),
+    ),
+    (
+        "describe_ContentDocumentLink.json",
+        include_str!("../fixtures/describe_ContentDocumentLink.json"),
+    ),
+    (
+        "describe_TaskStatus.json",
+        include_str!("../fixtures/describe_TaskStatus.json"),
+    ),
+    (
+        "describe_CaseStatus.json",
+        include_str!("../fixtures/describe_CaseStatus.json"),
+    ),
+    (
+        "describe_RecentlyViewed.json",
+        include_str!("../fixtures/describe_RecentlyViewed.json"),
+    ),
+    (
+        "describe_EntityDefinition.json",
+        include_str!("../fixtures/describe_EntityDefinition.json"),
+    ),
+    (
+        "describe_Score_Reading__b.json",
+        include_str!("../fixtures/describe_Score_Reading__b.json"),
+    ),
 ];
+
+/// The key prefix of record ids of objects whose describe has none (`keyPrefix: null`):
+/// History and Feed rows, picklist value objects (Salesforce gives every such object `01J`; the
+/// simulator gives CaseStatus `01K` so ids stay unique), RecentlyViewed (the ids of the viewed
+/// Accounts).
+fn id_prefix(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "AccountHistory" => "017",
+        "AccountFeed" => "0D5",
+        "TaskStatus" => "01J",
+        "CaseStatus" => "01K",
+        "RecentlyViewed" => "001",
+        "UserRecordAccess" => "0Ud",
+        _ => return None,
+    })
+}
 
 /// Salesforce field types the simulator understands (the describe's `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +224,11 @@ pub struct FieldMeta {
     pub label: String,
     /// Restricted picklist values (ingest validation), empty when unrestricted.
     pub restricted_values: Vec<String>,
+    /// `filterable`: may appear in WHERE (long text areas, a big object's non-index fields
+    /// may not).
+    pub filterable: bool,
+    /// `sortable`: may appear in ORDER BY.
+    pub sortable: bool,
 }
 
 /// One object's metadata.
@@ -322,7 +398,9 @@ fn object_meta(describe: Value) -> Result<ObjectMeta, String> {
     let b = |v: &Value, k: &str| v[k].as_bool().unwrap_or(false);
     let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let name = s(&describe, "name").ok_or("no name")?;
-    let prefix = s(&describe, "keyPrefix").ok_or("no keyPrefix")?;
+    let prefix = s(&describe, "keyPrefix")
+        .or_else(|| id_prefix(&name).map(str::to_string))
+        .ok_or("no keyPrefix")?;
     let mut fields = Vec::new();
     for f in describe["fields"].as_array().ok_or("no fields")? {
         let sf_type = s(f, "type").ok_or("field without type")?;
@@ -362,6 +440,8 @@ fn object_meta(describe: Value) -> Result<ObjectMeta, String> {
             restricted_values,
             defaulted: b(f, "defaultedOnCreate"),
             label: s(f, "label").unwrap_or_default(),
+            filterable: f["filterable"].as_bool().unwrap_or(true),
+            sortable: f["sortable"].as_bool().unwrap_or(true),
         });
     }
     let by_lower = fields

@@ -11,6 +11,8 @@ pub struct FailSpec {
     pub status: u16,
     /// Salesforce errorCode in the body.
     pub error_code: String,
+    /// The message in the body (None: the code's usual one).
+    pub message: Option<String>,
 }
 
 /// All injected faults.

@@ -111,11 +111,14 @@ const COUNTRIES: [&str; 6] = [
     "N/A",
 ];
 
-/// Rows per object for a scale, in catalogue order
-/// (Account, Contact, Lead, Opportunity, User, Task, Attachment, Score__c).
-pub fn row_counts(scale: u64) -> [usize; 8] {
+/// Rows per object for a scale, in catalogue order (Account, Contact, Lead, Opportunity, User,
+/// Task, Attachment, Score__c, then the objects with structural quirks, which stay small:
+/// AccountHistory, AccountFeed, AccountShare, UserRecordAccess, ContentDocumentLink,
+/// TaskStatus, CaseStatus, RecentlyViewed, EntityDefinition, Score_Reading__b).
+/// `objects_listed` is the number of describeGlobal entries (one EntityDefinition row each).
+pub fn row_counts(scale: u64, objects_listed: usize) -> Vec<usize> {
     let n = scale as usize;
-    [
+    vec![
         n,
         3 * n,
         2 * n,
@@ -124,14 +127,121 @@ pub fn row_counts(scale: u64) -> [usize; 8] {
         n / 2,
         n.div_ceil(20),
         n / 2,
+        (2 * n).min(100_000),
+        (n / 2).min(50_000),
+        n.min(100_000),
+        0,
+        (n / 5).min(20_000),
+        TASK_STATUSES.len(),
+        CASE_STATUSES.len(),
+        n.min(20),
+        objects_listed,
+        (n / 2).min(50_000),
     ]
+}
+
+/// TaskStatus rows (label, closed), as a new org has them.
+const TASK_STATUSES: [(&str, bool); 5] = [
+    ("Not Started", false),
+    ("In Progress", false),
+    ("Completed", true),
+    ("Waiting on someone else", false),
+    ("Deferred", false),
+];
+
+/// CaseStatus rows (label, closed).
+const CASE_STATUSES: [(&str, bool); 4] = [
+    ("New", false),
+    ("Working", false),
+    ("Escalated", false),
+    ("Closed", true),
+];
+
+/// Values that are not random: picklist value objects, EntityDefinition (one row per listed
+/// object), RecentlyViewed (the first Accounts, by name).
+struct Fixed {
+    /// describeGlobal entries, for EntityDefinition.
+    global: Vec<serde_json::Value>,
+    /// Names of the first Accounts, for RecentlyViewed.
+    account_names: Vec<String>,
+}
+
+impl Fixed {
+    fn value(&self, object: &str, field: &str, row: usize) -> Option<Val<'static>> {
+        let text = |s: &str| Some(Val::Str(Cow::Owned(s.to_string())));
+        match object {
+            "TaskStatus" | "CaseStatus" => {
+                let list: &[(&str, bool)] = if object == "TaskStatus" {
+                    &TASK_STATUSES
+                } else {
+                    &CASE_STATUSES
+                };
+                let (label, closed) = list[row];
+                match field {
+                    "MasterLabel" | "ApiName" => text(label),
+                    "SortOrder" => Some(Val::Int(row as i64 + 1)),
+                    "IsDefault" => Some(Val::Bool(row == 0)),
+                    "IsClosed" => Some(Val::Bool(closed)),
+                    _ => None,
+                }
+            }
+            "EntityDefinition" => {
+                let e = self.global.get(row)?;
+                let name = e["name"].as_str().unwrap_or("");
+                match field {
+                    "DurableId" | "QualifiedApiName" => text(name),
+                    "DeveloperName" => text(name.trim_end_matches("__c").trim_end_matches("__b")),
+                    "MasterLabel" | "Label" => text(e["label"].as_str().unwrap_or(name)),
+                    "PluralLabel" => text(e["labelPlural"].as_str().unwrap_or(name)),
+                    "KeyPrefix" => Some(
+                        e["keyPrefix"]
+                            .as_str()
+                            .map_or(Val::Null, |p| Val::Str(Cow::Owned(p.to_string()))),
+                    ),
+                    "NamespacePrefix" => Some(Val::Null),
+                    "IsCustomizable" => Some(Val::Bool(e["layoutable"] == true)),
+                    "IsQueryable" => Some(Val::Bool(e["queryable"] == true)),
+                    "IsCustomSetting" => Some(Val::Bool(e["customSetting"] == true)),
+                    _ => None,
+                }
+            }
+            "RecentlyViewed" => match field {
+                "Name" => text(self.account_names.get(row)?),
+                "Type" => text("Account"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Fills an empty store with the seeded rows.
 pub fn generate(store: &mut Store, scale: u64, seed: u64) {
-    let counts = row_counts(scale);
+    let listed = store.catalog.global["sobjects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let counts = row_counts(scale, listed.len());
+    let mut fixed = Fixed {
+        global: listed,
+        account_names: Vec::new(),
+    };
     for (obj, &count) in counts.iter().enumerate() {
         let meta = store.catalog.objects[obj].clone();
+        if meta.name == "RecentlyViewed" {
+            let t = &store.tables[0];
+            let name = store.catalog.objects[0].field("Name").unwrap_or(0);
+            fixed.account_names = (0..count.min(t.len()))
+                .map(|r| match t.get(r, name) {
+                    Val::Str(s) => s.into_owned(),
+                    _ => String::new(),
+                })
+                .collect();
+        }
+        let has_fixed = matches!(
+            meta.name.as_str(),
+            "TaskStatus" | "CaseStatus" | "EntityDefinition" | "RecentlyViewed"
+        );
         let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(obj as u64));
         let table = &mut store.tables[obj];
         table.reserve(count);
@@ -169,7 +279,10 @@ pub fn generate(store: &mut Store, scale: u64, seed: u64) {
                     "CreatedDate" => Val::DateTime(created),
                     "LastModifiedDate" => Val::DateTime(lastmod),
                     "SystemModstamp" => Val::DateTime(sysmod),
-                    _ => value(&mut rng, &meta, f, &picklists[fi], row, &counts, obj),
+                    name => match has_fixed.then(|| fixed.value(&meta.name, name, row)) {
+                        Some(Some(v)) => v,
+                        _ => value(&mut rng, &meta, f, &picklists[fi], row, &counts, obj),
+                    },
                 };
                 row_vals.push(v);
             }
@@ -184,7 +297,7 @@ fn value(
     f: &FieldMeta,
     picklist: &[String],
     row: usize,
-    counts: &[usize; 8],
+    counts: &[usize],
     obj: usize,
 ) -> Val<'static> {
     let nullable = f.nillable && f.createable;
@@ -216,7 +329,14 @@ fn value(
                 let max = 10f64.powi((f.precision as i32 - f.scale as i32).clamp(1, 3)) - 1.0;
                 (rng.below((max * 100.0) as u64 + 1) as f64) / 100.0
             } else {
-                rng.below(100_000_000) as f64 / 100.0
+                let x = rng.below(100_000_000) as f64 / 100.0;
+                // A tenth of the wide number fields (precision 16+) hold tens of millions to
+                // hundreds of billions, which Bulk CSV writes in E-notation.
+                if f.precision >= 16 && (x * 100.0) as u64 % 10 == 7 {
+                    x * 1e5
+                } else {
+                    x
+                }
             };
             let k = 10f64.powi(f.scale.min(6) as i32);
             Val::Num((x * k).round() / k)
@@ -255,7 +375,7 @@ fn reference(
     meta: &ObjectMeta,
     f: &FieldMeta,
     row: usize,
-    counts: &[usize; 8],
+    counts: &[usize],
     obj: usize,
 ) -> Val<'static> {
     let target = |name: &str| super::describe::OBJECTS.iter().position(|o| *o == name);

@@ -205,15 +205,13 @@ pub fn json_record(
     out.push(b'}');
 }
 
-/// Writes one Bulk CSV cell: null and empty text as an empty cell, everything else quoted with
-/// `""` escaping; datetimes in Bulk's `2024-01-02T03:04:05.000Z` form.
+/// Writes one Bulk CSV cell: every value quoted with `""` escaping, null and empty text as a
+/// quoted empty value (`""`: Salesforce stores an empty string as null and quotes every cell);
+/// datetimes in Bulk's `2024-01-02T03:04:05.000Z` form.
 pub fn csv_cell(out: &mut Vec<u8>, store: &Store, v: &Val<'_>) {
     match v {
-        Val::Null => {}
+        Val::Null => out.extend_from_slice(b"\"\""),
         Val::Str(s) => {
-            if s.is_empty() {
-                return;
-            }
             out.push(b'"');
             if s.as_bytes().contains(&b'"') {
                 for &c in s.as_bytes() {
@@ -245,6 +243,26 @@ pub fn csv_cell(out: &mut Vec<u8>, store: &Store, v: &Val<'_>) {
     }
 }
 
+/// Writes a double as a Bulk CSV cell the way Java's `Double.toString` does past its plain
+/// range (|n| >= 10^7 or < 10^-3): `"1.6147805824397E13"`; other values as JSON numbers.
+pub fn csv_double(out: &mut Vec<u8>, n: f64) {
+    out.push(b'"');
+    let a = n.abs();
+    if a != 0.0 && !(1e-3..1e7).contains(&a) {
+        let e = format!("{n:e}");
+        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        out.extend_from_slice(mantissa.as_bytes());
+        if !mantissa.contains('.') {
+            out.extend_from_slice(b".0");
+        }
+        out.push(b'E');
+        out.extend_from_slice(exp.as_bytes());
+    } else {
+        write_number(n, out);
+    }
+    out.push(b'"');
+}
+
 /// Writes one CSV text cell for a header or an ingest result column.
 pub fn csv_text(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -255,4 +273,26 @@ pub fn csv_text(out: &mut Vec<u8>, s: &str) {
         out.push(c);
     }
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(n: f64) -> String {
+        let mut v = Vec::new();
+        csv_double(&mut v, n);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn doubles_past_javas_plain_range_use_e_notation() {
+        assert_eq!(double(16_147_805_824_397.0), "\"1.6147805824397E13\"");
+        assert_eq!(double(1e7), "\"1.0E7\"");
+        assert_eq!(double(-25_000_000.5), "\"-2.50000005E7\"");
+        assert_eq!(double(0.0001), "\"1.0E-4\"");
+        assert_eq!(double(9_999_999.0), "\"9999999\"");
+        assert_eq!(double(12.5), "\"12.5\"");
+        assert_eq!(double(0.0), "\"0\"");
+    }
 }

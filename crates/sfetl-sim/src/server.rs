@@ -20,6 +20,7 @@ use super::SimOptions;
 use super::bulk::Jobs;
 use super::describe::Catalog;
 use super::faults::{Faults, default_error};
+use super::limits::{CONCURRENT_LONG_TXN, CONCURRENT_REQUESTS, InFlight, Limits, TOTAL_REQUESTS};
 use super::oauth::{HostKind, OAuth, OAuthConfig};
 use super::rest::Cursor;
 use super::store::Store;
@@ -44,6 +45,10 @@ pub struct Sim {
     pub uri_limit: AtomicU64,
     /// Injected faults.
     pub faults: Mutex<Faults>,
+    /// The org's limits and harshness knobs (`/__sim/limits`).
+    pub limits: Mutex<Limits>,
+    /// Data requests being served (the concurrent-requests limit).
+    pub in_flight: InFlight,
     /// REST query cursors by locator.
     pub cursors: Mutex<BTreeMap<String, Cursor>>,
     /// Bulk API 2.0 jobs.
@@ -83,6 +88,19 @@ impl Sim {
     /// A fresh sequence number.
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// A copy of the current limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs `f` on the limits (to update counters).
+    pub fn with_limits<T>(&self, f: impl FnOnce(&mut Limits) -> T) -> T {
+        f(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -200,9 +218,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         let cut = failure.is_none() && f.take_cut(kind);
         (f.latency(kind), failure, cut)
     };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    let mut slot = None;
     if let Some(spec) = failure {
         let (code, msg) = default_error(spec.status);
         let code = if spec.error_code.is_empty() {
@@ -210,11 +226,12 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         } else {
             spec.error_code.clone()
         };
-        let msg = if code == "UNABLE_TO_LOCK_ROW" {
-            "unable to obtain exclusive access to this record"
-        } else {
-            msg
+        let msg = match (code.as_str(), spec.status) {
+            ("UNABLE_TO_LOCK_ROW", _) => "unable to obtain exclusive access to this record",
+            ("REQUEST_LIMIT_EXCEEDED", 403) => TOTAL_REQUESTS,
+            _ => msg,
         };
+        let msg = spec.message.as_deref().unwrap_or(msg);
         let status = StatusCode::from_u16(spec.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = sf_error(status, &code, msg);
         if spec.status == 429 || spec.status == 503 {
@@ -233,16 +250,23 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         }
         let max = sim.api_max.load(Ordering::SeqCst);
         let used = sim.api_used.load(Ordering::SeqCst);
-        if used >= max {
-            let mut resp = sf_error(
-                StatusCode::FORBIDDEN,
-                "REQUEST_LIMIT_EXCEEDED",
-                "TotalRequests Limit exceeded.",
-            );
+        let limit_exceeded = |message: &str| {
+            let mut resp = sf_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", message);
             add_limit_info(&mut resp, used, max);
-            return resp;
+            resp
+        };
+        if used >= max {
+            return limit_exceeded(TOTAL_REQUESTS);
+        }
+        match admit(&sim, req.method(), &path) {
+            Ok(s) => slot = Some(s),
+            Err(message) => return limit_exceeded(message),
         }
         sim.api_used.fetch_add(1, Ordering::SeqCst);
+    }
+    // A slow request holds its place among the concurrent ones while it is slow.
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let mut resp = next.run(req).await;
     if is_data && !is_versions {
@@ -257,7 +281,66 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     } else if wants_gzip && is_data {
         resp = gzip_json(resp).await;
     }
+    if let Some(slot) = slot
+        && axum::body::HttpBody::size_hint(resp.body())
+            .exact()
+            .is_none()
+    {
+        // A streamed body (Bulk results) is a request still running until its last byte.
+        let (parts, body) = resp.into_parts();
+        let stream = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+            let _held = &slot;
+            chunk
+        });
+        resp = Response::from_parts(parts, Body::from_stream(stream));
+    }
     resp
+}
+
+/// Admits a data request under the org's concurrency limits: a slot among the concurrent
+/// requests, and for a request that starts a long transaction (a Bulk job, a REST query) room
+/// among the running ones. The error is Salesforce's message.
+fn admit(
+    sim: &Sim,
+    method: &axum::http::Method,
+    path: &str,
+) -> Result<super::limits::Slot, &'static str> {
+    let long = starts_long_txn(method, path);
+    let running = if long { sim.jobs.running() as u32 } else { 0 };
+    let mut l = sim.limits.lock().unwrap_or_else(|e| e.into_inner());
+    if l.requests_spike > 0 {
+        l.requests_spike -= 1;
+        return Err(CONCURRENT_REQUESTS);
+    }
+    let slot = sim
+        .in_flight
+        .try_enter(l.concurrent_requests, l.busy_requests)
+        .ok_or(CONCURRENT_REQUESTS)?;
+    if long {
+        if l.long_txn_spike > 0 {
+            l.long_txn_spike -= 1;
+            return Err(CONCURRENT_LONG_TXN);
+        }
+        if running.saturating_add(l.busy_long_txn) >= l.long_txn {
+            return Err(CONCURRENT_LONG_TXN);
+        }
+    }
+    Ok(slot)
+}
+
+/// Whether a request starts a long transaction: creating a Bulk job, or running a REST query
+/// (not fetching the next page of one).
+fn starts_long_txn(method: &axum::http::Method, path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    let Some(rest) = p.strip_prefix("/services/data/") else {
+        return false;
+    };
+    let mut parts = rest.split('/').skip(1);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("jobs"), Some("query" | "ingest"), None) => method == axum::http::Method::POST,
+        (Some("query" | "queryAll"), None, None) => method == axum::http::Method::GET,
+        _ => false,
+    }
 }
 
 /// Compresses a JSON answer when the client accepts gzip, as Salesforce does (CSV results
@@ -454,6 +537,8 @@ impl Simulator {
             api_max: AtomicU64::new(DEFAULT_QUOTA),
             uri_limit: AtomicU64::new(URI_LIMIT),
             faults: Mutex::default(),
+            limits: Mutex::default(),
+            in_flight: InFlight::default(),
             cursors: Mutex::default(),
             jobs: Jobs::default(),
             clock: AtomicI64::new(0),

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use super::describe::{FType, ObjectMeta};
+use super::describe::{FType, FieldMeta, ObjectMeta};
 use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
 
 /// A SOQL error: errorCode plus the full Salesforce-style message.
@@ -396,6 +396,7 @@ impl Parser<'_> {
                     return Err(self.malformed());
                 };
                 let path = self.path(&name, pos)?;
+                self.check_usable(&path, pos, true)?;
                 let mut desc = false;
                 if self.is_kw("asc") {
                     self.next();
@@ -547,6 +548,41 @@ impl Parser<'_> {
         }
     }
 
+    /// The describe entry of a path's field (None through a polymorphic relationship).
+    fn field_of(&self, p: &Path) -> Option<&FieldMeta> {
+        match &p.via {
+            None => self.meta(self.object).fields.get(p.field),
+            Some(v) if !v.polymorphic => {
+                let base = self.meta(self.object);
+                let target = base.fields[v.ref_field].reference_to.first()?;
+                let t = self.store.catalog.object(target)?;
+                self.meta(t).fields.get(p.field)
+            }
+            _ => None,
+        }
+    }
+
+    /// Salesforce refuses WHERE on a field whose describe says `filterable: false` (and ORDER
+    /// BY on one that is not `sortable`).
+    fn check_usable(&self, p: &Path, pos: usize, sorting: bool) -> Result<(), SoqlError> {
+        let Some(f) = self.field_of(p) else {
+            return Ok(());
+        };
+        let (ok, verb) = if sorting {
+            (f.sortable, "sorted")
+        } else {
+            (f.filterable, "filtered")
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(self.err_at(
+            "INVALID_FIELD",
+            pos,
+            &format!("field '{}' can not be {verb} in a query call", f.name),
+        ))
+    }
+
     fn or_expr(&mut self) -> Result<Expr, SoqlError> {
         let mut v = vec![self.and_expr()?];
         while self.is_kw("or") {
@@ -590,6 +626,7 @@ impl Parser<'_> {
             return Err(self.malformed());
         };
         let path = self.path(&name, pos)?;
+        self.check_usable(&path, pos, false)?;
         if self.is_kw("like") {
             self.next();
             return match self.next() {
@@ -910,6 +947,12 @@ fn order_vals(store: &Store, a: &Val<'_>, b: &Val<'_>) -> Ordering {
 /// Runs a query: the matching rows of the base object, filtered, sorted and limited.
 /// `all_rows` includes recycle-bin rows (queryAll).
 pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
+    execute_counted(store, q, all_rows).0
+}
+
+/// [`execute`], plus how many rows matched before LIMIT (what a sort has to go through, and
+/// so what a query timeout depends on).
+pub fn execute_counted(store: &Store, q: &Query, all_rows: bool) -> (Vec<u32>, usize) {
     let t = &store.tables[q.object];
     let mut rows: Vec<u32> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE || all_rows && t.state[r] == DELETED)
@@ -957,8 +1000,9 @@ pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
             a.cmp(&b)
         });
     }
+    let matched = rows.len();
     if let Some(l) = q.limit {
         rows.truncate(l);
     }
-    rows
+    (rows, matched)
 }

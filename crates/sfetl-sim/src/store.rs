@@ -230,10 +230,15 @@ pub struct Table {
     pub cols: Vec<Column>,
     /// Per-row state ([`LIVE`], [`DELETED`], [`PURGED`]).
     pub state: Vec<u8>,
-    /// Index of SystemModstamp (every stored object has it).
+    /// Index of SystemModstamp (or LastModifiedDate, or CreatedDate for objects without it).
     pub sysmod: usize,
     /// Index of LastModifiedDate.
     pub lastmod: usize,
+    /// The delete log: (deletedDate in epoch ms, row) of every deletion, soft or hard, oldest
+    /// first, as the `deleted` replication endpoint reads it.
+    pub delete_log: Vec<(i64, u32)>,
+    /// Entries deleted before this (epoch ms) were purged from the delete log.
+    pub log_purged_before: i64,
 }
 
 impl Table {
@@ -248,8 +253,14 @@ impl Table {
             obj,
             cols,
             state: Vec::new(),
-            sysmod: idx("SystemModstamp"),
+            // Objects without SystemModstamp (Share, History) stamp what they have.
+            sysmod: meta
+                .field("SystemModstamp")
+                .or_else(|| meta.field("LastModifiedDate"))
+                .unwrap_or_else(|| idx("CreatedDate")),
             lastmod: idx("LastModifiedDate"),
+            delete_log: Vec::new(),
+            log_purged_before: i64::MIN,
         }
     }
 
@@ -454,6 +465,23 @@ impl Table {
         self.set(row, f, &Val::DateTime(ms));
     }
 
+    /// Deletes a row at `ms`: to the recycle bin ([`DELETED`]) or, `hard`, for good
+    /// ([`PURGED`]); SystemModstamp takes the time and the delete log an entry.
+    pub fn delete_row(&mut self, row: usize, ms: i64, hard: bool) {
+        self.state[row] = if hard { PURGED } else { DELETED };
+        self.touch(row, ms);
+        self.delete_log.push((ms, row as u32));
+    }
+
+    /// Purges the delete log of entries deleted before `before` (epoch ms), as Salesforce's
+    /// background process does; returns how many went.
+    pub fn purge_delete_log(&mut self, before: i64) -> usize {
+        let n = self.delete_log.len();
+        self.delete_log.retain(|&(ms, _)| ms >= before);
+        self.log_purged_before = self.log_purged_before.max(before);
+        n - self.delete_log.len()
+    }
+
     /// Stamps a row as modified by a user at `ms` (LastModifiedDate and SystemModstamp).
     pub fn modify(&mut self, row: usize, ms: i64) {
         let (f, g) = (self.sysmod, self.lastmod);
@@ -490,7 +518,9 @@ fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
     {
         return Column::Formula(formula);
     }
+    // RecentlyViewed's Name is the viewed record's name (an Account's here), not a person's.
     if f.name == "Name"
+        && meta.name != "RecentlyViewed"
         && let (Some(first), Some(last)) = (meta.field("FirstName"), meta.field("LastName"))
     {
         return Column::Formula(Formula::PersonName { first, last });

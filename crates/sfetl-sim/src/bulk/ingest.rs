@@ -511,8 +511,7 @@ pub(super) fn ingest_row(
     };
     if op == "delete" || op == "hardDelete" {
         let row = row.unwrap_or(0);
-        store.tables[obj].state[row] = if op == "delete" { DELETED } else { PURGED };
-        store.tables[obj].touch(row, now);
+        store.tables[obj].delete_row(row, now, op == "hardDelete");
         return Ok((store.id_of(pack(obj, row)), false));
     }
     let inputs = headers

@@ -20,11 +20,11 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::describe::FType;
-use super::render::{csv_cell, csv_text};
+use super::render::{csv_cell, csv_double, csv_text};
 use super::rest::{check_version, not_found};
 use super::server::{Sim, json_response, sf_error};
 use super::soql::{self, Path, read};
-use super::store::{DELETED, LIVE, PURGED, Store, make_id, pack, unpack, write_datetime};
+use super::store::{LIVE, Store, Val, make_id, pack, unpack, write_datetime};
 use super::write::{ExtIndex, Input, RecError, apply, validate};
 
 /// A Bulk query job.
@@ -37,6 +37,8 @@ pub struct QueryJob {
     fields: Vec<Path>,
     parsed: soql::Query,
     rows: Option<Arc<Vec<u32>>>,
+    /// Where the automatic chunks end in `rows` (result pages never cross one).
+    chunk_ends: Vec<usize>,
 }
 
 /// An ingest job.
@@ -83,9 +85,20 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Query jobs created so far (for `limits`).
-    pub fn count_query_jobs(&self) -> usize {
-        self.query.lock().map(|m| m.len()).unwrap_or(0)
+    /// Jobs still running (not JobComplete, Failed or Aborted): each is a long transaction.
+    pub fn running(&self) -> usize {
+        let terminal = |s: &str| matches!(s, "JobComplete" | "Failed" | "Aborted");
+        let q = self
+            .query
+            .lock()
+            .map(|m| m.values().filter(|j| !terminal(&j.info.state)).count())
+            .unwrap_or(0);
+        let i = self
+            .ingest
+            .lock()
+            .map(|m| m.values().filter(|j| !terminal(&j.info.state)).count())
+            .unwrap_or(0);
+        q + i
     }
     /// Ingest uploads so far (for `limits`).
     pub fn count_ingest_batches(&self) -> usize {

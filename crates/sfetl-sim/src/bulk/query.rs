@@ -17,22 +17,30 @@ pub(super) async fn create_query(
         return bad("INVALIDJOB", "The query field is required");
     };
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
-    // Objects listed by describeGlobal but without data are the ones Bulk does not support.
-    let from = q
-        .split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("from"))
-        .nth(1)
-        .unwrap_or("");
-    if store.catalog.object(from).is_none() && store.catalog.global_entry(from).is_some() {
-        return bad(
-            "INVALIDENTITY",
-            &format!("Entity '{from}' is not supported by the Bulk API."),
-        );
-    }
     let parsed = match soql::parse(q, &store) {
         Ok(p) => p,
         Err(e) => return bad(e.code, &e.message),
     };
+    if let Some(refusal) = crate::quirks::bulk_refusal(&store, &parsed) {
+        return refusal;
+    }
+    if parsed.fields.len() > sim.limits().query_max_fields {
+        return bad(
+            "QUERY_TOO_COMPLICATED",
+            crate::limits::QUERY_TOO_COMPLICATED,
+        );
+    }
+    // The rolling 24-hour cap counts every attempt; past it, creation is refused.
+    let (used, cap) = sim.with_limits(|l| {
+        l.bulk_query_jobs_used += 1;
+        (l.bulk_query_jobs_used, l.bulk_query_jobs_per_day)
+    });
+    if used > cap {
+        return bad(
+            "LIMIT_EXCEEDED",
+            &format!("Max bulk v2 query jobs ({cap}) per 24 hrs has been reached ({used})"),
+        );
+    }
     if parsed.count_only {
         return bad(
             "FUNCTIONALITY_NOT_ENABLED",
@@ -53,6 +61,15 @@ pub(super) async fn create_query(
                     &format!("Base64 field {} is not supported in Bulk Query", p.name),
                 );
             }
+            _ if p.sf_type == "json" => {
+                return bad(
+                    "FUNCTIONALITY_NOT_ENABLED",
+                    &format!(
+                        "Selecting json field {} is not supported in Bulk Query",
+                        p.name
+                    ),
+                );
+            }
             _ => {}
         }
     }
@@ -68,6 +85,7 @@ pub(super) async fn create_query(
         fields: parsed.fields.clone(),
         parsed,
         rows: None,
+        chunk_ends: Vec::new(),
     };
     sim.jobs
         .query
@@ -97,6 +115,7 @@ pub(super) async fn get_query(
 ) -> Response {
     check!(check_version(&ver));
     let now = sim.now_ms();
+    let limits = sim.limits();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get_mut(&id) else {
@@ -113,10 +132,7 @@ pub(super) async fn get_query(
                 job.info.error =
                     Some("InternalServerError : the query job failed (simulated)".into());
             } else {
-                let rows = soql::execute(&store, &job.parsed, job.all);
-                job.info.processed = rows.len() as u64;
-                job.rows = Some(Arc::new(rows));
-                job.info.state = "JobComplete".into();
+                run_job(job, &store, &limits);
             }
             job.info.modstamp = now;
         }
@@ -129,6 +145,55 @@ pub(super) async fn get_query(
             .to_string()
             .into_bytes(),
     )
+}
+
+/// Executes a job's query as Bulk API 2.0 does. Without ORDER BY or LIMIT the rows are
+/// chunked (`bulk_chunk_rows`) and the chunks finish out of order (each pair swapped); with
+/// them there is one unchunked query, which times out on a big object.
+fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
+    let (rows, matched) = soql::execute_counted(store, &job.parsed, job.all);
+    if let Some(message) = crate::quirks::bulk_failure(store, &job.parsed, rows.len()) {
+        job.info.state = "Failed".into();
+        job.info.error = Some(message);
+        return;
+    }
+    let unchunked = !job.parsed.order.is_empty() || job.parsed.limit.is_some();
+    if limits.bulk_times_out(matched, unchunked) {
+        job.info.state = "Failed".into();
+        job.info.error = Some(format!(
+            "InvalidBatch : Failed to process query: QUERY_TIMEOUT: {}",
+            crate::limits::QUERY_TIMEOUT
+        ));
+        return;
+    }
+    let (rows, chunk_ends) = if unchunked {
+        let n = rows.len();
+        (rows, vec![n])
+    } else {
+        chunk_out_of_order(&rows, limits.bulk_chunk_rows)
+    };
+    job.info.processed = rows.len() as u64;
+    job.rows = Some(Arc::new(rows));
+    job.chunk_ends = chunk_ends;
+    job.info.state = "JobComplete".into();
+}
+
+/// The rows cut into chunks of `size`, each pair of chunks swapped (chunks are processed in
+/// parallel and finish in any order), plus where each chunk ends.
+fn chunk_out_of_order(rows: &[u32], size: usize) -> (Vec<u32>, Vec<usize>) {
+    let chunks: Vec<&[u32]> = rows.chunks(size.max(1)).collect();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ends = Vec::with_capacity(chunks.len());
+    for pair in chunks.chunks(2) {
+        for chunk in pair.iter().rev() {
+            out.extend_from_slice(chunk);
+            ends.push(out.len());
+        }
+    }
+    if ends.is_empty() {
+        ends.push(0);
+    }
+    (out, ends)
 }
 
 pub(super) async fn patch_query(
@@ -190,6 +255,7 @@ const CHUNK_ROWS: usize = 2048;
 struct ResultStream {
     sim: Arc<Sim>,
     object: usize,
+    /// Selected fields in column order (alphabetical for API versions up to 49.0).
     fields: Vec<Path>,
     rows: Arc<Vec<u32>>,
     pos: usize,
@@ -216,11 +282,12 @@ impl ResultStream {
                     if k > 0 {
                         out.push(self.sep);
                     }
-                    csv_cell(
-                        &mut out,
-                        &store,
-                        &read(&store, self.object, row as usize, p),
-                    );
+                    let v = read(&store, self.object, row as usize, p);
+                    match v {
+                        // Bulk writes big and tiny doubles as Java does: 1.6147805824397E13.
+                        Val::Num(n) if p.ftype == FType::Double => csv_double(&mut out, n),
+                        v => csv_cell(&mut out, &store, &v),
+                    }
                 }
                 out.extend_from_slice(self.eol);
             }
@@ -246,6 +313,20 @@ impl ResultStream {
     }
 }
 
+/// The version a request names, as a number (`v59.0` -> 59.0).
+fn version_number(ver: &str) -> f64 {
+    ver.trim_start_matches('v').parse().unwrap_or(0.0)
+}
+
+/// The columns of a results page: SELECT order, or alphabetical up to API version 49.0.
+fn result_columns(fields: &[Path], api_version: f64) -> Vec<Path> {
+    let mut cols = fields.to_vec();
+    if api_version <= 49.0 {
+        cols.sort_by_key(|p| p.label().to_ascii_lowercase());
+    }
+    cols
+}
+
 pub(super) async fn query_results(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
@@ -261,6 +342,16 @@ pub(super) async fn query_results(
         .get(&id)
         .cloned();
     let Some(job) = job else { return not_found() };
+    if version_number(&ver) != job.info.api_version {
+        return sf_error(
+            StatusCode::CONFLICT,
+            "INVALIDJOB",
+            &format!(
+                "Job {} was created with API version {:.1}: fetch its results with that version",
+                job.info.id, job.info.api_version
+            ),
+        );
+    }
     let Some(rows) = job.rows.clone().filter(|_| job.info.state == "JobComplete") else {
         return sf_error(
             StatusCode::PRECONDITION_FAILED,
@@ -290,7 +381,15 @@ pub(super) async fn query_results(
         Some(Ok(m)) if m > 0 => m,
         Some(_) => return bad("INVALIDREQUEST", "maxRecords must be a positive integer"),
     };
-    let end = start.saturating_add(max).min(rows.len());
+    // A page ends at maxRecords or at the end of the chunk it started in, whichever is first,
+    // so pages are often shorter than maxRecords.
+    let chunk_end = job
+        .chunk_ends
+        .iter()
+        .copied()
+        .find(|&e| e > start)
+        .unwrap_or(rows.len());
+    let end = start.saturating_add(max).min(chunk_end).min(rows.len());
     let locator = if end < rows.len() {
         base64::engine::general_purpose::STANDARD.encode(end.to_string())
     } else {
@@ -302,14 +401,19 @@ pub(super) async fn query_results(
     } else {
         b"\n"
     };
-    let mut header_line = Vec::new();
-    for (k, f) in job.fields.iter().enumerate() {
-        if k > 0 {
-            header_line.push(sep);
+    let fields = result_columns(&job.fields, job.info.api_version);
+    // A job without rows answers an empty body, not even a header line.
+    let header_line = (!rows.is_empty()).then(|| {
+        let mut line = Vec::new();
+        for (k, f) in fields.iter().enumerate() {
+            if k > 0 {
+                line.push(sep);
+            }
+            csv_text(&mut line, &f.label());
         }
-        csv_text(&mut header_line, &f.label());
-    }
-    header_line.extend_from_slice(eol);
+        line.extend_from_slice(eol);
+        line
+    });
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -317,11 +421,11 @@ pub(super) async fn query_results(
     let mut stream = ResultStream {
         sim: sim.clone(),
         object: job.object,
-        fields: job.fields.clone(),
+        fields,
         rows,
         pos: start,
         end,
-        header: Some(header_line),
+        header: header_line,
         sep,
         eol,
         gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
@@ -332,7 +436,10 @@ pub(super) async fn query_results(
     }));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=UTF-8"),
+    );
     h.insert("Sforce-NumberOfRecords", HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(&locator) {
         h.insert("Sforce-Locator", v);
@@ -341,4 +448,19 @@ pub(super) async fn query_results(
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_come_out_pairwise_swapped_with_their_ends() {
+        let rows: Vec<u32> = (0..7).collect();
+        let (out, ends) = chunk_out_of_order(&rows, 2);
+        assert_eq!(out, vec![2, 3, 0, 1, 6, 4, 5]);
+        assert_eq!(ends, vec![2, 4, 5, 7]);
+        assert_eq!(chunk_out_of_order(&[], 2), (vec![], vec![0]));
+        assert_eq!(chunk_out_of_order(&rows, 100), (rows.clone(), vec![7]));
+    }
 }

@@ -20,6 +20,7 @@ pub(super) fn routes(oauth: Arc<OAuth>) -> Router {
         .route("/expire_access_tokens", post(expire_access_tokens))
         .route("/revoke_refresh_tokens", post(revoke_refresh_tokens))
         .route("/rotation", post(rotation))
+        .route("/approval_limit", post(approval_limit))
         .route("/ttl", post(ttl))
         .route("/api_enabled", post(api_enabled))
         .route("/user_active", post(user_active))
@@ -66,6 +67,7 @@ async fn state(State(oauth): State<Arc<OAuth>>) -> Response {
     Json(json!({
         "rotate_refresh_tokens": inner.rotate,
         "access_token_ttl_seconds": inner.ttl.as_secs(),
+        "approval_limit": inner.approval_limit,
         "apps": apps,
         "users": users,
         "live_access_tokens": inner.access.values().filter(|g| g.expires_at > now).count(),
@@ -94,6 +96,21 @@ struct Rotation {
 async fn rotation(State(oauth): State<Arc<OAuth>>, Json(body): Json<Rotation>) -> Response {
     oauth.set_rotation(body.enabled);
     Json(json!({ "rotate_refresh_tokens": oauth.rotation() })).into_response()
+}
+
+/// Body of `POST approval_limit`.
+#[derive(Deserialize)]
+struct ApprovalLimit {
+    max: usize,
+}
+
+/// `POST approval_limit {"max": N}`.
+async fn approval_limit(
+    State(oauth): State<Arc<OAuth>>,
+    Json(body): Json<ApprovalLimit>,
+) -> Response {
+    oauth.set_approval_limit(body.max);
+    Json(json!({ "approval_limit": oauth.approval_limit() })).into_response()
 }
 
 /// Body of `POST ttl`.

@@ -130,6 +130,7 @@
 //! | `POST user_active {"username"?, "active": bool}` | (de)activate a user; deactivating kills its sessions | `{"username","active"}` |
 //! | `POST redirect_uris {"client_id"?, "uri"}` | register another callback URL | `{"client_id","redirect_uris":[..]}` |
 //! | `POST issue_refresh_token {"client_id"?, "username"?}` | a refresh token as if the user had approved the app | `{"refresh_token"}` |
+//! | `POST approval_limit {"max": N}` | approvals of one app a user may hold (default 5); the next approval revokes the oldest one's refresh token | `{"approval_limit": N}` |
 
 mod authorize;
 mod control;
@@ -453,6 +454,17 @@ impl OAuth {
         inner.refresh.clear();
         inner.access.retain(|_, g| !lineages.contains(&g.lineage));
         revoked
+    }
+
+    /// Sets how many approvals of one app a user may hold (Salesforce: 5); the next approval
+    /// revokes the oldest one's refresh token.
+    pub fn set_approval_limit(&self, max: usize) {
+        self.lock().approval_limit = max.max(1);
+    }
+
+    /// The approvals of one app a user may hold.
+    pub fn approval_limit(&self) -> usize {
+        self.lock().approval_limit
     }
 
     /// Turns refresh token rotation on or off (the app's refresh token policy).

@@ -74,7 +74,13 @@ pub(super) struct RefreshGrant {
     pub client_id: String,
     pub scope: Vec<String>,
     pub lineage: String,
+    /// The user's approval of the app it comes from (kept across rotations): a user has at
+    /// most `approval_limit` approvals of one app, the oldest revoked by a new one.
+    pub approval: u64,
 }
+
+/// Salesforce's limit of approvals of one connected app per user.
+pub(super) const APPROVAL_LIMIT: usize = 5;
 
 /// An issued authorization code.
 pub(super) struct AuthCode {
@@ -108,6 +114,10 @@ pub(super) struct Inner {
     pub refresh: HashMap<String, RefreshGrant>,
     pub codes: HashMap<String, AuthCode>,
     pub pending: HashMap<String, PendingAuthorization>,
+    /// Approvals a user may hold per app (Salesforce: 5).
+    pub approval_limit: usize,
+    /// Counter of approvals (their order).
+    pub approvals: u64,
 }
 
 impl Inner {
@@ -171,6 +181,8 @@ impl Inner {
             refresh: HashMap::new(),
             codes: HashMap::new(),
             pending: HashMap::new(),
+            approval_limit: APPROVAL_LIMIT,
+            approvals: 1,
         };
         if !config.initial_refresh_token.is_empty() {
             inner.refresh.insert(
@@ -180,6 +192,7 @@ impl Inner {
                     client_id: config.client_id.clone(),
                     scope: default_scope(),
                     lineage: random_token("", 16, ""),
+                    approval: 0,
                 },
             );
         }
@@ -210,12 +223,46 @@ impl Inner {
         self.users.iter().find(|u| same_id(&u.user_id, user_id))
     }
 
-    /// Mints a refresh token with a fresh lineage.
+    /// Mints a refresh token for a new approval of the app by the user, with a fresh lineage.
+    /// Past `approval_limit` approvals of that app by that user, the oldest approval's refresh
+    /// token and its access tokens are revoked, as Salesforce does on the sixth approval.
     pub fn new_refresh_token(
         &mut self,
         client_id: &str,
         username: &str,
         scope: &[String],
+    ) -> String {
+        let approval = self.approvals;
+        self.approvals += 1;
+        let token = self.mint_refresh(client_id, username, scope, approval);
+        let mut mine: Vec<(u64, String, String)> = self
+            .refresh
+            .iter()
+            .filter(|(_, g)| g.client_id == client_id && g.username.eq_ignore_ascii_case(username))
+            .map(|(t, g)| (g.approval, t.clone(), g.lineage.clone()))
+            .collect();
+        mine.sort();
+        let excess = mine.len().saturating_sub(self.approval_limit.max(1));
+        for (_, old, lineage) in mine.into_iter().take(excess) {
+            self.refresh.remove(&old);
+            self.access.retain(|_, g| g.lineage != lineage);
+        }
+        token
+    }
+
+    /// Replaces a refresh token by a new one of the same approval (rotation); None when
+    /// unknown.
+    pub fn rotate_refresh_token(&mut self, old: &str) -> Option<String> {
+        let g = self.refresh.remove(old)?;
+        Some(self.mint_refresh(&g.client_id, &g.username, &g.scope, g.approval))
+    }
+
+    fn mint_refresh(
+        &mut self,
+        client_id: &str,
+        username: &str,
+        scope: &[String],
+        approval: u64,
     ) -> String {
         let token = random_token("5Aep861", 80, ".");
         self.refresh.insert(
@@ -225,6 +272,7 @@ impl Inner {
                 client_id: client_id.to_string(),
                 scope: scope.to_vec(),
                 lineage: random_token("", 16, ""),
+                approval,
             },
         );
         token

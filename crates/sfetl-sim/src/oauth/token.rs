@@ -322,8 +322,7 @@ impl OAuth {
             return Err(INACTIVE_USER);
         }
         let refresh = if inner.rotate {
-            inner.refresh.remove(token);
-            let rotated = inner.new_refresh_token(&client_id, &username, &scope);
+            let rotated = inner.rotate_refresh_token(token).ok_or(REFRESH_INVALID)?;
             let lineage = inner.refresh[&rotated].lineage.clone();
             Refresh::Existing {
                 lineage,

@@ -114,8 +114,7 @@ pub(super) async fn collections_delete(
                 Ok((o, row)) => match faults.take_row_failure(id) {
                     Some((code, message)) => refused(&code, &message),
                     None => {
-                        store.tables[o].state[row] = DELETED;
-                        store.tables[o].touch(row, now);
+                        store.tables[o].delete_row(row, now, false);
                         json!({"id": store.id_of(crate::store::pack(o, row)), "success": true, "errors": []})
                     }
                 },

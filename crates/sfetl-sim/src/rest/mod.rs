@@ -21,9 +21,6 @@ use super::soql::{self, Path, Query};
 use super::store::{DELETED, LIVE, Store, parse_datetime, write_datetime};
 use super::write::{ExtIndex, Input, RecError, apply, validate};
 
-/// Open REST query cursors kept; older locators then answer `INVALID_QUERY_LOCATOR`.
-pub const MAX_CURSORS: usize = 64;
-
 /// Oldest and newest API versions served.
 pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=62;
 
@@ -41,6 +38,12 @@ pub struct Cursor {
     /// The session lineage that opened it: a locator belongs to its session, so after a
     /// refresh with rotation (a new lineage) continuing it answers `INVALID_SESSION_ID`.
     pub session: Option<String>,
+    /// The user who opened it: a user has at most `cursors_per_user` open cursors.
+    pub user: Option<String>,
+    /// When it was opened (sequence): opening one too many releases the oldest.
+    pub opened: u64,
+    /// Last use: a cursor idle longer than `cursor_idle_seconds` expires.
+    pub last_used: std::time::Instant,
 }
 
 fn session_of(sim: &Sim, headers: &HeaderMap) -> Option<String> {
@@ -48,6 +51,40 @@ fn session_of(sim: &Sim, headers: &HeaderMap) -> Option<String> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     sim.oauth.session_key(auth)
+}
+
+fn user_of(sim: &Sim, headers: &HeaderMap) -> Option<String> {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    sim.oauth.check_bearer(auth).ok().map(|s| s.user_id)
+}
+
+/// Salesforce's answer to a locator that expired, was released or never existed.
+fn invalid_locator() -> Response {
+    sf_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_QUERY_LOCATOR",
+        "invalid query locator",
+    )
+}
+
+/// Keeps a new cursor, releasing the user's oldest ones beyond `cursors_per_user`.
+fn open_cursor(sim: &Sim, loc: String, cursor: Cursor) {
+    let max = sim.limits().cursors_per_user;
+    let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
+    let user = cursor.user.clone();
+    cursors.insert(loc, cursor);
+    let mut mine: Vec<(u64, String)> = cursors
+        .iter()
+        .filter(|(_, c)| c.user == user)
+        .map(|(l, c)| (c.opened, l.clone()))
+        .collect();
+    mine.sort();
+    let excess = mine.len().saturating_sub(max);
+    for (_, l) in mine.into_iter().take(excess) {
+        cursors.remove(&l);
+    }
 }
 
 fn both(router: Router<Arc<Sim>>, path: &str, m: MethodRouter<Arc<Sim>>) -> Router<Arc<Sim>> {
@@ -305,17 +342,42 @@ fn run_query(
         Ok(q) => q,
         Err(e) => return soql_response(e),
     };
-    let rows = soql::execute(&store, &parsed, all);
+    let limits = sim.limits();
+    if parsed.fields.len() > limits.query_max_fields {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TOO_COMPLICATED",
+            crate::limits::QUERY_TOO_COMPLICATED,
+        );
+    }
+    if let Some(refusal) = crate::quirks::rest_refusal(&store, &parsed) {
+        return refusal;
+    }
+    let (rows, matched) = soql::execute_counted(&store, &parsed, all);
+    if limits.rest_times_out(matched, !parsed.order.is_empty()) {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TIMEOUT",
+            crate::limits::QUERY_TIMEOUT,
+        );
+    }
     if parsed.count_only {
         let body = json!({"totalSize": rows.len(), "done": true, "records": []});
         return json_response(StatusCode::OK, body.to_string().into_bytes());
+    }
+    let batch = batch_size(&headers);
+    if let Some(refusal) = crate::quirks::rest_page_refusal(&store, &parsed, rows.len(), batch) {
+        return refusal;
     }
     let cursor = Cursor {
         object: parsed.object,
         fields: parsed.fields,
         rows: Arc::new(rows),
-        batch: batch_size(&headers),
+        batch,
         session: session_of(&sim, &headers),
+        user: user_of(&sim, &headers),
+        opened: sim.next_seq(),
+        last_used: std::time::Instant::now(),
     };
     page(&sim, &store, &ver, cursor, 0, None)
 }
@@ -333,15 +395,21 @@ fn page(
     let mut out = Vec::with_capacity(256 * (end - offset) + 128);
     out.extend_from_slice(format!("{{\"totalSize\":{total},\"done\":{}", end >= total).as_bytes());
     if end < total {
-        let loc = loc.unwrap_or_else(|| format!("01gSIM{:012}", sim.next_seq()));
         out.extend_from_slice(b",\"nextRecordsUrl\":");
-        json_str(&mut out, &format!("/services/data/{ver}/query/{loc}-{end}"));
-        let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
-        cursors.insert(loc, cursor.clone());
-        // Like an org's cap on open query cursors: the oldest ones expire first.
-        while cursors.len() > MAX_CURSORS {
-            cursors.pop_first();
+        match loc {
+            Some(loc) => json_str(&mut out, &format!("/services/data/{ver}/query/{loc}-{end}")),
+            None => {
+                let loc = format!("01gSIM{:012}", sim.next_seq());
+                json_str(&mut out, &format!("/services/data/{ver}/query/{loc}-{end}"));
+                open_cursor(sim, loc, cursor.clone());
+            }
         }
+    } else if let Some(loc) = loc {
+        // The last page closes the cursor.
+        sim.cursors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&loc);
     }
     out.extend_from_slice(b",\"records\":[");
     for (k, &row) in cursor.rows[offset..end].iter().enumerate() {
@@ -368,30 +436,32 @@ async fn query_more(
     headers: HeaderMap,
 ) -> Response {
     check!(check_version(&ver));
-    let invalid = || {
-        sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_QUERY_LOCATOR",
-            "invalid query locator",
-        )
-    };
     let Some((id, offset)) = loc.rsplit_once('-') else {
-        return invalid();
+        return invalid_locator();
     };
     let Ok(offset) = offset.parse::<usize>() else {
-        return invalid();
+        return invalid_locator();
     };
-    let cursor = sim
-        .cursors
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(id)
-        .cloned();
+    let idle = std::time::Duration::from_secs(sim.limits().cursor_idle_seconds);
+    let cursor = {
+        let mut cursors = sim.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        match cursors.get_mut(id) {
+            Some(c) if c.last_used.elapsed() >= idle => {
+                cursors.remove(id);
+                None
+            }
+            Some(c) => {
+                c.last_used = std::time::Instant::now();
+                Some(c.clone())
+            }
+            None => None,
+        }
+    };
     let Some(cursor) = cursor else {
-        return invalid();
+        return invalid_locator();
     };
     if offset > cursor.rows.len() {
-        return invalid();
+        return invalid_locator();
     }
     if cursor.session.is_some() && session_of(&sim, &headers) != cursor.session {
         return sf_error(
@@ -408,13 +478,14 @@ async fn limits(State(sim): State<Arc<Sim>>, UrlPath(ver): UrlPath<String>) -> R
     check!(check_version(&ver));
     let max = sim.api_max.load(Ordering::SeqCst);
     let used = sim.api_used.load(Ordering::SeqCst);
-    let jobs = sim.jobs.count_query_jobs() as u64;
+    let l = sim.limits();
+    let (jobs_max, jobs_used) = (l.bulk_query_jobs_per_day, l.bulk_query_jobs_used);
     let body = json!({
         "DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)},
         "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
         "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000u64.saturating_sub(sim.jobs.count_ingest_batches() as u64)},
         "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000u64.saturating_sub(jobs)},
+        "DailyBulkV2QueryJobs": {"Max": jobs_max, "Remaining": jobs_max.saturating_sub(jobs_used)},
         "DataStorageMB": {"Max": 5, "Remaining": 5},
         "FileStorageMB": {"Max": 20, "Remaining": 20},
         "SingleEmail": {"Max": 15, "Remaining": 15},

@@ -159,8 +159,7 @@ pub(super) async fn delete_record(
     let now = sim.now_ms();
     let mut store = write_store(&sim);
     let (o, row) = check!(locate(&store, &obj, &id));
-    store.tables[o].state[row] = DELETED;
-    store.tables[o].touch(row, now);
+    store.tables[o].delete_row(row, now, false);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -189,30 +188,65 @@ pub(super) async fn create_one(
     )
 }
 
-pub(super) fn window(p: &HashMap<String, String>) -> Result<(i64, i64), Response> {
-    let bad = |what: &str| {
-        sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REPLICATION_DATE",
-            &format!("{what} date is missing or not a valid dateTime"),
-        )
+/// One minute, in ms: the replication endpoints work in whole minutes.
+const MINUTE: i64 = 60_000;
+/// One day, in ms.
+const DAY: i64 = 86_400_000;
+
+fn replication_error(message: &str) -> Response {
+    sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", message)
+}
+
+/// The `start` / `end` of a replication call after Salesforce's rules: seconds are truncated,
+/// the range must span at least a minute and at most `replication_max_days`, and may not start
+/// before the org enabled replication.
+pub(super) fn window(
+    p: &HashMap<String, String>,
+    limits: &crate::limits::Limits,
+) -> Result<(i64, i64), Response> {
+    let parse = |k: &str| {
+        p.get(k)
+            .and_then(|s| parse_datetime(s.trim()))
+            .ok_or_else(|| {
+                replication_error(&format!("{k} date is missing or not a valid dateTime"))
+            })
     };
-    let start = p
-        .get("start")
-        .and_then(|s| parse_datetime(s.trim()))
-        .ok_or_else(|| bad("start"))?;
-    let end = p
-        .get("end")
-        .and_then(|s| parse_datetime(s.trim()))
-        .ok_or_else(|| bad("end"))?;
+    let (start, end) = (parse("start")?, parse("end")?);
+    let (start, end) = (
+        start - start.rem_euclid(MINUTE),
+        end - end.rem_euclid(MINUTE),
+    );
     if end < start {
-        return Err(sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REPLICATION_DATE",
-            "end date cannot be before start date",
+        return Err(replication_error("end date cannot be before start date"));
+    }
+    if end - start < MINUTE {
+        return Err(replication_error(
+            "startDate must chronologically precede endDate by more than one minute",
+        ));
+    }
+    if end - start > limits.replication_max_days * DAY {
+        return Err(replication_error(&format!(
+            "startDate and endDate are more than {} days apart",
+            limits.replication_max_days
+        )));
+    }
+    if start < limits.replication_enabled_ms {
+        return Err(replication_error(
+            "startDate before org replication enabled date",
         ));
     }
     Ok((start, end))
+}
+
+/// More ids than a replication call may return.
+fn too_many_ids(limit: usize) -> Response {
+    sf_error(
+        StatusCode::BAD_REQUEST,
+        "EXCEEDED_ID_LIMIT",
+        &format!(
+            "The number of ids exceeds the limit of {limit}; choose start and end dates that are closer together"
+        ),
+    )
 }
 
 pub(super) fn dt(ms: i64) -> String {
@@ -227,31 +261,43 @@ pub(super) async fn deleted(
     UrlQuery(p): UrlQuery<HashMap<String, String>>,
 ) -> Response {
     check!(check_version(&ver));
-    let (start, end) = check!(window(&p));
+    let limits = sim.limits();
+    let (start, end) = check!(window(&p, &limits));
+    let now = sim.now_ms();
     let store = read_store(&sim);
     let Some(o) = store.catalog.object(&obj) else {
         return not_found();
     };
     let t = &store.tables[o];
-    let mut recs = Vec::new();
-    let mut earliest = i64::MAX;
-    for r in 0..t.len() {
-        if t.state[r] != DELETED {
-            continue;
-        }
-        if let crate::store::Val::DateTime(ms) = t.get(r, t.sysmod) {
-            earliest = earliest.min(ms);
-            if ms >= start && ms < end {
-                recs.push(
-                    json!({"deletedDate": dt(ms), "id": store.id_of(crate::store::pack(o, r))}),
-                );
-            }
-        }
+    // The log keeps `delete_log_days` whole days, and nothing purged before a purge.
+    let kept_from = now - now.rem_euclid(DAY) - limits.delete_log_days * DAY;
+    let earliest = kept_from.max(t.log_purged_before);
+    let earliest = earliest + (MINUTE - earliest.rem_euclid(MINUTE)) % MINUTE;
+    if start < earliest {
+        return replication_error(&format!(
+            "startDate is before earliestDateAvailable {}: the delete log no longer covers it",
+            dt(earliest)
+        ));
     }
+    let latest = end.min(now - now.rem_euclid(MINUTE));
+    let hits: Vec<&(i64, u32)> = t
+        .delete_log
+        .iter()
+        .filter(|&&(ms, _)| ms >= start && ms <= end)
+        .collect();
+    if hits.len() > limits.deleted_id_limit {
+        return too_many_ids(limits.deleted_id_limit);
+    }
+    let recs: Vec<Value> = hits
+        .iter()
+        .map(|&&(ms, r)| {
+            json!({"deletedDate": dt(ms), "id": store.id_of(crate::store::pack(o, r as usize))})
+        })
+        .collect();
     let body = json!({
         "deletedRecords": recs,
-        "earliestDateAvailable": dt(if earliest == i64::MAX { start } else { earliest }),
-        "latestDateCovered": dt(end - end.rem_euclid(60_000)),
+        "earliestDateAvailable": dt(earliest),
+        "latestDateCovered": dt(latest),
     });
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
@@ -262,7 +308,15 @@ pub(super) async fn updated(
     UrlQuery(p): UrlQuery<HashMap<String, String>>,
 ) -> Response {
     check!(check_version(&ver));
-    let (start, end) = check!(window(&p));
+    let limits = sim.limits();
+    let (start, end) = check!(window(&p, &limits));
+    let now = sim.now_ms();
+    if start < now - now.rem_euclid(DAY) - limits.replication_max_days * DAY {
+        return replication_error(&format!(
+            "startDate cannot be more than {} days ago",
+            limits.replication_max_days
+        ));
+    }
     let store = read_store(&sim);
     let Some(o) = store.catalog.object(&obj) else {
         return not_found();
@@ -270,9 +324,13 @@ pub(super) async fn updated(
     let t = &store.tables[o];
     let ids: Vec<String> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE)
-        .filter(|&r| matches!(t.get(r, t.sysmod), crate::store::Val::DateTime(ms) if ms >= start && ms < end))
+        .filter(|&r| matches!(t.get(r, t.sysmod), crate::store::Val::DateTime(ms) if ms >= start && ms <= end))
         .map(|r| store.id_of(crate::store::pack(o, r)))
         .collect();
-    let body = json!({"ids": ids, "latestDateCovered": dt(end - end.rem_euclid(60_000))});
+    if ids.len() > limits.deleted_id_limit {
+        return too_many_ids(limits.deleted_id_limit);
+    }
+    let latest = end.min(now - now.rem_euclid(MINUTE));
+    let body = json!({"ids": ids, "latestDateCovered": dt(latest)});
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }

@@ -86,7 +86,7 @@ async fn query_job_lifecycle_results_and_paging() {
         };
         let r = org.get(&format!("jobs/query/{id}/results?{q}")).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "text/csv");
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=UTF-8");
         assert!(
             r.headers()["sforce-limit-info"]
                 .to_str()
@@ -187,7 +187,7 @@ async fn query_job_refusals_abort_and_failure() {
             "SELECT Id, Body FROM Attachment",
             "FUNCTIONALITY_NOT_ENABLED",
         ),
-        ("SELECT Id FROM AccountHistory", "INVALIDENTITY"),
+        ("SELECT Id FROM AccountFeed", "INVALIDENTITY"),
         ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
         ("SELECT Id, Nope FROM Account", "INVALID_FIELD"),
         ("SELECT Name FROM Account GROUP BY Name", "MALFORMED_QUERY"),

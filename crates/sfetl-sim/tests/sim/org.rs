@@ -101,6 +101,13 @@ impl Org {
             .expect("stats json")
     }
 
+    /// A GET on the instance host outside `/services/data` (e.g. `/__sim/limits`), as JSON.
+    pub async fn get_json_url(&self, path: &str) -> Value {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("json")
+    }
+
     pub async fn control(&self, path: &str, body: &Value) -> Value {
         let r = self
             .http

@@ -493,8 +493,18 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
         .map(|r| r["Id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, ids.iter().cloned().collect());
-    // The replication API lists them too.
-    let (s, d) = org.get_json("sobjects/Account/deleted/?start=2000-01-01T00:00:00%2B00:00&end=2100-01-01T00:00:00%2B00:00").await;
+    // The replication API lists them too (within the range rules: at most 30 days, within the
+    // delete log's 15 days).
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
+    let range = format!(
+        "start={}&end={}",
+        fmt(now - chrono::Duration::hours(1)),
+        fmt(now + chrono::Duration::minutes(2))
+    );
+    let (s, d) = org
+        .get_json(&format!("sobjects/Account/deleted/?{range}"))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(
         keys(&d),
@@ -516,10 +526,16 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
             .collect()
     );
     let (s, u) = org
-        .get_json("sobjects/Account/updated/?start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z")
+        .get_json(&format!("sobjects/Account/updated/?{range}"))
         .await;
     assert_eq!(s, 200);
-    assert_eq!(u["ids"].as_array().unwrap().len(), 17);
+    assert_eq!(u["ids"], json!([]), "generated rows are older");
+    org.control("touch", &json!({"object": "Account", "count": 2}))
+        .await;
+    let (_, u) = org
+        .get_json(&format!("sobjects/Account/updated/?{range}"))
+        .await;
+    assert_eq!(u["ids"].as_array().unwrap().len(), 2);
     let (s, bad) = org
         .get_json("sobjects/Account/updated/?start=yesterday")
         .await;
@@ -527,6 +543,11 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
     error_code(&bad, "INVALID_REPLICATION_DATE");
     let purged = org.control("purge", &json!({})).await;
     assert_eq!(purged["ids"].as_array().unwrap().len(), 3);
+    // Hard deletes stay in the delete log (until it is purged).
+    let (_, d) = org
+        .get_json(&format!("sobjects/Account/deleted/?{range}"))
+        .await;
+    assert_eq!(d["deletedRecords"].as_array().unwrap().len(), 3);
     let (_, all) = org.query("SELECT Id FROM Account").await;
     assert_eq!(all["totalSize"], 17);
     let r = org

@@ -1,0 +1,1198 @@
+//! The simulator as harsh as Salesforce by default (issue 16): concurrency limits, the
+//! `deleted` endpoint's date rules, Bulk query realities, REST cursor expiry, objects that fail
+//! for structural reasons, Bulk CSV wire details, metadata consistency and the OAuth approval
+//! limit. Every status and body is asserted exactly.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Timelike, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sfetl_sim::SimOptions;
+
+use crate::org::{Org, V, error_code};
+
+/// `POST /__sim/limits` with `body`; the limits after the change.
+async fn limits(org: &Org, body: Value) -> Value {
+    org.control("limits", &body).await
+}
+
+async fn create_bulk(org: &Org, soql: &str) -> (u16, Value) {
+    let r = org
+        .send_json(
+            Method::POST,
+            "jobs/query",
+            &json!({"operation": "query", "query": soql}),
+        )
+        .await;
+    (r.status().as_u16(), r.json().await.expect("json"))
+}
+
+/// Polls a query job until it is terminal (each poll advances it one state).
+async fn finish(org: &Org, id: &str) -> Value {
+    for _ in 0..5 {
+        let (s, info) = org.get_json(&format!("jobs/query/{id}")).await;
+        assert_eq!(s, 200);
+        if matches!(
+            info["state"].as_str(),
+            Some("JobComplete" | "Failed" | "Aborted")
+        ) {
+            return info;
+        }
+    }
+    panic!("job {id} never finished");
+}
+
+/// Creates a Bulk query job and runs it to a terminal state.
+async fn run_bulk(org: &Org, soql: &str) -> Value {
+    let (s, job) = create_bulk(org, soql).await;
+    assert_eq!(s, 200, "{soql}: {job}");
+    finish(org, job["id"].as_str().expect("id")).await
+}
+
+/// Asserts a Salesforce error array: status, code and exact message.
+async fn assert_error(r: reqwest::Response, status: u16, code: &str, message: &str) {
+    assert_eq!(r.status().as_u16(), status);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(error_code(&v, code), message, "{v}");
+}
+
+async fn query_with(org: &Org, soql: &str, batch: Option<usize>) -> reqwest::Response {
+    let mut req = org
+        .http
+        .get(org.data("query"))
+        .query(&[("q", soql)])
+        .bearer_auth(&org.token);
+    if let Some(b) = batch {
+        req = req.header("Sforce-Query-Options", format!("batchSize={b}"));
+    }
+    req.send().await.expect("query")
+}
+
+fn sf_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+        .replace('Z', "+0000")
+}
+
+// ---- 1. concurrency limits ----
+
+#[tokio::test]
+async fn concurrency_limits_answer_403_like_salesforce() {
+    let org = Org::start(5).await;
+    let l = org.get_json_url("/__sim/limits").await;
+    for (k, v) in [
+        ("concurrent_requests", json!(25)),
+        ("long_txn", json!(10)),
+        ("bulk_query_jobs_per_day", json!(10_000)),
+        ("cursors_per_user", json!(10)),
+        ("cursor_idle_seconds", json!(900)),
+        ("deleted_id_limit", json!(600_000)),
+        ("delete_log_days", json!(15)),
+        ("replication_max_days", json!(30)),
+        ("bulk_chunk_rows", json!(100_000)),
+        ("query_timeout_rows", Value::Null),
+    ] {
+        assert_eq!(l[k], v, "{k}");
+    }
+    // Other integrations hold every concurrent slot: 403, the same code as the daily quota.
+    limits(&org, json!({"busy_requests": 25})).await;
+    let r = org.get("sobjects").await;
+    assert!(
+        r.headers()["sforce-limit-info"]
+            .to_str()
+            .unwrap()
+            .starts_with("api-usage=")
+    );
+    assert_error(
+        r,
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+    )
+    .await;
+    limits(&org, json!({"busy_requests": 0})).await;
+    assert_eq!(org.get("sobjects").await.status(), 200);
+
+    // A real concurrent request holds its slot while it is slow.
+    limits(&org, json!({"concurrent_requests": 1})).await;
+    org.control("latency", &json!({"kind": "describe", "ms": 3000}))
+        .await;
+    let slow = {
+        let (http, url, token) = (org.http.clone(), org.data("sobjects"), org.token.clone());
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("slow")
+                .status()
+                .as_u16()
+        })
+    };
+    let mut seen = false;
+    for _ in 0..100_000 {
+        if org.get_json_url("/__sim/limits").await["in_flight_requests"] == 1 {
+            seen = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(seen, "the slow request is in flight");
+    assert_error(
+        org.get("limits").await,
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+    )
+    .await;
+    assert_eq!(slow.await.unwrap(), 200);
+    org.control("latency", &json!({"kind": "describe", "ms": 0}))
+        .await;
+    limits(&org, json!({"concurrent_requests": 25})).await;
+
+    // Long transactions: running Bulk jobs count; REST queries and job creation are refused.
+    limits(&org, json!({"long_txn": 1})).await;
+    let (s, a) = create_bulk(&org, "SELECT Id FROM Account").await;
+    assert_eq!(s, 200);
+    let long = "ConcurrentPerOrgLongTxn Limit exceeded.";
+    let r = org
+        .send_json(
+            Method::POST,
+            "jobs/query",
+            &json!({"operation": "query", "query": "SELECT Id FROM Contact"}),
+        )
+        .await;
+    assert_error(r, 403, "REQUEST_LIMIT_EXCEEDED", long).await;
+    assert_error(
+        query_with(&org, "SELECT Id FROM Account", None).await,
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        long,
+    )
+    .await;
+    assert_eq!(org.get("sobjects/Account/describe").await.status(), 200);
+    assert_eq!(
+        org.get_json_url("/__sim/limits").await["running_long_txn"],
+        1
+    );
+    finish(&org, a["id"].as_str().unwrap()).await;
+    assert_eq!(
+        query_with(&org, "SELECT Id FROM Account", None)
+            .await
+            .status(),
+        200
+    );
+    limits(&org, json!({"long_txn": 10, "long_txn_spike": 2})).await;
+    for _ in 0..2 {
+        let (s, v) = create_bulk(&org, "SELECT Id FROM Account").await;
+        assert_eq!(
+            (s, error_code(&v, "REQUEST_LIMIT_EXCEEDED")),
+            (403, long.into())
+        );
+    }
+    assert_eq!(create_bulk(&org, "SELECT Id FROM Account").await.0, 200);
+    limits(&org, json!({"requests_spike": 1})).await;
+    assert_eq!(org.get("limits").await.status(), 403);
+    assert_eq!(org.get("limits").await.status(), 200);
+
+    // The daily quota keeps its own message.
+    org.control("quota", &json!({"max": 10, "used": 10})).await;
+    assert_error(
+        org.get("limits").await,
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "TotalRequests Limit exceeded.",
+    )
+    .await;
+
+    // Bad limits are refused whole, naming the key.
+    let r = org
+        .http
+        .post(org.url("/__sim/limits"))
+        .json(&json!({"long_txn": 3, "long_txns": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown limit 'long_txns'; known: concurrent_requests, busy_requests"),
+        "{e}"
+    );
+    assert_eq!(org.get_json_url("/__sim/limits").await["long_txn"], 10);
+}
+
+// ---- 2. the deleted endpoint ----
+
+#[tokio::test]
+async fn deleted_endpoint_applies_salesforces_date_rules() {
+    let org = Org::start(20).await;
+    let del = org
+        .control("delete", &json!({"object": "Account", "count": 3}))
+        .await;
+    let ids: BTreeSet<String> = del["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let now = Utc::now();
+    let deleted = |start: DateTime<Utc>, end: DateTime<Utc>| {
+        let org = &org;
+        async move {
+            org.http
+                .get(org.data("sobjects/Account/deleted/"))
+                .query(&[("start", sf_time(start)), ("end", sf_time(end))])
+                .bearer_auth(&org.token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let today = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .unwrap();
+    let earliest = today - Duration::days(15);
+    let minute = |t: DateTime<Utc>| t.with_second(0).unwrap().with_nanosecond(0).unwrap();
+
+    let r = deleted(now - Duration::hours(1), now + Duration::minutes(2)).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let got: BTreeSet<String> = v["deletedRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ids);
+    assert_eq!(v["earliestDateAvailable"], sf_time(earliest));
+    // Covered up to the current minute at most, never past `end`.
+    let latest = v["latestDateCovered"].as_str().unwrap();
+    assert!(
+        latest == sf_time(minute(now)) || latest == sf_time(minute(now) + Duration::minutes(1)),
+        "{latest}"
+    );
+
+    // Seconds are truncated: 12:00:30 .. 12:01:10 is a whole minute, 12:00:10 .. 12:00:50 none.
+    let base = today - Duration::days(1) + Duration::hours(12);
+    let ok = deleted(base + Duration::seconds(30), base + Duration::seconds(70)).await;
+    assert_eq!(ok.status(), 200);
+    let v: Value = ok.json().await.unwrap();
+    assert_eq!(v["latestDateCovered"], sf_time(base + Duration::minutes(1)));
+    let invalid = "INVALID_REPLICATION_DATE";
+    assert_error(
+        deleted(base + Duration::seconds(10), base + Duration::seconds(50)).await,
+        400,
+        invalid,
+        "startDate must chronologically precede endDate by more than one minute",
+    )
+    .await;
+    assert_error(
+        deleted(base, base - Duration::minutes(5)).await,
+        400,
+        invalid,
+        "end date cannot be before start date",
+    )
+    .await;
+    assert_error(
+        deleted(now - Duration::days(31), now).await,
+        400,
+        invalid,
+        "startDate and endDate are more than 30 days apart",
+    )
+    .await;
+    // Past the delete log's retention (15 whole days).
+    assert_error(
+        deleted(earliest - Duration::minutes(1), now).await,
+        400,
+        invalid,
+        &format!(
+            "startDate is before earliestDateAvailable {}: the delete log no longer covers it",
+            sf_time(earliest)
+        ),
+    )
+    .await;
+    // Before the org enabled replication.
+    limits(&org, json!({"replication_enabled_date": sf_time(today)})).await;
+    assert_error(
+        deleted(today - Duration::hours(1), now).await,
+        400,
+        invalid,
+        "startDate before org replication enabled date",
+    )
+    .await;
+    limits(
+        &org,
+        json!({"replication_enabled_date": "2015-01-01T00:00:00Z"}),
+    )
+    .await;
+
+    // Too many ids.
+    limits(&org, json!({"deleted_id_limit": 2})).await;
+    assert_error(
+        deleted(now - Duration::hours(1), now + Duration::minutes(2)).await,
+        400,
+        "EXCEEDED_ID_LIMIT",
+        "The number of ids exceeds the limit of 2; choose start and end dates that are closer together",
+    )
+    .await;
+    limits(&org, json!({"deleted_id_limit": 600_000})).await;
+
+    // Emptying the recycle bin keeps the hard deletes in the delete log...
+    org.control("purge", &json!({})).await;
+    let v: Value = deleted(now - Duration::hours(1), now + Duration::minutes(2))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["deletedRecords"].as_array().unwrap().len(), 3);
+    // ...until the log itself is purged: then they leave no trace, and earlier starts fail.
+    let purged = org
+        .control("delete_log/purge", &json!({"object": "Account"}))
+        .await;
+    assert_eq!(purged, json!({"purged": 3}));
+    let r = deleted(now - Duration::hours(1), now + Duration::minutes(2)).await;
+    assert_eq!(r.status(), 400);
+    let msg = error_code(&r.json().await.unwrap(), invalid);
+    assert!(
+        msg.starts_with("startDate is before earliestDateAvailable "),
+        "{msg}"
+    );
+    let after = Utc::now() + Duration::minutes(1);
+    let v: Value = deleted(after, after + Duration::minutes(5))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["deletedRecords"], json!([]));
+    // The purge moved earliestDateAvailable to the (next whole) minute it ran in.
+    let e = v["earliestDateAvailable"].as_str().unwrap();
+    assert!(
+        e > sf_time(minute(now)).as_str() && e <= sf_time(minute(after)).as_str(),
+        "{e}"
+    );
+
+    // `updated` follows the same range rules, and never reaches past 30 days.
+    let updated = |start: DateTime<Utc>, end: DateTime<Utc>| {
+        let org = &org;
+        async move {
+            org.http
+                .get(org.data("sobjects/Account/updated/"))
+                .query(&[("start", sf_time(start)), ("end", sf_time(end))])
+                .bearer_auth(&org.token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_error(
+        updated(now - Duration::days(40), now - Duration::days(35)).await,
+        400,
+        invalid,
+        "startDate cannot be more than 30 days ago",
+    )
+    .await;
+    assert_error(
+        updated(base, base + Duration::seconds(30)).await,
+        400,
+        invalid,
+        "startDate must chronologically precede endDate by more than one minute",
+    )
+    .await;
+    limits(
+        &org,
+        json!({"replication_enabled_date": sf_time(now - Duration::days(2))}),
+    )
+    .await;
+    assert_error(
+        updated(now - Duration::days(3), now).await,
+        400,
+        invalid,
+        "startDate before org replication enabled date",
+    )
+    .await;
+}
+
+// ---- 3. Bulk query realities and REST timeouts ----
+
+#[tokio::test]
+async fn bulk_jobs_time_out_unchunked_and_stop_at_the_daily_cap() {
+    let org = Org::start(40).await; // 120 Contacts
+    limits(&org, json!({"bulk_unchunked_timeout_rows": 100})).await;
+    let info = run_bulk(&org, "SELECT Id FROM Contact ORDER BY SystemModstamp").await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        "InvalidBatch : Failed to process query: QUERY_TIMEOUT: Your query request was running for too long."
+    );
+    // LIMIT turns chunking off too; a small window (or no ORDER BY) is fine.
+    assert_eq!(
+        run_bulk(&org, "SELECT Id FROM Contact LIMIT 110").await["state"],
+        "Failed"
+    );
+    assert_eq!(
+        run_bulk(&org, "SELECT Id FROM Contact").await["state"],
+        "JobComplete"
+    );
+    assert_eq!(
+        run_bulk(&org, "SELECT Id FROM Account ORDER BY Name").await["state"],
+        "JobComplete"
+    );
+    // Any query over `query_timeout_rows` times out, REST and Bulk alike.
+    limits(&org, json!({"query_timeout_rows": 50})).await;
+    assert_eq!(
+        run_bulk(&org, "SELECT Id FROM Contact").await["state"],
+        "Failed"
+    );
+    assert_error(
+        query_with(&org, "SELECT Id FROM Contact", None).await,
+        400,
+        "QUERY_TIMEOUT",
+        "Your query request was running for too long.",
+    )
+    .await;
+    assert_eq!(
+        query_with(&org, "SELECT Id FROM Account", None)
+            .await
+            .status(),
+        200
+    );
+    limits(
+        &org,
+        json!({"query_timeout_rows": null, "rest_sorted_timeout_rows": 100}),
+    )
+    .await;
+    assert_error(
+        query_with(&org, "SELECT Id FROM Contact ORDER BY Name", None).await,
+        400,
+        "QUERY_TIMEOUT",
+        "Your query request was running for too long.",
+    )
+    .await;
+    assert_eq!(
+        query_with(&org, "SELECT Id FROM Contact", None)
+            .await
+            .status(),
+        200
+    );
+    // Too many fields.
+    limits(&org, json!({"query_max_fields": 2})).await;
+    let complicated =
+        "Query is either selecting too many fields or the filter conditions are too complicated.";
+    assert_error(
+        query_with(&org, "SELECT Id, Name, Email FROM Contact", None).await,
+        400,
+        "QUERY_TOO_COMPLICATED",
+        complicated,
+    )
+    .await;
+    let (s, v) = create_bulk(&org, "SELECT Id, Name, Email FROM Contact").await;
+    assert_eq!(
+        (s, error_code(&v, "QUERY_TOO_COMPLICATED")),
+        (400, complicated.into())
+    );
+    limits(&org, json!({"query_max_fields": 2000})).await;
+
+    // The rolling 24-hour cap on Bulk query jobs, counted at creation.
+    limits(
+        &org,
+        json!({"bulk_query_jobs_per_day": 10, "bulk_query_jobs_used": 9}),
+    )
+    .await;
+    assert_eq!(create_bulk(&org, "SELECT Id FROM Account").await.0, 200);
+    let (_, l) = org.get_json("limits").await;
+    assert_eq!(
+        l["DailyBulkV2QueryJobs"],
+        json!({"Max": 10, "Remaining": 0})
+    );
+    let (s, v) = create_bulk(&org, "SELECT Id FROM Account").await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v,
+        json!([{"message": "Max bulk v2 query jobs (10) per 24 hrs has been reached (11)", "errorCode": "LIMIT_EXCEEDED"}])
+    );
+}
+
+#[tokio::test]
+async fn bulk_results_come_in_chunks_out_of_order_and_pages_stop_at_them() {
+    let org = Org::start(40).await; // 120 Contacts
+    limits(&org, json!({"bulk_chunk_rows": 50})).await;
+    let (_, sorted) = org.query("SELECT Id FROM Contact ORDER BY Id").await;
+    let all: Vec<String> = sorted["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 120);
+    let info = run_bulk(&org, "SELECT Id FROM Contact").await;
+    let id = info["id"].as_str().unwrap();
+    let mut pages = Vec::new();
+    let mut locator = String::new();
+    loop {
+        let q = if locator.is_empty() {
+            "maxRecords=80".to_string()
+        } else {
+            format!("maxRecords=80&locator={locator}")
+        };
+        let r = org.get(&format!("jobs/query/{id}/results?{q}")).await;
+        assert_eq!(r.status(), 200);
+        let n: usize = r.headers()["sforce-numberofrecords"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        locator = r.headers()["sforce-locator"].to_str().unwrap().to_string();
+        let body = r.text().await.unwrap();
+        let ids: Vec<String> = body
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_matches('"').to_string())
+            .collect();
+        assert_eq!(ids.len(), n);
+        pages.push(ids);
+        if locator == "null" {
+            break;
+        }
+    }
+    // Chunks [0,50) [50,100) [100,120) finish as 2nd, 1st, 3rd; a page never crosses one, so
+    // every page is shorter than maxRecords=80.
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![50, 50, 20]
+    );
+    assert_eq!(pages[0], all[50..100]);
+    assert_eq!(pages[1], all[..50]);
+    assert_eq!(pages[2], all[100..]);
+    // With ORDER BY there is one unchunked query: sorted, one page.
+    let info = run_bulk(&org, "SELECT Id FROM Contact ORDER BY Id").await;
+    let r = org
+        .get(&format!(
+            "jobs/query/{}/results?maxRecords=200",
+            info["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r.headers()["sforce-numberofrecords"], "120");
+    let body = r.text().await.unwrap();
+    let ids: Vec<String> = body
+        .lines()
+        .skip(1)
+        .map(|l| l.trim_matches('"').to_string())
+        .collect();
+    assert_eq!(ids, all);
+}
+
+// ---- 4. REST query cursors ----
+
+#[tokio::test]
+async fn rest_cursors_expire_and_a_user_keeps_ten() {
+    let started = Org::start(100).await; // 300 Contacts: two pages of 200
+    let org = &started;
+    let open = || async {
+        let r = query_with(org, "SELECT Id FROM Contact", Some(200)).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["records"].as_array().unwrap().len(), 200);
+        v["nextRecordsUrl"].as_str().unwrap().to_string()
+    };
+    let more = |url: String| async move {
+        org.http
+            .get(org.url(&url))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap()
+    };
+    let invalid = "invalid query locator";
+    let mut urls = Vec::new();
+    for _ in 0..11 {
+        urls.push(open().await);
+    }
+    // The eleventh cursor released the oldest.
+    assert_error(
+        more(urls[0].clone()).await,
+        400,
+        "INVALID_QUERY_LOCATOR",
+        invalid,
+    )
+    .await;
+    let last = more(urls[1].clone()).await;
+    assert_eq!(last.status(), 200);
+    let v: Value = last.json().await.unwrap();
+    assert_eq!(
+        (v["done"].clone(), v["records"].as_array().unwrap().len()),
+        (json!(true), 100)
+    );
+    // The last page closed that cursor.
+    assert_error(
+        more(urls[1].clone()).await,
+        400,
+        "INVALID_QUERY_LOCATOR",
+        invalid,
+    )
+    .await;
+    // Idle cursors expire (15 minutes on Salesforce; now, through the control call).
+    assert_eq!(
+        org.control("cursors/expire", &json!({})).await,
+        json!({"expired": 9})
+    );
+    assert_error(
+        more(urls[5].clone()).await,
+        400,
+        "INVALID_QUERY_LOCATOR",
+        invalid,
+    )
+    .await;
+    limits(org, json!({"cursor_idle_seconds": 0})).await;
+    let url = open().await;
+    assert_error(more(url).await, 400, "INVALID_QUERY_LOCATOR", invalid).await;
+    limits(
+        org,
+        json!({"cursor_idle_seconds": 900, "cursors_per_user": 1}),
+    )
+    .await;
+    let a = open().await;
+    let b = open().await;
+    assert_eq!(more(a).await.status(), 400);
+    assert_eq!(more(b).await.status(), 200);
+}
+
+// ---- 5 and 7. objects that fail for structural reasons; metadata consistency ----
+
+#[tokio::test]
+async fn every_listed_object_has_a_real_describe() {
+    let org = Org::start(5).await;
+    let (_, g) = org.get_json("sobjects").await;
+    let names: Vec<String> = g["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    for n in [
+        "AccountFeed",
+        "AccountHistory",
+        "AccountShare",
+        "UserRecordAccess",
+        "ContentDocumentLink",
+        "TaskStatus",
+        "CaseStatus",
+        "RecentlyViewed",
+        "EntityDefinition",
+        "Score_Reading__b",
+    ] {
+        assert!(names.contains(&n.to_string()), "{n} listed");
+    }
+    for n in &names {
+        let (s, d) = org.get_json(&format!("sobjects/{n}/describe")).await;
+        assert_eq!(s, 200, "{n}");
+        assert_eq!(d["name"], n.as_str());
+        let fields: Vec<&str> = d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields[0], "Id", "{n}");
+    }
+    let fields = |d: &Value| -> Vec<String> {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // History objects: CreatedDate only; Share objects: LastModifiedDate only.
+    let (_, h) = org.get_json("sobjects/AccountHistory/describe").await;
+    assert_eq!(
+        fields(&h),
+        [
+            "Id",
+            "IsDeleted",
+            "AccountId",
+            "CreatedById",
+            "CreatedDate",
+            "Field",
+            "DataType",
+            "OldValue",
+            "NewValue"
+        ]
+    );
+    let (_, s) = org.get_json("sobjects/AccountShare/describe").await;
+    let sf = fields(&s);
+    assert!(sf.contains(&"LastModifiedDate".into()) && !sf.contains(&"SystemModstamp".into()));
+    assert!(!sf.contains(&"CreatedDate".into()));
+    // They hold rows and read as usual (History through Bulk too).
+    let (st, v) = org
+        .query("SELECT Id, AccountId, Field, NewValue, CreatedDate FROM AccountHistory")
+        .await;
+    assert_eq!((st, v["totalSize"].clone()), (200, json!(10)));
+    assert!(v["records"][0]["Id"].as_str().unwrap().starts_with("017"));
+    assert_eq!(
+        run_bulk(&org, "SELECT Id, CreatedDate FROM AccountHistory").await["state"],
+        "JobComplete"
+    );
+    let (_, v) = org.query("SELECT Id FROM AccountShare").await;
+    assert_eq!(v["totalSize"], 5);
+    // anyType values cannot be filtered.
+    assert_eq!(
+        error_code(
+            &org.query("SELECT Id FROM AccountHistory WHERE NewValue = 'x'")
+                .await
+                .1,
+            "INVALID_FIELD"
+        ),
+        "\nSELECT Id FROM AccountHistory WHERE NewValue = 'x'\n                                    ^\nERROR at Row:1:Column:37\nfield 'NewValue' can not be filtered in a query call"
+    );
+}
+
+#[tokio::test]
+async fn objects_that_need_a_filter_bulk_refuses_or_have_no_query_more() {
+    let org = Org::start_with(SimOptions {
+        scale: 20,
+        seed: 7,
+        extra_objects: 250,
+        ..SimOptions::default()
+    })
+    .await;
+    // Bulk API 2.0 refuses some objects outright.
+    for o in [
+        "TaskStatus",
+        "CaseStatus",
+        "RecentlyViewed",
+        "AccountFeed",
+        "UserRecordAccess",
+    ] {
+        let (s, v) = create_bulk(&org, &format!("SELECT Id FROM {o}")).await;
+        assert_eq!(
+            (s, v),
+            (
+                400,
+                json!([{"message": format!("Entity '{o}' is not supported by the Bulk API."), "errorCode": "INVALIDENTITY"}])
+            )
+        );
+    }
+    // ...and REST reads them.
+    let (_, v) = org
+        .query("SELECT MasterLabel, IsClosed FROM TaskStatus ORDER BY SortOrder")
+        .await;
+    let labels: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["MasterLabel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Not Started",
+            "In Progress",
+            "Completed",
+            "Waiting on someone else",
+            "Deferred"
+        ]
+    );
+    let (_, v) = org.query("SELECT Id, Name FROM RecentlyViewed").await;
+    assert_eq!(v["totalSize"], 20);
+    let (_, acc) = org
+        .query("SELECT Id, Name FROM Account ORDER BY Id LIMIT 1")
+        .await;
+    assert_eq!(v["records"][0]["Id"], acc["records"][0]["Id"]);
+    assert_eq!(v["records"][0]["Name"], acc["records"][0]["Name"]);
+
+    // ContentDocumentLink needs an id filter, on REST and in Bulk.
+    let cdl = "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.";
+    assert_error(
+        query_with(
+            &org,
+            "SELECT Id, LinkedEntityId FROM ContentDocumentLink",
+            None,
+        )
+        .await,
+        400,
+        "MALFORMED_QUERY",
+        cdl,
+    )
+    .await;
+    assert_error(
+        query_with(
+            &org,
+            "SELECT Id FROM ContentDocumentLink WHERE ShareType = 'V'",
+            None,
+        )
+        .await,
+        400,
+        "MALFORMED_QUERY",
+        cdl,
+    )
+    .await;
+    let info = run_bulk(&org, "SELECT Id FROM ContentDocumentLink").await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        format!("InvalidBatch : Failed to process query: MALFORMED_QUERY: {cdl}")
+    );
+    let (_, all) = org.query("SELECT Id FROM Account").await;
+    let ids: Vec<String> = all["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("'{}'", r["Id"].as_str().unwrap()))
+        .collect();
+    let r = query_with(
+        &org,
+        &format!(
+            "SELECT Id, LinkedEntityId FROM ContentDocumentLink WHERE LinkedEntityId IN ({}) AND ShareType != null",
+            ids.join(",")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // UserRecordAccess: a few fields, and a filter on UserId and RecordId.
+    assert_error(
+        query_with(&org, "SELECT Id, UserId FROM UserRecordAccess", None).await,
+        400,
+        "INVALID_FIELD",
+        "Can select only RecordId, a Has*Access field, and MaxAccessLevel",
+    )
+    .await;
+    assert_error(
+        query_with(
+            &org,
+            "SELECT RecordId, HasReadAccess FROM UserRecordAccess",
+            None,
+        )
+        .await,
+        400,
+        "MALFORMED_QUERY",
+        "Implementation restriction: UserRecordAccess requires a filter by UserId and RecordId",
+    )
+    .await;
+    let (s, v) = org
+        .query(&format!(
+            "SELECT RecordId, HasReadAccess FROM UserRecordAccess WHERE UserId = '005000000000000AAA' AND RecordId = {}",
+            ids[0]
+        ))
+        .await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(0)));
+
+    // EntityDefinition has no queryMore: results must fit one batch.
+    let (_, g) = org.get_json("sobjects").await;
+    let listed = g["sobjects"].as_array().unwrap().len();
+    let (s, v) = org
+        .query("SELECT QualifiedApiName FROM EntityDefinition")
+        .await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(listed)));
+    assert_error(
+        query_with(&org, "SELECT QualifiedApiName FROM EntityDefinition", Some(200)).await,
+        400,
+        "EXCEEDED_ID_LIMIT",
+        "EntityDefinition does not support queryMore(), use LIMIT to restrict the results to a single batch",
+    )
+    .await;
+    let r = query_with(
+        &org,
+        "SELECT QualifiedApiName FROM EntityDefinition LIMIT 200",
+        Some(200),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Bulk runs it in one batch (of 2,000 rows at most).
+    let info = run_bulk(&org, "SELECT QualifiedApiName FROM EntityDefinition").await;
+    assert_eq!(info["numberRecordsProcessed"], json!(listed));
+
+    // A big object: its audit dates cannot be filtered or sorted, so no incremental read.
+    let e = error_code(
+        &org.query("SELECT Id FROM Score_Reading__b WHERE SystemModstamp > 2024-01-01T00:00:00Z")
+            .await
+            .1,
+        "INVALID_FIELD",
+    );
+    assert!(
+        e.ends_with("field 'SystemModstamp' can not be filtered in a query call"),
+        "{e}"
+    );
+    let e = error_code(
+        &org.query("SELECT Id FROM Score_Reading__b ORDER BY CreatedDate")
+            .await
+            .1,
+        "INVALID_FIELD",
+    );
+    assert!(
+        e.ends_with("field 'CreatedDate' can not be sorted in a query call"),
+        "{e}"
+    );
+    let (s, v) = org
+        .query("SELECT Id, Reading_Time__c FROM Score_Reading__b WHERE Reading_Time__c > 2000-01-01T00:00:00Z")
+        .await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(10)));
+}
+
+#[tokio::test]
+async fn json_fields_are_refused_by_bulk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::path::Path::new(&crate::manifest_dir()).join("fixtures/describe_Score__c.json");
+    let mut d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut f = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Report_Url__c")
+        .unwrap()
+        .clone();
+    f["name"] = json!("Config__c");
+    f["type"] = json!("json");
+    f["label"] = json!("Config");
+    d["fields"].as_array_mut().unwrap().push(f);
+    std::fs::write(dir.path().join("describe_Score__c.json"), d.to_string()).unwrap();
+    let org = Org::start_with(SimOptions {
+        scale: 4,
+        seed: 7,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..SimOptions::default()
+    })
+    .await;
+    let (s, v) = create_bulk(&org, "SELECT Id, Config__c FROM Score__c").await;
+    assert_eq!(
+        (s, v),
+        (
+            400,
+            json!([{"message": "Selecting json field Config__c is not supported in Bulk Query", "errorCode": "FUNCTIONALITY_NOT_ENABLED"}])
+        )
+    );
+    let (s, v) = org.query("SELECT Id, Config__c FROM Score__c").await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(2)));
+}
+
+// ---- 6. Bulk CSV wire details ----
+
+#[tokio::test]
+async fn bulk_results_wire_details() {
+    let org = Org::start(40).await;
+    // NUL bytes can be stored (data imported from anywhere).
+    let (_, c) = org
+        .query("SELECT Id FROM Contact ORDER BY Id LIMIT 1")
+        .await;
+    let first = c["records"][0]["Id"].as_str().unwrap().to_string();
+    org.control(
+        "set",
+        &json!({"object": "Contact", "id": first, "field": "Description", "value": "a\u{0}b"}),
+    )
+    .await;
+    let info = run_bulk(
+        &org,
+        "SELECT Id, Description, Account.Name FROM Contact ORDER BY Id",
+    )
+    .await;
+    let id = info["id"].as_str().unwrap();
+    let r = org.get(&format!("jobs/query/{id}/results")).await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=UTF-8");
+    assert_eq!(r.headers()["sforce-numberofrecords"], "120");
+    assert_eq!(r.headers()["sforce-locator"], "null");
+    let body = r.bytes().await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("\"Id\",\"Description\",\"Account.Name\"")
+    );
+    assert!(text.contains(&format!("\"{first}\",\"a\u{0}b\",")));
+    // Every cell quoted, nulls as "".
+    let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let nulls = rdr
+        .records()
+        .filter(|r| r.as_ref().unwrap()[1].is_empty())
+        .count();
+    assert!(nulls > 0, "some Descriptions are null");
+    assert!(
+        !text.contains(",,") && !text.contains(",\n"),
+        "no unquoted empty cell"
+    );
+    // REST escapes the NUL.
+    let (_, v) = org
+        .query(&format!(
+            "SELECT Description FROM Contact WHERE Id = '{first}'"
+        ))
+        .await;
+    assert_eq!(v["records"][0]["Description"], "a\u{0}b");
+
+    // Wide numbers in Java's E-notation.
+    let info = run_bulk(&org, "SELECT Id, AnnualRevenue FROM Account ORDER BY Id").await;
+    let csv = org
+        .get(&format!(
+            "jobs/query/{}/results",
+            info["id"].as_str().unwrap()
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, rest) = org
+        .query("SELECT Id, AnnualRevenue FROM Account ORDER BY Id")
+        .await;
+    let mut e_notation = 0;
+    for (rec, json) in csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .zip(rest["records"].as_array().unwrap())
+    {
+        let rec = rec.unwrap();
+        assert_eq!(&rec[0], json["Id"].as_str().unwrap());
+        if rec[1].contains('E') {
+            e_notation += 1;
+            assert!(
+                json["AnnualRevenue"].as_f64().unwrap() >= 1e7,
+                "{}",
+                &rec[1]
+            );
+        }
+        match json["AnnualRevenue"].as_f64() {
+            Some(n) => assert_eq!(rec[1].parse::<f64>().unwrap(), n),
+            None => assert_eq!(&rec[1], ""),
+        }
+    }
+    assert!(e_notation > 0, "some revenues are written as 1.2345E7");
+
+    // Up to API version 49.0 the columns come in alphabetical order.
+    let r = org
+        .http
+        .post(format!("{}/services/data/v49.0/jobs/query", org.sim.base_url))
+        .bearer_auth(&org.token)
+        .json(&json!({"operation": "query", "query": "SELECT Name, Id, Account.Name, CreatedDate FROM Contact"}))
+        .send()
+        .await
+        .unwrap();
+    let job: Value = r.json().await.unwrap();
+    let id = job["id"].as_str().unwrap();
+    for _ in 0..2 {
+        org.http
+            .get(format!(
+                "{}/services/data/v49.0/jobs/query/{id}",
+                org.sim.base_url
+            ))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = org
+        .http
+        .get(format!(
+            "{}/services/data/v49.0/jobs/query/{id}/results",
+            org.sim.base_url
+        ))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("\"Account.Name\",\"CreatedDate\",\"Id\",\"Name\"")
+    );
+    // The results of a job belong to its API version: another one answers 409.
+    let r = org
+        .http
+        .get(format!(
+            "{}/services/data/{V}/jobs/query/{id}/results",
+            org.sim.base_url
+        ))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        r,
+        409,
+        "INVALIDJOB",
+        &format!("Job {id} was created with API version 49.0: fetch its results with that version"),
+    )
+    .await;
+
+    // An empty result is an empty body.
+    let info = run_bulk(&org, "SELECT Id FROM Account WHERE Name = 'nobody'").await;
+    let r = org
+        .get(&format!(
+            "jobs/query/{}/results",
+            info["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r.headers()["sforce-numberofrecords"], "0");
+    assert_eq!(r.headers()["sforce-locator"], "null");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+}
+
+// ---- 8. OAuth approvals ----
+
+#[tokio::test]
+async fn the_sixth_approval_revokes_the_oldest_refresh_token() {
+    let org = Org::start(1).await;
+    let c = org.sim.credentials.clone();
+    let refresh = |token: String| {
+        let (http, url, c) = (
+            org.http.clone(),
+            format!("{}/services/oauth2/token", org.sim.login_url),
+            c.clone(),
+        );
+        async move {
+            let r = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", c.client_id.as_str()),
+                    ("client_secret", c.client_secret.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let approve = || async {
+        org.control("oauth/issue_refresh_token", &json!({})).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        tokens.push(approve().await);
+    }
+    // Five approvals (the printed token and four more): all alive.
+    assert_eq!(refresh(c.refresh_token.clone()).await.0, 200);
+    tokens.push(approve().await);
+    assert_eq!(
+        refresh(c.refresh_token.clone()).await,
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "expired access/refresh token"})
+        )
+    );
+    for t in &tokens {
+        assert_eq!(refresh(t.clone()).await.0, 200);
+    }
+    // Rotation replaces a token within its approval: no approval is used up.
+    org.control("oauth/rotation", &json!({"enabled": true}))
+        .await;
+    let (_, v) = refresh(tokens[4].clone()).await;
+    let rotated = v["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(refresh(tokens[0].clone()).await.0, 200);
+    assert_eq!(refresh(rotated).await.0, 200);
+    // The limit is configurable.
+    assert_eq!(
+        org.control("oauth/approval_limit", &json!({"max": 1}))
+            .await,
+        json!({"approval_limit": 1})
+    );
+    let only = approve().await;
+    assert_eq!(refresh(tokens[1].clone()).await.0, 400);
+    assert_eq!(refresh(only).await.0, 200);
+}
