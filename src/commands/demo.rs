@@ -463,9 +463,17 @@ async fn change_the_org(
     story: &mut Story,
 ) -> Result<(), Error> {
     let mut ids: Vec<Vec<String>> = Vec::new();
+    // The deletions are dated two minutes back: Salesforce's `deleted` endpoint covers whole
+    // minutes up to the one before now, so deletions of this very minute would only show in
+    // the next read.
+    let two_minutes_ago =
+        crate::state::datetime_literal(chrono::Utc::now() - chrono::Duration::minutes(2));
     for (path, body) in [
         ("touch", json!({"object": "Contact", "count": 25})),
-        ("delete", json!({"object": "Lead", "count": 5})),
+        (
+            "delete",
+            json!({"object": "Lead", "count": 5, "stamp": two_minutes_ago}),
+        ),
     ] {
         let answer = control.post(path, &body).await?;
         let changed: Vec<String> = answer["ids"]

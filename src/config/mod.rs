@@ -42,6 +42,8 @@ pub struct Config {
     pub streams_criteria: Vec<StreamCriterion>,
     /// Use Bulk API 2.0 even where REST would be needed (drops base64 fields).
     pub force_use_bulk_api: bool,
+    /// When to compare the export's Ids with the org's to find hard deletes.
+    pub reconcile_deletes: Reconcile,
     /// Width of one incremental window.
     pub stream_slice_step: IsoDuration,
     /// How far before the saved cursor the next run starts.
@@ -284,3 +286,17 @@ fn classify(e: &serde_json::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// When an incremental read compares the Ids its Parquet export holds with the Ids the org
+/// returns, to report hard deletes the `deleted` endpoint can no longer tell (its log keeps
+/// about 15 days, and may be purged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reconcile {
+    /// Only when the delete log does not reach back to the window a run reads.
+    #[default]
+    Auto,
+    /// On every incremental read (one Bulk `SELECT Id` job per stream).
+    Always,
+    /// Never (hard deletes older than the log are then not reported).
+    Off,
+}

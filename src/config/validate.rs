@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource,
-    OutputConfig, OutputFormat, RawConfig, StreamCriterion,
+    OutputConfig, OutputFormat, RawConfig, Reconcile, StreamCriterion,
 };
 use crate::secret::Secret;
 
@@ -272,6 +272,11 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .get("force_use_bulk_api")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        reconcile_deletes: match value.get("reconcile_deletes").and_then(Value::as_str) {
+            Some("always") => Reconcile::Always,
+            Some("off") => Reconcile::Off,
+            _ => Reconcile::Auto,
+        },
         stream_slice_step,
         lookback_window,
         cursor_lag,

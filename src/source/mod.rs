@@ -28,6 +28,9 @@ pub enum FetchError {
     /// A REST field list cannot be split to fit Salesforce's URL limit.
     #[error("{0}")]
     FieldSplit(String),
+    /// Reconciling hard deletes against the export failed (reading the export's Ids).
+    #[error("comparing the export's Ids with the org's for hard deletes: {0}")]
+    Reconcile(String),
     /// Decoding failed.
     #[error(transparent)]
     Decode(#[from] DecodeError),

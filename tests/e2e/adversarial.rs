@@ -22,6 +22,35 @@ fn trace_error(out: &Output) -> (String, String) {
     )
 }
 
+/// An org whose describeGlobal also lists `Ghost__c` and `Phantom__c`, objects whose describe
+/// answers 404 (as when the user lacks permission to describe them).
+async fn env_with_ghosts() -> Env {
+    let data = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}/crates/sfetl-sim/fixtures/describeGlobal.json",
+        manifest_dir()
+    );
+    let mut global: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let template = global["sobjects"][0].clone();
+    for name in ["Ghost__c", "Phantom__c"] {
+        let mut o = template.clone();
+        o["name"] = json!(name);
+        o["label"] = json!(name);
+        o["custom"] = json!(true);
+        o["keyPrefix"] = json!(null);
+        global["sobjects"].as_array_mut().unwrap().push(o);
+    }
+    write_json(data.path(), "describeGlobal.json", &global);
+    let org = Org::start_with(sfetl_sim::SimOptions {
+        scale: 2,
+        seed: 7,
+        data_dir: Some(data.keep()),
+        ..Default::default()
+    })
+    .await;
+    env_on(org, json!({}))
+}
+
 /// Runs `sfetl read` without asserting success.
 async fn read(config: &Path, catalog: &Path) -> Output {
     run(&[
@@ -184,13 +213,13 @@ async fn unknown_streams_and_fields_get_the_closest_names_in_read_and_check() {
 
 #[tokio::test]
 async fn a_stream_whose_describe_is_refused_names_the_call_not_the_api_version() {
-    let e = env(2, json!({})).await;
+    let e = env_with_ghosts().await;
     let cat = catalog(
         e.dir.path(),
         "cat.json",
         &[
             ("Account", &[], "full_refresh"),
-            ("AccountFeed", &[], "full_refresh"),
+            ("Ghost__c", &[], "full_refresh"),
         ],
     );
     let out = read(&e.config, &cat).await;
@@ -200,7 +229,7 @@ async fn a_stream_whose_describe_is_refused_names_the_call_not_the_api_version()
         (
             "config_error".to_string(),
             format!(
-                "The catalog has 1 problem: (1) streams[1] \"AccountFeed\": describeGlobal lists AccountFeed, but GET sobjects/AccountFeed/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API.{SEE_DISCOVER}"
+                "The catalog has 1 problem: (1) streams[1] \"Ghost__c\": describeGlobal lists Ghost__c, but GET sobjects/Ghost__c/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API.{SEE_DISCOVER}"
             )
         )
     );
@@ -379,7 +408,7 @@ async fn a_config_file_with_a_byte_order_mark_is_accepted() {
 
 #[tokio::test]
 async fn discover_names_the_refused_describe_in_plain_logs_before_the_catalog() {
-    let e = env(2, json!({})).await;
+    let e = env_with_ghosts().await;
     let out = run(&["discover", "--config", e.config.to_str().unwrap()]).await;
     assert!(out.status.success());
     let msgs = messages(&out);
@@ -390,10 +419,10 @@ async fn discover_names_the_refused_describe_in_plain_logs_before_the_catalog() 
             "{o} left out of the catalog: describeGlobal lists {o}, but GET sobjects/{o}/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API"
         )
     };
-    assert_eq!(logs(&msgs), [why("AccountFeed"), why("AccountHistory")]);
+    assert_eq!(logs(&msgs), [why("Ghost__c"), why("Phantom__c")]);
     // stderr is a pipe here: the same warnings, without colour codes.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains(&why("AccountFeed")), "{stderr}");
+    assert!(stderr.contains(&why("Ghost__c")), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     assert!(!stderr.contains("api_version"), "{stderr}");
 }

@@ -38,7 +38,7 @@ async fn check(sim: &SimHandle, cfg: &Value) -> (String, String, Vec<Value>) {
 
 fn success_message(sim: &SimHandle) -> String {
     let used = sim.sim.api_used.load(Ordering::SeqCst);
-    let objects = 11;
+    let objects = 18;
     format!(
         "Connected to org 00D5g000004SimAEAS as admin@sim.example.com (Integration User); instance {}; REST API v62.0; {objects} objects visible; API usage {used}/15000 in the last 24 hours.",
         sim.base_url

@@ -29,7 +29,17 @@ async fn discover_offers_every_replicable_object_with_exact_schemas() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, OBJECTS);
+    // Feed and History objects are offered too (describeGlobal marks them replicable).
+    let mut offered: Vec<&str> = OBJECTS.to_vec();
+    offered.extend(["AccountFeed", "AccountHistory"]);
+    offered.sort();
+    assert_eq!(names, offered);
+    let by_name = |n: &str| streams.iter().find(|s| s["name"] == n).unwrap();
+    assert_eq!(
+        by_name("AccountHistory")["default_cursor_field"],
+        json!(["CreatedDate"]),
+        "History objects have no SystemModstamp"
+    );
     let account = &streams[0];
     assert_eq!(account["default_cursor_field"], json!(["SystemModstamp"]));
     assert_eq!(account["source_defined_primary_key"], json!([["Id"]]));
@@ -52,7 +62,7 @@ async fn discover_offers_every_replicable_object_with_exact_schemas() {
         p["BillingAddress"]["properties"]["latitude"],
         json!({"type": ["null", "number"]})
     );
-    let attachment = &streams[1];
+    let attachment = by_name("Attachment");
     assert_eq!(
         attachment["json_schema"]["properties"]["Body"],
         json!({"type": ["null", "string"], "contentEncoding": "base64"})
@@ -98,13 +108,13 @@ async fn discover_on_an_org_with_1200_more_objects() {
     })
     .await;
     let e = env_on(org, json!({}));
-    // Every describe answers 20 ms late: read one by one, 1,208 describes would take 24 s.
+    // Every describe answers 20 ms late: read one by one, 1,210 describes would take 24 s.
     e.org
         .control("latency", &json!({"kind": "describe", "ms": 20}))
         .await;
     e.org.control("stats/reset", &json!({})).await;
     let (_, streams) = discover_ok(&e).await;
-    assert_eq!(streams.len(), 8 + 1200);
+    assert_eq!(streams.len(), 10 + 1200);
     let names: BTreeSet<&str> = streams
         .iter()
         .map(|s| s["name"].as_str().unwrap())
@@ -129,7 +139,7 @@ async fn discover_on_an_org_with_1200_more_objects() {
     // One describeGlobal and one describe per queryable object (AccountFeed and AccountHistory
     // are listed but answer 404, and are left out): nothing per field, no retries.
     let stats = e.org.stats().await;
-    assert_eq!(stats["by_kind"]["describe"], json!(1 + 1208 + 2), "{stats}");
+    assert_eq!(stats["by_kind"]["describe"], json!(1 + 1210), "{stats}");
 }
 
 #[tokio::test]

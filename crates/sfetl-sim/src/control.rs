@@ -164,14 +164,29 @@ async fn touch(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
 }
 
 async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
-    let (obj, rows, _) = match target_rows(&sim, &b) {
+    let (obj, rows, v) = match target_rows(&sim, &b) {
         Ok(x) => x,
         Err(r) => return r,
+    };
+    // An explicit `stamp` deletes the rows at that time (never before their last change), as
+    // if the deletion had happened a while ago.
+    let stamp = match v["stamp"].as_str() {
+        None => None,
+        Some(s) => match parse_datetime(s) {
+            Some(ms) => Some(ms),
+            None => return err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'")),
+        },
     };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
-        store.tables[obj].delete_row(r, now, false);
+        let t = &mut store.tables[obj];
+        let ms = match (stamp, t.get(r, t.lastmod)) {
+            (Some(ms), Val::DateTime(last)) => ms.max(last),
+            (Some(ms), _) => ms,
+            (None, _) => now,
+        };
+        t.delete_row(r, ms, false);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
 }

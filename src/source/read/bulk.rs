@@ -3,6 +3,8 @@
 //! again from its locator, skipping the rows already delivered, so nothing is lost or
 //! duplicated; an incremental read checkpoints after every page.
 
+use std::collections::HashSet;
+
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
@@ -181,6 +183,47 @@ impl ObjectReader<'_> {
             .into());
         }
         Ok(page.next_locator)
+    }
+}
+
+impl ObjectReader<'_> {
+    /// The values of the single column `soql` selects, through one Bulk query job (`query`,
+    /// so only live rows): the Ids of a reconciliation.
+    pub(super) async fn bulk_ids(&self, soql: &str) -> Result<HashSet<String>, FetchError> {
+        let ctx = self.ctx;
+        let bulk = Bulk::new(&ctx.client);
+        let job = bulk.create_query(soql, false).await?;
+        let result = async {
+            bulk.wait_complete(JobKind::Query, &job.id, &ctx.opts.poll, &ctx.opts.stop)
+                .await?;
+            let mut ids = HashSet::new();
+            let mut locator: Option<String> = None;
+            loop {
+                let mut page = bulk
+                    .results_page(&job.id, locator.as_deref(), ctx.opts.max_records)
+                    .await?;
+                let mut body = Vec::new();
+                while let Some(chunk) = page.chunk().await? {
+                    body.extend_from_slice(&chunk);
+                }
+                let mut reader = csv::Reader::from_reader(body.as_slice());
+                for record in reader.records() {
+                    let record = record.map_err(|e| FetchError::Reconcile(e.to_string()))?;
+                    if let Some(id) = record.get(0).filter(|v| !v.is_empty()) {
+                        ids.insert(id.to_string());
+                    }
+                }
+                match page.next_locator {
+                    Some(l) => locator = Some(l),
+                    None => return Ok::<_, FetchError>(ids),
+                }
+            }
+        }
+        .await;
+        if let Err(e) = bulk.delete(JobKind::Query, &job.id).await {
+            tracing::warn!("could not delete Bulk job {}: {e}", job.id);
+        }
+        result
     }
 }
 

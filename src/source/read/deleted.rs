@@ -1,44 +1,175 @@
 //! Rows deleted in a window that `queryAll` cannot return any more (hard deletes, an emptied
 //! recycle bin), from the REST `deleted` endpoint, delivered as rows with `Id`,
 //! `IsDeleted = true`, and the deletion time as cursor and `_sfetl_deleted_at`.
+//!
+//! The endpoint has date rules (Salesforce's getDeleted): a range must span at least a minute
+//! and at most 30 days, and start no earlier than the delete log's `earliestDateAvailable`
+//! (about 15 days back, less after a purge); more than 600,000 ids is `EXCEEDED_ID_LIMIT`. sfetl
+//! asks only for ranges it accepts, splits a range that holds too many ids, and when the log
+//! does not reach back to a window's start (a gap) hard deletes are found another way:
+//! [`ObjectReader::reconcile_deletes`] compares the Ids the export holds with the Ids the org
+//! returns.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
-use chrono::Utc;
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use chrono::{DateTime, Duration, Utc};
 
 use super::FetchError;
 use super::fetch::ObjectReader;
 use super::plan::DELETED_AT;
-use crate::output::{OutputError, StreamWriter};
-use crate::salesforce::replication;
+use crate::output::{Destination, OutputError, StreamWriter};
+use crate::protocol::LogLevel;
+use crate::salesforce::SalesforceError;
+use crate::salesforce::replication::{self, DeletedRecords};
 use crate::source::soql::Window;
-use crate::state::parse_datetime;
+use crate::state::{datetime_literal, parse_datetime};
 
-/// Salesforce answers the `deleted` call for the last 30 days only; one day of margin.
-const DELETED_HORIZON_DAYS: i64 = 29;
+/// Longest range the endpoint accepts.
+const MAX_RANGE_DAYS: i64 = 30;
+
+/// Shortest range the endpoint accepts.
+const MIN_RANGE: Duration = Duration::minutes(1);
+
+/// Where the org's delete log starts, learned from the first answer (or probe) of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) enum DeleteLog {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// The log covers deletions from this instant on.
+    From(DateTime<Utc>),
+}
 
 impl ObjectReader<'_> {
-    /// Delivers the rows of the object deleted in `window` (older windows are left to
-    /// queryAll's `IsDeleted` rows); returns how many.
+    /// Delivers the rows of the object deleted in `window`; returns how many. Ranges the log
+    /// does not cover are remembered as a gap for [`ObjectReader::reconcile_deletes`].
     pub(super) async fn deleted_rows(
         &mut self,
         window: Window,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        let horizon = Utc::now() - chrono::Duration::days(DELETED_HORIZON_DAYS);
-        if window.upper <= horizon {
-            return Ok(0);
+        let upper = window.upper;
+        let horizon = upper - Duration::days(MAX_RANGE_DAYS) + MIN_RANGE;
+        let mut start = window.lower.map_or(horizon, |l| l.max(horizon));
+        if let DeleteLog::From(from) = self.delete_log {
+            start = start.max(from);
         }
-        let start = window.lower.map_or(horizon, |l| l.max(horizon));
-        let answer =
-            replication::deleted(&self.ctx.client, &self.object.object, start, window.upper)
-                .await?;
+        if window.lower.is_some_and(|l| l < start) {
+            self.note_gap(window.lower.unwrap_or(start), start);
+        }
+        if upper - start < MIN_RANGE {
+            // Too short for the endpoint: ask for the minute before `upper` (rows read twice
+            // are deduplicated by consumers); nothing to ask if the log does not reach it.
+            start = upper - MIN_RANGE;
+            if matches!(self.delete_log, DeleteLog::From(from) if from > start) {
+                return Ok(0);
+            }
+        }
+        let answer = match self.deleted_in(start, upper).await {
+            Err(FetchError::Salesforce(e)) if is_replication_date(&e) => {
+                // The log starts later than asked: learn where, and ask from there.
+                let from = self.probe_delete_log(upper).await?;
+                self.delete_log = DeleteLog::From(from);
+                if window.lower.is_none_or(|l| l < from) {
+                    self.note_gap(window.lower.unwrap_or(start), from);
+                }
+                if upper - from < MIN_RANGE {
+                    return Ok(0);
+                }
+                self.deleted_in(from, upper).await?
+            }
+            other => other?,
+        };
         let (ids, at): (Vec<String>, Vec<i64>) = answer
             .deleted_records
             .into_iter()
             .filter_map(|r| Some((r.id, parse_datetime(&r.deleted_date)?.timestamp_micros())))
             .unzip();
+        self.deliver_deletions(writer, ids, at).await
+    }
+
+    /// The deleted records of `[start, end]`, split in halves while Salesforce answers
+    /// `EXCEEDED_ID_LIMIT` (more than 600,000 ids); remembers where the log starts.
+    async fn deleted_in(
+        &mut self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<DeletedRecords, FetchError> {
+        let mut pending = vec![(start, end)];
+        let mut all = DeletedRecords {
+            deleted_records: Vec::new(),
+            earliest_date_available: None,
+            latest_date_covered: None,
+        };
+        while let Some((a, b)) = pending.pop() {
+            match replication::deleted(&self.ctx.client, &self.object.object, a, b).await {
+                Ok(part) => {
+                    if let Some(from) = part
+                        .earliest_date_available
+                        .as_deref()
+                        .and_then(parse_datetime)
+                    {
+                        self.delete_log = DeleteLog::From(from);
+                    }
+                    all.deleted_records.extend(part.deleted_records);
+                }
+                Err(SalesforceError::Api { code, .. })
+                    if code == "EXCEEDED_ID_LIMIT" && b - a >= MIN_RANGE * 2 =>
+                {
+                    let mid = a + (b - a) / 2;
+                    pending.push((mid, b));
+                    pending.push((a, mid));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Asks for the last minute before `upper` to learn `earliestDateAvailable`.
+    async fn probe_delete_log(&self, upper: DateTime<Utc>) -> Result<DateTime<Utc>, FetchError> {
+        let answer = replication::deleted(
+            &self.ctx.client,
+            &self.object.object,
+            upper - MIN_RANGE,
+            upper,
+        )
+        .await;
+        let from = match answer {
+            Ok(a) => a
+                .earliest_date_available
+                .as_deref()
+                .and_then(parse_datetime),
+            // Not even the last minute is covered (replication enabled just now).
+            Err(e) if is_replication_date(&e) => Some(upper),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(from.unwrap_or(upper))
+    }
+
+    /// Remembers that hard deletes in `[from, to)` cannot be seen in the delete log.
+    fn note_gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        if from >= to || !self.plan.has_state {
+            // A first sync exported nothing before its start: no deletion there matters.
+            return;
+        }
+        self.delete_gap = Some(match self.delete_gap {
+            Some((a, b)) => (a.min(from), b.max(to)),
+            None => (from, to),
+        });
+    }
+
+    /// Delivers deletion rows for `ids`, deleted at `at` (µs); returns how many.
+    async fn deliver_deletions(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+        ids: Vec<String>,
+        at: Vec<i64>,
+    ) -> Result<u64, FetchError> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -73,4 +204,90 @@ impl ObjectReader<'_> {
                 .map_err(|e| OutputError::Render(e.to_string()))?,
         )
     }
+
+    /// After the windows: when the delete log had a gap (or `reconcile_deletes` is
+    /// `always`), finds the rows the export holds that the org no longer has and delivers them
+    /// as deletions at `at`. Needs the export: Parquet output of an unmapped stream; otherwise
+    /// a WARN says which deletions may be missing and what to do. Returns the rows delivered.
+    pub(super) async fn reconcile_deletes(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+        at: DateTime<Utc>,
+    ) -> Result<u64, FetchError> {
+        let forced = self.ctx.config.reconcile_deletes == crate::config::Reconcile::Always;
+        let gap = self.delete_gap;
+        if self.ctx.config.reconcile_deletes == crate::config::Reconcile::Off
+            || !(forced || gap.is_some())
+            || !self.plan.incremental
+        {
+            return Ok(0);
+        }
+        let name = self.plan.name.clone();
+        let why = match gap {
+            Some((a, b)) => format!(
+                "the org's delete log does not cover {} to {}",
+                datetime_literal(a),
+                datetime_literal(b)
+            ),
+            None => "reconcile_deletes is \"always\"".to_string(),
+        };
+        let Destination::Parquet { location, .. } = &self.ctx.destination else {
+            let text = format!(
+                "{name}: {why}, so records hard-deleted in that span are not reported; with Parquet output sfetl finds them by comparing Ids, or run a full refresh"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+            return Ok(0);
+        };
+        if self.plan.mapped {
+            let text = format!(
+                "{name}: {why}; mapped streams are not reconciled, so records hard-deleted in that span may still show: run a full refresh of the stream"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+            return Ok(0);
+        }
+        let held = export_ids(&location.display, &name).await?;
+        let live = self.org_ids().await?;
+        let mut gone: Vec<String> = held.difference(&live).cloned().collect();
+        gone.sort();
+        let text = format!(
+            "{name}: {why}; compared the {} Ids of the export with the {} the org holds: {} hard-deleted",
+            held.len(),
+            live.len(),
+            gone.len()
+        );
+        self.ctx.log(LogLevel::Info, text).await;
+        let n = gone.len();
+        self.deliver_deletions(writer, gone, vec![at.timestamp_micros(); n])
+            .await
+    }
+
+    /// Every Id of the object in the org (live rows, not the recycle bin), through one Bulk
+    /// query job.
+    async fn org_ids(&self) -> Result<HashSet<String>, FetchError> {
+        let soql = format!("SELECT Id FROM {}", self.object.object);
+        self.bulk_ids(&soql).await
+    }
+}
+
+/// The Ids of `stream`'s current rows in the Parquet export at `path` (its latest view:
+/// deleted rows and superseded syncs left out).
+async fn export_ids(path: &str, stream: &str) -> Result<HashSet<String>, FetchError> {
+    let quoted = stream.replace('"', "\"\"");
+    let sql = format!("SELECT \"Id\" FROM \"{quoted}\"");
+    let (_, batches) = crate::query::sql(path, &sql)
+        .await
+        .map_err(|e| FetchError::Reconcile(e.to_string()))?;
+    let mut ids = HashSet::new();
+    for b in batches {
+        // DataFusion reads Parquet text as string views: cast to plain strings.
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| FetchError::Reconcile(e.to_string()))?;
+        ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+    }
+    Ok(ids)
+}
+
+/// `INVALID_REPLICATION_DATE`: the range is not one the endpoint serves.
+fn is_replication_date(e: &SalesforceError) -> bool {
+    matches!(e, SalesforceError::Api { code, .. } if code == "INVALID_REPLICATION_DATE")
 }

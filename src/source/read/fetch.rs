@@ -36,6 +36,11 @@ pub(super) struct ObjectReader<'a> {
     pub(super) rest_url_budget: usize,
     /// Whether the split of a wide REST field list was already logged.
     pub(super) rest_split_logged: bool,
+    /// Where the org's delete log starts, once known.
+    pub(super) delete_log: super::deleted::DeleteLog,
+    /// A span of windows the delete log did not cover (hard deletes there need
+    /// reconciliation).
+    pub(super) delete_gap: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -58,6 +63,8 @@ impl<'a> ObjectReader<'a> {
             pending: 0,
             rest_url_budget: ctx.opts.rest_max_url,
             rest_split_logged: false,
+            delete_log: super::deleted::DeleteLog::default(),
+            delete_gap: None,
         }
     }
 
@@ -142,6 +149,13 @@ impl<'a> ObjectReader<'a> {
             // Nothing to read in [lower, upper): covered up to the upper bound, never beyond
             // it (a saved cursor past it is moved back; rows read twice are deduplicated).
             self.checkpoint(writer, bounds.upper).await?;
+        }
+        if self.object.replicateable {
+            let found = self.reconcile_deletes(writer, bounds.upper).await?;
+            if found > 0 {
+                total += found;
+                self.checkpoint(writer, bounds.upper).await?;
+            }
         }
         Ok(total)
     }
