@@ -9,6 +9,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use serde_json::{Value, json};
 
+use crate::common::*;
+
 const OBJECTS: [&str; 8] = [
     "Account",
     "Attachment",

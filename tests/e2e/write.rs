@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use sfetl_sim::{SimOptions, Simulator};
 use tokio::io::AsyncWriteExt;
 
+use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
+
 /// A simulator whose Account has `External_Id__c` (as the example needs), a config with
 /// the writeback section and a catalog of both streams.
 struct Env {
