@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use sfetl_sim::{SimOptions, Simulator};
 use tokio::sync::mpsc;
 
 use crate::cli::{DemoArgs, QueryArgs, QueryFormat};
@@ -23,7 +24,6 @@ use crate::sink::{Sink, SinkOptions};
 use crate::source::discover::discover;
 use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, parse_state};
-use sfetl_sim::{SimOptions, Simulator};
 
 /// The streams the demo reads: the people mapping's `person` (Leads not converted plus
 /// Contacts) and `account`.

@@ -4,10 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::common::*;
 use serde_json::{Value, json};
 use sfetl_sim::SimHandle;
 use sfetl_sim::oauth::{NO_API_USERNAME, NO_RUN_AS_CLIENT_ID, NO_RUN_AS_CLIENT_SECRET};
+
+use crate::common::*;
 
 /// Runs `sfetl check` on a config; returns (status, message, all stdout messages).
 async fn check(sim: &SimHandle, cfg: &Value) -> (String, String, Vec<Value>) {

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::common::*;
 use serde_json::{Value, json};
 use sfetl::protocol::FailureType;
 use sfetl::salesforce::{ApiRequest, ApiUsage, ClientHooks, SalesforceClient, SalesforceError};
+
+use crate::common::*;
 
 async fn connect(
     sim_config: &Value,

@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::common::*;
 use serde_json::Value;
 use sfetl_sim::SimHandle;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::*;
 
 const GUIDE: &str = include_str!("../../docs/connect-salesforce.md");
 

@@ -5,15 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use crate::common::*;
 use serde_json::{Value, json};
 use sfetl::auth::oauth::{self, AppCredentials, Endpoints};
 use sfetl::auth::{Grant, RequestContext};
 use sfetl::secret::Secret;
 use sfetl_sim::SimHandle;
-
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
+
+use crate::common::*;
 
 /// A running `sfetl login` and the authorize URL it printed.
 struct Login {

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 fn cfg(extra: Value) -> Value {
     let mut base =

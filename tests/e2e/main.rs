@@ -10,6 +10,7 @@ mod auth_client;
 mod auth_docs;
 mod auth_login;
 mod cli;
+mod conformance;
 mod demo;
 mod incremental;
 mod mapping;

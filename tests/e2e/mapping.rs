@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 fn mapping_path() -> String {
     format!(

@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::common::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 const OBJECTS: [&str; 8] = [
     "Account",

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
-use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
 use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{Value, json};
 use sfetl_sim::{SimOptions, Simulator};
 use tokio::io::AsyncWriteExt;
+
+use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
 
 /// A simulator whose Account has `External_Id__c` (as the example needs), a config with
 /// the writeback section and a catalog of both streams.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::FetchError;
@@ -151,7 +151,9 @@ impl ObjectReader<'_> {
     }
 }
 
-/// Fetches base64 field contents (REST returns their URLs), 4 at a time.
+/// Fetches base64 field contents (REST returns their URLs), 4 at a time. A row in the recycle
+/// bin (`queryAll` returns those too) has no content to fetch: Salesforce answers 404
+/// `ENTITY_IS_DELETED`, and the field reads null.
 async fn fetch_blobs(
     client: &SalesforceClient,
     wire: &RecordBatch,
@@ -166,19 +168,29 @@ async fn fetch_blobs(
                 .map(|i| a.value(i).to_string()),
         );
     }
-    let fetched: Vec<Result<(String, Vec<u8>), FetchError>> = futures::stream::iter(urls)
-        .map(|u| async move {
-            let resp = client.send(ApiRequest::get(client.data_url(&u))).await?;
-            let bytes = resp.bytes().await.map_err(|e| SalesforceError::CutOff {
-                what: u.clone(),
-                reason: e.to_string(),
-            })?;
-            Ok((u, bytes.to_vec()))
-        })
+    let fetched: Vec<_> = futures::stream::iter(urls)
+        .map(|u| fetch_blob(client, u))
         .buffered(4)
-        .collect()
-        .await;
-    fetched.into_iter().collect()
+        .try_collect()
+        .await?;
+    Ok(fetched.into_iter().flatten().collect())
+}
+
+/// The content at one blob URL, or `None` for a row in the recycle bin.
+async fn fetch_blob(
+    client: &SalesforceClient,
+    url: String,
+) -> Result<Option<(String, Vec<u8>)>, FetchError> {
+    let resp = match client.send(ApiRequest::get(client.data_url(&url))).await {
+        Ok(resp) => resp,
+        Err(SalesforceError::Api { code, .. }) if code == "ENTITY_IS_DELETED" => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let bytes = resp.bytes().await.map_err(|e| SalesforceError::CutOff {
+        what: url.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((url, bytes.to_vec())))
 }
 
 /// Longest query URL sfetl sends by default: Salesforce's 16,384-byte limit on URI plus

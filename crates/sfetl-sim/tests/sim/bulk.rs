@@ -3,9 +3,10 @@
 
 use std::io::Read as _;
 
-use crate::org::{Org, error_code};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::org::{Org, error_code};
 
 async fn create_query(org: &Org, soql: &str) -> (u16, Value) {
     let r = org

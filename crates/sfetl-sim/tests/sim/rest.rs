@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::org::{Org, V, error_code};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::org::{Org, V, error_code};
 
 fn recorded(name: &str) -> Value {
     let p = std::path::Path::new(&crate::manifest_dir())
