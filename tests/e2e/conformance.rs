@@ -125,9 +125,15 @@ async fn scenario(api: Api, format: Format) {
         );
     }
 
-    // 3. The org changes: 6 rows touched, 5 deleted, 2 of them both.
-    let touched = run.control("touch", &all[0..6]).await;
-    let deleted = run.control("delete", &all[4..9]).await;
+    // 3. The org changes: 6 rows touched, 5 deleted, 2 of them both, at the instant the first
+    // incremental read covered up to (Salesforce's `deleted` counts whole minutes, so changes
+    // of the current minute would only show in a later read).
+    let at = states.last().unwrap()["stream"]["stream_state"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let touched = run.control("touch", &all[0..6], &at).await;
+    let deleted = run.control("delete", &all[4..9], &at).await;
     let after = run.org().await;
     for id in &deleted {
         assert_eq!(after[id]["IsDeleted"], json!(true));
@@ -275,11 +281,11 @@ impl Run {
     }
 
     /// Touches or deletes these rows through the simulator's control API; returns their Ids.
-    async fn control(&self, verb: &str, ids: &[&String]) -> BTreeSet<String> {
+    async fn control(&self, verb: &str, ids: &[&String], stamp: &str) -> BTreeSet<String> {
         let answer = self
             .e
             .org
-            .control(verb, &json!({"object": STREAM, "ids": ids}))
+            .control(verb, &json!({"object": STREAM, "ids": ids, "stamp": stamp}))
             .await;
         let got: BTreeSet<String> = answer["ids"]
             .as_array()

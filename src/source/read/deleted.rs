@@ -45,13 +45,16 @@ pub(super) enum DeleteLog {
 }
 
 impl ObjectReader<'_> {
-    /// Delivers the rows of the object deleted in `window`; returns how many. Ranges the log
-    /// does not cover are remembered as a gap for [`ObjectReader::reconcile_deletes`].
+    /// Delivers the rows of the object deleted in `window`; returns how many, and the instant
+    /// the answer covers deletions up to (`latestDateCovered`: Salesforce counts whole
+    /// minutes, so deletions of the current minute only show in a later call; the checkpoint
+    /// must not claim them). Ranges the log does not cover are remembered as a gap for
+    /// [`ObjectReader::reconcile_deletes`].
     pub(super) async fn deleted_rows(
         &mut self,
         window: Window,
         writer: &mut dyn StreamWriter,
-    ) -> Result<u64, FetchError> {
+    ) -> Result<(u64, Option<DateTime<Utc>>), FetchError> {
         let upper = window.upper;
         let horizon = upper - Duration::days(MAX_RANGE_DAYS) + MIN_RANGE;
         let mut start = window.lower.map_or(horizon, |l| l.max(horizon));
@@ -66,7 +69,7 @@ impl ObjectReader<'_> {
             // are deduplicated by consumers); nothing to ask if the log does not reach it.
             start = upper - MIN_RANGE;
             if matches!(self.delete_log, DeleteLog::From(from) if from > start) {
-                return Ok(0);
+                return Ok((0, None));
             }
         }
         let answer = match self.deleted_in(start, upper).await {
@@ -78,18 +81,22 @@ impl ObjectReader<'_> {
                     self.note_gap(window.lower.unwrap_or(start), from);
                 }
                 if upper - from < MIN_RANGE {
-                    return Ok(0);
+                    return Ok((0, None));
                 }
                 self.deleted_in(from, upper).await?
             }
             other => other?,
         };
+        let covered = answer
+            .latest_date_covered
+            .as_deref()
+            .and_then(parse_datetime);
         let (ids, at): (Vec<String>, Vec<i64>) = answer
             .deleted_records
             .into_iter()
             .filter_map(|r| Some((r.id, parse_datetime(&r.deleted_date)?.timestamp_micros())))
             .unzip();
-        self.deliver_deletions(writer, ids, at).await
+        Ok((self.deliver_deletions(writer, ids, at).await?, covered))
     }
 
     /// The deleted records of `[start, end]`, split in halves while Salesforce answers
@@ -115,6 +122,17 @@ impl ObjectReader<'_> {
                     {
                         self.delete_log = DeleteLog::From(from);
                     }
+                    all.latest_date_covered =
+                        match (all.latest_date_covered.take(), part.latest_date_covered) {
+                            (Some(a), Some(b)) => {
+                                Some(if parse_datetime(&a) <= parse_datetime(&b) {
+                                    a
+                                } else {
+                                    b
+                                })
+                            }
+                            (a, b) => a.or(b),
+                        };
                     all.deleted_records.extend(part.deleted_records);
                 }
                 Err(SalesforceError::Api { code, .. })
@@ -261,11 +279,19 @@ impl ObjectReader<'_> {
             .await
     }
 
-    /// Every Id of the object in the org (live rows, not the recycle bin), through one Bulk
-    /// query job.
+    /// Every Id of the object in the org (live rows, not the recycle bin), through the API the
+    /// object is read with: a Bulk job, or REST pages for objects Bulk does not serve.
     async fn org_ids(&self) -> Result<HashSet<String>, FetchError> {
         let soql = format!("SELECT Id FROM {}", self.object.object);
-        self.bulk_ids(&soql).await
+        if self.api == crate::decode::Api::Bulk {
+            return self.bulk_ids(&soql).await;
+        }
+        let rows = crate::salesforce::query::query_all_rows(&self.ctx.client, &soql, false).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
+            .map(str::to_string)
+            .collect())
     }
 }
 

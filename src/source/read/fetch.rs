@@ -140,10 +140,16 @@ impl<'a> ObjectReader<'a> {
             ctx.check_stop()?;
             self.check_quota().await?;
             total += self.read_window(Some(*w), writer).await?;
+            let mut at = w.upper;
             if self.plan.incremental && self.object.replicateable {
-                total += self.deleted_rows(*w, writer).await?;
+                let (n, covered) = self.deleted_rows(*w, writer).await?;
+                total += n;
+                // Deletions after what the `deleted` answer covers come with the next run.
+                if let Some(c) = covered {
+                    at = at.min(c).max(w.lower.unwrap_or(c));
+                }
             }
-            self.checkpoint(writer, w.upper).await?;
+            self.checkpoint(writer, at).await?;
         }
         if windows.is_empty() {
             // Nothing to read in [lower, upper): covered up to the upper bound, never beyond
