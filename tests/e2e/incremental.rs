@@ -618,3 +618,86 @@ fn logs_of(msgs: &[Value], level: &str) -> Vec<String> {
         .map(|m| m["log"]["message"].as_str().unwrap().to_string())
         .collect()
 }
+
+#[tokio::test]
+async fn the_quota_stops_a_read_within_one_page_of_the_threshold() {
+    // One window of 3,000 Accounts in pages of 500; the quota crosses 90% a few calls in.
+    let e = env(
+        3000,
+        cfg(json!({"max_api_usage_percent": 90, "bulk_max_records": 500})),
+    )
+    .await;
+    e.org
+        .control("quota", &json!({"max": 1000, "used": 890}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let msgs = messages(&out);
+    let rows = records(&msgs, "Account").len();
+    assert!(
+        rows > 0 && rows < 3000 && rows % 500 == 0,
+        "stopped mid-window, after whole pages: {rows} rows"
+    );
+    // The last answer before the stop reported 900 calls (90%); after it, only the cleanup
+    // of the Bulk job was sent.
+    let usage = e.org.stats().await["api_usage"].as_u64().unwrap();
+    assert!((900..=901).contains(&usage), "usage {usage}");
+    let states = msgs.iter().filter(|m| m["type"] == "STATE").count();
+    assert_eq!(states, rows / 500, "one STATE per page delivered");
+}
+
+#[tokio::test]
+async fn a_saved_cursor_in_the_future_is_named_and_not_saved_again() {
+    let e = env(5, cfg(json!({}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let state = write_json(
+        e.dir.path(),
+        "future.json",
+        &json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+            "stream_state": {"cursor_field": "SystemModstamp", "cursor": "2099-01-01T00:00:00.000Z"}}}]),
+    );
+    let before = chrono::Utc::now();
+    let msgs = read_ok(&e, &cat, Some(&state)).await;
+    assert!(records(&msgs, "Account").is_empty());
+    let warned = logs_of(&msgs, "WARN");
+    assert!(
+        warned.iter().any(|l| l.starts_with(
+            "Account: the saved cursor 2099-01-01T00:00:00.000Z is in the future (the read stops at "
+        )),
+        "{warned:?}"
+    );
+    let analytics: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ANALYTICS")
+        .collect();
+    assert_eq!(analytics.len(), 1, "{msgs:?}");
+    assert_eq!(
+        analytics[0]["trace"]["analytics"]["type"],
+        "sfetl.future_cursor"
+    );
+    let saved = last_states(&msgs)[0]["stream"]["stream_state"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let saved = chrono::DateTime::parse_from_rfc3339(&saved).unwrap();
+    assert!(
+        saved <= chrono::Utc::now() && saved >= before - chrono::Duration::seconds(1),
+        "saved {saved}"
+    );
+}

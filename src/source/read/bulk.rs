@@ -187,12 +187,12 @@ impl ObjectReader<'_> {
 }
 
 impl ObjectReader<'_> {
-    /// The values of the single column `soql` selects, through one Bulk query job (`query`,
-    /// so only live rows): the Ids of a reconciliation.
+    /// The values of the single column `soql` selects, through one Bulk `queryAll` job (the
+    /// recycle bin included): the Ids of a reconciliation.
     pub(super) async fn bulk_ids(&self, soql: &str) -> Result<HashSet<String>, FetchError> {
         let ctx = self.ctx;
         let bulk = Bulk::new(&ctx.client);
-        let job = bulk.create_query(soql, false).await?;
+        let job = bulk.create_query(soql, true).await?;
         let result = async {
             bulk.wait_complete(JobKind::Query, &job.id, &ctx.opts.poll, &ctx.opts.stop)
                 .await?;

@@ -279,14 +279,15 @@ impl ObjectReader<'_> {
             .await
     }
 
-    /// Every Id of the object in the org (live rows, not the recycle bin), through the API the
-    /// object is read with: a Bulk job, or REST pages for objects Bulk does not serve.
+    /// Every Id the org still has for the object, the recycle bin included (queryAll: rows
+    /// there are reported by the windows' own queries), through the API the object is read
+    /// with: a Bulk job, or REST pages for objects Bulk does not serve.
     async fn org_ids(&self) -> Result<HashSet<String>, FetchError> {
         let soql = format!("SELECT Id FROM {}", self.object.object);
         if self.api == crate::decode::Api::Bulk {
             return self.bulk_ids(&soql).await;
         }
-        let rows = crate::salesforce::query::query_all_rows(&self.ctx.client, &soql, false).await?;
+        let rows = crate::salesforce::query::query_all_rows(&self.ctx.client, &soql, true).await?;
         Ok(rows
             .iter()
             .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
