@@ -198,25 +198,44 @@ fn compile_stream(
         .iter()
         .map(|s| plan_source(&stream.name, s, index, planner))
         .collect::<Result<_, _>>()?;
+    same_columns(&stream.name, &planned)?;
+    let types = unified_types(&stream.name, &planned)?;
     let first = &planned[0];
-    // Same column names in every entry.
+    let names: Vec<String> = first.columns.iter().map(|c| c.name.clone()).collect();
+    let primary_key = primary_key(stream, &planned, &names)?;
+    let schema = output_schema(&names, &types, &primary_key);
+    let json_schema = record_json_schema(&schema);
+    let sources = planned
+        .into_iter()
+        .zip(&stream.from)
+        .map(|(p, written)| source_plan(&stream.name, p, written, &names, &types, &schema))
+        .collect();
+    Ok(MappedStream {
+        name: stream.name.clone(),
+        primary_key,
+        schema,
+        json_schema,
+        sources,
+    })
+}
+
+/// Every `from` entry must give the same column names.
+fn same_columns(stream: &str, planned: &[PlannedSource]) -> Result<(), MappingError> {
+    let first = &planned[0];
+    let has = |p: &PlannedSource, c: &str| p.columns.iter().any(|x| x.name == c);
     for other in &planned[1..] {
-        let has = |p: &PlannedSource, c: &str| p.columns.iter().any(|x| x.name == c);
-        let missing: Vec<String> = first
-            .columns
-            .iter()
-            .filter(|c| !has(other, &c.name))
-            .map(|c| c.name.clone())
-            .collect();
-        let extra: Vec<String> = other
-            .columns
-            .iter()
-            .filter(|c| !has(first, &c.name))
-            .map(|c| c.name.clone())
-            .collect();
+        let names_missing_in = |a: &PlannedSource, b: &PlannedSource| -> Vec<String> {
+            a.columns
+                .iter()
+                .filter(|c| !has(b, &c.name))
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let missing = names_missing_in(first, other);
+        let extra = names_missing_in(other, first);
         if !missing.is_empty() || !extra.is_empty() {
             return Err(MappingError::ColumnsDiffer {
-                stream: stream.name.clone(),
+                stream: stream.to_string(),
                 first: first.object.clone(),
                 object: other.object.clone(),
                 missing,
@@ -224,7 +243,12 @@ fn compile_stream(
             });
         }
     }
-    // One type per column.
+    Ok(())
+}
+
+/// One type per column, unified over the `from` entries.
+fn unified_types(stream: &str, planned: &[PlannedSource]) -> Result<Vec<DataType>, MappingError> {
+    let first = &planned[0];
     let mut types: Vec<DataType> = Vec::with_capacity(first.columns.len());
     for column in &first.columns {
         let mut unified = column.data_type.clone();
@@ -233,10 +257,10 @@ fn compile_stream(
                 .columns
                 .iter()
                 .find(|c| c.name == column.name)
-                .expect("checked above")
+                .expect("checked by same_columns")
                 .data_type;
             unified = unify(&unified, theirs).ok_or_else(|| MappingError::TypeConflict {
-                stream: stream.name.clone(),
+                stream: stream.to_string(),
                 column: column.name.clone(),
                 types: Box::new([
                     (first.object.clone(), column.data_type.to_string()),
@@ -246,83 +270,84 @@ fn compile_stream(
         }
         types.push(unified);
     }
-    let names: Vec<String> = first.columns.iter().map(|c| c.name.clone()).collect();
-    let primary_key = match &stream.primary_key {
-        Some(key) => {
-            if let Some(bad) = key.iter().find(|k| !names.contains(k)) {
-                return Err(MappingError::PrimaryKey {
-                    stream: stream.name.clone(),
-                    column: bad.clone(),
-                    columns: names.clone(),
-                });
-            }
-            key.clone()
-        }
-        None => {
-            let from_id = first.columns.iter().find(|c| {
-                c.bare_id
-                    && planned[1..]
-                        .iter()
-                        .all(|p| p.columns.iter().any(|x| x.name == c.name && x.bare_id))
+    Ok(types)
+}
+
+/// The declared primary key (checked against the columns), else the column every entry maps
+/// to a bare `Id`.
+fn primary_key(
+    stream: &StreamMapping,
+    planned: &[PlannedSource],
+    names: &[String],
+) -> Result<Vec<String>, MappingError> {
+    if let Some(key) = &stream.primary_key {
+        if let Some(bad) = key.iter().find(|k| !names.contains(k)) {
+            return Err(MappingError::PrimaryKey {
+                stream: stream.name.clone(),
+                column: bad.clone(),
+                columns: names.to_vec(),
             });
-            match from_id {
-                Some(c) => vec![c.name.clone()],
-                None => {
-                    return Err(MappingError::NoPrimaryKey {
-                        stream: stream.name.clone(),
-                    });
-                }
-            }
         }
-    };
-    let schema = output_schema(&names, &types, &primary_key);
-    let json_schema = record_json_schema(&schema);
-    let sources = planned
-        .into_iter()
-        .zip(&stream.from)
-        .map(|(p, written)| {
-            let input_schema = Arc::new(Schema::new(
-                p.fields
+        return Ok(key.clone());
+    }
+    planned[0]
+        .columns
+        .iter()
+        .find(|c| {
+            c.bare_id
+                && planned[1..]
                     .iter()
-                    .map(|f| Field::new(&f.path, f.data_type.clone(), true))
-                    .collect::<Vec<_>>(),
-            ));
-            let columns = names
-                .iter()
-                .zip(&types)
-                .map(|(name, target)| {
-                    let c = p.columns.iter().find(|c| &c.name == name).expect("checked");
-                    (name.clone(), c.expr.clone(), target.clone())
-                })
-                .collect();
-            let position = |name: &str| p.fields.iter().position(|f| f.path == name);
-            let evaluator = Evaluator::new(
-                &stream.name,
-                &p.object,
-                input_schema.clone(),
-                p.fields.clone(),
-                columns,
-                p.cursor.and_then(position),
-                position("IsDeleted"),
-                schema.clone(),
-            );
-            SourcePlan {
-                object: p.object,
-                fields: p.fields.iter().map(|f| f.path.clone()).collect(),
-                cursor: p.cursor,
-                soql_where: written.soql_where.clone(),
-                input_schema,
-                evaluator,
-            }
+                    .all(|p| p.columns.iter().any(|x| x.name == c.name && x.bare_id))
+        })
+        .map(|c| vec![c.name.clone()])
+        .ok_or_else(|| MappingError::NoPrimaryKey {
+            stream: stream.name.clone(),
+        })
+}
+
+/// The read plan of one `from` entry: its input schema and its evaluator into the stream's
+/// columns (`names` typed `types`, in `schema`).
+fn source_plan(
+    stream: &str,
+    p: PlannedSource,
+    written: &SourceMapping,
+    names: &[String],
+    types: &[DataType],
+    schema: &SchemaRef,
+) -> SourcePlan {
+    let input_schema = Arc::new(Schema::new(
+        p.fields
+            .iter()
+            .map(|f| Field::new(&f.path, f.data_type.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let columns = names
+        .iter()
+        .zip(types)
+        .map(|(name, target)| {
+            let c = p.columns.iter().find(|c| &c.name == name).expect("checked");
+            (name.clone(), c.expr.clone(), target.clone())
         })
         .collect();
-    Ok(MappedStream {
-        name: stream.name.clone(),
-        primary_key,
-        schema,
-        json_schema,
-        sources,
-    })
+    let position = |name: &str| p.fields.iter().position(|f| f.path == name);
+    let evaluator = Evaluator::new(
+        stream,
+        &p.object,
+        input_schema.clone(),
+        p.fields.clone(),
+        columns,
+        p.cursor.and_then(position),
+        position("IsDeleted"),
+        schema.clone(),
+    );
+    SourcePlan {
+        object: p.object,
+        fields: p.fields.iter().map(|f| f.path.clone()).collect(),
+        cursor: p.cursor,
+        soql_where: written.soql_where.clone(),
+        input_schema,
+        evaluator,
+    }
 }
 
 fn plan_source(
@@ -346,6 +371,50 @@ fn plan_source(
     }
     let object = describe.name.clone();
     let cursor = cursor_field(describe);
+    let site = |column: &str| Site::boxed(stream, &object, column);
+    let (asts, used) = parse_columns(stream, source, index, describe, &site)?;
+    let fields = input_fields(index, describe, used, cursor);
+    let input = Schema::new(
+        fields
+            .iter()
+            .map(|f| Field::new(&f.path, f.data_type.clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    let mut columns = Vec::with_capacity(asts.len());
+    for ((name, expr, bare_id), (_, text)) in asts.into_iter().zip(&source.columns) {
+        let expr = planner
+            .plan(expr, &input)
+            .map_err(|reason| MappingError::Type {
+                site: site(&name),
+                expression: text.clone(),
+                reason,
+            })?;
+        columns.push(PlannedColumn {
+            name,
+            data_type: expr.data_type().clone(),
+            expr,
+            bare_id,
+        });
+    }
+    Ok(PlannedSource {
+        object,
+        cursor,
+        fields,
+        columns,
+    })
+}
+
+/// A mapping entry's column expressions, parsed with their field names resolved against the
+/// describes (`used`: the fields they read, in first-use order).
+type ParsedColumns = (Vec<(String, SqlExpression, bool)>, Vec<Resolved>);
+
+fn parse_columns(
+    stream: &str,
+    source: &SourceMapping,
+    index: &Describes<'_>,
+    describe: &SObjectDescribe,
+    site: &dyn Fn(&str) -> Box<Site>,
+) -> Result<ParsedColumns, MappingError> {
     let mut used: Vec<Resolved> = Vec::new();
     let mut asts: Vec<(String, SqlExpression, bool)> = Vec::new();
     for (column, text) in &source.columns {
@@ -356,20 +425,20 @@ fn plan_source(
             });
         }
         let mut expr = parse(text).map_err(|reason| MappingError::Parse {
-            site: Site::boxed(stream, &object, column),
+            site: site(column),
             expression: text.clone(),
             reason,
         })?;
         let rewritten = rewrite_names(&mut expr, |parts| {
             let r = resolve(index, describe, parts).map_err(|e| match e {
                 Unresolved::Unknown { on, suggestions } => MappingError::UnknownField {
-                    site: Site::boxed(stream, &object, column),
+                    site: site(column),
                     field: parts.join("."),
                     on,
                     suggestions,
                 },
                 Unresolved::WholeCompound { example } => MappingError::WholeCompound {
-                    site: Site::boxed(stream, &object, column),
+                    site: site(column),
                     field: parts.join("."),
                     example,
                 },
@@ -387,7 +456,17 @@ fn plan_source(
         let bare_id = is_column(&expr, "Id");
         asts.push((column.clone(), expr, bare_id));
     }
-    // Id first, then what the expressions use, then the cursor and IsDeleted.
+    Ok((asts, used))
+}
+
+/// The fields a source reads: Id first, then what the expressions use, then the cursor and
+/// IsDeleted.
+fn input_fields(
+    index: &Describes<'_>,
+    describe: &SObjectDescribe,
+    used: Vec<Resolved>,
+    cursor: Option<&'static str>,
+) -> Vec<InputField> {
     let mut fields: Vec<InputField> = Vec::new();
     let mut add = |r: Resolved| {
         if !fields.iter().any(|f| f.path == r.path) {
@@ -409,34 +488,7 @@ fn plan_source(
     if let Some(d) = own("IsDeleted") {
         add(d);
     }
-    let input = Schema::new(
-        fields
-            .iter()
-            .map(|f| Field::new(&f.path, f.data_type.clone(), true))
-            .collect::<Vec<_>>(),
-    );
-    let mut columns = Vec::with_capacity(asts.len());
-    for ((name, expr, bare_id), (_, text)) in asts.into_iter().zip(&source.columns) {
-        let expr = planner
-            .plan(expr, &input)
-            .map_err(|reason| MappingError::Type {
-                site: Site::boxed(stream, &object, &name),
-                expression: text.clone(),
-                reason,
-            })?;
-        columns.push(PlannedColumn {
-            name,
-            data_type: expr.data_type().clone(),
-            expr,
-            bare_id,
-        });
-    }
-    Ok(PlannedSource {
-        object,
-        cursor,
-        fields,
-        columns,
-    })
+    fields
 }
 
 /// The type two sources' values of one column are stored as, if they are compatible: equal

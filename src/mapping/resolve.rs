@@ -87,60 +87,19 @@ fn components<'d>(
         .collect()
 }
 
-/// Resolves `parts` (a name split on dots) on `describe`.
+/// Resolves `parts` (a name split on dots) on `describe`: an own field, a component of a
+/// compound field (`BillingAddress.city`), or a field of a parent through a relationship.
 pub(super) fn resolve(
     describes: &Describes<'_>,
     describe: &SObjectDescribe,
     parts: &[String],
 ) -> Result<Resolved, Unresolved> {
-    let unknown = |candidates: Vec<String>, written: &str| Unresolved::Unknown {
-        on: describe.name.clone(),
-        suggestions: closest(written, &candidates),
-    };
     let (head, rest) = parts.split_first().expect("a name has at least one part");
     if rest.is_empty() {
-        return match field(describe, head) {
-            Some(f) if is_compound(f) => Err(Unresolved::WholeCompound {
-                example: components(describe, &f.name)
-                    .first()
-                    .map(|(_, p)| format!("{}.{p}", f.name))
-                    .unwrap_or_else(|| f.name.clone()),
-            }),
-            Some(f) => Ok(Resolved {
-                path: f.name.clone(),
-                data_type: arrow_type(f),
-                compound: f.compound_field_name.as_ref().and_then(|c| {
-                    let parent = field(describe, c).filter(|p| is_compound(p))?;
-                    compound_part(&f.name).map(|p| (parent.name.clone(), p.to_string()))
-                }),
-            }),
-            None => Err(unknown(
-                describe.fields.iter().map(|f| f.name.clone()).collect(),
-                head,
-            )),
-        };
+        return resolve_own(describe, head);
     }
     if let Some(f) = field(describe, head).filter(|f| is_compound(f)) {
-        let parts_of = components(describe, &f.name);
-        return match (
-            rest,
-            parts_of
-                .iter()
-                .find(|(_, p)| p.eq_ignore_ascii_case(&rest[0])),
-        ) {
-            ([_], Some((c, p))) => Ok(Resolved {
-                path: c.name.clone(),
-                data_type: arrow_type(c),
-                compound: Some((f.name.clone(), p.to_string())),
-            }),
-            _ => Err(unknown(
-                parts_of
-                    .iter()
-                    .map(|(_, p)| format!("{}.{p}", f.name))
-                    .collect(),
-                &parts.join("."),
-            )),
-        };
+        return resolve_component(describe, f, parts);
     }
     let Some(reference) = describe.fields.iter().find(|f| {
         f.relationship_name
@@ -166,6 +125,80 @@ pub(super) fn resolve(
             suggestions,
         });
     };
+    resolve_parent(describes, describe, reference, rest)
+}
+
+/// A field of the object itself (a whole compound field is refused with an example part).
+fn resolve_own(describe: &SObjectDescribe, name: &str) -> Result<Resolved, Unresolved> {
+    match field(describe, name) {
+        Some(f) if is_compound(f) => Err(Unresolved::WholeCompound {
+            example: components(describe, &f.name)
+                .first()
+                .map(|(_, p)| format!("{}.{p}", f.name))
+                .unwrap_or_else(|| f.name.clone()),
+        }),
+        Some(f) => Ok(Resolved {
+            path: f.name.clone(),
+            data_type: arrow_type(f),
+            compound: f.compound_field_name.as_ref().and_then(|c| {
+                let parent = field(describe, c).filter(|p| is_compound(p))?;
+                compound_part(&f.name).map(|p| (parent.name.clone(), p.to_string()))
+            }),
+        }),
+        None => Err(Unresolved::Unknown {
+            on: describe.name.clone(),
+            suggestions: closest(
+                name,
+                &describe
+                    .fields
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect::<Vec<_>>(),
+            ),
+        }),
+    }
+}
+
+/// A component of the compound field `f`: `parts` is `[f, component]`.
+fn resolve_component(
+    describe: &SObjectDescribe,
+    f: &FieldDescribe,
+    parts: &[String],
+) -> Result<Resolved, Unresolved> {
+    let rest = &parts[1..];
+    let parts_of = components(describe, &f.name);
+    match (
+        rest,
+        parts_of
+            .iter()
+            .find(|(_, p)| p.eq_ignore_ascii_case(&rest[0])),
+    ) {
+        ([_], Some((c, p))) => Ok(Resolved {
+            path: c.name.clone(),
+            data_type: arrow_type(c),
+            compound: Some((f.name.clone(), p.to_string())),
+        }),
+        _ => Err(Unresolved::Unknown {
+            on: describe.name.clone(),
+            suggestions: closest(
+                &parts.join("."),
+                &parts_of
+                    .iter()
+                    .map(|(_, p)| format!("{}.{p}", f.name))
+                    .collect::<Vec<_>>(),
+            ),
+        }),
+    }
+}
+
+/// `rest` on the parent(s) a reference points to (the first that resolves; else the first
+/// error, its suggestions prefixed with the relationship).
+fn resolve_parent(
+    describes: &Describes<'_>,
+    describe: &SObjectDescribe,
+    reference: &FieldDescribe,
+    rest: &[String],
+) -> Result<Resolved, Unresolved> {
     let relationship = reference.relationship_name.clone().unwrap_or_default();
     let mut first_error = None;
     for target in &reference.reference_to {

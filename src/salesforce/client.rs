@@ -164,18 +164,15 @@ impl SalesforceClient {
                 }
             };
             self.note_usage(response.headers());
-            let status = response.status().as_u16();
             if response.status().is_success() {
                 return Ok(response);
             }
-            let retry_after = retry_after(response.headers());
-            let gzipped = is_gzipped(response.headers());
-            let mut body = response.bytes().await.unwrap_or_default();
-            if gzipped {
-                // Only requests inflated by the caller see a compressed body here.
-                body = gunzip_small(&body).into();
-            }
-            let (code, message) = parse_error_body(&body);
+            let ErrorAnswer {
+                status,
+                retry_after,
+                code,
+                message,
+            } = ErrorAnswer::read(response).await;
             if is_session_error(status, &code) {
                 if !refreshed {
                     refreshed = true;
@@ -312,6 +309,34 @@ impl SalesforceClient {
             .and_then(parse_limit_info)
         {
             *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
+        }
+    }
+}
+
+/// An error answer, read: its status, `Retry-After`, and Salesforce's code and message.
+struct ErrorAnswer {
+    status: u16,
+    retry_after: Option<Duration>,
+    code: String,
+    message: String,
+}
+
+impl ErrorAnswer {
+    async fn read(response: reqwest::Response) -> ErrorAnswer {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let gzipped = is_gzipped(response.headers());
+        let mut body = response.bytes().await.unwrap_or_default();
+        if gzipped {
+            // Only requests inflated by the caller see a compressed body here.
+            body = gunzip_small(&body).into();
+        }
+        let (code, message) = parse_error_body(&body);
+        ErrorAnswer {
+            status,
+            retry_after,
+            code,
+            message,
         }
     }
 }

@@ -301,8 +301,21 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
         }
     };
     let external_id = text("external_id");
+    let fields = parse_fields(at, obj.get("fields"), problems);
+    check_keys(at, operation, external_id.as_deref(), &fields, problems);
+    (problems.len() == before).then_some(Route {
+        object,
+        when,
+        operation,
+        external_id,
+        fields,
+    })
+}
+
+/// A route's `fields`: Salesforce field → SQL expression over the incoming columns.
+fn parse_fields(at: &str, v: Option<&Value>, problems: &mut Vec<String>) -> Vec<(String, String)> {
     let mut fields = Vec::new();
-    match obj.get("fields").and_then(Value::as_object) {
+    match v.and_then(Value::as_object) {
         Some(map) if !map.is_empty() => {
             for (field, expr) in map {
                 match expr.as_str() {
@@ -324,6 +337,18 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
             "{at}.fields: must map Salesforce fields to SQL expressions over the incoming columns, e.g. {{\"Id\": \"source_id\", \"Score__c\": \"score\"}}"
         )),
     }
+    fields
+}
+
+/// The keys an operation matches records on: `Id` for update and delete, the external id
+/// for upsert, none for insert.
+fn check_keys(
+    at: &str,
+    operation: Operation,
+    external_id: Option<&str>,
+    fields: &[(String, String)],
+    problems: &mut Vec<String>,
+) {
     let has = |name: &str| fields.iter().any(|(f, _)| f.eq_ignore_ascii_case(name));
     match operation {
         Operation::Update | Operation::Delete if !fields.is_empty() && !has("Id") => {
@@ -335,7 +360,7 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
         Operation::Insert if has("Id") => problems.push(format!(
             "{at}.fields.Id: insert creates records, so it cannot set Id; use \"update\" or \"upsert\""
         )),
-        Operation::Upsert => match &external_id {
+        Operation::Upsert => match external_id {
             None => problems.push(format!(
                 "{at}.external_id: upsert needs the external id field that matches records, e.g. \"External_Id__c\""
             )),
@@ -351,11 +376,4 @@ fn parse_route(at: &str, v: &Value, problems: &mut Vec<String>) -> Option<Route>
             "{at}.external_id: only upsert uses an external id; remove it or use \"operation\": \"upsert\""
         ));
     }
-    (problems.len() == before).then_some(Route {
-        object,
-        when,
-        operation,
-        external_id,
-        fields,
-    })
 }

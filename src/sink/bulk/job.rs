@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::encode::{RowIndex, split_error};
 use crate::protocol::FailureType;
-use crate::salesforce::bulk::{Bulk, IngestResults, IngestSpec, JobKind, PollPolicy};
+use crate::salesforce::bulk::{Bulk, IngestResults, IngestSpec, JobInfo, JobKind, PollPolicy};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::sink::error::SinkError;
 use crate::sink::payload::{Outcome, Payload};
@@ -68,34 +68,62 @@ pub(super) async fn run(
         )
         .await
         .map_err(wrap("polling the job"))?;
-    let mut outcomes = vec![Outcome::Applied; rows.len()];
-    let mut index = RowIndex::new(payload, columns, rows);
-    if info.number_records_failed.unwrap_or(0) > 0 {
-        let text = bulk
-            .ingest_results(&id, IngestResults::Failed)
-            .await
-            .map_err(wrap("downloading failed results"))?;
-        for (pos, error) in index.match_results(&text, true)? {
-            let (code, message) = split_error(&error);
-            outcomes[pos] = Outcome::Failed { code, message };
+    let ended = Ended {
+        bulk: &bulk,
+        id: &id,
+        info: &info,
+    };
+    ended
+        .outcomes(payload, columns, rows, |what, e| wrap(what)(e))
+        .await
+}
+
+/// A finished ingest job, whose failed and unprocessed rows are matched back to the input.
+struct Ended<'a> {
+    bulk: &'a Bulk<'a>,
+    id: &'a str,
+    info: &'a JobInfo,
+}
+
+impl Ended<'_> {
+    /// One outcome per row: applied, unless the job's failed or unprocessed results name it.
+    async fn outcomes(
+        &self,
+        payload: &Payload<'_>,
+        columns: &[usize],
+        rows: &[usize],
+        wrap: impl Fn(&'static str, SalesforceError) -> SinkError,
+    ) -> Result<Vec<Outcome>, SinkError> {
+        let (bulk, id, info) = (self.bulk, self.id, self.info);
+        let mut outcomes = vec![Outcome::Applied; rows.len()];
+        let mut index = RowIndex::new(payload, columns, rows);
+        if info.number_records_failed.unwrap_or(0) > 0 {
+            let text = bulk
+                .ingest_results(id, IngestResults::Failed)
+                .await
+                .map_err(|e| wrap("downloading failed results", e))?;
+            for (pos, error) in index.match_results(&text, true)? {
+                let (code, message) = split_error(&error);
+                outcomes[pos] = Outcome::Failed { code, message };
+            }
         }
-    }
-    let processed = info.number_records_processed.unwrap_or(0);
-    if info.state != "JobComplete" || processed < rows.len() as u64 {
-        let text = bulk
-            .ingest_results(&id, IngestResults::Unprocessed)
-            .await
-            .map_err(wrap("downloading unprocessed records"))?;
-        let why = info
-            .error_message
-            .as_deref()
-            .unwrap_or("the job ended before processing this row");
-        let state = &info.state;
-        for (pos, _) in index.match_results(&text, false)? {
-            outcomes[pos] = Outcome::Unprocessed {
-                message: format!("Bulk job {id} ended {state}: {why}"),
-            };
+        let processed = info.number_records_processed.unwrap_or(0);
+        if info.state != "JobComplete" || processed < rows.len() as u64 {
+            let text = bulk
+                .ingest_results(id, IngestResults::Unprocessed)
+                .await
+                .map_err(|e| wrap("downloading unprocessed records", e))?;
+            let why = info
+                .error_message
+                .as_deref()
+                .unwrap_or("the job ended before processing this row");
+            let state = &info.state;
+            for (pos, _) in index.match_results(&text, false)? {
+                outcomes[pos] = Outcome::Unprocessed {
+                    message: format!("Bulk job {id} ended {state}: {why}"),
+                };
+            }
         }
+        Ok(outcomes)
     }
-    Ok(outcomes)
 }
