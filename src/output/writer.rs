@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::stdout::Out;
+use super::stdout::{Budgeted, Out};
 use super::{OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
 use crate::state::OutputCommit;
 
@@ -134,7 +134,7 @@ impl StreamWriter for RecordsWriter {
                 .render_from(batch, row, emitted_at, &mut buf, RECORDS_CHUNK)
                 .map_err(|e| OutputError::Render(e.to_string()))?;
             self.line_bytes = 2 * buf.len() / (row - from).max(1);
-            send(&self.out, Out::Lines(buf)).await?;
+            send(&self.out, Out::Records(Budgeted::new(buf).await)).await?;
         }
         Ok(())
     }
@@ -166,7 +166,7 @@ impl IpcWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        send(&self.out, Out::Ipc(bytes)).await
+        send(&self.out, Out::Ipc(Budgeted::new(bytes).await)).await
     }
 }
 
