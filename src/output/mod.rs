@@ -3,6 +3,7 @@
 //! stdout writer task all protocol output goes through; and the cleanup that makes a resumed
 //! Parquet export exact.
 
+mod json;
 mod parquet;
 mod records;
 mod resume;
@@ -47,5 +48,7 @@ pub enum OutputError {
     Render(String),
 }
 
+#[cfg(test)]
+mod records_tests;
 #[cfg(test)]
 mod tests;

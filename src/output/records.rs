@@ -1,67 +1,329 @@
-//! RECORD lines rendered straight from Arrow: arrow-json's encoders write each row's `data`
-//! between a fixed prefix and suffix, so no `serde_json::Value` is built per row.
+//! RECORD lines rendered straight from Arrow into one buffer: the line's fixed prefix and each
+//! field's `"Name":` are escaped once per schema, and each value is written by [`super::json`]
+//! without intermediate strings, so nothing is allocated per value or per row.
+//!
+//! The text is byte for byte what arrow-json's encoders (explicit nulls, binary as base64)
+//! write; types Salesforce data never has fall back to those encoders themselves.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, StructArray};
-use arrow::datatypes::{DataType, Field, FieldRef};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, GenericStringArray, StringViewArray,
+    StructArray,
+};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Date32Type, Decimal128Type, FieldRef, Fields, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, Time64MicrosecondType,
+    TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use arrow::error::ArrowError;
 use arrow::json::writer::{Encoder, EncoderFactory, EncoderOptions, NullableEncoder, make_encoder};
 use arrow::record_batch::RecordBatch;
-use base64::Engine;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::json;
 
 /// Renders batches of one stream as Airbyte RECORD lines.
 pub struct RecordsRenderer {
+    /// `{"type":"RECORD","record":{"stream":"…","data":{`
     prefix: Vec<u8>,
+    /// The field-name fragments of the last schema seen.
+    names: Option<(SchemaRef, Names)>,
+    /// arrow-json's options, for the types this renderer leaves to it.
     options: EncoderOptions,
+}
+
+/// The pre-escaped `"name":` of each field (`,"name":` after the first), and of each child of
+/// a struct field.
+#[derive(Debug, Default)]
+struct Names(Vec<(Vec<u8>, Names)>);
+
+impl Names {
+    fn of(fields: &Fields) -> Names {
+        let names = fields.iter().enumerate().map(|(i, f)| {
+            let mut name = Vec::with_capacity(f.name().len() + 4);
+            if i > 0 {
+                name.push(b',');
+            }
+            json::write_str(&mut name, f.name().as_bytes());
+            name.push(b':');
+            let children = match f.data_type() {
+                DataType::Struct(children) => Names::of(children),
+                _ => Names::default(),
+            };
+            (name, children)
+        });
+        Names(names.collect())
+    }
 }
 
 impl RecordsRenderer {
     /// A renderer for `stream`.
     pub fn new(stream: &str) -> RecordsRenderer {
         let mut prefix = br#"{"type":"RECORD","record":{"stream":"#.to_vec();
-        serde_json::to_writer(&mut prefix, stream).expect("a string serialises");
-        prefix.extend_from_slice(br#","data":"#);
+        json::write_str(&mut prefix, stream.as_bytes());
+        prefix.extend_from_slice(br#","data":{"#);
         let options = EncoderOptions::default()
             .with_explicit_nulls(true)
             .with_encoder_factory(Arc::new(Base64Binary));
-        RecordsRenderer { prefix, options }
+        RecordsRenderer {
+            prefix,
+            names: None,
+            options,
+        }
     }
 
     /// Appends one line per row of `batch` to `out`.
     pub fn render(
-        &self,
+        &mut self,
         batch: &RecordBatch,
         emitted_at: i64,
         out: &mut Vec<u8>,
     ) -> Result<(), ArrowError> {
-        let array = StructArray::from(batch.clone());
-        let field: FieldRef = Arc::new(Field::new("", array.data_type().clone(), false));
-        let mut encoder = make_encoder(&field, &array, &self.options)?;
-        let suffix = format!(",\"emitted_at\":{emitted_at}}}}}\n");
-        out.reserve(batch.num_rows() * (self.prefix.len() + suffix.len() + 64));
-        for row in 0..batch.num_rows() {
-            out.extend_from_slice(&self.prefix);
-            encoder.encode(row, out);
-            out.extend_from_slice(suffix.as_bytes());
+        self.render_from(batch, 0, emitted_at, out, usize::MAX)
+            .map(|_| ())
+    }
+
+    /// Appends the lines of `batch`'s rows from `start` on to `out`, stopping after the row that
+    /// takes `out` to `limit` bytes or more; returns the next row to render (`num_rows` when
+    /// done), so a large batch goes out in bounded pieces.
+    pub fn render_from(
+        &mut self,
+        batch: &RecordBatch,
+        start: usize,
+        emitted_at: i64,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<usize, ArrowError> {
+        let schema = batch.schema();
+        let fresh = match &self.names {
+            Some((known, _)) => !Arc::ptr_eq(known, &schema) && known != &schema,
+            None => true,
+        };
+        if fresh {
+            let names = Names::of(schema.fields());
+            self.names = Some((schema, names));
         }
-        Ok(())
+        let Some((schema, names)) = &self.names else {
+            unreachable!("names were set above")
+        };
+        let fields = schema.fields().iter().zip(batch.columns()).zip(&names.0);
+        let mut columns = fields
+            .map(|((f, a), (name, children))| Column::new(f, a, name, children, &self.options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut suffix = Vec::with_capacity(40);
+        suffix.extend_from_slice(br#"},"emitted_at":"#);
+        json::write_int(&mut suffix, emitted_at);
+        suffix.extend_from_slice(b"}}\n");
+        let mut row = start;
+        while row < batch.num_rows() && out.len() < limit {
+            out.extend_from_slice(&self.prefix);
+            for c in &mut columns {
+                c.write(row, out);
+            }
+            out.extend_from_slice(&suffix);
+            row += 1;
+        }
+        Ok(row)
+    }
+}
+
+/// One column of a batch, ready to write any of its rows as `"name":value`.
+struct Column<'a> {
+    name: &'a [u8],
+    nulls: Option<&'a NullBuffer>,
+    value: Value<'a>,
+}
+
+/// How a column's values are written.
+enum Value<'a> {
+    Utf8(&'a GenericStringArray<i32>),
+    LargeUtf8(&'a GenericStringArray<i64>),
+    Utf8View(&'a StringViewArray),
+    Boolean(&'a BooleanArray),
+    Int8(&'a [i8]),
+    Int16(&'a [i16]),
+    Int32(&'a [i32]),
+    Int64(&'a [i64]),
+    UInt8(&'a [u8]),
+    UInt16(&'a [u16]),
+    UInt32(&'a [u32]),
+    UInt64(&'a [u64]),
+    Float32(&'a [f32]),
+    Float64(&'a [f64]),
+    /// Values, precision, scale; the array for arrow's formatter on values out of range.
+    Decimal128(&'a [i128], u8, i8, &'a dyn Array),
+    Date32(&'a [i32], &'a dyn Array),
+    Time64Us(&'a [i64], &'a dyn Array),
+    TimestampUsUtc(&'a [i64], &'a dyn Array),
+    Binary(&'a BinaryArray),
+    Struct(Vec<Column<'a>>),
+    /// Anything else, by arrow-json's own encoder (which also knows its nulls).
+    Other(NullableEncoder<'a>),
+}
+
+fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> &[T::Native] {
+    array.as_primitive::<T>().values()
+}
+
+impl<'a> Column<'a> {
+    fn new(
+        field: &'a FieldRef,
+        array: &'a ArrayRef,
+        name: &'a [u8],
+        children: &'a Names,
+        options: &'a EncoderOptions,
+    ) -> Result<Column<'a>, ArrowError> {
+        let a = array.as_ref();
+        let value = match a.data_type() {
+            DataType::Utf8 => Value::Utf8(a.as_string()),
+            DataType::LargeUtf8 => Value::LargeUtf8(a.as_string()),
+            DataType::Utf8View => Value::Utf8View(a.as_string_view()),
+            DataType::Boolean => Value::Boolean(a.as_boolean()),
+            DataType::Int8 => Value::Int8(values::<Int8Type>(a)),
+            DataType::Int16 => Value::Int16(values::<Int16Type>(a)),
+            DataType::Int32 => Value::Int32(values::<Int32Type>(a)),
+            DataType::Int64 => Value::Int64(values::<Int64Type>(a)),
+            DataType::UInt8 => Value::UInt8(values::<UInt8Type>(a)),
+            DataType::UInt16 => Value::UInt16(values::<UInt16Type>(a)),
+            DataType::UInt32 => Value::UInt32(values::<UInt32Type>(a)),
+            DataType::UInt64 => Value::UInt64(values::<UInt64Type>(a)),
+            DataType::Float32 => Value::Float32(values::<Float32Type>(a)),
+            DataType::Float64 => Value::Float64(values::<Float64Type>(a)),
+            DataType::Decimal128(p, s) => Value::Decimal128(values::<Decimal128Type>(a), *p, *s, a),
+            DataType::Date32 => Value::Date32(values::<Date32Type>(a), a),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                Value::Time64Us(values::<Time64MicrosecondType>(a), a)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC" => {
+                Value::TimestampUsUtc(values::<TimestampMicrosecondType>(a), a)
+            }
+            DataType::Binary => Value::Binary(a.as_binary()),
+            DataType::Struct(fields) => {
+                Value::Struct(struct_columns(fields, a.as_struct(), children, options)?)
+            }
+            _ => {
+                return Ok(Column {
+                    name,
+                    nulls: None,
+                    value: Value::Other(make_encoder(field, a, options)?),
+                });
+            }
+        };
+        Ok(Column {
+            name,
+            nulls: a.nulls(),
+            value,
+        })
+    }
+
+    /// Writes `"name":value` (or `"name":null`) of `row`.
+    fn write(&mut self, row: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.name);
+        if self.nulls.is_some_and(|n| n.is_null(row)) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match &mut self.value {
+            Value::Utf8(a) => json::write_str(out, a.value(row).as_bytes()),
+            Value::LargeUtf8(a) => json::write_str(out, a.value(row).as_bytes()),
+            Value::Utf8View(a) => json::write_str(out, a.value(row).as_bytes()),
+            Value::Boolean(a) => {
+                out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
+            }
+            Value::Int8(v) => json::write_int(out, v[row]),
+            Value::Int16(v) => json::write_int(out, v[row]),
+            Value::Int32(v) => json::write_int(out, v[row]),
+            Value::Int64(v) => json::write_int(out, v[row]),
+            Value::UInt8(v) => json::write_int(out, v[row]),
+            Value::UInt16(v) => json::write_int(out, v[row]),
+            Value::UInt32(v) => json::write_int(out, v[row]),
+            Value::UInt64(v) => json::write_int(out, v[row]),
+            Value::Float32(v) => json::write_f32(out, v[row]),
+            Value::Float64(v) => json::write_f64(out, v[row]),
+            Value::Decimal128(v, p, s, a) => {
+                if !json::write_decimal(out, v[row], *p, *s) {
+                    arrow_format(out, *a, row, false);
+                }
+            }
+            Value::Date32(v, a) => {
+                if !json::write_date32(out, v[row]) {
+                    arrow_format(out, *a, row, true);
+                }
+            }
+            Value::Time64Us(v, a) => {
+                if !json::write_time64_us(out, v[row]) {
+                    arrow_format(out, *a, row, true);
+                }
+            }
+            Value::TimestampUsUtc(v, a) => {
+                if !json::write_timestamp_us_utc(out, v[row]) {
+                    arrow_format(out, *a, row, true);
+                }
+            }
+            Value::Binary(a) => json::write_base64(out, a.value(row)),
+            Value::Struct(children) => {
+                out.push(b'{');
+                for c in children.iter_mut() {
+                    c.write(row, out);
+                }
+                out.push(b'}');
+            }
+            Value::Other(e) => {
+                if e.is_null(row) {
+                    out.extend_from_slice(b"null");
+                } else {
+                    e.encode(row, out);
+                }
+            }
+        }
+    }
+}
+
+/// The columns of a struct's children.
+fn struct_columns<'a>(
+    fields: &'a Fields,
+    array: &'a StructArray,
+    names: &'a Names,
+    options: &'a EncoderOptions,
+) -> Result<Vec<Column<'a>>, ArrowError> {
+    fields
+        .iter()
+        .zip(array.columns())
+        .zip(&names.0)
+        .map(|((f, a), (name, children))| Column::new(f, a, name, children, options))
+        .collect()
+}
+
+/// A value the fast writers leave alone, as arrow-json writes it: arrow's display formatter,
+/// quoted for temporal types, bare for decimals. Only values Salesforce cannot hold get here.
+fn arrow_format(out: &mut Vec<u8>, array: &dyn Array, row: usize, quoted: bool) {
+    use std::io::Write;
+    let options = FormatOptions::new().with_display_error(true);
+    let Ok(formatter) = ArrayFormatter::try_new(array, &options) else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    if quoted {
+        out.push(b'"');
+    }
+    let _ = write!(out, "{}", formatter.value(row));
+    if quoted {
+        out.push(b'"');
     }
 }
 
 /// base64 fields travel as base64 text, as Salesforce and Airbyte's source send them (arrow-json
-/// would write hex).
+/// would write hex). Used for binary values inside types left to arrow-json (lists, maps).
 #[derive(Debug)]
 struct Base64Binary;
 
-struct Base64Encoder<'a>(&'a arrow::array::BinaryArray);
+struct Base64Encoder<'a>(&'a BinaryArray);
 
 impl Encoder for Base64Encoder<'_> {
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        out.push(b'"');
-        let text = base64::engine::general_purpose::STANDARD.encode(self.0.value(idx));
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        json::write_base64(out, self.0.value(idx));
     }
 }
 

@@ -3,25 +3,61 @@
 //! Parquet files; the commands start it and the read and write paths feed it.
 //!
 //! Data (RECORD lines, STATE, traces) arrives over a bounded channel, so readers slow down when
-//! stdout does. CONTROL messages (a rotated refresh token) have their own unbounded lane, taken
-//! first, because they come from synchronous callbacks that must never block or drop them.
+//! stdout does. The channel holds a few messages; the bulk of the data (rendered RECORD lines,
+//! Arrow IPC bytes) is bounded in bytes too: each piece holds permits of [`IN_FLIGHT`], one per
+//! KiB, until it is written, so memory stays low when stdout is slower than the reads. CONTROL
+//! messages (a rotated refresh token) have their own unbounded lane, taken first, because they
+//! come from synchronous callbacks that must never block or drop them.
 
 use std::io::Write;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::protocol::{AirbyteMessage, Emitter};
+
+/// KiB of rendered output that may wait for stdout at once, over all streams of the process:
+/// enough to keep the pipe busy, small next to the batches being decoded.
+const IN_FLIGHT_KIB: usize = 2048;
+
+/// The byte budget of rendered output between the writers and stdout. It is one per process
+/// because the process has one stdout.
+static IN_FLIGHT: Semaphore = Semaphore::const_new(IN_FLIGHT_KIB);
+
+/// Rendered bytes holding their share of the in-flight budget until stdout's writer drops them.
+#[derive(Debug)]
+pub struct Budgeted {
+    bytes: Vec<u8>,
+    _permit: SemaphorePermit<'static>,
+}
+
+impl Budgeted {
+    /// Waits until `bytes` fit in the budget (a piece larger than all of it waits for all of
+    /// it).
+    pub async fn new(bytes: Vec<u8>) -> Budgeted {
+        let kib = bytes.len().div_ceil(1024).clamp(1, IN_FLIGHT_KIB) as u32;
+        let permit = IN_FLIGHT
+            .acquire_many(kib)
+            .await
+            .expect("the in-flight budget is never closed");
+        Budgeted {
+            bytes,
+            _permit: permit,
+        }
+    }
+}
 
 /// What readers and the write-back send to the stdout writer.
 #[derive(Debug)]
 pub enum Out {
     /// One protocol message.
     Message(Box<AirbyteMessage>),
-    /// Pre-rendered RECORD lines.
+    /// Pre-rendered RECORD lines (small ones: a line of the write-back's results).
     Lines(Vec<u8>),
-    /// Bytes of an Arrow IPC stream.
-    Ipc(Vec<u8>),
+    /// Pre-rendered RECORD lines of a read, counted against the in-flight budget.
+    Records(Budgeted),
+    /// Bytes of an Arrow IPC stream, counted against the in-flight budget.
+    Ipc(Budgeted),
 }
 
 /// Handle to the writer task.
@@ -105,7 +141,8 @@ async fn pump(
             o = rx.recv() => match o {
                 Some(Out::Message(m)) => messages.emit(&m)?,
                 Some(Out::Lines(bytes)) => messages.emit_raw(&bytes)?,
-                Some(Out::Ipc(bytes)) => ipc.write_all(&bytes)?,
+                Some(Out::Records(b)) => messages.emit_raw(&b.bytes)?,
+                Some(Out::Ipc(b)) => ipc.write_all(&b.bytes)?,
                 None => break,
             },
         }

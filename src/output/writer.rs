@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::stdout::Out;
+use super::stdout::{Budgeted, Out};
 use super::{OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
 use crate::state::OutputCommit;
 
@@ -64,6 +64,7 @@ impl Destination {
             Destination::Records => Box::new(RecordsWriter {
                 renderer: RecordsRenderer::new(stream),
                 out: out.clone(),
+                line_bytes: 4096,
             }),
             Destination::Arrow => Box::new(IpcWriter {
                 writer: arrow::ipc::writer::StreamWriter::try_new(Vec::new(), schema)
@@ -102,10 +103,18 @@ async fn send(out: &mpsc::Sender<Out>, o: Out) -> Result<(), OutputError> {
     out.send(o).await.map_err(|_| OutputError::StdoutClosed)
 }
 
+/// How many bytes of RECORD lines go to stdout's writer in one piece: large enough that the
+/// writer passes them to stdout without copying (its buffer is 64 KiB), small enough that the
+/// lines in flight stay a few MB whatever the batch size and row width.
+const RECORDS_CHUNK: usize = 128 * 1024;
+
 /// RECORD lines on stdout, rendered straight from Arrow.
 struct RecordsWriter {
     renderer: RecordsRenderer,
     out: mpsc::Sender<Out>,
+    /// A generous guess at one line's length (twice the last piece's average), so a piece's
+    /// buffer is allocated once.
+    line_bytes: usize,
 }
 
 #[async_trait]
@@ -115,11 +124,19 @@ impl StreamWriter for RecordsWriter {
         batch: &RecordBatch,
         extracted_at: DateTime<Utc>,
     ) -> Result<(), OutputError> {
-        let mut buf = Vec::new();
-        self.renderer
-            .render(batch, extracted_at.timestamp_millis(), &mut buf)
-            .map_err(|e| OutputError::Render(e.to_string()))?;
-        send(&self.out, Out::Lines(buf)).await
+        let emitted_at = extracted_at.timestamp_millis();
+        let mut row = 0;
+        while row < batch.num_rows() {
+            let mut buf = Vec::with_capacity(RECORDS_CHUNK + self.line_bytes);
+            let from = row;
+            row = self
+                .renderer
+                .render_from(batch, row, emitted_at, &mut buf, RECORDS_CHUNK)
+                .map_err(|e| OutputError::Render(e.to_string()))?;
+            self.line_bytes = 2 * buf.len() / (row - from).max(1);
+            send(&self.out, Out::Records(Budgeted::new(buf).await)).await?;
+        }
+        Ok(())
     }
 
     /// Lines reach stdout in order, before any later STATE: nothing to do.
@@ -149,7 +166,7 @@ impl IpcWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        send(&self.out, Out::Ipc(bytes)).await
+        send(&self.out, Out::Ipc(Budgeted::new(bytes).await)).await
     }
 }
 

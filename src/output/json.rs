@@ -1,0 +1,327 @@
+//! JSON value text written straight into an output buffer, byte for byte as arrow-json (and
+//! serde_json under it) writes it, but without the intermediate `String`s, `fmt` machinery and
+//! dynamic dispatch: the RECORD renderer spends most of its time here.
+//!
+//! Every writer covers the values Salesforce data holds (years 0..=9999, times within a day,
+//! decimals within their precision); anything else says so (`false`) and the caller formats it
+//! with arrow's own formatter, so rare values stay exact too.
+
+use base64::Engine;
+use lexical_core::{FormattedSize, ToLexical};
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes (`\"`, `\\`, the short
+/// escapes `\b \t \n \f \r`, `\u00xx` for other control bytes; everything else as is).
+pub(super) fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    loop {
+        let at = start + find_escape(&s[start..]);
+        out.extend_from_slice(&s[start..at]);
+        let Some(&byte) = s.get(at) else { break };
+        write_escape(out, byte);
+        start = at + 1;
+    }
+    out.push(b'"');
+}
+
+/// Eight copies of a byte.
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit of each byte of `w` that needs escaping, and possibly of later bytes (a borrow
+/// runs upward only): the lowest set bit is always exact.
+fn escape_mask(w: u64) -> u64 {
+    let low = w.wrapping_sub(splat(0x20)) & !w;
+    let q = w ^ splat(b'"');
+    let quote = q.wrapping_sub(splat(1)) & !q;
+    let b = w ^ splat(b'\\');
+    let backslash = b.wrapping_sub(splat(1)) & !b;
+    (low | quote | backslash) & splat(0x80)
+}
+
+/// The index of the first byte of `s` that needs escaping, or `s.len()`; eight bytes a step.
+fn find_escape(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(word) = s.get(i..i + 8) {
+        let mask = escape_mask(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && !needs_escape(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// The escape of one byte that needs one.
+fn write_escape(out: &mut Vec<u8>, byte: u8) {
+    let short = match byte {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x09 => b't',
+        0x0A => b'n',
+        0x0C => b'f',
+        0x0D => b'r',
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let hex = [HEX[(byte >> 4) as usize], HEX[(byte & 0xF) as usize]];
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex[0], hex[1]]);
+            return;
+        }
+    };
+    out.extend_from_slice(&[b'\\', short]);
+}
+
+/// Appends an integer as arrow-json does (lexical-core).
+pub(super) fn write_int<N: ToLexical + FormattedSize>(out: &mut Vec<u8>, n: N) {
+    let mut buf = [0u8; 40];
+    out.extend_from_slice(lexical_core::write(n, &mut buf[..N::FORMATTED_SIZE]));
+}
+
+/// Appends a float as arrow-json does: lexical-core's shortest form, `null` for NaN and
+/// infinities (JSON has neither).
+pub(super) fn write_f64(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        let mut buf = [0u8; f64::FORMATTED_SIZE];
+        out.extend_from_slice(lexical_core::write(x, &mut buf));
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// As [`write_f64`] for `f32`.
+pub(super) fn write_f32(out: &mut Vec<u8>, x: f32) {
+    if x.is_finite() {
+        let mut buf = [0u8; f32::FORMATTED_SIZE];
+        out.extend_from_slice(lexical_core::write(x, &mut buf));
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends a Decimal128 value as a bare JSON number the way arrow formats it (`1234.50`,
+/// `-0.05`, `7`); false, with nothing written, when it has more digits than `precision` or a
+/// negative scale (arrow's formatter then decides).
+pub(super) fn write_decimal(out: &mut Vec<u8>, value: i128, precision: u8, scale: i8) -> bool {
+    let Ok(scale) = usize::try_from(scale) else {
+        return false;
+    };
+    let mut buf = [0u8; 40];
+    let digits = lexical_core::write(value.unsigned_abs(), &mut buf[..]);
+    if digits.len() > precision as usize {
+        return false;
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() > scale {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        out.extend_from_slice(whole);
+        out.push(b'.');
+        out.extend_from_slice(fraction);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + scale - digits.len(), b'0');
+        out.extend_from_slice(digits);
+    }
+    true
+}
+
+/// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe as i64 + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Two decimal digits of `n` (< 100).
+fn two(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]
+}
+
+/// `YYYY-MM-DD` into `buf[..10]`; false for years outside 0..=9999.
+fn date_text(days: i64, buf: &mut [u8]) -> bool {
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return false;
+    }
+    let year = year as u32;
+    buf[..2].copy_from_slice(&two(year / 100));
+    buf[2..4].copy_from_slice(&two(year % 100));
+    buf[4] = b'-';
+    buf[5..7].copy_from_slice(&two(month));
+    buf[7] = b'-';
+    buf[8..10].copy_from_slice(&two(day));
+    true
+}
+
+/// `HH:MM:SS` and the fraction as chrono writes it (none, 3 or 6 digits for microseconds)
+/// into `buf`; returns the length written.
+fn time_text(second_of_day: u32, micros: u32, buf: &mut [u8]) -> usize {
+    buf[..2].copy_from_slice(&two(second_of_day / 3600));
+    buf[2] = b':';
+    buf[3..5].copy_from_slice(&two(second_of_day / 60 % 60));
+    buf[5] = b':';
+    buf[6..8].copy_from_slice(&two(second_of_day % 60));
+    let (digits, value) = match micros {
+        0 => return 8,
+        m if m % 1000 == 0 => (3, m / 1000),
+        m => (6, m),
+    };
+    buf[8] = b'.';
+    let mut v = value;
+    for i in (9..9 + digits).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    9 + digits
+}
+
+/// Appends a Date32 as a quoted `YYYY-MM-DD`; false, with nothing written, outside years
+/// 0..=9999.
+pub(super) fn write_date32(out: &mut Vec<u8>, days: i32) -> bool {
+    let mut buf = [0u8; 12];
+    buf[0] = b'"';
+    if !date_text(i64::from(days), &mut buf[1..]) {
+        return false;
+    }
+    buf[11] = b'"';
+    out.extend_from_slice(&buf);
+    true
+}
+
+/// Appends a Time64(µs) as a quoted `HH:MM:SS[.fff[fff]]`; false, with nothing written, for a
+/// value outside one day.
+pub(super) fn write_time64_us(out: &mut Vec<u8>, micros: i64) -> bool {
+    if !(0..86_400_000_000).contains(&micros) {
+        return false;
+    }
+    let mut buf = [0u8; 17];
+    buf[0] = b'"';
+    let n = 1 + time_text(
+        (micros / 1_000_000) as u32,
+        (micros % 1_000_000) as u32,
+        &mut buf[1..],
+    );
+    buf[n] = b'"';
+    out.extend_from_slice(&buf[..n + 1]);
+    true
+}
+
+/// Appends a Timestamp(µs, UTC) as chrono's RFC 3339 with `Z` and the shortest of no, 3 or 6
+/// fraction digits, quoted; false, with nothing written, outside years 0..=9999.
+pub(super) fn write_timestamp_us_utc(out: &mut Vec<u8>, micros: i64) -> bool {
+    let seconds = micros.div_euclid(1_000_000);
+    let mut buf = [0u8; 29];
+    buf[0] = b'"';
+    if !date_text(seconds.div_euclid(86_400), &mut buf[1..]) {
+        return false;
+    }
+    buf[11] = b'T';
+    let n = 12
+        + time_text(
+            seconds.rem_euclid(86_400) as u32,
+            micros.rem_euclid(1_000_000) as u32,
+            &mut buf[12..],
+        );
+    buf[n] = b'Z';
+    buf[n + 1] = b'"';
+    out.extend_from_slice(&buf[..n + 2]);
+    true
+}
+
+/// Appends bytes as a quoted standard base64 string (with padding).
+pub(super) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let len = base64::encoded_len(bytes.len(), true).expect("a base64 length fits in usize");
+    out.push(b'"');
+    let at = out.len();
+    out.resize(at + len, 0);
+    let written = engine
+        .encode_slice(bytes, &mut out[at..])
+        .expect("the slice has the encoded length");
+    out.truncate(at + written);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde(s: &str) -> Vec<u8> {
+        serde_json::to_vec(s).unwrap()
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        let mut all = String::new();
+        for c in (0u8..0x80).map(char::from) {
+            all.push(c);
+        }
+        let cases = [
+            "",
+            "a",
+            "plain ASCII text longer than eight bytes",
+            "\"",
+            "\\",
+            "ends with a quote\"",
+            "é日本😀\u{2028}\u{7f}",
+            "12345678\n",
+            "1234567\u{1f}",
+            &all,
+        ];
+        for s in cases {
+            let mut out = Vec::new();
+            write_str(&mut out, s.as_bytes());
+            assert_eq!(out, serde(s), "{s:?}");
+        }
+        for b in 0u8..=255 {
+            for pos in 0..17 {
+                let mut bytes = vec![b'x'; 17];
+                bytes[pos] = b;
+                let Ok(s) = std::str::from_utf8(&bytes) else {
+                    continue;
+                };
+                let mut out = Vec::new();
+                write_str(&mut out, s.as_bytes());
+                assert_eq!(out, serde(s), "byte {b} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn days_match_chrono() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for days in (-800_000..3_000_000)
+            .step_by(97)
+            .chain([-719_528, 2_932_896])
+        {
+            let date = epoch + chrono::Duration::days(days);
+            use chrono::Datelike;
+            assert_eq!(
+                civil_from_days(days),
+                (i64::from(date.year()), date.month(), date.day()),
+                "{days}"
+            );
+        }
+    }
+}
