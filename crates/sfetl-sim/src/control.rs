@@ -17,7 +17,7 @@ use super::faults::{FailSpec, RowFault};
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
-use super::store::{DELETED, LIVE, PURGED, Val, pack, parse_datetime, unpack};
+use super::store::{DELETED, LIVE, PURGED, Table, Val, pack, parse_datetime, unpack};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -135,6 +135,27 @@ fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Respo
     Ok((obj, rows, v))
 }
 
+/// The optional `stamp` of a touch or delete request (epoch ms), or the 400 answer for a bad
+/// one.
+fn stamp_of(v: &Value) -> Result<Option<i64>, Response> {
+    match v["stamp"].as_str() {
+        None => Ok(None),
+        Some(s) => parse_datetime(s)
+            .map(Some)
+            .ok_or_else(|| err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'"))),
+    }
+}
+
+/// When a change to row `r` happens: `stamp` but never before the row's last modification,
+/// else now.
+fn change_time(t: &Table, r: usize, stamp: Option<i64>, now: i64) -> i64 {
+    match (stamp, t.get(r, t.lastmod)) {
+        (Some(ms), Val::DateTime(last)) => ms.max(last),
+        (Some(ms), _) => ms,
+        (None, _) => now,
+    }
+}
+
 async fn touch(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let (obj, rows, v) = match target_rows(&sim, &b) {
         Ok(x) => x,
@@ -142,22 +163,15 @@ async fn touch(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     };
     // An explicit `stamp` simulates a long transaction committing late: the rows appear with a
     // SystemModstamp in the past (never before their LastModifiedDate).
-    let stamp = match v["stamp"].as_str() {
-        None => None,
-        Some(s) => match parse_datetime(s) {
-            Some(ms) => Some(ms),
-            None => return err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'")),
-        },
+    let stamp = match stamp_of(&v) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
         let t = &mut store.tables[obj];
-        let ms = match (stamp, t.get(r, t.lastmod)) {
-            (Some(ms), Val::DateTime(last)) => ms.max(last),
-            (Some(ms), _) => ms,
-            (None, _) => now,
-        };
+        let ms = change_time(t, r, stamp, now);
         t.touch(r, ms);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
@@ -170,22 +184,15 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     };
     // An explicit `stamp` deletes the rows at that time (never before their last change), as
     // if the deletion had happened a while ago.
-    let stamp = match v["stamp"].as_str() {
-        None => None,
-        Some(s) => match parse_datetime(s) {
-            Some(ms) => Some(ms),
-            None => return err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'")),
-        },
+    let stamp = match stamp_of(&v) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
     for &r in &rows {
         let t = &mut store.tables[obj];
-        let ms = match (stamp, t.get(r, t.lastmod)) {
-            (Some(ms), Val::DateTime(last)) => ms.max(last),
-            (Some(ms), _) => ms,
-            (None, _) => now,
-        };
+        let ms = change_time(t, r, stamp, now);
         t.delete_row(r, ms, false);
     }
     ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
