@@ -588,3 +588,26 @@ async fn progress_bars_only_on_a_terminal() {
     assert!(last.contains("100 rows"), "{drawn:?}");
     assert!(last.contains("rows/s"), "{drawn:?}");
 }
+
+#[tokio::test]
+async fn a_read_during_a_concurrency_spike_completes_with_every_row() {
+    let e = env(50, json!({})).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            ("Account", &["Id", "Name"], "full_refresh"),
+            ("Contact", &["Id", "Email"], "full_refresh"),
+        ],
+    );
+    // The next 4 data requests are refused as Salesforce refuses them when too many run at
+    // once: 403 REQUEST_LIMIT_EXCEEDED "ConcurrentRequests ...", the daily quota's code.
+    e.org.control("limits", &json!({"requests_spike": 4})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    assert_eq!(records(&msgs, "Account").len(), 50);
+    assert_eq!(records(&msgs, "Contact").len(), 150);
+    assert!(
+        msgs.iter().all(|m| m["trace"]["type"] != "ERROR"),
+        "no stream failed"
+    );
+}
