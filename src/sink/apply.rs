@@ -10,6 +10,7 @@ use super::payload::{Outcome, Payload};
 use super::{bulk, collections};
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::is_transient_code;
+use crate::transport::RetryPolicy;
 
 /// Knobs of [`apply`].
 #[derive(Debug, Clone)]
@@ -56,30 +57,33 @@ pub async fn apply(
             None => pending.push(row),
         }
     }
-    let mut round = 0u32;
+    // The one backoff policy: rounds of re-sends, `retry_delay` doubling.
+    let policy = RetryPolicy {
+        max_attempts: opts.transient_retries + 1,
+        base_delay: opts.retry_delay * 2,
+        max_delay: opts.retry_delay * 2u32.pow(opts.transient_retries.min(16)),
+    };
+    let mut rounds = policy.attempts();
     while !pending.is_empty() {
         let results = send(client, payload, &pending, opts).await?;
         let mut again = Vec::new();
         for (row, outcome) in pending.iter().zip(results) {
             if let Outcome::Failed { code, .. } = &outcome
                 && is_transient_code(code)
-                && round < opts.transient_retries
             {
                 again.push(*row);
             }
             outcomes[*row] = outcome;
         }
-        if again.is_empty() {
+        if again.is_empty() || !rounds.backoff(None).await {
             break;
         }
         tracing::warn!(
-            "{} {} rows of {} refused with a transient error; sending them again",
+            "{} {} rows of {} refused with a transient error; sent them again",
             again.len(),
             payload.operation.as_str(),
             payload.object
         );
-        tokio::time::sleep(opts.retry_delay * 2u32.pow(round)).await;
-        round += 1;
         pending = again;
     }
     Ok(outcomes)
