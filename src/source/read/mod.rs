@@ -13,6 +13,7 @@ mod deleted;
 mod fetch;
 pub mod plan;
 mod rest;
+mod resume;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
