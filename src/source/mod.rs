@@ -65,6 +65,26 @@ impl FetchError {
         )
     }
 
+    /// `CODE: message` when Salesforce gave up on a query as too slow or too complex
+    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`), as a REST answer or as the `errorMessage` of
+    /// a failed Bulk job ("InvalidBatch : Failed to process query: QUERY_TIMEOUT: ..."): a
+    /// smaller window may pass.
+    pub fn query_too_big(&self) -> Option<String> {
+        const CODES: [&str; 2] = ["QUERY_TIMEOUT", "QUERY_TOO_COMPLICATED"];
+        match self {
+            FetchError::Salesforce(SalesforceError::Api { code, message, .. })
+                if CODES.contains(&code.as_str()) =>
+            {
+                Some(format!("{code}: {message}"))
+            }
+            FetchError::Salesforce(SalesforceError::BulkJobFailed { message, .. }) => CODES
+                .iter()
+                .find_map(|c| message.find(c))
+                .map(|at| message[at..].to_string()),
+            _ => None,
+        }
+    }
+
     /// True for a Bulk refusal of the object that REST can serve instead (unsupported object,
     /// compound or base64 field).
     pub fn bulk_can_fall_back(&self) -> bool {

@@ -95,3 +95,104 @@ async fn a_rest_read_whose_query_cursor_expires_at_every_page_still_reads_every_
         restarts
     );
 }
+
+/// Epoch milliseconds of a Salesforce datetime.
+fn ms(sf: &str) -> i64 {
+    DateTime::parse_from_str(sf, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Epoch milliseconds as sfetl writes SOQL literals.
+fn lit_ms(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(t)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The LOGs sfetl writes while splitting `[lower, upper)` of `stream` when Salesforce times out
+/// every sorted Bulk query over `limit` of the rows stamped `stamps` (the rule under test,
+/// written out independently): halves at a whole second inside, down to one second, where the
+/// window is read through REST.
+fn expected_splits(
+    stream: &str,
+    stamps: &[i64],
+    (lower, upper): (i64, i64),
+    limit: usize,
+    out: &mut Vec<(String, String)>,
+) {
+    let n = stamps.iter().filter(|&&t| lower <= t && t < upper).count();
+    if n <= limit {
+        return;
+    }
+    let range = format!("[{}, {})", lit_ms(lower), lit_ms(upper));
+    let why = "QUERY_TIMEOUT: Your query request was running for too long.";
+    if upper - lower <= 1000 {
+        out.push(("WARN".into(), format!("{stream}: Salesforce gave up on the Bulk query of {range} ({why}), which is too short to split further; reading it with the REST API")));
+        return;
+    }
+    let mid = lower + (upper - lower) / 2;
+    let second = mid - mid.rem_euclid(1000);
+    let mid = if second > lower { second } else { mid };
+    out.push(("INFO".into(), format!("{stream}: Salesforce gave up on the query of {range} ({why}); reading it in two halves, split at {}", lit_ms(mid))));
+    expected_splits(stream, stamps, (lower, mid), limit, out);
+    expected_splits(stream, stamps, (mid, upper), limit, out);
+}
+
+#[tokio::test]
+async fn a_bulk_query_timeout_splits_the_window_down_to_one_second_and_reads_every_row() {
+    // Sorted (incremental) Bulk jobs over 100 rows time out. Of the 131 Contacts stamped since
+    // 2024, over 100 share one second (2025-01-15T12:00:00), which no split brings under 100:
+    // that second is read through REST.
+    let e = env(
+        200,
+        json!({"start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-16T00:00:00Z",
+               "stream_slice_step": "P3650D"}),
+    )
+    .await;
+    e.org
+        .control("limits", &json!({"bulk_unchunked_timeout_rows": 100}))
+        .await;
+    let cat = catalog(e.dir.path(), "cat.json", &[("Contact", &[], "incremental")]);
+    let msgs = read_ok(&e, &cat, None).await;
+    let expected = org_rows(
+        &e.org,
+        "SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp >= 2024-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(expected.len(), 131);
+    let got = by_id(&records(&msgs, "Contact"), "SystemModstamp");
+    let mut want: Vec<&str> = expected.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    want.sort();
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    // The first window starts on the day of the first row.
+    let stamps: Vec<i64> = expected
+        .iter()
+        .map(|r| ms(r["SystemModstamp"].as_str().unwrap()))
+        .collect();
+    let tied = ms("2025-01-15T12:00:00.000+0000");
+    assert!(stamps.iter().filter(|&&t| t == tied).count() > 100);
+    let first = *stamps.iter().min().unwrap();
+    let day = first - first.rem_euclid(86_400_000);
+    let mut splits = Vec::new();
+    expected_splits(
+        "Contact",
+        &stamps,
+        (day, ms("2025-01-16T00:00:00.000+0000")),
+        100,
+        &mut splits,
+    );
+    assert!(splits.len() > 20, "{splits:?}");
+    assert_eq!(splits.last().unwrap().0, "WARN");
+    let logged: Vec<(String, String)> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("Contact: Salesforce gave up"))
+        .collect();
+    assert_eq!(logged, splits);
+    // The read ends covered up to end_date.
+    let states: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "STATE").collect();
+    assert_eq!(
+        states.last().unwrap()["state"]["stream"]["stream_state"]["cursor"],
+        "2025-01-16T00:00:00.000Z"
+    );
+}

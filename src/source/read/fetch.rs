@@ -162,10 +162,61 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
+    /// Reads one window. A query Salesforce gives up on as too slow or too complex
+    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
+    /// while it fails, down to windows of one second; a Bulk job that still fails on one second
+    /// is read through REST. A window without a lower bound starts at its first row.
+    async fn read_window(
+        &mut self,
+        window: Option<Window>,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        let e = match self.read_window_with_api(window, writer).await {
+            Err(e) if e.query_too_big().is_some() => e,
+            other => return other,
+        };
+        let Some(w) = window else { return Err(e) };
+        let w = match w.lower {
+            Some(_) => w,
+            None => match self
+                .first_row(plan::Bounds {
+                    lower: None,
+                    upper: w.upper,
+                })
+                .await?
+            {
+                Some(first) => Window {
+                    lower: Some(first),
+                    upper: w.upper,
+                },
+                None => return Ok(0),
+            },
+        };
+        let why = e.query_too_big().unwrap_or_default();
+        let (name, range) = (&self.plan.name, window_text(w));
+        let Some((a, b)) = plan::halves(w) else {
+            if self.api == Api::Rest {
+                return Err(e);
+            }
+            let text = format!(
+                "{name}: Salesforce gave up on the Bulk query of {range} ({why}), which is too short to split further; reading it with the REST API"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+            return self.rest_window(Some(w), writer).await;
+        };
+        let at = soql::datetime_literal(a.upper);
+        let text = format!(
+            "{name}: Salesforce gave up on the query of {range} ({why}); reading it in two halves, split at {at}"
+        );
+        self.ctx.log(LogLevel::Info, text).await;
+        let first = Box::pin(self.read_window(Some(a), writer)).await?;
+        Ok(first + Box::pin(self.read_window(Some(b), writer)).await?)
+    }
+
     /// Reads one window with the current API. A Bulk job that ends `Failed` (a server-side
     /// failure) is run once more, and if it fails again this window alone is read through
     /// REST; a Bulk refusal of the object itself switches the rest of the object to REST.
-    async fn read_window(
+    async fn read_window_with_api(
         &mut self,
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
@@ -180,7 +231,9 @@ impl<'a> ObjectReader<'a> {
                 Err(e) => e,
                 ok => return ok,
             };
-            if e.is_failed_job() && !retried {
+            if e.query_too_big().is_some() {
+                return Err(e);
+            } else if e.is_failed_job() && !retried {
                 retried = true;
                 let text = format!("{name}: {e}; running the Bulk job once more");
                 self.ctx.log(LogLevel::Warn, text).await;
@@ -269,6 +322,14 @@ impl<'a> ObjectReader<'a> {
         self.progress.add_rows(n);
         Ok(())
     }
+}
+
+/// `[lower, upper)` as SOQL literals.
+fn window_text(w: Window) -> String {
+    let lower = w
+        .lower
+        .map_or_else(|| "the start".to_string(), soql::datetime_literal);
+    format!("[{lower}, {})", soql::datetime_literal(w.upper))
 }
 
 /// A batch with one column fewer than `schema` (the object's fields without
