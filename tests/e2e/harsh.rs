@@ -196,3 +196,101 @@ async fn a_bulk_query_timeout_splits_the_window_down_to_one_second_and_reads_eve
         "2025-01-16T00:00:00.000Z"
     );
 }
+
+/// The `/__sim/stats` count of one kind of request.
+async fn count(org: &Org, kind: &str) -> u64 {
+    org.stats().await["by_kind"][kind].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_daily_bulk_cap_moves_every_stream_to_rest() {
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_query_jobs_used": 10_000}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            ("Account", &[], "full_refresh"),
+            ("Contact", &[], "full_refresh"),
+        ],
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    for (stream, n) in [("Account", 2), ("Contact", 6)] {
+        let want = org_rows(&e.org, &format!("SELECT Id FROM {stream}")).await;
+        assert_eq!(want.len(), n);
+        let got = by_id(&records(&msgs, stream), "SystemModstamp");
+        let mut want: Vec<&str> = want.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        want.sort();
+        assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    }
+    let warns: Vec<String> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(l, _)| l == "WARN")
+        .map(|(_, m)| m)
+        .collect();
+    // Both streams may have asked for a job before either was refused: one WARN either way.
+    let refused = count(&e.org, "bulk_query").await;
+    assert!((1..=2).contains(&refused), "{refused}");
+    assert_eq!(
+        warns,
+        [
+            "Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)); every stream reads through the REST API for the rest of this run"
+        ]
+    );
+    let summaries = logs_at(&msgs, "INFO", "Contact: 6 rows in ");
+    assert_eq!(summaries.len(), 1);
+    assert!(
+        summaries[0].ends_with(" s, through the REST API"),
+        "{summaries:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_bulk_cap_stops_the_stream_when_rest_would_pass_the_usage_allowed() {
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_query_jobs_used": 10_000}))
+        .await;
+    e.org
+        .control("quota", &json!({"max": 1000, "used": 900}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &[], "full_refresh")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out);
+    assert!(records(&msgs, "Account").is_empty());
+    let used = e.org.stats().await["api_usage"].as_u64().unwrap();
+    let errors: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1);
+    let error = &errors[0]["trace"]["error"];
+    assert_eq!(error["failure_type"], "transient_error");
+    assert_eq!(
+        error["message"],
+        format!(
+            "stream Account: Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)), and the REST API cannot take over: the org's API usage is {used} of 1000 daily API calls used ({:.1}%), at or past 90% (sfetl's ceiling when max_api_usage_percent is not set). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+            used as f64 / 10.0
+        )
+    );
+}

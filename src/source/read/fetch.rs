@@ -1,6 +1,8 @@
 //! Fetching one object of a stream: its windows in order, each through Bulk API 2.0 (falling
 //! back to REST when Bulk refuses) plus the `deleted` endpoint, with a checkpoint after each.
 
+use std::sync::atomic::Ordering;
+
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
@@ -15,6 +17,11 @@ use crate::salesforce::query;
 use crate::source::progress::StreamProgress;
 use crate::source::soql::{self, Window};
 use crate::state::{Sources, parse_datetime};
+
+/// The API usage (percent of the daily quota) past which REST does not take over from Bulk
+/// after the daily Bulk cap, when `max_api_usage_percent` is not set: the rest of the quota is
+/// left to the org's other integrations.
+const REST_USAGE_CEILING: f64 = 90.0;
 
 /// Reads one object of a stream and delivers its batches to the stream's writer.
 pub(super) struct ObjectReader<'a> {
@@ -221,6 +228,11 @@ impl<'a> ObjectReader<'a> {
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
+        if self.api == Api::Bulk
+            && let Some(cap) = self.ctx.bulk_cap()
+        {
+            self.leave_bulk_for_cap(cap).await?;
+        }
         if self.api == Api::Rest {
             return self.rest_window(window, writer).await;
         }
@@ -233,6 +245,10 @@ impl<'a> ObjectReader<'a> {
             };
             if e.query_too_big().is_some() {
                 return Err(e);
+            } else if let Some(cap) = e.bulk_cap() {
+                self.ctx.set_bulk_cap(cap.clone());
+                self.leave_bulk_for_cap(cap).await?;
+                return self.rest_window(window, writer).await;
             } else if e.is_failed_job() && !retried {
                 retried = true;
                 let text = format!("{name}: {e}; running the Bulk job once more");
@@ -252,6 +268,34 @@ impl<'a> ObjectReader<'a> {
                 return Err(e);
             }
         }
+    }
+
+    /// Switches to REST for the rest of the run once the daily Bulk cap is reached, unless the
+    /// org's API usage is at `max_api_usage_percent` (or [`REST_USAGE_CEILING`] when unset):
+    /// REST then stops the stream with advice instead of using up the org's daily API quota.
+    async fn leave_bulk_for_cap(&mut self, message: String) -> Result<(), FetchError> {
+        let ctx = self.ctx;
+        let configured = ctx.config.max_api_usage_percent;
+        let limit = configured.unwrap_or(REST_USAGE_CEILING);
+        if let Some(usage) = ctx.client.api_usage()
+            && usage.percent() >= limit
+        {
+            return Err(FetchError::BulkCapReached {
+                message,
+                usage,
+                limit,
+                configured: configured.is_some(),
+            });
+        }
+        let first = !ctx.bulk_cap_logged.swap(true, Ordering::SeqCst);
+        if first {
+            let text = format!(
+                "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}); every stream reads through the REST API for the rest of this run"
+            );
+            ctx.log(LogLevel::Warn, text).await;
+        }
+        self.api = Api::Rest;
+        Ok(())
     }
 
     /// The SOQL of a window with `plan`'s fields.
