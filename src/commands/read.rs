@@ -51,6 +51,9 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     let opts = ReadOptions {
         show_progress: true,
         max_records: config.bulk_max_records.unwrap_or(defaults.max_records),
+        rest_batch_size: config
+            .rest_batch_size
+            .map_or(defaults.rest_batch_size, |n| n as u32),
         rest_max_url: config
             .rest_max_url_bytes
             .map_or(defaults.rest_max_url, |n| n as usize),

@@ -62,6 +62,8 @@ pub struct Config {
     pub bulk_max_records: Option<u64>,
     /// Longest REST query URL before the field list is split, when set.
     pub rest_max_url_bytes: Option<u64>,
+    /// Rows per REST query page (`batchSize`), when set.
+    pub rest_batch_size: Option<u64>,
     /// Write a rotated refresh token back into the config file (default true); off when the
     /// orchestrator persists the CONTROL message itself.
     pub rewrite_config_file: bool,

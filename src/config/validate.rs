@@ -286,6 +286,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
         bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
         rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
+        rest_batch_size: value.get("rest_batch_size").and_then(Value::as_u64),
         rewrite_config_file: value
             .get("rewrite_config_file")
             .and_then(Value::as_bool)

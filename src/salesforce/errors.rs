@@ -149,8 +149,11 @@ fn advice_for(code: &str) -> &'static str {
             ". The user lacks permission: grant the object and field permissions in a permission set."
         }
         "NOT_FOUND" => ". Check api_version: the org may not offer this API version.",
-        "INVALID_QUERY_LOCATOR" | "QUERY_TIMEOUT" => {
-            ". The query must be restarted (sfetl does this by slicing smaller)."
+        "INVALID_QUERY_LOCATOR" => {
+            ". Salesforce dropped the query's cursor, and running the query again from the last row read got no further: run again later."
+        }
+        "QUERY_TIMEOUT" | "QUERY_TOO_COMPLICATED" => {
+            ". sfetl reads a window Salesforce gives up on in smaller windows, down to one second, and this one still failed: select fewer fields, or ask Salesforce support for a custom index on the cursor field."
         }
         _ => "",
     }

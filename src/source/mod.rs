@@ -40,6 +40,23 @@ pub enum FetchError {
     /// The field mapping failed (compile at start, or evaluation of a batch).
     #[error(transparent)]
     Mapping(#[from] crate::mapping::MappingError),
+    /// Salesforce's daily cap of Bulk API query jobs is reached, and the REST API cannot take
+    /// the rest of the run over without passing the API usage sfetl allows itself.
+    #[error(
+        "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}), and the REST API cannot take over: the org's API usage is {usage} ({:.1}%), at or past {limit}% ({}). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+        .usage.percent(),
+        if *.configured { "max_api_usage_percent" } else { "sfetl's ceiling when max_api_usage_percent is not set" }
+    )]
+    BulkCapReached {
+        /// Salesforce's `errorCode: message`.
+        message: String,
+        /// The org's API usage when the cap was met.
+        usage: crate::salesforce::ApiUsage,
+        /// The usage (percent) REST may not pass.
+        limit: f64,
+        /// Whether `limit` is the config's `max_api_usage_percent`.
+        configured: bool,
+    },
     /// The read was asked to stop (a signal, or the API quota ran out in another stream).
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Stopped,
@@ -50,7 +67,7 @@ impl FetchError {
     pub fn failure_type(&self) -> FailureType {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
-            FetchError::Stopped => FailureType::TransientError,
+            FetchError::Stopped | FetchError::BulkCapReached { .. } => FailureType::TransientError,
             FetchError::Mapping(_) | FetchError::BadState(_) | FetchError::FieldSplit(_) => {
                 FailureType::ConfigError
             }
@@ -66,6 +83,40 @@ impl FetchError {
             self,
             FetchError::Salesforce(SalesforceError::BulkJobFailed { .. })
         )
+    }
+
+    /// `CODE: message` when Salesforce gave up on a query as too slow or too complex
+    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`), as a REST answer or as the `errorMessage` of
+    /// a failed Bulk job ("InvalidBatch : Failed to process query: QUERY_TIMEOUT: ..."): a
+    /// smaller window may pass.
+    pub fn query_too_big(&self) -> Option<String> {
+        const CODES: [&str; 2] = ["QUERY_TIMEOUT", "QUERY_TOO_COMPLICATED"];
+        match self {
+            FetchError::Salesforce(SalesforceError::Api { code, message, .. })
+                if CODES.contains(&code.as_str()) =>
+            {
+                Some(format!("{code}: {message}"))
+            }
+            FetchError::Salesforce(SalesforceError::BulkJobFailed { message, .. }) => CODES
+                .iter()
+                .find_map(|c| message.find(c))
+                .map(|at| message[at..].to_string()),
+            _ => None,
+        }
+    }
+
+    /// `CODE: message` when creating a Bulk query job was refused because the org's daily cap
+    /// of Bulk query jobs is reached (400 `LIMIT_EXCEEDED` "Max bulk v2 query jobs (10000) per
+    /// 24 hrs has been reached").
+    pub fn bulk_cap(&self) -> Option<String> {
+        match self {
+            FetchError::Salesforce(SalesforceError::Api { code, message, .. })
+                if code == "LIMIT_EXCEEDED" && message.to_ascii_lowercase().contains("bulk") =>
+            {
+                Some(format!("{code}: {message}"))
+            }
+            _ => None,
+        }
     }
 
     /// True for a Bulk refusal of the object that REST can serve instead (unsupported object,

@@ -16,9 +16,9 @@ pub struct Window {
     pub upper: DateTime<Utc>,
 }
 
-/// Builds `SELECT f1, f2 FROM Object [WHERE ...]`, ordered by the cursor when there is one
-/// (REST pages then arrive in cursor order; Bulk ignores order for chunking, so it is left out
-/// there).
+/// Builds `SELECT f1, f2 FROM Object [WHERE ...]`, ordered by the cursor then `Id` when asked
+/// and there is a cursor: rows then arrive in one total order, so a read can continue after the
+/// last row it delivered (see [`after_key`]).
 pub fn select(
     object: &str,
     fields: &[String],
@@ -43,9 +43,34 @@ pub fn select(
         q.push_str(&conditions.join(" AND "));
     }
     if order_by_cursor && let Some(c) = cursor {
-        q.push_str(&format!(" ORDER BY {c} ASC"));
+        q.push_str(&format!(" ORDER BY {c} ASC, Id ASC"));
     }
     q
+}
+
+/// `extra_where` (a pushed-down filter) and one more condition, as one filter for [`select`].
+pub fn and_where(extra_where: Option<&str>, condition: &str) -> String {
+    match extra_where.filter(|e| !e.trim().is_empty()) {
+        Some(extra) => format!("({extra}) AND {condition}"),
+        None => condition.to_string(),
+    }
+}
+
+/// The condition for rows after `(cursor = at, Id = id)` in `ORDER BY cursor, Id` order, to go
+/// with the inclusive lower bound `cursor >= at` of the window: `(cursor > at OR Id > 'id')`.
+pub fn after_key(cursor: &str, at: DateTime<Utc>, id: &str) -> String {
+    format!(
+        "({cursor} > {} OR Id > {})",
+        datetime_literal(at),
+        quoted_id(id)
+    )
+}
+
+/// An Id as a SOQL string literal (Ids hold only letters and digits; anything else is dropped so
+/// the literal cannot end early).
+pub fn quoted_id(id: &str) -> String {
+    let clean: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("'{clean}'")
 }
 
 /// Splits `[start, end)` into windows of `step`; `start = None` gives one window up to `end`
@@ -98,7 +123,7 @@ mod tests {
         );
         assert_eq!(
             q,
-            "SELECT Id, Email, SystemModstamp FROM Lead WHERE SystemModstamp >= 2024-01-01T00:00:00.000Z AND SystemModstamp < 2024-01-31T00:00:00.000Z AND (IsConverted = false) ORDER BY SystemModstamp ASC"
+            "SELECT Id, Email, SystemModstamp FROM Lead WHERE SystemModstamp >= 2024-01-01T00:00:00.000Z AND SystemModstamp < 2024-01-31T00:00:00.000Z AND (IsConverted = false) ORDER BY SystemModstamp ASC, Id ASC"
         );
         assert_eq!(
             select("User", &["Id".into()], None, None, None, true),
@@ -118,6 +143,21 @@ mod tests {
             ),
             "SELECT Id FROM A WHERE C < 2024-01-02T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn a_read_continues_after_its_last_key() {
+        let cond = after_key("SystemModstamp", t(2, 0), "003000000000001AAA");
+        assert_eq!(
+            cond,
+            "(SystemModstamp > 2024-01-02T00:00:00.000Z OR Id > '003000000000001AAA')"
+        );
+        assert_eq!(
+            and_where(Some("IsConverted = false"), &cond),
+            format!("(IsConverted = false) AND {cond}")
+        );
+        assert_eq!(and_where(None, "Id > 'a'"), "Id > 'a'");
+        assert_eq!(quoted_id("00' OR Name != '"), "'00ORName'");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Fetching one object of a stream: its windows in order, each through Bulk API 2.0 (falling
 //! back to REST when Bulk refuses) plus the `deleted` endpoint, with a checkpoint after each.
 
+use std::sync::atomic::Ordering;
+
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
@@ -15,6 +17,11 @@ use crate::salesforce::query;
 use crate::source::progress::StreamProgress;
 use crate::source::soql::{self, Window};
 use crate::state::{Sources, parse_datetime};
+
+/// The API usage (percent of the daily quota) past which REST does not take over from Bulk
+/// after the daily Bulk cap, when `max_api_usage_percent` is not set: the rest of the quota is
+/// left to the org's other integrations.
+const REST_USAGE_CEILING: f64 = 90.0;
 
 /// Reads one object of a stream and delivers its batches to the stream's writer.
 pub(super) struct ObjectReader<'a> {
@@ -182,14 +189,70 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
-    /// Reads one window with the current API. A Bulk job that ends `Failed` (a server-side
-    /// failure) is run once more, and if it fails again this window alone is read through
-    /// REST; a Bulk refusal of the object itself switches the rest of the object to REST.
+    /// Reads one window. A query Salesforce gives up on as too slow or too complex
+    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
+    /// while it fails, down to windows of one second; a Bulk job that still fails on one second
+    /// is read through REST. A window without a lower bound starts at its first row.
     async fn read_window(
         &mut self,
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
+        let e = match self.read_window_with_api(window, writer).await {
+            Err(e) if e.query_too_big().is_some() => e,
+            other => return other,
+        };
+        let Some(w) = window else { return Err(e) };
+        let w = match w.lower {
+            Some(_) => w,
+            None => match self
+                .first_row(plan::Bounds {
+                    lower: None,
+                    upper: w.upper,
+                })
+                .await?
+            {
+                Some(first) => Window {
+                    lower: Some(first),
+                    upper: w.upper,
+                },
+                None => return Ok(0),
+            },
+        };
+        let why = e.query_too_big().unwrap_or_default();
+        let (name, range) = (&self.plan.name, window_text(w));
+        let Some((a, b)) = plan::halves(w) else {
+            if self.api == Api::Rest {
+                return Err(e);
+            }
+            let text = format!(
+                "{name}: Salesforce gave up on the Bulk query of {range} ({why}), which is too short to split further; reading it with the REST API"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+            return self.rest_window(Some(w), writer).await;
+        };
+        let at = soql::datetime_literal(a.upper);
+        let text = format!(
+            "{name}: Salesforce gave up on the query of {range} ({why}); reading it in two halves, split at {at}"
+        );
+        self.ctx.log(LogLevel::Info, text).await;
+        let first = Box::pin(self.read_window(Some(a), writer)).await?;
+        Ok(first + Box::pin(self.read_window(Some(b), writer)).await?)
+    }
+
+    /// Reads one window with the current API. A Bulk job that ends `Failed` (a server-side
+    /// failure) is run once more, and if it fails again this window alone is read through
+    /// REST; a Bulk refusal of the object itself switches the rest of the object to REST.
+    async fn read_window_with_api(
+        &mut self,
+        window: Option<Window>,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        if self.api == Api::Bulk
+            && let Some(cap) = self.ctx.bulk_cap()
+        {
+            self.leave_bulk_for_cap(cap).await?;
+        }
         if self.api == Api::Rest {
             return self.rest_window(window, writer).await;
         }
@@ -200,7 +263,13 @@ impl<'a> ObjectReader<'a> {
                 Err(e) => e,
                 ok => return ok,
             };
-            if e.is_failed_job() && !retried {
+            if e.query_too_big().is_some() {
+                return Err(e);
+            } else if let Some(cap) = e.bulk_cap() {
+                self.ctx.set_bulk_cap(cap.clone());
+                self.leave_bulk_for_cap(cap).await?;
+                return self.rest_window(window, writer).await;
+            } else if e.is_failed_job() && !retried {
                 retried = true;
                 let text = format!("{name}: {e}; running the Bulk job once more");
                 self.ctx.log(LogLevel::Warn, text).await;
@@ -219,6 +288,34 @@ impl<'a> ObjectReader<'a> {
                 return Err(e);
             }
         }
+    }
+
+    /// Switches to REST for the rest of the run once the daily Bulk cap is reached, unless the
+    /// org's API usage is at `max_api_usage_percent` (or [`REST_USAGE_CEILING`] when unset):
+    /// REST then stops the stream with advice instead of using up the org's daily API quota.
+    async fn leave_bulk_for_cap(&mut self, message: String) -> Result<(), FetchError> {
+        let ctx = self.ctx;
+        let configured = ctx.config.max_api_usage_percent;
+        let limit = configured.unwrap_or(REST_USAGE_CEILING);
+        if let Some(usage) = ctx.client.api_usage()
+            && usage.percent() >= limit
+        {
+            return Err(FetchError::BulkCapReached {
+                message,
+                usage,
+                limit,
+                configured: configured.is_some(),
+            });
+        }
+        let first = !ctx.bulk_cap_logged.swap(true, Ordering::SeqCst);
+        if first {
+            let text = format!(
+                "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}); every stream reads through the REST API for the rest of this run"
+            );
+            ctx.log(LogLevel::Warn, text).await;
+        }
+        self.api = Api::Rest;
+        Ok(())
     }
 
     /// The SOQL of a window with `plan`'s fields.
@@ -289,6 +386,14 @@ impl<'a> ObjectReader<'a> {
         self.progress.add_rows(n);
         Ok(())
     }
+}
+
+/// `[lower, upper)` as SOQL literals.
+fn window_text(w: Window) -> String {
+    let lower = w
+        .lower
+        .map_or_else(|| "the start".to_string(), soql::datetime_literal);
+    format!("[{lower}, {})", soql::datetime_literal(w.upper))
 }
 
 /// A batch with one column fewer than `schema` (the object's fields without

@@ -13,6 +13,7 @@ mod deleted;
 mod fetch;
 pub mod plan;
 mod rest;
+mod resume;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -96,6 +97,11 @@ struct Ctx {
     opts: ReadOptions,
     destination: Destination,
     progress: Progress,
+    /// Set once Salesforce refused a Bulk job for the daily cap: every stream reads through
+    /// REST for the rest of the run (or stops, when REST would pass the usage allowed).
+    bulk_cap: std::sync::Mutex<Option<String>>,
+    /// Whether the switch to REST for the Bulk cap was logged (once per run).
+    bulk_cap_logged: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -124,6 +130,19 @@ impl Ctx {
     async fn log(&self, level: LogLevel, text: String) {
         tracing::info!("{text}");
         let _ = self.emit(AirbyteMessage::log(level, text)).await;
+    }
+
+    /// Salesforce's refusal, once a Bulk job was refused for the daily cap in this run.
+    fn bulk_cap(&self) -> Option<String> {
+        self.bulk_cap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Remembers that the daily Bulk cap is reached, for every stream of the run.
+    fn set_bulk_cap(&self, message: String) {
+        *self.bulk_cap.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 
     /// `Err(Stopped)` once a stop was requested.
@@ -159,6 +178,8 @@ pub async fn read(
         opts,
         destination,
         progress,
+        bulk_cap: std::sync::Mutex::new(None),
+        bulk_cap_logged: std::sync::atomic::AtomicBool::new(false),
     });
     sweep_staging(&ctx).await;
     let state = Arc::new(state);

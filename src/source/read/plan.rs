@@ -309,6 +309,32 @@ pub fn windows_from_first_row(
     soql::windows(Some(start), b.upper, step)
 }
 
+/// The shortest window [`halves`] still splits: Salesforce's timestamps carry whole seconds.
+pub const SPLIT_FLOOR_MS: i64 = 1000;
+
+/// The two halves of a window Salesforce gave up on, split at a whole second when one falls
+/// strictly inside; `None` for a window without a lower bound or of [`SPLIT_FLOOR_MS`] or less.
+pub fn halves(w: Window) -> Option<(Window, Window)> {
+    let lower = w.lower?.timestamp_millis();
+    let upper = w.upper.timestamp_millis();
+    if upper - lower <= SPLIT_FLOOR_MS {
+        return None;
+    }
+    let mid = lower + (upper - lower) / 2;
+    let second = mid - mid.rem_euclid(1000);
+    let mid = DateTime::<Utc>::from_timestamp_millis(if second > lower { second } else { mid })?;
+    Some((
+        Window {
+            lower: w.lower,
+            upper: mid,
+        },
+        Window {
+            lower: Some(mid),
+            upper: w.upper,
+        },
+    ))
+}
+
 /// Midnight UTC of the day of `t`: windows start on day boundaries, which keeps slices stable
 /// from run to run.
 fn window_floor(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::FetchError;
 use super::fetch::ObjectReader;
+use super::resume::{Resume, cursor_lost};
 use crate::decode::decode_rest_records;
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
@@ -71,7 +72,7 @@ impl ObjectReader<'_> {
             &plan.select,
             &keep,
             budget,
-            |fields| self.main_soql(fields, window),
+            |fields| self.main_soql(fields, window, &Resume::default()),
         )
         .map_err(|e| FetchError::FieldSplit(e.to_string()))?;
         if split.lookups.is_empty() {
@@ -95,17 +96,21 @@ impl ObjectReader<'_> {
         Ok(split)
     }
 
-    fn main_soql(&self, fields: &[String], window: Option<Window>) -> String {
+    /// The window's query, continuing after what `resume` says was delivered.
+    fn main_soql(&self, fields: &[String], window: Option<Window>, resume: &Resume) -> String {
+        let (window, extra) = resume.query_bounds(window, self.object.soql_where.as_deref());
         soql::select(
             &self.object.object,
             fields,
             self.object.cursor,
             window,
-            self.object.soql_where.as_deref(),
+            extra.as_deref(),
             true,
         )
     }
 
+    /// Reads a window's pages. When Salesforce drops the query cursor midway, the query is run
+    /// again from the last row delivered (see [`super::resume`]).
     async fn rest_window_within(
         &mut self,
         window: Option<Window>,
@@ -116,38 +121,70 @@ impl ObjectReader<'_> {
         let split = self.rest_split(window, budget).await?;
         let ctx = self.ctx;
         let client = &ctx.client;
-        let object = self.object;
-        let plan = &object.rest;
-        let blob_cols = plan.blob_columns();
-        let mut url = query::first_page_url(client, &self.main_soql(&split.main, window), true);
+        let mut resume = Resume::new(self.object.cursor);
+        let mut url = self.first_url(&split, window, &resume);
+        let mut first = true;
         loop {
             ctx.check_stop()?;
             self.check_quota().await?;
-            let mut page = query::fetch_page(client, &url, ctx.opts.rest_batch_size).await?;
-            let extracted_at = Utc::now();
-            if !page.records.is_empty() {
-                for fields in &split.lookups {
-                    lookup_into(
-                        client,
-                        &object.object,
-                        fields,
-                        split.ids_per_lookup,
-                        ctx.opts.rest_batch_size,
-                        &mut page.records,
-                    )
-                    .await?;
+            let mut page = match query::fetch_page(client, &url, ctx.opts.rest_batch_size).await {
+                Ok(page) => page,
+                Err(e) if !first && cursor_lost(&e) => {
+                    let text = resume.restart(e)?;
+                    ctx.log(LogLevel::Info, format!("{}: {text}", self.plan.name))
+                        .await;
+                    url = self.first_url(&split, window, &resume);
+                    first = true;
+                    continue;
                 }
-                let wire = decode_rest_records(plan, &page.records)?;
-                let blobs = fetch_blobs(client, &wire, &blob_cols).await?;
-                let batch = plan.assemble_with_blobs(&wire, &blobs)?;
-                self.deliver(writer, batch, extracted_at).await?;
-                *total += wire.num_rows() as u64;
-            }
+                Err(e) => return Err(e.into()),
+            };
+            first = false;
+            resume.take_page(&mut page.records);
+            *total += self.rest_rows(&split, &mut page.records, writer).await?;
             match page.next() {
                 Some(next) => url = next.to_string(),
                 None => return Ok(()),
             }
         }
+    }
+
+    fn first_url(&self, split: &FieldSplit, window: Option<Window>, resume: &Resume) -> String {
+        let soql = self.main_soql(&split.main, window, resume);
+        query::first_page_url(&self.ctx.client, &soql, true)
+    }
+
+    /// Completes the rows of one page (lookups of split fields, base64 contents), decodes and
+    /// delivers them; returns how many.
+    async fn rest_rows(
+        &mut self,
+        split: &FieldSplit,
+        records: &mut [Value],
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let ctx = self.ctx;
+        let client = &ctx.client;
+        let plan = &self.object.rest;
+        let extracted_at = Utc::now();
+        for fields in &split.lookups {
+            lookup_into(
+                client,
+                &self.object.object,
+                fields,
+                split.ids_per_lookup,
+                ctx.opts.rest_batch_size,
+                records,
+            )
+            .await?;
+        }
+        let wire = decode_rest_records(plan, records)?;
+        let blobs = fetch_blobs(client, &wire, &plan.blob_columns()).await?;
+        let batch = plan.assemble_with_blobs(&wire, &blobs)?;
+        self.deliver(writer, batch, extracted_at).await?;
+        Ok(wire.num_rows() as u64)
     }
 }
 

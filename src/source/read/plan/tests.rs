@@ -190,3 +190,20 @@ fn future_cursors_are_named() {
         None
     );
 }
+
+#[test]
+fn windows_salesforce_gave_up_on_are_halved_at_whole_seconds_down_to_one_second() {
+    let w = |lower: Option<DateTime<Utc>>, upper| Window { lower, upper };
+    let (a, b) = halves(w(Some(t(2025, 1, 1, 0)), t(2025, 1, 3, 0))).unwrap();
+    assert_eq!(a, w(Some(t(2025, 1, 1, 0)), t(2025, 1, 2, 0)));
+    assert_eq!(b, w(Some(t(2025, 1, 2, 0)), t(2025, 1, 3, 0)));
+    let ms = |n: i64| DateTime::<Utc>::from_timestamp_millis(n).unwrap();
+    // Three seconds: split at the whole second inside.
+    let (a, b) = halves(w(Some(ms(1_000)), ms(4_000))).unwrap();
+    assert_eq!((a.upper, b.lower), (ms(2_000), Some(ms(2_000))));
+    // Just over a second with no whole second strictly inside: split at the middle.
+    let (a, _) = halves(w(Some(ms(0)), ms(1_002))).unwrap();
+    assert_eq!(a.upper, ms(501));
+    assert_eq!(halves(w(Some(ms(0)), ms(1_000))), None);
+    assert_eq!(halves(w(None, ms(100_000))), None);
+}

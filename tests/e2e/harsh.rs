@@ -1,0 +1,296 @@
+//! sfetl against the simulator's real-org behaviours (issue 16): query cursors that expire,
+//! queries that time out, the daily Bulk job cap, objects that cannot be read the ordinary way,
+//! NUL bytes in values. Each test asserts the exact rows and messages of the real binary.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// `(level, message)` of every LOG, in order.
+fn log_lines(msgs: &[Value]) -> Vec<(String, String)> {
+    msgs.iter()
+        .filter(|m| m["type"] == "LOG")
+        .map(|m| {
+            (
+                m["log"]["level"].as_str().unwrap().to_string(),
+                m["log"]["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The messages of the LOGs at `level` that start with `prefix`.
+fn logs_at(msgs: &[Value], level: &str, prefix: &str) -> Vec<String> {
+    log_lines(msgs)
+        .into_iter()
+        .filter(|(l, m)| l == level && m.starts_with(prefix))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// A Salesforce datetime (`2025-01-15T12:00:00.000+0000`) as sfetl writes SOQL literals.
+fn literal(sf: &str) -> String {
+    DateTime::parse_from_str(sf, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .unwrap()
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `Id -> SystemModstamp` of RECORDs, asserting no Id came twice.
+fn by_id(records: &[Value], cursor: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        let id = r["Id"].as_str().unwrap().to_string();
+        let at = r[cursor].as_str().unwrap_or_default().to_string();
+        assert!(out.insert(id.clone(), at).is_none(), "{id} delivered twice");
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_rest_read_whose_query_cursor_expires_at_every_page_still_reads_every_row_once() {
+    // AccountFeed is read through REST (Bulk refuses it): 1,000 rows in pages of 200, and every
+    // cursor expires before its next page is asked for (a cursor idle for 0 s has expired).
+    let e = env(2000, json!({"rest_batch_size": 200})).await;
+    e.org
+        .control("limits", &json!({"cursor_idle_seconds": 0}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("AccountFeed", &[], "full_refresh")],
+    );
+    let msgs = read_ok(&e, &cat, None).await;
+    let expected = org_rows(
+        &e.org,
+        "SELECT Id, SystemModstamp FROM AccountFeed ORDER BY SystemModstamp, Id",
+    )
+    .await;
+    assert_eq!(expected.len(), 1000);
+    let got = by_id(&records(&msgs, "AccountFeed"), "SystemModstamp");
+    let want: Vec<&str> = {
+        let mut ids: Vec<&str> = expected.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    // Each page but the last ends with a dropped cursor; the query runs again after the last
+    // (SystemModstamp, Id) read, so no row comes twice.
+    let restarts: Vec<String> = (1..5)
+        .map(|k| {
+            let last = &expected[k * 200 - 1];
+            format!(
+                "AccountFeed: Salesforce dropped the REST query cursor after {} rows (INVALID_QUERY_LOCATOR: invalid query locator); querying again after the last row read (SystemModstamp {}, Id {})",
+                k * 200,
+                literal(last["SystemModstamp"].as_str().unwrap()),
+                last["Id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        logs_at(&msgs, "INFO", "AccountFeed: Salesforce dropped"),
+        restarts
+    );
+}
+
+/// Epoch milliseconds of a Salesforce datetime.
+fn ms(sf: &str) -> i64 {
+    DateTime::parse_from_str(sf, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Epoch milliseconds as sfetl writes SOQL literals.
+fn lit_ms(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(t)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The LOGs sfetl writes while splitting `[lower, upper)` of `stream` when Salesforce times out
+/// every sorted Bulk query over `limit` of the rows stamped `stamps` (the rule under test,
+/// written out independently): halves at a whole second inside, down to one second, where the
+/// window is read through REST.
+fn expected_splits(
+    stream: &str,
+    stamps: &[i64],
+    (lower, upper): (i64, i64),
+    limit: usize,
+    out: &mut Vec<(String, String)>,
+) {
+    let n = stamps.iter().filter(|&&t| lower <= t && t < upper).count();
+    if n <= limit {
+        return;
+    }
+    let range = format!("[{}, {})", lit_ms(lower), lit_ms(upper));
+    let why = "QUERY_TIMEOUT: Your query request was running for too long.";
+    if upper - lower <= 1000 {
+        out.push(("WARN".into(), format!("{stream}: Salesforce gave up on the Bulk query of {range} ({why}), which is too short to split further; reading it with the REST API")));
+        return;
+    }
+    let mid = lower + (upper - lower) / 2;
+    let second = mid - mid.rem_euclid(1000);
+    let mid = if second > lower { second } else { mid };
+    out.push(("INFO".into(), format!("{stream}: Salesforce gave up on the query of {range} ({why}); reading it in two halves, split at {}", lit_ms(mid))));
+    expected_splits(stream, stamps, (lower, mid), limit, out);
+    expected_splits(stream, stamps, (mid, upper), limit, out);
+}
+
+#[tokio::test]
+async fn a_bulk_query_timeout_splits_the_window_down_to_one_second_and_reads_every_row() {
+    // Sorted (incremental) Bulk jobs over 100 rows time out. Of the 131 Contacts stamped since
+    // 2024, over 100 share one second (2025-01-15T12:00:00), which no split brings under 100:
+    // that second is read through REST.
+    let e = env(
+        200,
+        json!({"start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-16T00:00:00Z",
+               "stream_slice_step": "P3650D"}),
+    )
+    .await;
+    e.org
+        .control("limits", &json!({"bulk_unchunked_timeout_rows": 100}))
+        .await;
+    let cat = catalog(e.dir.path(), "cat.json", &[("Contact", &[], "incremental")]);
+    let msgs = read_ok(&e, &cat, None).await;
+    let expected = org_rows(
+        &e.org,
+        "SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp >= 2024-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(expected.len(), 131);
+    let got = by_id(&records(&msgs, "Contact"), "SystemModstamp");
+    let mut want: Vec<&str> = expected.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    want.sort();
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    // The first window starts on the day of the first row.
+    let stamps: Vec<i64> = expected
+        .iter()
+        .map(|r| ms(r["SystemModstamp"].as_str().unwrap()))
+        .collect();
+    let tied = ms("2025-01-15T12:00:00.000+0000");
+    assert!(stamps.iter().filter(|&&t| t == tied).count() > 100);
+    let first = *stamps.iter().min().unwrap();
+    let day = first - first.rem_euclid(86_400_000);
+    let mut splits = Vec::new();
+    expected_splits(
+        "Contact",
+        &stamps,
+        (day, ms("2025-01-16T00:00:00.000+0000")),
+        100,
+        &mut splits,
+    );
+    assert!(splits.len() > 20, "{splits:?}");
+    assert_eq!(splits.last().unwrap().0, "WARN");
+    let logged: Vec<(String, String)> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("Contact: Salesforce gave up"))
+        .collect();
+    assert_eq!(logged, splits);
+    // The read ends covered up to end_date.
+    let states: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "STATE").collect();
+    assert_eq!(
+        states.last().unwrap()["state"]["stream"]["stream_state"]["cursor"],
+        "2025-01-16T00:00:00.000Z"
+    );
+}
+
+/// The `/__sim/stats` count of one kind of request.
+async fn count(org: &Org, kind: &str) -> u64 {
+    org.stats().await["by_kind"][kind].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_daily_bulk_cap_moves_every_stream_to_rest() {
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_query_jobs_used": 10_000}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            ("Account", &[], "full_refresh"),
+            ("Contact", &[], "full_refresh"),
+        ],
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    for (stream, n) in [("Account", 2), ("Contact", 6)] {
+        let want = org_rows(&e.org, &format!("SELECT Id FROM {stream}")).await;
+        assert_eq!(want.len(), n);
+        let got = by_id(&records(&msgs, stream), "SystemModstamp");
+        let mut want: Vec<&str> = want.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        want.sort();
+        assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    }
+    let warns: Vec<String> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(l, _)| l == "WARN")
+        .map(|(_, m)| m)
+        .collect();
+    // Both streams may have asked for a job before either was refused: one WARN either way.
+    let refused = count(&e.org, "bulk_query").await;
+    assert!((1..=2).contains(&refused), "{refused}");
+    assert_eq!(
+        warns,
+        [
+            "Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)); every stream reads through the REST API for the rest of this run"
+        ]
+    );
+    let summaries = logs_at(&msgs, "INFO", "Contact: 6 rows in ");
+    assert_eq!(summaries.len(), 1);
+    assert!(
+        summaries[0].ends_with(" s, through the REST API"),
+        "{summaries:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_bulk_cap_stops_the_stream_when_rest_would_pass_the_usage_allowed() {
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_query_jobs_used": 10_000}))
+        .await;
+    e.org
+        .control("quota", &json!({"max": 1000, "used": 900}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &[], "full_refresh")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = messages(&out);
+    assert!(records(&msgs, "Account").is_empty());
+    let used = e.org.stats().await["api_usage"].as_u64().unwrap();
+    let errors: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1);
+    let error = &errors[0]["trace"]["error"];
+    assert_eq!(error["failure_type"], "transient_error");
+    assert_eq!(
+        error["message"],
+        format!(
+            "stream Account: Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)), and the REST API cannot take over: the org's API usage is {used} of 1000 daily API calls used ({:.1}%), at or past 90% (sfetl's ceiling when max_api_usage_percent is not set). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+            used as f64 / 10.0
+        )
+    );
+}
