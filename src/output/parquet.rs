@@ -63,9 +63,11 @@ pub struct CompletedFile {
     pub rows: u64,
 }
 
-/// A new sync id: sortable by time, unique per run (`20261123T110000Z-3f9a1c`).
+/// A new sync id: sortable by time to the millisecond, unique per run
+/// (`20261123T110000.123Z-3f9a1c`). Readers take a later id for a later sync (the latest view
+/// starts at the newest complete base sync), so two runs in the same second must still sort.
 pub fn new_sync_id() -> String {
-    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     format!("{now}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 

@@ -204,8 +204,12 @@ async fn memory_store_and_bad_urls() {
 #[test]
 fn sync_ids_sort_by_time() {
     let a = new_sync_id();
-    assert_eq!(a.len(), "20261123T110000Z-3f9a1c".len());
-    assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z');
+    assert_eq!(a.len(), "20261123T110000.123Z-3f9a1c".len());
+    assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'.' && a.as_bytes()[19] == b'Z');
+    assert!(
+        new_sync_id()[..20] >= a[..20],
+        "a later run never sorts before"
+    );
 }
 
 /// Puts `x` at each `stream/sync/file` path of `loc`.
