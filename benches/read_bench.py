@@ -90,6 +90,7 @@ def main():
     ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--bin")
     ap.add_argument("--only", help="run only the runs whose label contains this text")
+    ap.add_argument("--sim-bin", help="the binary whose `simulate` serves the org (default: --bin), to compare two builds against one simulator")
     a = ap.parse_args()
     global ONLY
     ONLY = a.only
@@ -100,7 +101,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
         bin_ = os.path.join(target, "release", "sfetl")
     t0 = time.time()
-    sim = subprocess.Popen([bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
+    sim = subprocess.Popen([a.sim_bin or bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     creds = json.loads(sim.stdout.readline())
     base = creds["base_url"]
