@@ -31,21 +31,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
             },
         ])));
     }
-    let destination = match config.output.format {
-        _ if arrow => Destination::Arrow,
-        OutputFormat::Parquet => Destination::Parquet {
-            location: open_location(
-                config.output.path.as_deref().unwrap_or_default(),
-                &config.output.storage_options,
-            )?,
-            sync_id: new_sync_id(),
-            options: ParquetOptions {
-                compression: config.output.compression,
-                ..ParquetOptions::default()
-            },
-        },
-        _ => Destination::Records,
-    };
+    let destination = destination(&config, arrow)?;
     let stdout = StdoutTask::spawn_with(arrow);
     let defaults = ReadOptions::default();
     let opts = ReadOptions {
@@ -77,7 +63,36 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     )
     .await;
     let failed = summary.failures.len();
-    for (stream, e) in summary.failures {
+    report_failures(&stdout, summary.failures).await;
+    stdout.finish().await?;
+    if failed > 0 {
+        return Err(Error::Reported(1));
+    }
+    Ok(())
+}
+
+/// Where the read's streams go, from the config's `output` (or `--arrow-ipc`).
+fn destination(config: &Config, arrow: bool) -> Result<Destination, Error> {
+    Ok(match config.output.format {
+        _ if arrow => Destination::Arrow,
+        OutputFormat::Parquet => Destination::Parquet {
+            location: open_location(
+                config.output.path.as_deref().unwrap_or_default(),
+                &config.output.storage_options,
+            )?,
+            sync_id: new_sync_id(),
+            options: ParquetOptions {
+                compression: config.output.compression,
+                ..ParquetOptions::default()
+            },
+        },
+        _ => Destination::Records,
+    })
+}
+
+/// One TRACE ERROR per failed stream (after the others finished), and a sentence on stderr.
+async fn report_failures(stdout: &StdoutTask, failures: Vec<(String, crate::source::FetchError)>) {
+    for (stream, e) in failures {
         let mut m = AirbyteMessage::error(e.failure_type(), format!("stream {stream}: {e}"));
         if let Some(err) = m.trace.as_mut().and_then(|t| t.error.as_mut()) {
             err.stream_descriptor = Some(StreamDescriptor::named(&stream));
@@ -88,11 +103,6 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
             .send(crate::output::stdout::Out::Message(Box::new(m)))
             .await;
     }
-    stdout.finish().await?;
-    if failed > 0 {
-        return Err(Error::Reported(1));
-    }
-    Ok(())
 }
 
 /// SIGINT or SIGTERM asks the read to stop: the page in hand is finished, the state emitted so

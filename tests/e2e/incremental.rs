@@ -633,7 +633,7 @@ async fn the_quota_stops_a_read_within_one_page_of_the_threshold() {
     let msgs = messages(&out);
     let rows = records(&msgs, "Account").len();
     assert!(
-        rows > 0 && rows < 3000 && rows % 500 == 0,
+        rows > 0 && rows < 3000 && rows.is_multiple_of(500),
         "stopped mid-window, after whole pages: {rows} rows"
     );
     // The last answer before the stop reported 900 calls (90%); after it, only the cleanup
