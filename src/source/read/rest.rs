@@ -20,6 +20,7 @@ use crate::decode::decode_rest_records;
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
 use crate::salesforce::{ApiRequest, SalesforceClient, SalesforceError, query};
+use crate::source::restrictions::Handling;
 use crate::source::soql::{self, Window};
 
 /// Smallest URL budget sfetl shrinks to after 414/431 answers.
@@ -51,6 +52,19 @@ impl ObjectReader<'_> {
                     );
                     self.ctx.log(LogLevel::Warn, text).await;
                     self.rest_url_budget = smaller;
+                }
+                Err(e)
+                    if total == 0
+                        && !self.id_ranges
+                        && e.restriction()
+                            .is_some_and(|r| r.handling == Handling::IdRanges) =>
+                {
+                    let text = format!(
+                        "{}: reading with the REST API, one page per query in Id order: Salesforce answered: {e}",
+                        self.plan.name
+                    );
+                    self.ctx.log(LogLevel::Info, text).await;
+                    self.id_ranges = true;
                 }
                 other => return other.map(|()| total),
             }
@@ -119,6 +133,9 @@ impl ObjectReader<'_> {
         total: &mut u64,
     ) -> Result<(), FetchError> {
         let split = self.rest_split(window, budget).await?;
+        if self.id_ranges {
+            return self.rest_id_ranges(window, writer, &split, total).await;
+        }
         let ctx = self.ctx;
         let client = &ctx.client;
         let mut resume = Resume::new(self.object.cursor);
@@ -145,6 +162,60 @@ impl ObjectReader<'_> {
             match page.next() {
                 Some(next) => url = next.to_string(),
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads a window of an object without `queryMore`: one query per page, each for the
+    /// next `rest_batch_size` rows in Id order (`... AND Id > 'last' ORDER BY Id LIMIT n`),
+    /// until a page comes back short.
+    async fn rest_id_ranges(
+        &mut self,
+        window: Option<Window>,
+        writer: &mut dyn StreamWriter,
+        split: &FieldSplit,
+        total: &mut u64,
+    ) -> Result<(), FetchError> {
+        let ctx = self.ctx;
+        let n = ctx.opts.rest_batch_size;
+        let mut fields = split.main.clone();
+        if !fields.iter().any(|f| f.eq_ignore_ascii_case("Id")) {
+            fields.insert(0, "Id".to_string());
+        }
+        let user = self.object.soql_where.as_deref();
+        let mut after: Option<String> = None;
+        loop {
+            ctx.check_stop()?;
+            self.check_quota().await?;
+            let extra = match &after {
+                Some(id) => Some(soql::and_where(
+                    user,
+                    &format!("Id > {}", soql::quoted_id(id)),
+                )),
+                None => user.map(str::to_string),
+            };
+            let o = self.object;
+            let mut q = soql::select(
+                &o.object,
+                &fields,
+                o.cursor,
+                window,
+                extra.as_deref(),
+                false,
+            );
+            q.push_str(&format!(" ORDER BY Id ASC LIMIT {n}"));
+            let url = query::first_page_url(&ctx.client, &q, true);
+            let mut page = query::fetch_page(&ctx.client, &url, n).await?;
+            let full = page.records.len() >= n as usize;
+            let last = page
+                .records
+                .last()
+                .and_then(|r| r.get("Id"))
+                .and_then(Value::as_str);
+            after = last.map(str::to_string);
+            *total += self.rest_rows(split, &mut page.records, writer).await?;
+            if !full || after.is_none() {
+                return Ok(());
             }
         }
     }
