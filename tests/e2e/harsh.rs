@@ -481,3 +481,69 @@ async fn an_object_with_a_json_field_is_read_through_rest() {
     );
     assert_eq!(count(&e.org, "bulk_query").await, 0);
 }
+
+#[tokio::test]
+async fn nul_bytes_in_values_are_removed_with_one_warn_per_read_on_bulk_and_rest() {
+    let e = env(40, json!({})).await;
+    // Contact is read through Bulk (CSV), Attachment through REST (JSON: its Body is base64).
+    let mut ids = BTreeMap::new();
+    for (object, value) in [("Contact", "a\u{0}b\u{0}c"), ("Attachment", "\u{0}d")] {
+        let row = &org_rows(
+            &e.org,
+            &format!("SELECT Id FROM {object} ORDER BY Id LIMIT 1"),
+        )
+        .await[0];
+        let id = row["Id"].as_str().unwrap().to_string();
+        e.org
+            .control(
+                "set",
+                &json!({"object": object, "id": id, "field": "Description", "value": value}),
+            )
+            .await;
+        ids.insert(object, id);
+    }
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            ("Contact", &["Description"], "full_refresh"),
+            ("Attachment", &["Description"], "full_refresh"),
+        ],
+    );
+    let msgs = read_ok(&e, &cat, None).await;
+    for (object, want) in [("Contact", "abc"), ("Attachment", "d")] {
+        let rows = records(&msgs, object);
+        let row = rows
+            .iter()
+            .find(|r| r["Id"] == ids[object].as_str())
+            .unwrap();
+        assert_eq!(row["Description"], want, "{object}");
+        assert!(
+            rows.iter().all(|r| !r["Description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains('\u{0}')),
+            "{object}"
+        );
+    }
+    let mut warns: Vec<(String, String)> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(l, _)| l == "WARN")
+        .collect();
+    warns.sort();
+    let warn = |object: &str, n: &str| {
+        (
+            "WARN".to_string(),
+            format!(
+                "{object}: {n} removed from text values (Salesforce can store them; Parquet, JSON and database consumers should not get them)"
+            ),
+        )
+    };
+    assert_eq!(
+        warns,
+        [
+            warn("Attachment", "1 NUL byte was"),
+            warn("Contact", "2 NUL bytes were")
+        ]
+    );
+}

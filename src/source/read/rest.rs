@@ -14,9 +14,10 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::FetchError;
+use super::bulk::Tolerated;
 use super::fetch::ObjectReader;
 use super::resume::{Resume, cursor_lost};
-use crate::decode::decode_rest_records;
+use crate::decode::{decode_rest_records, remove_nul};
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
 use crate::salesforce::{ApiRequest, SalesforceClient, SalesforceError, query};
@@ -35,11 +36,12 @@ impl ObjectReader<'_> {
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        loop {
+        let mut tolerated = Tolerated::default();
+        let read = loop {
             let mut total = 0u64;
             let budget = self.rest_url_budget;
             match self
-                .rest_window_within(window, writer, budget, &mut total)
+                .rest_window_within(window, writer, budget, &mut total, &mut tolerated)
                 .await
             {
                 Err(FetchError::Salesforce(SalesforceError::Api { status, .. }))
@@ -66,9 +68,11 @@ impl ObjectReader<'_> {
                     self.ctx.log(LogLevel::Info, text).await;
                     self.id_ranges = true;
                 }
-                other => return other.map(|()| total),
+                other => break other.map(|()| total),
             }
-        }
+        };
+        self.warn_tolerated(&tolerated).await;
+        read
     }
 
     /// The field split of this object's REST query under `budget`, logged once per object.
@@ -131,10 +135,13 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         budget: usize,
         total: &mut u64,
+        tolerated: &mut Tolerated,
     ) -> Result<(), FetchError> {
         let split = self.rest_split(window, budget).await?;
         if self.id_ranges {
-            return self.rest_id_ranges(window, writer, &split, total).await;
+            return self
+                .rest_id_ranges(window, writer, &split, total, tolerated)
+                .await;
         }
         let ctx = self.ctx;
         let client = &ctx.client;
@@ -158,7 +165,9 @@ impl ObjectReader<'_> {
             };
             first = false;
             resume.take_page(&mut page.records);
-            *total += self.rest_rows(&split, &mut page.records, writer).await?;
+            *total += self
+                .rest_rows(&split, &mut page.records, writer, tolerated)
+                .await?;
             match page.next() {
                 Some(next) => url = next.to_string(),
                 None => return Ok(()),
@@ -175,6 +184,7 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         split: &FieldSplit,
         total: &mut u64,
+        tolerated: &mut Tolerated,
     ) -> Result<(), FetchError> {
         let ctx = self.ctx;
         let n = ctx.opts.rest_batch_size;
@@ -213,7 +223,9 @@ impl ObjectReader<'_> {
                 .and_then(|r| r.get("Id"))
                 .and_then(Value::as_str);
             after = last.map(str::to_string);
-            *total += self.rest_rows(split, &mut page.records, writer).await?;
+            *total += self
+                .rest_rows(split, &mut page.records, writer, tolerated)
+                .await?;
             if !full || after.is_none() {
                 return Ok(());
             }
@@ -225,13 +237,15 @@ impl ObjectReader<'_> {
         query::first_page_url(&self.ctx.client, &soql, true)
     }
 
-    /// Completes the rows of one page (lookups of split fields, base64 contents), decodes and
-    /// delivers them; returns how many.
+    /// Completes the rows of one page (lookups of split fields, base64 contents), removes NUL
+    /// bytes from its text (counted in `tolerated`), decodes and delivers it; returns how many
+    /// rows.
     async fn rest_rows(
         &mut self,
         split: &FieldSplit,
         records: &mut [Value],
         writer: &mut dyn StreamWriter,
+        tolerated: &mut Tolerated,
     ) -> Result<u64, FetchError> {
         if records.is_empty() {
             return Ok(0);
@@ -251,6 +265,7 @@ impl ObjectReader<'_> {
             )
             .await?;
         }
+        tolerated.removed_nul += remove_nul(records);
         let wire = decode_rest_records(plan, records)?;
         let blobs = fetch_blobs(client, &wire, &plan.blob_columns()).await?;
         let batch = plan.assemble_with_blobs(&wire, &blobs)?;
