@@ -547,3 +547,33 @@ async fn nul_bytes_in_values_are_removed_with_one_warn_per_read_on_bulk_and_rest
         ]
     );
 }
+
+#[tokio::test]
+async fn the_sixth_approval_of_the_app_revokes_the_first_config_with_advice() {
+    // The simulator's printed refresh token is the user's first approval of the app; five more
+    // (five `sfetl login`s) revoke it.
+    let org = Org::start(2).await;
+    let mut newest = String::new();
+    for _ in 0..5 {
+        let issued = org.control("oauth/issue_refresh_token", &json!({})).await;
+        newest = issued["refresh_token"].as_str().unwrap().to_string();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let check = |cfg: Value, name: &str| {
+        let path = write_json(dir.path(), name, &cfg);
+        async move {
+            let out = run(&["check", "--config", path.to_str().unwrap()]).await;
+            connection_status(&out)
+        }
+    };
+    let (status, message) = check(refresh_config(&org.sim), "first.json").await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(
+        message,
+        "The refresh token was revoked or has expired (invalid_grant: expired access/refresh token). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, the same user approved the app five more times since (each `sfetl login` is an approval; Salesforce keeps five per user and app and revokes the oldest), or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
+    );
+    let mut cfg = refresh_config(&org.sim);
+    cfg["refresh_token"] = json!(newest);
+    let (status, _) = check(cfg, "newest.json").await;
+    assert_eq!(status, "SUCCEEDED");
+}
