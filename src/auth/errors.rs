@@ -56,7 +56,7 @@ pub enum AuthError {
     InvalidClient,
     /// `invalid_grant` on a refresh.
     #[error(
-        "The refresh token was revoked or has expired (invalid_grant: {description}). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
+        "The refresh token was revoked or has expired (invalid_grant: {description}). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, the same user approved the app five more times since (each `sfetl login` is an approval; Salesforce keeps five per user and app and revokes the oldest), or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
     )]
     RefreshTokenRevoked {
         /// Salesforce's `error_description`.

@@ -111,6 +111,13 @@ pub struct FieldDescribe {
     /// Objects a reference points to.
     #[serde(default)]
     pub reference_to: Vec<String>,
+    /// May be used in WHERE (false for long text areas, and for a big object's non-index
+    /// fields, its audit dates included).
+    #[serde(default = "yes")]
+    pub filterable: bool,
+    /// May be used in ORDER BY.
+    #[serde(default = "yes")]
+    pub sortable: bool,
 }
 
 fn yes() -> bool {

@@ -13,19 +13,25 @@ use crate::protocol::{AirbyteStream, SyncMode};
 /// Cursor candidates, safest first: SystemModstamp changes on every write, automated ones too.
 pub const CURSOR_CANDIDATES: [&str; 3] = ["SystemModstamp", "LastModifiedDate", "CreatedDate"];
 
-/// The cursor field of an object: the first candidate it has as a `datetime`.
+/// The cursor field of an object: the first candidate it has as a `datetime` that queries may
+/// filter and sort on (History objects have only `CreatedDate`; a big object's audit dates can
+/// be neither, so it has no cursor).
 pub fn cursor_field(describe: &SObjectDescribe) -> Option<&'static str> {
     CURSOR_CANDIDATES.into_iter().find(|c| {
         describe
             .fields
             .iter()
-            .any(|f| f.name == *c && f.kind == "datetime")
+            .any(|f| f.name == *c && f.kind == "datetime" && f.filterable && f.sortable)
     })
 }
 
-/// Whether an object is offered as a stream: it must be queryable and replicable.
-pub fn is_syncable(queryable: bool, replicateable: bool) -> bool {
-    queryable && replicateable
+/// Whether an object is offered as a stream: every object a query can read. Whether it is
+/// `replicateable` (served by the `deleted` and `updated` endpoints) only decides whether its
+/// incremental reads also ask the `deleted` endpoint; objects Salesforce will not read as a
+/// whole are handled at read time by `source::restrictions` (read another way, or skipped with
+/// a WARN).
+pub fn is_syncable(queryable: bool) -> bool {
+    queryable
 }
 
 /// The struct child (`street`, `latitude`, ...) a compound component feeds, from its name

@@ -185,6 +185,8 @@ fn types_without_precision_long_time_location_and_unknown() {
         unique: false,
         relationship_name: None,
         reference_to: vec![],
+        filterable: true,
+        sortable: true,
     };
     assert_eq!(arrow_type(&f("double", 0, 0)), DataType::Float64);
     assert_eq!(arrow_type(&f("percent", 5, 2)), DataType::Decimal128(5, 2));
@@ -227,4 +229,24 @@ fn airbyte_stream_for_a_recorded_object() {
         serde_json::to_value(&s.supported_sync_modes).unwrap(),
         json!(["full_refresh", "incremental"])
     );
+}
+
+#[test]
+fn the_cursor_is_a_datetime_queries_can_filter_and_sort_on() {
+    let describe = |fields: serde_json::Value| -> SObjectDescribe {
+        serde_json::from_value(serde_json::json!({"name": "X", "fields": fields})).unwrap()
+    };
+    let dt = |name: &str, ok: bool| serde_json::json!({"name": name, "type": "datetime", "filterable": ok, "sortable": ok});
+    // A History object: CreatedDate only.
+    let history =
+        describe(serde_json::json!([{"name": "Id", "type": "id"}, dt("CreatedDate", true)]));
+    assert_eq!(cursor_field(&history), Some("CreatedDate"));
+    // A big object: its audit dates are neither filterable nor sortable.
+    let big = describe(serde_json::json!([
+        {"name": "Id", "type": "id"}, dt("CreatedDate", false), dt("SystemModstamp", false)
+    ]));
+    assert_eq!(cursor_field(&big), None);
+    // Describes that leave the flags out (older recordings) keep their cursor.
+    let plain = describe(serde_json::json!([{"name": "SystemModstamp", "type": "datetime"}]));
+    assert_eq!(cursor_field(&plain), Some("SystemModstamp"));
 }

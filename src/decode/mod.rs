@@ -17,7 +17,7 @@ mod text;
 mod utf8;
 
 pub use csv::CsvPageDecoder;
-pub use json::decode_rest_records;
+pub use json::{decode_rest_records, remove_nul};
 pub use plan::{Api, WirePlan};
 pub use utf8::Utf8Repair;
 

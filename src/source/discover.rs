@@ -1,6 +1,6 @@
 //! `discover`: describeGlobal, then each object's describe (concurrently, bounded), turned into
-//! catalog streams. Objects that cannot be queried or replicated, or that fail the config's
-//! `streams_criteria`, are left out.
+//! catalog streams. Objects that cannot be queried, or that fail the config's `streams_criteria`,
+//! are left out.
 
 use super::FetchError;
 use crate::catalog::{airbyte_stream, is_syncable};
@@ -17,7 +17,7 @@ pub async fn stream_names(
         .await?
         .sobjects
         .into_iter()
-        .filter(|o| is_syncable(o.queryable, o.replicateable))
+        .filter(|o| is_syncable(o.queryable))
         .filter(|o| config.streams_criteria.iter().all(|c| c.matches(&o.name)))
         .map(|o| o.name)
         .collect())

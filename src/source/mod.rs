@@ -9,6 +9,7 @@ pub mod discover;
 pub mod mapped;
 pub mod progress;
 pub mod read;
+pub mod restrictions;
 pub mod soql;
 
 use crate::decode::DecodeError;
@@ -119,24 +120,12 @@ impl FetchError {
         }
     }
 
-    /// True for a Bulk refusal of the object that REST can serve instead (unsupported object,
-    /// compound or base64 field).
-    pub fn bulk_can_fall_back(&self) -> bool {
+    /// The rule of [`restrictions`] for Salesforce's refusal, when it is one: an object that
+    /// needs a filter, that Bulk refuses, or that has no `queryMore`.
+    pub fn restriction(&self) -> Option<&'static restrictions::Restriction> {
         match self {
-            FetchError::Salesforce(e) => {
-                let text = e.to_string();
-                [
-                    "INVALIDENTITY",
-                    "not supported by the Bulk API",
-                    "does not support query",
-                    "compound data not supported",
-                    "FeatureNotEnabled",
-                    "API_ERROR",
-                ]
-                .iter()
-                .any(|needle| text.contains(needle))
-            }
-            _ => false,
+            FetchError::Salesforce(e) => restrictions::for_error(&e.to_string()),
+            _ => None,
         }
     }
 }

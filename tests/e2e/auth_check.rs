@@ -136,7 +136,7 @@ async fn revoked_refresh_token() {
     assert_eq!(status, "FAILED");
     assert_eq!(
         message,
-        "The refresh token was revoked or has expired (invalid_grant: expired access/refresh token). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
+        "The refresh token was revoked or has expired (invalid_grant: expired access/refresh token). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, the same user approved the app five more times since (each `sfetl login` is an approval; Salesforce keeps five per user and app and revokes the oldest), or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
     );
 }
 

@@ -14,7 +14,7 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("10 objects: Account, AccountFeed, AccountHistory, Attachment, Contact, Lead, Opportunity, Score__c, Task, User; mapped streams: person"),
+        text.contains("18 objects: Account, AccountFeed, AccountHistory, AccountShare, Attachment, CaseStatus, Contact, ContentDocumentLink, EntityDefinition, Lead, Opportunity, RecentlyViewed, Score_Reading__b, Score__c, Task, TaskStatus, User, UserRecordAccess; mapped streams: person"),
         "{text}"
     );
     // Default windows (30 days from the first row in 2015): hundreds of checkpoints.

@@ -294,3 +294,286 @@ async fn the_daily_bulk_cap_stops_the_stream_when_rest_would_pass_the_usage_allo
         )
     );
 }
+
+/// The objects of the simulated org Salesforce answers only with a filter: skipped.
+const SKIPPED: [(&str, &str); 2] = [
+    (
+        "ContentDocumentLink",
+        "ContentDocumentLink: skipped: Salesforce answers queries of it only with a filter on ContentDocumentId or LinkedEntityId",
+    ),
+    (
+        "UserRecordAccess",
+        "UserRecordAccess: skipped: Salesforce answers queries of it only with filters on UserId and RecordId",
+    ),
+];
+
+#[tokio::test]
+async fn a_full_org_read_reads_every_readable_object_and_skips_the_rest_with_one_warn_each() {
+    // 300 more objects make EntityDefinition (one row per object) 318 rows: more than one page
+    // of 200, which it cannot page through (no queryMore).
+    let org = Org::start_with(sfetl_sim::SimOptions {
+        scale: 40,
+        seed: 7,
+        extra_objects: 300,
+        ..Default::default()
+    })
+    .await;
+    let e = env_on(
+        org,
+        json!({"rest_batch_size": 200, "stream_slice_step": "P3650D",
+               "streams_criteria": [{"criteria": "starts not with", "value": "Extra_"}]}),
+    );
+    // The delete log's retention has its own tests (incremental.rs); here it covers the
+    // `deleted` ranges of a first sync.
+    e.org
+        .control("limits", &json!({"delete_log_days": 60}))
+        .await;
+    let out = run(&["discover", "--config", e.config.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let catalog = messages(&out)
+        .into_iter()
+        .find(|m| m["type"] == "CATALOG")
+        .unwrap();
+    let streams: Vec<Value> = catalog["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let incremental = s["supported_sync_modes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("incremental"));
+            json!({"stream": s, "destination_sync_mode": "append",
+                   "sync_mode": if incremental { "incremental" } else { "full_refresh" }})
+        })
+        .collect();
+    assert_eq!(streams.len(), 18);
+    let cat = write_json(e.dir.path(), "full.json", &json!({"streams": streams}));
+    let msgs = read_ok(&e, &cat, None).await;
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR"),
+        "no stream failed"
+    );
+    // Every readable object: exactly the org's rows, each once.
+    let mut read = Vec::new();
+    for s in &streams {
+        let name = s["stream"]["name"].as_str().unwrap();
+        let got = records(&msgs, name);
+        if SKIPPED.iter().any(|(o, _)| *o == name) {
+            assert!(got.is_empty(), "{name}");
+            continue;
+        }
+        let want = org_rows(&e.org, &format!("SELECT Id FROM {name}")).await;
+        let mut want: Vec<&str> = want.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        want.sort();
+        let got = by_id(&got, "Id");
+        assert_eq!(
+            got.keys().map(String::as_str).collect::<Vec<_>>(),
+            want,
+            "{name}"
+        );
+        read.push((name.to_string(), want.len()));
+    }
+    assert_eq!(read.len(), 16);
+    assert!(read.iter().all(|(_, n)| *n > 0), "{read:?}");
+    assert!(
+        read.contains(&("EntityDefinition".to_string(), 318)),
+        "{read:?}"
+    );
+    // One WARN per skipped object, and no other.
+    let mut warns: Vec<String> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(l, _)| l == "WARN")
+        .map(|(_, m)| m)
+        .collect();
+    warns.sort();
+    assert_eq!(warns, SKIPPED.map(|(_, w)| w.to_string()));
+    // The objects read another way say so.
+    let infos = log_lines(&msgs);
+    for note in [
+        "AccountFeed: reading with the REST API: Bulk API 2.0 does not support feed objects",
+        "TaskStatus: reading with the REST API: Bulk API 2.0 does not support it",
+        "CaseStatus: reading with the REST API: Bulk API 2.0 does not support it",
+        "RecentlyViewed: reading with the REST API: Bulk API 2.0 does not support it",
+        "EntityDefinition: reading with the REST API, one page per query in Id order: Salesforce does not support queryMore on it, so every query must fit one page",
+    ] {
+        assert!(
+            infos.contains(&("INFO".to_string(), note.to_string())),
+            "{note}"
+        );
+    }
+    // History objects have only CreatedDate: their cursor; a big object's audit dates cannot
+    // be filtered, so it has none and is read whole.
+    let cursor_of = |name: &str| {
+        msgs.iter()
+            .filter(|m| m["type"] == "STATE")
+            .map(|m| &m["state"]["stream"])
+            .find(|s| s["stream_descriptor"]["name"] == name)
+            .map(|s| s["stream_state"]["cursor_field"].clone())
+    };
+    assert_eq!(cursor_of("AccountHistory"), Some(json!("CreatedDate")));
+    assert_eq!(cursor_of("AccountShare"), Some(json!("LastModifiedDate")));
+    assert_eq!(cursor_of("Score_Reading__b"), Some(Value::Null));
+    // Every stream, skipped ones included, completes.
+    let complete = msgs
+        .iter()
+        .filter(|m| m["trace"]["stream_status"]["status"] == "COMPLETE")
+        .count();
+    assert_eq!(complete, 18);
+}
+
+#[tokio::test]
+async fn an_object_with_a_json_field_is_read_through_rest() {
+    // Bulk API 2.0 refuses json fields; no default object has one, so Score__c's Payload__c is
+    // one here.
+    let data = tempfile::tempdir().unwrap();
+    let fixture = format!(
+        "{}/crates/sfetl-sim/fixtures/describe_Score__c.json",
+        manifest_dir()
+    );
+    let mut describe: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    for f in describe["fields"].as_array_mut().unwrap() {
+        if f["name"] == "Payload__c" {
+            f["type"] = json!("json");
+        }
+    }
+    write_json(data.path(), "describe_Score__c.json", &describe);
+    let org = Org::start_with(sfetl_sim::SimOptions {
+        scale: 20,
+        seed: 7,
+        data_dir: Some(data.path().to_path_buf()),
+        ..Default::default()
+    })
+    .await;
+    let e = env_on(org, json!({}));
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Score__c", &[], "full_refresh")],
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    let want = org_rows(&e.org, "SELECT Id, Payload__c FROM Score__c").await;
+    assert_eq!(want.len(), 10);
+    let got = records(&msgs, "Score__c");
+    let mut pairs: Vec<(Value, Value)> = got
+        .iter()
+        .map(|r| (r["Id"].clone(), r["Payload__c"].clone()))
+        .collect();
+    let mut expected: Vec<(Value, Value)> = want
+        .iter()
+        .map(|r| (r["Id"].clone(), r["Payload__c"].clone()))
+        .collect();
+    pairs.sort_by_key(|p| p.0.to_string());
+    expected.sort_by_key(|p| p.0.to_string());
+    assert_eq!(pairs, expected);
+    assert_eq!(
+        logs_at(&msgs, "INFO", "Score__c: reading"),
+        [
+            "Score__c: reading with the REST API because json fields are selected (Bulk API cannot read them)"
+        ]
+    );
+    assert_eq!(count(&e.org, "bulk_query").await, 0);
+}
+
+#[tokio::test]
+async fn nul_bytes_in_values_are_removed_with_one_warn_per_read_on_bulk_and_rest() {
+    let e = env(40, json!({})).await;
+    // Contact is read through Bulk (CSV), Attachment through REST (JSON: its Body is base64).
+    let mut ids = BTreeMap::new();
+    for (object, value) in [("Contact", "a\u{0}b\u{0}c"), ("Attachment", "\u{0}d")] {
+        let row = &org_rows(
+            &e.org,
+            &format!("SELECT Id FROM {object} ORDER BY Id LIMIT 1"),
+        )
+        .await[0];
+        let id = row["Id"].as_str().unwrap().to_string();
+        e.org
+            .control(
+                "set",
+                &json!({"object": object, "id": id, "field": "Description", "value": value}),
+            )
+            .await;
+        ids.insert(object, id);
+    }
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            ("Contact", &["Description"], "full_refresh"),
+            ("Attachment", &["Description"], "full_refresh"),
+        ],
+    );
+    let msgs = read_ok(&e, &cat, None).await;
+    for (object, want) in [("Contact", "abc"), ("Attachment", "d")] {
+        let rows = records(&msgs, object);
+        let row = rows
+            .iter()
+            .find(|r| r["Id"] == ids[object].as_str())
+            .unwrap();
+        assert_eq!(row["Description"], want, "{object}");
+        assert!(
+            rows.iter().all(|r| !r["Description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains('\u{0}')),
+            "{object}"
+        );
+    }
+    let mut warns: Vec<(String, String)> = log_lines(&msgs)
+        .into_iter()
+        .filter(|(l, _)| l == "WARN")
+        .collect();
+    warns.sort();
+    let warn = |object: &str, n: &str| {
+        (
+            "WARN".to_string(),
+            format!(
+                "{object}: {n} removed from text values (Salesforce can store them; Parquet, JSON and database consumers should not get them)"
+            ),
+        )
+    };
+    assert_eq!(
+        warns,
+        [
+            warn("Attachment", "1 NUL byte was"),
+            warn("Contact", "2 NUL bytes were")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_sixth_approval_of_the_app_revokes_the_first_config_with_advice() {
+    // The simulator's printed refresh token is the user's first approval of the app; five more
+    // (five `sfetl login`s) revoke it.
+    let org = Org::start(2).await;
+    let mut newest = String::new();
+    for _ in 0..5 {
+        let issued = org.control("oauth/issue_refresh_token", &json!({})).await;
+        newest = issued["refresh_token"].as_str().unwrap().to_string();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let check = |cfg: Value, name: &str| {
+        let path = write_json(dir.path(), name, &cfg);
+        async move {
+            let out = run(&["check", "--config", path.to_str().unwrap()]).await;
+            connection_status(&out)
+        }
+    };
+    let (status, message) = check(refresh_config(&org.sim), "first.json").await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(
+        message,
+        "The refresh token was revoked or has expired (invalid_grant: expired access/refresh token). A user or admin revoked it (Setup > Connected Apps OAuth Usage), the app's Refresh Token Policy expired it, it was rotated and an older copy was used, the same user approved the app five more times since (each `sfetl login` is an approval; Salesforce keeps five per user and app and revokes the oldest), or it belongs to the other environment (production vs sandbox). Disconnect and reconnect: run `sfetl login` again and use the new config, or paste a new refresh_token."
+    );
+    let mut cfg = refresh_config(&org.sim);
+    cfg["refresh_token"] = json!(newest);
+    let (status, _) = check(cfg, "newest.json").await;
+    assert_eq!(status, "SUCCEEDED");
+}

@@ -54,12 +54,12 @@ impl ObjectReader<'_> {
         }
         let mut locator: Option<String> = None;
         let mut total = 0u64;
-        let mut replaced = 0u64;
+        let mut tolerated = Tolerated::default();
         loop {
             ctx.check_stop()?;
             self.check_quota().await?;
             let (delivered, next) = self
-                .bulk_page_whole(plan, job, locator.as_deref(), &mut replaced, writer)
+                .bulk_page_whole(plan, job, locator.as_deref(), &mut tolerated, writer)
                 .await?;
             total += delivered;
             let Some(next) = next else { break };
@@ -74,13 +74,7 @@ impl ObjectReader<'_> {
             }
             locator = Some(next);
         }
-        if replaced > 0 {
-            let text = format!(
-                "{}: {replaced} invalid UTF-8 sequences were replaced by U+FFFD",
-                self.plan.name
-            );
-            ctx.log(LogLevel::Warn, text).await;
-        }
+        self.warn_tolerated(&tolerated).await;
         Ok(total)
     }
 
@@ -114,7 +108,7 @@ impl ObjectReader<'_> {
         plan: &WirePlan,
         job: &str,
         locator: Option<&str>,
-        replaced: &mut u64,
+        tolerated: &mut Tolerated,
         writer: &mut dyn StreamWriter,
     ) -> Result<(u64, Option<String>), FetchError> {
         let policy = self
@@ -126,7 +120,7 @@ impl ObjectReader<'_> {
         let mut delivered = 0u64;
         loop {
             match self
-                .bulk_page(plan, job, locator, &mut delivered, replaced, writer)
+                .bulk_page(plan, job, locator, &mut delivered, tolerated, writer)
                 .await
             {
                 Ok(next) => return Ok((delivered, next)),
@@ -149,7 +143,7 @@ impl ObjectReader<'_> {
         job: &str,
         locator: Option<&str>,
         delivered: &mut u64,
-        replaced: &mut u64,
+        tolerated: &mut Tolerated,
         writer: &mut dyn StreamWriter,
     ) -> Result<Option<String>, FetchError> {
         let ctx = self.ctx;
@@ -172,7 +166,8 @@ impl ObjectReader<'_> {
                 .await?;
             *delivered += b.num_rows() as u64;
         }
-        *replaced += decoder.replaced_utf8();
+        tolerated.replaced_utf8 += decoder.replaced_utf8();
+        tolerated.removed_nul += decoder.removed_nul();
         if let Some(expected) = page.records
             && expected != offset
         {
@@ -224,6 +219,37 @@ impl ObjectReader<'_> {
             tracing::warn!("could not delete Bulk job {}: {e}", job.id);
         }
         result
+    }
+}
+
+/// What the decoders repaired in the values of one read, for one WARN each.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Tolerated {
+    /// Invalid UTF-8 sequences replaced by U+FFFD.
+    pub(super) replaced_utf8: u64,
+    /// NUL bytes removed from text values.
+    pub(super) removed_nul: u64,
+}
+
+impl ObjectReader<'_> {
+    /// One WARN for each kind of repair `tolerated` counts.
+    pub(super) async fn warn_tolerated(&self, tolerated: &Tolerated) {
+        let name = &self.plan.name;
+        if tolerated.replaced_utf8 > 0 {
+            let text = format!(
+                "{name}: {} invalid UTF-8 sequences were replaced by U+FFFD",
+                tolerated.replaced_utf8
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+        }
+        if tolerated.removed_nul > 0 {
+            let n = tolerated.removed_nul;
+            let what = if n == 1 { "byte was" } else { "bytes were" };
+            let text = format!(
+                "{name}: {n} NUL {what} removed from text values (Salesforce can store them; Parquet, JSON and database consumers should not get them)"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use crate::output::{OutputError, StreamWriter};
 use crate::protocol::{AirbyteMessage, LogLevel};
 use crate::salesforce::query;
 use crate::source::progress::StreamProgress;
+use crate::source::restrictions::Handling;
 use crate::source::soql::{self, Window};
 use crate::state::{Sources, parse_datetime};
 
@@ -48,6 +49,12 @@ pub(super) struct ObjectReader<'a> {
     /// A span of windows the delete log did not cover (hard deletes there need
     /// reconciliation).
     pub(super) delete_gap: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Read through REST one page per query, in Id ranges (the object has no `queryMore`).
+    pub(super) id_ranges: bool,
+    /// Rows delivered for this object in this run.
+    pub(super) delivered: u64,
+    /// Skipped by rule (Salesforce answers its queries only with a filter).
+    pub(super) skipped: bool,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -72,6 +79,11 @@ impl<'a> ObjectReader<'a> {
             rest_split_logged: false,
             delete_log: super::deleted::DeleteLog::default(),
             delete_gap: None,
+            id_ranges: object
+                .restriction
+                .is_some_and(|r| r.handling == Handling::IdRanges),
+            delivered: 0,
+            skipped: false,
         }
     }
 
@@ -89,7 +101,9 @@ impl<'a> ObjectReader<'a> {
     /// The closing line of an object.
     pub(super) fn summary(&self, total: u64, started: DateTime<Utc>) -> String {
         let secs = (Utc::now() - started).num_milliseconds().unsigned_abs() as f64 / 1e3;
-        let how = if self.api == Api::Bulk {
+        let how = if self.skipped {
+            "skipped".to_string()
+        } else if self.api == Api::Bulk {
             format!(
                 "{:.1} MB of CSV through Bulk API 2.0",
                 self.progress.bytes() as f64 / 1e6
@@ -105,12 +119,41 @@ impl<'a> ObjectReader<'a> {
         format!("{prefix}{total} rows in {secs:.2} s, {how}")
     }
 
-    /// Reads the object's windows, with a STATE after each (and after each Bulk page of an
-    /// incremental read).
+    /// Reads the object, or skips it with one WARN when Salesforce answers its queries only
+    /// with a filter (known by name, or from its refusal before any row was read).
     pub(super) async fn read_all(
         &mut self,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
+        let object = &self.object.object;
+        if let Some(rule) = self.object.restriction
+            && rule.handling == Handling::Skip
+        {
+            let text = format!("{object}: skipped: {}", rule.reason);
+            self.ctx.log(LogLevel::Warn, text).await;
+            self.skipped = true;
+            return Ok(0);
+        }
+        match self.read_windows(writer).await {
+            Err(e) if self.delivered == 0 => match e.restriction() {
+                Some(rule) if rule.handling == Handling::Skip => {
+                    let text = format!(
+                        "{object}: skipped: {} (Salesforce answered: {e})",
+                        rule.reason
+                    );
+                    self.ctx.log(LogLevel::Warn, text).await;
+                    self.skipped = true;
+                    Ok(0)
+                }
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Reads the object's windows, with a STATE after each (and after each Bulk page of an
+    /// incremental read).
+    async fn read_windows(&mut self, writer: &mut dyn StreamWriter) -> Result<u64, FetchError> {
         let ctx = self.ctx;
         let config = &ctx.config;
         let saved_at = self.object.saved_at;
@@ -242,7 +285,8 @@ impl<'a> ObjectReader<'a> {
 
     /// Reads one window with the current API. A Bulk job that ends `Failed` (a server-side
     /// failure) is run once more, and if it fails again this window alone is read through
-    /// REST; a Bulk refusal of the object itself switches the rest of the object to REST.
+    /// REST; a Bulk refusal of the object itself switches the rest of the object to REST (see
+    /// [`crate::source::restrictions`]).
     async fn read_window_with_api(
         &mut self,
         window: Option<Window>,
@@ -269,6 +313,18 @@ impl<'a> ObjectReader<'a> {
                 self.ctx.set_bulk_cap(cap.clone());
                 self.leave_bulk_for_cap(cap).await?;
                 return self.rest_window(window, writer).await;
+            } else if let Some(rule) = e.restriction() {
+                if rule.handling == Handling::Skip {
+                    return Err(e);
+                }
+                self.id_ranges = rule.handling == Handling::IdRanges;
+                let text = format!(
+                    "{name}: reading with the REST API: {} (Bulk API 2.0 answered: {e})",
+                    rule.reason
+                );
+                self.ctx.log(LogLevel::Info, text).await;
+                self.api = Api::Rest;
+                return self.rest_window(window, writer).await;
             } else if e.is_failed_job() && !retried {
                 retried = true;
                 let text = format!("{name}: {e}; running the Bulk job once more");
@@ -276,13 +332,6 @@ impl<'a> ObjectReader<'a> {
             } else if e.is_failed_job() {
                 let text = format!("{name}: {e}; reading this window with the REST API");
                 self.ctx.log(LogLevel::Warn, text).await;
-                return self.rest_window(window, writer).await;
-            } else if e.bulk_can_fall_back() {
-                let text = format!(
-                    "{name}: Bulk API 2.0 refused the query ({e}); reading with the REST API instead"
-                );
-                self.ctx.log(LogLevel::Warn, text).await;
-                self.api = Api::Rest;
                 return self.rest_window(window, writer).await;
             } else {
                 return Err(e);
@@ -383,6 +432,7 @@ impl<'a> ObjectReader<'a> {
         let n = batch.num_rows() as u64;
         writer.write(&batch, extracted_at).await?;
         self.pending += n;
+        self.delivered += n;
         self.progress.add_rows(n);
         Ok(())
     }

@@ -9,11 +9,12 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::catalog::{SObjectDescribe, SfKind, StreamSchema};
+use crate::catalog::{FieldSpec, SObjectDescribe, SfKind, StreamSchema};
 use crate::config::{Config, IsoDuration};
 use crate::decode::{Api, WirePlan};
 use crate::mapping::{MappedStream, SourcePlan};
 use crate::protocol::{ConfiguredAirbyteStream, LogLevel, SyncMode};
+use crate::source::restrictions::{self, Handling, Restriction};
 use crate::source::soql::{self, Window};
 use crate::state::StreamState;
 
@@ -44,6 +45,8 @@ pub struct ObjectPlan<'m> {
     pub deleted_schema: SchemaRef,
     /// Where the previous run left this object's cursor.
     pub saved_at: Option<DateTime<Utc>>,
+    /// The rule of [`restrictions`] for this object by name, when it has one.
+    pub restriction: Option<&'static Restriction>,
 }
 
 /// What to read for one stream.
@@ -119,20 +122,25 @@ pub fn plan_object_stream<'m>(
     }
     let mut schema = StreamSchema::from_describe(describe, selected.as_deref());
     let mut api = Api::Bulk;
-    if schema.fields.iter().any(|f| f.kind == SfKind::Base64) {
+    if let Some(what) = bulk_unreadable(&schema) {
         if config.force_use_bulk_api {
             let keep: Vec<String> = schema
                 .fields
                 .iter()
-                .filter(|f| f.kind != SfKind::Base64)
+                .filter(|f| !bulk_cannot_read(f))
                 .map(|f| f.name.clone())
                 .collect();
-            notes.push((LogLevel::Warn, format!("{name}: force_use_bulk_api is set, so base64 fields are left out (Bulk API cannot read them)")));
+            notes.push((LogLevel::Warn, format!("{name}: force_use_bulk_api is set, so {what} fields are left out (Bulk API cannot read them)")));
             schema = StreamSchema::from_describe(describe, Some(&keep));
         } else {
-            notes.push((LogLevel::Info, format!("{name}: reading with the REST API because base64 fields are selected (Bulk API cannot read them)")));
+            notes.push((LogLevel::Info, format!("{name}: reading with the REST API because {what} fields are selected (Bulk API cannot read them)")));
             api = Api::Rest;
         }
+    }
+    let restriction = restrictions::for_object(name);
+    if let Some(note) = restriction_note(name, restriction, api) {
+        notes.push(note);
+        api = Api::Rest;
     }
     let cursor = schema.cursor;
     let incremental = cs.sync_mode == SyncMode::Incremental && cursor.is_some();
@@ -157,6 +165,7 @@ pub fn plan_object_stream<'m>(
         replicateable: describe.replicateable,
         deleted_schema: out_schema.clone(),
         saved_at,
+        restriction,
     };
     Ok(StreamPlan {
         name: name.to_string(),
@@ -181,17 +190,23 @@ pub fn plan_mapped_stream<'m>(
     let name = cs.stream.name.as_str();
     let incremental = cs.sync_mode == SyncMode::Incremental && mapped.supports_incremental();
     let state = parse_saved(name, saved, "SystemModstamp")?;
+    let mut notes = Vec::new();
     let objects = mapped
         .sources
         .iter()
         .map(|src| {
             let bulk = WirePlan::for_source(&src.object, Api::Bulk, &src.input_schema);
+            let restriction = restrictions::for_object(&src.object);
+            let note = restriction_note(&src.object, restriction, Api::Bulk);
+            let api = if note.is_some() { Api::Rest } else { Api::Bulk };
+            notes.extend(note);
             ObjectPlan {
                 object: src.object.clone(),
                 rest: WirePlan::for_source(&src.object, Api::Rest, &src.input_schema),
                 deleted_schema: bulk.output.clone(),
                 bulk,
-                api: Api::Bulk,
+                api,
+                restriction,
                 cursor: src.cursor,
                 soql_where: src.soql_where.clone(),
                 mapping: Some(src),
@@ -212,8 +227,44 @@ pub fn plan_mapped_stream<'m>(
         objects,
         saved: state,
         has_state: saved.is_some(),
-        notes: Vec::new(),
+        notes,
     })
+}
+
+/// Whether Bulk API 2.0 refuses to select a field (base64 and json fields).
+fn bulk_cannot_read(f: &FieldSpec) -> bool {
+    f.kind == SfKind::Base64 || f.sf_type == "json"
+}
+
+/// The kinds of selected fields Bulk API 2.0 cannot read (`base64`, `json`), if any.
+fn bulk_unreadable(schema: &StreamSchema) -> Option<&'static str> {
+    let base64 = schema.fields.iter().any(|f| f.kind == SfKind::Base64);
+    let json = schema.fields.iter().any(|f| f.sf_type == "json");
+    match (base64, json) {
+        (true, false) => Some("base64"),
+        (false, true) => Some("json"),
+        (true, true) => Some("base64 and json"),
+        (false, false) => None,
+    }
+}
+
+/// The note of an object read through REST by rule (`None` when it is not, or already is for
+/// its fields).
+fn restriction_note(
+    object: &str,
+    restriction: Option<&Restriction>,
+    api: Api,
+) -> Option<(LogLevel, String)> {
+    let r = restriction?;
+    let how = match r.handling {
+        Handling::Rest if api == Api::Bulk => "with the REST API",
+        Handling::IdRanges => "with the REST API, one page per query in Id order",
+        Handling::Rest | Handling::Skip => return None,
+    };
+    Some((
+        LogLevel::Info,
+        format!("{object}: reading {how}: {}", r.reason),
+    ))
 }
 
 /// The cursor range of one read: `[lower, upper)`.

@@ -14,12 +14,14 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::FetchError;
+use super::bulk::Tolerated;
 use super::fetch::ObjectReader;
 use super::resume::{Resume, cursor_lost};
-use crate::decode::decode_rest_records;
+use crate::decode::{decode_rest_records, remove_nul};
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
 use crate::salesforce::{ApiRequest, SalesforceClient, SalesforceError, query};
+use crate::source::restrictions::Handling;
 use crate::source::soql::{self, Window};
 
 /// Smallest URL budget sfetl shrinks to after 414/431 answers.
@@ -34,11 +36,12 @@ impl ObjectReader<'_> {
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        loop {
+        let mut tolerated = Tolerated::default();
+        let read = loop {
             let mut total = 0u64;
             let budget = self.rest_url_budget;
             match self
-                .rest_window_within(window, writer, budget, &mut total)
+                .rest_window_within(window, writer, budget, &mut total, &mut tolerated)
                 .await
             {
                 Err(FetchError::Salesforce(SalesforceError::Api { status, .. }))
@@ -52,9 +55,24 @@ impl ObjectReader<'_> {
                     self.ctx.log(LogLevel::Warn, text).await;
                     self.rest_url_budget = smaller;
                 }
-                other => return other.map(|()| total),
+                Err(e)
+                    if total == 0
+                        && !self.id_ranges
+                        && e.restriction()
+                            .is_some_and(|r| r.handling == Handling::IdRanges) =>
+                {
+                    let text = format!(
+                        "{}: reading with the REST API, one page per query in Id order: Salesforce answered: {e}",
+                        self.plan.name
+                    );
+                    self.ctx.log(LogLevel::Info, text).await;
+                    self.id_ranges = true;
+                }
+                other => break other.map(|()| total),
             }
-        }
+        };
+        self.warn_tolerated(&tolerated).await;
+        read
     }
 
     /// The field split of this object's REST query under `budget`, logged once per object.
@@ -117,8 +135,14 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         budget: usize,
         total: &mut u64,
+        tolerated: &mut Tolerated,
     ) -> Result<(), FetchError> {
         let split = self.rest_split(window, budget).await?;
+        if self.id_ranges {
+            return self
+                .rest_id_ranges(window, writer, &split, total, tolerated)
+                .await;
+        }
         let ctx = self.ctx;
         let client = &ctx.client;
         let mut resume = Resume::new(self.object.cursor);
@@ -141,10 +165,69 @@ impl ObjectReader<'_> {
             };
             first = false;
             resume.take_page(&mut page.records);
-            *total += self.rest_rows(&split, &mut page.records, writer).await?;
+            *total += self
+                .rest_rows(&split, &mut page.records, writer, tolerated)
+                .await?;
             match page.next() {
                 Some(next) => url = next.to_string(),
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads a window of an object without `queryMore`: one query per page, each for the
+    /// next `rest_batch_size` rows in Id order (`... AND Id > 'last' ORDER BY Id LIMIT n`),
+    /// until a page comes back short.
+    async fn rest_id_ranges(
+        &mut self,
+        window: Option<Window>,
+        writer: &mut dyn StreamWriter,
+        split: &FieldSplit,
+        total: &mut u64,
+        tolerated: &mut Tolerated,
+    ) -> Result<(), FetchError> {
+        let ctx = self.ctx;
+        let n = ctx.opts.rest_batch_size;
+        let mut fields = split.main.clone();
+        if !fields.iter().any(|f| f.eq_ignore_ascii_case("Id")) {
+            fields.insert(0, "Id".to_string());
+        }
+        let user = self.object.soql_where.as_deref();
+        let mut after: Option<String> = None;
+        loop {
+            ctx.check_stop()?;
+            self.check_quota().await?;
+            let extra = match &after {
+                Some(id) => Some(soql::and_where(
+                    user,
+                    &format!("Id > {}", soql::quoted_id(id)),
+                )),
+                None => user.map(str::to_string),
+            };
+            let o = self.object;
+            let mut q = soql::select(
+                &o.object,
+                &fields,
+                o.cursor,
+                window,
+                extra.as_deref(),
+                false,
+            );
+            q.push_str(&format!(" ORDER BY Id ASC LIMIT {n}"));
+            let url = query::first_page_url(&ctx.client, &q, true);
+            let mut page = query::fetch_page(&ctx.client, &url, n).await?;
+            let full = page.records.len() >= n as usize;
+            let last = page
+                .records
+                .last()
+                .and_then(|r| r.get("Id"))
+                .and_then(Value::as_str);
+            after = last.map(str::to_string);
+            *total += self
+                .rest_rows(split, &mut page.records, writer, tolerated)
+                .await?;
+            if !full || after.is_none() {
+                return Ok(());
             }
         }
     }
@@ -154,13 +237,15 @@ impl ObjectReader<'_> {
         query::first_page_url(&self.ctx.client, &soql, true)
     }
 
-    /// Completes the rows of one page (lookups of split fields, base64 contents), decodes and
-    /// delivers them; returns how many.
+    /// Completes the rows of one page (lookups of split fields, base64 contents), removes NUL
+    /// bytes from its text (counted in `tolerated`), decodes and delivers it; returns how many
+    /// rows.
     async fn rest_rows(
         &mut self,
         split: &FieldSplit,
         records: &mut [Value],
         writer: &mut dyn StreamWriter,
+        tolerated: &mut Tolerated,
     ) -> Result<u64, FetchError> {
         if records.is_empty() {
             return Ok(0);
@@ -180,6 +265,7 @@ impl ObjectReader<'_> {
             )
             .await?;
         }
+        tolerated.removed_nul += remove_nul(records);
         let wire = decode_rest_records(plan, records)?;
         let blobs = fetch_blobs(client, &wire, &plan.blob_columns()).await?;
         let batch = plan.assemble_with_blobs(&wire, &blobs)?;
