@@ -155,6 +155,8 @@ pub(super) struct ColumnBuilder {
     builder: Builder,
     /// NUL bytes removed from this column's values so far.
     removed_nul: u64,
+    /// Whether values may hold NUL bytes (the page had one): only then is each value scanned.
+    nul_possible: bool,
 }
 
 impl ColumnBuilder {
@@ -183,18 +185,24 @@ impl ColumnBuilder {
             data_type: data_type.clone(),
             builder,
             removed_nul: 0,
+            nul_possible: false,
         })
     }
 
     /// Appends one field (its unquoted bytes; empty is null). NUL bytes are removed and
     /// counted ([`ColumnBuilder::removed_nul`]).
     pub(super) fn push(&mut self, field: &[u8]) -> Result<(), String> {
-        if memchr::memchr(0, field).is_some() {
+        if self.nul_possible && memchr::memchr(0, field).is_some() {
             let clean: Vec<u8> = field.iter().copied().filter(|&b| b != 0).collect();
             self.removed_nul += (field.len() - clean.len()) as u64;
             return self.push_clean(&clean);
         }
         self.push_clean(field)
+    }
+
+    /// From now on, scan each value for NUL bytes.
+    pub(super) fn check_nul(&mut self) {
+        self.nul_possible = true;
     }
 
     /// NUL bytes removed from this column's values so far.

@@ -143,6 +143,13 @@ impl CsvPageDecoder {
     /// Splits `data` into records and columns (`end`: the body ended, so a last record
     /// without a newline is complete).
     fn feed(&mut self, data: &[u8], end: bool) -> Result<Vec<RecordBatch>, DecodeError> {
+        // NUL bytes are rare: one SIMD scan per chunk decides whether fields are checked one by
+        // one (sticky for the page, as a field may span two chunks).
+        if memchr::memchr(0, data).is_some()
+            && let Ok(columns) = &mut self.columns
+        {
+            columns.iter_mut().for_each(ColumnBuilder::check_nul);
+        }
         let mut out = Vec::new();
         let mut splitter = std::mem::take(&mut self.splitter);
         let split = splitter.push(data, end, &mut |fields| -> Result<(), Failure> {
