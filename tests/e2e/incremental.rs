@@ -251,17 +251,7 @@ fn parquet_versions(export: &Path) -> (Vec<(String, i64)>, Vec<String>) {
 
 #[tokio::test]
 async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial_file() {
-    let e = env(
-        2000,
-        cfg(json!({"stream_slice_step": "P365D", "bulk_max_records": 400})),
-    )
-    .await;
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Contact", &["Id", "Email", "SystemModstamp"], "incremental")],
-    );
-    let want = ids(&org_rows(&e.org, "SELECT Id FROM Contact").await);
+    let (e, cat, want) = contacts_in_pages(2000, 400).await;
     assert_eq!(want.len(), 6000);
     for seed in [3u64, 11, 29] {
         let export = e.dir.path().join(format!("export-{seed}"));
@@ -394,17 +384,7 @@ async fn a_row_committed_late_is_picked_up_thanks_to_the_lookback_and_missed_wit
 
 #[tokio::test]
 async fn faults_during_an_incremental_parquet_read_lose_and_duplicate_nothing() {
-    let e = env(
-        1000,
-        cfg(json!({"stream_slice_step": "P365D", "bulk_max_records": 500})),
-    )
-    .await;
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Contact", &["Id", "Email", "SystemModstamp"], "incremental")],
-    );
-    let want = ids(&org_rows(&e.org, "SELECT Id FROM Contact").await);
+    let (e, cat, want) = contacts_in_pages(1000, 500).await;
     let export = e.dir.path().join("export");
     let config = parquet_config(&e, "cfg.json", &export);
     e.org.control("expire_tokens", &json!({})).await;
@@ -698,4 +678,21 @@ async fn read_unchecked(e: &Env, cat: &Path) -> std::process::Output {
         cat.to_str().unwrap(),
     ])
     .await
+}
+
+/// An org of `3 * scale` Contacts read incrementally in yearly windows and Bulk pages of
+/// `page` rows: the env, its catalog, and every Contact Id.
+async fn contacts_in_pages(scale: u64, page: u64) -> (Env, std::path::PathBuf, BTreeSet<String>) {
+    let e = env(
+        scale,
+        cfg(json!({"stream_slice_step": "P365D", "bulk_max_records": page})),
+    )
+    .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Contact", &["Id", "Email", "SystemModstamp"], "incremental")],
+    );
+    let want = ids(&org_rows(&e.org, "SELECT Id FROM Contact").await);
+    (e, cat, want)
 }
