@@ -31,6 +31,16 @@ pub async fn load_plan_for_read(
     load(client, config, true).await
 }
 
+/// The compiled mapping for `discover`: with `schema_drift: ignore`, fields the org no longer
+/// describes read as null (the plan's warnings say which), so the catalog can be refreshed;
+/// with `fail`, as [`load_plan`] (the mapping must be fixed first).
+pub async fn load_plan_for_discover(
+    client: &SalesforceClient,
+    config: &Config,
+) -> Result<Option<Arc<MappingPlan>>, FetchError> {
+    load(client, config, config.schema_drift == SchemaDrift::Ignore).await
+}
+
 async fn load(
     client: &SalesforceClient,
     config: &Config,
