@@ -54,6 +54,30 @@ async fn stream_schema(export: &Export, stream: &StreamFiles) -> Result<Unified,
     unify(&stream.name, &files)
 }
 
+/// Registers `<stream>_history` over every file of the stream; returns the notes of columns
+/// read as text because their type changed between syncs.
+async fn register_history(
+    ctx: &SessionContext,
+    export: &Export,
+    stream: &StreamFiles,
+    history: &str,
+) -> Result<Vec<String>, QueryError> {
+    let unified = stream_schema(export, stream).await?;
+    // Syncs with different columns: every sync read under the union, by column name.
+    let options = if unified.differs {
+        ParquetReadOptions::default().schema(&unified.schema)
+    } else {
+        ParquetReadOptions::default()
+    };
+    ctx.register_parquet(TableReference::bare(history), &stream.url, options)
+        .await
+        .map_err(|e| QueryError::Read {
+            path: stream.url.clone(),
+            reason: e.strip_backtrace(),
+        })?;
+    Ok(unified.notes)
+}
+
 /// Registers the tables of every stream; returns the table names, sorted, and a note per
 /// column read as text because its type changed between syncs.
 pub(super) async fn register(
@@ -65,20 +89,7 @@ pub(super) async fn register(
     let mut notes = Vec::new();
     for stream in streams {
         let history = format!("{}_history", stream.name);
-        let unified = stream_schema(export, stream).await?;
-        notes.extend(unified.notes.iter().cloned());
-        // Syncs with different columns: every sync read under the union, by column name.
-        let options = if unified.differs {
-            ParquetReadOptions::default().schema(&unified.schema)
-        } else {
-            ParquetReadOptions::default()
-        };
-        ctx.register_parquet(TableReference::bare(history.as_str()), &stream.url, options)
-            .await
-        .map_err(|e| QueryError::Read {
-            path: stream.url.clone(),
-            reason: e.strip_backtrace(),
-        })?;
+        notes.extend(register_history(ctx, export, stream, &history).await?);
         let columns: Vec<String> = ctx
             .table(TableReference::bare(history.as_str()))
             .await
