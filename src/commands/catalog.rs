@@ -40,7 +40,9 @@ pub async fn validate_catalog(
     let mapped: Vec<String> = mapping
         .map(|m| {
             let names = m.streams.iter().map(|s| s.name.clone());
-            names.chain(m.drifted.iter().map(|(s, _)| s.clone())).collect()
+            names
+                .chain(m.drifted.iter().map(|(s, _)| s.clone()))
+                .collect()
         })
         .unwrap_or_default();
     let offered = Offered {

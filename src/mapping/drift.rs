@@ -34,7 +34,7 @@ impl MissingField {
 }
 
 /// Every field the mapping's expressions name that `describes` lack, once per stream, object
-/// and name. Names the org never had (typos) are found too: they are indistinguishable.
+/// and name (as first written; names are case-insensitive, as in SOQL). Names the org never had (typos) are found too: they are indistinguishable.
 pub fn missing_fields(
     mapping: &Mapping,
     describes: &HashMap<String, SObjectDescribe>,
@@ -60,7 +60,9 @@ pub fn missing_fields(
                         };
                         let path = &found.path;
                         if !out.iter().any(|m| {
-                            m.stream == found.stream && m.object == found.object && &m.path == path
+                            m.stream == found.stream
+                                && m.object == found.object
+                                && m.path.eq_ignore_ascii_case(path)
                         }) {
                             out.push(found);
                         }
@@ -81,7 +83,9 @@ pub fn with_nulls(mapping: &Mapping, missing: &[MissingField]) -> Mapping {
         for source in &mut stream.from {
             let gone: Vec<String> = missing
                 .iter()
-                .filter(|m| m.stream == stream.name && m.object.eq_ignore_ascii_case(&source.object))
+                .filter(|m| {
+                    m.stream == stream.name && m.object.eq_ignore_ascii_case(&source.object)
+                })
                 .map(|m| m.path.to_ascii_lowercase())
                 .collect();
             if gone.is_empty() {
@@ -154,8 +158,10 @@ mod tests {
                 f
             })
             .collect();
-        serde_json::from_value(serde_json::json!({"name": name, "queryable": true, "fields": fields}))
-            .unwrap()
+        serde_json::from_value(
+            serde_json::json!({"name": name, "queryable": true, "fields": fields}),
+        )
+        .unwrap()
     }
 
     fn mapping() -> Mapping {
@@ -182,7 +188,14 @@ mod tests {
         let describes = HashMap::from([
             (
                 "Contact".to_string(),
-                describe("Contact", &[("Id", "id"), ("LastName", "string"), ("AccountId", "reference")]),
+                describe(
+                    "Contact",
+                    &[
+                        ("Id", "id"),
+                        ("LastName", "string"),
+                        ("AccountId", "reference"),
+                    ],
+                ),
             ),
             (
                 "Account".to_string(),
@@ -213,7 +226,12 @@ mod tests {
             .collect();
         assert_eq!(
             columns,
-            vec!["Id", "lower(NULL)", "NULL", "concat(LastName, ' <', NULL, '>')"]
+            vec![
+                "Id",
+                "lower(NULL)",
+                "NULL",
+                "concat(LastName, ' <', NULL, '>')"
+            ]
         );
     }
 }

@@ -126,10 +126,7 @@ pub async fn sql(path: &str, sql: &str) -> Result<QueryResult, QueryError> {
 }
 
 /// [`sql`], plus a note per column read as text because its type changed between syncs.
-pub async fn sql_noted(
-    path: &str,
-    sql: &str,
-) -> Result<(QueryResult, Vec<String>), QueryError> {
+pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String>), QueryError> {
     let export = Export::open(path)?;
     let streams = export.streams().await?;
     if streams.is_empty() {

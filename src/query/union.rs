@@ -71,7 +71,9 @@ pub(super) fn unify(stream: &str, files: &[(String, SchemaRef)]) -> Result<Unifi
                 Some(t) => t,
                 None => {
                     let text = DataType::Utf8;
-                    if !can_cast_types(have.data_type(), &text) || !can_cast_types(f.data_type(), &text) {
+                    if !can_cast_types(have.data_type(), &text)
+                        || !can_cast_types(f.data_type(), &text)
+                    {
                         return Err(QueryError::TypeChanged {
                             column: format!("{stream}.{}", f.name()),
                             types: [
@@ -96,7 +98,9 @@ pub(super) fn unify(stream: &str, files: &[(String, SchemaRef)]) -> Result<Unifi
     let fields: Vec<Field> = columns
         .into_iter()
         .map(|(f, _)| {
-            let everywhere = files.iter().all(|(_, s)| s.field_with_name(f.name()).is_ok());
+            let everywhere = files
+                .iter()
+                .all(|(_, s)| s.field_with_name(f.name()).is_ok());
             let nullable = f.is_nullable() || !everywhere;
             f.with_nullable(nullable)
         })
@@ -141,7 +145,11 @@ mod tests {
         assert!(u.differs);
         assert_eq!(u.notes, Vec::<String>::new());
         assert_eq!(
-            u.schema.fields().iter().map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable())).collect::<Vec<_>>(),
+            u.schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().as_str(), f.data_type().clone(), f.is_nullable()))
+                .collect::<Vec<_>>(),
             vec![
                 ("Id", DataType::Utf8, false),
                 ("Industry", DataType::Utf8, true),
@@ -161,11 +169,22 @@ mod tests {
         assert_eq!(u.schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(
             u.notes,
-            vec!["Contact.Score__c is Decimal128(18, 2) in sync s1 and Utf8 in sync s2: it is read as text in every sync"]
+            vec![
+                "Contact.Score__c is Decimal128(18, 2) in sync s1 and Utf8 in sync s2: it is read as text in every sync"
+            ]
         );
-        assert_eq!(widen(&DataType::Int32, &DataType::Int64), Some(DataType::Int64));
-        assert_eq!(widen(&DataType::Float64, &DataType::Decimal128(18, 2)), Some(DataType::Float64));
-        assert_eq!(widen(&DataType::Null, &DataType::Boolean), Some(DataType::Boolean));
+        assert_eq!(
+            widen(&DataType::Int32, &DataType::Int64),
+            Some(DataType::Int64)
+        );
+        assert_eq!(
+            widen(&DataType::Float64, &DataType::Decimal128(18, 2)),
+            Some(DataType::Float64)
+        );
+        assert_eq!(
+            widen(&DataType::Null, &DataType::Boolean),
+            Some(DataType::Boolean)
+        );
         assert_eq!(widen(&DataType::Boolean, &DataType::Utf8), None);
     }
 }

@@ -175,7 +175,9 @@ async fn unknown_streams_and_fields_get_the_closest_names_in_read_and_check() {
     assert_eq!(kind, "config_error");
     assert_eq!(
         message,
-        format!("The catalog has 1 problem: (1) streams[0] \"Acount\": the org has no object and the mapping no stream of that name; did you mean Account?.{SEE_DISCOVER}")
+        format!(
+            "The catalog has 1 problem: (1) streams[0] \"Acount\": the org has no object and the mapping no stream of that name; did you mean Account?.{SEE_DISCOVER}"
+        )
     );
     assert!(!message.contains("api_version"));
 

@@ -16,7 +16,11 @@ const GONE: &str = "(deleted, or hidden from this user by field-level security)"
 /// The CATALOG entry of `name` from a `sfetl discover` that must succeed.
 async fn discovered(config: &Path, name: &str) -> Value {
     let out = run(&["discover", "--config", config.to_str().unwrap()]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msgs = messages(&out);
     let catalog = msgs.iter().find(|m| m["type"] == "CATALOG").unwrap();
     catalog["catalog"]["streams"]
@@ -76,7 +80,10 @@ fn errors(msgs: &[Value]) -> Vec<(String, String, String)> {
         .map(|m| {
             let e = &m["trace"]["error"];
             (
-                e["stream_descriptor"]["name"].as_str().unwrap_or("").to_string(),
+                e["stream_descriptor"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 e["failure_type"].as_str().unwrap().to_string(),
                 e["message"].as_str().unwrap().to_string(),
             )
@@ -125,7 +132,8 @@ async fn schema_change(org: &Org, op: &str, body: Value) {
 
 #[tokio::test]
 async fn an_added_field_shows_up_in_the_next_discover_and_reads_when_selected() {
-    let e = env(2, json!({})).await;
+    // No lag: the Account edited below is read at once (its SystemModstamp is now).
+    let e = env(2, json!({"cursor_lag": "PT0S"})).await;
     let before = discovered(&e.config, "Account").await;
     assert!(before["json_schema"]["properties"].get("Tier__c").is_none());
     let old = configured(e.dir.path(), "old.json", &[(&before, &["Id", "Name"])]);
@@ -135,10 +143,17 @@ async fn an_added_field_shows_up_in_the_next_discover_and_reads_when_selected() 
         json!({"object": "Account", "field": "Tier__c", "type": "string"}),
     )
     .await;
-    let ids: Vec<String> = org_values(&e.org, "Account", "Name").await.into_keys().collect();
+    let ids: Vec<String> = org_values(&e.org, "Account", "Name")
+        .await
+        .into_keys()
+        .collect();
     let r = e
         .org
-        .send_json(Method::PATCH, &format!("sobjects/Account/{}", ids[0]), &json!({"Tier__c": "Gold"}))
+        .send_json(
+            Method::PATCH,
+            &format!("sobjects/Account/{}", ids[0]),
+            &json!({"Tier__c": "Gold"}),
+        )
         .await;
     assert_eq!(r.status(), 204);
     // The catalog of before the change reads as it did: nothing it selects changed.
@@ -153,16 +168,30 @@ async fn an_added_field_shows_up_in_the_next_discover_and_reads_when_selected() 
         after["json_schema"]["properties"]["Tier__c"],
         json!({"type": ["null", "string"]})
     );
-    let new = configured(e.dir.path(), "new.json", &[(&after, &["Id", "Name", "Tier__c"])]);
+    let new = configured(
+        e.dir.path(),
+        "new.json",
+        &[(&after, &["Id", "Name", "Tier__c"])],
+    );
     let msgs = read_ok(&e, &new, None).await;
     assert_eq!(
         by_id(&msgs, "Account", "Id", "Tier__c"),
-        BTreeMap::from([(ids[0].clone(), json!("Gold")), (ids[1].clone(), Value::Null)])
+        BTreeMap::from([
+            (ids[0].clone(), json!("Gold")),
+            (ids[1].clone(), Value::Null)
+        ])
     );
     // A catalog selecting every field reads it too.
-    let all = catalog(e.dir.path(), "all.json", &[("Account", &[], "full_refresh")]);
+    let all = catalog(
+        e.dir.path(),
+        "all.json",
+        &[("Account", &[], "full_refresh")],
+    );
     let msgs = read_ok(&e, &all, None).await;
-    assert_eq!(by_id(&msgs, "Account", "Id", "Tier__c")[&ids[0]], json!("Gold"));
+    assert_eq!(
+        by_id(&msgs, "Account", "Id", "Tier__c")[&ids[0]],
+        json!("Gold")
+    );
 }
 
 #[tokio::test]
@@ -173,7 +202,10 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
     let cat = configured(
         e.dir.path(),
         "cat.json",
-        &[(&contact, &["Id", "LastName", "Score_Reason__c"]), (&account, &["Id", "Name"])],
+        &[
+            (&contact, &["Id", "LastName", "Score_Reason__c"]),
+            (&account, &["Id", "Name"]),
+        ],
     );
     let msgs = read_ok(&e, &cat, None).await;
     assert_eq!(
@@ -188,7 +220,11 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
     )
     .await;
     let after = discovered(&e.config, "Contact").await;
-    assert!(after["json_schema"]["properties"].get("Score_Reason__c").is_none());
+    assert!(
+        after["json_schema"]["properties"]
+            .get("Score_Reason__c")
+            .is_none()
+    );
     let (code, msgs) = read_any(&e.config, &cat).await;
     assert_eq!(code, 1);
     assert_eq!(
@@ -196,29 +232,48 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
         vec![(
             "Contact".to_string(),
             "config_error".to_string(),
-            format!("stream Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it")
+            format!(
+                "stream Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
+            )
         )]
     );
     assert_eq!(records(&msgs, "Contact"), Vec::<Value>::new());
-    assert_eq!(records(&msgs, "Account").len(), 2, "the other stream is read");
+    assert_eq!(
+        records(&msgs, "Account").len(),
+        2,
+        "the other stream is read"
+    );
     let ignore = config_with(&e, "ignore.json", json!({"schema_drift": "ignore"}));
     let (code, msgs) = read_any(&ignore, &cat).await;
     assert_eq!(code, 0);
     assert_eq!(
         warnings(&msgs),
-        vec![format!("Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog")]
+        vec![format!(
+            "Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
+        )]
     );
     assert_eq!(by_id(&msgs, "Contact", "Id", "LastName"), last_names);
-    assert!(records(&msgs, "Contact").iter().all(|r| r.get("Score_Reason__c").is_none()));
+    assert!(
+        records(&msgs, "Contact")
+            .iter()
+            .all(|r| r.get("Score_Reason__c").is_none())
+    );
 }
 
 #[tokio::test]
 async fn a_hidden_field_ends_the_stream_or_is_left_out_until_shown_again() {
     let e = env(3, json!({})).await;
     let account = discovered(&e.config, "Account").await;
-    let cat = configured(e.dir.path(), "cat.json", &[(&account, &["Id", "Name", "Industry"])]);
+    let cat = configured(
+        e.dir.path(),
+        "cat.json",
+        &[(&account, &["Id", "Name", "Industry"])],
+    );
     let industries = org_values(&e.org, "Account", "Industry").await;
-    assert_eq!(by_id(&read_ok(&e, &cat, None).await, "Account", "Id", "Industry"), industries);
+    assert_eq!(
+        by_id(&read_ok(&e, &cat, None).await, "Account", "Id", "Industry"),
+        industries
+    );
     let hide = |hidden: bool| json!({"object": "Account", "field": "Industry", "hidden": hidden});
     schema_change(&e.org, "hide_field", hide(true)).await;
     let after = discovered(&e.config, "Account").await;
@@ -227,18 +282,25 @@ async fn a_hidden_field_ends_the_stream_or_is_left_out_until_shown_again() {
     assert_eq!(code, 1);
     assert_eq!(
         errors(&msgs)[0].2,
-        format!("stream Account: the selected field Industry is no longer in Account's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it")
+        format!(
+            "stream Account: the selected field Industry is no longer in Account's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
+        )
     );
     let ignore = config_with(&e, "ignore.json", json!({"schema_drift": "ignore"}));
     let (code, msgs) = read_any(&ignore, &cat).await;
     assert_eq!(code, 0);
     assert_eq!(
         warnings(&msgs),
-        vec![format!("Account: the selected field Industry is no longer in Account's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog")]
+        vec![format!(
+            "Account: the selected field Industry is no longer in Account's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
+        )]
     );
     assert_eq!(
         by_id(&msgs, "Account", "Id", "Industry"),
-        industries.keys().map(|k| (k.clone(), json!("<absent>"))).collect()
+        industries
+            .keys()
+            .map(|k| (k.clone(), json!("<absent>")))
+            .collect()
     );
     schema_change(&e.org, "hide_field", hide(false)).await;
     let msgs = read_ok(&e, &cat, None).await;
@@ -276,7 +338,11 @@ async fn a_retyped_field_fails_under_either_setting_until_discovered_again() {
         assert_eq!(code, 1);
         assert_eq!(
             errors(&msgs),
-            vec![("Contact".to_string(), "config_error".to_string(), message.to_string())]
+            vec![(
+                "Contact".to_string(),
+                "config_error".to_string(),
+                message.to_string()
+            )]
         );
         assert_eq!(records(&msgs, "Contact"), Vec::<Value>::new());
     }
@@ -288,9 +354,21 @@ async fn a_retyped_field_fails_under_either_setting_until_discovered_again() {
     let new = configured(e.dir.path(), "new.json", &[(&after, &["Id", "Score__c"])]);
     let text: BTreeMap<String, Value> = numbers
         .iter()
-        .map(|(id, n)| (id.clone(), if n.is_null() { Value::Null } else { json!(n.to_string()) }))
+        .map(|(id, n)| {
+            (
+                id.clone(),
+                if n.is_null() {
+                    Value::Null
+                } else {
+                    json!(n.to_string())
+                },
+            )
+        })
         .collect();
-    assert_eq!(by_id(&read_ok(&e, &new, None).await, "Contact", "Id", "Score__c"), text);
+    assert_eq!(
+        by_id(&read_ok(&e, &new, None).await, "Contact", "Id", "Score__c"),
+        text
+    );
 }
 
 /// A config whose inline mapping reads Contacts as `person` (id, email, score).
@@ -308,18 +386,35 @@ fn person_config(e: &Env, name: &str, drift: &str) -> PathBuf {
 #[tokio::test]
 async fn a_mapped_stream_whose_field_is_hidden_fails_or_reads_it_as_null() {
     let e = env(2, json!({})).await;
-    let (fail, ignore) = (person_config(&e, "fail.json", "fail"), person_config(&e, "ignore.json", "ignore"));
+    let (fail, ignore) = (
+        person_config(&e, "fail.json", "fail"),
+        person_config(&e, "ignore.json", "ignore"),
+    );
     let person = discovered(&fail, "person").await;
-    let cat = configured(e.dir.path(), "cat.json", &[(&person, &["id", "email", "score"])]);
+    let cat = configured(
+        e.dir.path(),
+        "cat.json",
+        &[(&person, &["id", "email", "score"])],
+    );
     let emails: BTreeMap<String, Value> = org_values(&e.org, "Contact", "Email")
         .await
         .into_iter()
-        .map(|(id, v)| (id, v.as_str().map_or(Value::Null, |s| json!(s.to_lowercase()))))
+        .map(|(id, v)| {
+            (
+                id,
+                v.as_str().map_or(Value::Null, |s| json!(s.to_lowercase())),
+            )
+        })
         .collect();
     let (code, msgs) = read_any(&fail, &cat).await;
     assert_eq!(code, 0);
     assert_eq!(by_id(&msgs, "person", "id", "email"), emails);
-    schema_change(&e.org, "hide_field", json!({"object": "Contact", "field": "Email"})).await;
+    schema_change(
+        &e.org,
+        "hide_field",
+        json!({"object": "Contact", "field": "Email"}),
+    )
+    .await;
     let (code, msgs) = read_any(&fail, &cat).await;
     assert_eq!(code, 1);
     assert_eq!(
@@ -327,10 +422,14 @@ async fn a_mapped_stream_whose_field_is_hidden_fails_or_reads_it_as_null() {
         vec![(
             "person".to_string(),
             "config_error".to_string(),
-            format!("stream person: the mapping reads Contact.Email, which the org no longer describes {GONE}. Run `sfetl discover` again and fix the mapping, or set schema_drift to \"ignore\" to read it as null")
+            format!(
+                "stream person: the mapping reads Contact.Email, which the org no longer describes {GONE}. Run `sfetl discover` again and fix the mapping, or set schema_drift to \"ignore\" to read it as null"
+            )
         )]
     );
-    let warning = format!("person: the mapping reads Contact.Email, which the org no longer describes {GONE}: reading it as null (schema_drift is \"ignore\"). Run `sfetl discover` again and fix the mapping");
+    let warning = format!(
+        "person: the mapping reads Contact.Email, which the org no longer describes {GONE}: reading it as null (schema_drift is \"ignore\"). Run `sfetl discover` again and fix the mapping"
+    );
     let (code, msgs) = read_any(&ignore, &cat).await;
     assert_eq!(code, 0);
     assert_eq!(warnings(&msgs), vec![warning.clone()]);
@@ -342,8 +441,17 @@ async fn a_mapped_stream_whose_field_is_hidden_fails_or_reads_it_as_null() {
     let out = run(&["discover", "--config", ignore.to_str().unwrap()]).await;
     assert!(out.status.success());
     assert_eq!(warnings(&messages(&out)), vec![warning]);
+    // Under `fail`, discover refuses the mapping until it is fixed.
     let out = run(&["discover", "--config", fail.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        errors(&messages(&out)),
+        vec![(
+            String::new(),
+            "config_error".to_string(),
+            "mapping stream \"person\", column \"email\" from Contact: unknown field \"Email\" on Contact".to_string()
+        )]
+    );
 }
 
 #[tokio::test]
@@ -351,7 +459,10 @@ async fn a_mapped_column_whose_field_changed_type_fails() {
     let e = env(2, json!({})).await;
     let config = person_config(&e, "ignore.json", "ignore");
     let person = discovered(&config, "person").await;
-    assert_eq!(person["json_schema"]["properties"]["score"]["type"], json!(["null", "number"]));
+    assert_eq!(
+        person["json_schema"]["properties"]["score"]["type"],
+        json!(["null", "number"])
+    );
     let cat = configured(e.dir.path(), "cat.json", &[(&person, &["id", "score"])]);
     schema_change(
         &e.org,
@@ -373,7 +484,14 @@ async fn a_mapped_column_whose_field_changed_type_fails() {
 
 /// `sfetl query --format json` lines, and its stderr.
 fn query_json(export: &Path, sql: &str) -> (Vec<Value>, String) {
-    let out = run_blocking(&["query", "--path", export.to_str().unwrap(), "--format", "json", sql]);
+    let out = run_blocking(&[
+        "query",
+        "--path",
+        export.to_str().unwrap(),
+        "--format",
+        "json",
+        sql,
+    ]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{stderr}");
     let rows = String::from_utf8(out.stdout)
@@ -386,22 +504,44 @@ fn query_json(export: &Path, sql: &str) -> (Vec<Value>, String) {
 
 #[tokio::test]
 async fn query_unions_syncs_that_gained_and_lost_columns() {
-    let e = env(2, json!({})).await;
+    let e = env(2, json!({"cursor_lag": "PT0S"})).await;
     let export = e.dir.path().join("export");
     let config = parquet_config(&e, "parquet.json", &export);
     let before = discovered(&config, "Account").await;
-    let first = configured(e.dir.path(), "first.json", &[(&before, &["Id", "Name", "Industry"])]);
+    let first = configured(
+        e.dir.path(),
+        "first.json",
+        &[(&before, &["Id", "Name", "Industry"])],
+    );
     read_files(&config, &first, None).await;
     let industries = org_values(&e.org, "Account", "Industry").await;
     let names = org_values(&e.org, "Account", "Name").await;
-    schema_change(&e.org, "add_field", json!({"object": "Account", "field": "Tier__c", "type": "string"})).await;
-    schema_change(&e.org, "hide_field", json!({"object": "Account", "field": "Industry"})).await;
+    schema_change(
+        &e.org,
+        "add_field",
+        json!({"object": "Account", "field": "Tier__c", "type": "string"}),
+    )
+    .await;
+    schema_change(
+        &e.org,
+        "hide_field",
+        json!({"object": "Account", "field": "Industry"}),
+    )
+    .await;
     let id = names.keys().next().unwrap().clone();
     e.org
-        .send_json(Method::PATCH, &format!("sobjects/Account/{id}"), &json!({"Tier__c": "Gold"}))
+        .send_json(
+            Method::PATCH,
+            &format!("sobjects/Account/{id}"),
+            &json!({"Tier__c": "Gold"}),
+        )
         .await;
     let after = discovered(&config, "Account").await;
-    let second = configured(e.dir.path(), "second.json", &[(&after, &["Id", "Name", "Tier__c"])]);
+    let second = configured(
+        e.dir.path(),
+        "second.json",
+        &[(&after, &["Id", "Name", "Tier__c"])],
+    );
     read_files(&config, &second, None).await;
     let (rows, stderr) = query_json(
         &export,
@@ -411,14 +551,25 @@ async fn query_unions_syncs_that_gained_and_lost_columns() {
     let mut want = Vec::new();
     for sync in [1, 2] {
         for (i, name) in &names {
-            let industry = if sync == 1 { industries[i].clone() } else { Value::Null };
-            let tier = if sync == 2 && *i == id { json!("Gold") } else { Value::Null };
+            let industry = if sync == 1 {
+                industries[i].clone()
+            } else {
+                Value::Null
+            };
+            let tier = if sync == 2 && *i == id {
+                json!("Gold")
+            } else {
+                Value::Null
+            };
             want.push(json!({"Id": i, "Name": name, "Industry": industry, "Tier__c": tier}));
         }
     }
     assert_eq!(rows, want);
     // The current table is the newest full sync: no Industry any more.
-    let (rows, _) = query_json(&export, "SELECT count(*) AS n, count(Industry) AS industries FROM Account");
+    let (rows, _) = query_json(
+        &export,
+        "SELECT count(*) AS n, count(Industry) AS industries FROM Account",
+    );
     assert_eq!(rows, vec![json!({"n": 2, "industries": 0})]);
 }
 
@@ -428,11 +579,26 @@ async fn query_reads_a_column_whose_type_changed_between_syncs_as_text() {
     let export = e.dir.path().join("export");
     let config = parquet_config(&e, "parquet.json", &export);
     let before = discovered(&config, "Contact").await;
-    read_files(&config, &configured(e.dir.path(), "a.json", &[(&before, &["Id", "Score__c"])]), None).await;
+    read_files(
+        &config,
+        &configured(e.dir.path(), "a.json", &[(&before, &["Id", "Score__c"])]),
+        None,
+    )
+    .await;
     let numbers = org_values(&e.org, "Contact", "Score__c").await;
-    schema_change(&e.org, "retype_field", json!({"object": "Contact", "field": "Score__c", "type": "string"})).await;
+    schema_change(
+        &e.org,
+        "retype_field",
+        json!({"object": "Contact", "field": "Score__c", "type": "string"}),
+    )
+    .await;
     let after = discovered(&config, "Contact").await;
-    read_files(&config, &configured(e.dir.path(), "b.json", &[(&after, &["Id", "Score__c"])]), None).await;
+    read_files(
+        &config,
+        &configured(e.dir.path(), "b.json", &[(&after, &["Id", "Score__c"])]),
+        None,
+    )
+    .await;
     let (rows, stderr) = query_json(
         &export,
         "SELECT Id, Score__c FROM Contact_history ORDER BY _sfetl_sync_id, Id",
@@ -446,7 +612,10 @@ async fn query_reads_a_column_whose_type_changed_between_syncs_as_text() {
         .collect();
     assert_eq!(
         stderr,
-        format!("sfetl: note: Contact.Score__c is Decimal128(5, 2) in sync {} and Utf8 in sync {}: it is read as text in every sync\n", syncs[0], syncs[1])
+        format!(
+            "sfetl: note: Contact.Score__c is Decimal128(5, 2) in sync {} and Utf8 in sync {}: it is read as text in every sync\n",
+            syncs[0], syncs[1]
+        )
     );
     let mut want = Vec::new();
     for sync in [1, 2] {

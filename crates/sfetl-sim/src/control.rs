@@ -42,8 +42,14 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/faults/clear", post(clear_faults))
         .route("/__sim/limits", get(get_limits).post(set_limits))
         .route("/__sim/schema/add_field", post(super::schema::add_field))
-        .route("/__sim/schema/remove_field", post(super::schema::remove_field))
-        .route("/__sim/schema/retype_field", post(super::schema::retype_field))
+        .route(
+            "/__sim/schema/remove_field",
+            post(super::schema::remove_field),
+        )
+        .route(
+            "/__sim/schema/retype_field",
+            post(super::schema::retype_field),
+        )
         .route("/__sim/schema/hide_field", post(super::schema::hide_field))
 }
 

@@ -301,7 +301,10 @@ impl ObjectMeta {
         if let Some(list) = d["fields"].as_array_mut() {
             let mut i = 0;
             list.retain(|_| {
-                let keep = self.fields.get(i).is_none_or(|f| f.access == Access::Visible);
+                let keep = self
+                    .fields
+                    .get(i)
+                    .is_none_or(|f| f.access == Access::Visible);
                 i += 1;
                 keep
             });

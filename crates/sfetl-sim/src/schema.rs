@@ -159,7 +159,11 @@ fn add(store: &mut Store, v: &Value) -> Result<Value, String> {
     m.fields.push(f);
     m.reindex();
     store.tables[obj].add_column(col, &fill);
-    Ok(summary(store, obj, store.catalog.objects[obj].fields.len() - 1))
+    Ok(summary(
+        store,
+        obj,
+        store.catalog.objects[obj].fields.len() - 1,
+    ))
 }
 
 fn remove(store: &mut Store, v: &Value) -> Result<Value, String> {
@@ -361,9 +365,7 @@ pub fn convert(v: Val<'_>, to: FType) -> Val<'static> {
         (Val::Str(s), FType::Date) => parse_date(s.trim()).map_or(Val::Null, Val::Date),
         (Val::DateTime(ms), FType::DateTime) => Val::DateTime(ms),
         (Val::Date(d), FType::DateTime) => Val::DateTime(i64::from(d) * 86_400_000),
-        (Val::Str(s), FType::DateTime) => {
-            parse_datetime(s.trim()).map_or(Val::Null, Val::DateTime)
-        }
+        (Val::Str(s), FType::DateTime) => parse_datetime(s.trim()).map_or(Val::Null, Val::DateTime),
         _ => Val::Null,
     }
 }
@@ -390,9 +392,18 @@ mod tests {
         assert_eq!(convert(Val::Bool(true), FType::Text), Val::Null);
         assert_eq!(convert(s("TRUE"), FType::Boolean), Val::Bool(true));
         assert_eq!(convert(Val::Null, FType::Boolean), Val::Bool(false));
-        assert_eq!(convert(Val::DateTime(86_400_000 * 3 + 5), FType::Date), Val::Date(3));
-        assert_eq!(convert(Val::Date(2), FType::DateTime), Val::DateTime(172_800_000));
-        assert_eq!(convert(s("2024-01-02"), FType::Date), parse_date("2024-01-02").map_or(Val::Null, Val::Date));
+        assert_eq!(
+            convert(Val::DateTime(86_400_000 * 3 + 5), FType::Date),
+            Val::Date(3)
+        );
+        assert_eq!(
+            convert(Val::Date(2), FType::DateTime),
+            Val::DateTime(172_800_000)
+        );
+        assert_eq!(
+            convert(s("2024-01-02"), FType::Date),
+            parse_date("2024-01-02").map_or(Val::Null, Val::Date)
+        );
         assert_eq!(convert(Val::Null, FType::Text), Val::Null);
     }
 }

@@ -116,7 +116,11 @@ fn missing_sentence(object: &str, missing: &[String]) -> String {
 /// differs, `Ok(Some(warning))` to read on without the missing fields (`ignore`), `Err` with
 /// the message ending the stream (`fail`, or any changed type).
 pub fn verdict(object: &str, drift: &Drift, policy: SchemaDrift) -> Result<Option<String>, String> {
-    let pronoun = if drift.missing.len() == 1 { "it" } else { "them" };
+    let pronoun = if drift.missing.len() == 1 {
+        "it"
+    } else {
+        "them"
+    };
     let mut problems = Vec::new();
     if !drift.missing.is_empty() && policy == SchemaDrift::Fail {
         problems.push(missing_sentence(object, &drift.missing));
@@ -149,7 +153,10 @@ pub fn verdict(object: &str, drift: &Drift, policy: SchemaDrift) -> Result<Optio
 
 /// The `properties` of a JSON schema (empty when it has none).
 pub fn properties(schema: &Value) -> Map<String, Value> {
-    schema["properties"].as_object().cloned().unwrap_or_default()
+    schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -358,9 +358,7 @@ async fn a_hidden_field_vanishes_until_shown_again() {
         v,
         json!({"object": "Account", "field": "Industry", "type": "picklist", "access": "hidden"})
     );
-    assert!(
-        !names(&describe_fields(&org, "Account").await).contains(&"Industry".to_string())
-    );
+    assert!(!names(&describe_fields(&org, "Account").await).contains(&"Industry".to_string()));
     let (s, body) = org.query(soql).await;
     assert_eq!(s, 400);
     assert_eq!(
