@@ -43,26 +43,42 @@ impl Drift {
     }
 }
 
-/// A property's type as compared and named in messages: its non-null JSON type, plus its
-/// `format` or `contentEncoding` (`string (date)`); `None` when the catalog gives no type (a
+/// A property's non-null JSON type (`number`, `string`); `None` when it gives none (a
 /// hand-written `{}`), which is then not compared.
-pub fn type_label(schema: &Value) -> Option<String> {
-    let base = match &schema["type"] {
-        Value::String(t) => t.clone(),
-        Value::Array(ts) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")?
-            .to_string(),
-        _ => return None,
-    };
-    let detail = schema["format"]
+fn base_type(schema: &Value) -> Option<&str> {
+    match &schema["type"] {
+        Value::String(t) => Some(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        _ => None,
+    }
+}
+
+/// A property's `format` or `contentEncoding` (`date-time`, `base64`).
+fn detail(schema: &Value) -> Option<&str> {
+    schema["format"]
         .as_str()
-        .or_else(|| schema["contentEncoding"].as_str());
-    Some(match detail {
+        .or_else(|| schema["contentEncoding"].as_str())
+}
+
+/// A property's type as named in messages: its non-null JSON type plus its format
+/// (`string (date)`); `None` when it gives no type.
+pub fn type_label(schema: &Value) -> Option<String> {
+    let base = base_type(schema)?;
+    Some(match detail(schema) {
         Some(d) => format!("{base} ({d})"),
-        None => base,
+        None => base.to_string(),
     })
+}
+
+/// Whether two property schemas give the same type: the same non-null JSON type, and the
+/// same format when both give one (a catalog written without formats, as other tools write
+/// them, is not drift).
+fn same_type(was: &Value, now: &Value) -> bool {
+    base_type(was) == base_type(now)
+        && match (detail(was), detail(now)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
 }
 
 /// Compares the catalog's `selected` properties with the `current` ones (the stream's JSON
@@ -77,13 +93,13 @@ pub fn compare(selected: &Map<String, Value>, current: &Map<String, Value>) -> D
             drift.missing.push(name.clone());
             continue;
         };
-        if let (Some(was), Some(now)) = (type_label(was), type_label(now))
-            && was != now
+        if let (Some(a), Some(b)) = (type_label(was), type_label(now))
+            && !same_type(was, now)
         {
             drift.retyped.push(Retyped {
                 field: name.clone(),
-                was,
-                now,
+                was: a,
+                now: b,
             });
         }
     }
@@ -201,6 +217,7 @@ mod tests {
             "Since__c": {"type": ["null", "string"], "format": "date"},
             "Gone__c": {},
             "Hand__c": {},
+            "Review__c": {"type": ["string", "null"]},
             "_sfetl_deleted_at": {"type": ["null", "string"]},
         }));
         let current = props(json!({
@@ -210,6 +227,7 @@ mod tests {
             "Since__c": {"type": ["null", "string"], "format": "date-time"},
             "Hand__c": {"type": ["null", "boolean"]},
             "New__c": {"type": ["null", "string"]},
+            "Review__c": {"type": ["null", "string"], "format": "time"},
         }));
         assert_eq!(
             compare(&selected, &current),
