@@ -258,6 +258,22 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
             .iter()
             .all(|r| r.get("Score_Reason__c").is_none())
     );
+    // `check --catalog` validates strictly: the vanished field is a catalog problem.
+    let out = run(&[
+        "check",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        connection_status(&out),
+        (
+            "FAILED".to_string(),
+            "The connection works, but the catalog is not valid: The catalog has 1 problem: (1) streams[0] \"Contact\" selects fields that Contact does not have: \"Score_Reason__c\"; remove them from json_schema.properties. Run `sfetl discover` to see the streams and fields this org offers.".to_string()
+        )
+    );
 }
 
 #[tokio::test]
