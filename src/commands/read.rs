@@ -48,10 +48,16 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     stop_on_signal(opts.stop.clone());
     let client = super::connect(&config, &args.config, &stdout).await?;
     let opts = ReadOptions {
-        mapping: crate::source::mapped::load_plan(&client, &config).await?,
+        mapping: crate::source::mapped::load_plan_for_read(&client, &config).await?,
         ..opts
     };
-    super::catalog::validate_catalog(&client, &catalog.streams, opts.mapping.as_deref()).await?;
+    super::catalog::validate_catalog(
+        &client,
+        &catalog.streams,
+        opts.mapping.as_deref(),
+        super::catalog::FieldCheck::MappedOnly,
+    )
+    .await?;
     let summary = read(
         client,
         config,

@@ -44,6 +44,8 @@ pub struct Config {
     pub force_use_bulk_api: bool,
     /// When to compare the export's Ids with the org's to find hard deletes.
     pub reconcile_deletes: Reconcile,
+    /// What a read does when selected fields are gone from the org's describe.
+    pub schema_drift: SchemaDrift,
     /// Width of one incremental window.
     pub stream_slice_step: IsoDuration,
     /// How far before the saved cursor the next run starts.
@@ -288,6 +290,18 @@ fn classify(e: &serde_json::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// `schema_drift`: what a read does when fields its catalog selects are gone from the org's
+/// describe (deleted, or hidden from the user by field-level security). A field whose type
+/// changed always fails the stream: its values cannot be written under the old type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaDrift {
+    /// End the stream with an error naming the fields (run discover again).
+    #[default]
+    Fail,
+    /// Read the stream without them, with a warning.
+    Ignore,
+}
 
 /// When an incremental read compares the Ids its Parquet export holds with the Ids the org
 /// returns, to report hard deletes the `deleted` endpoint can no longer tell (its log keeps

@@ -267,3 +267,25 @@ fn a_config_file_with_a_utf8_byte_order_mark_is_read() {
         Err(ConfigError::NotJson { .. })
     ));
 }
+
+#[test]
+fn schema_drift_defaults_to_fail_and_a_bad_value_says_what_each_does() {
+    assert_eq!(
+        Config::from_value(airbyte_config()).unwrap().schema_drift,
+        crate::config::SchemaDrift::Fail
+    );
+    let mut c = airbyte_config();
+    c["schema_drift"] = json!("ignore");
+    assert_eq!(
+        Config::from_value(c.clone()).unwrap().schema_drift,
+        crate::config::SchemaDrift::Ignore
+    );
+    c["schema_drift"] = json!("skip");
+    assert_eq!(
+        problems(c),
+        vec![(
+            "schema_drift".into(),
+            "\"skip\" is not one of \"fail\", \"ignore\": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them".into()
+        )]
+    );
+}

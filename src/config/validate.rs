@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource,
-    OutputConfig, OutputFormat, RawConfig, Reconcile, StreamCriterion,
+    OutputConfig, OutputFormat, RawConfig, Reconcile, SchemaDrift, StreamCriterion,
 };
 use crate::secret::Secret;
 
@@ -93,6 +93,16 @@ fn hint_for(field: &str) -> Option<&'static str> {
     })
 }
 
+/// What the values of an enum setting mean, after the list of them.
+fn enum_hint(field: &str) -> &'static str {
+    match field {
+        "schema_drift" => {
+            ": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them"
+        }
+        _ => "",
+    }
+}
+
 /// Advice for a missing field.
 fn missing_advice(field: &str) -> String {
     match field {
@@ -169,9 +179,10 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
                     .map(|a| a.iter().map(|o| o.to_string()).collect())
                     .unwrap_or_default();
                 format!(
-                    "{} is not one of {}",
+                    "{} is not one of {}{}",
                     show(&err.instance, secret),
-                    opts.join(", ")
+                    opts.join(", "),
+                    enum_hint(&field)
                 )
             }
             ValidationErrorKind::Type { kind } => {
@@ -276,6 +287,10 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             Some("always") => Reconcile::Always,
             Some("off") => Reconcile::Off,
             _ => Reconcile::Auto,
+        },
+        schema_drift: match value.get("schema_drift").and_then(Value::as_str) {
+            Some("ignore") => SchemaDrift::Ignore,
+            _ => SchemaDrift::Fail,
         },
         stream_slice_step,
         lookback_window,

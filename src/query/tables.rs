@@ -6,13 +6,18 @@
 //! (`sfetl.cursor`, else `SystemModstamp`, `LastModifiedDate`, `modified_at`, `CreatedDate`),
 //! ties going to the later `_sfetl_extracted_at` then `_sfetl_sync_id` (sync ids sort by time).
 //! The winner is dropped when it is a deletion (`_sfetl_is_deleted` or `IsDeleted` true). A
-//! stream with no key holds the rows of its most recent sync.
+//! stream with no key holds the rows of its most recent sync. Syncs that wrote different
+//! columns are read under one schema, by column name (see [`super::union`]).
 
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::QueryError;
 use super::export::{Export, StreamFiles};
+use super::union::{Unified, unify};
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
 use crate::output::{EXTRACTED_AT, SYNC_ID};
 
@@ -37,25 +42,54 @@ pub(super) struct Dedupe {
     pub deleted: Option<String>,
 }
 
-/// Registers the tables of every stream; returns the table names, sorted.
-pub(super) async fn register(
+/// The union of a stream's sync schemas (one file per sync: a sync's parts share theirs).
+async fn stream_schema(export: &Export, stream: &StreamFiles) -> Result<Unified, QueryError> {
+    let mut files: Vec<(String, SchemaRef)> = Vec::new();
+    for (sync, meta) in &stream.files {
+        if files.last().is_some_and(|(s, _)| s == sync) {
+            continue;
+        }
+        files.push((sync.clone(), Arc::new(export.file_schema(meta).await?)));
+    }
+    unify(&stream.name, &files)
+}
+
+/// Registers `<stream>_history` over every file of the stream; returns the notes of columns
+/// read as text because their type changed between syncs.
+async fn register_history(
     ctx: &SessionContext,
     export: &Export,
-    streams: &[StreamFiles],
+    stream: &StreamFiles,
+    history: &str,
 ) -> Result<Vec<String>, QueryError> {
-    let mut names = Vec::new();
-    for stream in streams {
-        let history = format!("{}_history", stream.name);
-        ctx.register_parquet(
-            TableReference::bare(history.as_str()),
-            &stream.url,
-            ParquetReadOptions::default(),
-        )
+    let unified = stream_schema(export, stream).await?;
+    // Syncs with different columns: every sync read under the union, by column name.
+    let options = if unified.differs {
+        ParquetReadOptions::default().schema(&unified.schema)
+    } else {
+        ParquetReadOptions::default()
+    };
+    ctx.register_parquet(TableReference::bare(history), &stream.url, options)
         .await
         .map_err(|e| QueryError::Read {
             path: stream.url.clone(),
             reason: e.strip_backtrace(),
         })?;
+    Ok(unified.notes)
+}
+
+/// Registers the tables of every stream; returns the table names, sorted, and a note per
+/// column read as text because its type changed between syncs.
+pub(super) async fn register(
+    ctx: &SessionContext,
+    export: &Export,
+    streams: &[StreamFiles],
+) -> Result<(Vec<String>, Vec<String>), QueryError> {
+    let mut names = Vec::new();
+    let mut notes = Vec::new();
+    for stream in streams {
+        let history = format!("{}_history", stream.name);
+        notes.extend(register_history(ctx, export, stream, &history).await?);
         let columns: Vec<String> = ctx
             .table(TableReference::bare(history.as_str()))
             .await
@@ -115,7 +149,7 @@ pub(super) async fn register(
         names.push(history);
     }
     names.sort();
-    Ok(names)
+    Ok((names, notes))
 }
 
 /// Decides key, ordering and deletion flag from the columns and the files' metadata.

@@ -58,6 +58,10 @@ pub enum FetchError {
         /// Whether `limit` is the config's `max_api_usage_percent`.
         configured: bool,
     },
+    /// The catalog selects fields the org no longer has (deleted, or hidden by field-level
+    /// security) under `schema_drift: fail`, or fields whose type changed: run discover again.
+    #[error("{0}")]
+    SchemaDrift(String),
     /// The read was asked to stop (a signal, or the API quota ran out in another stream).
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Stopped,
@@ -69,9 +73,10 @@ impl FetchError {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
             FetchError::Stopped | FetchError::BulkCapReached { .. } => FailureType::TransientError,
-            FetchError::Mapping(_) | FetchError::BadState(_) | FetchError::FieldSplit(_) => {
-                FailureType::ConfigError
-            }
+            FetchError::Mapping(_)
+            | FetchError::BadState(_)
+            | FetchError::FieldSplit(_)
+            | FetchError::SchemaDrift(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }

@@ -12,6 +12,7 @@ mod auth_login;
 mod cli;
 mod conformance;
 mod demo;
+mod drift;
 mod harsh;
 mod incremental;
 mod mapping;

@@ -21,6 +21,7 @@ pub mod oauth;
 pub mod quirks;
 pub mod render;
 pub mod rest;
+pub mod schema;
 pub mod server;
 pub mod soql;
 pub mod store;

@@ -190,6 +190,18 @@ pub enum Formula {
     },
 }
 
+impl Formula {
+    /// Whether the formula reads field `field` (Salesforce refuses to delete or retype a
+    /// field a formula references).
+    pub fn reads(&self, field: usize) -> bool {
+        match self {
+            Formula::Concat(parts) => parts.iter().any(|p| p.as_ref() == Ok(&field)),
+            Formula::MulDiv100(a, b) => *a == field || *b == field,
+            Formula::PersonName { first, last } => *first == field || *last == field,
+        }
+    }
+}
+
 /// Storage of one field.
 #[derive(Debug)]
 pub enum Column {
@@ -459,6 +471,31 @@ impl Table {
         }
     }
 
+    /// Appends the column of a field added to the object: `fill` in every existing row (null,
+    /// or `false` for a checkbox, as Salesforce fills a new field).
+    pub fn add_column(&mut self, mut col: Column, fill: &Val<'_>) {
+        for _ in 0..self.len() {
+            push_val(&mut col, fill);
+        }
+        self.cols.push(col);
+    }
+
+    /// Replaces a field's column by `col` holding `vals`, one per row (a field whose type
+    /// changed).
+    pub fn replace_column(&mut self, field: usize, mut col: Column, vals: &[Val<'_>]) {
+        for v in vals {
+            push_val(&mut col, v);
+        }
+        self.cols[field] = col;
+    }
+
+    /// The formula field reading `field`, if one does.
+    pub fn formula_reading(&self, field: usize) -> Option<usize> {
+        self.cols
+            .iter()
+            .position(|c| matches!(c, Column::Formula(f) if f.reads(field)))
+    }
+
     /// Stamps a row as modified by the platform at `ms` (SystemModstamp only).
     pub fn touch(&mut self, row: usize, ms: i64) {
         let f = self.sysmod;
@@ -509,7 +546,8 @@ impl Table {
     }
 }
 
-fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
+/// The storage of a field of `meta`, empty.
+pub fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
     if f.name == "IsDeleted" {
         return Column::IsDeleted;
     }

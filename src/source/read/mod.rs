@@ -10,6 +10,7 @@
 mod bulk;
 mod checkpoint;
 mod deleted;
+pub mod drift;
 mod fetch;
 pub mod plan;
 mod rest;
@@ -226,18 +227,27 @@ async fn read_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
-    let mapped = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name));
-    let plan = match mapped {
+    let mapping = ctx.opts.mapping.as_deref();
+    if let Some(message) = mapping.and_then(|m| m.drifted(name)) {
+        return Err(FetchError::SchemaDrift(message.to_string()));
+    }
+    for warning in mapping.map(|m| m.warnings(name)).unwrap_or_default() {
+        ctx.log(LogLevel::Warn, warning.to_string()).await;
+    }
+    let plan = match mapping.and_then(|m| m.stream(name)) {
         Some(mapped) => {
             let mut describes = HashMap::new();
             for src in &mapped.sources {
                 let d = describe::describe(&ctx.client, &src.object).await?;
                 describes.insert(src.object.clone(), d);
             }
+            check_drift(ctx, name, &cs.stream.json_schema, &mapped.json_schema).await?;
             plan::plan_mapped_stream(cs, mapped, &describes, saved)?
         }
         None => {
             let d = describe::describe(&ctx.client, name).await?;
+            let current = crate::catalog::record_json_schema(&d);
+            check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
             plan::plan_object_stream(cs, &d, &ctx.config, saved)?
         }
     };
@@ -266,6 +276,26 @@ async fn read_stream(
     ctx.log(LogLevel::Info, summary).await;
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(total)
+}
+
+/// Compares the fields the catalog selects (`selected`, a stream's JSON schema) with the ones
+/// `current` offers now: a warning to read on without vanished fields, or the error ending
+/// the stream, as `schema_drift` and [`drift::verdict`] decide.
+async fn check_drift(
+    ctx: &Ctx,
+    object: &str,
+    selected: &Value,
+    current: &Value,
+) -> Result<(), FetchError> {
+    let found = drift::compare(&drift::properties(selected), &drift::properties(current));
+    match drift::verdict(object, &found, ctx.config.schema_drift) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            ctx.log(LogLevel::Warn, warning).await;
+            Ok(())
+        }
+        Err(message) => Err(FetchError::SchemaDrift(message)),
+    }
 }
 
 /// Opens the stream's output; a resumed Parquet export first loses the files its STATE proves

@@ -110,16 +110,9 @@ pub fn plan_object_stream<'m>(
 ) -> Result<StreamPlan<'m>, BadState> {
     let name = cs.stream.name.as_str();
     let mut notes = Vec::new();
+    // Selected fields the describe lacks are left out; `drift` decided before whether the
+    // stream may be read without them (and warned).
     let selected = selected_fields(cs);
-    if let Some(sel) = &selected {
-        let unknown: Vec<&String> = sel
-            .iter()
-            .filter(|s| !s.starts_with("_sfetl_") && !describe.fields.iter().any(|f| &f.name == *s))
-            .collect();
-        if !unknown.is_empty() {
-            notes.push((LogLevel::Warn, format!("{name}: the catalog selects fields the org does not have (left out): {unknown:?}")));
-        }
-    }
     let mut schema = StreamSchema::from_describe(describe, selected.as_deref());
     let mut api = Api::Bulk;
     if let Some(what) = bulk_unreadable(&schema) {

@@ -245,7 +245,7 @@ async fn describe(
     match store.catalog.object(&obj) {
         Some(i) => json_response(
             StatusCode::OK,
-            versioned(&store.catalog.objects[i].describe, &ver),
+            versioned(&store.catalog.objects[i].served_describe(), &ver),
         ),
         None => match store.catalog.extra_describe(&obj) {
             Some(d) => json_response(StatusCode::OK, versioned(&d, &ver)),
@@ -273,11 +273,13 @@ async fn sobject_info(
     json_response(StatusCode::OK, versioned(&body, &ver))
 }
 
+/// Every field the API user sees, in describe order (a record read without `fields=`).
 fn all_fields(store: &Store, obj: usize) -> Vec<Path> {
     store.catalog.objects[obj]
         .fields
         .iter()
         .enumerate()
+        .filter(|(_, f)| f.access == crate::describe::Access::Visible)
         .map(|(i, f)| Path {
             via: None,
             name: f.name.clone(),

@@ -6,6 +6,7 @@ mod harsh;
 mod oauth;
 mod org;
 mod rest;
+mod schema;
 
 /// The simulator crate's root, read when the test runs (cargo sets it) rather than baked in when
 /// it was compiled, so a build cache reused from another checkout still finds this checkout's

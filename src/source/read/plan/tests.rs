@@ -68,18 +68,13 @@ fn base64_fields_choose_rest_unless_bulk_is_forced() {
 }
 
 #[test]
-fn unknown_selected_fields_are_left_out_with_a_warning() {
+fn unknown_selected_fields_are_left_out() {
+    // Whether the stream may be read without them is `drift`'s call, made before planning.
     let cs = stream("full_refresh", &["Id", "Nope__c"]);
     let p = plan_object_stream(&cs, &describe(), &config(json!({})), None).unwrap();
     assert!(!p.incremental);
-    assert_eq!(
-        p.notes,
-        vec![(
-            LogLevel::Warn,
-            "Document: the catalog selects fields the org does not have (left out): [\"Nope__c\"]"
-                .to_string()
-        )]
-    );
+    assert_eq!(p.notes, vec![]);
+    assert_eq!(p.objects[0].bulk.select, vec!["Id", "SystemModstamp"]);
 }
 
 #[test]
