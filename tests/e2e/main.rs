@@ -12,6 +12,7 @@ mod auth_login;
 mod cli;
 mod conformance;
 mod demo;
+mod freshness;
 mod harsh;
 mod incremental;
 mod mapping;

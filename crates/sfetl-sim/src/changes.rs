@@ -87,7 +87,7 @@ fn stored_value(
         .field(field)
         .ok_or_else(|| format!("{} has no field '{field}'", meta.name))?;
     let fm = &meta.fields[f];
-    if fm.calculated || !fm.updateable && !fm.createable {
+    if fm.calculated || (!fm.updateable && !fm.createable) {
         return Err(format!("'{}' of {} is not a stored field", fm.name, meta.name));
     }
     typed(store, fm, value).ok_or_else(|| {

@@ -66,7 +66,7 @@ impl ObjectReader<'_> {
                 return Ok(0);
             }
         };
-        let since = last.map_or("before".into(), crate::state::datetime_literal);
+        let since = last.map_or("never".into(), crate::state::datetime_literal);
         let text = format!(
             "{}: {object}: formula fields {} read again for {rows} rows (formula_refresh {}, last refresh {since})",
             self.plan.name,

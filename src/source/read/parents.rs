@@ -85,7 +85,8 @@ impl<'a> ObjectReader<'a> {
             self.set_parent(dep, upper);
             return Ok(0);
         };
-        let config = &self.ctx.config;
+        let ctx = self.ctx;
+        let config = &ctx.config;
         let lower = config.lookback_window.sub_from(from);
         let windows = soql::windows(Some(lower), upper, &config.stream_slice_step);
         let mut total = 0;
