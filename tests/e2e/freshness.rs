@@ -129,10 +129,15 @@ async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job(
     assert_eq!(got, format!("source_id,company\n{want}"));
     // Every other row is as the org has it: one row per person, none stale.
     let total = query_csv(&export, "SELECT count(*) AS n FROM person").await;
-    let org_people = org_rows(&e.org, "SELECT Id FROM Contact").await.len()
-        + org_rows(&e.org, "SELECT Id FROM Lead WHERE IsConverted = false")
-            .await
-            .len();
+    let org_people = org_rows(&e.org, "SELECT Id FROM Contact WHERE IsDeleted = false")
+        .await
+        .len()
+        + org_rows(
+            &e.org,
+            "SELECT Id FROM Lead WHERE IsConverted = false AND IsDeleted = false",
+        )
+        .await
+        .len();
     assert_eq!(total, format!("n\n{org_people}\n"));
 }
 

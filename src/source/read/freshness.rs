@@ -138,9 +138,9 @@ struct FormulaRefs {
 /// Scans a formula's identifiers, skipping string literals and global variables (`$User.Id`).
 fn formula_refs(text: &str) -> FormulaRefs {
     let mut out = FormulaRefs::default();
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars();
     let mut token = String::new();
-    let mut flush = |token: &mut String, out: &mut FormulaRefs| {
+    let flush = |token: &mut String, out: &mut FormulaRefs| {
         let t = std::mem::take(token);
         if t.starts_with('$') || t.is_empty() {
             return;

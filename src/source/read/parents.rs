@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::FetchError;
 use super::fetch::ObjectReader;
-use super::freshness::{Freshness, ParentDep};
+use super::freshness::ParentDep;
 use super::plan::ObjectPlan;
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
