@@ -101,13 +101,18 @@ async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job(
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     // Lead's window, Contact's window, and Contact's rows under Accounts changed in that window.
     assert_eq!(jobs(&e.org).await - jobs_before, 3);
+    // 25 API calls: a token; describeGlobal twice (the mapping, the catalog check), the
+    // mapping's Lead, Contact and Account, the read's Lead and Contact; 5 per Bulk job
+    // (create, 2 polls, 1 results page, delete), of which the Account's is the 5 the rename
+    // costs; the `deleted` endpoint once per object.
     let stats = e.org.stats().await;
     assert_eq!(
         stats["by_kind"],
-        json!({"token": 1, "describe": 2, "query": 0, "bulk_query": 15, "bulk_ingest": 0,
+        json!({"token": 1, "describe": 7, "query": 0, "bulk_query": 15, "bulk_ingest": 0,
                "collections": 0, "sync": 2}),
         "{stats}"
     );
+    assert_eq!(stats["total"], json!(25));
     assert!(logs(&msgs).contains(&format!(
         "person: Contact: {} rows read again because their Account changed since {} (1 query, for Account.Name)",
         contacts.len(),
@@ -267,15 +272,12 @@ async fn with_records_output_a_log_says_which_formulas_are_not_refreshed() {
 async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() {
     // Windows of one day over the last three and a half days (a lookback of P3DT12H): four
     // windows for each object, nothing changed in any.
-    let e = env(
-        10,
-        base(json!({"mapping": people_mapping(), "stream_slice_step": "P1D"})),
-    )
-    .await;
+    let e = env(10, base(json!({"mapping": people_mapping()}))).await;
     let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
     let s1 = e.dir.path().join("s1.json");
     read_to(&e.config, &cat, None, &s1).await;
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["stream_slice_step"] = json!("P1D");
     cfg["lookback_window"] = json!("P3DT12H");
     let later = write_json(e.dir.path(), "later.json", &cfg);
 

@@ -82,7 +82,9 @@ impl<'a> ObjectReader<'a> {
             .map(|c| c.cursor)
             .or(self.object.saved_at);
         let Some(from) = saved else {
-            self.set_parent(dep, upper);
+            // A first read: every row was just read as it is, parents included. The parent's
+            // cursor starts where the object's own ends (at most `upper`).
+            self.set_parent(dep, self.carry.own_at.unwrap_or(upper).min(upper));
             return Ok(0);
         };
         let ctx = self.ctx;
