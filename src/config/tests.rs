@@ -272,8 +272,15 @@ fn a_config_file_with_a_utf8_byte_order_mark_is_read() {
 fn formula_refresh_is_a_duration_or_off_and_daily_by_default() {
     let c = airbyte_config();
     let cfg = Config::from_value(c.clone()).unwrap();
-    assert_eq!(cfg.formula_refresh.as_ref().map(|d| d.as_str()), Some("P1D"));
-    for (given, want) in [("PT6H", Some("PT6H")), ("PT0S", Some("PT0S")), ("off", None)] {
+    assert_eq!(
+        cfg.formula_refresh.as_ref().map(|d| d.as_str()),
+        Some("P1D")
+    );
+    for (given, want) in [
+        ("PT6H", Some("PT6H")),
+        ("PT0S", Some("PT0S")),
+        ("off", None),
+    ] {
         let mut c = c.clone();
         c["formula_refresh"] = json!(given);
         let cfg = Config::from_value(c).unwrap();

@@ -92,14 +92,30 @@ mod tests {
 
     #[test]
     fn formula_columns_come_from_the_side_table_when_it_is_newer() {
-        let columns = cols(&["Id", "Name", "Days__c", "SystemModstamp", "_sfetl_extracted_at", "_sfetl_sync_id"]);
-        let side = cols(&["Id", "SystemModstamp", "Days__c", "_sfetl_extracted_at", "_sfetl_sync_id"]);
+        let columns = cols(&[
+            "Id",
+            "Name",
+            "Days__c",
+            "SystemModstamp",
+            "_sfetl_extracted_at",
+            "_sfetl_sync_id",
+        ]);
+        let side = cols(&[
+            "Id",
+            "SystemModstamp",
+            "Days__c",
+            "_sfetl_extracted_at",
+            "_sfetl_sync_id",
+        ]);
         assert_eq!(
             overlay_sql("SELECT 1", &columns, "Opportunity__formulas", &side),
             "SELECT m.\"Id\", m.\"Name\", CASE WHEN f.\"_sfetl_extracted_at\" > m.\"_sfetl_extracted_at\" THEN f.\"Days__c\" ELSE m.\"Days__c\" END AS \"Days__c\", m.\"SystemModstamp\", m.\"_sfetl_extracted_at\", m.\"_sfetl_sync_id\" FROM (SELECT 1) AS m LEFT JOIN \"Opportunity__formulas\" AS f ON m.\"Id\" = f.\"Id\""
         );
         // No formula column in common: the view is left alone.
         let other = cols(&["Id", "Gone__c", "_sfetl_extracted_at"]);
-        assert_eq!(overlay_sql("SELECT 1", &columns, "X__formulas", &other), "SELECT 1");
+        assert_eq!(
+            overlay_sql("SELECT 1", &columns, "X__formulas", &other),
+            "SELECT 1"
+        );
     }
 }

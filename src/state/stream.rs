@@ -168,7 +168,9 @@ impl Freshness {
             for (object, v) in map {
                 let at = datetime_of(v)
                     .map_err(|e| format!("formulas_refreshed_at.{object}: {e}"))?
-                    .ok_or_else(|| format!("formulas_refreshed_at.{object}: null is not a datetime"))?;
+                    .ok_or_else(|| {
+                        format!("formulas_refreshed_at.{object}: null is not a datetime")
+                    })?;
                 formulas_refreshed_at.0.insert(object.clone(), at);
             }
         }

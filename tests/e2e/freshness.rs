@@ -16,7 +16,8 @@ fn people_mapping() -> String {
 }
 
 fn base(extra: Value) -> Value {
-    let mut cfg = json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
+    let mut cfg =
+        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
     for (k, v) in extra.as_object().unwrap() {
         cfg[k] = v.clone();
     }
@@ -45,7 +46,15 @@ async fn read_to(config: &Path, cat: &Path, state: Option<&Path>, state_out: &Pa
 
 /// `sfetl query --format csv` over an export, asserted to succeed.
 async fn query_csv(export: &Path, sql: &str) -> String {
-    let out = run(&["query", "--path", export.to_str().unwrap(), sql, "--format", "csv"]).await;
+    let out = run(&[
+        "query",
+        "--path",
+        export.to_str().unwrap(),
+        sql,
+        "--format",
+        "csv",
+    ])
+    .await;
     assert!(
         out.status.success(),
         "{}",
@@ -63,7 +72,11 @@ async fn jobs(org: &Org) -> u64 {
 
 /// The Contacts of the first Account that has some.
 async fn an_account_with_contacts(org: &Org) -> (String, BTreeSet<String>) {
-    let rows = org_rows(org, "SELECT Id, AccountId FROM Contact WHERE AccountId != null").await;
+    let rows = org_rows(
+        org,
+        "SELECT Id, AccountId FROM Contact WHERE AccountId != null",
+    )
+    .await;
     let account = rows[0]["AccountId"].as_str().unwrap().to_string();
     let contacts = rows
         .iter()
@@ -118,7 +131,7 @@ async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job(
         contacts.len(),
         state[0]["stream"]["stream_state"]["parents"]["Contact"]["Account"]["cursor"]
             .as_str()
-            .map(|c| lookback(c))
+            .map(lookback)
             .unwrap()
     )));
 
@@ -181,12 +194,19 @@ async fn opportunity_view(export: &Path) -> String {
 /// The same, from the org (REST), with `today` as days since 1970-01-01.
 async fn opportunity_org(org: &Org, today: i64) -> String {
     let mut out = "Id,Account_Industry__c,days\n".to_string();
-    let mut rows = org_rows(org, "SELECT Id, CreatedDate, Account_Industry__c FROM Opportunity").await;
+    let mut rows = org_rows(
+        org,
+        "SELECT Id, CreatedDate, Account_Industry__c FROM Opportunity",
+    )
+    .await;
     rows.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
     for r in rows {
         let industry = r["Account_Industry__c"].as_str().unwrap_or("");
         let days = today - epoch_day(r["CreatedDate"].as_str().unwrap());
-        out.push_str(&format!("{},{industry},{days}\n", r["Id"].as_str().unwrap()));
+        out.push_str(&format!(
+            "{},{industry},{days}\n",
+            r["Id"].as_str().unwrap()
+        ));
     }
     out
 }
@@ -205,14 +225,23 @@ async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
         &[("Opportunity", OPPORTUNITY_FIELDS, "incremental")],
     );
     const DAY_2030: i64 = 21915; // 2030-01-01
-    e.org.control("clock", &json!({"today": "2030-01-01"})).await;
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
     let s1 = e.dir.path().join("s1.json");
     read_to(&config, &cat, None, &s1).await;
-    assert_eq!(opportunity_view(&export).await, opportunity_org(&e.org, DAY_2030).await);
+    assert_eq!(
+        opportunity_view(&export).await,
+        opportunity_org(&e.org, DAY_2030).await
+    );
 
     // A day passes, and an Industry changes in a way no SystemModstamp shows (only a refresh
     // can see either).
-    let opp = org_rows(&e.org, "SELECT AccountId FROM Opportunity WHERE AccountId != null").await;
+    let opp = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
+    )
+    .await;
     let account = opp[0]["AccountId"].as_str().unwrap();
     e.org
         .control(
@@ -248,7 +277,8 @@ async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
         query_csv(&export, "SELECT count(*) AS n FROM Opportunity__formulas").await,
         format!("n\n{n}\n")
     );
-    let state: Value = serde_json::from_slice(&std::fs::read(e.dir.path().join("s3.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(e.dir.path().join("s3.json")).unwrap()).unwrap();
     assert!(state[0]["stream"]["stream_state"]["formulas_refreshed_at"]["Opportunity"].is_string());
 }
 
@@ -264,7 +294,11 @@ async fn with_records_output_a_log_says_which_formulas_are_not_refreshed() {
     read_to(&e.config, &cat, None, &s1).await;
     let before = jobs(&e.org).await;
     let msgs = read_to(&e.config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
-    assert_eq!(jobs(&e.org).await - before, 2, "no refresh job with records output");
+    assert_eq!(
+        jobs(&e.org).await - before,
+        2,
+        "no refresh job with records output"
+    );
     assert!(logs(&msgs).contains(&"Opportunity: formula fields Account_Industry__c, Days_Since_Created__c change without their rows changing; with records output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again. Cross-object ones also come again when their parent changes (Account). Write Parquet to have them refreshed, or run a full refresh.".to_string()));
 }
 
@@ -284,8 +318,16 @@ async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() 
     let before = jobs(&e.org).await;
     let msgs = read_to(&later, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     assert_eq!(records(&msgs, "person").len(), 0);
-    assert_eq!(jobs(&e.org).await - before, 4 + 4 + 4, "Lead, Contact, Contact's Account");
-    assert!(logs(&msgs).iter().any(|l| l.starts_with("person: Contact: 0 rows read again because their Account changed since ") && l.ends_with(" (4 queries, for Account.Name)")));
+    assert_eq!(
+        jobs(&e.org).await - before,
+        4 + 4 + 4,
+        "Lead, Contact, Contact's Account"
+    );
+    assert!(
+        logs(&msgs).iter().any(|l| l.starts_with(
+            "person: Contact: 0 rows read again because their Account changed since "
+        ) && l.ends_with(" (4 queries, for Account.Name)"))
+    );
 
     // Through REST (the daily Bulk cap reached): one REST query per window.
     let used = jobs(&e.org).await;
@@ -297,5 +339,9 @@ async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() 
     assert_eq!(records(&msgs, "person").len(), 0);
     let stats = e.org.stats().await;
     assert_eq!(stats["by_kind"]["query"], json!(4 + 4 + 4), "{stats}");
-    assert_eq!(stats["by_kind"]["bulk_query"], json!(1), "the refused job: {stats}");
+    assert_eq!(
+        stats["by_kind"]["bulk_query"],
+        json!(1),
+        "the refused job: {stats}"
+    );
 }

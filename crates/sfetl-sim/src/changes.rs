@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::describe::{FType, FieldMeta};
 use super::server::{Sim, json_response};
-use super::store::{DayClock, LIVE, Store, Val, parse_date, parse_datetime, unpack, write_date, write_datetime};
+use super::store::{
+    DayClock, LIVE, Store, Val, parse_date, parse_datetime, unpack, write_date, write_datetime,
+};
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -88,15 +90,19 @@ fn stored_value(
         .ok_or_else(|| format!("{} has no field '{field}'", meta.name))?;
     let fm = &meta.fields[f];
     if fm.calculated || (!fm.updateable && !fm.createable) {
-        return Err(format!("'{}' of {} is not a stored field", fm.name, meta.name));
+        return Err(format!(
+            "'{}' of {} is not a stored field",
+            fm.name, meta.name
+        ));
     }
-    typed(store, fm, value).ok_or_else(|| {
-        format!(
-            "{value} is not a value of '{}' (type {})",
-            fm.name, fm.sf_type
-        )
-    })
-    .map(|v| (f, v))
+    typed(store, fm, value)
+        .ok_or_else(|| {
+            format!(
+                "{value} is not a value of '{}' (type {})",
+                fm.name, fm.sf_type
+            )
+        })
+        .map(|v| (f, v))
 }
 
 fn typed(store: &Store, f: &FieldMeta, value: &Value) -> Option<Val<'static>> {
@@ -143,7 +149,9 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     }
     if let Some(n) = v.get("advance_days") {
         let Some(n) = n.as_i64().and_then(|n| i32::try_from(n).ok()) else {
-            return refuse(format!("advance_days must be a whole number of days, not {n}"));
+            return refuse(format!(
+                "advance_days must be a whole number of days, not {n}"
+            ));
         };
         match &mut clock.pinned {
             Some(d) => *d += n,

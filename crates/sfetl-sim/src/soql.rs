@@ -523,7 +523,10 @@ impl Parser<'_> {
             return Err(self.err_at(
                 "MALFORMED_QUERY",
                 left_pos,
-                &format!("semi join sub selects are only allowed on id fields, cannot use: '{}'", left.name),
+                &format!(
+                    "semi join sub selects are only allowed on id fields, cannot use: '{}'",
+                    left.name
+                ),
             ));
         }
         if self.nested {
@@ -544,7 +547,10 @@ impl Parser<'_> {
             [f, ..] if !sub.count_only => Err(self.err_at(
                 "MALFORMED_QUERY",
                 pos,
-                &format!("semi join sub selects can only query id fields, cannot use: '{}'", f.label()),
+                &format!(
+                    "semi join sub selects can only query id fields, cannot use: '{}'",
+                    f.label()
+                ),
             )),
             _ => Err(self.err_at(
                 "MALFORMED_QUERY",

@@ -73,7 +73,10 @@ pub fn analyse(describe: &SObjectDescribe, selected: &[String], narrow: bool) ->
         let Some(field) = describe.fields.iter().find(|f| &f.name == name) else {
             continue;
         };
-        let Some(formula) = field.calculated_formula.as_deref().filter(|_| field.calculated)
+        let Some(formula) = field
+            .calculated_formula
+            .as_deref()
+            .filter(|_| field.calculated)
         else {
             continue;
         };
@@ -114,7 +117,11 @@ fn add_parent(out: &mut Freshness, describe: &SObjectDescribe, rel: &str, column
         }
         return;
     };
-    match out.parents.iter_mut().find(|p| p.relationship == relationship) {
+    match out
+        .parents
+        .iter_mut()
+        .find(|p| p.relationship == relationship)
+    {
         Some(p) if !p.because.iter().any(|c| c == column) => p.because.push(column.to_string()),
         Some(_) => {}
         None => out.parents.push(ParentDep {
@@ -152,7 +159,10 @@ fn formula_refs(text: &str) -> FormulaRefs {
             out.time_based = true;
         } else if let Some((rel, _)) = t.split_once('.')
             && rel.starts_with(|c: char| c.is_alphabetic())
-            && !out.relationships.iter().any(|r| r.eq_ignore_ascii_case(rel))
+            && !out
+                .relationships
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(rel))
         {
             out.relationships.push(rel.to_string());
         }
@@ -226,7 +236,10 @@ mod tests {
             ]),
             true,
         );
-        assert_eq!(f.formulas, names(&["Account_Industry__c", "Days_Since_Created__c"]));
+        assert_eq!(
+            f.formulas,
+            names(&["Account_Industry__c", "Days_Since_Created__c"])
+        );
         assert_eq!(
             f.parents,
             vec![ParentDep {
@@ -246,7 +259,12 @@ mod tests {
             .collect();
         assert_eq!(
             narrow,
-            ["Id", "SystemModstamp", "Account_Industry__c", "Days_Since_Created__c"]
+            [
+                "Id",
+                "SystemModstamp",
+                "Account_Industry__c",
+                "Days_Since_Created__c"
+            ]
         );
         assert!(f.notes.is_empty());
     }
@@ -256,7 +274,13 @@ mod tests {
         let d = describe();
         let f = analyse(
             &d,
-            &names(&["Id", "account.Name", "Account.Owner.Name", "Owner.Name", "Name"]),
+            &names(&[
+                "Id",
+                "account.Name",
+                "Account.Owner.Name",
+                "Owner.Name",
+                "Name",
+            ]),
             false,
         );
         assert_eq!(f.parents.len(), 1);
@@ -278,12 +302,17 @@ mod tests {
     #[test]
     fn formula_text_scan_skips_literals_and_globals() {
         assert_eq!(
-            formula_refs("IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x"),
+            formula_refs(
+                "IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x"
+            ),
             FormulaRefs {
                 time_based: true,
                 relationships: names(&["Account", "Parent__r"]),
             }
         );
-        assert_eq!(formula_refs("\"TODAY()\" & Name * 1.5"), FormulaRefs::default());
+        assert_eq!(
+            formula_refs("\"TODAY()\" & Name * 1.5"),
+            FormulaRefs::default()
+        );
     }
 }

@@ -112,7 +112,11 @@ impl<'a> ObjectReader<'a> {
             dep.relationship,
             soql::datetime_literal(lower),
             windows.len(),
-            if windows.len() == 1 { "query" } else { "queries" },
+            if windows.len() == 1 {
+                "query"
+            } else {
+                "queries"
+            },
             dep.because.join(", ")
         );
         self.ctx.log(LogLevel::Info, text).await;

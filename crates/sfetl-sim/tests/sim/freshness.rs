@@ -102,12 +102,17 @@ async fn cross_object_formulas_follow_the_parent_while_the_childrens_timestamps_
     assert_eq!(after.len(), before.len());
     for (a, b) in after.iter().zip(&before) {
         assert_eq!(a["Account_Name__c"], "Renamed Ltd");
-        assert_eq!(a["SystemModstamp"], b["SystemModstamp"], "the child did not change");
+        assert_eq!(
+            a["SystemModstamp"], b["SystemModstamp"],
+            "the child did not change"
+        );
         assert_eq!(a["LastModifiedDate"], b["LastModifiedDate"]);
     }
     let acc = records(
         &org,
-        &format!("SELECT Name, SystemModstamp, LastModifiedDate FROM Account WHERE Id = '{account}'"),
+        &format!(
+            "SELECT Name, SystemModstamp, LastModifiedDate FROM Account WHERE Id = '{account}'"
+        ),
     )
     .await;
     assert_eq!(acc[0]["SystemModstamp"], edit["SystemModstamp"]);
@@ -173,7 +178,10 @@ async fn a_time_based_formula_follows_the_orgs_day() {
         assert_eq!(a["SystemModstamp"], b["SystemModstamp"]);
     }
     let bulk = bulk_rows(&org, "SELECT Id, Days_Since_Created__c FROM Opportunity").await;
-    let first = day3.iter().find(|r| r["Id"] == bulk[1][0].as_str()).unwrap();
+    let first = day3
+        .iter()
+        .find(|r| r["Id"] == bulk[1][0].as_str())
+        .unwrap();
     assert_eq!(
         bulk[1][1].parse::<f64>().unwrap(),
         first["Days_Since_Created__c"].as_f64().unwrap()
