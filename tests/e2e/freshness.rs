@@ -267,7 +267,7 @@ async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
     assert_eq!(jobs(&e.org).await - before, 3);
     let n = org_rows(&e.org, "SELECT Id FROM Opportunity").await.len();
     assert!(logs(&msgs).iter().any(|l| l.starts_with(&format!(
-        "Opportunity: Opportunity: formula fields Account_Industry__c, Days_Since_Created__c read again for {n} rows (formula_refresh PT0S, last refresh "
+        "Opportunity: formula fields Account_Industry__c, Days_Since_Created__c read again for {n} rows (formula_refresh PT0S, last refresh "
     ))));
     let fresh = opportunity_view(&export).await;
     assert_ne!(fresh, stale);

@@ -68,8 +68,8 @@ impl ObjectReader<'_> {
         };
         let since = last.map_or("never".into(), crate::state::datetime_literal);
         let text = format!(
-            "{}: {object}: formula fields {} read again for {rows} rows (formula_refresh {}, last refresh {since})",
-            self.plan.name,
+            "{}: formula fields {} read again for {rows} rows (formula_refresh {}, last refresh {since})",
+            self.who(),
             fresh.formulas.join(", "),
             every.as_str(),
         );

@@ -66,7 +66,8 @@ impl<'a> ObjectReader<'a> {
 
     /// Reads again the rows under parents of `dep` that changed since its saved cursor (the
     /// object's own saved cursor for states written before the parent was followed); a first
-    /// read only starts the parent's cursor at `upper`, since it read every row as it is now.
+    /// read only starts the parent's cursor where its own ends, since it read every row as it
+    /// is.
     async fn follow_parent(
         &mut self,
         dep: &ParentDep,
@@ -107,8 +108,8 @@ impl<'a> ObjectReader<'a> {
             self.checkpoint(writer, at).await?;
         }
         let text = format!(
-            "{}: {object}: {total} rows read again because their {} changed since {} ({} {}, for {})",
-            self.plan.name,
+            "{}: {total} rows read again because their {} changed since {} ({} {}, for {})",
+            self.who(),
             dep.relationship,
             soql::datetime_literal(lower),
             windows.len(),
@@ -121,6 +122,15 @@ impl<'a> ObjectReader<'a> {
         );
         self.ctx.log(LogLevel::Info, text).await;
         Ok(total)
+    }
+
+    /// How log lines name this object: `person: Contact` in a mapped stream, else the stream.
+    pub(super) fn who(&self) -> String {
+        if self.plan.mapped {
+            format!("{}: {}", self.plan.name, self.object.object)
+        } else {
+            self.plan.name.clone()
+        }
     }
 
     fn set_parent(&mut self, dep: &ParentDep, at: DateTime<Utc>) {
