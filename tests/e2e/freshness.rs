@@ -345,3 +345,45 @@ async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() 
         "the refused job: {stats}"
     );
 }
+
+#[tokio::test]
+async fn a_mapped_stream_refreshes_its_formulas_by_reading_its_mapped_fields_again() {
+    let mapping = json!({"streams": [{"name": "deal", "from": [{"object": "Opportunity", "columns": {
+        "id": "Id",
+        "age_days": "Days_Since_Created__c",
+        "industry": "Account_Industry__c",
+        "modified_at": "SystemModstamp"}}]}]});
+    let e = env(
+        20,
+        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("deal", &[], "incremental")]);
+    const DAY_2030: i64 = 21915;
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    e.org.control("clock", &json!({"advance_days": 1})).await;
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    // The window, the Account's window, and the mapped fields of every row once more.
+    assert_eq!(jobs(&e.org).await - before, 3);
+    let n = org_rows(&e.org, "SELECT Id FROM Opportunity").await.len();
+    assert!(logs(&msgs).iter().any(|l| l.starts_with(&format!(
+        "deal: Opportunity: formula fields Days_Since_Created__c, Account_Industry__c read again for {n} rows (formula_refresh PT0S, last refresh "
+    ))));
+    let got = query_csv(
+        &export,
+        "SELECT id AS \"Id\", industry AS \"Account_Industry__c\", CAST(age_days AS BIGINT) AS days FROM deal ORDER BY id",
+    )
+    .await;
+    assert_eq!(got, opportunity_org(&e.org, DAY_2030 + 1).await);
+    assert_eq!(
+        query_csv(&export, "SELECT count(*) AS n FROM deal_history").await,
+        format!("n\n{}\n", 2 * n)
+    );
+}
