@@ -52,6 +52,9 @@ pub struct Config {
     pub lookback_window: IsoDuration,
     /// How far behind now the upper bound of an incremental read stays.
     pub cursor_lag: IsoDuration,
+    /// How often incremental reads read formula fields again on their own (time-based and
+    /// cross-object formulas change without their row's cursor moving); `None` is `off`.
+    pub formula_refresh: Option<IsoDuration>,
     /// Where read rows go.
     pub output: OutputConfig,
     /// Field mapping file or inline object.

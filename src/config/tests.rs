@@ -289,3 +289,29 @@ fn schema_drift_defaults_to_fail_and_a_bad_value_says_what_each_does() {
         )]
     );
 }
+
+#[test]
+fn formula_refresh_is_a_duration_or_off_and_daily_by_default() {
+    let c = airbyte_config();
+    let cfg = Config::from_value(c.clone()).unwrap();
+    assert_eq!(
+        cfg.formula_refresh.as_ref().map(|d| d.as_str()),
+        Some("P1D")
+    );
+    for (given, want) in [
+        ("PT6H", Some("PT6H")),
+        ("PT0S", Some("PT0S")),
+        ("off", None),
+    ] {
+        let mut c = c.clone();
+        c["formula_refresh"] = json!(given);
+        let cfg = Config::from_value(c).unwrap();
+        assert_eq!(cfg.formula_refresh.as_ref().map(|d| d.as_str()), want);
+    }
+    let mut bad = c.clone();
+    bad["formula_refresh"] = json!("daily");
+    assert_eq!(
+        problems(bad),
+        vec![("formula_refresh".into(), "\"daily\" is not valid: use an ISO 8601 duration, e.g. \"P1D\" (once a day, the default), \"PT6H\" (every 6 hours), \"PT0S\" (on every incremental read), or \"off\" to never read formula fields again on their own".into())]
+    );
+}

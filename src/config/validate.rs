@@ -79,11 +79,14 @@ const DATE_HINT: &str = "use a UTC date YYYY-MM-DD or date-time YYYY-MM-DDTHH:mm
 const DURATION_HINT: &str =
     "use an ISO 8601 duration, e.g. \"P30D\" (30 days), \"PT12H\" (12 hours), \"P1M\" (1 month)";
 
+const FORMULA_REFRESH_HINT: &str = "use an ISO 8601 duration, e.g. \"P1D\" (once a day, the default), \"PT6H\" (every 6 hours), \"PT0S\" (on every incremental read), or \"off\" to never read formula fields again on their own";
+
 /// Advice for a field whose value has the wrong form.
 fn hint_for(field: &str) -> Option<&'static str> {
     Some(match field {
         "start_date" | "end_date" => DATE_HINT,
         "stream_slice_step" | "lookback_window" => DURATION_HINT,
+        "formula_refresh" => FORMULA_REFRESH_HINT,
         "api_version" => "use a version such as \"62.0\"",
         "domain" => {
             "give the My Domain host, e.g. \"acme.my.salesforce.com\" (Setup > My Domain shows it)"
@@ -248,6 +251,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
     // A zero lookback or lag is allowed (and sometimes wanted), never advised.
     let lookback_window = duration(&value, "lookback_window", "PT10M", false, &mut p);
     let cursor_lag = duration(&value, "cursor_lag", "PT2M", false, &mut p);
+    let formula_refresh = formula_refresh(&value, &mut p);
     let login_url = login_url(&value, &mut p);
     let domain = str_field(&value, "domain").map(|d| {
         d.trim_start_matches("https://")
@@ -295,6 +299,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         stream_slice_step,
         lookback_window,
         cursor_lag,
+        formula_refresh,
         output,
         mapping,
         writeback: value.get("writeback").cloned(),
@@ -352,6 +357,22 @@ fn duration(
             fallback()
         }),
         _ => fallback(),
+    }
+}
+
+/// `formula_refresh`: `off` (None), else an ISO 8601 duration, `P1D` when absent; zero means
+/// on every incremental read.
+fn formula_refresh(value: &Value, p: &mut Problems) -> Option<IsoDuration> {
+    match str_field(value, "formula_refresh") {
+        Some(text) if text.eq_ignore_ascii_case("off") => None,
+        Some(text) if !p.has("formula_refresh") => match IsoDuration::parse(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.add("formula_refresh", format!("{e}: {FORMULA_REFRESH_HINT}"));
+                None
+            }
+        },
+        _ => IsoDuration::parse("P1D").ok(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! DDL, DML and `SET` statements are refused, so an export is never changed.
 
 mod export;
+mod formulas;
 mod render;
 mod tables;
 mod union;

@@ -8,7 +8,10 @@
 
 mod stream;
 
-pub use stream::{Cursor, OutputCommit, Sources, StreamState, datetime_literal, parse_datetime};
+pub use stream::{
+    Cursor, Freshness, OutputCommit, Parents, RefreshTimes, Sources, StreamState, datetime_literal,
+    parse_datetime,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ mod cli;
 mod conformance;
 mod demo;
 mod drift;
+mod freshness;
 mod harsh;
 mod incremental;
 mod mapping;

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bulk;
+pub mod changes;
 pub mod control;
 pub mod describe;
 pub mod faults;

@@ -553,6 +553,7 @@ impl Simulator {
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(sim.clone(), gate))
             .merge(super::control::routes().with_state(sim.clone()))
+            .merge(super::changes::routes().with_state(sim.clone()))
             .nest("/__sim/oauth", oauth.control_routes());
         let login_app = Router::new()
             .merge(oauth.routes(HostKind::Login))

@@ -3,6 +3,8 @@
 //! `MALFORMED_QUERY`, with Salesforce's caret / Row / Column message format.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::describe::{FType, FieldMeta, ObjectMeta};
 use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
@@ -107,6 +109,11 @@ pub enum Expr {
     /// `multipicklist INCLUDES ('a', 'b;c')` (or EXCLUDES when the flag is set): some listed
     /// item (itself a `;`-set) is contained in the value.
     Includes(Path, Vec<Vec<String>>, bool),
+    /// `idField [NOT] IN (SELECT idField FROM Object WHERE ...)`: a semi-join (an anti-join
+    /// when the flag is set), with the subquery's position in the text.
+    SemiJoin(Path, Box<Query>, bool, usize),
+    /// A semi-join as [`execute`] runs it: the ids its subquery selected.
+    InSet(Path, Arc<HashSet<u64>>, bool),
 }
 
 /// A parsed query.
@@ -124,6 +131,9 @@ pub struct Query {
     pub order: Vec<(Path, bool, bool)>,
     /// LIMIT.
     pub limit: Option<usize>,
+    /// Where a parent-to-child subquery (`(SELECT Id FROM Contacts)`) sits in the SELECT list:
+    /// Bulk API 2.0 refuses those; the REST side of the simulator does not serve them.
+    pub child_subquery: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +274,7 @@ pub fn parse(q: &str, store: &Store) -> Result<Query, SoqlError> {
         lx: Lexer { toks, pos: 0 },
         store,
         object: 0,
+        nested: false,
     };
     p.query()
 }
@@ -273,6 +284,8 @@ struct Parser<'a> {
     lx: Lexer,
     store: &'a Store,
     object: usize,
+    /// Inside a semi-join's subquery (another one there is refused).
+    nested: bool,
 }
 
 const KEYWORDS: [&str; 7] = ["from", "where", "order", "limit", "and", "or", "not"];
@@ -331,12 +344,52 @@ impl Parser<'_> {
     }
 
     fn query(&mut self) -> Result<Query, SoqlError> {
+        let q = self.statement()?;
+        if self.peek() != &Tok::Eof {
+            return Err(self.malformed());
+        }
+        if let Some(e) = &q.filter {
+            self.semi_joins_on_top(e, true)?;
+        }
+        Ok(q)
+    }
+
+    /// A parent-to-child subquery in the SELECT list, `(SELECT ... FROM Children ...)`: skipped
+    /// to its closing parenthesis; the query records where it was.
+    fn skip_child_subquery(&mut self) -> Result<usize, SoqlError> {
+        let pos = self.at();
+        let mut depth = 0usize;
+        loop {
+            match self.next() {
+                Tok::Sym("(") => depth += 1,
+                Tok::Sym(")") => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(pos);
+                    }
+                }
+                Tok::Eof => return Err(self.malformed()),
+                _ => {}
+            }
+        }
+    }
+
+    /// `SELECT ... FROM ... [WHERE ...] [ORDER BY ...] [LIMIT n]`, up to the token after it
+    /// (the end of the text, or the `)` closing a subquery).
+    fn statement(&mut self) -> Result<Query, SoqlError> {
         self.expect_kw("select")?;
         // Collect the raw field tokens first: they are resolved once FROM names the object.
         let mut raw = Vec::new();
         let mut count_only = false;
+        let mut child_subquery = None;
         loop {
             match self.peek().clone() {
+                Tok::Sym("(")
+                    if matches!(&self.lx.toks[self.lx.pos + 1].0,
+                        Tok::Ident(s) if s.eq_ignore_ascii_case("select")) =>
+                {
+                    child_subquery = child_subquery.or(Some(self.skip_child_subquery()?));
+                }
                 Tok::Ident(s) if s.eq_ignore_ascii_case("count") && raw.is_empty() => {
                     self.next();
                     self.expect_sym("(")?;
@@ -386,7 +439,7 @@ impl Parser<'_> {
             filter = Some(self.or_expr()?);
         }
         let mut order = Vec::new();
-        if self.is_kw("order") {
+        if self.is_kw("order") && !self.nested {
             self.next();
             self.expect_kw("by")?;
             loop {
@@ -425,7 +478,7 @@ impl Parser<'_> {
             }
         }
         let mut limit = None;
-        if self.is_kw("limit") {
+        if self.is_kw("limit") && !self.nested {
             self.next();
             match self.next() {
                 Tok::Num(n) if n.parse::<usize>().is_ok() => limit = n.parse().ok(),
@@ -435,9 +488,6 @@ impl Parser<'_> {
                 }
             }
         }
-        if self.peek() != &Tok::Eof {
-            return Err(self.malformed());
-        }
         Ok(Query {
             object: self.object,
             fields,
@@ -445,7 +495,69 @@ impl Parser<'_> {
             filter,
             order,
             limit,
+            child_subquery,
         })
+    }
+
+    /// Salesforce allows semi-joins only in the top-level AND of a WHERE clause, never under
+    /// OR or NOT.
+    fn semi_joins_on_top(&self, e: &Expr, top: bool) -> Result<(), SoqlError> {
+        match e {
+            Expr::And(v) => v.iter().try_for_each(|e| self.semi_joins_on_top(e, top)),
+            Expr::Or(v) => v.iter().try_for_each(|e| self.semi_joins_on_top(e, false)),
+            Expr::Not(e) => self.semi_joins_on_top(e, false),
+            Expr::SemiJoin(_, _, _, pos) if !top => Err(self.err_at(
+                "MALFORMED_QUERY",
+                *pos,
+                "Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested WHERE expressions.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The subquery of a semi-join on `left` (the `SELECT` is next): one Id or reference
+    /// field, an optional WHERE, no ORDER BY or LIMIT, no semi-join of its own.
+    fn semi_join_select(&mut self, left: &Path, left_pos: usize) -> Result<Query, SoqlError> {
+        let pos = self.at();
+        if !matches!(left.ftype, FType::Id | FType::Reference) {
+            return Err(self.err_at(
+                "MALFORMED_QUERY",
+                left_pos,
+                &format!(
+                    "semi join sub selects are only allowed on id fields, cannot use: '{}'",
+                    left.name
+                ),
+            ));
+        }
+        if self.nested {
+            return Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                "Nesting of semi join sub-selects is not supported",
+            ));
+        }
+        let outer = self.object;
+        self.nested = true;
+        let sub = self.statement();
+        self.nested = false;
+        self.object = outer;
+        let sub = sub?;
+        match sub.fields.as_slice() {
+            [f] if matches!(f.ftype, FType::Id | FType::Reference) && !sub.count_only => Ok(sub),
+            [f, ..] if !sub.count_only => Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                &format!(
+                    "semi join sub selects can only query id fields, cannot use: '{}'",
+                    f.label()
+                ),
+            )),
+            _ => Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                "semi join sub selects must select exactly one id field",
+            )),
+        }
     }
 
     fn meta(&self, obj: usize) -> &ObjectMeta {
@@ -679,6 +791,12 @@ impl Parser<'_> {
         if self.is_kw("in") {
             self.next();
             self.expect_sym("(")?;
+            if self.is_kw("select") {
+                let sub_pos = self.at();
+                let sub = self.semi_join_select(&path, pos)?;
+                self.expect_sym(")")?;
+                return Ok(Expr::SemiJoin(path, Box::new(sub), negate, sub_pos));
+            }
             let mut lits = Vec::new();
             loop {
                 lits.push(self.literal(&path)?);
@@ -711,6 +829,7 @@ impl Parser<'_> {
     }
 
     fn literal(&mut self, path: &Path) -> Result<Lit, SoqlError> {
+        let today = self.store.clock.today();
         let pos = self.at();
         let tok = self.next();
         let type_err = |ty: &str, quoted: bool| {
@@ -729,8 +848,8 @@ impl Parser<'_> {
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("true") => Lit::Bool(true),
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("false") => Lit::Bool(false),
             (_, FType::Boolean) => return Err(type_err("boolean", false)),
-            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s).is_some() => {
-                let (a, b) = relative_days(s).unwrap_or((0, 0));
+            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s, today).is_some() => {
+                let (a, b) = relative_days(s, today).unwrap_or((0, 0));
                 Lit::Days(a, b)
             }
             (Tok::Num(n), FType::DateTime) => {
@@ -760,7 +879,7 @@ impl Parser<'_> {
 /// reference; a dangling or purged target reads as null).
 pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
     match &p.via {
-        None => store.tables[obj].get(row, p.field),
+        None => store.get(obj, row, p.field),
         Some(v) => match store.tables[obj].get(row, v.ref_field) {
             Val::Ref(r) => {
                 let (t, trow) = unpack(r);
@@ -773,7 +892,7 @@ pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
                 } else {
                     Some(p.field)
                 };
-                f.map_or(Val::Null, |f| table.get(trow, f))
+                f.map_or(Val::Null, |f| store.get(t, trow, f))
             }
             _ => Val::Null,
         },
@@ -792,9 +911,8 @@ pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize
     }
 }
 
-/// The UTC day range of a relative date literal, relative to today.
-fn relative_days(lit: &str) -> Option<(i32, i32)> {
-    let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+/// The UTC day range of a relative date literal, relative to `today` (the org's day).
+fn relative_days(lit: &str, today: i32) -> Option<(i32, i32)> {
     let upper = lit.to_ascii_uppercase();
     let (name, n) = match upper.split_once(':') {
         Some((name, n)) => (
@@ -927,6 +1045,32 @@ pub fn eval(store: &Store, obj: usize, row: usize, e: &Expr) -> bool {
             Val::Str(s) => like(&s, pat),
             _ => false,
         },
+        Expr::InSet(p, ids, negate) => {
+            let hit = matches!(read(store, obj, row, p), Val::Ref(r) if ids.contains(&r));
+            hit != *negate
+        }
+        Expr::SemiJoin(..) => eval(store, obj, row, &resolve(store, e)),
+    }
+}
+
+/// `e` with every semi-join run once: its subquery's ids, for [`eval`] to look up per row.
+pub fn resolve(store: &Store, e: &Expr) -> Expr {
+    match e {
+        Expr::And(v) => Expr::And(v.iter().map(|e| resolve(store, e)).collect()),
+        Expr::Or(v) => Expr::Or(v.iter().map(|e| resolve(store, e)).collect()),
+        Expr::Not(e) => Expr::Not(Box::new(resolve(store, e))),
+        Expr::SemiJoin(p, q, negate, _) => {
+            let field = &q.fields[0];
+            let ids = execute(store, q, false)
+                .into_iter()
+                .filter_map(|r| match read(store, q.object, r as usize, field) {
+                    Val::Ref(id) => Some(id),
+                    _ => None,
+                })
+                .collect();
+            Expr::InSet(p.clone(), Arc::new(ids), *negate)
+        }
+        other => other.clone(),
     }
 }
 
@@ -954,13 +1098,10 @@ pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
 /// so what a query timeout depends on).
 pub fn execute_counted(store: &Store, q: &Query, all_rows: bool) -> (Vec<u32>, usize) {
     let t = &store.tables[q.object];
+    let filter = q.filter.as_ref().map(|e| resolve(store, e));
     let mut rows: Vec<u32> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE || all_rows && t.state[r] == DELETED)
-        .filter(|&r| {
-            q.filter
-                .as_ref()
-                .is_none_or(|e| eval(store, q.object, r, e))
-        })
+        .filter(|&r| filter.as_ref().is_none_or(|e| eval(store, q.object, r, e)))
         .map(|r| r as u32)
         .collect();
     let id_only =

@@ -17,6 +17,7 @@ impl ObjectReader<'_> {
         cursor: DateTime<Utc>,
     ) -> Result<(), FetchError> {
         writer.commit().await?;
+        self.carry.own_at = Some(cursor);
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),
             cursor,
@@ -61,6 +62,8 @@ impl ObjectReader<'_> {
         mut state: StreamState,
     ) -> Result<(), FetchError> {
         state.output = writer.position();
+        state.fresh = self.carry.fresh.clone();
+        self.carry.saved = state.fresh.clone();
         let msg = AirbyteStateMessage::stream(
             StreamDescriptor::named(&self.plan.name),
             state.to_value(),

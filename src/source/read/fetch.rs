@@ -55,6 +55,10 @@ pub(super) struct ObjectReader<'a> {
     pub(super) delivered: u64,
     /// Skipped by rule (Salesforce answers its queries only with a filter).
     pub(super) skipped: bool,
+    /// What keeps this object's values fresh beyond its own cursor (see [`super::parents`]).
+    pub(super) freshness: Option<&'a super::freshness::Freshness>,
+    /// The parents' cursors and formula refreshes carried into every STATE.
+    pub(super) carry: super::parents::Carry,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -84,6 +88,8 @@ impl<'a> ObjectReader<'a> {
                 .is_some_and(|r| r.handling == Handling::IdRanges),
             delivered: 0,
             skipped: false,
+            freshness: None,
+            carry: super::parents::Carry::default(),
         }
     }
 
@@ -206,6 +212,7 @@ impl<'a> ObjectReader<'a> {
             // it (a saved cursor past it is moved back; rows read twice are deduplicated).
             self.checkpoint(writer, bounds.upper).await?;
         }
+        total += self.keep_fresh(writer, now, bounds.upper).await?;
         if self.object.replicateable {
             let found = self.reconcile_deletes(writer, bounds.upper).await?;
             if found > 0 {
@@ -236,7 +243,7 @@ impl<'a> ObjectReader<'a> {
     /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
     /// while it fails, down to windows of one second; a Bulk job that still fails on one second
     /// is read through REST. A window without a lower bound starts at its first row.
-    async fn read_window(
+    pub(super) async fn read_window(
         &mut self,
         window: Option<Window>,
         writer: &mut dyn StreamWriter,

@@ -12,6 +12,9 @@ mod checkpoint;
 mod deleted;
 pub mod drift;
 mod fetch;
+mod formulas;
+pub mod freshness;
+mod parents;
 pub mod plan;
 mod rest;
 mod resume;
@@ -219,6 +222,55 @@ pub async fn read(
     summary
 }
 
+/// Describes the stream's objects and plans its read, with what keeps each object's values
+/// fresh beyond its own cursor (parents followed, formulas refreshed).
+async fn plan_stream<'c>(
+    ctx: &'c Ctx,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+) -> Result<(StreamPlan<'c>, Vec<freshness::Freshness>), FetchError> {
+    let name = cs.stream.name.as_str();
+    let mapping = ctx.opts.mapping.as_deref();
+    if let Some(message) = mapping.and_then(|m| m.drifted(name)) {
+        return Err(FetchError::SchemaDrift(message.to_string()));
+    }
+    for warning in mapping.map(|m| m.warnings(name)).unwrap_or_default() {
+        ctx.log(LogLevel::Warn, warning.to_string()).await;
+    }
+    Ok(match mapping.and_then(|m| m.stream(name)) {
+        Some(mapped) => {
+            let mut describes = HashMap::new();
+            for src in &mapped.sources {
+                let d = describe::describe(&ctx.client, &src.object).await?;
+                describes.insert(src.object.clone(), d);
+            }
+            check_drift(ctx, name, &cs.stream.json_schema, &mapped.json_schema).await?;
+            let plan = plan::plan_mapped_stream(cs, mapped, &describes, saved)?;
+            let fresh = mapped
+                .sources
+                .iter()
+                .map(|src| match describes.get(&src.object) {
+                    Some(d) => freshness::analyse(d, &src.fields, false),
+                    None => freshness::Freshness::default(),
+                })
+                .collect();
+            (plan, fresh)
+        }
+        None => {
+            let d = describe::describe(&ctx.client, name).await?;
+            let current = crate::catalog::record_json_schema(&d);
+            check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
+            let plan = plan::plan_object_stream(cs, &d, &ctx.config, saved)?;
+            let fresh = plan
+                .objects
+                .iter()
+                .map(|o| freshness::analyse(&d, &o.rest.select, true))
+                .collect();
+            (plan, fresh)
+        }
+    })
+}
+
 /// One stream: describe, plan, open the output, read each object, close.
 async fn read_stream(
     ctx: &Ctx,
@@ -227,44 +279,36 @@ async fn read_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
-    let mapping = ctx.opts.mapping.as_deref();
-    if let Some(message) = mapping.and_then(|m| m.drifted(name)) {
-        return Err(FetchError::SchemaDrift(message.to_string()));
-    }
-    for warning in mapping.map(|m| m.warnings(name)).unwrap_or_default() {
-        ctx.log(LogLevel::Warn, warning.to_string()).await;
-    }
-    let plan = match mapping.and_then(|m| m.stream(name)) {
-        Some(mapped) => {
-            let mut describes = HashMap::new();
-            for src in &mapped.sources {
-                let d = describe::describe(&ctx.client, &src.object).await?;
-                describes.insert(src.object.clone(), d);
-            }
-            check_drift(ctx, name, &cs.stream.json_schema, &mapped.json_schema).await?;
-            plan::plan_mapped_stream(cs, mapped, &describes, saved)?
-        }
-        None => {
-            let d = describe::describe(&ctx.client, name).await?;
-            let current = crate::catalog::record_json_schema(&d);
-            check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
-            plan::plan_object_stream(cs, &d, &ctx.config, saved)?
-        }
-    };
+    let (plan, fresh) = plan_stream(ctx, cs, saved).await?;
     for (level, text) in &plan.notes {
         ctx.log(*level, text.clone()).await;
+    }
+    if plan.incremental {
+        for note in fresh.iter().flat_map(|f| &f.notes) {
+            ctx.log(LogLevel::Info, note.clone()).await;
+        }
     }
     let mut writer = open_writer(ctx, &plan).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let mut sources = plan.saved.sources.clone();
+    let mut carry = parents::Carry {
+        fresh: plan.saved.fresh.clone(),
+        ..Default::default()
+    };
     let mut total = 0;
     let mut summaries = Vec::new();
-    for object in &plan.objects {
+    for (object, fresh) in plan.objects.iter().zip(&fresh) {
         let mut reader = fetch::ObjectReader::new(ctx, &plan, object, sources);
+        reader.freshness = Some(fresh);
+        reader.carry = carry;
         let rows = reader.read_all(writer.as_mut()).await?;
         total += rows;
         summaries.push(reader.summary(rows, started));
+        carry = parents::Carry {
+            own_at: None,
+            ..std::mem::take(&mut reader.carry)
+        };
         sources = reader.into_sources();
     }
     writer.finish().await?;

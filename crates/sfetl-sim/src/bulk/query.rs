@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Bulk API 2.0's answer to a parent-to-child subquery (`SELECT Id, (SELECT Id FROM Contacts)
+/// FROM Account`), as clients report it.
+pub const AGGREGATE_RELATIONSHIPS: &str =
+    "Aggregate Relationships not supported in Bulk V2 Query with CSV content type";
+
 pub(super) async fn create_query(
     State(sim): State<Arc<Sim>>,
     UrlPath(ver): UrlPath<String>,
@@ -21,6 +26,11 @@ pub(super) async fn create_query(
         Ok(p) => p,
         Err(e) => return bad(e.code, &e.message),
     };
+    // Bulk API 2.0 serves child-to-parent paths (in SELECT and WHERE) and semi-joins, but not
+    // parent-to-child subqueries.
+    if parsed.child_subquery.is_some() {
+        return bad("FUNCTIONALITY_NOT_ENABLED", AGGREGATE_RELATIONSHIPS);
+    }
     if let Some(refusal) = crate::quirks::bulk_refusal(&store, &parsed) {
         return refusal;
     }

@@ -344,6 +344,18 @@ fn run_query(
         Ok(q) => q,
         Err(e) => return soql_response(e),
     };
+    if let Some(pos) = parsed.child_subquery {
+        // Salesforce serves these; the simulator's SOQL subset does not (yet).
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            &soql::caret_message(
+                q,
+                pos,
+                "parent-to-child relationship queries are outside the simulator's SOQL subset",
+            ),
+        );
+    }
     let limits = sim.limits();
     if parsed.fields.len() > limits.query_max_fields {
         return sf_error(

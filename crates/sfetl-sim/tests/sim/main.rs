@@ -2,6 +2,7 @@
 //! connector): REST, Bulk API 2.0 and the OAuth server.
 
 mod bulk;
+mod freshness;
 mod harsh;
 mod oauth;
 mod org;
