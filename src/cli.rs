@@ -174,6 +174,13 @@ pub struct SimulateArgs {
     /// try `discover` on a large org (real orgs have 1,000+ objects).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub extra_objects: u32,
+    /// Bulk processing time, for timing runs against a realistic org: matching rows a query
+    /// job handles per second (0, the default: jobs complete at once).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub bulk_rows_per_second: u64,
+    /// Bulk processing time: milliseconds a new query job waits in the queue.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub bulk_queue_ms: u64,
 }
 
 /// Arguments of `demo`.

@@ -52,6 +52,8 @@ pub async fn run(cli: Cli) -> u8 {
                 seed: args.seed,
                 data_dir: args.data,
                 extra_objects: args.extra_objects,
+                bulk_queue_ms: args.bulk_queue_ms,
+                bulk_rows_per_second: args.bulk_rows_per_second,
             };
             sfetl_sim::run_cli(opts).await.map_err(Error::from)
         }
