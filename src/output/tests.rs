@@ -367,7 +367,8 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
             sync_id: "S1".into(),
             base: true,
             resumed_from: None,
-            complete: false
+            complete: false,
+            slice: None,
         }]
     );
     assert_eq!(

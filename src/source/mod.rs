@@ -58,6 +58,9 @@ pub enum FetchError {
         /// Whether `limit` is the config's `max_api_usage_percent`.
         configured: bool,
     },
+    /// A slice file (`read --slice`) that does not fit the catalog.
+    #[error(transparent)]
+    BadSlice(#[from] read::slice::BadSlice),
     /// The read was asked to stop (a signal, or the API quota ran out in another stream).
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Stopped,
@@ -69,7 +72,10 @@ impl FetchError {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
             FetchError::Stopped | FetchError::BulkCapReached { .. } => FailureType::TransientError,
-            FetchError::Mapping(_) | FetchError::BadState(_) | FetchError::FieldSplit(_) => {
+            FetchError::Mapping(_)
+            | FetchError::BadState(_)
+            | FetchError::BadSlice(_)
+            | FetchError::FieldSplit(_) => {
                 FailureType::ConfigError
             }
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,

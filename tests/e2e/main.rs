@@ -17,5 +17,6 @@ mod incremental;
 mod mapping;
 mod query;
 mod read;
+mod slices;
 mod write;
 mod write_hardening;

@@ -9,13 +9,19 @@
 
 mod bulk;
 mod checkpoint;
+mod concurrent;
+pub mod counts;
 mod deleted;
 mod fetch;
 pub mod plan;
 mod rest;
 mod resume;
+pub mod sizing;
+pub mod slice;
+mod slice_read;
+pub mod slicing;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -33,7 +39,7 @@ use crate::protocol::{
     ConfiguredAirbyteStream, LogLevel, StreamDescriptor, TraceType, now_millis,
 };
 use crate::salesforce::bulk::PollPolicy;
-use crate::salesforce::{SalesforceClient, SalesforceError, describe};
+use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::state::InputState;
 pub use crate::stop::StopSignal;
 use plan::StreamPlan;
@@ -61,6 +67,8 @@ pub struct ReadOptions {
     pub stop: StopSignal,
     /// The compiled field mapping, when the config has one.
     pub mapping: Option<Arc<crate::mapping::MappingPlan>>,
+    /// One slice of `sfetl plan` to read (`read --slice`): its stream's object, its window.
+    pub slice: Option<Arc<slice::SliceRun>>,
 }
 
 impl Default for ReadOptions {
@@ -76,6 +84,7 @@ impl Default for ReadOptions {
             show_progress: false,
             stop: StopSignal::default(),
             mapping: None,
+            slice: None,
         }
     }
 }
@@ -181,7 +190,10 @@ pub async fn read(
         bulk_cap: std::sync::Mutex::new(None),
         bulk_cap_logged: std::sync::atomic::AtomicBool::new(false),
     });
-    sweep_staging(&ctx).await;
+    if ctx.opts.slice.is_none() {
+        // A slice cleans up only its own attempts: other processes may be writing now.
+        sweep_staging(&ctx).await;
+    }
     let state = Arc::new(state);
     let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
         .map(|cs| {
@@ -227,24 +239,14 @@ async fn read_stream(
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
     let mapped = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name));
-    let plan = match mapped {
-        Some(mapped) => {
-            let mut describes = HashMap::new();
-            for src in &mapped.sources {
-                let d = describe::describe(&ctx.client, &src.object).await?;
-                describes.insert(src.object.clone(), d);
-            }
-            plan::plan_mapped_stream(cs, mapped, &describes, saved)?
-        }
-        None => {
-            let d = describe::describe(&ctx.client, name).await?;
-            plan::plan_object_stream(cs, &d, &ctx.config, saved)?
-        }
-    };
+    let plan = slicing::plan_stream(&ctx.client, &ctx.config, cs, saved, mapped).await?;
     for (level, text) in &plan.notes {
         ctx.log(*level, text.clone()).await;
     }
-    let mut writer = open_writer(ctx, &plan).await?;
+    if let Some(run) = &ctx.opts.slice {
+        return slice_read::read_slice(ctx, &plan, run).await;
+    }
+    let mut writer = open_writer(ctx, &plan, None).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let mut sources = plan.saved.sources.clone();
@@ -273,9 +275,16 @@ async fn read_stream(
 async fn open_writer(
     ctx: &Ctx,
     plan: &StreamPlan<'_>,
+    slice: Option<crate::output::sync::SliceMark>,
 ) -> Result<Box<dyn StreamWriter>, FetchError> {
-    let resumed_from = plan.saved.output.clone().filter(|_| plan.incremental);
-    if let Destination::Parquet { location, .. } = &ctx.destination {
+    let resumed_from = plan
+        .saved
+        .output
+        .clone()
+        .filter(|_| plan.incremental && slice.is_none());
+    if let Destination::Parquet { location, .. } = &ctx.destination
+        && slice.is_none()
+    {
         for note in prepare_resume(location, &plan.name, resumed_from.as_ref()).await? {
             ctx.log(LogLevel::Info, note).await;
         }
@@ -283,6 +292,7 @@ async fn open_writer(
     let start = SyncStart {
         base: !plan.incremental || !plan.has_state,
         resumed_from,
+        slice,
     };
     Ok(ctx
         .destination
