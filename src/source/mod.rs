@@ -44,7 +44,7 @@ pub enum FetchError {
     /// Salesforce's daily cap of Bulk API query jobs is reached, and the REST API cannot take
     /// the rest of the run over without passing the API usage sfetl allows itself.
     #[error(
-        "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}), and the REST API cannot take over: the org's API usage is {usage} ({:.1}%), at or past {limit}% ({}). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+        "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}), and the REST API cannot take over: the org's API usage is {usage} ({:.1}%), at or past {limit}% ({}). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a larger bulk_max_records, no or a longer stream_slice_step, fewer streams per run).",
         .usage.percent(),
         if *.configured { "max_api_usage_percent" } else { "sfetl's ceiling when max_api_usage_percent is not set" }
     )]

@@ -289,7 +289,7 @@ async fn the_daily_bulk_cap_stops_the_stream_when_rest_would_pass_the_usage_allo
     assert_eq!(
         error["message"],
         format!(
-            "stream Account: Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)), and the REST API cannot take over: the org's API usage is {used} of 1000 daily API calls used ({:.1}%), at or past 90% (sfetl's ceiling when max_api_usage_percent is not set). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+            "stream Account: Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)), and the REST API cannot take over: the org's API usage is {used} of 1000 daily API calls used ({:.1}%), at or past 90% (sfetl's ceiling when max_api_usage_percent is not set). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a larger bulk_max_records, no or a longer stream_slice_step, fewer streams per run).",
             used as f64 / 10.0
         )
     );
