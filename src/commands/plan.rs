@@ -23,7 +23,7 @@ pub(super) async fn run(args: &PlanArgs) -> Result<(), Error> {
     let hooks = ClientHooks {
         on_refresh_token_rotated: Some(super::rotation::rotation_hook(
             &config,
-            Some(&args.config),
+            Some(args.config.as_path()),
             |_| {},
         )),
         ..ClientHooks::default()

@@ -128,7 +128,7 @@ async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_def
     assert_eq!(years.first().unwrap(), "2015");
     assert_eq!(years.last().unwrap(), "2025", "spread over ten years");
     let export = e.dir.path().join("export");
-    let config = parquet_config(&e, "pq.json", &export);
+    let config = parquet_config_default(&e, "pq.json", &export);
     let cat = catalog(
         e.dir.path(),
         "cat.json",
@@ -154,7 +154,7 @@ async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_def
 }
 
 /// A plan of exactly 8 slices of Contact (the row target found from the counted total).
-async fn eight_slices(e: &Env, config: &Path, cat: &Path) -> Vec<Value> {
+async fn eight_slices(config: &Path, cat: &Path) -> Vec<Value> {
     let all = plan(config, cat, &[]).await;
     let total: u64 = all.iter().map(|s| s["estimated_rows"].as_u64().unwrap()).sum();
     let mut target = total / 8;
@@ -173,13 +173,13 @@ async fn eight_slices(e: &Env, config: &Path, cat: &Path) -> Vec<Value> {
 async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their_states_resume() {
     let e = env(1000, json!({})).await;
     let export = e.dir.path().join("export");
-    let config = parquet_config(&e, "pq.json", &export);
+    let config = parquet_config_default(&e, "pq.json", &export);
     let cat = catalog(
         e.dir.path(),
         "cat.json",
         &[("Contact", &["Id", "LastName", "SystemModstamp"], "incremental")],
     );
-    let slices = eight_slices(&e, &config, &cat).await;
+    let slices = eight_slices(&config, &cat).await;
     let first = &slices[0];
     assert_eq!(first["stream"], "Contact");
     assert_eq!(first["cursor_field"], "SystemModstamp");
@@ -189,13 +189,11 @@ async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their
         assert_eq!(pair[0]["upper"], pair[1]["lower"], "slices leave no gap");
     }
     let files = slice_files(e.dir.path(), &slices);
-    let mut children: Vec<_> = files
-        .iter()
-        .map(|f| read_slice(&config, &cat, f).output())
-        .collect();
+    let mut commands: Vec<_> = files.iter().map(|f| read_slice(&config, &cat, f)).collect();
+    let outputs = futures::future::join_all(commands.iter_mut().map(|c| c.output())).await;
     let mut states = Vec::new();
-    for child in children.drain(..) {
-        let out = child.await.unwrap();
+    for out in outputs {
+        let out = out.unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let msgs = messages(&out);
         let state: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "STATE").collect();

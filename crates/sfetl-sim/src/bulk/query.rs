@@ -126,13 +126,16 @@ pub(super) async fn get_query(
         return not_found();
     };
     let queued = limits.bulk_queue_ms > 0 || limits.bulk_rows_per_second > 0;
+    let busy = queued
+        && job.info.state == "InProgress"
+        && now < processed_at(job, &store, &limits);
     match job.info.state.as_str() {
         "UploadComplete" if queued && now < job.info.created + limits.bulk_queue_ms as i64 => {}
         "UploadComplete" => {
             job.info.state = "InProgress".into();
             job.info.modstamp = now;
         }
-        "InProgress" if queued && now < processed_at(job, &store, &limits) => {}
+        "InProgress" if busy => {}
         "InProgress" => {
             if job.info.fail {
                 job.info.state = "Failed".into();
