@@ -45,9 +45,10 @@ impl OutputLocation {
             for sync in read_dirs(&stream)? {
                 // Slice folders are left alone: other processes may be writing them now, and a
                 // slice cleans up its own unfinished attempts (see `slices`).
-                let marker = std::fs::read(sync.join(super::sync::MARKER)).ok();
-                let marker = marker.and_then(|m| serde_json::from_slice::<SyncMarker>(&m).ok());
-                if marker.is_none_or(|m| m.slice.is_some()) {
+                let Ok(marker) = std::fs::read(sync.join(super::sync::MARKER)) else {
+                    continue;
+                };
+                if serde_json::from_slice::<SyncMarker>(&marker).is_ok_and(|m| m.slice.is_some()) {
                     continue;
                 }
                 for f in std::fs::read_dir(&sync)? {
