@@ -165,15 +165,25 @@ async fn a_bulk_query_timeout_splits_the_window_down_to_one_second_and_reads_eve
     let mut want: Vec<&str> = expected.iter().map(|r| r["Id"].as_str().unwrap()).collect();
     want.sort();
     assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want);
-    // The first window starts on the day of the first row.
+    // The first window starts at the first month holding rows (the count query's).
     let stamps: Vec<i64> = expected
         .iter()
         .map(|r| ms(r["SystemModstamp"].as_str().unwrap()))
         .collect();
     let tied = ms("2025-01-15T12:00:00.000+0000");
     assert!(stamps.iter().filter(|&&t| t == tied).count() > 100);
-    let first = *stamps.iter().min().unwrap();
-    let day = first - first.rem_euclid(86_400_000);
+    let first = chrono::DateTime::from_timestamp_millis(*stamps.iter().min().unwrap()).unwrap();
+    let day = chrono::TimeZone::with_ymd_and_hms(
+        &chrono::Utc,
+        chrono::Datelike::year(&first),
+        chrono::Datelike::month(&first),
+        1,
+        0,
+        0,
+        0,
+    )
+    .unwrap()
+    .timestamp_millis();
     let mut splits = Vec::new();
     expected_splits(
         "Contact",

@@ -24,7 +24,7 @@ impl ObjectReader<'_> {
         if let Some(w) = &self.worker {
             // A window read for another reader: that reader decides when a STATE is true.
             self.max_cursor_us = None;
-            let page = super::concurrent::Event::Page(w.index, cursor);
+            let page = super::concurrent::Event::Page(cursor);
             return w.send(page).await;
         }
         let at = Cursor {

@@ -1,13 +1,15 @@
 //! Windows of one object read at once (`max_concurrent_jobs`), each its own Bulk job, so
-//! Salesforce's processing of several jobs and their downloads overlap.
+//! Salesforce's processing of several jobs overlaps, and so do their downloads, up to a few
+//! batches ahead.
 //!
 //! Each window is read by a worker (its own [`ObjectReader`], with Bulk paging, cut pages,
 //! Bulk -> REST fallbacks and halving as when read alone) that hands its batches, per-page
-//! checkpoints and row estimates to this reader through one bounded channel: the one writer
-//! of the stream writes batches as they come, and STATE stays exact because it is emitted only
-//! for a prefix of windows that all completed (plus pages of the first window not yet
-//! complete, whose rows arrive in cursor order). The `deleted` endpoint is asked for each
-//! window, in order, when the prefix reaches it.
+//! checkpoints and row estimates to this reader through a bounded channel of its own. The one
+//! writer of the stream takes them window by window, in order: the first incomplete window's
+//! events as they come, later windows' waiting in their channels (their workers pause when
+//! theirs is full). So the output, every STATE and every Parquet file are exactly what reading
+//! the windows one after the other gives; only the waiting overlaps. Each window's `deleted`
+//! rows and checkpoint follow its last batch.
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -27,8 +29,8 @@ use crate::state::OutputCommit;
 pub(super) enum Event {
     /// Rows of the stream's schema, extracted at that time.
     Batch(RecordBatch, DateTime<Utc>),
-    /// A results page of window `.0` is delivered: its rows up to cursor `.1` are all sent.
-    Page(usize, DateTime<Utc>),
+    /// A results page is delivered: the window's rows below this cursor are all sent.
+    Page(DateTime<Utc>),
     /// Rows a Bulk job of a window produced (for the stream's estimate).
     Estimate(u64),
 }
@@ -76,13 +78,8 @@ impl StreamWriter for ChannelWriter {
     }
 }
 
-/// Where the prefix of completed windows stands.
-struct Prefix {
-    /// Windows before this one are complete and checkpointed.
-    next: usize,
-    /// Which windows completed.
-    done: Vec<bool>,
-}
+/// Batches a window may hold ready before its worker pauses (times `batch_rows` rows).
+const AHEAD: usize = 8;
 
 impl<'a> ObjectReader<'a> {
     /// Reads `windows` with up to `limit` at once; returns the rows delivered. Each window
@@ -93,39 +90,38 @@ impl<'a> ObjectReader<'a> {
         limit: usize,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        let (tx, mut rx) = mpsc::channel::<Event>(4 * limit);
+        let mut channels: Vec<mpsc::Receiver<Event>> = Vec::with_capacity(windows.len());
         let mut running = FuturesUnordered::new();
-        let mut prefix = Prefix {
-            next: 0,
-            done: vec![false; windows.len()],
-        };
-        let (mut started, mut total) = (0, 0u64);
-        while prefix.next < windows.len() {
-            while running.len() < limit && started < windows.len() {
+        let mut done = vec![false; windows.len()];
+        let (mut next, mut total) = (0, 0u64);
+        while next < windows.len() {
+            while running.len() < limit && channels.len() < windows.len() {
                 self.ctx.check_stop()?;
                 self.check_quota().await?;
-                let worker = Worker {
-                    index: started,
-                    tx: tx.clone(),
-                };
-                running.push(self.window_worker(worker, windows[started]));
-                started += 1;
+                let (tx, rx) = mpsc::channel(AHEAD);
+                let index = channels.len();
+                channels.push(rx);
+                running.push(self.window_worker(Worker { index, tx }, windows[index]));
             }
             tokio::select! {
                 biased;
-                Some(e) = rx.recv() => total += self.on_event(e, &prefix, writer).await?,
+                Some(e) = channels[next].recv() => total += self.on_event(e, writer).await?,
                 Some((index, read)) = running.next() => {
-                    let api = read?;
-                    // Everything the worker sent is queued by now: write it first.
-                    while let Ok(e) = rx.try_recv() {
-                        total += self.on_event(e, &prefix, writer).await?;
-                    }
-                    if api == Api::Rest {
+                    if read? == Api::Rest {
                         self.api = Api::Rest;
                     }
-                    prefix.done[index] = true;
-                    total += self.advance(&mut prefix, windows, writer).await?;
+                    done[index] = true;
                 }
+            }
+            while next < windows.len() && done[next] {
+                // The worker is gone: what it sent is all queued.
+                while let Some(e) = channels[next].recv().await {
+                    total += self.on_event(e, writer).await?;
+                }
+                let (n, at) = self.window_end(windows[next], writer).await?;
+                total += n;
+                self.checkpoint(writer, at).await?;
+                next += 1;
             }
         }
         Ok(total)
@@ -151,14 +147,9 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
-    /// Writes a worker's batch, or checkpoints a page of the first incomplete window; returns
+    /// Writes a batch of the window being written, or checkpoints one of its pages; returns
     /// the rows written.
-    async fn on_event(
-        &mut self,
-        e: Event,
-        prefix: &Prefix,
-        writer: &mut dyn StreamWriter,
-    ) -> Result<u64, FetchError> {
+    async fn on_event(&mut self, e: Event, writer: &mut dyn StreamWriter) -> Result<u64, FetchError> {
         match e {
             Event::Batch(b, at) => {
                 let n = b.num_rows() as u64;
@@ -167,33 +158,14 @@ impl<'a> ObjectReader<'a> {
                 self.delivered += n;
                 Ok(n)
             }
-            Event::Page(index, at) if index == prefix.next => {
+            Event::Page(at) => {
                 self.checkpoint(writer, at).await?;
                 Ok(0)
             }
-            Event::Page(..) => Ok(0),
             Event::Estimate(n) => {
                 self.estimate(n).await?;
                 Ok(0)
             }
         }
-    }
-
-    /// Checkpoints every window of the completed prefix, after its `deleted` rows.
-    async fn advance(
-        &mut self,
-        prefix: &mut Prefix,
-        windows: &[Window],
-        writer: &mut dyn StreamWriter,
-    ) -> Result<u64, FetchError> {
-        let mut total = 0;
-        while prefix.next < windows.len() && prefix.done[prefix.next] {
-            let w = windows[prefix.next];
-            let (n, at) = self.window_end(w, writer).await?;
-            total += n;
-            self.checkpoint(writer, at).await?;
-            prefix.next += 1;
-        }
-        Ok(total)
     }
 }

@@ -309,6 +309,7 @@ impl<'a> ObjectReader<'a> {
             Err(e) => return Err(e.into()),
         };
         let step = ctx.config.stream_slice_step.as_ref();
+        let b = super::sizing::first_sync_bounds(b, self.object.saved_at);
         let sized = super::sizing::size_windows(b, &buckets, ctx.opts.max_records, step);
         let rows: u64 = sized.iter().map(|w| w.rows).sum();
         let text = format!(

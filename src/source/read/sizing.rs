@@ -85,6 +85,19 @@ pub fn size_windows(
     }
 }
 
+/// The bounds windows are sized over: a first sync (no saved cursor) starts at its first month
+/// holding rows whatever `start_date` says (years of empty history cost no window, and there is
+/// no earlier export whose deletions matter); a read resumed from a cursor covers its range.
+pub fn first_sync_bounds(b: Bounds, saved_at: Option<DateTime<Utc>>) -> Bounds {
+    match saved_at {
+        Some(_) => b,
+        None => Bounds {
+            lower: None,
+            upper: b.upper,
+        },
+    }
+}
+
 fn sized(lower: DateTime<Utc>, upper: DateTime<Utc>, rows: u64) -> SizedWindow {
     SizedWindow {
         window: Window {

@@ -99,6 +99,7 @@ async fn object_windows(
     let step = config.stream_slice_step.as_ref();
     Ok(match (windows, buckets) {
         (Windows::Sized(b), Some(buckets)) => {
+            let b = sizing::first_sync_bounds(b, object.saved_at);
             let sized = sizing::size_windows(b, &buckets, target, step);
             if sized.is_empty() {
                 // Nothing counted: one slice still moves the stream's cursor to the bound.
