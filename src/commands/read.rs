@@ -92,11 +92,23 @@ fn load_slice(
             reason,
         }))
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad("?", format!("cannot be read ({e}); check the path given to --slice")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(
+            "?",
+            format!("cannot be read ({e}); check the path given to --slice"),
+        )
+    })?;
     let slice = Slice::from_text(&text).map_err(|e| bad("?", e))?;
-    if !catalog.streams.iter().any(|s| s.stream.name == slice.stream) {
-        let listed: Vec<&str> = catalog.streams.iter().map(|s| s.stream.name.as_str()).collect();
+    if !catalog
+        .streams
+        .iter()
+        .any(|s| s.stream.name == slice.stream)
+    {
+        let listed: Vec<&str> = catalog
+            .streams
+            .iter()
+            .map(|s| s.stream.name.as_str())
+            .collect();
         return Err(bad(
             &slice.slice_id,
             format!(

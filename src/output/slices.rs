@@ -69,7 +69,8 @@ async fn remove_folder(
         for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = f.file_name();
             if super::resume::is_staging(name.to_str().unwrap_or_default()) {
-                std::fs::remove_file(f.path()).map_err(|e| err(f.path().display().to_string(), &e))?;
+                std::fs::remove_file(f.path())
+                    .map_err(|e| err(f.path().display().to_string(), &e))?;
             }
         }
     }

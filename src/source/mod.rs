@@ -75,9 +75,7 @@ impl FetchError {
             FetchError::Mapping(_)
             | FetchError::BadState(_)
             | FetchError::BadSlice(_)
-            | FetchError::FieldSplit(_) => {
-                FailureType::ConfigError
-            }
+            | FetchError::FieldSplit(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }

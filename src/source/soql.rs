@@ -63,7 +63,14 @@ pub fn count_by_month(
         format!("CALENDAR_MONTH({cursor}) m"),
         "COUNT(Id) n".to_string(),
     ];
-    let mut q = select(object, &items, Some(cursor), Some(window), extra_where, false);
+    let mut q = select(
+        object,
+        &items,
+        Some(cursor),
+        Some(window),
+        extra_where,
+        false,
+    );
     q.push_str(&format!(
         " GROUP BY CALENDAR_YEAR({cursor}), CALENDAR_MONTH({cursor})"
     ));

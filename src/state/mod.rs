@@ -247,12 +247,12 @@ mod tests {
 
     #[test]
     fn states_of_slices_add_up_to_the_cursor_every_slice_reached() {
-        let stream = |blob: Value| {
-            json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"}, "stream_state": blob}})
-        };
+        let stream = |blob: Value| json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"}, "stream_state": blob}});
         let slice = |a: &str, b: &str| {
-            stream(json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
-                          "slices": [{"start": a, "end": b}]}))
+            stream(
+                json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
+                          "slices": [{"start": a, "end": b}]}),
+            )
         };
         let s = parse_state(json!([
             stream(json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"})),
@@ -279,12 +279,26 @@ mod tests {
         );
         // Mapped streams keep one merged range per source.
         let mapped = |obj: &str, a: &str, b: &str| {
-            stream(json!({"sources": {obj: {"cursor_field": "SystemModstamp", "slices": [{"start": a, "end": b}]}}}))
+            stream(
+                json!({"sources": {obj: {"cursor_field": "SystemModstamp", "slices": [{"start": a, "end": b}]}}}),
+            )
         };
         let m = parse_state(json!([
-            mapped("Lead", "1970-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z"),
-            mapped("Contact", "1970-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z"),
-            mapped("Lead", "2024-01-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"),
+            mapped(
+                "Lead",
+                "1970-01-01T00:00:00.000Z",
+                "2024-01-01T00:00:00.000Z"
+            ),
+            mapped(
+                "Contact",
+                "1970-01-01T00:00:00.000Z",
+                "2024-02-01T00:00:00.000Z"
+            ),
+            mapped(
+                "Lead",
+                "2024-01-01T00:00:00.000Z",
+                "2024-03-01T00:00:00.000Z"
+            ),
         ]))
         .unwrap();
         let parsed = StreamState::parse(m.stream("Account").unwrap(), "SystemModstamp").unwrap();

@@ -225,7 +225,12 @@ pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
     if a.get("sources").is_some() || b.get("sources").is_some() {
         let mut sources = serde_json::Map::new();
         for blob in [a, b] {
-            for (object, v) in blob.get("sources").and_then(Value::as_object).into_iter().flatten() {
+            for (object, v) in blob
+                .get("sources")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
                 let merged = match sources.get(object) {
                     Some(prev) => merge_slices(prev, v),
                     None => v.clone(),
@@ -242,7 +247,8 @@ pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
             None => {
                 if let Ok(Some(at)) = saved_cursor(blob, "SystemModstamp") {
                     let end = datetime_literal(at);
-                    ranges.push(serde_json::json!({"start": "1970-01-01T00:00:00.000Z", "end": end}));
+                    ranges
+                        .push(serde_json::json!({"start": "1970-01-01T00:00:00.000Z", "end": end}));
                 }
             }
         }

@@ -598,7 +598,9 @@ async fn the_quota_stops_a_read_within_one_page_of_the_threshold() {
     // crosses 90% a few calls in.
     let e = env(
         3000,
-        cfg(json!({"max_api_usage_percent": 90, "bulk_max_records": 500, "max_concurrent_jobs": 1})),
+        cfg(
+            json!({"max_api_usage_percent": 90, "bulk_max_records": 500, "max_concurrent_jobs": 1}),
+        ),
     )
     .await;
     e.org

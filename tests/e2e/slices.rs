@@ -68,7 +68,11 @@ async fn plan(config: &Path, catalog: &Path, extra: &[&str]) -> Vec<Value> {
     ];
     args.extend(extra);
     let out = run(&args).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -145,9 +149,10 @@ async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_def
     assert_eq!(files.len(), 1, "one file: {files:?}");
     exactly_once(&e, &export, "Account", "one job").await;
     assert!(
-        logs(&msgs).contains(&format!(
-            "Account: 1000 rows counted; reading them in 1 window(s) of about 200000 rows"
-        )),
+        logs(&msgs).contains(
+            &"Account: 1000 rows counted; reading them in 1 window(s) of about 200000 rows"
+                .to_string()
+        ),
         "{:?}",
         logs(&msgs)
     );
@@ -156,7 +161,10 @@ async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_def
 /// A plan of exactly 8 slices of Contact (the row target found from the counted total).
 async fn eight_slices(config: &Path, cat: &Path) -> Vec<Value> {
     let all = plan(config, cat, &[]).await;
-    let total: u64 = all.iter().map(|s| s["estimated_rows"].as_u64().unwrap()).sum();
+    let total: u64 = all
+        .iter()
+        .map(|s| s["estimated_rows"].as_u64().unwrap())
+        .sum();
     let mut target = total / 8;
     loop {
         let n = target.to_string();
@@ -164,7 +172,11 @@ async fn eight_slices(config: &Path, cat: &Path) -> Vec<Value> {
         if slices.len() == 8 {
             return slices;
         }
-        assert!(slices.len() > 8, "target {target} gave {} slices", slices.len());
+        assert!(
+            slices.len() > 8,
+            "target {target} gave {} slices",
+            slices.len()
+        );
         target += total / 200;
     }
 }
@@ -177,7 +189,11 @@ async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their
     let cat = catalog(
         e.dir.path(),
         "cat.json",
-        &[("Contact", &["Id", "LastName", "SystemModstamp"], "incremental")],
+        &[(
+            "Contact",
+            &["Id", "LastName", "SystemModstamp"],
+            "incremental",
+        )],
     );
     let slices = eight_slices(&config, &cat).await;
     let first = &slices[0];
@@ -194,7 +210,11 @@ async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their
     let mut states = Vec::new();
     for out in outputs {
         let out = out.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let msgs = messages(&out);
         let state: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "STATE").collect();
         assert_eq!(state.len(), 1, "one STATE per slice");
@@ -212,14 +232,20 @@ async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their
     ])
     .await;
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
-    let row: Value = serde_json::from_slice(q.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!((row["n"].as_u64(), row["d"].as_u64()), (Some(3000), Some(3000)));
+    let row: Value =
+        serde_json::from_slice(q.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(
+        (row["n"].as_u64(), row["d"].as_u64()),
+        (Some(3000), Some(3000))
+    );
     // A slice run again finds itself committed and adds nothing.
     let again = read_slice(&config, &cat, &files[3]).output().await.unwrap();
     assert!(again.status.success());
     let again = messages(&again);
     assert!(
-        logs(&again).iter().any(|l| l.contains("is already committed")),
+        logs(&again)
+            .iter()
+            .any(|l| l.contains("is already committed")),
         "{:?}",
         logs(&again)
     );
@@ -250,7 +276,11 @@ async fn a_worker_killed_at_seeded_points_then_run_again_still_gives_every_id_on
         let cat = catalog(
             e.dir.path(),
             "cat.json",
-            &[("Contact", &["Id", "LastName", "SystemModstamp"], "incremental")],
+            &[(
+                "Contact",
+                &["Id", "LastName", "SystemModstamp"],
+                "incremental",
+            )],
         );
         let slices = plan(&config, &cat, &["--max-rows-per-slice", "400"]).await;
         let slice_dir = e.dir.path().join(format!("slices-{seed}"));
@@ -285,19 +315,34 @@ async fn a_worker_killed_at_seeded_points_then_run_again_still_gives_every_id_on
         assert_eq!(written, kill_after, "seed {seed}: killed mid-slice");
         let marker = marker_of(&export, "Contact");
         assert_eq!(marker.len(), 1);
-        assert_eq!(marker[0]["complete"], false, "seed {seed}: killed before the commit");
+        assert_eq!(
+            marker[0]["complete"], false,
+            "seed {seed}: killed before the commit"
+        );
         e.org
             .control("latency", &json!({"kind": "bulk_query", "ms": 0}))
             .await;
         // Every slice now, the killed one again among them.
         for f in &files {
             let out = read_slice(&config, &cat, f).output().await.unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         exactly_once(&e, &export, "Contact", &format!("seed {seed}")).await;
         let markers = marker_of(&export, "Contact");
-        assert_eq!(markers.len(), slices.len(), "one folder per slice, the killed attempt removed");
-        assert!(markers.iter().all(|m| m["complete"] == true && m["base"] == false));
+        assert_eq!(
+            markers.len(),
+            slices.len(),
+            "one folder per slice, the killed attempt removed"
+        );
+        assert!(
+            markers
+                .iter()
+                .all(|m| m["complete"] == true && m["base"] == false)
+        );
     }
 }
 
@@ -377,15 +422,26 @@ fn slice_id_of(s: &Value) -> String {
     );
     let hash = sha2::Sha256::digest(text.as_bytes());
     let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{:04}-{hex}", s["stream"].as_str().unwrap(), s["sequence"].as_u64().unwrap())
+    format!(
+        "{}-{:04}-{hex}",
+        s["stream"].as_str().unwrap(),
+        s["sequence"].as_u64().unwrap()
+    )
 }
 
 #[tokio::test]
 async fn windows_read_at_once_keep_every_row_once_and_state_in_order() {
     // 3,000 Contacts in windows of 300 rows, 4 Bulk jobs at a time.
-    let e = env(1000, json!({"bulk_max_records": 300, "max_concurrent_jobs": 4})).await;
+    let e = env(
+        1000,
+        json!({"bulk_max_records": 300, "max_concurrent_jobs": 4}),
+    )
+    .await;
     e.org
-        .control("limits", &json!({"bulk_queue_ms": 50, "bulk_rows_per_second": 20000}))
+        .control(
+            "limits",
+            &json!({"bulk_queue_ms": 50, "bulk_rows_per_second": 20000}),
+        )
         .await;
     let cat = catalog(
         e.dir.path(),
@@ -405,14 +461,20 @@ async fn windows_read_at_once_keep_every_row_once_and_state_in_order() {
     let mut last = String::new();
     for (i, m) in msgs.iter().enumerate() {
         if m["type"] == "RECORD" {
-            let c = m["record"]["data"]["SystemModstamp"].as_str().unwrap().to_string();
+            let c = m["record"]["data"]["SystemModstamp"]
+                .as_str()
+                .unwrap()
+                .to_string();
             assert!(
                 time(&c) >= time_or_zero(&last),
                 "row {c} after a STATE at {last}"
             );
         }
         if m["type"] == "STATE" {
-            let c = m["state"]["stream"]["stream_state"]["cursor"].as_str().unwrap().to_string();
+            let c = m["state"]["stream"]["stream_state"]["cursor"]
+                .as_str()
+                .unwrap()
+                .to_string();
             if !last.is_empty() {
                 assert!(time(&c) >= time(&last));
             }

@@ -587,7 +587,10 @@ impl Parser<'_> {
                 }
                 Some((f, _)) => {
                     let d = DateFn::named(f).ok_or_else(|| self.malformed())?;
-                    (Item::Group(Group::Date(d, self.date_path(&r.name, r.pos, f)?)), None)
+                    (
+                        Item::Group(Group::Date(d, self.date_path(&r.name, r.pos, f)?)),
+                        None,
+                    )
                 }
             };
             if let Item::Group(g) = &item

@@ -134,8 +134,13 @@ impl<'a> ObjectReader<'a> {
         w: Window,
     ) -> impl std::future::Future<Output = (usize, Result<Api, FetchError>)> + use<'a> {
         let progress = self.progress.share();
-        let mut reader =
-            ObjectReader::with_progress(self.ctx, self.plan, self.object, Default::default(), progress);
+        let mut reader = ObjectReader::with_progress(
+            self.ctx,
+            self.plan,
+            self.object,
+            Default::default(),
+            progress,
+        );
         reader.api = self.api;
         reader.id_ranges = self.id_ranges;
         reader.worker = Some(worker.clone());
@@ -149,7 +154,11 @@ impl<'a> ObjectReader<'a> {
 
     /// Writes a batch of the window being written, or checkpoints one of its pages; returns
     /// the rows written.
-    async fn on_event(&mut self, e: Event, writer: &mut dyn StreamWriter) -> Result<u64, FetchError> {
+    async fn on_event(
+        &mut self,
+        e: Event,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
         match e {
             Event::Batch(b, at) => {
                 let n = b.num_rows() as u64;

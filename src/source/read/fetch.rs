@@ -302,7 +302,9 @@ impl<'a> ObjectReader<'a> {
         let buckets = match counted {
             Ok(buckets) => buckets,
             Err(e) if super::counts::refused(&e) => {
-                let text = format!("{object}: Salesforce refused to count its rows ({e}); reading in windows of stream_slice_step, or in one window when it is not set");
+                let text = format!(
+                    "{object}: Salesforce refused to count its rows ({e}); reading in windows of stream_slice_step, or in one window when it is not set"
+                );
                 ctx.log(LogLevel::Info, text).await;
                 return Ok(None);
             }

@@ -223,7 +223,10 @@ mod tests {
             Api::Rest,
             (2, 5),
         );
-        assert_eq!(again.slice_id, s.slice_id, "estimates and API do not change the id");
+        assert_eq!(
+            again.slice_id, s.slice_id,
+            "estimates and API do not change the id"
+        );
         assert_eq!(
             s.state(false),
             json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
@@ -233,11 +236,22 @@ mod tests {
 
     #[test]
     fn edited_or_broken_slice_files_are_refused() {
-        let s = Slice::new("Lead", "Lead", Some("SystemModstamp"), Some(window()), None, Api::Bulk, (0, 1));
+        let s = Slice::new(
+            "Lead",
+            "Lead",
+            Some("SystemModstamp"),
+            Some(window()),
+            None,
+            Api::Bulk,
+            (0, 1),
+        );
         let mut v = serde_json::to_value(&s).unwrap();
         v["lower"] = json!("2023-01-01T00:00:00.000Z");
         let e = Slice::from_text(&v.to_string()).unwrap_err();
-        assert!(e.contains("does not match its stream, object and window"), "{e}");
+        assert!(
+            e.contains("does not match its stream, object and window"),
+            "{e}"
+        );
         let e = Slice::from_text("{\"stream\": 1}").unwrap_err();
         assert!(e.starts_with("it is not one line of `sfetl plan`"), "{e}");
         let whole = Slice::new("User", "User", None, None, None, Api::Bulk, (0, 1));

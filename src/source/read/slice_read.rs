@@ -28,14 +28,21 @@ pub(super) async fn read_slice(
     if let Destination::Parquet { location, .. } = &ctx.destination {
         match prepare_slice(location, name, &slice.slice_id).await? {
             SliceStart::Committed(sync) => {
-                let text = format!("{name}: slice {} is already committed (sync {sync}); nothing to read", slice.slice_id);
+                let text = format!(
+                    "{name}: slice {} is already committed (sync {sync}); nothing to read",
+                    slice.slice_id
+                );
                 ctx.log(LogLevel::Info, text).await;
                 emit_state(ctx, plan, run, 0).await?;
                 ctx.status(name, AirbyteStreamStatus::Complete).await?;
                 return Ok(0);
             }
             SliceStart::Fresh(removed) if !removed.is_empty() => {
-                let text = format!("{name}: removed the unfinished attempts of slice {} (syncs {}); reading it again", slice.slice_id, removed.join(", "));
+                let text = format!(
+                    "{name}: removed the unfinished attempts of slice {} (syncs {}); reading it again",
+                    slice.slice_id,
+                    removed.join(", ")
+                );
                 ctx.log(LogLevel::Info, text).await;
             }
             SliceStart::Fresh(_) => {}
@@ -48,7 +55,9 @@ pub(super) async fn read_slice(
     let mut writer = open_writer(ctx, plan, Some(mark)).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
-    let window = slice.window().map_err(|e| FetchError::BadSlice(run.error(e)))?;
+    let window = slice
+        .window()
+        .map_err(|e| FetchError::BadSlice(run.error(e)))?;
     let mut reader = ObjectReader::new(ctx, plan, object, plan.saved.sources.clone());
     reader.slice_window = Some(window);
     let rows = reader.read_all(writer.as_mut()).await?;
@@ -57,7 +66,12 @@ pub(super) async fn read_slice(
     // Completing the sync (files, then the marker) is the slice's commit.
     writer.finish().await?;
     emit_state(ctx, plan, run, rows).await?;
-    let text = format!("{name}: slice {} ({} of {}): {summary}", slice.slice_id, slice.sequence + 1, slice.of);
+    let text = format!(
+        "{name}: slice {} ({} of {}): {summary}",
+        slice.slice_id,
+        slice.sequence + 1,
+        slice.of
+    );
     ctx.log(LogLevel::Info, text).await;
     ctx.status(name, AirbyteStreamStatus::Complete).await?;
     Ok(rows)
@@ -80,7 +94,11 @@ fn fitting_object<'p>(
         ))));
     };
     if object.cursor != slice.cursor_field.as_deref() {
-        let what = |c: Option<&str>| c.map_or("no cursor (read whole)".to_string(), |c| format!("cursor {c}"));
+        let what = |c: Option<&str>| {
+            c.map_or("no cursor (read whole)".to_string(), |c| {
+                format!("cursor {c}")
+            })
+        };
         return Err(FetchError::BadSlice(run.error(format!(
             "reads {} by {}, but the catalog's stream {} reads it by {}: plan again with this catalog",
             slice.object,

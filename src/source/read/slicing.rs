@@ -66,7 +66,15 @@ pub async fn plan_slices(
         let of = pieces.len() as u32;
         for (i, (object, w, rows)) in pieces.into_iter().enumerate() {
             let place = (i as u32, of);
-            out.push(Slice::new(name, &object.object, object.cursor, w, rows, object.api, place));
+            out.push(Slice::new(
+                name,
+                &object.object,
+                object.cursor,
+                w,
+                rows,
+                object.api,
+                place,
+            ));
         }
     }
     Ok(out)
@@ -82,8 +90,10 @@ async fn object_windows(
     target: u64,
 ) -> Result<Vec<(Option<Window>, Option<u64>)>, FetchError> {
     let b = plan::bounds(config, object.saved_at, Utc::now());
-    let (Some(cursor), windows) = (object.cursor, plan::windows(object.cursor, plan.incremental, b))
-    else {
+    let (Some(cursor), windows) = (
+        object.cursor,
+        plan::windows(object.cursor, plan.incremental, b),
+    ) else {
         return Ok(vec![(None, None)]);
     };
     let whole = Window {
@@ -105,7 +115,10 @@ async fn object_windows(
                 // Nothing counted: one slice still moves the stream's cursor to the bound.
                 vec![(Some(whole), Some(0))]
             } else {
-                sized.into_iter().map(|s| (Some(s.window), Some(s.rows))).collect()
+                sized
+                    .into_iter()
+                    .map(|s| (Some(s.window), Some(s.rows)))
+                    .collect()
             }
         }
         (Windows::Sized(b), None) => match plan::calendar_windows(object.saved_at, b, step) {

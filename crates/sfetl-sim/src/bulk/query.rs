@@ -44,7 +44,11 @@ pub(super) async fn create_query(
     if parsed.count_only || parsed.aggregate.is_some() {
         // Bulk API 2.0 supports neither aggregate functions nor GROUP BY (nor date functions
         // in GROUP BY).
-        let what = if parsed.count_only { "COUNT()" } else { "aggregate functions and GROUP BY" };
+        let what = if parsed.count_only {
+            "COUNT()"
+        } else {
+            "aggregate functions and GROUP BY"
+        };
         return bad(
             "FUNCTIONALITY_NOT_ENABLED",
             &format!("Aggregate queries are not supported by Bulk API 2.0 query: {what}"),
@@ -126,9 +130,7 @@ pub(super) async fn get_query(
         return not_found();
     };
     let queued = limits.bulk_queue_ms > 0 || limits.bulk_rows_per_second > 0;
-    let busy = queued
-        && job.info.state == "InProgress"
-        && now < processed_at(job, &store, &limits);
+    let busy = queued && job.info.state == "InProgress" && now < processed_at(job, &store, &limits);
     match job.info.state.as_str() {
         "UploadComplete" if queued && now < job.info.created + limits.bulk_queue_ms as i64 => {}
         "UploadComplete" => {

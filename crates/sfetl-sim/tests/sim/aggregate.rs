@@ -87,11 +87,17 @@ async fn aggregate_mistakes_are_refused_as_salesforce_does() {
         .await;
     assert_eq!(s, 400);
     let message = error_code(&body, "MALFORMED_QUERY");
-    assert!(message.ends_with("Field must be grouped or aggregated: Name"), "{message}");
+    assert!(
+        message.ends_with("Field must be grouped or aggregated: Name"),
+        "{message}"
+    );
     let (s, body) = org.query("SELECT Name n FROM Account").await;
     assert_eq!(s, 400);
     let message = error_code(&body, "MALFORMED_QUERY");
-    assert!(message.ends_with("Only aggregate expressions use field aliasing"), "{message}");
+    assert!(
+        message.ends_with("Only aggregate expressions use field aliasing"),
+        "{message}"
+    );
     let (s, body) = org
         .query("SELECT CALENDAR_YEAR(Name) y FROM Account GROUP BY CALENDAR_YEAR(Name)")
         .await;
@@ -139,11 +145,18 @@ async fn bulk_processing_time_holds_jobs_in_the_queue_then_in_progress() {
         .unwrap()
         .to_string();
     for _ in 0..3 {
-        assert_eq!(state_of(&org, &id).await, "UploadComplete", "queued for an hour");
+        assert_eq!(
+            state_of(&org, &id).await,
+            "UploadComplete",
+            "queued for an hour"
+        );
     }
     // Out of the queue, 60 rows at one row per second: in progress for a minute.
-    org.control("limits", &json!({"bulk_queue_ms": 0, "bulk_rows_per_second": 1}))
-        .await;
+    org.control(
+        "limits",
+        &json!({"bulk_queue_ms": 0, "bulk_rows_per_second": 1}),
+    )
+    .await;
     for _ in 0..3 {
         assert_eq!(state_of(&org, &id).await, "InProgress");
     }

@@ -51,7 +51,11 @@ fn windows_hold_about_the_target_and_cover_the_bounds_without_gaps() {
         (2024, 7, 5),
     ];
     let buckets = month_buckets(b, &counts);
-    assert_eq!(buckets[0].lower, t(2024, 1, 15), "clipped to the lower bound");
+    assert_eq!(
+        buckets[0].lower,
+        t(2024, 1, 15),
+        "clipped to the lower bound"
+    );
     assert_eq!(buckets.len(), 6, "empty months are not buckets");
     let got = size_windows(b, &buckets, 200, None);
     assert_eq!(
@@ -60,7 +64,11 @@ fn windows_hold_about_the_target_and_cover_the_bounds_without_gaps() {
             w(t(2024, 1, 15), t(2024, 2, 1), 100),
             w(t(2024, 2, 1), t(2024, 5, 1), 200),
             // May (300 rows) is cut in two equal spans of 150.
-            w(t(2024, 5, 1), Utc.with_ymd_and_hms(2024, 5, 16, 12, 0, 0).unwrap(), 150),
+            w(
+                t(2024, 5, 1),
+                Utc.with_ymd_and_hms(2024, 5, 16, 12, 0, 0).unwrap(),
+                150
+            ),
             w(
                 Utc.with_ymd_and_hms(2024, 5, 16, 12, 0, 0).unwrap(),
                 t(2024, 7, 10),
@@ -99,7 +107,10 @@ fn a_dense_month_is_cut_at_whole_seconds_and_the_step_caps_length() {
     let got = size_windows(b, &buckets, 300, None);
     assert_eq!(got.len(), 4);
     assert_eq!(got.iter().map(|x| x.rows).sum::<u64>(), 1000);
-    assert!(got.iter().all(|x| x.window.upper.timestamp_subsec_millis() == 0));
+    assert!(
+        got.iter()
+            .all(|x| x.window.upper.timestamp_subsec_millis() == 0)
+    );
     assert_eq!(got[0].window.lower, Some(t(2024, 1, 1)));
     assert_eq!(got[3].window.upper, t(2024, 2, 1));
     for pair in got.windows(2) {
