@@ -9,6 +9,7 @@ count query sizes the windows (bulk_max_records rows each), and each window is o
 Prints per run: rows, windows (Bulk jobs), wall seconds, CPU seconds of sfetl, peak RSS.
 
     benches/concurrent_jobs.py [--scale 1666667] [--bin PATH] [--rows-per-second 100000] [--queue-ms 2000]
+                               [--bulk-max-records 200000]
 
 --scale N generates 3N Contacts (1,666,667: 5M). Builds `cargo build --release` unless --bin is
 given. Run by hand (minutes), not in CI.
@@ -27,11 +28,11 @@ def get(base, path):
     return json.load(urllib.request.urlopen(base + path))
 
 
-def run(bin_, creds, jobs, tmp):
+def run(bin_, creds, jobs, tmp, page):
     export = os.path.join(tmp, f"export-{jobs}")
     cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
            "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
-           "cursor_lag": "PT0S", "max_concurrent_jobs": jobs,
+           "cursor_lag": "PT0S", "max_concurrent_jobs": jobs, "bulk_max_records": page,
            "output": {"format": "parquet", "path": export}}
     cat = {"streams": [{"stream": {"name": "Contact", "json_schema": {"type": "object", "properties": {
         "Id": {}, "Email": {}, "SystemModstamp": {}}}, "supported_sync_modes": ["incremental"]},
@@ -62,6 +63,8 @@ def main():
     ap.add_argument("--bin")
     ap.add_argument("--rows-per-second", type=int, default=100_000)
     ap.add_argument("--queue-ms", type=int, default=2_000)
+    ap.add_argument("--bulk-max-records", type=int, default=200_000,
+                    help="rows per window (and per results page); the default is sfetl's")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
@@ -78,8 +81,8 @@ def main():
           f"Bulk jobs queue {a.queue_ms} ms, then {a.rows_per_second:,} rows/s each", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            one = run(bin_, creds, 1, tmp)
-            four = run(bin_, creds, 4, tmp)
+            one = run(bin_, creds, 1, tmp, a.bulk_max_records)
+            four = run(bin_, creds, 4, tmp, a.bulk_max_records)
             print(f"speed-up with 4 concurrent jobs: {one / four:.2f}x")
     finally:
         sim.terminate()
