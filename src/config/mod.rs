@@ -46,8 +46,9 @@ pub struct Config {
     pub reconcile_deletes: Reconcile,
     /// What a read does when selected fields are gone from the org's describe.
     pub schema_drift: SchemaDrift,
-    /// Width of one incremental window.
-    pub stream_slice_step: IsoDuration,
+    /// Longest incremental window, when set; unset, windows are sized by rows alone
+    /// (`bulk_max_records` rows each, from one count query per object).
+    pub stream_slice_step: Option<IsoDuration>,
     /// How far before the saved cursor the next run starts.
     pub lookback_window: IsoDuration,
     /// How far behind now the upper bound of an incremental read stays.
@@ -63,8 +64,12 @@ pub struct Config {
     pub writeback: Option<Value>,
     /// Stop cleanly once the org's daily API usage passes this percentage.
     pub max_api_usage_percent: Option<f64>,
-    /// Rows per Bulk results page (`maxRecords`), when set.
+    /// Rows per Bulk results page (`maxRecords`), when set; also the rows a window is sized
+    /// to hold.
     pub bulk_max_records: Option<u64>,
+    /// Windows of one stream read at once, each its own Bulk job, so Salesforce's processing
+    /// and the downloads of several jobs overlap (default 4).
+    pub max_concurrent_jobs: usize,
     /// Longest REST query URL before the field list is split, when set.
     pub rest_max_url_bytes: Option<u64>,
     /// Rows per REST query page (`batchSize`), when set.
@@ -192,6 +197,9 @@ pub struct OutputConfig {
     pub compression: Compression,
     /// object_store options; values may be credentials, so they are secrets.
     pub storage_options: BTreeMap<String, Secret>,
+    /// Rows a Parquet file holds before it is completed (and a STATE follows): files of a
+    /// useful size rather than one per checkpoint (default 1,000,000; 64 MB also completes one).
+    pub file_rows: u64,
 }
 
 /// Where the mapping comes from.

@@ -36,7 +36,7 @@ fn airbyte_salesforce_config_is_accepted_unchanged() {
         c.start_date.unwrap().to_rfc3339(),
         "2021-07-25T00:00:00+00:00"
     );
-    assert_eq!(c.stream_slice_step.as_str(), "P30D");
+    assert_eq!(c.stream_slice_step.as_ref().unwrap().as_str(), "P30D");
     assert_eq!(c.lookback_window.as_str(), "PT10M");
     assert_eq!(
         c.streams_criteria,

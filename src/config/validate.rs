@@ -247,7 +247,10 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
     }
     schema_problems(&value, &mut p);
     let (start_date, end_date) = dates(&value, &mut p);
-    let stream_slice_step = duration(&value, "stream_slice_step", "P30D", true, &mut p);
+    // No default: windows are sized by rows; a step set here bounds their length.
+    let stream_slice_step = str_field(&value, "stream_slice_step")
+        .is_some()
+        .then(|| duration(&value, "stream_slice_step", "P30D", true, &mut p));
     // A zero lookback or lag is allowed (and sometimes wanted), never advised.
     let lookback_window = duration(&value, "lookback_window", "PT10M", false, &mut p);
     let cursor_lag = duration(&value, "cursor_lag", "PT2M", false, &mut p);
@@ -287,15 +290,8 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .get("force_use_bulk_api")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        reconcile_deletes: match value.get("reconcile_deletes").and_then(Value::as_str) {
-            Some("always") => Reconcile::Always,
-            Some("off") => Reconcile::Off,
-            _ => Reconcile::Auto,
-        },
-        schema_drift: match value.get("schema_drift").and_then(Value::as_str) {
-            Some("ignore") => SchemaDrift::Ignore,
-            _ => SchemaDrift::Fail,
-        },
+        reconcile_deletes: reconcile(&value),
+        schema_drift: schema_drift(&value),
         stream_slice_step,
         lookback_window,
         cursor_lag,
@@ -305,6 +301,10 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         writeback: value.get("writeback").cloned(),
         max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
         bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
+        max_concurrent_jobs: value
+            .get("max_concurrent_jobs")
+            .and_then(Value::as_u64)
+            .map_or(4, |n| n.max(1) as usize),
         rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
         rest_batch_size: value.get("rest_batch_size").and_then(Value::as_u64),
         rewrite_config_file: value
@@ -313,6 +313,23 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(true),
         raw: RawConfig(value),
     })
+}
+
+/// `reconcile_deletes` (its values were checked by the JSON schema).
+fn reconcile(value: &Value) -> Reconcile {
+    match value.get("reconcile_deletes").and_then(Value::as_str) {
+        Some("always") => Reconcile::Always,
+        Some("off") => Reconcile::Off,
+        _ => Reconcile::Auto,
+    }
+}
+
+/// `schema_drift` (its values were checked by the JSON schema).
+fn schema_drift(value: &Value) -> SchemaDrift {
+    match value.get("schema_drift").and_then(Value::as_str) {
+        Some("ignore") => SchemaDrift::Ignore,
+        _ => SchemaDrift::Fail,
+    }
 }
 
 /// `start_date` and `end_date`, and that the end comes after the start.
@@ -508,6 +525,10 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
         path,
         compression,
         storage_options,
+        file_rows: out
+            .get("file_rows")
+            .and_then(Value::as_u64)
+            .map_or(1_000_000, |n| n.max(1)),
     }
 }
 

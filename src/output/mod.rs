@@ -7,6 +7,7 @@ mod json;
 mod parquet;
 mod records;
 mod resume;
+mod slices;
 pub mod stdout;
 mod store;
 pub mod sync;
@@ -17,6 +18,7 @@ pub use parquet::{
 };
 pub use records::RecordsRenderer;
 pub use resume::prepare_resume;
+pub use slices::{SliceStart, prepare_slice};
 pub(crate) use store::store_options;
 pub use store::{OutputLocation, open_location};
 pub use writer::{Destination, StreamWriter, SyncStart};

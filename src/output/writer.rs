@@ -25,6 +25,13 @@ pub trait StreamWriter: Send {
     /// Makes everything written so far durable; a STATE covering those rows may follow.
     async fn commit(&mut self) -> Result<(), OutputError>;
 
+    /// Whether a checkpoint should commit now. Parquet says no while its file is small (a
+    /// commit completes the file), so files have a useful size; the checkpoint's STATE then
+    /// waits for the next commit.
+    fn wants_commit(&self) -> bool {
+        true
+    }
+
     /// What a STATE must remember of the output to resume it (Parquet: the committed files).
     fn position(&self) -> Option<OutputCommit>;
 
@@ -83,7 +90,8 @@ impl Destination {
                     schema.clone(),
                     options.clone(),
                 )
-                .with_sync(start.base, start.resumed_from),
+                .with_sync(start.base, start.resumed_from)
+                .with_slice(start.slice),
             ),
         })
     }
@@ -96,6 +104,8 @@ pub struct SyncStart {
     pub base: bool,
     /// The output commit of the STATE this run resumes from.
     pub resumed_from: Option<OutputCommit>,
+    /// The slice this run reads (`read --slice`), marked in its folder.
+    pub slice: Option<super::sync::SliceMark>,
 }
 
 /// Sends bytes to stdout's writer; a closed lane means the consumer of stdout went away.
@@ -209,6 +219,10 @@ impl StreamWriter for ParquetFileWriter {
     /// Completes the file in progress: it is published under its final name.
     async fn commit(&mut self) -> Result<(), OutputError> {
         self.complete_file().await.map(|_| ())
+    }
+
+    fn wants_commit(&self) -> bool {
+        self.file_is_full()
     }
 
     fn position(&self) -> Option<OutputCommit> {

@@ -306,6 +306,56 @@ fn contiguous_end(slices: &[Value]) -> Result<Option<DateTime<Utc>>, String> {
     Ok(covered)
 }
 
+/// Whether a blob holds Airbyte's date-range `slices` (itself or one of its `sources`), as the
+/// STATE of a `read --slice` run does.
+pub(super) fn has_slices(blob: &Value) -> bool {
+    blob.get("slices").is_some()
+        || blob
+            .get("sources")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.values().any(has_slices))
+}
+
+/// Two saved blobs of one stream as one: their ranges together in date-range form (a cursor
+/// counts as the range from the epoch to it), per source for mapped streams. What the
+/// merged blob resumes from is the end of the run of ranges from the earliest, so the STATEs
+/// of a plan's slices, in any order, give the cursor up to which every slice completed.
+pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
+    if a.get("sources").is_some() || b.get("sources").is_some() {
+        let mut sources = serde_json::Map::new();
+        for blob in [a, b] {
+            for (object, v) in blob
+                .get("sources")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let merged = match sources.get(object) {
+                    Some(prev) => merge_slices(prev, v),
+                    None => v.clone(),
+                };
+                sources.insert(object.clone(), merged);
+            }
+        }
+        return serde_json::json!({"sources": sources});
+    }
+    let mut ranges: Vec<Value> = Vec::new();
+    for blob in [a, b] {
+        match blob.get("slices").and_then(Value::as_array) {
+            Some(slices) => ranges.extend(slices.iter().cloned()),
+            None => {
+                if let Ok(Some(at)) = saved_cursor(blob, "SystemModstamp") {
+                    let end = datetime_literal(at);
+                    ranges
+                        .push(serde_json::json!({"start": "1970-01-01T00:00:00.000Z", "end": end}));
+                }
+            }
+        }
+    }
+    let field = a.get("cursor_field").or_else(|| b.get("cursor_field"));
+    serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges})
+}
+
 /// Serde for a cursor as [`datetime_literal`] text.
 mod literal {
     use chrono::{DateTime, Utc};

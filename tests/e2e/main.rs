@@ -19,5 +19,6 @@ mod incremental;
 mod mapping;
 mod query;
 mod read;
+mod slices;
 mod write;
 mod write_hardening;

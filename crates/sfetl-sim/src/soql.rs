@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::aggregate::{Aggregate, DateFn, Group, Item};
 use super::describe::{FType, FieldMeta, ObjectMeta};
 use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
 
@@ -125,6 +126,9 @@ pub struct Query {
     pub fields: Vec<Path>,
     /// `SELECT COUNT() FROM ...`.
     pub count_only: bool,
+    /// An aggregate query (`COUNT(field)`, date functions, `GROUP BY`): answered as
+    /// `AggregateResult` records by the REST API, refused by Bulk API 2.0.
+    pub aggregate: Option<Aggregate>,
     /// WHERE clause.
     pub filter: Option<Expr>,
     /// ORDER BY items: path, descending, nulls last.
@@ -279,6 +283,29 @@ pub fn parse(q: &str, store: &Store) -> Result<Query, SoqlError> {
     p.query()
 }
 
+/// A SELECT item as written, resolved once FROM names the object.
+struct RawItem {
+    /// The field (the function's argument for a function item).
+    name: String,
+    /// Where the field is written.
+    pos: usize,
+    /// The function and where it is written (`COUNT`, a date function).
+    func: Option<(String, usize)>,
+    /// The alias and where it is written.
+    alias: Option<(String, usize)>,
+}
+
+impl RawItem {
+    fn new(name: String, pos: usize, func: Option<(String, usize)>) -> RawItem {
+        RawItem {
+            name,
+            pos,
+            func,
+            alias: None,
+        }
+    }
+}
+
 struct Parser<'a> {
     q: &'a str,
     lx: Lexer,
@@ -288,7 +315,9 @@ struct Parser<'a> {
     nested: bool,
 }
 
-const KEYWORDS: [&str; 7] = ["from", "where", "order", "limit", "and", "or", "not"];
+const KEYWORDS: [&str; 8] = [
+    "from", "where", "group", "order", "limit", "and", "or", "not",
+];
 
 impl Parser<'_> {
     fn peek(&self) -> &Tok {
@@ -378,42 +407,8 @@ impl Parser<'_> {
     /// (the end of the text, or the `)` closing a subquery).
     fn statement(&mut self) -> Result<Query, SoqlError> {
         self.expect_kw("select")?;
-        // Collect the raw field tokens first: they are resolved once FROM names the object.
-        let mut raw = Vec::new();
-        let mut count_only = false;
-        let mut child_subquery = None;
-        loop {
-            match self.peek().clone() {
-                Tok::Sym("(")
-                    if matches!(&self.lx.toks[self.lx.pos + 1].0,
-                        Tok::Ident(s) if s.eq_ignore_ascii_case("select")) =>
-                {
-                    child_subquery = child_subquery.or(Some(self.skip_child_subquery()?));
-                }
-                Tok::Ident(s) if s.eq_ignore_ascii_case("count") && raw.is_empty() => {
-                    self.next();
-                    self.expect_sym("(")?;
-                    self.expect_sym(")")?;
-                    count_only = true;
-                }
-                Tok::Ident(s) if !KEYWORDS.contains(&s.to_ascii_lowercase().as_str()) => {
-                    let pos = self.at();
-                    self.next();
-                    if self.peek() == &Tok::Sym("(") {
-                        // FIELDS(ALL), aggregates, TYPEOF...: outside the subset.
-                        self.lx.pos -= 1;
-                        return Err(self.malformed());
-                    }
-                    raw.push((s, pos));
-                }
-                _ => return Err(self.malformed()),
-            }
-            if self.peek() == &Tok::Sym(",") && !count_only {
-                self.next();
-                continue;
-            }
-            break;
-        }
+        // Collect the raw items first: they are resolved once FROM names the object.
+        let (raw, count_only, child_subquery) = self.select_list()?;
         self.expect_kw("from")?;
         let obj_pos = self.at();
         let Tok::Ident(obj_name) = self.next() else {
@@ -429,16 +424,46 @@ impl Parser<'_> {
                 ),
             )
         })?;
+        let aggregated = raw.iter().any(|r| r.func.is_some());
         let mut fields = Vec::new();
-        for (name, pos) in raw {
-            fields.push(self.path(&name, pos)?);
+        if !aggregated {
+            for r in &raw {
+                fields.push(self.path(&r.name, r.pos)?);
+            }
         }
         let mut filter = None;
         if self.is_kw("where") {
             self.next();
             filter = Some(self.or_expr()?);
         }
+        let mut group_by = Vec::new();
+        if self.is_kw("group") {
+            self.next();
+            self.expect_kw("by")?;
+            loop {
+                group_by.push(self.group_item()?);
+                if self.peek() != &Tok::Sym(",") {
+                    break;
+                }
+                self.next();
+            }
+        }
+        let aggregate = if aggregated || !group_by.is_empty() {
+            Some(self.aggregate(&raw, group_by)?)
+        } else {
+            None
+        };
+        if aggregate.is_none()
+            && let Some((_, at)) = raw.iter().find_map(|r| r.alias.as_ref())
+        {
+            let text = "Only aggregate expressions use field aliasing";
+            return Err(self.err_at("MALFORMED_QUERY", *at, text));
+        }
         let mut order = Vec::new();
+        if aggregate.is_some() && self.is_kw("order") {
+            // ORDER BY of groups is outside the subset.
+            return Err(self.malformed());
+        }
         if self.is_kw("order") && !self.nested {
             self.next();
             self.expect_kw("by")?;
@@ -492,6 +517,7 @@ impl Parser<'_> {
             object: self.object,
             fields,
             count_only,
+            aggregate,
             filter,
             order,
             limit,
@@ -558,6 +584,151 @@ impl Parser<'_> {
                 "semi join sub selects must select exactly one id field",
             )),
         }
+    }
+
+    /// The SELECT list up to FROM, whether it is `COUNT()` alone, and where its first
+    /// parent-to-child subquery is (skipped: see [`Query::child_subquery`]).
+    fn select_list(&mut self) -> Result<(Vec<RawItem>, bool, Option<usize>), SoqlError> {
+        let mut raw: Vec<RawItem> = Vec::new();
+        let mut child = None;
+        loop {
+            if self.peek() == &Tok::Sym("(")
+                && matches!(&self.lx.toks[self.lx.pos + 1].0,
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("select"))
+            {
+                child = child.or(Some(self.skip_child_subquery()?));
+                if self.peek() != &Tok::Sym(",") {
+                    return Ok((raw, false, child));
+                }
+                self.next();
+                continue;
+            }
+            let pos = self.at();
+            let Tok::Ident(s) = self.peek().clone() else {
+                return Err(self.malformed());
+            };
+            if KEYWORDS.contains(&s.to_ascii_lowercase().as_str()) {
+                return Err(self.malformed());
+            }
+            self.next();
+            let mut item = if self.peek() == &Tok::Sym("(") {
+                self.next();
+                let count = s.eq_ignore_ascii_case("count");
+                if count && self.peek() == &Tok::Sym(")") && raw.is_empty() {
+                    self.next();
+                    return Ok((raw, true, child));
+                }
+                if !count && DateFn::named(&s).is_none() {
+                    // FIELDS(ALL), other aggregates, TYPEOF...: outside the subset.
+                    self.lx.pos -= 2;
+                    return Err(self.malformed());
+                }
+                let arg_pos = self.at();
+                let Tok::Ident(arg) = self.next() else {
+                    self.lx.pos -= 1;
+                    return Err(self.malformed());
+                };
+                self.expect_sym(")")?;
+                RawItem::new(arg, arg_pos, Some((s, pos)))
+            } else {
+                RawItem::new(s, pos, None)
+            };
+            if let Tok::Ident(a) = self.peek().clone()
+                && !KEYWORDS.contains(&a.to_ascii_lowercase().as_str())
+            {
+                item.alias = Some((a, self.at()));
+                self.next();
+            }
+            raw.push(item);
+            if self.peek() != &Tok::Sym(",") {
+                return Ok((raw, false, child));
+            }
+            self.next();
+        }
+    }
+
+    /// One GROUP BY item: a field or a date function of one.
+    fn group_item(&mut self) -> Result<Group, SoqlError> {
+        let pos = self.at();
+        let Tok::Ident(s) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        if self.peek() != &Tok::Sym("(") {
+            return Ok(Group::Field(self.path(&s, pos)?));
+        }
+        let Some(f) = DateFn::named(&s) else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        self.next();
+        let arg_pos = self.at();
+        let Tok::Ident(arg) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        self.expect_sym(")")?;
+        Ok(Group::Date(f, self.date_path(&arg, arg_pos, &s)?))
+    }
+
+    /// A field a date function applies to: a date or dateTime field.
+    fn date_path(&self, name: &str, pos: usize, func: &str) -> Result<Path, SoqlError> {
+        let p = self.path(name, pos)?;
+        if matches!(p.ftype, FType::Date | FType::DateTime) {
+            return Ok(p);
+        }
+        Err(self.err_at(
+            "INVALID_FIELD",
+            pos,
+            &format!(
+                "{}() can only be applied to a date or dateTime field: {}",
+                func.to_ascii_uppercase(),
+                p.name
+            ),
+        ))
+    }
+
+    /// The aggregate query of a SELECT list and its GROUP BY: every item named (alias, field
+    /// name, or `expr0`, `expr1`, ... for unaliased functions) and every plain item grouped.
+    fn aggregate(&self, raw: &[RawItem], group_by: Vec<Group>) -> Result<Aggregate, SoqlError> {
+        let mut items = Vec::new();
+        let mut unnamed = 0;
+        for r in raw {
+            let (item, field_name) = match &r.func {
+                None => {
+                    let p = self.path(&r.name, r.pos)?;
+                    let name = p.name.clone();
+                    (Item::Group(Group::Field(p)), Some(name))
+                }
+                Some((f, _)) if f.eq_ignore_ascii_case("count") => {
+                    (Item::Count(self.path(&r.name, r.pos)?), None)
+                }
+                Some((f, _)) => {
+                    let d = DateFn::named(f).ok_or_else(|| self.malformed())?;
+                    (
+                        Item::Group(Group::Date(d, self.date_path(&r.name, r.pos, f)?)),
+                        None,
+                    )
+                }
+            };
+            if let Item::Group(g) = &item
+                && !group_by.iter().any(|x| x.same(g))
+            {
+                let at = r.func.as_ref().map_or(r.pos, |(_, p)| *p);
+                let text = format!("Field must be grouped or aggregated: {}", r.name);
+                return Err(self.err_at("MALFORMED_QUERY", at, &text));
+            }
+            let name = match (&r.alias, field_name) {
+                (Some((a, _)), _) => a.clone(),
+                (None, Some(n)) => n,
+                (None, None) => {
+                    unnamed += 1;
+                    format!("expr{}", unnamed - 1)
+                }
+            };
+            items.push((name, item));
+        }
+        Ok(Aggregate { items, group_by })
     }
 
     fn meta(&self, obj: usize) -> &ObjectMeta {

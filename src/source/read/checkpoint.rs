@@ -11,12 +11,22 @@ use crate::state::{Cursor, StreamState};
 
 impl ObjectReader<'_> {
     /// Commits the writer, then emits the STATE saying the object is covered up to `cursor`.
+    /// When the output would rather wait (a Parquet file still small), the STATE waits with
+    /// it: it is emitted at the next commit, by a later checkpoint or [`Self::flush_checkpoint`].
     pub(super) async fn checkpoint(
         &mut self,
         writer: &mut dyn StreamWriter,
         cursor: DateTime<Utc>,
     ) -> Result<(), FetchError> {
-        writer.commit().await?;
+        if self.slice_window.is_some() {
+            return self.slice_checkpoint(writer).await;
+        }
+        if let Some(w) = &self.worker {
+            // A window read for another reader: that reader decides when a STATE is true.
+            self.max_cursor_us = None;
+            let page = super::concurrent::Event::Page(cursor);
+            return w.send(page).await;
+        }
         self.carry.own_at = Some(cursor);
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),
@@ -35,6 +45,25 @@ impl ObjectReader<'_> {
             }
         };
         self.max_cursor_us = None;
+        if !writer.wants_commit() {
+            self.deferred = Some(state);
+            return Ok(());
+        }
+        writer.commit().await?;
+        self.deferred = None;
+        self.emit_state(writer, state).await
+    }
+
+    /// Commits the output and emits the STATE a checkpoint deferred, if any: at the end of an
+    /// object, and when a read stops or fails, so what was delivered keeps its STATE.
+    pub(super) async fn flush_checkpoint(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<(), FetchError> {
+        let Some(state) = self.deferred.take() else {
+            return Ok(());
+        };
+        writer.commit().await?;
         self.emit_state(writer, state).await
     }
 
@@ -45,6 +74,9 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         total: u64,
     ) -> Result<(), FetchError> {
+        if self.slice_window.is_some() {
+            return self.slice_checkpoint(writer).await;
+        }
         writer.commit().await?;
         self.pending = 0;
         self.ctx
@@ -54,6 +86,25 @@ impl ObjectReader<'_> {
                 total as f64,
             )))
             .await
+    }
+
+    /// A checkpoint of a slice read: a file of a useful size is completed, no STATE (the
+    /// slice has one, once committed whole).
+    async fn slice_checkpoint(&mut self, writer: &mut dyn StreamWriter) -> Result<(), FetchError> {
+        self.max_cursor_us = None;
+        if !writer.wants_commit() {
+            return Ok(());
+        }
+        let before = writer.position().map(|p| p.parts);
+        writer.commit().await?;
+        if let Some(p) = writer.position().filter(|p| Some(p.parts) != before) {
+            let text = format!(
+                "{}: {} file(s) of this slice written in sync {} (the slice is committed when its marker is complete)",
+                self.plan.name, p.parts, p.sync_id
+            );
+            self.ctx.log(crate::protocol::LogLevel::Info, text).await;
+        }
+        Ok(())
     }
 
     async fn emit_state(

@@ -91,6 +91,7 @@ impl ObjectReader<'_> {
         let start = SyncStart {
             base: true,
             resumed_from: None,
+            slice: None,
         };
         let mut side = ctx.destination.open(&name, &out_schema, &ctx.out, start)?;
         let plan = StreamPlan {

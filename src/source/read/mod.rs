@@ -9,6 +9,8 @@
 
 mod bulk;
 mod checkpoint;
+mod concurrent;
+pub mod counts;
 mod deleted;
 pub mod drift;
 mod fetch;
@@ -18,8 +20,12 @@ mod parents;
 pub mod plan;
 mod rest;
 mod resume;
+pub mod sizing;
+pub mod slice;
+mod slice_read;
+pub mod slicing;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -37,7 +43,7 @@ use crate::protocol::{
     ConfiguredAirbyteStream, LogLevel, StreamDescriptor, TraceType, now_millis,
 };
 use crate::salesforce::bulk::PollPolicy;
-use crate::salesforce::{SalesforceClient, SalesforceError, describe};
+use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::state::InputState;
 pub use crate::stop::StopSignal;
 use plan::StreamPlan;
@@ -65,6 +71,8 @@ pub struct ReadOptions {
     pub stop: StopSignal,
     /// The compiled field mapping, when the config has one.
     pub mapping: Option<Arc<crate::mapping::MappingPlan>>,
+    /// One slice of `sfetl plan` to read (`read --slice`): its stream's object, its window.
+    pub slice: Option<Arc<slice::SliceRun>>,
 }
 
 impl Default for ReadOptions {
@@ -80,6 +88,7 @@ impl Default for ReadOptions {
             show_progress: false,
             stop: StopSignal::default(),
             mapping: None,
+            slice: None,
         }
     }
 }
@@ -185,7 +194,10 @@ pub async fn read(
         bulk_cap: std::sync::Mutex::new(None),
         bulk_cap_logged: std::sync::atomic::AtomicBool::new(false),
     });
-    sweep_staging(&ctx).await;
+    if ctx.opts.slice.is_none() {
+        // A slice cleans up only its own attempts: other processes may be writing now.
+        sweep_staging(&ctx).await;
+    }
     let state = Arc::new(state);
     let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
         .map(|cs| {
@@ -237,38 +249,30 @@ async fn plan_stream<'c>(
     for warning in mapping.map(|m| m.warnings(name)).unwrap_or_default() {
         ctx.log(LogLevel::Warn, warning.to_string()).await;
     }
-    Ok(match mapping.and_then(|m| m.stream(name)) {
-        Some(mapped) => {
-            let mut describes = HashMap::new();
-            for src in &mapped.sources {
-                let d = describe::describe(&ctx.client, &src.object).await?;
-                describes.insert(src.object.clone(), d);
-            }
-            check_drift(ctx, name, &cs.stream.json_schema, &mapped.json_schema).await?;
-            let plan = plan::plan_mapped_stream(cs, mapped, &describes, saved)?;
-            let fresh = mapped
-                .sources
-                .iter()
-                .map(|src| match describes.get(&src.object) {
-                    Some(d) => freshness::analyse(d, &src.fields, false),
-                    None => freshness::Freshness::default(),
-                })
-                .collect();
-            (plan, fresh)
-        }
-        None => {
-            let d = describe::describe(&ctx.client, name).await?;
-            let current = crate::catalog::record_json_schema(&d);
-            check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
-            let plan = plan::plan_object_stream(cs, &d, &ctx.config, saved)?;
-            let fresh = plan
-                .objects
-                .iter()
-                .map(|o| freshness::analyse(&d, &o.rest.select, true))
-                .collect();
-            (plan, fresh)
-        }
-    })
+    let mapped = mapping.and_then(|m| m.stream(name));
+    let describes = slicing::describes(&ctx.client, cs, mapped).await?;
+    let current = match mapped {
+        Some(mapped) => mapped.json_schema.clone(),
+        None => crate::catalog::record_json_schema(&describes[name]),
+    };
+    check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
+    let plan = slicing::plan_described(&ctx.config, cs, saved, mapped, &describes)?;
+    let fresh = match mapped {
+        Some(mapped) => mapped
+            .sources
+            .iter()
+            .map(|src| match describes.get(&src.object) {
+                Some(d) => freshness::analyse(d, &src.fields, false),
+                None => freshness::Freshness::default(),
+            })
+            .collect(),
+        None => plan
+            .objects
+            .iter()
+            .map(|o| freshness::analyse(&describes[name], &o.rest.select, true))
+            .collect(),
+    };
+    Ok((plan, fresh))
 }
 
 /// One stream: describe, plan, open the output, read each object, close.
@@ -288,7 +292,10 @@ async fn read_stream(
             ctx.log(LogLevel::Info, note.clone()).await;
         }
     }
-    let mut writer = open_writer(ctx, &plan).await?;
+    if let Some(run) = &ctx.opts.slice {
+        return slice_read::read_slice(ctx, &plan, run).await;
+    }
+    let mut writer = open_writer(ctx, &plan, None).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let mut sources = plan.saved.sources.clone();
@@ -347,9 +354,16 @@ async fn check_drift(
 async fn open_writer(
     ctx: &Ctx,
     plan: &StreamPlan<'_>,
+    slice: Option<crate::output::sync::SliceMark>,
 ) -> Result<Box<dyn StreamWriter>, FetchError> {
-    let resumed_from = plan.saved.output.clone().filter(|_| plan.incremental);
-    if let Destination::Parquet { location, .. } = &ctx.destination {
+    let resumed_from = plan
+        .saved
+        .output
+        .clone()
+        .filter(|_| plan.incremental && slice.is_none());
+    if let Destination::Parquet { location, .. } = &ctx.destination
+        && slice.is_none()
+    {
         for note in prepare_resume(location, &plan.name, resumed_from.as_ref()).await? {
             ctx.log(LogLevel::Info, note).await;
         }
@@ -357,6 +371,7 @@ async fn open_writer(
     let start = SyncStart {
         base: !plan.incremental || !plan.has_state,
         resumed_from,
+        slice,
     };
     Ok(ctx
         .destination

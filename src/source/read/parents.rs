@@ -91,7 +91,16 @@ impl<'a> ObjectReader<'a> {
         let ctx = self.ctx;
         let config = &ctx.config;
         let lower = config.lookback_window.sub_from(from);
-        let windows = soql::windows(Some(lower), upper, &config.stream_slice_step);
+        // The parents' changes since their cursor: few rows, so one window unless the user
+        // bounds windows with stream_slice_step.
+        let windows = match &config.stream_slice_step {
+            Some(step) => soql::windows(Some(lower), upper, step),
+            None if lower < upper => vec![soql::Window {
+                lower: Some(lower),
+                upper,
+            }],
+            None => Vec::new(),
+        };
         let mut total = 0;
         for w in &windows {
             self.ctx.check_stop()?;

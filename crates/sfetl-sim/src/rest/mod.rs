@@ -375,6 +375,10 @@ fn run_query(
             crate::limits::QUERY_TIMEOUT,
         );
     }
+    if let Some(agg) = &parsed.aggregate {
+        let body = crate::aggregate::answer(&store, parsed.object, &rows, agg);
+        return json_response(StatusCode::OK, body.to_string().into_bytes());
+    }
     if parsed.count_only {
         let body = json!({"totalSize": rows.len(), "done": true, "records": []});
         return json_response(StatusCode::OK, body.to_string().into_bytes());

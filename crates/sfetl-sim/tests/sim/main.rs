@@ -1,6 +1,7 @@
 //! The simulator over real HTTP, as one test binary that links only the simulator (not the
 //! connector): REST, Bulk API 2.0 and the OAuth server.
 
+mod aggregate;
 mod bulk;
 mod freshness;
 mod harsh;
