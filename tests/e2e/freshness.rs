@@ -314,6 +314,9 @@ async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() 
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     cfg["stream_slice_step"] = json!("P1D");
     cfg["lookback_window"] = json!("P3DT12H");
+    // Windows one at a time: once the daily Bulk cap is reached, exactly one job is refused
+    // (concurrent windows would each ask before the first refusal moved the run to REST).
+    cfg["max_concurrent_jobs"] = json!(1);
     let later = write_json(e.dir.path(), "later.json", &cfg);
 
     let before = jobs(&e.org).await;
