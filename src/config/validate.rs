@@ -24,11 +24,11 @@ pub fn spec_schema() -> &'static Value {
     SPEC.get_or_init(|| serde_json::from_str(SPEC_JSON).expect("spec/spec.json is valid JSON"))
 }
 
-/// The config's validator, compiled for each validation and dropped after it: compiled, the
-/// spec's shared definitions are copied into every place that refers to them (5 MB), which a
-/// process validating one config at its start should not keep for the rest of a read.
-fn validator() -> jsonschema::Validator {
-    jsonschema::draft7::new(spec_schema()).expect("spec/spec.json is a valid draft-07 schema")
+fn validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        jsonschema::draft7::new(spec_schema()).expect("spec/spec.json is a valid draft-07 schema")
+    })
 }
 
 /// One thing wrong with the config.
