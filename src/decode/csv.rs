@@ -11,12 +11,6 @@ use super::columns::ColumnBuilder;
 use super::fields::{FieldSplitter, SplitError};
 use super::{DecodeError, WirePlan};
 
-/// Bytes of field text at which a batch is closed before its row bound: a batch of 8,192
-/// all-fields Accounts held 5 MB of text, and with the buffers of the next batch and of the
-/// output it took a RECORD read's peak RSS to 52 MB. About 1 MiB keeps narrow batches at their
-/// row bound and wide ones at a thousand-odd rows, which costs the renderer and the Parquet
-/// encoder nothing measurable per row.
-const BATCH_BYTES: usize = 1 << 20;
 
 /// Decodes one CSV result page (header line first) into wire batches.
 pub struct CsvPageDecoder {
@@ -30,9 +24,11 @@ pub struct CsvPageDecoder {
     wire: arrow::datatypes::SchemaRef,
     columns: Result<Vec<ColumnBuilder>, String>,
     rows: usize,
-    /// Bytes of field text in the batch being built (see [`BATCH_BYTES`]).
+    /// Bytes of field text in the batch being built.
     bytes: usize,
     batch_size: usize,
+    /// Bytes of field text at which a batch is closed before `batch_size` rows.
+    batch_bytes: usize,
     /// Number of the next record in this page (for error messages).
     line: u64,
 }
@@ -58,8 +54,16 @@ impl CsvPageDecoder {
             rows: 0,
             bytes: 0,
             batch_size,
+            batch_bytes: usize::MAX,
             line: 1,
         }
+    }
+
+    /// Also closes a batch once its values hold `bytes` bytes of text, so that wide rows make
+    /// smaller batches (see [`crate::output::Destination::batch_bytes`]).
+    pub fn with_batch_bytes(mut self, bytes: Option<usize>) -> CsvPageDecoder {
+        self.batch_bytes = bytes.unwrap_or(usize::MAX).max(1);
+        self
     }
 
     /// Feeds a chunk of the body; returns the batches completed by it.
@@ -164,7 +168,7 @@ impl CsvPageDecoder {
         let mut splitter = std::mem::take(&mut self.splitter);
         let split = splitter.push(data, end, &mut |fields| -> Result<(), Failure> {
             self.append_record(fields)?;
-            if self.rows == self.batch_size || self.bytes >= BATCH_BYTES {
+            if self.rows == self.batch_size || self.bytes >= self.batch_bytes {
                 out.push(self.take_batch()?);
             }
             Ok(())

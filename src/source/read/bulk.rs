@@ -152,7 +152,8 @@ impl ObjectReader<'_> {
             .await?;
         let (records, next_locator) = (page.records, page.next_locator.clone());
         // Received, inflated and decoded on a task of its own while these batches are written.
-        let decoder = CsvPageDecoder::new(plan, ctx.opts.batch_rows);
+        let decoder = CsvPageDecoder::new(plan, ctx.opts.batch_rows)
+            .with_batch_bytes(ctx.destination.batch_bytes());
         let mut decoded = DecodedPage::spawn(page.into_chunks(), decoder);
         let mut offset = 0u64;
         let extracted_at = Utc::now();
