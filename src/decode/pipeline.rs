@@ -14,9 +14,10 @@ use tokio::task::JoinHandle;
 
 use super::{CsvPageDecoder, DecodeError};
 
-/// Chunks decoded ahead of the caller at most (a quarter MB of CSV each): enough to keep
-/// both sides busy, few enough that at most a couple of batches wait.
-const AHEAD: usize = 2;
+/// Chunks decoded ahead of the caller at most (a quarter MB of CSV each). One is enough to
+/// keep both sides busy; each one more lets an all-fields Parquet read (8,192-row batches of
+/// 5 MB) hold one more batch.
+const AHEAD: usize = 1;
 
 /// What the decoding task hands over.
 #[derive(Debug)]
