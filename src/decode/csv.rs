@@ -11,7 +11,6 @@ use super::columns::ColumnBuilder;
 use super::fields::{FieldSplitter, SplitError};
 use super::{DecodeError, WirePlan};
 
-
 /// Decodes one CSV result page (header line first) into wire batches.
 pub struct CsvPageDecoder {
     object: String,

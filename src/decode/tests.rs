@@ -493,5 +493,8 @@ fn wide_rows_close_a_batch_at_a_mebibyte_of_text() {
     let mut d = CsvPageDecoder::new(&plan, 8192).with_batch_bytes(None);
     let mut batches = d.push(&body).unwrap();
     batches.extend(d.finish().unwrap());
-    assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![25]);
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
+        vec![25]
+    );
 }
