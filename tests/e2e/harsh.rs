@@ -234,12 +234,15 @@ async fn the_daily_bulk_cap_moves_every_stream_to_rest() {
     // Both streams may have asked for a job before either was refused: one WARN either way.
     let refused = count(&e.org, "bulk_query").await;
     assert!((1..=2).contains(&refused), "{refused}");
-    assert_eq!(
-        warns,
-        [
-            "Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached (10001)); every stream reads through the REST API for the rest of this run"
-        ]
-    );
+    // The WARN quotes the refusal that was handled first, which with two refusals may be the
+    // second one Salesforce answered (job 10,002).
+    let warn = |n: u64| {
+        format!(
+            "Salesforce's daily cap of Bulk API 2.0 query jobs is reached (LIMIT_EXCEEDED: Max bulk v2 query jobs (10000) per 24 hrs has been reached ({n})); every stream reads through the REST API for the rest of this run"
+        )
+    };
+    let allowed: Vec<Vec<String>> = (1..=refused).map(|k| vec![warn(10_000 + k)]).collect();
+    assert!(allowed.contains(&warns), "{warns:?}");
     let summaries = logs_at(&msgs, "INFO", "Contact: 6 rows in ");
     assert_eq!(summaries.len(), 1);
     assert!(
