@@ -6,17 +6,24 @@ CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, and API calls
 simulator's /__sim/stats). Runs: Account with the 7 benchmark fields and with all fields, as
 RECORD lines (to /dev/null) and as Parquet; Contact+Lead (5M rows at the default scale) to
 Parquet for memory; the people mapping's `account` stream against the same fields unmapped; an
-incremental run after 1,000 Accounts change.
+incremental run after 1,000 Accounts change; Contact+Lead as RECORDs for memory at 5M rows.
 
-    benches/read_bench.py [--scale 1000000] [--bin PATH]
+    benches/read_bench.py [--scale 1000000 | --scales 200000,1000000] [--bin PATH]
+                          [--runs 3] [--baseline-bin OLD] [--only TEXT]
 
-Builds `cargo build --release` unless --bin is given. Run by hand (minutes), not in CI.
+Builds `cargo build --release` unless --bin is given. With --baseline-bin, every run is made
+with both binaries in turn (new, old, new, old, ...) against one simulator, so drift in the
+machine's speed hits both alike; with --runs N each run is repeated N times and a summary gives
+the min and median of CPU µs/row and wall-clock, and the peak RSS, per binary. Airbyte's own
+Salesforce source is quoted (811 µs/row, all Account fields to RECORDs, measured on this
+machine), not run. Run by hand (minutes), not in CI.
 """
 
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import time
@@ -42,11 +49,29 @@ def post(base, path, body):
 
 
 ONLY = None
+SKIP = []
+# Figures of every run: (scale, label, binary tag) -> [dict].
+RESULTS = {}
+# The binaries of this invocation: [(tag, path)]; each run is made with each in turn.
+BINS = []
+SCALE = 0
+# Airbyte's Salesforce source, all Account fields -> RECORDs, 200k rows (issue 17).
+AIRBYTE_US_PER_ROW = 811.0
 
 
-def run(bin_, label, cfg, cat, base, tmp, state=None):
-    if ONLY and ONLY not in label:
+def run(_bin, label, cfg, cat, base, tmp, state=None):
+    """Runs `label` once with every binary of BINS; returns the first binary's messages."""
+    if ONLY and ONLY not in label or any(x in label for x in SKIP):
         return []
+    first = None
+    for tag, bin_ in BINS:
+        msgs, fig = run_one(bin_, f"{label} [{tag}]", cfg, cat, base, tmp, state)
+        RESULTS.setdefault((SCALE, label, tag), []).append(fig)
+        first = msgs if first is None else first
+    return first
+
+
+def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     cfg_path = os.path.join(tmp, "config.json")
     cat_path = os.path.join(tmp, "catalog.json")
     json.dump(cfg, open(cfg_path, "w"))
@@ -81,57 +106,104 @@ def run(bin_, label, cfg, cat, base, tmp, state=None):
     cpu = usage.ru_utime + usage.ru_stime
     print(f"{label:<44} {int(rows):>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  CPU {cpu:6.2f} s "
           f"{cpu / max(rows, 1) * 1e6:6.2f} µs/row  {mb:8.1f} MB CSV {mb / cpu if cpu else 0:7.1f} MB/s/CPU  "
-          f"RSS {usage.ru_maxrss / 1024:6.0f} MB  API calls {calls}")
-    return msgs
+          f"RSS {usage.ru_maxrss / 1024:6.0f} MB  API calls {calls}", flush=True)
+    fig = {"rows": int(rows), "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6,
+           "mbs": mb / cpu if cpu else 0.0, "rss": usage.ru_maxrss / 1024, "calls": calls}
+    return msgs, fig
+
+
+def summary():
+    """Min and median per run and binary, as a Markdown table."""
+    print("\n| run | rows | binary | runs | CPU µs/row min | median | wall s min | median "
+          "| MB CSV/CPU-s median | peak RSS MB max | vs Airbyte |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (scale, label, tag), figs in RESULTS.items():
+        us = [f["us"] for f in figs]
+        wall = [f["wall"] for f in figs]
+        med = statistics.median(us)
+        vs = f"{AIRBYTE_US_PER_ROW / med:.0f}× less CPU" if "all fields -> records" in label and med else ""
+        print(f"| {label} | {figs[0]['rows']:,} | {tag} | {len(figs)} | {min(us):.2f} | {med:.2f} | "
+              f"{min(wall):.2f} | {statistics.median(wall):.2f} | {statistics.median(f['mbs'] for f in figs):.0f} | "
+              f"{max(f['rss'] for f in figs):.0f} | {vs} |")
+    print(f"\nAirbyte's Salesforce source (quoted, not run): {AIRBYTE_US_PER_ROW:.0f} µs/row, "
+          "all Account fields -> RECORDs, 200k rows.")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1_000_000)
+    ap.add_argument("--scales", help="comma-separated scales run one after the other (e.g. 200000,1000000); overrides --scale")
     ap.add_argument("--bin")
     ap.add_argument("--only", help="run only the runs whose label contains this text")
     ap.add_argument("--sim-bin", help="the binary whose `simulate` serves the org (default: --bin), to compare two builds against one simulator")
+    ap.add_argument("--runs", type=int, default=1, help="repeat every run this many times (summary: min and median)")
+    ap.add_argument("--baseline-bin", help="an older sfetl binary run interleaved with the new one on every run")
+    ap.add_argument("--skip", help="comma-separated texts: leave out the runs whose label contains any")
     a = ap.parse_args()
-    global ONLY
+    global ONLY, SKIP
     ONLY = a.only
+    SKIP = [x for x in (a.skip or "").split(",") if x]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
     if not bin_:
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
         subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
         bin_ = os.path.join(target, "release", "sfetl")
+    BINS.append(("new", bin_))
+    if a.baseline_bin:
+        BINS.append(("old", a.baseline_bin))
+    scales = [int(x) for x in a.scales.split(",")] if a.scales else [a.scale]
+    for scale in scales:
+        bench_scale(a, root, bin_, scale)
+    summary()
+
+
+def bench_scale(a, root, bin_, scale):
+    """All runs, `a.runs` times each, against one simulator at `scale`."""
+    global SCALE
+    SCALE = scale
     t0 = time.time()
-    sim = subprocess.Popen([a.sim_bin or bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
+    sim = subprocess.Popen([a.sim_bin or bin_, "simulate", "--scale", str(scale), "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     creds = json.loads(sim.stdout.readline())
     base = creds["base_url"]
-    print(f"simulator at --scale {a.scale} ready in {time.time() - t0:.1f} s")
+    print(f"simulator at --scale {scale} ready in {time.time() - t0:.1f} s", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
                    "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
                    "start_date": "2000-01-01", "stream_slice_step": "P3650D", "cursor_lag": "PT0S"}
-            pq = dict(cfg, output={"format": "parquet", "path": os.path.join(tmp, "export")})
-            run(bin_, "Account 7 fields -> records", cfg, catalog([("Account", FIELDS7)]), base, tmp)
-            run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
-            run(bin_, "Account all fields -> records", cfg, catalog([("Account", [])]), base, tmp)
-            run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
-            run(bin_, "Contact + Lead 7 fields -> parquet", pq,
-                catalog([("Contact", ["Id", "Email", "SystemModstamp"]), ("Lead", ["Id", "Email", "SystemModstamp"])]), base, tmp)
-            # Issue 7: the people mapping's `account` stream against the same fields unmapped.
-            mapped = dict(pq, mapping=os.path.join(root, "fixtures", "mappings", "people.yaml"))
-            run(bin_, "Account 6 fields unmapped -> parquet", pq,
-                catalog([("Account", ["Id", "Name", "AnnualRevenue", "BillingCountry", "SystemModstamp", "IsDeleted"])]), base, tmp)
-            run(bin_, "account mapped (people.yaml) -> parquet", mapped, catalog([("account", [])]), base, tmp)
-            msgs = run(bin_, "Account 7 fields incremental -> parquet (first)", pq,
-                       catalog([("Account", FIELDS7)], "incremental"), base, tmp)
-            state = [m["state"] for m in msgs if m["type"] == "STATE"][-1:]
-            post(base, "/__sim/touch", {"object": "Account", "count": 1000})
-            run(bin_, "Account incremental after 1,000 changes", pq,
-                catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
+            for _ in range(a.runs):
+                runs(bin_, root, cfg, base, tmp)
     finally:
         sim.terminate()
         sim.wait()
+
+
+def runs(bin_, root, cfg, base, tmp):
+    """Every run of the benchmark once (each with every binary)."""
+    pq = dict(cfg, output={"format": "parquet", "path": os.path.join(tmp, "export")})
+    run(bin_, "Account 7 fields -> records", cfg, catalog([("Account", FIELDS7)]), base, tmp)
+    run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
+    run(bin_, "Account all fields -> records", cfg, catalog([("Account", [])]), base, tmp)
+    run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
+    people = [("Contact", ["Id", "Email", "SystemModstamp"]), ("Lead", ["Id", "Email", "SystemModstamp"])]
+    run(bin_, "Contact + Lead 3 fields -> parquet", pq, catalog(people), base, tmp)
+    # Memory at 5M rows (at --scale 1000000) as RECORDs.
+    run(bin_, "Contact + Lead 3 fields -> records", cfg, catalog(people), base, tmp)
+    run(bin_, "Contact + Lead all fields -> records", cfg, catalog([("Contact", []), ("Lead", [])]), base, tmp)
+    # Issue 7: the people mapping's `account` stream against the same fields unmapped.
+    mapped = dict(pq, mapping=os.path.join(root, "fixtures", "mappings", "people.yaml"))
+    run(bin_, "Account 6 fields unmapped -> parquet", pq,
+        catalog([("Account", ["Id", "Name", "AnnualRevenue", "BillingCountry", "SystemModstamp", "IsDeleted"])]), base, tmp)
+    run(bin_, "account mapped (people.yaml) -> parquet", mapped, catalog([("account", [])]), base, tmp)
+    msgs = run(bin_, "Account 7 fields incremental -> parquet (first)", pq,
+               catalog([("Account", FIELDS7)], "incremental"), base, tmp)
+    state = [m["state"] for m in msgs if m["type"] == "STATE"][-1:]
+    if state:
+        post(base, "/__sim/touch", {"object": "Account", "count": 1000})
+        run(bin_, "Account incremental after 1,000 changes", pq,
+            catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
 
 
 if __name__ == "__main__":

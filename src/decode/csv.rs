@@ -23,7 +23,11 @@ pub struct CsvPageDecoder {
     wire: arrow::datatypes::SchemaRef,
     columns: Result<Vec<ColumnBuilder>, String>,
     rows: usize,
+    /// Bytes of field text in the batch being built.
+    bytes: usize,
     batch_size: usize,
+    /// Bytes of field text at which a batch is closed before `batch_size` rows.
+    batch_bytes: usize,
     /// Number of the next record in this page (for error messages).
     line: u64,
 }
@@ -47,9 +51,18 @@ impl CsvPageDecoder {
             wire: plan.wire.clone(),
             columns,
             rows: 0,
+            bytes: 0,
             batch_size,
+            batch_bytes: usize::MAX,
             line: 1,
         }
+    }
+
+    /// Also closes a batch once its values hold `bytes` bytes of text, so that wide rows make
+    /// smaller batches (see [`crate::output::Destination::batch_bytes`]).
+    pub fn with_batch_bytes(mut self, bytes: Option<usize>) -> CsvPageDecoder {
+        self.batch_bytes = bytes.unwrap_or(usize::MAX).max(1);
+        self
     }
 
     /// Feeds a chunk of the body; returns the batches completed by it.
@@ -154,7 +167,7 @@ impl CsvPageDecoder {
         let mut splitter = std::mem::take(&mut self.splitter);
         let split = splitter.push(data, end, &mut |fields| -> Result<(), Failure> {
             self.append_record(fields)?;
-            if self.rows == self.batch_size {
+            if self.rows == self.batch_size || self.bytes >= self.batch_bytes {
                 out.push(self.take_batch()?);
             }
             Ok(())
@@ -181,6 +194,7 @@ impl CsvPageDecoder {
         })?;
         let mut n = 0;
         for field in fields {
+            self.bytes += field.len();
             if let Some(&col) = self.order.get(n)
                 && let Some(column) = columns.get_mut(col)
                 && let Err(e) = column.push(field)
@@ -209,14 +223,17 @@ impl CsvPageDecoder {
 
     /// The rows collected so far as a wire batch.
     fn take_batch(&mut self) -> Result<RecordBatch, DecodeError> {
+        // The next batch is likely as long as this one: its builders get room for that.
+        let rows = (self.rows + self.rows / 8).clamp(1, self.batch_size);
         self.rows = 0;
+        self.bytes = 0;
         let columns = self.columns.as_mut().map_err(|e| DecodeError::Arrow {
             object: self.object.clone(),
             reason: e.clone(),
         })?;
         let arrays = columns
             .iter_mut()
-            .map(|c| c.finish(self.batch_size))
+            .map(|c| c.finish(rows))
             .collect::<Result<Vec<_>, String>>();
         let batch = arrays
             .and_then(|a| RecordBatch::try_new(self.wire.clone(), a).map_err(|e| e.to_string()));

@@ -12,12 +12,14 @@ mod columns;
 mod csv;
 mod fields;
 mod json;
+mod pipeline;
 mod plan;
 mod text;
 mod utf8;
 
 pub use csv::CsvPageDecoder;
 pub use json::{decode_rest_records, remove_nul};
+pub use pipeline::{DecodedPage, PageError, PageEvent};
 pub use plan::{Api, WirePlan};
 pub use utf8::Utf8Repair;
 

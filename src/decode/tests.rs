@@ -473,3 +473,28 @@ fn nul_bytes_are_removed_and_counted_in_every_column() {
         .as_primitive::<Int32Type>();
     assert_eq!(count.value(0), 12);
 }
+
+#[test]
+fn wide_rows_close_a_batch_at_a_mebibyte_of_text() {
+    let schema = StreamSchema::from_describe(&test_describe(), Some(&["Name".to_string()]));
+    let plan = WirePlan::new(&schema, Api::Bulk);
+    let mut d = CsvPageDecoder::new(&plan, 8192).with_batch_bytes(Some(1 << 20));
+    let name = "n".repeat(100_000);
+    let mut body = b"Id,Name,SystemModstamp\n".to_vec();
+    for i in 0..25 {
+        body.extend(format!("a{i:02},\"{name}\",2024-01-15T10:00:00.000Z\n").bytes());
+    }
+    let mut batches = d.push(&body).unwrap();
+    batches.extend(d.finish().unwrap());
+    // 100,027 bytes of text a row: a batch closes at the row that reaches 1 MiB.
+    let rows: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
+    assert_eq!(rows, vec![11, 11, 3]);
+    // Without a byte bound, the row bound alone.
+    let mut d = CsvPageDecoder::new(&plan, 8192).with_batch_bytes(None);
+    let mut batches = d.push(&body).unwrap();
+    batches.extend(d.finish().unwrap());
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
+        vec![25]
+    );
+}

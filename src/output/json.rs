@@ -42,7 +42,12 @@ fn escape_mask(w: u64) -> u64 {
 }
 
 /// The index of the first byte of `s` that needs escaping, or `s.len()`; eight bytes a step.
+/// The last few bytes are read as a word that overlaps bytes already seen (clean, so they flag
+/// nothing), not one by one nor copied to a padded word (a `memcpy` call): most values are
+/// short (Ids, codes, names), and their tails took most of this function's time.
+#[inline]
 fn find_escape(s: &[u8]) -> usize {
+    let n = s.len();
     let mut i = 0;
     while let Some(word) = s.get(i..i + 8) {
         let mask = escape_mask(u64::from_le_bytes(word.try_into().expect("eight bytes")));
@@ -51,14 +56,37 @@ fn find_escape(s: &[u8]) -> usize {
         }
         i += 8;
     }
-    while i < s.len() && !needs_escape(s[i]) {
-        i += 1;
+    if i == n {
+        return n;
     }
-    i
+    if n >= 8 {
+        let word = u64::from_le_bytes(s[n - 8..].try_into().expect("eight bytes"));
+        return first_flagged(escape_mask(word), n - 8, 8);
+    }
+    if n >= 4 {
+        // The first four bytes and the last four (which may overlap them) as one word.
+        let lo = u32::from_le_bytes(s[..4].try_into().expect("four bytes"));
+        let hi = u32::from_le_bytes(s[n - 4..].try_into().expect("four bytes"));
+        let mask = escape_mask(u64::from(lo) | u64::from(hi) << 32);
+        if mask == 0 {
+            return n;
+        }
+        let k = (mask.trailing_zeros() / 8) as usize;
+        return if k < 4 { k } else { n - 4 + (k - 4) };
+    }
+    s.iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(n)
 }
 
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+/// The index in `s` of the lowest byte flagged in `mask` of the word read at `at`, or `at +
+/// len` (the end) when none is.
+fn first_flagged(mask: u64, at: usize, len: usize) -> usize {
+    if mask == 0 {
+        at + len
+    } else {
+        at + (mask.trailing_zeros() / 8) as usize
+    }
 }
 
 /// The escape of one byte that needs one.
@@ -294,16 +322,23 @@ mod tests {
             write_str(&mut out, s.as_bytes());
             assert_eq!(out, serde(s), "{s:?}");
         }
-        for b in 0u8..=255 {
-            for pos in 0..17 {
-                let mut bytes = vec![b'x'; 17];
-                bytes[pos] = b;
-                let Ok(s) = std::str::from_utf8(&bytes) else {
-                    continue;
-                };
-                let mut out = Vec::new();
-                write_str(&mut out, s.as_bytes());
-                assert_eq!(out, serde(s), "byte {b} at {pos}");
+        // Every length around the word size, every byte at every position (and two escapes,
+        // for the words read overlapping).
+        for (len, second) in (1..=17).flat_map(|n| [(n, false), (n, true)]) {
+            for b in 0u8..=255 {
+                for pos in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    if second {
+                        bytes[len - 1 - pos / 2] = b'\n';
+                    }
+                    bytes[pos] = b;
+                    let Ok(s) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    let mut out = Vec::new();
+                    write_str(&mut out, s.as_bytes());
+                    assert_eq!(out, serde(s), "byte {b} at {pos} of {len}");
+                }
             }
         }
     }

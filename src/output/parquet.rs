@@ -49,12 +49,13 @@ impl Default for ParquetOptions {
         ParquetOptions {
             compression: Compression::Zstd,
             max_row_group_rows: 1_000_000,
-            // Encoded (compressed) bytes: ~24 MB on disk is ~60 MB of values, 160k rows of an
-            // all-fields Account (DuckDB's own row groups are 122,880 rows) up to 1M rows (the
+            // Encoded (compressed) bytes: ~16 MB on disk is ~40 MB of values, about 110k rows of
+            // an all-fields Account (DuckDB's own row groups are 122,880 rows) up to 1M rows (the
             // row bound) for narrow selections. Peak memory is about twice this bound (the
             // closed row group is spooled while its pages are freed) plus the column writers'
-            // page buffers: 32 MB kept an all-fields Account export just above 200 MB RSS.
-            max_row_group_bytes: 24 << 20,
+            // page buffers: 32 MB kept an all-fields Account export just above 200 MB RSS, 24 MB
+            // at 167-182 MB, over the 160 MB aimed at.
+            max_row_group_bytes: 16 << 20,
             file_rows: 1_000_000,
             file_bytes: 64 << 20,
         }

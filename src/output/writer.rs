@@ -58,6 +58,18 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// Bytes of CSV text at which the decoder closes a batch early, for outputs that hold a
+    /// batch only while rendering it: a batch of 8,192 all-fields Accounts held 5 MB of text,
+    /// a sixth of a RECORD read's peak RSS, where 1 MiB (a thousand-odd wide rows) renders as
+    /// fast. File outputs keep whole batches: their row groups bound their memory, and Parquet
+    /// judges each column's cardinality on the first batch.
+    pub fn batch_bytes(&self) -> Option<usize> {
+        match self {
+            Destination::Records | Destination::Arrow => Some(1 << 20),
+            _ => None,
+        }
+    }
+
     /// Opens the output of one stream whose batches have `schema`; `out` is the stdout
     /// writer's lane; `start` says how this run relates to earlier ones (Parquet's marker).
     pub fn open(

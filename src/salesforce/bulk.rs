@@ -364,6 +364,21 @@ impl ResultsPage {
         Ok((!out.is_empty()).then(|| out.into()))
     }
 
+    /// The body's chunks as a stream that owns the page, for a task of its own (see
+    /// [`crate::decode::DecodedPage`]); it ends after the first error.
+    pub fn into_chunks(
+        self,
+    ) -> impl futures::Stream<Item = Result<Bytes, SalesforceError>> + Send + 'static {
+        futures::stream::unfold(Some(self), |page| async move {
+            let mut page = page?;
+            match page.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(page))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
     /// Runs `f` on the inflater; its errors mean the body is cut off or corrupt, and the page
     /// is fetched again.
     fn inflate_err<T>(

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::FetchError;
 use super::fetch::ObjectReader;
-use crate::decode::{CsvPageDecoder, WirePlan};
+use crate::decode::{CsvPageDecoder, DecodedPage, PageError, PageEvent, WirePlan};
 use crate::output::StreamWriter;
 use crate::protocol::{
     AirbyteEstimateTraceMessage, AirbyteMessage, AirbyteTraceMessage, EstimateType, LogLevel,
@@ -150,28 +150,46 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
     ) -> Result<Option<String>, FetchError> {
         let ctx = self.ctx;
-        let mut page = Bulk::new(&ctx.client)
+        let page = Bulk::new(&ctx.client)
             .results_page(job, locator, ctx.opts.max_records)
             .await?;
-        let mut decoder = CsvPageDecoder::new(plan, ctx.opts.batch_rows);
+        let (records, next_locator) = (page.records, page.next_locator.clone());
+        // Received, inflated and decoded on a task of its own while these batches are written.
+        let decoder = CsvPageDecoder::new(plan, ctx.opts.batch_rows)
+            .with_batch_bytes(ctx.destination.batch_bytes());
+        let mut decoded = DecodedPage::spawn(page.into_chunks(), decoder);
         let mut offset = 0u64;
         let extracted_at = Utc::now();
-        while let Some(chunk) = page.chunk().await? {
-            self.progress.add_bytes(chunk.len() as u64);
-            for b in fresh_rows(decoder.push(&chunk)?, &mut offset, *delivered) {
+        loop {
+            let event = decoded.next().await.ok_or_else(|| {
+                FetchError::from(SalesforceError::CutOff {
+                    what: format!("a results page of Bulk job {job}"),
+                    reason: "its decoding stopped early".into(),
+                })
+            })?;
+            let batches = match event {
+                Ok(PageEvent::Chunk { bytes, batches }) => {
+                    self.progress.add_bytes(bytes as u64);
+                    batches
+                }
+                Ok(PageEvent::End {
+                    replaced_utf8,
+                    removed_nul,
+                }) => {
+                    tolerated.replaced_utf8 += replaced_utf8;
+                    tolerated.removed_nul += removed_nul;
+                    break;
+                }
+                Err(PageError::Source(e)) => return Err(e.into()),
+                Err(PageError::Decode(e)) => return Err(e.into()),
+            };
+            for b in fresh_rows(batches, &mut offset, *delivered) {
                 self.deliver(writer, plan.assemble(&b)?, extracted_at)
                     .await?;
                 *delivered += b.num_rows() as u64;
             }
         }
-        for b in fresh_rows(decoder.finish()?, &mut offset, *delivered) {
-            self.deliver(writer, plan.assemble(&b)?, extracted_at)
-                .await?;
-            *delivered += b.num_rows() as u64;
-        }
-        tolerated.replaced_utf8 += decoder.replaced_utf8();
-        tolerated.removed_nul += decoder.removed_nul();
-        if let Some(expected) = page.records
+        if let Some(expected) = records
             && expected != offset
         {
             return Err(SalesforceError::CutOff {
@@ -180,7 +198,7 @@ impl ObjectReader<'_> {
             }
             .into());
         }
-        Ok(page.next_locator)
+        Ok(next_locator)
     }
 }
 
