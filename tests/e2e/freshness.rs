@@ -4,7 +4,7 @@
 //! org where nothing changed, following a parent costs exactly one Bulk job (or REST query) per
 //! window.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -16,25 +16,7 @@ fn people_mapping() -> String {
 }
 
 fn base(extra: Value) -> Value {
-    let mut cfg =
-        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
-    for (k, v) in extra.as_object().unwrap() {
-        cfg[k] = v.clone();
-    }
-    cfg
-}
-
-/// The `state` of the last STATE of each stream, as an orchestrator passes them back.
-fn last_states(msgs: &[Value]) -> Value {
-    let mut by_stream: BTreeMap<String, Value> = BTreeMap::new();
-    for m in msgs.iter().filter(|m| m["type"] == "STATE") {
-        let name = m["state"]["stream"]["stream_descriptor"]["name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        by_stream.insert(name, m["state"].clone());
-    }
-    Value::Array(by_stream.into_values().collect())
+    one_window_config(extra)
 }
 
 /// Runs `sfetl read`, asserts success, and writes the last states to `state_out`.

@@ -2,7 +2,7 @@
 //! deletions arrive and nothing else, ties across window and page boundaries are neither lost
 //! nor duplicated, resuming from any STATE loses nothing, and Airbyte's state forms resume.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -10,25 +10,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 fn cfg(extra: Value) -> Value {
-    let mut base =
-        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
-}
-
-/// The `state` objects of the last STATE per stream, as an orchestrator would pass them back.
-fn last_states(msgs: &[Value]) -> Value {
-    let mut by_stream: BTreeMap<String, Value> = BTreeMap::new();
-    for m in msgs.iter().filter(|m| m["type"] == "STATE") {
-        let name = m["state"]["stream"]["stream_descriptor"]["name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        by_stream.insert(name, m["state"].clone());
-    }
-    Value::Array(by_stream.into_values().collect())
+    one_window_config(extra)
 }
 
 fn ids(rows: &[Value]) -> BTreeSet<String> {

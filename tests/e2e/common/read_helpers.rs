@@ -147,3 +147,27 @@ pub fn parquet_config_default(e: &Env, name: &str, export: &Path) -> PathBuf {
     cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
     write_json(e.dir.path(), name, &cfg)
 }
+
+/// A read config over the simulator's whole history in one window, no cursor lag, with
+/// `extra`'s keys set on top.
+pub fn one_window_config(extra: Value) -> Value {
+    let mut cfg =
+        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    cfg
+}
+
+/// The `state` of the last STATE of each stream, as an orchestrator passes them back.
+pub fn last_states(msgs: &[Value]) -> Value {
+    let mut by_stream: std::collections::BTreeMap<String, Value> = Default::default();
+    for m in msgs.iter().filter(|m| m["type"] == "STATE") {
+        let name = m["state"]["stream"]["stream_descriptor"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_stream.insert(name, m["state"].clone());
+    }
+    Value::Array(by_stream.into_values().collect())
+}
