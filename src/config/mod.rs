@@ -163,6 +163,8 @@ pub enum OutputFormat {
     Parquet,
     /// An Arrow IPC stream on stdout.
     Arrow,
+    /// A Delta Lake table per stream under `output.path`, holding the current rows.
+    Delta,
 }
 
 /// Parquet compression codec.
@@ -187,6 +189,8 @@ pub struct OutputConfig {
     pub compression: Compression,
     /// object_store options; values may be credentials, so they are secrets.
     pub storage_options: BTreeMap<String, Secret>,
+    /// Delta output: also keep every row version in `<stream>_history`.
+    pub history: bool,
 }
 
 /// Where the mapping comes from.

@@ -73,6 +73,7 @@ impl FetchError {
                 FailureType::ConfigError
             }
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
+            FetchError::Output(OutputError::Delta(e)) if e.is_config() => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }
     }

@@ -8,7 +8,9 @@
 
 mod stream;
 
-pub use stream::{Cursor, OutputCommit, Sources, StreamState, datetime_literal, parse_datetime};
+pub use stream::{
+    Cursor, OutputCommit, Sources, StreamState, TableCommit, datetime_literal, parse_datetime,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,6 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         cursor: DateTime<Utc>,
     ) -> Result<(), FetchError> {
-        writer.commit().await?;
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),
             cursor,
@@ -34,6 +33,8 @@ impl ObjectReader<'_> {
             }
         };
         self.max_cursor_us = None;
+        writer.stage_state(&state);
+        writer.commit().await?;
         self.emit_state(writer, state).await
     }
 
@@ -44,12 +45,17 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         total: u64,
     ) -> Result<(), FetchError> {
+        writer.stage_state(&StreamState::default());
         writer.commit().await?;
         self.pending = 0;
         self.ctx
             .emit(AirbyteMessage::state(AirbyteStateMessage::stream(
                 StreamDescriptor::named(&self.plan.name),
-                StreamState::default().to_value(),
+                StreamState {
+                    table: writer.table_position(),
+                    ..StreamState::default()
+                }
+                .to_value(),
                 total as f64,
             )))
             .await
@@ -61,6 +67,7 @@ impl ObjectReader<'_> {
         mut state: StreamState,
     ) -> Result<(), FetchError> {
         state.output = writer.position();
+        state.table = writer.table_position();
         let msg = AirbyteStateMessage::stream(
             StreamDescriptor::named(&self.plan.name),
             state.to_value(),

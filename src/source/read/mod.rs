@@ -14,6 +14,7 @@ mod fetch;
 pub mod plan;
 mod rest;
 mod resume;
+mod table_state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -226,6 +227,8 @@ async fn read_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
+    let saved = table_state::saved_state(ctx, cs, saved).await?;
+    let saved = saved.as_ref();
     let mapped = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name));
     let plan = match mapped {
         Some(mapped) => {
@@ -283,6 +286,8 @@ async fn open_writer(
     let start = SyncStart {
         base: !plan.incremental || !plan.has_state,
         resumed_from,
+        incremental: plan.incremental,
+        cursor: plan.objects.first().and_then(|o| o.cursor).map(str::to_string),
     };
     Ok(ctx
         .destination
