@@ -1,0 +1,362 @@
+//! Delta Lake output against the simulator, on local disk (tests/python/test_delta.py reads the
+//! same tables with delta-rs's Python bindings, on local disk and S3): the table equals the org
+//! after a full refresh, changes, deletions and an incremental read that resumes from the
+//! table's own STATE; a replayed STATE is superseded by the table's; new fields evolve the
+//! schema; a type change and another stream's table are refused by name; history rows; `sfetl
+//! query` gives the same answers over Delta as over Parquet; an unwritable path is named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const FIELDS: &[&str] = &[
+    "Id",
+    "Name",
+    "IsDeleted",
+    "AnnualRevenue",
+    "NumberOfEmployees",
+    "SystemModstamp",
+];
+
+fn cfg() -> Value {
+    json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"})
+}
+
+/// A copy of the env's config writing Delta tables under `export`.
+fn delta_config(e: &Env, name: &str, export: &Path, history: bool) -> PathBuf {
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    c["output"] = json!({"format": "delta", "path": export.to_str().unwrap(), "history": history});
+    write_json(e.dir.path(), name, &c)
+}
+
+/// `sfetl read` with `config` and a one-stream catalog of `fields` in `mode`; its messages.
+async fn read_delta(e: &Env, config: &Path, fields: &[&str], mode: &str) -> Vec<Value> {
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, mode)]);
+    messages(&read_files(config, &cat, None).await)
+}
+
+/// CSV lines of `sql` over the export at `path`.
+async fn query(path: &Path, sql: &str) -> Vec<String> {
+    let out = run(&["query", "--path", path.to_str().unwrap(), "--format", "csv", sql]).await;
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The live Accounts of the org by REST: Id → (Name, SystemModstamp in µs).
+async fn org_accounts(org: &Org) -> BTreeMap<String, (String, i64)> {
+    let rows = org_rows(org, "SELECT Id, Name, IsDeleted, SystemModstamp FROM Account").await;
+    rows.iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| {
+            let at = sfetl::state::parse_datetime(r["SystemModstamp"].as_str().unwrap()).unwrap();
+            (
+                r["Id"].as_str().unwrap().to_string(),
+                (
+                    r["Name"].as_str().unwrap_or_default().to_string(),
+                    at.timestamp_micros(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The Accounts of the Delta table by `sfetl query`: Id → (Name, SystemModstamp in µs).
+async fn table_accounts(export: &Path) -> BTreeMap<String, (String, i64)> {
+    let lines = query(
+        export,
+        "SELECT \"Id\", \"Name\", CAST(\"SystemModstamp\" AS BIGINT) AS at FROM \"Account\" ORDER BY \"Id\"",
+    )
+    .await;
+    lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let at = f[f.len() - 1].parse().unwrap();
+            let name = f[1..f.len() - 1].join(",").trim_matches('"').to_string();
+            (f[0].to_string(), (name, at))
+        })
+        .collect()
+}
+
+fn ids(v: &Value) -> BTreeSet<String> {
+    v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn states(msgs: &[Value]) -> Vec<Value> {
+    msgs.iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"]["stream"]["stream_state"].clone())
+        .collect()
+}
+
+fn rows_read(msgs: &[Value]) -> f64 {
+    msgs.iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"]["sourceStats"]["recordCount"].as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn full_refresh_changes_and_an_incremental_read_leave_the_table_equal_to_the_org() {
+    let e = env(120, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let first = read_delta(&e, &config, FIELDS, "full_refresh").await;
+    assert!(!first.iter().any(|m| m["type"] == "RECORD"));
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+    let touched = ids(&e.org.control("touch", &json!({"object": "Account", "count": 37})).await);
+    let deleted = ids(&e.org.control("delete", &json!({"object": "Account", "count": 5})).await);
+    assert_eq!((touched.len(), deleted.len()), (37, 5));
+
+    let second = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert!(
+        logs(&second)
+            .iter()
+            .any(|l| l.starts_with("Account: no state given; resuming from the STATE committed in its Delta table")),
+        "{:?}",
+        logs(&second)
+    );
+    let table = table_accounts(&export).await;
+    let org = org_accounts(&e.org).await;
+    assert_eq!(table.len(), 120 - 5);
+    assert!(deleted.iter().all(|id| !table.contains_key(id)));
+    assert_eq!(table, org);
+    // Only the changed rows were read again: 37 touched, 5 deleted (Bulk and the delete log).
+    assert!(rows_read(&second) >= 42.0 && rows_read(&second) <= 47.0, "{}", rows_read(&second));
+    let last = states(&second).pop().unwrap();
+    assert_eq!(last["table"]["app_id"], "Account");
+}
+
+#[tokio::test]
+async fn a_replayed_state_is_superseded_by_the_table_and_changes_nothing() {
+    let e = env(40, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let first = read_delta(&e, &config, FIELDS, "incremental").await;
+    let old = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+        "stream_state": states(&first).pop().unwrap()}}]);
+    let old_state = write_json(e.dir.path(), "old.json", &old);
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 4}))
+        .await;
+    let second = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert_eq!(rows_read(&second), 4.0);
+    let before = table_accounts(&export).await;
+
+    // The orchestrator passes the first run's STATE again: the table already holds what came
+    // after it, so the read starts from the table's STATE and reads nothing again.
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", FIELDS, "incremental")]);
+    let replay = messages(&read_files(&config, &cat, Some(&old_state)).await);
+    assert!(
+        logs(&replay).iter().any(|l| l.contains("but the Delta table already holds commit")),
+        "{:?}",
+        logs(&replay)
+    );
+    assert_eq!(rows_read(&replay), 0.0);
+    assert_eq!(table_accounts(&export).await, before);
+    assert_eq!(before, org_accounts(&e.org).await);
+}
+
+#[tokio::test]
+async fn new_fields_evolve_the_schema_and_a_type_change_is_refused_by_name() {
+    let e = env(30, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, &["Id", "Name", "SystemModstamp"], "incremental").await;
+    let touched = ids(&e.org.control("touch", &json!({"object": "Account", "count": 3})).await);
+    read_delta(&e, &config, &["Id", "Name", "SystemModstamp", "NumberOfEmployees"], "incremental").await;
+    let lines = query(
+        &export,
+        "SELECT \"Id\", \"NumberOfEmployees\" IS NULL AS missing FROM \"Account\" ORDER BY \"Id\"",
+    )
+    .await;
+    let filled: BTreeSet<String> = lines[1..]
+        .iter()
+        .filter(|l| l.ends_with(",false"))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(lines.len(), 31);
+    assert_eq!(filled, touched, "old rows read the new column as null");
+
+    // A table whose Name is a number: an incremental read of text names is refused.
+    let other = e.dir.path().join("other");
+    std::fs::create_dir_all(other.join("Account")).unwrap();
+    write_typed_table(&other.join("Account")).await;
+    let config = delta_config(&e, "other.json", &other, false);
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")]);
+    let out = run(&["read", "--config", config.to_str().unwrap(), "--catalog", cat.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds column Name as Int64, but the stream now reads it as Utf8: an incremental read cannot change a column's type; run a full refresh"),
+        "{err}"
+    );
+}
+
+/// A Delta table with `Id` text and `Name` a number, written with deltalake directly.
+async fn write_typed_table(dir: &Path) {
+    use deltalake::kernel::{DataType, PrimitiveType, StructField};
+    let url = url::Url::from_directory_path(dir).unwrap();
+    deltalake::DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .build()
+        .unwrap()
+        .create()
+        .with_columns([
+            StructField::new("Id", DataType::Primitive(PrimitiveType::String), true),
+            StructField::new("Name", DataType::Primitive(PrimitiveType::Long), true),
+        ])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_table_written_by_another_stream_is_refused_naming_both() {
+    let e = env(10, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, &["Id", "Name", "SystemModstamp"], "incremental").await;
+    // Contact's table is a copy of Account's.
+    copy_dir(&export.join("Account"), &export.join("Contact"));
+    let cat = catalog(e.dir.path(), "c.json", &[("Contact", &["Id", "LastName", "SystemModstamp"], "incremental")]);
+    let out = run(&["read", "--config", config.to_str().unwrap(), "--catalog", cat.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let table = export.join("Contact");
+    assert!(
+        err.contains(&format!(
+            "the Delta table at {} was written by stream Account with primary key [\"Id\"], not by stream Contact with primary key [\"Id\"]",
+            table.canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn history_keeps_every_version_with_validity_columns() {
+    let e = env(20, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let touched = ids(&e.org.control("touch", &json!({"object": "Account", "count": 3})).await);
+    let live: Vec<String> = org_accounts(&e.org).await.into_keys().filter(|i| !touched.contains(i)).collect();
+    let deleted = ids(&e.org.control("delete", &json!({"ids": [live[0], live[1]]})).await);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    // Running again with nothing new adds no version.
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let lines = query(
+        &export,
+        "SELECT \"Id\", count(*) AS versions, sum(CASE WHEN \"_sfetl_is_current\" THEN 1 ELSE 0 END) AS current FROM \"Account_history\" GROUP BY \"Id\" ORDER BY \"Id\"",
+    )
+    .await;
+    let mut by_id: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        by_id.insert(f[0].into(), (f[1].parse().unwrap(), f[2].parse().unwrap()));
+    }
+    assert_eq!(by_id.len(), 20);
+    for (id, (versions, current)) in &by_id {
+        let want = if touched.contains(id) {
+            (2, 1)
+        } else if deleted.contains(id) {
+            (1, 0)
+        } else {
+            (1, 1)
+        };
+        assert_eq!((*versions, *current), want, "{id}");
+    }
+    // A superseded version ends 1 ms before its successor starts; current ones never end.
+    let gaps = query(
+        &export,
+        "SELECT count(*) FROM \"Account_history\" o JOIN \"Account_history\" n ON o.\"Id\" = n.\"Id\" AND n.\"_sfetl_is_current\" AND NOT o.\"_sfetl_is_current\" WHERE CAST(n.\"_sfetl_valid_from\" AS BIGINT) - CAST(o.\"_sfetl_valid_to\" AS BIGINT) = 1000",
+    )
+    .await;
+    assert_eq!(gaps[1], "3");
+    let open = query(
+        &export,
+        "SELECT count(*) FROM \"Account_history\" WHERE \"_sfetl_is_current\" AND CAST(\"_sfetl_valid_to\" AS BIGINT) = 253402300799999000",
+    )
+    .await;
+    assert_eq!(open[1], "18");
+}
+
+#[tokio::test]
+async fn sfetl_query_answers_the_same_over_delta_and_parquet() {
+    let e = env(150, cfg()).await;
+    let delta = e.dir.path().join("delta");
+    let parquet = e.dir.path().join("parquet");
+    let fields = &["Id", "Name", "IsDeleted", "AnnualRevenue", "NumberOfEmployees", "BillingCountry", "SystemModstamp"];
+    let dconf = delta_config(&e, "delta.json", &delta, false);
+    let pconf = parquet_config(&e, "parquet.json", &parquet);
+    read_delta(&e, &dconf, fields, "incremental").await;
+    let pfirst = read_delta(&e, &pconf, fields, "incremental").await;
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 11}))
+        .await;
+    e.org
+        .control("delete", &json!({"object": "Account", "count": 6}))
+        .await;
+    // Delta resumes from its table; Parquet from the STATE the orchestrator kept.
+    read_delta(&e, &dconf, fields, "incremental").await;
+    let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+        "stream_state": states(&pfirst).pop().unwrap()}}]);
+    let state = write_json(e.dir.path(), "pstate.json", &state);
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, "incremental")]);
+    read_files(&pconf, &cat, Some(&state)).await;
+    for sql in [
+        "SELECT count(*) AS n, count(DISTINCT \"Id\") AS ids FROM \"Account\"",
+        "SELECT \"BillingCountry\", count(*) AS n, sum(\"AnnualRevenue\") AS revenue, max(\"NumberOfEmployees\") AS staff FROM \"Account\" GROUP BY \"BillingCountry\" ORDER BY \"BillingCountry\"",
+        "SELECT \"Id\", \"Name\", \"SystemModstamp\" FROM \"account\" ORDER BY \"SystemModstamp\" DESC, \"Id\" LIMIT 15",
+    ] {
+        assert_eq!(query(&delta, sql).await, query(&parquet, sql).await, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_table_path_fails_the_stream_naming_it() {
+    let e = env(5, cfg()).await;
+    let export = e.dir.path().join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    // A file where the table's folder would go.
+    std::fs::write(export.join("Account"), b"not a folder").unwrap();
+    let config = delta_config(&e, "delta.json", &export, false);
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")]);
+    let out = run(&["read", "--config", config.to_str().unwrap(), "--catalog", cat.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = export.canonicalize().unwrap().join("Account");
+    assert!(
+        err.contains(&format!("stream Account: Delta table {}", path.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(export.join("Account")).unwrap(), b"not a folder");
+}
