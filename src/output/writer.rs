@@ -116,6 +116,10 @@ pub struct SyncStart {
     pub incremental: bool,
     /// The cursor column of an object stream (mapped streams name theirs in their schema).
     pub cursor: Option<String>,
+    /// A slice of a stream read on its own (`read --slice`): Delta commits all its rows in one
+    /// transaction under the app id `<stream>/<slice>`, so re-running a slice that committed
+    /// changes nothing.
+    pub slice: Option<String>,
 }
 
 /// Sends bytes to stdout's writer; a closed lane means the consumer of stdout went away.

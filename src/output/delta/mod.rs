@@ -81,6 +81,16 @@ pub enum DeltaError {
         /// Its type now.
         new_type: String,
     },
+    /// An incremental read needs a key to merge on.
+    #[error(
+        "stream {stream} has no primary key column {key:?}: a Delta table is merged on it; give the mapping's stream a primary_key (or select Id)"
+    )]
+    NoKey {
+        /// The stream.
+        stream: String,
+        /// The key columns looked for.
+        key: Vec<String>,
+    },
     /// Rows could not be put in the table's form.
     #[error("preparing rows for the Delta table: {0}")]
     Rows(String),
@@ -91,7 +101,10 @@ impl DeltaError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            DeltaError::Location { .. } | DeltaError::OtherStream { .. } | DeltaError::TypeChange { .. }
+            DeltaError::Location { .. }
+                | DeltaError::OtherStream { .. }
+                | DeltaError::TypeChange { .. }
+                | DeltaError::NoKey { .. }
         )
     }
 }
@@ -124,6 +137,14 @@ impl DeltaDestination {
         schema: &SchemaRef,
         start: &SyncStart,
     ) -> Result<DeltaStreamWriter, OutputError> {
+        let keys = Keys::of(schema, start.cursor.as_deref());
+        if start.incremental && keys.key.iter().any(|k| schema.field_with_name(k).is_err()) {
+            return Err(DeltaError::NoKey {
+                stream: stream.to_string(),
+                key: keys.key,
+            }
+            .into());
+        }
         let target = TableTarget::new(&self.location, stream)?;
         let history = match self.options.history {
             true => Some(TableTarget::new(&self.location, &history::name(stream))?),
@@ -133,9 +154,13 @@ impl DeltaDestination {
             target,
             history,
             stream: stream.to_string(),
-            app_id: stream.to_string(),
+            app_id: match &start.slice {
+                Some(slice) => format!("{stream}/{slice}"),
+                None => stream.to_string(),
+            },
+            one_commit: start.slice.is_some(),
             sync_id: self.sync_id.clone(),
-            keys: Keys::of(schema, start.cursor.as_deref()),
+            keys,
             schema: rows::table_schema(schema),
             incremental: start.incremental,
             compression: self.options.compression,
@@ -178,6 +203,8 @@ pub struct DeltaStreamWriter {
     /// The table's schema for this stream (see [`rows::table_schema`]).
     schema: SchemaRef,
     incremental: bool,
+    /// A slice: every row in one commit at the end (see [`SyncStart::slice`]).
+    one_commit: bool,
     compression: Compression,
     /// The table once loaded (or created); `None` while it does not exist.
     table: Option<DeltaTable>,
@@ -288,7 +315,7 @@ impl StreamWriter for DeltaStreamWriter {
             return Ok(());
         }
         let rows = rows::conform(batch, &self.schema, extracted_at.timestamp_micros(), &self.sync_id)?;
-        if self.incremental {
+        if self.incremental || self.one_commit {
             self.pending.push(rows);
             return Ok(());
         }
@@ -307,7 +334,7 @@ impl StreamWriter for DeltaStreamWriter {
     /// committed with the next one, or at the end). Full refresh: nothing is visible before
     /// the stream ends, so nothing to do.
     async fn commit(&mut self) -> Result<(), OutputError> {
-        if !self.incremental {
+        if !self.incremental || self.one_commit {
             return Ok(());
         }
         if self.pending.is_empty() {
@@ -333,6 +360,15 @@ impl StreamWriter for DeltaStreamWriter {
     }
 
     async fn finish(&mut self) -> Result<(), OutputError> {
+        if self.one_commit {
+            self.load().await?;
+            if self.txn > 0 {
+                // This slice committed before: its rows are in the table already.
+                self.pending.clear();
+                return Ok(());
+            }
+            return Ok(self.commit_checkpoint().await?);
+        }
         if self.incremental {
             if self.uncommitted || !self.pending.is_empty() {
                 self.commit_checkpoint().await?;

@@ -288,6 +288,7 @@ async fn open_writer(
         resumed_from,
         incremental: plan.incremental,
         cursor: plan.objects.first().and_then(|o| o.cursor).map(str::to_string),
+        slice: None,
     };
     Ok(ctx
         .destination
