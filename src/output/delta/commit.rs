@@ -10,9 +10,8 @@ use arrow::record_batch::RecordBatch;
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
-use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::table::config::DataSkippingNumIndexedCols;
 use futures::TryStreamExt;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -85,7 +84,8 @@ impl FileWriter {
             Some(writer_properties(compression)),
             NonZeroU64::new(TARGET_FILE_BYTES),
             None,
-            DataSkippingNumIndexedCols::AllColumns,
+            // Statistics on the first 32 columns (Delta's default): the key comes first.
+            Default::default(),
             None,
         );
         Ok(FileWriter {

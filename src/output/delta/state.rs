@@ -5,6 +5,7 @@
 //! where the next read of a stream starts.
 
 use deltalake::DeltaTable;
+use futures::TryStreamExt;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use serde_json::Value;
@@ -80,7 +81,11 @@ pub async fn committed(
         return Ok(None);
     }
     for limit in [Some(20), None] {
-        let infos = table.history(limit).await.map_err(|e| target.error(e))?;
+        let infos: Vec<_> = table
+            .history(limit)
+            .try_collect()
+            .await
+            .map_err(|e| target.error(e))?;
         for info in infos {
             let i = &info.info;
             if i.get(INFO_APP).and_then(Value::as_str) == Some(app_id)
