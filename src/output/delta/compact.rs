@@ -30,7 +30,7 @@ pub struct Compacted {
     /// Files written in their place.
     pub files_added: u64,
     /// The table version after the commit (unchanged when there was nothing to do).
-    pub version: i64,
+    pub version: u64,
 }
 
 /// The Delta tables directly under `location` (folders holding `_delta_log/`), by name.

@@ -230,11 +230,12 @@ async fn apply(
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            datafusion::functions::expr_fn::arrow_cast(c("t", k), lit("Utf8"))
+            datafusion::prelude::cast(c("t", k), DataType::Utf8)
                 .eq(c("s", &format!("__sfetl_k{i}")))
         })
         .fold(c("t", IS_CURRENT).is_true(), Expr::and);
-    let closes_at = c("s", VALID_FROM).sub(lit(datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000)));
+    let one_ms = datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000);
+    let closes_at = c("s", VALID_FROM) - lit(one_ms);
     let mut all: Vec<String> = columns.clone();
     all.extend([VALID_FROM, VALID_TO, IS_CURRENT].map(String::from));
     let mut builder = history

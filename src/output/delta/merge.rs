@@ -78,7 +78,7 @@ pub async fn merge(
         .when_not_matched_insert(|i| {
             columns
                 .iter()
-                .fold(i.predicate(deleted.clone().not()), |i, col| {
+                .fold(i.predicate(!deleted.clone()), |i, col| {
                     i.set(Column::new_unqualified(col), c("s", col))
                 })
         })
