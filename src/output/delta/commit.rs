@@ -61,6 +61,8 @@ pub async fn create(
         .create()
         .with_columns(fields)
         .with_configuration(props.into_iter().map(|(k, v)| (k, Some(v))))
+        // sfetl's own properties are not Delta's.
+        .with_raise_if_key_not_exists(false)
         .await
         .map_err(|e| target.error(e))
 }

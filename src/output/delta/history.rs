@@ -32,8 +32,9 @@ pub const VALID_FROM: &str = "_sfetl_valid_from";
 pub const VALID_TO: &str = "_sfetl_valid_to";
 /// Whether it is the current version.
 pub const IS_CURRENT: &str = "_sfetl_is_current";
-/// The end of time of current versions.
-const OPEN_END: &str = "9999-12-31T23:59:59.999";
+/// The end of time of current versions: 9999-12-31T23:59:59.999Z in µs (beyond what
+/// nanosecond timestamps reach, so given as a number).
+const OPEN_END: i64 = 253_402_300_799_999_000;
 
 /// The history table of `stream`.
 pub fn name(stream: &str) -> String {
@@ -192,9 +193,9 @@ async fn merge_source(
         .join(" AND ");
     let first = q(&keys.key[0]);
     let sql = format!(
-        "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros('{OPEN_END}') AS {vt}, TRUE AS {cur}, {k} FROM src s \
+        "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {k} FROM src s \
          UNION ALL \
-         SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros('{OPEN_END}') AS {vt}, TRUE AS {cur}, {n} FROM src s \
+         SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {n} FROM src s \
          LEFT JOIN (SELECT * FROM hist WHERE {cur}) h ON {join} \
          WHERE NOT ({deleted}) AND (h.{first} IS NULL OR h.{vf} < s.{from})",
         vf = q(VALID_FROM),
