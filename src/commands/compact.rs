@@ -20,7 +20,9 @@ pub(super) async fn run(args: &CompactArgs) -> Result<(), Error> {
         &config.output.storage_options,
     )?;
     let names = if args.stream.is_empty() {
-        compact::tables(&location).await.map_err(OutputError::from)?
+        compact::tables(&location)
+            .await
+            .map_err(OutputError::from)?
     } else {
         args.stream.clone()
     };

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::stdout::{Budgeted, Out, piece_buffer};
 use super::delta::DeltaDestination;
+use super::stdout::{Budgeted, Out, piece_buffer};
 use super::{OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
 use crate::state::{OutputCommit, StreamState, TableCommit};
 

@@ -8,9 +8,9 @@ use std::num::NonZeroU64;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use deltalake::DeltaTable;
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
-use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use futures::TryStreamExt;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
@@ -96,7 +96,11 @@ impl FileWriter {
     }
 
     /// Appends rows of the table's schema.
-    pub async fn write(&mut self, target: &TableTarget, rows: &RecordBatch) -> Result<(), DeltaError> {
+    pub async fn write(
+        &mut self,
+        target: &TableTarget,
+        rows: &RecordBatch,
+    ) -> Result<(), DeltaError> {
         self.writer.write(rows).await.map_err(|e| target.error(e))
     }
 
@@ -200,7 +204,10 @@ pub async fn evolve(
     if added.is_empty() {
         return Ok(table);
     }
-    let fields: Vec<StructField> = delta_schema(&Schema::new(added))?.fields().cloned().collect();
+    let fields: Vec<StructField> = delta_schema(&Schema::new(added))?
+        .fields()
+        .cloned()
+        .collect();
     table
         .add_columns()
         .with_fields(fields)

@@ -13,10 +13,10 @@ use deltalake::kernel::transaction::CommitProperties;
 use futures::TryStreamExt;
 use serde_json::Value;
 
+use super::DeltaError;
 use super::commit::{TARGET_FILE_BYTES, writer_properties};
 use super::state::{INFO_APP, INFO_STATE, INFO_TXN, committed};
 use super::table::{self, TableTarget};
-use super::DeltaError;
 use crate::config::Compression;
 use crate::output::OutputLocation;
 

@@ -70,8 +70,10 @@ pub async fn record(
     }
     let latest = latest_per_key(rows, keys)?;
     let ctx = SessionContext::new();
-    let mem = MemTable::try_new(latest.schema(), vec![vec![latest]]).map_err(|e| target.error(e))?;
-    ctx.register_table("src", Arc::new(mem)).map_err(|e| target.error(e))?;
+    let mem =
+        MemTable::try_new(latest.schema(), vec![vec![latest]]).map_err(|e| target.error(e))?;
+    ctx.register_table("src", Arc::new(mem))
+        .map_err(|e| target.error(e))?;
     apply(target, history, &ctx, keys, table_schema, tag, false).await
 }
 
@@ -133,7 +135,9 @@ async fn record_nothing(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
-    super::commit::state_only(target, history, tag).await.map(|_| ())
+    super::commit::state_only(target, history, tag)
+        .await
+        .map(|_| ())
 }
 
 /// Registers a Delta table in a DataFusion session under `name`.
@@ -165,7 +169,11 @@ async fn merge_source(
         .flags
         .iter()
         .map(|f| format!("s.{} IS TRUE", q(f)))
-        .chain(keys.deleted_at.iter().map(|d| format!("s.{} IS NOT NULL", q(d))))
+        .chain(
+            keys.deleted_at
+                .iter()
+                .map(|d| format!("s.{} IS NOT NULL", q(d))),
+        )
         .collect::<Vec<_>>();
     let deleted = if deleted.is_empty() {
         "FALSE".to_string()
@@ -221,7 +229,11 @@ async fn apply(
     register(ctx, "hist", &history)
         .await
         .map_err(|e| target.error(e))?;
-    let columns: Vec<String> = table_schema.fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = table_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let source = merge_source(ctx, keys, &columns)
         .await
         .map_err(|e| target.error(e))?;
@@ -251,9 +263,10 @@ async fn apply(
         })
         .map_err(|e| target.error(e))?
         .when_not_matched_insert(|i| {
-            all.iter().fold(i.predicate(c("s", "__sfetl_k0").is_null()), |i, col| {
-                i.set(Column::new_unqualified(col), c("s", col))
-            })
+            all.iter()
+                .fold(i.predicate(c("s", "__sfetl_k0").is_null()), |i, col| {
+                    i.set(Column::new_unqualified(col), c("s", col))
+                })
         })
         .map_err(|e| target.error(e))?;
     if replacement {

@@ -102,7 +102,14 @@ fn join_condition(source: &RecordBatch, keys: &Keys) -> Result<Expr, DeltaError>
     {
         let values = key_strings(source, std::slice::from_ref(key))?;
         let list: Vec<Expr> = values.into_iter().map(lit).collect();
-        if !list.is_empty() && source.schema().field_with_name(key).map(|f| f.data_type().clone()).ok() == Some(DataType::Utf8) {
+        if !list.is_empty()
+            && source
+                .schema()
+                .field_with_name(key)
+                .map(|f| f.data_type().clone())
+                .ok()
+                == Some(DataType::Utf8)
+        {
             on = on.and(c("t", key).in_list(list, false));
         }
     }
@@ -113,7 +120,10 @@ fn join_condition(source: &RecordBatch, keys: &Keys) -> Result<Expr, DeltaError>
 fn deleted_expr(keys: &Keys) -> Expr {
     let flags = keys.flags.iter().map(|f| c("s", f).is_true());
     let at = keys.deleted_at.iter().map(|d| c("s", d).is_not_null());
-    flags.chain(at).reduce(Expr::or).unwrap_or_else(|| lit(false))
+    flags
+        .chain(at)
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
 }
 
 /// The key of every row as text (columns joined by U+001F).
@@ -226,7 +236,11 @@ mod tests {
             .unwrap()
         };
         let rows = vec![
-            batch(vec!["b", "a", "c"], vec![5, 1, 3], vec![false, false, false]),
+            batch(
+                vec!["b", "a", "c"],
+                vec![5, 1, 3],
+                vec![false, false, false],
+            ),
             batch(vec!["a", "b", "c"], vec![2, 4, 3], vec![true, false, false]),
         ];
         let keys = Keys {

@@ -258,7 +258,8 @@ impl DeltaStreamWriter {
         match self.table.take() {
             Some(t) => Ok(t),
             None => {
-                let props = table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
+                let props =
+                    table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
                 commit::create(&self.target, &self.schema, props).await
             }
         }
@@ -276,7 +277,15 @@ impl DeltaStreamWriter {
         let table = if rows.is_empty() {
             commit::state_only(&self.target, table, &tag).await?
         } else {
-            merge::merge(&self.target, table, rows, &self.keys, &tag, self.compression).await?
+            merge::merge(
+                &self.target,
+                table,
+                rows,
+                &self.keys,
+                &tag,
+                self.compression,
+            )
+            .await?
         };
         self.table = Some(table);
         self.txn = tag.version;
@@ -314,7 +323,12 @@ impl StreamWriter for DeltaStreamWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let rows = rows::conform(batch, &self.schema, extracted_at.timestamp_micros(), &self.sync_id)?;
+        let rows = rows::conform(
+            batch,
+            &self.schema,
+            extracted_at.timestamp_micros(),
+            &self.sync_id,
+        )?;
         if self.incremental || self.one_commit {
             self.pending.push(rows);
             return Ok(());
@@ -324,7 +338,11 @@ impl StreamWriter for DeltaStreamWriter {
             return Ok(());
         }
         if self.files.is_none() {
-            self.files = Some(commit::FileWriter::new(&self.target, &self.schema, self.compression)?);
+            self.files = Some(commit::FileWriter::new(
+                &self.target,
+                &self.schema,
+                self.compression,
+            )?);
         }
         let files = self.files.as_mut().expect("opened above");
         Ok(files.write(&self.target, &rows).await?)

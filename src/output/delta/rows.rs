@@ -138,7 +138,11 @@ pub fn live_rows(batch: &RecordBatch, keys: &Keys) -> Result<RecordBatch, DeltaE
             }
         }
     }
-    if let Some(col) = keys.deleted_at.as_ref().and_then(|d| batch.column_by_name(d)) {
+    if let Some(col) = keys
+        .deleted_at
+        .as_ref()
+        .and_then(|d| batch.column_by_name(d))
+    {
         for (i, k) in keep.iter_mut().enumerate() {
             *k &= col.is_null(i);
         }
@@ -182,9 +186,9 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
     match (norm(a), norm(b)) {
         (DataType::Struct(x), DataType::Struct(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|(p, q)| {
-                    p.name() == q.name() && same_type(p.data_type(), q.data_type())
-                })
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(p, q)| p.name() == q.name() && same_type(p.data_type(), q.data_type()))
         }
         (x, y) => x == y,
     }

@@ -5,9 +5,9 @@
 //! where the next read of a stream starts.
 
 use deltalake::DeltaTable;
-use futures::TryStreamExt;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use futures::TryStreamExt;
 use serde_json::Value;
 
 use super::DeltaError;

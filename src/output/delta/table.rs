@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
 use deltalake::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
-    logstore_factories,
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder};
 use object_store::ObjectStore;

@@ -287,7 +287,11 @@ async fn open_writer(
         base: !plan.incremental || !plan.has_state,
         resumed_from,
         incremental: plan.incremental,
-        cursor: plan.objects.first().and_then(|o| o.cursor).map(str::to_string),
+        cursor: plan
+            .objects
+            .first()
+            .and_then(|o| o.cursor)
+            .map(str::to_string),
         slice: None,
     };
     Ok(ctx
