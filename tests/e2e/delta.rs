@@ -585,38 +585,65 @@ async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_i
 
 #[tokio::test]
 async fn compact_rewrites_small_files_keeping_rows_and_state() {
-    let e = env(60, cfg()).await;
+    // A first read in 4 pages of 15 rows: 4 commits, 4 small files.
+    let mut c = cfg();
+    c["bulk_max_records"] = json!(15);
+    let e = env(60, c).await;
     let export = e.dir.path().join("export");
     let config = delta_config(&e, "delta.json", &export, false);
     read_delta(&e, &config, FIELDS, "incremental").await;
-    for _ in 0..3 {
-        e.org
-            .control("touch", &json!({"object": "Account", "count": 5}))
-            .await;
-        read_delta(&e, &config, FIELDS, "incremental").await;
-    }
     let files = |dir: &Path| {
         std::fs::read_dir(dir)
             .unwrap()
-            .filter(|f| f.as_ref().unwrap().file_name().to_str().unwrap().ends_with(".parquet"))
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".parquet")
+            })
             .count()
     };
     let before = table_accounts(&export).await;
     let out = run(&["compact", "--config", config.to_str().unwrap()]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("Account: 4 files rewritten as 1 (version "), "{text}");
+    assert!(
+        text.starts_with("Account: 4 files rewritten as 1 (version "),
+        "{text}"
+    );
     assert_eq!(table_accounts(&export).await, before);
-    assert!(files(&export.join("Account")) >= 5, "old files stay until a vacuum");
+    assert!(
+        files(&export.join("Account")) >= 5,
+        "old files stay until a vacuum"
+    );
     // The STATE is still found in the newest commits: the next read resumes from it.
     let next = read_delta(&e, &config, FIELDS, "incremental").await;
     assert!(
-        logs(&next).iter().any(|l| l.starts_with("Account: no state given; resuming")),
+        logs(&next)
+            .iter()
+            .any(|l| l.starts_with("Account: no state given; resuming")),
         "{:?}",
         logs(&next)
     );
-    let again = run(&["compact", "--config", config.to_str().unwrap(), "--stream", "Account"]).await;
-    assert!(String::from_utf8(again.stdout).unwrap().starts_with("Account: nothing to compact"));
+    let again = run(&[
+        "compact",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "Account",
+    ])
+    .await;
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .starts_with("Account: nothing to compact")
+    );
 }
 
 /// The data files the commits after `version` removed and added, from the table's log.
@@ -625,7 +652,10 @@ fn files_changed(table: &Path, after: u64) -> (Vec<String>, Vec<String>) {
     for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let Some(v) = name.strip_suffix(".json").and_then(|v| v.parse::<u64>().ok()) else {
+        let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
             continue;
         };
         if v <= after {
@@ -666,7 +696,11 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
     let config = delta_config(&e, "delta.json", &export, false);
     read_delta(&e, &config, FIELDS, "incremental").await;
     let (removed, added) = files_changed(&table, 0);
-    assert_eq!((removed.len(), added.len()), (0, 4), "{removed:?} {added:?}");
+    assert_eq!(
+        (removed.len(), added.len()),
+        (0, 4),
+        "{removed:?} {added:?}"
+    );
     // One row changes: the file holding it is rewritten, the 3 others are not, although their
     // key statistics (rows came in cursor order, not Id order) may cover it.
     let org = org_accounts(&e.org).await;
@@ -677,6 +711,10 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
     let v = newest_version(&table);
     read_delta(&e, &config, FIELDS, "incremental").await;
     let (removed, added) = files_changed(&table, v);
-    assert_eq!((removed.len(), added.len()), (1, 1), "{removed:?} {added:?}");
+    assert_eq!(
+        (removed.len(), added.len()),
+        (1, 1),
+        "{removed:?} {added:?}"
+    );
     assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
 }
