@@ -41,6 +41,12 @@ pub enum Command {
     )]
     Read(ReadArgs),
 
+    /// Cut the read into independent slices for workers: one JSON line per slice.
+    #[command(
+        after_help = "Example:\n  sfetl plan --config config.json --catalog fixtures/catalogs/account.json > slices.jsonl\n  sfetl read --config config.json --catalog fixtures/catalogs/account.json --slice slice-0.json"
+    )]
+    Plan(PlanArgs),
+
     /// Write rows (RECORD messages on stdin, or a Parquet/CSV file) back into Salesforce.
     #[command(
         after_help = "Example:\n  sfetl write --config config.json --catalog fixtures/catalogs/person_scores.json < scores.jsonl"
@@ -105,6 +111,26 @@ pub struct ReadArgs {
     /// Write an Arrow IPC stream on stdout instead of RECORD messages.
     #[arg(long)]
     pub arrow_ipc: bool,
+    /// Read exactly one slice of `sfetl plan` (a file holding one of its lines) and commit it.
+    #[arg(long, value_name = "FILE")]
+    pub slice: Option<PathBuf>,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Connector config (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Configured catalog: the streams to plan.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    /// State from the previous run (incremental streams start from it).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Rows a slice holds at most, about (default: the config's bulk_max_records, 200,000).
+    #[arg(long, value_name = "N")]
+    pub max_rows_per_slice: Option<u64>,
 }
 
 /// Arguments of `write`.
@@ -178,6 +204,13 @@ pub struct SimulateArgs {
     /// try `discover` on a large org (real orgs have 1,000+ objects).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub extra_objects: u32,
+    /// Bulk processing time, for timing runs against a realistic org: matching rows a query
+    /// job handles per second (0, the default: jobs complete at once).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub bulk_rows_per_second: u64,
+    /// Bulk processing time: milliseconds a new query job waits in the queue.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub bulk_queue_ms: u64,
 }
 
 /// Arguments of `demo`.

@@ -111,7 +111,11 @@ contact = kept(C, ["Id", "IsDeleted", "MasterRecordId", "AccountId", "LastName",
                    "Email", "Title", "Department", "LeadSource", "Birthdate", "Description", "OwnerId"]) + audit(C) + kept(
     C, ["LastActivityDate", "IsEmailBounced"]) + scores() + [
     new_field("Display_Label__c", "string", "Display Label", length=1300, calculated=True, createable=False, updateable=False,
-              calculatedFormula="LastName & \", \" & FirstName")]
+              calculatedFormula="LastName & \", \" & FirstName"),
+    # A cross-object formula (issue 13): its value follows the parent Account, whose changes
+    # move only the Account's own SystemModstamp.
+    new_field("Account_Name__c", "string", "Account Name", length=1300, calculated=True, createable=False, updateable=False,
+              calculatedFormula="Account.Name")]
 
 L = "describe_Lead_v59.json"
 leadf = kept(L, ["Id", "IsDeleted", "LastName", "FirstName", "Salutation", "Name", "Title", "Company", "Street", "City", "State",
@@ -125,7 +129,12 @@ opp = kept(O, ["Id", "IsDeleted", "AccountId", "IsPrivate", "Name", "Description
                "CloseDate", "Type", "NextStep", "LeadSource", "IsClosed", "IsWon", "ForecastCategory", "OwnerId"]) + audit(O) + kept(
     O, ["FiscalQuarter", "FiscalYear", "Fiscal"]) + [
     new_field("Weighted_Amount__c", "currency", "Weighted Amount", precision=18, scale=2, calculated=True, createable=False,
-              updateable=False, calculatedFormula="Amount * Probability / 100")]
+              updateable=False, calculatedFormula="Amount * Probability / 100"),
+    # A cross-object formula and a time-based one (issue 13): neither moves the row's timestamps.
+    new_field("Account_Industry__c", "string", "Account Industry", length=1300, calculated=True, createable=False,
+              updateable=False, calculatedFormula="TEXT(Account.Industry)"),
+    new_field("Days_Since_Created__c", "double", "Days Since Created", precision=18, scale=0, calculated=True,
+              createable=False, updateable=False, calculatedFormula="TODAY() - DATEVALUE(CreatedDate)")]
 for f in opp:
     if f["name"] in ("Description", "NextStep", "Name"): pass
 

@@ -96,6 +96,10 @@ pub struct FieldDescribe {
     /// A formula or roll-up.
     #[serde(default)]
     pub calculated: bool,
+    /// A formula's text (`TEXT(Account.Industry)`, `TODAY() - DATEVALUE(CreatedDate)`): what
+    /// it depends on decides how its value is kept fresh (it never moves the row's cursor).
+    #[serde(default)]
+    pub calculated_formula: Option<String>,
     /// For a component of a compound field: the compound's name (`BillingAddress`).
     #[serde(default)]
     pub compound_field_name: Option<String>,

@@ -180,6 +180,7 @@ fn types_without_precision_long_time_location_and_unknown() {
         createable: false,
         updateable: false,
         calculated: false,
+        calculated_formula: None,
         compound_field_name: None,
         external_id: false,
         unique: false,

@@ -12,19 +12,38 @@ use crate::protocol::ConfiguredAirbyteStream;
 use crate::salesforce::{SalesforceClient, SalesforceError, describe};
 use crate::source::FetchError;
 
+/// Which selected fields [`validate_catalog`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldCheck {
+    /// Every stream's (`check --catalog`): a field the org lacks is a catalog problem.
+    All,
+    /// Mapped streams' columns only (`read`): a raw stream's fields the org no longer has are
+    /// schema drift, which each stream's read handles as `schema_drift` says.
+    MappedOnly,
+}
+
 /// Checks `streams` against the org's objects and the mapping's streams: unsafe names,
-/// duplicates, unknown streams, describes Salesforce refuses and unknown selected fields, all
-/// reported in one config error. Only names that passed are described (never `../x`). Returns
-/// the describes of the raw streams, so a planner can reuse them instead of asking again.
+/// duplicates, unknown streams, describes Salesforce refuses and unknown selected fields (as
+/// `fields` says), all reported in one config error. Only names that passed are described
+/// (never `../x`). Returns the describes of the raw streams, so a planner can reuse them
+/// instead of asking again.
 pub async fn validate_catalog(
     client: &SalesforceClient,
     streams: &[ConfiguredAirbyteStream],
     mapping: Option<&MappingPlan>,
+    fields_checked: FieldCheck,
 ) -> Result<HashMap<String, SObjectDescribe>, Error> {
     let global = describe::describe_global(client).await?;
     let objects: Vec<String> = global.sobjects.into_iter().map(|o| o.name).collect();
+    // Streams schema drift left out of the mapping are still the mapping's (their read
+    // fails with the drift message).
     let mapped: Vec<String> = mapping
-        .map(|m| m.streams.iter().map(|s| s.name.clone()).collect())
+        .map(|m| {
+            let names = m.streams.iter().map(|s| s.name.clone());
+            names
+                .chain(m.drifted.iter().map(|(s, _)| s.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let offered = Offered {
         objects: &objects,
@@ -42,10 +61,10 @@ pub async fn validate_catalog(
         let d = d.map_err(FetchError::from);
         match d {
             Ok(d) => {
-                fields.insert(
-                    name.clone(),
-                    d.fields.iter().map(|f| f.name.clone()).collect(),
-                );
+                if fields_checked == FieldCheck::All {
+                    let names = d.fields.iter().map(|f| f.name.clone());
+                    fields.insert(name.clone(), names.collect());
+                }
                 describes.insert(name, d);
             }
             Err(e) => match describe_refusal(&name, &e) {

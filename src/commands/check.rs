@@ -211,7 +211,13 @@ async fn check_catalog(
     plan: Option<&MappingPlan>,
 ) -> Result<usize, Error> {
     let catalog = ConfiguredAirbyteCatalog::from_file(path)?;
-    super::catalog::validate_catalog(client, &catalog.streams, plan).await?;
+    super::catalog::validate_catalog(
+        client,
+        &catalog.streams,
+        plan,
+        super::catalog::FieldCheck::All,
+    )
+    .await?;
     Ok(catalog.streams.len())
 }
 

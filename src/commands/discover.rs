@@ -15,10 +15,17 @@ pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
     let stdout = StdoutTask::spawn();
     let client = super::connect(&config, config_path, &stdout).await?;
     let (mut catalog, skipped) = discover(&client, &config).await?;
-    if let Some(plan) = crate::source::mapped::load_plan(&client, &config).await? {
+    let mut warnings = Vec::new();
+    if let Some(plan) = crate::source::mapped::load_plan_for_discover(&client, &config).await? {
         let mapped: Vec<AirbyteStream> = plan.streams.iter().map(|s| s.airbyte_stream()).collect();
         clashes(&catalog.streams, &mapped)?;
         catalog.streams.extend(mapped);
+        warnings.extend(plan.warnings.iter().map(|(_, w)| w.clone()));
+    }
+    for text in warnings {
+        tracing::warn!("{text}");
+        let log = AirbyteMessage::log(LogLevel::Warn, text);
+        let _ = stdout.tx.send(Out::Message(Box::new(log))).await;
     }
     for (name, e) in skipped {
         let why =

@@ -10,6 +10,7 @@ mod compact;
 mod demo;
 mod discover;
 pub mod login;
+mod plan;
 mod read;
 pub mod rotation;
 mod spec;
@@ -28,6 +29,17 @@ pub async fn run(cli: Cli) -> u8 {
     // `query` is for people and pipes: its errors go to stderr only, never as protocol messages.
     if let Command::Query(args) = &cli.command {
         return crate::query::run_cli(args).await;
+    }
+    // `plan`'s stdout is its slices, one JSON line each: errors go to stderr only.
+    if let Command::Plan(args) = &cli.command {
+        return match plan::run(args).await {
+            Ok(()) => 0,
+            Err(Error::Stdout(e)) if crate::output::stdout::is_closed_pipe(&e) => 0,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "sfetl: error: {e}");
+                e.exit_code()
+            }
+        };
     }
     let result = match cli.command {
         Command::Spec => spec::run(),
@@ -53,6 +65,8 @@ pub async fn run(cli: Cli) -> u8 {
                 seed: args.seed,
                 data_dir: args.data,
                 extra_objects: args.extra_objects,
+                bulk_queue_ms: args.bulk_queue_ms,
+                bulk_rows_per_second: args.bulk_rows_per_second,
             };
             sfetl_sim::run_cli(opts).await.map_err(Error::from)
         }
@@ -67,7 +81,7 @@ pub async fn run(cli: Cli) -> u8 {
                 }
             };
         }
-        Command::Query(_) => Ok(()),
+        Command::Query(_) | Command::Plan(_) => Ok(()),
     };
     match result {
         Ok(()) => 0,

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::output::delta::{DeltaDestination, DeltaOptions};
 use crate::output::{Destination, ParquetOptions, new_sync_id, open_location};
 use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, StreamDescriptor};
+use crate::source::read::slice::{BadSlice, Slice, SliceRun};
 use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, load_state_file};
 
@@ -15,7 +16,11 @@ use crate::output::stdout::StdoutTask;
 
 pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     let config = Arc::new(Config::from_file(&args.config)?);
-    let catalog = ConfiguredAirbyteCatalog::from_file(&args.catalog)?;
+    let mut catalog = ConfiguredAirbyteCatalog::from_file(&args.catalog)?;
+    let slice = match &args.slice {
+        Some(path) => Some(Arc::new(load_slice(path, &args.catalog, &mut catalog)?)),
+        None => None,
+    };
     let state = match &args.state {
         Some(path) => load_state_file(path)?,
         None => InputState::default(),
@@ -49,10 +54,17 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     stop_on_signal(opts.stop.clone());
     let client = super::connect(&config, &args.config, &stdout).await?;
     let opts = ReadOptions {
-        mapping: crate::source::mapped::load_plan(&client, &config).await?,
+        mapping: crate::source::mapped::load_plan_for_read(&client, &config).await?,
+        slice,
         ..opts
     };
-    super::catalog::validate_catalog(&client, &catalog.streams, opts.mapping.as_deref()).await?;
+    super::catalog::validate_catalog(
+        &client,
+        &catalog.streams,
+        opts.mapping.as_deref(),
+        super::catalog::FieldCheck::MappedOnly,
+    )
+    .await?;
     let summary = read(
         client,
         config,
@@ -72,6 +84,52 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads a slice file and keeps only its stream in the catalog; a slice of a stream the
+/// catalog does not list is a config error naming both.
+fn load_slice(
+    path: &std::path::Path,
+    catalog_path: &std::path::Path,
+    catalog: &mut ConfiguredAirbyteCatalog,
+) -> Result<SliceRun, Error> {
+    let file = path.display().to_string();
+    let bad = |slice_id: &str, reason: String| {
+        Error::Fetch(crate::source::FetchError::BadSlice(BadSlice {
+            slice_id: slice_id.to_string(),
+            file: file.clone(),
+            reason,
+        }))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(
+            "?",
+            format!("cannot be read ({e}); check the path given to --slice"),
+        )
+    })?;
+    let slice = Slice::from_text(&text).map_err(|e| bad("?", e))?;
+    if !catalog
+        .streams
+        .iter()
+        .any(|s| s.stream.name == slice.stream)
+    {
+        let listed: Vec<&str> = catalog
+            .streams
+            .iter()
+            .map(|s| s.stream.name.as_str())
+            .collect();
+        return Err(bad(
+            &slice.slice_id,
+            format!(
+                "is for stream {}, which the catalog {} does not list (it lists {}): pass the catalog `sfetl plan` was given, or plan again with this one",
+                slice.stream,
+                catalog_path.display(),
+                listed.join(", ")
+            ),
+        ));
+    }
+    catalog.streams.retain(|s| s.stream.name == slice.stream);
+    Ok(SliceRun { slice, file })
+}
+
 /// Where the read's streams go, from the config's `output` (or `--arrow-ipc`).
 pub(super) fn destination(config: &Config, arrow: bool) -> Result<Destination, Error> {
     Ok(match config.output.format {
@@ -84,6 +142,7 @@ pub(super) fn destination(config: &Config, arrow: bool) -> Result<Destination, E
             sync_id: new_sync_id(),
             options: ParquetOptions {
                 compression: config.output.compression,
+                file_rows: config.output.file_rows,
                 ..ParquetOptions::default()
             },
         },

@@ -44,12 +44,18 @@ pub struct Config {
     pub force_use_bulk_api: bool,
     /// When to compare the export's Ids with the org's to find hard deletes.
     pub reconcile_deletes: Reconcile,
-    /// Width of one incremental window.
-    pub stream_slice_step: IsoDuration,
+    /// What a read does when selected fields are gone from the org's describe.
+    pub schema_drift: SchemaDrift,
+    /// Longest incremental window, when set; unset, windows are sized by rows alone
+    /// (`bulk_max_records` rows each, from one count query per object).
+    pub stream_slice_step: Option<IsoDuration>,
     /// How far before the saved cursor the next run starts.
     pub lookback_window: IsoDuration,
     /// How far behind now the upper bound of an incremental read stays.
     pub cursor_lag: IsoDuration,
+    /// How often incremental reads read formula fields again on their own (time-based and
+    /// cross-object formulas change without their row's cursor moving); `None` is `off`.
+    pub formula_refresh: Option<IsoDuration>,
     /// Where read rows go.
     pub output: OutputConfig,
     /// Field mapping file or inline object.
@@ -58,8 +64,12 @@ pub struct Config {
     pub writeback: Option<Value>,
     /// Stop cleanly once the org's daily API usage passes this percentage.
     pub max_api_usage_percent: Option<f64>,
-    /// Rows per Bulk results page (`maxRecords`), when set.
+    /// Rows per Bulk results page (`maxRecords`), when set; also the rows a window is sized
+    /// to hold.
     pub bulk_max_records: Option<u64>,
+    /// Windows of one stream read at once, each its own Bulk job, so Salesforce's processing
+    /// and the downloads of several jobs overlap (default 4).
+    pub max_concurrent_jobs: usize,
     /// Longest REST query URL before the field list is split, when set.
     pub rest_max_url_bytes: Option<u64>,
     /// Rows per REST query page (`batchSize`), when set.
@@ -191,6 +201,9 @@ pub struct OutputConfig {
     pub storage_options: BTreeMap<String, Secret>,
     /// Delta output: also keep every row version in `<stream>_history`.
     pub history: bool,
+    /// Rows a Parquet file holds before it is completed (and a STATE follows): files of a
+    /// useful size rather than one per checkpoint (default 1,000,000; 64 MB also completes one).
+    pub file_rows: u64,
 }
 
 /// Where the mapping comes from.
@@ -292,6 +305,18 @@ fn classify(e: &serde_json::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// `schema_drift`: what a read does when fields its catalog selects are gone from the org's
+/// describe (deleted, or hidden from the user by field-level security). A field whose type
+/// changed always fails the stream: its values cannot be written under the old type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaDrift {
+    /// End the stream with an error naming the fields (run discover again).
+    #[default]
+    Fail,
+    /// Read the stream without them, with a warning.
+    Ignore,
+}
 
 /// When an incremental read compares the Ids its Parquet export holds with the Ids the org
 /// returns, to report hard deletes the `deleted` endpoint can no longer tell (its log keeps

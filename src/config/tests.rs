@@ -36,7 +36,7 @@ fn airbyte_salesforce_config_is_accepted_unchanged() {
         c.start_date.unwrap().to_rfc3339(),
         "2021-07-25T00:00:00+00:00"
     );
-    assert_eq!(c.stream_slice_step.as_str(), "P30D");
+    assert_eq!(c.stream_slice_step.as_ref().unwrap().as_str(), "P30D");
     assert_eq!(c.lookback_window.as_str(), "PT10M");
     assert_eq!(
         c.streams_criteria,
@@ -266,4 +266,52 @@ fn a_config_file_with_a_utf8_byte_order_mark_is_read() {
         Config::from_file(&path),
         Err(ConfigError::NotJson { .. })
     ));
+}
+
+#[test]
+fn schema_drift_defaults_to_fail_and_a_bad_value_says_what_each_does() {
+    assert_eq!(
+        Config::from_value(airbyte_config()).unwrap().schema_drift,
+        crate::config::SchemaDrift::Fail
+    );
+    let mut c = airbyte_config();
+    c["schema_drift"] = json!("ignore");
+    assert_eq!(
+        Config::from_value(c.clone()).unwrap().schema_drift,
+        crate::config::SchemaDrift::Ignore
+    );
+    c["schema_drift"] = json!("skip");
+    assert_eq!(
+        problems(c),
+        vec![(
+            "schema_drift".into(),
+            "\"skip\" is not one of \"fail\", \"ignore\": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them".into()
+        )]
+    );
+}
+
+#[test]
+fn formula_refresh_is_a_duration_or_off_and_daily_by_default() {
+    let c = airbyte_config();
+    let cfg = Config::from_value(c.clone()).unwrap();
+    assert_eq!(
+        cfg.formula_refresh.as_ref().map(|d| d.as_str()),
+        Some("P1D")
+    );
+    for (given, want) in [
+        ("PT6H", Some("PT6H")),
+        ("PT0S", Some("PT0S")),
+        ("off", None),
+    ] {
+        let mut c = c.clone();
+        c["formula_refresh"] = json!(given);
+        let cfg = Config::from_value(c).unwrap();
+        assert_eq!(cfg.formula_refresh.as_ref().map(|d| d.as_str()), want);
+    }
+    let mut bad = c.clone();
+    bad["formula_refresh"] = json!("daily");
+    assert_eq!(
+        problems(bad),
+        vec![("formula_refresh".into(), "\"daily\" is not valid: use an ISO 8601 duration, e.g. \"P1D\" (once a day, the default), \"PT6H\" (every 6 hours), \"PT0S\" (on every incremental read), or \"off\" to never read formula fields again on their own".into())]
+    );
 }

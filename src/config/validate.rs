@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource,
-    OutputConfig, OutputFormat, RawConfig, Reconcile, StreamCriterion,
+    OutputConfig, OutputFormat, RawConfig, Reconcile, SchemaDrift, StreamCriterion,
 };
 use crate::secret::Secret;
 
@@ -79,11 +79,14 @@ const DATE_HINT: &str = "use a UTC date YYYY-MM-DD or date-time YYYY-MM-DDTHH:mm
 const DURATION_HINT: &str =
     "use an ISO 8601 duration, e.g. \"P30D\" (30 days), \"PT12H\" (12 hours), \"P1M\" (1 month)";
 
+const FORMULA_REFRESH_HINT: &str = "use an ISO 8601 duration, e.g. \"P1D\" (once a day, the default), \"PT6H\" (every 6 hours), \"PT0S\" (on every incremental read), or \"off\" to never read formula fields again on their own";
+
 /// Advice for a field whose value has the wrong form.
 fn hint_for(field: &str) -> Option<&'static str> {
     Some(match field {
         "start_date" | "end_date" => DATE_HINT,
         "stream_slice_step" | "lookback_window" => DURATION_HINT,
+        "formula_refresh" => FORMULA_REFRESH_HINT,
         "api_version" => "use a version such as \"62.0\"",
         "domain" => {
             "give the My Domain host, e.g. \"acme.my.salesforce.com\" (Setup > My Domain shows it)"
@@ -91,6 +94,16 @@ fn hint_for(field: &str) -> Option<&'static str> {
         "login_url" => "give a URL such as \"https://acme.my.salesforce.com\"",
         _ => return None,
     })
+}
+
+/// What the values of an enum setting mean, after the list of them.
+fn enum_hint(field: &str) -> &'static str {
+    match field {
+        "schema_drift" => {
+            ": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them"
+        }
+        _ => "",
+    }
 }
 
 /// Advice for a missing field.
@@ -169,9 +182,10 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
                     .map(|a| a.iter().map(|o| o.to_string()).collect())
                     .unwrap_or_default();
                 format!(
-                    "{} is not one of {}",
+                    "{} is not one of {}{}",
                     show(&err.instance, secret),
-                    opts.join(", ")
+                    opts.join(", "),
+                    enum_hint(&field)
                 )
             }
             ValidationErrorKind::Type { kind } => {
@@ -233,10 +247,14 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
     }
     schema_problems(&value, &mut p);
     let (start_date, end_date) = dates(&value, &mut p);
-    let stream_slice_step = duration(&value, "stream_slice_step", "P30D", true, &mut p);
+    // No default: windows are sized by rows; a step set here bounds their length.
+    let stream_slice_step = str_field(&value, "stream_slice_step")
+        .is_some()
+        .then(|| duration(&value, "stream_slice_step", "P30D", true, &mut p));
     // A zero lookback or lag is allowed (and sometimes wanted), never advised.
     let lookback_window = duration(&value, "lookback_window", "PT10M", false, &mut p);
     let cursor_lag = duration(&value, "cursor_lag", "PT2M", false, &mut p);
+    let formula_refresh = formula_refresh(&value, &mut p);
     let login_url = login_url(&value, &mut p);
     let domain = str_field(&value, "domain").map(|d| {
         d.trim_start_matches("https://")
@@ -272,19 +290,21 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .get("force_use_bulk_api")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        reconcile_deletes: match value.get("reconcile_deletes").and_then(Value::as_str) {
-            Some("always") => Reconcile::Always,
-            Some("off") => Reconcile::Off,
-            _ => Reconcile::Auto,
-        },
+        reconcile_deletes: reconcile(&value),
+        schema_drift: schema_drift(&value),
         stream_slice_step,
         lookback_window,
         cursor_lag,
+        formula_refresh,
         output,
         mapping,
         writeback: value.get("writeback").cloned(),
         max_api_usage_percent: value.get("max_api_usage_percent").and_then(Value::as_f64),
         bulk_max_records: value.get("bulk_max_records").and_then(Value::as_u64),
+        max_concurrent_jobs: value
+            .get("max_concurrent_jobs")
+            .and_then(Value::as_u64)
+            .map_or(4, |n| n.max(1) as usize),
         rest_max_url_bytes: value.get("rest_max_url_bytes").and_then(Value::as_u64),
         rest_batch_size: value.get("rest_batch_size").and_then(Value::as_u64),
         rewrite_config_file: value
@@ -293,6 +313,23 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(true),
         raw: RawConfig(value),
     })
+}
+
+/// `reconcile_deletes` (its values were checked by the JSON schema).
+fn reconcile(value: &Value) -> Reconcile {
+    match value.get("reconcile_deletes").and_then(Value::as_str) {
+        Some("always") => Reconcile::Always,
+        Some("off") => Reconcile::Off,
+        _ => Reconcile::Auto,
+    }
+}
+
+/// `schema_drift` (its values were checked by the JSON schema).
+fn schema_drift(value: &Value) -> SchemaDrift {
+    match value.get("schema_drift").and_then(Value::as_str) {
+        Some("ignore") => SchemaDrift::Ignore,
+        _ => SchemaDrift::Fail,
+    }
 }
 
 /// `start_date` and `end_date`, and that the end comes after the start.
@@ -337,6 +374,22 @@ fn duration(
             fallback()
         }),
         _ => fallback(),
+    }
+}
+
+/// `formula_refresh`: `off` (None), else an ISO 8601 duration, `P1D` when absent; zero means
+/// on every incremental read.
+fn formula_refresh(value: &Value, p: &mut Problems) -> Option<IsoDuration> {
+    match str_field(value, "formula_refresh") {
+        Some(text) if text.eq_ignore_ascii_case("off") => None,
+        Some(text) if !p.has("formula_refresh") => match IsoDuration::parse(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.add("formula_refresh", format!("{e}: {FORMULA_REFRESH_HINT}"));
+                None
+            }
+        },
+        _ => IsoDuration::parse("P1D").ok(),
     }
 }
 
@@ -475,6 +528,10 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
         compression,
         storage_options,
         history,
+        file_rows: out
+            .get("file_rows")
+            .and_then(Value::as_u64)
+            .map_or(1_000_000, |n| n.max(1)),
     }
 }
 

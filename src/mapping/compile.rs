@@ -27,12 +27,34 @@ pub const DELETED_COLUMN: &str = "_sfetl_is_deleted";
 pub struct MappingPlan {
     /// Mapped streams, in file order.
     pub streams: Vec<MappedStream>,
+    /// Streams left out because they read fields the org no longer describes
+    /// (`schema_drift: fail`), with the message their read ends with.
+    pub drifted: Vec<(String, String)>,
+    /// Warnings of streams that read such fields as null (`schema_drift: ignore`).
+    pub warnings: Vec<(String, String)>,
 }
 
 impl MappingPlan {
     /// The stream named `name`, as the configured catalog names it.
     pub fn stream(&self, name: &str) -> Option<&MappedStream> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// Why the stream `name` cannot be read, when schema drift left it out.
+    pub fn drifted(&self, name: &str) -> Option<&str> {
+        self.drifted
+            .iter()
+            .find(|(s, _)| s == name)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// The schema-drift warnings of the stream `name`.
+    pub fn warnings(&self, name: &str) -> Vec<&str> {
+        self.warnings
+            .iter()
+            .filter(|(s, _)| s == name)
+            .map(|(_, m)| m.as_str())
+            .collect()
     }
 }
 
@@ -168,7 +190,11 @@ pub fn compile(
         }
         streams.push(compile_stream(stream, &index, &planner)?);
     }
-    Ok(MappingPlan { streams })
+    Ok(MappingPlan {
+        streams,
+        drifted: Vec::new(),
+        warnings: Vec::new(),
+    })
 }
 
 /// One `from` entry after planning its expressions.
@@ -563,6 +589,8 @@ fn json_type(t: &DataType) -> Value {
             "format": "time",
             "airbyte_type": "time_without_timezone"
         }),
+        // A column whose fields the org no longer has (read as null): no type to compare.
+        Null => json!({"type": ["null"]}),
         Binary | LargeBinary | BinaryView => {
             json!({"type": ["null", "string"], "contentEncoding": "base64"})
         }

@@ -28,6 +28,7 @@
 //! [`META_PRIMARY_KEY`] and [`META_CURSOR`], which `sfetl query` reads from the Parquet files.
 
 mod compile;
+pub mod drift;
 mod eval;
 pub mod filter;
 mod model;

@@ -9,6 +9,7 @@ mod json;
 mod parquet;
 mod records;
 mod resume;
+mod slices;
 pub mod stdout;
 mod store;
 pub mod sync;
@@ -19,9 +20,15 @@ pub use parquet::{
 };
 pub use records::RecordsRenderer;
 pub use resume::prepare_resume;
+pub use slices::{SliceStart, prepare_slice};
 pub(crate) use store::store_options;
 pub use store::{OutputLocation, open_location};
 pub use writer::{Destination, StreamWriter, SyncStart};
+
+/// Suffix of the side table a formula refresh writes beside a stream (`Opportunity__formulas`):
+/// `Id` and the refreshed formula fields of every row, each refresh a complete sync. Salesforce
+/// object names end in `__c`, `__b`, ... never in this.
+pub const FORMULAS_SUFFIX: &str = "__formulas";
 
 /// Why output failed.
 #[derive(Debug, thiserror::Error)]

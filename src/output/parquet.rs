@@ -37,6 +37,11 @@ pub struct ParquetOptions {
     pub max_row_group_rows: usize,
     /// Buffered bytes at which a row group is closed early.
     pub max_row_group_bytes: usize,
+    /// Rows at which a file is worth completing at the next checkpoint (before, a checkpoint
+    /// leaves it open and its STATE waits): files of a useful size, not one per window.
+    pub file_rows: u64,
+    /// Encoded bytes at which a file is worth completing, whatever its rows.
+    pub file_bytes: usize,
 }
 
 impl Default for ParquetOptions {
@@ -50,6 +55,8 @@ impl Default for ParquetOptions {
             // closed row group is spooled while its pages are freed) plus the column writers'
             // page buffers: 32 MB kept an all-fields Account export just above 200 MB RSS.
             max_row_group_bytes: 24 << 20,
+            file_rows: 1_000_000,
+            file_bytes: 64 << 20,
         }
     }
 }
@@ -130,7 +137,18 @@ impl ParquetFileWriter {
             base,
             resumed_from,
             complete: false,
+            slice: None,
         });
+        self
+    }
+
+    /// Makes the folder hold one slice of `sfetl plan` (never a base: slices of a stream are
+    /// read at once, in any order, and none supersedes the others).
+    pub fn with_slice(mut self, slice: Option<super::sync::SliceMark>) -> Self {
+        if let Some(marker) = &mut self.marker {
+            marker.slice = slice;
+            marker.base &= marker.slice.is_none();
+        }
         self
     }
 
@@ -162,6 +180,15 @@ impl ParquetFileWriter {
     /// Rows written to the file in progress.
     pub fn rows_in_file(&self) -> u64 {
         self.current.as_ref().map(|c| c.rows).unwrap_or(0)
+    }
+
+    /// Whether the file in progress has reached `file_rows` or `file_bytes` (or there is none,
+    /// so a commit costs nothing): then a checkpoint completes it.
+    pub fn file_is_full(&self) -> bool {
+        self.current.as_ref().is_none_or(|f| {
+            f.rows >= self.options.file_rows
+                || f.writer.bytes_written() + f.writer.in_progress_size() >= self.options.file_bytes
+        })
     }
 
     fn properties(&self, first: &RecordBatch) -> WriterProperties {

@@ -133,5 +133,6 @@ pub(super) fn marker(
         base: resumed_from.is_none(),
         resumed_from,
         complete: false,
+        slice: None,
     }
 }

@@ -8,6 +8,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::OutputError;
+use super::sync::SyncMarker;
 
 use crate::secret::Secret;
 
@@ -42,7 +43,12 @@ impl OutputLocation {
         let mut removed = Vec::new();
         for stream in read_dirs(root)? {
             for sync in read_dirs(&stream)? {
-                if !sync.join(super::sync::MARKER).is_file() {
+                // Slice folders are left alone: other processes may be writing them now, and a
+                // slice cleans up its own unfinished attempts (see `slices`).
+                let Ok(marker) = std::fs::read(sync.join(super::sync::MARKER)) else {
+                    continue;
+                };
+                if serde_json::from_slice::<SyncMarker>(&marker).is_ok_and(|m| m.slice.is_some()) {
                     continue;
                 }
                 for f in std::fs::read_dir(&sync)? {

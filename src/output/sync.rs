@@ -32,6 +32,20 @@ pub struct SyncMarker {
     pub resumed_from: Option<OutputCommit>,
     /// The stream finished: every row of the sync is in its files.
     pub complete: bool,
+    /// The slice of `sfetl plan` this sync holds (`read --slice`), if it is one: slices of a
+    /// stream run at once and in any order, each in its own folder, none a base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<SliceMark>,
+}
+
+/// Which slice a sync folder holds: re-running a slice finds its committed folder by `id` and
+/// does nothing, or removes the folders of its unfinished attempts before reading again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceMark {
+    /// The slice's stable id (from `sfetl plan`).
+    pub id: String,
+    /// Its place among the stream's slices.
+    pub sequence: u32,
 }
 
 impl SyncMarker {

@@ -326,6 +326,11 @@ fn staging_files_are_removed_only_in_sfetl_sync_folders() {
     write("Contact/S9/_sfetl_sync.json#3");
     write("Contact/mine/part-00000.parquet#1");
     write("Contact/S9/keep#1");
+    // A slice's folder: another process may be writing it now.
+    let slice = r#"{"stream":"Lead","sync_id":"S5","base":false,"complete":false,"slice":{"id":"Lead-0001-abc","sequence":1}}"#;
+    std::fs::create_dir_all(root.join("Lead/S5")).unwrap();
+    std::fs::write(root.join("Lead/S5/_sfetl_sync.json"), slice).unwrap();
+    write("Lead/S5/part-00000.parquet#1");
     let loc = open_location(root.to_str().unwrap(), &BTreeMap::new()).unwrap();
     let mut removed: Vec<String> = loc
         .remove_staging()
@@ -342,6 +347,7 @@ fn staging_files_are_removed_only_in_sfetl_sync_folders() {
         ]
     );
     assert!(root.join("Contact/mine/part-00000.parquet#1").is_file());
+    assert!(root.join("Lead/S5/part-00000.parquet#1").is_file());
     assert!(root.join("Contact/S9/keep#1").is_file());
 }
 
@@ -367,7 +373,8 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
             sync_id: "S1".into(),
             base: true,
             resumed_from: None,
-            complete: false
+            complete: false,
+            slice: None,
         }]
     );
     assert_eq!(

@@ -26,6 +26,13 @@ pub trait StreamWriter: Send {
     /// Makes everything written so far durable; a STATE covering those rows may follow.
     async fn commit(&mut self) -> Result<(), OutputError>;
 
+    /// Whether a checkpoint should commit now. Parquet says no while its file is small (a
+    /// commit completes the file), so files have a useful size; the checkpoint's STATE then
+    /// waits for the next commit.
+    fn wants_commit(&self) -> bool {
+        true
+    }
+
     /// What a STATE must remember of the output to resume it (Parquet: the committed files).
     fn position(&self) -> Option<OutputCommit>;
 
@@ -97,7 +104,8 @@ impl Destination {
                     schema.clone(),
                     options.clone(),
                 )
-                .with_sync(start.base, start.resumed_from),
+                .with_sync(start.base, start.resumed_from)
+                .with_slice(start.slice),
             ),
             Destination::Delta(d) => Box::new(d.open(stream, schema, &start)?),
         })
@@ -116,10 +124,10 @@ pub struct SyncStart {
     pub incremental: bool,
     /// The cursor column of an object stream (mapped streams name theirs in their schema).
     pub cursor: Option<String>,
-    /// A slice of a stream read on its own (`read --slice`): Delta commits all its rows in one
-    /// transaction under the app id `<stream>/<slice>`, so re-running a slice that committed
-    /// changes nothing.
-    pub slice: Option<String>,
+    /// The slice this run reads (`read --slice`), marked in its folder; Delta commits all its
+    /// rows in one transaction under the app id `<stream>/<slice id>`, so re-running a slice
+    /// that committed changes nothing.
+    pub slice: Option<super::sync::SliceMark>,
 }
 
 /// Sends bytes to stdout's writer; a closed lane means the consumer of stdout went away.
@@ -233,6 +241,10 @@ impl StreamWriter for ParquetFileWriter {
     /// Completes the file in progress: it is published under its final name.
     async fn commit(&mut self) -> Result<(), OutputError> {
         self.complete_file().await.map(|_| ())
+    }
+
+    fn wants_commit(&self) -> bool {
+        self.file_is_full()
     }
 
     fn position(&self) -> Option<OutputCommit> {

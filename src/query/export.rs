@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use arrow::datatypes::Schema;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -163,11 +164,12 @@ impl Export {
         Ok(markers)
     }
 
-    /// The key-value metadata of a file's footer (and of its embedded Arrow schema).
-    pub(super) async fn file_metadata(
+    /// A file's footer: its Arrow schema (with the stream schema's metadata the writer
+    /// embedded) and its key-value metadata.
+    async fn footer(
         &self,
         meta: &ObjectMeta,
-    ) -> Result<HashMap<String, String>, QueryError> {
+    ) -> Result<(Schema, HashMap<String, String>), QueryError> {
         let err = |reason: String| QueryError::Read {
             path: meta.location.to_string(),
             reason,
@@ -194,15 +196,33 @@ impl Export {
             ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| err(e.to_string()))?;
         let file = metadata.file_metadata();
         let kv = file.key_value_metadata();
-        // The Arrow schema embedded by the writer carries the stream schema's metadata.
         let schema = parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), kv)
             .map_err(|e| err(e.to_string()))?;
-        let mut out: HashMap<String, String> = schema.metadata().clone();
+        let mut pairs = HashMap::new();
         for entry in kv.into_iter().flatten() {
             if let Some(v) = &entry.value {
-                out.entry(entry.key.clone()).or_insert_with(|| v.clone());
+                pairs.insert(entry.key.clone(), v.clone());
             }
         }
+        Ok((schema, pairs))
+    }
+
+    /// The key-value metadata of a file's footer (and of its embedded Arrow schema).
+    pub(super) async fn file_metadata(
+        &self,
+        meta: &ObjectMeta,
+    ) -> Result<HashMap<String, String>, QueryError> {
+        let (schema, pairs) = self.footer(meta).await?;
+        // The Arrow schema embedded by the writer carries the stream schema's metadata.
+        let mut out: HashMap<String, String> = schema.metadata().clone();
+        for (k, v) in pairs {
+            out.entry(k).or_insert(v);
+        }
         Ok(out)
+    }
+
+    /// The Arrow schema of a file, as its writer embedded it.
+    pub(super) async fn file_schema(&self, meta: &ObjectMeta) -> Result<Schema, QueryError> {
+        Ok(self.footer(meta).await?.0)
     }
 }

@@ -11,8 +11,10 @@
 
 mod delta;
 mod export;
+mod formulas;
 mod render;
 mod tables;
+mod union;
 
 use std::io::Write;
 
@@ -52,6 +54,17 @@ pub enum QueryError {
         path: String,
         /// The reader's message.
         reason: String,
+    },
+    /// A column holds types in two syncs that cannot be read as one, not even as text.
+    #[error(
+        "the column {column} is {} in sync {} and {} in sync {}, which cannot be read as one column (not even as text): start the stream afresh (a full refresh to a new output path), or move one sync's folder away",
+        types[0].1, types[0].0, types[1].1, types[1].0
+    )]
+    TypeChanged {
+        /// `stream.column`.
+        column: String,
+        /// (sync id, Arrow type) of the two syncs that disagree.
+        types: [(String, String); 2],
     },
     /// `--format parquet` needs a file.
     #[error("--format parquet writes a file: add --out FILE.parquet")]
@@ -93,7 +106,10 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
     if matches!(args.format, Some(QueryFormat::Parquet)) && args.out.is_none() {
         return Err(QueryError::ParquetNeedsOut);
     }
-    let (schema, batches) = sql(&args.path, &args.sql).await?;
+    let ((schema, batches), notes) = sql_noted(&args.path, &args.sql).await?;
+    for note in notes {
+        let _ = writeln!(std::io::stderr(), "sfetl: note: {note}");
+    }
     render::write(
         args.format.unwrap_or(QueryFormat::Table),
         args.out.as_deref(),
@@ -102,18 +118,20 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
     )
 }
 
+/// A query's result: its schema and batches.
+type QueryResult = (
+    std::sync::Arc<arrow::datatypes::Schema>,
+    Vec<arrow::record_batch::RecordBatch>,
+);
+
 /// Runs read-only SQL over the export at `path` (every stream as its latest rows, and
 /// `<stream>_history`) and returns the result; `sfetl query` and `sfetl demo` use it.
-pub async fn sql(
-    path: &str,
-    sql: &str,
-) -> Result<
-    (
-        std::sync::Arc<arrow::datatypes::Schema>,
-        Vec<arrow::record_batch::RecordBatch>,
-    ),
-    QueryError,
-> {
+pub async fn sql(path: &str, sql: &str) -> Result<QueryResult, QueryError> {
+    Ok(sql_noted(path, sql).await?.0)
+}
+
+/// [`sql`], plus a note per column read as text because its type changed between syncs.
+pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String>), QueryError> {
     let export = Export::open(path)?;
     let (streams, delta_tables) = export.streams().await?;
     if streams.is_empty() && delta_tables.is_empty() {
@@ -133,7 +151,7 @@ pub async fn sql(
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
-    let mut tables = tables::register(&ctx, &export, &streams).await?;
+    let (mut tables, notes) = tables::register(&ctx, &export, &streams).await?;
     tables.extend(delta::register(&ctx, &export, &delta_tables).await?);
     tables.sort();
     let options = SQLOptions::new()
@@ -146,7 +164,7 @@ pub async fn sql(
         .map_err(|e| sql_error(e, &tables))?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
-    Ok((schema, batches))
+    Ok(((schema, batches), notes))
 }
 
 /// DataFusion's error, with an unknown table turned into the list of tables.

@@ -4,20 +4,29 @@
 //! Latest version: rows are grouped by the primary key (the files' `sfetl.primary_key`
 //! metadata, written for mapped streams, else `Id`) and the row with the greatest cursor wins
 //! (`sfetl.cursor`, else `SystemModstamp`, `LastModifiedDate`, `modified_at`, `CreatedDate`),
-//! ties going to the later `_sfetl_extracted_at` then `_sfetl_sync_id` (sync ids sort by time).
+//! ties going to the later `_sfetl_extracted_at` then `_sfetl_sync_id` (sync ids sort by time):
+//! a row read again because its parent changed keeps its cursor value but carries the parent's
+//! new values, and wins by being extracted later. A stream with a formula side table
+//! (`<stream>__formulas`) takes newer formula values from it (see [`super::formulas`]).
 //! The winner is dropped when it is a deletion (`_sfetl_is_deleted` or `IsDeleted` true). A
-//! stream with no key holds the rows of its most recent sync.
+//! stream with no key holds the rows of its most recent sync. Syncs that wrote different
+//! columns are read under one schema, by column name (see [`super::union`]).
 
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::QueryError;
 use super::export::{Export, StreamFiles};
+use super::formulas;
+use super::union::{Unified, unify};
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
 use crate::output::{EXTRACTED_AT, SYNC_ID};
 
 /// Cursor columns, most precise first, used when the files do not name one.
-const CURSORS: [&str; 4] = [
+pub(super) const CURSORS: [&str; 4] = [
     "SystemModstamp",
     "LastModifiedDate",
     "modified_at",
@@ -37,37 +46,81 @@ pub(super) struct Dedupe {
     pub deleted: Option<String>,
 }
 
-/// Registers the tables of every stream; returns the table names, sorted.
+/// The union of a stream's sync schemas (one file per sync: a sync's parts share theirs).
+async fn stream_schema(export: &Export, stream: &StreamFiles) -> Result<Unified, QueryError> {
+    let mut files: Vec<(String, SchemaRef)> = Vec::new();
+    for (sync, meta) in &stream.files {
+        if files.last().is_some_and(|(s, _)| s == sync) {
+            continue;
+        }
+        files.push((sync.clone(), Arc::new(export.file_schema(meta).await?)));
+    }
+    unify(&stream.name, &files)
+}
+
+/// Registers `<stream>_history` (and its lower-case alias) over every file of the stream;
+/// returns its columns and the notes of columns read as text because their type changed
+/// between syncs.
+async fn register_history(
+    ctx: &SessionContext,
+    export: &Export,
+    stream: &StreamFiles,
+    history: &str,
+) -> Result<(Vec<String>, Vec<String>), QueryError> {
+    let read_err = |e: datafusion::error::DataFusionError| QueryError::Read {
+        path: stream.url.clone(),
+        reason: e.strip_backtrace(),
+    };
+    let unified = stream_schema(export, stream).await?;
+    // Syncs with different columns: every sync read under the union, by column name.
+    let options = if unified.differs {
+        ParquetReadOptions::default().schema(&unified.schema)
+    } else {
+        ParquetReadOptions::default()
+    };
+    ctx.register_parquet(TableReference::bare(history), &stream.url, options)
+        .await
+        .map_err(read_err)?;
+    let columns: Vec<String> = ctx
+        .table(TableReference::bare(history))
+        .await
+        .map_err(read_err)?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let lower_history = history.to_lowercase();
+    if lower_history != history {
+        let provider = ctx
+            .table_provider(TableReference::bare(history))
+            .await
+            .map_err(read_err)?;
+        if !ctx
+            .table_exist(TableReference::bare(lower_history.as_str()))
+            .unwrap_or(true)
+        {
+            let _ = ctx.register_table(TableReference::bare(lower_history.as_str()), provider);
+        }
+    }
+    Ok((columns, unified.notes))
+}
+
+/// Registers the tables of every stream; returns the table names, sorted, and a note per
+/// column read as text because its type changed between syncs. Side tables of formula
+/// refreshes (`<stream>__formulas`) come first, so a stream's latest view can take its formula
+/// values from them.
 pub(super) async fn register(
     ctx: &SessionContext,
     export: &Export,
     streams: &[StreamFiles],
-) -> Result<Vec<String>, QueryError> {
+) -> Result<(Vec<String>, Vec<String>), QueryError> {
     let mut names = Vec::new();
-    for stream in streams {
+    let mut notes = Vec::new();
+    for stream in formulas::side_tables_first(streams) {
         let history = format!("{}_history", stream.name);
-        ctx.register_parquet(
-            TableReference::bare(history.as_str()),
-            &stream.url,
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| QueryError::Read {
-            path: stream.url.clone(),
-            reason: e.strip_backtrace(),
-        })?;
-        let columns: Vec<String> = ctx
-            .table(TableReference::bare(history.as_str()))
-            .await
-            .map_err(|e| QueryError::Read {
-                path: stream.url.clone(),
-                reason: e.strip_backtrace(),
-            })?
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let (columns, stream_notes) = register_history(ctx, export, stream, &history).await?;
+        notes.extend(stream_notes);
         let newest = &stream.files.last().expect("a stream has files").1;
         let metadata = export.file_metadata(newest).await?;
         let plan = dedupe_plan(
@@ -75,47 +128,28 @@ pub(super) async fn register(
             metadata.get(META_PRIMARY_KEY).map(String::as_str),
             metadata.get(META_CURSOR).map(String::as_str),
         );
-        let sql = latest_sql(&history, &columns, &plan, stream.current_from.as_deref());
-        let view = ctx
-            .sql(&sql)
-            .await
-            .map_err(|e| QueryError::Read {
-                path: stream.url.clone(),
-                reason: e.strip_backtrace(),
-            })?
-            .into_view();
+        let mut sql = latest_sql(&history, &columns, &plan, stream.current_from.as_deref());
+        if let Some((side, side_columns)) = formulas::side_table(ctx, &stream.name, streams).await {
+            sql = formulas::overlay_sql(&sql, &columns, &side, &side_columns);
+        }
+        let read_err = |e: datafusion::error::DataFusionError| QueryError::Read {
+            path: stream.url.clone(),
+            reason: e.strip_backtrace(),
+        };
+        let view = ctx.sql(&sql).await.map_err(read_err)?.into_view();
         for name in [stream.name.clone(), stream.name.to_lowercase()] {
             let reference = TableReference::bare(name.as_str());
             if ctx.table_exist(reference.clone()).unwrap_or(true) {
                 continue;
             }
             ctx.register_table(reference, view.clone())
-                .map_err(|e| QueryError::Read {
-                    path: stream.url.clone(),
-                    reason: e.strip_backtrace(),
-                })?;
-        }
-        let lower_history = history.to_lowercase();
-        if lower_history != history {
-            let provider = ctx
-                .table_provider(TableReference::bare(history.as_str()))
-                .await
-                .map_err(|e| QueryError::Read {
-                    path: stream.url.clone(),
-                    reason: e.strip_backtrace(),
-                })?;
-            if !ctx
-                .table_exist(TableReference::bare(lower_history.as_str()))
-                .unwrap_or(true)
-            {
-                let _ = ctx.register_table(TableReference::bare(lower_history.as_str()), provider);
-            }
+                .map_err(read_err)?;
         }
         names.push(stream.name.clone());
         names.push(history);
     }
     names.sort();
-    Ok(names)
+    Ok((names, notes))
 }
 
 /// Decides key, ordering and deletion flag from the columns and the files' metadata.
@@ -153,7 +187,8 @@ pub(super) fn dedupe_plan(
     }
 }
 
-fn quote(name: &str) -> String {
+/// `name` as a quoted SQL identifier.
+pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -86,7 +86,7 @@ pub enum SalesforceError {
     },
     /// A Bulk API 2.0 job did not finish before the deadline (it was aborted).
     #[error(
-        "Bulk {kind} job {job} did not finish within {waited:?} and was aborted; try a smaller stream_slice_step, or run when the org is less busy"
+        "Bulk {kind} job {job} did not finish within {waited:?} and was aborted; try a smaller bulk_max_records (rows per window) or stream_slice_step, or run when the org is less busy"
     )]
     BulkJobTimeout {
         /// `query` or `ingest`.

@@ -44,7 +44,7 @@ pub enum FetchError {
     /// Salesforce's daily cap of Bulk API query jobs is reached, and the REST API cannot take
     /// the rest of the run over without passing the API usage sfetl allows itself.
     #[error(
-        "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}), and the REST API cannot take over: the org's API usage is {usage} ({:.1}%), at or past {limit}% ({}). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a longer stream_slice_step, fewer streams per run).",
+        "Salesforce's daily cap of Bulk API 2.0 query jobs is reached ({message}), and the REST API cannot take over: the org's API usage is {usage} ({:.1}%), at or past {limit}% ({}). Both limits count the last 24 hours: run again later, or make fewer Bulk jobs per run (a larger bulk_max_records, no or a longer stream_slice_step, fewer streams per run).",
         .usage.percent(),
         if *.configured { "max_api_usage_percent" } else { "sfetl's ceiling when max_api_usage_percent is not set" }
     )]
@@ -58,6 +58,13 @@ pub enum FetchError {
         /// Whether `limit` is the config's `max_api_usage_percent`.
         configured: bool,
     },
+    /// The catalog selects fields the org no longer has (deleted, or hidden by field-level
+    /// security) under `schema_drift: fail`, or fields whose type changed: run discover again.
+    #[error("{0}")]
+    SchemaDrift(String),
+    /// A slice file (`read --slice`) that does not fit the catalog.
+    #[error(transparent)]
+    BadSlice(#[from] read::slice::BadSlice),
     /// The read was asked to stop (a signal, or the API quota ran out in another stream).
     #[error("stopped before finishing; the next run resumes from the last STATE")]
     Stopped,
@@ -69,9 +76,11 @@ impl FetchError {
         match self {
             FetchError::Salesforce(e) => e.failure_type(),
             FetchError::Stopped | FetchError::BulkCapReached { .. } => FailureType::TransientError,
-            FetchError::Mapping(_) | FetchError::BadState(_) | FetchError::FieldSplit(_) => {
-                FailureType::ConfigError
-            }
+            FetchError::Mapping(_)
+            | FetchError::BadState(_)
+            | FetchError::BadSlice(_)
+            | FetchError::FieldSplit(_)
+            | FetchError::SchemaDrift(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
             FetchError::Output(OutputError::Delta(e)) if e.is_config() => FailureType::ConfigError,
             _ => FailureType::SystemError,

@@ -46,7 +46,7 @@ impl Progress {
         });
         StreamProgress {
             bar,
-            bytes: std::sync::atomic::AtomicU64::new(0),
+            bytes: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 }
@@ -54,10 +54,18 @@ impl Progress {
 /// One stream's bar.
 pub struct StreamProgress {
     bar: Option<ProgressBar>,
-    bytes: std::sync::atomic::AtomicU64,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StreamProgress {
+    /// The same bar, for another reader of the stream (windows read at once add to one bar).
+    pub fn share(&self) -> StreamProgress {
+        StreamProgress {
+            bar: self.bar.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
+
     /// The number of rows expected so far (from Bulk's job info).
     pub fn set_estimate(&self, rows: u64) {
         if let Some(b) = &self.bar {

@@ -9,7 +9,8 @@
 mod stream;
 
 pub use stream::{
-    Cursor, OutputCommit, Sources, StreamState, TableCommit, datetime_literal, parse_datetime,
+    Cursor, Freshness, OutputCommit, Parents, RefreshTimes, Sources, StreamState, TableCommit,
+    datetime_literal, parse_datetime,
 };
 
 use std::collections::BTreeMap;
@@ -165,9 +166,17 @@ fn add_stream_state(out: &mut InputState, stream: &Value) -> Result<(), String> 
         .and_then(Value::as_str)
         .ok_or("a stream state without `stream_descriptor.name`")?;
     let blob = stream.get("stream_state").cloned().unwrap_or(Value::Null);
-    if !blob.is_null() {
-        out.streams.insert(name.to_string(), blob);
+    if blob.is_null() {
+        return Ok(());
     }
+    // The STATEs of `read --slice` runs (date-range slices) add up: each covers its window.
+    let merged = match out.streams.get(name) {
+        Some(prev) if stream::has_slices(prev) || stream::has_slices(&blob) => {
+            stream::merge_slices(prev, &blob)
+        }
+        _ => blob,
+    };
+    out.streams.insert(name.to_string(), merged);
     Ok(())
 }
 
@@ -237,6 +246,73 @@ mod tests {
         let blob = json!({"state_type": "date-range", "slices": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-01-31T00:00:00.000Z"}]});
         let s = parse_state(json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"}, "stream_state": blob.clone()}}])).unwrap();
         assert_eq!(s.stream("Account").unwrap(), &blob);
+    }
+
+    #[test]
+    fn states_of_slices_add_up_to_the_cursor_every_slice_reached() {
+        let stream = |blob: Value| json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"}, "stream_state": blob}});
+        let slice = |a: &str, b: &str| {
+            stream(
+                json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
+                          "slices": [{"start": a, "end": b}]}),
+            )
+        };
+        let s = parse_state(json!([
+            stream(json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"})),
+            slice("2024-04-01T00:00:00.000Z", "2024-05-01T00:00:00.000Z"),
+            slice("2024-02-28T23:50:00.000Z", "2024-04-01T00:00:00.000Z"),
+        ]))
+        .unwrap();
+        let parsed = StreamState::parse(s.stream("Account").unwrap(), "SystemModstamp").unwrap();
+        assert_eq!(
+            parsed.cursor.unwrap().cursor,
+            parse_datetime("2024-05-01T00:00:00Z").unwrap(),
+            "the saved cursor and both slices are contiguous"
+        );
+        // A slice missing in the middle: the cursor stops at the gap.
+        let gap = parse_state(json!([
+            slice("1970-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z"),
+            slice("2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"),
+        ]))
+        .unwrap();
+        let parsed = StreamState::parse(gap.stream("Account").unwrap(), "SystemModstamp").unwrap();
+        assert_eq!(
+            parsed.cursor.unwrap().cursor,
+            parse_datetime("2024-02-01T00:00:00Z").unwrap()
+        );
+        // Mapped streams keep one merged range per source.
+        let mapped = |obj: &str, a: &str, b: &str| {
+            stream(
+                json!({"sources": {obj: {"cursor_field": "SystemModstamp", "slices": [{"start": a, "end": b}]}}}),
+            )
+        };
+        let m = parse_state(json!([
+            mapped(
+                "Lead",
+                "1970-01-01T00:00:00.000Z",
+                "2024-01-01T00:00:00.000Z"
+            ),
+            mapped(
+                "Contact",
+                "1970-01-01T00:00:00.000Z",
+                "2024-02-01T00:00:00.000Z"
+            ),
+            mapped(
+                "Lead",
+                "2024-01-01T00:00:00.000Z",
+                "2024-03-01T00:00:00.000Z"
+            ),
+        ]))
+        .unwrap();
+        let parsed = StreamState::parse(m.stream("Account").unwrap(), "SystemModstamp").unwrap();
+        assert_eq!(
+            parsed.sources.get("Lead").unwrap().cursor,
+            parse_datetime("2024-03-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            parsed.sources.get("Contact").unwrap().cursor,
+            parse_datetime("2024-02-01T00:00:00Z").unwrap()
+        );
     }
 
     #[test]

@@ -4,8 +4,13 @@
 //! every row whose cursor is below `cursor` was delivered (as of the read; late commits are
 //! caught by the lookback window). A mapped stream keeps one cursor per source object under
 //! `"sources"`, and Parquet output adds `"output": {"sync_id", "parts"}`, the files committed
-//! so far. It reads that, and Airbyte's Salesforce source's legacy `{"SystemModstamp": "..."}`
-//! and concurrent `{"slices": [{"start", "end"}]}` forms.
+//! so far. Reads that follow parents (mapped `Account.Name`, cross-object formulas) add
+//! `"parents": {"Contact": {"Account": {"cursor_field", "cursor"}}}`, and formula refreshes
+//! `"formulas_refreshed_at": {"Opportunity": "..."}` (see [`Freshness`]). It reads that, and
+//! Airbyte's Salesforce source's legacy `{"SystemModstamp": "..."}` and concurrent
+//! `{"slices": [{"start", "end"}]}` forms.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::SerializeMap;
@@ -95,6 +100,96 @@ impl Serialize for Sources {
     }
 }
 
+/// The parents' cursors of each object read, by object then relationship: every change of
+/// that parent (its SystemModstamp) below the cursor was followed by reading the object's rows
+/// under it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parents(pub BTreeMap<String, BTreeMap<String, Cursor>>);
+
+impl Parents {
+    /// Whether no parent cursor is saved.
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(BTreeMap::is_empty)
+    }
+
+    /// The cursor of `relationship` of `object`.
+    pub fn get(&self, object: &str, relationship: &str) -> Option<&Cursor> {
+        self.0.get(object)?.get(relationship)
+    }
+
+    /// Sets the cursor of `relationship` of `object`.
+    pub fn insert(&mut self, object: &str, relationship: &str, cursor: Cursor) {
+        self.0
+            .entry(object.to_string())
+            .or_default()
+            .insert(relationship.to_string(), cursor);
+    }
+}
+
+/// When the formula fields of each object were last read again (or read whole), so a run
+/// knows whether `formula_refresh` is due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshTimes(pub BTreeMap<String, DateTime<Utc>>);
+
+impl RefreshTimes {
+    /// Whether no refresh is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for RefreshTimes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (object, at) in &self.0 {
+            map.serialize_entry(object, &datetime_literal(*at))?;
+        }
+        map.end()
+    }
+}
+
+/// What keeps values that do not move a row's own cursor fresh: the parents' cursors and the
+/// last formula refresh per object. Kept next to the object's own cursor in every STATE.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Freshness {
+    /// Parents' cursors per object.
+    #[serde(skip_serializing_if = "Parents::is_empty")]
+    pub parents: Parents,
+    /// Last formula refresh per object.
+    #[serde(skip_serializing_if = "RefreshTimes::is_empty")]
+    pub formulas_refreshed_at: RefreshTimes,
+}
+
+impl Freshness {
+    /// Reads `parents` and `formulas_refreshed_at` of a saved blob (absent in older states).
+    fn parse(blob: &Value) -> Result<Freshness, String> {
+        let parents = match blob.get("parents") {
+            None | Some(Value::Null) => Parents::default(),
+            Some(p) => serde_json::from_value(p.clone()).map_err(|e| {
+                format!("`parents` must map objects to {{relationship: {{\"cursor_field\", \"cursor\"}}}}: {e}")
+            })?,
+        };
+        let mut formulas_refreshed_at = RefreshTimes::default();
+        if let Some(map) = blob.get("formulas_refreshed_at").filter(|v| !v.is_null()) {
+            let map = map
+                .as_object()
+                .ok_or("`formulas_refreshed_at` must map each object to a datetime")?;
+            for (object, v) in map {
+                let at = datetime_of(v)
+                    .map_err(|e| format!("formulas_refreshed_at.{object}: {e}"))?
+                    .ok_or_else(|| {
+                        format!("formulas_refreshed_at.{object}: null is not a datetime")
+                    })?;
+                formulas_refreshed_at.0.insert(object.clone(), at);
+            }
+        }
+        Ok(Freshness {
+            parents,
+            formulas_refreshed_at,
+        })
+    }
+}
+
 /// The STATE of one stream, as sfetl writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamState {
@@ -111,6 +206,9 @@ pub struct StreamState {
     /// recognised against the table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<TableCommit>,
+    /// Parents' cursors and formula refreshes.
+    #[serde(flatten)]
+    pub fresh: Freshness,
 }
 
 impl StreamState {
@@ -158,6 +256,7 @@ impl StreamState {
             sources,
             output,
             table,
+            fresh: Freshness::parse(blob)?,
         })
     }
 
@@ -227,6 +326,56 @@ fn contiguous_end(slices: &[Value]) -> Result<Option<DateTime<Utc>>, String> {
     Ok(covered)
 }
 
+/// Whether a blob holds Airbyte's date-range `slices` (itself or one of its `sources`), as the
+/// STATE of a `read --slice` run does.
+pub(super) fn has_slices(blob: &Value) -> bool {
+    blob.get("slices").is_some()
+        || blob
+            .get("sources")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.values().any(has_slices))
+}
+
+/// Two saved blobs of one stream as one: their ranges together in date-range form (a cursor
+/// counts as the range from the epoch to it), per source for mapped streams. What the
+/// merged blob resumes from is the end of the run of ranges from the earliest, so the STATEs
+/// of a plan's slices, in any order, give the cursor up to which every slice completed.
+pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
+    if a.get("sources").is_some() || b.get("sources").is_some() {
+        let mut sources = serde_json::Map::new();
+        for blob in [a, b] {
+            for (object, v) in blob
+                .get("sources")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let merged = match sources.get(object) {
+                    Some(prev) => merge_slices(prev, v),
+                    None => v.clone(),
+                };
+                sources.insert(object.clone(), merged);
+            }
+        }
+        return serde_json::json!({"sources": sources});
+    }
+    let mut ranges: Vec<Value> = Vec::new();
+    for blob in [a, b] {
+        match blob.get("slices").and_then(Value::as_array) {
+            Some(slices) => ranges.extend(slices.iter().cloned()),
+            None => {
+                if let Ok(Some(at)) = saved_cursor(blob, "SystemModstamp") {
+                    let end = datetime_literal(at);
+                    ranges
+                        .push(serde_json::json!({"start": "1970-01-01T00:00:00.000Z", "end": end}));
+                }
+            }
+        }
+    }
+    let field = a.get("cursor_field").or_else(|| b.get("cursor_field"));
+    serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges})
+}
+
 /// Serde for a cursor as [`datetime_literal`] text.
 mod literal {
     use chrono::{DateTime, Utc};
@@ -272,6 +421,7 @@ mod tests {
                 parts: 3,
             }),
             table: None,
+            fresh: Freshness::default(),
         };
         let v = s.to_value();
         assert_eq!(
@@ -283,6 +433,60 @@ mod tests {
         assert_eq!(
             StreamState::parse(&json!({}), "SystemModstamp").unwrap(),
             StreamState::default()
+        );
+    }
+
+    #[test]
+    fn parents_cursors_and_formula_refreshes_round_trip_and_old_states_still_load() {
+        let mut fresh = Freshness::default();
+        fresh.parents.insert(
+            "Contact",
+            "Account",
+            Cursor {
+                cursor_field: "SystemModstamp".into(),
+                cursor: dt("2024-03-01T00:00:00Z"),
+            },
+        );
+        fresh
+            .formulas_refreshed_at
+            .0
+            .insert("Opportunity".into(), dt("2024-03-02T08:00:00Z"));
+        let mut sources = Sources::default();
+        sources.insert(
+            "Contact",
+            Cursor {
+                cursor_field: "SystemModstamp".into(),
+                cursor: dt("2024-03-01T00:00:00Z"),
+            },
+        );
+        let s = StreamState {
+            sources,
+            fresh,
+            ..StreamState::default()
+        };
+        let v = s.to_value();
+        assert_eq!(
+            v,
+            json!({
+                "sources": {"Contact": {"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"}},
+                "parents": {"Contact": {"Account": {"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"}}},
+                "formulas_refreshed_at": {"Opportunity": "2024-03-02T08:00:00.000Z"}
+            })
+        );
+        assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
+        // A state written before parents were followed has none, and loads.
+        let old = json!({"cursor_field": "SystemModstamp", "cursor": "2024-01-15T10:00:00.000Z"});
+        let parsed = StreamState::parse(&old, "SystemModstamp").unwrap();
+        assert_eq!(parsed.fresh, Freshness::default());
+        assert_eq!(parsed.to_value(), old);
+        let err = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap_err();
+        assert_eq!(
+            err(json!({"formulas_refreshed_at": {"Opportunity": "soon"}})),
+            "formulas_refreshed_at.Opportunity: \"soon\" is not a datetime"
+        );
+        assert!(
+            err(json!({"parents": {"Contact": {"Account": {"cursor": "x"}}}}))
+                .starts_with("`parents` must map objects to")
         );
     }
 

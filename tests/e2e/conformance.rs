@@ -241,7 +241,9 @@ impl Run {
         let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
         cfg["output"] = match format {
             Format::Records => json!({"format": "records"}),
-            Format::Parquet => json!({"format": "parquet", "path": export.to_str().unwrap()}),
+            Format::Parquet => {
+                json!({"format": "parquet", "path": export.to_str().unwrap(), "file_rows": 1})
+            }
             Format::Arrow => json!({"format": "arrow"}),
         };
         write_json(e.dir.path(), "config.json", &cfg);

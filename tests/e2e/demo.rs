@@ -17,10 +17,10 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         text.contains("18 objects: Account, AccountFeed, AccountHistory, AccountShare, Attachment, CaseStatus, Contact, ContentDocumentLink, EntityDefinition, Lead, Opportunity, RecentlyViewed, Score_Reading__b, Score__c, Task, TaskStatus, User, UserRecordAccess; mapped streams: person"),
         "{text}"
     );
-    // Default windows (30 days from the first row in 2015): hundreds of checkpoints.
+    // Windows sized by rows: ten years of rows are one window per source object.
     assert!(
         text.contains(
-            "rows: account 1,000, person 4,387 (1,387 Leads not converted + 3,000 Contacts), in "
+            "rows: account 1,000, person 4,387 (1,387 Leads not converted + 3,000 Contacts), in 3 STATE checkpoints"
         ),
         "{text}"
     );

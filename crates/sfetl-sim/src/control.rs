@@ -1,6 +1,6 @@
 //! Test control under `/__sim/` (no auth): request counts, record mutations as the platform
-//! makes them (touch, delete to the recycle bin, purge), reading a record as stored, and fault
-//! injection. Documented in `crates/sfetl-sim/README.md`.
+//! makes them (touch, delete to the recycle bin, purge), reading a record as stored, fault
+//! injection, and live schema changes (`/__sim/schema/...`, in [`crate::schema`]). Documented in `crates/sfetl-sim/README.md`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,17 +41,30 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/quota", post(quota))
         .route("/__sim/faults/clear", post(clear_faults))
         .route("/__sim/limits", get(get_limits).post(set_limits))
+        .route("/__sim/schema/add_field", post(super::schema::add_field))
+        .route(
+            "/__sim/schema/remove_field",
+            post(super::schema::remove_field),
+        )
+        .route(
+            "/__sim/schema/retype_field",
+            post(super::schema::retype_field),
+        )
+        .route("/__sim/schema/hide_field", post(super::schema::hide_field))
 }
 
-fn ok(v: Value) -> Response {
+/// A 200 JSON answer of a control call.
+pub(crate) fn ok(v: Value) -> Response {
     json_response(StatusCode::OK, v.to_string().into_bytes())
 }
 
-fn err(status: StatusCode, msg: &str) -> Response {
+/// A control call's refusal: `{"error": msg}`.
+pub(crate) fn err(status: StatusCode, msg: &str) -> Response {
     json_response(status, json!({"error": msg}).to_string().into_bytes())
 }
 
-fn body_json(b: &Bytes) -> Value {
+/// A control call's JSON body (`{}` when empty, null when not JSON).
+pub(crate) fn body_json(b: &Bytes) -> Value {
     if b.is_empty() {
         json!({})
     } else {

@@ -1,6 +1,7 @@
 //! The simulated org's metadata: describeGlobal and per-object describes, loaded from the
 //! embedded fixtures (or a `--data` folder) and indexed for the SOQL engine and the store.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -183,6 +184,19 @@ impl FType {
     }
 }
 
+/// Whether the API user sees a field (changed live by `/__sim/schema/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Described and queryable.
+    Visible,
+    /// Hidden from the API user by field-level security: absent from the describe, and
+    /// `INVALID_FIELD` in queries, as Salesforce answers a field it cannot see. Data kept.
+    Hidden,
+    /// Deleted by an admin: renamed `Name_del__c` and kept (with its data) as Salesforce keeps
+    /// deleted custom fields for 15 days, but described and queryable no more.
+    Deleted,
+}
+
 /// What the engine needs to know about one field, extracted from its describe entry.
 #[derive(Debug, Clone)]
 pub struct FieldMeta {
@@ -229,6 +243,8 @@ pub struct FieldMeta {
     pub filterable: bool,
     /// `sortable`: may appear in ORDER BY.
     pub sortable: bool,
+    /// Whether the API user sees it (schema changes of `/__sim/schema/...`).
+    pub access: Access,
 }
 
 /// One object's metadata.
@@ -247,9 +263,53 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    /// Field index by case-insensitive API name, as SOQL resolves names.
+    /// Index of a field the API user sees, by case-insensitive API name, as SOQL resolves
+    /// names (hidden and deleted fields are not found, as on Salesforce).
     pub fn field(&self, name: &str) -> Option<usize> {
         self.by_lower.get(&name.to_ascii_lowercase()).copied()
+    }
+    /// Index of any field still stored under this name, hidden ones included (deleted fields
+    /// carry their `_del__c` name): what the schema controls act on.
+    pub fn stored_field(&self, name: &str) -> Option<usize> {
+        self.fields
+            .iter()
+            .position(|f| f.access != Access::Deleted && f.name.eq_ignore_ascii_case(name))
+    }
+    /// Rebuilds the name indexes after a schema change: only visible fields resolve.
+    pub fn reindex(&mut self) {
+        let visible = || {
+            self.fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.access == Access::Visible)
+        };
+        self.by_lower = visible()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        self.rel_lower = visible()
+            .filter(|(_, f)| f.ftype == FType::Reference)
+            .filter_map(|(i, f)| f.relationship.as_ref().map(|r| (r.to_ascii_lowercase(), i)))
+            .collect();
+    }
+    /// The describe as the API user gets it: without hidden and deleted fields (the stored
+    /// `describe["fields"]` stays index-aligned with [`ObjectMeta::fields`]).
+    pub fn served_describe(&self) -> Cow<'_, Value> {
+        if self.fields.iter().all(|f| f.access == Access::Visible) {
+            return Cow::Borrowed(&self.describe);
+        }
+        let mut d = self.describe.clone();
+        if let Some(list) = d["fields"].as_array_mut() {
+            let mut i = 0;
+            list.retain(|_| {
+                let keep = self
+                    .fields
+                    .get(i)
+                    .is_none_or(|f| f.access == Access::Visible);
+                i += 1;
+                keep
+            });
+        }
+        Cow::Owned(d)
     }
     /// Reference-field index by case-insensitive relationship name (`Account` -> `AccountId`).
     pub fn relationship(&self, name: &str) -> Option<usize> {
@@ -362,7 +422,7 @@ impl Catalog {
         if i == 0 || i > self.extra_objects || !name.eq_ignore_ascii_case(&extra_name(i)) {
             return None;
         }
-        let template = &self.objects[self.object("Score__c")?].describe;
+        let template = self.objects[self.object("Score__c")?].served_describe();
         let mut d: Value =
             serde_json::from_str(&template.to_string().replace("Score__c", &extra_name(i))).ok()?;
         d["keyPrefix"] = Value::String(extra_prefix(i));
@@ -394,74 +454,75 @@ impl Catalog {
 }
 
 fn object_meta(describe: Value) -> Result<ObjectMeta, String> {
-    let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
-    let b = |v: &Value, k: &str| v[k].as_bool().unwrap_or(false);
-    let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-    let name = s(&describe, "name").ok_or("no name")?;
-    let prefix = s(&describe, "keyPrefix")
-        .or_else(|| id_prefix(&name).map(str::to_string))
-        .ok_or("no keyPrefix")?;
-    let mut fields = Vec::new();
-    for f in describe["fields"].as_array().ok_or("no fields")? {
-        let sf_type = s(f, "type").ok_or("field without type")?;
-        let reference_to: Vec<String> = f["referenceTo"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let restricted_values = if b(f, "restrictedPicklist") {
-            f["picklistValues"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|p| s(p, "value")).collect())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        fields.push(FieldMeta {
-            name: s(f, "name").ok_or("field without name")?,
-            ftype: FType::parse(&sf_type),
-            sf_type,
-            length: u(f, "length") as usize,
-            precision: u(f, "precision") as u32,
-            scale: u(f, "scale") as u32,
-            calculated: b(f, "calculated"),
-            compound: s(f, "compoundFieldName"),
-            polymorphic: reference_to.len() > 1,
-            reference_to,
-            relationship: s(f, "relationshipName"),
-            createable: b(f, "createable"),
-            updateable: b(f, "updateable"),
-            nillable: b(f, "nillable"),
-            external_id: b(f, "externalId"),
-            id_lookup: b(f, "idLookup"),
-            restricted_values,
-            defaulted: b(f, "defaultedOnCreate"),
-            label: s(f, "label").unwrap_or_default(),
-            filterable: f["filterable"].as_bool().unwrap_or(true),
-            sortable: f["sortable"].as_bool().unwrap_or(true),
-        });
-    }
-    let by_lower = fields
+    let name = describe["name"].as_str().ok_or("no name")?.to_string();
+    let prefix = describe["keyPrefix"]
+        .as_str()
+        .or_else(|| id_prefix(&name))
+        .ok_or("no keyPrefix")?
+        .to_string();
+    let fields = describe["fields"]
+        .as_array()
+        .ok_or("no fields")?
         .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
-        .collect();
-    let rel_lower = fields
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.ftype == FType::Reference)
-        .filter_map(|(i, f)| f.relationship.as_ref().map(|r| (r.to_ascii_lowercase(), i)))
-        .collect();
-    Ok(ObjectMeta {
+        .map(field_meta)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut meta = ObjectMeta {
         name,
         prefix,
         describe,
         fields,
-        by_lower,
-        rel_lower,
+        by_lower: HashMap::new(),
+        rel_lower: HashMap::new(),
+    };
+    meta.reindex();
+    Ok(meta)
+}
+
+/// One field's metadata from its describe entry (visible).
+pub fn field_meta(f: &Value) -> Result<FieldMeta, String> {
+    let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string);
+    let b = |v: &Value, k: &str| v[k].as_bool().unwrap_or(false);
+    let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let sf_type = s(f, "type").ok_or("field without type")?;
+    let reference_to: Vec<String> = f["referenceTo"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let restricted_values = if b(f, "restrictedPicklist") {
+        f["picklistValues"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| s(p, "value")).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(FieldMeta {
+        name: s(f, "name").ok_or("field without name")?,
+        ftype: FType::parse(&sf_type),
+        sf_type,
+        length: u(f, "length") as usize,
+        precision: u(f, "precision") as u32,
+        scale: u(f, "scale") as u32,
+        calculated: b(f, "calculated"),
+        compound: s(f, "compoundFieldName"),
+        polymorphic: reference_to.len() > 1,
+        reference_to,
+        relationship: s(f, "relationshipName"),
+        createable: b(f, "createable"),
+        updateable: b(f, "updateable"),
+        nillable: b(f, "nillable"),
+        external_id: b(f, "externalId"),
+        id_lookup: b(f, "idLookup"),
+        restricted_values,
+        defaulted: b(f, "defaultedOnCreate"),
+        label: s(f, "label").unwrap_or_default(),
+        filterable: f["filterable"].as_bool().unwrap_or(true),
+        sortable: f["sortable"].as_bool().unwrap_or(true),
+        access: Access::Visible,
     })
 }
 

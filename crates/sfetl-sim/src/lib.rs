@@ -10,7 +10,9 @@
 // Handlers return ready-made HTTP error responses as their `Err`; boxing them buys nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod aggregate;
 pub mod bulk;
+pub mod changes;
 pub mod control;
 pub mod describe;
 pub mod faults;
@@ -21,6 +23,7 @@ pub mod oauth;
 pub mod quirks;
 pub mod render;
 pub mod rest;
+pub mod schema;
 pub mod server;
 pub mod soql;
 pub mod store;
@@ -46,6 +49,10 @@ pub struct SimOptions {
     /// Custom objects `Extra_NNNN__c` listed and described but holding no rows: a large
     /// org's metadata, for discover.
     pub extra_objects: u32,
+    /// Bulk processing time (off at 0): a query job waits this long in the queue.
+    pub bulk_queue_ms: u64,
+    /// Bulk processing time (off at 0): matching rows a running query job handles per second.
+    pub bulk_rows_per_second: u64,
 }
 
 impl Default for SimOptions {
@@ -56,6 +63,8 @@ impl Default for SimOptions {
             seed: 42,
             data_dir: None,
             extra_objects: 0,
+            bulk_queue_ms: 0,
+            bulk_rows_per_second: 0,
         }
     }
 }

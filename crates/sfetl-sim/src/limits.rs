@@ -60,6 +60,12 @@ pub struct Limits {
     pub replication_max_days: i64,
     /// When the org enabled replication (epoch ms): earlier starts are refused.
     pub replication_enabled_ms: i64,
+    /// Bulk processing time, off by default (jobs complete at the next polls): a new query job
+    /// waits this long in the queue (`UploadComplete`) before it starts.
+    pub bulk_queue_ms: u64,
+    /// Bulk processing time: a running query job handles this many matching rows per second
+    /// before it is `JobComplete` (0: no processing time).
+    pub bulk_rows_per_second: u64,
 }
 
 impl Default for Limits {
@@ -85,12 +91,14 @@ impl Default for Limits {
             replication_max_days: 30,
             // 2015-01-01T00:00:00Z: before every generated record.
             replication_enabled_ms: 1_420_070_400_000,
+            bulk_queue_ms: 0,
+            bulk_rows_per_second: 0,
         }
     }
 }
 
 /// The names `/__sim/limits` accepts.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
     "concurrent_requests",
     "busy_requests",
     "long_txn",
@@ -110,6 +118,8 @@ const KEYS: [&str; 19] = [
     "delete_log_days",
     "replication_max_days",
     "replication_enabled_date",
+    "bulk_queue_ms",
+    "bulk_rows_per_second",
 ];
 
 impl Limits {
@@ -162,6 +172,11 @@ impl Limits {
             "replication_max_days".into(),
             json!(self.replication_max_days),
         );
+        m.insert("bulk_queue_ms".into(), json!(self.bulk_queue_ms));
+        m.insert(
+            "bulk_rows_per_second".into(),
+            json!(self.bulk_rows_per_second),
+        );
         let mut date = Vec::new();
         super::wire::write_datetime(self.replication_enabled_ms, &mut date);
         m.insert(
@@ -210,6 +225,8 @@ impl Limits {
                 "deleted_id_limit" => next.deleted_id_limit = n()? as usize,
                 "delete_log_days" => next.delete_log_days = n()? as i64,
                 "replication_max_days" => next.replication_max_days = n()? as i64,
+                "bulk_queue_ms" => next.bulk_queue_ms = n()?,
+                "bulk_rows_per_second" => next.bulk_rows_per_second = n()?,
                 "replication_enabled_date" => {
                     let s = v
                         .as_str()

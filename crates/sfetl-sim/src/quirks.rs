@@ -67,7 +67,7 @@ fn filters_on(e: &Expr, fields: &[&str]) -> bool {
     };
     match e {
         Expr::Cmp(p, Op::Eq, _) => named(p),
-        Expr::In(p, _, false) => named(p),
+        Expr::In(p, _, false) | Expr::SemiJoin(p, _, false, _) => named(p),
         Expr::And(terms) => terms.iter().any(|t| filters_on(t, fields)),
         _ => false,
     }

@@ -192,7 +192,7 @@ pub fn json_record(
                                 Some(f) if matches!(q.ftype, FType::Address | FType::Location) => {
                                     json_compound(out, store, t, trow, f)
                                 }
-                                Some(f) => json_val(out, store, &store.tables[t].get(trow, f)),
+                                Some(f) => json_val(out, store, &store.get(t, trow, f)),
                                 None => out.extend_from_slice(b"null"),
                             }
                         }

@@ -537,7 +537,11 @@ impl Simulator {
             api_max: AtomicU64::new(DEFAULT_QUOTA),
             uri_limit: AtomicU64::new(URI_LIMIT),
             faults: Mutex::default(),
-            limits: Mutex::default(),
+            limits: Mutex::new(Limits {
+                bulk_queue_ms: opts.bulk_queue_ms,
+                bulk_rows_per_second: opts.bulk_rows_per_second,
+                ..Limits::default()
+            }),
             in_flight: InFlight::default(),
             cursors: Mutex::default(),
             jobs: Jobs::default(),
@@ -553,6 +557,7 @@ impl Simulator {
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn_with_state(sim.clone(), gate))
             .merge(super::control::routes().with_state(sim.clone()))
+            .merge(super::changes::routes().with_state(sim.clone()))
             .nest("/__sim/oauth", oauth.control_routes());
         let login_app = Router::new()
             .merge(oauth.routes(HostKind::Login))

@@ -3,7 +3,10 @@
 //! `MALFORMED_QUERY`, with Salesforce's caret / Row / Column message format.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::sync::Arc;
 
+use super::aggregate::{Aggregate, DateFn, Group, Item};
 use super::describe::{FType, FieldMeta, ObjectMeta};
 use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
 
@@ -107,6 +110,11 @@ pub enum Expr {
     /// `multipicklist INCLUDES ('a', 'b;c')` (or EXCLUDES when the flag is set): some listed
     /// item (itself a `;`-set) is contained in the value.
     Includes(Path, Vec<Vec<String>>, bool),
+    /// `idField [NOT] IN (SELECT idField FROM Object WHERE ...)`: a semi-join (an anti-join
+    /// when the flag is set), with the subquery's position in the text.
+    SemiJoin(Path, Box<Query>, bool, usize),
+    /// A semi-join as [`execute`] runs it: the ids its subquery selected.
+    InSet(Path, Arc<HashSet<u64>>, bool),
 }
 
 /// A parsed query.
@@ -118,12 +126,18 @@ pub struct Query {
     pub fields: Vec<Path>,
     /// `SELECT COUNT() FROM ...`.
     pub count_only: bool,
+    /// An aggregate query (`COUNT(field)`, date functions, `GROUP BY`): answered as
+    /// `AggregateResult` records by the REST API, refused by Bulk API 2.0.
+    pub aggregate: Option<Aggregate>,
     /// WHERE clause.
     pub filter: Option<Expr>,
     /// ORDER BY items: path, descending, nulls last.
     pub order: Vec<(Path, bool, bool)>,
     /// LIMIT.
     pub limit: Option<usize>,
+    /// Where a parent-to-child subquery (`(SELECT Id FROM Contacts)`) sits in the SELECT list:
+    /// Bulk API 2.0 refuses those; the REST side of the simulator does not serve them.
+    pub child_subquery: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,8 +278,32 @@ pub fn parse(q: &str, store: &Store) -> Result<Query, SoqlError> {
         lx: Lexer { toks, pos: 0 },
         store,
         object: 0,
+        nested: false,
     };
     p.query()
+}
+
+/// A SELECT item as written, resolved once FROM names the object.
+struct RawItem {
+    /// The field (the function's argument for a function item).
+    name: String,
+    /// Where the field is written.
+    pos: usize,
+    /// The function and where it is written (`COUNT`, a date function).
+    func: Option<(String, usize)>,
+    /// The alias and where it is written.
+    alias: Option<(String, usize)>,
+}
+
+impl RawItem {
+    fn new(name: String, pos: usize, func: Option<(String, usize)>) -> RawItem {
+        RawItem {
+            name,
+            pos,
+            func,
+            alias: None,
+        }
+    }
 }
 
 struct Parser<'a> {
@@ -273,9 +311,13 @@ struct Parser<'a> {
     lx: Lexer,
     store: &'a Store,
     object: usize,
+    /// Inside a semi-join's subquery (another one there is refused).
+    nested: bool,
 }
 
-const KEYWORDS: [&str; 7] = ["from", "where", "order", "limit", "and", "or", "not"];
+const KEYWORDS: [&str; 8] = [
+    "from", "where", "group", "order", "limit", "and", "or", "not",
+];
 
 impl Parser<'_> {
     fn peek(&self) -> &Tok {
@@ -331,36 +373,42 @@ impl Parser<'_> {
     }
 
     fn query(&mut self) -> Result<Query, SoqlError> {
-        self.expect_kw("select")?;
-        // Collect the raw field tokens first: they are resolved once FROM names the object.
-        let mut raw = Vec::new();
-        let mut count_only = false;
-        loop {
-            match self.peek().clone() {
-                Tok::Ident(s) if s.eq_ignore_ascii_case("count") && raw.is_empty() => {
-                    self.next();
-                    self.expect_sym("(")?;
-                    self.expect_sym(")")?;
-                    count_only = true;
-                }
-                Tok::Ident(s) if !KEYWORDS.contains(&s.to_ascii_lowercase().as_str()) => {
-                    let pos = self.at();
-                    self.next();
-                    if self.peek() == &Tok::Sym("(") {
-                        // FIELDS(ALL), aggregates, TYPEOF...: outside the subset.
-                        self.lx.pos -= 1;
-                        return Err(self.malformed());
-                    }
-                    raw.push((s, pos));
-                }
-                _ => return Err(self.malformed()),
-            }
-            if self.peek() == &Tok::Sym(",") && !count_only {
-                self.next();
-                continue;
-            }
-            break;
+        let q = self.statement()?;
+        if self.peek() != &Tok::Eof {
+            return Err(self.malformed());
         }
+        if let Some(e) = &q.filter {
+            self.semi_joins_on_top(e, true)?;
+        }
+        Ok(q)
+    }
+
+    /// A parent-to-child subquery in the SELECT list, `(SELECT ... FROM Children ...)`: skipped
+    /// to its closing parenthesis; the query records where it was.
+    fn skip_child_subquery(&mut self) -> Result<usize, SoqlError> {
+        let pos = self.at();
+        let mut depth = 0usize;
+        loop {
+            match self.next() {
+                Tok::Sym("(") => depth += 1,
+                Tok::Sym(")") => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(pos);
+                    }
+                }
+                Tok::Eof => return Err(self.malformed()),
+                _ => {}
+            }
+        }
+    }
+
+    /// `SELECT ... FROM ... [WHERE ...] [ORDER BY ...] [LIMIT n]`, up to the token after it
+    /// (the end of the text, or the `)` closing a subquery).
+    fn statement(&mut self) -> Result<Query, SoqlError> {
+        self.expect_kw("select")?;
+        // Collect the raw items first: they are resolved once FROM names the object.
+        let (raw, count_only, child_subquery) = self.select_list()?;
         self.expect_kw("from")?;
         let obj_pos = self.at();
         let Tok::Ident(obj_name) = self.next() else {
@@ -376,17 +424,47 @@ impl Parser<'_> {
                 ),
             )
         })?;
+        let aggregated = raw.iter().any(|r| r.func.is_some());
         let mut fields = Vec::new();
-        for (name, pos) in raw {
-            fields.push(self.path(&name, pos)?);
+        if !aggregated {
+            for r in &raw {
+                fields.push(self.path(&r.name, r.pos)?);
+            }
         }
         let mut filter = None;
         if self.is_kw("where") {
             self.next();
             filter = Some(self.or_expr()?);
         }
+        let mut group_by = Vec::new();
+        if self.is_kw("group") {
+            self.next();
+            self.expect_kw("by")?;
+            loop {
+                group_by.push(self.group_item()?);
+                if self.peek() != &Tok::Sym(",") {
+                    break;
+                }
+                self.next();
+            }
+        }
+        let aggregate = if aggregated || !group_by.is_empty() {
+            Some(self.aggregate(&raw, group_by)?)
+        } else {
+            None
+        };
+        if aggregate.is_none()
+            && let Some((_, at)) = raw.iter().find_map(|r| r.alias.as_ref())
+        {
+            let text = "Only aggregate expressions use field aliasing";
+            return Err(self.err_at("MALFORMED_QUERY", *at, text));
+        }
         let mut order = Vec::new();
-        if self.is_kw("order") {
+        if aggregate.is_some() && self.is_kw("order") {
+            // ORDER BY of groups is outside the subset.
+            return Err(self.malformed());
+        }
+        if self.is_kw("order") && !self.nested {
             self.next();
             self.expect_kw("by")?;
             loop {
@@ -425,7 +503,7 @@ impl Parser<'_> {
             }
         }
         let mut limit = None;
-        if self.is_kw("limit") {
+        if self.is_kw("limit") && !self.nested {
             self.next();
             match self.next() {
                 Tok::Num(n) if n.parse::<usize>().is_ok() => limit = n.parse().ok(),
@@ -435,17 +513,222 @@ impl Parser<'_> {
                 }
             }
         }
-        if self.peek() != &Tok::Eof {
-            return Err(self.malformed());
-        }
         Ok(Query {
             object: self.object,
             fields,
             count_only,
+            aggregate,
             filter,
             order,
             limit,
+            child_subquery,
         })
+    }
+
+    /// Salesforce allows semi-joins only in the top-level AND of a WHERE clause, never under
+    /// OR or NOT.
+    fn semi_joins_on_top(&self, e: &Expr, top: bool) -> Result<(), SoqlError> {
+        match e {
+            Expr::And(v) => v.iter().try_for_each(|e| self.semi_joins_on_top(e, top)),
+            Expr::Or(v) => v.iter().try_for_each(|e| self.semi_joins_on_top(e, false)),
+            Expr::Not(e) => self.semi_joins_on_top(e, false),
+            Expr::SemiJoin(_, _, _, pos) if !top => Err(self.err_at(
+                "MALFORMED_QUERY",
+                *pos,
+                "Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested WHERE expressions.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The subquery of a semi-join on `left` (the `SELECT` is next): one Id or reference
+    /// field, an optional WHERE, no ORDER BY or LIMIT, no semi-join of its own.
+    fn semi_join_select(&mut self, left: &Path, left_pos: usize) -> Result<Query, SoqlError> {
+        let pos = self.at();
+        if !matches!(left.ftype, FType::Id | FType::Reference) {
+            return Err(self.err_at(
+                "MALFORMED_QUERY",
+                left_pos,
+                &format!(
+                    "semi join sub selects are only allowed on id fields, cannot use: '{}'",
+                    left.name
+                ),
+            ));
+        }
+        if self.nested {
+            return Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                "Nesting of semi join sub-selects is not supported",
+            ));
+        }
+        let outer = self.object;
+        self.nested = true;
+        let sub = self.statement();
+        self.nested = false;
+        self.object = outer;
+        let sub = sub?;
+        match sub.fields.as_slice() {
+            [f] if matches!(f.ftype, FType::Id | FType::Reference) && !sub.count_only => Ok(sub),
+            [f, ..] if !sub.count_only => Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                &format!(
+                    "semi join sub selects can only query id fields, cannot use: '{}'",
+                    f.label()
+                ),
+            )),
+            _ => Err(self.err_at(
+                "MALFORMED_QUERY",
+                pos,
+                "semi join sub selects must select exactly one id field",
+            )),
+        }
+    }
+
+    /// The SELECT list up to FROM, whether it is `COUNT()` alone, and where its first
+    /// parent-to-child subquery is (skipped: see [`Query::child_subquery`]).
+    fn select_list(&mut self) -> Result<(Vec<RawItem>, bool, Option<usize>), SoqlError> {
+        let mut raw: Vec<RawItem> = Vec::new();
+        let mut child = None;
+        loop {
+            if self.peek() == &Tok::Sym("(")
+                && matches!(&self.lx.toks[self.lx.pos + 1].0,
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("select"))
+            {
+                child = child.or(Some(self.skip_child_subquery()?));
+                if self.peek() != &Tok::Sym(",") {
+                    return Ok((raw, false, child));
+                }
+                self.next();
+                continue;
+            }
+            let pos = self.at();
+            let Tok::Ident(s) = self.peek().clone() else {
+                return Err(self.malformed());
+            };
+            if KEYWORDS.contains(&s.to_ascii_lowercase().as_str()) {
+                return Err(self.malformed());
+            }
+            self.next();
+            let mut item = if self.peek() == &Tok::Sym("(") {
+                self.next();
+                let count = s.eq_ignore_ascii_case("count");
+                if count && self.peek() == &Tok::Sym(")") && raw.is_empty() {
+                    self.next();
+                    return Ok((raw, true, child));
+                }
+                if !count && DateFn::named(&s).is_none() {
+                    // FIELDS(ALL), other aggregates, TYPEOF...: outside the subset.
+                    self.lx.pos -= 2;
+                    return Err(self.malformed());
+                }
+                let arg_pos = self.at();
+                let Tok::Ident(arg) = self.next() else {
+                    self.lx.pos -= 1;
+                    return Err(self.malformed());
+                };
+                self.expect_sym(")")?;
+                RawItem::new(arg, arg_pos, Some((s, pos)))
+            } else {
+                RawItem::new(s, pos, None)
+            };
+            if let Tok::Ident(a) = self.peek().clone()
+                && !KEYWORDS.contains(&a.to_ascii_lowercase().as_str())
+            {
+                item.alias = Some((a, self.at()));
+                self.next();
+            }
+            raw.push(item);
+            if self.peek() != &Tok::Sym(",") {
+                return Ok((raw, false, child));
+            }
+            self.next();
+        }
+    }
+
+    /// One GROUP BY item: a field or a date function of one.
+    fn group_item(&mut self) -> Result<Group, SoqlError> {
+        let pos = self.at();
+        let Tok::Ident(s) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        if self.peek() != &Tok::Sym("(") {
+            return Ok(Group::Field(self.path(&s, pos)?));
+        }
+        let Some(f) = DateFn::named(&s) else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        self.next();
+        let arg_pos = self.at();
+        let Tok::Ident(arg) = self.next() else {
+            self.lx.pos -= 1;
+            return Err(self.malformed());
+        };
+        self.expect_sym(")")?;
+        Ok(Group::Date(f, self.date_path(&arg, arg_pos, &s)?))
+    }
+
+    /// A field a date function applies to: a date or dateTime field.
+    fn date_path(&self, name: &str, pos: usize, func: &str) -> Result<Path, SoqlError> {
+        let p = self.path(name, pos)?;
+        if matches!(p.ftype, FType::Date | FType::DateTime) {
+            return Ok(p);
+        }
+        Err(self.err_at(
+            "INVALID_FIELD",
+            pos,
+            &format!(
+                "{}() can only be applied to a date or dateTime field: {}",
+                func.to_ascii_uppercase(),
+                p.name
+            ),
+        ))
+    }
+
+    /// The aggregate query of a SELECT list and its GROUP BY: every item named (alias, field
+    /// name, or `expr0`, `expr1`, ... for unaliased functions) and every plain item grouped.
+    fn aggregate(&self, raw: &[RawItem], group_by: Vec<Group>) -> Result<Aggregate, SoqlError> {
+        let mut items = Vec::new();
+        let mut unnamed = 0;
+        for r in raw {
+            let (item, field_name) = match &r.func {
+                None => {
+                    let p = self.path(&r.name, r.pos)?;
+                    let name = p.name.clone();
+                    (Item::Group(Group::Field(p)), Some(name))
+                }
+                Some((f, _)) if f.eq_ignore_ascii_case("count") => {
+                    (Item::Count(self.path(&r.name, r.pos)?), None)
+                }
+                Some((f, _)) => {
+                    let d = DateFn::named(f).ok_or_else(|| self.malformed())?;
+                    (
+                        Item::Group(Group::Date(d, self.date_path(&r.name, r.pos, f)?)),
+                        None,
+                    )
+                }
+            };
+            if let Item::Group(g) = &item
+                && !group_by.iter().any(|x| x.same(g))
+            {
+                let at = r.func.as_ref().map_or(r.pos, |(_, p)| *p);
+                let text = format!("Field must be grouped or aggregated: {}", r.name);
+                return Err(self.err_at("MALFORMED_QUERY", at, &text));
+            }
+            let name = match (&r.alias, field_name) {
+                (Some((a, _)), _) => a.clone(),
+                (None, Some(n)) => n,
+                (None, None) => {
+                    unnamed += 1;
+                    format!("expr{}", unnamed - 1)
+                }
+            };
+            items.push((name, item));
+        }
+        Ok(Aggregate { items, group_by })
     }
 
     fn meta(&self, obj: usize) -> &ObjectMeta {
@@ -679,6 +962,12 @@ impl Parser<'_> {
         if self.is_kw("in") {
             self.next();
             self.expect_sym("(")?;
+            if self.is_kw("select") {
+                let sub_pos = self.at();
+                let sub = self.semi_join_select(&path, pos)?;
+                self.expect_sym(")")?;
+                return Ok(Expr::SemiJoin(path, Box::new(sub), negate, sub_pos));
+            }
             let mut lits = Vec::new();
             loop {
                 lits.push(self.literal(&path)?);
@@ -711,6 +1000,7 @@ impl Parser<'_> {
     }
 
     fn literal(&mut self, path: &Path) -> Result<Lit, SoqlError> {
+        let today = self.store.clock.today();
         let pos = self.at();
         let tok = self.next();
         let type_err = |ty: &str, quoted: bool| {
@@ -729,8 +1019,8 @@ impl Parser<'_> {
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("true") => Lit::Bool(true),
             (Tok::Ident(s), FType::Boolean) if s.eq_ignore_ascii_case("false") => Lit::Bool(false),
             (_, FType::Boolean) => return Err(type_err("boolean", false)),
-            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s).is_some() => {
-                let (a, b) = relative_days(s).unwrap_or((0, 0));
+            (Tok::Ident(s), FType::DateTime | FType::Date) if relative_days(s, today).is_some() => {
+                let (a, b) = relative_days(s, today).unwrap_or((0, 0));
                 Lit::Days(a, b)
             }
             (Tok::Num(n), FType::DateTime) => {
@@ -760,7 +1050,7 @@ impl Parser<'_> {
 /// reference; a dangling or purged target reads as null).
 pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
     match &p.via {
-        None => store.tables[obj].get(row, p.field),
+        None => store.get(obj, row, p.field),
         Some(v) => match store.tables[obj].get(row, v.ref_field) {
             Val::Ref(r) => {
                 let (t, trow) = unpack(r);
@@ -773,7 +1063,7 @@ pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
                 } else {
                     Some(p.field)
                 };
-                f.map_or(Val::Null, |f| table.get(trow, f))
+                f.map_or(Val::Null, |f| store.get(t, trow, f))
             }
             _ => Val::Null,
         },
@@ -792,9 +1082,8 @@ pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize
     }
 }
 
-/// The UTC day range of a relative date literal, relative to today.
-fn relative_days(lit: &str) -> Option<(i32, i32)> {
-    let today = chrono::Utc::now().timestamp().div_euclid(86_400) as i32;
+/// The UTC day range of a relative date literal, relative to `today` (the org's day).
+fn relative_days(lit: &str, today: i32) -> Option<(i32, i32)> {
     let upper = lit.to_ascii_uppercase();
     let (name, n) = match upper.split_once(':') {
         Some((name, n)) => (
@@ -927,6 +1216,32 @@ pub fn eval(store: &Store, obj: usize, row: usize, e: &Expr) -> bool {
             Val::Str(s) => like(&s, pat),
             _ => false,
         },
+        Expr::InSet(p, ids, negate) => {
+            let hit = matches!(read(store, obj, row, p), Val::Ref(r) if ids.contains(&r));
+            hit != *negate
+        }
+        Expr::SemiJoin(..) => eval(store, obj, row, &resolve(store, e)),
+    }
+}
+
+/// `e` with every semi-join run once: its subquery's ids, for [`eval`] to look up per row.
+pub fn resolve(store: &Store, e: &Expr) -> Expr {
+    match e {
+        Expr::And(v) => Expr::And(v.iter().map(|e| resolve(store, e)).collect()),
+        Expr::Or(v) => Expr::Or(v.iter().map(|e| resolve(store, e)).collect()),
+        Expr::Not(e) => Expr::Not(Box::new(resolve(store, e))),
+        Expr::SemiJoin(p, q, negate, _) => {
+            let field = &q.fields[0];
+            let ids = execute(store, q, false)
+                .into_iter()
+                .filter_map(|r| match read(store, q.object, r as usize, field) {
+                    Val::Ref(id) => Some(id),
+                    _ => None,
+                })
+                .collect();
+            Expr::InSet(p.clone(), Arc::new(ids), *negate)
+        }
+        other => other.clone(),
     }
 }
 
@@ -954,13 +1269,10 @@ pub fn execute(store: &Store, q: &Query, all_rows: bool) -> Vec<u32> {
 /// so what a query timeout depends on).
 pub fn execute_counted(store: &Store, q: &Query, all_rows: bool) -> (Vec<u32>, usize) {
     let t = &store.tables[q.object];
+    let filter = q.filter.as_ref().map(|e| resolve(store, e));
     let mut rows: Vec<u32> = (0..t.len())
         .filter(|&r| t.state[r] == LIVE || all_rows && t.state[r] == DELETED)
-        .filter(|&r| {
-            q.filter
-                .as_ref()
-                .is_none_or(|e| eval(store, q.object, r, e))
-        })
+        .filter(|&r| filter.as_ref().is_none_or(|e| eval(store, q.object, r, e)))
         .map(|r| r as u32)
         .collect();
     let id_only =

@@ -188,6 +188,33 @@ pub enum Formula {
         /// Index of LastName.
         last: usize,
     },
+    /// A cross-object formula (`Account.Name`, `TEXT(Account.Industry)`): the parent's field,
+    /// read through the reference when the row is read, so renaming the parent changes it while
+    /// the row's own timestamps stay put. Needs the other tables: [`Store::get`] computes it.
+    Parent {
+        /// Index of the reference field (`AccountId`).
+        reference: usize,
+        /// The parent's field, by name.
+        field: String,
+    },
+    /// `TODAY() - DATEVALUE(field)`: whole days since a datetime or date, following the org's
+    /// day ([`Store::today`]), so it changes every day without any write. [`Store::get`]
+    /// computes it.
+    DaysSince(usize),
+}
+
+impl Formula {
+    /// Whether the formula reads field `field` (Salesforce refuses to delete or retype a
+    /// field a formula references).
+    pub fn reads(&self, field: usize) -> bool {
+        match self {
+            Formula::Concat(parts) => parts.iter().any(|p| p.as_ref() == Ok(&field)),
+            Formula::MulDiv100(a, b) => *a == field || *b == field,
+            Formula::PersonName { first, last } => *first == field || *last == field,
+            Formula::Parent { reference, .. } => *reference == field,
+            Formula::DaysSince(f) => *f == field,
+        }
+    }
 }
 
 /// Storage of one field.
@@ -326,6 +353,8 @@ impl Table {
                     (Val::Num(x), Val::Num(y)) => Val::Num((x * y / 100.0 * 100.0).round() / 100.0),
                     _ => Val::Null,
                 },
+                // Computed by `Store::get`, which sees the other tables and the org's day.
+                Formula::Parent { .. } | Formula::DaysSince(_) => Val::Null,
                 Formula::PersonName { first, last } => {
                     match (self.get(row, *first), self.get(row, *last)) {
                         (Val::Str(f), Val::Str(l)) if !f.is_empty() => {
@@ -459,6 +488,31 @@ impl Table {
         }
     }
 
+    /// Appends the column of a field added to the object: `fill` in every existing row (null,
+    /// or `false` for a checkbox, as Salesforce fills a new field).
+    pub fn add_column(&mut self, mut col: Column, fill: &Val<'_>) {
+        for _ in 0..self.len() {
+            push_val(&mut col, fill);
+        }
+        self.cols.push(col);
+    }
+
+    /// Replaces a field's column by `col` holding `vals`, one per row (a field whose type
+    /// changed).
+    pub fn replace_column(&mut self, field: usize, mut col: Column, vals: &[Val<'_>]) {
+        for v in vals {
+            push_val(&mut col, v);
+        }
+        self.cols[field] = col;
+    }
+
+    /// The formula field reading `field`, if one does.
+    pub fn formula_reading(&self, field: usize) -> Option<usize> {
+        self.cols
+            .iter()
+            .position(|c| matches!(c, Column::Formula(f) if f.reads(field)))
+    }
+
     /// Stamps a row as modified by the platform at `ms` (SystemModstamp only).
     pub fn touch(&mut self, row: usize, ms: i64) {
         let f = self.sysmod;
@@ -509,7 +563,8 @@ impl Table {
     }
 }
 
-fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
+/// The storage of a field of `meta`, empty.
+pub fn column_for(meta: &ObjectMeta, f: &FieldMeta) -> Column {
     if f.name == "IsDeleted" {
         return Column::IsDeleted;
     }
@@ -573,6 +628,9 @@ impl FormulaText for FieldMeta {
 }
 
 fn parse_formula(meta: &ObjectMeta, sf_type: &str, text: &str) -> Option<Formula> {
+    if let Some(f) = parse_dynamic_formula(meta, text) {
+        return Some(f);
+    }
     if text.contains('&') {
         let parts = text
             .split('&')
@@ -591,6 +649,30 @@ fn parse_formula(meta: &ObjectMeta, sf_type: &str, text: &str) -> Option<Formula
         return Some(Formula::MulDiv100(meta.field(t[0])?, meta.field(t[2])?));
     }
     None
+}
+
+/// The formulas whose value changes without the row changing: a parent's field
+/// (`Account.Name`, `TEXT(Account.Industry)`) and days since a date
+/// (`TODAY() - DATEVALUE(CreatedDate)`).
+fn parse_dynamic_formula(meta: &ObjectMeta, text: &str) -> Option<Formula> {
+    let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(field) = t
+        .strip_prefix("TODAY()-DATEVALUE(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return Some(Formula::DaysSince(meta.field(field)?));
+    }
+    let path = t
+        .strip_prefix("TEXT(")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(&t);
+    let (rel, field) = path.split_once('.')?;
+    let reference = meta.relationship(rel)?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    field.chars().all(ok).then(|| Formula::Parent {
+        reference,
+        field: field.to_string(),
+    })
 }
 
 /// Text fields whose values repeat a lot (picklists, names, cities...): dictionary-encoded.
@@ -687,6 +769,27 @@ pub struct Store {
     pub catalog: Catalog,
     /// One table per stored object, in catalogue order.
     pub tables: Vec<Table>,
+    /// The org's day for `TODAY()` in formulas and SOQL date literals (`/__sim/clock`).
+    pub clock: DayClock,
+}
+
+/// The org's "today": the wall clock's UTC day unless pinned, shifted by whole days, so tests
+/// of time-based formulas are exact without waiting for midnight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayClock {
+    /// A fixed day (days since 1970-01-01), when pinned.
+    pub pinned: Option<i32>,
+    /// Days added to the wall clock's day when not pinned.
+    pub shift: i32,
+}
+
+impl DayClock {
+    /// Today, as days since 1970-01-01 (UTC).
+    pub fn today(&self) -> i32 {
+        self.pinned.unwrap_or_else(|| {
+            chrono::Utc::now().timestamp().div_euclid(86_400) as i32 + self.shift
+        })
+    }
 }
 
 impl Store {
@@ -698,7 +801,42 @@ impl Store {
             .enumerate()
             .map(|(i, m)| Table::new(i, m))
             .collect();
-        Store { catalog, tables }
+        Store {
+            catalog,
+            tables,
+            clock: DayClock::default(),
+        }
+    }
+
+    /// Reads a field of a row, computing the formulas a table cannot compute alone (a
+    /// parent's field, days since a date); every value a query or record read answers comes
+    /// through here.
+    pub fn get(&self, obj: usize, row: usize, field: usize) -> Val<'_> {
+        let t = &self.tables[obj];
+        match &t.cols[field] {
+            Column::Formula(Formula::Parent { reference, field }) => match t.get(row, *reference) {
+                Val::Ref(r) => {
+                    let (p, prow) = unpack(r);
+                    let parent = &self.tables[p];
+                    if prow >= parent.len() || parent.state[prow] == PURGED {
+                        return Val::Null;
+                    }
+                    self.catalog.objects[p]
+                        .field(field)
+                        .map_or(Val::Null, |f| self.get(p, prow, f))
+                }
+                _ => Val::Null,
+            },
+            Column::Formula(Formula::DaysSince(f)) => {
+                let day = match t.get(row, *f) {
+                    Val::DateTime(ms) => ms.div_euclid(86_400_000) as i32,
+                    Val::Date(d) => d,
+                    _ => return Val::Null,
+                };
+                Val::Num(f64::from(self.clock.today() - day))
+            }
+            _ => t.get(row, field),
+        }
     }
 
     /// The 18-character id of a packed reference.

@@ -240,6 +240,7 @@ pub fn validate<'a>(
             .enumerate()
             .filter(|(i, f)| {
                 !f.nillable
+                    && f.access == crate::describe::Access::Visible
                     && f.createable
                     && !f.defaulted
                     && f.ftype != FType::Boolean

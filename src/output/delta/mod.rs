@@ -154,10 +154,7 @@ impl DeltaDestination {
             target,
             history,
             stream: stream.to_string(),
-            app_id: match &start.slice {
-                Some(slice) => format!("{stream}/{slice}"),
-                None => stream.to_string(),
-            },
+            app_id: slice_app_id(stream, start.slice.as_ref().map(|s| s.id.as_str())),
             one_commit: start.slice.is_some(),
             sync_id: self.sync_id.clone(),
             keys,
@@ -183,11 +180,30 @@ impl DeltaDestination {
         Ok(state::committed(&target, &table, stream).await?)
     }
 
+    /// Whether the slice `slice_id` of `stream` is already committed to its table (its `txn`
+    /// app id has a version): reading it again would change nothing.
+    pub async fn slice_committed(&self, stream: &str, slice_id: &str) -> Result<bool, OutputError> {
+        let target = TableTarget::new(&self.location, stream)?;
+        let Some(table) = target.open().await? else {
+            return Ok(false);
+        };
+        let app_id = slice_app_id(stream, Some(slice_id));
+        Ok(state::txn_version(&target, &table, &app_id).await? > 0)
+    }
+
     /// Where `stream`'s table is, for messages.
     pub fn table_display(&self, stream: &str) -> String {
         TableTarget::new(&self.location, stream)
             .map(|t| t.display)
             .unwrap_or_else(|_| format!("{}/{stream}", self.location.display))
+    }
+}
+
+/// The `txn` app id of a stream's commits: the stream, or `<stream>/<slice id>` for a slice.
+fn slice_app_id(stream: &str, slice: Option<&str>) -> String {
+    match slice {
+        Some(id) => format!("{stream}/{id}"),
+        None => stream.to_string(),
     }
 }
 

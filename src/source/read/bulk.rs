@@ -79,7 +79,10 @@ impl ObjectReader<'_> {
     }
 
     /// Adds a job's row count to the stream's estimate (progress bar and ESTIMATE trace).
-    async fn estimate(&mut self, rows: u64) -> Result<(), FetchError> {
+    pub(super) async fn estimate(&mut self, rows: u64) -> Result<(), FetchError> {
+        if let Some(w) = &self.worker {
+            return w.send(super::concurrent::Event::Estimate(rows)).await;
+        }
         self.estimated += rows;
         self.progress.set_estimate(self.estimated);
         self.ctx

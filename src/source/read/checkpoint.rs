@@ -11,11 +11,23 @@ use crate::state::{Cursor, StreamState};
 
 impl ObjectReader<'_> {
     /// Commits the writer, then emits the STATE saying the object is covered up to `cursor`.
+    /// When the output would rather wait (a Parquet file still small), the STATE waits with
+    /// it: it is emitted at the next commit, by a later checkpoint or [`Self::flush_checkpoint`].
     pub(super) async fn checkpoint(
         &mut self,
         writer: &mut dyn StreamWriter,
         cursor: DateTime<Utc>,
     ) -> Result<(), FetchError> {
+        if self.slice_window.is_some() {
+            return self.slice_checkpoint(writer).await;
+        }
+        if let Some(w) = &self.worker {
+            // A window read for another reader: that reader decides when a STATE is true.
+            self.max_cursor_us = None;
+            let page = super::concurrent::Event::Page(cursor);
+            return w.send(page).await;
+        }
+        self.carry.own_at = Some(cursor);
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),
             cursor,
@@ -33,9 +45,37 @@ impl ObjectReader<'_> {
             }
         };
         self.max_cursor_us = None;
+        if !writer.wants_commit() {
+            self.deferred = Some(state);
+            return Ok(());
+        }
+        self.deferred = None;
+        self.commit_state(writer, state).await
+    }
+
+    /// Commits the output with the STATE it makes true (an output that keeps it, Delta,
+    /// records it in the same commit), then emits that STATE.
+    async fn commit_state(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+        mut state: StreamState,
+    ) -> Result<(), FetchError> {
+        state.fresh = self.carry.fresh.clone();
         writer.stage_state(&state);
         writer.commit().await?;
         self.emit_state(writer, state).await
+    }
+
+    /// Commits the output and emits the STATE a checkpoint deferred, if any: at the end of an
+    /// object, and when a read stops or fails, so what was delivered keeps its STATE.
+    pub(super) async fn flush_checkpoint(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<(), FetchError> {
+        let Some(state) = self.deferred.take() else {
+            return Ok(());
+        };
+        self.commit_state(writer, state).await
     }
 
     /// After the one read of an object without a cursor: commits, and emits an empty STATE
@@ -45,6 +85,9 @@ impl ObjectReader<'_> {
         writer: &mut dyn StreamWriter,
         total: u64,
     ) -> Result<(), FetchError> {
+        if self.slice_window.is_some() {
+            return self.slice_checkpoint(writer).await;
+        }
         writer.stage_state(&StreamState::default());
         writer.commit().await?;
         self.pending = 0;
@@ -61,6 +104,25 @@ impl ObjectReader<'_> {
             .await
     }
 
+    /// A checkpoint of a slice read: a file of a useful size is completed, no STATE (the
+    /// slice has one, once committed whole).
+    async fn slice_checkpoint(&mut self, writer: &mut dyn StreamWriter) -> Result<(), FetchError> {
+        self.max_cursor_us = None;
+        if !writer.wants_commit() {
+            return Ok(());
+        }
+        let before = writer.position().map(|p| p.parts);
+        writer.commit().await?;
+        if let Some(p) = writer.position().filter(|p| Some(p.parts) != before) {
+            let text = format!(
+                "{}: {} file(s) of this slice written in sync {} (the slice is committed when its marker is complete)",
+                self.plan.name, p.parts, p.sync_id
+            );
+            self.ctx.log(crate::protocol::LogLevel::Info, text).await;
+        }
+        Ok(())
+    }
+
     async fn emit_state(
         &mut self,
         writer: &dyn StreamWriter,
@@ -68,6 +130,8 @@ impl ObjectReader<'_> {
     ) -> Result<(), FetchError> {
         state.output = writer.position();
         state.table = writer.table_position();
+        state.fresh = self.carry.fresh.clone();
+        self.carry.saved = state.fresh.clone();
         let msg = AirbyteStateMessage::stream(
             StreamDescriptor::named(&self.plan.name),
             state.to_value(),

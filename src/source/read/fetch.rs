@@ -55,6 +55,18 @@ pub(super) struct ObjectReader<'a> {
     pub(super) delivered: u64,
     /// Skipped by rule (Salesforce answers its queries only with a filter).
     pub(super) skipped: bool,
+    /// What keeps this object's values fresh beyond its own cursor (see [`super::parents`]).
+    pub(super) freshness: Option<&'a super::freshness::Freshness>,
+    /// The parents' cursors and formula refreshes carried into every STATE.
+    pub(super) carry: super::parents::Carry,
+    /// A STATE waiting for the output to commit (see [`ObjectReader::checkpoint`]).
+    pub(super) deferred: Option<crate::state::StreamState>,
+    /// Reading one slice (`read --slice`): exactly this window (`None`: the whole object), with
+    /// no STATE of its own until the slice is committed.
+    pub(super) slice_window: Option<Option<Window>>,
+    /// Reading one window for another reader of the object (`max_concurrent_jobs`): page
+    /// checkpoints and estimates go to it (see [`super::concurrent`]).
+    pub(super) worker: Option<super::concurrent::Worker>,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -65,13 +77,24 @@ impl<'a> ObjectReader<'a> {
         object: &'a ObjectPlan<'a>,
         sources: Sources,
     ) -> ObjectReader<'a> {
+        Self::with_progress(ctx, plan, object, sources, ctx.progress.stream(&plan.name))
+    }
+
+    /// A reader of `object` adding to the progress bar `progress`.
+    pub(super) fn with_progress(
+        ctx: &'a Ctx,
+        plan: &'a StreamPlan<'a>,
+        object: &'a ObjectPlan<'a>,
+        sources: Sources,
+        progress: StreamProgress,
+    ) -> ObjectReader<'a> {
         ObjectReader {
             ctx,
             plan,
             object,
             api: object.api,
             estimated: 0,
-            progress: ctx.progress.stream(&plan.name),
+            progress,
             sources,
             max_cursor_us: None,
             pending: 0,
@@ -84,6 +107,11 @@ impl<'a> ObjectReader<'a> {
                 .is_some_and(|r| r.handling == Handling::IdRanges),
             delivered: 0,
             skipped: false,
+            freshness: None,
+            carry: super::parents::Carry::default(),
+            deferred: None,
+            slice_window: None,
+            worker: None,
         }
     }
 
@@ -134,7 +162,16 @@ impl<'a> ObjectReader<'a> {
             self.skipped = true;
             return Ok(0);
         }
-        match self.read_windows(writer).await {
+        let read = match self.read_windows(writer).await {
+            Ok(n) => self.flush_checkpoint(writer).await.map(|()| n),
+            Err(e) => {
+                // What was delivered before the failure keeps its STATE (best effort: the
+                // output itself may be what failed).
+                let _ = self.flush_checkpoint(writer).await;
+                Err(e)
+            }
+        };
+        match read {
             Err(e) if self.delivered == 0 => match e.restriction() {
                 Some(rule) if rule.handling == Handling::Skip => {
                     let text = format!(
@@ -158,55 +195,51 @@ impl<'a> ObjectReader<'a> {
         let config = &ctx.config;
         let saved_at = self.object.saved_at;
         let now = Utc::now();
-        let bounds = plan::bounds(config, saved_at, now);
-        let step = &config.stream_slice_step;
-        if let Some(text) = plan::future_cursor(&self.object.object, saved_at, config, bounds, now)
-        {
-            ctx.log(LogLevel::Warn, text.clone()).await;
-            ctx.emit(AirbyteMessage::analytics("sfetl.future_cursor", text))
-                .await?;
-        }
-        let windows = match plan::windows(
-            self.object.cursor,
-            self.plan.incremental,
-            saved_at,
-            bounds,
-            step,
-        ) {
-            Windows::Whole => {
-                ctx.check_stop()?;
-                let total = self.read_window(None, writer).await?;
-                self.checkpoint_whole(writer, total).await?;
-                return Ok(total);
+        let mut bounds = plan::bounds(config, saved_at, now);
+        let windows = match self.slice_window {
+            Some(w) => {
+                bounds.upper = w.map_or(bounds.upper, |w| w.upper);
+                w.map(|w| vec![w])
             }
-            Windows::Listed(w) => w,
-            Windows::FromFirstRow(b) => {
-                let first = self.first_row(b).await?;
-                plan::windows_from_first_row(b, first, step)
+            None => {
+                if let Some(text) =
+                    plan::future_cursor(&self.object.object, saved_at, config, bounds, now)
+                {
+                    ctx.log(LogLevel::Warn, text.clone()).await;
+                    ctx.emit(AirbyteMessage::analytics("sfetl.future_cursor", text))
+                        .await?;
+                }
+                self.plan_windows(bounds).await?
             }
         };
-        let mut total = 0u64;
-        for w in &windows {
+        let Some(windows) = windows else {
             ctx.check_stop()?;
-            self.check_quota().await?;
-            total += self.read_window(Some(*w), writer).await?;
-            let mut at = w.upper;
-            if self.plan.incremental && self.object.replicateable {
-                let (n, covered) = self.deleted_rows(*w, writer).await?;
+            let total = self.read_window(None, writer).await?;
+            self.checkpoint_whole(writer, total).await?;
+            return Ok(total);
+        };
+        let mut total = 0u64;
+        let limit = config.max_concurrent_jobs.min(windows.len());
+        if limit > 1 && self.api == Api::Bulk && self.slice_window.is_none() && !self.id_ranges {
+            total += self.read_concurrently(&windows, limit, writer).await?;
+        } else {
+            for w in &windows {
+                ctx.check_stop()?;
+                self.check_quota().await?;
+                total += self.read_window(Some(*w), writer).await?;
+                let (n, at) = self.window_end(*w, writer).await?;
                 total += n;
-                // Deletions after what the `deleted` answer covers come with the next run.
-                if let Some(c) = covered {
-                    at = at.min(c).max(w.lower.unwrap_or(c));
-                }
+                self.checkpoint(writer, at).await?;
             }
-            self.checkpoint(writer, at).await?;
         }
         if windows.is_empty() {
             // Nothing to read in [lower, upper): covered up to the upper bound, never beyond
             // it (a saved cursor past it is moved back; rows read twice are deduplicated).
             self.checkpoint(writer, bounds.upper).await?;
         }
-        if self.object.replicateable {
+        total += self.keep_fresh(writer, now, bounds.upper).await?;
+        // Comparing the export's Ids with the org's needs the whole export: not per slice.
+        if self.object.replicateable && self.slice_window.is_none() {
             let found = self.reconcile_deletes(writer, bounds.upper).await?;
             if found > 0 {
                 total += found;
@@ -214,6 +247,87 @@ impl<'a> ObjectReader<'a> {
             }
         }
         Ok(total)
+    }
+
+    /// The end of a window: the rows the `deleted` endpoint reports in its span (incremental
+    /// reads), and the cursor its checkpoint may save.
+    pub(super) async fn window_end(
+        &mut self,
+        w: Window,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<(u64, DateTime<Utc>), FetchError> {
+        let mut at = w.upper;
+        let mut rows = 0;
+        if self.plan.incremental && self.object.replicateable {
+            let (n, covered) = self.deleted_rows(w, writer).await?;
+            rows = n;
+            // Deletions after what the `deleted` answer covers come with the next run.
+            if let Some(c) = covered {
+                at = at.min(c).max(w.lower.unwrap_or(c));
+            }
+        }
+        Ok((rows, at))
+    }
+
+    /// The windows of the read (`None`: one read of everything, without a cursor): sized by
+    /// rows from a count query for an incremental read, by the calendar when Salesforce
+    /// refuses the count.
+    async fn plan_windows(&mut self, b: plan::Bounds) -> Result<Option<Vec<Window>>, FetchError> {
+        let step = self.ctx.config.stream_slice_step.as_ref();
+        let windows = match plan::windows(self.object.cursor, self.plan.incremental, b) {
+            Windows::Whole => return Ok(None),
+            Windows::Sized(b) => match self.sized_windows(b).await? {
+                Some(w) => return Ok(Some(w)),
+                None => plan::calendar_windows(self.object.saved_at, b, step),
+            },
+            other => other,
+        };
+        Ok(match windows {
+            Windows::Whole => None,
+            Windows::Listed(w) => Some(w),
+            Windows::FromFirstRow(b) | Windows::Sized(b) => {
+                let first = self.first_row(b).await?;
+                Some(plan::windows_from_first_row(b, first, step))
+            }
+        })
+    }
+
+    /// Windows of about `bulk_max_records` rows from one count query, or `None` when
+    /// Salesforce refuses the count (logged; the caller cuts windows by the calendar).
+    async fn sized_windows(&mut self, b: plan::Bounds) -> Result<Option<Vec<Window>>, FetchError> {
+        let ctx = self.ctx;
+        let object = &self.object.object;
+        let cursor = self.object.cursor.expect("sized only with a cursor");
+        let counted = super::counts::month_buckets(
+            &ctx.client,
+            object,
+            cursor,
+            self.object.soql_where.as_deref(),
+            b,
+        )
+        .await;
+        let buckets = match counted {
+            Ok(buckets) => buckets,
+            Err(e) if super::counts::refused(&e) => {
+                let text = format!(
+                    "{object}: Salesforce refused to count its rows ({e}); reading in windows of stream_slice_step, or in one window when it is not set"
+                );
+                ctx.log(LogLevel::Info, text).await;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let step = ctx.config.stream_slice_step.as_ref();
+        let b = super::sizing::first_sync_bounds(b, self.object.saved_at);
+        let sized = super::sizing::size_windows(b, &buckets, ctx.opts.max_records, step);
+        let rows: u64 = sized.iter().map(|w| w.rows).sum();
+        let text = format!(
+            "{object}: {rows} rows counted; reading them in {} window(s) of about {} rows",
+            sized.len(),
+            ctx.opts.max_records
+        );
+        ctx.log(LogLevel::Info, text).await;
+        Ok(Some(sized.into_iter().map(|w| w.window).collect()))
     }
 
     /// Stops the read when the org's API usage (from the `Sforce-Limit-Info` of the last
@@ -236,7 +350,7 @@ impl<'a> ObjectReader<'a> {
     /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
     /// while it fails, down to windows of one second; a Bulk job that still fails on one second
     /// is read through REST. A window without a lower bound starts at its first row.
-    async fn read_window(
+    pub(super) async fn read_window(
         &mut self,
         window: Option<Window>,
         writer: &mut dyn StreamWriter,

@@ -9,14 +9,24 @@
 
 mod bulk;
 mod checkpoint;
+mod concurrent;
+pub mod counts;
 mod deleted;
+pub mod drift;
 mod fetch;
+mod formulas;
+pub mod freshness;
+mod parents;
 pub mod plan;
 mod rest;
 mod resume;
+pub mod sizing;
+pub mod slice;
+mod slice_read;
+pub mod slicing;
 mod table_state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -34,7 +44,7 @@ use crate::protocol::{
     ConfiguredAirbyteStream, LogLevel, StreamDescriptor, TraceType, now_millis,
 };
 use crate::salesforce::bulk::PollPolicy;
-use crate::salesforce::{SalesforceClient, SalesforceError, describe};
+use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::state::InputState;
 pub use crate::stop::StopSignal;
 use plan::StreamPlan;
@@ -62,6 +72,8 @@ pub struct ReadOptions {
     pub stop: StopSignal,
     /// The compiled field mapping, when the config has one.
     pub mapping: Option<Arc<crate::mapping::MappingPlan>>,
+    /// One slice of `sfetl plan` to read (`read --slice`): its stream's object, its window.
+    pub slice: Option<Arc<slice::SliceRun>>,
 }
 
 impl Default for ReadOptions {
@@ -77,6 +89,7 @@ impl Default for ReadOptions {
             show_progress: false,
             stop: StopSignal::default(),
             mapping: None,
+            slice: None,
         }
     }
 }
@@ -182,7 +195,10 @@ pub async fn read(
         bulk_cap: std::sync::Mutex::new(None),
         bulk_cap_logged: std::sync::atomic::AtomicBool::new(false),
     });
-    sweep_staging(&ctx).await;
+    if ctx.opts.slice.is_none() {
+        // A slice cleans up only its own attempts: other processes may be writing now.
+        sweep_staging(&ctx).await;
+    }
     let state = Arc::new(state);
     let results: Vec<(String, Result<u64, FetchError>)> = futures::stream::iter(streams)
         .map(|cs| {
@@ -219,6 +235,47 @@ pub async fn read(
     summary
 }
 
+/// Describes the stream's objects and plans its read, with what keeps each object's values
+/// fresh beyond its own cursor (parents followed, formulas refreshed).
+async fn plan_stream<'c>(
+    ctx: &'c Ctx,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+) -> Result<(StreamPlan<'c>, Vec<freshness::Freshness>), FetchError> {
+    let name = cs.stream.name.as_str();
+    let mapping = ctx.opts.mapping.as_deref();
+    if let Some(message) = mapping.and_then(|m| m.drifted(name)) {
+        return Err(FetchError::SchemaDrift(message.to_string()));
+    }
+    for warning in mapping.map(|m| m.warnings(name)).unwrap_or_default() {
+        ctx.log(LogLevel::Warn, warning.to_string()).await;
+    }
+    let mapped = mapping.and_then(|m| m.stream(name));
+    let describes = slicing::describes(&ctx.client, cs, mapped).await?;
+    let current = match mapped {
+        Some(mapped) => mapped.json_schema.clone(),
+        None => crate::catalog::record_json_schema(&describes[name]),
+    };
+    check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
+    let plan = slicing::plan_described(&ctx.config, cs, saved, mapped, &describes)?;
+    let fresh = match mapped {
+        Some(mapped) => mapped
+            .sources
+            .iter()
+            .map(|src| match describes.get(&src.object) {
+                Some(d) => freshness::analyse(d, &src.fields, false),
+                None => freshness::Freshness::default(),
+            })
+            .collect(),
+        None => plan
+            .objects
+            .iter()
+            .map(|o| freshness::analyse(&describes[name], &o.rest.select, true))
+            .collect(),
+    };
+    Ok((plan, fresh))
+}
+
 /// One stream: describe, plan, open the output, read each object, close.
 async fn read_stream(
     ctx: &Ctx,
@@ -228,36 +285,39 @@ async fn read_stream(
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
     let saved = table_state::saved_state(ctx, cs, saved).await?;
-    let saved = saved.as_ref();
-    let mapped = ctx.opts.mapping.as_ref().and_then(|m| m.stream(name));
-    let plan = match mapped {
-        Some(mapped) => {
-            let mut describes = HashMap::new();
-            for src in &mapped.sources {
-                let d = describe::describe(&ctx.client, &src.object).await?;
-                describes.insert(src.object.clone(), d);
-            }
-            plan::plan_mapped_stream(cs, mapped, &describes, saved)?
-        }
-        None => {
-            let d = describe::describe(&ctx.client, name).await?;
-            plan::plan_object_stream(cs, &d, &ctx.config, saved)?
-        }
-    };
+    let (plan, fresh) = plan_stream(ctx, cs, saved.as_ref()).await?;
     for (level, text) in &plan.notes {
         ctx.log(*level, text.clone()).await;
     }
-    let mut writer = open_writer(ctx, &plan).await?;
+    if plan.incremental {
+        for note in fresh.iter().flat_map(|f| &f.notes) {
+            ctx.log(LogLevel::Info, note.clone()).await;
+        }
+    }
+    if let Some(run) = &ctx.opts.slice {
+        return slice_read::read_slice(ctx, &plan, run).await;
+    }
+    let mut writer = open_writer(ctx, &plan, None).await?;
     ctx.status(name, AirbyteStreamStatus::Running).await?;
     let started = Utc::now();
     let mut sources = plan.saved.sources.clone();
+    let mut carry = parents::Carry {
+        fresh: plan.saved.fresh.clone(),
+        ..Default::default()
+    };
     let mut total = 0;
     let mut summaries = Vec::new();
-    for object in &plan.objects {
+    for (object, fresh) in plan.objects.iter().zip(&fresh) {
         let mut reader = fetch::ObjectReader::new(ctx, &plan, object, sources);
+        reader.freshness = Some(fresh);
+        reader.carry = carry;
         let rows = reader.read_all(writer.as_mut()).await?;
         total += rows;
         summaries.push(reader.summary(rows, started));
+        carry = parents::Carry {
+            own_at: None,
+            ..std::mem::take(&mut reader.carry)
+        };
         sources = reader.into_sources();
     }
     writer.finish().await?;
@@ -271,14 +331,41 @@ async fn read_stream(
     Ok(total)
 }
 
+/// Compares the fields the catalog selects (`selected`, a stream's JSON schema) with the ones
+/// `current` offers now: a warning to read on without vanished fields, or the error ending
+/// the stream, as `schema_drift` and [`drift::verdict`] decide.
+async fn check_drift(
+    ctx: &Ctx,
+    object: &str,
+    selected: &Value,
+    current: &Value,
+) -> Result<(), FetchError> {
+    let found = drift::compare(&drift::properties(selected), &drift::properties(current));
+    match drift::verdict(object, &found, ctx.config.schema_drift) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            ctx.log(LogLevel::Warn, warning).await;
+            Ok(())
+        }
+        Err(message) => Err(FetchError::SchemaDrift(message)),
+    }
+}
+
 /// Opens the stream's output; a resumed Parquet export first loses the files its STATE proves
 /// superseded.
 async fn open_writer(
     ctx: &Ctx,
     plan: &StreamPlan<'_>,
+    slice: Option<crate::output::sync::SliceMark>,
 ) -> Result<Box<dyn StreamWriter>, FetchError> {
-    let resumed_from = plan.saved.output.clone().filter(|_| plan.incremental);
-    if let Destination::Parquet { location, .. } = &ctx.destination {
+    let resumed_from = plan
+        .saved
+        .output
+        .clone()
+        .filter(|_| plan.incremental && slice.is_none());
+    if let Destination::Parquet { location, .. } = &ctx.destination
+        && slice.is_none()
+    {
         for note in prepare_resume(location, &plan.name, resumed_from.as_ref()).await? {
             ctx.log(LogLevel::Info, note).await;
         }
@@ -292,7 +379,7 @@ async fn open_writer(
             .first()
             .and_then(|o| o.cursor)
             .map(str::to_string),
-        slice: None,
+        slice,
     };
     Ok(ctx
         .destination

@@ -110,16 +110,9 @@ pub fn plan_object_stream<'m>(
 ) -> Result<StreamPlan<'m>, BadState> {
     let name = cs.stream.name.as_str();
     let mut notes = Vec::new();
+    // Selected fields the describe lacks are left out; `drift` decided before whether the
+    // stream may be read without them (and warned).
     let selected = selected_fields(cs);
-    if let Some(sel) = &selected {
-        let unknown: Vec<&String> = sel
-            .iter()
-            .filter(|s| !s.starts_with("_sfetl_") && !describe.fields.iter().any(|f| &f.name == *s))
-            .collect();
-        if !unknown.is_empty() {
-            notes.push((LogLevel::Warn, format!("{name}: the catalog selects fields the org does not have (left out): {unknown:?}")));
-        }
-    }
     let mut schema = StreamSchema::from_describe(describe, selected.as_deref());
     let mut api = Api::Bulk;
     if let Some(what) = bulk_unreadable(&schema) {
@@ -325,39 +318,62 @@ pub enum Windows {
     /// windows from there ([`windows_from_first_row`]), so years of empty history do not cost
     /// a Bulk job per window.
     FromFirstRow(Bounds),
+    /// An incremental read: windows of about `bulk_max_records` rows each, sized from one
+    /// count query ([`super::sizing`]); [`calendar_windows`] when Salesforce refuses it.
+    Sized(Bounds),
 }
 
-/// The windows of one object's read.
-pub fn windows(
-    cursor: Option<&str>,
-    incremental: bool,
-    saved_at: Option<DateTime<Utc>>,
-    b: Bounds,
-    step: &IsoDuration,
-) -> Windows {
+/// The windows of one object's read. A full refresh is one window: windows read one after
+/// the other would miss rows modified meanwhile into a window already read, which only an
+/// incremental read picks up (the next run starts from its cursor).
+pub fn windows(cursor: Option<&str>, incremental: bool, b: Bounds) -> Windows {
     match cursor {
         None => Windows::Whole,
         Some(_) if !incremental => Windows::Listed(vec![Window {
             lower: b.lower,
             upper: b.upper,
         }]),
-        Some(_) if saved_at.is_some() => Windows::Listed(soql::windows(b.lower, b.upper, step)),
-        Some(_) => Windows::FromFirstRow(b),
+        Some(_) => Windows::Sized(b),
     }
 }
 
-/// Windows of `step` from the day of the first row (`first`, `None` when the bounds hold no
-/// row: nothing to read).
+/// The windows of an incremental read whose rows could not be counted (Salesforce refused
+/// the aggregate query): windows of `step` when one is set, else one window; a first sync
+/// starts at its first row.
+pub fn calendar_windows(
+    saved_at: Option<DateTime<Utc>>,
+    b: Bounds,
+    step: Option<&IsoDuration>,
+) -> Windows {
+    match (saved_at, step) {
+        (None, _) => Windows::FromFirstRow(b),
+        (Some(_), Some(step)) => Windows::Listed(soql::windows(b.lower, b.upper, step)),
+        (Some(_), None) => Windows::Listed(vec![Window {
+            lower: b.lower,
+            upper: b.upper,
+        }]),
+    }
+}
+
+/// Windows of `step` (one window without a step) from the day of the first row (`first`,
+/// `None` when the bounds hold no row: nothing to read).
 pub fn windows_from_first_row(
     b: Bounds,
     first: Option<DateTime<Utc>>,
-    step: &IsoDuration,
+    step: Option<&IsoDuration>,
 ) -> Vec<Window> {
     let Some(t) = first else {
         return Vec::new();
     };
     let start = b.lower.map_or(window_floor(t), |l| l.max(window_floor(t)));
-    soql::windows(Some(start), b.upper, step)
+    match step {
+        Some(step) => soql::windows(Some(start), b.upper, step),
+        None if start < b.upper => vec![Window {
+            lower: Some(start),
+            upper: b.upper,
+        }],
+        None => Vec::new(),
+    }
 }
 
 /// The shortest window [`halves`] still splits: Salesforce's timestamps carry whole seconds.

@@ -18,7 +18,8 @@ pub(super) async fn saved_state(
     let Destination::Delta(delta) = &ctx.destination else {
         return Ok(given.cloned());
     };
-    if cs.sync_mode != SyncMode::Incremental {
+    // A slice reads its own window, whatever the table holds.
+    if cs.sync_mode != SyncMode::Incremental || ctx.opts.slice.is_some() {
         return Ok(given.cloned());
     }
     let name = cs.stream.name.as_str();

@@ -132,8 +132,17 @@ pub async fn read_files(
     out
 }
 
-/// A copy of the env's config, named `name`, that writes Parquet under `export`.
+/// A copy of the env's config, named `name`, that writes Parquet under `export`, a file per
+/// checkpoint (`file_rows: 1`), so tests see every checkpoint's STATE and file.
 pub fn parquet_config(e: &Env, name: &str, export: &Path) -> PathBuf {
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap(), "file_rows": 1});
+    write_json(e.dir.path(), name, &cfg)
+}
+
+/// A copy of the env's config, named `name`, that writes Parquet under `export` with the
+/// default file size.
+pub fn parquet_config_default(e: &Env, name: &str, export: &Path) -> PathBuf {
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     cfg["output"] = json!({"format": "parquet", "path": export.to_str().unwrap()});
     write_json(e.dir.path(), name, &cfg)

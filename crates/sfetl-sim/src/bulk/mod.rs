@@ -39,6 +39,8 @@ pub struct QueryJob {
     rows: Option<Arc<Vec<u32>>>,
     /// Where the automatic chunks end in `rows` (result pages never cross one).
     chunk_ends: Vec<usize>,
+    /// Rows the query matches, counted once for the Bulk processing time.
+    matched: Option<usize>,
 }
 
 /// An ingest job.

@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Bulk API 2.0's answer to a parent-to-child subquery (`SELECT Id, (SELECT Id FROM Contacts)
+/// FROM Account`), as clients report it.
+pub const AGGREGATE_RELATIONSHIPS: &str =
+    "Aggregate Relationships not supported in Bulk V2 Query with CSV content type";
+
 pub(super) async fn create_query(
     State(sim): State<Arc<Sim>>,
     UrlPath(ver): UrlPath<String>,
@@ -21,6 +26,11 @@ pub(super) async fn create_query(
         Ok(p) => p,
         Err(e) => return bad(e.code, &e.message),
     };
+    // Bulk API 2.0 serves child-to-parent paths (in SELECT and WHERE) and semi-joins, but not
+    // parent-to-child subqueries.
+    if parsed.child_subquery.is_some() {
+        return bad("FUNCTIONALITY_NOT_ENABLED", AGGREGATE_RELATIONSHIPS);
+    }
     if let Some(refusal) = crate::quirks::bulk_refusal(&store, &parsed) {
         return refusal;
     }
@@ -41,10 +51,17 @@ pub(super) async fn create_query(
             &format!("Max bulk v2 query jobs ({cap}) per 24 hrs has been reached ({used})"),
         );
     }
-    if parsed.count_only {
+    if parsed.count_only || parsed.aggregate.is_some() {
+        // Bulk API 2.0 supports neither aggregate functions nor GROUP BY (nor date functions
+        // in GROUP BY).
+        let what = if parsed.count_only {
+            "COUNT()"
+        } else {
+            "aggregate functions and GROUP BY"
+        };
         return bad(
             "FUNCTIONALITY_NOT_ENABLED",
-            "Aggregate queries are not supported by Bulk API 2.0 query: COUNT()",
+            &format!("Aggregate queries are not supported by Bulk API 2.0 query: {what}"),
         );
     }
     for p in &parsed.fields {
@@ -86,6 +103,7 @@ pub(super) async fn create_query(
         parsed,
         rows: None,
         chunk_ends: Vec::new(),
+        matched: None,
     };
     sim.jobs
         .query
@@ -121,11 +139,15 @@ pub(super) async fn get_query(
     let Some(job) = jobs.get_mut(&id) else {
         return not_found();
     };
+    let queued = limits.bulk_queue_ms > 0 || limits.bulk_rows_per_second > 0;
+    let busy = queued && job.info.state == "InProgress" && now < processed_at(job, &store, &limits);
     match job.info.state.as_str() {
+        "UploadComplete" if queued && now < job.info.created + limits.bulk_queue_ms as i64 => {}
         "UploadComplete" => {
             job.info.state = "InProgress".into();
             job.info.modstamp = now;
         }
+        "InProgress" if busy => {}
         "InProgress" => {
             if job.info.fail {
                 job.info.state = "Failed".into();
@@ -145,6 +167,21 @@ pub(super) async fn get_query(
             .to_string()
             .into_bytes(),
     )
+}
+
+/// When a job's processing ends with the Bulk processing time on (`bulk_queue_ms` in the
+/// queue, then `bulk_rows_per_second` for its matching rows); the rows are counted once.
+fn processed_at(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) -> i64 {
+    let rows = *job
+        .matched
+        .get_or_insert_with(|| soql::execute_counted(store, &job.parsed, job.all).1);
+    let per_second = limits.bulk_rows_per_second.max(1) as i64;
+    let work = if limits.bulk_rows_per_second == 0 {
+        0
+    } else {
+        rows as i64 * 1000 / per_second
+    };
+    job.info.created + limits.bulk_queue_ms as i64 + work
 }
 
 /// Executes a job's query as Bulk API 2.0 does. Without ORDER BY or LIMIT the rows are

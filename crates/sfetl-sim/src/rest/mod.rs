@@ -245,7 +245,7 @@ async fn describe(
     match store.catalog.object(&obj) {
         Some(i) => json_response(
             StatusCode::OK,
-            versioned(&store.catalog.objects[i].describe, &ver),
+            versioned(&store.catalog.objects[i].served_describe(), &ver),
         ),
         None => match store.catalog.extra_describe(&obj) {
             Some(d) => json_response(StatusCode::OK, versioned(&d, &ver)),
@@ -273,11 +273,13 @@ async fn sobject_info(
     json_response(StatusCode::OK, versioned(&body, &ver))
 }
 
+/// Every field the API user sees, in describe order (a record read without `fields=`).
 fn all_fields(store: &Store, obj: usize) -> Vec<Path> {
     store.catalog.objects[obj]
         .fields
         .iter()
         .enumerate()
+        .filter(|(_, f)| f.access == crate::describe::Access::Visible)
         .map(|(i, f)| Path {
             via: None,
             name: f.name.clone(),
@@ -342,6 +344,18 @@ fn run_query(
         Ok(q) => q,
         Err(e) => return soql_response(e),
     };
+    if let Some(pos) = parsed.child_subquery {
+        // Salesforce serves these; the simulator's SOQL subset does not (yet).
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            &soql::caret_message(
+                q,
+                pos,
+                "parent-to-child relationship queries are outside the simulator's SOQL subset",
+            ),
+        );
+    }
     let limits = sim.limits();
     if parsed.fields.len() > limits.query_max_fields {
         return sf_error(
@@ -360,6 +374,10 @@ fn run_query(
             "QUERY_TIMEOUT",
             crate::limits::QUERY_TIMEOUT,
         );
+    }
+    if let Some(agg) = &parsed.aggregate {
+        let body = crate::aggregate::answer(&store, parsed.object, &rows, agg);
+        return json_response(StatusCode::OK, body.to_string().into_bytes());
     }
     if parsed.count_only {
         let body = json!({"totalSize": rows.len(), "done": true, "records": []});

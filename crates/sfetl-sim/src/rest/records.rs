@@ -66,7 +66,7 @@ pub(super) async fn get_record(
         let mut picked = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match meta.field(name) {
-                Some(i) => picked.push(fields[i].clone()),
+                Some(i) => picked.extend(fields.iter().find(|f| f.field == i).cloned()),
                 None => {
                     return sf_error(
                         StatusCode::BAD_REQUEST,

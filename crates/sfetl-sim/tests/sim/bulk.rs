@@ -191,7 +191,11 @@ async fn query_job_refusals_abort_and_failure() {
         ("SELECT Id FROM AccountFeed", "INVALIDENTITY"),
         ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
         ("SELECT Id, Nope FROM Account", "INVALID_FIELD"),
-        ("SELECT Name FROM Account GROUP BY Name", "MALFORMED_QUERY"),
+        // GROUP BY is SOQL, but not for Bulk API 2.0.
+        (
+            "SELECT Name FROM Account GROUP BY Name",
+            "FUNCTIONALITY_NOT_ENABLED",
+        ),
     ] {
         let (s, v) = create_query(&org, soql).await;
         assert_eq!(s, 400, "{soql}: {v}");

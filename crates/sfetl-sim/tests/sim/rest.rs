@@ -440,7 +440,7 @@ async fn soql_errors_use_salesforce_codes_and_messages() {
     assert_eq!(v, rec["compositeResponse"][1]["body"]);
     let (s, v) = org.query("SELECT Id FROM Account GROUP BY Name").await;
     assert_eq!(s, 400);
-    assert!(error_code(&v, "MALFORMED_QUERY").contains("unexpected token: 'GROUP'"));
+    assert!(error_code(&v, "MALFORMED_QUERY").ends_with("Field must be grouped or aggregated: Id"));
     let (s, v) = org.query("SELECT FIELDS(ALL) FROM Account").await;
     assert_eq!(s, 400);
     error_code(&v, "MALFORMED_QUERY");

@@ -68,18 +68,13 @@ fn base64_fields_choose_rest_unless_bulk_is_forced() {
 }
 
 #[test]
-fn unknown_selected_fields_are_left_out_with_a_warning() {
+fn unknown_selected_fields_are_left_out() {
+    // Whether the stream may be read without them is `drift`'s call, made before planning.
     let cs = stream("full_refresh", &["Id", "Nope__c"]);
     let p = plan_object_stream(&cs, &describe(), &config(json!({})), None).unwrap();
     assert!(!p.incremental);
-    assert_eq!(
-        p.notes,
-        vec![(
-            LogLevel::Warn,
-            "Document: the catalog selects fields the org does not have (left out): [\"Nope__c\"]"
-                .to_string()
-        )]
-    );
+    assert_eq!(p.notes, vec![]);
+    assert_eq!(p.objects[0].bulk.select, vec!["Id", "SystemModstamp"]);
 }
 
 #[test]
@@ -133,30 +128,34 @@ fn windows_per_mode() {
         lower: Some(t(2024, 1, 1, 0)),
         upper: t(2024, 1, 25, 0),
     };
-    assert_eq!(windows(None, true, None, b, &step), Windows::Whole);
+    assert_eq!(windows(None, true, b), Windows::Whole);
     assert_eq!(
-        windows(Some("SystemModstamp"), false, None, b, &step),
+        windows(Some("SystemModstamp"), false, b),
+        Windows::Listed(vec![Window {
+            lower: b.lower,
+            upper: b.upper
+        }]),
+        "a full refresh is one window"
+    );
+    assert_eq!(windows(Some("SystemModstamp"), true, b), Windows::Sized(b));
+    // Without counts: windows of the step from the saved cursor, or one window.
+    match calendar_windows(Some(t(2024, 1, 1, 0)), b, Some(&step)) {
+        Windows::Listed(w) => assert_eq!(w.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        calendar_windows(Some(t(2024, 1, 1, 0)), b, None),
         Windows::Listed(vec![Window {
             lower: b.lower,
             upper: b.upper
         }])
     );
-    match windows(
-        Some("SystemModstamp"),
-        true,
-        Some(t(2024, 1, 1, 0)),
-        b,
-        &step,
-    ) {
-        Windows::Listed(w) => assert_eq!(w.len(), 3),
-        other => panic!("{other:?}"),
-    }
     assert_eq!(
-        windows(Some("SystemModstamp"), true, None, b, &step),
+        calendar_windows(None, b, Some(&step)),
         Windows::FromFirstRow(b)
     );
     // A first sync starts on the day of the first row, not at the start date.
-    let w = windows_from_first_row(b, Some(t(2024, 1, 20, 15)), &step);
+    let w = windows_from_first_row(b, Some(t(2024, 1, 20, 15)), Some(&step));
     assert_eq!(
         w,
         vec![Window {
@@ -164,7 +163,15 @@ fn windows_per_mode() {
             upper: t(2024, 1, 25, 0)
         }]
     );
-    assert!(windows_from_first_row(b, None, &step).is_empty());
+    assert_eq!(
+        windows_from_first_row(b, Some(t(2024, 1, 2, 15)), None),
+        vec![Window {
+            lower: Some(t(2024, 1, 2, 0)),
+            upper: t(2024, 1, 25, 0)
+        }],
+        "one window without a step"
+    );
+    assert!(windows_from_first_row(b, None, Some(&step)).is_empty());
 }
 
 #[test]

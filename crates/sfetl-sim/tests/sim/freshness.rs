@@ -1,0 +1,274 @@
+//! What a SystemModstamp cursor cannot see (issue 13), as the simulator models it: cross-object
+//! and time-based formulas computed when read (REST and Bulk) while no timestamp of the row
+//! moves; SOQL filters on parent fields and semi-joins in REST queries and Bulk jobs; Bulk API
+//! 2.0's refusal of parent-to-child subqueries; Salesforce's semi-join rules.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::org::*;
+
+/// Runs a Bulk query job to completion and returns its CSV rows (header row first).
+async fn bulk_rows(org: &Org, soql: &str) -> Vec<Vec<String>> {
+    let (s, job) = bulk_create(org, soql).await;
+    assert_eq!(s, 200, "{soql}: {job}");
+    let id = job["id"].as_str().unwrap();
+    for _ in 0..5 {
+        let (_, info) = org.get_json(&format!("jobs/query/{id}")).await;
+        if info["state"] == "JobComplete" {
+            break;
+        }
+    }
+    let body = org
+        .get(&format!("jobs/query/{id}/results"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes());
+    rdr.records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+async fn bulk_create(org: &Org, soql: &str) -> (u16, Value) {
+    let r = org
+        .send_json(
+            Method::POST,
+            "jobs/query",
+            &json!({"operation": "query", "query": soql}),
+        )
+        .await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn records(org: &Org, soql: &str) -> Vec<Value> {
+    let (s, v) = org.query(soql).await;
+    assert_eq!(s, 200, "{soql}: {v}");
+    v["records"].as_array().unwrap().clone()
+}
+
+fn ids(rows: &[Value]) -> BTreeSet<String> {
+    rows.iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn bulk_ids(rows: &[Vec<String>]) -> BTreeSet<String> {
+    rows.iter().skip(1).map(|r| r[0].clone()).collect()
+}
+
+/// The first Account with at least one Contact and one Opportunity.
+async fn busy_account(org: &Org) -> String {
+    let contacts = records(org, "SELECT AccountId FROM Contact WHERE AccountId != null").await;
+    let with_opps: BTreeSet<String> = records(
+        org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
+    )
+    .await
+    .iter()
+    .map(|r| r["AccountId"].as_str().unwrap().to_string())
+    .collect();
+    contacts
+        .iter()
+        .map(|r| r["AccountId"].as_str().unwrap().to_string())
+        .find(|a| with_opps.contains(a))
+        .expect("an Account with Contacts and Opportunities")
+}
+
+#[tokio::test]
+async fn cross_object_formulas_follow_the_parent_while_the_childrens_timestamps_stay() {
+    let org = Org::start(20).await;
+    let account = busy_account(&org).await;
+    let contacts_q = format!(
+        "SELECT Id, Account.Name, Account_Name__c, LastModifiedDate, SystemModstamp FROM Contact WHERE AccountId = '{account}' ORDER BY Id"
+    );
+    let before = records(&org, &contacts_q).await;
+    assert!(!before.is_empty());
+    for c in &before {
+        assert_eq!(c["Account_Name__c"], c["Account"]["Name"], "{c}");
+    }
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Ltd", "Industry": "Energy"}}),
+        )
+        .await;
+    let after = records(&org, &contacts_q).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a["Account_Name__c"], "Renamed Ltd");
+        assert_eq!(
+            a["SystemModstamp"], b["SystemModstamp"],
+            "the child did not change"
+        );
+        assert_eq!(a["LastModifiedDate"], b["LastModifiedDate"]);
+    }
+    let acc = records(
+        &org,
+        &format!(
+            "SELECT Name, SystemModstamp, LastModifiedDate FROM Account WHERE Id = '{account}'"
+        ),
+    )
+    .await;
+    assert_eq!(acc[0]["SystemModstamp"], edit["SystemModstamp"]);
+    assert_eq!(acc[0]["LastModifiedDate"], edit["SystemModstamp"]);
+    // Bulk computes them when the job runs, too.
+    let rows = bulk_rows(
+        &org,
+        &format!("SELECT Id, Account_Industry__c FROM Opportunity WHERE AccountId = '{account}'"),
+    )
+    .await;
+    assert_eq!(rows[0], ["Id", "Account_Industry__c"]);
+    assert!(rows.len() > 1);
+    assert!(rows[1..].iter().all(|r| r[1] == "Energy"), "{rows:?}");
+    // The describe says what they are.
+    let (_, d) = org.get_json("sobjects/Opportunity/describe").await;
+    let field = |n: &str| {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(field("Account_Industry__c")["calculated"], true);
+    assert_eq!(
+        field("Account_Industry__c")["calculatedFormula"],
+        "TEXT(Account.Industry)"
+    );
+    assert_eq!(
+        field("Days_Since_Created__c")["calculatedFormula"],
+        "TODAY() - DATEVALUE(CreatedDate)"
+    );
+}
+
+#[tokio::test]
+async fn a_time_based_formula_follows_the_orgs_day() {
+    let org = Org::start(5).await;
+    let clock = org.control("clock", &json!({"today": "2030-01-01"})).await;
+    assert_eq!(clock, json!({"today": "2030-01-01", "pinned": true}));
+    let q = "SELECT Id, CreatedDate, SystemModstamp, Days_Since_Created__c FROM Opportunity ORDER BY Id";
+    let day0 = records(&org, q).await;
+    let epoch_day_2030 = 21915.0; // 2030-01-01
+    for r in &day0 {
+        let created = r["CreatedDate"].as_str().unwrap();
+        let created_day = chrono::NaiveDate::parse_from_str(&created[..10], "%Y-%m-%d")
+            .unwrap()
+            .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as f64;
+        assert_eq!(
+            r["Days_Since_Created__c"].as_f64(),
+            Some(epoch_day_2030 - created_day),
+            "{r}"
+        );
+    }
+    org.control("clock", &json!({"advance_days": 3})).await;
+    let day3 = records(&org, q).await;
+    for (a, b) in day3.iter().zip(&day0) {
+        assert_eq!(
+            a["Days_Since_Created__c"].as_f64().unwrap(),
+            b["Days_Since_Created__c"].as_f64().unwrap() + 3.0
+        );
+        assert_eq!(a["SystemModstamp"], b["SystemModstamp"]);
+    }
+    let bulk = bulk_rows(&org, "SELECT Id, Days_Since_Created__c FROM Opportunity").await;
+    let first = day3
+        .iter()
+        .find(|r| r["Id"] == bulk[1][0].as_str())
+        .unwrap();
+    assert_eq!(
+        bulk[1][1].parse::<f64>().unwrap(),
+        first["Days_Since_Created__c"].as_f64().unwrap()
+    );
+    let reset = org.control("clock", &json!({"today": null})).await;
+    assert_eq!(reset["pinned"], false);
+}
+
+#[tokio::test]
+async fn parent_filters_and_semi_joins_select_the_children_of_changed_parents() {
+    let org = Org::start(20).await;
+    let account = busy_account(&org).await;
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Moved On"}}),
+        )
+        .await;
+    let stamp = edit["SystemModstamp"].as_str().unwrap();
+    let want = ids(&records(
+        &org,
+        &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'"),
+    )
+    .await);
+    let by_path = format!(
+        "SELECT Id FROM Contact WHERE Account.SystemModstamp >= {stamp} AND Account.SystemModstamp < 2100-01-01T00:00:00Z"
+    );
+    let semi = format!(
+        "SELECT Id FROM Contact WHERE AccountId IN (SELECT Id FROM Account WHERE SystemModstamp >= {stamp})"
+    );
+    let anti = format!(
+        "SELECT Id FROM Contact WHERE AccountId NOT IN (SELECT Id FROM Account WHERE SystemModstamp >= {stamp})"
+    );
+    assert_eq!(ids(&records(&org, &by_path).await), want);
+    assert_eq!(ids(&records(&org, &semi).await), want);
+    let all = ids(&records(&org, "SELECT Id FROM Contact").await);
+    let rest: BTreeSet<String> = all.difference(&want).cloned().collect();
+    assert_eq!(ids(&records(&org, &anti).await), rest);
+    // Bulk API 2.0 accepts child-to-parent paths in WHERE and semi-joins.
+    assert_eq!(bulk_ids(&bulk_rows(&org, &by_path).await), want);
+    assert_eq!(bulk_ids(&bulk_rows(&org, &semi).await), want);
+}
+
+#[tokio::test]
+async fn bulk_refuses_parent_to_child_subqueries_and_semi_joins_follow_soqls_rules() {
+    let org = Org::start(5).await;
+    let child = "SELECT Id, (SELECT Id FROM Contacts) FROM Account";
+    let (s, v) = bulk_create(&org, child).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        error_code(&v, "FUNCTIONALITY_NOT_ENABLED"),
+        "Aggregate Relationships not supported in Bulk V2 Query with CSV content type"
+    );
+    let (s, v) = org.query(child).await;
+    assert_eq!(s, 400);
+    assert!(error_code(&v, "MALFORMED_QUERY").ends_with("outside the simulator's SOQL subset"));
+    for (soql, column, text) in [
+        (
+            "SELECT Id FROM Contact WHERE LastName = 'x' OR AccountId IN (SELECT Id FROM Account)",
+            62,
+            "Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested WHERE expressions.",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE AccountId IN (SELECT Name FROM Account)",
+            44,
+            "semi join sub selects can only query id fields, cannot use: 'Name'",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE AccountId IN (SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Opportunity))",
+            80,
+            "Nesting of semi join sub-selects is not supported",
+        ),
+    ] {
+        let want = format!(
+            "\n{soql}\n{}^\nERROR at Row:1:Column:{column}\n{text}",
+            " ".repeat(column - 1)
+        );
+        let (s, v) = org.query(soql).await;
+        assert_eq!(s, 400, "{soql}");
+        assert_eq!(error_code(&v, "MALFORMED_QUERY"), want);
+        let (s, v) = bulk_create(&org, soql).await;
+        assert_eq!(s, 400, "{soql}");
+        assert_eq!(error_code(&v, "MALFORMED_QUERY"), want);
+    }
+    // A semi-join inside a parenthesised AND is still on the top level.
+    let (s, _) = org
+        .query("SELECT Id FROM Contact WHERE (LastName != null AND AccountId IN (SELECT Id FROM Account))")
+        .await;
+    assert_eq!(s, 200);
+}

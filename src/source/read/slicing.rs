@@ -1,0 +1,160 @@
+//! `sfetl plan`: every configured stream cut into [`Slice`]s, with the same planner and the
+//! same count query as `read` (so a slice is exactly a window `read` would read), sized to
+//! about `target` rows each.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::plan::{self, ObjectPlan, StreamPlan, Windows};
+use super::slice::Slice;
+use super::{FetchError, counts, sizing};
+use crate::catalog::SObjectDescribe;
+use crate::config::Config;
+use crate::mapping::MappedStream;
+use crate::protocol::ConfiguredAirbyteStream;
+use crate::salesforce::{SalesforceClient, describe};
+use crate::source::soql::Window;
+use crate::state::InputState;
+
+/// The describes a stream's plan needs, by object name: the object's own, or each of a
+/// mapping's sources.
+pub(super) async fn describes(
+    client: &SalesforceClient,
+    cs: &ConfiguredAirbyteStream,
+    mapped: Option<&MappedStream>,
+) -> Result<HashMap<String, SObjectDescribe>, FetchError> {
+    let mut out = HashMap::new();
+    let objects: Vec<&str> = match mapped {
+        Some(mapped) => mapped.sources.iter().map(|s| s.object.as_str()).collect(),
+        None => vec![cs.stream.name.as_str()],
+    };
+    for object in objects {
+        out.insert(
+            object.to_string(),
+            describe::describe(client, object).await?,
+        );
+    }
+    Ok(out)
+}
+
+/// The pure planner over the [`describes`] of a stream.
+pub(super) fn plan_described<'m>(
+    config: &Config,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+    mapped: Option<&'m MappedStream>,
+    describes: &HashMap<String, SObjectDescribe>,
+) -> Result<StreamPlan<'m>, FetchError> {
+    Ok(match mapped {
+        Some(mapped) => plan::plan_mapped_stream(cs, mapped, describes, saved)?,
+        None => {
+            let d = &describes[cs.stream.name.as_str()];
+            plan::plan_object_stream(cs, d, config, saved)?
+        }
+    })
+}
+
+/// Plans one configured stream: describes (the object, or a mapping's sources), then the pure
+/// planner.
+pub(super) async fn plan_stream<'m>(
+    client: &SalesforceClient,
+    config: &Config,
+    cs: &ConfiguredAirbyteStream,
+    saved: Option<&Value>,
+    mapped: Option<&'m MappedStream>,
+) -> Result<StreamPlan<'m>, FetchError> {
+    let describes = describes(client, cs, mapped).await?;
+    plan_described(config, cs, saved, mapped, &describes)
+}
+
+/// The slices of every stream of `streams`, in catalog order; each stream's slices in cursor
+/// order, numbered from 0.
+pub async fn plan_slices(
+    client: &SalesforceClient,
+    config: &Config,
+    streams: &[ConfiguredAirbyteStream],
+    state: &InputState,
+    mapping: Option<&crate::mapping::MappingPlan>,
+    target: u64,
+) -> Result<Vec<Slice>, FetchError> {
+    let mut out = Vec::new();
+    for cs in streams {
+        let name = cs.stream.name.as_str();
+        let mapped = mapping.and_then(|m| m.stream(name));
+        let plan = plan_stream(client, config, cs, state.stream(name), mapped).await?;
+        let mut pieces: Vec<(&ObjectPlan<'_>, Option<Window>, Option<u64>)> = Vec::new();
+        for object in &plan.objects {
+            for (w, rows) in object_windows(client, config, &plan, object, target).await? {
+                pieces.push((object, w, rows));
+            }
+        }
+        let of = pieces.len() as u32;
+        for (i, (object, w, rows)) in pieces.into_iter().enumerate() {
+            let place = (i as u32, of);
+            out.push(Slice::new(
+                name,
+                &object.object,
+                object.cursor,
+                w,
+                rows,
+                object.api,
+                place,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// One object's windows and their counted rows: sized by rows for an incremental read, one
+/// window for a full refresh, none for an object without a cursor (read whole).
+async fn object_windows(
+    client: &SalesforceClient,
+    config: &Config,
+    plan: &StreamPlan<'_>,
+    object: &ObjectPlan<'_>,
+    target: u64,
+) -> Result<Vec<(Option<Window>, Option<u64>)>, FetchError> {
+    let b = plan::bounds(config, object.saved_at, Utc::now());
+    let (Some(cursor), windows) = (
+        object.cursor,
+        plan::windows(object.cursor, plan.incremental, b),
+    ) else {
+        return Ok(vec![(None, None)]);
+    };
+    let whole = Window {
+        lower: b.lower,
+        upper: b.upper,
+    };
+    let filter = object.soql_where.as_deref();
+    let buckets = match counts::month_buckets(client, &object.object, cursor, filter, b).await {
+        Ok(buckets) => Some(buckets),
+        Err(e) if counts::refused(&e) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let step = config.stream_slice_step.as_ref();
+    Ok(match (windows, buckets) {
+        (Windows::Sized(b), Some(buckets)) => {
+            let b = sizing::first_sync_bounds(b, object.saved_at);
+            let sized = sizing::size_windows(b, &buckets, target, step);
+            if sized.is_empty() {
+                // Nothing counted: one slice still moves the stream's cursor to the bound.
+                vec![(Some(whole), Some(0))]
+            } else {
+                sized
+                    .into_iter()
+                    .map(|s| (Some(s.window), Some(s.rows)))
+                    .collect()
+            }
+        }
+        (Windows::Sized(b), None) => match plan::calendar_windows(object.saved_at, b, step) {
+            Windows::Listed(ws) => ws.into_iter().map(|w| (Some(w), None)).collect(),
+            _ => vec![(Some(whole), None)],
+        },
+        (_, buckets) => {
+            let rows = buckets.map(|k| k.iter().map(|x| x.rows).sum());
+            vec![(Some(whole), rows)]
+        }
+    })
+}

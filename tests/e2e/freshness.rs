@@ -1,0 +1,394 @@
+//! Values a SystemModstamp cursor cannot see (issue 13), end to end with exact values: a
+//! renamed Account reaches every Contact's `company` in the mapped export; formula fields are
+//! read again on the `formula_refresh` schedule and `sfetl query` shows the new values; on an
+//! org where nothing changed, following a parent costs exactly one Bulk job (or REST query) per
+//! window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn people_mapping() -> String {
+    format!("{}/fixtures/mappings/people.yaml", manifest_dir())
+}
+
+fn base(extra: Value) -> Value {
+    let mut cfg =
+        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    cfg
+}
+
+/// The `state` of the last STATE of each stream, as an orchestrator passes them back.
+fn last_states(msgs: &[Value]) -> Value {
+    let mut by_stream: BTreeMap<String, Value> = BTreeMap::new();
+    for m in msgs.iter().filter(|m| m["type"] == "STATE") {
+        let name = m["state"]["stream"]["stream_descriptor"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_stream.insert(name, m["state"].clone());
+    }
+    Value::Array(by_stream.into_values().collect())
+}
+
+/// Runs `sfetl read`, asserts success, and writes the last states to `state_out`.
+async fn read_to(config: &Path, cat: &Path, state: Option<&Path>, state_out: &Path) -> Vec<Value> {
+    let msgs = messages(&read_files(config, cat, state).await);
+    std::fs::write(state_out, serde_json::to_vec(&last_states(&msgs)).unwrap()).unwrap();
+    msgs
+}
+
+/// `sfetl query --format csv` over an export, asserted to succeed.
+async fn query_csv(export: &Path, sql: &str) -> String {
+    let out = run(&[
+        "query",
+        "--path",
+        export.to_str().unwrap(),
+        sql,
+        "--format",
+        "csv",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Bulk query jobs created so far (every creation attempt counts, as Salesforce's daily cap).
+async fn jobs(org: &Org) -> u64 {
+    org.get_json_url("/__sim/limits").await["bulk_query_jobs_used"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The Contacts of the first Account that has some.
+async fn an_account_with_contacts(org: &Org) -> (String, BTreeSet<String>) {
+    let rows = org_rows(
+        org,
+        "SELECT Id, AccountId FROM Contact WHERE AccountId != null",
+    )
+    .await;
+    let account = rows[0]["AccountId"].as_str().unwrap().to_string();
+    let contacts = rows
+        .iter()
+        .filter(|r| r["AccountId"] == account.as_str())
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    (account, contacts)
+}
+
+#[tokio::test]
+async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job() {
+    let e = env(20, base(json!({"mapping": people_mapping()}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    let state: Value = serde_json::from_slice(&std::fs::read(&s1).unwrap()).unwrap();
+    let parents = &state[0]["stream"]["stream_state"]["parents"];
+    assert_eq!(
+        parents["Contact"]["Account"]["cursor"],
+        state[0]["stream"]["stream_state"]["sources"]["Contact"]["cursor"],
+        "a first read starts the parent's cursor where its own ends: {state}"
+    );
+
+    let (account, contacts) = an_account_with_contacts(&e.org).await;
+    e.org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Industries"}}),
+        )
+        .await;
+    e.org.control("stats/reset", &json!({})).await;
+    let jobs_before = jobs(&e.org).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    // Lead's window, Contact's window, and Contact's rows under Accounts changed in that window.
+    assert_eq!(jobs(&e.org).await - jobs_before, 3);
+    // 27 API calls: a token; describeGlobal twice (the mapping, the catalog check), the
+    // mapping's Lead, Contact and Account, the read's Lead and Contact; a REST count query per
+    // object (Lead, Contact) that sizes the windows; 5 per Bulk job (create, 2 polls, 1 results
+    // page, delete), of which the Account's is the 5 the rename costs; the `deleted` endpoint
+    // once per object.
+    let stats = e.org.stats().await;
+    assert_eq!(
+        stats["by_kind"],
+        json!({"token": 1, "describe": 7, "query": 2, "bulk_query": 15, "bulk_ingest": 0,
+               "collections": 0, "sync": 2}),
+        "{stats}"
+    );
+    assert_eq!(stats["total"], json!(27));
+    assert!(logs(&msgs).contains(&format!(
+        "person: Contact: {} rows read again because their Account changed since {} (1 query, for Account.Name)",
+        contacts.len(),
+        state[0]["stream"]["stream_state"]["parents"]["Contact"]["Account"]["cursor"]
+            .as_str()
+            .map(lookback)
+            .unwrap()
+    )));
+
+    let got = query_csv(
+        &export,
+        "SELECT source_id, company FROM person WHERE source_object = 'Contact' AND company = 'Renamed Industries' ORDER BY source_id",
+    )
+    .await;
+    let want: String = contacts
+        .iter()
+        .map(|c| format!("{c},Renamed Industries\n"))
+        .collect();
+    assert_eq!(got, format!("source_id,company\n{want}"));
+    // Every other row is as the org has it: one row per person, none stale.
+    let total = query_csv(&export, "SELECT count(*) AS n FROM person").await;
+    let org_people = org_rows(&e.org, "SELECT Id FROM Contact WHERE IsDeleted = false")
+        .await
+        .len()
+        + org_rows(
+            &e.org,
+            "SELECT Id FROM Lead WHERE IsConverted = false AND IsDeleted = false",
+        )
+        .await
+        .len();
+    assert_eq!(total, format!("n\n{org_people}\n"));
+}
+
+/// The saved cursor minus the default lookback window (10 minutes), as the log writes it.
+fn lookback(cursor: &str) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(cursor).unwrap() - chrono::Duration::minutes(10);
+    t.with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Days from 1970-01-01 to the date part of a Salesforce datetime.
+fn epoch_day(datetime: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(&datetime[..10], "%Y-%m-%d")
+        .unwrap()
+        .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days()
+}
+
+const OPPORTUNITY_FIELDS: &[&str] = &[
+    "Id",
+    "AccountId",
+    "Account_Industry__c",
+    "Days_Since_Created__c",
+    "SystemModstamp",
+];
+
+/// `Id,Account_Industry__c,days` of every Opportunity, as `sfetl query` shows them.
+async fn opportunity_view(export: &Path) -> String {
+    query_csv(
+        export,
+        "SELECT Id, Account_Industry__c, CAST(Days_Since_Created__c AS BIGINT) AS days FROM Opportunity ORDER BY Id",
+    )
+    .await
+}
+
+/// The same, from the org (REST), with `today` as days since 1970-01-01.
+async fn opportunity_org(org: &Org, today: i64) -> String {
+    let mut out = "Id,Account_Industry__c,days\n".to_string();
+    let mut rows = org_rows(
+        org,
+        "SELECT Id, CreatedDate, Account_Industry__c FROM Opportunity",
+    )
+    .await;
+    rows.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
+    for r in rows {
+        let industry = r["Account_Industry__c"].as_str().unwrap_or("");
+        let days = today - epoch_day(r["CreatedDate"].as_str().unwrap());
+        out.push_str(&format!(
+            "{},{industry},{days}\n",
+            r["Id"].as_str().unwrap()
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
+    let e = env(20, base(json!({}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    cfg["formula_refresh"] = json!("PT0S");
+    let due = write_json(e.dir.path(), "due.json", &cfg);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Opportunity", OPPORTUNITY_FIELDS, "incremental")],
+    );
+    const DAY_2030: i64 = 21915; // 2030-01-01
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    assert_eq!(
+        opportunity_view(&export).await,
+        opportunity_org(&e.org, DAY_2030).await
+    );
+
+    // A day passes, and an Industry changes in a way no SystemModstamp shows (only a refresh
+    // can see either).
+    let opp = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
+    )
+    .await;
+    let account = opp[0]["AccountId"].as_str().unwrap();
+    e.org
+        .control(
+            "set",
+            &json!({"object": "Account", "id": account, "field": "Industry", "value": "Energy"}),
+        )
+        .await;
+    e.org.control("clock", &json!({"advance_days": 1})).await;
+    let stale = opportunity_view(&export).await;
+
+    // formula_refresh P1D: the first read refreshed them less than a day ago, so no extra job:
+    // the window and the parent window only.
+    let before = jobs(&e.org).await;
+    let s2 = e.dir.path().join("s2.json");
+    let msgs = read_to(&config, &cat, Some(&s1), &s2).await;
+    assert_eq!(jobs(&e.org).await - before, 2);
+    assert!(!logs(&msgs).iter().any(|l| l.contains("read again for")));
+    assert_eq!(opportunity_view(&export).await, stale);
+
+    // formula_refresh PT0S: due, one narrow Bulk job more.
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&due, &cat, Some(&s2), &e.dir.path().join("s3.json")).await;
+    assert_eq!(jobs(&e.org).await - before, 3);
+    let n = org_rows(&e.org, "SELECT Id FROM Opportunity").await.len();
+    assert!(logs(&msgs).iter().any(|l| l.starts_with(&format!(
+        "Opportunity: formula fields Account_Industry__c, Days_Since_Created__c read again for {n} rows (formula_refresh PT0S, last refresh "
+    ))));
+    let fresh = opportunity_view(&export).await;
+    assert_ne!(fresh, stale);
+    assert_eq!(fresh, opportunity_org(&e.org, DAY_2030 + 1).await);
+    assert!(fresh.contains(",Energy,"));
+    assert_eq!(
+        query_csv(&export, "SELECT count(*) AS n FROM Opportunity__formulas").await,
+        format!("n\n{n}\n")
+    );
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(e.dir.path().join("s3.json")).unwrap()).unwrap();
+    assert!(state[0]["stream"]["stream_state"]["formulas_refreshed_at"]["Opportunity"].is_string());
+}
+
+#[tokio::test]
+async fn with_records_output_a_log_says_which_formulas_are_not_refreshed() {
+    let e = env(5, base(json!({"formula_refresh": "PT0S"}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Opportunity", OPPORTUNITY_FIELDS, "incremental")],
+    );
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&e.config, &cat, None, &s1).await;
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&e.config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    assert_eq!(
+        jobs(&e.org).await - before,
+        2,
+        "no refresh job with records output"
+    );
+    assert!(logs(&msgs).contains(&"Opportunity: formula fields Account_Industry__c, Days_Since_Created__c change without their rows changing; with records output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again. Cross-object ones also come again when their parent changes (Account). Write Parquet to have them refreshed, or run a full refresh.".to_string()));
+}
+
+#[tokio::test]
+async fn on_an_unchanged_org_a_parent_costs_one_query_per_window_bulk_or_rest() {
+    // Windows of one day over the last three and a half days (a lookback of P3DT12H): four
+    // windows for each object, nothing changed in any.
+    let e = env(10, base(json!({"mapping": people_mapping()}))).await;
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&e.config, &cat, None, &s1).await;
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["stream_slice_step"] = json!("P1D");
+    cfg["lookback_window"] = json!("P3DT12H");
+    // Windows one at a time: once the daily Bulk cap is reached, exactly one job is refused
+    // (concurrent windows would each ask before the first refusal moved the run to REST).
+    cfg["max_concurrent_jobs"] = json!(1);
+    let later = write_json(e.dir.path(), "later.json", &cfg);
+
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&later, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    assert_eq!(records(&msgs, "person").len(), 0);
+    assert_eq!(
+        jobs(&e.org).await - before,
+        4 + 4 + 4,
+        "Lead, Contact, Contact's Account"
+    );
+    assert!(
+        logs(&msgs).iter().any(|l| l.starts_with(
+            "person: Contact: 0 rows read again because their Account changed since "
+        ) && l.ends_with(" (4 queries, for Account.Name)"))
+    );
+
+    // Through REST (the daily Bulk cap reached): one REST query per window.
+    let used = jobs(&e.org).await;
+    e.org
+        .control("limits", &json!({"bulk_query_jobs_per_day": used}))
+        .await;
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = read_to(&later, &cat, Some(&s1), &e.dir.path().join("s3.json")).await;
+    assert_eq!(records(&msgs, "person").len(), 0);
+    let stats = e.org.stats().await;
+    // A count query per object (Lead, Contact), then one query per window.
+    assert_eq!(stats["by_kind"]["query"], json!(2 + 4 + 4 + 4), "{stats}");
+    assert_eq!(
+        stats["by_kind"]["bulk_query"],
+        json!(1),
+        "the refused job: {stats}"
+    );
+}
+
+#[tokio::test]
+async fn a_mapped_stream_refreshes_its_formulas_by_reading_its_mapped_fields_again() {
+    let mapping = json!({"streams": [{"name": "deal", "from": [{"object": "Opportunity", "columns": {
+        "id": "Id",
+        "age_days": "Days_Since_Created__c",
+        "industry": "Account_Industry__c",
+        "modified_at": "SystemModstamp"}}]}]});
+    let e = env(
+        20,
+        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("deal", &[], "incremental")]);
+    const DAY_2030: i64 = 21915;
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    e.org.control("clock", &json!({"advance_days": 1})).await;
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    // The window, the Account's window, and the mapped fields of every row once more.
+    assert_eq!(jobs(&e.org).await - before, 3);
+    let n = org_rows(&e.org, "SELECT Id FROM Opportunity").await.len();
+    assert!(logs(&msgs).iter().any(|l| l.starts_with(&format!(
+        "deal: Opportunity: formula fields Days_Since_Created__c, Account_Industry__c read again for {n} rows (formula_refresh PT0S, last refresh "
+    ))));
+    let got = query_csv(
+        &export,
+        "SELECT id AS \"Id\", industry AS \"Account_Industry__c\", CAST(age_days AS BIGINT) AS days FROM deal ORDER BY id",
+    )
+    .await;
+    assert_eq!(got, opportunity_org(&e.org, DAY_2030 + 1).await);
+    assert_eq!(
+        query_csv(&export, "SELECT count(*) AS n FROM deal_history").await,
+        format!("n\n{}\n", 2 * n)
+    );
+}
