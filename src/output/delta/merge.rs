@@ -84,7 +84,15 @@ pub async fn merge(
         })
         .map_err(|e| target.error(e))?
         .await
-        .map_err(|e| target.error(e))?;
+        .map_err(|e| match e {
+            deltalake::DeltaTableError::Transaction {
+                source: deltalake::kernel::transaction::TransactionError::CommitConflict(c),
+            } => DeltaError::Conflict {
+                path: target.display.clone(),
+                reason: c.to_string(),
+            },
+            other => target.error(other),
+        })?;
     Ok(table)
 }
 

@@ -55,6 +55,16 @@ pub enum DeltaError {
         /// deltalake's or the store's message.
         reason: String,
     },
+    /// Another writer committed a change this commit conflicts with (retried a few times).
+    #[error(
+        "Delta table {path}: other writers kept committing conflicting changes ({reason}); run the read again"
+    )]
+    Conflict {
+        /// The table's path.
+        path: String,
+        /// deltalake's message.
+        reason: String,
+    },
     /// The table was created for another stream or key.
     #[error(
         "the Delta table at {path} was written by {theirs}, not by {ours}: merging on another key would mix two tables' rows; point output.path elsewhere or remove that table"
@@ -199,6 +209,40 @@ impl DeltaDestination {
     }
 }
 
+/// One MERGE of `rows`; when another writer's commit conflicts with it (concurrent slices
+/// merging into one table), the table is loaded again and the MERGE made again on top.
+async fn merge_retrying(
+    target: &TableTarget,
+    mut table: DeltaTable,
+    rows: Vec<RecordBatch>,
+    keys: &Keys,
+    tag: &CommitTag,
+    compression: Compression,
+) -> Result<DeltaTable, DeltaError> {
+    let mut attempt = 1;
+    loop {
+        match merge::merge(target, table, rows.clone(), keys, tag, compression).await {
+            Err(DeltaError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => {
+                attempt += 1;
+                table = target
+                    .open()
+                    .await?
+                    .ok_or_else(|| target.error("the table disappeared"))?;
+                if state::txn_version(target, &table, &tag.app_id).await? >= tag.version {
+                    return Err(target.error(format!(
+                        "another run committed {} version {} at the same time; run one read of a stream (or slice) at a time",
+                        tag.app_id, tag.version
+                    )));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// MERGEs made at most, when concurrent writers' commits conflict.
+const MERGE_ATTEMPTS: u32 = 10;
+
 /// The `txn` app id of a stream's commits: the stream, or `<stream>/<slice id>` for a slice.
 fn slice_app_id(stream: &str, slice: Option<&str>) -> String {
     match slice {
@@ -293,7 +337,7 @@ impl DeltaStreamWriter {
         let table = if rows.is_empty() {
             commit::state_only(&self.target, table, &tag).await?
         } else {
-            merge::merge(
+            merge_retrying(
                 &self.target,
                 table,
                 rows,
