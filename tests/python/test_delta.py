@@ -6,6 +6,7 @@ and value for value (the org read through REST), and each commit carries the str
 import datetime
 import decimal
 import json
+import os
 
 import pytest
 from deltalake import DeltaTable
@@ -115,3 +116,11 @@ def test_delta_table_equals_the_org_after_changes(sim, seaweed, tmp_path, where)
     assert last["sfetl.app_id"] == "Account"
     assert last["sfetl.state"]["cursor"] == states[-1]["cursor"]
     assert states[-1]["table"] == {"app_id": "Account", "txn": last["sfetl.txn"]}
+    # `sfetl query` over the same export (credentials from the environment on S3).
+    env = dict(os.environ)
+    if py_storage:
+        env.update(AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="test",
+                   AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+    proc = run("query", "--path", path, "--format", "csv", 'SELECT count(*) AS n, min("Id") AS first FROM "Account"', env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().splitlines() == ["n,first", f"{len(org)},{min(org)}"]
