@@ -65,7 +65,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  sfetl demo --dir ./sfetl-demo")]
     Demo(DemoArgs),
 
-    /// Run SQL over a Parquet export (latest version of each row per stream).
+    /// Rewrite the small files of the Delta tables under output.path into larger ones.
+    #[command(after_help = "Example:\n  sfetl compact --config config.json [--stream Account]")]
+    Compact(CompactArgs),
+
+    /// Run SQL over a Parquet or Delta export (latest version of each row per stream).
     #[command(
         after_help = "Example:\n  sfetl query --path ./export \"SELECT company, count(*) FROM person GROUP BY company\""
     )]
@@ -215,6 +219,17 @@ pub struct DemoArgs {
     /// Folder for the demo's config, export and reports.
     #[arg(long, value_name = "DIR", default_value = "./sfetl-demo")]
     pub dir: PathBuf,
+}
+
+/// Arguments of `compact`.
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    /// Connector config (JSON) whose output is `delta`.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Compact only these tables (streams, or `<stream>_history`); all by default.
+    #[arg(long, value_name = "NAME")]
+    pub stream: Vec<String>,
 }
 
 /// Arguments of `query`.

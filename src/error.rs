@@ -66,6 +66,9 @@ impl Error {
             Error::Salesforce(e) => e.failure_type(),
             Error::Fetch(e) => e.failure_type(),
             Error::Output(crate::output::OutputError::Location { .. }) => FailureType::ConfigError,
+            Error::Output(crate::output::OutputError::Delta(e)) if e.is_config() => {
+                FailureType::ConfigError
+            }
             Error::Output(_) | Error::Reported(_) => FailureType::SystemError,
             Error::Login(e) => e.failure_type(),
             Error::Sink(e) => e.failure_type(),

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 mod check;
+mod compact;
 mod demo;
 mod discover;
 pub mod login;
@@ -70,6 +71,16 @@ pub async fn run(cli: Cli) -> u8 {
             sfetl_sim::run_cli(opts).await.map_err(Error::from)
         }
         Command::Demo(args) => demo::run(&args).await,
+        Command::Compact(args) => {
+            // A human command: a line per table on stdout, errors as sentences on stderr.
+            return match compact::run(&args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "sfetl: error: {e}");
+                    e.exit_code()
+                }
+            };
+        }
         Command::Query(_) | Command::Plan(_) => Ok(()),
     };
     match result {

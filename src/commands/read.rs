@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::cli::ReadArgs;
 use crate::config::{Config, OutputFormat};
 use crate::error::Error;
+use crate::output::delta::{DeltaDestination, DeltaOptions};
 use crate::output::{Destination, ParquetOptions, new_sync_id, open_location};
 use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, StreamDescriptor};
 use crate::source::read::slice::{BadSlice, Slice, SliceRun};
@@ -130,7 +131,7 @@ fn load_slice(
 }
 
 /// Where the read's streams go, from the config's `output` (or `--arrow-ipc`).
-fn destination(config: &Config, arrow: bool) -> Result<Destination, Error> {
+pub(super) fn destination(config: &Config, arrow: bool) -> Result<Destination, Error> {
     Ok(match config.output.format {
         _ if arrow => Destination::Arrow,
         OutputFormat::Parquet => Destination::Parquet {
@@ -145,6 +146,17 @@ fn destination(config: &Config, arrow: bool) -> Result<Destination, Error> {
                 ..ParquetOptions::default()
             },
         },
+        OutputFormat::Delta => Destination::Delta(DeltaDestination {
+            location: open_location(
+                config.output.path.as_deref().unwrap_or_default(),
+                &config.output.storage_options,
+            )?,
+            sync_id: new_sync_id(),
+            options: DeltaOptions {
+                history: config.output.history,
+                compression: config.output.compression,
+            },
+        }),
         _ => Destination::Records,
     })
 }

@@ -173,6 +173,8 @@ pub enum OutputFormat {
     Parquet,
     /// An Arrow IPC stream on stdout.
     Arrow,
+    /// A Delta Lake table per stream under `output.path`, holding the current rows.
+    Delta,
 }
 
 /// Parquet compression codec.
@@ -197,6 +199,8 @@ pub struct OutputConfig {
     pub compression: Compression,
     /// object_store options; values may be credentials, so they are secrets.
     pub storage_options: BTreeMap<String, Secret>,
+    /// Delta output: also keep every row version in `<stream>_history`.
+    pub history: bool,
     /// Rows a Parquet file holds before it is completed (and a STATE follows): files of a
     /// useful size rather than one per checkpoint (default 1,000,000; 64 MB also completes one).
     pub file_rows: u64,

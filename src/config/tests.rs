@@ -190,7 +190,7 @@ fn wrong_types_and_enums_never_quote_secrets() {
         vec![
             ("auth_type".into(), "\"password\" is not one of \"refresh_token\", \"Client\", \"client_credentials\", \"jwt_bearer\"".into()),
             ("client_secret".into(), "must be string, not a number".into()),
-            ("output.format".into(), "\"csv\" is not one of \"records\", \"parquet\", \"arrow\"".into()),
+            ("output.format".into(), "\"csv\" is not one of \"records\", \"parquet\", \"arrow\", \"delta\"".into()),
             ("output.storage_options.aws_secret_access_key".into(), "must be boolean or number or string, not an array".into()),
         ]
     );
@@ -200,7 +200,7 @@ fn wrong_types_and_enums_never_quote_secrets() {
 fn parquet_output_needs_a_path_and_keeps_storage_options_secret() {
     let mut c = airbyte_config();
     c["output"] = json!({"format": "parquet"});
-    assert_eq!(problems(c.clone()), vec![("output.path".into(), "is missing: parquet output needs a folder or URL, e.g. \"./export\" or \"s3://bucket/prefix\"".into())]);
+    assert_eq!(problems(c.clone()), vec![("output.path".into(), "is missing: parquet and delta output need a folder or URL, e.g. \"./export\" or \"s3://bucket/prefix\"".into())]);
     c["output"] = json!({"format": "parquet", "path": "s3://b/p", "storage_options": {"aws_secret_access_key": "SEKRIT", "aws_allow_http": true}});
     let cfg = Config::from_value(c).unwrap();
     assert_eq!(

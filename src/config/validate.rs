@@ -115,7 +115,7 @@ fn missing_advice(field: &str) -> String {
         "username" => "is missing: the JWT bearer flow signs in as this Salesforce user (e.g. integration@example.com)".into(),
         "private_key" => "is missing: give private_key (PEM text) or private_key_path (a PEM file), the RSA key whose certificate is uploaded to the app".into(),
         "domain" => "is missing: the client_credentials flow only works on the org's My Domain host; set domain to e.g. \"acme.my.salesforce.com\" (Setup > My Domain)".into(),
-        "output.path" => "is missing: parquet output needs a folder or URL, e.g. \"./export\" or \"s3://bucket/prefix\"".into(),
+        "output.path" => "is missing: parquet and delta output need a folder or URL, e.g. \"./export\" or \"s3://bucket/prefix\"".into(),
         _ => "is missing".into(),
     }
 }
@@ -493,10 +493,11 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
     let format = match out.get("format").and_then(Value::as_str) {
         Some("parquet") => OutputFormat::Parquet,
         Some("arrow") => OutputFormat::Arrow,
+        Some("delta") => OutputFormat::Delta,
         _ => OutputFormat::Records,
     };
     let path = str_field(&out, "path").map(str::to_string);
-    if format == OutputFormat::Parquet && path.is_none() {
+    if matches!(format, OutputFormat::Parquet | OutputFormat::Delta) && path.is_none() {
         p.add("output.path", missing_advice("output.path"));
     }
     let compression = match out.get("compression").and_then(Value::as_str) {
@@ -520,11 +521,13 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
         })
         .unwrap_or_default();
 
+    let history = out.get("history").and_then(Value::as_bool).unwrap_or(false);
     OutputConfig {
         format,
         path,
         compression,
         storage_options,
+        history,
         file_rows: out
             .get("file_rows")
             .and_then(Value::as_u64)

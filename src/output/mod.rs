@@ -1,8 +1,10 @@
 //! Where read batches go: RECORD lines on stdout (`records`), Parquet files on an object store
-//! (`parquet`), or an Arrow IPC stream (`arrow`), each behind the [`StreamWriter`] trait; the
+//! (`parquet`), an Arrow IPC stream (`arrow`), or Delta Lake tables (`delta`), each behind the
+//! [`StreamWriter`] trait; the
 //! stdout writer task all protocol output goes through; and the cleanup that makes a resumed
 //! Parquet export exact.
 
+pub mod delta;
 mod json;
 mod parquet;
 mod records;
@@ -53,6 +55,9 @@ pub enum OutputError {
     /// Rendering records failed.
     #[error("rendering records: {0}")]
     Render(String),
+    /// A Delta table could not be read or written.
+    #[error(transparent)]
+    Delta(#[from] delta::DeltaError),
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! [`StreamWriter`]: the one interface every output of a read implements (RECORD lines, an
-//! Arrow IPC stream, Parquet files; Delta tables next), so the read path is written once and
+//! Arrow IPC stream, Parquet files, Delta tables), so the read path is written once and
 //! says only *when* rows are written and made durable, never *how*.
 
 use arrow::datatypes::SchemaRef;
@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use super::delta::DeltaDestination;
 use super::stdout::{Budgeted, Out, piece_buffer};
 use super::{OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, RecordsRenderer};
-use crate::state::OutputCommit;
+use crate::state::{OutputCommit, StreamState, TableCommit};
 
 /// Where one stream's batches go, and how they become durable.
 #[async_trait]
@@ -35,6 +36,17 @@ pub trait StreamWriter: Send {
     /// What a STATE must remember of the output to resume it (Parquet: the committed files).
     fn position(&self) -> Option<OutputCommit>;
 
+    /// The STATE the next [`StreamWriter::commit`] makes true, given just before it: an output
+    /// that keeps the state with its rows (Delta, in the same commit) records it there, so the
+    /// output alone says where to resume. Others need nothing of it.
+    fn stage_state(&mut self, _state: &StreamState) {}
+
+    /// The table commit a STATE names (Delta's transaction identifier), so a stale or replayed
+    /// STATE is recognised against the table; `None` for outputs without one.
+    fn table_position(&self) -> Option<TableCommit> {
+        None
+    }
+
     /// Ends the stream's output (e.g. the IPC end-of-stream marker).
     async fn finish(&mut self) -> Result<(), OutputError>;
 }
@@ -55,6 +67,8 @@ pub enum Destination {
         /// Compression and row-group sizing.
         options: ParquetOptions,
     },
+    /// A Delta Lake table per stream under a location, holding the current rows.
+    Delta(DeltaDestination),
 }
 
 impl Destination {
@@ -105,6 +119,7 @@ impl Destination {
                 .with_sync(start.base, start.resumed_from)
                 .with_slice(start.slice),
             ),
+            Destination::Delta(d) => Box::new(d.open(stream, schema, &start)?),
         })
     }
 }
@@ -116,7 +131,14 @@ pub struct SyncStart {
     pub base: bool,
     /// The output commit of the STATE this run resumes from.
     pub resumed_from: Option<OutputCommit>,
-    /// The slice this run reads (`read --slice`), marked in its folder.
+    /// Incremental: each checkpoint is merged into what the output holds (Delta); otherwise
+    /// the run replaces it.
+    pub incremental: bool,
+    /// The cursor column of an object stream (mapped streams name theirs in their schema).
+    pub cursor: Option<String>,
+    /// The slice this run reads (`read --slice`), marked in its folder; Delta commits all its
+    /// rows in one transaction under the app id `<stream>/<slice id>`, so re-running a slice
+    /// that committed changes nothing.
     pub slice: Option<super::sync::SliceMark>,
 }
 

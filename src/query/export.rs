@@ -1,7 +1,7 @@
 //! Finding an export: its store, its stream folders and files, and what each stream's newest
 //! file says about its key (`sfetl.primary_key` metadata).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
@@ -13,6 +13,9 @@ use url::Url;
 
 use super::QueryError;
 use crate::output::sync::{MARKER, SyncMarker, current_from};
+
+/// The folder of a Delta table's transaction log.
+const DELTA_LOG: &str = "_delta_log";
 
 /// An opened export: where it lives and how DataFusion reaches it.
 pub(super) struct Export {
@@ -83,8 +86,9 @@ impl Export {
         })
     }
 
-    /// Stream folders holding `<stream>/<sync-id>/*.parquet`, by name.
-    pub(super) async fn streams(&self) -> Result<Vec<StreamFiles>, QueryError> {
+    /// Stream folders holding `<stream>/<sync-id>/*.parquet`, by name, and the names of the
+    /// Delta tables (folders holding `_delta_log/`), whose files are not the export's syncs.
+    pub(super) async fn streams(&self) -> Result<(Vec<StreamFiles>, Vec<String>), QueryError> {
         let listed: Vec<ObjectMeta> = self
             .store
             .list(Some(&self.prefix))
@@ -96,12 +100,17 @@ impl Export {
             })?;
         let mut by_stream: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
         let mut marker_files: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        let mut delta: BTreeSet<String> = BTreeSet::new();
         for meta in listed {
             let Some(parts) = meta.location.prefix_match(&self.prefix) else {
                 continue;
             };
             let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
-            if let [stream, _, file] = parts.as_slice()
+            if let [table, log, ..] = parts.as_slice()
+                && log == DELTA_LOG
+            {
+                delta.insert(table.clone());
+            } else if let [stream, _, file] = parts.as_slice()
                 && file == MARKER
             {
                 marker_files.entry(stream.clone()).or_default().push(meta);
@@ -114,6 +123,7 @@ impl Export {
                     .push((sync_id.clone(), meta));
             }
         }
+        by_stream.retain(|name, _| !delta.contains(name));
         let mut out = Vec::new();
         for (name, mut files) in by_stream {
             files.sort_by(|a, b| (&a.0, &a.1.location).cmp(&(&b.0, &b.1.location)));
@@ -128,7 +138,7 @@ impl Export {
                 files,
             });
         }
-        Ok(out)
+        Ok((out, delta.into_iter().collect()))
     }
 
     /// The sync markers of `stream` among `files` (unreadable ones are skipped: a marker only

@@ -1,11 +1,15 @@
-//! `sfetl query --path OUTPUT "SQL"`: DataFusion SQL over a Parquet export, for analysts.
+//! `sfetl query --path OUTPUT "SQL"`: DataFusion SQL over a Parquet or Delta export, for
+//! analysts.
 //!
-//! Every stream folder of the export (`<path>/<stream>/<sync-id>/part-NNNNN.parquet`) is a
-//! table `<stream>` holding the latest version of each row (see [`tables`] for the rules), and
-//! `<stream>_history` holding every row of every sync. Names are case-sensitive as written
+//! Every stream folder of a Parquet export (`<path>/<stream>/<sync-id>/part-NNNNN.parquet`) is
+//! a table `<stream>` holding the latest version of each row (see [`tables`] for the rules),
+//! and `<stream>_history` holding every row of every sync. Every Delta table of a Delta export
+//! (`<path>/<stream>/_delta_log/`) is a table by its folder name: `<stream>` holds the current
+//! rows, and `<stream>_history` (with `history: true`) every row version (see [`delta`]). Names are case-sensitive as written
 //! (`SELECT Name FROM Account`); lower-case aliases of the tables exist too. Only queries run:
 //! DDL, DML and `SET` statements are refused, so an export is never changed.
 
+mod delta;
 mod export;
 mod formulas;
 mod render;
@@ -129,11 +133,11 @@ pub async fn sql(path: &str, sql: &str) -> Result<QueryResult, QueryError> {
 /// [`sql`], plus a note per column read as text because its type changed between syncs.
 pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String>), QueryError> {
     let export = Export::open(path)?;
-    let streams = export.streams().await?;
-    if streams.is_empty() {
+    let (streams, delta_tables) = export.streams().await?;
+    if streams.is_empty() && delta_tables.is_empty() {
         return Err(QueryError::NoExport {
             path: export.display.clone(),
-            reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet; give the output.path of a read with output.format parquet".into(),
+            reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet and no Delta tables; give the output.path of a read with output.format parquet or delta".into(),
         });
     }
     // Names as written (Salesforce's `Name`, `SystemModstamp`); files sit in sync-id folders.
@@ -147,7 +151,9 @@ pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
-    let (tables, notes) = tables::register(&ctx, &export, &streams).await?;
+    let (mut tables, notes) = tables::register(&ctx, &export, &streams).await?;
+    tables.extend(delta::register(&ctx, &export, &delta_tables).await?);
+    tables.sort();
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

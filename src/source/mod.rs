@@ -82,6 +82,7 @@ impl FetchError {
             | FetchError::FieldSplit(_)
             | FetchError::SchemaDrift(_) => FailureType::ConfigError,
             FetchError::Output(OutputError::Location { .. }) => FailureType::ConfigError,
+            FetchError::Output(OutputError::Delta(e)) if e.is_config() => FailureType::ConfigError,
             _ => FailureType::SystemError,
         }
     }

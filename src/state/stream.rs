@@ -56,6 +56,15 @@ pub struct OutputCommit {
     pub parts: u32,
 }
 
+/// Delta output: the table commit that recorded a STATE (its transaction identifier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCommit {
+    /// The `txn` action's app id: the stream (or the stream and its slice).
+    pub app_id: String,
+    /// The `txn` version: one more at each commit of that app id.
+    pub txn: i64,
+}
+
 /// Mapped streams' per-source cursors, in the order the sources were first read (a JSON object
 /// keyed by object name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +202,10 @@ pub struct StreamState {
     /// Parquet output: the files committed so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputCommit>,
+    /// Delta output: the table commit holding this state, so a replayed or stale STATE is
+    /// recognised against the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableCommit>,
     /// Parents' cursors and formula refreshes.
     #[serde(flatten)]
     pub fresh: Freshness,
@@ -232,10 +245,17 @@ impl StreamState {
                 format!("`output` must be {{\"sync_id\": \"...\", \"parts\": N}}: {e}")
             })?),
         };
+        let table = match blob.get("table") {
+            None | Some(Value::Null) => None,
+            Some(t) => Some(serde_json::from_value(t.clone()).map_err(|e| {
+                format!("`table` must be {{\"app_id\": \"...\", \"txn\": N}}: {e}")
+            })?),
+        };
         Ok(StreamState {
             cursor,
             sources,
             output,
+            table,
             fresh: Freshness::parse(blob)?,
         })
     }
@@ -400,6 +420,7 @@ mod tests {
                 sync_id: "20240115T100000Z-abcdef".into(),
                 parts: 3,
             }),
+            table: None,
             fresh: Freshness::default(),
         };
         let v = s.to_value();

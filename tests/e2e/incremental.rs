@@ -561,7 +561,7 @@ async fn hard_deletes_beyond_a_purged_delete_log_are_found_by_reconciliation() {
     let warned: Vec<String> = logs_of(&records_run, "WARN");
     assert!(
         warned.iter().any(|l| l.starts_with("Account: the org's delete log does not cover ")
-            && l.ends_with(", so records hard-deleted in that span are not reported; with Parquet output sfetl finds them by comparing Ids, or run a full refresh")),
+            && l.ends_with(", so records hard-deleted in that span are not reported; with Parquet or Delta output sfetl finds them by comparing Ids, or run a full refresh")),
         "{warned:?}"
     );
 }

@@ -11,6 +11,7 @@ mod auth_docs;
 mod auth_login;
 mod cli;
 mod conformance;
+mod delta;
 mod demo;
 mod drift;
 mod freshness;

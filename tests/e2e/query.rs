@@ -331,7 +331,7 @@ async fn clear_errors() {
     assert_eq!(
         stderr,
         format!(
-            "sfetl: error: no export at {}: no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet; give the output.path of a read with output.format parquet\n",
+            "sfetl: error: no export at {}: no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet and no Delta tables; give the output.path of a read with output.format parquet or delta\n",
             std::fs::canonicalize(&empty).unwrap().display()
         )
     );

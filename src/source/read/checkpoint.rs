@@ -49,8 +49,20 @@ impl ObjectReader<'_> {
             self.deferred = Some(state);
             return Ok(());
         }
-        writer.commit().await?;
         self.deferred = None;
+        self.commit_state(writer, state).await
+    }
+
+    /// Commits the output with the STATE it makes true (an output that keeps it, Delta,
+    /// records it in the same commit), then emits that STATE.
+    async fn commit_state(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+        mut state: StreamState,
+    ) -> Result<(), FetchError> {
+        state.fresh = self.carry.fresh.clone();
+        writer.stage_state(&state);
+        writer.commit().await?;
         self.emit_state(writer, state).await
     }
 
@@ -63,8 +75,7 @@ impl ObjectReader<'_> {
         let Some(state) = self.deferred.take() else {
             return Ok(());
         };
-        writer.commit().await?;
-        self.emit_state(writer, state).await
+        self.commit_state(writer, state).await
     }
 
     /// After the one read of an object without a cursor: commits, and emits an empty STATE
@@ -77,12 +88,17 @@ impl ObjectReader<'_> {
         if self.slice_window.is_some() {
             return self.slice_checkpoint(writer).await;
         }
+        writer.stage_state(&StreamState::default());
         writer.commit().await?;
         self.pending = 0;
         self.ctx
             .emit(AirbyteMessage::state(AirbyteStateMessage::stream(
                 StreamDescriptor::named(&self.plan.name),
-                StreamState::default().to_value(),
+                StreamState {
+                    table: writer.table_position(),
+                    ..StreamState::default()
+                }
+                .to_value(),
                 total as f64,
             )))
             .await
@@ -113,6 +129,7 @@ impl ObjectReader<'_> {
         mut state: StreamState,
     ) -> Result<(), FetchError> {
         state.output = writer.position();
+        state.table = writer.table_position();
         state.fresh = self.carry.fresh.clone();
         self.carry.saved = state.fresh.clone();
         let msg = AirbyteStateMessage::stream(

@@ -225,7 +225,7 @@ impl ObjectReader<'_> {
 
     /// After the windows: when the delete log had a gap (or `reconcile_deletes` is
     /// `always`), finds the rows the export holds that the org no longer has and delivers them
-    /// as deletions at `at`. Needs the export: Parquet output of an unmapped stream; otherwise
+    /// as deletions at `at`. Needs the export: Parquet or Delta output of an unmapped stream; otherwise
     /// a WARN says which deletions may be missing and what to do. Returns the rows delivered.
     pub(super) async fn reconcile_deletes(
         &mut self,
@@ -249,12 +249,16 @@ impl ObjectReader<'_> {
             ),
             None => "reconcile_deletes is \"always\"".to_string(),
         };
-        let Destination::Parquet { location, .. } = &self.ctx.destination else {
-            let text = format!(
-                "{name}: {why}, so records hard-deleted in that span are not reported; with Parquet output sfetl finds them by comparing Ids, or run a full refresh"
-            );
-            self.ctx.log(LogLevel::Warn, text).await;
-            return Ok(0);
+        let location = match &self.ctx.destination {
+            Destination::Parquet { location, .. } => location,
+            Destination::Delta(d) => &d.location,
+            _ => {
+                let text = format!(
+                    "{name}: {why}, so records hard-deleted in that span are not reported; with Parquet or Delta output sfetl finds them by comparing Ids, or run a full refresh"
+                );
+                self.ctx.log(LogLevel::Warn, text).await;
+                return Ok(0);
+            }
         };
         if self.plan.mapped {
             let text = format!(

@@ -91,6 +91,8 @@ impl ObjectReader<'_> {
         let start = SyncStart {
             base: true,
             resumed_from: None,
+            incremental: false,
+            cursor: None,
             slice: None,
         };
         let mut side = ctx.destination.open(&name, &out_schema, &ctx.out, start)?;
@@ -152,6 +154,7 @@ impl ObjectReader<'_> {
             fresh.formulas.join(", "),
             match self.ctx.destination {
                 Destination::Arrow => "Arrow IPC",
+                Destination::Delta(_) => "Delta",
                 _ => "records",
             }
         );

@@ -24,6 +24,7 @@ pub mod sizing;
 pub mod slice;
 mod slice_read;
 pub mod slicing;
+mod table_state;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -283,7 +284,8 @@ async fn read_stream(
 ) -> Result<u64, FetchError> {
     let name = cs.stream.name.as_str();
     ctx.status(name, AirbyteStreamStatus::Started).await?;
-    let (plan, fresh) = plan_stream(ctx, cs, saved).await?;
+    let saved = table_state::saved_state(ctx, cs, saved).await?;
+    let (plan, fresh) = plan_stream(ctx, cs, saved.as_ref()).await?;
     for (level, text) in &plan.notes {
         ctx.log(*level, text.clone()).await;
     }
@@ -371,6 +373,12 @@ async fn open_writer(
     let start = SyncStart {
         base: !plan.incremental || !plan.has_state,
         resumed_from,
+        incremental: plan.incremental,
+        cursor: plan
+            .objects
+            .first()
+            .and_then(|o| o.cursor)
+            .map(str::to_string),
         slice,
     };
     Ok(ctx

@@ -48,6 +48,19 @@ pub(super) async fn read_slice(
             SliceStart::Fresh(_) => {}
         }
     }
+    if let Destination::Delta(delta) = &ctx.destination
+        && delta.slice_committed(name, &slice.slice_id).await?
+    {
+        let text = format!(
+            "{name}: slice {} is already committed to the Delta table {}; nothing to read",
+            slice.slice_id,
+            delta.table_display(name)
+        );
+        ctx.log(LogLevel::Info, text).await;
+        emit_state(ctx, plan, run, 0).await?;
+        ctx.status(name, AirbyteStreamStatus::Complete).await?;
+        return Ok(0);
+    }
     let mark = SliceMark {
         id: slice.slice_id.clone(),
         sequence: slice.sequence,

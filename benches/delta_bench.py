@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Delta output benchmark: sfetl against `sfetl simulate --scale N` on this machine.
+
+Runs (each printed as in read_bench.py: rows, wall s, rows/s, CPU s of the sfetl process, CPU
+µs/row, peak RSS, API calls):
+  1. a full refresh of Account (7 fields) to Parquet, then to Delta (target: Delta within 1.5x
+     of Parquet in CPU per row and peak RSS);
+  2. 1,000 Accounts changed, spread over the table (the simulator's touch picks every
+     N/1000-th row), then an incremental read merged into the Delta table;
+  3. 1,000 of the newest Accounts changed (clustered at the end of the Id range, as edits of
+     recent records are), then an incremental read.
+For 2 and 3 it also prints the bytes of data files the MERGE removed (rewritten) and added,
+against the table's size (targets: under 2 s CPU, at most 10% of the bytes rewritten).
+
+    benches/delta_bench.py [--scale 1000000] [--bin PATH]
+
+Builds `cargo build --release` unless --bin is given. Run by hand (minutes), not in CI.
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import read_bench
+from read_bench import FIELDS7, catalog, post, run
+
+
+def log_actions(table, after_version):
+    """Bytes of the data files added and removed by the commits after `after_version`, and the
+    table's bytes at that version (sum of its live files)."""
+    live, added, removed = {}, 0, 0
+    for path in sorted(glob.glob(os.path.join(table, "_delta_log", "*.json"))):
+        version = int(os.path.basename(path).split(".")[0])
+        for line in open(path):
+            action = json.loads(line)
+            if "add" in action:
+                if version > after_version:
+                    added += action["add"]["size"]
+                else:
+                    live[action["add"]["path"]] = action["add"]["size"]
+            elif "remove" in action:
+                if version > after_version:
+                    removed += action["remove"].get("size") or 0
+                else:
+                    live.pop(action["remove"]["path"], None)
+    return sum(live.values()), added, removed
+
+
+def newest_version(table):
+    return max(int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(table, "_delta_log", "*.json")))
+
+
+def incremental(bin_, label, cfg, base, tmp, table, body):
+    before = newest_version(table)
+    post(base, "/__sim/touch", body)
+    run(bin_, label, cfg, catalog([("Account", FIELDS7)], "incremental"), base, tmp)
+    size, added, removed = log_actions(table, before)
+    print(f"{'':<44} table {size / 1e6:7.1f} MB, rewritten (removed) {removed / 1e6:7.2f} MB "
+          f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
+
+
+def newest_ids(bin_, export, n):
+    out = subprocess.run([bin_, "query", "--path", export, "--format", "csv",
+                          f'SELECT "Id" FROM "Account" ORDER BY "Id" DESC LIMIT {n}'],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    return out[1:]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=1_000_000)
+    ap.add_argument("--bin")
+    a = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bin_ = a.bin
+    if not bin_:
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+        subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
+        bin_ = os.path.join(target, "release", "sfetl")
+    read_bench.ONLY = None
+    t0 = time.time()
+    sim = subprocess.Popen([bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    creds = json.loads(sim.stdout.readline())
+    base = creds["base_url"]
+    print(f"simulator at --scale {a.scale} ready in {time.time() - t0:.1f} s")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
+                   "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
+                   "start_date": "2000-01-01", "stream_slice_step": "P3650D", "cursor_lag": "PT0S"}
+            export = os.path.join(tmp, "delta")
+            pq = dict(cfg, output={"format": "parquet", "path": os.path.join(tmp, "parquet")})
+            dl = dict(cfg, output={"format": "delta", "path": export})
+            run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
+            run(bin_, "Account 7 fields -> delta", dl, catalog([("Account", FIELDS7)]), base, tmp)
+            table = os.path.join(export, "Account")
+            incremental(bin_, "delta MERGE of 1,000 spread changes", dl, base, tmp, table,
+                        {"object": "Account", "count": 1000})
+            ids = newest_ids(bin_, export, 1000)
+            incremental(bin_, "delta MERGE of 1,000 newest rows changed", dl, base, tmp, table,
+                        {"object": "Account", "ids": ids})
+    finally:
+        sim.terminate()
+        sim.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+//! Commits that are not MERGEs: creating a table, replacing it after a full refresh, a STATE
+//! with no rows, and schema evolution; and the data files a full refresh writes before its
+//! commit.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use deltalake::DeltaTable;
+use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use futures::TryStreamExt;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::DeltaError;
+use super::rows::compare;
+use super::state::CommitTag;
+use super::table::TableTarget;
+use crate::config::Compression;
+
+/// Size at which a data file is closed and the next begun: large enough for efficient scans,
+/// small enough that a MERGE touching a few rows rewrites little.
+pub const TARGET_FILE_BYTES: u64 = 32 << 20;
+
+/// Parquet settings of every data file sfetl writes into a table: the export's codec, row
+/// groups of at most 128k rows, statistics on every column (file skipping uses them).
+pub fn writer_properties(compression: Compression) -> WriterProperties {
+    let codec = match compression {
+        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::None => PqCompression::UNCOMPRESSED,
+    };
+    WriterProperties::builder()
+        .set_compression(codec)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Delta's schema for an Arrow schema.
+pub fn delta_schema(schema: &Schema) -> Result<StructType, DeltaError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    schema
+        .try_into_kernel()
+        .map_err(|e| DeltaError::Rows(format!("the stream's schema has no Delta form: {e}")))
+}
+
+/// Creates the table with `schema` and `props`, empty.
+pub async fn create(
+    target: &TableTarget,
+    schema: &SchemaRef,
+    props: HashMap<String, String>,
+) -> Result<DeltaTable, DeltaError> {
+    let fields: Vec<StructField> = delta_schema(schema)?.fields().cloned().collect();
+    target
+        .unloaded()?
+        .create()
+        .with_columns(fields)
+        .with_configuration(props.into_iter().map(|(k, v)| (k, Some(v))))
+        // sfetl's own properties are not Delta's.
+        .with_raise_if_key_not_exists(false)
+        .await
+        .map_err(|e| target.error(e))
+}
+
+/// Data files of a full refresh, written as rows arrive and committed only at the end.
+pub struct FileWriter {
+    writer: DeltaWriter,
+}
+
+impl FileWriter {
+    /// A writer of files into `target`'s folder.
+    pub fn new(
+        target: &TableTarget,
+        schema: &SchemaRef,
+        compression: Compression,
+    ) -> Result<FileWriter, DeltaError> {
+        let store = target.unloaded()?.object_store();
+        let config = WriterConfig::new(
+            schema.clone(),
+            Vec::new(),
+            Some(writer_properties(compression)),
+            NonZeroU64::new(TARGET_FILE_BYTES),
+            None,
+            // Statistics on the first 32 columns (Delta's default): the key comes first.
+            Default::default(),
+            None,
+        );
+        Ok(FileWriter {
+            writer: DeltaWriter::new(store, config),
+        })
+    }
+
+    /// Appends rows of the table's schema.
+    pub async fn write(
+        &mut self,
+        target: &TableTarget,
+        rows: &RecordBatch,
+    ) -> Result<(), DeltaError> {
+        self.writer.write(rows).await.map_err(|e| target.error(e))
+    }
+
+    /// Completes the last file; returns every file written.
+    pub async fn close(self, target: &TableTarget) -> Result<Vec<Add>, DeltaError> {
+        self.writer.close().await.map_err(|e| target.error(e))
+    }
+}
+
+/// Commits `actions` to `table` with `tag`'s transaction and STATE.
+async fn commit(
+    target: &TableTarget,
+    mut table: DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    tag: &CommitTag,
+) -> Result<DeltaTable, DeltaError> {
+    let props: CommitProperties = tag.properties();
+    let snapshot = table.snapshot().map_err(|e| target.error(e))?;
+    CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(|e| target.error(e))?;
+    table.update_state().await.map_err(|e| target.error(e))?;
+    Ok(table)
+}
+
+/// Replaces every row of `table` with `files` in one commit (with the stream's schema and
+/// properties, which a full refresh may change).
+pub async fn replace(
+    target: &TableTarget,
+    table: DeltaTable,
+    schema: &SchemaRef,
+    props: HashMap<String, String>,
+    files: Vec<Add>,
+    tag: &CommitTag,
+) -> Result<DeltaTable, DeltaError> {
+    let snapshot = table.snapshot().map_err(|e| target.error(e))?;
+    let mut actions: Vec<Action> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_collect()
+        .await
+        .map_err(|e| target.error(e))?;
+    let mut metadata = snapshot
+        .metadata()
+        .clone()
+        .with_schema(&delta_schema(schema)?)
+        .map_err(|e| target.error(e))?;
+    for (k, v) in props {
+        metadata = metadata.add_config_key(k, v).map_err(|e| target.error(e))?;
+    }
+    actions.push(Action::Metadata(metadata));
+    actions.extend(files.into_iter().map(Action::Add));
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: None,
+        predicate: None,
+    };
+    commit(target, table, actions, operation, tag).await
+}
+
+/// Records a STATE in the table without rows (the windows since the last commit were empty).
+pub async fn state_only(
+    target: &TableTarget,
+    table: DeltaTable,
+    tag: &CommitTag,
+) -> Result<DeltaTable, DeltaError> {
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    commit(target, table, Vec::new(), operation, tag).await
+}
+
+/// Adds the stream's new columns to the table (old rows read them as null); refuses a column
+/// whose type changed, naming it and both types.
+pub async fn evolve(
+    target: &TableTarget,
+    table: DeltaTable,
+    schema: &SchemaRef,
+) -> Result<DeltaTable, DeltaError> {
+    let existing = table
+        .snapshot()
+        .map_err(|e| target.error(e))?
+        .snapshot()
+        .arrow_schema();
+    let ours: Schema = schema.as_ref().clone();
+    let (added, changed) = compare(&existing, &ours);
+    if let Some((field, old, new)) = changed.into_iter().next() {
+        return Err(DeltaError::TypeChange {
+            path: target.display.clone(),
+            field,
+            table_type: old.to_string(),
+            new_type: new.to_string(),
+        });
+    }
+    if added.is_empty() {
+        return Ok(table);
+    }
+    let fields: Vec<StructField> = delta_schema(&Schema::new(added))?
+        .fields()
+        .cloned()
+        .collect();
+    table
+        .add_columns()
+        .with_fields(fields)
+        .await
+        .map_err(|e| target.error(e))
+}

@@ -1,0 +1,97 @@
+//! `sfetl compact`: rewrites a table's small files into files of about
+//! [`super::commit::TARGET_FILE_BYTES`] (deltalake's optimize, bin-packing), in one commit
+//! that changes no row.
+//!
+//! Each incremental checkpoint adds at least one file, so a stream read often gathers many
+//! small files; scans and MERGEs get slower with their number. The compaction commit copies
+//! the stream's STATE forward into its commit info, so the table's STATE stays at hand in the
+//! newest commits.
+
+use std::num::NonZeroU64;
+
+use deltalake::kernel::transaction::CommitProperties;
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use super::DeltaError;
+use super::commit::{TARGET_FILE_BYTES, writer_properties};
+use super::state::{INFO_APP, INFO_STATE, INFO_TXN, committed};
+use super::table::{self, TableTarget};
+use crate::config::Compression;
+use crate::output::OutputLocation;
+
+/// What compaction did to one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    /// The table's name (its folder).
+    pub table: String,
+    /// Small files rewritten.
+    pub files_removed: u64,
+    /// Files written in their place.
+    pub files_added: u64,
+    /// The table version after the commit (unchanged when there was nothing to do).
+    pub version: u64,
+}
+
+/// The Delta tables directly under `location` (folders holding `_delta_log/`), by name.
+pub async fn tables(location: &OutputLocation) -> Result<Vec<String>, DeltaError> {
+    let err = |e: object_store::Error| DeltaError::Location {
+        path: location.display.clone(),
+        reason: format!("cannot list it ({e})"),
+    };
+    let listed = location
+        .store
+        .list_with_delimiter(Some(&location.prefix))
+        .await
+        .map_err(err)?;
+    let mut names = Vec::new();
+    for folder in listed.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_string) else {
+            continue;
+        };
+        let log = folder.clone().join("_delta_log");
+        let mut entries = location.store.list(Some(&log));
+        if entries.try_next().await.map_err(err)?.is_some() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Compacts the table `name` under `location`.
+pub async fn compact(
+    location: &OutputLocation,
+    name: &str,
+    compression: Compression,
+) -> Result<Compacted, DeltaError> {
+    let target = TableTarget::new(location, name)?;
+    let table = target
+        .open()
+        .await?
+        .ok_or_else(|| target.error("there is no Delta table there"))?;
+    let before = table.version().unwrap_or_default();
+    let mut props = CommitProperties::default();
+    if let Some((stream, _)) = table::owner(&table)
+        && let Some(state) = committed(&target, &table, &stream).await?
+    {
+        props = props.with_metadata([
+            (INFO_APP.to_string(), Value::from(state.app_id)),
+            (INFO_TXN.to_string(), Value::from(state.txn)),
+            (INFO_STATE.to_string(), state.state),
+        ]);
+    }
+    let (table, metrics) = table
+        .optimize()
+        .with_target_size(NonZeroU64::new(TARGET_FILE_BYTES).expect("non-zero"))
+        .with_writer_properties(writer_properties(compression))
+        .with_commit_properties(props)
+        .await
+        .map_err(|e| target.error(e))?;
+    Ok(Compacted {
+        table: name.to_string(),
+        files_removed: metrics.num_files_removed,
+        files_added: metrics.num_files_added,
+        version: table.version().unwrap_or(before),
+    })
+}

@@ -1,0 +1,287 @@
+//! `history: true`: every version of every row in `<stream>_history`, as Fivetran's History
+//! Mode keeps it.
+//!
+//! Each version is a row with `_sfetl_valid_from` (its cursor: when Salesforce changed it),
+//! `_sfetl_valid_to` (1 ms before the next version's change or the deletion; 9999-12-31
+//! 23:59:59.999 while current) and `_sfetl_is_current`. A change closes the current version and
+//! adds the new one; a deletion closes it. A version already recorded is not added again (the
+//! lookback window reads some rows twice), and each commit carries the same `txn` as the
+//! stream's table, so a replayed checkpoint changes nothing.
+//!
+//! Both steps are one MERGE (one commit): the source holds every row of the checkpoint keyed
+//! for closing, plus the new versions with a null key, which never match and are inserted.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{DataFrame, Expr, SessionContext, lit};
+use deltalake::DeltaTable;
+
+use super::DeltaError;
+use super::merge::latest_per_key;
+use super::rows::Keys;
+use super::state::{CommitTag, txn_version};
+use super::table::{self, TableTarget};
+
+/// When a row version became current.
+pub const VALID_FROM: &str = "_sfetl_valid_from";
+/// When it stopped being current (9999-12-31 23:59:59.999 while it is).
+pub const VALID_TO: &str = "_sfetl_valid_to";
+/// Whether it is the current version.
+pub const IS_CURRENT: &str = "_sfetl_is_current";
+/// The end of time of current versions: 9999-12-31T23:59:59.999Z in µs (beyond what
+/// nanosecond timestamps reach, so given as a number).
+const OPEN_END: i64 = 253_402_300_799_999_000;
+
+/// The history table of `stream`.
+pub fn name(stream: &str) -> String {
+    format!("{stream}_history")
+}
+
+/// The history table's schema: the stream table's, then the three validity columns.
+pub fn schema(table: &Schema) -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")));
+    let mut fields: Vec<FieldRef> = table.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(VALID_FROM, ts.clone(), true)));
+    fields.push(Arc::new(Field::new(VALID_TO, ts, true)));
+    fields.push(Arc::new(Field::new(IS_CURRENT, DataType::Boolean, true)));
+    Arc::new(Schema::new(fields))
+}
+
+fn q(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Records the versions in one checkpoint's `rows` (the stream table's schema).
+pub async fn record(
+    target: &TableTarget,
+    keys: &Keys,
+    table_schema: &SchemaRef,
+    stream: &str,
+    rows: &[RecordBatch],
+    tag: &CommitTag,
+) -> Result<(), DeltaError> {
+    let history = open(target, keys, table_schema, stream).await?;
+    if txn_version(target, &history, &tag.app_id).await? >= tag.version || rows.is_empty() {
+        return record_nothing(target, history, tag).await;
+    }
+    let latest = latest_per_key(rows, keys)?;
+    let ctx = SessionContext::new();
+    let mem =
+        MemTable::try_new(latest.schema(), vec![vec![latest]]).map_err(|e| target.error(e))?;
+    ctx.register_table("src", Arc::new(mem))
+        .map_err(|e| target.error(e))?;
+    apply(target, history, &ctx, keys, table_schema, tag, false).await
+}
+
+/// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
+pub async fn record_replacement(
+    target: &TableTarget,
+    table: &DeltaTable,
+    keys: &Keys,
+    stream: &str,
+    tag: &CommitTag,
+) -> Result<(), DeltaError> {
+    let table_schema: SchemaRef = Arc::new(
+        table
+            .snapshot()
+            .map_err(|e| target.error(e))?
+            .snapshot()
+            .arrow_schema()
+            .as_ref()
+            .clone(),
+    );
+    let history = open(target, keys, &table_schema, stream).await?;
+    if txn_version(target, &history, &tag.app_id).await? >= tag.version {
+        return Ok(());
+    }
+    let ctx = SessionContext::new();
+    register(&ctx, "src", table)
+        .await
+        .map_err(|e| target.error(e))?;
+    apply(target, history, &ctx, keys, &table_schema, tag, true).await
+}
+
+/// The history table, created when missing (refusing another stream's).
+async fn open(
+    target: &TableTarget,
+    keys: &Keys,
+    table_schema: &SchemaRef,
+    stream: &str,
+) -> Result<DeltaTable, DeltaError> {
+    let owner = name(stream);
+    match target.open().await? {
+        Some(t) => {
+            table::check_owner(target, &t, &owner, &keys.key)?;
+            super::commit::evolve(target, t, &schema(table_schema)).await
+        }
+        None => {
+            let props = table::properties(&owner, &keys.key, Some(VALID_FROM));
+            super::commit::create(target, &schema(table_schema), props).await
+        }
+    }
+}
+
+/// Carries the `txn` forward without rows, so the history table's `txn` keeps step with the
+/// stream table's.
+async fn record_nothing(
+    target: &TableTarget,
+    history: DeltaTable,
+    tag: &CommitTag,
+) -> Result<(), DeltaError> {
+    if txn_version(target, &history, &tag.app_id).await? >= tag.version {
+        return Ok(());
+    }
+    super::commit::state_only(target, history, tag)
+        .await
+        .map(|_| ())
+}
+
+/// Registers a Delta table in a DataFusion session under `name`.
+pub async fn register(
+    ctx: &SessionContext,
+    name: &str,
+    table: &DeltaTable,
+) -> datafusion::error::Result<()> {
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let provider = table.table_provider().await?;
+    ctx.register_table(name, provider).map(|_| ())
+}
+
+/// The MERGE source: every source row keyed for closing its current version, and the new
+/// versions with null keys.
+async fn merge_source(
+    ctx: &SessionContext,
+    keys: &Keys,
+    columns: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    let from = keys
+        .cursor
+        .as_deref()
+        .map(q)
+        .unwrap_or_else(|| q(crate::output::EXTRACTED_AT));
+    let deleted = keys
+        .flags
+        .iter()
+        .map(|f| format!("s.{} IS TRUE", q(f)))
+        .chain(
+            keys.deleted_at
+                .iter()
+                .map(|d| format!("s.{} IS NOT NULL", q(d))),
+        )
+        .collect::<Vec<_>>();
+    let deleted = if deleted.is_empty() {
+        "FALSE".to_string()
+    } else {
+        deleted.join(" OR ")
+    };
+    let cols: Vec<String> = columns.iter().map(|c| format!("s.{}", q(c))).collect();
+    let cols = cols.join(", ");
+    let key_as = |null: bool| {
+        keys.key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| match null {
+                false => format!("CAST(s.{} AS VARCHAR) AS __sfetl_k{i}", q(k)),
+                true => format!("CAST(NULL AS VARCHAR) AS __sfetl_k{i}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let join = keys
+        .key
+        .iter()
+        .map(|k| format!("h.{k} = s.{k}", k = q(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let first = q(&keys.key[0]);
+    let sql = format!(
+        "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {k} FROM src s \
+         UNION ALL \
+         SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {n} FROM src s \
+         LEFT JOIN (SELECT * FROM hist WHERE {cur}) h ON {join} \
+         WHERE NOT ({deleted}) AND (h.{first} IS NULL OR h.{vf} < s.{from})",
+        vf = q(VALID_FROM),
+        vt = q(VALID_TO),
+        cur = q(IS_CURRENT),
+        k = key_as(false),
+        n = key_as(true),
+    );
+    ctx.sql(&sql).await
+}
+
+/// One MERGE into the history table: close superseded (and, for a replacement, vanished)
+/// versions, insert new ones.
+async fn apply(
+    target: &TableTarget,
+    history: DeltaTable,
+    ctx: &SessionContext,
+    keys: &Keys,
+    table_schema: &SchemaRef,
+    tag: &CommitTag,
+    replacement: bool,
+) -> Result<(), DeltaError> {
+    register(ctx, "hist", &history)
+        .await
+        .map_err(|e| target.error(e))?;
+    let columns: Vec<String> = table_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let source = merge_source(ctx, keys, &columns)
+        .await
+        .map_err(|e| target.error(e))?;
+    let c = |side: &str, n: &str| Expr::Column(Column::new(Some(side), n));
+    let on = keys
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            datafusion::prelude::cast(c("t", k), DataType::Utf8)
+                .eq(c("s", &format!("__sfetl_k{i}")))
+        })
+        .fold(c("t", IS_CURRENT).is_true(), Expr::and);
+    let one_ms = datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000);
+    let closes_at = c("s", VALID_FROM) - lit(one_ms);
+    let mut all: Vec<String> = columns.clone();
+    all.extend([VALID_FROM, VALID_TO, IS_CURRENT].map(String::from));
+    let mut builder = history
+        .merge(source, on)
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_commit_properties(tag.properties())
+        .when_matched_update(|u| {
+            u.predicate(c("s", VALID_FROM).gt(c("t", VALID_FROM)))
+                .update(Column::new_unqualified(VALID_TO), closes_at.clone())
+                .update(Column::new_unqualified(IS_CURRENT), lit(false))
+        })
+        .map_err(|e| target.error(e))?
+        .when_not_matched_insert(|i| {
+            all.iter()
+                .fold(i.predicate(c("s", "__sfetl_k0").is_null()), |i, col| {
+                    i.set(Column::new_unqualified(col), c("s", col))
+                })
+        })
+        .map_err(|e| target.error(e))?;
+    if replacement {
+        let now = lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
+            Some(chrono::Utc::now().timestamp_micros()),
+            Some(Arc::from("UTC")),
+        ));
+        builder = builder
+            .when_not_matched_by_source_update(|u| {
+                u.predicate(c("t", IS_CURRENT).is_true())
+                    .update(Column::new_unqualified(VALID_TO), now.clone())
+                    .update(Column::new_unqualified(IS_CURRENT), lit(false))
+            })
+            .map_err(|e| target.error(e))?;
+    }
+    builder.await.map_err(|e| target.error(e))?;
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! One checkpoint's rows merged into the table: one MERGE on the primary key, in one commit.
+//!
+//! The rows are first reduced to one per key (the greatest cursor wins, a later row on a tie)
+//! and sorted by key, so the files the MERGE writes hold narrow key ranges. The MERGE then
+//! updates rows whose cursor is not older than the table's, deletes rows the checkpoint marks
+//! deleted, and inserts the rest. Its join condition also lists the checkpoint's keys (when
+//! they are few), which lets deltalake skip every file whose key statistics hold none of them:
+//! only files holding changed rows are read in full and rewritten.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::Column;
+use datafusion::prelude::{Expr, SessionContext, lit};
+use deltalake::DeltaTable;
+
+use super::DeltaError;
+use super::commit::writer_properties;
+use super::rows::Keys;
+use super::state::CommitTag;
+use super::table::TableTarget;
+use crate::config::Compression;
+
+/// Most keys listed in the MERGE condition for file skipping; more and the key range
+/// (which deltalake derives itself) prunes as well as a list would.
+const MAX_LISTED_KEYS: usize = 10_000;
+
+/// A column of the source (`s`) or target (`t`) side.
+fn c(side: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(side), name))
+}
+
+/// Merges `rows` (the table's schema) into `table` with `tag`.
+pub async fn merge(
+    target: &TableTarget,
+    table: DeltaTable,
+    rows: Vec<RecordBatch>,
+    keys: &Keys,
+    tag: &CommitTag,
+    compression: Compression,
+) -> Result<DeltaTable, DeltaError> {
+    let source = latest_per_key(&rows, keys)?;
+    let columns: Vec<String> = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let on = join_condition(&source, keys)?;
+    let deleted = deleted_expr(keys);
+    let newer = match &keys.cursor {
+        Some(cur) => c("s", cur)
+            .gt_eq(c("t", cur))
+            .or(c("t", cur).is_null())
+            .or(c("s", cur).is_null()),
+        None => lit(true),
+    };
+    let frame = SessionContext::new()
+        .read_batch(source)
+        .map_err(|e| target.error(e))?;
+    let (table, _metrics) = table
+        .merge(frame, on)
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_writer_properties(writer_properties(compression))
+        .with_commit_properties(tag.properties())
+        .when_matched_delete(|d| d.predicate(deleted.clone().and(newer.clone())))
+        .map_err(|e| target.error(e))?
+        .when_matched_update(|u| {
+            columns.iter().fold(u.predicate(newer.clone()), |u, col| {
+                u.update(Column::new_unqualified(col), c("s", col))
+            })
+        })
+        .map_err(|e| target.error(e))?
+        .when_not_matched_insert(|i| {
+            columns
+                .iter()
+                .fold(i.predicate(!deleted.clone()), |i, col| {
+                    i.set(Column::new_unqualified(col), c("s", col))
+                })
+        })
+        .map_err(|e| target.error(e))?
+        .await
+        .map_err(|e| match e {
+            deltalake::DeltaTableError::Transaction {
+                source: deltalake::kernel::transaction::TransactionError::CommitConflict(c),
+            } => DeltaError::Conflict {
+                path: target.display.clone(),
+                reason: c.to_string(),
+            },
+            other => target.error(other),
+        })?;
+    Ok(table)
+}
+
+/// `t.key = s.key` for every key column, and `t.key IN (...)` for a single key with few
+/// values (file skipping on the key's statistics).
+fn join_condition(source: &RecordBatch, keys: &Keys) -> Result<Expr, DeltaError> {
+    let mut on = keys
+        .key
+        .iter()
+        .map(|k| c("t", k).eq(c("s", k)))
+        .reduce(Expr::and)
+        .unwrap_or_else(|| lit(false));
+    if let [key] = keys.key.as_slice()
+        && source.num_rows() <= MAX_LISTED_KEYS
+    {
+        let values = key_strings(source, std::slice::from_ref(key))?;
+        let list: Vec<Expr> = values.into_iter().map(lit).collect();
+        if !list.is_empty()
+            && source
+                .schema()
+                .field_with_name(key)
+                .map(|f| f.data_type().clone())
+                .ok()
+                == Some(DataType::Utf8)
+        {
+            on = on.and(c("t", key).in_list(list, false));
+        }
+    }
+    Ok(on)
+}
+
+/// True for a source row that marks its key deleted.
+fn deleted_expr(keys: &Keys) -> Expr {
+    let flags = keys.flags.iter().map(|f| c("s", f).is_true());
+    let at = keys.deleted_at.iter().map(|d| c("s", d).is_not_null());
+    flags
+        .chain(at)
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(false))
+}
+
+/// The key of every row as text (columns joined by U+001F).
+fn key_strings(batch: &RecordBatch, key: &[String]) -> Result<Vec<String>, DeltaError> {
+    let mut parts: Vec<ArrayRef> = Vec::new();
+    for k in key {
+        let col = batch
+            .column_by_name(k)
+            .ok_or_else(|| DeltaError::Rows(format!("the rows have no key column {k}")))?;
+        let text = arrow::compute::cast(col, &DataType::Utf8)
+            .map_err(|e| DeltaError::Rows(format!("key column {k}: {e}")))?;
+        parts.push(text);
+    }
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            parts
+                .iter()
+                .map(|a| {
+                    let s = a.as_string::<i32>();
+                    if s.is_null(i) { "" } else { s.value(i) }
+                })
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        })
+        .collect())
+}
+
+/// One row per key (the greatest cursor, the later row on a tie), sorted by key.
+pub fn latest_per_key(rows: &[RecordBatch], keys: &Keys) -> Result<RecordBatch, DeltaError> {
+    let schema = rows
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| DeltaError::Rows("no rows to merge".into()))?;
+    let all = concat_batches(&schema, rows).map_err(|e| DeltaError::Rows(e.to_string()))?;
+    let key_text = key_strings(&all, &keys.key)?;
+    let cursor: Option<Vec<Option<i64>>> = match &keys.cursor {
+        Some(cur) => {
+            let col = all
+                .column_by_name(cur)
+                .ok_or_else(|| DeltaError::Rows(format!("the rows have no cursor column {cur}")))?;
+            let micros = arrow::compute::cast(col, &DataType::Int64)
+                .map_err(|e| DeltaError::Rows(format!("cursor column {cur}: {e}")))?;
+            Some(micros.as_primitive::<Int64Type>().iter().collect())
+        }
+        None => None,
+    };
+    let mut best: HashMap<&str, usize> = HashMap::with_capacity(key_text.len());
+    for (i, k) in key_text.iter().enumerate() {
+        let keep = match best.get(k.as_str()) {
+            None => true,
+            Some(&j) => match &cursor {
+                Some(cur) => cur[i] >= cur[j],
+                None => true,
+            },
+        };
+        if keep {
+            best.insert(k.as_str(), i);
+        }
+    }
+    let mut chosen: Vec<u32> = best.into_values().map(|i| i as u32).collect();
+    chosen.sort_unstable();
+    let picked = take_record_batch(&all, &UInt32Array::from(chosen))
+        .map_err(|e| DeltaError::Rows(e.to_string()))?;
+    sort_by_key(&picked, &keys.key)
+}
+
+/// `batch` sorted by its key columns.
+fn sort_by_key(batch: &RecordBatch, key: &[String]) -> Result<RecordBatch, DeltaError> {
+    let columns: Vec<SortColumn> = key
+        .iter()
+        .filter_map(|k| batch.column_by_name(k))
+        .map(|c| SortColumn {
+            values: Arc::clone(c),
+            options: None,
+        })
+        .collect();
+    if columns.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let order = lexsort_to_indices(&columns, None).map_err(|e| DeltaError::Rows(e.to_string()))?;
+    take_record_batch(batch, &order).map_err(|e| DeltaError::Rows(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BooleanArray, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    #[test]
+    fn latest_per_key_keeps_the_greatest_cursor_sorted_by_key() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, true),
+            Field::new(
+                "SystemModstamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("IsDeleted", DataType::Boolean, true),
+        ]));
+        let batch = |ids: Vec<&str>, at: Vec<i64>, del: Vec<bool>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(ids)),
+                    Arc::new(TimestampMicrosecondArray::from(at).with_timezone("UTC")),
+                    Arc::new(BooleanArray::from(del)),
+                ],
+            )
+            .unwrap()
+        };
+        let rows = vec![
+            batch(
+                vec!["b", "a", "c"],
+                vec![5, 1, 3],
+                vec![false, false, false],
+            ),
+            batch(vec!["a", "b", "c"], vec![2, 4, 3], vec![true, false, false]),
+        ];
+        let keys = Keys {
+            key: vec!["Id".into()],
+            cursor: Some("SystemModstamp".into()),
+            flags: vec!["IsDeleted".into()],
+            deleted_at: None,
+        };
+        let out = latest_per_key(&rows, &keys).unwrap();
+        let ids: Vec<&str> = out.column(0).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let at: Vec<i64> = out
+            .column(1)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .values()
+            .to_vec();
+        // a: the deletion (2) beats 1; b: 5 beats the later 4; c: a tie goes to the later row.
+        assert_eq!(at, [2, 5, 3]);
+        assert!(out.column(2).as_boolean().value(0));
+    }
+}

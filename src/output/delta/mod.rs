@@ -1,0 +1,458 @@
+//! Delta Lake output: each stream is a table at `<output.path>/<stream>` holding its current
+//! rows, on local disk or an object store.
+//!
+//! - A full refresh writes its data files as rows arrive (invisible until committed) and
+//!   replaces the table in one commit when the stream ends: readers see the old table or the
+//!   new one, never a mix.
+//! - An incremental read commits each checkpoint as one MERGE on the primary key: the greater
+//!   cursor wins, deleted rows are removed.
+//! - Every commit carries the stream's STATE: Delta's transaction identifier (`txn`: app id =
+//!   the stream, version = one more per commit) and the STATE JSON in the commit's info, so the
+//!   table alone says where the next read starts ([`DeltaDestination::committed_state`]).
+//! - With `history`, every row version also goes to `<stream>_history` with validity columns.
+//!
+//! Modules: [`table`] (where tables are, opening, ownership), [`rows`] (the table's schema and
+//! keys), [`commit`] (full-refresh files and the replacing commit), [`merge`] (checkpoint
+//! MERGEs), [`state`] (the STATE in commits), [`history`], [`compact`].
+
+pub mod commit;
+pub mod compact;
+pub mod history;
+pub mod merge;
+pub mod rows;
+pub mod state;
+pub mod table;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+
+use super::{OutputError, OutputLocation, StreamWriter, SyncStart};
+use crate::config::Compression;
+use crate::state::{OutputCommit, StreamState, TableCommit};
+use rows::Keys;
+use state::{CommitTag, Committed};
+use table::TableTarget;
+
+/// Why a Delta table could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// The output location cannot hold tables.
+    #[error("output.path {path:?}: {reason}")]
+    Location {
+        /// The configured path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing the table failed.
+    #[error("Delta table {path}: {reason}")]
+    Table {
+        /// The table's path.
+        path: String,
+        /// deltalake's or the store's message.
+        reason: String,
+    },
+    /// Another writer committed a change this commit conflicts with (retried a few times).
+    #[error(
+        "Delta table {path}: other writers kept committing conflicting changes ({reason}); run the read again"
+    )]
+    Conflict {
+        /// The table's path.
+        path: String,
+        /// deltalake's message.
+        reason: String,
+    },
+    /// The table was created for another stream or key.
+    #[error(
+        "the Delta table at {path} was written by {theirs}, not by {ours}: merging on another key would mix two tables' rows; point output.path elsewhere or remove that table"
+    )]
+    OtherStream {
+        /// The table's path.
+        path: String,
+        /// The stream and key the table was written with.
+        theirs: String,
+        /// This stream and key.
+        ours: String,
+    },
+    /// A column's type differs from the table's.
+    #[error(
+        "the Delta table at {path} holds column {field} as {table_type}, but the stream now reads it as {new_type}: an incremental read cannot change a column's type; run a full refresh of the stream to rewrite the table with the new type"
+    )]
+    TypeChange {
+        /// The table's path.
+        path: String,
+        /// The column.
+        field: String,
+        /// Its type in the table.
+        table_type: String,
+        /// Its type now.
+        new_type: String,
+    },
+    /// An incremental read needs a key to merge on.
+    #[error(
+        "stream {stream} has no primary key column {key:?}: a Delta table is merged on it; give the mapping's stream a primary_key (or select Id)"
+    )]
+    NoKey {
+        /// The stream.
+        stream: String,
+        /// The key columns looked for.
+        key: Vec<String>,
+    },
+    /// Rows could not be put in the table's form.
+    #[error("preparing rows for the Delta table: {0}")]
+    Rows(String),
+}
+
+impl DeltaError {
+    /// Errors the user fixes in the config or the table (not retried by orchestrators).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            DeltaError::Location { .. }
+                | DeltaError::OtherStream { .. }
+                | DeltaError::TypeChange { .. }
+                | DeltaError::NoKey { .. }
+        )
+    }
+}
+
+/// Knobs of Delta output.
+#[derive(Debug, Clone)]
+pub struct DeltaOptions {
+    /// Also keep every row version in `<stream>_history`.
+    pub history: bool,
+    /// Parquet codec of the data files.
+    pub compression: Compression,
+}
+
+/// Delta tables under one location.
+#[derive(Debug, Clone)]
+pub struct DeltaDestination {
+    /// The store and prefix (the same location Parquet output uses).
+    pub location: OutputLocation,
+    /// This run's sync id (the `_sfetl_sync_id` of rows it writes).
+    pub sync_id: String,
+    /// History and codec.
+    pub options: DeltaOptions,
+}
+
+impl DeltaDestination {
+    /// The writer of `stream`'s table, for batches of `schema`.
+    pub fn open(
+        &self,
+        stream: &str,
+        schema: &SchemaRef,
+        start: &SyncStart,
+    ) -> Result<DeltaStreamWriter, OutputError> {
+        let keys = Keys::of(schema, start.cursor.as_deref());
+        if start.incremental && keys.key.iter().any(|k| schema.field_with_name(k).is_err()) {
+            return Err(DeltaError::NoKey {
+                stream: stream.to_string(),
+                key: keys.key,
+            }
+            .into());
+        }
+        let target = TableTarget::new(&self.location, stream)?;
+        let history = match self.options.history {
+            true => Some(TableTarget::new(&self.location, &history::name(stream))?),
+            false => None,
+        };
+        Ok(DeltaStreamWriter {
+            target,
+            history,
+            stream: stream.to_string(),
+            app_id: slice_app_id(stream, start.slice.as_ref().map(|s| s.id.as_str())),
+            one_commit: start.slice.is_some(),
+            sync_id: self.sync_id.clone(),
+            keys,
+            schema: rows::table_schema(schema),
+            incremental: start.incremental,
+            compression: self.options.compression,
+            table: None,
+            loaded: false,
+            txn: 0,
+            pending: Vec::new(),
+            files: None,
+            staged: None,
+            uncommitted: false,
+        })
+    }
+
+    /// The STATE last committed to `stream`'s table, if it has one.
+    pub async fn committed_state(&self, stream: &str) -> Result<Option<Committed>, OutputError> {
+        let target = TableTarget::new(&self.location, stream)?;
+        let Some(table) = target.open().await? else {
+            return Ok(None);
+        };
+        Ok(state::committed(&target, &table, stream).await?)
+    }
+
+    /// Whether the slice `slice_id` of `stream` is already committed to its table (its `txn`
+    /// app id has a version): reading it again would change nothing.
+    pub async fn slice_committed(&self, stream: &str, slice_id: &str) -> Result<bool, OutputError> {
+        let target = TableTarget::new(&self.location, stream)?;
+        let Some(table) = target.open().await? else {
+            return Ok(false);
+        };
+        let app_id = slice_app_id(stream, Some(slice_id));
+        Ok(state::txn_version(&target, &table, &app_id).await? > 0)
+    }
+
+    /// Where `stream`'s table is, for messages.
+    pub fn table_display(&self, stream: &str) -> String {
+        TableTarget::new(&self.location, stream)
+            .map(|t| t.display)
+            .unwrap_or_else(|_| format!("{}/{stream}", self.location.display))
+    }
+}
+
+/// One MERGE of `rows`; when another writer's commit conflicts with it (concurrent slices
+/// merging into one table), the table is loaded again and the MERGE made again on top.
+async fn merge_retrying(
+    target: &TableTarget,
+    mut table: DeltaTable,
+    rows: Vec<RecordBatch>,
+    keys: &Keys,
+    tag: &CommitTag,
+    compression: Compression,
+) -> Result<DeltaTable, DeltaError> {
+    let mut attempt = 1;
+    loop {
+        match merge::merge(target, table, rows.clone(), keys, tag, compression).await {
+            Err(DeltaError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => {
+                attempt += 1;
+                table = target
+                    .open()
+                    .await?
+                    .ok_or_else(|| target.error("the table disappeared"))?;
+                if state::txn_version(target, &table, &tag.app_id).await? >= tag.version {
+                    return Err(target.error(format!(
+                        "another run committed {} version {} at the same time; run one read of a stream (or slice) at a time",
+                        tag.app_id, tag.version
+                    )));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// MERGEs made at most, when concurrent writers' commits conflict.
+const MERGE_ATTEMPTS: u32 = 10;
+
+/// The `txn` app id of a stream's commits: the stream, or `<stream>/<slice id>` for a slice.
+fn slice_app_id(stream: &str, slice: Option<&str>) -> String {
+    match slice {
+        Some(id) => format!("{stream}/{id}"),
+        None => stream.to_string(),
+    }
+}
+
+/// Writes one stream's table: full refresh (files, then one replacing commit) or incremental
+/// (a MERGE per checkpoint).
+pub struct DeltaStreamWriter {
+    target: TableTarget,
+    history: Option<TableTarget>,
+    stream: String,
+    app_id: String,
+    sync_id: String,
+    keys: Keys,
+    /// The table's schema for this stream (see [`rows::table_schema`]).
+    schema: SchemaRef,
+    incremental: bool,
+    /// A slice: every row in one commit at the end (see [`SyncStart::slice`]).
+    one_commit: bool,
+    compression: Compression,
+    /// The table once loaded (or created); `None` while it does not exist.
+    table: Option<DeltaTable>,
+    loaded: bool,
+    /// The last `txn` version committed for `app_id` (0: none).
+    txn: i64,
+    /// Incremental: rows since the last commit, in the table's schema.
+    pending: Vec<RecordBatch>,
+    /// Full refresh: the data files written so far.
+    files: Option<commit::FileWriter>,
+    /// The STATE the next commit records.
+    staged: Option<StreamState>,
+    /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
+    /// rather than one empty commit per empty window).
+    uncommitted: bool,
+}
+
+impl DeltaStreamWriter {
+    /// Loads the table once: refuses another stream's table, learns the last `txn`, and (for
+    /// incremental reads) evolves the schema or refuses a type change.
+    async fn load(&mut self) -> Result<(), DeltaError> {
+        if self.loaded {
+            return Ok(());
+        }
+        self.loaded = true;
+        let Some(table) = self.target.open().await? else {
+            return Ok(());
+        };
+        table::check_owner(&self.target, &table, &self.stream, &self.keys.key)?;
+        self.txn = state::txn_version(&self.target, &table, &self.app_id).await?;
+        self.table = Some(if self.incremental {
+            commit::evolve(&self.target, table, &self.schema).await?
+        } else {
+            table
+        });
+        Ok(())
+    }
+
+    /// The tag of the next commit: `txn` one more, and the staged STATE.
+    fn next_tag(&self) -> CommitTag {
+        let state = self.staged.clone().unwrap_or_default();
+        CommitTag {
+            app_id: self.app_id.clone(),
+            version: self.txn + 1,
+            state: state.to_value(),
+        }
+    }
+
+    /// The table, created (empty, with the stream's schema and properties) when missing.
+    async fn table_or_create(&mut self) -> Result<DeltaTable, DeltaError> {
+        match self.table.take() {
+            Some(t) => Ok(t),
+            None => {
+                let props =
+                    table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
+                commit::create(&self.target, &self.schema, props).await
+            }
+        }
+    }
+
+    /// Commits the pending rows as one MERGE (or, without rows, the STATE alone).
+    async fn commit_checkpoint(&mut self) -> Result<(), DeltaError> {
+        self.load().await?;
+        let tag = self.next_tag();
+        let table = self.table_or_create().await?;
+        let rows = std::mem::take(&mut self.pending);
+        if let Some(h) = &self.history {
+            history::record(h, &self.keys, &self.schema, &self.stream, &rows, &tag).await?;
+        }
+        let table = if rows.is_empty() {
+            commit::state_only(&self.target, table, &tag).await?
+        } else {
+            merge_retrying(
+                &self.target,
+                table,
+                rows,
+                &self.keys,
+                &tag,
+                self.compression,
+            )
+            .await?
+        };
+        self.table = Some(table);
+        self.txn = tag.version;
+        self.uncommitted = false;
+        Ok(())
+    }
+
+    /// Replaces the table with the files written: one commit.
+    async fn commit_replacement(&mut self) -> Result<(), DeltaError> {
+        self.load().await?;
+        let files = match self.files.take() {
+            Some(f) => f.close(&self.target).await?,
+            None => Vec::new(),
+        };
+        let tag = self.next_tag();
+        let props = table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
+        let table = self.table_or_create().await?;
+        let table = commit::replace(&self.target, table, &self.schema, props, files, &tag).await?;
+        if let Some(h) = &self.history {
+            history::record_replacement(h, &table, &self.keys, &self.stream, &tag).await?;
+        }
+        self.table = Some(table);
+        self.txn = tag.version;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StreamWriter for DeltaStreamWriter {
+    async fn write(
+        &mut self,
+        batch: &RecordBatch,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<(), OutputError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let rows = rows::conform(
+            batch,
+            &self.schema,
+            extracted_at.timestamp_micros(),
+            &self.sync_id,
+        )?;
+        if self.incremental || self.one_commit {
+            self.pending.push(rows);
+            return Ok(());
+        }
+        let rows = rows::live_rows(&rows, &self.keys)?;
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.files.is_none() {
+            self.files = Some(commit::FileWriter::new(
+                &self.target,
+                &self.schema,
+                self.compression,
+            )?);
+        }
+        let files = self.files.as_mut().expect("opened above");
+        Ok(files.write(&self.target, &rows).await?)
+    }
+
+    /// Incremental: one MERGE commit with the staged STATE (a checkpoint without rows is
+    /// committed with the next one, or at the end). Full refresh: nothing is visible before
+    /// the stream ends, so nothing to do.
+    async fn commit(&mut self) -> Result<(), OutputError> {
+        if !self.incremental || self.one_commit {
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            self.uncommitted = true;
+            return Ok(());
+        }
+        Ok(self.commit_checkpoint().await?)
+    }
+
+    fn position(&self) -> Option<OutputCommit> {
+        None
+    }
+
+    fn stage_state(&mut self, state: &StreamState) {
+        self.staged = Some(state.clone());
+    }
+
+    fn table_position(&self) -> Option<TableCommit> {
+        (self.txn > 0).then(|| TableCommit {
+            app_id: self.app_id.clone(),
+            txn: self.txn,
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), OutputError> {
+        if self.one_commit {
+            self.load().await?;
+            if self.txn > 0 {
+                // This slice committed before: its rows are in the table already.
+                self.pending.clear();
+                return Ok(());
+            }
+            return Ok(self.commit_checkpoint().await?);
+        }
+        if self.incremental {
+            if self.uncommitted || !self.pending.is_empty() {
+                self.commit_checkpoint().await?;
+            }
+            return Ok(());
+        }
+        Ok(self.commit_replacement().await?)
+    }
+}

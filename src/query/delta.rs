@@ -1,0 +1,55 @@
+//! Delta tables of an export as SQL tables: each table under its folder name (and a
+//! lower-case alias), read through deltalake's DataFusion provider at its newest version.
+//!
+//! A stream's table already holds its current rows (MERGE removed old versions and deleted
+//! rows), so no deduplication is needed; `<stream>_history`, when written, is its own table.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::TableReference;
+use datafusion::prelude::SessionContext;
+
+use super::QueryError;
+use super::export::Export;
+use crate::output::delta::table::TableTarget;
+
+/// Registers every Delta table in `names`; returns the table names.
+pub(super) async fn register(
+    ctx: &SessionContext,
+    export: &Export,
+    names: &[String],
+) -> Result<Vec<String>, QueryError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let read = |path: &str, e: &dyn std::fmt::Display| QueryError::Read {
+        path: path.to_string(),
+        reason: e.to_string(),
+    };
+    let location = crate::output::open_location(&export.display, &BTreeMap::new())
+        .map_err(|e| read(&export.display, &e))?;
+    let mut out = Vec::new();
+    for name in names {
+        let target = TableTarget::new(&location, name).map_err(|e| read(name, &e))?;
+        let Some(table) = target.open().await.map_err(|e| read(&target.display, &e))? else {
+            continue;
+        };
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| read(&target.display, &e))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| read(&target.display, &e))?;
+        for alias in [name.clone(), name.to_lowercase()] {
+            let reference = TableReference::bare(alias.as_str());
+            if ctx.table_exist(reference.clone()).unwrap_or(true) {
+                continue;
+            }
+            ctx.register_table(reference, provider.clone())
+                .map_err(|e| read(&target.display, &e))?;
+        }
+        out.push(name.clone());
+    }
+    Ok(out)
+}

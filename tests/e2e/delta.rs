@@ -1,0 +1,811 @@
+//! Delta Lake output against the simulator, on local disk (tests/python/test_delta.py reads the
+//! same tables with delta-rs's Python bindings, on local disk and S3): the table equals the org
+//! after a full refresh, changes, deletions and an incremental read that resumes from the
+//! table's own STATE; a replayed STATE is superseded by the table's; new fields evolve the
+//! schema; a type change and another stream's table are refused by name; history rows; `sfetl
+//! query` gives the same answers over Delta as over Parquet; an unwritable path is named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const FIELDS: &[&str] = &[
+    "Id",
+    "Name",
+    "IsDeleted",
+    "AnnualRevenue",
+    "NumberOfEmployees",
+    "SystemModstamp",
+];
+
+fn cfg() -> Value {
+    json!({"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D"})
+}
+
+/// A copy of the env's config writing Delta tables under `export`.
+fn delta_config(e: &Env, name: &str, export: &Path, history: bool) -> PathBuf {
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    c["output"] = json!({"format": "delta", "path": export.to_str().unwrap(), "history": history});
+    write_json(e.dir.path(), name, &c)
+}
+
+/// `sfetl read` with `config` and a one-stream catalog of `fields` in `mode`; its messages.
+async fn read_delta(e: &Env, config: &Path, fields: &[&str], mode: &str) -> Vec<Value> {
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, mode)]);
+    messages(&read_files(config, &cat, None).await)
+}
+
+/// CSV lines of `sql` over the export at `path`.
+async fn query(path: &Path, sql: &str) -> Vec<String> {
+    let out = run(&[
+        "query",
+        "--path",
+        path.to_str().unwrap(),
+        "--format",
+        "csv",
+        sql,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The live Accounts of the org by REST: Id → (Name, SystemModstamp in µs).
+async fn org_accounts(org: &Org) -> BTreeMap<String, (String, i64)> {
+    let rows = org_rows(
+        org,
+        "SELECT Id, Name, IsDeleted, SystemModstamp FROM Account",
+    )
+    .await;
+    rows.iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| {
+            let at = sfetl::state::parse_datetime(r["SystemModstamp"].as_str().unwrap()).unwrap();
+            (
+                r["Id"].as_str().unwrap().to_string(),
+                (
+                    r["Name"].as_str().unwrap_or_default().to_string(),
+                    at.timestamp_micros(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The Accounts of the Delta table by `sfetl query`: Id → (Name, SystemModstamp in µs).
+async fn table_accounts(export: &Path) -> BTreeMap<String, (String, i64)> {
+    let lines = query(
+        export,
+        "SELECT \"Id\", \"Name\", CAST(\"SystemModstamp\" AS BIGINT) AS at FROM \"Account\" ORDER BY \"Id\"",
+    )
+    .await;
+    lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let at = f[f.len() - 1].parse().unwrap();
+            let name = f[1..f.len() - 1].join(",").trim_matches('"').to_string();
+            (f[0].to_string(), (name, at))
+        })
+        .collect()
+}
+
+fn ids(v: &Value) -> BTreeSet<String> {
+    v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn states(msgs: &[Value]) -> Vec<Value> {
+    msgs.iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"]["stream"]["stream_state"].clone())
+        .collect()
+}
+
+fn rows_read(msgs: &[Value]) -> f64 {
+    msgs.iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"]["sourceStats"]["recordCount"].as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn full_refresh_changes_and_an_incremental_read_leave_the_table_equal_to_the_org() {
+    let e = env(120, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let first = read_delta(&e, &config, FIELDS, "full_refresh").await;
+    assert!(!first.iter().any(|m| m["type"] == "RECORD"));
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+    let touched = ids(&e
+        .org
+        .control("touch", &json!({"object": "Account", "count": 37}))
+        .await);
+    let deleted = ids(&e
+        .org
+        .control("delete", &json!({"object": "Account", "count": 5}))
+        .await);
+    assert_eq!((touched.len(), deleted.len()), (37, 5));
+
+    let second = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert!(
+        logs(&second).iter().any(|l| l.starts_with(
+            "Account: no state given; resuming from the STATE committed in its Delta table"
+        )),
+        "{:?}",
+        logs(&second)
+    );
+    let table = table_accounts(&export).await;
+    let org = org_accounts(&e.org).await;
+    assert_eq!(table.len(), 120 - 5);
+    assert!(deleted.iter().all(|id| !table.contains_key(id)));
+    assert_eq!(table, org);
+    // Only the changed rows were read again: 37 touched, 5 deleted (Bulk and the delete log;
+    // a row may be both).
+    let n = rows_read(&second);
+    assert!((37.0..=47.0).contains(&n), "{n}");
+    let last = states(&second).pop().unwrap();
+    assert_eq!(last["table"]["app_id"], "Account");
+}
+
+#[tokio::test]
+async fn a_replayed_state_is_superseded_by_the_table_and_changes_nothing() {
+    let e = env(40, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let first = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert_eq!(rows_read(&first), 40.0);
+    // The first run's STATE as an orchestrator that lost every later one would hold it: commit
+    // 1 of the table, and (to tell the two apart) a cursor from before any row.
+    let mut old = states(&first).pop().unwrap();
+    assert_eq!(old["table"], json!({"app_id": "Account", "txn": 1}));
+    old["cursor"] = json!("2000-01-01T00:00:00.000Z");
+    let old = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+        "stream_state": old}}]);
+    let old_state = write_json(e.dir.path(), "old.json", &old);
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 4}))
+        .await;
+    let second = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert_eq!(rows_read(&second), 4.0);
+    let before = table_accounts(&export).await;
+
+    // The orchestrator passes the first run's STATE again: the table already holds what came
+    // after it, so the read starts from the table's STATE, not from 2000: at most the rows
+    // changed since the table's cursor (which the delete log keeps to whole minutes) again.
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", FIELDS, "incremental")],
+    );
+    let replay = messages(&read_files(&config, &cat, Some(&old_state)).await);
+    assert!(
+        logs(&replay)
+            .iter()
+            .any(|l| l.contains("but the Delta table already holds commit")),
+        "{:?}",
+        logs(&replay)
+    );
+    assert!(rows_read(&replay) <= 4.0, "{}", rows_read(&replay));
+    assert_eq!(table_accounts(&export).await, before);
+    assert_eq!(before, org_accounts(&e.org).await);
+}
+
+#[tokio::test]
+async fn new_fields_evolve_the_schema_and_a_type_change_is_refused_by_name() {
+    let e = env(30, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(
+        &e,
+        &config,
+        &["Id", "Name", "SystemModstamp"],
+        "incremental",
+    )
+    .await;
+    let touched = ids(&e
+        .org
+        .control("touch", &json!({"object": "Account", "count": 3}))
+        .await);
+    read_delta(
+        &e,
+        &config,
+        &["Id", "Name", "SystemModstamp", "NumberOfEmployees"],
+        "incremental",
+    )
+    .await;
+    let lines = query(
+        &export,
+        "SELECT \"Id\", \"NumberOfEmployees\" FROM \"Account\" ORDER BY \"Id\"",
+    )
+    .await;
+    let org: BTreeMap<String, String> =
+        org_rows(&e.org, "SELECT Id, NumberOfEmployees FROM Account")
+            .await
+            .iter()
+            .map(|r| {
+                let n = r["NumberOfEmployees"].as_i64().map(|n| n.to_string());
+                (r["Id"].as_str().unwrap().to_string(), n.unwrap_or_default())
+            })
+            .collect();
+    assert_eq!(lines.len(), 31);
+    for l in &lines[1..] {
+        let (id, n) = l.split_once(',').unwrap();
+        // Rows merged since the column was added have it; older rows read it as null.
+        let want = if touched.contains(id) {
+            org[id].as_str()
+        } else {
+            ""
+        };
+        assert_eq!(n, want, "{id}");
+    }
+
+    // A table whose Name is a number: an incremental read of text names is refused.
+    let other = e.dir.path().join("other");
+    std::fs::create_dir_all(other.join("Account")).unwrap();
+    write_typed_table(&other.join("Account")).await;
+    let config = delta_config(&e, "other.json", &other, false);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_config_error(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds column Name as Int64, but the stream now reads it as Utf8: an incremental read cannot change a column's type; run a full refresh"),
+        "{err}"
+    );
+}
+
+/// A Delta table with `Id` text and `Name` a number, written with deltalake directly.
+async fn write_typed_table(dir: &Path) {
+    use deltalake::kernel::{DataType, PrimitiveType, StructField};
+    let url = url::Url::from_directory_path(dir).unwrap();
+    deltalake::DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .build()
+        .unwrap()
+        .create()
+        .with_columns([
+            StructField::new("Id", DataType::Primitive(PrimitiveType::String), true),
+            StructField::new("Name", DataType::Primitive(PrimitiveType::Long), true),
+        ])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_table_written_by_another_stream_is_refused_naming_both() {
+    let e = env(10, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(
+        &e,
+        &config,
+        &["Id", "Name", "SystemModstamp"],
+        "incremental",
+    )
+    .await;
+    // Contact's table is a copy of Account's.
+    copy_dir(&export.join("Account"), &export.join("Contact"));
+    let cat = catalog(
+        e.dir.path(),
+        "c.json",
+        &[(
+            "Contact",
+            &["Id", "LastName", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_config_error(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let table = export.join("Contact");
+    assert!(
+        err.contains(&format!(
+            "the Delta table at {} was written by stream Account with primary key [\"Id\"], not by stream Contact with primary key [\"Id\"]",
+            table.canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
+}
+
+/// The stream's TRACE ERROR is a `config_error`: the user must change something.
+fn assert_config_error(out: &std::process::Output) {
+    let traces: Vec<Value> = messages(out)
+        .into_iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .collect();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces[0]["trace"]["error"]["failure_type"], "config_error");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn history_keeps_every_version_with_validity_columns() {
+    let e = env(20, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let touched = ids(&e
+        .org
+        .control("touch", &json!({"object": "Account", "count": 3}))
+        .await);
+    let live: Vec<String> = org_accounts(&e.org)
+        .await
+        .into_keys()
+        .filter(|i| !touched.contains(i))
+        .collect();
+    let deleted = ids(&e
+        .org
+        .control(
+            "delete",
+            &json!({"object": "Account", "ids": [live[0], live[1]]}),
+        )
+        .await);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    // Running again with nothing new adds no version.
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let lines = query(
+        &export,
+        "SELECT \"Id\", count(*) AS versions, sum(CASE WHEN \"_sfetl_is_current\" THEN 1 ELSE 0 END) AS current FROM \"Account_history\" GROUP BY \"Id\" ORDER BY \"Id\"",
+    )
+    .await;
+    let mut by_id: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        by_id.insert(f[0].into(), (f[1].parse().unwrap(), f[2].parse().unwrap()));
+    }
+    assert_eq!(by_id.len(), 20);
+    for (id, (versions, current)) in &by_id {
+        let want = if touched.contains(id) {
+            (2, 1)
+        } else if deleted.contains(id) {
+            (1, 0)
+        } else {
+            (1, 1)
+        };
+        assert_eq!((*versions, *current), want, "{id}");
+    }
+    // A superseded version ends 1 ms before its successor starts; current ones never end.
+    let gaps = query(
+        &export,
+        "SELECT count(*) FROM \"Account_history\" o JOIN \"Account_history\" n ON o.\"Id\" = n.\"Id\" AND n.\"_sfetl_is_current\" AND NOT o.\"_sfetl_is_current\" WHERE CAST(n.\"_sfetl_valid_from\" AS BIGINT) - CAST(o.\"_sfetl_valid_to\" AS BIGINT) = 1000",
+    )
+    .await;
+    assert_eq!(gaps[1], "3");
+    let open = query(
+        &export,
+        "SELECT count(*) FROM \"Account_history\" WHERE \"_sfetl_is_current\" AND CAST(\"_sfetl_valid_to\" AS BIGINT) = 253402300799999000",
+    )
+    .await;
+    assert_eq!(open[1], "18");
+}
+
+#[tokio::test]
+async fn sfetl_query_answers_the_same_over_delta_and_parquet() {
+    let e = env(150, cfg()).await;
+    let delta = e.dir.path().join("delta");
+    let parquet = e.dir.path().join("parquet");
+    let fields = &[
+        "Id",
+        "Name",
+        "IsDeleted",
+        "AnnualRevenue",
+        "NumberOfEmployees",
+        "BillingCountry",
+        "SystemModstamp",
+    ];
+    let dconf = delta_config(&e, "delta.json", &delta, false);
+    let pconf = parquet_config(&e, "parquet.json", &parquet);
+    read_delta(&e, &dconf, fields, "incremental").await;
+    let pfirst = read_delta(&e, &pconf, fields, "incremental").await;
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 11}))
+        .await;
+    e.org
+        .control("delete", &json!({"object": "Account", "count": 6}))
+        .await;
+    // Delta resumes from its table; Parquet from the STATE the orchestrator kept.
+    read_delta(&e, &dconf, fields, "incremental").await;
+    let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "Account"},
+        "stream_state": states(&pfirst).pop().unwrap()}}]);
+    let state = write_json(e.dir.path(), "pstate.json", &state);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", fields, "incremental")],
+    );
+    read_files(&pconf, &cat, Some(&state)).await;
+    for sql in [
+        "SELECT count(*) AS n, count(DISTINCT \"Id\") AS ids FROM \"Account\"",
+        "SELECT \"BillingCountry\", count(*) AS n, sum(\"AnnualRevenue\") AS revenue, max(\"NumberOfEmployees\") AS staff FROM \"Account\" GROUP BY \"BillingCountry\" ORDER BY \"BillingCountry\"",
+        "SELECT \"Id\", \"Name\", \"SystemModstamp\" FROM \"account\" ORDER BY \"SystemModstamp\" DESC, \"Id\" LIMIT 15",
+    ] {
+        assert_eq!(
+            query(&delta, sql).await,
+            query(&parquet, sql).await,
+            "{sql}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_table_path_fails_the_stream_naming_it() {
+    let e = env(5, cfg()).await;
+    let export = e.dir.path().join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    // A file where the table's folder would go.
+    std::fs::write(export.join("Account"), b"not a folder").unwrap();
+    let config = delta_config(&e, "delta.json", &export, false);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")],
+    );
+    let out = run(&[
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = export.canonicalize().unwrap().join("Account");
+    assert!(
+        err.contains(&format!("stream Account: Delta table {}", path.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(export.join("Account")).unwrap(),
+        b"not a folder"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_it() {
+    // 1,500 Contacts in yearly windows and pages of 200: a commit every page or so.
+    let mut c = cfg();
+    c["stream_slice_step"] = json!("P365D");
+    c["bulk_max_records"] = json!(200);
+    let e = env(500, c).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Contact", &["Id", "Email", "SystemModstamp"], "incremental")],
+    );
+    let want: BTreeSet<String> = org_rows(&e.org, "SELECT Id FROM Contact")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    for seed in [3u64, 11, 29] {
+        let export = e.dir.path().join(format!("export-{seed}"));
+        let config = delta_config(&e, &format!("cfg-{seed}.json"), &export, false);
+        // Killed as soon as a seeded STATE is printed: the next page's MERGE is under way.
+        let kill_after = 1 + (seed * 7919) % 6;
+        let mut child = sfetl()
+            .args([
+                "read",
+                "--config",
+                config.to_str().unwrap(),
+                "--catalog",
+                cat.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let mut seen = 0;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let m: Value = serde_json::from_str(&line).unwrap();
+            if m["type"] == "STATE" {
+                seen += 1;
+                if seen == kill_after {
+                    child.start_kill().unwrap(); // SIGKILL
+                    break;
+                }
+            }
+        }
+        child.wait().await.unwrap();
+        assert_eq!(seen, kill_after, "seed {seed}: killed mid-way");
+        // The table is at its last commit: readable, every Id once.
+        let partial = query(
+            &export,
+            "SELECT count(*) AS n, count(DISTINCT \"Id\") AS ids FROM \"Contact\"",
+        )
+        .await;
+        let f: Vec<&str> = partial[1].split(',').collect();
+        assert_eq!(f[0], f[1], "seed {seed}: {partial:?}");
+        assert!(
+            f[0].parse::<usize>().unwrap() < want.len(),
+            "seed {seed}: {partial:?}"
+        );
+        // Run again without state: it resumes from the table and completes it.
+        read_files(&config, &cat, None).await;
+        let lines = query(&export, "SELECT \"Id\" FROM \"Contact\" ORDER BY \"Id\"").await;
+        let got: BTreeSet<String> = lines[1..].iter().cloned().collect();
+        assert_eq!(
+            lines.len() - 1,
+            want.len(),
+            "seed {seed}: every Id exactly once"
+        );
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn compact_rewrites_small_files_keeping_rows_and_state() {
+    // A first read in 4 pages of 15 rows: 4 commits, 4 small files.
+    let mut c = cfg();
+    c["bulk_max_records"] = json!(15);
+    let e = env(60, c).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let files = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".parquet")
+            })
+            .count()
+    };
+    let before = table_accounts(&export).await;
+    let out = run(&["compact", "--config", config.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("Account: 4 files rewritten as 1 (version "),
+        "{text}"
+    );
+    assert_eq!(table_accounts(&export).await, before);
+    assert!(
+        files(&export.join("Account")) >= 5,
+        "old files stay until a vacuum"
+    );
+    // The STATE is still found in the newest commits: the next read resumes from it.
+    let next = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert!(
+        logs(&next)
+            .iter()
+            .any(|l| l.starts_with("Account: no state given; resuming")),
+        "{:?}",
+        logs(&next)
+    );
+    let again = run(&[
+        "compact",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "Account",
+    ])
+    .await;
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .starts_with("Account: nothing to compact")
+    );
+}
+
+/// The data files the commits after `version` removed and added, from the table's log.
+fn files_changed(table: &Path, after: u64) -> (Vec<String>, Vec<String>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if v <= after {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let action: Value = serde_json::from_str(line).unwrap();
+            if let Some(p) = action["remove"]["path"].as_str() {
+                removed.push(p.to_string());
+            }
+            if let Some(p) = action["add"]["path"].as_str() {
+                added.push(p.to_string());
+            }
+        }
+    }
+    (removed, added)
+}
+
+fn newest_version(table: &Path) -> u64 {
+    std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_str().unwrap().to_string();
+            name.strip_suffix(".json")?.parse().ok()
+        })
+        .max()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
+    // A first read in 4 pages of 20 rows: 4 commits, each adding one file.
+    let mut c = cfg();
+    c["bulk_max_records"] = json!(20);
+    let e = env(80, c).await;
+    let export = e.dir.path().join("export");
+    let table = export.join("Account");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let (removed, added) = files_changed(&table, 0);
+    assert_eq!(
+        (removed.len(), added.len()),
+        (0, 4),
+        "{removed:?} {added:?}"
+    );
+    // One row changes: the file holding it is rewritten, the 3 others are not, although their
+    // key statistics (rows came in cursor order, not Id order) may cover it.
+    let org = org_accounts(&e.org).await;
+    let id = org.keys().nth(41).unwrap();
+    e.org
+        .control("touch", &json!({"object": "Account", "ids": [id]}))
+        .await;
+    let v = newest_version(&table);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let (removed, added) = files_changed(&table, v);
+    assert_eq!(
+        (removed.len(), added.len()),
+        (1, 1),
+        "{removed:?} {added:?}"
+    );
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+}
+
+#[tokio::test]
+async fn slices_run_as_concurrent_processes_commit_once_each_and_a_rerun_changes_nothing() {
+    let e = env(500, json!({})).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            "Contact",
+            &["Id", "LastName", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let out = run(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--max-rows-per-slice",
+        "300",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slices: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(slices.len() >= 4, "{slices:?}");
+    let files: Vec<PathBuf> = slices
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            write_json(
+                e.dir.path(),
+                &format!("slice-{i}.json"),
+                &serde_json::from_str::<Value>(s).unwrap(),
+            )
+        })
+        .collect();
+    let read = |f: &PathBuf| {
+        let mut c = sfetl();
+        c.args([
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--slice",
+            f.to_str().unwrap(),
+        ]);
+        c
+    };
+    let mut commands: Vec<_> = files.iter().map(read).collect();
+    let outputs = futures::future::join_all(commands.iter_mut().map(|c| c.output())).await;
+    for out in outputs {
+        let out = out.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let want: BTreeSet<String> = org_rows(&e.org, "SELECT Id FROM Contact")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    let lines = query(&export, "SELECT \"Id\" FROM \"Contact\" ORDER BY \"Id\"").await;
+    assert_eq!(lines.len() - 1, want.len(), "every Id exactly once");
+    assert_eq!(lines[1..].iter().cloned().collect::<BTreeSet<_>>(), want);
+    // Each slice is one commit under its own app id; running one again commits nothing.
+    let table = export.join("Contact");
+    let v = newest_version(&table);
+    let again = messages(&read(&files[1]).output().await.unwrap());
+    assert!(
+        logs(&again)
+            .iter()
+            .any(|l| l.contains("is already committed to the Delta table")),
+        "{:?}",
+        logs(&again)
+    );
+    assert_eq!(newest_version(&table), v);
+}
