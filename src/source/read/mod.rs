@@ -252,11 +252,15 @@ async fn plan_stream<'c>(
     }
     let mapped = mapping.and_then(|m| m.stream(name));
     let describes = slicing::describes(&ctx.client, cs, mapped).await?;
+    let object_schema;
     let current = match mapped {
-        Some(mapped) => mapped.json_schema.clone(),
-        None => crate::catalog::record_json_schema(&describes[name]),
+        Some(mapped) => &mapped.json_schema,
+        None => {
+            object_schema = crate::catalog::record_json_schema(&describes[name]);
+            &object_schema
+        }
     };
-    check_drift(ctx, name, &cs.stream.json_schema, &current).await?;
+    check_drift(ctx, name, &cs.stream.json_schema, current).await?;
     let plan = slicing::plan_described(&ctx.config, cs, saved, mapped, &describes)?;
     let fresh = match mapped {
         Some(mapped) => mapped

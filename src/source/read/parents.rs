@@ -93,14 +93,7 @@ impl<'a> ObjectReader<'a> {
         let lower = config.lookback_window.sub_from(from);
         // The parents' changes since their cursor: few rows, so one window unless the user
         // bounds windows with stream_slice_step.
-        let windows = match &config.stream_slice_step {
-            Some(step) => soql::windows(Some(lower), upper, step),
-            None if lower < upper => vec![soql::Window {
-                lower: Some(lower),
-                upper,
-            }],
-            None => Vec::new(),
-        };
+        let windows = super::plan::step_windows(lower, upper, config.stream_slice_step.as_ref());
         let mut total = 0;
         for w in &windows {
             self.ctx.check_stop()?;

@@ -366,11 +366,20 @@ pub fn windows_from_first_row(
         return Vec::new();
     };
     let start = b.lower.map_or(window_floor(t), |l| l.max(window_floor(t)));
+    step_windows(start, b.upper, step)
+}
+
+/// `[start, upper)` as windows of `step`, or as one window without a step (none when empty).
+pub fn step_windows(
+    start: DateTime<Utc>,
+    upper: DateTime<Utc>,
+    step: Option<&IsoDuration>,
+) -> Vec<Window> {
     match step {
-        Some(step) => soql::windows(Some(start), b.upper, step),
-        None if start < b.upper => vec![Window {
+        Some(step) => soql::windows(Some(start), upper, step),
+        None if start < upper => vec![Window {
             lower: Some(start),
-            upper: b.upper,
+            upper,
         }],
         None => Vec::new(),
     }
