@@ -530,33 +530,16 @@ async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_i
         let export = e.dir.path().join(format!("export-{seed}"));
         let config = delta_config(&e, &format!("cfg-{seed}.json"), &export, false);
         // Killed as soon as a seeded STATE is printed: the next page's MERGE is under way.
-        let kill_after = 1 + (seed * 7919) % 6;
-        let mut child = sfetl()
-            .args([
-                "read",
-                "--config",
-                config.to_str().unwrap(),
-                "--catalog",
-                cat.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let mut seen = 0;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let m: Value = serde_json::from_str(&line).unwrap();
-            if m["type"] == "STATE" {
-                seen += 1;
-                if seen == kill_after {
-                    child.start_kill().unwrap(); // SIGKILL
-                    break;
-                }
-            }
-        }
-        child.wait().await.unwrap();
+        let kill_after = 1 + (seed * 7919) as usize % 6;
+        let mut cmd = sfetl();
+        cmd.args([
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            cat.to_str().unwrap(),
+        ]);
+        let (seen, _) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
         assert_eq!(seen, kill_after, "seed {seed}: killed mid-way");
         // The table is at its last commit: readable, every Id once.
         let partial = query(

@@ -239,35 +239,17 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
         let export = e.dir.path().join(format!("export-{seed}"));
         let config = parquet_config(&e, &format!("cfg-{seed}.json"), &export);
         // Kill after a seeded number of checkpoints (pages and windows both emit STATE).
-        let kill_after = 1 + (seed * 7919) % 12;
-        let mut child = sfetl()
-            .args([
-                "read",
-                "--config",
-                config.to_str().unwrap(),
-                "--catalog",
-                cat.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let mut last_state: Option<Value> = None;
-        let mut seen = 0;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let m: Value = serde_json::from_str(&line).unwrap();
-            if m["type"] == "STATE" {
-                last_state = Some(m["state"].clone());
-                seen += 1;
-                if seen == kill_after {
-                    child.start_kill().unwrap(); // SIGKILL
-                    break;
-                }
-            }
-        }
-        child.wait().await.unwrap();
+        let kill_after = 1 + (seed * 7919) as usize % 12;
+        let mut cmd = sfetl();
+        cmd.args([
+            "read",
+            "--config",
+            config.to_str().unwrap(),
+            "--catalog",
+            cat.to_str().unwrap(),
+        ]);
+        let (seen, last) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
+        let last_state = last.map(|m| m["state"].clone());
         assert_eq!(seen, kill_after, "seed {seed}: the run was killed mid-way");
         let state_arg = match &last_state {
             Some(s) => json!([s]),

@@ -292,26 +292,12 @@ async fn a_worker_killed_at_seeded_points_then_run_again_still_gives_every_id_on
             .control("latency", &json!({"kind": "bulk_query", "ms": 100}))
             .await;
         let kill_after = 1 + (seed * 7919) as usize % 3;
-        let mut child = read_slice(&config, &cat, &files[victim])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let mut written = 0;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let m: Value = serde_json::from_str(&line).unwrap();
+        let slice_written = |m: &Value| {
             let text = m["log"]["message"].as_str().unwrap_or_default();
-            if m["type"] == "LOG" && text.contains("file(s) of this slice written") {
-                written += 1;
-                if written == kill_after {
-                    child.start_kill().unwrap(); // SIGKILL
-                    break;
-                }
-            }
-        }
-        child.wait().await.unwrap();
+            m["type"] == "LOG" && text.contains("file(s) of this slice written")
+        };
+        let cmd = read_slice(&config, &cat, &files[victim]);
+        let (written, _) = kill_at(cmd, kill_after, slice_written).await;
         assert_eq!(written, kill_after, "seed {seed}: killed mid-slice");
         let marker = marker_of(&export, "Contact");
         assert_eq!(marker.len(), 1);

@@ -2,6 +2,7 @@
 //! `Org` the simulator's own tests use), the sfetl binary, configs, and reading its output.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::process::Output;
 
 #[path = "../../../crates/sfetl-sim/tests/sim/org.rs"]
@@ -35,6 +36,36 @@ pub fn sfetl() -> tokio::process::Command {
     c.env_remove("RUST_LOG").env_remove("SFETL_LOG");
     c.kill_on_drop(true);
     c
+}
+
+/// Runs `cmd` with stdout piped and kills it with SIGKILL on the `n`-th stdout message `at`
+/// matches; returns how many matched (fewer than `n` when it ended first) and the last match.
+pub async fn kill_at(
+    mut cmd: tokio::process::Command,
+    n: usize,
+    at: impl Fn(&Value) -> bool,
+) -> (usize, Option<Value>) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let (mut seen, mut last) = (0, None);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let m: Value = serde_json::from_str(&line).unwrap();
+        if at(&m) {
+            seen += 1;
+            last = Some(m);
+            if seen == n {
+                child.start_kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().await.unwrap();
+    (seen, last)
 }
 
 /// Runs the binary to completion (the simulator keeps serving on this test's runtime).
