@@ -53,14 +53,7 @@ async fn env_with_ghosts() -> Env {
 
 /// Runs `sfetl read` without asserting success.
 async fn read(config: &Path, catalog: &Path) -> Output {
-    run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ])
-    .await
+    read_out(config, catalog).await
 }
 
 /// Every file under `dir`, relative, sorted.

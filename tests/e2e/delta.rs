@@ -265,14 +265,7 @@ async fn new_fields_evolve_the_schema_and_a_type_change_is_refused_by_name() {
         "cat.json",
         &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")],
     );
-    let out = run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(&config, &cat).await;
     assert_eq!(out.status.code(), Some(1));
     assert_config_error(&out);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -322,14 +315,7 @@ async fn a_table_written_by_another_stream_is_refused_naming_both() {
             "incremental",
         )],
     );
-    let out = run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(&config, &cat).await;
     assert_eq!(out.status.code(), Some(1));
     assert_config_error(&out);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -488,14 +474,7 @@ async fn an_unwritable_table_path_fails_the_stream_naming_it() {
         "cat.json",
         &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")],
     );
-    let out = run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(&config, &cat).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let path = export.canonicalize().unwrap().join("Account");
@@ -531,14 +510,7 @@ async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_i
         let config = delta_config(&e, &format!("cfg-{seed}.json"), &export, false);
         // Killed as soon as a seeded STATE is printed: the next page's MERGE is under way.
         let kill_after = 1 + (seed * 7919) as usize % 6;
-        let mut cmd = sfetl();
-        cmd.args([
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            cat.to_str().unwrap(),
-        ]);
+        let cmd = read_cmd(&config, &cat);
         let (seen, _) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
         assert_eq!(seen, kill_after, "seed {seed}: killed mid-way");
         // The table is at its last commit: readable, every Id once.

@@ -62,14 +62,7 @@ fn config_with(e: &Env, name: &str, extra: Value) -> PathBuf {
 
 /// `sfetl read`, whatever its outcome: (exit code, messages).
 async fn read_any(config: &Path, catalog: &Path) -> (i32, Vec<Value>) {
-    let out = run(&[
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(config, catalog).await;
     (out.status.code().unwrap(), messages(&out))
 }
 

@@ -275,14 +275,7 @@ async fn the_daily_bulk_cap_stops_the_stream_when_rest_would_pass_the_usage_allo
         "cat.json",
         &[("Account", &[], "full_refresh")],
     );
-    let out = run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(&e.config, &cat).await;
     assert_eq!(
         out.status.code(),
         Some(1),

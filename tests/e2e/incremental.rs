@@ -240,14 +240,7 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
         let config = parquet_config(&e, &format!("cfg-{seed}.json"), &export);
         // Kill after a seeded number of checkpoints (pages and windows both emit STATE).
         let kill_after = 1 + (seed * 7919) as usize % 12;
-        let mut cmd = sfetl();
-        cmd.args([
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            cat.to_str().unwrap(),
-        ]);
+        let cmd = read_cmd(&config, &cat);
         let (seen, last) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
         let last_state = last.map(|m| m["state"].clone());
         assert_eq!(seen, kill_after, "seed {seed}: the run was killed mid-way");
@@ -639,14 +632,7 @@ async fn a_saved_cursor_in_the_future_is_named_and_not_saved_again() {
 
 /// Runs `sfetl read` with the env's config and `cat`, whatever its exit code.
 async fn read_unchecked(e: &Env, cat: &Path) -> std::process::Output {
-    run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await
+    read_out(&e.config, cat).await
 }
 
 /// An org of `3 * scale` Contacts read incrementally in yearly windows and Bulk pages of

@@ -182,14 +182,7 @@ async fn full_refresh_records_are_exactly_the_org_rows() {
         "cat.json",
         &[("Account", &fields, "full_refresh")],
     );
-    let out = run(&[
-        "read",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
+    let out = read_out(&e.config, &cat).await;
     assert!(
         out.status.success(),
         "{}",

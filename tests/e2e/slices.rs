@@ -108,16 +108,8 @@ fn slice_files(dir: &Path, slices: &[Value]) -> Vec<PathBuf> {
 }
 
 fn read_slice(config: &Path, catalog: &Path, slice: &Path) -> tokio::process::Command {
-    let mut c = sfetl();
-    c.args([
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "--slice",
-        slice.to_str().unwrap(),
-    ]);
+    let mut c = read_cmd(config, catalog);
+    c.args(["--slice", slice.to_str().unwrap()]);
     c
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Org, messages, refresh_config, run, write_json};
+use super::{Org, messages, refresh_config, write_json};
 
 /// A simulator, a temp folder and a config file pointing at the simulator.
 pub struct Env {
@@ -107,23 +107,38 @@ pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value
     messages(&read_files(&e.config, catalog, state).await)
 }
 
+/// `sfetl read --config C --catalog K` as a command, for tests that add flags or watch it run.
+pub fn read_cmd(config: &Path, catalog: &Path) -> tokio::process::Command {
+    let mut c = super::sfetl();
+    c.args([
+        "read",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ]);
+    c
+}
+
+/// Runs `sfetl read --config C --catalog K` to completion, whether it succeeds or not.
+pub async fn read_out(config: &Path, catalog: &Path) -> std::process::Output {
+    read_cmd(config, catalog)
+        .output()
+        .await
+        .expect("sfetl runs")
+}
+
 /// Runs `sfetl read` with a config, a catalog and an optional state file; asserts it succeeded.
 pub async fn read_files(
     config: &Path,
     catalog: &Path,
     state: Option<&Path>,
 ) -> std::process::Output {
-    let mut args = vec![
-        "read",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ];
+    let mut cmd = read_cmd(config, catalog);
     if let Some(s) = state {
-        args.extend(["--state", s.to_str().unwrap()]);
+        cmd.args(["--state", s.to_str().unwrap()]);
     }
-    let out = run(&args).await;
+    let out = cmd.output().await.expect("sfetl runs");
     assert!(
         out.status.success(),
         "{}",
