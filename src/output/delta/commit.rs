@@ -64,7 +64,21 @@ pub async fn create(
         // sfetl's own properties are not Delta's.
         .with_raise_if_key_not_exists(false)
         .await
-        .map_err(|e| target.error(e))
+        .map_err(|e| conflict_or_error(target, e))
+}
+
+/// A commit that lost a race to another writer's as [`DeltaError::Conflict`] (the caller may
+/// load the table again and go on), any other failure as the table's error.
+pub fn conflict_or_error(target: &TableTarget, e: deltalake::DeltaTableError) -> DeltaError {
+    match e {
+        deltalake::DeltaTableError::Transaction {
+            source: deltalake::kernel::transaction::TransactionError::CommitConflict(c),
+        } => DeltaError::Conflict {
+            path: target.display.clone(),
+            reason: c.to_string(),
+        },
+        other => target.error(other),
+    }
 }
 
 /// Data files of a full refresh, written as rows arrive and committed only at the end.

@@ -84,15 +84,7 @@ pub async fn merge(
         })
         .map_err(|e| target.error(e))?
         .await
-        .map_err(|e| match e {
-            deltalake::DeltaTableError::Transaction {
-                source: deltalake::kernel::transaction::TransactionError::CommitConflict(c),
-            } => DeltaError::Conflict {
-                path: target.display.clone(),
-                reason: c.to_string(),
-            },
-            other => target.error(other),
-        })?;
+        .map_err(|e| super::commit::conflict_or_error(target, e))?;
     Ok(table)
 }
 

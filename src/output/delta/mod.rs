@@ -320,7 +320,15 @@ impl DeltaStreamWriter {
             None => {
                 let props =
                     table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
-                commit::create(&self.target, &self.schema, props).await
+                match commit::create(&self.target, &self.schema, props).await {
+                    // Another writer (a concurrent slice) created it first: use theirs.
+                    Err(DeltaError::Conflict { .. }) => self
+                        .target
+                        .open()
+                        .await?
+                        .ok_or_else(|| self.target.error("the table disappeared")),
+                    other => other,
+                }
             }
         }
     }
