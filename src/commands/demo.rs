@@ -15,6 +15,7 @@ use crate::cli::{DemoArgs, QueryArgs, QueryFormat};
 use crate::config::Config;
 use crate::error::Error;
 use crate::output::stdout::Out;
+use crate::output::delta::{DeltaDestination, DeltaOptions};
 use crate::output::{Destination, ParquetOptions};
 use crate::output::{new_sync_id, open_location};
 use crate::protocol::{ConfiguredAirbyteStream, MessageType};
@@ -270,23 +271,49 @@ struct ReadReport {
     rows: BTreeMap<String, f64>,
 }
 
-async fn read_to_parquet(
-    client: &SalesforceClient,
-    config: &Arc<Config>,
-    streams: &[ConfiguredAirbyteStream],
-    state: InputState,
-    export: &Path,
-    mapping: &Option<Arc<crate::mapping::MappingPlan>>,
-) -> Result<ReadReport, Error> {
-    let location = open_location(export.to_str().unwrap_or("."), &Default::default())?;
-    let destination = Destination::Parquet {
-        location,
+/// Parquet sync folders under `export`, as `sfetl read` with `output.format: parquet`.
+fn parquet_at(config: &Config, export: &Path) -> Result<Destination, Error> {
+    Ok(Destination::Parquet {
+        location: open_location(export.to_str().unwrap_or("."), &Default::default())?,
         sync_id: new_sync_id(),
         options: ParquetOptions {
             compression: config.output.compression,
             ..ParquetOptions::default()
         },
-    };
+    })
+}
+
+/// A Delta table per stream under `export`, as `sfetl read` with `output.format: delta`.
+fn delta_at(config: &Config, export: &Path) -> Result<Destination, Error> {
+    Ok(Destination::Delta(DeltaDestination {
+        location: open_location(export.to_str().unwrap_or("."), &Default::default())?,
+        sync_id: new_sync_id(),
+        options: DeltaOptions {
+            history: false,
+            compression: config.output.compression,
+        },
+    }))
+}
+
+/// Commits in a local Delta table's log (its newest version is one less).
+fn delta_commits(table: &Path) -> usize {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn read_into(
+    client: &SalesforceClient,
+    config: &Arc<Config>,
+    streams: &[ConfiguredAirbyteStream],
+    state: InputState,
+    destination: Destination,
+    mapping: &Option<Arc<crate::mapping::MappingPlan>>,
+) -> Result<ReadReport, Error> {
     let (tx, mut rx) = mpsc::channel::<Out>(64);
     let collector = tokio::spawn(async move {
         let mut report = ReadReport::default();
@@ -570,7 +597,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     say!(
-        "sfetl demo: a simulated Salesforce org read into Parquet, changed, read again, queried with SQL, scored, and the scores written back."
+        "sfetl demo: a simulated Salesforce org read into Parquet, changed, read again, queried with SQL, kept as Delta Lake tables, scored, and the scores written back."
     );
     say!("Everything is written under {}", dir.display());
     let mut story = Story::default();
@@ -632,12 +659,12 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         4,
         "First read: person and account into Parquet, mapped with DataFusion on the way (sfetl read)",
     );
-    let first = read_to_parquet(
+    let first = read_into(
         &client,
         &config,
         &streams,
         InputState::default(),
-        &export,
+        parquet_at(&config, &export)?,
         &plan,
     )
     .await?;
@@ -665,7 +692,15 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         "Incremental read from the saved STATE: only what changed",
     );
     let state = parse_state(Value::Array(first.states)).map_err(failed("reading the STATE"))?;
-    let second = read_to_parquet(&client, &config, &streams, state, &export, &plan).await?;
+    let second = read_into(
+        &client,
+        &config,
+        &streams,
+        state,
+        parquet_at(&config, &export)?,
+        &plan,
+    )
+    .await?;
     story.second = whole(&second.rows);
     step.done(second_read_told(&story));
 
@@ -677,6 +712,32 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     }
 
     let mut n = 7 + QUESTIONS.len() as u32;
+    let step = Step::start(
+        n,
+        "The same streams as current-state Delta Lake tables (output.format delta), read by any engine",
+    );
+    let lake = dir.join("delta");
+    let lake_path = lake.display().to_string();
+    read_into(
+        &client,
+        &config,
+        &streams,
+        InputState::default(),
+        delta_at(&config, &lake)?,
+        &plan,
+    )
+    .await?;
+    say!("   $ sfetl query --path {lake_path} \"{PEOPLE_BY_OBJECT}\"");
+    let people = query(&lake_path, PEOPLE_BY_OBJECT).await?;
+    print_table(&people)?;
+    let same = pairs(&people)? == pairs(&query(&export_path, PEOPLE_BY_OBJECT).await?)?;
+    step.done(format!(
+        "one table per stream under {lake_path} ({} commits to person: its creation and one MERGE on the mapping's primary key per checkpoint, each holding the stream's STATE), no deleted row and one version of each person: {} the Parquet export's latest view; DuckDB reads it with delta_scan('{lake_path}/person'), Python with deltalake.DeltaTable('{lake_path}/person').to_pandas()",
+        delta_commits(&lake.join("person")),
+        if same { "the same answer as" } else { "NOT the same as" },
+    ));
+
+    n += 1;
     let step = Step::start(
         n,
         "Score every person with SQL into a Parquet file (sfetl query --format parquet)",

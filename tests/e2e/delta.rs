@@ -489,6 +489,44 @@ async fn an_unwritable_table_path_fails_the_stream_naming_it() {
 }
 
 #[tokio::test]
+async fn a_full_disk_fails_the_stream_naming_the_table_and_the_old_table_stays() {
+    // 300 Accounts; 37 change, and the second full refresh runs out of room.
+    let e = env(300, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, FIELDS, "full_refresh").await;
+    let before = table_accounts(&export).await;
+    assert_eq!(before, org_accounts(&e.org).await);
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 37}))
+        .await;
+    assert_ne!(before, org_accounts(&e.org).await);
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", FIELDS, "full_refresh")]);
+    // The shell ignores SIGXFSZ (the process inherits that) and caps files at 8 blocks: a
+    // write past that fails with EFBIG, as a write to a full disk fails with ENOSPC.
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\""])
+        .arg(bin())
+        .args(["read", "--config", config.to_str().unwrap()])
+        .args(["--catalog", cat.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .env_remove("SFETL_LOG")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = export.canonicalize().unwrap().join("Account");
+    assert!(
+        err.contains(&format!("stream Account: Delta table {}", path.display()))
+            && err.contains("File too large"),
+        "{err}"
+    );
+    // Nothing of the failed refresh is visible: the table is the one the first read wrote.
+    assert_eq!(table_accounts(&export).await, before);
+}
+
+#[tokio::test]
 async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_it() {
     // 1,500 Contacts in yearly windows and pages of 200: a commit every page or so.
     let mut c = cfg();
@@ -669,6 +707,23 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
     assert_eq!(
         (removed.len(), added.len()),
         (1, 1),
+        "{removed:?} {added:?}"
+    );
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+    // Nothing changes, but the next read starts at the last cursor (inclusive) and reads the
+    // touched row again: the MERGE finds it unchanged and rewrites no file.
+    let v = newest_version(&table);
+    let again = read_delta(&e, &config, FIELDS, "incremental").await;
+    let read: f64 = again
+        .iter()
+        .filter(|m| m["type"] == "STATE")
+        .map(|m| m["state"]["sourceStats"]["recordCount"].as_f64().unwrap())
+        .sum();
+    assert_eq!(read, 1.0, "{again:?}");
+    let (removed, added) = files_changed(&table, v);
+    assert_eq!(
+        (removed.len(), added.len()),
+        (0, 0),
         "{removed:?} {added:?}"
     );
     assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);

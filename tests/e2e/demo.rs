@@ -42,6 +42,20 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         text.contains("| 4420 | 4389   |\n   +------+--------+\n   every version of every row: 4,420 = 4,387 from the first read + 33 from the second; 4,389 people = the 4,387 read first + the 2 converted Leads known only from their deletion rows ("),
         "{text}"
     );
+    // The same streams as Delta tables: one current version of each person, as Parquet's view.
+    assert!(
+        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |\n   +---------------+--------+\n   one table per stream under "),
+        "{text}"
+    );
+    assert!(
+        text.contains("(4 commits to person: its creation and one MERGE on the mapping's primary key per checkpoint, each holding the stream's STATE), no deleted row and one version of each person: the same answer as the Parquet export's latest view;"),
+        "{text}"
+    );
+    let log = std::fs::read_dir(dir.path().join("demo/delta/person/_delta_log"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(log, 4);
     // The Parquet scoring command prints nothing; the table shown is under its own command.
     let scoring = text
         .lines()

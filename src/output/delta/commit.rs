@@ -26,6 +26,12 @@ use crate::config::Compression;
 /// small enough that a MERGE touching a few rows rewrites little.
 pub const TARGET_FILE_BYTES: u64 = 32 << 20;
 
+/// Rows at which a full refresh closes a data file: a 1M-row table is 16 files, so a MERGE
+/// of changes within one key range (recent records, say) rewrites a sixteenth of it, while a
+/// scan still reads files of megabytes (a 7-field Account file is about 2 MB, an all-fields
+/// one about 15 MB).
+pub const FILE_ROWS: usize = 65_536;
+
 /// Parquet settings of every data file sfetl writes into a table: the export's codec, row
 /// groups of at most 128k rows, statistics on every column (file skipping uses them).
 pub fn writer_properties(compression: Compression) -> WriterProperties {
@@ -82,8 +88,18 @@ pub fn conflict_or_error(target: &TableTarget, e: deltalake::DeltaTableError) ->
 }
 
 /// Data files of a full refresh, written as rows arrive and committed only at the end.
+///
+/// A file is closed at [`FILE_ROWS`] rows (or [`TARGET_FILE_BYTES`]): rows arrive roughly in
+/// key order, so each file holds a narrow key range, and a later MERGE that changes rows of
+/// one range rewrites one file of many rather than the whole table.
 pub struct FileWriter {
+    store: deltalake::logstore::ObjectStoreRef,
+    config: WriterConfig,
     writer: DeltaWriter,
+    /// Rows in the file being written.
+    rows: usize,
+    /// Files already closed.
+    done: Vec<Add>,
 }
 
 impl FileWriter {
@@ -105,22 +121,43 @@ impl FileWriter {
             None,
         );
         Ok(FileWriter {
-            writer: DeltaWriter::new(store, config),
+            writer: DeltaWriter::new(store.clone(), config.clone()),
+            store,
+            config,
+            rows: 0,
+            done: Vec::new(),
         })
     }
 
-    /// Appends rows of the table's schema.
+    /// Appends rows of the table's schema, closing a file each [`FILE_ROWS`] rows.
     pub async fn write(
         &mut self,
         target: &TableTarget,
         rows: &RecordBatch,
     ) -> Result<(), DeltaError> {
-        self.writer.write(rows).await.map_err(|e| target.error(e))
+        let mut offset = 0;
+        while offset < rows.num_rows() {
+            let take = (FILE_ROWS - self.rows).min(rows.num_rows() - offset);
+            let part = rows.slice(offset, take);
+            self.writer.write(&part).await.map_err(|e| target.error(e))?;
+            offset += take;
+            self.rows += take;
+            if self.rows == FILE_ROWS {
+                let next = DeltaWriter::new(self.store.clone(), self.config.clone());
+                let full = std::mem::replace(&mut self.writer, next);
+                self.done
+                    .extend(full.close().await.map_err(|e| target.error(e))?);
+                self.rows = 0;
+            }
+        }
+        Ok(())
     }
 
     /// Completes the last file; returns every file written.
-    pub async fn close(self, target: &TableTarget) -> Result<Vec<Add>, DeltaError> {
-        self.writer.close().await.map_err(|e| target.error(e))
+    pub async fn close(mut self, target: &TableTarget) -> Result<Vec<Add>, DeltaError> {
+        let last = self.writer.close().await.map_err(|e| target.error(e))?;
+        self.done.extend(last);
+        Ok(self.done)
     }
 }
 
@@ -227,4 +264,54 @@ pub async fn evolve(
         .with_fields(fields)
         .await
         .map_err(|e| target.error(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_full_refresh_closes_a_file_every_file_rows_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let location =
+            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
+                .unwrap();
+        let target = TableTarget::new(&location, "T").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let mut files = FileWriter::new(&target, &schema, Compression::Zstd).unwrap();
+        // 150,000 rows in batches that do not line up with the file boundary.
+        let mut next = 0i64;
+        for size in [50_000i64, 40_000, 60_000] {
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(next..next + size))],
+            )
+            .unwrap();
+            files.write(&target, &batch).await.unwrap();
+            next += size;
+        }
+        let adds = files.close(&target).await.unwrap();
+        let rows: Vec<i64> = adds
+            .iter()
+            .map(|a| {
+                let stats: serde_json::Value =
+                    serde_json::from_str(a.stats.as_deref().unwrap()).unwrap();
+                stats["numRecords"].as_i64().unwrap()
+            })
+            .collect();
+        assert_eq!(rows, [65_536, 65_536, 150_000 - 2 * 65_536]);
+        // Each file holds one contiguous range of the rows, in order.
+        let mins: Vec<i64> = adds
+            .iter()
+            .map(|a| {
+                let stats: serde_json::Value =
+                    serde_json::from_str(a.stats.as_deref().unwrap()).unwrap();
+                stats["minValues"]["n"].as_i64().unwrap()
+            })
+            .collect();
+        assert_eq!(mins, [0, 65_536, 131_072]);
+    }
 }

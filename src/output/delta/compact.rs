@@ -1,6 +1,8 @@
 //! `sfetl compact`: rewrites a table's small files into files of about
-//! [`super::commit::TARGET_FILE_BYTES`] (deltalake's optimize, bin-packing), in one commit
-//! that changes no row.
+//! [`super::commit::FILE_ROWS`] rows (deltalake's optimize, bin-packing by bytes: the target is
+//! the table's bytes per row times those rows, at most [`super::commit::TARGET_FILE_BYTES`]),
+//! in one commit that changes no row. Files as large as a full refresh writes stay as they
+//! are, so compaction keeps the layout a MERGE prunes on.
 //!
 //! Each incremental checkpoint adds at least one file, so a stream read often gathers many
 //! small files; scans and MERGEs get slower with their number. The compaction commit copies
@@ -14,7 +16,7 @@ use futures::TryStreamExt;
 use serde_json::Value;
 
 use super::DeltaError;
-use super::commit::{TARGET_FILE_BYTES, writer_properties};
+use super::commit::{FILE_ROWS, TARGET_FILE_BYTES, writer_properties};
 use super::state::{INFO_APP, INFO_STATE, INFO_TXN, committed};
 use super::table::{self, TableTarget};
 use crate::config::Compression;
@@ -81,9 +83,10 @@ pub async fn compact(
             (INFO_STATE.to_string(), state.state),
         ]);
     }
+    let target_size = target_size(&target, &table).await?;
     let (table, metrics) = table
         .optimize()
-        .with_target_size(NonZeroU64::new(TARGET_FILE_BYTES).expect("non-zero"))
+        .with_target_size(target_size)
         .with_writer_properties(writer_properties(compression))
         .with_commit_properties(props)
         .await
@@ -94,4 +97,28 @@ pub async fn compact(
         files_added: metrics.num_files_added,
         version: table.version().unwrap_or(before),
     })
+}
+
+/// The bytes [`FILE_ROWS`] rows take in `table` (from its files' sizes and row counts), within
+/// 1 MB and [`TARGET_FILE_BYTES`].
+async fn target_size(
+    target: &TableTarget,
+    table: &deltalake::DeltaTable,
+) -> Result<NonZeroU64, DeltaError> {
+    let snapshot = table.snapshot().map_err(|e| target.error(e))?;
+    let (bytes, rows) = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .try_fold((0u64, 0u64), |(b, r), f| async move {
+            Ok((
+                b + f.size().max(0) as u64,
+                r + f.num_records().unwrap_or(0) as u64,
+            ))
+        })
+        .await
+        .map_err(|e| target.error(e))?;
+    let per_file = (bytes * FILE_ROWS as u64)
+        .checked_div(rows)
+        .unwrap_or(TARGET_FILE_BYTES);
+    Ok(NonZeroU64::new(per_file.clamp(1 << 20, TARGET_FILE_BYTES)).expect("at least 1 MB"))
 }

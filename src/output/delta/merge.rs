@@ -2,7 +2,8 @@
 //!
 //! The rows are first reduced to one per key (the greatest cursor wins, a later row on a tie)
 //! and sorted by key, so the files the MERGE writes hold narrow key ranges. The MERGE then
-//! updates rows whose cursor is not older than the table's, deletes rows the checkpoint marks
+//! updates rows whose cursor is not older than the table's and whose values differ (a row read
+//! again unchanged rewrites nothing), deletes rows the checkpoint marks
 //! deleted, and inserts the rest. Its join condition also lists the checkpoint's keys (when
 //! they are few), which lets deltalake skip every file whose key statistics hold none of them:
 //! only files holding changed rows are read in full and rewritten.
@@ -14,6 +15,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::Column;
+use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::{Expr, SessionContext, lit};
 use deltalake::DeltaTable;
 
@@ -23,6 +25,7 @@ use super::rows::Keys;
 use super::state::CommitTag;
 use super::table::TableTarget;
 use crate::config::Compression;
+use crate::output::{EXTRACTED_AT, SYNC_ID};
 
 /// Most keys listed in the MERGE condition for file skipping; more and the key range
 /// (which deltalake derives itself) prunes as well as a list would.
@@ -58,6 +61,7 @@ pub async fn merge(
             .or(c("s", cur).is_null()),
         None => lit(true),
     };
+    let changed = changed_expr(&columns);
     let frame = SessionContext::new()
         .read_batch(source)
         .map_err(|e| target.error(e))?;
@@ -70,7 +74,8 @@ pub async fn merge(
         .when_matched_delete(|d| d.predicate(deleted.clone().and(newer.clone())))
         .map_err(|e| target.error(e))?
         .when_matched_update(|u| {
-            columns.iter().fold(u.predicate(newer.clone()), |u, col| {
+            let when = newer.clone().and(changed.clone());
+            columns.iter().fold(u.predicate(when), |u, col| {
                 u.update(Column::new_unqualified(col), c("s", col))
             })
         })
@@ -114,6 +119,20 @@ fn join_condition(source: &RecordBatch, keys: &Keys) -> Result<Expr, DeltaError>
         }
     }
     Ok(on)
+}
+
+/// True when a source row differs from its target row in a column of the org's (not in when or
+/// by which sync sfetl read it). A row read again unchanged (the window's inclusive lower
+/// bound re-reads the last instant; a parent's change re-reads its children) then updates
+/// nothing, and deltalake rewrites no file for it: only files holding rows that really
+/// changed are rewritten. A formula that changed without its row's cursor still counts.
+fn changed_expr(columns: &[String]) -> Expr {
+    columns
+        .iter()
+        .filter(|col| *col != EXTRACTED_AT && *col != SYNC_ID)
+        .map(|col| binary_expr(c("s", col), Operator::IsDistinctFrom, c("t", col)))
+        .reduce(Expr::or)
+        .unwrap_or_else(|| lit(true))
 }
 
 /// True for a source row that marks its key deleted.
