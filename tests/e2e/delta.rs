@@ -501,7 +501,11 @@ async fn a_full_disk_fails_the_stream_naming_the_table_and_the_old_table_stays()
         .control("touch", &json!({"object": "Account", "count": 37}))
         .await;
     assert_ne!(before, org_accounts(&e.org).await);
-    let cat = catalog(e.dir.path(), "cat.json", &[("Account", FIELDS, "full_refresh")]);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", FIELDS, "full_refresh")],
+    );
     // The shell ignores SIGXFSZ (the process inherits that) and caps files at 8 blocks: a
     // write past that fails with EFBIG, as a write to a full disk fails with ENOSPC.
     let out = tokio::process::Command::new("sh")

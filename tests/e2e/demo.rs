@@ -53,7 +53,13 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
     );
     let log = std::fs::read_dir(dir.path().join("demo/delta/person/_delta_log"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
         .count();
     assert_eq!(log, 4);
     // The Parquet scoring command prints nothing; the table shown is under its own command.

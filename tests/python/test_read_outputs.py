@@ -123,7 +123,12 @@ def seaweed(tmp_path):
             time.sleep(0.3)
     yield port, fs
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        # weed mini sometimes outlives SIGTERM on a loaded machine: it holds nothing we need.
+        proc.kill()
+        proc.wait(timeout=20)
 
 
 def test_parquet_to_s3_compatible_storage(sim, seaweed, tmp_path):

@@ -139,7 +139,10 @@ impl FileWriter {
         while offset < rows.num_rows() {
             let take = (FILE_ROWS - self.rows).min(rows.num_rows() - offset);
             let part = rows.slice(offset, take);
-            self.writer.write(&part).await.map_err(|e| target.error(e))?;
+            self.writer
+                .write(&part)
+                .await
+                .map_err(|e| target.error(e))?;
             offset += take;
             self.rows += take;
             if self.rows == FILE_ROWS {
@@ -175,7 +178,7 @@ async fn commit(
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
         .await
-        .map_err(|e| target.error(e))?;
+        .map_err(|e| conflict_or_error(target, e))?;
     table.update_state().await.map_err(|e| target.error(e))?;
     Ok(table)
 }

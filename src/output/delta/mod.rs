@@ -209,9 +209,10 @@ impl DeltaDestination {
     }
 }
 
-/// One MERGE of `rows`; when another writer's commit conflicts with it (concurrent slices
-/// merging into one table), the table is loaded again and the MERGE made again on top.
-async fn merge_retrying(
+/// One MERGE of `rows` (without rows, a commit of the STATE alone); when another writer's
+/// commit conflicts with it (concurrent slices merging into one table), the table is loaded
+/// again and the commit made again on top.
+async fn commit_retrying(
     target: &TableTarget,
     mut table: DeltaTable,
     rows: Vec<RecordBatch>,
@@ -221,7 +222,12 @@ async fn merge_retrying(
 ) -> Result<DeltaTable, DeltaError> {
     let mut attempt = 1;
     loop {
-        match merge::merge(target, table, rows.clone(), keys, tag, compression).await {
+        let done = if rows.is_empty() {
+            commit::state_only(target, table, tag).await
+        } else {
+            merge::merge(target, table, rows.clone(), keys, tag, compression).await
+        };
+        match done {
             Err(DeltaError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => {
                 attempt += 1;
                 table = target
@@ -321,13 +327,22 @@ impl DeltaStreamWriter {
                 let props =
                     table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
                 match commit::create(&self.target, &self.schema, props).await {
-                    // Another writer (a concurrent slice) created it first: use theirs.
-                    Err(DeltaError::Conflict { .. }) => self
-                        .target
-                        .open()
-                        .await?
-                        .ok_or_else(|| self.target.error("the table disappeared")),
-                    other => other,
+                    Ok(t) => Ok(t),
+                    // Another writer (a concurrent slice) created it first: use theirs. It
+                    // may have won the commit itself (a conflict) or been seen before ours
+                    // (deltalake's "a table already exists there").
+                    Err(e) => match self.target.open().await? {
+                        Some(theirs) => {
+                            table::check_owner(
+                                &self.target,
+                                &theirs,
+                                &self.stream,
+                                &self.keys.key,
+                            )?;
+                            Ok(theirs)
+                        }
+                        None => Err(e),
+                    },
                 }
             }
         }
@@ -342,19 +357,15 @@ impl DeltaStreamWriter {
         if let Some(h) = &self.history {
             history::record(h, &self.keys, &self.schema, &self.stream, &rows, &tag).await?;
         }
-        let table = if rows.is_empty() {
-            commit::state_only(&self.target, table, &tag).await?
-        } else {
-            merge_retrying(
-                &self.target,
-                table,
-                rows,
-                &self.keys,
-                &tag,
-                self.compression,
-            )
-            .await?
-        };
+        let table = commit_retrying(
+            &self.target,
+            table,
+            rows,
+            &self.keys,
+            &tag,
+            self.compression,
+        )
+        .await?;
         self.table = Some(table);
         self.txn = tag.version;
         self.uncommitted = false;
