@@ -266,6 +266,71 @@ async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
 }
 
 #[tokio::test]
+async fn with_delta_output_a_due_refresh_updates_the_table_in_place() {
+    let e = env(20, base(json!({}))).await;
+    let export = e.dir.path().join("delta");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
+    cfg["formula_refresh"] = json!("PT0S");
+    let config = write_json(e.dir.path(), "delta.json", &cfg);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Opportunity", OPPORTUNITY_FIELDS, "incremental")],
+    );
+    const DAY_2030: i64 = 21915; // 2030-01-01
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    assert_eq!(
+        opportunity_view(&export).await,
+        opportunity_org(&e.org, DAY_2030).await
+    );
+    // A day passes and an Industry changes: no SystemModstamp shows either.
+    let opp = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
+    )
+    .await;
+    let account = opp[0]["AccountId"].as_str().unwrap();
+    e.org
+        .control(
+            "set",
+            &json!({"object": "Account", "id": account, "field": "Industry", "value": "Energy"}),
+        )
+        .await;
+    e.org.control("clock", &json!({"advance_days": 1})).await;
+    let stale = opportunity_view(&export).await;
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    assert_eq!(
+        jobs(&e.org).await - before,
+        3,
+        "the windows and one narrow job"
+    );
+    let n = org_rows(&e.org, "SELECT Id FROM Opportunity").await.len();
+    assert!(logs(&msgs).iter().any(|l| l.starts_with(&format!(
+        "Opportunity: formula fields Account_Industry__c, Days_Since_Created__c read again for {n} rows (formula_refresh PT0S, last refresh "
+    ))));
+    // The table itself holds the new values (no side table), as any Delta reader sees it.
+    let fresh = opportunity_view(&export).await;
+    assert_ne!(fresh, stale);
+    assert_eq!(fresh, opportunity_org(&e.org, DAY_2030 + 1).await);
+    assert!(fresh.contains(",Energy,"));
+    assert!(!export.join("Opportunity__formulas").exists());
+    // The refresh's commit keeps the STATE at hand: a read with no --state resumes from it.
+    let again = messages(&read_files(&config, &cat, None).await);
+    assert!(
+        logs(&again)
+            .iter()
+            .any(|l| l.contains("resuming from the STATE committed in its Delta table")),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
 async fn with_records_output_a_log_says_which_formulas_are_not_refreshed() {
     let e = env(5, base(json!({"formula_refresh": "PT0S"}))).await;
     let cat = catalog(
@@ -282,7 +347,7 @@ async fn with_records_output_a_log_says_which_formulas_are_not_refreshed() {
         2,
         "no refresh job with records output"
     );
-    assert!(logs(&msgs).contains(&"Opportunity: formula fields Account_Industry__c, Days_Since_Created__c change without their rows changing; with records output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again. Cross-object ones also come again when their parent changes (Account). Write Parquet to have them refreshed, or run a full refresh.".to_string()));
+    assert!(logs(&msgs).contains(&"Opportunity: formula fields Account_Industry__c, Days_Since_Created__c change without their rows changing; with records output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again. Cross-object ones also come again when their parent changes (Account). Write Parquet or Delta to have them refreshed, or run a full refresh.".to_string()));
 }
 
 #[tokio::test]

@@ -11,14 +11,12 @@
 
 use std::num::NonZeroU64;
 
-use deltalake::kernel::transaction::CommitProperties;
 use futures::TryStreamExt;
-use serde_json::Value;
 
 use super::DeltaError;
 use super::commit::{FILE_ROWS, TARGET_FILE_BYTES, writer_properties};
-use super::state::{INFO_APP, INFO_STATE, INFO_TXN, committed};
-use super::table::{self, TableTarget};
+use super::state::carried_forward;
+use super::table::TableTarget;
 use crate::config::Compression;
 use crate::output::OutputLocation;
 
@@ -73,16 +71,7 @@ pub async fn compact(
         .await?
         .ok_or_else(|| target.error("there is no Delta table there"))?;
     let before = table.version().unwrap_or_default();
-    let mut props = CommitProperties::default();
-    if let Some((stream, _)) = table::owner(&table)
-        && let Some(state) = committed(&target, &table, &stream).await?
-    {
-        props = props.with_metadata([
-            (INFO_APP.to_string(), Value::from(state.app_id)),
-            (INFO_TXN.to_string(), Value::from(state.txn)),
-            (INFO_STATE.to_string(), state.state),
-        ]);
-    }
+    let props = carried_forward(&target, &table).await?;
     let target_size = target_size(&target, &table).await?;
     let (table, metrics) = table
         .optimize()

@@ -93,6 +93,49 @@ pub async fn merge(
     Ok(table)
 }
 
+/// Sets `columns` (and the extraction time) from `rows` on the matching rows of `table` whose
+/// values differ, in one commit with `props`: a formula refresh. Rows the table lacks are
+/// left to the stream's own reads; rows newer in the table than in `rows` keep their values.
+pub async fn update_columns(
+    target: &TableTarget,
+    table: DeltaTable,
+    rows: Vec<RecordBatch>,
+    keys: &Keys,
+    columns: &[String],
+    props: deltalake::kernel::transaction::CommitProperties,
+    compression: Compression,
+) -> Result<DeltaTable, DeltaError> {
+    let source = latest_per_key(&rows, keys)?;
+    let on = join_condition(&source, keys)?;
+    let not_older = match &keys.cursor {
+        Some(cur) => c("s", cur).gt_eq(c("t", cur)).or(c("t", cur).is_null()),
+        None => lit(true),
+    };
+    let when = not_older.and(changed_expr(columns));
+    let frame = SessionContext::new()
+        .read_batch(source)
+        .map_err(|e| target.error(e))?;
+    let (table, _metrics) = table
+        .merge(frame, on)
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_writer_properties(writer_properties(compression))
+        .with_commit_properties(props)
+        .when_matched_update(|u| {
+            columns
+                .iter()
+                .map(String::as_str)
+                .chain([EXTRACTED_AT])
+                .fold(u.predicate(when), |u, col| {
+                    u.update(Column::new_unqualified(col), c("s", col))
+                })
+        })
+        .map_err(|e| target.error(e))?
+        .await
+        .map_err(|e| super::commit::conflict_or_error(target, e))?;
+    Ok(table)
+}
+
 /// `t.key = s.key` for every key column, and `t.key IN (...)` for a single key with few
 /// values (file skipping on the key's statistics).
 fn join_condition(source: &RecordBatch, keys: &Keys) -> Result<Expr, DeltaError> {

@@ -13,10 +13,12 @@
 //!
 //! Modules: [`table`] (where tables are, opening, ownership), [`rows`] (the table's schema and
 //! keys), [`commit`] (full-refresh files and the replacing commit), [`merge`] (checkpoint
-//! MERGEs), [`state`] (the STATE in commits), [`history`], [`compact`].
+//! MERGEs), [`state`] (the STATE in commits), [`history`], [`compact`], [`formulas`] (the
+//! scheduled formula refresh, merged in place).
 
 pub mod commit;
 pub mod compact;
+pub mod formulas;
 pub mod history;
 pub mod merge;
 pub mod rows;

@@ -111,3 +111,24 @@ pub async fn committed(
         "its transaction log says {app_id} committed version {txn}, but no commit info holds that commit's STATE (was the log cleaned up?); pass --state with the last STATE sfetl printed, or run a full refresh"
     )))
 }
+
+/// Commit properties that copy the table's last STATE (of the stream that owns it) into a
+/// commit that is not the stream's own (compaction, a formula refresh), so the STATE stays
+/// among the newest commits, where a resume finds it without reading the whole history.
+pub async fn carried_forward(
+    target: &TableTarget,
+    table: &DeltaTable,
+) -> Result<CommitProperties, DeltaError> {
+    let props = CommitProperties::default();
+    let Some((stream, _)) = super::table::owner(table) else {
+        return Ok(props);
+    };
+    let Some(state) = committed(target, table, &stream).await? else {
+        return Ok(props);
+    };
+    Ok(props.with_metadata([
+        (INFO_APP.to_string(), Value::from(state.app_id)),
+        (INFO_TXN.to_string(), Value::from(state.txn)),
+        (INFO_STATE.to_string(), state.state),
+    ]))
+}

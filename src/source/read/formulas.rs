@@ -8,7 +8,10 @@
 //!   the cursor) of every row, written as a complete sync of the side table
 //!   `<stream>__formulas`. `sfetl query`'s latest view of `<stream>` takes each formula value
 //!   from the side table's newest row for that `Id` when it was extracted after the row itself
-//!   (see `query::formulas`); a Delta MERGE can apply the same rule.
+//!   (see `query::formulas`).
+//! - Delta, a stream of the object itself: the same narrow read, merged into the stream's
+//!   table in one commit that sets the new values on the rows whose values differ (see
+//!   `output::delta::formulas`): the table itself is current, for any engine.
 //! - A mapped stream (any output): its columns are expressions over the source's fields, so the
 //!   source's mapped fields (already a narrow list) are read again for every row and written as
 //!   ordinary rows; the latest view keeps them (same cursor, later extraction).
@@ -54,14 +57,33 @@ impl ObjectReader<'_> {
         if last.is_some_and(|t| every.add_to(t) > started) {
             return Ok(0);
         }
-        let parquet = matches!(self.ctx.destination, Destination::Parquet { .. });
-        let rows = match (&fresh.formula_schema, parquet) {
+        let rows = match (&fresh.formula_schema, &self.ctx.destination) {
             (None, _) => {
                 let derived = self.derived(self.object.soql_where.clone());
                 self.read_derived(&derived, writer).await?
             }
-            (Some(schema), true) => self.refresh_side_table(schema).await?,
-            (Some(_), false) => {
+            (Some(schema), Destination::Parquet { .. }) => {
+                let name = format!("{}{FORMULAS_SUFFIX}", self.plan.name);
+                let start = SyncStart {
+                    base: true,
+                    resumed_from: None,
+                    incremental: false,
+                    cursor: None,
+                    slice: None,
+                };
+                let ctx = self.ctx;
+                let mut side = ctx
+                    .destination
+                    .open(&name, &schema.arrow, &ctx.out, start)?;
+                self.refresh_into(schema, name, side.as_mut()).await?
+            }
+            (Some(schema), Destination::Delta(delta)) => {
+                let mut table =
+                    delta.open_formulas(&self.plan.name, &schema.arrow, self.object.cursor)?;
+                let name = self.plan.name.clone();
+                self.refresh_into(schema, name, &mut table).await?
+            }
+            (Some(_), _) => {
                 self.not_refreshed(fresh).await;
                 return Ok(0);
             }
@@ -82,20 +104,17 @@ impl ObjectReader<'_> {
         Ok(rows)
     }
 
-    /// One narrow read of `schema` (Id, cursor, formula fields) of every row into a complete
-    /// sync of `<stream>__formulas`.
-    async fn refresh_side_table(&mut self, schema: &StreamSchema) -> Result<u64, FetchError> {
+    /// One narrow read of `schema` (Id, cursor, formula fields) of every row into `out`: a
+    /// complete sync of `<stream>__formulas` (Parquet), or the stream's table, merged in place
+    /// (Delta).
+    async fn refresh_into(
+        &mut self,
+        schema: &StreamSchema,
+        name: String,
+        out: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
         let ctx = self.ctx;
-        let name = format!("{}{FORMULAS_SUFFIX}", self.plan.name);
         let out_schema = schema.arrow.clone();
-        let start = SyncStart {
-            base: true,
-            resumed_from: None,
-            incremental: false,
-            cursor: None,
-            slice: None,
-        };
-        let mut side = ctx.destination.open(&name, &out_schema, &ctx.out, start)?;
         let plan = StreamPlan {
             name,
             incremental: false,
@@ -125,11 +144,11 @@ impl ObjectReader<'_> {
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());
-        let rows = reader.read_window(None, side.as_mut()).await;
+        let rows = reader.read_window(None, out).await;
         reader.into_sources();
         let rows = rows?;
-        side.commit().await?;
-        side.finish().await?;
+        out.commit().await?;
+        out.finish().await?;
         Ok(rows)
     }
 
@@ -149,7 +168,7 @@ impl ObjectReader<'_> {
             )
         };
         let text = format!(
-            "{}: formula fields {} change without their rows changing; with {} output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again.{parents} Write Parquet to have them refreshed, or run a full refresh.",
+            "{}: formula fields {} change without their rows changing; with {} output they are not read again on the formula_refresh schedule (a RECORD holds a whole row, so a refresh would mean reading every row again), only when their row is read again.{parents} Write Parquet or Delta to have them refreshed, or run a full refresh.",
             self.plan.name,
             fresh.formulas.join(", "),
             match self.ctx.destination {
