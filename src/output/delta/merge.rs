@@ -220,7 +220,26 @@ pub fn latest_per_key(rows: &[RecordBatch], keys: &Keys) -> Result<RecordBatch, 
         .map(|b| b.schema())
         .ok_or_else(|| DeltaError::Rows("no rows to merge".into()))?;
     let all = concat_batches(&schema, rows).map_err(|e| DeltaError::Rows(e.to_string()))?;
-    let key_text = key_strings(&all, &keys.key)?;
+    // A single text key (`Id`) is compared in place; other keys as joined text.
+    let joined: Vec<String>;
+    let key_text: Vec<&str> = match keys.key.as_slice() {
+        [k] if all
+            .column_by_name(k)
+            .is_some_and(|c| c.data_type() == &DataType::Utf8) =>
+        {
+            let col = all
+                .column_by_name(k)
+                .expect("checked above")
+                .as_string::<i32>();
+            (0..col.len())
+                .map(|i| if col.is_null(i) { "" } else { col.value(i) })
+                .collect()
+        }
+        _ => {
+            joined = key_strings(&all, &keys.key)?;
+            joined.iter().map(String::as_str).collect()
+        }
+    };
     let cursor: Option<Vec<Option<i64>>> = match &keys.cursor {
         Some(cur) => {
             let col = all
@@ -233,8 +252,8 @@ pub fn latest_per_key(rows: &[RecordBatch], keys: &Keys) -> Result<RecordBatch, 
         None => None,
     };
     let mut best: HashMap<&str, usize> = HashMap::with_capacity(key_text.len());
-    for (i, k) in key_text.iter().enumerate() {
-        let keep = match best.get(k.as_str()) {
+    for (i, &k) in key_text.iter().enumerate() {
+        let keep = match best.get(k) {
             None => true,
             Some(&j) => match &cursor {
                 Some(cur) => cur[i] >= cur[j],
@@ -242,7 +261,7 @@ pub fn latest_per_key(rows: &[RecordBatch], keys: &Keys) -> Result<RecordBatch, 
             },
         };
         if keep {
-            best.insert(k.as_str(), i);
+            best.insert(k, i);
         }
     }
     let mut chosen: Vec<u32> = best.into_values().map(|i| i as u32).collect();
