@@ -82,6 +82,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
         bin_ = os.path.join(target, "release", "sfetl")
     read_bench.ONLY = None
+    read_bench.BINS = [("sfetl", bin_)]
     t0 = time.time()
     sim = subprocess.Popen([bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)

@@ -698,6 +698,19 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
         (0, 4),
         "{removed:?} {added:?}"
     );
+    // MERGEs write files of about 4 MB until data says what 65,536 rows take (deltalake's
+    // default, 100 MB, would gather rewritten files into one).
+    let created =
+        std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json")).unwrap();
+    let meta = created
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|a| a["metaData"].is_object())
+        .unwrap();
+    assert_eq!(
+        meta["metaData"]["configuration"]["delta.targetFileSize"],
+        "4194304"
+    );
     // One row changes: the file holding it is rewritten, the 3 others are not, although their
     // key statistics (rows came in cursor order, not Id order) may cover it.
     let org = org_accounts(&e.org).await;

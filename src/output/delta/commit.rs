@@ -32,6 +32,24 @@ pub const TARGET_FILE_BYTES: u64 = 32 << 20;
 /// one about 15 MB).
 pub const FILE_ROWS: usize = 65_536;
 
+/// Delta's table property bounding the files a MERGE writes (deltalake's default is 100 MB,
+/// which would merge a table's rewritten files into one and undo the layout).
+pub const PROP_TARGET_FILE_SIZE: &str = "delta.targetFileSize";
+
+/// The target file size of a table created empty (by an incremental read), before any data
+/// says how many bytes [`FILE_ROWS`] rows take: about 65,536 rows of a dozen columns.
+const NEW_TABLE_FILE_BYTES: u64 = 4 << 20;
+
+/// Bytes that [`FILE_ROWS`] rows take, from `bytes` of files holding `rows` rows, within 1 MB
+/// and [`TARGET_FILE_BYTES`]: the target of MERGE outputs and compaction, so their files hold
+/// about as many rows as a full refresh's.
+pub fn file_bytes_for(bytes: u64, rows: u64) -> NonZeroU64 {
+    let per_file = (bytes * FILE_ROWS as u64)
+        .checked_div(rows)
+        .unwrap_or(NEW_TABLE_FILE_BYTES);
+    NonZeroU64::new(per_file.clamp(1 << 20, TARGET_FILE_BYTES)).expect("at least 1 MB")
+}
+
 /// Parquet settings of every data file sfetl writes into a table: the export's codec, row
 /// groups of at most 128k rows, statistics on every column (file skipping uses them).
 pub fn writer_properties(compression: Compression) -> WriterProperties {
@@ -62,11 +80,15 @@ pub async fn create(
     props: HashMap<String, String>,
 ) -> Result<DeltaTable, DeltaError> {
     let fields: Vec<StructField> = delta_schema(schema)?.fields().cloned().collect();
+    let size = (
+        PROP_TARGET_FILE_SIZE.to_string(),
+        NEW_TABLE_FILE_BYTES.to_string(),
+    );
     target
         .unloaded()?
         .create()
         .with_columns(fields)
-        .with_configuration(props.into_iter().map(|(k, v)| (k, Some(v))))
+        .with_configuration(props.into_iter().chain([size]).map(|(k, v)| (k, Some(v))))
         // sfetl's own properties are not Delta's.
         .with_raise_if_key_not_exists(false)
         .await
@@ -206,7 +228,13 @@ pub async fn replace(
         .clone()
         .with_schema(&delta_schema(schema)?)
         .map_err(|e| target.error(e))?;
-    for (k, v) in props {
+    let bytes: u64 = files.iter().map(|f| f.size.max(0) as u64).sum();
+    let rows: u64 = files.iter().filter_map(file_rows).sum();
+    let size = file_bytes_for(bytes, rows).to_string();
+    for (k, v) in props
+        .into_iter()
+        .chain([(PROP_TARGET_FILE_SIZE.to_string(), size)])
+    {
         metadata = metadata.add_config_key(k, v).map_err(|e| target.error(e))?;
     }
     actions.push(Action::Metadata(metadata));
@@ -217,6 +245,12 @@ pub async fn replace(
         predicate: None,
     };
     commit(target, table, actions, operation, tag).await
+}
+
+/// Rows of a data file, from its statistics.
+fn file_rows(add: &Add) -> Option<u64> {
+    let stats: serde_json::Value = serde_json::from_str(add.stats.as_deref()?).ok()?;
+    stats["numRecords"].as_u64()
 }
 
 /// Records a STATE in the table without rows (the windows since the last commit were empty).

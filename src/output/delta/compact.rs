@@ -14,7 +14,7 @@ use std::num::NonZeroU64;
 use futures::TryStreamExt;
 
 use super::DeltaError;
-use super::commit::{FILE_ROWS, TARGET_FILE_BYTES, writer_properties};
+use super::commit::{file_bytes_for, writer_properties};
 use super::state::carried_forward;
 use super::table::TableTarget;
 use crate::config::Compression;
@@ -88,8 +88,8 @@ pub async fn compact(
     })
 }
 
-/// The bytes [`FILE_ROWS`] rows take in `table` (from its files' sizes and row counts), within
-/// 1 MB and [`TARGET_FILE_BYTES`].
+/// The bytes [`super::commit::FILE_ROWS`] rows take in `table` (from its files' sizes and row
+/// counts).
 async fn target_size(
     target: &TableTarget,
     table: &deltalake::DeltaTable,
@@ -106,8 +106,5 @@ async fn target_size(
         })
         .await
         .map_err(|e| target.error(e))?;
-    let per_file = (bytes * FILE_ROWS as u64)
-        .checked_div(rows)
-        .unwrap_or(TARGET_FILE_BYTES);
-    Ok(NonZeroU64::new(per_file.clamp(1 << 20, TARGET_FILE_BYTES)).expect("at least 1 MB"))
+    Ok(file_bytes_for(bytes, rows))
 }
