@@ -67,6 +67,9 @@ pub(super) struct ObjectReader<'a> {
     /// Reading one window for another reader of the object (`max_concurrent_jobs`): page
     /// checkpoints and estimates go to it (see [`super::concurrent`]).
     pub(super) worker: Option<super::concurrent::Worker>,
+    /// Reading a window without ORDER BY (Salesforce gave up sorting it): its checkpoint comes
+    /// at its end only.
+    pub(super) unsorted: bool,
 }
 
 impl<'a> ObjectReader<'a> {
@@ -112,6 +115,7 @@ impl<'a> ObjectReader<'a> {
             deferred: None,
             slice_window: None,
             worker: None,
+            unsorted: false,
         }
     }
 
@@ -121,9 +125,10 @@ impl<'a> ObjectReader<'a> {
         self.sources
     }
 
-    /// Incremental reads order rows by cursor and checkpoint after every page.
+    /// Incremental reads order rows by cursor and checkpoint after every page, except in a
+    /// window read unsorted (see [`ObjectReader::read_window`]).
     pub(super) fn checkpoints(&self) -> bool {
-        self.plan.incremental
+        self.plan.incremental && !self.unsorted
     }
 
     /// The closing line of an object.
@@ -346,7 +351,11 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
-    /// Reads one window. A query Salesforce gives up on as too slow or too complex
+    /// Reads one window. A sorted Bulk query Salesforce gives up on is read again unsorted:
+    /// Salesforce splits an unsorted Bulk query into chunks itself, while sorting one is a
+    /// single pass that times out on a big window, and no split of the window helps when its
+    /// rows share one timestamp (a mass update stamps millions of rows with one
+    /// SystemModstamp). Any other query Salesforce gives up on as too slow or too complex
     /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
     /// while it fails, down to windows of one second; a Bulk job that still fails on one second
     /// is read through REST. A window without a lower bound starts at its first row.
@@ -355,10 +364,26 @@ impl<'a> ObjectReader<'a> {
         window: Option<Window>,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        let e = match self.read_window_with_api(window, writer).await {
+        let mut e = match self.read_window_with_api(window, writer).await {
             Err(e) if e.query_too_big().is_some() => e,
             other => return other,
         };
+        if self.api == Api::Bulk && self.checkpoints() {
+            let why = e.query_too_big().unwrap_or_default();
+            let range = window.map_or_else(|| "the object".to_string(), window_text);
+            let text = format!(
+                "{}: Salesforce gave up on the sorted query of {range} ({why}); reading it unsorted (Salesforce chunks that itself), with a checkpoint at its end instead of after every page",
+                self.plan.name
+            );
+            self.ctx.log(LogLevel::Info, text).await;
+            self.unsorted = true;
+            let unsorted = Box::pin(self.read_window_with_api(window, writer)).await;
+            self.unsorted = false;
+            e = match unsorted {
+                Err(e) if e.query_too_big().is_some() => e,
+                other => return other,
+            };
+        }
         let Some(w) = window else { return Err(e) };
         let w = match w.lower {
             Some(_) => w,
