@@ -368,7 +368,7 @@ impl<'a> ObjectReader<'a> {
             Err(e) if e.query_too_big().is_some() => e,
             other => return other,
         };
-        if self.api == Api::Bulk && self.checkpoints() {
+        if self.api == Api::Bulk && self.checkpoints() && self.object.cursor.is_some() {
             let why = e.query_too_big().unwrap_or_default();
             let range = window.map_or_else(|| "the object".to_string(), window_text);
             let text = format!(
