@@ -210,7 +210,8 @@ def test_a_slice_worker_killed_at_a_seeded_point_then_run_again_gives_every_id_o
             killed = True
             break
     proc.wait()
-    assert killed and proc.returncode == -signal.SIGKILL
+    # After its STATE the worker may have exited on its own before the signal landed.
+    assert killed and proc.returncode in ((-signal.SIGKILL, 0) if at == "STATE" else (-signal.SIGKILL,))
     # Every slice now, the killed one again among them.
     for f in files:
         p = run("read", "--config", cfg, "--catalog", cat, "--slice", f)
