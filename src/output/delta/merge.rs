@@ -18,6 +18,8 @@ use datafusion::common::Column;
 use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::{Expr, SessionContext, lit};
 use deltalake::DeltaTable;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::merge::MergeBuilder;
 
 use super::DeltaError;
 use super::commit::writer_properties;
@@ -36,6 +38,48 @@ fn c(side: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(side), name))
 }
 
+/// A MERGE of `rows` reduced to one per key into `table` on the key, with sfetl's aliases
+/// (`s`, `t`), writer and commit properties; the caller adds its clauses. Also returns the
+/// source's columns.
+fn merge_on_key(
+    target: &TableTarget,
+    table: DeltaTable,
+    rows: &[RecordBatch],
+    keys: &Keys,
+    compression: Compression,
+    props: CommitProperties,
+) -> Result<(MergeBuilder, Vec<String>), DeltaError> {
+    let source = latest_per_key(rows, keys)?;
+    let columns: Vec<String> = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let on = join_condition(&source, keys)?;
+    let frame = SessionContext::new()
+        .read_batch(source)
+        .map_err(|e| target.error(e))?;
+    let builder = table
+        .merge(frame, on)
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_writer_properties(writer_properties(compression))
+        .with_commit_properties(props);
+    Ok((builder, columns))
+}
+
+/// True when the source row is not older than the target row (or either has no cursor).
+fn not_older(keys: &Keys) -> Expr {
+    match &keys.cursor {
+        Some(cur) => c("s", cur)
+            .gt_eq(c("t", cur))
+            .or(c("t", cur).is_null())
+            .or(c("s", cur).is_null()),
+        None => lit(true),
+    }
+}
+
 /// Merges `rows` (the table's schema) into `table` with `tag`.
 pub async fn merge(
     target: &TableTarget,
@@ -45,32 +89,12 @@ pub async fn merge(
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<DeltaTable, DeltaError> {
-    let source = latest_per_key(&rows, keys)?;
-    let columns: Vec<String> = source
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let on = join_condition(&source, keys)?;
+    let (builder, columns) =
+        merge_on_key(target, table, &rows, keys, compression, tag.properties())?;
     let deleted = deleted_expr(keys);
-    let newer = match &keys.cursor {
-        Some(cur) => c("s", cur)
-            .gt_eq(c("t", cur))
-            .or(c("t", cur).is_null())
-            .or(c("s", cur).is_null()),
-        None => lit(true),
-    };
+    let newer = not_older(keys);
     let changed = changed_expr(&columns);
-    let frame = SessionContext::new()
-        .read_batch(source)
-        .map_err(|e| target.error(e))?;
-    let (table, _metrics) = table
-        .merge(frame, on)
-        .with_source_alias("s")
-        .with_target_alias("t")
-        .with_writer_properties(writer_properties(compression))
-        .with_commit_properties(tag.properties())
+    let (table, _metrics) = builder
         .when_matched_delete(|d| d.predicate(deleted.clone().and(newer.clone())))
         .map_err(|e| target.error(e))?
         .when_matched_update(|u| {
@@ -102,25 +126,12 @@ pub async fn update_columns(
     rows: Vec<RecordBatch>,
     keys: &Keys,
     columns: &[String],
-    props: deltalake::kernel::transaction::CommitProperties,
+    props: CommitProperties,
     compression: Compression,
 ) -> Result<DeltaTable, DeltaError> {
-    let source = latest_per_key(&rows, keys)?;
-    let on = join_condition(&source, keys)?;
-    let not_older = match &keys.cursor {
-        Some(cur) => c("s", cur).gt_eq(c("t", cur)).or(c("t", cur).is_null()),
-        None => lit(true),
-    };
-    let when = not_older.and(changed_expr(columns));
-    let frame = SessionContext::new()
-        .read_batch(source)
-        .map_err(|e| target.error(e))?;
-    let (table, _metrics) = table
-        .merge(frame, on)
-        .with_source_alias("s")
-        .with_target_alias("t")
-        .with_writer_properties(writer_properties(compression))
-        .with_commit_properties(props)
+    let (builder, _) = merge_on_key(target, table, &rows, keys, compression, props)?;
+    let when = not_older(keys).and(changed_expr(columns));
+    let (table, _metrics) = builder
         .when_matched_update(|u| {
             columns
                 .iter()
