@@ -792,19 +792,7 @@ async fn slices_run_as_concurrent_processes_commit_once_each_and_a_rerun_changes
             )
         })
         .collect();
-    let read = |f: &PathBuf| {
-        let mut c = sfetl();
-        c.args([
-            "read",
-            "--config",
-            config.to_str().unwrap(),
-            "--catalog",
-            cat.to_str().unwrap(),
-            "--slice",
-            f.to_str().unwrap(),
-        ]);
-        c
-    };
+    let read = |f: &PathBuf| read_slice(&config, &cat, f);
     let mut commands: Vec<_> = files.iter().map(read).collect();
     let outputs = futures::future::join_all(commands.iter_mut().map(|c| c.output())).await;
     for out in outputs {

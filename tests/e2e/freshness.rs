@@ -45,13 +45,6 @@ async fn query_csv(export: &Path, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Bulk query jobs created so far (every creation attempt counts, as Salesforce's daily cap).
-async fn jobs(org: &Org) -> u64 {
-    org.get_json_url("/__sim/limits").await["bulk_query_jobs_used"]
-        .as_u64()
-        .unwrap()
-}
-
 /// The Contacts of the first Account that has some.
 async fn an_account_with_contacts(org: &Org) -> (String, BTreeSet<String>) {
     let rows = org_rows(
@@ -165,6 +158,23 @@ const OPPORTUNITY_FIELDS: &[&str] = &[
     "SystemModstamp",
 ];
 
+/// The first Opportunity's Account moves to Industry "Energy" and the org's day advances by
+/// one: both change formula values, neither moves a SystemModstamp.
+async fn industry_changes_and_a_day_passes(org: &Org) {
+    let opp = org_rows(
+        org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
+    )
+    .await;
+    let account = opp[0]["AccountId"].as_str().unwrap();
+    org.control(
+        "set",
+        &json!({"object": "Account", "id": account, "field": "Industry", "value": "Energy"}),
+    )
+    .await;
+    org.control("clock", &json!({"advance_days": 1})).await;
+}
+
 /// `Id,Account_Industry__c,days` of every Opportunity, as `sfetl query` shows them.
 async fn opportunity_view(export: &Path) -> String {
     query_csv(
@@ -220,19 +230,7 @@ async fn formula_fields_are_read_again_when_a_refresh_is_due_and_only_then() {
 
     // A day passes, and an Industry changes in a way no SystemModstamp shows (only a refresh
     // can see either).
-    let opp = org_rows(
-        &e.org,
-        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
-    )
-    .await;
-    let account = opp[0]["AccountId"].as_str().unwrap();
-    e.org
-        .control(
-            "set",
-            &json!({"object": "Account", "id": account, "field": "Industry", "value": "Energy"}),
-        )
-        .await;
-    e.org.control("clock", &json!({"advance_days": 1})).await;
+    industry_changes_and_a_day_passes(&e.org).await;
     let stale = opportunity_view(&export).await;
 
     // formula_refresh P1D: the first read refreshed them less than a day ago, so no extra job:
@@ -288,20 +286,7 @@ async fn with_delta_output_a_due_refresh_updates_the_table_in_place() {
         opportunity_view(&export).await,
         opportunity_org(&e.org, DAY_2030).await
     );
-    // A day passes and an Industry changes: no SystemModstamp shows either.
-    let opp = org_rows(
-        &e.org,
-        "SELECT AccountId FROM Opportunity WHERE AccountId != null",
-    )
-    .await;
-    let account = opp[0]["AccountId"].as_str().unwrap();
-    e.org
-        .control(
-            "set",
-            &json!({"object": "Account", "id": account, "field": "Industry", "value": "Energy"}),
-        )
-        .await;
-    e.org.control("clock", &json!({"advance_days": 1})).await;
+    industry_changes_and_a_day_passes(&e.org).await;
     let stale = opportunity_view(&export).await;
     let before = jobs(&e.org).await;
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;

@@ -142,12 +142,7 @@ async fn a_sorted_bulk_query_that_times_out_is_read_unsorted_even_when_its_rows_
         .control("limits", &json!({"bulk_unchunked_timeout_rows": 100}))
         .await;
     let cat = catalog(e.dir.path(), "cat.json", &[("Contact", &[], "incremental")]);
-    let jobs = || async {
-        e.org.get_json_url("/__sim/limits").await["bulk_query_jobs_used"]
-            .as_u64()
-            .unwrap()
-    };
-    let before = jobs().await;
+    let before = jobs(&e.org).await;
     let msgs = read_ok(&e, &cat, None).await;
     let expected = org_rows(
         &e.org,
@@ -183,7 +178,7 @@ async fn a_sorted_bulk_query_that_times_out_is_read_unsorted_even_when_its_rows_
         )]
     );
     // Two jobs for the window (the sorted one that failed, the unsorted one) and no split.
-    assert_eq!(jobs().await - before, 2);
+    assert_eq!(jobs(&e.org).await - before, 2);
     // No STATE inside the window (its pages were not in cursor order): only at its end.
     let cursors: Vec<&Value> = msgs
         .iter()

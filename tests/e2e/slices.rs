@@ -107,12 +107,6 @@ fn slice_files(dir: &Path, slices: &[Value]) -> Vec<PathBuf> {
         .collect()
 }
 
-fn read_slice(config: &Path, catalog: &Path, slice: &Path) -> tokio::process::Command {
-    let mut c = read_cmd(config, catalog);
-    c.args(["--slice", slice.to_str().unwrap()]);
-    c
-}
-
 #[tokio::test]
 async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_defaults() {
     let e = env(1000, json!({})).await;

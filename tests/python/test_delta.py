@@ -81,19 +81,23 @@ def read(tmp_path, cfg, mode, name):
     return [json.loads(l) for l in proc.stdout.decode().splitlines() if l.startswith("{")]
 
 
+def storage(where, port, tmp_path, name):
+    """(path, sfetl storage_options, deltalake storage_options) of an export on `where`."""
+    if where == "local":
+        return str(tmp_path / name), {}, None
+    return (f"s3://exports/{name}",
+            {"aws_endpoint": f"http://127.0.0.1:{port}", "aws_allow_http": "true", "aws_access_key_id": "test",
+             "aws_secret_access_key": "test", "aws_region": "us-east-1"},
+            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
+             "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"})
+
+
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_delta_table_equals_the_org_after_changes(sim, seaweed, tmp_path, where):  # noqa: F811
     port, _fs = seaweed
-    if where == "local":
-        path, storage, py_storage = str(tmp_path / "export"), {}, None
-    else:
-        path = "s3://exports/delta"
-        storage = {"aws_endpoint": f"http://127.0.0.1:{port}", "aws_allow_http": "true", "aws_access_key_id": "test",
-                   "aws_secret_access_key": "test", "aws_region": "us-east-1"}
-        py_storage = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-                      "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    path, opts, py_storage = storage(where, port, tmp_path, "delta")
     extra = {"start_date": "2000-01-01", "cursor_lag": "PT0S", "stream_slice_step": "P3650D",
-             "output": {"format": "delta", "path": path, "storage_options": storage}}
+             "output": {"format": "delta", "path": path, "storage_options": opts}}
     cfg = write_json(tmp_path / "c.json", sim_config(sim, **extra))
     read(tmp_path, cfg, "full_refresh", "full")
     dt = DeltaTable(f"{path}/Account", storage_options=py_storage)
@@ -128,17 +132,6 @@ def test_delta_table_equals_the_org_after_changes(sim, seaweed, tmp_path, where)
     proc = run("query", "--path", path, "--format", "csv", 'SELECT count(*) AS n, min("Id") AS first FROM "Account"', env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().splitlines() == ["n,first", f"{len(org)},{min(org)}"]
-
-
-def storage(where, port, tmp_path, name):
-    """(path, sfetl storage_options, deltalake storage_options) of an export on `where`."""
-    if where == "local":
-        return str(tmp_path / name), {}, None
-    return (f"s3://exports/{name}",
-            {"aws_endpoint": f"http://127.0.0.1:{port}", "aws_allow_http": "true", "aws_access_key_id": "test",
-             "aws_secret_access_key": "test", "aws_region": "us-east-1"},
-            {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-             "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"})
 
 
 CONTACT = ["Id", "LastName", "Email", "SystemModstamp"]

@@ -120,6 +120,20 @@ pub fn read_cmd(config: &Path, catalog: &Path) -> tokio::process::Command {
     c
 }
 
+/// `sfetl read --config C --catalog K --slice S` (one slice of `sfetl plan`), not started.
+pub fn read_slice(config: &Path, catalog: &Path, slice: &Path) -> tokio::process::Command {
+    let mut c = read_cmd(config, catalog);
+    c.args(["--slice", slice.to_str().unwrap()]);
+    c
+}
+
+/// Bulk query jobs created so far (every creation attempt counts, as Salesforce's daily cap).
+pub async fn jobs(org: &Org) -> u64 {
+    org.get_json_url("/__sim/limits").await["bulk_query_jobs_used"]
+        .as_u64()
+        .unwrap()
+}
+
 /// Runs `sfetl read --config C --catalog K` to completion, whether it succeeds or not.
 pub async fn read_out(config: &Path, catalog: &Path) -> std::process::Output {
     read_cmd(config, catalog)
