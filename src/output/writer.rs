@@ -24,7 +24,10 @@ pub trait StreamWriter: Send {
     ) -> Result<(), OutputError>;
 
     /// Makes everything written so far durable; a STATE covering those rows may follow.
-    async fn commit(&mut self) -> Result<(), OutputError>;
+    /// Nothing to do for outputs whose writes are final as made (stdout lines in order).
+    async fn commit(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
 
     /// Whether a checkpoint should commit now. Parquet says no while its file is small (a
     /// commit completes the file), so files have a useful size; the checkpoint's STATE then
@@ -33,8 +36,11 @@ pub trait StreamWriter: Send {
         true
     }
 
-    /// What a STATE must remember of the output to resume it (Parquet: the committed files).
-    fn position(&self) -> Option<OutputCommit>;
+    /// What a STATE must remember of the output to resume it (Parquet: the committed files);
+    /// `None` for outputs a resume needs nothing of.
+    fn position(&self) -> Option<OutputCommit> {
+        None
+    }
 
     /// The STATE the next [`StreamWriter::commit`] makes true, given just before it: an output
     /// that keeps the state with its rows (Delta, in the same commit) records it there, so the
@@ -47,8 +53,10 @@ pub trait StreamWriter: Send {
         None
     }
 
-    /// Ends the stream's output (e.g. the IPC end-of-stream marker).
-    async fn finish(&mut self) -> Result<(), OutputError>;
+    /// Ends the stream's output (e.g. the IPC end-of-stream marker); nothing by default.
+    async fn finish(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
 }
 
 /// Where a read's streams go.
@@ -184,18 +192,8 @@ impl StreamWriter for RecordsWriter {
         Ok(())
     }
 
-    /// Lines reach stdout in order, before any later STATE: nothing to do.
-    async fn commit(&mut self) -> Result<(), OutputError> {
-        Ok(())
-    }
-
-    fn position(&self) -> Option<OutputCommit> {
-        None
-    }
-
-    async fn finish(&mut self) -> Result<(), OutputError> {
-        Ok(())
-    }
+    // Lines reach stdout in order, before any later STATE: commit, position and finish keep
+    // the trait's defaults (nothing to do).
 }
 
 /// One Arrow IPC stream on stdout.

@@ -14,7 +14,6 @@ use super::table::TableTarget;
 use super::{DeltaDestination, DeltaError, merge, state};
 use crate::config::Compression;
 use crate::output::{EXTRACTED_AT, OutputError, SYNC_ID, StreamWriter};
-use crate::state::OutputCommit;
 
 /// Collects a formula refresh's rows and merges them into the stream's table at the end.
 pub struct FormulaWriter {
@@ -101,15 +100,7 @@ impl StreamWriter for FormulaWriter {
         Ok(())
     }
 
-    /// Nothing until the end: the refresh is one commit.
-    async fn commit(&mut self) -> Result<(), OutputError> {
-        Ok(())
-    }
-
-    fn position(&self) -> Option<OutputCommit> {
-        None
-    }
-
+    // commit: nothing until the end (the refresh is one commit); position: none.
     async fn finish(&mut self) -> Result<(), OutputError> {
         Ok(self.merge().await?)
     }

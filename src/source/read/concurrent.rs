@@ -23,7 +23,6 @@ use super::fetch::ObjectReader;
 use crate::decode::Api;
 use crate::output::{OutputError, StreamWriter};
 use crate::source::soql::Window;
-use crate::state::OutputCommit;
 
 /// What a worker hands to the reader of its object.
 pub(super) enum Event {
@@ -63,18 +62,6 @@ impl StreamWriter for ChannelWriter {
             .send(e)
             .await
             .map_err(|_| OutputError::StdoutClosed)
-    }
-
-    async fn commit(&mut self) -> Result<(), OutputError> {
-        Ok(())
-    }
-
-    fn position(&self) -> Option<OutputCommit> {
-        None
-    }
-
-    async fn finish(&mut self) -> Result<(), OutputError> {
-        Ok(())
     }
 }
 
