@@ -1,7 +1,8 @@
 # sfetl connector image. Build: docker build -t sfetl/source-salesforce:0.1.0 .
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY link ./link
 COPY src ./src
 COPY crates ./crates
 COPY spec ./spec

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tune_malloc();
     let cli = sfetl::cli::Cli::parse();
     sfetl::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -18,4 +19,30 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(sfetl::commands::run(cli)))
+}
+
+/// glibc's allocator set for a process that streams through a few threads: one arena, and a
+/// fixed 1 MiB threshold above which blocks are mapped on their own.
+///
+/// By default every thread that allocates gets an arena of its own, each holding on to the
+/// memory its thread freed (two tokio workers held 9 MB that way in a RECORD read, a fifth of
+/// its peak RSS), and the mapping threshold grows with every large block freed, until 5 MB
+/// Parquet column buffers are carved from the arenas and stay there. With one arena and the
+/// threshold fixed, a RECORD read peaks 5 MB lower and an all-fields Parquet read 12 MB lower,
+/// at no CPU cost measured (small blocks come from each thread's cache without the arena's
+/// lock). Left as they are when any `MALLOC_*` variable or `GLIBC_TUNABLES` is set: the
+/// operator's choice wins.
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if !std::env::vars_os().any(|(k, _)| {
+        let k = k.to_string_lossy();
+        k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES"
+    }) {
+        // SAFETY: mallopt only sets the allocator's parameters; it is called before any other
+        // thread exists, and both values are within glibc's documented ranges.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
 }

@@ -36,12 +36,7 @@ impl CsvPageDecoder {
     /// A decoder for one page of `plan`'s Bulk query, emitting batches of `batch_size` rows.
     pub fn new(plan: &WirePlan, batch_size: usize) -> CsvPageDecoder {
         let batch_size = batch_size.max(1);
-        let columns = plan
-            .wire
-            .fields()
-            .iter()
-            .map(|f| ColumnBuilder::new(f.data_type(), batch_size))
-            .collect();
+        let columns = builders(&plan.wire, batch_size);
         CsvPageDecoder {
             object: plan.object.clone(),
             expected: plan.select.clone(),
@@ -60,8 +55,17 @@ impl CsvPageDecoder {
 
     /// Also closes a batch once its values hold `bytes` bytes of text, so that wide rows make
     /// smaller batches (see [`crate::output::Destination::batch_bytes`]).
+    ///
+    /// The columns start with room for the rows such a batch likely holds (values of 16 bytes
+    /// on average), not for `batch_size` rows: a page decoder of an all-fields Account stream
+    /// reserved 5 MB for 8,192 rows it would never hold at once.
     pub fn with_batch_bytes(mut self, bytes: Option<usize>) -> CsvPageDecoder {
         self.batch_bytes = bytes.unwrap_or(usize::MAX).max(1);
+        let width = self.wire.fields().len().max(1);
+        let rows = (self.batch_bytes / (16 * width)).clamp(1, self.batch_size);
+        if rows < self.batch_size {
+            self.columns = builders(&self.wire, rows);
+        }
         self
     }
 
@@ -253,6 +257,17 @@ impl CsvPageDecoder {
             reason,
         }
     }
+}
+
+/// Empty builders for the columns of `wire`, each with room for `rows` values.
+fn builders(
+    wire: &arrow::datatypes::SchemaRef,
+    rows: usize,
+) -> Result<Vec<ColumnBuilder>, String> {
+    wire.fields()
+        .iter()
+        .map(|f| ColumnBuilder::new(f.data_type(), rows))
+        .collect()
 }
 
 /// Why splitting stopped: a malformed record, or a value its column rejects.

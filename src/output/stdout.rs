@@ -20,7 +20,7 @@ use crate::protocol::{AirbyteMessage, Emitter};
 
 /// KiB of rendered output that may wait for stdout at once, over all streams of the process:
 /// enough to keep the pipe busy, small next to the batches being decoded.
-const IN_FLIGHT_KIB: usize = 2048;
+const IN_FLIGHT_KIB: usize = 1024;
 
 /// The byte budget of rendered output between the writers and stdout. It is one per process
 /// because the process has one stdout.
