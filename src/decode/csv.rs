@@ -259,11 +259,11 @@ impl CsvPageDecoder {
     }
 }
 
-/// Empty builders for the columns of `wire`, each with room for `rows` values.
-fn builders(
-    wire: &arrow::datatypes::SchemaRef,
-    rows: usize,
-) -> Result<Vec<ColumnBuilder>, String> {
+/// Empty builders for the columns of `wire`, each with room for `rows` values: a batch's
+/// text and numbers go straight into them, so room reserved here is what the batch then
+/// needs no copy to grow into (and what it holds in memory whether it fills it or not,
+/// hence [`CsvPageDecoder::with_batch_bytes`] asks for fewer rows when batches are small).
+fn builders(wire: &arrow::datatypes::SchemaRef, rows: usize) -> Result<Vec<ColumnBuilder>, String> {
     wire.fields()
         .iter()
         .map(|f| ColumnBuilder::new(f.data_type(), rows))
