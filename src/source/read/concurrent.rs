@@ -80,27 +80,55 @@ impl<'a> ObjectReader<'a> {
         let mut channels: Vec<mpsc::Receiver<Event>> = Vec::with_capacity(windows.len());
         let mut running = FuturesUnordered::new();
         let mut done = vec![false; windows.len()];
+        // A worker's failure, kept until the windows before it are written: a stop (or an error)
+        // seen ahead must not cut the window in hand between its rows and its checkpoint.
+        let mut failed: Vec<Option<FetchError>> = windows.iter().map(|_| None).collect();
+        let mut stopping = false;
         let (mut next, mut total) = (0, 0u64);
         while next < windows.len() {
-            while running.len() < limit && channels.len() < windows.len() {
-                self.ctx.check_stop()?;
+            while !stopping && running.len() < limit && channels.len() < windows.len() {
+                if self.ctx.check_stop().is_err() {
+                    stopping = true;
+                    break;
+                }
                 self.check_quota().await?;
                 let (tx, rx) = mpsc::channel(AHEAD);
                 let index = channels.len();
                 channels.push(rx);
                 running.push(self.window_worker(Worker { index, tx }, windows[index]));
             }
+            if next == channels.len() {
+                // Stopped with every window started so far written and checkpointed.
+                return Err(FetchError::Stopped);
+            }
             tokio::select! {
                 biased;
                 Some(e) = channels[next].recv() => total += self.on_event(e, writer).await?,
-                Some((index, read)) = running.next() => {
-                    if read? == Api::Rest {
-                        self.api = Api::Rest;
+                Some((index, read)) = running.next() => match read {
+                    Ok(api) => {
+                        if api == Api::Rest {
+                            self.api = Api::Rest;
+                        }
+                        done[index] = true;
                     }
-                    done[index] = true;
-                }
+                    Err(e) => {
+                        stopping = true;
+                        failed[index] = Some(e);
+                    }
+                },
             }
-            while next < windows.len() && done[next] {
+            while next < windows.len() && (done[next] || failed[next].is_some()) {
+                if let Some(e) = failed[next].take() {
+                    // A worker stops between pages, after its last page's checkpoint: what it
+                    // sent is written, so every row goes out before a STATE. Other errors end
+                    // the read at once, as they always did.
+                    if matches!(e, FetchError::Stopped) {
+                        while let Some(ev) = channels[next].recv().await {
+                            self.on_event(ev, writer).await?;
+                        }
+                    }
+                    return Err(e);
+                }
                 // The worker is gone: what it sent is all queued.
                 while let Some(e) = channels[next].recv().await {
                     total += self.on_event(e, writer).await?;
