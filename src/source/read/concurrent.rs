@@ -79,10 +79,10 @@ impl<'a> ObjectReader<'a> {
     ) -> Result<u64, FetchError> {
         let mut channels: Vec<mpsc::Receiver<Event>> = Vec::with_capacity(windows.len());
         let mut running = FuturesUnordered::new();
-        let mut done = vec![false; windows.len()];
-        // A worker's failure, kept until the windows before it are written: a stop (or an error)
-        // seen ahead must not cut the window in hand between its rows and its checkpoint.
-        let mut failed: Vec<Option<FetchError>> = windows.iter().map(|_| None).collect();
+        // How each window's worker ended, kept until the windows before it are written: a stop
+        // (or an error) seen ahead must not cut the window in hand between its rows and its
+        // checkpoint.
+        let mut ended: Vec<Option<Result<(), FetchError>>> = windows.iter().map(|_| None).collect();
         let mut stopping = false;
         let (mut next, mut total) = (0, 0u64);
         while next < windows.len() {
@@ -104,35 +104,24 @@ impl<'a> ObjectReader<'a> {
             tokio::select! {
                 biased;
                 Some(e) = channels[next].recv() => total += self.on_event(e, writer).await?,
-                Some((index, read)) = running.next() => match read {
-                    Ok(api) => {
-                        if api == Api::Rest {
-                            self.api = Api::Rest;
-                        }
-                        done[index] = true;
+                Some((index, read)) = running.next() => {
+                    if read.as_ref().is_ok_and(|api| *api == Api::Rest) {
+                        self.api = Api::Rest;
                     }
-                    Err(e) => {
-                        stopping = true;
-                        failed[index] = Some(e);
-                    }
-                },
+                    stopping |= read.is_err();
+                    ended[index] = Some(read.map(|_| ()));
+                }
             }
-            while next < windows.len() && (done[next] || failed[next].is_some()) {
-                if let Some(e) = failed[next].take() {
-                    // A worker stops between pages, after its last page's checkpoint: what it
-                    // sent is written, so every row goes out before a STATE. Other errors end
-                    // the read at once, as they always did.
-                    if matches!(e, FetchError::Stopped) {
-                        while let Some(ev) = channels[next].recv().await {
-                            self.on_event(ev, writer).await?;
-                        }
+            while let Some(end) = ended.get_mut(next).and_then(Option::take) {
+                // The worker is gone: what it sent is all queued. A stopped worker stopped
+                // between pages, after its last page's checkpoint, so that is written too and
+                // every row goes out before a STATE; other errors end the read at once.
+                if end.as_ref().is_ok() || matches!(end, Err(FetchError::Stopped)) {
+                    while let Some(e) = channels[next].recv().await {
+                        total += self.on_event(e, writer).await?;
                     }
-                    return Err(e);
                 }
-                // The worker is gone: what it sent is all queued.
-                while let Some(e) = channels[next].recv().await {
-                    total += self.on_event(e, writer).await?;
-                }
+                end?;
                 let (n, at) = self.window_end(windows[next], writer).await?;
                 total += n;
                 self.checkpoint(writer, at).await?;
