@@ -1,17 +1,20 @@
 //! Link options of the `sfetl` binary.
 
 fn main() {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let os = var("CARGO_CFG_TARGET_OS");
-    let env = var("CARGO_CFG_TARGET_ENV");
-    if os == "linux" && env == "gnu" {
+    let linux_gnu = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
+    if linux_gnu {
         // Relative relocations packed (DT_RELR, glibc 2.36+, binutils 2.38+): unpacked, the
         // loader read 6 MB of relocation entries at every start, which stayed resident, a
         // fifth of a RECORD read's peak RSS.
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
-    hot_text(&var);
+    hot_text(linux_gnu);
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// A build environment variable, empty when unset.
+fn var(key: &str) -> String {
+    std::env::var(key).unwrap_or_default()
 }
 
 /// Release builds place the functions a read runs (`link/hot-text.txt`, written by
@@ -23,12 +26,10 @@ fn main() {
 /// it), so it is passed only there, when no other linker is configured, and not with
 /// `SFETL_HOT_TEXT=0`. Names the file holds that a build lacks are skipped silently: a stale
 /// list places fewer functions, it never fails a link.
-fn hot_text(var: &dyn Fn(&str) -> String) {
+fn hot_text(linux_gnu: bool) {
     println!("cargo:rerun-if-changed=link/hot-text.txt");
     println!("cargo:rerun-if-env-changed=SFETL_HOT_TEXT");
-    let lld_by_default = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
-        && var("CARGO_CFG_TARGET_OS") == "linux"
-        && var("CARGO_CFG_TARGET_ENV") == "gnu";
+    let lld_by_default = linux_gnu && var("CARGO_CFG_TARGET_ARCH") == "x86_64";
     let other_linker =
         !var("RUSTC_LINKER").is_empty() || var("CARGO_ENCODED_RUSTFLAGS").contains("linker");
     let list = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("link/hot-text.txt");
