@@ -188,8 +188,8 @@ fn wrong_types_and_enums_never_quote_secrets() {
     assert_eq!(
         ps,
         vec![
-            ("auth_type".into(), "\"password\" is not one of \"refresh_token\", \"Client\", \"client_credentials\", \"jwt_bearer\"".into()),
             ("client_secret".into(), "must be string, not a number".into()),
+            ("auth_type".into(), "\"password\" is not one of \"refresh_token\", \"Client\", \"client_credentials\", \"jwt_bearer\"".into()),
             ("output.format".into(), "\"csv\" is not one of \"records\", \"parquet\", \"arrow\", \"delta\"".into()),
             ("output.storage_options.aws_secret_access_key".into(), "must be boolean or number or string, not an array".into()),
         ]

@@ -160,9 +160,9 @@ fn type_name(v: &Value) -> &'static str {
 
 fn schema_problems(value: &Value, problems: &mut Problems) {
     for err in validator().iter_errors(value) {
-        let mut field = pointer_to_field(err.instance_path.as_str());
+        let mut field = pointer_to_field(err.instance_path().as_str());
         let secret = is_secret_field(&field);
-        let message = match &err.kind {
+        let message = match err.kind() {
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
                 field = if field.is_empty() {
@@ -174,7 +174,7 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
             }
             ValidationErrorKind::Pattern { .. } => {
                 let hint = hint_for(&field).unwrap_or("see `sfetl spec` for the accepted form");
-                format!("{} is not valid: {hint}", show(&err.instance, secret))
+                format!("{} is not valid: {hint}", show(err.instance(), secret))
             }
             ValidationErrorKind::Enum { options } => {
                 let opts: Vec<String> = options
@@ -183,7 +183,7 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
                     .unwrap_or_default();
                 format!(
                     "{} is not one of {}{}",
-                    show(&err.instance, secret),
+                    show(err.instance(), secret),
                     opts.join(", "),
                     enum_hint(&field)
                 )
@@ -197,10 +197,10 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
                         .collect::<Vec<_>>()
                         .join(" or "),
                 };
-                format!("must be {expected}, not {}", type_name(&err.instance))
+                format!("must be {expected}, not {}", type_name(err.instance()))
             }
             ValidationErrorKind::MinLength { .. } => "must not be empty".to_string(),
-            _ => format!("{} is not valid", show(&err.instance, secret)),
+            _ => format!("{} is not valid", show(err.instance(), secret)),
         };
         let field = if field.is_empty() {
             "config".to_string()

@@ -103,7 +103,7 @@ impl Mapping {
         let problems: Vec<String> = validator()
             .iter_errors(value)
             .map(|e| {
-                let at = pointer_to_path(e.instance_path.as_str());
+                let at = pointer_to_path(e.instance_path().as_str());
                 format!("{at}: {e}")
             })
             .collect();
