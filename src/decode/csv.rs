@@ -8,7 +8,7 @@
 use arrow::record_batch::RecordBatch;
 
 use super::columns::ColumnBuilder;
-use super::fields::{FieldSplitter, SplitError};
+use super::fields::{FieldSplitter, Fields, SplitError};
 use super::{DecodeError, WirePlan};
 
 /// Decodes one CSV result page (header line first) into wire batches.
@@ -187,17 +187,14 @@ impl CsvPageDecoder {
     }
 
     /// Moves a record's fields into the columns.
-    fn append_record(
-        &mut self,
-        fields: &mut dyn Iterator<Item = &[u8]>,
-    ) -> Result<(), DecodeError> {
+    fn append_record(&mut self, fields: Fields<'_>) -> Result<(), DecodeError> {
         let width = self.expected.len();
         let columns = self.columns.as_mut().map_err(|e| DecodeError::Arrow {
             object: self.object.clone(),
             reason: e.clone(),
         })?;
         let mut n = 0;
-        for field in fields {
+        for field in fields.iter() {
             self.bytes += field.len();
             if let Some(&col) = self.order.get(n)
                 && let Some(column) = columns.get_mut(col)

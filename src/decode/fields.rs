@@ -17,6 +17,28 @@ enum Span {
     Scratch(usize, usize),
 }
 
+/// The fields of one record, handed to the caller of [`FieldSplitter::push`]: a plain type
+/// rather than a `dyn Iterator`, so the loop over a record's fields is inlined into the
+/// caller's (a call per field was 2% of a wide read).
+#[derive(Clone, Copy)]
+pub(super) struct Fields<'a> {
+    page: &'a [u8],
+    scratch: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> Fields<'a> {
+    /// The record's fields, in order (unquoted, unescaped).
+    #[inline]
+    pub(super) fn iter(self) -> impl Iterator<Item = &'a [u8]> {
+        let (page, scratch) = (self.page, self.scratch);
+        self.spans.iter().map(move |s| match *s {
+            Span::Page(a, b) => &page[a..b],
+            Span::Scratch(a, b) => &scratch[a..b],
+        })
+    }
+}
+
 /// Splits a stream of chunks into records; a record cut by a chunk's end is kept until the
 /// next chunk completes it.
 #[derive(Debug, Default)]
@@ -42,7 +64,7 @@ impl FieldSplitter {
         &mut self,
         chunk: &[u8],
         end: bool,
-        record: &mut impl FnMut(&mut dyn Iterator<Item = &[u8]>) -> Result<(), E>,
+        record: &mut impl FnMut(Fields<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut chunk = chunk;
         if !self.carry.is_empty() {
@@ -112,17 +134,16 @@ impl FieldSplitter {
     fn emit<E>(
         &mut self,
         page: &[u8],
-        record: &mut impl FnMut(&mut dyn Iterator<Item = &[u8]>) -> Result<(), E>,
+        record: &mut impl FnMut(Fields<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         if self.spans.is_empty() {
             return Ok(()); // an empty line
         }
-        let scratch = &self.scratch;
-        let mut fields = self.spans.iter().map(|s| match *s {
-            Span::Page(a, b) => &page[a..b],
-            Span::Scratch(a, b) => &scratch[a..b],
-        });
-        record(&mut fields)
+        record(Fields {
+            page,
+            scratch: &self.scratch,
+            spans: &self.spans,
+        })
     }
 
     /// Finds the record starting at `pos`: fills `spans` and returns where the next record
@@ -227,8 +248,8 @@ mod tests {
     fn split(body: &[u8], step: usize) -> Result<Vec<Vec<Vec<u8>>>, SplitError> {
         let mut s = FieldSplitter::new();
         let mut out = Vec::new();
-        let mut collect = |f: &mut dyn Iterator<Item = &[u8]>| -> Result<(), SplitError> {
-            out.push(f.map(|x| x.to_vec()).collect());
+        let mut collect = |f: Fields<'_>| -> Result<(), SplitError> {
+            out.push(f.iter().map(|x| x.to_vec()).collect());
             Ok(())
         };
         for c in body.chunks(step) {
