@@ -35,9 +35,10 @@ pub struct RecordsRenderer {
 }
 
 /// The pre-escaped `"name":` of each field (`,"name":` after the first), and of each child of
-/// a struct field.
+/// a struct field: the text's length, then the text followed by [`json::SHORT`] zero bytes, so
+/// that [`json::put_short`] copies a short name as one fixed block.
 #[derive(Debug, Default)]
-struct Names(Vec<(Vec<u8>, Names)>);
+struct Names(Vec<(usize, Vec<u8>, Names)>);
 
 impl Names {
     fn of(fields: &Fields) -> Names {
@@ -48,11 +49,13 @@ impl Names {
             }
             json::write_str(&mut name, f.name().as_bytes());
             name.push(b':');
+            let len = name.len();
+            name.extend_from_slice(&[0; json::SHORT]);
             let children = match f.data_type() {
                 DataType::Struct(children) => Names::of(children),
                 _ => Names::default(),
             };
-            (name, children)
+            (len, name, children)
         });
         Names(names.collect())
     }
@@ -110,7 +113,9 @@ impl RecordsRenderer {
         };
         let fields = schema.fields().iter().zip(batch.columns()).zip(&names.0);
         let mut columns = fields
-            .map(|((f, a), (name, children))| Column::new(f, a, name, children, &self.options))
+            .map(|((f, a), (len, name, children))| {
+                Column::new(f, a, (*len, name), children, &self.options)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut suffix = Vec::with_capacity(40);
         suffix.extend_from_slice(br#"},"emitted_at":"#);
@@ -131,7 +136,8 @@ impl RecordsRenderer {
 
 /// One column of a batch, ready to write any of its rows as `"name":value`.
 struct Column<'a> {
-    name: &'a [u8],
+    /// The length of `"name":`, and that text padded (see [`Names`]).
+    name: (usize, &'a [u8]),
     nulls: Option<&'a NullBuffer>,
     value: Value<'a>,
 }
@@ -171,7 +177,7 @@ impl<'a> Column<'a> {
     fn new(
         field: &'a FieldRef,
         array: &'a ArrayRef,
-        name: &'a [u8],
+        name: (usize, &'a [u8]),
         children: &'a Names,
         options: &'a EncoderOptions,
     ) -> Result<Column<'a>, ArrowError> {
@@ -220,13 +226,17 @@ impl<'a> Column<'a> {
 
     /// Writes `"name":value` (or `"name":null`) of `row`.
     fn write(&mut self, row: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.name);
+        json::put_short(out, self.name.0, self.name.1);
         if self.nulls.is_some_and(|n| n.is_null(row)) {
             out.extend_from_slice(b"null");
             return;
         }
         match &mut self.value {
-            Value::Utf8(a) => json::write_str(out, a.value(row).as_bytes()),
+            Value::Utf8(a) => {
+                let (start, end) = (a.value_offsets()[row], a.value_offsets()[row + 1]);
+                let (start, end) = (start as usize, end as usize);
+                json::write_str_from(out, end - start, &a.value_data()[start..]);
+            }
             Value::LargeUtf8(a) => json::write_str(out, a.value(row).as_bytes()),
             Value::Utf8View(a) => json::write_str(out, a.value(row).as_bytes()),
             Value::Boolean(a) => {
@@ -292,7 +302,7 @@ fn struct_columns<'a>(
         .iter()
         .zip(array.columns())
         .zip(&names.0)
-        .map(|((f, a), (name, children))| Column::new(f, a, name, children, options))
+        .map(|((f, a), (len, name, children))| Column::new(f, a, (*len, name), children, options))
         .collect()
 }
 
