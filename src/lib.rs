@@ -6,6 +6,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod auth;
+pub mod bytes;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

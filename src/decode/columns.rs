@@ -40,12 +40,14 @@ impl TextColumn {
         }
     }
 
-    fn push(&mut self, field: &[u8]) -> Result<(), String> {
-        self.values.extend_from_slice(field);
+    /// Appends the first `len` bytes of `src` (which may run on: see
+    /// [`crate::bytes::put_short`]).
+    fn push(&mut self, len: usize, src: &[u8]) -> Result<(), String> {
+        crate::bytes::put_short(&mut self.values, len, src);
         let end = i32::try_from(self.values.len())
             .map_err(|_| "more than 2 GB of text in one batch".to_string())?;
         self.offsets.push(end);
-        self.nulls.append(!field.is_empty());
+        self.nulls.append(len != 0);
         Ok(())
     }
 
@@ -189,15 +191,18 @@ impl ColumnBuilder {
         })
     }
 
-    /// Appends one field (its unquoted bytes; empty is null). NUL bytes are removed and
-    /// counted ([`ColumnBuilder::removed_nul`]).
-    pub(super) fn push(&mut self, field: &[u8]) -> Result<(), String> {
+    /// Appends one field: the first `len` bytes of `src` (its unquoted bytes; empty is null),
+    /// which may run on past them (the rest of the page: text is then copied as one fixed
+    /// block, see [`crate::bytes::put_short`]). NUL bytes are removed and counted
+    /// ([`ColumnBuilder::removed_nul`]).
+    pub(super) fn push(&mut self, len: usize, src: &[u8]) -> Result<(), String> {
+        let field = &src[..len];
         if self.nul_possible && memchr::memchr(0, field).is_some() {
             let clean: Vec<u8> = field.iter().copied().filter(|&b| b != 0).collect();
             self.removed_nul += (field.len() - clean.len()) as u64;
-            return self.push_clean(&clean);
+            return self.push_clean(clean.len(), &clean);
         }
-        self.push_clean(field)
+        self.push_clean(len, src)
     }
 
     /// From now on, scan each value for NUL bytes.
@@ -210,10 +215,11 @@ impl ColumnBuilder {
         self.removed_nul
     }
 
-    fn push_clean(&mut self, field: &[u8]) -> Result<(), String> {
+    fn push_clean(&mut self, len: usize, src: &[u8]) -> Result<(), String> {
         if let Builder::Text(t) | Builder::Cast(t) = &mut self.builder {
-            return t.push(field);
+            return t.push(len, src);
         }
+        let field = &src[..len];
         if field.is_empty() {
             self.push_null();
             return Ok(());

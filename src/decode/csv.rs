@@ -194,11 +194,11 @@ impl CsvPageDecoder {
             reason: e.clone(),
         })?;
         let mut n = 0;
-        for field in fields.iter() {
-            self.bytes += field.len();
+        for (len, tail) in fields.tails() {
+            self.bytes += len;
             if let Some(&col) = self.order.get(n)
                 && let Some(column) = columns.get_mut(col)
-                && let Err(e) = column.push(field)
+                && let Err(e) = column.push(len, tail)
             {
                 let name = self.wire.field(col).name();
                 let line = self.line;

@@ -28,13 +28,14 @@ pub(super) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The record's fields, in order (unquoted, unescaped).
+    /// The record's fields, in order, each as its length and the bytes from its start to the
+    /// end of the buffer it lies in, for [`crate::bytes::put_short`].
     #[inline]
-    pub(super) fn iter(self) -> impl Iterator<Item = &'a [u8]> {
+    pub(super) fn tails(self) -> impl Iterator<Item = (usize, &'a [u8])> {
         let (page, scratch) = (self.page, self.scratch);
         self.spans.iter().map(move |s| match *s {
-            Span::Page(a, b) => &page[a..b],
-            Span::Scratch(a, b) => &scratch[a..b],
+            Span::Page(a, b) => (b - a, &page[a..]),
+            Span::Scratch(a, b) => (b - a, &scratch[a..]),
         })
     }
 }
@@ -249,7 +250,7 @@ mod tests {
         let mut s = FieldSplitter::new();
         let mut out = Vec::new();
         let mut collect = |f: Fields<'_>| -> Result<(), SplitError> {
-            out.push(f.iter().map(|x| x.to_vec()).collect());
+            out.push(f.tails().map(|(n, x)| x[..n].to_vec()).collect());
             Ok(())
         };
         for c in body.chunks(step) {

@@ -498,3 +498,38 @@ fn wide_rows_close_a_batch_at_a_mebibyte_of_text() {
         vec![25]
     );
 }
+
+#[test]
+fn text_values_around_the_short_copy_size_keep_their_exact_bytes() {
+    // Text values up to 32 bytes are copied from the page as one 32-byte block and cut back;
+    // values at, below and above that size, next to each other, with escaped quotes (copied
+    // from the splitter's scratch buffer) and near a chunk's end, must keep exactly their bytes.
+    let plan = bulk_plan(&["Name", "Code__c"]);
+    let values = [
+        ("x".repeat(31), "y".repeat(32)),
+        ("z".repeat(33), String::new()),
+        ("q\"\"".to_string() + &"r".repeat(30), "s".repeat(200)),
+        ("\"\"".repeat(20), "t".to_string()),
+    ];
+    let mut body = b"\"Id\",\"Name\",\"Code__c\",\"SystemModstamp\"\n".to_vec();
+    for (i, (name, code)) in values.iter().enumerate() {
+        let line = format!("\"a0{i}\",\"{name}\",\"{code}\",\"2024-01-15T10:00:00.000Z\"\n");
+        body.extend_from_slice(line.as_bytes());
+    }
+    for chunk in [1, 7, 31, 32, 33, 64, body.len()] {
+        let (b, _) = decode_csv(&plan, &body, chunk);
+        let (names, codes) = (
+            b.column_by_name("Name").unwrap().as_string::<i32>(),
+            b.column_by_name("Code__c").unwrap().as_string::<i32>(),
+        );
+        for (i, (name, code)) in values.iter().enumerate() {
+            assert_eq!(
+                names.value(i),
+                name.replace("\"\"", "\""),
+                "chunk {chunk}, row {i}"
+            );
+            assert_eq!(codes.is_null(i), code.is_empty(), "chunk {chunk}, row {i}");
+            assert_eq!(codes.value(i), code.as_str(), "chunk {chunk}, row {i}");
+        }
+    }
+}

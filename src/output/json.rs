@@ -9,25 +9,7 @@
 use base64::Engine;
 use lexical_core::{FormattedSize, ToLexical};
 
-/// The bytes [`put_short`] copies as one fixed block.
-pub(super) const SHORT: usize = 32;
-
-/// Appends the first `len` bytes of `src`. When `src` holds at least [`SHORT`] bytes and `len`
-/// is no more, they are copied as one fixed-size block and the excess cut off again: a copy of
-/// constant size is a few vector moves inline, where a copy of a length known only at run time
-/// is a call to `memmove`, and those calls, one or two per value, were a tenth of a wide
-/// RECORD read's CPU.
-#[inline]
-pub(super) fn put_short(out: &mut Vec<u8>, len: usize, src: &[u8]) {
-    match src.first_chunk::<SHORT>() {
-        Some(block) if len <= SHORT => {
-            let at = out.len();
-            out.extend_from_slice(block);
-            out.truncate(at + len);
-        }
-        _ => out.extend_from_slice(&src[..len]),
-    }
-}
+pub(super) use crate::bytes::{SHORT, put_short};
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes (`\"`, `\\`, the short
 /// escapes `\b \t \n \f \r`, `\u00xx` for other control bytes; everything else as is).
