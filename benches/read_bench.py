@@ -94,19 +94,10 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     records = cfg.get("output", {}).get("format", "records") == "records"
     out_path = os.path.join(tmp, "stdout.jsonl")
     calls0 = stats(base)
-    t0 = time.time()
-    with open(os.devnull if records else out_path, "wb") as out, open(os.path.join(tmp, "stderr.txt"), "wb") as err:
-        if records:
-            # Keep the protocol lines that are not RECORDs for the figures, drop the RECORDs.
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
-            filt = subprocess.Popen(["grep", "-v", '^{"type":"RECORD"'], stdin=proc.stdout, stdout=open(out_path, "wb"))
-            proc.stdout.close()
-        else:
-            proc = subprocess.Popen(args, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if records:
-            filt.wait()
-    wall = time.time() - t0
+    with open(out_path, "wb") as out, open(os.path.join(tmp, "stderr.txt"), "wb") as err:
+        # RECORDs: keep the protocol lines that are not RECORDs for the figures, drop the RECORDs.
+        filt = ["grep", "-v", '^{"type":"RECORD"'] if records else None
+        status, usage, wall = through_pipe(args, filt, out, err)
     calls = stats(base) - calls0
     assert status == 0, open(os.path.join(tmp, "stderr.txt")).read()
     msgs = [json.loads(line) for line in open(out_path) if line.startswith("{")]
@@ -120,6 +111,21 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     fig = {"rows": int(rows), "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6,
            "mbs": mb / cpu if cpu else 0.0, "rss": usage.ru_maxrss / 1024, "calls": calls}
     return msgs, fig
+
+
+def through_pipe(args, filt, out, err):
+    """Runs `args` with its stdout read through the command `filt` into `out` (as an orchestrator
+    reads it; straight into `out` when `filt` is None); returns its exit status, its rusage and the
+    wall-clock seconds until both end."""
+    t0 = time.time()
+    proc = subprocess.Popen(args, stdout=out if filt is None else subprocess.PIPE, stderr=err)
+    if filt is not None:
+        reader = subprocess.Popen(filt, stdin=proc.stdout, stdout=out)
+        proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if filt is not None:
+        reader.wait()
+    return status, usage, time.time() - t0
 
 
 def summary():
@@ -218,24 +224,22 @@ def run_airbyte(python, root, creds, base, tmp):
     json.dump({"streams": [{"stream": streams[0], "sync_mode": "full_refresh",
                             "destination_sync_mode": "overwrite"}]}, open(cat_path, "w"))
     calls0 = stats(base)
-    t0 = time.time()
-    proc = subprocess.Popen(wrapper + ["read", "--config", cfg_path, "--catalog", cat_path],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    count = subprocess.Popen(["grep", "-c", '^{"type": *"RECORD"'], stdin=proc.stdout, stdout=subprocess.PIPE)
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    rows = int(count.communicate()[0].decode().strip() or 0)
-    wall = time.time() - t0
+    count_path = os.path.join(tmp, "airbyte_records.txt")
+    with open(count_path, "wb") as out:
+        status, usage, wall = through_pipe(wrapper + ["read", "--config", cfg_path, "--catalog", cat_path],
+                                           ["grep", "-c", '^{"type": *"RECORD"'], out, subprocess.DEVNULL)
+    calls = stats(base) - calls0
+    rows = int(open(count_path).read().strip() or 0)
     assert status == 0 and rows, f"Airbyte's source failed (status {status}, {rows} rows)"
     cpu = usage.ru_utime + usage.ru_stime
     fields = len(streams[0]["json_schema"]["properties"])
     print(f"{'Airbyte source, Account all fields -> records':<44} {rows:>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  "
           f"CPU {cpu:6.2f} s {cpu / rows * 1e6:6.2f} µs/row  {fields} fields  RSS {usage.ru_maxrss / 1024:6.0f} MB  "
-          f"API calls {stats(base) - calls0}", flush=True)
+          f"API calls {calls}", flush=True)
     AIRBYTE_MEASURED[SCALE] = cpu / rows * 1e6
     RESULTS[(SCALE, "Account all fields -> records", "airbyte")] = [
         {"rows": rows, "wall": wall, "cpu": cpu, "us": cpu / rows * 1e6, "mbs": 0.0, "rss": usage.ru_maxrss / 1024,
-         "calls": 0}]
+         "calls": calls}]
 
 
 def runs(bin_, root, cfg, base, tmp):

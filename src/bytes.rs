@@ -22,3 +22,21 @@ pub fn put_short(out: &mut Vec<u8>, len: usize, src: &[u8]) {
         _ => out.extend_from_slice(&src[..len]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_stops_at_its_length_whatever_follows() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        for len in 0..=text.len() {
+            for extra in [0, 1, 7, SHORT - 1, SHORT, 40] {
+                let src = &text[..(len + extra).min(text.len())];
+                let mut out = b"prefix".to_vec();
+                put_short(&mut out, len, src);
+                assert_eq!(&out[6..], &text[..len], "{len} bytes, {extra} after");
+            }
+        }
+    }
+}

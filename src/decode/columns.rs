@@ -196,10 +196,9 @@ impl ColumnBuilder {
     /// block, see [`crate::bytes::put_short`]). NUL bytes are removed and counted
     /// ([`ColumnBuilder::removed_nul`]).
     pub(super) fn push(&mut self, len: usize, src: &[u8]) -> Result<(), String> {
-        let field = &src[..len];
-        if self.nul_possible && memchr::memchr(0, field).is_some() {
-            let clean: Vec<u8> = field.iter().copied().filter(|&b| b != 0).collect();
-            self.removed_nul += (field.len() - clean.len()) as u64;
+        if self.nul_possible && memchr::memchr(0, &src[..len]).is_some() {
+            let clean: Vec<u8> = src[..len].iter().copied().filter(|&b| b != 0).collect();
+            self.removed_nul += (len - clean.len()) as u64;
             return self.push_clean(clean.len(), &clean);
         }
         self.push_clean(len, src)

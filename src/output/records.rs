@@ -23,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::json;
+use crate::bytes::{SHORT, put_short};
 
 /// Renders batches of one stream as Airbyte RECORD lines.
 pub struct RecordsRenderer {
@@ -35,10 +36,10 @@ pub struct RecordsRenderer {
 }
 
 /// The pre-escaped `"name":` of each field (`,"name":` after the first), and of each child of
-/// a struct field: the text's length, then the text followed by [`json::SHORT`] zero bytes, so
-/// that [`json::put_short`] copies a short name as one fixed block.
+/// a struct field, each followed by [`SHORT`] zero bytes so that [`put_short`] copies a short
+/// name as one fixed block.
 #[derive(Debug, Default)]
-struct Names(Vec<(usize, Vec<u8>, Names)>);
+struct Names(Vec<(Vec<u8>, Names)>);
 
 impl Names {
     fn of(fields: &Fields) -> Names {
@@ -49,13 +50,12 @@ impl Names {
             }
             json::write_str(&mut name, f.name().as_bytes());
             name.push(b':');
-            let len = name.len();
-            name.extend_from_slice(&[0; json::SHORT]);
+            name.extend_from_slice(&[0; SHORT]);
             let children = match f.data_type() {
                 DataType::Struct(children) => Names::of(children),
                 _ => Names::default(),
             };
-            (len, name, children)
+            (name, children)
         });
         Names(names.collect())
     }
@@ -113,13 +113,11 @@ impl RecordsRenderer {
         };
         let fields = schema.fields().iter().zip(batch.columns()).zip(&names.0);
         let mut columns = fields
-            .map(|((f, a), (len, name, children))| {
-                Column::new(f, a, (*len, name), children, &self.options)
-            })
+            .map(|((f, a), (name, children))| Column::new(f, a, name, children, &self.options))
             .collect::<Result<Vec<_>, _>>()?;
         let mut suffix = Vec::with_capacity(40);
         suffix.extend_from_slice(br#"},"emitted_at":"#);
-        json::write_int(&mut suffix, emitted_at);
+        json::write_number(&mut suffix, emitted_at);
         suffix.extend_from_slice(b"}}\n");
         let mut row = start;
         while row < batch.num_rows() && out.len() < limit {
@@ -136,8 +134,8 @@ impl RecordsRenderer {
 
 /// One column of a batch, ready to write any of its rows as `"name":value`.
 struct Column<'a> {
-    /// The length of `"name":`, and that text padded (see [`Names`]).
-    name: (usize, &'a [u8]),
+    /// `"name":`, padded (see [`Names`]).
+    name: &'a [u8],
     nulls: Option<&'a NullBuffer>,
     value: Value<'a>,
 }
@@ -177,7 +175,7 @@ impl<'a> Column<'a> {
     fn new(
         field: &'a FieldRef,
         array: &'a ArrayRef,
-        name: (usize, &'a [u8]),
+        name: &'a [u8],
         children: &'a Names,
         options: &'a EncoderOptions,
     ) -> Result<Column<'a>, ArrowError> {
@@ -226,7 +224,7 @@ impl<'a> Column<'a> {
 
     /// Writes `"name":value` (or `"name":null`) of `row`.
     fn write(&mut self, row: usize, out: &mut Vec<u8>) {
-        json::put_short(out, self.name.0, self.name.1);
+        put_short(out, self.name.len() - SHORT, self.name);
         if self.nulls.is_some_and(|n| n.is_null(row)) {
             out.extend_from_slice(b"null");
             return;
@@ -242,14 +240,14 @@ impl<'a> Column<'a> {
             Value::Boolean(a) => {
                 out.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
             }
-            Value::Int8(v) => json::write_int(out, v[row]),
-            Value::Int16(v) => json::write_int(out, v[row]),
-            Value::Int32(v) => json::write_int(out, v[row]),
-            Value::Int64(v) => json::write_int(out, v[row]),
-            Value::UInt8(v) => json::write_int(out, v[row]),
-            Value::UInt16(v) => json::write_int(out, v[row]),
-            Value::UInt32(v) => json::write_int(out, v[row]),
-            Value::UInt64(v) => json::write_int(out, v[row]),
+            Value::Int8(v) => json::write_number(out, v[row]),
+            Value::Int16(v) => json::write_number(out, v[row]),
+            Value::Int32(v) => json::write_number(out, v[row]),
+            Value::Int64(v) => json::write_number(out, v[row]),
+            Value::UInt8(v) => json::write_number(out, v[row]),
+            Value::UInt16(v) => json::write_number(out, v[row]),
+            Value::UInt32(v) => json::write_number(out, v[row]),
+            Value::UInt64(v) => json::write_number(out, v[row]),
             Value::Float32(v) => json::write_f32(out, v[row]),
             Value::Float64(v) => json::write_f64(out, v[row]),
             Value::Decimal128(v, p, s, a) => {
@@ -302,7 +300,7 @@ fn struct_columns<'a>(
         .iter()
         .zip(array.columns())
         .zip(&names.0)
-        .map(|((f, a), (len, name, children))| Column::new(f, a, (*len, name), children, options))
+        .map(|((f, a), (name, children))| Column::new(f, a, name, children, options))
         .collect()
 }
 
