@@ -26,6 +26,11 @@ fn var(key: &str) -> String {
 /// it), so it is passed only there, when no other linker is configured, and not with
 /// `SFETL_HOT_TEXT=0`. Names the file holds that a build lacks are skipped silently: a stale
 /// list places fewer functions, it never fails a link.
+///
+/// The linker is given a copy in this build script's `OUT_DIR`, not the checkout's file: Cargo
+/// keeps a build script's output for any checkout of the same package sharing a target dir
+/// (CI's `$HOME/.cache/sfetl-target`), so a path into one checkout failed the release links of
+/// every other once that checkout was removed; the copy lives as long as the target dir.
 fn hot_text(linux_gnu: bool) {
     println!("cargo:rerun-if-changed=link/hot-text.txt");
     println!("cargo:rerun-if-env-changed=SFETL_HOT_TEXT");
@@ -41,9 +46,13 @@ fn hot_text(linux_gnu: bool) {
     {
         return;
     }
+    let copy = std::path::Path::new(&var("OUT_DIR")).join("hot-text.txt");
+    if std::fs::copy(&list, &copy).is_err() {
+        return;
+    }
     println!(
         "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-        list.display()
+        copy.display()
     );
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
 }
