@@ -105,7 +105,7 @@ fn year_month_day(s: &[u8; 10]) -> Option<(u32, u32, u32)> {
 #[inline(always)]
 fn days_from_civil(year: u32, month: u32, day: u32) -> Option<i64> {
     const MONTH_DAYS: [u32; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let month_days = *MONTH_DAYS.get(month as usize)? + u32::from(month == 2 && leap);
     if day == 0 || day > month_days {
         return None;
@@ -264,7 +264,7 @@ mod tests {
             let full = (1600..=2400).contains(&year);
             for month in 0..=13 {
                 for day in 0..=32 {
-                    if !full && !(day <= 1 || day >= 27) {
+                    if !(full || day <= 1 || day >= 27) {
                         continue;
                     }
                     let text = format!("{year:04}-{month:02}-{day:02}");

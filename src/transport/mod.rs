@@ -98,8 +98,37 @@ pub fn gzip_wanted() -> bool {
         .unwrap_or(true)
 }
 
+/// The system's root certificates (what `SSL_CERT_FILE` / `SSL_CERT_DIR` or the OS store
+/// hold), read once per process and handed to every client sfetl builds, beside the bundled
+/// webpki roots.
+///
+/// reqwest reads the whole store again for each client it builds: a read builds two (see
+/// [`http_client_raw`]), and each build opened some 300 files and parsed 600 certificates, a
+/// tenth of a small read's CPU. Certificates rustls cannot use are left out here, as reqwest
+/// leaves them out (old stores hold a few).
+fn native_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        for e in &loaded.errors {
+            tracing::debug!("system root certificates: {e}");
+        }
+        let mut check = rustls::RootCertStore::empty();
+        loaded
+            .certs
+            .into_iter()
+            .filter(|der| check.add(der.clone()).is_ok())
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+            .collect()
+    })
+}
+
 fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = native_roots().iter().cloned().fold(
+        reqwest::Client::builder().tls_built_in_native_certs(false),
+        reqwest::ClientBuilder::add_root_certificate,
+    );
+    builder
         .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
