@@ -54,9 +54,9 @@ fn slow_timestamp_us(s: &str, zone: Option<&Tz>) -> Result<i64, String> {
     parsed.map_err(|e| e.to_string())
 }
 
-fn digit(b: u8) -> Option<i64> {
+fn digit(b: u8) -> Option<u32> {
     let d = b.wrapping_sub(b'0');
-    (d < 10).then_some(i64::from(d))
+    (d < 10).then_some(u32::from(d))
 }
 
 /// Eight bytes checked against a shape in one go: every byte where `digits` is `0xFF` must be
@@ -92,11 +92,7 @@ fn year_month_day(s: &[u8; 10]) -> Option<(u32, u32, u32)> {
     const DIGITS: u64 = 0x00FF_FF00_FFFF_FFFF;
     const SHAPE: u64 = u64::from_le_bytes(*b"0000-00-");
     let ym = digit_pairs(s[..8].try_into().ok()?, DIGITS, SHAPE)?;
-    let (d0, d1) = (s[8].wrapping_sub(b'0'), s[9].wrapping_sub(b'0'));
-    if d0 > 9 || d1 > 9 {
-        return None;
-    }
-    let day = u32::from(d0) * 10 + u32::from(d1);
+    let day = digit(s[8])? * 10 + digit(s[9])?;
     Some((byte(ym, 0) * 100 + byte(ym, 2), byte(ym, 5), day))
 }
 
@@ -142,7 +138,7 @@ fn fast_timestamp_us(s: &[u8]) -> Option<i64> {
     let (year, month, day) = year_month_day(s[..10].try_into().ok()?)?;
     let hms = digit_pairs(s[11..19].try_into().ok()?, DIGITS, SHAPE)?;
     let (h, m, sec) = (byte(hms, 0), byte(hms, 3), byte(hms, 6));
-    let ms = digit(s[20])? * 100 + digit(s[21])? * 10 + digit(s[22])?;
+    let ms = i64::from(digit(s[20])? * 100 + digit(s[21])? * 10 + digit(s[22])?);
     if h > 23 || m > 59 || sec > 59 {
         return None;
     }

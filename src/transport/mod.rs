@@ -117,7 +117,7 @@ fn native_roots() -> &'static [reqwest::Certificate] {
         loaded
             .certs
             .into_iter()
-            .filter(|der| check.add(der.clone()).is_ok())
+            .filter(|der| check.add(der.as_ref().into()).is_ok())
             .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
             .collect()
     })
