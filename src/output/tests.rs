@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    StringArray, StructArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+    ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    Int32Array, StringArray, StructArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -390,4 +390,80 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
         listing(&loc).await,
         vec!["x/Lead/S1/_sfetl_sync.json", "x/Lead/S1/part-00000.parquet"]
     );
+}
+
+#[tokio::test]
+async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_them() {
+    let n = 2000;
+    let ids: Vec<String> = (0..n).map(|i| format!("001{i:015}")).collect();
+    // Distinct names in no order, as an org's Account names come when read by Id.
+    let names: Vec<String> = (0..n).map(|i| format!("Acme {}", (i * 7919) % n)).collect();
+    let types: Vec<&str> = (0..n)
+        .map(|i| ["Customer", "Partner", "Prospect"][i % 3])
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Id", DataType::Utf8, false),
+        Field::new("Name", DataType::Utf8, true),
+        Field::new("Type", DataType::Utf8, true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(StringArray::from(names.clone())),
+            Arc::new(StringArray::from(types)),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
+    let mut w = ParquetFileWriter::new(loc, "Account", "S1", schema, ParquetOptions::default());
+    w.write(&b, 0).await.unwrap();
+    w.complete_file().await.unwrap().unwrap();
+
+    let file = std::fs::File::open(dir.path().join("Account/S1/part-00000.parquet")).unwrap();
+    let reader =
+        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let group = reader.metadata().row_group(0).clone();
+    let column = |name: &str| {
+        group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap()
+            .clone()
+    };
+    let min_max = |name: &str| {
+        let c = column(name);
+        let s = c.statistics()?;
+        Some((
+            String::from_utf8(s.min_bytes_opt()?.to_vec()).unwrap(),
+            String::from_utf8(s.max_bytes_opt()?.to_vec()).unwrap(),
+        ))
+    };
+    // Ids in order: min/max, so a reader can skip row groups by Id; no dictionary.
+    assert_eq!(
+        min_max("Id"),
+        Some(("001000000000000000".into(), "001000000000001999".into()))
+    );
+    assert_eq!(column("Id").dictionary_page_offset(), None);
+    // Names: no statistics (they would span every row group), no dictionary.
+    assert!(column("Name").statistics().is_none());
+    assert_eq!(column("Name").dictionary_page_offset(), None);
+    // A picklist keeps both.
+    assert_eq!(
+        min_max("Type"),
+        Some(("Customer".into(), "Prospect".into()))
+    );
+    assert!(column("Type").dictionary_page_offset().is_some());
+    // The values themselves are all there.
+    let batches: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+    let read: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("Name").unwrap().as_string::<i32>().clone();
+            c.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(read, names);
 }
