@@ -6,7 +6,7 @@ CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, and API calls
 simulator's /__sim/stats). Runs: Account with the 7 benchmark fields and with all fields, as
 RECORD lines (to /dev/null) and as Parquet; Contact+Lead (5M rows at the default scale) to
 Parquet for memory; the people mapping's `account` stream against the same fields unmapped; an
-incremental run after 1,000 Accounts change; Contact+Lead as RECORDs for memory at 5M rows.
+incremental run after 1,000 Accounts change; Contact+Lead as RECORDs and as Parquet for memory at 5M rows.
 
     benches/read_bench.py [--scale 1000000 | --scales 200000,1000000] [--bin PATH]
                           [--runs 3] [--baseline-bin OLD] [--only TEXT]
@@ -254,6 +254,8 @@ def runs(bin_, root, cfg, base, tmp):
     # Memory at 5M rows (at --scale 1000000) as RECORDs.
     run(bin_, "Contact + Lead 3 fields -> records", cfg, catalog(people), base, tmp)
     run(bin_, "Contact + Lead all fields -> records", cfg, catalog([("Contact", []), ("Lead", [])]), base, tmp)
+    # Parquet's peak memory at 5M wide rows (at --scale 1000000).
+    run(bin_, "Contact + Lead all fields -> parquet", pq, catalog([("Contact", []), ("Lead", [])]), base, tmp)
     # Issue 7: the people mapping's `account` stream against the same fields unmapped.
     mapped = dict(pq, mapping=os.path.join(root, "fixtures", "mappings", "people.yaml"))
     run(bin_, "Account 6 fields unmapped -> parquet", pq,
