@@ -73,10 +73,10 @@ impl TextColumn {
         let values = Buffer::from_vec(done.values);
         if values.as_slice().is_ascii() {
             // SAFETY: `push` and `push_null` append a value's bytes and then their end, so the
-            // offsets start at 0, never decrease (OffsetBuffer::new checked that too) and end at
-            // `values.len()`; `nulls` gained one entry per offset after the first. ASCII bytes are valid UTF-8
-            // and every offset into them is a character boundary: what `try_new` would check,
-            // value by value, on every batch (1% of an all-fields read's CPU).
+            // offsets start at 0, never decrease (OffsetBuffer::new checked that too) and end
+            // at `values.len()`; `nulls` gained one entry per offset after the first. ASCII
+            // bytes are valid UTF-8 and every offset into them is a character boundary: what
+            // `try_new` would check, value by value, on every batch (1% of a wide read's CPU).
             return Ok(unsafe { StringArray::new_unchecked(offsets, values, nulls) });
         }
         // Buffers are shared, not copied, by these clones.
