@@ -180,6 +180,8 @@ pub async fn read(
     opts: ReadOptions,
 ) -> ReadSummary {
     let concurrency = opts.concurrency.max(1);
+    let mut destination = destination;
+    destination.share_row_groups(concurrency.min(streams.len()));
     let progress = if opts.show_progress {
         Progress::for_stderr()
     } else {
