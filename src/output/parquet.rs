@@ -54,7 +54,8 @@ impl Default for ParquetOptions {
             // row bound) for narrow selections. Peak memory is about twice this bound (the
             // closed row group is spooled while its pages are freed) plus the column writers'
             // page buffers: 32 MB kept an all-fields Account export just above 200 MB RSS, 24 MB
-            // at 167-182 MB, over the 160 MB aimed at.
+            // at 167-182 MB, over the 160 MB aimed at. The bound is per run: a read writing
+            // several streams at once splits it between them (`Destination::share_row_groups`).
             max_row_group_bytes: 16 << 20,
             file_rows: 1_000_000,
             file_bytes: 64 << 20,
