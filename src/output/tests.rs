@@ -467,3 +467,26 @@ async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_th
         .collect();
     assert_eq!(read, names);
 }
+
+#[test]
+fn streams_written_at_once_share_the_row_group_bound() {
+    let parquet = || Destination::Parquet {
+        location: open_location("memory:///x", &BTreeMap::new()).unwrap(),
+        sync_id: "S1".into(),
+        options: ParquetOptions::default(),
+    };
+    let bound = |d: &Destination| match d {
+        Destination::Parquet { options, .. } => options.max_row_group_bytes,
+        _ => unreachable!(),
+    };
+    let mut two = parquet();
+    two.share_row_groups(2);
+    assert_eq!(bound(&two), 8 << 20);
+    let mut one = parquet();
+    one.share_row_groups(1);
+    assert_eq!(bound(&one), 16 << 20);
+    // No streams at all divides by one, not by zero.
+    let mut none = parquet();
+    none.share_row_groups(0);
+    assert_eq!(bound(&none), 16 << 20);
+}
