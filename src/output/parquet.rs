@@ -360,10 +360,7 @@ fn high_cardinality_columns(batch: &RecordBatch) -> Vec<HighCardinality> {
 
 fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<HighCardinality>) {
     use std::collections::HashSet;
-    let distinct_pct = |distinct: usize, values: usize| {
-        (values >= MIN_SAMPLE).then(|| distinct * 100 / values.max(1))
-    };
-    let (pct, statistics) = match array.data_type() {
+    let (distinct, statistics) = match array.data_type() {
         DataType::Struct(children) => {
             let parent = array.as_struct();
             for (child, column) in children.iter().zip(parent.columns()) {
@@ -371,16 +368,12 @@ fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<Hig
                 p.push(child.name().clone());
                 collect_high_cardinality(&p, column, out);
             }
-            (None, true)
+            return;
         }
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
             let seen: HashSet<&str> = strings.iter().flatten().collect();
-            let in_order = strings.iter().flatten().is_sorted();
-            (
-                distinct_pct(seen.len(), array.len() - array.null_count()),
-                in_order,
-            )
+            (seen.len(), strings.iter().flatten().is_sorted())
         }
         dt => match dt.primitive_width() {
             // Fixed-width values (ints, decimals, dates, timestamps, floats) compared as bytes.
@@ -391,15 +384,13 @@ fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<Hig
                     .filter(|i| array.is_valid(*i))
                     .map(|i| &values[i * width..(i + 1) * width])
                     .collect();
-                (
-                    distinct_pct(seen.len(), array.len() - array.null_count()),
-                    true,
-                )
+                (seen.len(), true)
             }
-            _ => (None, true),
+            _ => return,
         },
     };
-    if pct.is_some_and(|p| p > MAX_DISTINCT_PCT) {
+    let values = array.len() - array.null_count();
+    if values >= MIN_SAMPLE && distinct * 100 / values > MAX_DISTINCT_PCT {
         out.push(HighCardinality {
             path: ColumnPath::new(path.to_vec()),
             statistics,

@@ -175,12 +175,11 @@ pub async fn read(
     config: Arc<Config>,
     streams: Vec<ConfiguredAirbyteStream>,
     state: InputState,
-    destination: Destination,
+    mut destination: Destination,
     out: mpsc::Sender<Out>,
     opts: ReadOptions,
 ) -> ReadSummary {
     let concurrency = opts.concurrency.max(1);
-    let mut destination = destination;
     destination.share_row_groups(concurrency.min(streams.len()));
     let progress = if opts.show_progress {
         Progress::for_stderr()
