@@ -33,7 +33,19 @@ pub struct RecordsRenderer {
     names: Option<(SchemaRef, Names)>,
     /// arrow-json's options, for the types this renderer leaves to it.
     options: EncoderOptions,
+    /// One line buffer per row of a tile (see [`RecordsRenderer::render_from`]).
+    tile: Vec<Vec<u8>>,
+    /// The average line length of the last tile (0 before the first).
+    line_bytes: usize,
 }
+
+/// Rows rendered together, column by column: 32 to 64 measured alike (5-7% less CPU than one
+/// row at a time on an all-fields Account); 32 wide lines still fit in the CPU's first caches.
+const TILE_ROWS: usize = 32;
+
+/// A tile's line buffer larger than this after rendering (a row with long text areas) is
+/// freed rather than kept for the next batch.
+const TILE_LINE_KEPT: usize = 64 * 1024;
 
 /// The pre-escaped `"name":` of each field (`,"name":` after the first), and of each child of
 /// a struct field, each followed by [`SHORT`] zero bytes so that [`put_short`] copies a short
@@ -74,6 +86,8 @@ impl RecordsRenderer {
             prefix,
             names: None,
             options,
+            tile: Vec::new(),
+            line_bytes: 0,
         }
     }
 
@@ -119,14 +133,47 @@ impl RecordsRenderer {
         suffix.extend_from_slice(br#"},"emitted_at":"#);
         json::write_number(&mut suffix, emitted_at);
         suffix.extend_from_slice(b"}}\n");
+        // Rows are rendered a tile at a time, column by column into one buffer per row, then
+        // copied out in order: a column's values are then read in one run (its type matched
+        // once per tile, its values and validity loaded in sequence) rather than 45 columns
+        // interleaved per row, and the rows stay in cache until copied.
+        let tile = &mut self.tile;
+        tile.resize_with(TILE_ROWS, Vec::new);
         let mut row = start;
         while row < batch.num_rows() && out.len() < limit {
-            out.extend_from_slice(&self.prefix);
-            for c in &mut columns {
-                c.write(row, out);
+            // As many rows as likely fit under `limit` (one until a line's size is known), so
+            // that a bounded piece renders few rows it then leaves to the next call.
+            let room = match self.line_bytes {
+                0 => 1,
+                line => (limit - out.len()).div_ceil(line),
+            };
+            let n = TILE_ROWS.min(batch.num_rows() - row).min(room);
+            for b in &mut tile[..n] {
+                b.clear();
+                b.extend_from_slice(&self.prefix);
             }
-            out.extend_from_slice(&suffix);
-            row += 1;
+            for c in &mut columns {
+                for (i, b) in tile[..n].iter_mut().enumerate() {
+                    c.write(row + i, b);
+                }
+            }
+            let mut bytes = 0;
+            for b in &mut tile[..n] {
+                b.extend_from_slice(&suffix);
+                bytes += b.len();
+            }
+            self.line_bytes = bytes.div_ceil(n);
+            for b in &tile[..n] {
+                out.extend_from_slice(b);
+                row += 1;
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        // A tile that held a very long value gives its memory back.
+        for b in tile.iter_mut().filter(|b| b.capacity() > TILE_LINE_KEPT) {
+            *b = Vec::new();
         }
         Ok(row)
     }

@@ -441,14 +441,30 @@ fn a_batch_rendered_in_pieces_is_the_batch_rendered_whole() {
         .unwrap();
     let whole = render("Lead", &batch, 7);
     let mut renderer = RecordsRenderer::new("Lead");
-    for limit in [1, 500, 5000] {
+    assert!(batch.num_rows() > 32, "more rows than one tile");
+    for limit in [1, 500, 5000, 20_000, usize::MAX] {
         let (mut pieces, mut row) = (Vec::new(), 0);
         while row < batch.num_rows() {
             let mut piece = Vec::new();
-            row = renderer
+            let next = renderer
                 .render_from(&batch, row, 7, &mut piece, limit)
                 .unwrap();
             assert!(piece.ends_with(b"\n"));
+            // Each piece stops after the line that takes it to the limit, not before or after.
+            let lines = piece.iter().filter(|b| **b == b'\n').count();
+            assert_eq!(lines, next - row, "limit {limit}");
+            let last = piece[..piece.len() - 1]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            assert!(last < limit, "limit {limit}: the piece went on past it");
+            if next < batch.num_rows() {
+                assert!(
+                    piece.len() >= limit,
+                    "limit {limit}: the piece stopped short"
+                );
+            }
+            row = next;
             pieces.push(piece);
         }
         if limit == 1 {
