@@ -8,7 +8,7 @@
 use arrow::record_batch::RecordBatch;
 
 use super::columns::ColumnBuilder;
-use super::fields::{FieldSplitter, Fields, SplitError};
+use super::fields::{FieldSplitter, Records, SplitError};
 use super::{DecodeError, WirePlan};
 
 /// Decodes one CSV result page (header line first) into wire batches.
@@ -169,10 +169,22 @@ impl CsvPageDecoder {
         }
         let mut out = Vec::new();
         let mut splitter = std::mem::take(&mut self.splitter);
-        let split = splitter.push(data, end, &mut |fields| -> Result<(), Failure> {
-            self.append_record(fields)?;
-            if self.rows == self.batch_size || self.bytes >= self.batch_bytes {
-                out.push(self.take_batch()?);
+        let split = splitter.push(data, end, &mut |records| -> Result<(), Failure> {
+            let mut first = 0;
+            while first < records.len() {
+                // The records up to the one that closes the batch (by rows or bytes).
+                let mut last = first;
+                let mut bytes = self.bytes;
+                let room = self.batch_size - self.rows;
+                while last < records.len() && last - first < room && bytes < self.batch_bytes {
+                    bytes += records.text_bytes(last);
+                    last += 1;
+                }
+                self.append_records(records, first..last)?;
+                if self.rows == self.batch_size || self.bytes >= self.batch_bytes {
+                    out.push(self.take_batch()?);
+                }
+                first = last;
             }
             Ok(())
         });
@@ -186,39 +198,47 @@ impl CsvPageDecoder {
         }
     }
 
-    /// Moves a record's fields into the columns.
-    fn append_record(&mut self, fields: Fields<'_>) -> Result<(), DecodeError> {
+    /// Moves records `range` of `records` into the columns, column by column. A record with
+    /// the wrong number of fields fails the page after the records before it are in.
+    fn append_records(
+        &mut self,
+        records: Records<'_>,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), DecodeError> {
         let width = self.expected.len();
+        if let Some(bad) = range.clone().find(|&r| records.fields(r).len() != width) {
+            self.append_records(records, range.start..bad)?;
+            let n = records.fields(bad).len();
+            let line = self.line;
+            // Columns already given this record's first fields cannot be used any more.
+            self.columns = Err(format!(
+                "record {line}: {n} fields where {width} were selected"
+            ));
+            return Err(self.err(format!(
+                "record {line}: {n} fields where {width} were selected"
+            )));
+        }
         let columns = self.columns.as_mut().map_err(|e| DecodeError::Arrow {
             object: self.object.clone(),
             reason: e.clone(),
         })?;
-        let mut n = 0;
-        for (len, tail) in fields.tails() {
-            self.bytes += len;
-            if let Some(&col) = self.order.get(n)
-                && let Some(column) = columns.get_mut(col)
-                && let Err(e) = column.push(len, tail)
-            {
-                let name = self.wire.field(col).name();
-                let line = self.line;
-                return Err(self.err(format!("record {line}, {name}: {e}")));
+        for (n, &col) in self.order.iter().enumerate() {
+            let Some(column) = columns.get_mut(col) else {
+                continue;
+            };
+            for r in range.clone() {
+                let (len, tail) = records.field(records.fields(r).start + n);
+                self.bytes += len;
+                if let Err(e) = column.push(len, tail) {
+                    let name = self.wire.field(col).name();
+                    let line = self.line + (r - range.start) as u64;
+                    return Err(self.err(format!("record {line}, {name}: {e}")));
+                }
             }
-            n += 1;
         }
-        if n != width {
-            // Columns already given this record's first fields cannot be used any more.
-            self.columns = Err(format!(
-                "record {}: {n} fields where {width} were selected",
-                self.line
-            ));
-            return Err(self.err(format!(
-                "record {}: {n} fields where {width} were selected",
-                self.line
-            )));
-        }
-        self.rows += 1;
-        self.line += 1;
+        let count = range.len();
+        self.rows += count;
+        self.line += count as u64;
         Ok(())
     }
 

@@ -17,28 +17,58 @@ enum Span {
     Scratch(usize, usize),
 }
 
-/// The fields of one record, handed to the caller of [`FieldSplitter::push`]: a plain type
-/// rather than a `dyn Iterator`, so the loop over a record's fields is inlined into the
-/// caller's (a call per field was 2% of a wide read).
+/// Records split from one buffer, handed to the caller of [`FieldSplitter::push`] up to
+/// [`TILE_RECORDS`] at a time, so that the caller can move them into columns column by column
+/// (one column's type matched once per tile, not once per field). A plain type rather than a
+/// `dyn Iterator`, so the loops over fields are inlined into the caller's.
 #[derive(Clone, Copy)]
-pub(super) struct Fields<'a> {
+pub(super) struct Records<'a> {
     page: &'a [u8],
     scratch: &'a [u8],
     spans: &'a [Span],
+    /// Where each record's spans end in `spans`.
+    ends: &'a [usize],
 }
 
-impl<'a> Fields<'a> {
-    /// The record's fields, in order, each as its length and the bytes from its start to the
-    /// end of the buffer it lies in, for [`crate::bytes::put_short`].
+impl<'a> Records<'a> {
+    /// How many records.
     #[inline]
-    pub(super) fn tails(self) -> impl Iterator<Item = (usize, &'a [u8])> {
-        let (page, scratch) = (self.page, self.scratch);
-        self.spans.iter().map(move |s| match *s {
-            Span::Page(a, b) => (b - a, &page[a..]),
-            Span::Scratch(a, b) => (b - a, &scratch[a..]),
-        })
+    pub(super) fn len(self) -> usize {
+        self.ends.len()
+    }
+
+    /// Record `r`'s fields as a range of field numbers for [`Records::field`].
+    #[inline]
+    pub(super) fn fields(self, r: usize) -> std::ops::Range<usize> {
+        let start = if r == 0 { 0 } else { self.ends[r - 1] };
+        start..self.ends[r]
+    }
+
+    /// Field `i` (numbered across the records) as its length and the bytes from its start to
+    /// the end of the buffer it lies in, for [`crate::bytes::put_short`].
+    #[inline]
+    pub(super) fn field(self, i: usize) -> (usize, &'a [u8]) {
+        match self.spans[i] {
+            Span::Page(a, b) => (b - a, &self.page[a..]),
+            Span::Scratch(a, b) => (b - a, &self.scratch[a..]),
+        }
+    }
+
+    /// The bytes of field text of record `r`.
+    #[inline]
+    pub(super) fn text_bytes(self, r: usize) -> usize {
+        self.spans[self.fields(r)]
+            .iter()
+            .map(|s| match *s {
+                Span::Page(a, b) | Span::Scratch(a, b) => b - a,
+            })
+            .sum()
     }
 }
+
+/// Records handed over at once at most: 32 measured as well as larger tiles while keeping a
+/// wide tile's spans in the first cache.
+pub(super) const TILE_RECORDS: usize = 32;
 
 /// Splits a stream of chunks into records; a record cut by a chunk's end is kept until the
 /// next chunk completes it.
@@ -47,6 +77,7 @@ pub(super) struct FieldSplitter {
     carry: Vec<u8>,
     scratch: Vec<u8>,
     spans: Vec<Span>,
+    ends: Vec<usize>,
 }
 
 /// A malformed record.
@@ -59,13 +90,13 @@ impl FieldSplitter {
         FieldSplitter::default()
     }
 
-    /// Splits `chunk` (`end`: it is the last one); calls `record` with the fields of each
-    /// complete record.
+    /// Splits `chunk` (`end`: it is the last one); calls `records` with the complete records,
+    /// in order, a tile at a time.
     pub(super) fn push<E: From<SplitError>>(
         &mut self,
         chunk: &[u8],
         end: bool,
-        record: &mut impl FnMut(Fields<'_>) -> Result<(), E>,
+        records: &mut impl FnMut(Records<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut chunk = chunk;
         if !self.carry.is_empty() {
@@ -80,10 +111,11 @@ impl FieldSplitter {
                 appended = m;
                 let last = end && m == chunk.len();
                 let mut carry = std::mem::take(&mut self.carry);
+                self.clear();
                 let parsed = self.record_at(&carry, 0, last)?;
                 match parsed {
                     Some(n) => {
-                        self.emit(&carry, record)?;
+                        self.emit(&carry, records)?;
                         if n < old {
                             // The carry held more than one record (not left by this splitter,
                             // which carries one incomplete record, but harmless).
@@ -114,41 +146,66 @@ impl FieldSplitter {
             }
         }
         let mut pos = 0;
+        self.clear();
         while pos < chunk.len() {
+            let (spans, scratch) = (self.spans.len(), self.scratch.len());
             match self.record_at(chunk, pos, end)? {
                 Some(n) => {
-                    self.emit(chunk, record)?;
                     pos = n;
+                    if self.spans.len() > spans {
+                        self.ends.push(self.spans.len());
+                        if self.ends.len() == TILE_RECORDS {
+                            self.emit(chunk, records)?;
+                            self.clear();
+                        }
+                    }
                 }
                 None => {
                     if end {
                         return Err(SplitError("the page ends inside a quoted value".into()).into());
                     }
+                    // The incomplete record's fields so far are found again with its rest.
+                    self.spans.truncate(spans);
+                    self.scratch.truncate(scratch);
                     self.carry.extend_from_slice(&chunk[pos..]);
                     break;
                 }
             }
         }
-        Ok(())
+        self.emit(chunk, records)
     }
 
+    /// Forgets the records handed over.
+    fn clear(&mut self) {
+        self.spans.clear();
+        self.scratch.clear();
+        self.ends.clear();
+    }
+
+    /// Hands over the records split so far (none for empty lines only).
     fn emit<E>(
         &mut self,
         page: &[u8],
-        record: &mut impl FnMut(Fields<'_>) -> Result<(), E>,
+        records: &mut impl FnMut(Records<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.spans.is_empty() {
-            return Ok(()); // an empty line
+        if self.spans.len() > self.ends.last().copied().unwrap_or(0) {
+            // A record's last fields not yet counted (the carried record).
+            self.ends.push(self.spans.len());
         }
-        record(Fields {
+        if self.ends.is_empty() {
+            return Ok(());
+        }
+        records(Records {
             page,
             scratch: &self.scratch,
             spans: &self.spans,
+            ends: &self.ends,
         })
     }
 
-    /// Finds the record starting at `pos`: fills `spans` and returns where the next record
-    /// starts, or `None` when the record is not complete in `buf` (and `end` is false).
+    /// Finds the record starting at `pos`: appends its fields to `spans` and returns where the
+    /// next record starts, or `None` when the record is not complete in `buf` (and `end` is
+    /// false).
     /// One linear scan, kept in one function on purpose: it is the decoder's innermost loop,
     /// and its states (quoted field, escaped quote, separator, line end) read best together.
     fn record_at(
@@ -157,8 +214,6 @@ impl FieldSplitter {
         mut pos: usize,
         end: bool,
     ) -> Result<Option<usize>, SplitError> {
-        self.spans.clear();
-        self.scratch.clear();
         let n = buf.len();
         // Empty lines are skipped.
         match buf.get(pos) {
@@ -249,8 +304,12 @@ mod tests {
     fn split(body: &[u8], step: usize) -> Result<Vec<Vec<Vec<u8>>>, SplitError> {
         let mut s = FieldSplitter::new();
         let mut out = Vec::new();
-        let mut collect = |f: Fields<'_>| -> Result<(), SplitError> {
-            out.push(f.tails().map(|(n, x)| x[..n].to_vec()).collect());
+        let mut collect = |f: Records<'_>| -> Result<(), SplitError> {
+            assert!(f.len() <= TILE_RECORDS);
+            for r in 0..f.len() {
+                let fields = f.fields(r).map(|i| f.field(i));
+                out.push(fields.map(|(n, x)| x[..n].to_vec()).collect());
+            }
             Ok(())
         };
         for c in body.chunks(step) {
@@ -274,6 +333,29 @@ mod tests {
         assert_eq!(reference.len(), 2);
         for step in [1, 2, 3, 5, 7, 64, body.len()] {
             assert_eq!(split(body, step).unwrap(), reference, "chunks of {step}");
+        }
+    }
+
+    #[test]
+    fn many_records_come_in_tiles_in_order_whatever_the_chunking() {
+        let mut body = Vec::new();
+        for i in 0..(3 * TILE_RECORDS + 5) {
+            match i % 4 {
+                0 => body.extend_from_slice(format!("\"{i}\",\"x \"\"{i}\"\"\",\r\n").as_bytes()),
+                1 => body.extend_from_slice(format!("{i},\"a,b\n\",\"\"\n\n").as_bytes()),
+                _ => body.extend_from_slice(format!("\"{i}\",,\"{}\"\n", "y".repeat(i)).as_bytes()),
+            }
+        }
+        let mut reference = Vec::new();
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&body[..]);
+        for rec in r.byte_records() {
+            reference.push(rec.unwrap().iter().map(|f| f.to_vec()).collect::<Vec<_>>());
+        }
+        assert_eq!(reference.len(), 3 * TILE_RECORDS + 5);
+        for step in [1, 7, 100, 1000, body.len()] {
+            assert_eq!(split(&body, step).unwrap(), reference, "chunks of {step}");
         }
     }
 

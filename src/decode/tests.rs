@@ -229,6 +229,52 @@ fn a_bad_number_names_the_object() {
 }
 
 #[test]
+fn errors_name_the_record_and_field_past_the_first_tile_of_records() {
+    let schema = StreamSchema::from_describe(&test_describe(), Some(&["Count__c".to_string()]));
+    let plan = WirePlan::new(&schema, Api::Bulk);
+    let page = |bad: &str, at: usize| {
+        let mut body = b"Id,Count__c,SystemModstamp\n".to_vec();
+        for i in 1..=70 {
+            let line = if i == at {
+                bad.to_string()
+            } else {
+                format!("\"a{i}\",\"{i}\",\"2024-01-15T10:00:00.000Z\"\n")
+            };
+            body.extend_from_slice(line.as_bytes());
+        }
+        // Batches of 10 rows: the records before the bad one are complete batches.
+        let mut d = CsvPageDecoder::new(&plan, 10);
+        let mut rows = 0;
+        let mut result = Ok(());
+        for chunk in body.chunks(100) {
+            match d.push(chunk) {
+                Ok(batches) => rows += batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = d.finish().map(|_| ()).map_err(|e| e.to_string());
+        }
+        (rows, result.unwrap_err())
+    };
+    let (rows, e) = page("\"a50\",\"fifty\",\"2024-01-15T10:00:00.000Z\"\n", 50);
+    assert!(
+        e.contains("record 50, Count__c: ") && e.contains("fifty"),
+        "{e}"
+    );
+    assert_eq!(rows, 40);
+    let (rows, e) = page("\"a37\",\"37\"\n", 37);
+    assert!(
+        e.ends_with("record 37: 2 fields where 3 were selected"),
+        "{e}"
+    );
+    assert_eq!(rows, 30);
+}
+
+#[test]
 fn recorded_rest_query_pages_decode() {
     let describe: SObjectDescribe =
         serde_json::from_value(recorded("describe_Account_PersonAccount_v59.json")).unwrap();
