@@ -205,11 +205,13 @@ impl ParquetFileWriter {
             .set_compression(codec)
             .set_max_row_group_row_count(Some(self.options.max_row_group_rows))
             .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
-        for column in high_cardinality_columns(first) {
+        for column in column_choices(first) {
             if !column.statistics {
                 b = b.set_column_statistics_enabled(column.path.clone(), EnabledStatistics::None);
             }
-            b = b.set_column_dictionary_enabled(column.path, false);
+            if !column.dictionary {
+                b = b.set_column_dictionary_enabled(column.path, false);
+            }
         }
         b.build()
     }
@@ -324,49 +326,54 @@ const MIN_SAMPLE: usize = 1024;
 /// column is written without a dictionary.
 const MAX_DISTINCT_PCT: usize = 30;
 
-/// A leaf column whose first batch is mostly distinct values.
-struct HighCardinality {
+/// A leaf column written otherwise than parquet's defaults (a dictionary, and statistics).
+struct ColumnChoice {
     path: ColumnPath,
+    /// Whether it is dictionary-encoded: not when its values are mostly distinct.
+    dictionary: bool,
     /// Whether min/max statistics (and null counts) are written: not for text in no order.
     statistics: bool,
 }
 
-/// Leaf columns whose first batch is mostly distinct values (Ids, names, streets, phone
-/// numbers, coordinates, timestamps): written PLAIN (+ zstd) rather than dictionary-encoded,
-/// and, when they are text in no order, without statistics.
+/// How each leaf column is written, judged from the first batch.
 ///
-/// Parquet's writer tries a dictionary on every column and falls back to PLAIN only once the
-/// dictionary passes 1 MB, per column chunk: on such columns every value was hashed and
-/// compared for nothing (a fifth of the CPU of an all-fields Account export), and the files
-/// came out no smaller. Picklists, owners, record types, booleans keep their dictionaries.
-/// Judged from data rather than from the describe because the writer only sees Arrow types
-/// (a `reference` to a handful of owners and an `id` are both text).
+/// **Dictionary.** Leaf columns whose first batch is mostly distinct values (Ids, names,
+/// streets, phone numbers, coordinates, timestamps) are written PLAIN (+ zstd) rather than
+/// dictionary-encoded. Parquet's writer tries a dictionary on every column and falls back to
+/// PLAIN only once the dictionary passes 1 MB, per column chunk: on such columns every value
+/// was hashed and compared for nothing (a fifth of the CPU of an all-fields Account export),
+/// and the files came out no smaller. Picklists, owners, record types, booleans keep their
+/// dictionaries. Judged from data rather than from the describe because the writer only sees
+/// Arrow types (a `reference` to a handful of owners and an `id` are both text).
 ///
-/// Statistics exist so that readers skip row groups, and a row group's min/max of text with
-/// mostly distinct values in no particular order (names, streets, phone numbers, websites)
-/// spans nearly the whole alphabet: no filter can skip it. Working them out compares every
-/// value with the page's min and max (7% of an all-fields Account export's CPU over all text
-/// columns; 3-4% for these), so such columns go without. Text that arrives in order (Ids,
-/// when the org returns them by Id; sequential external ids) keeps its statistics, as do
-/// numbers, dates and timestamps (cheap, and they follow creation order), and every column
-/// with a dictionary.
-fn high_cardinality_columns(batch: &RecordBatch) -> Vec<HighCardinality> {
+/// **Statistics.** They exist so that readers skip row groups, and a row group's min/max of
+/// text in no particular order spans its whole range: names, streets, phone numbers, websites
+/// run across the alphabet, and a picklist's few values all turn up in every row group of
+/// 100k rows, so no filter on a value can skip one. Working them out compares every value
+/// with the page's min and max (7% of an all-fields Account export's CPU over all text
+/// columns: 3-4% for the free text, 5% more for the picklists), so text with at least two
+/// distinct values in no order goes without. Kept: text that arrives in order (Ids, when the
+/// org returns them by Id; sequential external ids), text with one value (min = max skips
+/// every other value), columns too sparse to judge (their null counts skip row groups where
+/// they are empty), numbers, dates and timestamps (cheap to compare, and they follow creation
+/// order).
+fn column_choices(batch: &RecordBatch) -> Vec<ColumnChoice> {
     let mut out = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        collect_high_cardinality(&[field.name().clone()], column, &mut out);
+        collect_choices(&[field.name().clone()], column, &mut out);
     }
     out
 }
 
-fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<HighCardinality>) {
+fn collect_choices(path: &[String], array: &ArrayRef, out: &mut Vec<ColumnChoice>) {
     use std::collections::HashSet;
-    let (distinct, statistics) = match array.data_type() {
+    let (distinct, in_order) = match array.data_type() {
         DataType::Struct(children) => {
             let parent = array.as_struct();
             for (child, column) in children.iter().zip(parent.columns()) {
                 let mut p = path.to_vec();
                 p.push(child.name().clone());
-                collect_high_cardinality(&p, column, out);
+                collect_choices(&p, column, out);
             }
             return;
         }
@@ -376,7 +383,8 @@ fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<Hig
             (seen.len(), strings.iter().flatten().is_sorted())
         }
         dt => match dt.primitive_width() {
-            // Fixed-width values (ints, decimals, dates, timestamps, floats) compared as bytes.
+            // Fixed-width values (ints, decimals, dates, timestamps, floats) compared as bytes;
+            // they keep their statistics, so count as in order.
             Some(width) if !matches!(dt, DataType::Boolean) => {
                 let data = array.to_data();
                 let values = &data.buffers()[0].as_slice()[data.offset() * width..];
@@ -390,9 +398,15 @@ fn collect_high_cardinality(path: &[String], array: &ArrayRef, out: &mut Vec<Hig
         },
     };
     let values = array.len() - array.null_count();
-    if values >= MIN_SAMPLE && distinct * 100 / values > MAX_DISTINCT_PCT {
-        out.push(HighCardinality {
+    if values < MIN_SAMPLE {
+        return;
+    }
+    let dictionary = distinct * 100 / values <= MAX_DISTINCT_PCT;
+    let statistics = in_order || distinct < 2;
+    if !dictionary || !statistics {
+        out.push(ColumnChoice {
             path: ColumnPath::new(path.to_vec()),
+            dictionary,
             statistics,
         });
     }

@@ -393,7 +393,7 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
 }
 
 #[tokio::test]
-async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_them() {
+async fn text_in_no_order_goes_without_statistics_ids_and_constant_or_sparse_text_keep_them() {
     let n = 2000;
     let ids: Vec<String> = (0..n).map(|i| format!("001{i:015}")).collect();
     // Distinct names in no order, as an org's Account names come when read by Id.
@@ -401,10 +401,23 @@ async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_th
     let types: Vec<&str> = (0..n)
         .map(|i| ["Customer", "Partner", "Prospect"][i % 3])
         .collect();
+    // A picklist that happens to arrive in order, one with a single value, and one too sparse
+    // to judge (fewer than 1,024 values).
+    let stages: Vec<&str> = (0..n)
+        .map(|i| if i < n / 2 { "Closed" } else { "Open" })
+        .collect();
+    let currency: Vec<&str> = vec!["USD"; n];
+    let sparse: Vec<Option<&str>> = (0..n)
+        .map(|i| (i % 4 == 0).then_some(["b", "a"][i % 8 / 4]))
+        .collect();
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
     let schema = Arc::new(Schema::new(vec![
         Field::new("Id", DataType::Utf8, false),
-        Field::new("Name", DataType::Utf8, true),
-        Field::new("Type", DataType::Utf8, true),
+        text("Name"),
+        text("Type"),
+        text("Stage"),
+        text("Currency"),
+        text("Sparse"),
     ]));
     let b = RecordBatch::try_new(
         schema.clone(),
@@ -412,6 +425,9 @@ async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_th
             Arc::new(StringArray::from(ids.clone())),
             Arc::new(StringArray::from(names.clone())),
             Arc::new(StringArray::from(types)),
+            Arc::new(StringArray::from(stages)),
+            Arc::new(StringArray::from(currency)),
+            Arc::new(StringArray::from(sparse)),
         ],
     )
     .unwrap();
@@ -441,21 +457,30 @@ async fn free_text_in_no_order_goes_without_statistics_ids_and_picklists_keep_th
             String::from_utf8(s.max_bytes_opt()?.to_vec()).unwrap(),
         ))
     };
+    let dictionary = |name: &str| column(name).dictionary_page_offset().is_some();
     // Ids in order: min/max, so a reader can skip row groups by Id; no dictionary.
     assert_eq!(
         min_max("Id"),
         Some(("001000000000000000".into(), "001000000000001999".into()))
     );
-    assert_eq!(column("Id").dictionary_page_offset(), None);
+    assert!(!dictionary("Id"));
     // Names: no statistics (they would span every row group), no dictionary.
     assert!(column("Name").statistics().is_none());
-    assert_eq!(column("Name").dictionary_page_offset(), None);
-    // A picklist keeps both.
-    assert_eq!(
-        min_max("Type"),
-        Some(("Customer".into(), "Prospect".into()))
+    assert!(!dictionary("Name"));
+    // A picklist in no order: its dictionary, no statistics (every value in every row group).
+    assert!(column("Type").statistics().is_none());
+    assert!(dictionary("Type"));
+    // In order, a single value, too sparse to judge: statistics kept, with the null count.
+    assert_eq!(min_max("Stage"), Some(("Closed".into(), "Open".into())));
+    assert_eq!(min_max("Currency"), Some(("USD".into(), "USD".into())));
+    assert_eq!(min_max("Sparse"), Some(("a".into(), "b".into())));
+    let sparse = column("Sparse");
+    assert_eq!(sparse.statistics().unwrap().null_count_opt(), Some(1500));
+    assert!(
+        ["Stage", "Currency", "Sparse"]
+            .iter()
+            .all(|c| dictionary(c))
     );
-    assert!(column("Type").dictionary_page_offset().is_some());
     // The values themselves are all there.
     let batches: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
     let read: Vec<String> = batches
