@@ -170,6 +170,17 @@ impl CsvPageDecoder {
         let mut out = Vec::new();
         let mut splitter = std::mem::take(&mut self.splitter);
         let split = splitter.push(data, end, &mut |records| -> Result<(), Failure> {
+            if self.rows + records.len() <= self.batch_size
+                && self.bytes + records.page_bytes() < self.batch_bytes
+            {
+                // The usual case: all of them fit the batch being built (the page's bytes bound
+                // their text), so they need not be counted record by record.
+                self.append_records(records, 0..records.len())?;
+                if self.rows == self.batch_size {
+                    out.push(self.take_batch()?);
+                }
+                return Ok(());
+            }
             let mut first = 0;
             while first < records.len() {
                 // The records up to the one that closes the batch (by rows or bytes).

@@ -43,6 +43,10 @@ pub struct RecordsRenderer {
 /// row at a time on an all-fields Account); 32 wide lines still fit in the CPU's first caches.
 const TILE_ROWS: usize = 32;
 
+/// Top-level columns from which rows are rendered in tiles: 7 columns measured 4% slower in
+/// tiles than row by row, 45 columns 6% faster.
+const TILE_MIN_COLUMNS: usize = 12;
+
 /// A tile's line buffer larger than this after rendering (a row with long text areas) is
 /// freed rather than kept for the next batch.
 const TILE_LINE_KEPT: usize = 64 * 1024;
@@ -137,9 +141,22 @@ impl RecordsRenderer {
         // copied out in order: a column's values are then read in one run (its type matched
         // once per tile, its values and validity loaded in sequence) rather than 45 columns
         // interleaved per row, and the rows stay in cache until copied.
+        let mut row = start;
+        if columns.len() < TILE_MIN_COLUMNS {
+            // Few columns: their values stay in cache and their types predicted row after
+            // row; tiles would only add a copy of every line.
+            while row < batch.num_rows() && out.len() < limit {
+                out.extend_from_slice(&self.prefix);
+                for c in &mut columns {
+                    c.write(row, out);
+                }
+                out.extend_from_slice(&suffix);
+                row += 1;
+            }
+            return Ok(row);
+        }
         let tile = &mut self.tile;
         tile.resize_with(TILE_ROWS, Vec::new);
-        let mut row = start;
         while row < batch.num_rows() && out.len() < limit {
             // As many rows as likely fit under `limit` (one until a line's size is known), so
             // that a bounded piece renders few rows it then leaves to the next call.

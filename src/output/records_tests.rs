@@ -435,13 +435,22 @@ fn lines_match_the_arrow_json_rendering_on_generated_batches() {
 #[test]
 fn a_batch_rendered_in_pieces_is_the_batch_rendered_whole() {
     let mut rng = StdRng::seed_from_u64(3);
-    let batch = (0..20)
+    let wide = (0..20)
         .map(|_| generated(&mut rng))
         .max_by_key(|b| b.num_rows())
         .unwrap();
+    assert!(wide.num_rows() > 32, "more rows than one tile");
+    // Wide batches are rendered in tiles, narrow ones row by row.
+    assert!(wide.num_columns() >= 12, "{}", wide.num_columns());
+    for batch in [wide.clone(), wide.project(&[0, 1, 2]).unwrap()] {
+        pieces_match_the_whole(&batch);
+    }
+}
+
+fn pieces_match_the_whole(batch: &RecordBatch) {
+    let batch = batch.clone();
     let whole = render("Lead", &batch, 7);
     let mut renderer = RecordsRenderer::new("Lead");
-    assert!(batch.num_rows() > 32, "more rows than one tile");
     for limit in [1, 500, 5000, 20_000, usize::MAX] {
         let (mut pieces, mut row) = (Vec::new(), 0);
         while row < batch.num_rows() {
