@@ -109,49 +109,9 @@ impl FieldSplitter {
     ) -> Result<(), E> {
         let mut chunk = chunk;
         if !self.carry.is_empty() {
-            // Complete the carried record with as little of the chunk as it takes, then read
-            // the rest of the chunk in place.
-            let mut old = self.carry.len();
-            let mut appended = 0;
-            let mut step = 1024;
-            loop {
-                let m = (appended + step).min(chunk.len());
-                self.carry.extend_from_slice(&chunk[appended..m]);
-                appended = m;
-                let last = end && m == chunk.len();
-                let mut carry = std::mem::take(&mut self.carry);
-                self.clear();
-                let parsed = self.record_at(&carry, 0, last)?;
-                match parsed {
-                    Some(n) => {
-                        self.emit(&carry, n, records)?;
-                        if n < old {
-                            // The carry held more than one record (not left by this splitter,
-                            // which carries one incomplete record, but harmless).
-                            carry.drain(..n);
-                            old -= n;
-                            self.carry = carry;
-                            continue;
-                        }
-                        chunk = &chunk[n - old..];
-                        carry.clear();
-                        self.carry = carry;
-                        break;
-                    }
-                    None if m == chunk.len() => {
-                        self.carry = carry;
-                        if last && !self.carry.is_empty() {
-                            return Err(
-                                SplitError("the page ends inside a quoted value".into()).into()
-                            );
-                        }
-                        return Ok(());
-                    }
-                    None => {
-                        self.carry = carry;
-                        step *= 2;
-                    }
-                }
+            match self.complete_carry(chunk, end, records)? {
+                Some(used) => chunk = &chunk[used..],
+                None => return Ok(()),
             }
         }
         let mut pos = 0;
@@ -185,6 +145,56 @@ impl FieldSplitter {
             }
         }
         self.emit(chunk, pos.min(chunk.len()) - from, records)
+    }
+
+    /// Completes the carried record with as little of `chunk` as it takes and hands it over;
+    /// returns how much of `chunk` it took, or None when all of it went into the carry (the
+    /// record goes on past it).
+    fn complete_carry<E: From<SplitError>>(
+        &mut self,
+        chunk: &[u8],
+        end: bool,
+        records: &mut impl FnMut(Records<'_>) -> Result<(), E>,
+    ) -> Result<Option<usize>, E> {
+        let mut old = self.carry.len();
+        let mut appended = 0;
+        let mut step = 1024;
+        loop {
+            let m = (appended + step).min(chunk.len());
+            self.carry.extend_from_slice(&chunk[appended..m]);
+            appended = m;
+            let last = end && m == chunk.len();
+            let mut carry = std::mem::take(&mut self.carry);
+            self.clear();
+            let parsed = self.record_at(&carry, 0, last)?;
+            match parsed {
+                Some(n) => {
+                    self.emit(&carry, n, records)?;
+                    if n < old {
+                        // The carry held more than one record (not left by this splitter,
+                        // which carries one incomplete record, but harmless).
+                        carry.drain(..n);
+                        old -= n;
+                        self.carry = carry;
+                        continue;
+                    }
+                    carry.clear();
+                    self.carry = carry;
+                    return Ok(Some(n - old));
+                }
+                None if m == chunk.len() => {
+                    self.carry = carry;
+                    if last && !self.carry.is_empty() {
+                        return Err(SplitError("the page ends inside a quoted value".into()).into());
+                    }
+                    return Ok(None);
+                }
+                None => {
+                    self.carry = carry;
+                    step *= 2;
+                }
+            }
+        }
     }
 
     /// Forgets the records handed over.
