@@ -220,14 +220,13 @@ impl CsvPageDecoder {
         if let Some(bad) = range.clone().find(|&r| records.fields(r).len() != width) {
             self.append_records(records, range.start..bad)?;
             let n = records.fields(bad).len();
-            let line = self.line;
-            // Columns already given this record's first fields cannot be used any more.
-            self.columns = Err(format!(
-                "record {line}: {n} fields where {width} were selected"
-            ));
-            return Err(self.err(format!(
-                "record {line}: {n} fields where {width} were selected"
-            )));
+            let reason = format!(
+                "record {}: {n} fields where {width} were selected",
+                self.line
+            );
+            // The decoder cannot go on after a record it could not place.
+            self.columns = Err(reason.clone());
+            return Err(self.err(reason));
         }
         let columns = self.columns.as_mut().map_err(|e| DecodeError::Arrow {
             object: self.object.clone(),
