@@ -190,13 +190,18 @@ const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(30 * 60);
 /// Path of [`TEST_PRIVATE_KEY_PEM`] for `sfetl simulate`'s `private_key_path`: the committed
 /// fixture when the source tree is present, else a copy written (mode 0600) to the temporary
 /// directory, so an installed binary can still print a usable path.
+///
+/// The source tree is the one the binary was built in, or the one cargo runs it from: a
+/// target directory shared between checkouts can hold a test binary built in another
+/// checkout (cargo finds it fresh when this one's files are older), perhaps one since removed.
 pub fn test_private_key_path() -> std::io::Result<PathBuf> {
-    let in_tree = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/oauth/test_private_key.pem"
-    ));
-    if in_tree.is_file() {
-        return Ok(in_tree);
+    let built_in = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let run_from = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    for dir in [built_in, run_from].into_iter().flatten() {
+        let in_tree = dir.join("fixtures/oauth/test_private_key.pem");
+        if in_tree.is_file() {
+            return Ok(in_tree);
+        }
     }
     let path = std::env::temp_dir().join("sfetl-sim-test-only-private-key.pem");
     let mut options = std::fs::OpenOptions::new();
