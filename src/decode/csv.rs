@@ -170,27 +170,9 @@ impl CsvPageDecoder {
         let mut out = Vec::new();
         let mut splitter = std::mem::take(&mut self.splitter);
         let split = splitter.push(data, end, &mut |records| -> Result<(), Failure> {
-            if self.rows + records.len() <= self.batch_size
-                && self.bytes + records.page_bytes() < self.batch_bytes
-            {
-                // The usual case: all of them fit the batch being built (the page's bytes bound
-                // their text), so they need not be counted record by record.
-                self.append_records(records, 0..records.len())?;
-                if self.rows == self.batch_size {
-                    out.push(self.take_batch()?);
-                }
-                return Ok(());
-            }
             let mut first = 0;
             while first < records.len() {
-                // The records up to the one that closes the batch (by rows or bytes).
-                let mut last = first;
-                let mut bytes = self.bytes;
-                let room = self.batch_size - self.rows;
-                while last < records.len() && last - first < room && bytes < self.batch_bytes {
-                    bytes += records.text_bytes(last);
-                    last += 1;
-                }
+                let last = self.batch_end(records, first);
                 self.append_records(records, first..last)?;
                 if self.rows == self.batch_size || self.bytes >= self.batch_bytes {
                     out.push(self.take_batch()?);
@@ -207,6 +189,25 @@ impl CsvPageDecoder {
                 Err(self.err(format!("record {}: {e}", self.line)))
             }
         }
+    }
+
+    /// The record after the one that closes the batch being built (by rows or text bytes), of
+    /// `records` from `first` on; `records.len()` when they all fit.
+    fn batch_end(&self, records: Records<'_>, first: usize) -> usize {
+        let room = self.batch_size - self.rows;
+        let count = records.len() - first;
+        if first == 0 && count <= room && self.bytes + records.page_bytes() < self.batch_bytes {
+            // The usual case: the page's bytes bound the records' text, so they need not be
+            // counted one by one.
+            return records.len();
+        }
+        let mut last = first;
+        let mut bytes = self.bytes;
+        while last < records.len() && last - first < room && bytes < self.batch_bytes {
+            bytes += records.text_bytes(last);
+            last += 1;
+        }
+        last
     }
 
     /// Moves records `range` of `records` into the columns, column by column. A record with

@@ -119,32 +119,47 @@ impl FieldSplitter {
         let mut from = 0;
         self.clear();
         while pos < chunk.len() {
-            let (spans, scratch) = (self.spans.len(), self.scratch.len());
-            match self.record_at(chunk, pos, end)? {
+            match self.next_record(chunk, pos, end)? {
                 Some(n) => {
                     pos = n;
-                    if self.spans.len() > spans {
-                        self.ends.push(self.spans.len());
-                        if self.ends.len() == TILE_RECORDS {
-                            self.emit(chunk, pos - from, records)?;
-                            self.clear();
-                            from = pos;
-                        }
+                    if self.ends.len() == TILE_RECORDS {
+                        self.emit(chunk, pos - from, records)?;
+                        self.clear();
+                        from = pos;
                     }
                 }
                 None => {
                     if end {
                         return Err(SplitError("the page ends inside a quoted value".into()).into());
                     }
-                    // The incomplete record's fields so far are found again with its rest.
-                    self.spans.truncate(spans);
-                    self.scratch.truncate(scratch);
                     self.carry.extend_from_slice(&chunk[pos..]);
                     break;
                 }
             }
         }
-        self.emit(chunk, pos.min(chunk.len()) - from, records)
+        self.emit(chunk, pos - from, records)
+    }
+
+    /// [`FieldSplitter::record_at`], then the record counted in `ends` (an empty line is not
+    /// one), or, when it is not complete, its fields so far dropped (they are found again with
+    /// its rest).
+    fn next_record(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        end: bool,
+    ) -> Result<Option<usize>, SplitError> {
+        let (spans, scratch) = (self.spans.len(), self.scratch.len());
+        let next = self.record_at(buf, pos, end);
+        match next {
+            Ok(Some(_)) if self.spans.len() > spans => self.ends.push(self.spans.len()),
+            Ok(Some(_)) => {}
+            _ => {
+                self.spans.truncate(spans);
+                self.scratch.truncate(scratch);
+            }
+        }
+        next
     }
 
     /// Completes the carried record with as little of `chunk` as it takes and hands it over;
@@ -166,7 +181,7 @@ impl FieldSplitter {
             let last = end && m == chunk.len();
             let mut carry = std::mem::take(&mut self.carry);
             self.clear();
-            let parsed = self.record_at(&carry, 0, last)?;
+            let parsed = self.next_record(&carry, 0, last)?;
             match parsed {
                 Some(n) => {
                     self.emit(&carry, n, records)?;
@@ -211,10 +226,6 @@ impl FieldSplitter {
         page_bytes: usize,
         records: &mut impl FnMut(Records<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.spans.len() > self.ends.last().copied().unwrap_or(0) {
-            // A record's last fields not yet counted (the carried record).
-            self.ends.push(self.spans.len());
-        }
         if self.ends.is_empty() {
             return Ok(());
         }

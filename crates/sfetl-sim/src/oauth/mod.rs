@@ -195,9 +195,9 @@ const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(30 * 60);
 /// target directory shared between checkouts can hold a test binary built in another
 /// checkout (cargo finds it fresh when this one's files are older), perhaps one since removed.
 pub fn test_private_key_path() -> std::io::Result<PathBuf> {
-    let built_in = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let run_from = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
-    for dir in [built_in, run_from].into_iter().flatten() {
+    for dir in std::iter::once(built_in).chain(run_from) {
         let in_tree = dir.join("fixtures/oauth/test_private_key.pem");
         if in_tree.is_file() {
             return Ok(in_tree);
