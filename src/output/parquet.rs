@@ -205,7 +205,9 @@ impl ParquetFileWriter {
             .set_compression(codec)
             .set_max_row_group_row_count(Some(self.options.max_row_group_rows))
             .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
-        for column in column_choices(first) {
+        // Only zstd is tried: snappy gives up on incompressible data by itself.
+        let trial = matches!(self.options.compression, Compression::Zstd);
+        for column in column_choices(first, trial) {
             if !column.statistics {
                 b = b.set_column_statistics_enabled(column.path.clone(), EnabledStatistics::None);
             }
@@ -363,15 +365,18 @@ struct ColumnChoice {
 /// every other value), columns too sparse to judge (their null counts skip row groups where
 /// they are empty), numbers, dates and timestamps (cheap to compare, and they follow creation
 /// order).
-fn column_choices(batch: &RecordBatch) -> Vec<ColumnChoice> {
+///
+/// **Codec.** With zstd, a column it barely shrinks is stored uncompressed: see
+/// [`worth_compressing`] (`trial`: the file's codec is zstd).
+fn column_choices(batch: &RecordBatch, trial: bool) -> Vec<ColumnChoice> {
     let mut out = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        collect_choices(&[field.name().clone()], column, &mut out);
+        collect_choices(&[field.name().clone()], column, trial, &mut out);
     }
     out
 }
 
-fn collect_choices(path: &[String], array: &ArrayRef, out: &mut Vec<ColumnChoice>) {
+fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec<ColumnChoice>) {
     use std::collections::HashSet;
     let (distinct, in_order) = match array.data_type() {
         DataType::Struct(children) => {
@@ -379,7 +384,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, out: &mut Vec<ColumnChoice
             for (child, column) in children.iter().zip(parent.columns()) {
                 let mut p = path.to_vec();
                 p.push(child.name().clone());
-                collect_choices(&p, column, out);
+                collect_choices(&p, column, trial, out);
             }
             return;
         }
@@ -410,7 +415,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, out: &mut Vec<ColumnChoice
     let dictionary = distinct * 100 / values <= MAX_DISTINCT_PCT;
     let statistics = in_order || distinct < 2;
     // A dictionary column's pages hold small bit-packed indices; only plain pages are tried.
-    let compress = dictionary || worth_compressing(&plain_values(array));
+    let compress = dictionary || !trial || worth_compressing(&plain_values(array));
     if !dictionary || !statistics || !compress {
         out.push(ColumnChoice {
             path: ColumnPath::new(path.to_vec()),
@@ -421,11 +426,19 @@ fn collect_choices(path: &[String], array: &ArrayRef, out: &mut Vec<ColumnChoice
     }
 }
 
-/// A column's non-null values as a plain page holds them (text with its 4-byte lengths).
+/// Bytes of a column's first values tried at most (a trial then takes well under a
+/// millisecond).
+const TRIAL_BYTES: usize = 256 << 10;
+
+/// A column's first non-null values (up to [`TRIAL_BYTES`]) as a plain page holds them (text
+/// with its 4-byte lengths).
 fn plain_values(array: &ArrayRef) -> Vec<u8> {
     if let Some(strings) = array.as_string_opt::<i32>() {
-        let mut out = Vec::with_capacity(strings.value_data().len() + 4 * strings.len());
+        let mut out = Vec::new();
         for s in strings.iter().flatten() {
+            if out.len() >= TRIAL_BYTES {
+                break;
+            }
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
         }
@@ -443,6 +456,7 @@ fn plain_values(array: &ArrayRef) -> Vec<u8> {
     let values = &data.buffers()[0].as_slice()[data.offset() * width..];
     (0..array.len())
         .filter(|i| array.is_valid(*i))
+        .take(TRIAL_BYTES / stored.max(1))
         .flat_map(|i| &values[i * width..i * width + stored])
         .copied()
         .collect()
