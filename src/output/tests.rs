@@ -392,6 +392,26 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
     );
 }
 
+/// `batch` written as the one batch of a Parquet file with the default options, and that file
+/// opened (the folder lives as long as the returned guard).
+async fn written_alone(
+    batch: &RecordBatch,
+) -> (
+    tempfile::TempDir,
+    ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<std::fs::File>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
+    let options = ParquetOptions::default();
+    let mut w = ParquetFileWriter::new(loc, "Account", "S1", batch.schema(), options);
+    w.write(batch, 0).await.unwrap();
+    w.complete_file().await.unwrap().unwrap();
+    let file = std::fs::File::open(dir.path().join("Account/S1/part-00000.parquet")).unwrap();
+    let reader =
+        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    (dir, reader)
+}
+
 #[tokio::test]
 async fn text_in_no_order_goes_without_statistics_ids_and_constant_or_sparse_text_keep_them() {
     let n = 2000;
@@ -420,7 +440,7 @@ async fn text_in_no_order_goes_without_statistics_ids_and_constant_or_sparse_tex
         text("Sparse"),
     ]));
     let b = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(StringArray::from(ids.clone())),
             Arc::new(StringArray::from(names.clone())),
@@ -431,15 +451,7 @@ async fn text_in_no_order_goes_without_statistics_ids_and_constant_or_sparse_tex
         ],
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
-    let mut w = ParquetFileWriter::new(loc, "Account", "S1", schema, ParquetOptions::default());
-    w.write(&b, 0).await.unwrap();
-    w.complete_file().await.unwrap().unwrap();
-
-    let file = std::fs::File::open(dir.path().join("Account/S1/part-00000.parquet")).unwrap();
-    let reader =
-        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let (_dir, reader) = written_alone(&b).await;
     let group = reader.metadata().row_group(0).clone();
     let column = |name: &str| {
         group
@@ -525,7 +537,7 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
         Field::new("Street", DataType::Utf8, true),
     ]));
     let b = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(Float64Array::from(latitudes.clone())),
             Arc::new(
@@ -538,15 +550,7 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
         ],
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
-    let mut w = ParquetFileWriter::new(loc, "Account", "S1", schema, ParquetOptions::default());
-    w.write(&b, 0).await.unwrap();
-    w.complete_file().await.unwrap().unwrap();
-
-    let file = std::fs::File::open(dir.path().join("Account/S1/part-00000.parquet")).unwrap();
-    let reader =
-        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let (_dir, reader) = written_alone(&b).await;
     let group = reader.metadata().row_group(0).clone();
     let codecs: Vec<(String, String)> = group
         .columns()
