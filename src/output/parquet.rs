@@ -398,11 +398,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec
             // they keep their statistics, so count as in order.
             Some(width) if !matches!(dt, DataType::Boolean) => {
                 let data = array.to_data();
-                let values = &data.buffers()[0].as_slice()[data.offset() * width..];
-                let seen: HashSet<&[u8]> = (0..array.len())
-                    .filter(|i| array.is_valid(*i))
-                    .map(|i| &values[i * width..(i + 1) * width])
-                    .collect();
+                let seen: HashSet<&[u8]> = fixed_values(array, &data, width).collect();
                 (seen.len(), true)
             }
             _ => return,
@@ -453,13 +449,23 @@ fn plain_values(array: &ArrayRef) -> Vec<u8> {
         _ => width,
     };
     let data = array.to_data();
+    fixed_values(array, &data, width)
+        .take(TRIAL_BYTES / stored.max(1))
+        .flat_map(|v| &v[..stored])
+        .copied()
+        .collect()
+}
+
+/// The non-null values of a fixed-width column (`data`: `array`'s), `width` bytes each.
+fn fixed_values<'a>(
+    array: &'a ArrayRef,
+    data: &'a arrow::array::ArrayData,
+    width: usize,
+) -> impl Iterator<Item = &'a [u8]> {
     let values = &data.buffers()[0].as_slice()[data.offset() * width..];
     (0..array.len())
         .filter(|i| array.is_valid(*i))
-        .take(TRIAL_BYTES / stored.max(1))
-        .flat_map(|i| &values[i * width..i * width + stored])
-        .copied()
-        .collect()
+        .map(move |i| &values[i * width..(i + 1) * width])
 }
 
 /// Whether zstd (level 1, the file codec's) shrinks `sample` by a fifth or more.

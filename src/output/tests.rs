@@ -571,12 +571,8 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
     );
     // The values read back as written.
     let batches: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
-    let column =
-        |i: usize| -> Vec<ArrayRef> { batches.iter().map(|b| b.column(i).clone()).collect() };
-    let concat = |i: usize| {
-        let parts = column(i);
-        arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).unwrap()
-    };
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let concat = |i: usize| all.column(i).clone();
     assert_eq!(
         concat(0)
             .as_primitive::<arrow::datatypes::Float64Type>()
