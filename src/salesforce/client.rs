@@ -57,6 +57,8 @@ struct Inner {
     retry: RetryPolicy,
     usage: Mutex<Option<ApiUsage>>,
     requests: AtomicU64,
+    /// The describes this client already fetched (see [`super::describe::DescribeMemo`]).
+    describes: super::describe::DescribeMemo,
 }
 
 impl SalesforceClient {
@@ -83,6 +85,7 @@ impl SalesforceClient {
                 retry: hooks.retry,
                 usage: Mutex::new(None),
                 requests: AtomicU64::new(0),
+                describes: Default::default(),
             }),
         })
     }
@@ -90,6 +93,11 @@ impl SalesforceClient {
     /// The token provider (identity URL, token counts, the refresh token after rotation).
     pub fn tokens(&self) -> &TokenProvider {
         &self.inner.tokens
+    }
+
+    /// The describes this client already fetched.
+    pub(super) fn describe_memo(&self) -> &super::describe::DescribeMemo {
+        &self.inner.describes
     }
 
     /// The REST API version in use, e.g. `62.0`.

@@ -1,6 +1,11 @@
 //! Metadata calls: describeGlobal (`sobjects`) and an object's describe, typed as the catalog
 //! reads them. One place for them, so `check`, `discover`, the mapping and the read path ask
-//! the same way and fetch describes with the same bounded concurrency.
+//! the same way and fetch describes with the same bounded concurrency, and none is asked of
+//! Salesforce twice within a minute (see [`DescribeMemo`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -11,9 +16,37 @@ use crate::catalog::{DescribeGlobal, SObjectDescribe};
 /// past the org's concurrent-request limit.
 pub const DESCRIBE_CONCURRENCY: usize = 8;
 
+/// The describes a client fetched in the last [`DESCRIBE_REUSE`]: a read asks for the same
+/// ones three times within its first second (compiling the mapping, checking the catalog,
+/// planning each stream), and each describe is an API call against the org's daily quota.
+/// Older ones are asked again, so a stream that starts later in a long run still compares its
+/// catalog with the org as it is then (schema drift). Failures are not kept.
+#[derive(Debug, Default)]
+pub struct DescribeMemo {
+    global: Mutex<Option<(Instant, DescribeGlobal)>>,
+    objects: Mutex<HashMap<String, (Instant, SObjectDescribe)>>,
+}
+
+/// How long a fetched describe is reused: the seconds a command's steps take before its
+/// streams start, not the hours a long read may run.
+pub const DESCRIBE_REUSE: Duration = Duration::from_secs(60);
+
+/// A memo entry still young enough to reuse.
+fn fresh<T: Clone>(entry: Option<&(Instant, T)>) -> Option<T> {
+    entry
+        .filter(|(at, _)| at.elapsed() < DESCRIBE_REUSE)
+        .map(|(_, v)| v.clone())
+}
+
 /// describeGlobal: every object the user can see, with its capabilities.
 pub async fn describe_global(client: &SalesforceClient) -> Result<DescribeGlobal, SalesforceError> {
-    client.get_json(&client.data_url("sobjects")).await
+    let memo = &client.describe_memo().global;
+    if let Some(global) = fresh(memo.lock().unwrap_or_else(|e| e.into_inner()).as_ref()) {
+        return Ok(global);
+    }
+    let global: DescribeGlobal = client.get_json(&client.data_url("sobjects")).await?;
+    *memo.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), global.clone()));
+    Ok(global)
 }
 
 /// One object's describe (fields, types, capabilities).
@@ -22,9 +55,17 @@ pub async fn describe(
     object: &str,
 ) -> Result<SObjectDescribe, SalesforceError> {
     let object = super::object_name(object)?;
-    client
+    let memo = &client.describe_memo().objects;
+    if let Some(d) = fresh(memo.lock().unwrap_or_else(|e| e.into_inner()).get(object)) {
+        return Ok(d);
+    }
+    let d: SObjectDescribe = client
         .get_json(&client.data_url(&format!("sobjects/{object}/describe")))
-        .await
+        .await?;
+    memo.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(object.to_string(), (Instant::now(), d.clone()));
+    Ok(d)
 }
 
 /// The describes of `objects`, [`DESCRIBE_CONCURRENCY`] at a time, each with its own outcome
@@ -41,4 +82,20 @@ pub async fn describe_many(
         .buffered(DESCRIBE_CONCURRENCY)
         .collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_describe_is_reused_for_a_minute_and_asked_again_after() {
+        let now = Instant::now();
+        assert_eq!(fresh(Some(&(now, 7))), Some(7));
+        let a_while_ago = now.checked_sub(DESCRIBE_REUSE - Duration::from_secs(1));
+        assert_eq!(fresh(a_while_ago.map(|at| (at, 7)).as_ref()), Some(7));
+        let too_old = now.checked_sub(DESCRIBE_REUSE + Duration::from_secs(1));
+        assert_eq!(fresh(too_old.map(|at| (at, 7)).as_ref()), None);
+        assert_eq!(fresh::<u8>(None), None);
+    }
 }
