@@ -96,6 +96,21 @@ pub fn name_problems(streams: &[ConfiguredAirbyteStream], offered: Offered<'_>) 
     problems
 }
 
+/// The stream names, when every one is a safe name listed once: such a catalog can be checked
+/// by describing its objects alone, without describeGlobal (see
+/// `commands::catalog::validate_catalog`). `None` when any name needs the full check.
+pub fn plain_names(streams: &[ConfiguredAirbyteStream]) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for cs in streams {
+        let name = &cs.stream.name;
+        if check_safe_name(name).is_some() || names.contains(name) {
+            return None;
+        }
+        names.push(name.clone());
+    }
+    Some(names)
+}
+
 /// The raw (not mapped) streams whose names passed [`name_problems`], once each: the objects
 /// to describe before reading, for [`field_problems`] and so that a describe Salesforce refuses
 /// is reported as such before any stream starts.

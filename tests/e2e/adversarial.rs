@@ -145,6 +145,38 @@ async fn the_same_stream_twice_is_refused_naming_both_entries() {
 }
 
 #[tokio::test]
+async fn a_stream_named_in_the_wrong_case_is_refused_though_salesforce_describes_it() {
+    let e = env(2, json!({})).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("account", &[], "full_refresh")],
+    );
+    let out = read(&e.config, &cat).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        trace_error(&out),
+        (
+            "config_error".to_string(),
+            format!(
+                "The catalog has 1 problem: (1) streams[0] \"account\": the org has no object and the mapping no stream of that name; did you mean Account?.{SEE_DISCOVER}"
+            )
+        )
+    );
+    // `account`'s describe (Salesforce answers it as Account's), then describeGlobal for the
+    // names to suggest; nothing read.
+    let stats = e.org.stats().await;
+    assert_eq!(
+        (
+            &stats["by_kind"]["describe"],
+            &stats["by_kind"]["bulk_query"]
+        ),
+        (&json!(2), &json!(0)),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_streams_and_fields_get_the_closest_names_in_read_and_check() {
     let e = env(2, json!({})).await;
     let cat = catalog(
