@@ -76,6 +76,19 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 const SEE_DISCOVER: &str = " Run `sfetl discover` to see the streams and fields this org offers.";
 
+/// The run stopped before reading anything (exit 2) with one `config_error` TRACE: `problems`,
+/// then the advice to run discover.
+fn assert_catalog_refused(out: &Output, problems: &str) {
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        trace_error(out),
+        (
+            "config_error".to_string(),
+            format!("{problems}{SEE_DISCOVER}")
+        )
+    );
+}
+
 #[tokio::test]
 async fn stream_names_that_leave_the_output_folder_are_refused_before_any_describe_or_file() {
     let e = env(2, json!({})).await;
@@ -153,15 +166,9 @@ async fn a_stream_named_in_the_wrong_case_is_refused_though_salesforce_describes
         &[("account", &[], "full_refresh")],
     );
     let out = read(&e.config, &cat).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        trace_error(&out),
-        (
-            "config_error".to_string(),
-            format!(
-                "The catalog has 1 problem: (1) streams[0] \"account\": the org has no object and the mapping no stream of that name; did you mean Account?.{SEE_DISCOVER}"
-            )
-        )
+    assert_catalog_refused(
+        &out,
+        "The catalog has 1 problem: (1) streams[0] \"account\": the org has no object and the mapping no stream of that name; did you mean Account?.",
     );
     // `account`'s describe (Salesforce answers it as Account's), then describeGlobal for the
     // names to suggest; nothing read.
@@ -255,15 +262,9 @@ async fn a_stream_whose_describe_is_refused_names_the_call_not_the_api_version()
         ],
     );
     let out = read(&e.config, &cat).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        trace_error(&out),
-        (
-            "config_error".to_string(),
-            format!(
-                "The catalog has 1 problem: (1) streams[1] \"Ghost__c\": describeGlobal lists Ghost__c, but GET sobjects/Ghost__c/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API.{SEE_DISCOVER}"
-            )
-        )
+    assert_catalog_refused(
+        &out,
+        "The catalog has 1 problem: (1) streams[1] \"Ghost__c\": describeGlobal lists Ghost__c, but GET sobjects/Ghost__c/describe answered HTTP 404 NOT_FOUND (The requested resource does not exist): this user cannot describe it (object permissions), or the object is not available through the REST API.",
     );
     assert_eq!(records(&messages(&out), "Account"), Vec::<Value>::new());
 }
