@@ -54,6 +54,15 @@ pub async fn describe(
     client: &SalesforceClient,
     object: &str,
 ) -> Result<SObjectDescribe, SalesforceError> {
+    describe_kept(client, object, true).await
+}
+
+/// [`describe`]; a describe fetched is kept in the memo when `keep`.
+async fn describe_kept(
+    client: &SalesforceClient,
+    object: &str,
+    keep: bool,
+) -> Result<SObjectDescribe, SalesforceError> {
     let object = super::object_name(object)?;
     let memo = &client.describe_memo().objects;
     if let Some(d) = fresh(memo.lock().unwrap_or_else(|e| e.into_inner()).get(object)) {
@@ -62,9 +71,11 @@ pub async fn describe(
     let d: SObjectDescribe = client
         .get_json(&client.data_url(&format!("sobjects/{object}/describe")))
         .await?;
-    memo.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(object.to_string(), (Instant::now(), d.clone()));
+    if keep {
+        memo.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(object.to_string(), (Instant::now(), d.clone()));
+    }
     Ok(d)
 }
 
@@ -74,9 +85,27 @@ pub async fn describe_many(
     client: &SalesforceClient,
     objects: Vec<String>,
 ) -> Vec<(String, Result<SObjectDescribe, SalesforceError>)> {
+    many(client, objects, true).await
+}
+
+/// [`describe_many`] for every object of an org (`discover`): what the memo holds is used,
+/// but the rest is not kept, so a 1,000-object org's describes are held once, not twice.
+pub async fn describe_every(
+    client: &SalesforceClient,
+    objects: Vec<String>,
+) -> Vec<(String, Result<SObjectDescribe, SalesforceError>)> {
+    many(client, objects, false).await
+}
+
+/// The describes of `objects`, a bounded number at a time, kept when `keep`.
+async fn many(
+    client: &SalesforceClient,
+    objects: Vec<String>,
+    keep: bool,
+) -> Vec<(String, Result<SObjectDescribe, SalesforceError>)> {
     futures::stream::iter(objects)
         .map(|name| async move {
-            let d = describe(client, &name).await;
+            let d = describe_kept(client, &name, keep).await;
             (name, d)
         })
         .buffered(DESCRIBE_CONCURRENCY)

@@ -32,7 +32,7 @@ pub async fn discover(
     let names = stream_names(client, config).await?;
     let mut streams = Vec::new();
     let mut skipped = Vec::new();
-    for (name, r) in describe::describe_many(client, names).await {
+    for (name, r) in describe::describe_every(client, names).await {
         match r {
             Ok(d) => streams.push(airbyte_stream(&d)),
             Err(e) => skipped.push((name, e.into())),
