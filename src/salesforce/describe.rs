@@ -31,17 +31,21 @@ pub struct DescribeMemo {
 /// streams start, not the hours a long read may run.
 pub const DESCRIBE_REUSE: Duration = Duration::from_secs(60);
 
-/// A memo entry still young enough to reuse.
-fn fresh<T: Clone>(entry: Option<&(Instant, T)>) -> Option<T> {
+/// A memo entry still young enough at `now` to reuse.
+fn fresh<T: Clone>(entry: Option<&(Instant, T)>, now: Instant) -> Option<T> {
     entry
-        .filter(|(at, _)| at.elapsed() < DESCRIBE_REUSE)
+        .filter(|(at, _)| now.saturating_duration_since(*at) < DESCRIBE_REUSE)
         .map(|(_, v)| v.clone())
 }
 
 /// describeGlobal: every object the user can see, with its capabilities.
 pub async fn describe_global(client: &SalesforceClient) -> Result<DescribeGlobal, SalesforceError> {
     let memo = &client.describe_memo().global;
-    if let Some(global) = fresh(memo.lock().unwrap_or_else(|e| e.into_inner()).as_ref()) {
+    let kept = fresh(
+        memo.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+        Instant::now(),
+    );
+    if let Some(global) = kept {
         return Ok(global);
     }
     let global: DescribeGlobal = client.get_json(&client.data_url("sobjects")).await?;
@@ -65,7 +69,11 @@ async fn describe_kept(
 ) -> Result<SObjectDescribe, SalesforceError> {
     let object = super::object_name(object)?;
     let memo = &client.describe_memo().objects;
-    if let Some(d) = fresh(memo.lock().unwrap_or_else(|e| e.into_inner()).get(object)) {
+    let kept = fresh(
+        memo.lock().unwrap_or_else(|e| e.into_inner()).get(object),
+        Instant::now(),
+    );
+    if let Some(d) = kept {
         return Ok(d);
     }
     let d: SObjectDescribe = client
@@ -119,12 +127,13 @@ mod tests {
 
     #[test]
     fn a_describe_is_reused_for_a_minute_and_asked_again_after() {
-        let now = Instant::now();
-        assert_eq!(fresh(Some(&(now, 7))), Some(7));
-        let a_while_ago = now.checked_sub(DESCRIBE_REUSE - Duration::from_secs(1));
-        assert_eq!(fresh(a_while_ago.map(|at| (at, 7)).as_ref()), Some(7));
-        let too_old = now.checked_sub(DESCRIBE_REUSE + Duration::from_secs(1));
-        assert_eq!(fresh(too_old.map(|at| (at, 7)).as_ref()), None);
-        assert_eq!(fresh::<u8>(None), None);
+        let at = Instant::now();
+        let entry = Some(&(at, 7));
+        assert_eq!(fresh(entry, at), Some(7));
+        let second = Duration::from_secs(1);
+        assert_eq!(fresh(entry, at + DESCRIBE_REUSE - second), Some(7));
+        assert_eq!(fresh(entry, at + DESCRIBE_REUSE), None);
+        assert_eq!(fresh(entry, at + DESCRIBE_REUSE + second), None);
+        assert_eq!(fresh::<u8>(None, at), None);
     }
 }
