@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::configured::{field_problems, name_problems, objects_to_describe, plain_names};
-use crate::catalog::{CatalogProblems, Offered, SObjectDescribe};
+use crate::catalog::{CatalogProblems, Offered};
 use crate::error::Error;
 use crate::mapping::MappingPlan;
 use crate::protocol::ConfiguredAirbyteStream;
@@ -26,21 +26,22 @@ pub enum FieldCheck {
 /// Checks `streams` against the org's objects and the mapping's streams: unsafe names,
 /// duplicates, unknown streams, describes Salesforce refuses and unknown selected fields (as
 /// `fields` says), all reported in one config error. Only names that passed are described
-/// (never `../x`). Returns the describes of the raw streams, so a planner can reuse them
-/// instead of asking again.
+/// (never `../x`). The describes fetched stay with the client for the read's plans.
 pub async fn validate_catalog(
     client: &SalesforceClient,
     streams: &[ConfiguredAirbyteStream],
     mapping: Option<&MappingPlan>,
     fields_checked: FieldCheck,
-) -> Result<HashMap<String, SObjectDescribe>, Error> {
-    if mapping.is_none()
-        && let Some(describes) = described_directly(client, streams, fields_checked).await
-    {
-        return Ok(describes);
-    }
-    let global = describe::describe_global(client).await?;
-    let objects: Vec<String> = global.sobjects.into_iter().map(|o| o.name).collect();
+) -> Result<(), Error> {
+    let objects = match exact_objects(client, streams, mapping).await {
+        Some(names) => names,
+        None => describe::describe_global(client)
+            .await?
+            .sobjects
+            .into_iter()
+            .map(|o| o.name)
+            .collect(),
+    };
     // Streams schema drift left out of the mapping are still the mapping's (their read
     // fails with the drift message).
     let mapped: Vec<String> = mapping
@@ -62,16 +63,15 @@ pub async fn validate_catalog(
         fields.insert(stream.name.clone(), columns.collect());
     }
     let needed = objects_to_describe(streams, offered);
-    let mut describes = HashMap::new();
+    // Describes are kept by the client (`describe::DescribeMemo`): the read's plans, and
+    // `exact_objects` before this, reuse them.
     for (name, d) in describe::describe_many(client, needed).await {
-        let d = d.map_err(FetchError::from);
-        match d {
+        match d.map_err(FetchError::from) {
             Ok(d) => {
                 if fields_checked == FieldCheck::All {
                     let names = d.fields.iter().map(|f| f.name.clone());
-                    fields.insert(name.clone(), names.collect());
+                    fields.insert(name, names.collect());
                 }
-                describes.insert(name, d);
             }
             Err(e) => match describe_refusal(&name, &e) {
                 Some(text) => {
@@ -84,41 +84,32 @@ pub async fn validate_catalog(
     }
     problems.extend(field_problems(streams, &fields));
     if problems.is_empty() {
-        Ok(describes)
+        Ok(())
     } else {
         Err(CatalogProblems(problems).into())
     }
 }
 
-/// The describes of a catalog without a mapping whose names are all plain (safe, listed once)
-/// and which Salesforce describes under exactly those names, every selected field present
-/// when `fields_checked` asks: such a catalog is valid without describeGlobal, an answer of
-/// 0.5-2 MB on a real org (514 objects, 524 KB, in `fixtures/recorded`) fetched and parsed
-/// before every read. `None` when anything is off (an unknown or misspelt object, a refusal,
-/// a failed call): the full check then names every problem, with describeGlobal's names to
-/// suggest from.
-async fn described_directly(
+/// The stream names as the org's objects, when there is no mapping, every name is plain (safe,
+/// listed once) and Salesforce describes each under exactly that name: then the catalog's names
+/// need no describeGlobal, an answer of 0.5-2 MB on a real org (514 objects, 524 KB, in
+/// `fixtures/recorded`) fetched and parsed before every read. `None` when anything is off (an
+/// unknown, misspelt or wrong-case name, a refusal, a failed call): describeGlobal then gives
+/// the names to judge and suggest from.
+async fn exact_objects(
     client: &SalesforceClient,
     streams: &[ConfiguredAirbyteStream],
-    fields_checked: FieldCheck,
-) -> Option<HashMap<String, SObjectDescribe>> {
-    let names = plain_names(streams)?;
-    let mut describes = HashMap::new();
-    let mut fields: HashMap<String, Vec<String>> = HashMap::new();
-    for (name, d) in describe::describe_many(client, names).await {
-        // Salesforce describes `account` as `Account`: only the exact name is the stream.
-        let d = d.ok().filter(|d| d.name == name)?;
-        if fields_checked == FieldCheck::All {
-            fields.insert(
-                name.clone(),
-                d.fields.iter().map(|f| f.name.clone()).collect(),
-            );
-        }
-        describes.insert(name, d);
+    mapping: Option<&MappingPlan>,
+) -> Option<Vec<String>> {
+    if mapping.is_some() {
+        return None;
     }
-    field_problems(streams, &fields)
-        .is_empty()
-        .then_some(describes)
+    let names = plain_names(streams)?;
+    for (name, d) in describe::describe_many(client, names.clone()).await {
+        // Salesforce describes `account` as `Account`: only the exact name is the object.
+        d.ok().filter(|d| d.name == name)?;
+    }
+    Some(names)
 }
 
 /// What to tell about an object describeGlobal lists but whose describe Salesforce refused
