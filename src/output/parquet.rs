@@ -398,7 +398,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec
             // they keep their statistics, so count as in order.
             Some(width) if !matches!(dt, DataType::Boolean) => {
                 let data = array.to_data();
-                let seen: HashSet<&[u8]> = fixed_values(array, &data, width).collect();
+                let seen: HashSet<&[u8]> = fixed_values(&data, width).collect();
                 (seen.len(), true)
             }
             _ => return,
@@ -449,22 +449,18 @@ fn plain_values(array: &ArrayRef) -> Vec<u8> {
         _ => width,
     };
     let data = array.to_data();
-    fixed_values(array, &data, width)
+    fixed_values(&data, width)
         .take(TRIAL_BYTES / stored.max(1))
         .flat_map(|v| &v[..stored])
         .copied()
         .collect()
 }
 
-/// The non-null values of a fixed-width column (`data`: `array`'s), `width` bytes each.
-fn fixed_values<'a>(
-    array: &'a ArrayRef,
-    data: &'a arrow::array::ArrayData,
-    width: usize,
-) -> impl Iterator<Item = &'a [u8]> {
+/// The non-null values of a fixed-width column, `width` bytes each.
+fn fixed_values(data: &arrow::array::ArrayData, width: usize) -> impl Iterator<Item = &[u8]> {
     let values = &data.buffers()[0].as_slice()[data.offset() * width..];
-    (0..array.len())
-        .filter(|i| array.is_valid(*i))
+    (0..data.len())
+        .filter(|i| data.is_valid(*i))
         .map(move |i| &values[i * width..(i + 1) * width])
 }
 
