@@ -189,6 +189,10 @@ impl<'c> Bulk<'c> {
     /// Polls until the job is `JobComplete`, `Failed` or `Aborted` and returns its info
     /// whatever the end (the caller decides what a failed ingest job means). Past the
     /// deadline the job is aborted; a stop request ends the wait at the next poll.
+    ///
+    /// The first poll comes after the policy's first wait, not at once: the caller has just
+    /// been told the job's state by the call that created or closed it (`UploadComplete`, as
+    /// Salesforce documents), so asking again straight away only spends an API call.
     pub async fn wait(
         &self,
         kind: JobKind,
@@ -200,6 +204,8 @@ impl<'c> Bulk<'c> {
         let started = Instant::now();
         let mut wait = policy.initial;
         loop {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(policy.max);
             let info: JobInfo = self.client.get_json(&url).await?;
             if info.is_terminal() {
                 return Ok(info);
@@ -217,8 +223,6 @@ impl<'c> Bulk<'c> {
             if stop.is_stopped() {
                 return Err(SalesforceError::Cancelled);
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(policy.max);
         }
     }
 

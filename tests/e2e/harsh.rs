@@ -198,6 +198,27 @@ async fn count(org: &Org, kind: &str) -> u64 {
 }
 
 #[tokio::test]
+async fn a_bulk_job_is_first_polled_after_a_wait_not_at_once() {
+    // The job stays UploadComplete for 100 ms after it is created, as a real org's queue
+    // holds it; each status poll then moves it one state on.
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_queue_ms": 100}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &[], "full_refresh")],
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    assert_eq!(records(&msgs, "Account").len(), 2);
+    // Create, two polls (InProgress at 100 ms, JobComplete 200 ms later), one results page,
+    // delete. A poll sent as soon as the job was created would find it still queued: a sixth.
+    assert_eq!(count(&e.org, "bulk_query").await, 5);
+}
+
+#[tokio::test]
 async fn the_daily_bulk_cap_moves_every_stream_to_rest() {
     let e = env(2, json!({})).await;
     e.org
