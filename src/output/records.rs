@@ -255,6 +255,9 @@ struct Column<'a> {
 /// How a column's values are written.
 enum Value<'a> {
     Utf8(&'a GenericStringArray<i32>),
+    /// A text column none of whose values in this batch needs an escape (most columns: Ids,
+    /// names, picklists, codes), checked once for the whole batch.
+    Utf8Clean(&'a GenericStringArray<i32>),
     LargeUtf8(&'a GenericStringArray<i64>),
     Utf8View(&'a StringViewArray),
     Boolean(&'a BooleanArray),
@@ -279,6 +282,17 @@ enum Value<'a> {
     Other(NullableEncoder<'a>),
 }
 
+/// A text column, as [`Value::Utf8Clean`] when none of the text its rows use needs escaping.
+fn utf8(a: &GenericStringArray<i32>) -> Value<'_> {
+    let offsets = a.value_offsets();
+    let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    if json::any_escape(&a.value_data()[first..last]) {
+        Value::Utf8(a)
+    } else {
+        Value::Utf8Clean(a)
+    }
+}
+
 fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> &[T::Native] {
     array.as_primitive::<T>().values()
 }
@@ -293,7 +307,7 @@ impl<'a> Column<'a> {
     ) -> Result<Column<'a>, ArrowError> {
         let a = array.as_ref();
         let value = match a.data_type() {
-            DataType::Utf8 => Value::Utf8(a.as_string()),
+            DataType::Utf8 => utf8(a.as_string()),
             DataType::LargeUtf8 => Value::LargeUtf8(a.as_string()),
             DataType::Utf8View => Value::Utf8View(a.as_string_view()),
             DataType::Boolean => Value::Boolean(a.as_boolean()),
@@ -346,6 +360,11 @@ impl<'a> Column<'a> {
                 let (start, end) = (a.value_offsets()[row], a.value_offsets()[row + 1]);
                 let (start, end) = (start as usize, end as usize);
                 json::write_str_from(out, end - start, &a.value_data()[start..]);
+            }
+            Value::Utf8Clean(a) => {
+                let (start, end) = (a.value_offsets()[row], a.value_offsets()[row + 1]);
+                let (start, end) = (start as usize, end as usize);
+                json::write_clean_str_from(out, end - start, &a.value_data()[start..]);
             }
             Value::LargeUtf8(a) => json::write_str(out, a.value(row).as_bytes()),
             Value::Utf8View(a) => json::write_str(out, a.value(row).as_bytes()),

@@ -208,6 +208,17 @@ fn text(rng: &mut StdRng) -> String {
         .collect()
 }
 
+/// Text with nothing JSON must escape (but bytes it must not, such as U+2028 and DEL).
+fn clean_text(rng: &mut StdRng) -> String {
+    const POOL: [&str; 10] = [
+        "a", "Z", "0", " ", "\u{7f}", "é", "日", "😀", "\u{2028}", "/",
+    ];
+    let len = rng.random_range(0..40);
+    (0..len)
+        .map(|_| POOL[rng.random_range(0..POOL.len())])
+        .collect()
+}
+
 fn f64_value(rng: &mut StdRng) -> f64 {
     const SPECIAL: [f64; 13] = [
         0.0,
@@ -273,6 +284,14 @@ fn fast_columns(rng: &mut StdRng, n: usize) -> Vec<(Field, ArrayRef)> {
     };
     let v = nulls(rng, n);
     add("Text", Arc::new(StringArray::from(opt(&v, || text(rng)))));
+    // Text that needs no escape, but in some batches one value that does: the column then
+    // goes by the escaping path, else by the clean one (whichever row a slice cuts off).
+    let v = nulls(rng, n);
+    let mut codes = opt(&v, || clean_text(rng));
+    if n > 0 && rng.random_bool(0.3) {
+        codes[rng.random_range(0..n)] = Some(format!("{}\"", clean_text(rng)));
+    }
+    add("Code", Arc::new(StringArray::from(codes)));
     let v = nulls(rng, n);
     add(
         "Flag",
