@@ -50,8 +50,8 @@ pub(super) fn write_clean_str_from(out: &mut Vec<u8>, len: usize, src: &[u8]) {
     out.push(b'"');
 }
 
-/// Whether any byte of `s` needs escaping in a JSON string. One pass over a whole column's
-/// text, 32 bytes a step (the compiler turns the step into vector compares), costs far less
+/// Whether any byte of `s` needs escaping in a JSON string. One pass over the text of many
+/// values, 32 bytes a step (the compiler turns the step into vector compares), costs far less
 /// than a search per value, which pays its set-up and its tail on every Id and name.
 pub(super) fn any_escape(s: &[u8]) -> bool {
     let flag = |b: u8| u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');

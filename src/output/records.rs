@@ -218,9 +218,7 @@ impl Tiles {
                 b.extend_from_slice(frame.prefix);
             }
             for c in columns.iter_mut() {
-                for (i, b) in tile[..n].iter_mut().enumerate() {
-                    c.write(row + i, b);
-                }
+                c.write_rows(row, &mut tile[..n]);
             }
             let mut bytes = 0;
             for b in &mut tile[..n] {
@@ -255,9 +253,6 @@ struct Column<'a> {
 /// How a column's values are written.
 enum Value<'a> {
     Utf8(&'a GenericStringArray<i32>),
-    /// A text column none of whose values in this batch needs an escape (most columns: Ids,
-    /// names, picklists, codes), checked once for the whole batch.
-    Utf8Clean(&'a GenericStringArray<i32>),
     LargeUtf8(&'a GenericStringArray<i64>),
     Utf8View(&'a StringViewArray),
     Boolean(&'a BooleanArray),
@@ -282,17 +277,6 @@ enum Value<'a> {
     Other(NullableEncoder<'a>),
 }
 
-/// A text column, as [`Value::Utf8Clean`] when none of the text its rows use needs escaping.
-fn utf8(a: &GenericStringArray<i32>) -> Value<'_> {
-    let offsets = a.value_offsets();
-    let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
-    if json::any_escape(&a.value_data()[first..last]) {
-        Value::Utf8(a)
-    } else {
-        Value::Utf8Clean(a)
-    }
-}
-
 fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> &[T::Native] {
     array.as_primitive::<T>().values()
 }
@@ -307,7 +291,7 @@ impl<'a> Column<'a> {
     ) -> Result<Column<'a>, ArrowError> {
         let a = array.as_ref();
         let value = match a.data_type() {
-            DataType::Utf8 => utf8(a.as_string()),
+            DataType::Utf8 => Value::Utf8(a.as_string()),
             DataType::LargeUtf8 => Value::LargeUtf8(a.as_string()),
             DataType::Utf8View => Value::Utf8View(a.as_string_view()),
             DataType::Boolean => Value::Boolean(a.as_boolean()),
@@ -348,6 +332,32 @@ impl<'a> Column<'a> {
         })
     }
 
+    /// Writes rows `first..first + lines.len()`, each into its line. The text of a text
+    /// column's rows is searched for bytes JSON escapes once for them all: in most columns
+    /// (Ids, names, picklists, codes) there are none, and each value is then copied as it is,
+    /// with no search of its own.
+    fn write_rows(&mut self, first: usize, lines: &mut [Vec<u8>]) {
+        if let Value::Utf8(a) = self.value {
+            let offsets = &a.value_offsets()[first..=first + lines.len()];
+            let (start, end) = (offsets[0] as usize, offsets[lines.len()] as usize);
+            if !json::any_escape(&a.value_data()[start..end]) {
+                for ((row, line), ends) in (first..).zip(lines).zip(offsets.windows(2)) {
+                    put_short(line, self.name.len() - SHORT, self.name);
+                    if self.nulls.is_some_and(|n| n.is_null(row)) {
+                        line.extend_from_slice(b"null");
+                    } else {
+                        let (start, end) = (ends[0] as usize, ends[1] as usize);
+                        json::write_clean_str_from(line, end - start, &a.value_data()[start..]);
+                    }
+                }
+                return;
+            }
+        }
+        for (row, line) in (first..).zip(lines) {
+            self.write(row, line);
+        }
+    }
+
     /// Writes `"name":value` (or `"name":null`) of `row`.
     fn write(&mut self, row: usize, out: &mut Vec<u8>) {
         put_short(out, self.name.len() - SHORT, self.name);
@@ -360,11 +370,6 @@ impl<'a> Column<'a> {
                 let (start, end) = (a.value_offsets()[row], a.value_offsets()[row + 1]);
                 let (start, end) = (start as usize, end as usize);
                 json::write_str_from(out, end - start, &a.value_data()[start..]);
-            }
-            Value::Utf8Clean(a) => {
-                let (start, end) = (a.value_offsets()[row], a.value_offsets()[row + 1]);
-                let (start, end) = (start as usize, end as usize);
-                json::write_clean_str_from(out, end - start, &a.value_data()[start..]);
             }
             Value::LargeUtf8(a) => json::write_str(out, a.value(row).as_bytes()),
             Value::Utf8View(a) => json::write_str(out, a.value(row).as_bytes()),

@@ -284,8 +284,8 @@ fn fast_columns(rng: &mut StdRng, n: usize) -> Vec<(Field, ArrayRef)> {
     };
     let v = nulls(rng, n);
     add("Text", Arc::new(StringArray::from(opt(&v, || text(rng)))));
-    // Text that needs no escape, but in some batches one value that does: the column then
-    // goes by the escaping path, else by the clean one (whichever row a slice cuts off).
+    // Text that needs no escape, but in some batches one value that does: the rows rendered
+    // with it go by the escaping path, the others by the clean one.
     let v = nulls(rng, n);
     let mut codes = opt(&v, || clean_text(rng));
     if n > 0 && rng.random_bool(0.3) {
