@@ -342,10 +342,7 @@ impl<'a> Column<'a> {
             let (start, end) = (offsets[0] as usize, offsets[lines.len()] as usize);
             if !json::any_escape(&a.value_data()[start..end]) {
                 for ((row, line), ends) in (first..).zip(lines).zip(offsets.windows(2)) {
-                    put_short(line, self.name.len() - SHORT, self.name);
-                    if self.nulls.is_some_and(|n| n.is_null(row)) {
-                        line.extend_from_slice(b"null");
-                    } else {
+                    if self.name_or_null(row, line) {
                         let (start, end) = (ends[0] as usize, ends[1] as usize);
                         json::write_clean_str_from(line, end - start, &a.value_data()[start..]);
                     }
@@ -358,11 +355,20 @@ impl<'a> Column<'a> {
         }
     }
 
-    /// Writes `"name":value` (or `"name":null`) of `row`.
-    fn write(&mut self, row: usize, out: &mut Vec<u8>) {
+    /// Writes `"name":`, and `null` when `row` is null; true when its value is still to write.
+    #[inline(always)]
+    fn name_or_null(&self, row: usize, out: &mut Vec<u8>) -> bool {
         put_short(out, self.name.len() - SHORT, self.name);
         if self.nulls.is_some_and(|n| n.is_null(row)) {
             out.extend_from_slice(b"null");
+            return false;
+        }
+        true
+    }
+
+    /// Writes `"name":value` (or `"name":null`) of `row`.
+    fn write(&mut self, row: usize, out: &mut Vec<u8>) {
+        if !self.name_or_null(row, out) {
             return;
         }
         match &mut self.value {
