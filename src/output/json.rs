@@ -22,14 +22,13 @@ pub(super) fn write_str(out: &mut Vec<u8>, s: &[u8]) {
 /// [`put_short`].
 pub(super) fn write_str_from(out: &mut Vec<u8>, len: usize, src: &[u8]) {
     let s = &src[..len];
-    out.reserve(len + 2);
-    out.push(b'"');
     let mut at = find_escape(s);
     if at == len {
-        put_short(out, len, src);
-        out.push(b'"');
+        write_clean_str_from(out, len, src);
         return;
     }
+    out.reserve(len + 2);
+    out.push(b'"');
     let mut start = 0;
     loop {
         out.extend_from_slice(&s[start..at]);

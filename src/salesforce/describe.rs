@@ -4,6 +4,7 @@
 //! Salesforce twice within a minute (see [`DescribeMemo`]).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,13 +24,47 @@ pub const DESCRIBE_CONCURRENCY: usize = 8;
 /// catalog with the org as it is then (schema drift). Failures are not kept.
 #[derive(Debug, Default)]
 pub struct DescribeMemo {
-    global: Mutex<Option<(Instant, DescribeGlobal)>>,
-    objects: Mutex<HashMap<String, (Instant, SObjectDescribe)>>,
+    global: Kept<(), DescribeGlobal>,
+    objects: Kept<String, SObjectDescribe>,
 }
 
 /// How long a fetched describe is reused: the seconds a command's steps take before its
 /// streams start, not the hours a long read may run.
 pub const DESCRIBE_REUSE: Duration = Duration::from_secs(60);
+
+/// Answers fetched by key, each with the instant it came.
+#[derive(Debug)]
+struct Kept<K, T>(Mutex<HashMap<K, (Instant, T)>>);
+
+impl<K, T> Default for Kept<K, T> {
+    fn default() -> Self {
+        Kept(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + Hash, T: Clone> Kept<K, T> {
+    /// The answer kept for `key` if still fresh, else `fetch`'s, kept when `keep` and Ok.
+    async fn get_or_fetch<E>(
+        &self,
+        key: K,
+        keep: bool,
+        fetch: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let kept = fresh(self.lock().get(&key), Instant::now());
+        if let Some(value) = kept {
+            return Ok(value);
+        }
+        let value = fetch.await?;
+        if keep {
+            self.lock().insert(key, (Instant::now(), value.clone()));
+        }
+        Ok(value)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, T)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// A memo entry still young enough at `now` to reuse.
 fn fresh<T: Clone>(entry: Option<&(Instant, T)>, now: Instant) -> Option<T> {
@@ -40,17 +75,9 @@ fn fresh<T: Clone>(entry: Option<&(Instant, T)>, now: Instant) -> Option<T> {
 
 /// describeGlobal: every object the user can see, with its capabilities.
 pub async fn describe_global(client: &SalesforceClient) -> Result<DescribeGlobal, SalesforceError> {
+    let url = client.data_url("sobjects");
     let memo = &client.describe_memo().global;
-    let kept = fresh(
-        memo.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-        Instant::now(),
-    );
-    if let Some(global) = kept {
-        return Ok(global);
-    }
-    let global: DescribeGlobal = client.get_json(&client.data_url("sobjects")).await?;
-    *memo.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), global.clone()));
-    Ok(global)
+    memo.get_or_fetch((), true, client.get_json(&url)).await
 }
 
 /// One object's describe (fields, types, capabilities).
@@ -68,23 +95,10 @@ async fn describe_kept(
     keep: bool,
 ) -> Result<SObjectDescribe, SalesforceError> {
     let object = super::object_name(object)?;
+    let url = client.data_url(&format!("sobjects/{object}/describe"));
     let memo = &client.describe_memo().objects;
-    let kept = fresh(
-        memo.lock().unwrap_or_else(|e| e.into_inner()).get(object),
-        Instant::now(),
-    );
-    if let Some(d) = kept {
-        return Ok(d);
-    }
-    let d: SObjectDescribe = client
-        .get_json(&client.data_url(&format!("sobjects/{object}/describe")))
-        .await?;
-    if keep {
-        memo.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(object.to_string(), (Instant::now(), d.clone()));
-    }
-    Ok(d)
+    memo.get_or_fetch(object.to_string(), keep, client.get_json(&url))
+        .await
 }
 
 /// The describes of `objects`, [`DESCRIBE_CONCURRENCY`] at a time, each with its own outcome
