@@ -97,17 +97,23 @@ impl TextColumn {
 }
 
 /// Text values with their invalid UTF-8 sequences replaced by U+FFFD, and how many there were.
+///
+/// std's `utf8_chunks` splits a value where `String::from_utf8_lossy` would put each U+FFFD
+/// (one per maximal invalid sequence, one for a character cut off at the value's end), so
+/// the values read as any UTF-8 reader repairs them and the count is exact.
 fn repair(offsets: &[i32], values: &[u8]) -> (Vec<i32>, Vec<u8>, u64) {
     let mut out = Vec::with_capacity(values.len() + 64);
     let mut out_offsets = Vec::with_capacity(offsets.len());
     out_offsets.push(0);
     let mut replaced = 0;
     for w in offsets.windows(2) {
-        let value = &values[w[0] as usize..w[1] as usize];
-        let mut repair = super::Utf8Repair::new();
-        out.extend_from_slice(&repair.push(value));
-        out.extend_from_slice(&repair.finish());
-        replaced += repair.replaced();
+        for chunk in values[w[0] as usize..w[1] as usize].utf8_chunks() {
+            out.extend_from_slice(chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice("\u{FFFD}".as_bytes());
+                replaced += 1;
+            }
+        }
         out_offsets.push(i32::try_from(out.len()).unwrap_or(i32::MAX));
     }
     (out_offsets, out, replaced)
@@ -328,7 +334,36 @@ impl ColumnBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::sci_integer;
+    use super::{repair, sci_integer};
+
+    #[test]
+    fn invalid_utf8_is_replaced_once_per_sequence_and_counted() {
+        // "ok", "é" cut after its first byte (at the value's end), "a" + a stray continuation
+        // byte + "b" + an overlong "/" + "c", an empty value, "Zürich".
+        let values: &[&[u8]] = &[b"ok", b"\xC3", b"a\x80b\xC0\xAFc", b"", "Zürich".as_bytes()];
+        let mut offsets = vec![0i32];
+        let mut bytes = Vec::new();
+        for v in values {
+            bytes.extend_from_slice(v);
+            offsets.push(bytes.len() as i32);
+        }
+        let (offsets, out, replaced) = repair(&offsets, &bytes);
+        let text: Vec<&str> = offsets
+            .windows(2)
+            .map(|w| std::str::from_utf8(&out[w[0] as usize..w[1] as usize]).unwrap())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "ok",
+                "\u{FFFD}",
+                "a\u{FFFD}b\u{FFFD}\u{FFFD}c",
+                "",
+                "Zürich"
+            ]
+        );
+        assert_eq!(replaced, 4);
+    }
 
     #[test]
     fn e_notation_integers_are_exact() {

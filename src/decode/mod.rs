@@ -15,13 +15,11 @@ mod json;
 mod pipeline;
 mod plan;
 mod text;
-mod utf8;
 
 pub use csv::CsvPageDecoder;
 pub use json::{decode_rest_records, remove_nul};
 pub use pipeline::{DecodedPage, PageError, PageEvent};
 pub use plan::{Api, WirePlan};
-pub use utf8::Utf8Repair;
 
 /// Why a page could not be decoded.
 #[derive(Debug, thiserror::Error)]
