@@ -381,8 +381,15 @@ fn column_choices(batch: &RecordBatch, trial: bool) -> Vec<ColumnChoice> {
 /// batch (8,192 rows, some 400k values): 5% of a 50k-row export, 1.4% of a 200k one. The
 /// values are the export's own and counted once per file, so a hash keyed against chosen
 /// collisions buys nothing.
-fn count_distinct<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> usize {
-    let mut seen = std::collections::HashSet::with_hasher(ahash::RandomState::new());
+fn count_distinct<T: std::hash::Hash + Eq>(
+    array: &ArrayRef,
+    values: impl Iterator<Item = T>,
+) -> usize {
+    // Sized for every value up front: grown from empty, the set rehashed its way up to the
+    // batch's size for each mostly distinct column.
+    let capacity = array.len() - array.null_count();
+    let mut seen =
+        std::collections::HashSet::with_capacity_and_hasher(capacity, ahash::RandomState::new());
     seen.extend(values);
     seen.len()
 }
@@ -400,7 +407,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec
         }
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            let distinct = count_distinct(strings.iter().flatten());
+            let distinct = count_distinct(array, strings.iter().flatten());
             (distinct, strings.iter().flatten().is_sorted())
         }
         dt => match dt.primitive_width() {
@@ -408,7 +415,7 @@ fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec
             // they keep their statistics, so count as in order.
             Some(width) if !matches!(dt, DataType::Boolean) => {
                 let data = array.to_data();
-                (count_distinct(fixed_values(&data, width)), true)
+                (count_distinct(array, fixed_values(&data, width)), true)
             }
             _ => return,
         },
@@ -458,11 +465,12 @@ fn plain_values(array: &ArrayRef) -> Vec<u8> {
         _ => width,
     };
     let data = array.to_data();
-    fixed_values(&data, width)
-        .take(TRIAL_BYTES / stored.max(1))
-        .flat_map(|v| &v[..stored])
-        .copied()
-        .collect()
+    let mut out = Vec::with_capacity(TRIAL_BYTES.min(data.len() * stored));
+    // A value's bytes copied at once: a byte-at-a-time collect was an eighth of the judge.
+    for v in fixed_values(&data, width).take(TRIAL_BYTES / stored.max(1)) {
+        out.extend_from_slice(&v[..stored]);
+    }
+    out
 }
 
 /// The non-null values of a fixed-width column, `width` bytes each.
