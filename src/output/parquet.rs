@@ -381,33 +381,34 @@ fn column_choices(batch: &RecordBatch, trial: bool) -> Vec<ColumnChoice> {
 /// batch (8,192 rows, some 400k values): 5% of a 50k-row export, 1.4% of a 200k one. The
 /// values are the export's own and counted once per file, so a hash keyed against chosen
 /// collisions buys nothing.
-fn count_distinct<T: std::hash::Hash + Eq>(
-    array: &ArrayRef,
-    values: impl Iterator<Item = T>,
-) -> usize {
+fn count_distinct<T: std::hash::Hash + Eq>(values: usize, each: impl Iterator<Item = T>) -> usize {
     // Sized for every value up front: grown from empty, the set rehashed its way up to the
     // batch's size for each mostly distinct column.
-    let capacity = array.len() - array.null_count();
     let mut seen =
-        std::collections::HashSet::with_capacity_and_hasher(capacity, ahash::RandomState::new());
-    seen.extend(values);
+        std::collections::HashSet::with_capacity_and_hasher(values, ahash::RandomState::new());
+    seen.extend(each);
     seen.len()
 }
 
 fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec<ColumnChoice>) {
-    let (distinct, in_order) = match array.data_type() {
-        DataType::Struct(children) => {
-            let parent = array.as_struct();
-            for (child, column) in children.iter().zip(parent.columns()) {
-                let mut p = path.to_vec();
-                p.push(child.name().clone());
-                collect_choices(&p, column, trial, out);
-            }
-            return;
+    if let DataType::Struct(children) = array.data_type() {
+        let parent = array.as_struct();
+        for (child, column) in children.iter().zip(parent.columns()) {
+            let mut p = path.to_vec();
+            p.push(child.name().clone());
+            collect_choices(&p, column, trial, out);
         }
+        return;
+    }
+    // Too few values to judge: nothing counted.
+    let values = array.len() - array.null_count();
+    if values < MIN_SAMPLE {
+        return;
+    }
+    let (distinct, in_order) = match array.data_type() {
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            let distinct = count_distinct(array, strings.iter().flatten());
+            let distinct = count_distinct(values, strings.iter().flatten());
             (distinct, strings.iter().flatten().is_sorted())
         }
         dt => match dt.primitive_width() {
@@ -415,15 +416,11 @@ fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec
             // they keep their statistics, so count as in order.
             Some(width) if !matches!(dt, DataType::Boolean) => {
                 let data = array.to_data();
-                (count_distinct(array, fixed_values(&data, width)), true)
+                (count_distinct(values, fixed_values(&data, width)), true)
             }
             _ => return,
         },
     };
-    let values = array.len() - array.null_count();
-    if values < MIN_SAMPLE {
-        return;
-    }
     let dictionary = distinct * 100 / values <= MAX_DISTINCT_PCT;
     let statistics = in_order || distinct < 2;
     // A dictionary column's pages hold small bit-packed indices; only plain pages are tried.

@@ -3,6 +3,7 @@
 //! the same way and fetch describes with the same bounded concurrency, and none is asked of
 //! Salesforce twice within a minute (see [`DescribeMemo`]).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -44,19 +45,26 @@ impl<K, T> Default for Kept<K, T> {
 
 impl<K: Eq + Hash, T: Clone> Kept<K, T> {
     /// The answer kept for `key` if still fresh, else `fetch`'s, kept when `keep` and Ok.
-    async fn get_or_fetch<E>(
+    /// `fetch` is a future not yet started (its URL built inside it) and `key` is borrowed:
+    /// a memo hit builds and allocates nothing.
+    async fn get_or_fetch<Q, E>(
         &self,
-        key: K,
+        key: &Q,
         keep: bool,
         fetch: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        let kept = fresh(self.lock().get(&key), Instant::now());
+    ) -> Result<T, E>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        let kept = fresh(self.lock().get(key), Instant::now());
         if let Some(value) = kept {
             return Ok(value);
         }
         let value = fetch.await?;
         if keep {
-            self.lock().insert(key, (Instant::now(), value.clone()));
+            self.lock()
+                .insert(key.to_owned(), (Instant::now(), value.clone()));
         }
         Ok(value)
     }
@@ -75,9 +83,9 @@ fn fresh<T: Clone>(entry: Option<&(Instant, T)>, now: Instant) -> Option<T> {
 
 /// describeGlobal: every object the user can see, with its capabilities.
 pub async fn describe_global(client: &SalesforceClient) -> Result<DescribeGlobal, SalesforceError> {
-    let url = client.data_url("sobjects");
+    let fetch = async { client.get_json(&client.data_url("sobjects")).await };
     let memo = &client.describe_memo().global;
-    memo.get_or_fetch((), true, client.get_json(&url)).await
+    memo.get_or_fetch(&(), true, fetch).await
 }
 
 /// One object's describe (fields, types, capabilities).
@@ -95,10 +103,12 @@ async fn describe_kept(
     keep: bool,
 ) -> Result<SObjectDescribe, SalesforceError> {
     let object = super::object_name(object)?;
-    let url = client.data_url(&format!("sobjects/{object}/describe"));
+    let fetch = async {
+        let url = client.data_url(&format!("sobjects/{object}/describe"));
+        client.get_json(&url).await
+    };
     let memo = &client.describe_memo().objects;
-    memo.get_or_fetch(object.to_string(), keep, client.get_json(&url))
-        .await
+    memo.get_or_fetch(object, keep, fetch).await
 }
 
 /// The describes of `objects`, [`DESCRIBE_CONCURRENCY`] at a time, each with its own outcome
