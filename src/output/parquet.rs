@@ -378,7 +378,7 @@ fn column_choices(batch: &RecordBatch, trial: bool) -> Vec<ColumnChoice> {
 
 /// How many distinct values, counted with ahash (the hasher parquet's own dictionaries use).
 /// std's SipHash took 120M instructions per file to count an all-fields Account's first
-/// batch (8,192 rows, some 400k values): 5% of a 50k-row export, 1.4% of a 200k one. The
+/// batch (8,192 rows, some 400k values): 5% of a 50k-row export, 1.5% of a 200k one. The
 /// values are the export's own and counted once per file, so a hash keyed against chosen
 /// collisions buys nothing.
 fn count_distinct<T: std::hash::Hash + Eq>(values: usize, each: impl Iterator<Item = T>) -> usize {
