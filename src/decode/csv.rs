@@ -237,10 +237,9 @@ impl CsvPageDecoder {
             let Some(column) = columns.get_mut(col) else {
                 continue;
             };
-            for r in range.clone() {
-                let (len, tail) = records.field(records.fields(r).start + n);
-                self.bytes += len;
-                if let Err(e) = column.push(len, tail) {
+            match column.push_tile(records, range.clone(), n) {
+                Ok(bytes) => self.bytes += bytes,
+                Err((r, e)) => {
                     let name = self.wire.field(col).name();
                     let line = self.line + (r - range.start) as u64;
                     return Err(self.err(format!("record {line}, {name}: {e}")));
