@@ -332,26 +332,93 @@ impl<'a> Column<'a> {
         })
     }
 
-    /// Writes rows `first..first + lines.len()`, each into its line. The text of a text
-    /// column's rows is searched for bytes JSON escapes once for them all: in most columns
-    /// (Ids, names, picklists, codes) there are none, and each value is then copied as it is,
-    /// with no search of its own.
+    /// Writes rows `first..first + lines.len()`, each into its line, the column's type matched
+    /// once for them all (one call and one dispatch per value were 2.7% of a wide read's
+    /// instructions). The text of a text column's rows is searched for bytes JSON escapes once
+    /// for them all: in most columns (Ids, names, picklists, codes) there are none, and each
+    /// value is then copied as it is, with no search of its own. A struct with no null in the
+    /// tile writes its children a column at a time too.
     fn write_rows(&mut self, first: usize, lines: &mut [Vec<u8>]) {
-        if let Value::Utf8(a) = self.value {
-            let offsets = &a.value_offsets()[first..=first + lines.len()];
-            let (start, end) = (offsets[0] as usize, offsets[lines.len()] as usize);
-            if !json::any_escape(&a.value_data()[start..end]) {
-                for ((row, line), ends) in (first..).zip(lines).zip(offsets.windows(2)) {
-                    if self.name_or_null(row, line) {
-                        let (start, end) = (ends[0] as usize, ends[1] as usize);
-                        json::write_clean_str_from(line, end - start, &a.value_data()[start..]);
+        match self.value {
+            Value::Utf8(a) => {
+                let offsets = &a.value_offsets()[first..=first + lines.len()];
+                let data = a.value_data();
+                let (start, end) = (offsets[0] as usize, offsets[lines.len()] as usize);
+                let clean = !json::any_escape(&data[start..end]);
+                let value = |line: &mut Vec<u8>, row: usize| {
+                    let (start, end) = (offsets[row - first] as usize, offsets[row - first + 1]);
+                    let len = end as usize - start;
+                    if clean {
+                        json::write_clean_str_from(line, len, &data[start..]);
+                    } else {
+                        json::write_str_from(line, len, &data[start..]);
                     }
+                };
+                self.each_row(first, lines, value);
+            }
+            Value::Boolean(a) => self.each_row(first, lines, |line, row| {
+                line.extend_from_slice(if a.value(row) { b"true" } else { b"false" })
+            }),
+            Value::Int32(v) => {
+                self.each_row(first, lines, |line, row| json::write_number(line, v[row]))
+            }
+            Value::Int64(v) => {
+                self.each_row(first, lines, |line, row| json::write_number(line, v[row]))
+            }
+            Value::Float64(v) => {
+                self.each_row(first, lines, |line, row| json::write_f64(line, v[row]))
+            }
+            Value::Decimal128(v, p, s, a) => self.each_row(first, lines, |line, row| {
+                if !json::write_decimal(line, v[row], p, s) {
+                    arrow_format(line, a, row, false);
                 }
-                return;
+            }),
+            Value::Date32(v, a) => self.each_row(first, lines, |line, row| {
+                if !json::write_date32(line, v[row]) {
+                    arrow_format(line, a, row, true);
+                }
+            }),
+            Value::TimestampUsUtc(v, a) => self.each_row(first, lines, |line, row| {
+                if !json::write_timestamp_us_utc(line, v[row]) {
+                    arrow_format(line, a, row, true);
+                }
+            }),
+            Value::Struct(ref mut children)
+                if self
+                    .nulls
+                    .is_none_or(|n| (first..first + lines.len()).all(|row| n.is_valid(row))) =>
+            {
+                for line in lines.iter_mut() {
+                    put_short(line, self.name.len() - SHORT, self.name);
+                    line.push(b'{');
+                }
+                for c in children.iter_mut() {
+                    c.write_rows(first, lines);
+                }
+                for line in lines.iter_mut() {
+                    line.push(b'}');
+                }
+            }
+            _ => {
+                for (row, line) in (first..).zip(lines) {
+                    self.write(row, line);
+                }
             }
         }
+    }
+
+    /// Writes each row's `"name":` and, unless it is null, its value by `value`.
+    #[inline(always)]
+    fn each_row(
+        &self,
+        first: usize,
+        lines: &mut [Vec<u8>],
+        mut value: impl FnMut(&mut Vec<u8>, usize),
+    ) {
         for (row, line) in (first..).zip(lines) {
-            self.write(row, line);
+            if self.name_or_null(row, line) {
+                value(line, row);
+            }
         }
     }
 
