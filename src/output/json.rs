@@ -41,12 +41,29 @@ pub(super) fn write_str_from(out: &mut Vec<u8>, len: usize, src: &[u8]) {
 }
 
 /// As [`write_str_from`] for a value already known to need no escape (see [`any_escape`]).
-#[inline]
+///
+/// A value shorter than [`SHORT`] (most Ids, names, picklist values, codes) goes out with its
+/// quotes as one fixed block of `SHORT + 2` bytes, cut back to length: one capacity check and
+/// no call, where quote, copy and quote cost three checks and a third of the RECORD
+/// renderer's time in this function.
+#[inline(always)]
 pub(super) fn write_clean_str_from(out: &mut Vec<u8>, len: usize, src: &[u8]) {
-    out.reserve(len + 2);
-    out.push(b'"');
-    put_short(out, len, src);
-    out.push(b'"');
+    match src.first_chunk::<SHORT>() {
+        Some(value) if len < SHORT => {
+            let mut block = [b'"'; SHORT + 2];
+            block[1..=SHORT].copy_from_slice(value);
+            block[1 + len] = b'"';
+            let at = out.len();
+            out.extend_from_slice(&block);
+            out.truncate(at + len + 2);
+        }
+        _ => {
+            out.reserve(len + 2);
+            out.push(b'"');
+            put_short(out, len, src);
+            out.push(b'"');
+        }
+    }
 }
 
 /// Whether any byte of `s` needs escaping in a JSON string. One pass over the text of many
@@ -341,6 +358,20 @@ pub(super) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clean_value_is_quoted_at_its_length_whatever_follows() {
+        let text: Vec<u8> = (0..80u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=70 {
+            for extra in [0, 1, SHORT - len.min(SHORT), SHORT, 10] {
+                let src = &text[..(len + extra).min(text.len())];
+                let mut out = b"x".to_vec();
+                write_clean_str_from(&mut out, len, src);
+                let want = [b"x\"".as_slice(), &text[..len], b"\""].concat();
+                assert_eq!(out, want, "{len} bytes, {extra} after");
+            }
+        }
+    }
 
     fn serde(s: &str) -> Vec<u8> {
         serde_json::to_vec(s).unwrap()
