@@ -165,6 +165,24 @@ fn sci_integer(field: &[u8]) -> Option<i128> {
     Some(if negative { -v } else { v })
 }
 
+/// Calls `push` with field `n` (its length and the bytes from its start) of each record in
+/// `rows`; returns the bytes of text pushed, or the record and reason of the first refusal.
+#[inline(always)]
+fn each_field(
+    records: Records<'_>,
+    rows: Range<usize>,
+    n: usize,
+    mut push: impl FnMut(usize, &[u8]) -> Result<(), String>,
+) -> Result<usize, (usize, String)> {
+    let mut bytes = 0;
+    for r in rows {
+        let (len, tail) = records.field(records.fields(r).start + n);
+        bytes += len;
+        push(len, tail).map_err(|e| (r, e))?;
+    }
+    Ok(bytes)
+}
+
 /// One wire column being built.
 enum Builder {
     Text(TextColumn),
@@ -231,24 +249,12 @@ impl ColumnBuilder {
         rows: Range<usize>,
         n: usize,
     ) -> Result<usize, (usize, String)> {
-        let mut bytes = 0;
         match &mut self.builder {
             Builder::Text(t) | Builder::Cast(t) if !self.nul_possible => {
-                for r in rows {
-                    let (len, tail) = records.field(records.fields(r).start + n);
-                    bytes += len;
-                    t.push(len, tail).map_err(|e| (r, e))?;
-                }
+                each_field(records, rows, n, |len, tail| t.push(len, tail))
             }
-            _ => {
-                for r in rows {
-                    let (len, tail) = records.field(records.fields(r).start + n);
-                    bytes += len;
-                    self.push(len, tail).map_err(|e| (r, e))?;
-                }
-            }
+            _ => each_field(records, rows, n, |len, tail| self.push(len, tail)),
         }
-        Ok(bytes)
     }
 
     /// Appends one field: the first `len` bytes of `src` (its unquoted bytes; empty is null),
