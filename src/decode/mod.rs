@@ -8,6 +8,7 @@
 //! splitter and column builders (`csv`, `fields`, `columns`), with fast paths for Salesforce's fixed
 //! datetime, date and decimal formats (`text`) and arrow's parsers for anything else.
 
+mod blocks;
 mod columns;
 mod csv;
 mod fields;

@@ -147,6 +147,17 @@ fn fast_timestamp_us(s: &[u8]) -> Option<i64> {
     Some(((days * 86_400 + seconds) * 1_000 + ms) * 1_000)
 }
 
+/// 10^0 to 10^19, every power of ten a u64 holds.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// `-?digits(.digits)?` with at most `scale` decimals and `precision` digits in all.
 fn fast_decimal(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
     let scale = usize::try_from(scale).ok()?;
@@ -164,8 +175,12 @@ fn fast_decimal(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
     if frac.is_empty() && int.len() != digits.len() {
         return None; // "12." is left to arrow
     }
-    // 18 digits fit a u64, whose arithmetic is cheaper than i128's.
-    let mut v = if int.len() + frac.len() <= 18 {
+    let zeros = scale - frac.len();
+    // Below 10^19 (19 digits at most, the scale's zeros included) the value fits a u64, whose
+    // arithmetic is cheaper than i128's, and its scaling is one multiplication by a power from
+    // a table: scaling in i128 by a power computed per value (latitudes and longitudes have
+    // scale 15) was 0.8% of a wide read's instructions.
+    let v = if int.len() + scale <= 19 {
         let mut u: u64 = 0;
         for b in int.iter().chain(frac) {
             let d = b.wrapping_sub(b'0');
@@ -174,15 +189,14 @@ fn fast_decimal(s: &[u8], precision: u8, scale: i8) -> Option<i128> {
             }
             u = u * 10 + u64::from(d);
         }
-        i128::from(u)
+        i128::from(u * POW10[zeros])
     } else {
         let mut w: i128 = 0;
         for b in int.iter().chain(frac) {
             w = w * 10 + i128::from(digit(*b)?);
         }
-        w
+        w * 10i128.pow(zeros as u32)
     };
-    v *= 10i128.pow((scale - frac.len()) as u32);
     Some(if negative { -v } else { v })
 }
 
@@ -243,6 +257,51 @@ mod tests {
         let dec = DataType::Decimal128(18, 2);
         let decimals = ["0", "-0", "1234.50", "-0.01", "12.3", "9999999999999999.99"];
         assert_eq!(fast(&decimals, &dec), reference(&decimals, &dec));
+    }
+
+    #[test]
+    fn decimals_match_arrow_on_both_sides_of_the_u64_range() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let types = [
+            (18, 2),
+            (18, 15),
+            (19, 15),
+            (20, 15),
+            (38, 15),
+            (19, 0),
+            (20, 0),
+            (38, 3),
+        ];
+        for (precision, scale) in types {
+            let to = DataType::Decimal128(precision, scale);
+            let mut values: Vec<String> = ["9999", "9999.9999999999999999", "18446744073709551615"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            for _ in 0..2_000 {
+                let int: String = (0..rng.random_range(1..=21))
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect();
+                let frac: String = (0..rng.random_range(0..=17))
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect();
+                let sign = if rng.random() { "-" } else { "" };
+                let dot = if frac.is_empty() { "" } else { "." };
+                values.push(format!("{sign}{int}{dot}{frac}"));
+            }
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let ours: Vec<Option<i128>> = values
+                .iter()
+                .map(|v| decimal128(v.as_bytes(), precision, scale).ok())
+                .collect();
+            assert_eq!(
+                ours,
+                reference(&values, &to),
+                "Decimal128({precision}, {scale})"
+            );
+            assert!(ours.iter().filter(|v| v.is_some()).count() > 100);
+        }
     }
 
     /// The reference for dates: chrono's calendar.

@@ -309,7 +309,7 @@ fn fast_columns(rng: &mut StdRng, n: usize) -> Vec<(Field, ArrayRef)> {
         "Double",
         Arc::new(Float64Array::from(opt(&v, || f64_value(rng)))),
     );
-    for (p, s) in [(18u8, 2i8), (38, 10), (5, 0), (3, 3), (10, -2)] {
+    for (p, s) in [(18u8, 2i8), (20, 15), (38, 10), (5, 0), (3, 3), (10, -2)] {
         let v = nulls(rng, n);
         let a = Decimal128Array::from(opt(&v, || i128_value(rng, p)));
         add(
@@ -454,7 +454,7 @@ fn lines_match_the_arrow_json_rendering_on_generated_batches() {
 #[test]
 fn a_batch_rendered_in_pieces_is_the_batch_rendered_whole() {
     let mut rng = StdRng::seed_from_u64(3);
-    let wide = (0..20)
+    let wide = (0..40)
         .map(|_| generated(&mut rng))
         .max_by_key(|b| b.num_rows())
         .unwrap();
