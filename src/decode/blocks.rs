@@ -42,28 +42,17 @@ pub(super) fn record(
 
 /// [`scan`] with AVX2's 32-byte compares where the CPU has them (two a block rather than
 /// SSE2's four: 1.5% of a wide read's instructions).
-#[cfg(target_arch = "x86_64")]
 fn scan_fastest(
     buf: &[u8],
     pos: usize,
     spans: &mut Vec<Span>,
     scratch: &mut Vec<u8>,
 ) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
         return unsafe { scan_avx2(buf, pos, spans, scratch) };
     }
-    scan(buf, pos, spans, scratch, masks)
-}
-
-/// [`scan`] (no wider compares here).
-#[cfg(not(target_arch = "x86_64"))]
-fn scan_fastest(
-    buf: &[u8],
-    pos: usize,
-    spans: &mut Vec<Span>,
-    scratch: &mut Vec<u8>,
-) -> Option<usize> {
     scan(buf, pos, spans, scratch, masks)
 }
 
@@ -96,19 +85,20 @@ fn scan(
     masks: impl Fn(&[u8; BLOCK]) -> Masks,
 ) -> Option<usize> {
     let mut at = pos;
-    let mut field = pos;
     // All ones when the block starts inside a quoted value.
     let mut inside = 0u64;
     // Bit 0 set when the block's first byte starts a field, or follows a closing quote.
     let mut starts_field = 1u64;
     let mut after_close = 0u64;
-    // The current field holds an escaped quote in an earlier block.
-    let mut escaped = false;
+    let mut walk = Walk {
+        field: pos,
+        escaped: false,
+    };
     while let Some(block) = buf.get(at..at + BLOCK) {
         let m = masks(block.try_into().expect("a whole block"));
         let quoted = prefix_xor(m.quote) ^ inside;
         inside = ((quoted as i64) >> 63) as u64;
-        let mut ends = m.separator & !quoted;
+        let ends = m.separator & !quoted;
         let opens = m.quote & quoted;
         let closes = m.quote & !quoted;
         let follows_close = closes << 1 | after_close;
@@ -119,40 +109,85 @@ fn scan(
         }
         starts_field = ends >> 63;
         after_close = closes >> 63;
-        if reopens == 0 && !escaped {
-            while ends != 0 {
-                let bit = ends & ends.wrapping_neg();
-                let p = at + bit.trailing_zeros() as usize;
-                if m.lf & bit != 0 {
-                    push_field(buf, field, line_end(buf, field, p), false, spans, scratch)?;
-                    return Some(p + 1);
-                }
-                push_field(buf, field, p, false, spans, scratch)?;
-                field = p + 1;
-                ends &= ends - 1;
-            }
+        let ended = Ended {
+            at,
+            ends,
+            lf: m.lf,
+            reopens,
+        };
+        // Without an escaped quote in sight, the walk skips tracking them: 10 instructions a
+        // field.
+        let next = if reopens == 0 && !walk.escaped {
+            walk.block::<false>(buf, ended, spans, scratch)?
         } else {
-            // The bits up to and including the last field end seen.
-            let mut done = 0u64;
-            while ends != 0 {
-                let bit = ends & ends.wrapping_neg();
-                let p = at + bit.trailing_zeros() as usize;
-                let esc = escaped || reopens & (bit - 1) & !done != 0;
-                done = bit | (bit - 1);
-                escaped = false;
-                if m.lf & bit != 0 {
-                    push_field(buf, field, line_end(buf, field, p), esc, spans, scratch)?;
-                    return Some(p + 1);
-                }
-                push_field(buf, field, p, esc, spans, scratch)?;
-                field = p + 1;
-                ends &= ends - 1;
-            }
-            escaped = reopens & !done != 0;
+            walk.block::<true>(buf, ended, spans, scratch)?
+        };
+        if next.is_some() {
+            return next;
         }
         at += BLOCK;
     }
     None
+}
+
+/// The field ends a block holds.
+#[derive(Clone, Copy)]
+struct Ended {
+    /// Where the block starts in the buffer.
+    at: usize,
+    /// The separators outside quotes: each ends a field.
+    ends: u64,
+    /// The line feeds: the end that is one ends the record.
+    lf: u64,
+    /// The escaped quotes (each the second of a `""` pair).
+    reopens: u64,
+}
+
+/// Where the walk over a record's blocks stands.
+struct Walk {
+    /// Where the current field starts.
+    field: usize,
+    /// The current field holds an escaped quote in an earlier block.
+    escaped: bool,
+}
+
+impl Walk {
+    /// Hands over the fields `block` ends; returns where the next record starts when it ends
+    /// this one (`Some(None)` when the record goes on, `None` for a shape left to the scalar
+    /// splitter). `ESCAPES`: whether to track escaped quotes (else there are none).
+    #[inline(always)]
+    fn block<const ESCAPES: bool>(
+        &mut self,
+        buf: &[u8],
+        block: Ended,
+        spans: &mut Vec<Span>,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Option<usize>> {
+        let mut ends = block.ends;
+        // The bits up to and including the last field end seen.
+        let mut done = 0u64;
+        while ends != 0 {
+            let bit = ends & ends.wrapping_neg();
+            let p = block.at + bit.trailing_zeros() as usize;
+            let esc = ESCAPES && (self.escaped || block.reopens & (bit - 1) & !done != 0);
+            if ESCAPES {
+                done = bit | (bit - 1);
+                self.escaped = false;
+            }
+            let field = self.field;
+            if block.lf & bit != 0 {
+                push_field(buf, field, line_end(buf, field, p), esc, spans, scratch)?;
+                return Some(Some(p + 1));
+            }
+            push_field(buf, field, p, esc, spans, scratch)?;
+            self.field = p + 1;
+            ends &= ends - 1;
+        }
+        if ESCAPES {
+            self.escaped = block.reopens & !done != 0;
+        }
+        Some(None)
+    }
 }
 
 /// Where a field ended by the line feed at `p` ends: before a CR that precedes it.
