@@ -13,7 +13,7 @@
 
 /// Where a field's bytes are: a range of the page, or of the splitter's scratch buffer (an
 /// unescaped value) when the start has [`Span::SCRATCH`] set. Two words, not an enum's three:
-/// a wide row writes some 45 of them, and their stores were a tenth of splitting.
+/// a wide row writes some 45 of them, and the decoder reads each back.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Span {
     start: usize,
