@@ -17,7 +17,7 @@
 //! scalar splitter, which reads it as before, errors included: this path only ever finds what
 //! the scalar one would.
 
-use super::fields::Span;
+use super::fields::{Span, unescape};
 
 /// Bytes per block: one bit of a `u64` mask each.
 const BLOCK: usize = 64;
@@ -220,18 +220,7 @@ fn push_field(
         spans.push(Span::page(start + 1, end - 1));
         return Some(());
     }
-    let kept = scratch.len();
-    let mut rest = &buf[start + 1..end - 1];
-    while let Some(k) = memchr::memchr(b'"', rest) {
-        if rest.get(k + 1) != Some(&b'"') {
-            scratch.truncate(kept);
-            return None;
-        }
-        scratch.extend_from_slice(&rest[..=k]);
-        rest = &rest[k + 2..];
-    }
-    scratch.extend_from_slice(rest);
-    spans.push(Span::scratch(kept, scratch.len()));
+    spans.push(unescape(&buf[start + 1..end - 1], scratch)?);
     Some(())
 }
 

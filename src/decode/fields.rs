@@ -53,6 +53,24 @@ impl Span {
     }
 }
 
+/// Appends the text of a quoted value (`inner`, between its quotes) to `scratch`, each `""`
+/// made one `"`, and returns where it lies there; `None`, with `scratch` as it was, when a
+/// quote in it is not one of such a pair. Both splitters unescape through here.
+pub(super) fn unescape(inner: &[u8], scratch: &mut Vec<u8>) -> Option<Span> {
+    let kept = scratch.len();
+    let mut rest = inner;
+    while let Some(k) = memchr::memchr(b'"', rest) {
+        if rest.get(k + 1) != Some(&b'"') {
+            scratch.truncate(kept);
+            return None;
+        }
+        scratch.extend_from_slice(&rest[..=k]);
+        rest = &rest[k + 2..];
+    }
+    scratch.extend_from_slice(rest);
+    Some(Span::scratch(kept, scratch.len()))
+}
+
 /// Records split from one buffer, handed to the caller of [`FieldSplitter::push`] up to
 /// [`TILE_RECORDS`] at a time, so that the caller can move them into columns column by column
 /// (one column's type matched once per tile, not once per field). A plain type rather than a
@@ -312,14 +330,9 @@ impl FieldSplitter {
                     }
                 };
                 if escaped {
-                    let a = self.scratch.len();
-                    let mut rest = &buf[start..close];
-                    while let Some(k) = memchr::memchr(b'"', rest) {
-                        self.scratch.extend_from_slice(&rest[..=k]);
-                        rest = &rest[k + 2..];
-                    }
-                    self.scratch.extend_from_slice(rest);
-                    self.spans.push(Span::scratch(a, self.scratch.len()));
+                    let span = unescape(&buf[start..close], &mut self.scratch)
+                        .expect("every inner quote was found paired above");
+                    self.spans.push(span);
                 } else {
                     self.spans.push(Span::page(start, close));
                 }

@@ -277,6 +277,12 @@ enum Value<'a> {
     Other(NullableEncoder<'a>),
 }
 
+/// Writes a `"name":` of [`Names`] (padded for [`put_short`]).
+#[inline(always)]
+fn put_name(out: &mut Vec<u8>, name: &[u8]) {
+    put_short(out, name.len() - SHORT, name);
+}
+
 fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> &[T::Native] {
     array.as_primitive::<T>().values()
 }
@@ -389,7 +395,7 @@ impl<'a> Column<'a> {
                     .is_none_or(|n| (first..first + lines.len()).all(|row| n.is_valid(row))) =>
             {
                 for line in lines.iter_mut() {
-                    put_short(line, self.name.len() - SHORT, self.name);
+                    put_name(line, self.name);
                     line.push(b'{');
                 }
                 for c in children.iter_mut() {
@@ -425,7 +431,7 @@ impl<'a> Column<'a> {
     /// Writes `"name":`, and `null` when `row` is null; true when its value is still to write.
     #[inline(always)]
     fn name_or_null(&self, row: usize, out: &mut Vec<u8>) -> bool {
-        put_short(out, self.name.len() - SHORT, self.name);
+        put_name(out, self.name);
         if self.nulls.is_some_and(|n| n.is_null(row)) {
             out.extend_from_slice(b"null");
             return false;
