@@ -184,8 +184,8 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
 /// lexical straight into `out` (see [`compose`]).
 pub(super) fn write_number<N: ToLexical + FormattedSize>(out: &mut Vec<u8>, n: N) {
     match N::FORMATTED_SIZE {
-        ..=24 => compose::<24>(out, |room| Some(lexical_core::write(n, room).len())),
-        ..=40 => compose::<40>(out, |room| Some(lexical_core::write(n, room).len())),
+        0..=24 => compose::<24>(out, |room| Some(lexical_core::write(n, room).len())),
+        25..=40 => compose::<40>(out, |room| Some(lexical_core::write(n, room).len())),
         _ => compose::<64>(out, |room| Some(lexical_core::write(n, room).len())),
     };
 }
