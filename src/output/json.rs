@@ -54,21 +54,23 @@ pub(super) fn write_clean_str_from(out: &mut Vec<u8>, len: usize, src: &[u8]) {
     out.push(b'"');
 }
 
-/// The most bytes a value is composed in (lexical's room for an `f64`).
-const ROOM_MAX: usize = 64;
-
-/// Appends what `write` composes in `room` bytes at the end of `out` (zeroed first, by a copy
-/// of a size constant at each call), keeping the length it returns; with `None`, nothing.
-/// Values are composed in place rather than on the stack and then copied, because such a copy
-/// reads back bytes stored a moment before by several narrower stores, and that load stalls
-/// until they land (store-to-load forwarding fails). Timestamps, dates and decimals composed on
-/// the stack took 5.0% of a wide RECORD read's time in `perf` (cpu-clock samples), 2.5% in
-/// place.
+/// Appends what `write` composes in `room` bytes at the end of `out` (zeroed first, by a
+/// constant-size copy), keeping the length it returns; with `None`, nothing. Values are
+/// composed in place rather than on the stack and then copied, because such a copy reads back
+/// bytes stored a moment before by several narrower stores, and that load stalls until they
+/// land (store-to-load forwarding fails). Timestamps, dates and decimals composed on the stack
+/// took 5.0% of a wide RECORD read's time in `perf` (cpu-clock samples), 2.5% in place.
 #[inline(always)]
-fn compose(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+fn compose<const ROOM: usize>(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut [u8; ROOM]) -> Option<usize>,
+) -> bool {
     let at = out.len();
-    out.extend_from_slice(&[0; ROOM_MAX][..room]);
-    match write(&mut out[at..]) {
+    out.extend_from_slice(&[0; ROOM]);
+    let room = out[at..]
+        .first_chunk_mut::<ROOM>()
+        .expect("ROOM bytes were just appended");
+    match write(room) {
         Some(n) => {
             out.truncate(at + n);
             true
@@ -181,9 +183,11 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
 /// Appends an integer (or a finite float) as arrow-json does (lexical-core), written by
 /// lexical straight into `out` (see [`compose`]).
 pub(super) fn write_number<N: ToLexical + FormattedSize>(out: &mut Vec<u8>, n: N) {
-    compose(out, N::FORMATTED_SIZE, |room| {
-        Some(lexical_core::write(n, room).len())
-    });
+    match N::FORMATTED_SIZE {
+        0..=24 => compose::<24>(out, |room| Some(lexical_core::write(n, room).len())),
+        25..=40 => compose::<40>(out, |room| Some(lexical_core::write(n, room).len())),
+        _ => compose::<64>(out, |room| Some(lexical_core::write(n, room).len())),
+    };
 }
 
 /// Appends a float as arrow-json does: lexical-core's shortest form, `null` for NaN and
@@ -218,11 +222,9 @@ pub(super) fn write_decimal(out: &mut Vec<u8>, value: i128, precision: u8, scale
     // Composed in place (see [`compose`]): a sign, then the digits (at most 39) written by
     // lexical; the fraction is then moved right by one for the point, or all digits by two and
     // more for "0." and the zeros when all of them are fraction.
-    compose(out, 48, |room| {
+    compose::<48>(out, |room| {
         let sign = usize::from(value < 0);
-        if value < 0 {
-            room[0] = b'-';
-        }
+        room[0] = b'-';
         let len = lexical_core::write(value.unsigned_abs(), &mut room[sign..sign + 39]).len();
         if len > precision as usize {
             return None;
@@ -307,7 +309,7 @@ fn time_text(second_of_day: u32, micros: u32, buf: &mut [u8]) -> usize {
 /// Appends a Date32 as a quoted `YYYY-MM-DD`; false, with nothing written, outside years
 /// 0..=9999.
 pub(super) fn write_date32(out: &mut Vec<u8>, days: i32) -> bool {
-    compose(out, 12, |room| {
+    compose::<12>(out, |room| {
         room[0] = b'"';
         date_text(i64::from(days), &mut room[1..]).then_some(())?;
         room[11] = b'"';
@@ -321,7 +323,7 @@ pub(super) fn write_time64_us(out: &mut Vec<u8>, micros: i64) -> bool {
     if !(0..86_400_000_000).contains(&micros) {
         return false;
     }
-    compose(out, SHORT, |room| {
+    compose::<SHORT>(out, |room| {
         room[0] = b'"';
         let (second, micro) = ((micros / 1_000_000) as u32, (micros % 1_000_000) as u32);
         let n = 1 + time_text(second, micro, &mut room[1..]);
@@ -334,7 +336,7 @@ pub(super) fn write_time64_us(out: &mut Vec<u8>, micros: i64) -> bool {
 /// fraction digits, quoted; false, with nothing written, outside years 0..=9999.
 pub(super) fn write_timestamp_us_utc(out: &mut Vec<u8>, micros: i64) -> bool {
     let seconds = micros.div_euclid(1_000_000);
-    compose(out, SHORT, |room| {
+    compose::<SHORT>(out, |room| {
         room[0] = b'"';
         date_text(seconds.div_euclid(86_400), &mut room[1..]).then_some(())?;
         room[11] = b'T';
