@@ -183,6 +183,8 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
 /// Appends an integer (or a finite float) as arrow-json does (lexical-core), written by
 /// lexical straight into `out` (see [`compose`]).
 pub(super) fn write_number<N: ToLexical + FormattedSize>(out: &mut Vec<u8>, n: N) {
+    // Three rooms of constant size, not one of `N::FORMATTED_SIZE` passed at run time: that
+    // measured 0.7% more instructions in a wide read (bounds checks no longer proven away).
     match N::FORMATTED_SIZE {
         0..=24 => compose::<24>(out, |room| Some(lexical_core::write(n, room).len())),
         25..=40 => compose::<40>(out, |room| Some(lexical_core::write(n, room).len())),
