@@ -390,9 +390,8 @@ impl<'a> Column<'a> {
                 }
             }),
             Value::Struct(ref mut children)
-                if self
-                    .nulls
-                    .is_none_or(|n| (first..first + lines.len()).all(|row| n.is_valid(row))) =>
+                if valid_bits(self.nulls, first, lines.len()) | !low_bits(lines.len())
+                    == u64::MAX =>
             {
                 for line in lines.iter_mut() {
                     put_name(line, self.name);
@@ -421,9 +420,13 @@ impl<'a> Column<'a> {
         lines: &mut [Vec<u8>],
         mut value: impl FnMut(&mut Vec<u8>, usize),
     ) {
-        for (row, line) in (first..).zip(lines) {
-            if self.name_or_null(row, line) {
-                value(line, row);
+        let valid = valid_bits(self.nulls, first, lines.len());
+        for (i, line) in lines.iter_mut().enumerate() {
+            put_name(line, self.name);
+            if valid >> i & 1 == 0 {
+                line.extend_from_slice(b"null");
+            } else {
+                value(line, first + i);
             }
         }
     }
@@ -502,6 +505,32 @@ impl<'a> Column<'a> {
             }
         }
     }
+}
+
+/// The validity of rows `first..first + n` (`n` ≤ [`TILE_ROWS`]) as bits, bit `i` for row
+/// `first + i` (all ones without a null buffer): read once per column and tile, so that each
+/// value tests one bit rather than going through `NullBuffer::is_null` (its bounds check,
+/// offset and byte load: 1.1% of a wide read's instructions).
+#[inline(always)]
+fn valid_bits(nulls: Option<&NullBuffer>, first: usize, n: usize) -> u64 {
+    debug_assert!(n <= TILE_ROWS);
+    let Some(nulls) = nulls else {
+        return u64::MAX;
+    };
+    let bit = nulls.offset() + first;
+    match nulls.validity()[bit / 8..].first_chunk::<8>() {
+        // Eight bytes from the one holding the first bit: at least 57 bits past it.
+        Some(word) => u64::from_le_bytes(*word) >> (bit % 8),
+        // The last bytes of the buffer.
+        None => (0..n).fold(0, |bits, i| {
+            bits | u64::from(nulls.is_valid(first + i)) << i
+        }),
+    }
+}
+
+/// The lowest `n` bits set (`n` ≤ [`TILE_ROWS`]).
+fn low_bits(n: usize) -> u64 {
+    (1u64 << n) - 1
 }
 
 /// The columns of a struct's children.

@@ -408,7 +408,13 @@ fn struct_of(rng: &mut StdRng, n: usize, children: Vec<(Field, ArrayRef)>) -> (F
 }
 
 fn generated(rng: &mut StdRng) -> RecordBatch {
-    let n = rng.random_range(0..40);
+    generated_sized(rng, 0..40, 5)
+}
+
+/// A generated batch of `rows` rows, sliced from up to `skip` rows in (so that its null
+/// buffers start part-way into a byte).
+fn generated_sized(rng: &mut StdRng, rows: std::ops::Range<usize>, skip: usize) -> RecordBatch {
+    let n = rng.random_range(rows);
     let mut cols = fast_columns(rng, n);
     if rng.random_bool(0.5) {
         cols.extend(other_columns(rng, n));
@@ -424,7 +430,7 @@ fn generated(rng: &mut StdRng) -> RecordBatch {
     ));
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = cols.into_iter().unzip();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
-    let skip = rng.random_range(0..=n.min(5));
+    let skip = rng.random_range(0..=n.min(skip));
     batch.slice(skip, rng.random_range(0..=n - skip))
 }
 
@@ -449,6 +455,21 @@ fn lines_match_the_arrow_json_rendering_on_generated_batches() {
         }
     }
     assert!(rows > 6000, "{rows}");
+}
+
+/// Batches long enough that a tile's validity bits are read as one word from the middle of
+/// the null buffers (short ones only ever reach their last bytes), at every bit offset.
+#[test]
+fn long_sliced_batches_match_the_arrow_json_rendering() {
+    let mut rng = StdRng::seed_from_u64(71);
+    let mut renderer = RecordsRenderer::new("Account");
+    for i in 0..60 {
+        let batch = generated_sized(&mut rng, 100..400, 70);
+        let expected = reference("Account", &batch, i);
+        let mut out = Vec::new();
+        renderer.render(&batch, i, &mut out).unwrap();
+        assert!(out == expected, "batch {i} of {} rows", batch.num_rows());
+    }
 }
 
 #[test]
