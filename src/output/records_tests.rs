@@ -457,8 +457,8 @@ fn lines_match_the_arrow_json_rendering_on_generated_batches() {
     assert!(rows > 6000, "{rows}");
 }
 
-/// Batches long enough that a tile's validity bits are read as one word from the middle of
-/// the null buffers (short ones only ever reach their last bytes), at every bit offset.
+/// Batches long enough that tiles read their validity bits from the middle of the null
+/// buffers, not only from their last bytes as the short batches above do, at every bit offset.
 #[test]
 fn long_sliced_batches_match_the_arrow_json_rendering() {
     let mut rng = StdRng::seed_from_u64(71);
