@@ -506,15 +506,22 @@ impl<'a> Column<'a> {
 }
 
 /// The validity of rows `first..first + n` (`n` ≤ [`TILE_ROWS`]) as the low `n` bits, bit `i`
-/// for row `first + i`: read once per column and tile (arrow's [`BitChunks`]), so that each
-/// value tests one bit rather than going through `NullBuffer::is_null` (its bounds check,
-/// offset and byte load: 1.1% of a wide read's instructions).
+/// for row `first + i`: read once per column and tile, so that each value tests one bit
+/// rather than going through `NullBuffer::is_null` (its bounds check, offset and byte load:
+/// 1.1% of a wide read's instructions). One eight-byte load where the buffer has eight bytes
+/// left; arrow's [`BitChunks`] near its end (it reads byte by byte: 0.6% more instructions in
+/// a wide read when used for every tile).
 #[inline(always)]
 fn valid_bits(nulls: Option<&NullBuffer>, first: usize, n: usize) -> u64 {
     debug_assert!(n <= TILE_ROWS);
-    match nulls {
-        Some(nulls) => BitChunks::new(nulls.validity(), nulls.offset() + first, n).remainder_bits(),
-        None => (1 << n) - 1,
+    let low = (1 << n) - 1;
+    let Some(nulls) = nulls else {
+        return low;
+    };
+    let bit = nulls.offset() + first;
+    match nulls.validity()[bit / 8..].first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word) >> (bit % 8) & low,
+        None => BitChunks::new(nulls.validity(), bit, n).remainder_bits(),
     }
 }
 
