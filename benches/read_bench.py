@@ -2,9 +2,11 @@
 """Read-path benchmark: sfetl (release) against `sfetl simulate --scale N` on this machine.
 
 Prints, per run: rows, wall seconds, rows/s, CPU seconds (user+sys of the sfetl process only),
-CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, and API calls (from the
-simulator's /__sim/stats). Runs: Account with the 7 benchmark fields and with all fields, as
-RECORD lines (to /dev/null) and as Parquet; Contact+Lead (5M rows at the default scale) to
+CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, API calls (from the
+simulator's /__sim/stats) and, for Parquet, the MB of files written. Runs: Account with the 7
+benchmark fields and with all fields, as RECORD lines (to /dev/null) and as Parquet (zstd, the
+default codec, and snappy: what a file's codec costs in CPU against what it saves in bytes);
+Contact+Lead (5M rows at the default scale) to
 Parquet for memory; the people mapping's `account` stream against the same fields unmapped; an
 incremental run after 1,000 Accounts change; Contact+Lead as RECORDs and as Parquet for memory at 5M rows.
 
@@ -21,9 +23,8 @@ ratio is taken against that measured figure; without it, against the 811 µs/row
 Builds `cargo build --release` unless --bin is given. With --baseline-bin, every run is made
 with both binaries in turn (new, old, new, old, ...) against one simulator, so drift in the
 machine's speed hits both alike; with --runs N each run is repeated N times and a summary gives
-the min and median of CPU µs/row and wall-clock, and the peak RSS, per binary. Airbyte's own
-Salesforce source is quoted (811 µs/row, all Account fields to RECORDs, measured on this
-machine), not run. Run by hand (minutes), not in CI.
+the min and median of CPU µs/row and wall-clock, and the peak RSS, per binary. Run by hand
+(minutes), not in CI.
 """
 
 import argparse
@@ -93,6 +94,8 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
         args += ["--state", state_path]
     records = cfg.get("output", {}).get("format", "records") == "records"
     out_path = os.path.join(tmp, "stdout.jsonl")
+    export = cfg.get("output", {}).get("path")
+    files0 = parquet_files(export)
     calls0 = stats(base)
     with open(out_path, "wb") as out, open(os.path.join(tmp, "stderr.txt"), "wb") as err:
         # RECORDs: keep the protocol lines that are not RECORDs for the figures, drop the RECORDs.
@@ -100,6 +103,8 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
         status, usage, wall = through_pipe(args, filt, out, err)
     calls = stats(base) - calls0
     assert status == 0, open(os.path.join(tmp, "stderr.txt")).read()
+    # The Parquet files this run wrote (new, or rewritten since the run before).
+    pq_mb = sum(size for f, (size, t) in parquet_files(export).items() if files0.get(f) != (size, t)) / 1e6
     msgs = [json.loads(line) for line in open(out_path) if line.startswith("{")]
     rows = sum(m["state"]["sourceStats"]["recordCount"] for m in msgs if m["type"] == "STATE")
     mb = sum(float(x) for m in msgs if m["type"] == "LOG"
@@ -107,10 +112,23 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     cpu = usage.ru_utime + usage.ru_stime
     print(f"{label:<44} {int(rows):>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  CPU {cpu:6.2f} s "
           f"{cpu / max(rows, 1) * 1e6:6.2f} µs/row  {mb:8.1f} MB CSV {mb / cpu if cpu else 0:7.1f} MB/s/CPU  "
-          f"RSS {usage.ru_maxrss / 1024:6.0f} MB  API calls {calls}", flush=True)
+          f"RSS {usage.ru_maxrss / 1024:6.0f} MB  API calls {calls}"
+          + ("" if records else f"  Parquet {pq_mb:.1f} MB"), flush=True)
     fig = {"rows": int(rows), "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6,
-           "mbs": mb / cpu if cpu else 0.0, "rss": usage.ru_maxrss / 1024, "calls": calls}
+           "mbs": mb / cpu if cpu else 0.0, "rss": usage.ru_maxrss / 1024, "calls": calls,
+           "pq_mb": None if records else pq_mb}
     return msgs, fig
+
+
+def parquet_files(root):
+    """The Parquet files under `root` (None: none), path -> (size, mtime)."""
+    found = {}
+    for d, _, names in os.walk(root or os.devnull):
+        for n in names:
+            if n.endswith(".parquet"):
+                st = os.stat(os.path.join(d, n))
+                found[os.path.join(d, n)] = (st.st_size, st.st_mtime_ns)
+    return found
 
 
 def through_pipe(args, filt, out, err):
@@ -131,8 +149,8 @@ def through_pipe(args, filt, out, err):
 def summary():
     """Min and median per run and binary, as a Markdown table."""
     print("\n| run | rows | binary | runs | CPU µs/row min | median | wall s min | median "
-          "| MB CSV/CPU-s median | peak RSS MB max | vs Airbyte |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MB CSV/CPU-s median | peak RSS MB max | Parquet MB | vs Airbyte |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (scale, label, tag), figs in RESULTS.items():
         us = [f["us"] for f in figs]
         wall = [f["wall"] for f in figs]
@@ -140,9 +158,11 @@ def summary():
         airbyte = AIRBYTE_MEASURED.get(scale, AIRBYTE_US_PER_ROW)
         vs = (f"{airbyte / med:.0f}× less CPU" if "Account all fields -> records" in label and med
               and tag != "airbyte" else "")
+        pq = [f["pq_mb"] for f in figs if f.get("pq_mb") is not None]
+        pq = f"{statistics.median(pq):.1f}" if pq else ""
         print(f"| {label} | {figs[0]['rows']:,} | {tag} | {len(figs)} | {min(us):.2f} | {med:.2f} | "
               f"{min(wall):.2f} | {statistics.median(wall):.2f} | {statistics.median(f['mbs'] for f in figs):.0f} | "
-              f"{max(f['rss'] for f in figs):.0f} | {vs} |")
+              f"{max(f['rss'] for f in figs):.0f} | {pq} | {vs} |")
     if AIRBYTE_MEASURED:
         for scale, us in AIRBYTE_MEASURED.items():
             print(f"\nAirbyte's Salesforce source (run here, at --scale {scale}): {us:.1f} µs/row, "
@@ -249,6 +269,10 @@ def runs(bin_, root, cfg, base, tmp):
     run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
     run(bin_, "Account all fields -> records", cfg, catalog([("Account", [])]), base, tmp)
     run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
+    # The codec's share: snappy compresses faster than zstd (level 1, the default) and less.
+    snappy = dict(cfg, output=dict(pq["output"], compression="snappy"))
+    run(bin_, "Account 7 fields -> parquet (snappy)", snappy, catalog([("Account", FIELDS7)]), base, tmp)
+    run(bin_, "Account all fields -> parquet (snappy)", snappy, catalog([("Account", [])]), base, tmp)
     people = [("Contact", ["Id", "Email", "SystemModstamp"]), ("Lead", ["Id", "Email", "SystemModstamp"])]
     run(bin_, "Contact + Lead 3 fields -> parquet", pq, catalog(people), base, tmp)
     # Memory at 5M rows (at --scale 1000000) as RECORDs.
