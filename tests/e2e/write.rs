@@ -2,240 +2,18 @@
 //! results checked in the simulator's stored records (`/__sim/record`) and request counts
 //! (`/__sim/stats`).
 
-use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::array::{Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{Value, json};
-use sfetl_sim::{SimOptions, Simulator};
-use tokio::io::AsyncWriteExt;
 
-use crate::common::{Org, messages, refresh_config, refresh_grant, sfetl, write_json};
+use crate::common::write_helpers::{WriteEnv, record, score, state, text, write_env};
+use crate::common::{messages, sfetl, write_json};
 
-/// A simulator whose Account has `External_Id__c` (as the example needs), a config with
-/// the writeback section and a catalog of both streams.
-struct Env {
-    org: Org,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    catalog: PathBuf,
-}
-
-fn example_writeback(rejects: &Path) -> Value {
-    json!({
-      "streams": {
-        "person_scores": {
-          "routes": [
-            {"object": "Lead", "when": "source_object = 'Lead'", "operation": "update",
-             "fields": {"Id": "source_id", "Score__c": "score", "Score_Reason__c": "reason"}},
-            {"object": "Contact", "when": "source_object = 'Contact'", "operation": "update",
-             "fields": {"Id": "source_id", "Score__c": "score", "Score_Reason__c": "reason"}}
-          ]
-        },
-        "account_enrichment": {
-          "routes": [{"object": "Account", "operation": "upsert", "external_id": "External_Id__c",
-                      "fields": {"External_Id__c": "ext_id", "Description": "summary"}}]
-        }
-      },
-      "rejects_path": rejects.display().to_string()
-    })
-}
-
-async fn env_with(extra: Value) -> Env {
-    let sim = Simulator::start(SimOptions {
-        scale: 20,
-        seed: 7,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let http = reqwest::Client::new();
-    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
-    let token = refresh_grant(&http, &sim).await;
-    let org = Org {
-        sim,
-        http,
-        raw,
-        token,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = refresh_config(&org.sim);
-    let mut wb = example_writeback(&dir.path().join("rejects"));
-    for (k, v) in extra.as_object().unwrap() {
-        if k == "streams" {
-            for (stream, routes) in v.as_object().unwrap() {
-                wb["streams"][stream] = routes.clone();
-            }
-        } else {
-            wb[k] = v.clone();
-        }
-    }
-    cfg["writeback"] = wb;
-    let config = write_json(dir.path(), "config.json", &cfg);
-    let catalog = write_json(
-        dir.path(),
-        "catalog.json",
-        &json!({"streams": [
-            {"stream": {"name": "person_scores", "supported_sync_modes": ["full_refresh"],
-                        "json_schema": {"type": "object", "properties": {
-                            "source_object": {"type": "string"}, "source_id": {"type": "string"},
-                            "score": {"type": ["null", "number"]}, "reason": {"type": ["null", "string"]}}}},
-             "sync_mode": "full_refresh", "destination_sync_mode": "append"},
-            {"stream": {"name": "account_enrichment", "supported_sync_modes": ["full_refresh"],
-                        "json_schema": {"type": "object", "properties": {
-                            "ext_id": {"type": "string"}, "summary": {"type": "string"}}}},
-             "sync_mode": "full_refresh", "destination_sync_mode": "append"}
-        ]}),
-    );
-    org.control("stats/reset", &json!({})).await;
-    Env {
-        org,
-        dir,
-        config,
-        catalog,
-    }
-}
-
-async fn env() -> Env {
-    env_with(json!({})).await
-}
-
-impl Env {
-    /// Runs `sfetl write` with `lines` on stdin.
-    async fn write(&self, lines: &[Value], extra: &[&str]) -> Output {
-        let mut args = vec![
-            "write",
-            "--config",
-            self.config.to_str().unwrap(),
-            "--catalog",
-            self.catalog.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let mut child = sfetl()
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut text = String::new();
-        for l in lines {
-            text.push_str(&l.to_string());
-            text.push('\n');
-        }
-        stdin.write_all(text.as_bytes()).await.unwrap();
-        drop(stdin);
-        child.wait_with_output().await.unwrap()
-    }
-
-    /// Runs `sfetl write` like [`Env::write`] and asserts it succeeded.
-    async fn write_ok(&self, lines: &[Value], extra: &[&str]) -> Output {
-        let out = self.write(lines, extra).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// The stored `Score__c` of a record.
-    async fn score_of(&self, object: &str, id: &str) -> Option<f64> {
-        self.stored(object, id).await["Score__c"].as_f64()
-    }
-
-    async fn ids(&self, object: &str, n: usize) -> Vec<String> {
-        let (_, v) = self
-            .org
-            .query(&format!("SELECT Id FROM {object} ORDER BY Id LIMIT {n}"))
-            .await;
-        v["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["Id"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    async fn stored(&self, object: &str, id: &str) -> Value {
-        self.org
-            .http
-            .get(self.org.url(&format!("/__sim/record/{object}/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn stats(&self) -> (u64, u64) {
-        let v = self.org.stats().await;
-        (
-            v["by_kind"]["collections"].as_u64().unwrap_or(0),
-            v["by_kind"]["bulk_ingest"].as_u64().unwrap_or(0),
-        )
-    }
-
-    /// Every row of the rejects Parquet files of `stream`.
-    fn rejects(&self, stream: &str) -> Vec<RecordBatch> {
-        let root = self.dir.path().join("rejects").join(stream);
-        let mut out = Vec::new();
-        let Ok(syncs) = std::fs::read_dir(&root) else {
-            return out;
-        };
-        for sync in syncs {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(sync.unwrap().path())
-                .unwrap()
-                .map(|f| f.unwrap().path())
-                .collect();
-            files.sort();
-            for f in files {
-                let file = std::fs::File::open(f).unwrap();
-                let r =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                        .unwrap()
-                        .build()
-                        .unwrap();
-                out.extend(r.map(|b| b.unwrap()));
-            }
-        }
-        out
-    }
-}
-
-fn record(stream: &str, data: Value) -> Value {
-    json!({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 0}})
-}
-
-fn state(stream: &str, n: u64) -> Value {
-    json!({"type": "STATE", "state": {"type": "STREAM", "stream": {
-        "stream_descriptor": {"name": stream}, "stream_state": {"n": n}}}})
-}
-
-fn score(object: &str, id: &str, score: f64, reason: &str) -> Value {
-    record(
-        "person_scores",
-        json!({"source_object": object, "source_id": id, "score": score, "reason": reason}),
-    )
-}
-
-fn text(b: &RecordBatch, col: &str) -> Vec<String> {
-    let a = b.column_by_name(col).unwrap();
-    let a = arrow::compute::cast(a, &DataType::Utf8).unwrap();
-    let s = a.as_string::<i32>();
-    (0..s.len())
-        .map(|i| {
-            if s.is_null(i) {
-                "NULL".into()
-            } else {
-                s.value(i).to_string()
-            }
-        })
-        .collect()
+async fn env() -> WriteEnv {
+    write_env(json!({})).await
 }
 
 #[tokio::test]
@@ -303,7 +81,7 @@ async fn states_are_echoed_in_order_after_both_routes_apply() {
         "Renewal due"
     );
     // Two STATEs over person_scores: Lead and Contact calls per flush; one upsert call.
-    assert_eq!(e.stats().await, (5, 0));
+    assert_eq!(e.calls().await, (5, 0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("person_scores/routes[0] (update Lead): 3 applied, 0 rejected"),
@@ -318,18 +96,15 @@ async fn states_are_echoed_in_order_after_both_routes_apply() {
 #[tokio::test]
 async fn upsert_creates_then_updates_by_external_id() {
     // Creating an Account needs its required Name, so this route maps it too.
-    let e = env_with(json!({"streams": {"account_enrichment": {"routes": [
+    let e = write_env(json!({"streams": {"account_enrichment": {"routes": [
         {"object": "Account", "operation": "upsert", "external_id": "External_Id__c",
          "fields": {"External_Id__c": "ext_id", "Description": "summary", "Name": "'Enriched ' || ext_id"}}]}}}))
     .await;
     let first = e
-        .write(
-            &[record(
-                "account_enrichment",
-                json!({"ext_id": "ENR-42", "summary": "first"}),
-            )],
-            &[],
-        )
+        .write(&[record(
+            "account_enrichment",
+            json!({"ext_id": "ENR-42", "summary": "first"}),
+        )])
         .await;
     assert!(
         first.status.success(),
@@ -344,13 +119,10 @@ async fn upsert_creates_then_updates_by_external_id() {
     let id = v["records"][0]["Id"].as_str().unwrap().to_string();
     assert_eq!(v["records"][0]["Description"], "first");
     let second = e
-        .write(
-            &[record(
-                "account_enrichment",
-                json!({"ext_id": "ENR-42", "summary": "second"}),
-            )],
-            &[],
-        )
+        .write(&[record(
+            "account_enrichment",
+            json!({"ext_id": "ENR-42", "summary": "second"}),
+        )])
         .await;
     assert!(second.status.success());
     let (_, v) = e
@@ -413,7 +185,7 @@ async fn refused_rows_go_to_the_rejects_file_with_their_codes() {
 
 #[tokio::test]
 async fn bulk_is_used_above_the_threshold_and_its_failures_are_rejected() {
-    let e = env_with(json!({"bulk_threshold": 2})).await;
+    let e = write_env(json!({"bulk_threshold": 2})).await;
     let leads = e.ids("Lead", 4).await;
     let input = vec![
         score("Lead", &leads[0], 10.0, "a"),
@@ -423,7 +195,7 @@ async fn bulk_is_used_above_the_threshold_and_its_failures_are_rejected() {
         state("person_scores", 1),
     ];
     e.write_ok(&input, &[]).await;
-    let (collections, bulk) = e.stats().await;
+    let (collections, bulk) = e.calls().await;
     assert_eq!(collections, 0);
     // create, upload, close, two polls, failed results.
     assert_eq!(bulk, 6);
@@ -444,7 +216,7 @@ async fn small_batches_use_one_collections_call_per_200_rows() {
         .map(|i| score("Lead", &leads[i % 40], (i % 100) as f64, "batch"))
         .collect();
     e.write_ok(&input, &[]).await;
-    assert_eq!(e.stats().await, (1, 0));
+    assert_eq!(e.calls().await, (1, 0));
     // The last write of each id wins.
     assert_eq!(e.score_of("Lead", &leads[0]).await, Some(20.0));
 }
@@ -467,7 +239,7 @@ async fn transient_failures_are_retried() {
         &[],
     )
     .await;
-    assert_eq!(e.stats().await, (2, 0));
+    assert_eq!(e.calls().await, (2, 0));
     assert_eq!(e.score_of("Lead", &leads[0]).await, Some(33.0));
     assert!(e.rejects("person_scores").is_empty());
     e.org
@@ -486,20 +258,20 @@ async fn rows_refused_as_locked_are_sent_again() {
     // Collections: 2 of 5 rows refused with UNABLE_TO_LOCK_ROW, sent again in a second call.
     let e = env().await;
     let (e, out) = scores_despite_locks(e, 5, 2).await;
-    assert_eq!(e.stats().await, (2, 0));
+    assert_eq!(e.calls().await, (2, 0));
     let echoed = messages(&out);
     assert_eq!(echoed.iter().filter(|m| m["type"] == "STATE").count(), 1);
 
     // Bulk: one of 4 rows refused in the job; the single row left goes again through Collections.
-    let e = env_with(json!({"bulk_threshold": 2})).await;
+    let e = write_env(json!({"bulk_threshold": 2})).await;
     let (e, _) = scores_despite_locks(e, 4, 1).await;
     // create, upload, close, two polls, failed results; then one Collections call.
-    assert_eq!(e.stats().await, (1, 6));
+    assert_eq!(e.calls().await, (1, 6));
 }
 
 /// Writes scores `40 + i` to `n` Leads (then a STATE) while the next `locked` rows are refused
 /// with UNABLE_TO_LOCK_ROW; checks every score landed and nothing was rejected.
-async fn scores_despite_locks(e: Env, n: usize, locked: u32) -> (Env, Output) {
+async fn scores_despite_locks(e: WriteEnv, n: usize, locked: u32) -> (WriteEnv, Output) {
     let leads = e.ids("Lead", n).await;
     e.org.control("fail_rows", &json!({"count": locked})).await;
     let input: Vec<Value> = (0..n)
@@ -529,7 +301,7 @@ async fn rows_locked_past_the_retries_are_rejected_with_the_code() {
         &[],
     )
     .await;
-    assert_eq!(e.stats().await, (4, 0));
+    assert_eq!(e.calls().await, (4, 0));
     assert_ne!(e.score_of("Lead", &leads[0]).await, Some(61.0));
     assert_eq!(e.score_of("Lead", &leads[1]).await, Some(62.0));
     let b = &e.rejects("person_scores")[0];
@@ -547,7 +319,7 @@ async fn rows_locked_past_the_retries_are_rejected_with_the_code() {
 
 #[tokio::test]
 async fn small_deletes_use_collections() {
-    let e = env_with(json!({"streams": {"person_scores": {"routes": [
+    let e = write_env(json!({"streams": {"person_scores": {"routes": [
         {"object": "Lead", "operation": "delete", "fields": {"Id": "source_id"}}]}}}))
     .await;
     let leads = e.ids("Lead", 4).await;
@@ -561,7 +333,7 @@ async fn small_deletes_use_collections() {
         .chain([state("person_scores", 1)])
         .collect();
     e.write_ok(&input, &[]).await;
-    assert_eq!(e.stats().await, (1, 0));
+    assert_eq!(e.calls().await, (1, 0));
     for id in &leads[..3] {
         assert_eq!(e.stored("Lead", id).await["IsDeleted"], json!(true));
     }
@@ -585,7 +357,7 @@ async fn dry_run_writes_nothing() {
             &["--dry-run"],
         )
         .await;
-    assert_eq!(e.stats().await, (0, 0));
+    assert_eq!(e.calls().await, (0, 0));
     assert_eq!(e.stored("Lead", &leads[0]).await, before);
     let msgs = messages(&out);
     assert!(
@@ -664,7 +436,7 @@ async fn parquet_file_input() {
     let c = e.stored("Contact", &contacts[0]).await;
     assert_eq!(c["Score__c"].as_f64(), Some(3.0));
     assert_eq!(c["Score_Reason__c"], Value::Null);
-    assert_eq!(e.stats().await, (2, 0));
+    assert_eq!(e.calls().await, (2, 0));
 }
 
 #[tokio::test]
@@ -677,7 +449,7 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
         json!("not a message"),
         record("unknown_stream", json!({})),
     ];
-    let out = e.write(&input, &[]).await;
+    let out = e.write(&input).await;
     assert_eq!(out.status.code(), Some(2));
     let msgs = messages(&out);
     assert_eq!(msgs[0]["type"], "STATE");
@@ -693,7 +465,7 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
     assert!(message.contains("1 row(s) were applied"), "{message}");
     assert_eq!(e.score_of("Lead", &leads[0]).await, Some(8.0));
 
-    let out = e.write(&[record("unknown_stream", json!({}))], &[]).await;
+    let out = e.write(&[record("unknown_stream", json!({}))]).await;
     let message = messages(&out)
         .into_iter()
         .find(|m| m["type"] == "TRACE")

@@ -1,7 +1,7 @@
 //! Helpers of the write-back tests: a simulator whose config has the README's `writeback`
 //! example (with overrides), a catalog of its two streams, `sfetl write` runs, and what the
-//! org stored (`/__sim/record`) and the rejects files hold. `tests/write_e2e.rs` has an older
-//! copy of these; fold it onto this one.
+//! org stored (`/__sim/record`) and the rejects files hold. Shared by `write.rs` and
+//! `write_hardening.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -88,6 +88,11 @@ pub async fn write_env(extra: Value) -> WriteEnv {
 impl WriteEnv {
     /// Runs `sfetl write --catalog` with `lines` on stdin.
     pub async fn write(&self, lines: &[Value]) -> Output {
+        self.write_with(lines, &[]).await
+    }
+
+    /// Runs `sfetl write --catalog` with `lines` on stdin and `extra` arguments after.
+    pub async fn write_with(&self, lines: &[Value], extra: &[&str]) -> Output {
         let mut child = sfetl()
             .args([
                 "write",
@@ -96,6 +101,7 @@ impl WriteEnv {
                 "--catalog",
                 self.catalog.to_str().unwrap(),
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -110,6 +116,17 @@ impl WriteEnv {
         stdin.write_all(text.as_bytes()).await.unwrap();
         drop(stdin);
         child.wait_with_output().await.unwrap()
+    }
+
+    /// Runs `sfetl write` like [`WriteEnv::write_with`] and asserts it succeeded.
+    pub async fn write_ok(&self, lines: &[Value], extra: &[&str]) -> Output {
+        let out = self.write_with(lines, extra).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Runs `sfetl write --input FILE --stream STREAM`.
@@ -141,6 +158,11 @@ impl WriteEnv {
             .iter()
             .map(|r| r["Id"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The stored `Score__c` of a record.
+    pub async fn score_of(&self, object: &str, id: &str) -> Option<f64> {
+        self.stored(object, id).await["Score__c"].as_f64()
     }
 
     /// The record as the simulator stores it.
