@@ -123,7 +123,9 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
 def parquet_files(root):
     """The Parquet files under `root` (None: none), path -> (size, mtime)."""
     found = {}
-    for d, _, names in os.walk(root or os.devnull):
+    if not root:
+        return found
+    for d, _, names in os.walk(root):
         for n in names:
             if n.endswith(".parquet"):
                 st = os.stat(os.path.join(d, n))

@@ -536,26 +536,22 @@ struct Spool {
 }
 
 impl std::io::Write for Spool {
-    /// Fills the current chunk up to [`SPOOL_CHUNK`] and starts the next, never growing one:
-    /// a chunk that grew past its room was reallocated, its bytes copied and twice its pages
+    /// Takes what fits in the current chunk (up to [`SPOOL_CHUNK`] bytes), starting the next
+    /// once it is full; `write_all` (how parquet writes) calls again for the rest. A chunk never
+    /// grows: one that grew past its room was reallocated, its bytes copied and twice its pages
     /// faulted in (a fifth of an all-fields Parquet read's page faults, when whole pages of a
     /// column chunk were appended to a chunk already part full).
-    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
-        let len = buf.len();
-        while !buf.is_empty() {
-            if self.current.capacity() == 0 {
-                self.current.reserve_exact(SPOOL_CHUNK);
-            }
-            let room = SPOOL_CHUNK.saturating_sub(self.current.len());
-            let (now, rest) = buf.split_at(room.min(buf.len()));
-            self.current.extend_from_slice(now);
-            if self.current.len() >= SPOOL_CHUNK {
-                let full = std::mem::take(&mut self.current);
-                self.chunks.push(Bytes::from(full));
-            }
-            buf = rest;
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.current.capacity() == 0 {
+            self.current.reserve_exact(SPOOL_CHUNK);
         }
-        Ok(len)
+        let n = buf.len().min(SPOOL_CHUNK - self.current.len());
+        self.current.extend_from_slice(&buf[..n]);
+        if self.current.len() == SPOOL_CHUNK {
+            let full = std::mem::take(&mut self.current);
+            self.chunks.push(Bytes::from(full));
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -587,7 +583,7 @@ mod spool_tests {
         let mut at = 0;
         for size in sizes.iter().cycle() {
             let end = (at + size).min(data.len());
-            assert_eq!(spool.write(&data[at..end]).unwrap(), end - at);
+            spool.write_all(&data[at..end]).unwrap();
             at = end;
             if at == data.len() {
                 break;

@@ -3,12 +3,10 @@
 //! transient failures of job creation. Each asserts the exit code, the STATEs echoed, the
 //! rejects file and what the org stored.
 
-use std::process::Output;
-
-use crate::common::messages;
 use crate::common::write_helpers::{
     WriteEnv, record, score, state, states, text, trace_error, write_env,
 };
+use crate::common::{assert_ok, messages};
 use serde_json::{Value, json};
 
 fn reason_row(id: &str, score: f64, reason: Value) -> Value {
@@ -16,14 +14,6 @@ fn reason_row(id: &str, score: f64, reason: Value) -> Value {
         "person_scores",
         json!({"source_object": "Lead", "source_id": id, "score": score, "reason": reason}),
     )
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Writes `#N/A`, null, empty and plain text as Score_Reason__c of four Leads whose reason

@@ -29,6 +29,15 @@ pub fn bin() -> String {
     std::env::var("SFETL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sfetl").into())
 }
 
+/// Asserts a run of sfetl exited 0, showing its stderr when it did not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The sfetl binary as an async command: log filters from the environment cleared (stderr is
 /// asserted on), killed if the test drops it.
 pub fn sfetl() -> tokio::process::Command {

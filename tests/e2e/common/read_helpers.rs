@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Org, messages, refresh_config, write_json};
+use super::{Org, assert_ok, messages, refresh_config, write_json};
 
 /// A simulator, a temp folder and a config file pointing at the simulator.
 pub struct Env {
@@ -153,11 +153,7 @@ pub async fn read_files(
         cmd.args(["--state", s.to_str().unwrap()]);
     }
     let out = cmd.output().await.expect("sfetl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     out
 }
 

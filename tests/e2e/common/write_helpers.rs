@@ -11,7 +11,7 @@ use arrow::datatypes::DataType;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{Org, refresh_config, sfetl, write_json};
+use super::{Org, assert_ok, refresh_config, sfetl, write_json};
 
 /// A simulator, a temp folder, a config with a `writeback` section and a catalog.
 pub struct WriteEnv {
@@ -121,11 +121,7 @@ impl WriteEnv {
     /// Runs `sfetl write` like [`WriteEnv::write_with`] and asserts it succeeded.
     pub async fn write_ok(&self, lines: &[Value], extra: &[&str]) -> Output {
         let out = self.write_with(lines, extra).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         out
     }
 
