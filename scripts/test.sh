@@ -26,9 +26,11 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 export PATH="$VENV/bin:$PATH"
 
+echo "== cargo test"
 cargo build --bins
 cargo test --all-targets
 
+echo "== pytest (tests/python)"
 SFETL_BIN="$TARGET/debug/sfetl" python -m pytest -q tests/python
 
 # Unmodified third-party Salesforce clients (simple-salesforce, jsforce) against `sfetl simulate`.

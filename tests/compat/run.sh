@@ -4,13 +4,19 @@
 # Usage: tests/compat/run.sh        (SIM_CMD="/path/to/sfetl simulate" to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# A registry that fails once (a dropped connection) is asked once more before the run fails.
+npm_install() { (cd tests/compat && npm install --no-audit --no-fund --loglevel=error); }
 if ! python3 -c 'import simple_salesforce' 2>/dev/null; then
+  echo "== compat: installing simple-salesforce (PyPI)"
   python3 -m pip install --quiet simple-salesforce==1.12.10 \
     || python3 -m pip install --quiet --break-system-packages simple-salesforce==1.12.10
 fi
 if [ ! -d tests/compat/node_modules/jsforce ]; then
-  (cd tests/compat && npm install --no-audit --no-fund --silent)
+  echo "== compat: installing jsforce (npm)"
+  npm_install || { echo "npm install failed; trying once more" >&2; npm_install; }
 fi
 [ -n "${SIM_CMD:-}" ] || cargo build --quiet --bin sfetl
-python3 tests/compat/simple_salesforce_check.py
+echo "== compat: simple-salesforce against the simulator"
+python3 -u tests/compat/simple_salesforce_check.py
+echo "== compat: jsforce against the simulator"
 node tests/compat/jsforce_check.mjs
