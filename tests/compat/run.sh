@@ -4,8 +4,6 @@
 # Usage: tests/compat/run.sh        (SIM_CMD="/path/to/sfetl simulate" to use another binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# A registry that fails once (a dropped connection) is asked once more before the run fails.
-npm_install() { (cd tests/compat && npm install --no-audit --no-fund --loglevel=error); }
 if ! python3 -c 'import simple_salesforce' 2>/dev/null; then
   echo "== compat: installing simple-salesforce (PyPI)"
   python3 -m pip install --quiet simple-salesforce==1.12.10 \
@@ -13,7 +11,8 @@ if ! python3 -c 'import simple_salesforce' 2>/dev/null; then
 fi
 if [ ! -d tests/compat/node_modules/jsforce ]; then
   echo "== compat: installing jsforce (npm)"
-  npm_install || { echo "npm install failed; trying once more" >&2; npm_install; }
+  # npm's own retries ride out a dropped connection to the registry (its default is 2).
+  (cd tests/compat && npm install --no-audit --no-fund --loglevel=error --fetch-retries=5)
 fi
 [ -n "${SIM_CMD:-}" ] || cargo build --quiet --bin sfetl
 echo "== compat: simple-salesforce against the simulator"
