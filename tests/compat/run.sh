@@ -11,8 +11,10 @@ if ! python3 -c 'import simple_salesforce' 2>/dev/null; then
 fi
 if [ ! -d tests/compat/node_modules/jsforce ]; then
   echo "== compat: installing jsforce (npm)"
-  # npm's own retries ride out a dropped connection to the registry (its default is 2).
-  (cd tests/compat && npm install --no-audit --no-fund --loglevel=error --fetch-retries=5)
+  # `npm ci` installs exactly the versions package-lock.json names (checked against its
+  # hashes), so a run does not resolve jsforce's tree afresh; npm's own retries ride out a
+  # dropped connection to the registry (its default is 2).
+  (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error --fetch-retries=5)
 fi
 [ -n "${SIM_CMD:-}" ] || cargo build --quiet --bin sfetl
 echo "== compat: simple-salesforce against the simulator"
