@@ -68,8 +68,8 @@ SCALE = 0
 # Airbyte's Salesforce source, all Account fields -> RECORDs, 200k rows (issue 17), quoted when
 # the source is not run.
 AIRBYTE_US_PER_ROW = 811.0
-# Airbyte's source measured by this invocation: scale -> [µs/row of each run].
-AIRBYTE_MEASURED = {}
+# The label of the run Airbyte's source makes too (its figures go to RESULTS with tag "airbyte").
+AIRBYTE_LABEL = "Account all fields -> records"
 
 
 def run(_bin, label, cfg, cat, base, tmp, state=None):
@@ -150,8 +150,14 @@ def through_pipe(args, filt, out, err):
     return status, usage, time.time() - t0
 
 
+def airbyte_measured():
+    """Airbyte's source as this invocation measured it: scale -> [µs/row of each run]."""
+    return {scale: [f["us"] for f in figs] for (scale, label, tag), figs in RESULTS.items() if tag == "airbyte"}
+
+
 def summary():
     """Min and median per run and binary, as a Markdown table."""
+    measured = airbyte_measured()
     print("\n| run | rows | binary | runs | CPU µs/row min | median | wall s min | median "
           "| MB CSV/CPU-s median | peak RSS MB max | Parquet MB | vs Airbyte |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -159,16 +165,16 @@ def summary():
         us = [f["us"] for f in figs]
         wall = [f["wall"] for f in figs]
         med = statistics.median(us)
-        airbyte = statistics.median(AIRBYTE_MEASURED.get(scale, [AIRBYTE_US_PER_ROW]))
-        vs = (f"{airbyte / med:.0f}× less CPU" if "Account all fields -> records" in label and med
+        airbyte = statistics.median(measured.get(scale, [AIRBYTE_US_PER_ROW]))
+        vs = (f"{airbyte / med:.0f}× less CPU" if AIRBYTE_LABEL in label and med
               and tag != "airbyte" else "")
         pq = [f["pq_mb"] for f in figs if f.get("pq_mb") is not None]
         pq = f"{statistics.median(pq):.1f}" if pq else ""
         print(f"| {label} | {figs[0]['rows']:,} | {tag} | {len(figs)} | {min(us):.2f} | {med:.2f} | "
               f"{min(wall):.2f} | {statistics.median(wall):.2f} | {statistics.median(f['mbs'] for f in figs):.0f} | "
               f"{max(f['rss'] for f in figs):.0f} | {pq} | {vs} |")
-    if AIRBYTE_MEASURED:
-        for scale, us in AIRBYTE_MEASURED.items():
+    if measured:
+        for scale, us in measured.items():
             print(f"\nAirbyte's Salesforce source (run here {len(us)}×, at --scale {scale}): "
                   f"{min(us):.1f} / {statistics.median(us):.1f} µs/row (min / median), all Account fields -> RECORDs.")
     else:
@@ -261,11 +267,10 @@ def run_airbyte(python, root, creds, base, tmp):
     assert status == 0 and rows, f"Airbyte's source failed (status {status}, {rows} rows)"
     cpu = usage.ru_utime + usage.ru_stime
     fields = len(streams[0]["json_schema"]["properties"])
-    print(f"{'Airbyte source, Account all fields -> records':<44} {rows:>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  "
+    print(f"{'Airbyte source, ' + AIRBYTE_LABEL:<44} {rows:>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  "
           f"CPU {cpu:6.2f} s {cpu / rows * 1e6:6.2f} µs/row  {fields} fields  RSS {usage.ru_maxrss / 1024:6.0f} MB  "
           f"API calls {calls}", flush=True)
-    AIRBYTE_MEASURED.setdefault(SCALE, []).append(cpu / rows * 1e6)
-    RESULTS.setdefault((SCALE, "Account all fields -> records", "airbyte"), []).append(
+    RESULTS.setdefault((SCALE, AIRBYTE_LABEL, "airbyte"), []).append(
         {"rows": rows, "wall": wall, "cpu": cpu, "us": cpu / rows * 1e6, "mbs": 0.0, "rss": usage.ru_maxrss / 1024,
          "calls": calls})
 
@@ -275,7 +280,7 @@ def runs(bin_, root, cfg, base, tmp):
     pq = dict(cfg, output={"format": "parquet", "path": os.path.join(tmp, "export")})
     run(bin_, "Account 7 fields -> records", cfg, catalog([("Account", FIELDS7)]), base, tmp)
     run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
-    run(bin_, "Account all fields -> records", cfg, catalog([("Account", [])]), base, tmp)
+    run(bin_, AIRBYTE_LABEL, cfg, catalog([("Account", [])]), base, tmp)
     run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
     # The codec's share: snappy compresses faster than zstd (level 1, the default) and less.
     snappy = dict(cfg, output=dict(pq["output"], compression="snappy"))
