@@ -33,17 +33,33 @@ fn check_retry() -> RetryPolicy {
 #[derive(Debug)]
 enum CheckFailure {
     Salesforce(SalesforceError),
-    ApiVersion { wanted: String, newest: String },
+    /// `api_version` is not among the versions the org offers (`oldest` to `newest`).
+    ApiVersion {
+        wanted: String,
+        oldest: String,
+        newest: String,
+    },
 }
 
 impl fmt::Display for CheckFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckFailure::Salesforce(e) => e.fmt(f),
-            CheckFailure::ApiVersion { wanted, newest } => write!(
-                f,
-                "The org does not offer REST API version {wanted} (its newest is {newest}): set api_version to {newest} or lower."
-            ),
+            CheckFailure::ApiVersion {
+                wanted,
+                oldest,
+                newest,
+            } => {
+                let fix = match version_number(wanted) {
+                    n if n > version_number(newest) => format!("{newest} or lower"),
+                    n if n < version_number(oldest) => format!("{oldest} or higher"),
+                    _ => format!("one of them, such as {newest}"),
+                };
+                write!(
+                    f,
+                    "The org does not offer REST API version {wanted} (it offers {oldest} to {newest}): set api_version to {fix}."
+                )
+            }
         }
     }
 }
@@ -261,16 +277,17 @@ async fn check_api_version(client: &SalesforceClient) -> Result<(), CheckFailure
     if offered.is_empty() || offered.iter().any(|v| v == wanted) {
         return Ok(());
     }
-    let newest = offered
-        .iter()
-        .max_by(|a, b| {
-            let n = |s: &str| s.parse::<f64>().unwrap_or(0.0);
-            n(a).total_cmp(&n(b))
-        })
-        .cloned()
-        .unwrap_or_default();
+    let by_number = |a: &&String, b: &&String| version_number(a).total_cmp(&version_number(b));
+    let oldest = offered.iter().min_by(by_number).cloned().unwrap_or_default();
+    let newest = offered.iter().max_by(by_number).cloned().unwrap_or_default();
     Err(CheckFailure::ApiVersion {
         wanted: wanted.to_string(),
-        newest: newest.to_string(),
+        oldest,
+        newest,
     })
+}
+
+/// A version such as `62.0` as a number, for ordering (0 when it is not one).
+fn version_number(v: &str) -> f64 {
+    v.parse().unwrap_or(0.0)
 }

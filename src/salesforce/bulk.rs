@@ -188,7 +188,8 @@ impl<'c> Bulk<'c> {
 
     /// Polls until the job is `JobComplete`, `Failed` or `Aborted` and returns its info
     /// whatever the end (the caller decides what a failed ingest job means). Past the
-    /// deadline the job is aborted; a stop request ends the wait at the next poll.
+    /// deadline the job is aborted; a stop request aborts it and ends the wait at the next
+    /// poll.
     ///
     /// The first poll comes after the policy's first wait, not at once: the caller has just
     /// been told the job's state by the call that created or closed it (`UploadComplete`, as
@@ -221,6 +222,11 @@ impl<'c> Bulk<'c> {
                 });
             }
             if stop.is_stopped() {
+                // A job left running keeps one of the org's running-job slots and goes on
+                // processing; Salesforce deletes only finished jobs, so it is aborted first.
+                if let Err(e) = self.abort(kind, id).await {
+                    tracing::warn!("could not abort Bulk {} job {id}: {e}", kind.path());
+                }
                 return Err(SalesforceError::Cancelled);
             }
         }

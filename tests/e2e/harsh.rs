@@ -589,3 +589,55 @@ async fn the_sixth_approval_of_the_app_revokes_the_first_config_with_advice() {
     let (status, _) = check(cfg, "newest.json").await;
     assert_eq!(status, "SUCCEEDED");
 }
+
+/// Jobs the simulator still runs (neither JobComplete, Failed nor Aborted).
+async fn running_jobs(org: &Org) -> u64 {
+    org.get_json_url("/__sim/limits").await["running_long_txn"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_read_stopped_by_sigterm_aborts_and_deletes_its_queued_bulk_job() {
+    // The job waits in the queue for ten minutes: it is still queued when the read stops.
+    let e = env(2, json!({})).await;
+    e.org
+        .control("limits", &json!({"bulk_queue_ms": 600_000}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &[], "full_refresh")],
+    );
+    let child = read_cmd(&e.config, &cat)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the condition (the job created), not for a time.
+    let mut polls = 0;
+    while running_jobs(&e.org).await == 0 {
+        polls += 1;
+        assert!(polls < 600, "the read never created its Bulk job");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("could not delete Bulk job"), "{stderr}");
+    assert!(!stderr.contains("could not abort"), "{stderr}");
+    assert_eq!(running_jobs(&e.org).await, 0, "no job left running in the org");
+    let msgs = messages(&out);
+    let statuses: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "STREAM_STATUS")
+        .map(|m| m["trace"]["stream_status"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.last(), Some(&"INCOMPLETE"), "{msgs:?}");
+    assert_eq!(records(&msgs, "Account").len(), 0);
+}

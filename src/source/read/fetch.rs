@@ -201,11 +201,12 @@ impl<'a> ObjectReader<'a> {
         let saved_at = self.object.saved_at;
         let now = Utc::now();
         let mut bounds = plan::bounds(config, saved_at, now);
+        if let Some(Some(w)) = self.slice_window {
+            bounds.upper = w.upper;
+        }
+        self.start_parents(bounds.upper);
         let windows = match self.slice_window {
-            Some(w) => {
-                bounds.upper = w.map_or(bounds.upper, |w| w.upper);
-                w.map(|w| vec![w])
-            }
+            Some(w) => w.map(|w| vec![w]),
             None => {
                 if let Some(text) =
                     plan::future_cursor(&self.object.object, saved_at, config, bounds, now)
@@ -214,7 +215,8 @@ impl<'a> ObjectReader<'a> {
                     ctx.emit(AirbyteMessage::analytics("sfetl.future_cursor", text))
                         .await?;
                 }
-                self.plan_windows(bounds).await?
+                let query = plan::query_bounds(config, self.plan.incremental, bounds, now);
+                self.plan_windows(query).await?
             }
         };
         let Some(windows) = windows else {
@@ -234,7 +236,8 @@ impl<'a> ObjectReader<'a> {
                 total += self.read_window(Some(*w), writer).await?;
                 let (n, at) = self.window_end(*w, writer).await?;
                 total += n;
-                self.checkpoint(writer, at).await?;
+                // A full refresh queries up to now; its cursor stays at the lagged bound.
+                self.checkpoint(writer, at.min(bounds.upper)).await?;
             }
         }
         if windows.is_empty() {

@@ -64,6 +64,26 @@ impl<'a> ObjectReader<'a> {
         Ok(total)
     }
 
+    /// A first read: each followed parent's cursor starts at the read's upper bound from its
+    /// first STATE on. A run resumed from a STATE of an interrupted first read then follows
+    /// parents from there; without the cursor, the STATE read like one written before the
+    /// parent was followed, and the resumed run read again, unchanged, the rows under every
+    /// parent changed since the object's own cursor (most of the rows already delivered).
+    pub(super) fn start_parents(&mut self, upper: DateTime<Utc>) {
+        let Some(fresh) = self.freshness else {
+            return;
+        };
+        if !self.plan.incremental || self.object.saved_at.is_some() {
+            return;
+        }
+        for dep in &fresh.parents {
+            let known = self.carry.fresh.parents.get(&self.object.object, &dep.relationship);
+            if known.is_none() {
+                self.set_parent(dep, upper);
+            }
+        }
+    }
+
     /// Reads again the rows under parents of `dep` that changed since its saved cursor (the
     /// object's own saved cursor for states written before the parent was followed); a first
     /// read only starts the parent's cursor where its own ends, since it read every row as it
@@ -75,19 +95,14 @@ impl<'a> ObjectReader<'a> {
         upper: DateTime<Utc>,
     ) -> Result<u64, FetchError> {
         let object = self.object.object.clone();
-        let saved = self
-            .carry
-            .fresh
-            .parents
-            .get(&object, &dep.relationship)
-            .map(|c| c.cursor)
-            .or(self.object.saved_at);
-        let Some(from) = saved else {
+        let Some(own) = self.object.saved_at else {
             // A first read: every row was just read as it is, parents included. The parent's
             // cursor starts where the object's own ends (at most `upper`).
             self.set_parent(dep, self.carry.own_at.unwrap_or(upper).min(upper));
             return Ok(0);
         };
+        let saved = self.carry.fresh.parents.get(&object, &dep.relationship);
+        let from = saved.map_or(own, |c| c.cursor);
         let ctx = self.ctx;
         let config = &ctx.config;
         let lower = config.lookback_window.sub_from(from);

@@ -284,6 +284,24 @@ pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Ut
     Bounds { lower, upper }
 }
 
+/// The bounds a read's queries use: `b`, except that a full refresh without `end_date` reads
+/// every row as it is now, up to the next whole second. `cursor_lag` keeps an incremental
+/// cursor behind rows whose transactions commit late, which the next run then reads; a full
+/// refresh has no next run for its rows, and leaving the lag out of it dropped every row
+/// changed in the last `cursor_lag` from an overwritten table. Its STATE still saves
+/// `b.upper`, so an incremental read started from that STATE reads the lag again.
+pub fn query_bounds(config: &Config, incremental: bool, b: Bounds, now: DateTime<Utc>) -> Bounds {
+    if incremental || config.end_date.is_some() {
+        return b;
+    }
+    let second = now.timestamp().saturating_add(1);
+    let upper = DateTime::<Utc>::from_timestamp(second, 0).unwrap_or(now);
+    Bounds {
+        upper: upper.max(b.upper),
+        ..b
+    }
+}
+
 /// A warning when the read starts past its upper bound: a saved cursor in the future, or a
 /// `start_date` after now minus `cursor_lag`. Such a read finds no row, and its STATE is saved
 /// at the upper bound instead, so the stream does not stay stuck.

@@ -116,7 +116,9 @@ async fn object_windows(
     object: &ObjectPlan<'_>,
     target: u64,
 ) -> Result<Vec<(Option<Window>, Option<u64>)>, FetchError> {
-    let b = plan::bounds(config, object.saved_at, Utc::now());
+    let now = Utc::now();
+    let b = plan::bounds(config, object.saved_at, now);
+    let b = plan::query_bounds(config, plan.incremental, b, now);
     let (Some(cursor), windows) = (
         object.cursor,
         plan::windows(object.cursor, plan.incremental, b),
