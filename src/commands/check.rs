@@ -278,8 +278,16 @@ async fn check_api_version(client: &SalesforceClient) -> Result<(), CheckFailure
         return Ok(());
     }
     let by_number = |a: &&String, b: &&String| version_number(a).total_cmp(&version_number(b));
-    let oldest = offered.iter().min_by(by_number).cloned().unwrap_or_default();
-    let newest = offered.iter().max_by(by_number).cloned().unwrap_or_default();
+    let oldest = offered
+        .iter()
+        .min_by(by_number)
+        .cloned()
+        .unwrap_or_default();
+    let newest = offered
+        .iter()
+        .max_by(by_number)
+        .cloned()
+        .unwrap_or_default();
     Err(CheckFailure::ApiVersion {
         wanted: wanted.to_string(),
         oldest,

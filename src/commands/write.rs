@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::output::stdout::Out;
 use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, FailureType, LogLevel};
 use crate::sink::config::Writeback;
-use crate::sink::input::{read_file, schema_from_json_schema};
+use crate::sink::input::{Absent, read_file, schema_from_json_schema};
 use crate::sink::{Sink, SinkError, SinkOptions};
 
 use crate::output::stdout::StdoutTask;
@@ -146,6 +146,7 @@ pub(super) async fn from_file(
     stream: &str,
     config: &Config,
 ) -> Result<(), SinkError> {
+    sink.check_stream(stream)?;
     let batches = read_file(input, &config.output.storage_options).await?;
     let Some(first) = batches.first() else {
         return Ok(());
@@ -159,7 +160,8 @@ pub(super) async fn from_file(
     let mut offset = 0;
     while offset < all.num_rows() {
         let len = step.min(all.num_rows() - offset);
-        sink.apply_batch(stream, &all.slice(offset, len)).await?;
+        let batch = all.slice(offset, len);
+        sink.apply_batch(stream, &batch, &Absent::default()).await?;
         offset += len;
     }
     Ok(())

@@ -16,7 +16,8 @@ pub mod sync;
 mod writer;
 
 pub use parquet::{
-    CompletedFile, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID, new_sync_id,
+    CompletedFile, DELETED_AT, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID,
+    new_sync_id,
 };
 pub use records::RecordsRenderer;
 pub use resume::prepare_resume;

@@ -27,6 +27,11 @@ use crate::state::OutputCommit;
 pub const EXTRACTED_AT: &str = "_sfetl_extracted_at";
 /// Column with the sync id that wrote each row.
 pub const SYNC_ID: &str = "_sfetl_sync_id";
+/// Column added to streams with a cursor: when the row was found deleted (hard deletes and
+/// purges reported by the `deleted` endpoint, and reconciliation); null for rows read
+/// normally. Here beside the other columns sfetl adds, for the read path that writes it and
+/// the Delta merge and `sfetl query` that read it.
+pub const DELETED_AT: &str = "_sfetl_deleted_at";
 
 /// Knobs of the Parquet writer.
 #[derive(Debug, Clone)]

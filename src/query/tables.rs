@@ -8,7 +8,8 @@
 //! a row read again because its parent changed keeps its cursor value but carries the parent's
 //! new values, and wins by being extracted later. A stream with a formula side table
 //! (`<stream>__formulas`) takes newer formula values from it (see [`super::formulas`]).
-//! The winner is dropped when it is a deletion (`_sfetl_is_deleted` or `IsDeleted` true). A
+//! The winner is dropped when it is a deletion (`_sfetl_is_deleted` or `IsDeleted` true, or
+//! `_sfetl_deleted_at` set: a stream whose catalog leaves `IsDeleted` out has only that). A
 //! stream with no key holds the rows of its most recent sync. Syncs that wrote different
 //! columns are read under one schema, by column name (see [`super::union`]).
 
@@ -23,7 +24,7 @@ use super::export::{Export, StreamFiles};
 use super::formulas;
 use super::union::{Unified, unify};
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
-use crate::output::{EXTRACTED_AT, SYNC_ID};
+use crate::output::{DELETED_AT, EXTRACTED_AT, SYNC_ID};
 
 /// Cursor columns, most precise first, used when the files do not name one.
 pub(super) const CURSORS: [&str; 4] = [
@@ -42,8 +43,9 @@ pub(super) struct Dedupe {
     pub key: Vec<String>,
     /// Ordering columns, greatest first wins.
     pub order: Vec<String>,
-    /// Deletion flag column.
-    pub deleted: Option<String>,
+    /// Columns marking a deletion: flags (true when deleted) and `_sfetl_deleted_at` (set
+    /// when deleted).
+    pub deleted: Vec<String>,
 }
 
 /// The union of a stream's sync schemas (one file per sync: a sync's parts share theirs).
@@ -183,7 +185,12 @@ pub(super) fn dedupe_plan(
     Dedupe {
         key,
         order,
-        deleted: DELETED.into_iter().find(|c| has(c)).map(str::to_string),
+        deleted: DELETED
+            .into_iter()
+            .chain([DELETED_AT])
+            .filter(|c| has(c))
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -211,11 +218,14 @@ pub(super) fn latest_sql(
     };
     let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let list = list.join(", ");
-    let not_deleted = plan
+    let not_deleted: String = plan
         .deleted
-        .as_ref()
-        .map(|d| format!(" AND {} IS NOT TRUE", quote(d)))
-        .unwrap_or_default();
+        .iter()
+        .map(|d| match d.as_str() {
+            DELETED_AT => format!(" AND {} IS NULL", quote(d)),
+            _ => format!(" AND {} IS NOT TRUE", quote(d)),
+        })
+        .collect();
     if plan.key.is_empty() {
         let latest_sync = if columns.iter().any(|c| c == SYNC_ID) {
             format!(

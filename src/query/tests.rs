@@ -23,12 +23,23 @@ fn raw_streams_dedupe_on_id_by_systemmodstamp() {
         Dedupe {
             key: cols(&["Id"]),
             order: cols(&["SystemModstamp", "_sfetl_extracted_at", "_sfetl_sync_id"]),
-            deleted: Some("IsDeleted".into()),
+            deleted: cols(&["IsDeleted"]),
         }
     );
     assert_eq!(
         latest_sql("Account_history", &c[..2], &plan, None),
         "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"IsDeleted\" IS NOT TRUE"
+    );
+}
+
+#[test]
+fn a_stream_without_is_deleted_drops_the_rows_the_delete_log_reported() {
+    let c = cols(&["Id", "Name", "SystemModstamp", "_sfetl_deleted_at"]);
+    let plan = dedupe_plan(&c, None, None);
+    assert_eq!(plan.deleted, cols(&["_sfetl_deleted_at"]));
+    assert_eq!(
+        latest_sql("Account_history", &c[..2], &plan, None),
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"_sfetl_deleted_at\" IS NULL"
     );
 }
 
@@ -52,7 +63,7 @@ fn mapped_streams_use_their_metadata() {
         Dedupe {
             key: cols(&["source_object", "source_id"]),
             order: cols(&["_sfetl_cursor", "_sfetl_sync_id"]),
-            deleted: Some("_sfetl_is_deleted".into()),
+            deleted: cols(&["_sfetl_is_deleted"]),
         }
     );
     // Metadata naming a column the files lack falls back; modified_at is a cursor candidate.

@@ -176,14 +176,26 @@ fn checked(
     Ok(results.iter().map(outcome).collect())
 }
 
+/// Row `row` as an sObject Collections record.
 fn record(payload: &Payload<'_>, row: usize) -> Value {
     let mut m = Map::new();
     m.insert("attributes".into(), json!({"type": payload.object}));
+    m.extend(fields(payload, row));
+    Value::Object(m)
+}
+
+/// Row `row`'s fields as typed JSON values. A field whose input key the RECORD left out is not
+/// among them, so Salesforce keeps its value.
+pub(super) fn fields(payload: &Payload<'_>, row: usize) -> Map<String, Value> {
+    let mut m = Map::new();
     for c in payload.columns() {
+        if payload.is_absent(c, row) {
+            continue;
+        }
         let (name, kind) = payload.fields[c];
         m.insert(name.to_string(), json_value(payload.value(c, row), kind));
     }
-    Value::Object(m)
+    m
 }
 
 fn outcome(r: &SaveResult) -> Outcome {

@@ -15,7 +15,7 @@ use super::error::SinkError;
 use super::payload::{Outcome, Payload, UNPROCESSED};
 use super::rejects::{Reject, Rejects};
 use super::route::{CompiledRoute, Routed};
-use super::{collections, format, input};
+use super::{collections, input};
 use crate::catalog::SObjectDescribe;
 use crate::expr::Planner;
 use crate::output::stdout::Out;
@@ -115,14 +115,33 @@ impl Sink {
         })
     }
 
+    /// Refuses a stream the config has no routes for (also when its input holds no row, so a
+    /// misspelt `--stream` does not pass unnoticed on an empty file).
+    pub fn check_stream(&self, name: &str) -> Result<(), SinkError> {
+        match self.writeback.stream(name) {
+            Some(_) => Ok(()),
+            None => Err(self.no_routes(name)),
+        }
+    }
+
+    fn no_routes(&self, name: &str) -> SinkError {
+        SinkError::Config(vec![format!(
+            "writeback.streams: no routes for the incoming stream {name:?} (configured: {}); add \"{name}\": {{\"routes\": [...]}} or leave the stream out of the catalog",
+            self.writeback
+                .streams
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )])
+    }
+
     /// Declares an incoming stream with its row schema and compiles its routes.
     pub fn add_stream(&mut self, name: &str, schema: SchemaRef) -> Result<(), SinkError> {
-        let routes = self.writeback.stream(name).ok_or_else(|| {
-            SinkError::Config(vec![format!(
-                "writeback.streams: no routes for the incoming stream {name:?} (configured: {}); add \"{name}\": {{\"routes\": [...]}} or leave the stream out of the catalog",
-                self.writeback.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            )])
-        })?;
+        let routes = self
+            .writeback
+            .stream(name)
+            .ok_or_else(|| self.no_routes(name))?;
         let mut compiled = Vec::with_capacity(routes.routes.len());
         for (i, r) in routes.routes.iter().enumerate() {
             let d = self.describes.get(&r.object).ok_or_else(|| {
@@ -232,9 +251,9 @@ impl Sink {
         };
         let rows = std::mem::take(&mut s.pending);
         let lines = std::mem::take(&mut s.lines);
-        let batch = input::decode_rows(&s.schema, &rows, stream, &lines)?;
+        let (batch, absent) = input::decode_rows(&s.schema, &rows, stream, &lines)?;
         drop(rows);
-        self.apply_batch(stream, &batch).await
+        self.apply_batch(stream, &batch, &absent).await
     }
 
     /// Routes and applies one batch of `stream`; refused rows are recorded before returning.
@@ -244,6 +263,7 @@ impl Sink {
         &mut self,
         stream: &str,
         batch: &RecordBatch,
+        absent: &input::Absent,
     ) -> Result<(), SinkError> {
         let Some(s) = self.streams.get(stream) else {
             return Err(SinkError::Input {
@@ -254,7 +274,7 @@ impl Sink {
         let mut taken = vec![false; batch.num_rows()];
         let mut result = BatchResult::default();
         for route in &s.routes {
-            let routed = route.take(batch, &mut taken)?;
+            let routed = route.take(batch, absent, &mut taken)?;
             if !routed.rows.is_empty() {
                 self.apply_route(route, &routed, &mut result).await?;
             }
@@ -292,6 +312,7 @@ impl Sink {
                 .map(|f| (f.name.as_str(), f.kind.as_str()))
                 .collect(),
             values: &routed.values,
+            absent: &routed.absent,
         };
         let mut st = RouteStats::default();
         if uses_bulk(payload.len(), &self.opts) {
@@ -377,15 +398,8 @@ impl Sink {
             payload.object
         );
         for row in 0..payload.len().min(5) {
-            let mut m = serde_json::Map::new();
-            for c in payload.columns() {
-                let (name, kind) = payload.fields[c];
-                m.insert(
-                    name.to_string(),
-                    format::json_value(payload.value(c, row), kind),
-                );
-            }
-            text.push_str(&format!("\n  {}", Value::Object(m)));
+            let fields = Value::Object(collections::fields(payload, row));
+            text.push_str(&format!("\n  {fields}"));
         }
         if payload.len() > 5 {
             text.push_str(&format!("\n  ... and {} more", payload.len() - 5));

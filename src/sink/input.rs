@@ -1,7 +1,7 @@
 //! Incoming rows as Arrow batches: RECORD `data` objects decoded with arrow-json against the
 //! schema the catalog declares, or a Parquet / CSV file read from disk or object storage.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -48,14 +48,40 @@ fn json_type(p: &Value) -> DataType {
     }
 }
 
+/// Which rows left a column's key out of their RECORD's `data`, by column index (columns every
+/// row has are not listed). A key left out is not sent to Salesforce, so the field keeps its
+/// value; only an explicit `null` clears it. Decoded alike, both would be null, and a RECORD
+/// carrying some of a route's columns cleared the others.
+#[derive(Debug, Default, Clone)]
+pub struct Absent(pub HashMap<usize, Vec<bool>>);
+
+impl Absent {
+    /// The keys of `schema`'s columns each row of `rows` leaves out.
+    fn of(schema: &SchemaRef, rows: &[Value]) -> Absent {
+        let mut absent = HashMap::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            let left_out: Vec<bool> = rows
+                .iter()
+                .map(|r| r.get(field.name().as_str()).is_none())
+                .collect();
+            if left_out.contains(&true) {
+                absent.insert(i, left_out);
+            }
+        }
+        Absent(absent)
+    }
+}
+
 /// Decodes RECORD `data` objects into one batch of `schema` (unknown keys are ignored, missing
-/// ones are null). `first_line` numbers the rows in errors.
+/// ones are null and listed in the [`Absent`] returned beside). `first_line` numbers the rows
+/// in errors.
 pub fn decode_rows(
     schema: &SchemaRef,
     rows: &[Value],
     stream: &str,
     first_line: &[u64],
-) -> Result<RecordBatch, SinkError> {
+) -> Result<(RecordBatch, Absent), SinkError> {
+    check_whole_numbers(schema, rows, stream, first_line)?;
     let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
         .with_coerce_primitive(true)
         .with_batch_size(rows.len().max(1))
@@ -92,7 +118,44 @@ pub fn decode_rows(
             message: format!("RECORDs of stream {stream}: {e}"),
         })?
         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-    Ok(batch)
+    Ok((batch, Absent::of(schema, rows)))
+}
+
+/// Refuses a RECORD whose value for an `integer` column has a fraction: arrow-json reads `1.9`
+/// as 1, and the row reached Salesforce truncated without an error (a Parquet file's float
+/// column is refused by the route's type check instead).
+fn check_whole_numbers(
+    schema: &SchemaRef,
+    rows: &[Value],
+    stream: &str,
+    first_line: &[u64],
+) -> Result<(), SinkError> {
+    let integers: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_integer())
+        .map(|f| f.name().as_str())
+        .collect();
+    if integers.is_empty() {
+        return Ok(());
+    }
+    for (i, row) in rows.iter().enumerate() {
+        for name in &integers {
+            let Some(Value::Number(n)) = row.get(*name) else {
+                continue;
+            };
+            let fraction = n.is_f64() && n.as_f64().is_some_and(|x| x.fract() != 0.0);
+            if fraction {
+                return Err(SinkError::Input {
+                    line: first_line.get(i).copied(),
+                    message: format!(
+                        "RECORD of stream {stream}: {name} is {n}, not a whole number, but the catalog declares it an integer; round it before sending, or declare the column a number"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a Parquet or CSV file (by extension; `.csv` is CSV, anything else Parquet) from a
@@ -114,6 +177,7 @@ pub async fn read_file(
         let (schema, _) = format
             .infer_schema(std::io::Cursor::new(&bytes[..]), Some(10_000))
             .map_err(|e| err(e.to_string()))?;
+        let schema = keep_codes_as_text(schema, &bytes);
         let reader = arrow::csv::ReaderBuilder::new(Arc::new(schema))
             .with_format(format)
             .with_batch_size(65_536)
@@ -142,6 +206,49 @@ pub async fn read_file(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))
     }
+}
+
+/// `schema` (inferred from a CSV file's first rows) with every number column that holds a code
+/// read as text instead: a value with a leading zero (`0012`, a postal code or account number),
+/// a `+` sign, an exponent (`1e5`, a product code) or more digits than a float keeps
+/// (`12345678901234567890`). Read as numbers, those values reached Salesforce rewritten (`12`,
+/// `100000`), and a text field stored the rewritten value without an error. Columns of plain
+/// numbers stay numbers, so route expressions (`round(score, 2)`, `score > 50`) work on them.
+fn keep_codes_as_text(schema: Schema, bytes: &[u8]) -> Schema {
+    let numeric: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| schema.field(i).data_type().is_numeric())
+        .collect();
+    let mut text = vec![false; schema.fields().len()];
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    for record in reader.byte_records().map_while(Result::ok) {
+        for &i in &numeric {
+            if !text[i] && record.get(i).is_some_and(is_code) {
+                text[i] = true;
+            }
+        }
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(&text)
+        .map(|(f, &text)| match text {
+            true => f.as_ref().clone().with_data_type(DataType::Utf8),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Whether a value that parses as a number would not survive being one (see
+/// [`keep_codes_as_text`]).
+fn is_code(value: &[u8]) -> bool {
+    let unsigned = value.strip_prefix(b"-").unwrap_or(value);
+    let whole = unsigned.split(|&b| b == b'.').next().unwrap_or_default();
+    let digits = unsigned.iter().filter(|b| b.is_ascii_digit()).count();
+    value.first() == Some(&b'+')
+        || value.iter().any(|&b| b == b'e' || b == b'E')
+        || (whole.len() > 1 && whole[0] == b'0')
+        || digits > 15
 }
 
 /// Where a CSV parser is as it reads a file (RFC 4180: `"` quotes, `""` inside quotes).

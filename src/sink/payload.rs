@@ -79,6 +79,9 @@ pub struct Payload<'a> {
     pub fields: Vec<(&'a str, &'a str)>,
     /// One text column per field (null = clear the field).
     pub values: &'a [StringArray],
+    /// Per field, the rows whose input left the field's columns out (the field is not sent,
+    /// so it keeps its value); `None` or missing when every row has them.
+    pub absent: &'a [Option<Vec<bool>>],
 }
 
 impl Payload<'_> {
@@ -105,6 +108,12 @@ impl Payload<'_> {
     pub fn value(&self, col: usize, row: usize) -> Option<&str> {
         let a = &self.values[col];
         a.is_valid(row).then(|| a.value(row))
+    }
+
+    /// Whether row `row` leaves column `col` unchanged: its input left the column's keys out.
+    pub fn is_absent(&self, col: usize, row: usize) -> bool {
+        let absent = self.absent.get(col).and_then(Option::as_ref);
+        absent.is_some_and(|a| a[row])
     }
 
     /// How a message names row `row`: by the key that matches it in Salesforce (`Id

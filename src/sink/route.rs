@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use super::config::{Operation, Route};
 use super::error::SinkError;
 use super::format::{compatible, format_column};
+use super::input::Absent;
 use crate::catalog::SObjectDescribe;
 use crate::expr::{Expression, Planner, find_column, parse, rewrite_names};
 
@@ -21,6 +22,8 @@ pub struct TargetField {
     /// Salesforce field type (`double`, `date`, ...), for formatting values.
     pub kind: String,
     expr: Expression,
+    /// The input columns the expression reads (indices in the stream's schema).
+    columns: Vec<usize>,
 }
 
 /// A route ready to evaluate on batches of one input schema.
@@ -42,6 +45,9 @@ pub struct Routed {
     pub rows: Vec<usize>,
     /// One column per target field: Salesforce's text form, null for null.
     pub values: Vec<StringArray>,
+    /// Per target field, which of `rows` left out a column it reads (see
+    /// [`super::input::Absent`]); `None` when none did.
+    pub absent: Vec<Option<Vec<bool>>>,
 }
 
 impl CompiledRoute {
@@ -55,11 +61,8 @@ impl CompiledRoute {
         input: &SchemaRef,
         planner: &Planner,
     ) -> Result<CompiledRoute, SinkError> {
-        let label = format!(
-            "{stream}/routes[{index}] ({} {})",
-            route.operation.as_str(),
-            describe.name
-        );
+        let op = route.operation.as_str();
+        let label = format!("{stream}/routes[{index}] ({op} {})", describe.name);
         let at = format!("writeback.streams.{stream}.routes[{index}]");
         let plan = |what: &str, text: &str| {
             plan_expr(text, input, planner).map_err(|reason| SinkError::Route {
@@ -68,7 +71,7 @@ impl CompiledRoute {
             })
         };
         let when = route.when.as_deref().map(|text| {
-            let expr = plan("when", text)?;
+            let (expr, _) = plan("when", text)?;
             let t = expr.data_type();
             if t != &DataType::Boolean && t != &DataType::Null {
                 return Err(SinkError::Route {
@@ -91,7 +94,7 @@ impl CompiledRoute {
                     at: format!("{at}.fields.{name}"),
                     reason: format!("{} has no field {name:?}", describe.name),
                 })?;
-            let expr = plan(&format!("fields.{name}"), text)?;
+            let (expr, columns) = plan(&format!("fields.{name}"), text)?;
             let t = expr.data_type();
             if !compatible(t, &f.kind) {
                 return Err(SinkError::Route {
@@ -106,6 +109,7 @@ impl CompiledRoute {
                 name: f.name.clone(),
                 kind: f.kind.clone(),
                 expr,
+                columns,
             });
         }
         let external_id = match (route.operation, &route.external_id) {
@@ -130,7 +134,12 @@ impl CompiledRoute {
 
     /// The rows of `batch` this route takes among those not `taken` yet (marking them), with
     /// the field values; a value that cannot be formatted is a per-row reject.
-    pub fn take(&self, batch: &RecordBatch, taken: &mut [bool]) -> Result<Routed, SinkError> {
+    pub fn take(
+        &self,
+        batch: &RecordBatch,
+        absent: &Absent,
+        taken: &mut [bool],
+    ) -> Result<Routed, SinkError> {
         let rows = batch.num_rows();
         let mask: Vec<bool> = match &self.when {
             Some(expr) => {
@@ -155,6 +164,7 @@ impl CompiledRoute {
             return Ok(Routed {
                 rows: selected,
                 values: Vec::new(),
+                absent: Vec::new(),
             });
         }
         let sub = if selected.len() == rows {
@@ -178,9 +188,24 @@ impl CompiledRoute {
                     .map_err(|e| self.eval_error(&format!("fields.{}", f.name), e))?,
             );
         }
+        let absent = self
+            .fields
+            .iter()
+            .map(|f| {
+                let masks: Vec<&Vec<bool>> =
+                    f.columns.iter().filter_map(|c| absent.0.get(c)).collect();
+                (!masks.is_empty()).then(|| {
+                    selected
+                        .iter()
+                        .map(|&r| masks.iter().any(|m| m[r]))
+                        .collect()
+                })
+            })
+            .collect();
         Ok(Routed {
             rows: selected,
             values,
+            absent,
         })
     }
 
@@ -193,12 +218,24 @@ impl CompiledRoute {
 }
 
 /// Plans one expression over `input`: column names are matched exactly, then ignoring case;
-/// an unknown name is an error listing the columns there are.
-fn plan_expr(text: &str, input: &SchemaRef, planner: &Planner) -> Result<Expression, String> {
+/// an unknown name is an error listing the columns there are. Also returns the columns it
+/// reads.
+fn plan_expr(
+    text: &str,
+    input: &SchemaRef,
+    planner: &Planner,
+) -> Result<(Expression, Vec<usize>), String> {
     let mut expr = parse(text)?;
+    let mut columns = Vec::new();
     let rewritten = rewrite_names(&mut expr, |parts| {
         let name = parts.join(".");
-        find_column(input, &name).map(str::to_string).ok_or_else(|| {
+        let found = find_column(input, &name).map(str::to_string);
+        if let Some(i) = found.as_ref().and_then(|f| input.index_of(f).ok())
+            && !columns.contains(&i)
+        {
+            columns.push(i);
+        }
+        found.ok_or_else(|| {
             let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
             format!(
                 "column {name:?} is not in the incoming rows (columns: {}); add it to the stream's json_schema in the catalog, or fix the expression",
@@ -209,5 +246,5 @@ fn plan_expr(text: &str, input: &SchemaRef, planner: &Planner) -> Result<Express
     if let ControlFlow::Break(e) = rewritten {
         return Err(e);
     }
-    planner.plan(expr, input)
+    Ok((planner.plan(expr, input)?, columns))
 }

@@ -261,16 +261,15 @@ async fn unknown_api_version() {
     let sim = start_sim().await;
     let mut cfg = refresh_config(&sim);
     // The simulator offers 31.0 to 62.0, as a Winter '25 org does.
-    for (wanted, fix) in [
-        ("99.0", "62.0 or lower"),
-        ("20.0", "31.0 or higher"),
-    ] {
+    for (wanted, fix) in [("99.0", "62.0 or lower"), ("20.0", "31.0 or higher")] {
         cfg["api_version"] = json!(wanted);
         let (status, message, _) = check(&sim, &cfg).await;
         assert_eq!(status, "FAILED");
         assert_eq!(
             message,
-            format!("The org does not offer REST API version {wanted} (it offers 31.0 to 62.0): set api_version to {fix}.")
+            format!(
+                "The org does not offer REST API version {wanted} (it offers 31.0 to 62.0): set api_version to {fix}."
+            )
         );
     }
 }

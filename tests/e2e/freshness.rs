@@ -448,7 +448,10 @@ async fn a_first_read_killed_midway_resumes_without_reading_unchanged_rows_again
     let last = last.unwrap()["state"].clone();
     // Even a STATE of an unfinished first read says from where parents are followed.
     let parents = &last["stream"]["stream_state"]["parents"];
-    assert!(parents["Contact"]["Account"]["cursor"].is_string(), "{last}");
+    assert!(
+        parents["Contact"]["Account"]["cursor"].is_string(),
+        "{last}"
+    );
     let state = write_json(e.dir.path(), "state.json", &json!([last]));
 
     let msgs = read_ok(&e, &cat, Some(&state)).await;
@@ -458,11 +461,15 @@ async fn a_first_read_killed_midway_resumes_without_reading_unchanged_rows_again
         .collect();
     let unique: BTreeSet<&String> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "no row twice in the resumed run");
-    assert!(got.len() < 600, "the resumed run starts after the killed one's cursor");
     assert!(
-        logs(&msgs).iter().any(|l| l.starts_with(
-            "Contact: 0 rows read again because their Account changed since "
-        )),
+        got.len() < 600,
+        "the resumed run starts after the killed one's cursor"
+    );
+    assert!(
+        logs(&msgs)
+            .iter()
+            .any(|l| l
+                .starts_with("Contact: 0 rows read again because their Account changed since ")),
         "{:?}",
         logs(&msgs)
     );

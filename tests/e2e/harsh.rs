@@ -631,7 +631,11 @@ async fn a_read_stopped_by_sigterm_aborts_and_deletes_its_queued_bulk_job() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("could not delete Bulk job"), "{stderr}");
     assert!(!stderr.contains("could not abort"), "{stderr}");
-    assert_eq!(running_jobs(&e.org).await, 0, "no job left running in the org");
+    assert_eq!(
+        running_jobs(&e.org).await,
+        0,
+        "no job left running in the org"
+    );
     let msgs = messages(&out);
     let statuses: Vec<&str> = msgs
         .iter()

@@ -682,7 +682,64 @@ async fn a_full_refresh_returns_rows_changed_within_the_cursor_lag() {
     assert_eq!(got, want, "every current row, the two changed just now too");
     // Its STATE still stays the lag behind, for an incremental read started from it.
     let states = last_states(&msgs);
-    let cursor = states[0]["stream"]["stream_state"]["cursor"].as_str().unwrap();
+    let cursor = states[0]["stream"]["stream_state"]["cursor"]
+        .as_str()
+        .unwrap();
     let cursor = chrono::DateTime::parse_from_rfc3339(cursor).unwrap();
-    assert!(cursor < chrono::Utc::now() - chrono::Duration::minutes(9), "{cursor}");
+    assert!(
+        cursor < chrono::Utc::now() - chrono::Duration::minutes(9),
+        "{cursor}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_rows_leave_the_latest_view_when_the_catalog_leaves_is_deleted_out() {
+    let e = env(20, cfg(json!({"lookback_window": "PT10M"}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "pq.json", &export);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")],
+    );
+    let first = messages(&read_files(&config, &cat, None).await);
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    // Deleted two minutes ago: the org's delete log covers whole minutes, so a deletion of
+    // the current minute would only be reported by a later run.
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let deleted = json_ids(
+        &e.org
+            .control(
+                "delete",
+                &json!({"object": "Account", "count": 3, "stamp": stamp}),
+            )
+            .await,
+    );
+    assert_eq!(deleted.len(), 3);
+    read_files(&config, &cat, Some(&s1)).await;
+    let query = |sql: &'static str| {
+        let export = export.clone();
+        async move {
+            let out = run(&[
+                "query",
+                "--path",
+                export.to_str().unwrap(),
+                sql,
+                "--format",
+                "csv",
+            ])
+            .await;
+            assert_ok(&out);
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    // The delete log's rows are in the history, marked only by their deletion time...
+    let marked =
+        query("SELECT Id FROM Account_history WHERE _sfetl_deleted_at IS NOT NULL ORDER BY Id")
+            .await;
+    let marked: BTreeSet<String> = marked.lines().skip(1).map(str::to_string).collect();
+    assert_eq!(marked, deleted);
+    // ...and the latest view holds the org's 17 live Accounts, none of the deleted three.
+    assert_eq!(query("SELECT count(*) AS n FROM Account").await, "n\n17\n");
 }

@@ -329,3 +329,143 @@ async fn bulk_job_creation_is_retried_after_a_503_and_a_dropped_connection() {
     }
     assert!(e.rejects("person_scores").is_empty());
 }
+
+#[tokio::test]
+async fn csv_codes_reach_text_fields_exactly_as_written() {
+    let e = write_env(json!({})).await;
+    let leads = e.ids("Lead", 3).await;
+    // Values with leading zeros or an exponent parse as numbers (a column of floats, then one
+    // of integers); in a text field they are codes, and must not arrive as 12, 100000 or 7.
+    let files = [
+        format!(
+            "source_object,source_id,score,reason\nLead,{},1,0012\nLead,{},2.5,1e5\n",
+            leads[0], leads[1]
+        ),
+        format!(
+            "source_object,source_id,score,reason\nLead,{},3,007\n",
+            leads[2]
+        ),
+    ];
+    for (i, csv) in files.iter().enumerate() {
+        let path = e.dir.path().join(format!("codes-{i}.csv"));
+        std::fs::write(&path, csv).unwrap();
+        assert_ok(&e.write_file(&path, "person_scores").await);
+    }
+    for (id, reason, score) in [
+        (&leads[0], "0012", 1.0),
+        (&leads[1], "1e5", 2.5),
+        (&leads[2], "007", 3.0),
+    ] {
+        let stored = e.stored("Lead", id).await;
+        assert_eq!(stored["Score_Reason__c"], reason, "{stored}");
+        assert_eq!(stored["Score__c"].as_f64(), Some(score), "{stored}");
+    }
+}
+
+#[tokio::test]
+async fn a_fraction_in_an_integer_column_stops_the_run_instead_of_being_truncated() {
+    let e = write_env(json!({})).await;
+    let leads = e.ids("Lead", 2).await;
+    let before = e.stored("Lead", &leads[1]).await;
+    // The same catalog, with score declared an integer.
+    let mut catalog: Value = serde_json::from_slice(&std::fs::read(&e.catalog).unwrap()).unwrap();
+    catalog["streams"][0]["stream"]["json_schema"]["properties"]["score"] =
+        json!({"type": ["null", "integer"]});
+    let catalog = crate::common::write_json(e.dir.path(), "int.json", &catalog);
+    let rows = [
+        score("Lead", &leads[0], 2.0, "whole"),
+        score("Lead", &leads[1], 1.9, "fraction"),
+    ];
+    let out = crate::common::sfetl()
+        .args(["write", "--config", e.config.to_str().unwrap()])
+        .args(["--catalog", catalog.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut child = out;
+        let mut stdin = child.stdin.take().unwrap();
+        let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        child.wait_with_output().await.unwrap()
+    };
+    assert!(!out.status.success());
+    let (kind, message) = trace_error(&messages(&out)).unwrap();
+    assert_eq!(kind, "config_error", "{message}");
+    assert!(
+        message.contains("line 2: RECORD of stream person_scores: score is 1.9, not a whole number, but the catalog declares it an integer; round it before sending, or declare the column a number"),
+        "{message}"
+    );
+    assert_eq!(
+        e.stored("Lead", &leads[1]).await,
+        before,
+        "nothing truncated"
+    );
+}
+
+#[tokio::test]
+async fn a_key_left_out_of_a_record_keeps_the_field_and_null_clears_it_through_both_apis() {
+    for threshold in [1000, 1] {
+        let e = write_env(json!({"bulk_threshold": threshold})).await;
+        let leads = e.ids("Lead", 2).await;
+        let set: Vec<Value> = leads
+            .iter()
+            .map(|id| score("Lead", id, 10.0, "kept"))
+            .collect();
+        e.write_ok(&set, &[]).await;
+        let rows = [
+            record(
+                "person_scores",
+                json!({"source_object": "Lead", "source_id": leads[0], "score": 42}),
+            ),
+            record(
+                "person_scores",
+                json!({"source_object": "Lead", "source_id": leads[1], "score": 43, "reason": null}),
+            ),
+        ];
+        e.write_ok(&rows, &[]).await;
+        let (left_out, nulled) = (
+            e.stored("Lead", &leads[0]).await,
+            e.stored("Lead", &leads[1]).await,
+        );
+        assert_eq!(
+            left_out["Score__c"].as_f64(),
+            Some(42.0),
+            "bulk_threshold {threshold}"
+        );
+        assert_eq!(
+            left_out["Score_Reason__c"], "kept",
+            "bulk_threshold {threshold}: {left_out}"
+        );
+        assert_eq!(
+            nulled["Score__c"].as_f64(),
+            Some(43.0),
+            "bulk_threshold {threshold}"
+        );
+        assert!(
+            nulled["Score_Reason__c"].is_null(),
+            "bulk_threshold {threshold}: {nulled}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_file_for_a_stream_without_routes_is_refused() {
+    let e = write_env(json!({})).await;
+    let path = e.dir.path().join("empty.csv");
+    std::fs::write(&path, "").unwrap();
+    let out = e.write_file(&path, "nosuch").await;
+    assert!(!out.status.success());
+    let (kind, message) = trace_error(&messages(&out)).unwrap();
+    assert_eq!(kind, "config_error");
+    assert!(
+        message.contains("writeback.streams: no routes for the incoming stream \"nosuch\""),
+        "{message}"
+    );
+    assert_ok(&e.write_file(&path, "person_scores").await);
+}

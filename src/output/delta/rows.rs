@@ -9,13 +9,11 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, Tim
 
 use super::DeltaError;
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
-use crate::output::{EXTRACTED_AT, SYNC_ID};
+use crate::output::{DELETED_AT, EXTRACTED_AT, SYNC_ID};
 
 /// Columns flagging a deleted row: a mapping's flag, Salesforce's `IsDeleted`, and the time
 /// the `deleted` endpoint (or reconciliation) reported a row gone.
 const DELETE_FLAGS: [&str; 2] = ["_sfetl_is_deleted", "IsDeleted"];
-/// Set on rows built from the `deleted` endpoint and reconciliation.
-const DELETED_AT: &str = "_sfetl_deleted_at";
 
 /// How rows of a stream are matched and ordered.
 #[derive(Debug, Clone, PartialEq)]

@@ -54,8 +54,12 @@ pub(super) fn render(
     };
     for (pos, &row) in rows.iter().enumerate().skip(start) {
         let before = w.get_ref().len();
-        w.write_record(columns.iter().map(|&c| csv_cell(payload.value(c, row))))
-            .map_err(broken)?;
+        // An empty cell leaves the field as it is (a left-out key); `#N/A` clears it.
+        w.write_record(columns.iter().map(|&c| match payload.is_absent(c, row) {
+            true => "",
+            false => csv_cell(payload.value(c, row)),
+        }))
+        .map_err(broken)?;
         w.flush().map_err(broken)?;
         let size = w.get_ref().len() - before;
         let alone_too_large = header + size > limit;
@@ -198,6 +202,7 @@ mod tests {
             external_id: None,
             fields: vec![("Id", "id"), ("Reason", "string")],
             values: &values,
+            absent: &[],
         };
         let rows = [0, 1, 2, 3];
         // Header "Id,Reason\n" is 10 bytes; "a1,one\n" 7, "a3,#N/A\n" 8, "a4,four\n" 8.

@@ -77,7 +77,11 @@ impl<'a> ObjectReader<'a> {
             return;
         }
         for dep in &fresh.parents {
-            let known = self.carry.fresh.parents.get(&self.object.object, &dep.relationship);
+            let known = self
+                .carry
+                .fresh
+                .parents
+                .get(&self.object.object, &dep.relationship);
             if known.is_none() {
                 self.set_parent(dep, upper);
             }

@@ -18,9 +18,7 @@ use crate::source::restrictions::{self, Handling, Restriction};
 use crate::source::soql::{self, Window};
 use crate::state::StreamState;
 
-/// Column added to streams with a cursor: when the row was found deleted (hard deletes and
-/// purges reported by the `deleted` endpoint); null for rows read normally.
-pub const DELETED_AT: &str = "_sfetl_deleted_at";
+pub use crate::output::DELETED_AT;
 
 /// One Salesforce object read for a stream (the stream itself, or one `from` of a mapping).
 #[derive(Debug)]
