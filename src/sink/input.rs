@@ -82,42 +82,41 @@ pub fn decode_rows(
     first_line: &[u64],
 ) -> Result<(RecordBatch, Absent), SinkError> {
     check_whole_numbers(schema, rows, stream, first_line)?;
-    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
-        .with_coerce_primitive(true)
-        .with_batch_size(rows.len().max(1))
-        .build_decoder()
-        .map_err(|e| SinkError::Protocol(e.to_string()))?;
-    if let Err(e) = decoder.serialize(rows) {
-        // Find the first row that does not decode on its own, to name its line.
-        for (i, row) in rows.iter().enumerate() {
-            let mut one = arrow::json::ReaderBuilder::new(schema.clone())
-                .with_coerce_primitive(true)
-                .build_decoder()
-                .map_err(|e| SinkError::Protocol(e.to_string()))?;
-            if let Err(e) = one
-                .serialize(std::slice::from_ref(row))
-                .and_then(|_| one.flush())
-            {
-                return Err(SinkError::Input {
-                    line: first_line.get(i).copied(),
-                    message: format!(
-                        "RECORD of stream {stream}: {e}; the value does not match the type the catalog declares"
-                    ),
-                });
+    let decoder = || {
+        arrow::json::ReaderBuilder::new(schema.clone())
+            .with_coerce_primitive(true)
+            .with_batch_size(rows.len().max(1))
+            .build_decoder()
+            .map_err(|e| SinkError::Protocol(e.to_string()))
+    };
+    let mut all = decoder()?;
+    // A value of the wrong type fails in `serialize` or in `flush` (arrow-json decodes some
+    // types only there): either way the row is named by its input line.
+    let decoded = all.serialize(rows).and_then(|_| all.flush());
+    let batch = match decoded {
+        Ok(batch) => batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())),
+        Err(e) => {
+            // Find the first row that does not decode on its own, to name its line.
+            for (i, row) in rows.iter().enumerate() {
+                let mut one = decoder()?;
+                if let Err(e) = one
+                    .serialize(std::slice::from_ref(row))
+                    .and_then(|_| one.flush())
+                {
+                    return Err(SinkError::Input {
+                        line: first_line.get(i).copied(),
+                        message: format!(
+                            "RECORD of stream {stream}: {e}; the value does not match the type the catalog declares"
+                        ),
+                    });
+                }
             }
+            return Err(SinkError::Input {
+                line: None,
+                message: format!("RECORDs of stream {stream}: {e}"),
+            });
         }
-        return Err(SinkError::Input {
-            line: None,
-            message: format!("RECORDs of stream {stream}: {e}"),
-        });
-    }
-    let batch = decoder
-        .flush()
-        .map_err(|e| SinkError::Input {
-            line: None,
-            message: format!("RECORDs of stream {stream}: {e}"),
-        })?
-        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    };
     Ok((batch, Absent::of(schema, rows)))
 }
 

@@ -477,6 +477,31 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
         message.starts_with("input line 1: RECORD of stream \"unknown_stream\""),
         "{message}"
     );
+
+    // A value of the wrong type is named by its line too, whichever step of the JSON decoder
+    // finds it.
+    let bad = record(
+        "person_scores",
+        json!({"source_object": "Lead", "source_id": leads[0], "score": "high"}),
+    );
+    let out = e.write(&[score("Lead", &leads[0], 9.0, "ok"), bad]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let message = messages(&out)
+        .into_iter()
+        .find(|m| m["type"] == "TRACE")
+        .unwrap()["trace"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("input line 2: RECORD of stream person_scores: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("the value does not match the type the catalog declares"),
+        "{message}"
+    );
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(8.0), "nothing applied");
 }
 
 #[tokio::test]

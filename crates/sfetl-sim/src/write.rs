@@ -346,3 +346,25 @@ impl ExtIndex {
 pub fn exists(store: &Store, obj: usize, row: usize) -> bool {
     row < store.tables[obj].len() && store.tables[obj].state[row] != PURGED
 }
+
+/// Records Salesforce saves together: DML works in chunks of 200 records (an sObject
+/// Collections call is one; a Bulk ingest job is cut into them).
+pub const DML_CHUNK: usize = 200;
+
+/// For each record of an upsert, whether its external id value (non-empty) is given to another
+/// record of the same [`DML_CHUNK`] too: Salesforce refuses all of them with `DUPLICATE_VALUE`
+/// ("Duplicate external id specified") instead of creating the record twice or updating it
+/// twice in one save.
+pub fn keys_twice_per_chunk(keys: &[String]) -> Vec<bool> {
+    let mut twice = vec![false; keys.len()];
+    for (c, chunk) in keys.chunks(DML_CHUNK).enumerate() {
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for k in chunk.iter().filter(|k| !k.is_empty()) {
+            *seen.entry(k.as_str()).or_default() += 1;
+        }
+        for (i, k) in chunk.iter().enumerate() {
+            twice[c * DML_CHUNK + i] = seen.get(k.as_str()).is_some_and(|&n| n > 1);
+        }
+    }
+    twice
+}

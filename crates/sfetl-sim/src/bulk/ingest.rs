@@ -397,10 +397,32 @@ pub(super) fn process(
         }
         _ => ExtIndex::default(),
     };
-    for rec in rdr.records() {
+    let twice = match (op, ext_col) {
+        ("upsert", Some(c)) => {
+            let keys: Vec<String> = csv_reader(job)
+                .records()
+                .flatten()
+                .map(|rec| rec.get(c).unwrap_or("").to_string())
+                .collect();
+            crate::write::keys_twice_per_chunk(&keys)
+        }
+        _ => Vec::new(),
+    };
+    let ext_name = job
+        .ext_field
+        .map(|f| meta.fields[f].name.clone())
+        .unwrap_or_default();
+    for (n, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| format!("InvalidBatch : Failed to parse CSV: {e}"))?;
         r.processed += 1;
         let id = id_col.and_then(|c| rec.get(c)).unwrap_or("");
+        if twice.get(n).copied().unwrap_or(false) {
+            r.failed_n += 1;
+            let key = ext_col.and_then(|c| rec.get(c)).unwrap_or("");
+            let msg = format!("DUPLICATE_VALUE:Duplicate external id specified: {key}:{ext_name} --");
+            write_row(&mut r.failed, sep, eol, &["", &msg], &rec);
+            continue;
+        }
         if let Some((code, message)) = faults.take_row_failure(id) {
             r.failed_n += 1;
             let msg = format!("{code}:{message}: --");

@@ -194,21 +194,33 @@ fn collections(
     let index = match (&mode, mode_obj) {
         (Mode::Upsert(f), Some(o)) => {
             let name = store.catalog.objects[o].fields[*f].name.clone();
-            let keys: Vec<String> = records
-                .iter()
-                .filter_map(|r| r.as_object())
-                .filter_map(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(&name)))
-                .map(|(_, v)| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
+            let keys: Vec<String> = records.iter().map(|r| ext_key(r, &name)).collect();
             ExtIndex::build(&store, o, *f, keys.iter().map(String::as_str))
         }
         _ => ExtIndex::default(),
     };
-    for rec in records {
-        plans.push(plan_record(&store, rec, mode_obj, &mode, &index));
+    let twice = match (&mode, mode_obj) {
+        (Mode::Upsert(f), Some(o)) => {
+            let name = store.catalog.objects[o].fields[*f].name.clone();
+            let keys: Vec<String> = records.iter().map(|r| ext_key(r, &name)).collect();
+            crate::write::keys_twice_per_chunk(&keys)
+                .into_iter()
+                .zip(keys)
+                .map(|(twice, key)| twice.then(|| (key, name.clone())))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    for (i, rec) in records.iter().enumerate() {
+        let plan = match twice.get(i).cloned().flatten() {
+            Some((key, field)) => Err(RecError {
+                code: "DUPLICATE_VALUE".into(),
+                message: format!("Duplicate external id specified: {key}"),
+                fields: vec![field],
+            }),
+            None => plan_record(&store, rec, mode_obj, &mode, &index),
+        };
+        plans.push(plan);
     }
     let any_failed = plans.iter().any(|p| p.is_err());
     let mut faults = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
@@ -254,6 +266,18 @@ fn collections(
         StatusCode::OK,
         serde_json::to_vec(&results).unwrap_or_default(),
     )
+}
+
+/// A record's value of the external id field `name` as text (empty when it has none).
+fn ext_key(rec: &Value, name: &str) -> String {
+    let value = rec
+        .as_object()
+        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)));
+    match value {
+        None | Some((_, Value::Null)) => String::new(),
+        Some((_, Value::String(s))) => s.clone(),
+        Some((_, other)) => other.to_string(),
+    }
 }
 
 fn plan_record(

@@ -412,6 +412,22 @@ async fn ingest_upsert_update_delete_and_job_errors() {
     .await;
     assert_eq!(info["externalIdFieldName"], "External_Id__c");
     assert_eq!(ok.matches(",\"true\",").count(), 2, "{ok}");
+    // One external id given to two records of a chunk of 200: both refused, none saved.
+    let (info, ok, bad) = run(
+        &org,
+        up.clone(),
+        "External_Id__c,LastName\nU-9,Twice\nU-3,Once\nU-9,Again\n",
+    )
+    .await;
+    assert_eq!(info["numberRecordsFailed"], 2, "{bad}");
+    assert_eq!(ok.lines().count(), 2, "{ok}");
+    assert_eq!(
+        bad.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "\"\",\"DUPLICATE_VALUE:Duplicate external id specified: U-9:External_Id__c --\",\"U-9\",\"Twice\"",
+            "\"\",\"DUPLICATE_VALUE:Duplicate external id specified: U-9:External_Id__c --\",\"U-9\",\"Again\"",
+        ]
+    );
     let (_, ok, _) = run(&org, up, "External_Id__c,Score__c\nU-1,7\n").await;
     assert_eq!(ok.matches(",\"false\",").count(), 1, "{ok}");
     let id = ok

@@ -1271,3 +1271,29 @@ async fn data_calls_need_a_live_session_and_locators_belong_to_it() {
     assert_eq!(r.status(), 401);
     error_code(&r.json().await.unwrap(), "INVALID_SESSION_ID");
 }
+
+#[tokio::test]
+async fn an_upsert_giving_one_external_id_to_two_records_refuses_both() {
+    let org = Org::start(2).await;
+    let before = org.query("SELECT Id FROM Contact").await.1["totalSize"].clone();
+    let r = org
+        .send_json(
+            Method::PATCH,
+            "composite/sobjects/Contact/External_Id__c",
+            &json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "External_Id__c": "D-1", "LastName": "A"},
+                {"attributes": {"type": "Contact"}, "External_Id__c": "D-2", "LastName": "B"},
+                {"attributes": {"type": "Contact"}, "External_Id__c": "D-1", "LastName": "C"},
+            ]}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let refused = json!({"success": false, "errors": [{"statusCode": "DUPLICATE_VALUE",
+        "message": "Duplicate external id specified: D-1", "fields": ["External_Id__c"]}],
+        "created": false});
+    assert_eq!(v[0], refused);
+    assert_eq!(v[2], refused);
+    assert_eq!((&v[1]["success"], &v[1]["created"]), (&json!(true), &json!(true)));
+    let after = org.query("SELECT Id FROM Contact").await.1["totalSize"].clone();
+    assert_eq!(after.as_u64(), before.as_u64().map(|n| n + 1), "only D-2 created");
+}
