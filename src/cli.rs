@@ -49,7 +49,7 @@ pub enum Command {
 
     /// Write rows (RECORD messages on stdin, or a Parquet/CSV file) back into Salesforce.
     #[command(
-        after_help = "Example:\n  sfetl write --config config.json --catalog fixtures/catalogs/person_scores.json < scores.jsonl"
+        after_help = "Example:\n  sfetl write --config config.json --catalog catalog.json < scores.jsonl\n  sfetl write --config config.json --input scores.parquet --stream person_scores"
     )]
     Write(WriteArgs),
 

@@ -166,7 +166,7 @@ async fn beyond_connection(
         let n = check_catalog(client, path, plan.as_deref())
             .await
             .map_err(|e| format!("The connection works, but the catalog is not valid: {e}"))?;
-        notes.push_str(&format!("; catalog: {n} stream(s) valid against the org"));
+        notes.push_str(&format!(" Catalog: {n} stream(s) valid against the org."));
     }
     let routes = crate::sink::check_writeback(client, config.writeback.as_ref())
         .await
@@ -175,7 +175,7 @@ async fn beyond_connection(
         })?;
     if let Some(n) = routes {
         notes.push_str(&format!(
-            "; writeback: {n} route(s) valid against the org's describes"
+            " Writeback: {n} route(s) valid against the org's describes."
         ));
     }
     Ok(notes)

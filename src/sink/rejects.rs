@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::error::SinkError;
 use crate::output::{
-    CompletedFile, OutputLocation, ParquetFileWriter, ParquetOptions, open_location,
+    CompletedFile, OutputError, OutputLocation, ParquetFileWriter, ParquetOptions, open_location,
 };
 use crate::secret::Secret;
 
@@ -80,7 +80,7 @@ impl Rejects {
         }
         if self.location.is_none() {
             self.location =
-                Some(open_location(&self.path, &self.storage_options).map_err(SinkError::Output)?);
+                Some(open_location(&self.path, &self.storage_options).map_err(rejects_path)?);
         }
         let location = self.location.clone().expect("opened above");
         let schema = reject_schema(batch.schema_ref());
@@ -124,4 +124,15 @@ fn reject_schema(input: &SchemaRef) -> SchemaRef {
         fields.push(Arc::new(Field::new(name, DataType::Utf8, false)));
     }
     Arc::new(Schema::new(fields))
+}
+
+/// An unusable rejects folder, named by the setting that gives it (the output module's own
+/// message names `output.path`, the read's setting).
+fn rejects_path(e: OutputError) -> SinkError {
+    match e {
+        OutputError::Location { path, reason } => {
+            SinkError::Config(vec![format!("writeback.rejects_path {path:?}: {reason}")])
+        }
+        other => SinkError::Output(other),
+    }
 }

@@ -245,7 +245,7 @@ async fn unknown_streams_and_fields_get_the_closest_names_in_read_and_check() {
     let (status, message) = connection_status(&out);
     assert_eq!(status, "SUCCEEDED", "{message}");
     assert!(
-        message.ends_with("; catalog: 1 stream(s) valid against the org"),
+        message.ends_with(". Catalog: 1 stream(s) valid against the org."),
         "{message}"
     );
 }

@@ -501,7 +501,11 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
         message.contains("the value does not match the type the catalog declares"),
         "{message}"
     );
-    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(8.0), "nothing applied");
+    assert_eq!(
+        e.score_of("Lead", &leads[0]).await,
+        Some(8.0),
+        "nothing applied"
+    );
 }
 
 #[tokio::test]
@@ -551,7 +555,7 @@ async fn check_validates_the_writeback_against_the_org() {
         msgs.last().unwrap()["connectionStatus"]["message"]
             .as_str()
             .unwrap()
-            .ends_with("; writeback: 3 route(s) valid against the org's describes"),
+            .ends_with(" Writeback: 3 route(s) valid against the org's describes."),
         "{msgs:?}"
     );
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();

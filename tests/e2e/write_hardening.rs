@@ -469,3 +469,22 @@ async fn an_empty_file_for_a_stream_without_routes_is_refused() {
     );
     assert_ok(&e.write_file(&path, "person_scores").await);
 }
+
+#[tokio::test]
+async fn an_unusable_rejects_folder_is_named_by_its_setting() {
+    let e = write_env(json!({})).await;
+    let file = e.dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["writeback"]["rejects_path"] = json!(file.join("rejects").to_str().unwrap());
+    std::fs::write(&e.config, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    // A row Salesforce refuses (no such Lead) has to go to the rejects folder.
+    let out = e
+        .write(&[score("Lead", "00Q5g000009ZZZZAAA", 1.0, "nowhere")])
+        .await;
+    assert!(!out.status.success());
+    let (kind, message) = trace_error(&messages(&out)).unwrap();
+    assert_eq!(kind, "config_error", "{message}");
+    assert!(message.contains("writeback.rejects_path \""), "{message}");
+    assert!(!message.contains("output.path"), "{message}");
+}

@@ -135,6 +135,7 @@ pub fn plan_object_stream<'m>(
     }
     let cursor = schema.cursor;
     let incremental = cs.sync_mode == SyncMode::Incremental && cursor.is_some();
+    notes.extend(catalog_notes(cs, cursor));
     let out_schema = match cursor {
         Some(_) => with_deleted_at(&schema.arrow),
         None => schema.arrow.clone(),
@@ -181,7 +182,10 @@ pub fn plan_mapped_stream<'m>(
     let name = cs.stream.name.as_str();
     let incremental = cs.sync_mode == SyncMode::Incremental && mapped.supports_incremental();
     let state = parse_saved(name, saved, "SystemModstamp")?;
-    let mut notes = Vec::new();
+    let cursor = mapped
+        .supports_incremental()
+        .then_some(crate::mapping::CURSOR_COLUMN);
+    let mut notes = catalog_notes(cs, cursor);
     let objects = mapped
         .sources
         .iter()
@@ -237,6 +241,27 @@ fn bulk_unreadable(schema: &StreamSchema) -> Option<&'static str> {
         (true, true) => Some("base64 and json"),
         (false, false) => None,
     }
+}
+
+/// What the read does otherwise than the configured catalog asks, said once at the start
+/// rather than done silently: an incremental read of a stream without a cursor is a full
+/// refresh, and a `cursor_field` other than the stream's own is ignored (the cursor is source
+/// defined, as `discover` declares).
+fn catalog_notes(cs: &ConfiguredAirbyteStream, cursor: Option<&str>) -> Vec<(LogLevel, String)> {
+    let name = cs.stream.name.as_str();
+    let mut notes = Vec::new();
+    if cs.sync_mode == SyncMode::Incremental && cursor.is_none() {
+        notes.push((LogLevel::Warn, format!("{name}: the catalog asks for an incremental read, but the stream has no cursor field (its supported_sync_modes are full_refresh only), so it is read in full; configure it as full_refresh")));
+    }
+    let asked = cs.cursor_field.as_deref().unwrap_or_default();
+    if cs.sync_mode == SyncMode::Incremental
+        && let Some(cursor) = cursor
+        && !asked.is_empty()
+        && asked != [cursor]
+    {
+        notes.push((LogLevel::Warn, format!("{name}: cursor_field {asked:?} is ignored: the stream's cursor is {cursor} (source-defined, as discover declares)")));
+    }
+    notes
 }
 
 /// The note of an object read through REST by rule (`None` when it is not, or already is for

@@ -419,7 +419,8 @@ pub(super) fn process(
         if twice.get(n).copied().unwrap_or(false) {
             r.failed_n += 1;
             let key = ext_col.and_then(|c| rec.get(c)).unwrap_or("");
-            let msg = format!("DUPLICATE_VALUE:Duplicate external id specified: {key}:{ext_name} --");
+            let msg =
+                format!("DUPLICATE_VALUE:Duplicate external id specified: {key}:{ext_name} --");
             write_row(&mut r.failed, sep, eol, &["", &msg], &rec);
             continue;
         }

@@ -1293,7 +1293,14 @@ async fn an_upsert_giving_one_external_id_to_two_records_refuses_both() {
         "created": false});
     assert_eq!(v[0], refused);
     assert_eq!(v[2], refused);
-    assert_eq!((&v[1]["success"], &v[1]["created"]), (&json!(true), &json!(true)));
+    assert_eq!(
+        (&v[1]["success"], &v[1]["created"]),
+        (&json!(true), &json!(true))
+    );
     let after = org.query("SELECT Id FROM Contact").await.1["totalSize"].clone();
-    assert_eq!(after.as_u64(), before.as_u64().map(|n| n + 1), "only D-2 created");
+    assert_eq!(
+        after.as_u64(),
+        before.as_u64().map(|n| n + 1),
+        "only D-2 created"
+    );
 }
