@@ -90,6 +90,9 @@ pub struct FieldDescribe {
     /// Can be set on insert.
     #[serde(default)]
     pub createable: bool,
+    /// Salesforce fills it when an insert leaves it out (`OwnerId`, checkboxes).
+    #[serde(default)]
+    pub defaulted_on_create: bool,
     /// Can be set on update.
     #[serde(default)]
     pub updateable: bool,

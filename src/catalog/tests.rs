@@ -178,6 +178,7 @@ fn types_without_precision_long_time_location_and_unknown() {
         digits: 0,
         nillable: true,
         createable: false,
+        defaulted_on_create: false,
         updateable: false,
         calculated: false,
         calculated_formula: None,

@@ -594,8 +594,14 @@ fn calls_told(calls: &Value) -> String {
 /// tells (each step prints what it did), so it is one function rather than many small ones.
 pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     let total = Instant::now();
-    std::fs::create_dir_all(&args.dir)?;
-    let dir = std::fs::canonicalize(&args.dir)?;
+    let unusable = |e: std::io::Error| {
+        Error::Demo(format!(
+            "cannot use {} as the demo's folder ({e}); give --dir a folder sfetl can create or write to",
+            args.dir.display()
+        ))
+    };
+    std::fs::create_dir_all(&args.dir).map_err(unusable)?;
+    let dir = std::fs::canonicalize(&args.dir).map_err(unusable)?;
     say!(
         "sfetl demo: a simulated Salesforce org read into Parquet, changed, read again, queried with SQL, kept as Delta Lake tables, scored, and the scores written back."
     );

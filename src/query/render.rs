@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::writer::LineDelimited;
 
 use super::QueryError;
@@ -34,6 +34,7 @@ pub(super) fn write(
     };
     if let QueryFormat::Parquet = format {
         let path = out.ok_or(QueryError::ParquetNeedsOut)?;
+        let (schema, batches) = without_views(schema, batches).map_err(|e| err(&e))?;
         let file = File::create(path).map_err(|e| err(&e))?;
         let mut writer =
             parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| err(&e))?;
@@ -58,6 +59,44 @@ pub(super) fn write(
         Err(_) if closed.load(Ordering::SeqCst) => Ok(()),
         other => other,
     }
+}
+
+/// `batches` with DataFusion's view types (`Utf8View`, `BinaryView`, which it reads Parquet
+/// text as) cast to plain `Utf8` and `Binary`: the Parquet file a query writes is for other
+/// tools, and readers before pyarrow 16 or DuckDB 1.1 cannot sort or take view columns.
+fn without_views(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    };
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()) != *f.data_type())
+    {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
+        .collect();
+    let target = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let cast = |b: RecordBatch| {
+        let columns = b
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(target.clone(), columns)
+    };
+    let batches = batches.into_iter().map(cast).collect::<Result<_, _>>()?;
+    Ok((target, batches))
 }
 
 /// A writer that remembers whether its reader closed the pipe, so the error can be told apart

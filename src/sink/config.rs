@@ -194,6 +194,9 @@ fn check_route(at: &str, r: &Route, d: &SObjectDescribe, problems: &mut Vec<Stri
             Some(_) => {}
         }
     }
+    if op == Operation::Insert {
+        check_required(at, r, d, problems);
+    }
     for (field, _) in &r.fields {
         let Some(f) = d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(field)) else {
             problems.push(format!(
@@ -226,6 +229,31 @@ fn check_route(at: &str, r: &Route, d: &SObjectDescribe, problems: &mut Vec<Stri
                 } else {
                     "not createable/updateable"
                 }
+            ));
+        }
+    }
+}
+
+/// An insert route must set every field a record cannot be created without (not nillable,
+/// not filled by Salesforce): without one, Salesforce refuses every row with
+/// `REQUIRED_FIELD_MISSING`, which `check` can say before any row is sent.
+fn check_required(at: &str, r: &Route, d: &SObjectDescribe, problems: &mut Vec<String>) {
+    let required = d.fields.iter().filter(|f| {
+        !f.nillable
+            && f.createable
+            && !f.defaulted_on_create
+            && !f.calculated
+            && f.kind != "boolean"
+    });
+    for f in required {
+        if !r
+            .fields
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(&f.name))
+        {
+            problems.push(format!(
+                "{at}.fields: {}.{} is required to create a record and the route does not set it; add \"{}\": <an expression over the incoming columns>",
+                d.name, f.name, f.name
             ));
         }
     }

@@ -114,3 +114,22 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn a_demo_folder_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let under = file.join("demo");
+    let out = run_blocking(&["demo", "--dir", under.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "demo: cannot use {} as the demo's folder (",
+            under.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stdout"), "{stderr}");
+}

@@ -295,6 +295,14 @@ async fn results_to_files() {
         .build()
         .unwrap();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    // Plain text columns, which every Parquet reader takes (not DataFusion's string views).
+    let types: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
+    assert_eq!(types, ["Utf8", "Utf8"]);
     let text = arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string();

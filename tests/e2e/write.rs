@@ -576,3 +576,29 @@ async fn check_validates_the_writeback_against_the_org() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn check_refuses_an_insert_route_that_leaves_a_required_field_out() {
+    let e = env().await;
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    // Lead needs LastName and Company to be created; OwnerId and the checkboxes Salesforce
+    // fills itself.
+    cfg["writeback"]["streams"]["new_leads"] = json!({"routes": [
+        {"object": "Lead", "operation": "insert", "fields": {"LastName": "source_id"}}]});
+    let bad = write_json(e.dir.path(), "insert.json", &cfg);
+    let out = sfetl()
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let msgs = messages(&out);
+    let status = &msgs.last().unwrap()["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("writeback.streams.new_leads.routes[0].fields: Lead.Company is required to create a record and the route does not set it; add \"Company\": <an expression over the incoming columns>"),
+        "{message}"
+    );
+    assert!(!message.contains("LastName is required"), "{message}");
+    assert!(!message.contains("OwnerId"), "{message}");
+}
