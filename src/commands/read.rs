@@ -7,7 +7,7 @@ use crate::config::{Config, OutputFormat};
 use crate::error::Error;
 use crate::output::delta::{DeltaDestination, DeltaOptions};
 use crate::output::{Destination, ParquetOptions, new_sync_id, open_location};
-use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, StreamDescriptor};
+use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, FailureType, StreamDescriptor};
 use crate::source::read::slice::{BadSlice, Slice, SliceRun};
 use crate::source::read::{ReadOptions, read};
 use crate::state::{InputState, load_state_file};
@@ -75,11 +75,22 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         opts,
     )
     .await;
-    let failed = summary.failures.len();
+    // Exit 2 (as for any config error) when every stream that failed did for its config,
+    // catalog or state; 1 when any failed otherwise.
+    let code = match summary
+        .failures
+        .iter()
+        .map(|(_, e)| e.failure_type())
+        .collect::<Vec<_>>()
+    {
+        types if types.is_empty() => 0,
+        types if types.iter().all(|t| *t == FailureType::ConfigError) => 2,
+        _ => 1,
+    };
     report_failures(&stdout, summary.failures).await;
     stdout.finish().await?;
-    if failed > 0 {
-        return Err(Error::Reported(1));
+    if code > 0 {
+        return Err(Error::Reported(code));
     }
     Ok(())
 }

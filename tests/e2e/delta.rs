@@ -266,7 +266,7 @@ async fn new_fields_evolve_the_schema_and_a_type_change_is_refused_by_name() {
         &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")],
     );
     let out = read_out(&config, &cat).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_config_error(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -316,7 +316,7 @@ async fn a_table_written_by_another_stream_is_refused_naming_both() {
         )],
     );
     let out = read_out(&config, &cat).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_config_error(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     let table = export.join("Contact");

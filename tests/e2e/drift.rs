@@ -219,7 +219,7 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
             .is_none()
     );
     let (code, msgs) = read_any(&e.config, &cat).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "config errors exit 2");
     assert_eq!(
         errors(&msgs),
         vec![(
@@ -288,7 +288,7 @@ async fn a_hidden_field_ends_the_stream_or_is_left_out_until_shown_again() {
     let after = discovered(&e.config, "Account").await;
     assert!(after["json_schema"]["properties"].get("Industry").is_none());
     let (code, msgs) = read_any(&e.config, &cat).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert_eq!(
         errors(&msgs)[0].2,
         format!(
@@ -344,7 +344,7 @@ async fn a_retyped_field_fails_under_either_setting_until_discovered_again() {
         config_with(&e, "ignore.json", json!({"schema_drift": "ignore"})),
     ] {
         let (code, msgs) = read_any(&config, &cat).await;
-        assert_eq!(code, 1);
+        assert_eq!(code, 2);
         assert_eq!(
             errors(&msgs),
             vec![(
@@ -425,7 +425,7 @@ async fn a_mapped_stream_whose_field_is_hidden_fails_or_reads_it_as_null() {
     )
     .await;
     let (code, msgs) = read_any(&fail, &cat).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert_eq!(
         errors(&msgs),
         vec![(
@@ -480,7 +480,7 @@ async fn a_mapped_column_whose_field_changed_type_fails() {
     )
     .await;
     let (code, msgs) = read_any(&config, &cat).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert_eq!(
         errors(&msgs),
         vec![(
