@@ -86,9 +86,13 @@ pub(super) async fn collections_delete(
                 message,
                 fields: vec![],
             };
+            // Not an id at all, or the id of a record no longer there (purged).
             let p = store
                 .resolve(id)
-                .ok_or_else(|| gone("MALFORMED_ID", format!("malformed id {id}")))?;
+                .ok_or_else(|| match crate::store::parse_id(id) {
+                    None => gone("MALFORMED_ID", format!("malformed id {id}")),
+                    Some(_) => gone("ENTITY_IS_DELETED", "entity is deleted".into()),
+                })?;
             let (o, row) = crate::store::unpack(p);
             if store.tables[o].state[row] != LIVE {
                 return Err(gone("ENTITY_IS_DELETED", "entity is deleted".into()));
@@ -342,7 +346,14 @@ fn plan_record(
             })?;
             let p = store
                 .resolve(id)
-                .ok_or_else(|| err("ENTITY_IS_DELETED", "entity is deleted", vec![]))?;
+                .ok_or_else(|| match crate::store::parse_id(id) {
+                    None => err(
+                        "MALFORMED_ID",
+                        &format!("Record ID: id value of incorrect type: {id}"),
+                        vec!["Id".into()],
+                    ),
+                    Some(_) => err("ENTITY_IS_DELETED", "entity is deleted", vec![]),
+                })?;
             let (po, row) = crate::store::unpack(p);
             if po != o {
                 return Err(err(

@@ -1304,3 +1304,34 @@ async fn an_upsert_giving_one_external_id_to_two_records_refuses_both() {
         "only D-2 created"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_id_and_the_id_of_a_purged_record_get_their_own_codes() {
+    let org = Org::start(2).await;
+    let (_, q) = org.query("SELECT Id FROM Lead").await;
+    let gone = q["records"][0]["Id"].as_str().unwrap().to_string();
+    org.control("delete", &json!({"object": "Lead", "ids": [gone]}))
+        .await;
+    org.control("purge", &json!({})).await;
+    let update =
+        |id: &str| json!({"records": [{"attributes": {"type": "Lead"}, "id": id, "Title": "x"}]});
+    for (id, code) in [
+        ("garbage", "MALFORMED_ID"),
+        (gone.as_str(), "ENTITY_IS_DELETED"),
+    ] {
+        let r = org
+            .send_json(Method::PATCH, "composite/sobjects", &update(id))
+            .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v[0]["errors"][0]["statusCode"], code, "update {id}: {v}");
+        let r = org
+            .send_json(
+                Method::DELETE,
+                &format!("composite/sobjects?ids={id}&allOrNone=false"),
+                &json!(null),
+            )
+            .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v[0]["errors"][0]["statusCode"], code, "delete {id}: {v}");
+    }
+}
