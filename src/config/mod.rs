@@ -265,6 +265,12 @@ impl Config {
         })?;
         // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the JSON.
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        if text.trim().is_empty() {
+            return Err(ConfigError::NotJson {
+                path: path.to_path_buf(),
+                reason: "the file is empty".into(),
+            });
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::NotJson {
             path: path.to_path_buf(),
             reason: format!("line {} column {}: {}", e.line(), e.column(), classify(&e)),

@@ -244,6 +244,16 @@ fn unreadable_and_non_json_files() {
             bad.display()
         )
     );
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "\n").unwrap();
+    let e = Config::from_file(&empty).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "the config file {} is not valid JSON (the file is empty); it must hold one JSON object such as {{\"client_id\": \"...\", \"refresh_token\": \"...\"}}",
+            empty.display()
+        )
+    );
     assert_eq!(
         Config::from_value(json!([1])).unwrap_err().to_string(),
         "The config has 1 problem: (1) config: must be a JSON object, not an array"
@@ -313,5 +323,27 @@ fn formula_refresh_is_a_duration_or_off_and_daily_by_default() {
     assert_eq!(
         problems(bad),
         vec![("formula_refresh".into(), "\"daily\" is not valid: use an ISO 8601 duration, e.g. \"P1D\" (once a day, the default), \"PT6H\" (every 6 hours), \"PT0S\" (on every incremental read), or \"off\" to never read formula fields again on their own".into())]
+    );
+}
+
+#[test]
+fn a_number_out_of_its_range_says_the_range() {
+    let mut v = airbyte_config();
+    v["max_concurrent_jobs"] = json!(0);
+    v["max_api_usage_percent"] = json!(150);
+    let mut ps = problems(v);
+    ps.sort();
+    assert_eq!(
+        ps,
+        vec![
+            (
+                "max_api_usage_percent".to_string(),
+                "150 is over the most allowed, 100".to_string()
+            ),
+            (
+                "max_concurrent_jobs".to_string(),
+                "0 is below the least allowed, 1".to_string()
+            ),
+        ]
     );
 }

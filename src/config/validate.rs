@@ -200,6 +200,18 @@ fn schema_problems(value: &Value, problems: &mut Problems) {
                 format!("must be {expected}, not {}", type_name(err.instance()))
             }
             ValidationErrorKind::MinLength { .. } => "must not be empty".to_string(),
+            ValidationErrorKind::Minimum { limit } => {
+                format!(
+                    "{} is below the least allowed, {limit}",
+                    show(err.instance(), secret)
+                )
+            }
+            ValidationErrorKind::Maximum { limit } => {
+                format!(
+                    "{} is over the most allowed, {limit}",
+                    show(err.instance(), secret)
+                )
+            }
             _ => format!("{} is not valid", show(err.instance(), secret)),
         };
         let field = if field.is_empty() {
