@@ -312,10 +312,31 @@ fn check_csv(location: &str, bytes: &[u8]) -> Result<(), SinkError> {
         )));
     }
     let names: Vec<&str> = header.iter().map(String::as_str).collect();
-    match duplicate_column(&names) {
-        Some(problem) => Err(refuse(format!("line 1: {problem}"))),
-        None => Ok(()),
+    if let Some(problem) = duplicate_column(&names) {
+        return Err(refuse(format!("line 1: {problem}")));
     }
+    // A row with more or fewer values than the header has columns (arrow's reader would call
+    // them "records").
+    let rows = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    for record in rows.into_byte_records().map_while(Result::ok) {
+        if record.len() != header.len() {
+            // From the byte offset, past the blank lines before the row (the reader's own line
+            // count and offset both start at them).
+            let from = record.position().map_or(0, |p| p.byte() as usize);
+            let at = from
+                + bytes[from.min(bytes.len())..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+            let line = 1 + memchr::memchr_iter(b'\n', &bytes[..at.min(bytes.len())]).count();
+            return Err(refuse(format!(
+                "line {line}: {} value(s) where the header names {} column(s); give every row one value per column (an empty value is written as nothing between two commas)",
+                record.len(),
+                header.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The problem with a header that names a column twice, if it does.

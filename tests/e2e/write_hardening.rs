@@ -202,6 +202,14 @@ async fn malformed_csv_input_stops_the_run_naming_the_line_before_anything_is_wr
         refused_csv(&e, "twice.csv", &twice).await,
         "FILE: line 1: the column \"score\" appears twice (columns 3 and 4); give every column its own name"
     );
+    let short = format!(
+        "source_object,source_id,score,reason\nLead,{},1.5,ok\n\nLead,{},2.5\n",
+        leads[0], leads[1]
+    );
+    assert_eq!(
+        refused_csv(&e, "short.csv", &short).await,
+        "FILE: line 4: 3 value(s) where the header names 4 column(s); give every row one value per column (an empty value is written as nothing between two commas)"
+    );
     assert_eq!(e.stored("Lead", &leads[0]).await, before);
     // The same rows, well formed, are written.
     let good = format!(
