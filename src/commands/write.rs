@@ -44,6 +44,10 @@ pub(super) async fn run(args: &WriteArgs) -> Result<(), Error> {
                     message.push_str(&format!(
                         ". Before this error {applied} row(s) were applied in Salesforce; every STATE printed covers only rows already applied or rejected, so resume from the last one (re-sending update and upsert rows is harmless)"
                     ));
+                } else if failure_type == FailureType::TransientError {
+                    message.push_str(
+                        ". No row was applied in Salesforce and none was rejected: send the same input again once Salesforce answers",
+                    );
                 }
                 eprintln!("sfetl: {}", s.summary());
             }

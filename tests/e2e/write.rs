@@ -9,7 +9,7 @@ use arrow::array::{Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{Value, json};
 
-use crate::common::write_helpers::{WriteEnv, record, score, state, text, write_env};
+use crate::common::write_helpers::{WriteEnv, record, score, state, text, trace_error, write_env};
 use crate::common::{messages, sfetl, write_json};
 
 async fn env() -> WriteEnv {
@@ -250,6 +250,24 @@ async fn transient_failures_are_retried() {
         .await;
     e.write_ok(&[score("Lead", &leads[0], 34.0, "locked once")], &[])
         .await;
+    assert_eq!(e.score_of("Lead", &leads[0]).await, Some(34.0));
+    // Past the retries: the run stops, and says that nothing was applied nor rejected.
+    e.org
+        .control(
+            "fail",
+            &json!({"kind": "collections", "count": 100, "status": 503}),
+        )
+        .await;
+    let out = e
+        .write(&[score("Lead", &leads[0], 35.0, "unavailable")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let (kind, message) = trace_error(&messages(&out)).unwrap();
+    assert_eq!(kind, "transient_error");
+    assert!(
+        message.ends_with(". No row was applied in Salesforce and none was rejected: send the same input again once Salesforce answers"),
+        "{message}"
+    );
     assert_eq!(e.score_of("Lead", &leads[0]).await, Some(34.0));
 }
 
