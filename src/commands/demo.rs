@@ -856,8 +856,10 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     ));
 
     say!(
-        "\nDone in {:.1} s. Query the export with DuckDB, pandas or Spark: {}/<stream>/<sync>/part-*.parquet",
+        "\nDone in {:.1} s. The latest version of each row: `sfetl query --path {} \"SELECT ...\"`, or the Delta tables under {} in DuckDB, pandas or Spark. The Parquet files ({}/<stream>/<sync>/part-*.parquet) hold every version read, deletions included, for history.",
         total.elapsed().as_secs_f64(),
+        export.display(),
+        lake.display(),
         export.display()
     );
     sim.shutdown().await;
