@@ -592,6 +592,49 @@ fn calls_told(calls: &Value) -> String {
 
 /// The demo script, step by step. Linear on purpose: it reads top to bottom as the story it
 /// tells (each step prints what it did), so it is one function rather than many small ones.
+/// Marks a folder `sfetl demo` made, so that a second run there may clear it.
+const MARKER: &str = ".sfetl-demo";
+/// What a demo writes in its folder: a second run removes them first, so its figures (rows
+/// read, commits, versions) are a first run's again instead of adding to the last one's.
+const OUTPUTS: [&str; 6] = [
+    "config.json",
+    "people.yaml",
+    "export",
+    "delta",
+    "scores.parquet",
+    "rejects",
+];
+
+/// Makes `dir` a fresh demo folder: an empty folder gets the marker; a folder an earlier demo
+/// made loses that demo's outputs; any other folder with files in it is refused, since the
+/// demo would mix its files with them.
+fn start_afresh(dir: &Path) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot prepare {} for the demo: {e}", dir.display());
+    let marker = dir.join(MARKER);
+    if marker.exists() {
+        for name in OUTPUTS {
+            let path = dir.join(name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(io)?;
+            } else if path.exists() {
+                std::fs::remove_file(&path).map_err(io)?;
+            }
+        }
+        return Ok(());
+    }
+    if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+        return Err(format!(
+            "{} already holds files that an earlier `sfetl demo` did not write; give --dir a new or empty folder",
+            dir.display()
+        ));
+    }
+    std::fs::write(
+        &marker,
+        "written by sfetl demo: a second run here replaces its outputs\n",
+    )
+    .map_err(io)
+}
+
 pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     let total = Instant::now();
     let unusable = |e: std::io::Error| {
@@ -602,6 +645,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     };
     std::fs::create_dir_all(&args.dir).map_err(unusable)?;
     let dir = std::fs::canonicalize(&args.dir).map_err(unusable)?;
+    start_afresh(&dir).map_err(Error::Demo)?;
     say!(
         "sfetl demo: a simulated Salesforce org read into Parquet, changed, read again, queried with SQL, kept as Delta Lake tables, scored, and the scores written back."
     );

@@ -113,6 +113,38 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    // Run again in the same folder: the first run's outputs are replaced, so the figures are a
+    // first run's again rather than adding to it.
+    let again = run_blocking(&["demo", "--dir", dir.path().join("demo").to_str().unwrap()]);
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert!(again.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "| 4420 | 4389   |\n   +------+--------+\n   every version of every row: 4,420 = 4,387"
+        ),
+        "{text}"
+    );
+    let syncs = std::fs::read_dir(dir.path().join("demo/export/person"))
+        .unwrap()
+        .count();
+    assert_eq!(syncs, 2, "the second run's two syncs only");
+}
+
+#[test]
+fn a_demo_refuses_a_folder_holding_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let out = run_blocking(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already holds files that an earlier `sfetl demo` did not write; give --dir a new or empty folder"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]
