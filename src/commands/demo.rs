@@ -590,8 +590,6 @@ fn calls_told(calls: &Value) -> String {
     )
 }
 
-/// The demo script, step by step. Linear on purpose: it reads top to bottom as the story it
-/// tells (each step prints what it did), so it is one function rather than many small ones.
 /// Marks a folder `sfetl demo` made, so that a second run there may clear it.
 const MARKER: &str = ".sfetl-demo";
 /// What a demo writes in its folder: a second run removes them first, so its figures (rows
@@ -635,6 +633,8 @@ fn start_afresh(dir: &Path) -> Result<(), String> {
     .map_err(io)
 }
 
+/// The demo script, step by step. Linear on purpose: it reads top to bottom as the story it
+/// tells (each step prints what it did), so it is one function rather than many small ones.
 pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     let total = Instant::now();
     let unusable = |e: std::io::Error| {
