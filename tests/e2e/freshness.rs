@@ -26,25 +26,6 @@ async fn read_to(config: &Path, cat: &Path, state: Option<&Path>, state_out: &Pa
     msgs
 }
 
-/// `sfetl query --format csv` over an export, asserted to succeed.
-async fn query_csv(export: &Path, sql: &str) -> String {
-    let out = run(&[
-        "query",
-        "--path",
-        export.to_str().unwrap(),
-        sql,
-        "--format",
-        "csv",
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The Contacts of the first Account that has some.
 async fn an_account_with_contacts(org: &Org) -> (String, BTreeSet<String>) {
     let rows = org_rows(

@@ -718,28 +718,12 @@ async fn deleted_rows_leave_the_latest_view_when_the_catalog_leaves_is_deleted_o
     );
     assert_eq!(deleted.len(), 3);
     read_files(&config, &cat, Some(&s1)).await;
-    let query = |sql: &'static str| {
-        let export = export.clone();
-        async move {
-            let out = run(&[
-                "query",
-                "--path",
-                export.to_str().unwrap(),
-                sql,
-                "--format",
-                "csv",
-            ])
-            .await;
-            assert_ok(&out);
-            String::from_utf8(out.stdout).unwrap()
-        }
-    };
     // The delete log's rows are in the history, marked only by their deletion time...
-    let marked =
-        query("SELECT Id FROM Account_history WHERE _sfetl_deleted_at IS NOT NULL ORDER BY Id")
-            .await;
+    let sql = "SELECT Id FROM Account_history WHERE _sfetl_deleted_at IS NOT NULL ORDER BY Id";
+    let marked = query_csv(&export, sql).await;
     let marked: BTreeSet<String> = marked.lines().skip(1).map(str::to_string).collect();
     assert_eq!(marked, deleted);
     // ...and the latest view holds the org's 17 live Accounts, none of the deleted three.
-    assert_eq!(query("SELECT count(*) AS n FROM Account").await, "n\n17\n");
+    let live = query_csv(&export, "SELECT count(*) AS n FROM Account").await;
+    assert_eq!(live, "n\n17\n");
 }

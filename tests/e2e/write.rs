@@ -484,13 +484,7 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
     assert_eq!(e.score_of("Lead", &leads[0]).await, Some(8.0));
 
     let out = e.write(&[record("unknown_stream", json!({}))]).await;
-    let message = messages(&out)
-        .into_iter()
-        .find(|m| m["type"] == "TRACE")
-        .unwrap()["trace"]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, message) = trace_error(&messages(&out)).unwrap();
     assert!(
         message.starts_with("input line 1: RECORD of stream \"unknown_stream\""),
         "{message}"
@@ -504,13 +498,7 @@ async fn malformed_input_names_the_line_and_keeps_earlier_states() {
     );
     let out = e.write(&[score("Lead", &leads[0], 9.0, "ok"), bad]).await;
     assert_eq!(out.status.code(), Some(2));
-    let message = messages(&out)
-        .into_iter()
-        .find(|m| m["type"] == "TRACE")
-        .unwrap()["trace"]["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, message) = trace_error(&messages(&out)).unwrap();
     assert!(
         message.starts_with("input line 2: RECORD of stream person_scores: "),
         "{message}"
@@ -578,14 +566,7 @@ async fn check_validates_the_writeback_against_the_org() {
     );
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     cfg["writeback"]["streams"]["person_scores"]["routes"][1]["object"] = json!("Contakt");
-    let bad = write_json(e.dir.path(), "bad.json", &cfg);
-    let out = sfetl()
-        .args(["check", "--config", bad.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let msgs = messages(&out);
-    let status = &msgs.last().unwrap()["connectionStatus"];
+    let status = check_status(&e, &cfg, "bad.json").await;
     assert_eq!(status["status"], "FAILED");
     assert!(
         status["message"].as_str().unwrap().contains(
@@ -593,6 +574,17 @@ async fn check_validates_the_writeback_against_the_org() {
         ),
         "{status}"
     );
+}
+
+/// `sfetl check` of `cfg` (written as `name`): its CONNECTION_STATUS.
+async fn check_status(e: &WriteEnv, cfg: &Value, name: &str) -> Value {
+    let path = write_json(e.dir.path(), name, cfg);
+    let out = sfetl()
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    messages(&out).last().unwrap()["connectionStatus"].clone()
 }
 
 #[tokio::test]
@@ -603,14 +595,7 @@ async fn check_refuses_an_insert_route_that_leaves_a_required_field_out() {
     // fills itself.
     cfg["writeback"]["streams"]["new_leads"] = json!({"routes": [
         {"object": "Lead", "operation": "insert", "fields": {"LastName": "source_id"}}]});
-    let bad = write_json(e.dir.path(), "insert.json", &cfg);
-    let out = sfetl()
-        .args(["check", "--config", bad.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let msgs = messages(&out);
-    let status = &msgs.last().unwrap()["connectionStatus"];
+    let status = check_status(&e, &cfg, "insert.json").await;
     assert_eq!(status["status"], "FAILED");
     let message = status["message"].as_str().unwrap();
     assert!(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Org, assert_ok, messages, refresh_config, write_json};
+use super::{Org, assert_ok, messages, refresh_config, run, write_json};
 
 /// A simulator, a temp folder and a config file pointing at the simulator.
 pub struct Env {
@@ -195,4 +195,23 @@ pub fn last_states(msgs: &[Value]) -> Value {
         by_stream.insert(name, m["state"].clone());
     }
     Value::Array(by_stream.into_values().collect())
+}
+
+/// `sfetl query --format csv` over an export, asserted to succeed.
+pub async fn query_csv(export: &Path, sql: &str) -> String {
+    let out = run(&[
+        "query",
+        "--path",
+        export.to_str().unwrap(),
+        sql,
+        "--format",
+        "csv",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
