@@ -282,6 +282,9 @@ async fn apply(
             })
             .map_err(|e| target.error(e))?;
     }
-    builder.await.map_err(|e| target.error(e))?;
+    // A lost race (concurrent slices) is a conflict the caller retries.
+    builder
+        .await
+        .map_err(|e| super::commit::conflict_or_error(target, e))?;
     Ok(())
 }

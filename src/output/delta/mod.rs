@@ -251,6 +251,22 @@ async fn commit_retrying(
 /// MERGEs made at most, when concurrent writers' commits conflict.
 const MERGE_ATTEMPTS: u32 = 10;
 
+/// Runs `commit` again while it loses the race to a concurrent writer's commit, up to
+/// [`MERGE_ATTEMPTS`] times: the history table's commits, which load the table afresh and skip
+/// a commit already made under the same `txn` themselves.
+async fn retrying<T, F>(mut commit: impl FnMut() -> F) -> Result<T, DeltaError>
+where
+    F: std::future::Future<Output = Result<T, DeltaError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match commit().await {
+            Err(DeltaError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
 /// The `txn` app id of a stream's commits: the stream, or `<stream>/<slice id>` for a slice.
 fn slice_app_id(stream: &str, slice: Option<&str>) -> String {
     match slice {
@@ -357,7 +373,8 @@ impl DeltaStreamWriter {
         let table = self.table_or_create().await?;
         let rows = std::mem::take(&mut self.pending);
         if let Some(h) = &self.history {
-            history::record(h, &self.keys, &self.schema, &self.stream, &rows, &tag).await?;
+            let (keys, schema, stream) = (&self.keys, &self.schema, &self.stream);
+            retrying(|| history::record(h, keys, schema, stream, &rows, &tag)).await?;
         }
         let table = commit_retrying(
             &self.target,
@@ -386,7 +403,8 @@ impl DeltaStreamWriter {
         let table = self.table_or_create().await?;
         let table = commit::replace(&self.target, table, &self.schema, props, files, &tag).await?;
         if let Some(h) = &self.history {
-            history::record_replacement(h, &table, &self.keys, &self.stream, &tag).await?;
+            let (keys, stream) = (&self.keys, &self.stream);
+            retrying(|| history::record_replacement(h, &table, keys, stream, &tag)).await?;
         }
         self.table = Some(table);
         self.txn = tag.version;
