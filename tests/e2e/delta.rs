@@ -832,3 +832,43 @@ async fn slices_run_as_concurrent_processes_commit_once_each_and_a_rerun_changes
     );
     assert_eq!(newest_version(&table), v);
 }
+
+#[tokio::test]
+async fn a_field_retyped_in_the_org_is_refused_by_the_history_table_with_its_own_fix() {
+    let e = env(20, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    let fields = ["Id", "External_Id__c", "SystemModstamp"];
+    read_delta(&e, &config, &fields, "incremental").await;
+    e.org
+        .control(
+            "schema/retype_field",
+            &json!({"object": "Account", "field": "External_Id__c", "type": "double"}),
+        )
+        .await;
+    // A full refresh rewrites the stream's table; the history keeps its first types.
+    let cat = catalog(
+        e.dir.path(),
+        "full.json",
+        &[("Account", &fields, "full_refresh")],
+    );
+    let out = read_out(&config, &cat).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_config_error(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let history = export.join("Account_history");
+    assert!(
+        err.contains(&format!(
+            "the history table at {} holds column External_Id__c as Utf8, but the stream now reads it as ",
+            history.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "no read changes a column's type in it; move {} aside (or remove it) to start a new history, then read again",
+            history.display()
+        )),
+        "{err}"
+    );
+}

@@ -116,7 +116,21 @@ async fn open(
     match target.open().await? {
         Some(t) => {
             table::check_owner(target, &t, &owner, &keys.key)?;
-            super::commit::evolve(target, t, &schema(table_schema)).await
+            let evolved = super::commit::evolve(target, t, &schema(table_schema)).await;
+            evolved.map_err(|e| match e {
+                DeltaError::TypeChange {
+                    path,
+                    field,
+                    table_type,
+                    new_type,
+                } => DeltaError::HistoryTypeChange {
+                    path,
+                    field,
+                    table_type,
+                    new_type,
+                },
+                other => other,
+            })
         }
         None => {
             let props = table::properties(&owner, &keys.key, Some(VALID_FROM));

@@ -93,6 +93,21 @@ pub enum DeltaError {
         /// Its type now.
         new_type: String,
     },
+    /// A column's type differs from the history table's: a full refresh rewrites the stream's
+    /// table, but the history keeps every version in the types it was created with.
+    #[error(
+        "the history table at {path} holds column {field} as {table_type}, but the stream now reads it as {new_type}: a history table keeps every version, so no read changes a column's type in it; move {path} aside (or remove it) to start a new history, then read again"
+    )]
+    HistoryTypeChange {
+        /// The history table's path.
+        path: String,
+        /// The column.
+        field: String,
+        /// Its type in the history table.
+        table_type: String,
+        /// Its type now.
+        new_type: String,
+    },
     /// An incremental read needs a key to merge on.
     #[error(
         "stream {stream} has no primary key column {key:?}: a Delta table is merged on it; give the mapping's stream a primary_key (or select Id)"
@@ -116,6 +131,7 @@ impl DeltaError {
             DeltaError::Location { .. }
                 | DeltaError::OtherStream { .. }
                 | DeltaError::TypeChange { .. }
+                | DeltaError::HistoryTypeChange { .. }
                 | DeltaError::NoKey { .. }
         )
     }
