@@ -62,17 +62,12 @@ pub(super) fn write(
 }
 
 /// `batches` with DataFusion's view types (`Utf8View`, `BinaryView`, which it reads Parquet
-/// text as) cast to plain `Utf8` and `Binary`: the Parquet file a query writes is for other
+/// text as) cast to plain `Utf8` and `Binary`, in structs and lists too: the Parquet file a query writes is for other
 /// tools, and readers before pyarrow 16 or DuckDB 1.1 cannot sort or take view columns.
 fn without_views(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
-    let plain = |t: &DataType| match t {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        other => other.clone(),
-    };
     if !schema
         .fields()
         .iter()
@@ -86,6 +81,7 @@ fn without_views(
         .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
         .collect();
     let target = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    // Leaves as plain types, structs' children too (a Delta export's addresses).
     let cast = |b: RecordBatch| {
         let columns = b
             .columns()
@@ -97,6 +93,21 @@ fn without_views(
     };
     let batches = batches.into_iter().map(cast).collect::<Result<_, _>>()?;
     Ok((target, batches))
+}
+
+/// `t` with every view type, at any depth of structs and lists, as its plain form.
+fn plain(t: &DataType) -> DataType {
+    let field = |f: &Field| f.clone().with_data_type(plain(f.data_type()));
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| field(f)).collect::<Vec<_>>().into())
+        }
+        DataType::List(f) => DataType::List(Arc::new(field(f))),
+        DataType::LargeList(f) => DataType::LargeList(Arc::new(field(f))),
+        other => other.clone(),
+    }
 }
 
 /// A writer that remembers whether its reader closed the pipe, so the error can be told apart

@@ -872,3 +872,35 @@ async fn a_field_retyped_in_the_org_is_refused_by_the_history_table_with_its_own
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_parquet_query_result_over_delta_has_plain_text_columns_in_structs_too() {
+    let e = env(5, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let fields = ["Id", "BillingAddress", "SystemModstamp"];
+    read_delta(&e, &config, &fields, "incremental").await;
+    let out_file = e.dir.path().join("r.parquet");
+    let out = run(&[
+        "query",
+        "--path",
+        export.to_str().unwrap(),
+        "SELECT \"Id\", \"BillingAddress\" FROM \"Account\"",
+        "--format",
+        "parquet",
+        "--out",
+        out_file.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = std::fs::File::open(&out_file).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = format!("{:?}", reader.schema());
+    assert!(schema.contains("city"), "{schema}");
+    assert!(!schema.contains("View"), "{schema}");
+}
