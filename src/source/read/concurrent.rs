@@ -68,6 +68,31 @@ impl StreamWriter for ChannelWriter {
 /// Batches a window may hold ready before its worker pauses (times `batch_rows` rows).
 const AHEAD: usize = 8;
 
+/// How a window's worker ended: the API it read with last, or why it stopped.
+type Ended = Result<Api, FetchError>;
+
+/// Awaits `work`, a call of the object's reader to Salesforce (a window's `deleted` rows), while
+/// the workers go on. They run inside this task, polled only where it polls them: one of them
+/// may hold the token provider's gate, mid-refresh after a 401, and `work`, refused too, waits
+/// for that gate; without polling the worker here, neither moved again.
+async fn alongside<T, W>(
+    running: &mut FuturesUnordered<W>,
+    ended: &mut [Option<Ended>],
+    work: impl std::future::Future<Output = T>,
+) -> T
+where
+    W: std::future::Future<Output = (usize, Ended)>,
+{
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Some((index, read)) = running.next() => ended[index] = Some(read),
+        }
+    }
+}
+
 impl<'a> ObjectReader<'a> {
     /// Reads `windows` with up to `limit` at once; returns the rows delivered. Each window
     /// ends with the `deleted` rows of its span and a checkpoint, in window order.
@@ -79,13 +104,14 @@ impl<'a> ObjectReader<'a> {
     ) -> Result<u64, FetchError> {
         let mut channels: Vec<mpsc::Receiver<Event>> = Vec::with_capacity(windows.len());
         let mut running = FuturesUnordered::new();
-        // How each window's worker ended, kept until the windows before it are written: a stop
-        // (or an error) seen ahead must not cut the window in hand between its rows and its
-        // checkpoint.
-        let mut ended: Vec<Option<Result<(), FetchError>>> = windows.iter().map(|_| None).collect();
+        // How each window's worker ended (and on which API), kept until the windows before it
+        // are written: a stop (or an error) seen ahead must not cut the window in hand between
+        // its rows and its checkpoint.
+        let mut ended: Vec<Option<Ended>> = windows.iter().map(|_| None).collect();
         let mut stopping = false;
         let (mut next, mut total) = (0, 0u64);
         while next < windows.len() {
+            stopping |= ended.iter().any(|e| matches!(e, Some(Err(_))));
             while !stopping && running.len() < limit && channels.len() < windows.len() {
                 if self.ctx.check_stop().is_err() {
                     stopping = true;
@@ -108,11 +134,13 @@ impl<'a> ObjectReader<'a> {
                     if read.as_ref().is_ok_and(|api| *api == Api::Rest) {
                         self.api = Api::Rest;
                     }
-                    stopping |= read.is_err();
-                    ended[index] = Some(read.map(|_| ()));
+                    ended[index] = Some(read);
                 }
             }
             while let Some(end) = ended.get_mut(next).and_then(Option::take) {
+                if end.as_ref().is_ok_and(|api| *api == Api::Rest) {
+                    self.api = Api::Rest;
+                }
                 // The worker is gone: what it sent is all queued. A stopped worker stopped
                 // between pages, after its last page's checkpoint, so that is written too and
                 // every row goes out before a STATE; other errors end the read at once.
@@ -122,7 +150,9 @@ impl<'a> ObjectReader<'a> {
                     }
                 }
                 end?;
-                let (n, at) = self.window_end(windows[next], writer).await?;
+                // The `deleted` call goes to Salesforce: the workers are polled meanwhile.
+                let window_end = self.window_end(windows[next], writer);
+                let (n, at) = alongside(&mut running, &mut ended, window_end).await?;
                 total += n;
                 self.checkpoint(writer, at).await?;
                 next += 1;
@@ -180,5 +210,47 @@ impl<'a> ObjectReader<'a> {
                 Ok(0)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_go_on_while_the_reader_waits_for_what_one_of_them_holds() {
+        // A worker takes the gate (a token refresh after a 401) and needs polling again to let
+        // go of it (its token answer has arrived); the reader's own call waits for the gate.
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+        let held = gate.clone();
+        let worker = async move {
+            let _refreshing = held.lock().await;
+            let _ = answered.await;
+            (0usize, Ok(Api::Bulk))
+        };
+        let mut running = FuturesUnordered::new();
+        running.push(worker);
+        assert!(
+            futures::poll!(running.next()).is_pending(),
+            "the worker holds the gate"
+        );
+        answer.send(()).unwrap();
+        let mut ended: Vec<Option<Ended>> = vec![None];
+        let call = async {
+            let _gate = gate.lock().await;
+            "deleted rows"
+        };
+        // Awaited alone, `call` never ends: the worker is polled nowhere else.
+        let out = tokio::time::timeout(
+            Duration::from_secs(10),
+            alongside(&mut running, &mut ended, call),
+        )
+        .await;
+        assert_eq!(out.ok(), Some("deleted rows"));
+        assert!(matches!(ended[0], Some(Ok(Api::Bulk))));
     }
 }
