@@ -82,10 +82,15 @@ impl Mapping {
 
     /// Parses YAML text (JSON is YAML too); `origin` names it in messages.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Mapping, MappingError> {
-        let value: Value = serde_norway::from_str(text).map_err(|e| MappingError::Syntax {
+        let syntax = |reason: String| MappingError::Syntax {
             origin: origin.to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        // Through YAML's own value first: it refuses a key given twice (two columns of one
+        // name), which a JSON object would keep only the last of, silently.
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        let value: Value = serde_json::to_value(yaml).map_err(|e| syntax(e.to_string()))?;
         Mapping::from_value(&value, origin)
     }
 

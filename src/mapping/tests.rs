@@ -794,6 +794,16 @@ fn primary_keys_reserved_names_and_duplicates() {
 }
 
 #[test]
+fn a_column_named_twice_is_refused_not_kept_once() {
+    let twice = "streams:\n  - name: p\n    from:\n      - object: Contact\n        columns:\n          id: Id\n          id: Email\n";
+    let e = Mapping::from_yaml_str(twice, "m.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("m.yaml is not valid YAML or JSON: "), "{e}");
+    assert!(e.contains("duplicate") && e.contains("id"), "{e}");
+}
+
+#[test]
 fn files_that_are_not_mappings() {
     assert_eq!(
         Mapping::from_yaml_str("streams: [{name: p", "m.yaml")
