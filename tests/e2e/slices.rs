@@ -456,3 +456,35 @@ async fn windows_read_at_once_keep_every_row_once_and_state_in_order() {
     }
     assert!(seen.len() >= 10, "a STATE per window: {}", seen.len());
 }
+
+#[tokio::test]
+async fn a_slice_of_a_stream_that_follows_a_parent_says_it_does_not() {
+    // Contact's Account_Name__c is the formula `Account.Name`: a plain read follows Account.
+    let e = env(20, one_window_config(json!({}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "pq.json", &export);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            "Contact",
+            &["Id", "Account_Name__c", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let slices = plan(&config, &cat, &[]).await;
+    let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
+    let out = read_slice(&config, &cat, &slice).output().await.unwrap();
+    assert_ok(&out);
+    let warnings: Vec<String> = messages(&out)
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "Contact: a slice reads its own window only: it does not read again the rows whose parent changed"
+        )),
+        "{warnings:?}"
+    );
+}

@@ -300,6 +300,12 @@ async fn read_stream(
         }
     }
     if let Some(run) = &ctx.opts.slice {
+        if plan.incremental && fresh.iter().any(|f| !f.is_empty()) {
+            let text = format!(
+                "{name}: a slice reads its own window only: it does not read again the rows whose parent changed, nor refresh formula fields, so values that follow a parent can stay stale in the slices' output; a plain `sfetl read` of the stream (after the slices, from their merged STATE) keeps them fresh"
+            );
+            ctx.log(LogLevel::Warn, text).await;
+        }
         return slice_read::read_slice(ctx, &plan, run).await;
     }
     let mut writer = open_writer(ctx, &plan, None).await?;
