@@ -129,7 +129,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Rows a slice holds at most, about (default: the config's bulk_max_records, 200,000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_rows_per_slice: Option<u64>,
 }
 

@@ -15,10 +15,20 @@ pub(super) async fn run(args: &CompactArgs) -> Result<(), Error> {
             message: "compact rewrites Delta tables: set output.format to \"delta\" (Parquet exports need no compaction: each sync writes few large files)".into(),
         }])));
     }
-    let location = open_location(
-        config.output.path.as_deref().unwrap_or_default(),
-        &config.output.storage_options,
-    )?;
+    let path = config.output.path.as_deref().unwrap_or_default();
+    // A local folder that is not there holds no table: say so rather than create it.
+    let local = path.strip_prefix("file://").unwrap_or(path);
+    if (!path.contains("://") || path.starts_with("file://"))
+        && !std::path::Path::new(local).is_dir()
+    {
+        return Err(Error::Config(ConfigError::Invalid(vec![Problem {
+            field: "output.path".into(),
+            message: format!(
+                "{path:?} is not a folder: there are no Delta tables to compact; give the output.path a read with output.format \"delta\" wrote"
+            ),
+        }])));
+    }
+    let location = open_location(path, &config.output.storage_options)?;
     let names = if args.stream.is_empty() {
         compact::tables(&location)
             .await

@@ -164,3 +164,23 @@ fn every_command_has_help_with_an_example() {
         assert!(text.contains("Example:\n  sfetl "), "{verb}: {text}");
     }
 }
+
+#[test]
+fn a_slice_size_of_zero_rows_is_refused() {
+    let out = run_blocking(&[
+        "plan",
+        "--config",
+        "c.json",
+        "--catalog",
+        "k.json",
+        "--max-rows-per-slice",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--max-rows-per-slice <N>'"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

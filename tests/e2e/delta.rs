@@ -641,6 +641,17 @@ async fn compact_rewrites_small_files_keeping_rows_and_state() {
             .unwrap()
             .starts_with("Account: nothing to compact")
     );
+    // An output.path that is not there holds nothing: refused, and not created.
+    let gone = e.dir.path().join("no-such-export");
+    let missing = delta_config(&e, "missing.json", &gone, false);
+    let out = run(&["compact", "--config", missing.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not a folder: there are no Delta tables to compact"),
+        "{err}"
+    );
+    assert!(!gone.exists());
 }
 
 /// The data files the commits after `version` removed and added, from the table's log.
