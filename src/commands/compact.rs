@@ -5,7 +5,7 @@ use crate::cli::CompactArgs;
 use crate::config::{Config, ConfigError, OutputFormat, Problem};
 use crate::error::Error;
 use crate::output::delta::compact;
-use crate::output::{OutputError, open_location};
+use crate::output::{OutputError, local_path, open_location};
 
 pub(super) async fn run(args: &CompactArgs) -> Result<(), Error> {
     let config = Config::from_file(&args.config)?;
@@ -17,10 +17,7 @@ pub(super) async fn run(args: &CompactArgs) -> Result<(), Error> {
     }
     let path = config.output.path.as_deref().unwrap_or_default();
     // A local folder that is not there holds no table: say so rather than create it.
-    let local = path.strip_prefix("file://").unwrap_or(path);
-    if (!path.contains("://") || path.starts_with("file://"))
-        && !std::path::Path::new(local).is_dir()
-    {
+    if local_path(path).is_some_and(|local| !std::path::Path::new(local).is_dir()) {
         return Err(Error::Config(ConfigError::Invalid(vec![Problem {
             field: "output.path".into(),
             message: format!(

@@ -89,6 +89,15 @@ fn read_dirs(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> 
     Ok(out)
 }
 
+/// The local folder or file `path` names: a plain path, or a `file://` URL without its
+/// scheme; `None` for an object-store URL (`s3://`, `gs://`, `az://`...).
+pub fn local_path(path: &str) -> Option<&str> {
+    match path.strip_prefix("file://") {
+        Some(local) => Some(local),
+        None => (!path.contains("://")).then_some(path),
+    }
+}
+
 /// Opens `path` (a folder or a URL). Storage options are passed to object_store's builders
 /// (`aws_endpoint`, `aws_access_key_id`, `azure_storage_account_name`, ...); environment
 /// variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`) fill what they do not give.
@@ -100,9 +109,7 @@ pub fn open_location(
         path: path.to_string(),
         reason,
     };
-    let is_url = path.contains("://");
-    if !is_url || path.starts_with("file://") {
-        let local = path.strip_prefix("file://").unwrap_or(path);
+    if let Some(local) = local_path(path) {
         std::fs::create_dir_all(local).map_err(|e| {
             err(format!(
                 "cannot create the folder ({e}); check the path and permissions"

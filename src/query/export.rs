@@ -51,8 +51,7 @@ impl Export {
             path: path.to_string(),
             reason,
         };
-        if !path.contains("://") || path.starts_with("file://") {
-            let local = path.strip_prefix("file://").unwrap_or(path);
+        if let Some(local) = crate::output::local_path(path) {
             let meta = std::fs::metadata(local)
                 .map_err(|e| no_export(format!("cannot open the folder ({e})")))?;
             if !meta.is_dir() {

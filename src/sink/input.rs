@@ -359,8 +359,7 @@ async fn fetch(
         line: None,
         message: format!("cannot read {location}: {e}"),
     };
-    if !location.contains("://") || location.starts_with("file://") {
-        let path = location.strip_prefix("file://").unwrap_or(location);
+    if let Some(path) = crate::output::local_path(location) {
         return std::fs::read(path)
             .map(Bytes::from)
             .map_err(|e| err(format!("{e}; check the path")));
