@@ -386,28 +386,22 @@ pub(super) fn process(
     write_row(&mut r.failed, sep, eol, &["sf__Id", "sf__Error"], &headers);
     write_row(&mut r.unprocessed, sep, eol, &[], &headers);
     let user = pack(4, 0);
-    let mut index = match (op, job.ext_field, ext_col) {
-        ("upsert", Some(f), Some(c)) if meta.fields[f].ftype != FType::Id => {
-            let keys: Vec<String> = csv_reader(job)
-                .records()
-                .flatten()
-                .filter_map(|rec| rec.get(c).map(str::to_string))
-                .collect();
+    // An upsert's external id values, read once for the index and the duplicate check.
+    let keys: Vec<String> = match (op, ext_col) {
+        ("upsert", Some(c)) => csv_reader(job)
+            .records()
+            .flatten()
+            .map(|rec| rec.get(c).unwrap_or("").to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut index = match job.ext_field {
+        Some(f) if op == "upsert" && meta.fields[f].ftype != FType::Id => {
             ExtIndex::build(store, obj, f, keys.iter().map(String::as_str))
         }
         _ => ExtIndex::default(),
     };
-    let twice = match (op, ext_col) {
-        ("upsert", Some(c)) => {
-            let keys: Vec<String> = csv_reader(job)
-                .records()
-                .flatten()
-                .map(|rec| rec.get(c).unwrap_or("").to_string())
-                .collect();
-            crate::write::keys_twice_per_chunk(&keys)
-        }
-        _ => Vec::new(),
-    };
+    let twice = crate::write::keys_twice_per_chunk(&keys);
     let ext_name = job
         .ext_field
         .map(|f| meta.fields[f].name.clone())

@@ -195,34 +195,26 @@ fn collections(
     };
     // Phase 1: validate every record into a planned change.
     let mut plans: Vec<Planned> = Vec::with_capacity(records.len());
-    let index = match (&mode, mode_obj) {
+    // An upsert's external id field and values, read once for the index and the duplicate
+    // check.
+    let (ext_name, keys, index) = match (&mode, mode_obj) {
         (Mode::Upsert(f), Some(o)) => {
             let name = store.catalog.objects[o].fields[*f].name.clone();
             let keys: Vec<String> = records.iter().map(|r| ext_key(r, &name)).collect();
-            ExtIndex::build(&store, o, *f, keys.iter().map(String::as_str))
+            let index = ExtIndex::build(&store, o, *f, keys.iter().map(String::as_str));
+            (name, keys, index)
         }
-        _ => ExtIndex::default(),
+        _ => (String::new(), Vec::new(), ExtIndex::default()),
     };
-    let twice = match (&mode, mode_obj) {
-        (Mode::Upsert(f), Some(o)) => {
-            let name = store.catalog.objects[o].fields[*f].name.clone();
-            let keys: Vec<String> = records.iter().map(|r| ext_key(r, &name)).collect();
-            crate::write::keys_twice_per_chunk(&keys)
-                .into_iter()
-                .zip(keys)
-                .map(|(twice, key)| twice.then(|| (key, name.clone())))
-                .collect()
-        }
-        _ => Vec::new(),
-    };
+    let twice = crate::write::keys_twice_per_chunk(&keys);
     for (i, rec) in records.iter().enumerate() {
-        let plan = match twice.get(i).cloned().flatten() {
-            Some((key, field)) => Err(RecError {
+        let plan = match twice.get(i) {
+            Some(true) => Err(RecError {
                 code: "DUPLICATE_VALUE".into(),
-                message: format!("Duplicate external id specified: {key}"),
-                fields: vec![field],
+                message: format!("Duplicate external id specified: {}", keys[i]),
+                fields: vec![ext_name.clone()],
             }),
-            None => plan_record(&store, rec, mode_obj, &mode, &index),
+            _ => plan_record(&store, rec, mode_obj, &mode, &index),
         };
         plans.push(plan);
     }
