@@ -171,12 +171,12 @@ pub async fn read_file(
         message: format!("{location}: {e}"),
     };
     if location.to_ascii_lowercase().ends_with(".csv") {
-        check_csv(location, &bytes)?;
+        let codes = check_csv(location, &bytes)?;
         let format = arrow::csv::reader::Format::default().with_header(true);
         let (schema, _) = format
             .infer_schema(std::io::Cursor::new(&bytes[..]), Some(10_000))
             .map_err(|e| err(e.to_string()))?;
-        let schema = keep_codes_as_text(schema, &bytes);
+        let schema = keep_codes_as_text(schema, &codes);
         let reader = arrow::csv::ReaderBuilder::new(Arc::new(schema))
             .with_format(format)
             .with_batch_size(65_536)
@@ -213,27 +213,18 @@ pub async fn read_file(
 /// (`12345678901234567890`). Read as numbers, those values reached Salesforce rewritten (`12`,
 /// `100000`), and a text field stored the rewritten value without an error. Columns of plain
 /// numbers stay numbers, so route expressions (`round(score, 2)`, `score > 50`) work on them.
-fn keep_codes_as_text(schema: Schema, bytes: &[u8]) -> Schema {
-    let numeric: Vec<usize> = (0..schema.fields().len())
-        .filter(|&i| schema.field(i).data_type().is_numeric())
-        .collect();
-    let mut text = vec![false; schema.fields().len()];
-    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
-    for record in reader.byte_records().map_while(Result::ok) {
-        for &i in &numeric {
-            if !text[i] && record.get(i).is_some_and(is_code) {
-                text[i] = true;
-            }
-        }
-    }
+/// `codes` flags the columns holding such a value ([`check_csv`] finds them).
+fn keep_codes_as_text(schema: Schema, codes: &[bool]) -> Schema {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .zip(&text)
-        .map(|(f, &text)| match text {
-            true => f.as_ref().clone().with_data_type(DataType::Utf8),
-            false => f.as_ref().clone(),
-        })
+        .enumerate()
+        .map(
+            |(i, f)| match f.data_type().is_numeric() && codes.get(i) == Some(&true) {
+                true => f.as_ref().clone().with_data_type(DataType::Utf8),
+                false => f.as_ref().clone(),
+            },
+        )
         .collect();
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
@@ -260,9 +251,11 @@ enum Cell {
 }
 
 /// Refuses what arrow's CSV reader would accept but misread: a quoted value still open at the
-/// end of the file (everything after its quote would become one value), and a header naming a
-/// column twice (routes would only ever see the first).
-fn check_csv(location: &str, bytes: &[u8]) -> Result<(), SinkError> {
+/// end of the file (everything after its quote would become one value), a header naming a
+/// column twice (routes would only ever see the first), and a row with more or fewer values
+/// than the header has columns. In the same pass over the rows, finds the columns that hold a
+/// code ([`keep_codes_as_text`]); returns one flag per header column.
+fn check_csv(location: &str, bytes: &[u8]) -> Result<Vec<bool>, SinkError> {
     let refuse = |message: String| SinkError::Input {
         line: None,
         message: format!("{location}: {message}"),
@@ -317,8 +310,12 @@ fn check_csv(location: &str, bytes: &[u8]) -> Result<(), SinkError> {
     }
     // A row with more or fewer values than the header has columns (arrow's reader would call
     // them "records").
+    let mut codes = vec![false; header.len()];
     let rows = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     for record in rows.into_byte_records().map_while(Result::ok) {
+        for (code, value) in codes.iter_mut().zip(record.iter()) {
+            *code = *code || is_code(value);
+        }
         if record.len() != header.len() {
             // From the byte offset, past the blank lines before the row (the reader's own line
             // count and offset both start at them).
@@ -336,7 +333,7 @@ fn check_csv(location: &str, bytes: &[u8]) -> Result<(), SinkError> {
             )));
         }
     }
-    Ok(())
+    Ok(codes)
 }
 
 /// The problem with a header that names a column twice, if it does.
