@@ -211,24 +211,23 @@ impl<'c> Bulk<'c> {
             if info.is_terminal() {
                 return Ok(info);
             }
-            if started.elapsed() > policy.timeout {
-                if let Err(e) = self.abort(kind, id).await {
-                    tracing::warn!("could not abort Bulk {} job {id}: {e}", kind.path());
-                }
-                return Err(SalesforceError::BulkJobTimeout {
+            let end = if started.elapsed() > policy.timeout {
+                SalesforceError::BulkJobTimeout {
                     kind: kind.path(),
                     job: id.to_string(),
                     waited: started.elapsed(),
-                });
-            }
-            if stop.is_stopped() {
-                // A job left running keeps one of the org's running-job slots and goes on
-                // processing; Salesforce deletes only finished jobs, so it is aborted first.
-                if let Err(e) = self.abort(kind, id).await {
-                    tracing::warn!("could not abort Bulk {} job {id}: {e}", kind.path());
                 }
-                return Err(SalesforceError::Cancelled);
+            } else if stop.is_stopped() {
+                SalesforceError::Cancelled
+            } else {
+                continue;
+            };
+            // A job left running keeps one of the org's running-job slots and goes on
+            // processing; Salesforce deletes only finished jobs, so it is aborted first.
+            if let Err(e) = self.abort(kind, id).await {
+                tracing::warn!("could not abort Bulk {} job {id}: {e}", kind.path());
             }
+            return Err(end);
         }
     }
 
