@@ -232,44 +232,53 @@ impl DeltaDestination {
 /// again and the commit made again on top.
 async fn commit_retrying(
     target: &TableTarget,
-    mut table: DeltaTable,
+    table: DeltaTable,
     rows: Vec<RecordBatch>,
     keys: &Keys,
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<DeltaTable, DeltaError> {
-    let mut attempt = 1;
-    loop {
-        let done = if rows.is_empty() {
-            commit::state_only(target, table, tag).await
-        } else {
-            merge::merge(target, table, rows.clone(), keys, tag, compression).await
-        };
-        match done {
-            Err(DeltaError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => {
-                attempt += 1;
-                table = target
-                    .open()
-                    .await?
-                    .ok_or_else(|| target.error("the table disappeared"))?;
-                if state::txn_version(target, &table, &tag.app_id).await? >= tag.version {
-                    return Err(target.error(format!(
-                        "another run committed {} version {} at the same time; run one read of a stream (or slice) at a time",
-                        tag.app_id, tag.version
-                    )));
-                }
+    let mut given = Some(table);
+    retrying(|| {
+        let given = given.take();
+        let rows = rows.clone();
+        async move {
+            let table = match given {
+                Some(table) => table,
+                None => reloaded(target, tag).await?,
+            };
+            if rows.is_empty() {
+                commit::state_only(target, table, tag).await
+            } else {
+                merge::merge(target, table, rows, keys, tag, compression).await
             }
-            other => return other,
         }
+    })
+    .await
+}
+
+/// The table as a conflicting writer left it, for a commit made again; an error when that
+/// writer committed this very `txn` (two runs of one stream or slice at once).
+async fn reloaded(target: &TableTarget, tag: &CommitTag) -> Result<DeltaTable, DeltaError> {
+    let table = target
+        .open()
+        .await?
+        .ok_or_else(|| target.error("the table disappeared"))?;
+    if state::txn_version(target, &table, &tag.app_id).await? >= tag.version {
+        return Err(target.error(format!(
+            "another run committed {} version {} at the same time; run one read of a stream (or slice) at a time",
+            tag.app_id, tag.version
+        )));
     }
+    Ok(table)
 }
 
 /// MERGEs made at most, when concurrent writers' commits conflict.
 const MERGE_ATTEMPTS: u32 = 10;
 
 /// Runs `commit` again while it loses the race to a concurrent writer's commit, up to
-/// [`MERGE_ATTEMPTS`] times: the history table's commits, which load the table afresh and skip
-/// a commit already made under the same `txn` themselves.
+/// [`MERGE_ATTEMPTS`] times; each attempt loads the table afresh itself (the stream table's
+/// [`commit_retrying`], the history table's commits).
 async fn retrying<T, F>(mut commit: impl FnMut() -> F) -> Result<T, DeltaError>
 where
     F: std::future::Future<Output = Result<T, DeltaError>>,
