@@ -95,6 +95,29 @@ pub async fn create(
         .map_err(|e| conflict_or_error(target, e))
 }
 
+/// Creates the table, or, when another writer (a concurrent slice) created it first, opens
+/// theirs after checking it is `owner`'s with the same key. Their create may have won the
+/// commit itself (a conflict) or been seen before ours (deltalake's "a table already exists
+/// at that location"); either way the table is there to use.
+pub async fn create_or_theirs(
+    target: &TableTarget,
+    schema: &SchemaRef,
+    props: HashMap<String, String>,
+    owner: &str,
+    key: &[String],
+) -> Result<DeltaTable, DeltaError> {
+    match create(target, schema, props).await {
+        Ok(t) => Ok(t),
+        Err(e) => match target.open().await? {
+            Some(theirs) => {
+                super::table::check_owner(target, &theirs, owner, key)?;
+                Ok(theirs)
+            }
+            None => Err(e),
+        },
+    }
+}
+
 /// A commit that lost a race to another writer's as [`DeltaError::Conflict`] (the caller may
 /// load the table again and go on), any other failure as the table's error.
 pub fn conflict_or_error(target: &TableTarget, e: deltalake::DeltaTableError) -> DeltaError {

@@ -134,7 +134,8 @@ async fn open(
         }
         None => {
             let props = table::properties(&owner, &keys.key, Some(VALID_FROM));
-            super::commit::create(target, &schema(table_schema), props).await
+            super::commit::create_or_theirs(target, &schema(table_schema), props, &owner, &keys.key)
+                .await
         }
     }
 }

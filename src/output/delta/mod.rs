@@ -369,24 +369,14 @@ impl DeltaStreamWriter {
             None => {
                 let props =
                     table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
-                match commit::create(&self.target, &self.schema, props).await {
-                    Ok(t) => Ok(t),
-                    // Another writer (a concurrent slice) created it first: use theirs. It
-                    // may have won the commit itself (a conflict) or been seen before ours
-                    // (deltalake's "a table already exists there").
-                    Err(e) => match self.target.open().await? {
-                        Some(theirs) => {
-                            table::check_owner(
-                                &self.target,
-                                &theirs,
-                                &self.stream,
-                                &self.keys.key,
-                            )?;
-                            Ok(theirs)
-                        }
-                        None => Err(e),
-                    },
-                }
+                commit::create_or_theirs(
+                    &self.target,
+                    &self.schema,
+                    props,
+                    &self.stream,
+                    &self.keys.key,
+                )
+                .await
             }
         }
     }
