@@ -374,4 +374,46 @@ mod tests {
             .collect();
         assert_eq!(mins, [0, 65_536, 131_072]);
     }
+
+    #[tokio::test]
+    async fn a_table_another_writer_created_first_is_used_and_another_streams_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let location =
+            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
+                .unwrap();
+        let target = TableTarget::new(&location, "Contact_history").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("Id", DataType::Utf8, true)]));
+        let key = vec!["Id".to_string()];
+        let props = |owner: &str| super::super::table::properties(owner, &key, None);
+        // The other writer's create: the table now exists where ours is about to go.
+        create(&target, &schema, props("Contact_history"))
+            .await
+            .unwrap();
+        let err = create(&target, &schema, props("Contact_history"))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let theirs = create_or_theirs(
+            &target,
+            &schema,
+            props("Contact_history"),
+            "Contact_history",
+            &key,
+        )
+        .await
+        .unwrap();
+        assert_eq!(theirs.version(), Some(0));
+        let refused = create_or_theirs(
+            &target,
+            &schema,
+            props("Lead_history"),
+            "Lead_history",
+            &key,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(refused.to_string().contains("Contact_history"), "{refused}");
+    }
 }
