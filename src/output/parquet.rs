@@ -149,12 +149,12 @@ impl ParquetFileWriter {
         self
     }
 
-    /// Makes the folder hold one slice of `sfetl plan` (never a base: slices of a stream are
-    /// read at once, in any order, and none supersedes the others).
+    /// Makes the folder hold one slice of `sfetl plan`. Such a folder is a base only when the
+    /// caller says so (a full refresh read whole in one slice): the slices of an incremental
+    /// read run at once, in any order, and none supersedes the others.
     pub fn with_slice(mut self, slice: Option<super::sync::SliceMark>) -> Self {
         if let Some(marker) = &mut self.marker {
             marker.slice = slice;
-            marker.base &= marker.slice.is_none();
         }
         self
     }

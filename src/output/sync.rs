@@ -33,7 +33,8 @@ pub struct SyncMarker {
     /// The stream finished: every row of the sync is in its files.
     pub complete: bool,
     /// The slice of `sfetl plan` this sync holds (`read --slice`), if it is one: slices of a
-    /// stream run at once and in any order, each in its own folder, none a base.
+    /// stream run at once and in any order, each in its own folder, none a base, except the
+    /// one slice of a one-object full refresh, which holds every row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<SliceMark>,
 }

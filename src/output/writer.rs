@@ -156,7 +156,9 @@ pub struct SyncStart {
     pub cursor: Option<String>,
     /// The slice this run reads (`read --slice`), marked in its folder; Delta commits all its
     /// rows in one transaction under the app id `<stream>/<slice id>`, so re-running a slice
-    /// that committed changes nothing.
+    /// that committed changes nothing. A slice that is also `base` (a full refresh of a
+    /// one-object stream, every row in one slice) replaces the output like a full refresh;
+    /// any other slice adds to it.
     pub slice: Option<super::sync::SliceMark>,
 }
 

@@ -915,3 +915,63 @@ async fn a_parquet_query_result_over_delta_has_plain_text_columns_in_structs_too
     assert!(schema.contains("city"), "{schema}");
     assert!(!schema.contains("View"), "{schema}");
 }
+
+#[tokio::test]
+async fn a_full_refresh_slice_replaces_the_table_so_rows_purged_from_the_org_leave_it() {
+    let e = env(120, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", FIELDS, "full_refresh")],
+    );
+    let (first_config, first) = full_refresh_slice(&e, &config, &cat, "2100-01-01").await;
+    assert_ok(
+        &read_slice(&first_config, &cat, &first)
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(table_accounts(&export).await.len(), 120);
+
+    let deleted = ids(&e
+        .org
+        .control("delete", &json!({"object": "Account", "count": 5}))
+        .await);
+    // Out of the recycle bin too: queryAll no longer returns them.
+    e.org.control("purge", &json!({})).await;
+    let (second_config, second) = full_refresh_slice(&e, &config, &cat, "2100-01-02").await;
+    let msgs = messages(
+        &read_slice(&second_config, &cat, &second)
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows_read(&msgs), 115.0);
+    let table = table_accounts(&export).await;
+    assert_eq!(table.len(), 115);
+    assert!(deleted.iter().all(|id| !table.contains_key(id)));
+    assert_eq!(table, org_accounts(&e.org).await);
+    // The history table closes the deleted rows' versions as a plain full refresh does.
+    let sql = "SELECT \"Id\" FROM \"Account_history\" WHERE _sfetl_is_current";
+    assert_eq!(query(&export, sql).await.len() - 1, 115);
+
+    // The same slice again commits nothing.
+    let v = newest_version(&export.join("Account"));
+    let again = messages(
+        &read_slice(&second_config, &cat, &second)
+            .output()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        logs(&again)
+            .iter()
+            .any(|l| l.contains("is already committed to the Delta table")),
+        "{:?}",
+        logs(&again)
+    );
+    assert_eq!(newest_version(&export.join("Account")), v);
+    assert_eq!(table_accounts(&export).await.len(), 115);
+}

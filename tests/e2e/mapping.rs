@@ -157,3 +157,49 @@ async fn check_reports_an_unknown_field_with_the_closest_names() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_full_refresh_slice_of_a_mapped_stream_of_two_objects_warns_it_cannot_replace() {
+    let e = env(
+        20,
+        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "full_refresh")]);
+    let out = run(&[
+        "plan",
+        "--config",
+        e.config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_ok(&out);
+    let slices: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let objects: Vec<&str> = slices
+        .iter()
+        .map(|s| s["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(objects, ["Lead", "Contact"]);
+    let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
+    let out = read_slice(&e.config, &cat, &slice).output().await.unwrap();
+    assert_ok(&out);
+    let msgs = messages(&out);
+    let warnings: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "person: a full refresh of 2 objects is one slice per object, and each slice adds its object's rows to the output without replacing it, so rows deleted in the org since an earlier full refresh stay in it; a plain `sfetl read` of the stream replaces the output whole"
+        ]
+    );
+    let leads = org_rows(&e.org, "SELECT Id FROM Lead WHERE IsConverted = false").await;
+    assert_eq!(records(&msgs, "person").len(), leads.len());
+}

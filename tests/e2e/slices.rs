@@ -488,3 +488,61 @@ async fn a_slice_of_a_stream_that_follows_a_parent_says_it_does_not() {
         "{warnings:?}"
     );
 }
+
+#[tokio::test]
+async fn a_full_refresh_slice_is_a_base_sync_so_rows_purged_from_the_org_leave_the_latest_view() {
+    let e = env(120, one_window_config(json!({}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")],
+    );
+    let (first_config, first) = full_refresh_slice(&e, &config, &cat, "2100-01-01").await;
+    assert_ok(
+        &read_slice(&first_config, &cat, &first)
+            .output()
+            .await
+            .unwrap(),
+    );
+    let deleted = e
+        .org
+        .control("delete", &json!({"object": "Account", "count": 5}))
+        .await;
+    // Out of the recycle bin too: queryAll no longer returns them.
+    e.org.control("purge", &json!({})).await;
+    let deleted: BTreeSet<String> = deleted["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    let (second_config, second) = full_refresh_slice(&e, &config, &cat, "2100-01-02").await;
+    assert_ok(
+        &read_slice(&second_config, &cat, &second)
+            .output()
+            .await
+            .unwrap(),
+    );
+    // Both slices' folders stay; the second is a complete base sync, so the latest view starts
+    // there.
+    let markers = marker_of(&export, "Account");
+    assert_eq!(markers.len(), 2, "{markers:?}");
+    assert!(
+        markers
+            .iter()
+            .all(|m| m["base"] == true && m["complete"] == true)
+    );
+    let csv = query_csv(&export, "SELECT \"Id\" FROM \"Account\" ORDER BY \"Id\"").await;
+    let got: BTreeSet<String> = csv.lines().skip(1).map(str::to_string).collect();
+    assert_eq!(got.len(), 115);
+    assert!(deleted.iter().all(|id| !got.contains(id)));
+    let live: BTreeSet<String> = org_rows(&e.org, "SELECT Id, IsDeleted FROM Account")
+        .await
+        .iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, live);
+}

@@ -183,7 +183,9 @@ impl DeltaDestination {
             history,
             stream: stream.to_string(),
             app_id: slice_app_id(stream, start.slice.as_ref().map(|s| s.id.as_str())),
-            one_commit: start.slice.is_some(),
+            // A base slice (a full refresh read whole) replaces the table as a full refresh
+            // does, under the slice's app id.
+            one_commit: start.slice.is_some() && !start.base,
             sync_id: self.sync_id.clone(),
             keys,
             schema: rows::table_schema(schema),

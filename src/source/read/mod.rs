@@ -306,6 +306,13 @@ async fn read_stream(
             );
             ctx.log(LogLevel::Warn, text).await;
         }
+        if !plan.incremental && plan.objects.len() > 1 {
+            let text = format!(
+                "{name}: a full refresh of {} objects is one slice per object, and each slice adds its object's rows to the output without replacing it, so rows deleted in the org since an earlier full refresh stay in it; a plain `sfetl read` of the stream replaces the output whole",
+                plan.objects.len()
+            );
+            ctx.log(LogLevel::Warn, text).await;
+        }
         return slice_read::read_slice(ctx, &plan, run).await;
     }
     let mut writer = open_writer(ctx, &plan, None).await?;
@@ -381,8 +388,11 @@ async fn open_writer(
             ctx.log(LogLevel::Info, note).await;
         }
     }
+    // A full refresh of a one-object stream is one slice holding every row: it replaces the
+    // output as a plain full refresh does. Any other slice holds part of the stream.
+    let whole = slice.is_none() || (!plan.incremental && plan.objects.len() == 1);
     let start = SyncStart {
-        base: !plan.incremental || !plan.has_state,
+        base: (!plan.incremental || !plan.has_state) && whole,
         resumed_from,
         incremental: plan.incremental,
         cursor: plan

@@ -215,3 +215,33 @@ pub async fn query_csv(export: &Path, sql: &str) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `sfetl plan` of a one-stream full refresh with `end_date` set to `end` (so that two plans
+/// are two different slices whatever the clock says): its one slice, written to a file.
+pub async fn full_refresh_slice(
+    e: &Env,
+    config: &Path,
+    cat: &Path,
+    end: &str,
+) -> (PathBuf, PathBuf) {
+    let mut c: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    c["end_date"] = json!(end);
+    let config = write_json(e.dir.path(), &format!("config-{end}.json"), &c);
+    let out = run(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+    ])
+    .await;
+    assert_ok(&out);
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "a full refresh of one object is one slice");
+    let slice = write_json(e.dir.path(), &format!("slice-{end}.json"), &lines[0]);
+    (config, slice)
+}
