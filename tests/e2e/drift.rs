@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const GONE: &str = "(deleted, or hidden from this user by field-level security)";
+const GONE: &str = "(deleted, hidden from this user by field-level security, or misspelt)";
+/// A mapping's field the org stopped describing (the mapping was checked when it compiled).
+const GONE_MAPPED: &str = "(deleted, or hidden from this user by field-level security)";
 
 /// The CATALOG entry of `name` from a `sfetl discover` that must succeed.
 async fn discovered(config: &Path, name: &str) -> Value {
@@ -226,7 +228,7 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
             "Contact".to_string(),
             "config_error".to_string(),
             format!(
-                "stream Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
+                "stream Contact: the selected field Score_Reason__c is not in Contact's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
             )
         )]
     );
@@ -242,7 +244,7 @@ async fn a_deleted_field_ends_the_stream_or_is_left_out_with_a_warning() {
     assert_eq!(
         warnings(&msgs),
         vec![format!(
-            "Contact: the selected field Score_Reason__c is no longer in Contact's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
+            "Contact: the selected field Score_Reason__c is not in Contact's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
         )]
     );
     assert_eq!(by_id(&msgs, "Contact", "Id", "LastName"), last_names);
@@ -292,7 +294,7 @@ async fn a_hidden_field_ends_the_stream_or_is_left_out_until_shown_again() {
     assert_eq!(
         errors(&msgs)[0].2,
         format!(
-            "stream Account: the selected field Industry is no longer in Account's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
+            "stream Account: the selected field Industry is not in Account's describe {GONE}. Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it"
         )
     );
     let ignore = config_with(&e, "ignore.json", json!({"schema_drift": "ignore"}));
@@ -301,7 +303,7 @@ async fn a_hidden_field_ends_the_stream_or_is_left_out_until_shown_again() {
     assert_eq!(
         warnings(&msgs),
         vec![format!(
-            "Account: the selected field Industry is no longer in Account's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
+            "Account: the selected field Industry is not in Account's describe {GONE}: reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog"
         )]
     );
     assert_eq!(
@@ -432,12 +434,12 @@ async fn a_mapped_stream_whose_field_is_hidden_fails_or_reads_it_as_null() {
             "person".to_string(),
             "config_error".to_string(),
             format!(
-                "stream person: the mapping reads Contact.Email, which the org no longer describes {GONE}. Run `sfetl discover` again and fix the mapping, or set schema_drift to \"ignore\" to read it as null"
+                "stream person: the mapping reads Contact.Email, which the org no longer describes {GONE_MAPPED}. Run `sfetl discover` again and fix the mapping, or set schema_drift to \"ignore\" to read it as null"
             )
         )]
     );
     let warning = format!(
-        "person: the mapping reads Contact.Email, which the org no longer describes {GONE}: reading it as null (schema_drift is \"ignore\"). Run `sfetl discover` again and fix the mapping"
+        "person: the mapping reads Contact.Email, which the org no longer describes {GONE_MAPPED}: reading it as null (schema_drift is \"ignore\"). Run `sfetl discover` again and fix the mapping"
     );
     let (code, msgs) = read_any(&ignore, &cat).await;
     assert_eq!(code, 0);
@@ -638,4 +640,25 @@ async fn query_reads_a_column_whose_type_changed_between_syncs_as_text() {
         }
     }
     assert_eq!(rows, want);
+}
+
+#[tokio::test]
+async fn a_field_misspelt_in_a_hand_edited_catalog_is_named_with_the_field_spelt_close_to_it() {
+    let e = env(10, one_window_config(json!({}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "typo.json",
+        &[("Account", &["Id", "Nmae", "SystemModstamp"], "full_refresh")],
+    );
+    let (code, msgs) = read_any(&e.config, &cat).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        errors(&msgs),
+        vec![(
+            "Account".to_string(),
+            "config_error".to_string(),
+            "stream Account: the selected field Nmae is not in Account's describe (deleted, hidden from this user by field-level security, or misspelt: the describe has Name). Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it".to_string()
+        )]
+    );
+    assert!(records(&msgs, "Account").is_empty());
 }

@@ -23,6 +23,9 @@ pub struct Drift {
     pub missing: Vec<String>,
     /// Selected fields whose type changed, in catalog order.
     pub retyped: Vec<Retyped>,
+    /// For a missing field spelt close to fields the org has (a catalog edited by hand), those
+    /// fields, nearest first: a misspelling and a deletion read alike otherwise.
+    pub near: Vec<(String, Vec<String>)>,
 }
 
 /// One field whose type changed.
@@ -91,6 +94,11 @@ pub fn compare(selected: &Map<String, Value>, current: &Map<String, Value>) -> D
         }
         let Some(now) = current.get(name) else {
             drift.missing.push(name.clone());
+            let names: Vec<String> = current.keys().cloned().collect();
+            let near = crate::catalog::names::closest(name, &names);
+            if !near.is_empty() {
+                drift.near.push((name.clone(), near));
+            }
             continue;
         };
         if let (Some(a), Some(b)) = (type_label(was), type_label(now))
@@ -115,16 +123,30 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// The sentence naming the vanished fields of `object`.
-fn missing_sentence(object: &str, missing: &[String]) -> String {
-    let (noun, verb) = if missing.len() == 1 {
+/// The sentence naming the vanished fields of `object`, with the fields the describe has
+/// near those spelt close to them.
+fn missing_sentence(object: &str, drift: &Drift) -> String {
+    let (noun, verb) = if drift.missing.len() == 1 {
         ("field", "is")
     } else {
         ("fields", "are")
     };
+    let near = match drift.near.as_slice() {
+        [] => String::new(),
+        [(_, names)] if drift.missing.len() == 1 => {
+            format!(": the describe has {}", names.join(" or "))
+        }
+        all => {
+            let each: Vec<String> = all
+                .iter()
+                .map(|(field, names)| format!("{} near {field}", names.join(" or ")))
+                .collect();
+            format!(": the describe has {}", each.join(", "))
+        }
+    };
     format!(
-        "the selected {noun} {} {verb} no longer in {object}'s describe (deleted, or hidden from this user by field-level security)",
-        list(missing)
+        "the selected {noun} {} {verb} not in {object}'s describe (deleted, hidden from this user by field-level security, or misspelt{near})",
+        list(&drift.missing)
     )
 }
 
@@ -139,7 +161,7 @@ pub fn verdict(object: &str, drift: &Drift, policy: SchemaDrift) -> Result<Optio
     };
     let mut problems = Vec::new();
     if !drift.missing.is_empty() && policy == SchemaDrift::Fail {
-        problems.push(missing_sentence(object, &drift.missing));
+        problems.push(missing_sentence(object, drift));
     }
     for r in &drift.retyped {
         problems.push(format!(
@@ -163,7 +185,7 @@ pub fn verdict(object: &str, drift: &Drift, policy: SchemaDrift) -> Result<Optio
     }
     Ok(Some(format!(
         "{object}: {}: reading the stream without {pronoun} (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog",
-        missing_sentence(object, &drift.missing)
+        missing_sentence(object, drift)
     )))
 }
 
@@ -245,6 +267,7 @@ mod tests {
                         now: "string (date-time)".into()
                     },
                 ],
+                near: vec![],
             }
         );
         assert!(compare(&props(json!({"Id": {}})), &current).is_empty());
@@ -255,18 +278,20 @@ mod tests {
         let drift = Drift {
             missing: vec!["Score_Reason__c".into(), "Tier__c".into()],
             retyped: vec![],
+            near: vec![],
         };
         assert_eq!(
             verdict("Contact", &drift, SchemaDrift::Fail),
-            Err("the selected fields Score_Reason__c and Tier__c are no longer in Contact's describe (deleted, or hidden from this user by field-level security). Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without them".into())
+            Err("the selected fields Score_Reason__c and Tier__c are not in Contact's describe (deleted, hidden from this user by field-level security, or misspelt). Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without them".into())
         );
         let one = Drift {
             missing: vec!["Industry".into()],
             retyped: vec![],
+            near: vec![],
         };
         assert_eq!(
             verdict("Account", &one, SchemaDrift::Ignore),
-            Ok(Some("Account: the selected field Industry is no longer in Account's describe (deleted, or hidden from this user by field-level security): reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog".into()))
+            Ok(Some("Account: the selected field Industry is not in Account's describe (deleted, hidden from this user by field-level security, or misspelt): reading the stream without it (schema_drift is \"ignore\"). Run `sfetl discover` again to refresh the catalog".into()))
         );
         assert_eq!(
             verdict("Account", &Drift::default(), SchemaDrift::Fail),
@@ -283,6 +308,7 @@ mod tests {
                 was: "number".into(),
                 now: "string".into(),
             }],
+            near: vec![],
         };
         assert_eq!(
             verdict("Contact", &drift, SchemaDrift::Ignore),
@@ -290,7 +316,31 @@ mod tests {
         );
         assert_eq!(
             verdict("Contact", &drift, SchemaDrift::Fail),
-            Err("the selected fields A__c, B__c and C__c are no longer in Contact's describe (deleted, or hidden from this user by field-level security); Score__c changed type: the catalog has number, the org now has string. Run `sfetl discover` again and refresh the configured catalog".into())
+            Err("the selected fields A__c, B__c and C__c are not in Contact's describe (deleted, hidden from this user by field-level security, or misspelt); Score__c changed type: the catalog has number, the org now has string. Run `sfetl discover` again and refresh the configured catalog".into())
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named_with_the_fields_spelt_close_to_it() {
+        let current = props(json!({
+            "Id": {"type": "string"},
+            "Name": {"type": ["null", "string"]},
+            "Industry": {"type": ["null", "string"]},
+            "Rating": {"type": ["null", "string"]},
+        }));
+        let one = compare(&props(json!({"Id": {}, "Nmae": {}})), &current);
+        assert_eq!(one.near, [("Nmae".to_string(), vec!["Name".to_string()])]);
+        assert_eq!(
+            verdict("Account", &one, SchemaDrift::Fail),
+            Err("the selected field Nmae is not in Account's describe (deleted, hidden from this user by field-level security, or misspelt: the describe has Name). Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without it".into())
+        );
+        let three = compare(
+            &props(json!({"Nmae": {}, "Indstry": {}, "Gone__c": {}})),
+            &current,
+        );
+        assert_eq!(
+            verdict("Account", &three, SchemaDrift::Fail),
+            Err("the selected fields Nmae, Indstry and Gone__c are not in Account's describe (deleted, hidden from this user by field-level security, or misspelt: the describe has Name near Nmae, Industry near Indstry). Run `sfetl discover` again and refresh the configured catalog, or set schema_drift to \"ignore\" to read the stream without them".into())
         );
     }
 }
