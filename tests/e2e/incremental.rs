@@ -727,3 +727,47 @@ async fn deleted_rows_leave_the_latest_view_when_the_catalog_leaves_is_deleted_o
     let live = query_csv(&export, "SELECT count(*) AS n FROM Account").await;
     assert_eq!(live, "n\n17\n");
 }
+
+#[tokio::test]
+async fn an_end_date_in_the_future_stops_the_cursor_at_now_so_later_changes_are_read() {
+    let e = env(20, cfg(json!({"end_date": "2100-01-01"}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let started = chrono::Utc::now();
+    let first = read_ok(&e, &cat, None).await;
+    assert_eq!(records(&first, "Account").len(), 20);
+    let state = last_states(&first);
+    let cursor = state[0]["stream"]["stream_state"]["cursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{state}"));
+    let cursor = sfetl::state::parse_datetime(cursor).unwrap();
+    assert!(
+        cursor <= chrono::Utc::now() && cursor >= started - chrono::Duration::seconds(61),
+        "the cursor saved is the read's now (capped to the minute the delete log covers), not the end_date: {cursor}"
+    );
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    let touched = json_ids(
+        &e.org
+            .control("touch", &json!({"object": "Account", "count": 4}))
+            .await,
+    );
+    let second = read_ok(&e, &cat, Some(&s1)).await;
+    let rows = records(&second, "Account");
+    assert!(ids(&rows).is_superset(&touched), "{rows:?}");
+    // Besides the touched rows, only rows of the minute before the cursor come again.
+    for r in rows
+        .iter()
+        .filter(|r| !touched.contains(r["Id"].as_str().unwrap()))
+    {
+        let at = sfetl::state::parse_datetime(r["SystemModstamp"].as_str().unwrap()).unwrap();
+        assert!(at >= cursor, "{r}");
+    }
+    assert!(
+        logs(&second).iter().all(|l| !l.contains("in the future")),
+        "{:?}",
+        logs(&second)
+    );
+}

@@ -288,18 +288,19 @@ fn restriction_note(
 pub struct Bounds {
     /// Saved cursor minus the lookback window, else `start_date`, else the beginning.
     pub lower: Option<DateTime<Utc>>,
-    /// `end_date`, else now minus `cursor_lag`, in whole milliseconds (SOQL literals and
-    /// saved cursors carry milliseconds, so the bound queried and the bound saved are the same
-    /// instant).
+    /// Now minus `cursor_lag`, or `end_date` when that is earlier, in whole milliseconds
+    /// (SOQL literals and saved cursors carry milliseconds, so the bound queried and the bound
+    /// saved are the same instant).
     pub upper: DateTime<Utc>,
 }
 
-/// The bounds of a read started at `now` from `saved_at`.
+/// The bounds of a read started at `now` from `saved_at`. An `end_date` in the future bounds
+/// nothing yet: saved as the cursor, it would skip every change made between now and then.
 pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Bounds {
-    let upper = config.end_date.unwrap_or_else(|| {
-        let t = config.cursor_lag.sub_from(now);
-        DateTime::<Utc>::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
-    });
+    let lagged = config.cursor_lag.sub_from(now);
+    let lagged =
+        DateTime::<Utc>::from_timestamp_millis(lagged.timestamp_millis()).unwrap_or(lagged);
+    let upper = config.end_date.map_or(lagged, |end| end.min(lagged));
     let lower = match saved_at {
         Some(c) => Some(config.lookback_window.sub_from(c)),
         None => config.start_date,
@@ -307,18 +308,19 @@ pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Ut
     Bounds { lower, upper }
 }
 
-/// The bounds a read's queries use: `b`, except that a full refresh without `end_date` reads
-/// every row as it is now, up to the next whole second. `cursor_lag` keeps an incremental
-/// cursor behind rows whose transactions commit late, which the next run then reads; a full
-/// refresh has no next run for its rows, and leaving the lag out of it dropped every row
-/// changed in the last `cursor_lag` from an overwritten table. Its STATE still saves
-/// `b.upper`, so an incremental read started from that STATE reads the lag again.
+/// The bounds a read's queries use: `b`, except that a full refresh reads every row as it is
+/// now, up to the next whole second (or to `end_date`, when that comes first). `cursor_lag`
+/// keeps an incremental cursor behind rows whose transactions commit late, which the next run
+/// then reads; a full refresh has no next run for its rows, and leaving the lag out of it
+/// dropped every row changed in the last `cursor_lag` from an overwritten table. Its STATE
+/// still saves `b.upper`, so an incremental read started from that STATE reads the lag again.
 pub fn query_bounds(config: &Config, incremental: bool, b: Bounds, now: DateTime<Utc>) -> Bounds {
-    if incremental || config.end_date.is_some() {
+    if incremental {
         return b;
     }
     let second = now.timestamp().saturating_add(1);
-    let upper = DateTime::<Utc>::from_timestamp(second, 0).unwrap_or(now);
+    let second = DateTime::<Utc>::from_timestamp(second, 0).unwrap_or(now);
+    let upper = config.end_date.map_or(second, |end| end.min(second));
     Bounds {
         upper: upper.max(b.upper),
         ..b

@@ -216,17 +216,18 @@ pub async fn query_csv(export: &Path, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `sfetl plan` of a one-stream full refresh with `end_date` set to `end` (so that two plans
-/// are two different slices whatever the clock says): its one slice, written to a file.
+/// `sfetl plan` of a one-stream full refresh with `start_date` set to `start` (every row of
+/// the simulator is later than 1990, and two plans with two starts are two different slices
+/// whatever the clock says): its one slice, written to a file.
 pub async fn full_refresh_slice(
     e: &Env,
     config: &Path,
     cat: &Path,
-    end: &str,
+    start: &str,
 ) -> (PathBuf, PathBuf) {
     let mut c: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
-    c["end_date"] = json!(end);
-    let config = write_json(e.dir.path(), &format!("config-{end}.json"), &c);
+    c["start_date"] = json!(start);
+    let config = write_json(e.dir.path(), &format!("config-{start}.json"), &c);
     let out = run(&[
         "plan",
         "--config",
@@ -242,6 +243,6 @@ pub async fn full_refresh_slice(
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 1, "a full refresh of one object is one slice");
-    let slice = write_json(e.dir.path(), &format!("slice-{end}.json"), &lines[0]);
+    let slice = write_json(e.dir.path(), &format!("slice-{start}.json"), &lines[0]);
     (config, slice)
 }

@@ -119,6 +119,19 @@ fn bounds_from_state_start_date_end_date_and_lag() {
     );
     let ended = config(json!({"end_date": "2024-02-01"}));
     assert_eq!(bounds(&ended, None, now).upper, t(2024, 2, 1, 0));
+    // An end_date still to come bounds nothing yet: the read (and its saved cursor) stops at
+    // now minus cursor_lag, so changes made before the end_date are read by the next run.
+    let later = config(json!({"end_date": "2100-01-01", "cursor_lag": "PT2M"}));
+    let b = bounds(&later, None, now);
+    assert_eq!(b.upper, now - chrono::Duration::minutes(2));
+    assert_eq!(
+        query_bounds(&later, false, b, now).upper,
+        now + chrono::Duration::seconds(1),
+        "a full refresh reads up to the next whole second"
+    );
+    assert_eq!(query_bounds(&later, true, b, now).upper, b.upper);
+    let b = bounds(&ended, None, now);
+    assert_eq!(query_bounds(&ended, false, b, now).upper, t(2024, 2, 1, 0));
 }
 
 #[test]
