@@ -150,6 +150,7 @@ async fn beyond_connection(
     config: &Config,
     catalog: Option<&Path>,
 ) -> Result<String, String> {
+    future_start(config, chrono::Utc::now())?;
     let plan = crate::source::mapped::load_plan(client, config)
         .await
         .map_err(|e| format!("The connection works, but the field mapping is not valid: {e}"))?;
@@ -179,6 +180,20 @@ async fn beyond_connection(
         ));
     }
     Ok(notes)
+}
+
+/// Refuses a `start_date` still to come (a mistyped year, most often): a read would find no
+/// row, and its STATE would start the next read at the time of that read, before the
+/// start_date.
+fn future_start(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+    match config.start_date {
+        Some(start) if start > now => Err(format!(
+            "The connection works, but start_date {} is in the future (it is now {}): a read would find no row. Give a start_date in the past, or leave it out to read every row",
+            start.format("%Y-%m-%dT%H:%M:%SZ"),
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Runs each mapped source's `soql_where` as `SELECT Id FROM X WHERE (filter) LIMIT 1`, so a

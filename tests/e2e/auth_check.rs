@@ -273,3 +273,22 @@ async fn unknown_api_version() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_start_date_still_to_come_fails_the_check_naming_it() {
+    let sim = start_sim().await;
+    let mut cfg = refresh_config(&sim);
+    cfg["start_date"] = json!("2206-01-01");
+    let (status, message, _) = check(&sim, &cfg).await;
+    assert_eq!(status, "FAILED");
+    let prefix =
+        "The connection works, but start_date 2206-01-01T00:00:00Z is in the future (it is now ";
+    assert!(message.starts_with(prefix), "{message}");
+    assert!(
+        message.ends_with("): a read would find no row. Give a start_date in the past, or leave it out to read every row"),
+        "{message}"
+    );
+    cfg["start_date"] = json!("2016-01-01");
+    let (status, message, _) = check(&sim, &cfg).await;
+    assert_eq!(status, "SUCCEEDED", "{message}");
+}
