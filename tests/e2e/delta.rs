@@ -975,3 +975,68 @@ async fn a_full_refresh_slice_replaces_the_table_so_rows_purged_from_the_org_lea
     assert_eq!(newest_version(&export.join("Account")), v);
     assert_eq!(table_accounts(&export).await.len(), 115);
 }
+
+#[tokio::test]
+async fn a_mapped_key_without_a_value_fails_the_stream_before_anything_is_committed() {
+    let e = env(20, cfg()).await;
+    let mapping = e.dir.path().join("by_email.yaml");
+    std::fs::write(
+        &mapping,
+        "streams:\n  - name: contact_by_email\n    primary_key: [email]\n    from:\n      - object: Contact\n        columns:\n          email: lower(Email)\n          contact_id: Id\n          modified_at: SystemModstamp\n",
+    )
+    .unwrap();
+    let export = e.dir.path().join("export");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    c["mapping"] = json!(mapping.to_str().unwrap());
+    c["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
+    let config = write_json(e.dir.path(), "mapped.json", &c);
+    let contacts = org_rows(&e.org, "SELECT Id, Email FROM Contact").await;
+    let id = contacts[0]["Id"].as_str().unwrap();
+    let r = e
+        .org
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("sobjects/Contact/{id}"),
+            &json!({"Email": null}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let nulls = org_rows(&e.org, "SELECT Id, Email FROM Contact")
+        .await
+        .iter()
+        .filter(|r| r["Email"].is_null())
+        .count();
+    assert!(nulls >= 1);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("contact_by_email", &[], "incremental")],
+    );
+    let out = read_out(&config, &cat).await;
+    assert_eq!(out.status.code(), Some(2));
+    let msgs = messages(&out);
+    let errors: Vec<(String, String)> = msgs
+        .iter()
+        .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+        .map(|m| {
+            (
+                m["trace"]["error"]["failure_type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                m["trace"]["error"]["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [(
+            "config_error".to_string(),
+            format!(
+                "stream contact_by_email: {nulls} row(s) read have no value in email, a column of the primary key [\"email\"]: a Delta table merges rows by their key, and a row without one matches no row, so every read would add it again. Give the mapping's stream a primary_key whose columns always have a value (a column mapped from Id has one), or write the stream to Parquet"
+            )
+        )]
+    );
+    assert!(!msgs.iter().any(|m| m["type"] == "STATE"));
+    assert!(!export.join("contact_by_email").join("_delta_log").exists());
+}

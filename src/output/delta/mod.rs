@@ -118,6 +118,19 @@ pub enum DeltaError {
         /// The key columns looked for.
         key: Vec<String>,
     },
+    /// Live rows whose key has a null column: MERGE matches rows by key, and a null matches
+    /// no row, so each read would add them again.
+    #[error(
+        "{rows} row(s) read have no value in {column}, a column of the primary key {key:?}: a Delta table merges rows by their key, and a row without one matches no row, so every read would add it again. Give the mapping's stream a primary_key whose columns always have a value (a column mapped from Id has one), or write the stream to Parquet"
+    )]
+    NullKey {
+        /// The key column found null.
+        column: String,
+        /// How many live rows of the batch have it null.
+        rows: usize,
+        /// The whole key.
+        key: Vec<String>,
+    },
     /// Rows could not be put in the table's form.
     #[error("preparing rows for the Delta table: {0}")]
     Rows(String),
@@ -133,6 +146,7 @@ impl DeltaError {
                 | DeltaError::TypeChange { .. }
                 | DeltaError::HistoryTypeChange { .. }
                 | DeltaError::NoKey { .. }
+                | DeltaError::NullKey { .. }
         )
     }
 }
@@ -438,6 +452,14 @@ impl StreamWriter for DeltaStreamWriter {
     ) -> Result<(), OutputError> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        if let Some((column, rows)) = rows::null_key(batch, &self.keys)? {
+            return Err(DeltaError::NullKey {
+                column,
+                rows,
+                key: self.keys.key.clone(),
+            }
+            .into());
         }
         let rows = rows::conform(
             batch,

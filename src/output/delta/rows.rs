@@ -152,6 +152,22 @@ pub fn live_rows(batch: &RecordBatch, keys: &Keys) -> Result<RecordBatch, DeltaE
         .map_err(|e| DeltaError::Rows(e.to_string()))
 }
 
+/// The first key column null in a live row of `batch`, with how many live rows have it
+/// null. Deletions are left out: the delete log gives a row's Id alone, so a mapping's other
+/// columns are null in them, and a deletion that matches no row changes nothing.
+pub fn null_key(batch: &RecordBatch, keys: &Keys) -> Result<Option<(String, usize)>, DeltaError> {
+    let nulls = |b: &RecordBatch, k: &str| b.column_by_name(k).map_or(0, |c| c.null_count());
+    if keys.key.iter().all(|k| nulls(batch, k) == 0) {
+        return Ok(None);
+    }
+    let live = live_rows(batch, keys)?;
+    Ok(keys
+        .key
+        .iter()
+        .map(|k| (k.clone(), nulls(&live, k)))
+        .find(|(_, n)| *n > 0))
+}
+
 /// A column whose type the table holds differently: `(name, table type, new type)`.
 pub type TypeChange = (String, DataType, DataType);
 
@@ -271,5 +287,37 @@ mod tests {
             changed,
             vec![("N".to_string(), DataType::Int32, DataType::Float64)]
         );
+    }
+
+    #[test]
+    fn a_null_key_is_found_in_live_rows_and_not_in_deletions() {
+        use arrow::array::{BooleanArray, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("email", DataType::Utf8, true),
+            Field::new("IsDeleted", DataType::Boolean, true),
+        ]));
+        let keys = Keys {
+            key: vec!["email".into()],
+            cursor: None,
+            flags: vec!["IsDeleted".into()],
+            deleted_at: None,
+        };
+        let batch = |emails: Vec<Option<&str>>, deleted: Vec<bool>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(emails)),
+                    Arc::new(BooleanArray::from(deleted)),
+                ],
+            )
+            .unwrap()
+        };
+        let two = batch(
+            vec![None, Some("a@x"), None, None],
+            vec![false, false, true, false],
+        );
+        assert_eq!(null_key(&two, &keys).unwrap(), Some(("email".into(), 2)));
+        let deletions_only = batch(vec![Some("a@x"), None], vec![false, true]);
+        assert_eq!(null_key(&deletions_only, &keys).unwrap(), None);
     }
 }
