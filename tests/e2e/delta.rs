@@ -772,37 +772,12 @@ async fn slices_run_as_concurrent_processes_commit_once_each_and_a_rerun_changes
             "incremental",
         )],
     );
-    let out = run(&[
-        "plan",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--max-rows-per-slice",
-        "300",
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let slices: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let slices = plan_slices(&config, &cat, &["--max-rows-per-slice", "300"]).await;
     assert!(slices.len() >= 4, "{slices:?}");
     let files: Vec<PathBuf> = slices
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            write_json(
-                e.dir.path(),
-                &format!("slice-{i}.json"),
-                &serde_json::from_str::<Value>(s).unwrap(),
-            )
-        })
+        .map(|(i, s)| write_json(e.dir.path(), &format!("slice-{i}.json"), s))
         .collect();
     let read = |f: &PathBuf| read_slice(&config, &cat, f);
     let mut commands: Vec<_> = files.iter().map(read).collect();

@@ -166,20 +166,7 @@ async fn a_full_refresh_slice_of_a_mapped_stream_of_two_objects_warns_it_cannot_
     )
     .await;
     let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "full_refresh")]);
-    let out = run(&[
-        "plan",
-        "--config",
-        e.config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert_ok(&out);
-    let slices: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let slices = plan_slices(&e.config, &cat, &[]).await;
     let objects: Vec<&str> = slices
         .iter()
         .map(|s| s["object"].as_str().unwrap())

@@ -57,29 +57,6 @@ async fn exactly_once(e: &Env, export: &Path, object: &str, why: &str) {
     assert_eq!(distinct, want, "{why}: every row");
 }
 
-/// Runs `sfetl plan` and returns its slices.
-async fn plan(config: &Path, catalog: &Path, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "plan",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let out = run(&args).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn time(s: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
@@ -146,7 +123,7 @@ async fn ten_years_of_a_thousand_rows_are_one_bulk_job_and_one_file_with_the_def
 
 /// A plan of exactly 8 slices of Contact (the row target found from the counted total).
 async fn eight_slices(config: &Path, cat: &Path) -> Vec<Value> {
-    let all = plan(config, cat, &[]).await;
+    let all = plan_slices(config, cat, &[]).await;
     let total: u64 = all
         .iter()
         .map(|s| s["estimated_rows"].as_u64().unwrap())
@@ -154,7 +131,7 @@ async fn eight_slices(config: &Path, cat: &Path) -> Vec<Value> {
     let mut target = total / 8;
     loop {
         let n = target.to_string();
-        let slices = plan(config, cat, &["--max-rows-per-slice", &n]).await;
+        let slices = plan_slices(config, cat, &["--max-rows-per-slice", &n]).await;
         if slices.len() == 8 {
             return slices;
         }
@@ -239,7 +216,7 @@ async fn eight_slices_as_eight_concurrent_processes_give_every_id_once_and_their
     // The slices' STATEs, in any order, resume after the last slice.
     states.reverse();
     let state = write_json(e.dir.path(), "state.json", &Value::Array(states));
-    let next = plan(&config, &cat, &["--state", state.to_str().unwrap()]).await;
+    let next = plan_slices(&config, &cat, &["--state", state.to_str().unwrap()]).await;
     let last_upper = time(slices[7]["upper"].as_str().unwrap());
     let resumed = time(next[0]["lower"].as_str().unwrap());
     assert_eq!(
@@ -268,7 +245,7 @@ async fn a_worker_killed_at_seeded_points_then_run_again_still_gives_every_id_on
                 "incremental",
             )],
         );
-        let slices = plan(&config, &cat, &["--max-rows-per-slice", "400"]).await;
+        let slices = plan_slices(&config, &cat, &["--max-rows-per-slice", "400"]).await;
         let slice_dir = e.dir.path().join(format!("slices-{seed}"));
         std::fs::create_dir_all(&slice_dir).unwrap();
         let files = slice_files(&slice_dir, &slices);
@@ -338,7 +315,7 @@ async fn a_slice_that_does_not_fit_the_catalog_is_refused_naming_both() {
         "cat.json",
         &[("Account", &["Id", "SystemModstamp"], "incremental")],
     );
-    let slices = plan(&e.config, &cat, &[]).await;
+    let slices = plan_slices(&e.config, &cat, &[]).await;
     assert_eq!(slices.len(), 1);
     let file = slice_files(e.dir.path(), &slices).remove(0);
     let other = catalog(
@@ -472,7 +449,7 @@ async fn a_slice_of_a_stream_that_follows_a_parent_says_it_does_not() {
             "incremental",
         )],
     );
-    let slices = plan(&config, &cat, &[]).await;
+    let slices = plan_slices(&config, &cat, &[]).await;
     let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
     let out = read_slice(&config, &cat, &slice).output().await.unwrap();
     assert_ok(&out);

@@ -228,21 +228,31 @@ pub async fn full_refresh_slice(
     let mut c: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
     c["start_date"] = json!(start);
     let config = write_json(e.dir.path(), &format!("config-{start}.json"), &c);
-    let out = run(&[
+    let lines = plan_slices(&config, cat, &[]).await;
+    assert_eq!(lines.len(), 1, "a full refresh of one object is one slice");
+    let slice = write_json(e.dir.path(), &format!("slice-{start}.json"), &lines[0]);
+    (config, slice)
+}
+
+/// Runs `sfetl plan` and returns its slices.
+pub async fn plan_slices(config: &Path, catalog: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
         "plan",
         "--config",
         config.to_str().unwrap(),
         "--catalog",
-        cat.to_str().unwrap(),
-    ])
-    .await;
-    assert_ok(&out);
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        catalog.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = run(&args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "a full refresh of one object is one slice");
-    let slice = write_json(e.dir.path(), &format!("slice-{start}.json"), &lines[0]);
-    (config, slice)
+        .collect()
 }
