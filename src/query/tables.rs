@@ -249,8 +249,14 @@ pub(super) fn latest_sql(
     } else {
         format!(" ORDER BY {}", order.join(", "))
     };
+    // A row without a value in a key column is no version of another: SQL would partition
+    // every such row together and keep one, so each is kept.
+    let keyless: String = partition
+        .iter()
+        .map(|k| format!(" OR {k} IS NULL"))
+        .collect();
     format!(
-        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {source}) WHERE \"__sfetl_rank\" = 1{not_deleted}",
+        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {source}) WHERE (\"__sfetl_rank\" = 1{keyless}){not_deleted}",
         partition.join(", "),
     )
 }

@@ -28,7 +28,7 @@ fn raw_streams_dedupe_on_id_by_systemmodstamp() {
     );
     assert_eq!(
         latest_sql("Account_history", &c[..2], &plan, None),
-        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"IsDeleted\" IS NOT TRUE"
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE (\"__sfetl_rank\" = 1 OR \"Id\" IS NULL) AND \"IsDeleted\" IS NOT TRUE"
     );
 }
 
@@ -39,7 +39,7 @@ fn a_stream_without_is_deleted_drops_the_rows_the_delete_log_reported() {
     assert_eq!(plan.deleted, cols(&["_sfetl_deleted_at"]));
     assert_eq!(
         latest_sql("Account_history", &c[..2], &plan, None),
-        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE \"__sfetl_rank\" = 1 AND \"_sfetl_deleted_at\" IS NULL"
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE (\"__sfetl_rank\" = 1 OR \"Id\" IS NULL) AND \"_sfetl_deleted_at\" IS NULL"
     );
 }
 

@@ -954,15 +954,13 @@ async fn a_full_refresh_slice_replaces_the_table_so_rows_purged_from_the_org_lea
 #[tokio::test]
 async fn a_mapped_key_without_a_value_fails_the_stream_before_anything_is_committed() {
     let e = env(20, cfg()).await;
-    let mapping = e.dir.path().join("by_email.yaml");
-    std::fs::write(
-        &mapping,
-        "streams:\n  - name: contact_by_email\n    primary_key: [email]\n    from:\n      - object: Contact\n        columns:\n          email: lower(Email)\n          contact_id: Id\n          modified_at: SystemModstamp\n",
-    )
-    .unwrap();
+    let mapping = format!(
+        "{}/fixtures/mappings/contacts_by_email.yaml",
+        manifest_dir()
+    );
     let export = e.dir.path().join("export");
     let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
-    c["mapping"] = json!(mapping.to_str().unwrap());
+    c["mapping"] = json!(mapping);
     c["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
     let config = write_json(e.dir.path(), "mapped.json", &c);
     let contacts = org_rows(&e.org, "SELECT Id, Email FROM Contact").await;

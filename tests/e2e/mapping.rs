@@ -190,3 +190,52 @@ async fn a_full_refresh_slice_of_a_mapped_stream_of_two_objects_warns_it_cannot_
     let leads = org_rows(&e.org, "SELECT Id FROM Lead WHERE IsConverted = false").await;
     assert_eq!(records(&msgs, "person").len(), leads.len());
 }
+
+#[tokio::test]
+async fn rows_without_a_key_each_stay_in_the_latest_view_of_a_parquet_export() {
+    let mapping = format!(
+        "{}/fixtures/mappings/contacts_by_email.yaml",
+        manifest_dir()
+    );
+    let e = env(
+        30,
+        json!({"mapping": mapping, "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let contacts = org_rows(&e.org, "SELECT Id, Email, IsDeleted FROM Contact").await;
+    // Bulk's CSV gives an empty email as null, as Salesforce stores it.
+    let emails: Vec<Option<String>> = contacts
+        .iter()
+        .filter(|r| r["IsDeleted"] == false)
+        .map(|r| {
+            r["Email"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(str::to_lowercase)
+        })
+        .collect();
+    let keyless = emails.iter().filter(|m| m.is_none()).count();
+    let keys: BTreeSet<&String> = emails.iter().flatten().collect();
+    assert!(
+        keyless >= 2,
+        "the simulator gives some Contacts no email: {keyless}"
+    );
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("contact_by_email", &[], "full_refresh")],
+    );
+    read_files(&config, &cat, None).await;
+    // One row per email (the declared key), and every row without one.
+    let csv = query_csv(
+        &export,
+        "SELECT count(*) AS n, count(email) AS with_email FROM contact_by_email",
+    )
+    .await;
+    assert_eq!(
+        csv.lines().nth(1).unwrap(),
+        format!("{},{}", keys.len() + keyless, keys.len())
+    );
+}
