@@ -1013,3 +1013,68 @@ async fn a_mapped_key_without_a_value_fails_the_stream_before_anything_is_commit
     assert!(!msgs.iter().any(|m| m["type"] == "STATE"));
     assert!(!export.join("contact_by_email").join("_delta_log").exists());
 }
+
+#[tokio::test]
+async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_version() {
+    // Contact's Account_Name__c is the formula `Account.Name`: renaming an Account changes it
+    // without moving the Contact's SystemModstamp, and the read follows the Account.
+    let e = env(30, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            "Contact",
+            &["Id", "Account_Name__c", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    read_files(&config, &cat, None).await;
+    let contacts = org_rows(
+        &e.org,
+        "SELECT Id, AccountId FROM Contact WHERE AccountId != null",
+    )
+    .await;
+    let account = contacts[0]["AccountId"].as_str().unwrap();
+    let under: BTreeSet<String> = contacts
+        .iter()
+        .filter(|c| c["AccountId"] == account)
+        .map(|c| c["Id"].as_str().unwrap().to_string())
+        .collect();
+    let r = e
+        .org
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("sobjects/Account/{account}"),
+            &json!({"Name": "Renamed Co"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let msgs = messages(&read_files(&config, &cat, None).await);
+    assert!(
+        records(&msgs, "Contact").is_empty() && rows_read(&msgs) >= under.len() as f64,
+        "{:?}",
+        logs(&msgs)
+    );
+    let renamed = |table: &str, current: &str| {
+        format!(
+            "SELECT \"Id\" FROM \"{table}\" WHERE \"Account_Name__c\" = 'Renamed Co'{current} ORDER BY \"Id\""
+        )
+    };
+    let ids = |lines: Vec<String>| lines[1..].iter().cloned().collect::<BTreeSet<String>>();
+    assert_eq!(ids(query(&export, &renamed("Contact", "")).await), under);
+    assert_eq!(
+        ids(query(
+            &export,
+            &renamed("Contact_history", " AND \"_sfetl_is_current\"")
+        )
+        .await),
+        under,
+        "the history's current version holds the value the stream table holds"
+    );
+    // Corrected in place: still one version per Contact.
+    let versions = query(&export, "SELECT count(*) FROM \"Contact_history\"").await;
+    let contacts_now = query(&export, "SELECT count(*) FROM \"Contact\"").await;
+    assert_eq!(versions[1], contacts_now[1]);
+}

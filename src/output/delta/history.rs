@@ -5,7 +5,8 @@
 //! `_sfetl_valid_to` (1 ms before the next version's change or the deletion; 9999-12-31
 //! 23:59:59.999 while current) and `_sfetl_is_current`. A change closes the current version and
 //! adds the new one; a deletion closes it. A version already recorded is not added again (the
-//! lookback window reads some rows twice), and each commit carries the same `txn` as the
+//! lookback window reads some rows twice), but one read again with other values (a value that
+//! follows a parent changed without moving the row's cursor) is corrected in place; each commit carries the same `txn` as the
 //! stream's table, so a replayed checkpoint changes nothing.
 //!
 //! Both steps are one MERGE (one commit): the source holds every row of the checkpoint keyed
@@ -230,6 +231,22 @@ async fn merge_source(
     ctx.sql(&sql).await
 }
 
+/// The condition under which a row read again at its current version's cursor replaces that
+/// version's values in place: a value that follows a parent (`Account.Name` in a formula or a
+/// relationship field) or a formula changed without moving the row's own cursor, so there is
+/// no new version to add, and the current one must hold what the stream's table holds. Only
+/// Salesforce's scalar columns are compared (sfetl's own always differ); `None` without any.
+fn same_version_changed(schema: &SchemaRef, c: &impl Fn(&str, &str) -> Expr) -> Option<Expr> {
+    use datafusion::logical_expr::{Operator, binary_expr};
+    let differs = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.name().starts_with("_sfetl_") && !f.data_type().is_nested())
+        .map(|f| binary_expr(c("t", f.name()), Operator::IsDistinctFrom, c("s", f.name())))
+        .reduce(Expr::or)?;
+    Some(c("s", VALID_FROM).eq(c("t", VALID_FROM)).and(differs))
+}
+
 /// One MERGE into the history table: close superseded (and, for a replacement, vanished)
 /// versions, insert new ones.
 async fn apply(
@@ -276,7 +293,17 @@ async fn apply(
                 .update(Column::new_unqualified(VALID_TO), closes_at.clone())
                 .update(Column::new_unqualified(IS_CURRENT), lit(false))
         })
-        .map_err(|e| target.error(e))?
+        .map_err(|e| target.error(e))?;
+    if let Some(changed) = same_version_changed(table_schema, &c) {
+        builder = builder
+            .when_matched_update(|u| {
+                columns.iter().fold(u.predicate(changed), |u, col| {
+                    u.update(Column::new_unqualified(col), c("s", col))
+                })
+            })
+            .map_err(|e| target.error(e))?;
+    }
+    builder = builder
         .when_not_matched_insert(|i| {
             all.iter()
                 .fold(i.predicate(c("s", "__sfetl_k0").is_null()), |i, col| {
