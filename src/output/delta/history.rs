@@ -231,6 +231,19 @@ async fn merge_source(
     ctx.sql(&sql).await
 }
 
+/// The MERGE condition: the target row is the current version of the source row's key (the
+/// source's new versions have a null key and match nothing).
+fn current_version_of(keys: &Keys, c: &impl Fn(&str, &str) -> Expr) -> Expr {
+    keys.key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            datafusion::prelude::cast(c("t", k), DataType::Utf8)
+                .eq(c("s", &format!("__sfetl_k{i}")))
+        })
+        .fold(c("t", IS_CURRENT).is_true(), Expr::and)
+}
+
 /// The condition under which a row read again at its current version's cursor replaces that
 /// version's values in place: a value that follows a parent (`Account.Name` in a formula or a
 /// relationship field) or a formula changed without moving the row's own cursor, so there is
@@ -270,15 +283,7 @@ async fn apply(
         .await
         .map_err(|e| target.error(e))?;
     let c = |side: &str, n: &str| Expr::Column(Column::new(Some(side), n));
-    let on = keys
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            datafusion::prelude::cast(c("t", k), DataType::Utf8)
-                .eq(c("s", &format!("__sfetl_k{i}")))
-        })
-        .fold(c("t", IS_CURRENT).is_true(), Expr::and);
+    let on = current_version_of(keys, &c);
     let one_ms = datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000);
     let closes_at = c("s", VALID_FROM) - lit(one_ms);
     let mut all: Vec<String> = columns.clone();
