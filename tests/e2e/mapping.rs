@@ -227,7 +227,18 @@ async fn rows_without_a_key_each_stay_in_the_latest_view_of_a_parquet_export() {
         "cat.json",
         &[("contact_by_email", &[], "full_refresh")],
     );
-    read_files(&config, &cat, None).await;
+    let msgs = messages(&read_files(&config, &cat, None).await);
+    let warnings: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "contact_by_email: {keyless} row(s) of Contact have no value in email, a column of the primary key: nothing tells them apart, so a destination that deduplicates on the key cannot match them to their later versions (and a Delta table refuses them). Give the mapping's stream a primary_key whose columns always have a value (a column mapped from Id has one)"
+        )]
+    );
     // One row per email (the declared key), and every row without one.
     let csv = query_csv(
         &export,

@@ -195,6 +195,7 @@ impl<'a> ObjectReader<'a> {
     ) -> Result<u64, FetchError> {
         match e {
             Event::Batch(b, at) => {
+                self.count_keyless(&b);
                 let n = b.num_rows() as u64;
                 writer.write(&b, at).await?;
                 self.pending += n;

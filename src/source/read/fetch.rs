@@ -55,6 +55,9 @@ pub(super) struct ObjectReader<'a> {
     pub(super) delivered: u64,
     /// Skipped by rule (Salesforce answers its queries only with a filter).
     pub(super) skipped: bool,
+    /// Mapped streams: the first key column found without a value in a live row, and how
+    /// many such rows were delivered (see [`ObjectReader::count_keyless`]).
+    pub(super) keyless: Option<(String, u64)>,
     /// What keeps this object's values fresh beyond its own cursor (see [`super::parents`]).
     pub(super) freshness: Option<&'a super::freshness::Freshness>,
     /// The parents' cursors and formula refreshes carried into every STATE.
@@ -110,6 +113,7 @@ impl<'a> ObjectReader<'a> {
                 .is_some_and(|r| r.handling == Handling::IdRanges),
             delivered: 0,
             skipped: false,
+            keyless: None,
             freshness: None,
             carry: super::parents::Carry::default(),
             deferred: None,
@@ -552,6 +556,20 @@ impl<'a> ObjectReader<'a> {
     /// Hands a batch of the object's fields to the writer: evaluates the mapping, or adds the
     /// `_sfetl_deleted_at` column when the stream has one; tracks progress, rows since the last
     /// STATE and the greatest cursor delivered.
+    /// Counts the live rows of a mapped `batch` without a value in a key column (a mapping's
+    /// `primary_key: [email]` over Contacts without an email): nothing tells such rows apart,
+    /// so the stream's end warns about them.
+    pub(super) fn count_keyless(&mut self, batch: &RecordBatch) {
+        use crate::output::delta::rows::{Keys, null_key};
+        if !self.plan.mapped {
+            return;
+        }
+        let keys = Keys::of(batch.schema_ref(), None);
+        if let Ok(Some((column, n))) = null_key(batch, &keys) {
+            self.keyless.get_or_insert((column, 0)).1 += n as u64;
+        }
+    }
+
     pub(super) async fn deliver(
         &mut self,
         writer: &mut dyn StreamWriter,
@@ -571,6 +589,7 @@ impl<'a> ObjectReader<'a> {
             Some(mapping) => mapping.evaluate(&batch)?,
             None => pad_to(&self.plan.out_schema, batch)?,
         };
+        self.count_keyless(&batch);
         let n = batch.num_rows() as u64;
         writer.write(&batch, extracted_at).await?;
         self.pending += n;

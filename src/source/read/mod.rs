@@ -331,6 +331,7 @@ async fn read_stream(
         reader.carry = carry;
         let rows = reader.read_all(writer.as_mut()).await?;
         total += rows;
+        warn_keyless(ctx, &plan, &reader).await;
         summaries.push(reader.summary(rows, started));
         carry = parents::Carry {
             own_at: None,
@@ -367,6 +368,19 @@ async fn check_drift(
         }
         Err(message) => Err(FetchError::SchemaDrift(message)),
     }
+}
+
+/// A WARN when rows of a mapped object had no value in a key column: `sfetl query` keeps each
+/// of them, but nothing downstream can tell them apart or match them to a later version.
+async fn warn_keyless(ctx: &Ctx, plan: &StreamPlan<'_>, reader: &fetch::ObjectReader<'_>) {
+    let Some((column, rows)) = &reader.keyless else {
+        return;
+    };
+    let text = format!(
+        "{}: {rows} row(s) of {} have no value in {column}, a column of the primary key: nothing tells them apart, so a destination that deduplicates on the key cannot match them to their later versions (and a Delta table refuses them). Give the mapping's stream a primary_key whose columns always have a value (a column mapped from Id has one)",
+        plan.name, reader.object.object
+    );
+    ctx.log(LogLevel::Warn, text).await;
 }
 
 /// Opens the stream's output; a resumed Parquet export first loses the files its STATE proves

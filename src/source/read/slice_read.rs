@@ -74,6 +74,7 @@ pub(super) async fn read_slice(
     let mut reader = ObjectReader::new(ctx, plan, object, plan.saved.sources.clone());
     reader.slice_window = Some(window);
     let rows = reader.read_all(writer.as_mut()).await?;
+    super::warn_keyless(ctx, plan, &reader).await;
     let summary = reader.summary(rows, started);
     reader.into_sources();
     // Completing the sync (files, then the marker) is the slice's commit.
