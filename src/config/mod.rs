@@ -46,6 +46,8 @@ pub struct Config {
     pub reconcile_deletes: Reconcile,
     /// What a read does when selected fields are gone from the org's describe.
     pub schema_drift: SchemaDrift,
+    /// What an incremental read does when it reads fields its last run did not.
+    pub new_fields: NewFields,
     /// Longest incremental window, when set; unset, windows are sized by rows alone
     /// (`bulk_max_records` rows each, from one count query per object).
     pub stream_slice_step: Option<IsoDuration>,
@@ -321,6 +323,19 @@ pub enum SchemaDrift {
     #[default]
     Fail,
     /// Read the stream without them, with a warning.
+    Ignore,
+}
+
+/// `new_fields`: what an incremental read does when it reads fields its last run did not (a
+/// field added to the catalog or the mapping, or shown again by field-level security). Rows
+/// below the saved cursor never come back on their own, so without a backfill they would keep
+/// no value for the field until they change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NewFields {
+    /// Read the object's rows again from `start_date`, with a warning naming the fields.
+    #[default]
+    Backfill,
+    /// Read on from the saved cursor: only rows changed from then on carry the new fields.
     Ignore,
 }
 

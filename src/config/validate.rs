@@ -10,7 +10,7 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
 use super::{
-    AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource,
+    AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource, NewFields,
     OutputConfig, OutputFormat, RawConfig, Reconcile, SchemaDrift, StreamCriterion,
 };
 use crate::secret::Secret;
@@ -101,6 +101,9 @@ fn enum_hint(field: &str) -> &'static str {
     match field {
         "schema_drift" => {
             ": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them"
+        }
+        "new_fields" => {
+            ": \"backfill\" reads an object again from start_date when it reads fields its last run did not, \"ignore\" reads on from the saved cursor"
         }
         _ => "",
     }
@@ -304,6 +307,10 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(false),
         reconcile_deletes: reconcile(&value),
         schema_drift: schema_drift(&value),
+        new_fields: match value.get("new_fields").and_then(Value::as_str) {
+            Some("ignore") => NewFields::Ignore,
+            _ => NewFields::Backfill,
+        },
         stream_slice_step,
         lookback_window,
         cursor_lag,

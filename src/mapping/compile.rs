@@ -116,6 +116,10 @@ pub struct SourcePlan {
     pub soql_where: Option<String>,
     /// The batch [`SourcePlan::evaluate`] expects: one column per field, named by its path.
     pub input_schema: SchemaRef,
+    /// What else decides this source's rows, as written (`column email = lower(Email)`,
+    /// `soql_where IsConverted = false`): recorded with the fields read, so a changed column
+    /// or filter is known to the rows below the saved cursor (see `FieldsRead`).
+    pub written: Vec<String>,
     evaluator: Evaluator,
 }
 
@@ -372,8 +376,23 @@ fn source_plan(
         cursor: p.cursor,
         soql_where: written.soql_where.clone(),
         input_schema,
+        written: written_shape(written),
         evaluator,
     }
+}
+
+/// [`SourcePlan::written`]: each column as `column <name> = <expression>` and the filter as
+/// `soql_where <condition>`, whitespace trimmed.
+fn written_shape(written: &SourceMapping) -> Vec<String> {
+    let columns = written
+        .columns
+        .iter()
+        .map(|(name, expr)| format!("column {name} = {}", expr.trim()));
+    let filter = written
+        .soql_where
+        .iter()
+        .map(|w| format!("soql_where {}", w.trim()));
+    columns.chain(filter).collect()
 }
 
 fn plan_source(

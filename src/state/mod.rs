@@ -9,8 +9,8 @@
 mod stream;
 
 pub use stream::{
-    Cursor, Freshness, OutputCommit, Parents, RefreshTimes, Sources, StreamState, TableCommit,
-    datetime_literal, parse_datetime,
+    Cursor, FieldsRead, Freshness, OutputCommit, Parents, RefreshTimes, Sources, StreamState,
+    TableCommit, datetime_literal, parse_datetime,
 };
 
 use std::collections::BTreeMap;

@@ -148,8 +148,45 @@ impl Serialize for RefreshTimes {
     }
 }
 
-/// What keeps values that do not move a row's own cursor fresh: the parents' cursors and the
-/// last formula refresh per object. Kept next to the object's own cursor in every STATE.
+/// The fields each object of an incremental stream was read with (its query's field list,
+/// sorted), saved with the object's cursor: a run that reads a field not in it knows the rows
+/// below the cursor were delivered without that field's values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldsRead(pub BTreeMap<String, Vec<String>>);
+
+impl FieldsRead {
+    /// Whether no object's fields are recorded (a state of an older sfetl, or a full refresh).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields of `fields` that `object` was not read with, in the order given; `None` when
+    /// nothing is recorded for it (nothing to compare with). Salesforce's names are
+    /// case-insensitive, and so is the comparison.
+    pub fn new_for(&self, object: &str, fields: &[String]) -> Option<Vec<String>> {
+        let known = self.0.get(object)?;
+        let known: std::collections::HashSet<String> =
+            known.iter().map(|f| f.to_ascii_lowercase()).collect();
+        Some(
+            fields
+                .iter()
+                .filter(|f| !known.contains(&f.to_ascii_lowercase()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Records the fields `object` is read with.
+    pub fn insert(&mut self, object: &str, fields: &[String]) {
+        let mut sorted = fields.to_vec();
+        sorted.sort();
+        self.0.insert(object.to_string(), sorted);
+    }
+}
+
+/// What keeps values that do not move a row's own cursor fresh: the parents' cursors, the
+/// last formula refresh and the fields read, per object. Kept next to the object's own cursor
+/// in every STATE.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Freshness {
     /// Parents' cursors per object.
@@ -158,6 +195,9 @@ pub struct Freshness {
     /// Last formula refresh per object.
     #[serde(skip_serializing_if = "RefreshTimes::is_empty")]
     pub formulas_refreshed_at: RefreshTimes,
+    /// The fields each object was read with up to its cursor.
+    #[serde(skip_serializing_if = "FieldsRead::is_empty")]
+    pub fields_read: FieldsRead,
 }
 
 impl Freshness {
@@ -183,9 +223,16 @@ impl Freshness {
                 formulas_refreshed_at.0.insert(object.clone(), at);
             }
         }
+        let fields_read = match blob.get("fields_read") {
+            None | Some(Value::Null) => FieldsRead::default(),
+            Some(f) => serde_json::from_value(f.clone()).map_err(|e| {
+                format!("`fields_read` must map each object to the list of its field names: {e}")
+            })?,
+        };
         Ok(Freshness {
             parents,
             formulas_refreshed_at,
+            fields_read,
         })
     }
 }

@@ -662,3 +662,86 @@ async fn a_field_misspelt_in_a_hand_edited_catalog_is_named_with_the_field_spelt
     );
     assert!(records(&msgs, "Account").is_empty());
 }
+
+/// `catalog` (as [`configured`] wrote it) with every stream read incrementally.
+fn incremental(catalog: &Path) -> PathBuf {
+    let mut cat: Value = serde_json::from_slice(&std::fs::read(catalog).unwrap()).unwrap();
+    for s in cat["streams"].as_array_mut().unwrap() {
+        s["sync_mode"] = json!("incremental");
+        s["destination_sync_mode"] = json!("append_dedup");
+    }
+    let dir = catalog.parent().unwrap();
+    let name = format!("inc-{}", catalog.file_name().unwrap().to_str().unwrap());
+    write_json(dir, &name, &cat)
+}
+
+/// `Industry` of every Account in the export's latest view, by Id (null as JSON null).
+async fn latest_industries(export: &Path) -> BTreeMap<String, Value> {
+    let csv = query_csv(
+        export,
+        "SELECT \"Id\", \"Industry\" FROM \"Account\" ORDER BY \"Id\"",
+    )
+    .await;
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let (id, industry) = l.split_once(',').unwrap();
+            let v = if industry.is_empty() {
+                Value::Null
+            } else {
+                json!(industry)
+            };
+            (id.to_string(), v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_field_shown_again_is_backfilled_into_the_rows_below_the_cursor() {
+    let e = env(3, json!({"cursor_lag": "PT0S", "schema_drift": "ignore"})).await;
+    let export = e.dir.path().join("export");
+    let pq = parquet_config_default(&e, "pq.json", &export);
+    let account = discovered(&e.config, "Account").await;
+    let cat = incremental(&configured(
+        e.dir.path(),
+        "cat.json",
+        &[(&account, &["Id", "Name", "Industry", "SystemModstamp"])],
+    ));
+    let industries = org_values(&e.org, "Account", "Industry").await;
+    assert!(industries.values().any(|v| !v.is_null()));
+
+    // Field-level security hides Industry from the first sync: every row is read without it.
+    let hide = |hidden: bool| json!({"object": "Account", "field": "Industry", "hidden": hidden});
+    schema_change(&e.org, "hide_field", hide(true)).await;
+    let first = messages(&read_files(&pq, &cat, None).await);
+    assert_eq!(warnings(&first).len(), 1, "the drift warning");
+    let state1 = write_json(e.dir.path(), "state1.json", &last_states(&first));
+
+    // Shown again: no row changed since the cursor, so reading on from it would leave every
+    // row without its Industry for good.
+    schema_change(&e.org, "hide_field", hide(false)).await;
+    let new = "Account: the read now includes a field (Industry) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security)";
+    // As RECORDs: what `ignore` reads, row by row.
+    let ignore = config_with(&e, "ignore.json", json!({"new_fields": "ignore"}));
+    let on = messages(&read_files(&ignore, &cat, Some(&state1)).await);
+    assert_eq!(records(&on, "Account").len(), 0);
+    assert!(
+        logs(&on).contains(&format!("{new}: reading on from the saved cursor, so only rows changed since carry their values (new_fields is \"ignore\"; \"backfill\" reads every row again)")),
+        "{:?}",
+        logs(&on)
+    );
+
+    let back = messages(&read_files(&pq, &cat, Some(&state1)).await);
+    assert_eq!(
+        warnings(&back),
+        vec![format!(
+            "{new}: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+        )]
+    );
+    assert_eq!(latest_industries(&export).await, industries);
+    // The STATE records the fields read, so the run after reads on from its cursor.
+    let state2 = write_json(e.dir.path(), "state2.json", &last_states(&back));
+    let again = read_ok(&e, &cat, Some(&state2)).await;
+    assert_eq!(warnings(&again), Vec::<String>::new());
+    assert_eq!(records(&again, "Account").len(), 0);
+}

@@ -171,6 +171,9 @@ impl ObjectReader<'_> {
 
     /// Remembers that hard deletes in `[from, to)` cannot be seen in the delete log.
     fn note_gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        // A backfill of new fields reads from the start again, but the runs before it
+        // reported the deletions up to their cursor.
+        let from = self.object.backfilled_from.map_or(from, |c| from.max(c));
         if from >= to || !self.plan.has_state {
             // A first sync exported nothing before its start: no deletion there matters.
             return;

@@ -141,6 +141,7 @@ impl ObjectReader<'_> {
             replicateable: false,
             deleted_schema: out_schema,
             saved_at: None,
+            backfilled_from: None,
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

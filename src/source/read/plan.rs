@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::catalog::{FieldSpec, SObjectDescribe, SfKind, StreamSchema};
-use crate::config::{Config, IsoDuration};
+use crate::config::{Config, IsoDuration, NewFields};
 use crate::decode::{Api, WirePlan};
 use crate::mapping::{MappedStream, SourcePlan};
 use crate::protocol::{ConfiguredAirbyteStream, LogLevel, SyncMode};
@@ -43,6 +43,9 @@ pub struct ObjectPlan<'m> {
     pub deleted_schema: SchemaRef,
     /// Where the previous run left this object's cursor.
     pub saved_at: Option<DateTime<Utc>>,
+    /// The saved cursor a backfill of new fields set aside to read from the start
+    /// ([`backfill_new_fields`]): the runs that read up to it reported the deletions before it.
+    pub backfilled_from: Option<DateTime<Utc>>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -157,6 +160,7 @@ pub fn plan_object_stream<'m>(
         replicateable: describe.replicateable,
         deleted_schema: out_schema.clone(),
         saved_at,
+        backfilled_from: None,
         restriction,
     };
     Ok(StreamPlan {
@@ -211,6 +215,7 @@ pub fn plan_mapped_stream<'m>(
                     .get(&src.object)
                     .map(|c| c.cursor)
                     .filter(|_| incremental && src.cursor.is_some()),
+                backfilled_from: None,
             }
         })
         .collect();
@@ -224,6 +229,81 @@ pub fn plan_mapped_stream<'m>(
         has_state: saved.is_some(),
         notes,
     })
+}
+
+/// The fields an object's read is recorded with in its STATE ([`crate::state::FieldsRead`]):
+/// the REST query's field list, whichever API reads it, so the record does not change with the
+/// API; for a mapping's source also its columns and filter as written, which decide its rows as
+/// much.
+pub fn fields_read(object: &ObjectPlan<'_>) -> Vec<String> {
+    let mut read = object.rest.select.clone();
+    if let Some(source) = object.mapping {
+        read.extend(source.written.iter().cloned());
+    }
+    read
+}
+
+/// Objects of an incremental stream whose read now includes fields their saved cursor's rows
+/// were read without (a field added to the catalog or the mapping, or shown again by
+/// field-level security): those rows do not change, so reading on from the cursor would leave
+/// them without the fields' values for good. Under `new_fields: backfill` such an object is read
+/// again from `start_date`, as a first read; either way a note names the fields. A state that
+/// records no fields (an older sfetl's) is not compared.
+pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
+    if !plan.incremental {
+        return;
+    }
+    for object in &mut plan.objects {
+        if object.saved_at.is_none() {
+            continue;
+        }
+        let read = fields_read(object);
+        let Some(new) = plan.saved.fresh.fields_read.new_for(&object.object, &read) else {
+            continue;
+        };
+        if new.is_empty() {
+            continue;
+        }
+        let names = new.join(", ");
+        let mapping = new
+            .iter()
+            .any(|n| n.starts_with("column ") || n.starts_with("soql_where "));
+        let what = format!(
+            "{}: the read now includes {} ({names}) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security{})",
+            object.object,
+            match (mapping, new.len()) {
+                (true, _) => "mapping changes",
+                (false, 1) => "a field",
+                (false, _) => "fields",
+            },
+            if mapping {
+                "; a mapping's column or soql_where changed"
+            } else {
+                ""
+            },
+        );
+        let note = match config.new_fields {
+            NewFields::Backfill => {
+                object.backfilled_from = object.saved_at.take();
+                let from = config.start_date.map_or("the beginning".to_string(), |d| {
+                    format!("start_date ({})", crate::state::datetime_literal(d))
+                });
+                (
+                    LogLevel::Warn,
+                    format!(
+                        "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+                    ),
+                )
+            }
+            NewFields::Ignore => (
+                LogLevel::Info,
+                format!(
+                    "{what}: reading on from the saved cursor, so only rows changed since carry their values (new_fields is \"ignore\"; \"backfill\" reads every row again)"
+                ),
+            ),
+        };
+        plan.notes.push(note);
+    }
 }
 
 /// Whether Bulk API 2.0 refuses to select a field (base64 and json fields).

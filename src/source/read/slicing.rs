@@ -47,13 +47,15 @@ pub(super) fn plan_described<'m>(
     mapped: Option<&'m MappedStream>,
     describes: &HashMap<String, SObjectDescribe>,
 ) -> Result<StreamPlan<'m>, FetchError> {
-    Ok(match mapped {
+    let mut plan = match mapped {
         Some(mapped) => plan::plan_mapped_stream(cs, mapped, describes, saved)?,
         None => {
             let d = &describes[cs.stream.name.as_str()];
             plan::plan_object_stream(cs, d, config, saved)?
         }
-    })
+    };
+    plan::backfill_new_fields(&mut plan, config);
+    Ok(plan)
 }
 
 /// Plans one configured stream: describes (the object, or a mapping's sources), then the pure

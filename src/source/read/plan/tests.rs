@@ -103,6 +103,55 @@ fn saved_state_sets_the_cursor_and_bad_state_is_named() {
 }
 
 #[test]
+fn a_field_the_cursor_was_read_without_reads_the_object_again_unless_ignored() {
+    let cs = stream("incremental", &["Id", "Name"]);
+    let saved = |fields: Value| {
+        json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+               "fields_read": {"Document": fields}})
+    };
+    let planned = |c: &Config, state: &Value| {
+        let mut p = plan_object_stream(&cs, &describe(), c, Some(state)).unwrap();
+        backfill_new_fields(&mut p, c);
+        p
+    };
+    let backfill = config(json!({"start_date": "2020-01-01"}));
+    // Read before with Id and the cursor only: Name is new (compared case-insensitively).
+    let p = planned(&backfill, &saved(json!(["id", "SystemModstamp"])));
+    assert_eq!(p.objects[0].saved_at, None);
+    assert_eq!(p.objects[0].backfilled_from, Some(t(2024, 3, 1, 0)));
+    assert_eq!(
+        p.notes,
+        vec![(LogLevel::Warn, "Document: the read now includes a field (Name) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security): reading every row again from start_date (2020-01-01T00:00:00.000Z), so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)".to_string())]
+    );
+    let ignore = config(json!({"new_fields": "ignore"}));
+    let p = planned(&ignore, &saved(json!(["Id", "SystemModstamp"])));
+    assert_eq!(p.objects[0].saved_at, Some(t(2024, 3, 1, 0)));
+    assert_eq!(p.notes[0].0, LogLevel::Info);
+    // Fewer fields than before, the same ones, or none recorded (an older sfetl's state):
+    // nothing to backfill.
+    for fields in [
+        json!(["Id", "Name", "Body", "SystemModstamp"]),
+        json!(["Id", "Name", "SystemModstamp"]),
+    ] {
+        let p = planned(&backfill, &saved(fields));
+        assert_eq!(p.objects[0].saved_at, Some(t(2024, 3, 1, 0)));
+        assert_eq!(p.notes, vec![]);
+    }
+    let older = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"});
+    assert_eq!(
+        planned(&backfill, &older).objects[0].saved_at,
+        Some(t(2024, 3, 1, 0))
+    );
+    let bad = saved(json!("Id"));
+    let e = plan_object_stream(&cs, &describe(), &backfill, Some(&bad)).unwrap_err();
+    assert!(
+        e.reason
+            .starts_with("`fields_read` must map each object to the list of its field names"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bounds_from_state_start_date_end_date_and_lag() {
     let now = t(2024, 6, 1, 12);
     let c = config(
