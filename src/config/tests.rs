@@ -301,6 +301,28 @@ fn schema_drift_defaults_to_fail_and_a_bad_value_says_what_each_does() {
 }
 
 #[test]
+fn new_fields_defaults_to_backfill_and_a_bad_value_says_what_each_does() {
+    assert_eq!(
+        Config::from_value(airbyte_config()).unwrap().new_fields,
+        crate::config::NewFields::Backfill
+    );
+    let mut c = airbyte_config();
+    c["new_fields"] = json!("ignore");
+    assert_eq!(
+        Config::from_value(c.clone()).unwrap().new_fields,
+        crate::config::NewFields::Ignore
+    );
+    c["new_fields"] = json!("skip");
+    assert_eq!(
+        problems(c),
+        vec![(
+            "new_fields".into(),
+            "\"skip\" is not one of \"backfill\", \"ignore\": \"backfill\" reads an object again from start_date when it reads fields its last run did not, \"ignore\" reads on from the saved cursor".into()
+        )]
+    );
+}
+
+#[test]
 fn formula_refresh_is_a_duration_or_off_and_daily_by_default() {
     let c = airbyte_config();
     let cfg = Config::from_value(c.clone()).unwrap();

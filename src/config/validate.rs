@@ -307,10 +307,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(false),
         reconcile_deletes: reconcile(&value),
         schema_drift: schema_drift(&value),
-        new_fields: match value.get("new_fields").and_then(Value::as_str) {
-            Some("ignore") => NewFields::Ignore,
-            _ => NewFields::Backfill,
-        },
+        new_fields: new_fields(&value),
         stream_slice_step,
         lookback_window,
         cursor_lag,
@@ -332,6 +329,14 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
             .unwrap_or(true),
         raw: RawConfig(value),
     })
+}
+
+/// `new_fields` (its values were checked by the JSON schema).
+fn new_fields(value: &Value) -> NewFields {
+    match value.get("new_fields").and_then(Value::as_str) {
+        Some("ignore") => NewFields::Ignore,
+        _ => NewFields::Backfill,
+    }
 }
 
 /// `reconcile_deletes` (its values were checked by the JSON schema).
