@@ -198,6 +198,13 @@ pub struct Freshness {
     /// The fields each object was read with up to its cursor.
     #[serde(skip_serializing_if = "FieldsRead::is_empty")]
     pub fields_read: FieldsRead,
+    /// The `start_date` the cursors' reads began at (when one was set): a run given an
+    /// earlier one reads the rows between the two, which no cursor reaches.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "literal::serialize_some"
+    )]
+    pub start_date: Option<DateTime<Utc>>,
 }
 
 impl Freshness {
@@ -229,10 +236,15 @@ impl Freshness {
                 format!("`fields_read` must map each object to the list of its field names: {e}")
             })?,
         };
+        let start_date = match blob.get("start_date") {
+            None => None,
+            Some(v) => datetime_of(v).map_err(|e| format!("start_date: {e}"))?,
+        };
         Ok(Freshness {
             parents,
             formulas_refreshed_at,
             fields_read,
+            start_date,
         })
     }
 }
@@ -430,6 +442,16 @@ mod literal {
 
     pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::datetime_literal(*t))
+    }
+
+    pub(super) fn serialize_some<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

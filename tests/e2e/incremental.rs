@@ -771,3 +771,57 @@ async fn an_end_date_in_the_future_stops_the_cursor_at_now_so_later_changes_are_
         logs(&second)
     );
 }
+
+#[tokio::test]
+async fn an_earlier_start_date_reads_the_rows_before_the_old_one() {
+    let e = env(20, cfg(json!({}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let org = org_rows(&e.org, "SELECT Id, SystemModstamp FROM Account").await;
+    let mut stamps: Vec<String> = org
+        .iter()
+        .map(|r| r["SystemModstamp"].as_str().unwrap().to_string())
+        .collect();
+    stamps.sort();
+    // The day of the middle row: rows on both sides of it.
+    let start = stamps[stamps.len() / 2][..10].to_string();
+    let after: BTreeSet<String> = org
+        .iter()
+        .filter(|r| r["SystemModstamp"].as_str().unwrap()[..10] >= start[..])
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!after.is_empty() && after.len() < org.len(), "{start}");
+    let mut late: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    late["start_date"] = json!(start);
+    let late = write_json(e.dir.path(), "late.json", &late);
+    let first = messages(&read_files(&late, &cat, None).await);
+    assert_eq!(ids(&records(&first, "Account")), after);
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+    // The env's config starts in 2000: the rows before `start` are read, not only changes.
+    let again = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(ids(&records(&again, "Account")).len(), org.len());
+    let warns: Vec<String> = again
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect();
+    let was = format!("{start}T00:00:00.000Z");
+    assert_eq!(
+        warns,
+        [format!(
+            "Account: start_date is earlier than the {was} the saved cursor's reads began at: reading every row again from start_date (2000-01-01T00:00:00.000Z), so the rows before {was} are read too"
+        )]
+    );
+    // Read from 2000 on since: the next run reads on from its cursor.
+    let state = write_json(e.dir.path(), "state2.json", &last_states(&again));
+    let third = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(records(&third, "Account").len(), 0);
+    assert!(
+        logs(&third)
+            .iter()
+            .all(|l| !l.contains("start_date is earlier"))
+    );
+}

@@ -28,14 +28,14 @@ impl ObjectReader<'_> {
             return w.send(page).await;
         }
         self.carry.own_at = Some(cursor);
-        // The fields the rows below this cursor were read with: a later run reading more
-        // reads the object again ([`super::plan::backfill_new_fields`]).
+        // The fields and start_date the rows below this cursor were read with: a later run
+        // reading more fields, or from earlier, reads the object again
+        // ([`super::plan::backfill_new_fields`]).
         if self.plan.incremental {
             let fields = super::plan::fields_read(self.object);
-            self.carry
-                .fresh
-                .fields_read
-                .insert(&self.object.object, &fields);
+            let fresh = &mut self.carry.fresh;
+            fresh.fields_read.insert(&self.object.object, &fields);
+            fresh.start_date = self.ctx.config.start_date;
         }
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),

@@ -249,12 +249,27 @@ pub fn fields_read(object: &ObjectPlan<'_>) -> Vec<String> {
 /// them without the fields' values for good. Under `new_fields: backfill` such an object is read
 /// again from `start_date`, as a first read; either way a note names the fields. A state that
 /// records no fields (an older sfetl's) is not compared.
+///
+/// A `start_date` earlier than the one the saved cursors' reads began at (or none, where one
+/// was set) asks for rows no cursor reaches either: every object is read again from it.
 pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
     if !plan.incremental {
         return;
     }
+    let earlier = match (plan.saved.fresh.start_date, config.start_date) {
+        (Some(was), now) if now.is_none_or(|now| now < was) => Some(was),
+        _ => None,
+    };
     for object in &mut plan.objects {
         if object.saved_at.is_none() {
+            continue;
+        }
+        if let Some(was) = earlier {
+            object.backfilled_from = object.saved_at.take();
+            let from = config.start_date.map_or("the beginning".to_string(), |d| {
+                format!("start_date ({})", crate::state::datetime_literal(d))
+            });
+            plan.notes.push((LogLevel::Warn, format!("{}: start_date is earlier than the {} the saved cursor's reads began at: reading every row again from {from}, so the rows before {} are read too", object.object, crate::state::datetime_literal(was), crate::state::datetime_literal(was))));
             continue;
         }
         let read = fields_read(object);

@@ -152,6 +152,33 @@ fn a_field_the_cursor_was_read_without_reads_the_object_again_unless_ignored() {
 }
 
 #[test]
+fn a_start_date_earlier_than_the_saved_one_reads_the_object_again() {
+    let cs = stream("incremental", &["Id", "Name"]);
+    let saved = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+                       "start_date": "2023-01-01T00:00:00.000Z"});
+    let planned = |extra: Value| {
+        let c = config(extra);
+        let mut p = plan_object_stream(&cs, &describe(), &c, Some(&saved)).unwrap();
+        backfill_new_fields(&mut p, &c);
+        p
+    };
+    for (extra, again) in [
+        (json!({"start_date": "2022-06-01"}), true),
+        (json!({}), true),
+        (json!({"start_date": "2023-01-01"}), false),
+        (json!({"start_date": "2023-06-01"}), false),
+    ] {
+        let p = planned(extra.clone());
+        assert_eq!(p.objects[0].saved_at.is_none(), again, "{extra}");
+        assert_eq!(p.notes.len(), usize::from(again), "{extra}");
+    }
+    assert_eq!(
+        planned(json!({})).notes[0].1,
+        "Document: start_date is earlier than the 2023-01-01T00:00:00.000Z the saved cursor's reads began at: reading every row again from the beginning, so the rows before 2023-01-01T00:00:00.000Z are read too"
+    );
+}
+
+#[test]
 fn bounds_from_state_start_date_end_date_and_lag() {
     let now = t(2024, 6, 1, 12);
     let c = config(
