@@ -6,7 +6,9 @@
 //! `"sources"`, and Parquet output adds `"output": {"sync_id", "parts"}`, the files committed
 //! so far. Reads that follow parents (mapped `Account.Name`, cross-object formulas) add
 //! `"parents": {"Contact": {"Account": {"cursor_field", "cursor"}}}`, and formula refreshes
-//! `"formulas_refreshed_at": {"Opportunity": "..."}` (see [`Freshness`]). It reads that, and
+//! `"formulas_refreshed_at": {"Opportunity": "..."}`; incremental streams record what each
+//! object's cursor was read with, `"fields_read": {"Account": [...]}` and `"start_date":
+//! {"Account": "..."}` (see [`Freshness`]). It reads that, and
 //! Airbyte's Salesforce source's legacy `{"SystemModstamp": "..."}` and concurrent
 //! `{"slices": [{"start", "end"}]}` forms.
 
@@ -126,8 +128,8 @@ impl Parents {
     }
 }
 
-/// When the formula fields of each object were last read again (or read whole), so a run
-/// knows whether `formula_refresh` is due.
+/// A datetime per object: when its formula fields were last read again (or read whole), so a
+/// run knows whether `formula_refresh` is due; the `start_date` its cursor began at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefreshTimes(pub BTreeMap<String, DateTime<Utc>>);
 
@@ -198,13 +200,10 @@ pub struct Freshness {
     /// The fields each object was read with up to its cursor.
     #[serde(skip_serializing_if = "FieldsRead::is_empty")]
     pub fields_read: FieldsRead,
-    /// The `start_date` the cursors' reads began at (when one was set): a run given an
+    /// The `start_date` each object's cursor began at (when one was set): a run given an
     /// earlier one reads the rows between the two, which no cursor reaches.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "literal::serialize_some"
-    )]
-    pub start_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "RefreshTimes::is_empty")]
+    pub start_date: RefreshTimes,
 }
 
 impl Freshness {
@@ -216,30 +215,14 @@ impl Freshness {
                 format!("`parents` must map objects to {{relationship: {{\"cursor_field\", \"cursor\"}}}}: {e}")
             })?,
         };
-        let mut formulas_refreshed_at = RefreshTimes::default();
-        if let Some(map) = blob.get("formulas_refreshed_at").filter(|v| !v.is_null()) {
-            let map = map
-                .as_object()
-                .ok_or("`formulas_refreshed_at` must map each object to a datetime")?;
-            for (object, v) in map {
-                let at = datetime_of(v)
-                    .map_err(|e| format!("formulas_refreshed_at.{object}: {e}"))?
-                    .ok_or_else(|| {
-                        format!("formulas_refreshed_at.{object}: null is not a datetime")
-                    })?;
-                formulas_refreshed_at.0.insert(object.clone(), at);
-            }
-        }
+        let formulas_refreshed_at = times_of(blob, "formulas_refreshed_at")?;
         let fields_read = match blob.get("fields_read") {
             None | Some(Value::Null) => FieldsRead::default(),
             Some(f) => serde_json::from_value(f.clone()).map_err(|e| {
                 format!("`fields_read` must map each object to the list of its field names: {e}")
             })?,
         };
-        let start_date = match blob.get("start_date") {
-            None => None,
-            Some(v) => datetime_of(v).map_err(|e| format!("start_date: {e}"))?,
-        };
+        let start_date = times_of(blob, "start_date")?;
         Ok(Freshness {
             parents,
             formulas_refreshed_at,
@@ -352,6 +335,23 @@ fn saved_cursor(blob: &Value, cursor_field: &str) -> Result<Option<DateTime<Utc>
     Ok(None)
 }
 
+/// A blob's map of object to datetime under `key` (empty when absent or null).
+fn times_of(blob: &Value, key: &str) -> Result<RefreshTimes, String> {
+    let mut times = RefreshTimes::default();
+    if let Some(map) = blob.get(key).filter(|v| !v.is_null()) {
+        let map = map
+            .as_object()
+            .ok_or_else(|| format!("`{key}` must map each object to a datetime"))?;
+        for (object, v) in map {
+            let at = datetime_of(v)
+                .map_err(|e| format!("{key}.{object}: {e}"))?
+                .ok_or_else(|| format!("{key}.{object}: null is not a datetime"))?;
+            times.0.insert(object.clone(), at);
+        }
+    }
+    Ok(times)
+}
+
 fn datetime_of(v: &Value) -> Result<Option<DateTime<Utc>>, String> {
     match v {
         Value::Null => Ok(None),
@@ -442,16 +442,6 @@ mod literal {
 
     pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::datetime_literal(*t))
-    }
-
-    pub(super) fn serialize_some<S: Serializer>(
-        t: &Option<DateTime<Utc>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => serialize(t, s),
-            None => s.serialize_none(),
-        }
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -556,6 +546,50 @@ mod tests {
         assert!(
             err(json!({"parents": {"Contact": {"Account": {"cursor": "x"}}}}))
                 .starts_with("`parents` must map objects to")
+        );
+    }
+
+    #[test]
+    fn fields_read_and_start_dates_round_trip() {
+        let mut fresh = Freshness::default();
+        fresh.fields_read.insert(
+            "Account",
+            &["SystemModstamp".into(), "Id".into(), "Industry".into()],
+        );
+        fresh
+            .start_date
+            .0
+            .insert("Account".into(), dt("2024-01-01T00:00:00Z"));
+        let s = StreamState {
+            cursor: Some(Cursor {
+                cursor_field: "SystemModstamp".into(),
+                cursor: dt("2024-03-01T00:00:00Z"),
+            }),
+            fresh,
+            ..StreamState::default()
+        };
+        let v = s.to_value();
+        assert_eq!(
+            v,
+            json!({
+                "cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+                "fields_read": {"Account": ["Id", "Industry", "SystemModstamp"]},
+                "start_date": {"Account": "2024-01-01T00:00:00.000Z"}
+            })
+        );
+        assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
+        let read = &s.fresh.fields_read;
+        let now = |f: &[&str]| f.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            read.new_for("Account", &now(&["ID", "Name", "Industry"])),
+            Some(vec!["Name".to_string()])
+        );
+        assert_eq!(read.new_for("Account", &now(&["Id"])), Some(vec![]));
+        assert_eq!(read.new_for("Contact", &now(&["Id"])), None);
+        assert_eq!(
+            StreamState::parse(&json!({"start_date": {"Account": 3}}), "SystemModstamp")
+                .unwrap_err(),
+            "start_date.Account: 3 is not a datetime string"
         );
     }
 

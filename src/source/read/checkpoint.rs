@@ -35,7 +35,11 @@ impl ObjectReader<'_> {
             let fields = super::plan::fields_read(self.object);
             let fresh = &mut self.carry.fresh;
             fresh.fields_read.insert(&self.object.object, &fields);
-            fresh.start_date = self.ctx.config.start_date;
+            let object = &self.object.object;
+            match self.ctx.config.start_date {
+                Some(at) => fresh.start_date.0.insert(object.clone(), at),
+                None => fresh.start_date.0.remove(object),
+            };
         }
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),

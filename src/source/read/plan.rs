@@ -256,14 +256,17 @@ pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
     if !plan.incremental {
         return;
     }
-    let earlier = match (plan.saved.fresh.start_date, config.start_date) {
-        (Some(was), now) if now.is_none_or(|now| now < was) => Some(was),
-        _ => None,
-    };
     for object in &mut plan.objects {
         if object.saved_at.is_none() {
             continue;
         }
+        let earlier = match (
+            plan.saved.fresh.start_date.0.get(&object.object),
+            config.start_date,
+        ) {
+            (Some(&was), now) if now.is_none_or(|now| now < was) => Some(was),
+            _ => None,
+        };
         if let Some(was) = earlier {
             object.backfilled_from = object.saved_at.take();
             let from = config.start_date.map_or("the beginning".to_string(), |d| {

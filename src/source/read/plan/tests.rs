@@ -155,7 +155,7 @@ fn a_field_the_cursor_was_read_without_reads_the_object_again_unless_ignored() {
 fn a_start_date_earlier_than_the_saved_one_reads_the_object_again() {
     let cs = stream("incremental", &["Id", "Name"]);
     let saved = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
-                       "start_date": "2023-01-01T00:00:00.000Z"});
+                       "start_date": {"Document": "2023-01-01T00:00:00.000Z"}});
     let planned = |extra: Value| {
         let c = config(extra);
         let mut p = plan_object_stream(&cs, &describe(), &c, Some(&saved)).unwrap();
