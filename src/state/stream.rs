@@ -207,21 +207,20 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// Reads `parents` and `formulas_refreshed_at` of a saved blob (absent in older states).
+    /// Reads `parents`, `formulas_refreshed_at`, `fields_read` and `start_date` of a saved blob
+    /// (absent in older states).
     fn parse(blob: &Value) -> Result<Freshness, String> {
-        let parents = match blob.get("parents") {
-            None | Some(Value::Null) => Parents::default(),
-            Some(p) => serde_json::from_value(p.clone()).map_err(|e| {
-                format!("`parents` must map objects to {{relationship: {{\"cursor_field\", \"cursor\"}}}}: {e}")
-            })?,
-        };
+        let parents = typed(
+            blob,
+            "parents",
+            "must map objects to {relationship: {\"cursor_field\", \"cursor\"}}",
+        )?;
         let formulas_refreshed_at = times_of(blob, "formulas_refreshed_at")?;
-        let fields_read = match blob.get("fields_read") {
-            None | Some(Value::Null) => FieldsRead::default(),
-            Some(f) => serde_json::from_value(f.clone()).map_err(|e| {
-                format!("`fields_read` must map each object to the list of its field names: {e}")
-            })?,
-        };
+        let fields_read = typed(
+            blob,
+            "fields_read",
+            "must map each object to the list of its field names",
+        )?;
         let start_date = times_of(blob, "start_date")?;
         Ok(Freshness {
             parents,
@@ -333,6 +332,19 @@ fn saved_cursor(blob: &Value, cursor_field: &str) -> Result<Option<DateTime<Utc>
         }
     }
     Ok(None)
+}
+
+/// The value under `key` of a blob as `T` (its default when absent or null); `rule` says what
+/// it must be when it is not.
+fn typed<T: serde::de::DeserializeOwned + Default>(
+    blob: &Value,
+    key: &str,
+    rule: &str,
+) -> Result<T, String> {
+    match blob.get(key) {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("`{key}` {rule}: {e}")),
+    }
 }
 
 /// A blob's map of object to datetime under `key` (empty when absent or null).
