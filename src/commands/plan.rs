@@ -42,6 +42,7 @@ pub(super) async fn run(args: &PlanArgs) -> Result<(), Error> {
         .or(config.bulk_max_records)
         .unwrap_or(crate::source::read::ReadOptions::default().max_records)
         .max(1);
+    let mut warnings = Vec::new();
     let slices = plan_slices(
         &client,
         &config,
@@ -49,8 +50,12 @@ pub(super) async fn run(args: &PlanArgs) -> Result<(), Error> {
         &state,
         mapping.as_deref(),
         target,
+        &mut warnings,
     )
     .await?;
+    for w in &warnings {
+        eprintln!("sfetl plan: {w}");
+    }
     let mut out = std::io::stdout().lock();
     for s in &slices {
         let line = serde_json::to_string(s).expect("a slice serialises");

@@ -13,7 +13,7 @@ use super::{FetchError, counts, sizing};
 use crate::catalog::SObjectDescribe;
 use crate::config::Config;
 use crate::mapping::MappedStream;
-use crate::protocol::ConfiguredAirbyteStream;
+use crate::protocol::{ConfiguredAirbyteStream, LogLevel};
 use crate::salesforce::{SalesforceClient, describe};
 use crate::source::soql::Window;
 use crate::state::InputState;
@@ -72,7 +72,8 @@ pub(super) async fn plan_stream<'m>(
 }
 
 /// The slices of every stream of `streams`, in catalog order; each stream's slices in cursor
-/// order, numbered from 0.
+/// order, numbered from 0. `warnings` receives the planner's warnings (an object read again
+/// from the start, fields left out), which shape the slices as they shape a read.
 pub async fn plan_slices(
     client: &SalesforceClient,
     config: &Config,
@@ -80,12 +81,19 @@ pub async fn plan_slices(
     state: &InputState,
     mapping: Option<&crate::mapping::MappingPlan>,
     target: u64,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Slice>, FetchError> {
     let mut out = Vec::new();
     for cs in streams {
         let name = cs.stream.name.as_str();
         let mapped = mapping.and_then(|m| m.stream(name));
         let plan = plan_stream(client, config, cs, state.stream(name), mapped).await?;
+        warnings.extend(
+            plan.notes
+                .iter()
+                .filter(|(level, _)| *level == LogLevel::Warn)
+                .map(|(_, text)| text.clone()),
+        );
         let mut pieces: Vec<(&ObjectPlan<'_>, Option<Window>, Option<u64>)> = Vec::new();
         for object in &plan.objects {
             for (w, rows) in object_windows(client, config, &plan, object, target).await? {
