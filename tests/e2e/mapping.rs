@@ -118,17 +118,21 @@ async fn people_mapping_gives_exactly_unconverted_leads_and_contacts() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let next = read_people(&e, Some(&state)).await;
-    let changed: BTreeSet<String> = records(&next, "person")
-        .iter()
-        .map(|r| r["source_id"].as_str().unwrap().to_string())
-        .collect();
-    let expected: BTreeSet<String> = leads
-        .iter()
-        .filter(|id| want.contains_key(*id))
-        .chain(contacts.iter())
-        .cloned()
-        .collect();
-    assert_eq!(changed, expected);
+    let (gone, changed): (Vec<Value>, Vec<Value>) = records(&next, "person")
+        .into_iter()
+        .partition(|r| r["_sfetl_is_deleted"] == true);
+    let ids = |rows: &[Value]| -> BTreeSet<String> {
+        rows.iter()
+            .map(|r| r["source_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (kept, converted): (BTreeSet<String>, BTreeSet<String>) =
+        leads.iter().cloned().partition(|id| want.contains_key(id));
+    let expected: BTreeSet<String> = kept.iter().chain(contacts.iter()).cloned().collect();
+    assert_eq!(ids(&changed), expected);
+    // A touched Lead already converted no longer matches the filter: it comes as a deletion
+    // (which matches nothing, as it was never read).
+    assert_eq!(ids(&gone), converted);
     assert_eq!(contacts.len(), 4);
 }
 
@@ -316,5 +320,53 @@ async fn a_changed_mapping_column_reads_its_source_again_and_only_that_source() 
         by_object(&again, "00Q"),
         BTreeMap::new(),
         "Leads read on from their cursor"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_converted_after_it_was_read_leaves_the_people_stream() {
+    let e = env(
+        30,
+        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
+    let first = messages(&read_files(&config, &cat, None).await);
+    let leads = org_rows(
+        &e.org,
+        "SELECT Id FROM Lead WHERE IsConverted = false AND IsDeleted = false",
+    )
+    .await;
+    let id = leads[0]["Id"].as_str().unwrap().to_string();
+    let held = |sql: String| {
+        let export = export.clone();
+        async move { query_csv(&export, &sql).await }
+    };
+    let count = format!("SELECT count(*) AS n FROM person WHERE source_id = '{id}'");
+    assert_eq!(held(count.clone()).await, "n\n1\n");
+    let all = held("SELECT count(*) AS n FROM person".into()).await;
+
+    // Converting the Lead changes it (its SystemModstamp moves) and takes it out of the
+    // mapping's filter: the filtered query of the next window no longer selects it.
+    e.org
+        .control(
+            "update",
+            &json!({"object": "Lead", "id": id, "fields": {"IsConverted": true}}),
+        )
+        .await;
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+    let second = messages(&read_files(&config, &cat, Some(&state)).await);
+    assert!(
+        logs(&second).contains(&"person: 1 row(s) of Lead changed and no longer match the mapping's soql_where (IsConverted = false): delivered as deletions, so the stream drops the version it held".to_string()),
+        "{:?}",
+        logs(&second)
+    );
+    assert_eq!(held(count).await, "n\n0\n");
+    let n = |csv: &str| csv.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        n(&held("SELECT count(*) AS n FROM person".into()).await),
+        n(&all) - 1
     );
 }

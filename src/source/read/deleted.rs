@@ -185,7 +185,7 @@ impl ObjectReader<'_> {
     }
 
     /// Delivers deletion rows for `ids`, deleted at `at` (µs); returns how many.
-    async fn deliver_deletions(
+    pub(super) async fn deliver_deletions(
         &mut self,
         writer: &mut dyn StreamWriter,
         ids: Vec<String>,

@@ -278,6 +278,9 @@ impl<'a> ObjectReader<'a> {
                 at = at.min(c).max(w.lower.unwrap_or(c));
             }
         }
+        if self.plan.incremental {
+            rows += self.rows_leaving_filter(w, writer).await?;
+        }
         Ok((rows, at))
     }
 

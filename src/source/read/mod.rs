@@ -14,6 +14,7 @@ pub mod counts;
 mod deleted;
 pub mod drift;
 mod fetch;
+mod filtered;
 mod formulas;
 pub mod freshness;
 mod parents;
