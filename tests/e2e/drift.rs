@@ -774,3 +774,43 @@ async fn a_field_shown_again_is_backfilled_into_the_rows_below_the_cursor() {
     assert_eq!(warnings(&again), Vec::<String>::new());
     assert_eq!(records(&again, "Account").len(), 0);
 }
+
+#[tokio::test]
+async fn a_field_just_created_is_counted_not_backfilled_unless_rows_hold_values() {
+    let e = env(3, json!({"cursor_lag": "PT0S"})).await;
+    // Every field, as a catalog with no properties selects: a field the org adds is read at once.
+    let cat = catalog(e.dir.path(), "cat.json", &[("Account", &[], "incremental")]);
+    let first = read_ok(&e, &cat, None).await;
+    let all = records(&first, "Account").len();
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+
+    // A text field just created is null in every row: one count says so, nothing is read again.
+    schema_change(
+        &e.org,
+        "add_field",
+        json!({"object": "Account", "field": "Tier__c", "type": "string"}),
+    )
+    .await;
+    let on = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(records(&on, "Account").len(), 0);
+    assert!(
+        logs(&on).contains(&"Account: the read now includes a field (Tier__c) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security): no row below the saved cursor holds a value in it (one count query), so the read goes on from the cursor".to_string()),
+        "{:?}",
+        logs(&on)
+    );
+    assert_eq!(warnings(&on), Vec::<String>::new());
+
+    // A checkbox is false in every existing row, not null: those values are read.
+    let state = write_json(e.dir.path(), "state2.json", &last_states(&on));
+    schema_change(
+        &e.org,
+        "add_field",
+        json!({"object": "Account", "field": "Vip__c", "type": "boolean"}),
+    )
+    .await;
+    let back = read_ok(&e, &cat, Some(&state)).await;
+    let rows = records(&back, "Account");
+    assert_eq!(rows.len(), all);
+    assert!(rows.iter().all(|r| r["Vip__c"] == false), "{:?}", rows[0]);
+    assert_eq!(warnings(&back).len(), 1, "{:?}", warnings(&back));
+}

@@ -142,6 +142,7 @@ impl ObjectReader<'_> {
             deleted_schema: out_schema,
             saved_at: None,
             backfilled_from: None,
+            new_fields: Vec::new(),
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

@@ -7,6 +7,7 @@
 //! bounded channel to one writer task, so a stream's RECORD lines always precede the STATE that
 //! covers them, and a slow consumer slows the readers instead of filling memory.
 
+mod backfill;
 mod bulk;
 mod checkpoint;
 mod concurrent;
@@ -263,7 +264,8 @@ async fn plan_stream<'c>(
         }
     };
     check_drift(ctx, name, &cs.stream.json_schema, current).await?;
-    let plan = slicing::plan_described(&ctx.config, cs, saved, mapped, &describes)?;
+    let plan =
+        slicing::plan_described(&ctx.client, &ctx.config, cs, saved, mapped, &describes).await?;
     let fresh = match mapped {
         Some(mapped) => mapped
             .sources

@@ -46,6 +46,9 @@ pub struct ObjectPlan<'m> {
     /// The saved cursor a backfill of new fields set aside to read from the start
     /// ([`backfill_new_fields`]): the runs that read up to it reported the deletions before it.
     pub backfilled_from: Option<DateTime<Utc>>,
+    /// The fields that backfill is for, when they are the only reason (no mapping change, no
+    /// earlier `start_date`): a count of rows holding a value in them may call it off.
+    pub new_fields: Vec<String>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -161,6 +164,7 @@ pub fn plan_object_stream<'m>(
         deleted_schema: out_schema.clone(),
         saved_at,
         backfilled_from: None,
+        new_fields: Vec::new(),
         restriction,
     };
     Ok(StreamPlan {
@@ -216,6 +220,7 @@ pub fn plan_mapped_stream<'m>(
                     .map(|c| c.cursor)
                     .filter(|_| incremental && src.cursor.is_some()),
                 backfilled_from: None,
+                new_fields: Vec::new(),
             }
         })
         .collect();
@@ -303,6 +308,9 @@ pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
         let note = match config.new_fields {
             NewFields::Backfill => {
                 object.backfilled_from = object.saved_at.take();
+                if !mapping {
+                    object.new_fields = new.clone();
+                }
                 let from = config.start_date.map_or("the beginning".to_string(), |d| {
                     format!("start_date ({})", crate::state::datetime_literal(d))
                 });

@@ -39,8 +39,10 @@ pub(super) async fn describes(
     Ok(out)
 }
 
-/// The pure planner over the [`describes`] of a stream.
-pub(super) fn plan_described<'m>(
+/// The planner over the [`describes`] of a stream: the pure plan, then the one count that may
+/// call off a backfill of new fields ([`super::backfill`]).
+pub(super) async fn plan_described<'m>(
+    client: &SalesforceClient,
     config: &Config,
     cs: &ConfiguredAirbyteStream,
     saved: Option<&Value>,
@@ -55,6 +57,7 @@ pub(super) fn plan_described<'m>(
         }
     };
     plan::backfill_new_fields(&mut plan, config);
+    super::backfill::confirm_backfills(client, config, &mut plan, describes).await?;
     Ok(plan)
 }
 
@@ -68,7 +71,7 @@ pub(super) async fn plan_stream<'m>(
     mapped: Option<&'m MappedStream>,
 ) -> Result<StreamPlan<'m>, FetchError> {
     let describes = describes(client, cs, mapped).await?;
-    plan_described(config, cs, saved, mapped, &describes)
+    plan_described(client, config, cs, saved, mapped, &describes).await
 }
 
 /// The slices of every stream of `streams`, in catalog order; each stream's slices in cursor
