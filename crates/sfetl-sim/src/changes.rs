@@ -24,6 +24,7 @@ use super::store::{
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/__sim/update", post(update))
+        .route("/__sim/convert_lead", post(convert_lead))
         .route("/__sim/clock", get(get_clock).post(set_clock))
 }
 
@@ -73,6 +74,78 @@ async fn update(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     answer(
         StatusCode::OK,
         json!({"id": id, "SystemModstamp": String::from_utf8_lossy(&stamp)}),
+    )
+}
+
+/// `{"id": "00Q..."}`: converts a Lead as `convertLead()` does, in one transaction: an Account
+/// (named after the Lead's Company, else its LastName) and a Contact under it (the Lead's
+/// FirstName, LastName and Email) are created, and the Lead is updated: `IsConverted` true,
+/// `ConvertedDate` today, `ConvertedAccountId`, `ConvertedContactId`, `Status` "Closed -
+/// Converted", its LastModifiedDate and SystemModstamp at the time. Answers the three ids.
+async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+    let id = v["id"].as_str().unwrap_or("");
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let objects = ["Lead", "Account", "Contact", "User"].map(|o| store.catalog.object(o));
+    let [Some(lead), Some(account), Some(contact), Some(user)] = objects else {
+        return refuse("the org has no Lead, Account, Contact or User object".into());
+    };
+    let row = match store.resolve(id).map(unpack) {
+        Some((o, r)) if o == lead && store.tables[o].state[r] == LIVE => r,
+        _ => return refuse(format!("no live Lead with id '{id}'")),
+    };
+    let field = |store: &Store, obj: usize, name: &str| store.catalog.objects[obj].field(name);
+    let text = |store: &Store, name: &str| -> Val<'static> {
+        field(store, lead, name).map_or(Val::Null, |f| store.get(lead, row, f).into_owned())
+    };
+    if matches!(text(&store, "IsConverted"), Val::Bool(true)) {
+        return refuse(format!("Lead '{id}' is converted already"));
+    }
+    let name = match text(&store, "Company") {
+        Val::Null => text(&store, "LastName"),
+        company => company,
+    };
+    let now = sim.now_ms();
+    let by = crate::store::pack(user, 0);
+    let values = |store: &Store, obj: usize, pairs: Vec<(&str, Val<'static>)>| {
+        pairs
+            .into_iter()
+            .filter_map(|(n, v)| field(store, obj, n).map(|f| (f, v)))
+            .collect::<Vec<_>>()
+    };
+    let a = values(&store, account, vec![("Name", name)]);
+    let a = crate::write::apply(&mut store, account, None, &a, now, by);
+    let c = vec![
+        ("FirstName", text(&store, "FirstName")),
+        ("LastName", text(&store, "LastName")),
+        ("Email", text(&store, "Email")),
+        ("AccountId", Val::Ref(crate::store::pack(account, a))),
+    ];
+    let c = values(&store, contact, c);
+    let c = crate::write::apply(&mut store, contact, None, &c, now, by);
+    let today = store.clock.today();
+    let l = vec![
+        ("IsConverted", Val::Bool(true)),
+        ("ConvertedDate", Val::Date(today)),
+        (
+            "ConvertedAccountId",
+            Val::Ref(crate::store::pack(account, a)),
+        ),
+        (
+            "ConvertedContactId",
+            Val::Ref(crate::store::pack(contact, c)),
+        ),
+        ("Status", Val::Str("Closed - Converted".into())),
+    ];
+    let l = values(&store, lead, l);
+    crate::write::apply(&mut store, lead, Some(row), &l, now, by);
+    answer(
+        StatusCode::OK,
+        json!({
+            "lead": id,
+            "account": store.id_of(crate::store::pack(account, a)),
+            "contact": store.id_of(crate::store::pack(contact, c)),
+        }),
     )
 }
 

@@ -272,3 +272,48 @@ async fn bulk_refuses_parent_to_child_subqueries_and_semi_joins_follow_soqls_rul
         .await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn converting_a_lead_updates_it_and_creates_its_account_and_contact() {
+    let org = Org::start(20).await;
+    let lead_q = "SELECT Id, LastName, Email, SystemModstamp FROM Lead WHERE IsConverted = false ORDER BY Id LIMIT 1";
+    let lead = records(&org, lead_q).await[0].clone();
+    let id = lead["Id"].as_str().unwrap();
+    let out = org.control("convert_lead", &json!({"id": id})).await;
+    assert_eq!(out["lead"], lead["Id"]);
+    let after = records(
+        &org,
+        &format!("SELECT IsConverted, ConvertedContactId, ConvertedAccountId, Status, SystemModstamp, LastModifiedDate FROM Lead WHERE Id = '{id}'"),
+    )
+    .await;
+    let l = &after[0];
+    assert_eq!(l["IsConverted"], true);
+    assert_eq!(l["ConvertedContactId"], out["contact"]);
+    assert_eq!(l["ConvertedAccountId"], out["account"]);
+    assert_eq!(l["Status"], "Closed - Converted");
+    assert!(
+        l["SystemModstamp"].as_str() > lead["SystemModstamp"].as_str(),
+        "{l}"
+    );
+    assert_eq!(l["SystemModstamp"], l["LastModifiedDate"]);
+    let contact = records(
+        &org,
+        &format!(
+            "SELECT LastName, Email, AccountId FROM Contact WHERE Id = '{}'",
+            out["contact"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(contact[0]["LastName"], lead["LastName"]);
+    assert_eq!(contact[0]["Email"], lead["Email"]);
+    assert_eq!(contact[0]["AccountId"], out["account"]);
+    // A converted Lead cannot be converted again.
+    let again = org
+        .http
+        .post(org.url("/__sim/convert_lead"))
+        .json(&json!({"id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+}
