@@ -376,6 +376,8 @@ struct Story {
     deleted: Vec<String>,
     /// The deleted Leads that had been converted (the mapping never read them).
     converted: Vec<String>,
+    /// The Lead step 5 converts, and the Contact its conversion creates.
+    conversion: Option<(String, String)>,
     /// Rows of each stream in the second read.
     second: BTreeMap<String, u64>,
 }
@@ -383,6 +385,11 @@ struct Story {
 impl Story {
     fn people(&self, object: &str) -> u64 {
         self.first_people.get(object).copied().unwrap_or(0)
+    }
+
+    /// Leads converted in step 5 (0 or 1).
+    fn converted_now(&self) -> u64 {
+        u64::from(self.conversion.is_some())
     }
 
     /// Deleted Leads the first read had read (not converted).
@@ -396,21 +403,36 @@ impl Story {
         let person = |m: &BTreeMap<String, u64>| m.get("person").copied().unwrap_or(0);
         match i {
             0 => format!(
-                "latest version of each person: {} Contacts, and {} Leads = {} read first - {} deleted",
-                count(self.people("Contact")),
-                count(leads - self.deleted_read()),
+                "latest version of each person: {} Contacts{}, and {} Leads = {} read first - {} deleted{}",
+                count(self.people("Contact") + self.converted_now()),
+                if self.converted_now() > 0 {
+                    " (one the conversion's)"
+                } else {
+                    ""
+                },
+                count(leads - self.deleted_read() - self.converted_now()),
                 count(leads),
-                self.deleted_read()
+                self.deleted_read(),
+                if self.converted_now() > 0 {
+                    " - 1 converted"
+                } else {
+                    ""
+                },
             ),
             1 => "Lead.Company and the Contact's Account.Name, as the mapping says".into(),
             _ => format!(
-                "every version of every row: {} = {} from the first read + {} from the second; {} people = the {} read first + the {} converted Leads known only from their deletion rows",
+                "every version of every row: {} = {} from the first read + {} from the second; {} people = the {} read first + the {} converted Leads known only from their deletion rows{}",
                 count(person(&self.first) + person(&self.second)),
                 count(person(&self.first)),
                 person(&self.second),
-                count(person(&self.first) + self.converted.len() as u64),
+                count(person(&self.first) + self.converted.len() as u64 + self.converted_now()),
                 count(person(&self.first)),
-                self.converted.len()
+                self.converted.len(),
+                if self.converted_now() > 0 {
+                    " + the Contact a conversion created"
+                } else {
+                    ""
+                },
             ),
         }
     }
@@ -529,6 +551,15 @@ async fn change_the_org(
         .iter()
         .filter_map(|r| r["Id"].as_str().map(str::to_string))
         .collect();
+    // The last Lead still open is converted: it changes, and the mapping's filter no longer
+    // selects it.
+    let open = "SELECT Id FROM Lead WHERE IsConverted = false ORDER BY Id DESC LIMIT 1";
+    let open = crate::salesforce::query::query_all_rows(client, open, false).await?;
+    if let Some(lead) = open.first().and_then(|r| r["Id"].as_str()) {
+        let answer = control.post("convert_lead", &json!({ "id": lead })).await?;
+        let contact = answer["contact"].as_str().unwrap_or_default().to_string();
+        story.conversion = Some((lead.to_string(), contact));
+    }
     Ok(())
 }
 
@@ -546,8 +577,14 @@ fn changes_told(story: &Story) -> String {
             story.deleted.len()
         ),
     };
+    let conversion = match &story.conversion {
+        Some((lead, contact)) => format!(
+            "; Lead {lead} converted into Contact {contact} (the Lead changes, and people.yaml's soql_where no longer selects it)"
+        ),
+        None => String::new(),
+    };
     format!(
-        "{} Contacts edited and {} Leads deleted through the simulator's test-control API; {converted}",
+        "{} Contacts edited and {} Leads deleted through the simulator's test-control API; {converted}{conversion}",
         story.edited,
         story.deleted.len()
     )
@@ -559,8 +596,14 @@ fn second_read_told(story: &Story) -> String {
         0 => String::new(),
         n => format!(" (it cannot apply soql_where, so the {n} converted Leads come too)"),
     };
+    let conversion = match story.conversion {
+        Some(_) => {
+            " + the conversion's new Contact twice (read as new, and again under its new Account, whose changes the mapping's Account.Name follows) + the converted Lead as a deletion (a query of the window's rows no longer matching soql_where); account: the conversion's new Account"
+        }
+        None => "",
+    };
     format!(
-        "rows: {} = {} edited Contacts + {} deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + {} rows from the deleted endpoint, one per deleted Lead{converted}",
+        "rows: {} = {} edited Contacts + {} deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + {} rows from the deleted endpoint, one per deleted Lead{converted}{conversion}",
         per_stream(&story.second),
         story.edited,
         story.deleted_read(),
@@ -729,7 +772,10 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         export.display()
     ));
 
-    let step = Step::start(5, "Change the org: 25 Contacts edited, 5 Leads deleted");
+    let step = Step::start(
+        5,
+        "Change the org: 25 Contacts edited, 5 Leads deleted, 1 Lead converted",
+    );
     let control = SimControl::new(&sim.base_url)?;
     change_the_org(&control, &client, &mut story).await?;
     step.done(changes_told(&story));

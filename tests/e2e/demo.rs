@@ -27,24 +27,24 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
     // Every figure is explained by the others: 2 of the 5 deleted Leads were converted, so the
     // mapping never read them.
     assert!(
-        text.contains("25 Contacts edited and 5 Leads deleted through the simulator's test-control API; 2 of the deleted Leads (00Q5g0000000000EAA, 00Q5g000000006SEAQ) had been converted, so people.yaml's soql_where (IsConverted = false) never read them: person loses 3 Leads, not 5 ("),
+        text.contains("25 Contacts edited and 5 Leads deleted through the simulator's test-control API; 2 of the deleted Leads (00Q5g0000000000EAA, 00Q5g000000006SEAQ) had been converted, so people.yaml's soql_where (IsConverted = false) never read them: person loses 3 Leads, not 5; Lead 00Q5g00000000WFEAY converted into Contact 0035g00000000mOAAQ (the Lead changes, and people.yaml's soql_where no longer selects it) ("),
         "{text}"
     );
     assert!(
-        text.contains("rows: account 0, person 33 = 25 edited Contacts + 3 deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + 5 rows from the deleted endpoint, one per deleted Lead (it cannot apply soql_where, so the 2 converted Leads come too) ("),
+        text.contains("rows: account 1, person 36 = 25 edited Contacts + 3 deleted Leads as their recycle-bin version (queryAll with the mapping's filter) + 5 rows from the deleted endpoint, one per deleted Lead (it cannot apply soql_where, so the 2 converted Leads come too) + the conversion's new Contact twice (read as new, and again under its new Account, whose changes the mapping's Account.Name follows) + the converted Lead as a deletion (a query of the window's rows no longer matching soql_where); account: the conversion's new Account ("),
         "{text}"
     );
     assert!(
-        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |\n   +---------------+--------+\n   latest version of each person: 3,000 Contacts, and 1,384 Leads = 1,387 read first - 3 deleted ("),
+        text.contains("| Contact       | 3001   |\n   | Lead          | 1383   |\n   +---------------+--------+\n   latest version of each person: 3,001 Contacts (one the conversion's), and 1,383 Leads = 1,387 read first - 3 deleted - 1 converted ("),
         "{text}"
     );
     assert!(
-        text.contains("| 4420 | 4389   |\n   +------+--------+\n   every version of every row: 4,420 = 4,387 from the first read + 33 from the second; 4,389 people = the 4,387 read first + the 2 converted Leads known only from their deletion rows ("),
+        text.contains("| 4423 | 4390   |\n   +------+--------+\n   every version of every row: 4,423 = 4,387 from the first read + 36 from the second; 4,390 people = the 4,387 read first + the 2 converted Leads known only from their deletion rows + the Contact a conversion created ("),
         "{text}"
     );
     // The same streams as Delta tables: one current version of each person, as Parquet's view.
     assert!(
-        text.contains("| Contact       | 3000   |\n   | Lead          | 1384   |\n   +---------------+--------+\n   one table per stream under "),
+        text.contains("| Contact       | 3001   |\n   | Lead          | 1383   |\n   +---------------+--------+\n   one table per stream under "),
         "{text}"
     );
     assert!(
@@ -78,11 +78,11 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
     );
     // Scored with SQL, written back through one Bulk ingest job per object, read back by REST.
     assert!(
-        text.contains("| Contact       | 3000   | 30.0      | 100.0     |\n   | Lead          | 1384   | 40.0      | 80.0      |"),
+        text.contains("| Contact       | 3001   | 30.0      | 100.0     |\n   | Lead          | 1383   | 40.0      | 80.0      |"),
         "{text}"
     );
     assert!(
-        text.contains("person_scores/routes[0] (update Lead): 1384 applied, 0 rejected\n     person_scores/routes[1] (update Contact): 3000 applied, 0 rejected\n"),
+        text.contains("person_scores/routes[0] (update Lead): 1383 applied, 0 rejected\n     person_scores/routes[1] (update Contact): 3001 applied, 0 rejected\n"),
         "{text}"
     );
     assert!(
@@ -120,7 +120,7 @@ fn demo_runs_the_whole_pipeline_and_reports_each_step() {
     assert!(again.status.success(), "{text}");
     assert!(
         text.contains(
-            "| 4420 | 4389   |\n   +------+--------+\n   every version of every row: 4,420 = 4,387"
+            "| 4423 | 4390   |\n   +------+--------+\n   every version of every row: 4,423 = 4,387"
         ),
         "{text}"
     );
