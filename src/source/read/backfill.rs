@@ -26,19 +26,19 @@ pub(super) async fn confirm_backfills(
     describes: &HashMap<String, SObjectDescribe>,
 ) -> Result<(), FetchError> {
     for object in &mut plan.objects {
-        let (Some(saved), Some(cursor)) = (object.backfilled_from, object.cursor) else {
+        let (Some(b), Some(cursor)) = (&object.backfill, object.cursor) else {
             continue;
         };
         let Some(valued) = describes
             .get(&object.object)
-            .and_then(|d| countable(d, &object.new_fields))
+            .and_then(|d| countable(d, &b.fields))
         else {
             continue;
         };
         let mut soql = format!(
             "SELECT COUNT() FROM {} WHERE {cursor} < {} AND ({})",
             object.object,
-            datetime_literal(saved),
+            datetime_literal(b.cursor),
             valued.join(" OR ")
         );
         if let Some(start) = config.start_date {
@@ -53,25 +53,16 @@ pub(super) async fn confirm_backfills(
         if held > 0 {
             continue;
         }
-        object.saved_at = object.backfilled_from.take();
-        let prefix = format!("{}: the read now includes", object.object);
-        if let Some(note) = plan.notes.iter_mut().find(|(_, t)| t.starts_with(&prefix)) {
-            let what = note
-                .1
-                .split(": reading every row again")
-                .next()
-                .unwrap_or("");
-            let them = if object.new_fields.len() == 1 {
-                "it"
-            } else {
-                "them"
-            };
-            note.1 = format!(
-                "{what}: no row below the saved cursor holds a value in {them} (one count query), so the read goes on from the cursor"
-            );
-            note.0 = LogLevel::Info;
-        }
-        object.new_fields.clear();
+        let them = if b.fields.len() == 1 { "it" } else { "them" };
+        plan.notes[b.note] = (
+            LogLevel::Info,
+            format!(
+                "{}: no row below the saved cursor holds a value in {them} (one count query), so the read goes on from the cursor",
+                b.what
+            ),
+        );
+        object.saved_at = Some(b.cursor);
+        object.backfill = None;
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ impl ObjectReader<'_> {
         self.carry.own_at = Some(cursor);
         // The fields and start_date the rows below this cursor were read with: a later run
         // reading more fields, or from earlier, reads the object again
-        // ([`super::plan::backfill_new_fields`]).
+        // ([`super::plan::plan_backfills`]).
         if self.plan.incremental {
             let fields = super::plan::fields_read(self.object);
             let fresh = &mut self.carry.fresh;

@@ -173,7 +173,11 @@ impl ObjectReader<'_> {
     fn note_gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
         // A backfill of new fields reads from the start again, but the runs before it
         // reported the deletions up to their cursor.
-        let from = self.object.backfilled_from.map_or(from, |c| from.max(c));
+        let from = self
+            .object
+            .backfill
+            .as_ref()
+            .map_or(from, |b| from.max(b.cursor));
         if from >= to || !self.plan.has_state {
             // A first sync exported nothing before its start: no deletion there matters.
             return;

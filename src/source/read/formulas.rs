@@ -141,8 +141,7 @@ impl ObjectReader<'_> {
             replicateable: false,
             deleted_schema: out_schema,
             saved_at: None,
-            backfilled_from: None,
-            new_fields: Vec::new(),
+            backfill: None,
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

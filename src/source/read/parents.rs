@@ -199,8 +199,7 @@ impl<'a> ObjectReader<'a> {
             replicateable: false,
             deleted_schema: o.deleted_schema.clone(),
             saved_at: None,
-            backfilled_from: None,
-            new_fields: Vec::new(),
+            backfill: None,
             restriction: o.restriction,
         }
     }

@@ -43,14 +43,25 @@ pub struct ObjectPlan<'m> {
     pub deleted_schema: SchemaRef,
     /// Where the previous run left this object's cursor.
     pub saved_at: Option<DateTime<Utc>>,
-    /// The saved cursor a backfill of new fields set aside to read from the start
-    /// ([`backfill_new_fields`]): the runs that read up to it reported the deletions before it.
-    pub backfilled_from: Option<DateTime<Utc>>,
-    /// The fields that backfill is for, when they are the only reason (no mapping change, no
-    /// earlier `start_date`): a count of rows holding a value in them may call it off.
-    pub new_fields: Vec<String>,
+    /// A read started over from `start_date` although a cursor was saved ([`plan_backfills`]).
+    pub backfill: Option<Backfill>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
+}
+
+/// An object read again from `start_date` instead of on from its saved cursor: new fields the
+/// rows below the cursor were read without, or an earlier `start_date` ([`plan_backfills`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// The saved cursor set aside: the runs that read up to it reported the deletions before it.
+    pub cursor: DateTime<Utc>,
+    /// The new fields it is for, when they are its only reason (no mapping change, no earlier
+    /// `start_date`): a count of the rows holding a value in them may call it off.
+    pub fields: Vec<String>,
+    /// What is new, as its note ([`StreamPlan::notes`]`[note]`) names it.
+    pub what: String,
+    /// The index of its note in [`StreamPlan::notes`].
+    pub note: usize,
 }
 
 /// What to read for one stream.
@@ -163,8 +174,7 @@ pub fn plan_object_stream<'m>(
         replicateable: describe.replicateable,
         deleted_schema: out_schema.clone(),
         saved_at,
-        backfilled_from: None,
-        new_fields: Vec::new(),
+        backfill: None,
         restriction,
     };
     Ok(StreamPlan {
@@ -219,8 +229,7 @@ pub fn plan_mapped_stream<'m>(
                     .get(&src.object)
                     .map(|c| c.cursor)
                     .filter(|_| incremental && src.cursor.is_some()),
-                backfilled_from: None,
-                new_fields: Vec::new(),
+                backfill: None,
             }
         })
         .collect();
@@ -257,14 +266,17 @@ pub fn fields_read(object: &ObjectPlan<'_>) -> Vec<String> {
 ///
 /// A `start_date` earlier than the one the saved cursors' reads began at (or none, where one
 /// was set) asks for rows no cursor reaches either: every object is read again from it.
-pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
+pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
     if !plan.incremental {
         return;
     }
+    let from = config.start_date.map_or("the beginning".to_string(), |d| {
+        format!("start_date ({})", crate::state::datetime_literal(d))
+    });
     for object in &mut plan.objects {
-        if object.saved_at.is_none() {
+        let Some(cursor) = object.saved_at else {
             continue;
-        }
+        };
         let earlier = match (
             plan.saved.fresh.start_date.0.get(&object.object),
             config.start_date,
@@ -273,11 +285,22 @@ pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
             _ => None,
         };
         if let Some(was) = earlier {
-            object.backfilled_from = object.saved_at.take();
-            let from = config.start_date.map_or("the beginning".to_string(), |d| {
-                format!("start_date ({})", crate::state::datetime_literal(d))
+            let was = crate::state::datetime_literal(was);
+            let what = format!(
+                "{}: start_date is earlier than the {was} the saved cursor's reads began at",
+                object.object
+            );
+            let text = format!(
+                "{what}: reading every row again from {from}, so the rows before {was} are read too"
+            );
+            object.saved_at = None;
+            object.backfill = Some(Backfill {
+                cursor,
+                fields: Vec::new(),
+                what,
+                note: plan.notes.len(),
             });
-            plan.notes.push((LogLevel::Warn, format!("{}: start_date is earlier than the {} the saved cursor's reads began at: reading every row again from {from}, so the rows before {} are read too", object.object, crate::state::datetime_literal(was), crate::state::datetime_literal(was))));
+            plan.notes.push((LogLevel::Warn, text));
             continue;
         }
         let read = fields_read(object);
@@ -307,19 +330,18 @@ pub fn backfill_new_fields(plan: &mut StreamPlan<'_>, config: &Config) {
         );
         let note = match config.new_fields {
             NewFields::Backfill => {
-                object.backfilled_from = object.saved_at.take();
-                if !mapping {
-                    object.new_fields = new.clone();
-                }
-                let from = config.start_date.map_or("the beginning".to_string(), |d| {
-                    format!("start_date ({})", crate::state::datetime_literal(d))
+                let text = format!(
+                    "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+                );
+                let fields = if mapping { Vec::new() } else { new };
+                object.saved_at = None;
+                object.backfill = Some(Backfill {
+                    cursor,
+                    fields,
+                    what,
+                    note: plan.notes.len(),
                 });
-                (
-                    LogLevel::Warn,
-                    format!(
-                        "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
-                    ),
-                )
+                (LogLevel::Warn, text)
             }
             NewFields::Ignore => (
                 LogLevel::Info,

@@ -56,7 +56,7 @@ pub(super) async fn plan_described<'m>(
             plan::plan_object_stream(cs, d, config, saved)?
         }
     };
-    plan::backfill_new_fields(&mut plan, config);
+    plan::plan_backfills(&mut plan, config);
     super::backfill::confirm_backfills(client, config, &mut plan, describes).await?;
     Ok(plan)
 }

@@ -111,14 +111,18 @@ fn a_field_the_cursor_was_read_without_reads_the_object_again_unless_ignored() {
     };
     let planned = |c: &Config, state: &Value| {
         let mut p = plan_object_stream(&cs, &describe(), c, Some(state)).unwrap();
-        backfill_new_fields(&mut p, c);
+        plan_backfills(&mut p, c);
         p
     };
     let backfill = config(json!({"start_date": "2020-01-01"}));
     // Read before with Id and the cursor only: Name is new (compared case-insensitively).
     let p = planned(&backfill, &saved(json!(["id", "SystemModstamp"])));
     assert_eq!(p.objects[0].saved_at, None);
-    assert_eq!(p.objects[0].backfilled_from, Some(t(2024, 3, 1, 0)));
+    let b = p.objects[0].backfill.as_ref().unwrap();
+    assert_eq!(
+        (b.cursor, b.fields.clone(), b.note),
+        (t(2024, 3, 1, 0), vec!["Name".to_string()], 0)
+    );
     assert_eq!(
         p.notes,
         vec![(LogLevel::Warn, "Document: the read now includes a field (Name) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security): reading every row again from start_date (2020-01-01T00:00:00.000Z), so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)".to_string())]
@@ -159,7 +163,7 @@ fn a_start_date_earlier_than_the_saved_one_reads_the_object_again() {
     let planned = |extra: Value| {
         let c = config(extra);
         let mut p = plan_object_stream(&cs, &describe(), &c, Some(&saved)).unwrap();
-        backfill_new_fields(&mut p, &c);
+        plan_backfills(&mut p, &c);
         p
     };
     for (extra, again) in [
