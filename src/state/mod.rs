@@ -9,7 +9,7 @@
 mod stream;
 
 pub use stream::{
-    Cursor, FieldsRead, Freshness, OutputCommit, Parents, RefreshTimes, Sources, StreamState,
+    Cursor, FieldsRead, Freshness, ObjectTimes, OutputCommit, Parents, Sources, StreamState,
     TableCommit, datetime_literal, parse_datetime,
 };
 

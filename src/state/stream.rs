@@ -131,16 +131,16 @@ impl Parents {
 /// A datetime per object: when its formula fields were last read again (or read whole), so a
 /// run knows whether `formula_refresh` is due; the `start_date` its cursor began at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RefreshTimes(pub BTreeMap<String, DateTime<Utc>>);
+pub struct ObjectTimes(pub BTreeMap<String, DateTime<Utc>>);
 
-impl RefreshTimes {
+impl ObjectTimes {
     /// Whether no refresh is recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
 
-impl Serialize for RefreshTimes {
+impl Serialize for ObjectTimes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (object, at) in &self.0 {
@@ -195,15 +195,15 @@ pub struct Freshness {
     #[serde(skip_serializing_if = "Parents::is_empty")]
     pub parents: Parents,
     /// Last formula refresh per object.
-    #[serde(skip_serializing_if = "RefreshTimes::is_empty")]
-    pub formulas_refreshed_at: RefreshTimes,
+    #[serde(skip_serializing_if = "ObjectTimes::is_empty")]
+    pub formulas_refreshed_at: ObjectTimes,
     /// The fields each object was read with up to its cursor.
     #[serde(skip_serializing_if = "FieldsRead::is_empty")]
     pub fields_read: FieldsRead,
     /// The `start_date` each object's cursor began at (when one was set): a run given an
     /// earlier one reads the rows between the two, which no cursor reaches.
-    #[serde(skip_serializing_if = "RefreshTimes::is_empty")]
-    pub start_date: RefreshTimes,
+    #[serde(skip_serializing_if = "ObjectTimes::is_empty")]
+    pub start_date: ObjectTimes,
 }
 
 impl Freshness {
@@ -348,8 +348,8 @@ fn typed<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// A blob's map of object to datetime under `key` (empty when absent or null).
-fn times_of(blob: &Value, key: &str) -> Result<RefreshTimes, String> {
-    let mut times = RefreshTimes::default();
+fn times_of(blob: &Value, key: &str) -> Result<ObjectTimes, String> {
+    let mut times = ObjectTimes::default();
     if let Some(map) = blob.get(key).filter(|v| !v.is_null()) {
         let map = map
             .as_object()
