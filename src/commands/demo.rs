@@ -392,6 +392,11 @@ impl Story {
         u64::from(self.conversion.is_some())
     }
 
+    /// `text` when step 5 converted a Lead, else nothing.
+    fn if_converted(&self, text: &'static str) -> &'static str {
+        if self.conversion.is_some() { text } else { "" }
+    }
+
     /// Deleted Leads the first read had read (not converted).
     fn deleted_read(&self) -> u64 {
         (self.deleted.len() - self.converted.len()) as u64
@@ -405,19 +410,11 @@ impl Story {
             0 => format!(
                 "latest version of each person: {} Contacts{}, and {} Leads = {} read first - {} deleted{}",
                 count(self.people("Contact") + self.converted_now()),
-                if self.converted_now() > 0 {
-                    " (one the conversion's)"
-                } else {
-                    ""
-                },
+                self.if_converted(" (one the conversion's)"),
                 count(leads - self.deleted_read() - self.converted_now()),
                 count(leads),
                 self.deleted_read(),
-                if self.converted_now() > 0 {
-                    " - 1 converted"
-                } else {
-                    ""
-                },
+                self.if_converted(" - 1 converted"),
             ),
             1 => "Lead.Company and the Contact's Account.Name, as the mapping says".into(),
             _ => format!(
@@ -428,11 +425,7 @@ impl Story {
                 count(person(&self.first) + self.converted.len() as u64 + self.converted_now()),
                 count(person(&self.first)),
                 self.converted.len(),
-                if self.converted_now() > 0 {
-                    " + the Contact a conversion created"
-                } else {
-                    ""
-                },
+                self.if_converted(" + the Contact a conversion created"),
             ),
         }
     }

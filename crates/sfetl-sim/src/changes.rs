@@ -95,14 +95,14 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         _ => return refuse(format!("no live Lead with id '{id}'")),
     };
     let field = |store: &Store, obj: usize, name: &str| store.catalog.objects[obj].field(name);
-    let text = |store: &Store, name: &str| -> Val<'static> {
+    let value = |store: &Store, name: &str| -> Val<'static> {
         field(store, lead, name).map_or(Val::Null, |f| store.get(lead, row, f).into_owned())
     };
-    if matches!(text(&store, "IsConverted"), Val::Bool(true)) {
+    if matches!(value(&store, "IsConverted"), Val::Bool(true)) {
         return refuse(format!("Lead '{id}' is converted already"));
     }
-    let name = match text(&store, "Company") {
-        Val::Null => text(&store, "LastName"),
+    let name = match value(&store, "Company") {
+        Val::Null => value(&store, "LastName"),
         company => company,
     };
     let now = sim.now_ms();
@@ -115,26 +115,22 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     };
     let a = values(&store, account, vec![("Name", name)]);
     let a = crate::write::apply(&mut store, account, None, &a, now, by);
+    let a = crate::store::pack(account, a);
     let c = vec![
-        ("FirstName", text(&store, "FirstName")),
-        ("LastName", text(&store, "LastName")),
-        ("Email", text(&store, "Email")),
-        ("AccountId", Val::Ref(crate::store::pack(account, a))),
+        ("FirstName", value(&store, "FirstName")),
+        ("LastName", value(&store, "LastName")),
+        ("Email", value(&store, "Email")),
+        ("AccountId", Val::Ref(a)),
     ];
     let c = values(&store, contact, c);
     let c = crate::write::apply(&mut store, contact, None, &c, now, by);
+    let c = crate::store::pack(contact, c);
     let today = store.clock.today();
     let l = vec![
         ("IsConverted", Val::Bool(true)),
         ("ConvertedDate", Val::Date(today)),
-        (
-            "ConvertedAccountId",
-            Val::Ref(crate::store::pack(account, a)),
-        ),
-        (
-            "ConvertedContactId",
-            Val::Ref(crate::store::pack(contact, c)),
-        ),
+        ("ConvertedAccountId", Val::Ref(a)),
+        ("ConvertedContactId", Val::Ref(c)),
         ("Status", Val::Str("Closed - Converted".into())),
     ];
     let l = values(&store, lead, l);
@@ -143,8 +139,8 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         StatusCode::OK,
         json!({
             "lead": id,
-            "account": store.id_of(crate::store::pack(account, a)),
-            "contact": store.id_of(crate::store::pack(contact, c)),
+            "account": store.id_of(a),
+            "contact": store.id_of(c),
         }),
     )
 }
