@@ -310,24 +310,7 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
         if new.is_empty() {
             continue;
         }
-        let names = new.join(", ");
-        let mapping = new
-            .iter()
-            .any(|n| n.starts_with("column ") || n.starts_with("soql_where "));
-        let what = format!(
-            "{}: the read now includes {} ({names}) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security{})",
-            object.object,
-            match (mapping, new.len()) {
-                (true, _) => "mapping changes",
-                (false, 1) => "a field",
-                (false, _) => "fields",
-            },
-            if mapping {
-                "; a mapping's column or soql_where changed"
-            } else {
-                ""
-            },
-        );
+        let (what, mapping) = new_fields_named(&object.object, &new);
         let note = match config.new_fields {
             NewFields::Backfill => {
                 let text = format!(
@@ -352,6 +335,29 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
         };
         plan.notes.push(note);
     }
+}
+
+/// How a note names what an object's read now includes (`new`: fields, or a mapping's
+/// `column ...` / `soql_where ...` entries), and whether a mapping change is among them.
+fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
+    let names = new.join(", ");
+    let mapping = new
+        .iter()
+        .any(|n| n.starts_with("column ") || n.starts_with("soql_where "));
+    let what = format!(
+        "{object}: the read now includes {} ({names}) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security{})",
+        match (mapping, new.len()) {
+            (true, _) => "mapping changes",
+            (false, 1) => "a field",
+            (false, _) => "fields",
+        },
+        if mapping {
+            "; a mapping's column or soql_where changed"
+        } else {
+            ""
+        },
+    );
+    (what, mapping)
 }
 
 /// Whether Bulk API 2.0 refuses to select a field (base64 and json fields).
