@@ -150,6 +150,19 @@ impl Serialize for ObjectTimes {
     }
 }
 
+/// How [`FieldsRead`] records the definition of a formula field read
+/// (`formula Display_Label__c = LastName & ", " & FirstName`): an admin's edit of a formula
+/// changes the value of every row while no row's cursor moves.
+pub const FORMULA_ENTRY: &str = "formula ";
+
+/// The field an entry of [`FieldsRead`] records the formula of, if it records one.
+pub fn formula_of(entry: &str) -> Option<&str> {
+    entry
+        .strip_prefix(FORMULA_ENTRY)?
+        .split_once(" = ")
+        .map(|(f, _)| f)
+}
+
 /// The fields each object of an incremental stream was read with (its query's field list,
 /// sorted), saved with the object's cursor: a run that reads a field not in it knows the rows
 /// below the cursor were delivered without that field's values.
@@ -164,15 +177,23 @@ impl FieldsRead {
 
     /// The fields of `fields` that `object` was not read with, in the order given; `None` when
     /// nothing is recorded for it (nothing to compare with). Salesforce's names are
-    /// case-insensitive, and so is the comparison.
+    /// case-insensitive, and so is the comparison. A formula's definition
+    /// ([`FORMULA_ENTRY`]) is compared only with one recorded for the same field: a state
+    /// written before definitions were recorded has none, and a field newly read is new by
+    /// its name already.
     pub fn new_for(&self, object: &str, fields: &[String]) -> Option<Vec<String>> {
         let known = self.0.get(object)?;
         let known: std::collections::HashSet<String> =
             known.iter().map(|f| f.to_ascii_lowercase()).collect();
+        let defined: std::collections::HashSet<&str> =
+            known.iter().filter_map(|f| formula_of(f)).collect();
         Some(
             fields
                 .iter()
-                .filter(|f| !known.contains(&f.to_ascii_lowercase()))
+                .filter(|f| {
+                    let f = f.to_ascii_lowercase();
+                    !known.contains(&f) && formula_of(&f).is_none_or(|n| defined.contains(n))
+                })
                 .cloned()
                 .collect(),
         )
@@ -559,6 +580,47 @@ mod tests {
             err(json!({"parents": {"Contact": {"Account": {"cursor": "x"}}}}))
                 .starts_with("`parents` must map objects to")
         );
+    }
+
+    #[test]
+    fn formula_definitions_are_compared_only_with_recorded_ones() {
+        let mut read = FieldsRead::default();
+        let list = |f: &[&str]| f.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        read.insert("Contact", &list(&["Id", "Label__c"]));
+        read.insert(
+            "Opportunity",
+            &list(&["Id", "W__c", "formula W__c = Amount * Probability / 100"]),
+        );
+        // Recorded before definitions were: not compared.
+        assert_eq!(
+            read.new_for(
+                "Contact",
+                &list(&["Id", "Label__c", "formula Label__c = A & B"])
+            ),
+            Some(vec![])
+        );
+        // The same definition (names are case-insensitive), then an edited one.
+        assert_eq!(
+            read.new_for(
+                "Opportunity",
+                &list(&["ID", "w__c", "formula w__c = Amount * Probability / 100"])
+            ),
+            Some(vec![])
+        );
+        assert_eq!(
+            read.new_for(
+                "Opportunity",
+                &list(&["Id", "W__c", "formula W__c = Amount * 2 / 100"])
+            ),
+            Some(list(&["formula W__c = Amount * 2 / 100"]))
+        );
+        // A formula field newly read is new by its name; its definition is not compared.
+        assert_eq!(
+            read.new_for("Opportunity", &list(&["Id", "X__c", "formula X__c = Y__c"])),
+            Some(list(&["X__c"]))
+        );
+        assert_eq!(formula_of("formula A__c = B & \" = \""), Some("A__c"));
+        assert_eq!(formula_of("formulaic"), None);
     }
 
     #[test]

@@ -814,3 +814,66 @@ async fn a_field_just_created_is_counted_not_backfilled_unless_rows_hold_values(
     assert!(rows.iter().all(|r| r["Vip__c"] == false), "{:?}", rows[0]);
     assert_eq!(warnings(&back).len(), 1, "{:?}", warnings(&back));
 }
+
+#[tokio::test]
+async fn an_edited_formula_is_read_again_in_every_row() {
+    let e = env(3, json!({"cursor_lag": "PT0S"})).await;
+    let contact = discovered(&e.config, "Contact").await;
+    let cat = incremental(&configured(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            &contact,
+            &[
+                "Id",
+                "FirstName",
+                "LastName",
+                "Display_Label__c",
+                "SystemModstamp",
+            ],
+        )],
+    ));
+    let first = read_ok(&e, &cat, None).await;
+    let all = records(&first, "Contact").len();
+    assert!(all > 0);
+    let states = last_states(&first);
+    let read = &states[0]["stream"]["stream_state"]["fields_read"]["Contact"];
+    assert!(
+        read.as_array().unwrap().contains(&json!(
+            "formula Display_Label__c = LastName & \", \" & FirstName"
+        )),
+        "{read}"
+    );
+    let state = write_json(e.dir.path(), "state.json", &states);
+
+    // An admin edits the formula: every row's value changes, no row's SystemModstamp moves.
+    let formula = "FirstName & \" \" & LastName";
+    schema_change(
+        &e.org,
+        "set_formula",
+        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
+    )
+    .await;
+    let back = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(
+        warnings(&back),
+        vec![format!(
+            "Contact: the definition of a formula field changed since the rows below the saved cursor were read (Display_Label__c is now {formula}): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+        )]
+    );
+    let rows = records(&back, "Contact");
+    assert_eq!(rows.len(), all);
+    for r in &rows {
+        let part = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        assert_eq!(
+            r["Display_Label__c"],
+            json!(format!("{} {}", part("FirstName"), part("LastName"))),
+            "{r}"
+        );
+    }
+    // The STATE records the new definition: the run after reads on from its cursor.
+    let state = write_json(e.dir.path(), "state2.json", &last_states(&back));
+    let again = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(warnings(&again), Vec::<String>::new());
+    assert_eq!(records(&again, "Contact").len(), 0);
+}

@@ -50,6 +50,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             "/__sim/schema/retype_field",
             post(super::schema::retype_field),
         )
+        .route(
+            "/__sim/schema/set_formula",
+            post(super::schema::set_formula),
+        )
         .route("/__sim/schema/hide_field", post(super::schema::hide_field))
 }
 

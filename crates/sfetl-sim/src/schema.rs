@@ -1,9 +1,11 @@
 //! Live schema changes under `/__sim/schema/` (no auth): an admin adds a custom field, deletes
-//! one, changes its type, or hides a field from the API user with field-level security. Every
+//! one, changes its type, edits a formula, or hides a field from the API user with field-level
+//! security. Every
 //! describe, REST query and Bulk job after the call answers as an org with that change does:
 //! a deleted or hidden field is gone from the describe and `INVALID_FIELD` in SOQL (the message
 //! Salesforce gives an unknown column), a new field reads null (a checkbox `false`), a retyped
-//! field's values are converted and render in the new type. Sources are in
+//! field's values are converted and render in the new type, an edited formula's values follow
+//! the new definition in every row while no row's timestamps move. Sources are in
 //! `crates/sfetl-sim/README.md`.
 
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use super::control::{body_json, err, ok};
 use super::describe::{Access, FType, FieldMeta, field_meta};
 use super::server::Sim;
 use super::store::{
-    Store, Val, column_for, parse_date, parse_datetime, write_date, write_datetime, write_int,
-    write_number, write_time,
+    Store, Val, column_for, formula_column, parse_date, parse_datetime, write_date, write_datetime,
+    write_int, write_number, write_time,
 };
 
 /// The field types a custom field can be created with or changed to.
@@ -50,6 +52,15 @@ pub async fn retype_field(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v = body_json(&b);
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     answer(retype(&mut store, &v))
+}
+
+/// `POST /__sim/schema/set_formula` `{"object","field","formula"}`: an admin edits a formula
+/// field's definition. Formulas are computed when read, so every row's value follows the new
+/// definition at once, and no row's LastModifiedDate or SystemModstamp moves.
+pub async fn set_formula(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    answer(edit_formula(&mut store, &v))
 }
 
 /// `POST /__sim/schema/hide_field` `{"object","field","hidden":true}`: field-level security
@@ -211,6 +222,32 @@ fn retype(store: &mut Store, v: &Value) -> Result<Value, String> {
     m.fields[i] = f;
     m.reindex();
     Ok(summary(store, obj, i))
+}
+
+fn edit_formula(store: &mut Store, v: &Value) -> Result<Value, String> {
+    let obj = object_of(store, v)?;
+    let i = field_of(store, obj, v)?;
+    let meta = &store.catalog.objects[obj];
+    let f = &meta.fields[i];
+    if !f.calculated {
+        return Err(format!(
+            "{}.{} is not a formula field: only a formula's definition can be edited",
+            meta.name, f.name
+        ));
+    }
+    let Some(text) = v["formula"].as_str() else {
+        return Err("give the new definition as \"formula\" (text)".to_string());
+    };
+    let Some(col) = formula_column(meta, f, text) else {
+        return Err(format!(
+            "the simulator cannot compute {text:?}: it computes A & \"text\" & B, A * B / 100, Parent.Field, TEXT(Parent.Field) and TODAY() - DATEVALUE(Field) over the object's fields"
+        ));
+    };
+    store.tables[obj].replace_column(i, col, &[]);
+    store.catalog.objects[obj].describe["fields"][i]["calculatedFormula"] = json!(text);
+    let mut out = summary(store, obj, i);
+    out["formula"] = json!(text);
+    Ok(out)
 }
 
 fn hide(store: &mut Store, v: &Value) -> Result<Value, String> {

@@ -627,6 +627,12 @@ impl FormulaText for FieldMeta {
     }
 }
 
+/// The storage of formula field `f` of `meta` under the definition `text`, when the simulator
+/// can compute it (`None` otherwise): an admin's edit of a formula (`/__sim/schema/set_formula`).
+pub fn formula_column(meta: &ObjectMeta, f: &FieldMeta, text: &str) -> Option<Column> {
+    parse_formula(meta, &f.sf_type, text).map(Column::Formula)
+}
+
 fn parse_formula(meta: &ObjectMeta, sf_type: &str, text: &str) -> Option<Formula> {
     if let Some(f) = parse_dynamic_formula(meta, text) {
         return Some(f);

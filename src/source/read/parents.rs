@@ -200,6 +200,7 @@ impl<'a> ObjectReader<'a> {
             deleted_schema: o.deleted_schema.clone(),
             saved_at: None,
             backfill: None,
+            formulas: Vec::new(),
             restriction: o.restriction,
         }
     }

@@ -45,6 +45,10 @@ pub struct ObjectPlan<'m> {
     pub saved_at: Option<DateTime<Utc>>,
     /// A read started over from `start_date` although a cursor was saved ([`plan_backfills`]).
     pub backfill: Option<Backfill>,
+    /// The describe's definition of each formula field read, as [`fields_read`] records it
+    /// (`formula Name = definition`): an admin's edit of a formula changes every row's value
+    /// while no row's cursor moves.
+    pub formulas: Vec<String>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -163,10 +167,12 @@ pub fn plan_object_stream<'m>(
         .as_ref()
         .map(|c| c.cursor)
         .filter(|_| incremental);
+    let rest = WirePlan::new(&schema, Api::Rest);
     let object = ObjectPlan {
         object: name.to_string(),
         bulk: WirePlan::new(&schema, Api::Bulk),
-        rest: WirePlan::new(&schema, Api::Rest),
+        formulas: formula_definitions(Some(describe), &rest.select),
+        rest,
         api,
         cursor,
         soql_where: None,
@@ -213,9 +219,11 @@ pub fn plan_mapped_stream<'m>(
             let note = restriction_note(&src.object, restriction, Api::Bulk);
             let api = if note.is_some() { Api::Rest } else { Api::Bulk };
             notes.extend(note);
+            let rest = WirePlan::for_source(&src.object, Api::Rest, &src.input_schema);
             ObjectPlan {
                 object: src.object.clone(),
-                rest: WirePlan::for_source(&src.object, Api::Rest, &src.input_schema),
+                formulas: formula_definitions(describes.get(&src.object), &rest.select),
+                rest,
                 deleted_schema: bulk.output.clone(),
                 bulk,
                 api,
@@ -251,10 +259,31 @@ pub fn plan_mapped_stream<'m>(
 /// much.
 pub fn fields_read(object: &ObjectPlan<'_>) -> Vec<String> {
     let mut read = object.rest.select.clone();
+    read.extend(object.formulas.iter().cloned());
     if let Some(source) = object.mapping {
         read.extend(source.written.iter().cloned());
     }
     read
+}
+
+/// `formula Name = definition` ([`crate::state::FORMULA_ENTRY`]) for each formula field of
+/// `describe` among `select` (a query's field list), in its order.
+fn formula_definitions(describe: Option<&SObjectDescribe>, select: &[String]) -> Vec<String> {
+    let Some(describe) = describe else {
+        return Vec::new();
+    };
+    select
+        .iter()
+        .filter_map(|name| {
+            let f = describe.fields.iter().find(|f| f.name == *name)?;
+            let definition = f.calculated_formula.as_deref().filter(|_| f.calculated)?;
+            Some(format!(
+                "{}{} = {definition}",
+                crate::state::FORMULA_ENTRY,
+                f.name
+            ))
+        })
+        .collect()
 }
 
 /// Objects of an incremental stream whose read now includes fields their saved cursor's rows
@@ -310,13 +339,13 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
         if new.is_empty() {
             continue;
         }
-        let (what, mapping) = new_fields_named(&object.object, &new);
+        let (what, fields_alone) = new_fields_named(&object.object, &new);
         let note = match config.new_fields {
             NewFields::Backfill => {
                 let text = format!(
                     "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
                 );
-                let fields = if mapping { Vec::new() } else { new };
+                let fields = if fields_alone { new } else { Vec::new() };
                 object.saved_at = None;
                 object.backfill = Some(Backfill {
                     cursor,
@@ -337,27 +366,59 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
     }
 }
 
-/// How a note names what an object's read now includes (`new`: fields, or a mapping's
-/// `column ...` / `soql_where ...` entries), and whether a mapping change is among them.
+/// How a note names what an object's read now includes (`new`: fields, a mapping's
+/// `column ...` / `soql_where ...` entries, or formulas' `formula ...` definitions), and
+/// whether it is fields alone (which a count may show hold no value below the cursor).
 fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
-    let names = new.join(", ");
-    let mapping = new
+    let (formulas, read): (Vec<&String>, Vec<&String>) = new
+        .iter()
+        .partition(|n| crate::state::formula_of(n).is_some());
+    let mapping = read
         .iter()
         .any(|n| n.starts_with("column ") || n.starts_with("soql_where "));
-    let what = format!(
-        "{object}: the read now includes {} ({names}) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security{})",
-        match (mapping, new.len()) {
-            (true, _) => "mapping changes",
-            (false, 1) => "a field",
-            (false, _) => "fields",
-        },
-        if mapping {
-            "; a mapping's column or soql_where changed"
-        } else {
-            ""
-        },
-    );
-    (what, mapping)
+    let mut parts = Vec::new();
+    if !read.is_empty() {
+        let names = read
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(format!(
+            "the read now includes {} ({names}) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security{})",
+            match (mapping, read.len()) {
+                (true, _) => "mapping changes",
+                (false, 1) => "a field",
+                (false, _) => "fields",
+            },
+            if mapping {
+                "; a mapping's column or soql_where changed"
+            } else {
+                ""
+            },
+        ));
+    }
+    if !formulas.is_empty() {
+        let edited = formulas
+            .iter()
+            .map(|n| {
+                let (name, definition) = n[crate::state::FORMULA_ENTRY.len()..]
+                    .split_once(" = ")
+                    .unwrap_or((n.as_str(), ""));
+                format!("{name} is now {definition}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        parts.push(format!(
+            "the definition of {} changed since the rows below the saved cursor were read ({edited}): Salesforce computes the new values in every row without moving its SystemModstamp",
+            if formulas.len() == 1 {
+                "a formula field"
+            } else {
+                "formula fields"
+            }
+        ));
+    }
+    let what = format!("{object}: {}", parts.join("; and "));
+    (what, !mapping && formulas.is_empty())
 }
 
 /// Whether Bulk API 2.0 refuses to select a field (base64 and json fields).

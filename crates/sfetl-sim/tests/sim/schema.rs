@@ -413,3 +413,95 @@ async fn a_hidden_field_vanishes_until_shown_again() {
         assert_eq!((s, v), (400, json!({"error": message})));
     }
 }
+
+#[tokio::test]
+async fn an_edited_formula_changes_every_value_and_no_timestamp() {
+    let org = Org::start(4).await;
+    let soql = "SELECT Id, FirstName, LastName, Display_Label__c, SystemModstamp, LastModifiedDate FROM Contact ORDER BY Id";
+    let before = rows(&org, soql).await;
+    let labelled = before
+        .iter()
+        .find(|r| r["FirstName"].is_string() && r["LastName"].is_string())
+        .expect("a Contact with both names")
+        .clone();
+    assert_eq!(
+        labelled["Display_Label__c"],
+        json!(format!(
+            "{}, {}",
+            labelled["LastName"].as_str().unwrap(),
+            labelled["FirstName"].as_str().unwrap()
+        ))
+    );
+    let formula = "FirstName & \" \" & LastName";
+    let (s, v) = schema(
+        &org,
+        "set_formula",
+        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"object": "Contact", "field": "Display_Label__c", "type": "string", "access": "visible", "formula": formula})
+    );
+    let described = describe_fields(&org, "Contact").await;
+    let entry = described
+        .iter()
+        .find(|f| f["name"] == "Display_Label__c")
+        .unwrap();
+    assert_eq!(entry["calculatedFormula"], json!(formula));
+    let after = rows(&org, soql).await;
+    assert_eq!(after.len(), before.len());
+    let mut changed = 0;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a["SystemModstamp"], b["SystemModstamp"], "{a}");
+        assert_eq!(a["LastModifiedDate"], b["LastModifiedDate"], "{a}");
+        let part = |k: &str| a[k].as_str().unwrap_or("").to_string();
+        assert_eq!(
+            a["Display_Label__c"],
+            json!(format!("{} {}", part("FirstName"), part("LastName"))),
+            "{a}"
+        );
+        changed += usize::from(a["Display_Label__c"] != b["Display_Label__c"]);
+    }
+    assert!(changed * 2 > before.len(), "{changed} of {}", before.len());
+    let id = labelled["Id"].as_str().unwrap();
+    let bulk = bulk_lines(
+        &org,
+        &format!("SELECT Id, Display_Label__c FROM Contact WHERE Id = '{id}'"),
+    )
+    .await;
+    let label = format!(
+        "{} {}",
+        labelled["FirstName"].as_str().unwrap(),
+        labelled["LastName"].as_str().unwrap()
+    );
+    assert_eq!(
+        bulk,
+        vec![
+            "\"Id\",\"Display_Label__c\"".to_string(),
+            format!("\"{id}\",\"{label}\"")
+        ]
+    );
+
+    let refused = [
+        (
+            json!({"object": "Contact", "field": "LastName", "formula": formula}),
+            "Contact.LastName is not a formula field: only a formula's definition can be edited",
+        ),
+        (
+            json!({"object": "Contact", "field": "Display_Label__c", "formula": "LEFT(LastName, 3)"}),
+            "the simulator cannot compute \"LEFT(LastName, 3)\": it computes A & \"text\" & B, A * B / 100, Parent.Field, TEXT(Parent.Field) and TODAY() - DATEVALUE(Field) over the object's fields",
+        ),
+        (
+            json!({"object": "Contact", "field": "Display_Label__c"}),
+            "give the new definition as \"formula\" (text)",
+        ),
+    ];
+    for (body, message) in refused {
+        assert_eq!(
+            schema(&org, "set_formula", body).await,
+            (400, json!({"error": message}))
+        );
+    }
+}
