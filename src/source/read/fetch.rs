@@ -230,6 +230,11 @@ impl<'a> ObjectReader<'a> {
             return Ok(total);
         };
         let mut total = 0u64;
+        if self.slice_window.is_none() {
+            total += self
+                .rows_left_before_windows(bounds, &windows, writer)
+                .await?;
+        }
         let limit = config.max_concurrent_jobs.min(windows.len());
         if limit > 1 && self.api == Api::Bulk && self.slice_window.is_none() && !self.id_ranges {
             total += self.read_concurrently(&windows, limit, writer).await?;

@@ -2,10 +2,15 @@
 //! selects the rows a stream holds, and a row that stops matching it (a Lead converted) is
 //! changed, so its cursor moves into the next window, where the filtered query no longer
 //! selects it. Without a look at those rows the stream kept their last matching version for
-//! good (a converted Lead stayed a person beside the Contact it became).
+//! good (a converted Lead stayed a person beside the Contact it became). A `soql_where` the
+//! mapping narrowed since the saved cursor leaves rows behind the same way: its backfill reads
+//! every row again from `start_date`, and the rows the new filter does not select leave too:
+//! in each window, and before the first (a first read's windows start at the first month
+//! holding rows the filter selects, or are none at all).
 
 use super::FetchError;
 use super::fetch::ObjectReader;
+use super::plan::Bounds;
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
 use crate::salesforce::query::query_all_rows;
@@ -16,7 +21,8 @@ impl ObjectReader<'_> {
     /// Delivers, as deletions at their cursor value, the rows of `window` that the source's
     /// `soql_where` no longer selects (one REST query of `Id` and the cursor, `NOT (filter)`);
     /// returns how many. Only once the object has a saved cursor: a first read delivered
-    /// nothing such a row could replace. Rows that never matched come too (their deletion
+    /// nothing such a row could replace; a backfill for a changed filter, which reads every
+    /// window again, counts as one that has. Rows that never matched come too (their deletion
     /// matches nothing downstream), as the `deleted` endpoint's do.
     pub(super) async fn rows_leaving_filter(
         &mut self,
@@ -27,7 +33,8 @@ impl ObjectReader<'_> {
         let (Some(filter), Some(cursor)) = (filter, self.object.cursor) else {
             return Ok(0);
         };
-        if self.object.saved_at.is_none() {
+        let changed = self.filter_changed();
+        if self.object.saved_at.is_none() && !changed {
             return Ok(0);
         }
         let fields = ["Id".to_string(), cursor.to_string()];
@@ -52,13 +59,55 @@ impl ObjectReader<'_> {
         if ids.is_empty() {
             return Ok(0);
         }
+        let how = if changed {
+            "do not match the mapping's changed"
+        } else {
+            "changed and no longer match the mapping's"
+        };
         let text = format!(
-            "{}: {} row(s) of {} changed and no longer match the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held",
+            "{}: {} row(s) of {} {how} soql_where ({filter}): delivered as deletions, so the stream drops the version it held",
             self.plan.name,
             ids.len(),
             self.object.object
         );
         self.ctx.log(LogLevel::Info, text).await;
         self.deliver_deletions(writer, ids, at).await
+    }
+
+    /// Whether this read is a backfill for a `soql_where` the mapping changed.
+    fn filter_changed(&self) -> bool {
+        self.object
+            .backfill
+            .as_ref()
+            .is_some_and(|b| b.filter_changed)
+    }
+
+    /// A backfill for a changed `soql_where`: the rows in `bounds` before the first of
+    /// `windows` (all of `bounds` when there is none) that the new filter does not select,
+    /// delivered as deletions ([`Self::rows_leaving_filter`] takes each window's own).
+    pub(super) async fn rows_left_before_windows(
+        &mut self,
+        bounds: Bounds,
+        windows: &[Window],
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        if !self.filter_changed() {
+            return Ok(0);
+        }
+        let upper = match windows.first() {
+            None => bounds.upper,
+            Some(w) => match w.lower {
+                Some(lower) => lower,
+                None => return Ok(0),
+            },
+        };
+        if bounds.lower.is_some_and(|lower| lower >= upper) {
+            return Ok(0);
+        }
+        let before = Window {
+            lower: bounds.lower,
+            upper,
+        };
+        self.rows_leaving_filter(before, writer).await
     }
 }

@@ -66,6 +66,9 @@ pub struct Backfill {
     pub what: String,
     /// The index of its note in [`StreamPlan::notes`].
     pub note: usize,
+    /// Whether the mapping's `soql_where` changed: rows the stream holds that the new filter
+    /// does not select must leave it, as rows that stop matching do (`filtered`).
+    pub filter_changed: bool,
 }
 
 /// What to read for one stream.
@@ -328,6 +331,7 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
                 fields: Vec::new(),
                 what,
                 note: plan.notes.len(),
+                filter_changed: false,
             });
             plan.notes.push((LogLevel::Warn, text));
             continue;
@@ -345,6 +349,7 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
                 let text = format!(
                     "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
                 );
+                let filter_changed = new.iter().any(|n| n.starts_with("soql_where "));
                 let fields = if fields_alone { new } else { Vec::new() };
                 object.saved_at = None;
                 object.backfill = Some(Backfill {
@@ -352,6 +357,7 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
                     fields,
                     what,
                     note: plan.notes.len(),
+                    filter_changed,
                 });
                 (LogLevel::Warn, text)
             }
