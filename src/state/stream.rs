@@ -228,6 +228,21 @@ pub struct Freshness {
 }
 
 impl Freshness {
+    /// Records what `object`'s rows up to its cursor were read with: `fields`
+    /// ([`FieldsRead`]) and `start_date` (none: from the beginning).
+    pub fn record_read(
+        &mut self,
+        object: &str,
+        fields: &[String],
+        start_date: Option<DateTime<Utc>>,
+    ) {
+        self.fields_read.insert(object, fields);
+        match start_date {
+            Some(at) => self.start_date.0.insert(object.to_string(), at),
+            None => self.start_date.0.remove(object),
+        };
+    }
+
     /// Reads `parents`, `formulas_refreshed_at`, `fields_read` and `start_date` of a saved blob
     /// (absent in older states).
     fn parse(blob: &Value) -> Result<Freshness, String> {
@@ -431,8 +446,16 @@ pub(super) fn has_slices(blob: &Value) -> bool {
 /// Two saved blobs of one stream as one: their ranges together in date-range form (a cursor
 /// counts as the range from the epoch to it), per source for mapped streams. What the
 /// merged blob resumes from is the end of the run of ranges from the earliest, so the STATEs
-/// of a plan's slices, in any order, give the cursor up to which every slice completed.
+/// of a plan's slices, in any order, give the cursor up to which every slice completed. What
+/// each object was read with (`fields_read`, `start_date`) is carried by [`merge_fresh`].
 pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
+    let mut merged = merge_ranges(a, b);
+    merge_fresh(a, b, &mut merged);
+    merged
+}
+
+/// The ranges of two blobs together ([`merge_slices`]).
+fn merge_ranges(a: &Value, b: &Value) -> Value {
     if a.get("sources").is_some() || b.get("sources").is_some() {
         let mut sources = serde_json::Map::new();
         for blob in [a, b] {
@@ -466,6 +489,76 @@ pub(super) fn merge_slices(a: &Value, b: &Value) -> Value {
     }
     let field = a.get("cursor_field").or_else(|| b.get("cursor_field"));
     serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges})
+}
+
+/// Sets `merged`'s `fields_read` and `start_date` per object from the blob (of `a` and `b`)
+/// whose ranges of that object end later: the newer read, whose record a plain read's STATE
+/// would have replaced the older one with (a backfill's slices, read from the start with a
+/// new field, supersede the cursor they set aside). Blobs ending alike (slices of one plan)
+/// give the fields both read.
+fn merge_fresh(a: &Value, b: &Value, merged: &mut Value) {
+    for key in ["fields_read", "start_date"] {
+        let (ma, mb) = (a.get(key), b.get(key));
+        let objects: std::collections::BTreeSet<&String> = [ma, mb]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .flat_map(|m| m.keys())
+            .collect();
+        let mut out = serde_json::Map::new();
+        for object in objects {
+            let (va, vb) = (
+                ma.and_then(|m| m.get(object)),
+                mb.and_then(|m| m.get(object)),
+            );
+            let pick = match (va, vb) {
+                (Some(x), None) | (None, Some(x)) => x.clone(),
+                (Some(x), Some(y)) => match object_end(a, object).cmp(&object_end(b, object)) {
+                    std::cmp::Ordering::Greater => x.clone(),
+                    std::cmp::Ordering::Less => y.clone(),
+                    std::cmp::Ordering::Equal => both(x, y),
+                },
+                (None, None) => continue,
+            };
+            out.insert(object.clone(), pick);
+        }
+        if !out.is_empty() {
+            merged[key] = Value::Object(out);
+        }
+    }
+}
+
+/// Two records of one object read alike: the fields of both (sorted), or the later time.
+fn both(x: &Value, y: &Value) -> Value {
+    match (x.as_array(), y.as_array()) {
+        (Some(xs), Some(ys)) => {
+            let mut all: Vec<&Value> = xs.iter().chain(ys).collect();
+            all.sort_by(|p, q| p.as_str().cmp(&q.as_str()));
+            all.dedup();
+            Value::Array(all.into_iter().cloned().collect())
+        }
+        _ => {
+            let t = |v: &Value| datetime_of(v).ok().flatten();
+            if t(x) >= t(y) { x.clone() } else { y.clone() }
+        }
+    }
+}
+
+/// Where a blob's ranges of `object` end: the latest slice end or its cursor (a mapped
+/// stream's under `sources`).
+fn object_end(blob: &Value, object: &str) -> Option<DateTime<Utc>> {
+    let blob = match blob.get("sources") {
+        Some(sources) => sources.get(object)?,
+        None => blob,
+    };
+    let ends = blob
+        .get("slices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| datetime_of(s.get("end")?).ok().flatten());
+    ends.max()
+        .or_else(|| saved_cursor(blob, "SystemModstamp").ok().flatten())
 }
 
 /// Serde for a cursor as [`datetime_literal`] text.
@@ -580,6 +673,70 @@ mod tests {
             err(json!({"parents": {"Contact": {"Account": {"cursor": "x"}}}}))
                 .starts_with("`parents` must map objects to")
         );
+    }
+
+    #[test]
+    fn merged_slices_keep_what_the_newer_read_of_each_object_was_read_with() {
+        let cursor = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+            "fields_read": {"Account": ["Id", "Name"]}, "start_date": {"Account": "2020-01-01T00:00:00.000Z"}});
+        let slice = |start: &str, end: &str, fields: Value| {
+            json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
+                "slices": [{"start": start, "end": end}], "fields_read": {"Account": fields}})
+        };
+        // A backfill's slices, read from the start with Industry, end later: theirs count.
+        let later = slice(
+            "2020-01-01T00:00:00.000Z",
+            "2024-04-01T00:00:00.000Z",
+            json!(["Id", "Industry", "Name"]),
+        );
+        let merged = merge_slices(&cursor, &later);
+        assert_eq!(
+            merged["fields_read"],
+            json!({"Account": ["Id", "Industry", "Name"]})
+        );
+        assert_eq!(
+            merged["start_date"],
+            json!({"Account": "2020-01-01T00:00:00.000Z"})
+        );
+        assert_eq!(
+            merge_slices(&later, &cursor)["fields_read"],
+            merged["fields_read"]
+        );
+        // An older blob's record does not replace a newer one's.
+        let older = slice(
+            "2019-01-01T00:00:00.000Z",
+            "2024-02-01T00:00:00.000Z",
+            json!(["Id", "Phone"]),
+        );
+        assert_eq!(
+            merge_slices(&cursor, &older)["fields_read"],
+            json!({"Account": ["Id", "Name"]})
+        );
+        // Slices of one plan end alike only when they cover the same span: both's fields.
+        let twin = slice(
+            "2024-03-01T00:00:00.000Z",
+            "2024-04-01T00:00:00.000Z",
+            json!(["Id", "Phone"]),
+        );
+        assert_eq!(
+            merge_slices(&later, &twin)["fields_read"],
+            json!({"Account": ["Id", "Industry", "Name", "Phone"]})
+        );
+        // A mapped stream's sources each keep their own.
+        let source = |object: &str, end: &str| {
+            json!({"sources": {object: {"cursor_field": "SystemModstamp", "state_type": "date-range",
+                "slices": [{"start": "1970-01-01T00:00:00.000Z", "end": end}]}},
+                "fields_read": {object: ["Id", object]}})
+        };
+        let merged = merge_slices(
+            &source("Contact", "2024-01-01T00:00:00.000Z"),
+            &source("Lead", "2024-02-01T00:00:00.000Z"),
+        );
+        assert_eq!(
+            merged["fields_read"],
+            json!({"Contact": ["Id", "Contact"], "Lead": ["Id", "Lead"]})
+        );
+        assert_eq!(merged.get("start_date"), None);
     }
 
     #[test]

@@ -523,3 +523,116 @@ async fn a_full_refresh_slice_is_a_base_sync_so_rows_purged_from_the_org_leave_t
         .collect();
     assert_eq!(got, live);
 }
+
+/// Reads every slice of `slices` (one process each, in turn); their STATEs.
+async fn read_all_slices(
+    dir: &Path,
+    config: &Path,
+    cat: &Path,
+    slices: &[Value],
+    tag: &str,
+) -> Vec<Value> {
+    let mut states = Vec::new();
+    for (i, s) in slices.iter().enumerate() {
+        let f = dir.join(format!("{tag}-{i}.json"));
+        std::fs::write(&f, s.to_string()).unwrap();
+        let out = read_slice(config, cat, &f).output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let msgs = messages(&out);
+        states.extend(
+            msgs.iter()
+                .filter(|m| m["type"] == "STATE")
+                .map(|m| m["state"].clone()),
+        );
+    }
+    states
+}
+
+/// `sfetl plan` with a state file: its slices and its stderr.
+async fn plan_with_state(config: &Path, cat: &Path, state: &Path) -> (Vec<Value>, String) {
+    let out = run(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--max-rows-per-slice",
+        "400",
+    ])
+    .await;
+    assert_ok(&out);
+    let slices = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (slices, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn slices_record_the_fields_they_read_so_a_field_added_later_is_backfilled() {
+    let e = env(300, json!({"cursor_lag": "PT0S"})).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let narrow = catalog(
+        e.dir.path(),
+        "narrow.json",
+        &[(
+            "Contact",
+            &["Id", "LastName", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let slices = plan_slices(&config, &narrow, &["--max-rows-per-slice", "400"]).await;
+    assert!(slices.len() >= 2, "{slices:?}");
+    let dir = e.dir.path();
+    let states = read_all_slices(dir, &config, &narrow, &slices, "first").await;
+    assert_eq!(states.len(), slices.len());
+    for s in &states {
+        let blob = &s["stream"]["stream_state"];
+        assert_eq!(
+            blob["fields_read"]["Contact"],
+            json!(["Id", "LastName", "SystemModstamp"]),
+            "{blob}"
+        );
+    }
+    let state = write_json(dir, "state1.json", &Value::Array(states.clone()));
+
+    // The same catalog: nothing new, the next plan resumes from the slices' end.
+    let (_, stderr) = plan_with_state(&config, &narrow, &state).await;
+    assert!(!stderr.contains("the read now includes"), "{stderr}");
+
+    // Email added: the rows the slices read lack it, so the next plan starts again.
+    let wide = catalog(
+        dir,
+        "wide.json",
+        &[(
+            "Contact",
+            &["Id", "LastName", "Email", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let (again, stderr) = plan_with_state(&config, &wide, &state).await;
+    assert!(
+        stderr.contains("sfetl plan: Contact: the read now includes a field (Email) that the rows below the saved cursor were read without"),
+        "{stderr}"
+    );
+    let rows: u64 = again
+        .iter()
+        .map(|s| s["estimated_rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows as usize, org_ids(&e, "Contact").await.len());
+
+    // Once those slices are read, their STATEs supersede the cursor they set aside.
+    let more = read_all_slices(dir, &config, &wide, &again, "backfill").await;
+    let mut all = states;
+    all.extend(more);
+    let state = write_json(dir, "state2.json", &Value::Array(all));
+    let (_, stderr) = plan_with_state(&config, &wide, &state).await;
+    assert!(!stderr.contains("the read now includes"), "{stderr}");
+}

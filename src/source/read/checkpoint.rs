@@ -33,13 +33,10 @@ impl ObjectReader<'_> {
         // ([`super::plan::plan_backfills`]).
         if self.plan.incremental {
             let fields = super::plan::fields_read(self.object);
-            let fresh = &mut self.carry.fresh;
-            fresh.fields_read.insert(&self.object.object, &fields);
-            let object = &self.object.object;
-            match self.ctx.config.start_date {
-                Some(at) => fresh.start_date.0.insert(object.clone(), at),
-                None => fresh.start_date.0.remove(object),
-            };
+            let start = self.ctx.config.start_date;
+            self.carry
+                .fresh
+                .record_read(&self.object.object, &fields, start);
         }
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),

@@ -5,6 +5,7 @@
 //! complete.
 
 use chrono::Utc;
+use serde_json::Value;
 
 use super::fetch::ObjectReader;
 use super::plan::{ObjectPlan, StreamPlan};
@@ -15,6 +16,7 @@ use crate::output::{Destination, SliceStart, prepare_slice};
 use crate::protocol::{
     AirbyteMessage, AirbyteStateMessage, AirbyteStreamStatus, LogLevel, StreamDescriptor,
 };
+use crate::state::Freshness;
 
 /// Reads the slice `run` of the planned stream `plan`.
 pub(super) async fn read_slice(
@@ -33,7 +35,7 @@ pub(super) async fn read_slice(
                     slice.slice_id
                 );
                 ctx.log(LogLevel::Info, text).await;
-                emit_state(ctx, plan, run, 0).await?;
+                emit_state(ctx, plan, object, run, 0).await?;
                 ctx.status(name, AirbyteStreamStatus::Complete).await?;
                 return Ok(0);
             }
@@ -57,7 +59,7 @@ pub(super) async fn read_slice(
             delta.table_display(name)
         );
         ctx.log(LogLevel::Info, text).await;
-        emit_state(ctx, plan, run, 0).await?;
+        emit_state(ctx, plan, object, run, 0).await?;
         ctx.status(name, AirbyteStreamStatus::Complete).await?;
         return Ok(0);
     }
@@ -79,7 +81,7 @@ pub(super) async fn read_slice(
     reader.into_sources();
     // Completing the sync (files, then the marker) is the slice's commit.
     writer.finish().await?;
-    emit_state(ctx, plan, run, rows).await?;
+    emit_state(ctx, plan, object, run, rows).await?;
     let text = format!(
         "{name}: slice {} ({} of {}): {summary}",
         slice.slice_id,
@@ -124,17 +126,27 @@ fn fitting_object<'p>(
     Ok(object)
 }
 
-/// The slice's one STATE: its window, once its rows are committed.
+/// The slice's one STATE: its window, once its rows are committed, and (incremental) what
+/// its rows were read with, as a plain read's STATE records it: merged with the other
+/// slices' STATEs, the next plan backfills fields the rows were read without.
 async fn emit_state(
     ctx: &Ctx,
     plan: &StreamPlan<'_>,
+    object: &ObjectPlan<'_>,
     run: &SliceRun,
     rows: u64,
 ) -> Result<(), FetchError> {
-    let msg = AirbyteStateMessage::stream(
-        StreamDescriptor::named(&plan.name),
-        run.slice.state(plan.mapped),
-        rows as f64,
-    );
+    let mut blob = run.slice.state(plan.mapped);
+    if plan.incremental && object.cursor.is_some() {
+        let mut fresh = Freshness::default();
+        let fields = super::plan::fields_read(object);
+        fresh.record_read(&object.object, &fields, ctx.config.start_date);
+        if let (Some(b), Ok(Value::Object(f))) =
+            (blob.as_object_mut(), serde_json::to_value(&fresh))
+        {
+            b.extend(f);
+        }
+    }
+    let msg = AirbyteStateMessage::stream(StreamDescriptor::named(&plan.name), blob, rows as f64);
     ctx.emit(AirbyteMessage::state(msg)).await
 }
