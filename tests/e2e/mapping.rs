@@ -452,3 +452,110 @@ async fn a_narrowed_soql_where_takes_the_rows_it_no_longer_selects_out_of_the_st
     // Contacts were not read again.
     assert!(records(&second, "people").is_empty());
 }
+
+/// The values of `key` in the rows `soql` matches (REST queryAll), sorted, once each.
+async fn sorted_values(org: &Org, soql: &str, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = org_rows(org, soql)
+        .await
+        .iter()
+        .map(|r| {
+            let v = key.split('.').fold(r, |v, k| &v[k]);
+            v.as_str().unwrap().to_string()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A mapping of the Contacts `filter` selects.
+fn filtered_contacts(filter: &str) -> Value {
+    json!({"streams": [{"name": "people", "primary_key": ["source_id"], "from": [
+        {"object": "Contact", "soql_where": filter,
+         "columns": {"source_id": "Id", "email": "lower(Email)", "modified_at": "SystemModstamp"}},
+    ]}]})
+}
+
+#[tokio::test]
+async fn a_filter_on_a_parent_field_follows_the_parent_in_and_out() {
+    let e = env(
+        30,
+        json!({"start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    // The industry of some Contact's Account.
+    let industries = sorted_values(
+        &e.org,
+        "SELECT Account.Industry FROM Contact WHERE Account.Industry != null",
+        "Account.Industry",
+    )
+    .await;
+    let industry = &industries[0];
+    let elsewhere = if industry == "Energy" {
+        "Banking"
+    } else {
+        "Energy"
+    };
+    let filter = format!("Account.Industry = '{industry}'");
+    let export = e.dir.path().join("export");
+    let mut cfg: Value = serde_json::from_slice(
+        &std::fs::read(parquet_config_default(&e, "pq.json", &export)).unwrap(),
+    )
+    .unwrap();
+    cfg["mapping"] = filtered_contacts(&filter);
+    let config = write_json(e.dir.path(), "mapped.json", &cfg);
+    let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
+    let first = messages(&read_files(&config, &cat, None).await);
+    let held = || {
+        let export = export.clone();
+        async move {
+            query_csv(&export, "SELECT source_id FROM people ORDER BY source_id")
+                .await
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    let query = format!("SELECT Id FROM Contact WHERE {filter} AND IsDeleted = false");
+    let before = sorted_values(&e.org, &query, "Id").await;
+    assert!(!before.is_empty());
+    assert_eq!(held().await, before);
+
+    // One Account leaves the industry and another joins it: their Contacts' own SystemModstamp
+    // stays put, yet they leave and enter the filter.
+    let accounts = |cond: &str| {
+        format!(
+            "SELECT AccountId FROM Contact WHERE {cond} AND IsDeleted = false AND AccountId != null"
+        )
+    };
+    let within = sorted_values(&e.org, &accounts(&filter), "AccountId").await;
+    let other = sorted_values(
+        &e.org,
+        &accounts(&format!(
+            "Account.Industry != '{industry}' AND Account.Industry != null"
+        )),
+        "AccountId",
+    )
+    .await;
+    let (leaving, joining) = (within.first().unwrap(), other.first().unwrap());
+    for (id, industry) in [(leaving, elsewhere), (joining, industry.as_str())] {
+        e.org
+            .control(
+                "update",
+                &json!({"object": "Account", "id": id, "fields": {"Industry": industry}}),
+            )
+            .await;
+    }
+    let after = sorted_values(&e.org, &query, "Id").await;
+    assert_ne!(after, before);
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+    let second = messages(&read_files(&config, &cat, Some(&state)).await);
+    assert_eq!(held().await, after);
+    let gone = before.iter().filter(|id| !after.contains(id)).count();
+    assert!(
+        logs(&second).contains(&format!("people: {gone} row(s) of Contact whose Account changed no longer match the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held")),
+        "{:?}",
+        logs(&second)
+    );
+}

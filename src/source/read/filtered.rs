@@ -10,6 +10,7 @@
 
 use super::FetchError;
 use super::fetch::ObjectReader;
+use super::freshness::ParentDep;
 use super::plan::Bounds;
 use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
@@ -29,21 +30,69 @@ impl ObjectReader<'_> {
         window: Window,
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        let filter = self.object.mapping.and_then(|m| m.soql_where.as_deref());
-        let (Some(filter), Some(cursor)) = (filter, self.object.cursor) else {
-            return Ok(0);
-        };
         let changed = self.filter_changed();
         if self.object.saved_at.is_none() && !changed {
             return Ok(0);
         }
+        let how = if changed {
+            "do not match the mapping's changed"
+        } else {
+            "changed and no longer match the mapping's"
+        };
+        self.rows_not_selected(Some(window), None, how, writer)
+            .await
+    }
+
+    /// Delivers, as deletions, the rows under the parents of `dep` that changed in `w` which
+    /// the source's `soql_where` no longer selects, when the filter reads the parent's fields
+    /// (`Account.Industry = 'Banking'`): such a row left the filter while its own cursor stayed
+    /// put. Rows the filter selects there are read again by the parent's window itself.
+    pub(super) async fn rows_leaving_with_parent(
+        &mut self,
+        dep: &ParentDep,
+        w: Window,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        if !dep.filters() {
+            return Ok(0);
+        }
+        let path = dep.cursor_path();
+        let mut under = format!("{path} < {}", soql::datetime_literal(w.upper));
+        if let Some(lower) = w.lower {
+            under = format!("{path} >= {} AND {under}", soql::datetime_literal(lower));
+        }
+        let how = format!(
+            "whose {} changed no longer match the mapping's",
+            dep.relationship
+        );
+        self.rows_not_selected(None, Some(&under), &how, writer)
+            .await
+    }
+
+    /// The rows of `window` (and of the condition `and`) that the source's `soql_where` does
+    /// not select, delivered as deletions at their cursor value (one REST query of `Id` and
+    /// the cursor), with a LOG INFO saying how they left (`how`).
+    async fn rows_not_selected(
+        &mut self,
+        window: Option<Window>,
+        and: Option<&str>,
+        how: &str,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<u64, FetchError> {
+        let filter = self.object.mapping.and_then(|m| m.soql_where.as_deref());
+        let (Some(filter), Some(cursor)) = (filter, self.object.cursor) else {
+            return Ok(0);
+        };
         let fields = ["Id".to_string(), cursor.to_string()];
-        let negated = format!("NOT ({filter})");
+        let negated = match and {
+            Some(and) => format!("{and} AND (NOT ({filter}))"),
+            None => format!("NOT ({filter})"),
+        };
         let soql = soql::select(
             &self.object.object,
             &fields,
             Some(cursor),
-            Some(window),
+            window,
             Some(&negated),
             false,
         );
@@ -59,11 +108,6 @@ impl ObjectReader<'_> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let how = if changed {
-            "do not match the mapping's changed"
-        } else {
-            "changed and no longer match the mapping's"
-        };
         let text = format!(
             "{}: {} row(s) of {} {how} soql_where ({filter}): delivered as deletions, so the stream drops the version it held",
             self.plan.name,

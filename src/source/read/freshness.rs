@@ -6,8 +6,12 @@
 //! - a cross-object formula (`TEXT(Account.Industry)`): computed when read, from the parent;
 //! - a time-based formula (`TODAY() - DATEVALUE(CreatedDate)`): different every day.
 //!
-//! The first two follow the parent's cursor ([`super::parents`]: the rows under parents that
-//! changed in a window are read again); formulas of both kinds are also read again on the
+//! - a mapping's `soql_where` on a parent's field (`Account.Industry = 'Banking'`): a row
+//!   enters or leaves the filter when its parent changes.
+//!
+//! Those on a parent follow the parent's cursor ([`super::parents`]: the rows under parents
+//! that changed in a window are read again, and for a filter the rows it no longer selects
+//! there leave the stream); formulas of both kinds are also read again on the
 //! `formula_refresh` schedule ([`super::formulas`]).
 
 use crate::catalog::{SObjectDescribe, StreamSchema};
@@ -23,7 +27,16 @@ pub struct ParentDep {
     pub because: Vec<String>,
 }
 
+/// What [`ParentDep::because`] names for a mapping's `soql_where` on the parent's fields.
+pub const FILTER: &str = "soql_where";
+
 impl ParentDep {
+    /// Whether the mapping's filter reads the parent's fields: rows under a changed parent
+    /// may have left it.
+    pub fn filters(&self) -> bool {
+        self.because.iter().any(|b| b == FILTER)
+    }
+
     /// The SOQL path of the parent's cursor (`Account.SystemModstamp`): every object a lookup
     /// can point to has `SystemModstamp`.
     pub fn cursor_path(&self) -> String {
@@ -92,6 +105,15 @@ pub fn analyse(describe: &SObjectDescribe, selected: &[String], narrow: bool) ->
         out.formula_schema = Some(StreamSchema::from_describe(describe, Some(&out.formulas)));
     }
     out
+}
+
+/// Adds the parents a mapping's `filter` (a `soql_where`) reads fields of
+/// (`Account.Industry = 'Banking'`), as [`FILTER`]: a row enters or leaves the filter when its
+/// parent changes, while its own cursor stays put.
+pub fn follow_filter(out: &mut Freshness, describe: &SObjectDescribe, filter: &str) {
+    for rel in formula_refs(filter).relationships {
+        add_parent(out, describe, &rel, FILTER);
+    }
 }
 
 /// Records that `column` depends on the parent reached by `rel`, when `rel` is a relationship
@@ -219,6 +241,29 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_filter_on_parent_fields_follows_those_parents() {
+        let d = describe();
+        let mut f = analyse(&d, &names(&["Id", "Account.Name"]), false);
+        follow_filter(
+            &mut f,
+            &d,
+            "account.Industry = 'Banking' AND Name != 'Owner.Name' AND Amount > 1.5",
+        );
+        assert_eq!(
+            f.parents,
+            vec![ParentDep {
+                relationship: "Account".into(),
+                object: "Account".into(),
+                because: names(&["Account.Name", FILTER]),
+            }]
+        );
+        assert!(f.parents[0].filters());
+        let mut plain = Freshness::default();
+        follow_filter(&mut plain, &d, "IsConverted = false");
+        assert!(plain.is_empty());
     }
 
     #[test]

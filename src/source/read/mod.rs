@@ -271,7 +271,13 @@ async fn plan_stream<'c>(
             .sources
             .iter()
             .map(|src| match describes.get(&src.object) {
-                Some(d) => freshness::analyse(d, &src.fields, false),
+                Some(d) => {
+                    let mut fresh = freshness::analyse(d, &src.fields, false);
+                    if let Some(filter) = &src.soql_where {
+                        freshness::follow_filter(&mut fresh, d, filter);
+                    }
+                    fresh
+                }
                 None => freshness::Freshness::default(),
             })
             .collect(),

@@ -181,7 +181,8 @@ impl<'a> ObjectReader<'a> {
         }
         let soql_where = soql::and_where(self.object.soql_where.as_deref(), &filter);
         let derived = self.derived(Some(soql_where));
-        self.read_derived(&derived, writer).await
+        let read = self.read_derived(&derived, writer).await?;
+        Ok(read + self.rows_leaving_with_parent(dep, w, writer).await?)
     }
 
     /// This object's plan for a read outside its own windows: no cursor (so no window, no
