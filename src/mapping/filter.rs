@@ -175,6 +175,47 @@ pub fn parenthesized(filter: &str) -> String {
     format!("({})", filter.trim())
 }
 
+/// The relative date literals of a filter (`TODAY`, `LAST_N_DAYS:90`, `THIS_FISCAL_QUARTER`,
+/// `N_WEEKS_AGO:2`, ...), outside string literals, as written: such a filter selects other rows
+/// as days pass while no row's `SystemModstamp` moves, which an incremental read cannot see.
+pub fn relative_dates(text: &str) -> Vec<String> {
+    let Ok(toks) = tokens(text) else {
+        return Vec::new();
+    };
+    toks.into_iter()
+        .filter_map(|(_, t)| match t {
+            Token::Word(w) if is_relative_date(w) => Some(w.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `word` is one of SOQL's relative date literals (with its `:n` when it takes one).
+fn is_relative_date(word: &str) -> bool {
+    let w = word.to_ascii_uppercase();
+    let w = w.split_once(':').map_or(w.as_str(), |(name, _)| name);
+    if matches!(
+        w,
+        "YESTERDAY" | "TODAY" | "TOMORROW" | "LAST_90_DAYS" | "NEXT_90_DAYS"
+    ) {
+        return true;
+    }
+    let unit = |u: &str| {
+        let u = u.strip_prefix("FISCAL_").unwrap_or(u);
+        matches!(
+            u.trim_end_matches('S'),
+            "DAY" | "WEEK" | "MONTH" | "QUARTER" | "YEAR"
+        )
+    };
+    if let Some(rest) = w.strip_prefix("N_").and_then(|r| r.strip_suffix("_AGO")) {
+        return unit(rest);
+    }
+    ["LAST_N_", "NEXT_N_", "LAST_", "THIS_", "NEXT_"]
+        .iter()
+        .find_map(|p| w.strip_prefix(p))
+        .is_some_and(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +276,28 @@ mod tests {
             refused("   "),
             "it is empty; remove soql_where or give a condition such as IsConverted = false"
         );
+    }
+
+    #[test]
+    fn relative_date_literals_are_found_outside_string_literals() {
+        assert_eq!(
+            relative_dates(
+                "CreatedDate = LAST_N_DAYS:90 AND (CloseDate > today OR Name = 'TODAY') AND LastActivityDate = THIS_FISCAL_QUARTER AND X__c = N_WEEKS_AGO:2"
+            ),
+            [
+                "LAST_N_DAYS:90",
+                "today",
+                "THIS_FISCAL_QUARTER",
+                "N_WEEKS_AGO:2"
+            ]
+        );
+        for plain in [
+            "IsConverted = false",
+            "LastName = 'x' AND Last_Week__c = 1",
+            "CreatedDate > 2024-01-01T00:00:00Z",
+            "Status = 'THIS_YEAR'",
+        ] {
+            assert_eq!(relative_dates(plain), Vec::<String>::new(), "{plain}");
+        }
     }
 }

@@ -559,3 +559,38 @@ async fn a_filter_on_a_parent_field_follows_the_parent_in_and_out() {
         logs(&second)
     );
 }
+
+#[tokio::test]
+async fn a_filter_on_relative_dates_warns_that_days_passing_move_rows_no_cursor_sees() {
+    let filter = "IsConverted = false AND CreatedDate = LAST_N_DAYS:36500";
+    let e = env(
+        10,
+        json!({"mapping": filtered_leads(filter), "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
+    let msgs = read_ok(&e, &cat, None).await;
+    let warns: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        warns,
+        [
+            "Lead: the mapping's soql_where uses relative dates (LAST_N_DAYS:36500): rows enter and leave it as days pass while their SystemModstamp stays put, and an incremental read follows only rows that change; run a full refresh now and then to apply it to every row, or filter on fixed dates"
+        ]
+    );
+    // A full refresh applies the filter to every row: nothing to warn of.
+    let full = catalog(
+        e.dir.path(),
+        "full.json",
+        &[("people", &[], "full_refresh")],
+    );
+    let msgs = read_ok(&e, &full, None).await;
+    assert!(
+        msgs.iter()
+            .all(|m| !(m["type"] == "LOG" && m["log"]["level"] == "WARN")),
+        "{msgs:?}"
+    );
+}

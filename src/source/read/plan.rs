@@ -213,6 +213,9 @@ pub fn plan_mapped_stream<'m>(
         .supports_incremental()
         .then_some(crate::mapping::CURSOR_COLUMN);
     let mut notes = catalog_notes(cs, cursor);
+    if incremental {
+        notes.extend(mapped.sources.iter().filter_map(relative_filter_note));
+    }
     let objects = mapped
         .sources
         .iter()
@@ -425,6 +428,23 @@ fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
     }
     let what = format!("{object}: {}", parts.join("; and "));
     (what, !mapping && formulas.is_empty())
+}
+
+/// A WARN for a source whose `soql_where` uses relative date literals: rows enter and leave
+/// such a filter as days pass, which no cursor sees.
+fn relative_filter_note(src: &SourcePlan) -> Option<(LogLevel, String)> {
+    let literals = crate::mapping::filter::relative_dates(src.soql_where.as_deref()?);
+    if literals.is_empty() {
+        return None;
+    }
+    Some((
+        LogLevel::Warn,
+        format!(
+            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put, and an incremental read follows only rows that change; run a full refresh now and then to apply it to every row, or filter on fixed dates",
+            src.object,
+            literals.join(", ")
+        ),
+    ))
 }
 
 /// Whether Bulk API 2.0 refuses to select a field (base64 and json fields).
