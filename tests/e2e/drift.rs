@@ -86,14 +86,6 @@ fn errors(msgs: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The messages of every LOG at level WARN.
-fn warnings(msgs: &[Value]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
-        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `field` of every record of `stream`, by Id (`id_key`); a missing key reads as absent.
 fn by_id(msgs: &[Value], stream: &str, id_key: &str, field: &str) -> BTreeMap<String, Value> {
     records(msgs, stream)

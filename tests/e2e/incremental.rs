@@ -803,11 +803,7 @@ async fn an_earlier_start_date_reads_the_rows_before_the_old_one() {
     // The env's config starts in 2000: the rows before `start` are read, not only changes.
     let again = read_ok(&e, &cat, Some(&state)).await;
     assert_eq!(ids(&records(&again, "Account")).len(), org.len());
-    let warns: Vec<String> = again
-        .iter()
-        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
-        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
-        .collect();
+    let warns = warnings(&again);
     let was = format!("{start}T00:00:00.000Z");
     assert_eq!(
         warns,

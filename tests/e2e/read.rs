@@ -679,11 +679,7 @@ async fn what_the_read_does_otherwise_than_the_catalog_asks_is_logged() {
     k["streams"][1]["cursor_field"] = json!(["Name"]);
     let cat = write_json(e.dir.path(), "cat.json", &k);
     let msgs = read_ok(&e, &cat, None).await;
-    let warnings: Vec<String> = msgs
-        .iter()
-        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
-        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
-        .collect();
+    let warnings = warnings(&msgs);
     assert!(warnings.contains(&"RecentlyViewed: the catalog asks for an incremental read, but the stream has no cursor field (its supported_sync_modes are full_refresh only), so it is read in full; configure it as full_refresh".to_string()), "{warnings:?}");
     assert!(warnings.contains(&"Account: cursor_field [\"Name\"] is ignored: the stream's cursor is SystemModstamp (source-defined, as discover declares)".to_string()), "{warnings:?}");
     assert_eq!(records(&msgs, "Account").len(), 2);

@@ -453,11 +453,7 @@ async fn a_slice_of_a_stream_that_follows_a_parent_says_it_does_not() {
     let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
     let out = read_slice(&config, &cat, &slice).output().await.unwrap();
     assert_ok(&out);
-    let warnings: Vec<String> = messages(&out)
-        .iter()
-        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
-        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
-        .collect();
+    let warnings = warnings(&messages(&out));
     assert!(
         warnings.iter().any(|w| w.starts_with(
             "Contact: a slice reads its own window only: it does not read again the rows whose parent changed"

@@ -64,6 +64,14 @@ pub fn logs(msgs: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The messages of every LOG at level WARN.
+pub fn warnings(msgs: &[Value]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Every row of an object as the simulator answers REST queryAll (an independent path).
 /// Every row `soql` matches, by REST queryAll with a fresh token.
 pub async fn org_rows(org: &Org, soql: &str) -> Vec<Value> {
