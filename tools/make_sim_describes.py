@@ -351,6 +351,15 @@ big.update(createable=True, deletable=False, updateable=False, undeletable=False
 quirky_objs.append(big)
 objs += quirky_objs
 byname = {o["name"]: o for o in objs}
+# What a deletion does to children (cascadeDelete, restrictedDelete), as the recorded parent's
+# describe says it for the same child field (Contact.AccountId cascades, Case.AccountId restricts).
+recorded_children = {}
+for fname in sorted(os.listdir(rec)):
+    if fname.startswith("describe_") and fname.endswith(".json"):
+        d = load(fname)
+        for c in d.get("childRelationships", []):
+            recorded_children.setdefault((d["name"], c["childSObject"], c["field"]),
+                                         (c.get("cascadeDelete", False), c.get("restrictedDelete", False)))
 for o in objs:  # child relationships from our own references
     for f in o["fields"]:
         if f["type"] == "reference" and f["relationshipName"]:
@@ -362,9 +371,10 @@ for o in objs:  # child relationships from our own references
                           ("AccountFeed", "ParentId"): "Feeds", ("AccountShare", "AccountId"): "Shares",
                           ("ContentDocumentLink", "LinkedEntityId"): "ContentDocumentLinks",
                           ("Score_Reading__b", "Contact__c"): "Score_Readings__r"}.get((o["name"], f["name"]))
-                    byname[t]["childRelationships"].append({"cascadeDelete": False, "childSObject": o["name"],
+                    cascade, restricted = recorded_children.get((t, o["name"], f["name"]), (False, False))
+                    byname[t]["childRelationships"].append({"cascadeDelete": cascade, "childSObject": o["name"],
                         "deprecatedAndHidden": False, "field": f["name"], "junctionIdListNames": [], "junctionReferenceTo": [],
-                        "relationshipName": rn, "restrictedDelete": False})
+                        "relationshipName": rn, "restrictedDelete": restricted})
 types = set()
 for o in objs:
     types |= {f["type"] for f in o["fields"]}

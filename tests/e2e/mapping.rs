@@ -574,3 +574,50 @@ async fn a_filter_on_relative_dates_warns_that_days_passing_move_rows_no_cursor_
     let msgs = read_ok(&e, &full, None).await;
     assert_eq!(warnings(&msgs), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn contacts_deleted_with_their_account_leave_the_people_stream() {
+    let e = env(
+        30,
+        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
+    let first = messages(&read_files(&config, &cat, None).await);
+    let accounts = sorted_values(
+        &e.org,
+        "SELECT AccountId FROM Contact WHERE AccountId != null AND IsDeleted = false",
+        "AccountId",
+    )
+    .await;
+    let account = &accounts[0];
+    let contacts = sorted_values(
+        &e.org,
+        &format!("SELECT Id FROM Contact WHERE AccountId = '{account}' AND IsDeleted = false"),
+        "Id",
+    )
+    .await;
+    let held = |id: &str| {
+        let export = export.clone();
+        let sql = format!("SELECT count(*) AS n FROM person WHERE source_id = '{id}'");
+        async move { query_csv(&export, &sql).await }
+    };
+    for c in &contacts {
+        assert_eq!(held(c).await, "n\n1\n");
+    }
+
+    // Deleting the Account moves its Contacts to the recycle bin too; each is in Contact's
+    // delete log, so the next read drops them.
+    let del = e
+        .org
+        .control("delete", &json!({"object": "Account", "ids": [account]}))
+        .await;
+    assert!(del["cascaded"].as_array().unwrap().len() >= contacts.len());
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+    read_files(&config, &cat, Some(&state)).await;
+    for c in &contacts {
+        assert_eq!(held(c).await, "n\n0\n", "{c}");
+    }
+}

@@ -207,12 +207,16 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let now = sim.now_ms();
-    for &r in &rows {
-        let t = &mut store.tables[obj];
-        let ms = change_time(t, r, stamp, now);
-        t.delete_row(r, ms, false);
-    }
-    ok(json!({"ids": rows.iter().map(|&r| store.id_of(pack(obj, r))).collect::<Vec<_>>()}))
+    // Children whose relationship cascades (an Account's Contacts) go with their parent.
+    let deleted = store.delete_cascading(obj, &rows, false, &|t, r| change_time(t, r, stamp, now));
+    let (ids, with): (Vec<u64>, Vec<u64>) = deleted.into_iter().partition(|&p| {
+        let (o, r) = crate::store::unpack(p);
+        o == obj && rows.contains(&r)
+    });
+    ok(json!({
+        "ids": ids.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
+        "cascaded": with.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
+    }))
 }
 
 async fn purge(State(sim): State<Arc<Sim>>) -> Response {

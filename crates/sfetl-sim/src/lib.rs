@@ -12,6 +12,7 @@
 
 pub mod aggregate;
 pub mod bulk;
+pub mod cascade;
 pub mod changes;
 pub mod control;
 pub mod describe;

@@ -406,6 +406,8 @@ pub(super) fn process(
         .ext_field
         .map(|f| meta.fields[f].name.clone())
         .unwrap_or_default();
+    // Rows a delete job removed: their cascading children follow at the job's end.
+    let mut deleted = Vec::new();
     for (n, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| format!("InvalidBatch : Failed to parse CSV: {e}"))?;
         r.processed += 1;
@@ -438,13 +440,20 @@ pub(super) fn process(
             user,
         );
         match outcome {
-            Ok((id, created)) => write_row(
-                &mut r.success,
-                sep,
-                eol,
-                &[&id, if created { "true" } else { "false" }],
-                &rec,
-            ),
+            Ok((id, created)) => {
+                if matches!(op, "delete" | "hardDelete")
+                    && let Some(p) = store.resolve(&id)
+                {
+                    deleted.push(crate::store::unpack(p).1);
+                }
+                write_row(
+                    &mut r.success,
+                    sep,
+                    eol,
+                    &[&id, if created { "true" } else { "false" }],
+                    &rec,
+                )
+            }
             Err((id, e)) => {
                 r.failed_n += 1;
                 let msg = format!("{}:{}:{} --", e.code, e.message, e.fields.join(","));
@@ -452,6 +461,7 @@ pub(super) fn process(
             }
         }
     }
+    store.cascade_from(obj, &deleted, now, op == "hardDelete");
     Ok(r)
 }
 

@@ -118,7 +118,7 @@ pub(super) async fn collections_delete(
                 Ok((o, row)) => match faults.take_row_failure(id) {
                     Some((code, message)) => refused(&code, &message),
                     None => {
-                        store.tables[o].delete_row(row, now, false);
+                        store.delete_cascading(o, &[row], false, &|_, _| now);
                         json!({"id": store.id_of(crate::store::pack(o, row)), "success": true, "errors": []})
                     }
                 },

@@ -159,7 +159,7 @@ pub(super) async fn delete_record(
     let now = sim.now_ms();
     let mut store = write_store(&sim);
     let (o, row) = check!(locate(&store, &obj, &id));
-    store.tables[o].delete_row(row, now, false);
+    store.delete_cascading(o, &[row], false, &|_, _| now);
     StatusCode::NO_CONTENT.into_response()
 }
 

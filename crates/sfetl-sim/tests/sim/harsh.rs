@@ -1196,3 +1196,108 @@ async fn the_sixth_approval_revokes_the_oldest_refresh_token() {
     assert_eq!(refresh(tokens[1].clone()).await.0, 400);
     assert_eq!(refresh(only).await.0, 200);
 }
+
+/// The live Ids of `object` whose `field` is `parent`.
+async fn children(org: &Org, object: &str, field: &str, parent: &str) -> BTreeSet<String> {
+    let (s, v) = org
+        .query(&format!(
+            "SELECT Id FROM {object} WHERE {field} = '{parent}'"
+        ))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_recycle_bin() {
+    let org = Org::start(30).await;
+    // An Account with Contacts and Opportunities.
+    let (s, v) = org
+        .query("SELECT AccountId FROM Opportunity WHERE AccountId != null")
+        .await;
+    assert_eq!(s, 200);
+    let mut parent = None;
+    for r in v["records"].as_array().unwrap() {
+        let a = r["AccountId"].as_str().unwrap();
+        if !children(&org, "Contact", "AccountId", a).await.is_empty() {
+            parent = Some(a.to_string());
+            break;
+        }
+    }
+    let account = parent.expect("an Account with Contacts and Opportunities");
+    let contacts = children(&org, "Contact", "AccountId", &account).await;
+    let opportunities = children(&org, "Opportunity", "AccountId", &account).await;
+    let tasks = children(&org, "Task", "WhatId", &account).await;
+    // Tasks whose WhoId is one of the Contacts go with the Contact in turn.
+    let mut under_contacts = BTreeSet::new();
+    for c in &contacts {
+        under_contacts.extend(children(&org, "Task", "WhoId", c).await);
+    }
+    let del = org
+        .control("delete", &json!({"object": "Account", "ids": [account]}))
+        .await;
+    assert_eq!(del["ids"], json!([account]));
+    let cascaded: BTreeSet<String> = del["cascaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = contacts
+        .iter()
+        .chain(&opportunities)
+        .chain(&tasks)
+        .chain(&under_contacts)
+        .cloned()
+        .collect();
+    assert_eq!(
+        del["cascaded"].as_array().unwrap().len(),
+        cascaded.len(),
+        "each child deleted once"
+    );
+    assert!(
+        cascaded.is_superset(&expected),
+        "{cascaded:?} lacks some of {expected:?}"
+    );
+    assert!(
+        children(&org, "Contact", "AccountId", &account)
+            .await
+            .is_empty()
+    );
+    assert!(
+        children(&org, "Opportunity", "AccountId", &account)
+            .await
+            .is_empty()
+    );
+    // Each child is in the recycle bin and in its own object's delete log.
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
+    let range = format!(
+        "start={}&end={}",
+        fmt(now - chrono::Duration::hours(1)),
+        fmt(now + chrono::Duration::minutes(2))
+    );
+    let (s, d) = org
+        .get_json(&format!("sobjects/Contact/deleted/?{range}"))
+        .await;
+    assert_eq!(s, 200);
+    let logged: BTreeSet<String> = d["deletedRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(logged, contacts);
+    // Nothing else went: Contacts, Opportunities, Tasks and Attachments only.
+    assert!(
+        cascaded
+            .iter()
+            .all(|id| ["003", "006", "00T", "00P"].contains(&&id[..3])),
+        "{cascaded:?}"
+    );
+}
