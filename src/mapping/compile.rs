@@ -391,7 +391,7 @@ fn written_shape(written: &SourceMapping) -> Vec<String> {
     let filter = written
         .soql_where
         .iter()
-        .map(|w| format!("soql_where {}", w.trim()));
+        .map(|w| format!("{}{}", crate::state::FILTER_ENTRY, w.trim()));
     columns.chain(filter).collect()
 }
 

@@ -155,6 +155,9 @@ impl Serialize for ObjectTimes {
 /// changes the value of every row while no row's cursor moves.
 pub const FORMULA_ENTRY: &str = "formula ";
 
+/// How [`FieldsRead`] records a mapping source's filter (`soql_where IsConverted = false`).
+pub const FILTER_ENTRY: &str = "soql_where ";
+
 /// The field an entry of [`FieldsRead`] records the formula of, if it records one.
 pub fn formula_of(entry: &str) -> Option<&str> {
     entry
@@ -197,6 +200,17 @@ impl FieldsRead {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// `soql_where (none; was <filter>)` when `object` was read with a mapping filter that
+    /// `fields` no longer has: the rows it left out were never read.
+    pub fn dropped_filter(&self, object: &str, fields: &[String]) -> Option<String> {
+        let filter = |f: &String| f.strip_prefix(FILTER_ENTRY).map(str::to_string);
+        let was = self.0.get(object)?.iter().find_map(filter)?;
+        if fields.iter().any(|f| filter(f).is_some()) {
+            return None;
+        }
+        Some(format!("{FILTER_ENTRY}(none; was {was})"))
     }
 
     /// Records the fields `object` is read with.
@@ -737,6 +751,25 @@ mod tests {
             json!({"Contact": ["Id", "Contact"], "Lead": ["Id", "Lead"]})
         );
         assert_eq!(merged.get("start_date"), None);
+    }
+
+    #[test]
+    fn a_filter_no_longer_read_with_is_named() {
+        let mut read = FieldsRead::default();
+        let list = |f: &[&str]| f.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        read.insert("Lead", &list(&["Id", "soql_where IsConverted = false"]));
+        read.insert("Contact", &list(&["Id"]));
+        assert_eq!(
+            read.dropped_filter("Lead", &list(&["Id"])),
+            Some("soql_where (none; was IsConverted = false)".to_string())
+        );
+        // Changed, not dropped: `new_for` names the new one.
+        assert_eq!(
+            read.dropped_filter("Lead", &list(&["Id", "soql_where Status = 'Open'"])),
+            None
+        );
+        assert_eq!(read.dropped_filter("Contact", &list(&["Id"])), None);
+        assert_eq!(read.dropped_filter("Account", &list(&["Id"])), None);
     }
 
     #[test]

@@ -621,3 +621,54 @@ async fn contacts_deleted_with_their_account_leave_the_people_stream() {
         assert_eq!(held(c).await, "n\n0\n", "{c}");
     }
 }
+
+#[tokio::test]
+async fn a_removed_soql_where_reads_the_rows_it_left_out() {
+    let e = env(
+        30,
+        json!({"mapping": filtered_leads("IsConverted = false"), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(&e, "pq.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
+    let first = messages(&read_files(&config, &cat, None).await);
+    let held = || {
+        let export = export.clone();
+        async move {
+            query_csv(
+                &export,
+                "SELECT source_id FROM people WHERE source_id LIKE '00Q%' ORDER BY source_id",
+            )
+            .await
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        }
+    };
+    let leads = |filter: &str| format!("SELECT Id FROM Lead WHERE {filter} AND IsDeleted = false");
+    let unconverted = sorted_values(&e.org, &leads("IsConverted = false"), "Id").await;
+    assert_eq!(held().await, unconverted);
+
+    // The filter removed: the converted Leads, below the cursor and unchanged, must arrive.
+    let mut mapping = filtered_leads("IsConverted = false");
+    mapping["streams"][0]["from"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("soql_where");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    cfg["mapping"] = mapping;
+    let changed = write_json(e.dir.path(), "changed.json", &cfg);
+    let state = write_json(e.dir.path(), "state.json", &last_states(&first));
+    let second = messages(&read_files(&changed, &cat, Some(&state)).await);
+    assert_eq!(
+        warnings(&second),
+        [
+            "Lead: the read now includes mapping changes (soql_where (none; was IsConverted = false)) that the rows below the saved cursor were read without (a field added to the catalog or the mapping, or shown again by field-level security; a mapping's column or soql_where changed): reading every row again from start_date (2000-01-01T00:00:00.000Z), so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+        ]
+    );
+    let all = sorted_values(&e.org, &leads("Id != null"), "Id").await;
+    assert!(all.len() > unconverted.len());
+    assert_eq!(held().await, all);
+}

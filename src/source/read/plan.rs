@@ -340,9 +340,12 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
             continue;
         }
         let read = fields_read(object);
-        let Some(new) = plan.saved.fresh.fields_read.new_for(&object.object, &read) else {
+        let recorded = &plan.saved.fresh.fields_read;
+        let Some(mut new) = recorded.new_for(&object.object, &read) else {
             continue;
         };
+        // A filter removed selects rows the old one left out: a change like any other.
+        new.extend(recorded.dropped_filter(&object.object, &read));
         if new.is_empty() {
             continue;
         }
@@ -352,7 +355,9 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
                 let text = format!(
                     "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
                 );
-                let filter_changed = new.iter().any(|n| n.starts_with("soql_where "));
+                let filter_changed = new
+                    .iter()
+                    .any(|n| n.starts_with(crate::state::FILTER_ENTRY));
                 let fields = if fields_alone { new } else { Vec::new() };
                 object.saved_at = None;
                 object.backfill = Some(Backfill {
@@ -384,7 +389,7 @@ fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
         .partition(|n| crate::state::formula_of(n).is_some());
     let mapping = read
         .iter()
-        .any(|n| n.starts_with("column ") || n.starts_with("soql_where "));
+        .any(|n| n.starts_with("column ") || n.starts_with(crate::state::FILTER_ENTRY));
     let mut parts = Vec::new();
     if !read.is_empty() {
         let names = read
