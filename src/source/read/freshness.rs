@@ -162,6 +162,26 @@ struct FormulaRefs {
     /// The first relationship of each cross-object path (`Account` of `Account.Owner.Name`),
     /// in order, once each.
     relationships: Vec<String>,
+    /// The plain names it reads (fields of its own object, and function names), in order,
+    /// once each.
+    names: Vec<String>,
+}
+
+/// The fields of the object's own that `formula` reads (names the describe has, found in its
+/// text outside string literals): a formula reading another formula changes when that one's
+/// definition does.
+pub fn formula_reads<'d>(describe: &'d SObjectDescribe, formula: &str) -> Vec<&'d str> {
+    formula_refs(formula)
+        .names
+        .iter()
+        .filter_map(|n| {
+            describe
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(n))
+                .map(|f| f.name.as_str())
+        })
+        .collect()
 }
 
 /// Scans a formula's identifiers, skipping string literals and global variables (`$User.Id`).
@@ -179,14 +199,17 @@ fn formula_refs(text: &str) -> FormulaRefs {
             .any(|f| t.eq_ignore_ascii_case(f))
         {
             out.time_based = true;
-        } else if let Some((rel, _)) = t.split_once('.')
-            && rel.starts_with(|c: char| c.is_alphabetic())
-            && !out
-                .relationships
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(rel))
-        {
-            out.relationships.push(rel.to_string());
+        } else if let Some((rel, _)) = t.split_once('.') {
+            if rel.starts_with(|c: char| c.is_alphabetic())
+                && !out
+                    .relationships
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+            {
+                out.relationships.push(rel.to_string());
+            }
+        } else if t.starts_with(|c: char| c.is_alphabetic()) && !out.names.contains(&t) {
+            out.names.push(t);
         }
     };
     while let Some(c) = chars.next() {
@@ -353,11 +376,15 @@ mod tests {
             FormulaRefs {
                 time_based: true,
                 relationships: names(&["Account", "Parent__r"]),
+                names: names(&["IF", "ISPICKVAL"]),
             }
         );
         assert_eq!(
             formula_refs("\"TODAY()\" & Name * 1.5"),
-            FormulaRefs::default()
+            FormulaRefs {
+                names: names(&["Name"]),
+                ..FormulaRefs::default()
+            }
         );
     }
 }

@@ -307,3 +307,43 @@ fn windows_salesforce_gave_up_on_are_halved_at_whole_seconds_down_to_one_second(
     assert_eq!(halves(w(Some(ms(0)), ms(1_000))), None);
     assert_eq!(halves(w(None, ms(100_000))), None);
 }
+
+#[test]
+fn formulas_read_are_recorded_with_the_formulas_they_read() {
+    let d: SObjectDescribe = serde_json::from_value(json!({
+        "name": "Document", "queryable": true, "replicateable": true,
+        "fields": [
+            {"name": "Id", "type": "id", "nillable": false},
+            {"name": "Name", "type": "string"},
+            {"name": "Size__c", "type": "double", "calculated": true,
+             "calculatedFormula": "LEN(Name) * Weight__c"},
+            {"name": "Weight__c", "type": "double", "calculated": true,
+             "calculatedFormula": "IF(ISBLANK(Name), 0, Base__c)"},
+            {"name": "Base__c", "type": "double"},
+            {"name": "Label__c", "type": "string", "calculated": true,
+             "calculatedFormula": "\"Size__c\" & Name"},
+            {"name": "SystemModstamp", "type": "datetime", "nillable": false}
+        ]
+    }))
+    .unwrap();
+    let p = plan_object_stream(
+        &stream(
+            "incremental",
+            &["Id", "Size__c", "Label__c", "SystemModstamp"],
+        ),
+        &d,
+        &config(json!({})),
+        None,
+    )
+    .unwrap();
+    // Weight__c is not selected, but Size__c changes with its definition; a field named in a
+    // string literal is not read.
+    assert_eq!(
+        p.objects[0].formulas,
+        vec![
+            "formula Size__c = LEN(Name) * Weight__c".to_string(),
+            "formula Label__c = \"Size__c\" & Name".to_string(),
+            "formula Weight__c = IF(ISBLANK(Name), 0, Base__c)".to_string(),
+        ]
+    );
+}
