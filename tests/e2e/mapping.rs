@@ -3,6 +3,7 @@
 //! and a bad mapping reported by `check`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -318,10 +319,7 @@ async fn a_lead_converted_after_it_was_read_leaves_the_people_stream() {
         json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config_default(&e, "pq.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
-    let first = messages(&read_files(&config, &cat, None).await);
+    let (export, config, cat, first) = first_incremental_read(&e, "person").await;
     let leads = org_rows(
         &e.org,
         "SELECT Id FROM Lead WHERE IsConverted = false AND IsDeleted = false",
@@ -377,10 +375,7 @@ async fn a_narrowed_soql_where_takes_the_rows_it_no_longer_selects_out_of_the_st
         json!({"mapping": filtered_leads("IsConverted = false"), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config_default(&e, "pq.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
-    let first = messages(&read_files(&config, &cat, None).await);
+    let (export, config, cat, first) = first_incremental_read(&e, "people").await;
     let ids = |rows: Vec<Value>| -> Vec<String> {
         let mut v: Vec<String> = rows
             .iter()
@@ -389,22 +384,8 @@ async fn a_narrowed_soql_where_takes_the_rows_it_no_longer_selects_out_of_the_st
         v.sort();
         v
     };
-    let held = || {
-        let export = export.clone();
-        async move {
-            query_csv(
-                &export,
-                "SELECT source_id FROM people WHERE source_id LIKE '00Q%' ORDER BY source_id",
-            )
-            .await
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-        }
-    };
     let unconverted = ids(org_rows(&e.org, "SELECT Id FROM Lead WHERE IsConverted = false").await);
-    assert_eq!(held().await, unconverted);
+    assert_eq!(people_ids(&export, "00Q").await, unconverted);
 
     // The mapping now keeps web leads only: no Lead changed, yet the stream must drop the rest.
     let narrowed = "IsConverted = false AND LeadSource = 'Web'";
@@ -436,9 +417,34 @@ async fn a_narrowed_soql_where_takes_the_rows_it_no_longer_selects_out_of_the_st
         .collect();
     assert!(!said.is_empty(), "{:?}", logs(&second));
     assert_eq!(said.iter().sum::<usize>(), left.len(), "{said:?}");
-    assert_eq!(held().await, web);
+    assert_eq!(people_ids(&export, "00Q").await, web);
     // Contacts were not read again.
     assert!(records(&second, "people").is_empty());
+}
+
+/// A Parquet export of `stream` read incrementally, and its first read: (export, config,
+/// catalog, messages).
+async fn first_incremental_read(e: &Env, stream: &str) -> (PathBuf, PathBuf, PathBuf, Vec<Value>) {
+    let export = e.dir.path().join("export");
+    let config = parquet_config_default(e, "pq.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[(stream, &[], "incremental")]);
+    let first = messages(&read_files(&config, &cat, None).await);
+    (export, config, cat, first)
+}
+
+/// The `source_id`s the latest view of `people` holds that start with `prefix`, sorted.
+async fn people_ids(export: &Path, prefix: &str) -> Vec<String> {
+    query_csv(
+        export,
+        &format!(
+            "SELECT source_id FROM people WHERE source_id LIKE '{prefix}%' ORDER BY source_id"
+        ),
+    )
+    .await
+    .lines()
+    .skip(1)
+    .map(str::to_string)
+    .collect()
 }
 
 /// The values of `key` in the rows `soql` matches (REST queryAll), sorted, once each.
@@ -494,21 +500,10 @@ async fn a_filter_on_a_parent_field_follows_the_parent_in_and_out() {
     let config = write_json(e.dir.path(), "mapped.json", &cfg);
     let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
     let first = messages(&read_files(&config, &cat, None).await);
-    let held = || {
-        let export = export.clone();
-        async move {
-            query_csv(&export, "SELECT source_id FROM people ORDER BY source_id")
-                .await
-                .lines()
-                .skip(1)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        }
-    };
     let query = format!("SELECT Id FROM Contact WHERE {filter} AND IsDeleted = false");
     let before = sorted_values(&e.org, &query, "Id").await;
     assert!(!before.is_empty());
-    assert_eq!(held().await, before);
+    assert_eq!(people_ids(&export, "003").await, before);
 
     // One Account leaves the industry and another joins it: their Contacts' own SystemModstamp
     // stays put, yet they leave and enter the filter.
@@ -539,7 +534,7 @@ async fn a_filter_on_a_parent_field_follows_the_parent_in_and_out() {
     assert_ne!(after, before);
     let state = write_json(e.dir.path(), "state.json", &last_states(&first));
     let second = messages(&read_files(&config, &cat, Some(&state)).await);
-    assert_eq!(held().await, after);
+    assert_eq!(people_ids(&export, "003").await, after);
     let gone = before.iter().filter(|id| !after.contains(id)).count();
     assert!(
         logs(&second).contains(&format!("people: {gone} row(s) of Contact whose Account changed no longer match the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held")),
@@ -582,10 +577,7 @@ async fn contacts_deleted_with_their_account_leave_the_people_stream() {
         json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config_default(&e, "pq.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "incremental")]);
-    let first = messages(&read_files(&config, &cat, None).await);
+    let (export, config, cat, first) = first_incremental_read(&e, "person").await;
     let accounts = sorted_values(
         &e.org,
         "SELECT AccountId FROM Contact WHERE AccountId != null AND IsDeleted = false",
@@ -629,27 +621,10 @@ async fn a_removed_soql_where_reads_the_rows_it_left_out() {
         json!({"mapping": filtered_leads("IsConverted = false"), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config_default(&e, "pq.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("people", &[], "incremental")]);
-    let first = messages(&read_files(&config, &cat, None).await);
-    let held = || {
-        let export = export.clone();
-        async move {
-            query_csv(
-                &export,
-                "SELECT source_id FROM people WHERE source_id LIKE '00Q%' ORDER BY source_id",
-            )
-            .await
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-        }
-    };
+    let (export, config, cat, first) = first_incremental_read(&e, "people").await;
     let leads = |filter: &str| format!("SELECT Id FROM Lead WHERE {filter} AND IsDeleted = false");
     let unconverted = sorted_values(&e.org, &leads("IsConverted = false"), "Id").await;
-    assert_eq!(held().await, unconverted);
+    assert_eq!(people_ids(&export, "00Q").await, unconverted);
 
     // The filter removed: the converted Leads, below the cursor and unchanged, must arrive.
     let mut mapping = filtered_leads("IsConverted = false");
@@ -670,5 +645,5 @@ async fn a_removed_soql_where_reads_the_rows_it_left_out() {
     );
     let all = sorted_values(&e.org, &leads("Id != null"), "Id").await;
     assert!(all.len() > unconverted.len());
-    assert_eq!(held().await, all);
+    assert_eq!(people_ids(&export, "00Q").await, all);
 }

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sfetl_sim::SimOptions;
 
-use crate::org::{Org, V, error_code};
+use crate::org::{Org, V, error_code, recent_range};
 
 /// `POST /__sim/limits` with `body`; the limits after the change.
 async fn limits(org: &Org, body: Value) -> Value {
@@ -1275,13 +1275,7 @@ async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_rec
             .is_empty()
     );
     // Each child is in the recycle bin and in its own object's delete log.
-    let now = chrono::Utc::now();
-    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
-    let range = format!(
-        "start={}&end={}",
-        fmt(now - chrono::Duration::hours(1)),
-        fmt(now + chrono::Duration::minutes(2))
-    );
+    let range = recent_range();
     let (s, d) = org
         .get_json(&format!("sobjects/Contact/deleted/?{range}"))
         .await;

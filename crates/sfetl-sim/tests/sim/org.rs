@@ -152,3 +152,15 @@ pub fn error_code(v: &Value, code: &str) -> String {
     assert_eq!(arr[0]["errorCode"], code, "{v}");
     arr[0]["message"].as_str().expect("message").to_string()
 }
+
+/// `start=...&end=...` of the `deleted` / `updated` endpoints from an hour ago to two minutes
+/// ahead (URL-encoded offsets): the span of what a test just did.
+pub fn recent_range() -> String {
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
+    format!(
+        "start={}&end={}",
+        fmt(now - chrono::Duration::hours(1)),
+        fmt(now + chrono::Duration::minutes(2))
+    )
+}

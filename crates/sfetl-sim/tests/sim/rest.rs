@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::org::{Org, V, error_code};
+use crate::org::{Org, V, error_code, recent_range};
 
 fn recorded(name: &str) -> Value {
     let p = std::path::Path::new(&crate::manifest_dir())
@@ -498,13 +498,7 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
     assert_eq!(got, ids.iter().cloned().collect());
     // The replication API lists them too (within the range rules: at most 30 days, within the
     // delete log's 15 days).
-    let now = chrono::Utc::now();
-    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
-    let range = format!(
-        "start={}&end={}",
-        fmt(now - chrono::Duration::hours(1)),
-        fmt(now + chrono::Duration::minutes(2))
-    );
+    let range = recent_range();
     let (s, d) = org
         .get_json(&format!("sobjects/Account/deleted/?{range}"))
         .await;
