@@ -101,6 +101,7 @@ pub(super) async fn collections_delete(
         })
         .collect();
     let any_failed = planned.iter().any(|p| p.is_err());
+    let mut deleted: Vec<(usize, usize)> = Vec::new();
     let results: Vec<Value> = ids
         .iter()
         .zip(planned)
@@ -118,13 +119,22 @@ pub(super) async fn collections_delete(
                 Ok((o, row)) => match faults.take_row_failure(id) {
                     Some((code, message)) => refused(&code, &message),
                     None => {
-                        store.delete_cascading(o, &[row], false, &|_, _| now);
+                        store.tables[o].delete_row(row, now, false);
+                        deleted.push((o, row));
                         json!({"id": store.id_of(crate::store::pack(o, row)), "success": true, "errors": []})
                     }
                 },
             }
         })
         .collect();
+    // The children of every record deleted go with them, once per object and request.
+    let mut objects: Vec<usize> = deleted.iter().map(|&(o, _)| o).collect();
+    objects.sort_unstable();
+    objects.dedup();
+    for o in objects {
+        let rows: Vec<usize> = deleted.iter().filter(|d| d.0 == o).map(|d| d.1).collect();
+        store.cascade_from(o, &rows, now, false);
+    }
     json_response(
         StatusCode::OK,
         serde_json::to_vec(&results).unwrap_or_default(),

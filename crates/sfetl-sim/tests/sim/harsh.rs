@@ -1294,4 +1294,48 @@ async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_rec
             .all(|id| ["003", "006", "00T", "00P"].contains(&&id[..3])),
         "{cascaded:?}"
     );
+
+    // sObject Collections deletes cascade too: another Account with Contacts, and one of
+    // those Contacts named in the same request (deleted once, not again by the cascade).
+    let (_, v) = org
+        .query("SELECT AccountId FROM Contact WHERE AccountId != null")
+        .await;
+    let other = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["AccountId"].as_str().unwrap().to_string())
+        .find(|a| *a != account)
+        .expect("another Account with Contacts");
+    let theirs = children(&org, "Contact", "AccountId", &other).await;
+    let named = theirs.iter().next().unwrap().clone();
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!("composite/sobjects?ids={other},{named}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v[0]["success"], true, "{v}");
+    assert_eq!(v[1]["success"], true, "{v}");
+    assert!(
+        children(&org, "Contact", "AccountId", &other)
+            .await
+            .is_empty()
+    );
+    let (s, d) = org
+        .get_json(&format!("sobjects/Contact/deleted/?{}", recent_range()))
+        .await;
+    assert_eq!(s, 200);
+    let logged: Vec<String> = d["deletedRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let once: BTreeSet<String> = logged.iter().cloned().collect();
+    assert_eq!(logged.len(), once.len(), "each Contact logged once");
+    assert!(once.is_superset(&theirs));
 }
