@@ -387,7 +387,7 @@ fn written_shape(written: &SourceMapping) -> Vec<String> {
     let columns = written
         .columns
         .iter()
-        .map(|(name, expr)| format!("column {name} = {}", expr.trim()));
+        .map(|(name, expr)| format!("{}{name} = {}", crate::state::COLUMN_ENTRY, expr.trim()));
     let filter = written
         .soql_where
         .iter()

@@ -9,8 +9,9 @@
 mod stream;
 
 pub use stream::{
-    Cursor, FILTER_ENTRY, FORMULA_ENTRY, FieldsRead, Freshness, ObjectTimes, OutputCommit, Parents,
-    Sources, StreamState, TableCommit, datetime_literal, formula_of, parse_datetime,
+    COLUMN_ENTRY, Cursor, FILTER_ENTRY, FORMULA_ENTRY, FieldsRead, Freshness, ObjectTimes,
+    OutputCommit, Parents, Sources, StreamState, TableCommit, datetime_literal, formula_of,
+    parse_datetime,
 };
 
 use std::collections::BTreeMap;

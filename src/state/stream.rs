@@ -158,6 +158,28 @@ pub const FORMULA_ENTRY: &str = "formula ";
 /// How [`FieldsRead`] records a mapping source's filter (`soql_where IsConverted = false`).
 pub const FILTER_ENTRY: &str = "soql_where ";
 
+/// How [`FieldsRead`] records a mapping source's column (`column email = lower(Email)`).
+pub const COLUMN_ENTRY: &str = "column ";
+
+/// An entry of [`FieldsRead`] as compared: field names case-insensitively (as Salesforce
+/// reads them), expressions, filters and formula definitions exactly (a string literal's case
+/// changes what they give).
+fn compared(entry: &str) -> String {
+    if let Some((name, definition)) = entry
+        .strip_prefix(FORMULA_ENTRY)
+        .and_then(|r| r.split_once(" = "))
+    {
+        return format!(
+            "{FORMULA_ENTRY}{} = {definition}",
+            name.to_ascii_lowercase()
+        );
+    }
+    if entry.starts_with(FILTER_ENTRY) || entry.starts_with(COLUMN_ENTRY) {
+        return entry.to_string();
+    }
+    entry.to_ascii_lowercase()
+}
+
 /// The field an entry of [`FieldsRead`] records the formula of, if it records one.
 pub fn formula_of(entry: &str) -> Option<&str> {
     entry
@@ -180,22 +202,25 @@ impl FieldsRead {
 
     /// The fields of `fields` that `object` was not read with, in the order given; `None` when
     /// nothing is recorded for it (nothing to compare with). Salesforce's names are
-    /// case-insensitive, and so is the comparison. A formula's definition
+    /// case-insensitive, and so is their comparison ([`compared`]). A formula's definition
     /// ([`FORMULA_ENTRY`]) is compared only with one recorded for the same field: a state
     /// written before definitions were recorded has none, and a field newly read is new by
     /// its name already.
     pub fn new_for(&self, object: &str, fields: &[String]) -> Option<Vec<String>> {
-        let known = self.0.get(object)?;
+        let recorded = self.0.get(object)?;
         let known: std::collections::HashSet<String> =
-            known.iter().map(|f| f.to_ascii_lowercase()).collect();
-        let defined: std::collections::HashSet<&str> =
-            known.iter().filter_map(|f| formula_of(f)).collect();
+            recorded.iter().map(|f| compared(f)).collect();
+        let defined: std::collections::HashSet<String> = recorded
+            .iter()
+            .filter_map(|f| formula_of(f))
+            .map(str::to_ascii_lowercase)
+            .collect();
         Some(
             fields
                 .iter()
                 .filter(|f| {
-                    let f = f.to_ascii_lowercase();
-                    !known.contains(&f) && formula_of(&f).is_none_or(|n| defined.contains(n))
+                    !known.contains(&compared(f))
+                        && formula_of(f).is_none_or(|n| defined.contains(&n.to_ascii_lowercase()))
                 })
                 .cloned()
                 .collect(),
@@ -803,6 +828,27 @@ mod tests {
                 &list(&["Id", "W__c", "formula W__c = Amount * 2 / 100"])
             ),
             Some(list(&["formula W__c = Amount * 2 / 100"]))
+        );
+        // A string literal's case is part of the definition.
+        read.insert(
+            "Lead",
+            &list(&[
+                "formula R__c = IF(Hot__c, \"Hot\", \"\")",
+                "soql_where Rating = 'Hot'",
+            ]),
+        );
+        assert_eq!(
+            read.new_for(
+                "Lead",
+                &list(&[
+                    "formula r__c = IF(Hot__c, \"HOT\", \"\")",
+                    "soql_where Rating = 'HOT'"
+                ])
+            ),
+            Some(list(&[
+                "formula r__c = IF(Hot__c, \"HOT\", \"\")",
+                "soql_where Rating = 'HOT'"
+            ]))
         );
         // A formula field newly read is new by its name; its definition is not compared.
         assert_eq!(

@@ -402,9 +402,9 @@ fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
     let (formulas, read): (Vec<&String>, Vec<&String>) = new
         .iter()
         .partition(|n| crate::state::formula_of(n).is_some());
-    let mapping = read
-        .iter()
-        .any(|n| n.starts_with("column ") || n.starts_with(crate::state::FILTER_ENTRY));
+    let mapping = read.iter().any(|n| {
+        n.starts_with(crate::state::COLUMN_ENTRY) || n.starts_with(crate::state::FILTER_ENTRY)
+    });
     let mut parts = Vec::new();
     if !read.is_empty() {
         let names = read
