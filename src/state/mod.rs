@@ -10,8 +10,8 @@ mod stream;
 
 pub use stream::{
     COLUMN_ENTRY, Cursor, FILTER_ENTRY, FORMULA_ENTRY, FieldsRead, Freshness, ObjectTimes,
-    OutputCommit, Parents, Sources, StreamState, TableCommit, datetime_literal, formula_of,
-    parse_datetime,
+    OutputCommit, Parents, Sources, StreamState, TableCommit, datetime_literal, formula_entry,
+    formula_of, parse_datetime,
 };
 
 use std::collections::BTreeMap;

@@ -165,10 +165,7 @@ pub const COLUMN_ENTRY: &str = "column ";
 /// reads them), expressions, filters and formula definitions exactly (a string literal's case
 /// changes what they give).
 fn compared(entry: &str) -> String {
-    if let Some((name, definition)) = entry
-        .strip_prefix(FORMULA_ENTRY)
-        .and_then(|r| r.split_once(" = "))
-    {
+    if let Some((name, definition)) = formula_entry(entry) {
         return format!(
             "{FORMULA_ENTRY}{} = {definition}",
             name.to_ascii_lowercase()
@@ -180,12 +177,14 @@ fn compared(entry: &str) -> String {
     entry.to_ascii_lowercase()
 }
 
+/// The field and definition an entry of [`FieldsRead`] records a formula as, if it records one.
+pub fn formula_entry(entry: &str) -> Option<(&str, &str)> {
+    entry.strip_prefix(FORMULA_ENTRY)?.split_once(" = ")
+}
+
 /// The field an entry of [`FieldsRead`] records the formula of, if it records one.
 pub fn formula_of(entry: &str) -> Option<&str> {
-    entry
-        .strip_prefix(FORMULA_ENTRY)?
-        .split_once(" = ")
-        .map(|(f, _)| f)
+    formula_entry(entry).map(|(field, _)| field)
 }
 
 /// The fields each object of an incremental stream was read with (its query's field list,

@@ -32,11 +32,10 @@ impl ObjectReader<'_> {
         // reading more fields, or from earlier, reads the object again
         // ([`super::plan::plan_backfills`]).
         if self.plan.incremental {
-            let fields = super::plan::fields_read(self.object);
-            let start = self.ctx.config.start_date;
+            let (object, start) = (self.object, self.ctx.config.start_date);
             self.carry
                 .fresh
-                .record_read(&self.object.object, &fields, start);
+                .record_read(&object.object, &object.fields_read, start);
         }
         let at = Cursor {
             cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),

@@ -142,7 +142,7 @@ impl ObjectReader<'_> {
             deleted_schema: out_schema,
             saved_at: None,
             backfill: None,
-            formulas: Vec::new(),
+            fields_read: Vec::new(),
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

@@ -201,7 +201,7 @@ impl<'a> ObjectReader<'a> {
             deleted_schema: o.deleted_schema.clone(),
             saved_at: None,
             backfill: None,
-            formulas: Vec::new(),
+            fields_read: Vec::new(),
             restriction: o.restriction,
         }
     }

@@ -45,10 +45,9 @@ pub struct ObjectPlan<'m> {
     pub saved_at: Option<DateTime<Utc>>,
     /// A read started over from `start_date` although a cursor was saved ([`plan_backfills`]).
     pub backfill: Option<Backfill>,
-    /// The describe's definition of each formula field read, as [`fields_read`] records it
-    /// (`formula Name = definition`): an admin's edit of a formula changes every row's value
-    /// while no row's cursor moves.
-    pub formulas: Vec<String>,
+    /// What the rows read are read with, as each STATE records it ([`fields_read`]): fixed by
+    /// the plan, so checkpoints and slices record it as it is.
+    pub fields_read: Vec<String>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -174,7 +173,7 @@ pub fn plan_object_stream<'m>(
     let object = ObjectPlan {
         object: name.to_string(),
         bulk: WirePlan::new(&schema, Api::Bulk),
-        formulas: formula_definitions(Some(describe), &rest.select),
+        fields_read: fields_read(&rest.select, Some(describe), None),
         rest,
         api,
         cursor,
@@ -228,7 +227,7 @@ pub fn plan_mapped_stream<'m>(
             let rest = WirePlan::for_source(&src.object, Api::Rest, &src.input_schema);
             ObjectPlan {
                 object: src.object.clone(),
-                formulas: formula_definitions(describes.get(&src.object), &rest.select),
+                fields_read: fields_read(&rest.select, describes.get(&src.object), Some(src)),
                 rest,
                 deleted_schema: bulk.output.clone(),
                 bulk,
@@ -261,12 +260,16 @@ pub fn plan_mapped_stream<'m>(
 
 /// The fields an object's read is recorded with in its STATE ([`crate::state::FieldsRead`]):
 /// the REST query's field list, whichever API reads it, so the record does not change with the
-/// API; for a mapping's source also its columns and filter as written, which decide its rows as
-/// much.
-pub fn fields_read(object: &ObjectPlan<'_>) -> Vec<String> {
-    let mut read = object.rest.select.clone();
-    read.extend(object.formulas.iter().cloned());
-    if let Some(source) = object.mapping {
+/// API; the definitions of the formulas read ([`formula_definitions`]); for a mapping's source
+/// also its columns and filter as written, which decide its rows as much.
+fn fields_read(
+    select: &[String],
+    describe: Option<&SObjectDescribe>,
+    mapping: Option<&SourcePlan>,
+) -> Vec<String> {
+    let mut read = select.to_vec();
+    read.extend(formula_definitions(describe, select));
+    if let Some(source) = mapping {
         read.extend(source.written.iter().cloned());
     }
     read
@@ -354,13 +357,13 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
             plan.notes.push((LogLevel::Warn, text));
             continue;
         }
-        let read = fields_read(object);
+        let read = &object.fields_read;
         let recorded = &plan.saved.fresh.fields_read;
-        let Some(mut new) = recorded.new_for(&object.object, &read) else {
+        let Some(mut new) = recorded.new_for(&object.object, read) else {
             continue;
         };
         // A filter removed selects rows the old one left out: a change like any other.
-        new.extend(recorded.dropped_filter(&object.object, &read));
+        new.extend(recorded.dropped_filter(&object.object, read));
         if new.is_empty() {
             continue;
         }
@@ -401,7 +404,7 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
 fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
     let (formulas, read): (Vec<&String>, Vec<&String>) = new
         .iter()
-        .partition(|n| crate::state::formula_of(n).is_some());
+        .partition(|n| crate::state::formula_entry(n).is_some());
     let mapping = read.iter().any(|n| {
         n.starts_with(crate::state::COLUMN_ENTRY) || n.starts_with(crate::state::FILTER_ENTRY)
     });
@@ -429,12 +432,8 @@ fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
     if !formulas.is_empty() {
         let edited = formulas
             .iter()
-            .map(|n| {
-                let (name, definition) = n[crate::state::FORMULA_ENTRY.len()..]
-                    .split_once(" = ")
-                    .unwrap_or((n.as_str(), ""));
-                format!("{name} is now {definition}")
-            })
+            .filter_map(|n| crate::state::formula_entry(n))
+            .map(|(name, definition)| format!("{name} is now {definition}"))
             .collect::<Vec<_>>()
             .join("; ");
         parts.push(format!(

@@ -139,8 +139,7 @@ async fn emit_state(
     let mut blob = run.slice.state(plan.mapped);
     if plan.incremental && object.cursor.is_some() {
         let mut fresh = Freshness::default();
-        let fields = super::plan::fields_read(object);
-        fresh.record_read(&object.object, &fields, ctx.config.start_date);
+        fresh.record_read(&object.object, &object.fields_read, ctx.config.start_date);
         if let (Some(b), Ok(Value::Object(f))) =
             (blob.as_object_mut(), serde_json::to_value(&fresh))
         {
