@@ -56,7 +56,7 @@ impl Store {
 
     /// Deletes `rows` of `obj` (to the recycle bin, or `hard`) and, level by level, the live
     /// children of every deleted row whose relationship cascades; each row at `at(table, row)`.
-    /// Returns every row deleted, parents first, packed.
+    /// Returns every row deleted, packed: `rows` first, in their order, then the children.
     pub fn delete_cascading(
         &mut self,
         obj: usize,

@@ -209,10 +209,8 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let now = sim.now_ms();
     // Children whose relationship cascades (an Account's Contacts) go with their parent.
     let deleted = store.delete_cascading(obj, &rows, false, &|t, r| change_time(t, r, stamp, now));
-    let (ids, with): (Vec<u64>, Vec<u64>) = deleted.into_iter().partition(|&p| {
-        let (o, r) = crate::store::unpack(p);
-        o == obj && rows.contains(&r)
-    });
+    // The rows asked for come first, their children after.
+    let (ids, with) = deleted.split_at(rows.len());
     ok(json!({
         "ids": ids.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
         "cascaded": with.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
