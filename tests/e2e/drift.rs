@@ -724,28 +724,14 @@ async fn a_field_shown_again_is_backfilled_into_the_rows_below_the_cursor() {
     );
 
     // `sfetl plan` cuts the same read: from the beginning, saying why.
-    let plan = run(&[
-        "plan",
-        "--config",
-        pq.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--state",
-        state1.to_str().unwrap(),
-    ])
-    .await;
-    assert_ok(&plan);
-    let stderr = String::from_utf8_lossy(&plan.stderr);
+    let (slices, stderr) =
+        plan_with_stderr(&pq, &cat, &["--state", state1.to_str().unwrap()]).await;
     assert!(
         stderr.contains(&format!(
             "sfetl plan: {new}: reading every row again from the beginning"
         )),
         "{stderr}"
     );
-    let slices: Vec<Value> = String::from_utf8_lossy(&plan.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let rows: u64 = slices
         .iter()
         .map(|s| s["estimated_rows"].as_u64().unwrap())

@@ -548,26 +548,15 @@ async fn read_all_slices(
     states
 }
 
-/// `sfetl plan` with a state file: its slices and its stderr.
+/// `sfetl plan` with a state file, 400 rows a slice: its slices and its stderr.
 async fn plan_with_state(config: &Path, cat: &Path, state: &Path) -> (Vec<Value>, String) {
-    let out = run(&[
-        "plan",
-        "--config",
-        config.to_str().unwrap(),
-        "--catalog",
-        cat.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--max-rows-per-slice",
-        "400",
-    ])
-    .await;
-    assert_ok(&out);
-    let slices = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (slices, String::from_utf8_lossy(&out.stderr).into_owned())
+    let state = state.to_str().unwrap();
+    plan_with_stderr(
+        config,
+        cat,
+        &["--state", state, "--max-rows-per-slice", "400"],
+    )
+    .await
 }
 
 #[tokio::test]

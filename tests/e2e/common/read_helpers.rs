@@ -242,8 +242,17 @@ pub async fn full_refresh_slice(
     (config, slice)
 }
 
-/// Runs `sfetl plan` and returns its slices.
+/// Runs `sfetl plan`, which must succeed, and returns its slices.
 pub async fn plan_slices(config: &Path, catalog: &Path, extra: &[&str]) -> Vec<Value> {
+    plan_with_stderr(config, catalog, extra).await.0
+}
+
+/// Runs `sfetl plan`, which must succeed: its slices and its stderr (the planner's warnings).
+pub async fn plan_with_stderr(
+    config: &Path,
+    catalog: &Path,
+    extra: &[&str],
+) -> (Vec<Value>, String) {
     let mut args = vec![
         "plan",
         "--config",
@@ -258,9 +267,10 @@ pub async fn plan_slices(config: &Path, catalog: &Path, extra: &[&str]) -> Vec<V
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
+    let slices = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .collect();
+    (slices, String::from_utf8_lossy(&out.stderr).into_owned())
 }

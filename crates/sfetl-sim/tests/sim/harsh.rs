@@ -1197,6 +1197,20 @@ async fn the_sixth_approval_revokes_the_oldest_refresh_token() {
     assert_eq!(refresh(only).await.0, 200);
 }
 
+/// The Ids `object`'s `deleted` endpoint lists for the last hour, in its order.
+async fn recently_deleted(org: &Org, object: &str) -> Vec<String> {
+    let (s, d) = org
+        .get_json(&format!("sobjects/{object}/deleted/?{}", recent_range()))
+        .await;
+    assert_eq!(s, 200, "{d}");
+    d["deletedRecords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The live Ids of `object` whose `field` is `parent`.
 async fn children(org: &Org, object: &str, field: &str, parent: &str) -> BTreeSet<String> {
     let (s, v) = org
@@ -1275,16 +1289,9 @@ async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_rec
             .is_empty()
     );
     // Each child is in the recycle bin and in its own object's delete log.
-    let range = recent_range();
-    let (s, d) = org
-        .get_json(&format!("sobjects/Contact/deleted/?{range}"))
-        .await;
-    assert_eq!(s, 200);
-    let logged: BTreeSet<String> = d["deletedRecords"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
+    let logged: BTreeSet<String> = recently_deleted(&org, "Contact")
+        .await
+        .into_iter()
         .collect();
     assert_eq!(logged, contacts);
     // Nothing else went: Contacts, Opportunities, Tasks and Attachments only.
@@ -1325,16 +1332,7 @@ async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_rec
             .await
             .is_empty()
     );
-    let (s, d) = org
-        .get_json(&format!("sobjects/Contact/deleted/?{}", recent_range()))
-        .await;
-    assert_eq!(s, 200);
-    let logged: Vec<String> = d["deletedRecords"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let logged = recently_deleted(&org, "Contact").await;
     let once: BTreeSet<String> = logged.iter().cloned().collect();
     assert_eq!(logged.len(), once.len(), "each Contact logged once");
     assert!(once.is_superset(&theirs));
