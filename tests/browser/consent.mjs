@@ -14,12 +14,24 @@ const browser = spawn(chromium, [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run",
   `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
-], { stdio: ["ignore", "ignore", "pipe"] });
+], { stdio: ["ignore", "ignore", "pipe"], detached: true });
 
-const fail = (msg) => { console.log(JSON.stringify({ ok: false, error: msg })); cleanup(1); };
-function cleanup(code) {
-  browser.kill("SIGKILL");
-  try { rmSync(profile, { recursive: true, force: true }); } catch {}
+let closing = false;
+const fail = (msg) => {
+  if (closing) return;
+  console.log(JSON.stringify({ ok: false, error: msg }));
+  cleanup(1);
+};
+// Chromium runs as a process group (zygote, GPU and network helpers) that keeps writing to its
+// profile for a moment after the main process dies: the whole group is killed, its leader's
+// exit awaited, and the removal retried, so that no profile is left behind in the temp dir.
+async function cleanup(code) {
+  closing = true;
+  const running = browser.exitCode === null && browser.signalCode === null;
+  const exited = running ? new Promise((r) => browser.once("exit", r)) : Promise.resolve();
+  try { process.kill(-browser.pid, "SIGKILL"); } catch {}
+  await exited;
+  try { rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }); } catch {}
   process.exit(code);
 }
 setTimeout(() => fail("timed out after 60 s"), 60000).unref();
@@ -68,5 +80,6 @@ await evaluate(`document.querySelector("#${decision}").click(); true`);
 const landed = await until(
   `location.href.startsWith(${JSON.stringify(callbackPrefix)}) && document.readyState === "complete" && document.querySelector("#result") ? document.querySelector("h1").textContent : ""`,
 );
+closing = true;
 console.log(JSON.stringify({ ok: true, title: landed }));
-cleanup(0);
+await cleanup(0);
