@@ -381,7 +381,7 @@ impl ColumnBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::{repair, sci_integer};
+    use super::{TextColumn, repair, sci_integer};
 
     #[test]
     fn invalid_utf8_is_replaced_once_per_sequence_and_counted() {
@@ -410,6 +410,30 @@ mod tests {
             ]
         );
         assert_eq!(replaced, 4);
+    }
+
+    #[test]
+    fn text_is_checked_as_a_column_and_split_characters_repaired() {
+        let column = |values: &[&[u8]]| {
+            let mut c = TextColumn::new(values.len(), 64);
+            for v in values {
+                c.push(v.len(), v).unwrap();
+            }
+            let array = c.finish(values.len()).unwrap();
+            let text: Vec<Option<String>> = array.iter().map(|v| v.map(str::to_owned)).collect();
+            (text, c.replaced)
+        };
+        // Valid non-ASCII text passes whole; an empty value is null.
+        assert_eq!(
+            column(&["Zürich".as_bytes(), b"", "日本".as_bytes()]),
+            (vec![Some("Zürich".into()), None, Some("日本".into())], 0)
+        );
+        // "é" split between two values: each value is repaired, though the column's bytes are
+        // valid UTF-8 as a whole (a check of the whole column alone would let them pass).
+        assert_eq!(
+            column(&[b"a\xC3", b"\xA9b"]),
+            (vec![Some("a\u{FFFD}".into()), Some("\u{FFFD}b".into())], 2)
+        );
     }
 
     #[test]
