@@ -101,7 +101,8 @@ pub(super) async fn collections_delete(
         })
         .collect();
     let any_failed = planned.iter().any(|p| p.is_err());
-    let mut deleted: Vec<(usize, usize)> = Vec::new();
+    // The rows deleted, by object.
+    let mut deleted: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     let results: Vec<Value> = ids
         .iter()
         .zip(planned)
@@ -120,7 +121,7 @@ pub(super) async fn collections_delete(
                     Some((code, message)) => refused(&code, &message),
                     None => {
                         store.tables[o].delete_row(row, now, false);
-                        deleted.push((o, row));
+                        deleted.entry(o).or_default().push(row);
                         json!({"id": store.id_of(crate::store::pack(o, row)), "success": true, "errors": []})
                     }
                 },
@@ -128,11 +129,7 @@ pub(super) async fn collections_delete(
         })
         .collect();
     // The children of every record deleted go with them, once per object and request.
-    let mut objects: Vec<usize> = deleted.iter().map(|&(o, _)| o).collect();
-    objects.sort_unstable();
-    objects.dedup();
-    for o in objects {
-        let rows: Vec<usize> = deleted.iter().filter(|d| d.0 == o).map(|d| d.1).collect();
+    for (o, rows) in deleted {
         store.cascade_from(o, &rows, now, false);
     }
     json_response(

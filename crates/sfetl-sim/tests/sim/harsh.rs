@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sfetl_sim::SimOptions;
 
-use crate::org::{Org, V, error_code, recent_range};
+use crate::org::{Org, V, error_code, recent_range, values_of};
 
 /// `POST /__sim/limits` with `body`; the limits after the change.
 async fn limits(org: &Org, body: Value) -> Value {
@@ -261,12 +261,7 @@ async fn deleted_endpoint_applies_salesforces_date_rules() {
     let r = deleted(now - Duration::hours(1), now + Duration::minutes(2)).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    let got: BTreeSet<String> = v["deletedRecords"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect();
+    let got: BTreeSet<String> = values_of(&v["deletedRecords"], "id");
     assert_eq!(got, ids);
     assert_eq!(v["earliestDateAvailable"], sf_time(earliest));
     // Covered up to the current minute at most, never past `end`.
@@ -521,12 +516,7 @@ async fn bulk_results_come_in_chunks_out_of_order_and_pages_stop_at_them() {
     let org = Org::start(40).await; // 120 Contacts
     limits(&org, json!({"bulk_chunk_rows": 50})).await;
     let (_, sorted) = org.query("SELECT Id FROM Contact ORDER BY Id").await;
-    let all: Vec<String> = sorted["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["Id"].as_str().unwrap().to_string())
-        .collect();
+    let all: Vec<String> = values_of(&sorted["records"], "Id");
     assert_eq!(all.len(), 120);
     let info = run_bulk(&org, "SELECT Id FROM Contact").await;
     let id = info["id"].as_str().unwrap();
@@ -1203,12 +1193,7 @@ async fn recently_deleted(org: &Org, object: &str) -> Vec<String> {
         .get_json(&format!("sobjects/{object}/deleted/?{}", recent_range()))
         .await;
     assert_eq!(s, 200, "{d}");
-    d["deletedRecords"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
+    values_of(&d["deletedRecords"], "id")
 }
 
 /// The live Ids of `object` whose `field` is `parent`.
@@ -1219,12 +1204,7 @@ async fn children(org: &Org, object: &str, field: &str, parent: &str) -> BTreeSe
         ))
         .await;
     assert_eq!(s, 200, "{v}");
-    v["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["Id"].as_str().unwrap().to_string())
-        .collect()
+    values_of(&v["records"], "Id")
 }
 
 #[tokio::test]

@@ -143,6 +143,20 @@ pub async fn refresh_grant(http: &Client, sim: &SimHandle) -> String {
         .to_string()
 }
 
+/// The text of `key` in each object of the array `list` (`v["records"]`, `v["deletedRecords"]`).
+pub fn values_of<C: FromIterator<String>>(list: &Value, key: &str) -> C {
+    list.as_array()
+        .unwrap_or_else(|| panic!("an array expected, got {list}"))
+        .iter()
+        .map(|r| {
+            r[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {r}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// Asserts the body is Salesforce's error array with this code, returns the message.
 pub fn error_code(v: &Value, code: &str) -> String {
     let arr = v

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::org::{Org, V, error_code, recent_range};
+use crate::org::{Org, V, error_code, recent_range, values_of};
 
 fn recorded(name: &str) -> Value {
     let p = std::path::Path::new(&crate::manifest_dir())
@@ -489,12 +489,7 @@ async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
         .await
         .unwrap();
     let all: Value = r.json().await.unwrap();
-    let got: HashSet<String> = all["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["Id"].as_str().unwrap().to_string())
-        .collect();
+    let got: HashSet<String> = values_of(&all["records"], "Id");
     assert_eq!(got, ids.iter().cloned().collect());
     // The replication API lists them too (within the range rules: at most 30 days, within the
     // delete log's 15 days).
