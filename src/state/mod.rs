@@ -11,7 +11,7 @@ mod stream;
 pub use stream::{
     COLUMN_ENTRY, Cursor, FILTER_ENTRY, FORMULA_ENTRY, FieldsRead, Freshness, ObjectTimes,
     OutputCommit, Parents, Sources, StreamState, TableCommit, datetime_literal, formula_entry,
-    formula_of, parse_datetime,
+    formula_of, mapping_entry, parse_datetime,
 };
 
 use std::collections::BTreeMap;

@@ -171,10 +171,16 @@ fn compared(entry: &str) -> String {
             name.to_ascii_lowercase()
         );
     }
-    if entry.starts_with(FILTER_ENTRY) || entry.starts_with(COLUMN_ENTRY) {
+    if mapping_entry(entry) {
         return entry.to_string();
     }
     entry.to_ascii_lowercase()
+}
+
+/// Whether an entry of [`FieldsRead`] records a mapping source's column or filter
+/// ([`COLUMN_ENTRY`], [`FILTER_ENTRY`]) rather than a field of the object.
+pub fn mapping_entry(entry: &str) -> bool {
+    entry.starts_with(COLUMN_ENTRY) || entry.starts_with(FILTER_ENTRY)
 }
 
 /// The field and definition an entry of [`FieldsRead`] records a formula as, if it records one.

@@ -165,11 +165,7 @@ async fn check_reports_an_unknown_field_with_the_closest_names() {
 
 #[tokio::test]
 async fn a_full_refresh_slice_of_a_mapped_stream_of_two_objects_warns_it_cannot_replace() {
-    let e = env(
-        20,
-        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = people_env(20).await;
     let cat = catalog(e.dir.path(), "cat.json", &[("person", &[], "full_refresh")]);
     let slices = plan_slices(&e.config, &cat, &[]).await;
     let objects: Vec<&str> = slices
@@ -314,11 +310,7 @@ async fn a_changed_mapping_column_reads_its_source_again_and_only_that_source() 
 
 #[tokio::test]
 async fn a_lead_converted_after_it_was_read_leaves_the_people_stream() {
-    let e = env(
-        30,
-        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = people_env(30).await;
     let (export, config, cat, first) = first_incremental_read(&e, "person").await;
     let leads = org_rows(
         &e.org,
@@ -430,6 +422,15 @@ async fn first_incremental_read(e: &Env, stream: &str) -> (PathBuf, PathBuf, Pat
     let cat = catalog(e.dir.path(), "cat.json", &[(stream, &[], "incremental")]);
     let first = messages(&read_files(&config, &cat, None).await);
     (export, config, cat, first)
+}
+
+/// An org at `scale` read through the people mapping from 2000 on, with no cursor lag.
+async fn people_env(scale: u64) -> Env {
+    env(
+        scale,
+        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+    )
+    .await
 }
 
 /// The `source_id`s the latest view of `people` holds that start with `prefix`, sorted.
@@ -572,11 +573,7 @@ async fn a_filter_on_relative_dates_warns_that_days_passing_move_rows_no_cursor_
 
 #[tokio::test]
 async fn contacts_deleted_with_their_account_leave_the_people_stream() {
-    let e = env(
-        30,
-        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = people_env(30).await;
     let (export, config, cat, first) = first_incremental_read(&e, "person").await;
     let accounts = sorted_values(
         &e.org,

@@ -292,9 +292,9 @@ fn formula_definitions(describe: Option<&SObjectDescribe>, select: &[String]) ->
     let mut out = Vec::new();
     let mut i = 0;
     while i < queue.len() {
-        let name = queue[i].clone();
+        let found = definition(&queue[i]);
         i += 1;
-        let Some((name, text)) = definition(&name) else {
+        let Some((name, text)) = found else {
             continue;
         };
         if !seen.insert(name.clone()) {
@@ -405,9 +405,7 @@ fn new_fields_named(object: &str, new: &[String]) -> (String, bool) {
     let (formulas, read): (Vec<&String>, Vec<&String>) = new
         .iter()
         .partition(|n| crate::state::formula_entry(n).is_some());
-    let mapping = read.iter().any(|n| {
-        n.starts_with(crate::state::COLUMN_ENTRY) || n.starts_with(crate::state::FILTER_ENTRY)
-    });
+    let mapping = read.iter().any(|n| crate::state::mapping_entry(n));
     let mut parts = Vec::new();
     if !read.is_empty() {
         let names = read
