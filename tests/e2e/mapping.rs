@@ -194,11 +194,7 @@ async fn rows_without_a_key_each_stay_in_the_latest_view_of_a_parquet_export() {
         "{}/fixtures/mappings/contacts_by_email.yaml",
         manifest_dir()
     );
-    let e = env(
-        30,
-        json!({"mapping": mapping, "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = mapped_env(30, json!(mapping)).await;
     let contacts = org_rows(&e.org, "SELECT Id, Email, IsDeleted FROM Contact").await;
     // Bulk's CSV gives an empty email as null, as Salesforce stores it.
     let emails: Vec<Option<String>> = contacts
@@ -362,11 +358,7 @@ fn filtered_leads(lead_filter: &str) -> Value {
 
 #[tokio::test]
 async fn a_narrowed_soql_where_takes_the_rows_it_no_longer_selects_out_of_the_stream() {
-    let e = env(
-        30,
-        json!({"mapping": filtered_leads("IsConverted = false"), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = mapped_env(30, filtered_leads("IsConverted = false")).await;
     let (export, config, cat, first) = first_incremental_read(&e, "people").await;
     let ids = |rows: Vec<Value>| -> Vec<String> {
         let mut v: Vec<String> = rows
@@ -424,13 +416,19 @@ async fn first_incremental_read(e: &Env, stream: &str) -> (PathBuf, PathBuf, Pat
     (export, config, cat, first)
 }
 
-/// An org at `scale` read through the people mapping from 2000 on, with no cursor lag.
-async fn people_env(scale: u64) -> Env {
+/// An org at `scale` read through `mapping` (a file's path or the mapping itself) from 2000 on,
+/// with no cursor lag.
+async fn mapped_env(scale: u64, mapping: Value) -> Env {
     env(
         scale,
-        json!({"mapping": mapping_path(), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
+        json!({"mapping": mapping, "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
     )
     .await
+}
+
+/// [`mapped_env`] with the people mapping (`fixtures/mappings/people.yaml`).
+async fn people_env(scale: u64) -> Env {
+    mapped_env(scale, json!(mapping_path())).await
 }
 
 /// The `source_id`s the latest view of `people` holds that start with `prefix`, sorted.
@@ -613,11 +611,7 @@ async fn contacts_deleted_with_their_account_leave_the_people_stream() {
 
 #[tokio::test]
 async fn a_removed_soql_where_reads_the_rows_it_left_out() {
-    let e = env(
-        30,
-        json!({"mapping": filtered_leads("IsConverted = false"), "start_date": "2000-01-01", "cursor_lag": "PT0S"}),
-    )
-    .await;
+    let e = mapped_env(30, filtered_leads("IsConverted = false")).await;
     let (export, config, cat, first) = first_incremental_read(&e, "people").await;
     let leads = |filter: &str| format!("SELECT Id FROM Lead WHERE {filter} AND IsDeleted = false");
     let unconverted = sorted_values(&e.org, &leads("IsConverted = false"), "Id").await;
