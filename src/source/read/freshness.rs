@@ -13,15 +13,23 @@
 //! that changed in a window are read again, and for a filter the rows it no longer selects
 //! there leave the stream); formulas of both kinds are also read again on the
 //! `formula_refresh` schedule ([`super::formulas`]).
+//!
+//! A path of several relationships (`Account.Owner.Name`) is followed at every level: renaming
+//! the User moves neither the Contact's nor the Account's `SystemModstamp`, so
+//! `Account.Owner` gets a cursor of its own beside `Account`. Each level past the first needs
+//! the describe of the object before it ([`Ancestors`]), to know where its relationship leads.
+
+use std::collections::HashMap;
 
 use crate::catalog::{SObjectDescribe, StreamSchema};
 
 /// A parent relationship whose changes the read follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentDep {
-    /// The relationship as the describe spells it (`Account`, `Parent__r`).
+    /// The relationship path as the describes spell it (`Account`, `Parent__r`,
+    /// `Account.Owner`).
     pub relationship: String,
-    /// The parent object (`Account`).
+    /// The object at its end (`Account`; `User` for `Account.Owner`).
     pub object: String,
     /// The selected columns that depend on it (`Account.Name`, `Account_Name__c`).
     pub because: Vec<String>,
@@ -37,8 +45,9 @@ impl ParentDep {
         self.because.iter().any(|b| b == FILTER)
     }
 
-    /// The SOQL path of the parent's cursor (`Account.SystemModstamp`): every object a lookup
-    /// can point to has `SystemModstamp`.
+    /// The SOQL path of the parent's cursor (`Account.SystemModstamp`,
+    /// `Account.Owner.SystemModstamp`): every object a lookup can point to has
+    /// `SystemModstamp`.
     pub fn cursor_path(&self) -> String {
         format!("{}.SystemModstamp", self.relationship)
     }
@@ -57,6 +66,20 @@ pub struct Freshness {
     pub formula_schema: Option<StreamSchema>,
     /// What is not followed, and why (logged once per read).
     pub notes: Vec<String>,
+    /// Objects whose describes the analysis needs to follow a path further (the caller
+    /// fetches them into [`Ancestors`] and analyses again).
+    pub missing: Vec<String>,
+}
+
+/// The describes of the objects that relationship paths pass through (`Account` for
+/// `Account.Owner.Name` from Contact), by object name, and the objects that could not be
+/// described (with why), whose relationships are then not followed.
+#[derive(Debug, Default)]
+pub struct Ancestors {
+    /// Describes fetched, by object name.
+    pub describes: HashMap<String, SObjectDescribe>,
+    /// Objects whose describe failed, with the reason.
+    pub failed: HashMap<String, String>,
 }
 
 impl Freshness {
@@ -68,19 +91,18 @@ impl Freshness {
 
 /// What `selected` (the SOQL paths a read selects: `Email`, `Account.Name`, formula names)
 /// depends on beyond the row's own cursor. `narrow` asks for [`Freshness::formula_schema`].
-pub fn analyse(describe: &SObjectDescribe, selected: &[String], narrow: bool) -> Freshness {
+/// Paths through objects `ancestors` lacks are followed as far as it goes, and those objects
+/// are listed in [`Freshness::missing`].
+pub fn analyse(
+    describe: &SObjectDescribe,
+    selected: &[String],
+    narrow: bool,
+    ancestors: &Ancestors,
+) -> Freshness {
     let mut out = Freshness::default();
     for name in selected {
-        if let Some((rel, rest)) = name.split_once('.') {
-            if rest.contains('.') {
-                out.notes.push(format!(
-                    "{}: {name} is kept fresh for changes of {rel} only: changes further up ({}) reach it when the {} row itself changes",
-                    describe.name,
-                    name.rsplit_once('.').map_or(name.as_str(), |(p, _)| p),
-                    describe.name
-                ));
-            }
-            add_parent(&mut out, describe, rel, name);
+        if let Some((path, _)) = name.rsplit_once('.') {
+            add_path(&mut out, describe, ancestors, path, name);
             continue;
         }
         let Some(field) = describe.fields.iter().find(|f| &f.name == name) else {
@@ -94,8 +116,8 @@ pub fn analyse(describe: &SObjectDescribe, selected: &[String], narrow: bool) ->
             continue;
         };
         let refs = formula_refs(formula);
-        for rel in &refs.relationships {
-            add_parent(&mut out, describe, rel, name);
+        for path in &refs.relationships {
+            add_path(&mut out, describe, ancestors, path, name);
         }
         if refs.time_based || !refs.relationships.is_empty() {
             out.formulas.push(name.clone());
@@ -110,35 +132,79 @@ pub fn analyse(describe: &SObjectDescribe, selected: &[String], narrow: bool) ->
 /// Adds the parents a mapping's `filter` (a `soql_where`) reads fields of
 /// (`Account.Industry = 'Banking'`), as [`FILTER`]: a row enters or leaves the filter when its
 /// parent changes, while its own cursor stays put.
-pub fn follow_filter(out: &mut Freshness, describe: &SObjectDescribe, filter: &str) {
-    for rel in formula_refs(filter).relationships {
-        add_parent(out, describe, &rel, FILTER);
+pub fn follow_filter(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    filter: &str,
+    ancestors: &Ancestors,
+) {
+    for path in formula_refs(filter).relationships {
+        add_path(out, describe, ancestors, &path, FILTER);
     }
 }
 
-/// Records that `column` depends on the parent reached by `rel`, when `rel` is a relationship
-/// of one object (a polymorphic one, such as `Owner` or `What`, cannot be filtered on its
-/// `SystemModstamp`: noted instead).
-fn add_parent(out: &mut Freshness, describe: &SObjectDescribe, rel: &str, column: &str) {
-    let Some(field) = describe.fields.iter().find(|f| {
-        f.relationship_name
-            .as_deref()
-            .is_some_and(|r| r.eq_ignore_ascii_case(rel))
-    }) else {
-        return;
-    };
-    let relationship = field.relationship_name.clone().unwrap_or_default();
-    let [object] = field.reference_to.as_slice() else {
-        let note = format!(
-            "{}: {column} is not refreshed when {relationship} changes: {relationship} can point to several objects ({}), and queries cannot filter on its SystemModstamp",
-            describe.name,
-            field.reference_to.join(", ")
-        );
-        if !out.notes.contains(&note) {
-            out.notes.push(note);
+/// Records that `column` depends on each parent along the relationship path `path`
+/// (`Account.Owner`: the Account, then its Owner), level by level while each relationship
+/// leads to one object (a polymorphic one, such as `Owner` or `What`, cannot be filtered on
+/// its `SystemModstamp`: noted instead) whose describe is known for the next level.
+fn add_path(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    ancestors: &Ancestors,
+    path: &str,
+    column: &str,
+) {
+    let mut from = describe;
+    let mut followed = String::new();
+    let mut rels = path.split('.').peekable();
+    while let Some(rel) = rels.next() {
+        let Some(field) = from.fields.iter().find(|f| {
+            f.relationship_name
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(rel))
+        }) else {
+            return;
+        };
+        if !followed.is_empty() {
+            followed.push('.');
         }
-        return;
-    };
+        followed.push_str(field.relationship_name.as_deref().unwrap_or(rel));
+        let [object] = field.reference_to.as_slice() else {
+            let note = format!(
+                "{}: {column} is not refreshed when {followed} changes: {followed} can point to several objects ({}), and queries cannot filter on its SystemModstamp",
+                describe.name,
+                field.reference_to.join(", ")
+            );
+            note_once(out, note);
+            return;
+        };
+        add_parent(out, &followed, object, column);
+        if rels.peek().is_none() {
+            return;
+        }
+        match ancestors.describes.get(object) {
+            Some(d) => from = d,
+            None => {
+                match ancestors.failed.get(object) {
+                    Some(why) => note_once(
+                        out,
+                        format!(
+                            "{}: {column} is kept fresh for changes of {followed} only: the describe of {object} failed ({why})",
+                            describe.name
+                        ),
+                    ),
+                    None if !out.missing.contains(object) => out.missing.push(object.clone()),
+                    None => {}
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Adds `column` to the columns that depend on the parent at `relationship`, a path to one
+/// `object`.
+fn add_parent(out: &mut Freshness, relationship: &str, object: &str, column: &str) {
     match out
         .parents
         .iter_mut()
@@ -147,10 +213,16 @@ fn add_parent(out: &mut Freshness, describe: &SObjectDescribe, rel: &str, column
         Some(p) if !p.because.iter().any(|c| c == column) => p.because.push(column.to_string()),
         Some(_) => {}
         None => out.parents.push(ParentDep {
-            relationship,
-            object: object.clone(),
+            relationship: relationship.to_string(),
+            object: object.to_string(),
             because: vec![column.to_string()],
         }),
+    }
+}
+
+fn note_once(out: &mut Freshness, note: String) {
+    if !out.notes.contains(&note) {
+        out.notes.push(note);
     }
 }
 
@@ -159,8 +231,8 @@ fn add_parent(out: &mut Freshness, describe: &SObjectDescribe, rel: &str, column
 struct FormulaRefs {
     /// It calls `TODAY()`, `NOW()` or `TIMENOW()`.
     time_based: bool,
-    /// The first relationship of each cross-object path (`Account` of `Account.Owner.Name`),
-    /// in order, once each.
+    /// The relationship path of each cross-object reference (`Account.Owner` of
+    /// `Account.Owner.Name`), in order, once each.
     relationships: Vec<String>,
     /// The plain names it reads (fields of its own object, and function names), in order,
     /// once each.
@@ -199,7 +271,7 @@ fn formula_refs(text: &str) -> FormulaRefs {
             .any(|f| t.eq_ignore_ascii_case(f))
         {
             out.time_based = true;
-        } else if let Some((rel, _)) = t.split_once('.') {
+        } else if let Some((rel, _)) = t.rsplit_once('.') {
             if rel.starts_with(|c: char| c.is_alphabetic())
                 && !out
                     .relationships
@@ -269,11 +341,17 @@ mod tests {
     #[test]
     fn a_filter_on_parent_fields_follows_those_parents() {
         let d = describe();
-        let mut f = analyse(&d, &names(&["Id", "Account.Name"]), false);
+        let mut f = analyse(
+            &d,
+            &names(&["Id", "Account.Name"]),
+            false,
+            &Ancestors::default(),
+        );
         follow_filter(
             &mut f,
             &d,
             "account.Industry = 'Banking' AND Name != 'Owner.Name' AND Amount > 1.5",
+            &Ancestors::default(),
         );
         assert_eq!(
             f.parents,
@@ -285,7 +363,7 @@ mod tests {
         );
         assert!(f.parents[0].filters());
         let mut plain = Freshness::default();
-        follow_filter(&mut plain, &d, "IsConverted = false");
+        follow_filter(&mut plain, &d, "IsConverted = false", &Ancestors::default());
         assert!(plain.is_empty());
     }
 
@@ -303,6 +381,7 @@ mod tests {
                 "Label__c",
             ]),
             true,
+            &Ancestors::default(),
         );
         assert_eq!(
             f.formulas,
@@ -337,45 +416,155 @@ mod tests {
         assert!(f.notes.is_empty());
     }
 
+    /// An Account describe whose `Owner` leads to User only and `Parent` to Account, and
+    /// whose `Delegate` may be a User or a Group.
+    fn account() -> SObjectDescribe {
+        serde_json::from_value(json!({"name": "Account", "fields": [
+            {"name": "Id", "type": "id"},
+            {"name": "OwnerId", "type": "reference", "relationshipName": "Owner", "referenceTo": ["User"]},
+            {"name": "ParentId", "type": "reference", "relationshipName": "Parent", "referenceTo": ["Account"]},
+            {"name": "DelegateId", "type": "reference", "relationshipName": "Delegate", "referenceTo": ["User", "Group"]},
+        ]}))
+        .unwrap()
+    }
+
+    fn dep(relationship: &str, object: &str, because: &[&str]) -> ParentDep {
+        ParentDep {
+            relationship: relationship.into(),
+            object: object.into(),
+            because: names(because),
+        }
+    }
+
     #[test]
     fn mapped_parent_paths_are_followed_and_what_cannot_be_is_said() {
         let d = describe();
-        let f = analyse(
-            &d,
-            &names(&[
-                "Id",
-                "account.Name",
-                "Account.Owner.Name",
-                "Owner.Name",
-                "Name",
-            ]),
-            false,
-        );
-        assert_eq!(f.parents.len(), 1);
+        let selected = names(&[
+            "Id",
+            "account.Name",
+            "Account.Owner.Name",
+            "Owner.Name",
+            "Name",
+        ]);
+        let f = analyse(&d, &selected, false, &Ancestors::default());
+        // The Account is followed; its Owner needs the Account's describe first.
         assert_eq!(
-            f.parents[0].because,
-            names(&["account.Name", "Account.Owner.Name"])
+            f.parents,
+            vec![dep(
+                "Account",
+                "Account",
+                &["account.Name", "Account.Owner.Name"]
+            )]
         );
+        assert_eq!(f.missing, names(&["Account"]));
         assert!(f.formulas.is_empty() && f.formula_schema.is_none());
         assert_eq!(
             f.notes,
             names(&[
-                "Opportunity: Account.Owner.Name is kept fresh for changes of Account only: changes further up (Account.Owner) reach it when the Opportunity row itself changes",
                 "Opportunity: Owner.Name is not refreshed when Owner changes: Owner can point to several objects (User, Group), and queries cannot filter on its SystemModstamp",
             ])
         );
-        assert!(analyse(&d, &names(&["Id", "Weighted__c"]), true).is_empty());
+        assert!(
+            analyse(
+                &d,
+                &names(&["Id", "Weighted__c"]),
+                true,
+                &Ancestors::default()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_level_of_a_longer_path_is_followed_once_its_describes_are_known() {
+        let d = describe();
+        let mut ancestors = Ancestors::default();
+        ancestors.describes.insert("Account".into(), account());
+        let selected = names(&[
+            "Account.Owner.Name",
+            "Account.Parent.Owner.Email",
+            "Account.Delegate.Name",
+        ]);
+        let f = analyse(&d, &selected, false, &ancestors);
+        assert_eq!(
+            f.parents,
+            vec![
+                dep(
+                    "Account",
+                    "Account",
+                    &[
+                        "Account.Owner.Name",
+                        "Account.Parent.Owner.Email",
+                        "Account.Delegate.Name"
+                    ]
+                ),
+                dep("Account.Owner", "User", &["Account.Owner.Name"]),
+                dep("Account.Parent", "Account", &["Account.Parent.Owner.Email"]),
+                dep(
+                    "Account.Parent.Owner",
+                    "User",
+                    &["Account.Parent.Owner.Email"]
+                ),
+            ]
+        );
+        assert_eq!(f.parents[1].cursor_path(), "Account.Owner.SystemModstamp");
+        assert!(f.missing.is_empty(), "{:?}", f.missing);
+        assert_eq!(
+            f.notes,
+            names(&[
+                "Opportunity: Account.Delegate.Name is not refreshed when Account.Delegate changes: Account.Delegate can point to several objects (User, Group), and queries cannot filter on its SystemModstamp",
+            ])
+        );
+        // A cross-object formula and a filter reading two levels up follow both levels too.
+        let mut formula = describe();
+        formula.fields[5].calculated_formula = Some("TEXT(Account.Owner.Title)".into());
+        let mut f = analyse(
+            &formula,
+            &names(&["Account_Industry__c"]),
+            false,
+            &ancestors,
+        );
+        follow_filter(
+            &mut f,
+            &d,
+            "Account.Parent.Industry = 'Banking'",
+            &ancestors,
+        );
+        let rels: Vec<&str> = f.parents.iter().map(|p| p.relationship.as_str()).collect();
+        assert_eq!(rels, ["Account", "Account.Owner", "Account.Parent"]);
+        assert!(f.parents[2].filters());
+    }
+
+    #[test]
+    fn a_parent_that_cannot_be_described_stops_its_path_with_a_note() {
+        let d = describe();
+        let mut ancestors = Ancestors::default();
+        ancestors
+            .failed
+            .insert("Account".into(), "HTTP 404 NOT_FOUND: gone".into());
+        let f = analyse(&d, &names(&["Account.Owner.Name"]), false, &ancestors);
+        assert_eq!(
+            f.parents,
+            vec![dep("Account", "Account", &["Account.Owner.Name"])]
+        );
+        assert!(f.missing.is_empty());
+        assert_eq!(
+            f.notes,
+            names(&[
+                "Opportunity: Account.Owner.Name is kept fresh for changes of Account only: the describe of Account failed (HTTP 404 NOT_FOUND: gone)",
+            ])
+        );
     }
 
     #[test]
     fn formula_text_scan_skips_literals_and_globals() {
         assert_eq!(
             formula_refs(
-                "IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x"
+                "IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x & Account.Owner.Name"
             ),
             FormulaRefs {
                 time_based: true,
-                relationships: names(&["Account", "Parent__r"]),
+                relationships: names(&["Account", "Parent__r", "Account.Owner"]),
                 names: names(&["IF", "ISPICKVAL"]),
             }
         );

@@ -266,28 +266,67 @@ async fn plan_stream<'c>(
     check_drift(ctx, name, &cs.stream.json_schema, current).await?;
     let plan =
         slicing::plan_described(&ctx.client, &ctx.config, cs, saved, mapped, &describes).await?;
-    let fresh = match mapped {
-        Some(mapped) => mapped
-            .sources
-            .iter()
-            .map(|src| match describes.get(&src.object) {
-                Some(d) => {
-                    let mut fresh = freshness::analyse(d, &src.fields, false);
-                    if let Some(filter) = &src.soql_where {
-                        freshness::follow_filter(&mut fresh, d, filter);
+    let mut fresh = Vec::new();
+    match mapped {
+        Some(mapped) => {
+            for src in &mapped.sources {
+                fresh.push(match describes.get(&src.object) {
+                    Some(d) => {
+                        let filter = src.soql_where.as_deref();
+                        freshness_of(&ctx.client, d, &src.fields, filter, false).await?
                     }
-                    fresh
-                }
-                None => freshness::Freshness::default(),
-            })
-            .collect(),
-        None => plan
-            .objects
-            .iter()
-            .map(|o| freshness::analyse(&describes[name], &o.rest.select, true))
-            .collect(),
-    };
+                    None => freshness::Freshness::default(),
+                });
+            }
+        }
+        None => {
+            for o in &plan.objects {
+                let d = &describes[name];
+                fresh.push(freshness_of(&ctx.client, d, &o.rest.select, None, true).await?);
+            }
+        }
+    }
     Ok((plan, fresh))
+}
+
+/// [`freshness::analyse`] of `selected` (and of a mapping's `filter`), with the describes of
+/// the objects that relationship paths pass through fetched level by level until every path
+/// is followed as far as it goes (one describe per object, memoized by the client). An object
+/// the user may not describe (403, 404) stops its paths with a note instead of failing the
+/// read.
+async fn freshness_of(
+    client: &SalesforceClient,
+    describe: &crate::catalog::SObjectDescribe,
+    selected: &[String],
+    filter: Option<&str>,
+    narrow: bool,
+) -> Result<freshness::Freshness, FetchError> {
+    let mut ancestors = freshness::Ancestors::default();
+    loop {
+        let mut fresh = freshness::analyse(describe, selected, narrow, &ancestors);
+        if let Some(filter) = filter {
+            freshness::follow_filter(&mut fresh, describe, filter, &ancestors);
+        }
+        if fresh.missing.is_empty() {
+            return Ok(fresh);
+        }
+        // Each round describes objects not asked before, so the loop ends.
+        for object in std::mem::take(&mut fresh.missing) {
+            match crate::salesforce::describe::describe(client, &object).await {
+                Ok(d) => {
+                    ancestors.describes.insert(object, d);
+                }
+                Err(
+                    e @ SalesforceError::Api {
+                        status: 403 | 404, ..
+                    },
+                ) => {
+                    ancestors.failed.insert(object, e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// One stream: describe, plan, open the output, read each object, close.
