@@ -101,25 +101,24 @@ pub fn analyse(
 ) -> Freshness {
     let mut out = Freshness::default();
     for name in selected {
-        if let Some((path, _)) = name.rsplit_once('.') {
-            add_path(&mut out, describe, ancestors, path, name);
+        if let Some((path, field)) = name.rsplit_once('.') {
+            // A parent's own formula (`Account.Days_Open__c`) changes as unseen as one of the
+            // row's: the parent's cursor does not move either.
+            if let Some(parent) = add_path(&mut out, describe, ancestors, path, name, true)
+                && formula_of(parent, field).is_some_and(|f| formula_refs(f).changes_unseen())
+            {
+                out.formulas.push(name.clone());
+            }
             continue;
         }
-        let Some(field) = describe.fields.iter().find(|f| &f.name == name) else {
-            continue;
-        };
-        let Some(formula) = field
-            .calculated_formula
-            .as_deref()
-            .filter(|_| field.calculated)
-        else {
+        let Some(formula) = formula_of(describe, name) else {
             continue;
         };
         let refs = formula_refs(formula);
         for path in &refs.relationships {
-            add_path(&mut out, describe, ancestors, path, name);
+            add_path(&mut out, describe, ancestors, path, name, false);
         }
-        if refs.time_based || !refs.relationships.is_empty() {
+        if refs.changes_unseen() {
             out.formulas.push(name.clone());
         }
     }
@@ -139,32 +138,44 @@ pub fn follow_filter(
     ancestors: &Ancestors,
 ) {
     for path in formula_refs(filter).relationships {
-        add_path(out, describe, ancestors, &path, FILTER);
+        add_path(out, describe, ancestors, &path, FILTER, false);
     }
+}
+
+/// The formula of `describe`'s field `name`, when it is a formula field.
+fn formula_of<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d str> {
+    let field = describe
+        .fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name))?;
+    field
+        .calculated_formula
+        .as_deref()
+        .filter(|_| field.calculated)
 }
 
 /// Records that `column` depends on each parent along the relationship path `path`
 /// (`Account.Owner`: the Account, then its Owner), level by level while each relationship
 /// leads to one object (a polymorphic one, such as `Owner` or `What`, cannot be filtered on
-/// its `SystemModstamp`: noted instead) whose describe is known for the next level.
-fn add_path(
+/// its `SystemModstamp`: noted instead) whose describe is known for the next level. With
+/// `last`, returns the describe of the object at the path's end (None when unknown yet).
+fn add_path<'a>(
     out: &mut Freshness,
-    describe: &SObjectDescribe,
-    ancestors: &Ancestors,
+    describe: &'a SObjectDescribe,
+    ancestors: &'a Ancestors,
     path: &str,
     column: &str,
-) {
+    last: bool,
+) -> Option<&'a SObjectDescribe> {
     let mut from = describe;
     let mut followed = String::new();
     let mut rels = path.split('.').peekable();
     while let Some(rel) = rels.next() {
-        let Some(field) = from.fields.iter().find(|f| {
+        let field = from.fields.iter().find(|f| {
             f.relationship_name
                 .as_deref()
                 .is_some_and(|r| r.eq_ignore_ascii_case(rel))
-        }) else {
-            return;
-        };
+        })?;
         if !followed.is_empty() {
             followed.push('.');
         }
@@ -176,30 +187,31 @@ fn add_path(
                 field.reference_to.join(", ")
             );
             note_once(out, note);
-            return;
+            return None;
         };
         add_parent(out, &followed, object, column);
-        if rels.peek().is_none() {
-            return;
+        if rels.peek().is_none() && !last {
+            return None;
         }
-        match ancestors.describes.get(object) {
-            Some(d) => from = d,
+        from = match ancestors.describes.get(object) {
+            Some(d) => d,
             None => {
                 match ancestors.failed.get(object) {
                     Some(why) => note_once(
                         out,
                         format!(
-                            "{}: {column} is kept fresh for changes of {followed} only: the describe of {object} failed ({why})",
+                            "{}: {column} is kept fresh up to {followed} only: the describe of {object} failed ({why})",
                             describe.name
                         ),
                     ),
                     None if !out.missing.contains(object) => out.missing.push(object.clone()),
                     None => {}
                 }
-                return;
+                return None;
             }
-        }
+        };
     }
+    Some(from)
 }
 
 /// Adds `column` to the columns that depend on the parent at `relationship`, a path to one
@@ -237,6 +249,14 @@ struct FormulaRefs {
     /// The plain names it reads (fields of its own object, and function names), in order,
     /// once each.
     names: Vec<String>,
+}
+
+impl FormulaRefs {
+    /// Whether the formula's value changes while its row does not: it reads the clock or
+    /// another object.
+    fn changes_unseen(&self) -> bool {
+        self.time_based || !self.relationships.is_empty()
+    }
 }
 
 /// The fields of the object's own that `formula` reads (names the describe has, found in its
@@ -424,6 +444,16 @@ mod tests {
             {"name": "OwnerId", "type": "reference", "relationshipName": "Owner", "referenceTo": ["User"]},
             {"name": "ParentId", "type": "reference", "relationshipName": "Parent", "referenceTo": ["Account"]},
             {"name": "DelegateId", "type": "reference", "relationshipName": "Delegate", "referenceTo": ["User", "Group"]},
+            {"name": "Days_Open__c", "type": "double", "calculated": true, "calculatedFormula": "TODAY() - DATEVALUE(CreatedDate)"},
+            {"name": "Label__c", "type": "string", "calculated": true, "calculatedFormula": "Name & Type"},
+        ]}))
+        .unwrap()
+    }
+
+    fn user() -> SObjectDescribe {
+        serde_json::from_value(json!({"name": "User", "fields": [
+            {"name": "Id", "type": "id"},
+            {"name": "Email", "type": "email"},
         ]}))
         .unwrap()
     }
@@ -480,6 +510,7 @@ mod tests {
         let d = describe();
         let mut ancestors = Ancestors::default();
         ancestors.describes.insert("Account".into(), account());
+        ancestors.describes.insert("User".into(), user());
         let selected = names(&[
             "Account.Owner.Name",
             "Account.Parent.Owner.Email",
@@ -536,6 +567,31 @@ mod tests {
     }
 
     #[test]
+    fn a_parents_formula_that_changes_unseen_is_refreshed_like_the_rows_own() {
+        let d = describe();
+        let selected = names(&["Id", "Account.Days_Open__c", "Account.Label__c"]);
+        let f = analyse(&d, &selected, false, &Ancestors::default());
+        // Whether they are formulas takes the Account's describe.
+        assert!(f.formulas.is_empty());
+        assert_eq!(f.missing, names(&["Account"]));
+        let mut ancestors = Ancestors::default();
+        ancestors.describes.insert("Account".into(), account());
+        let f = analyse(&d, &selected, false, &ancestors);
+        // The time-based one is refreshed on schedule; the one of the Account's own fields
+        // moves with the Account's cursor, which is followed.
+        assert_eq!(f.formulas, names(&["Account.Days_Open__c"]));
+        assert_eq!(
+            f.parents,
+            vec![dep(
+                "Account",
+                "Account",
+                &["Account.Days_Open__c", "Account.Label__c"]
+            )]
+        );
+        assert!(f.missing.is_empty() && f.notes.is_empty());
+    }
+
+    #[test]
     fn a_parent_that_cannot_be_described_stops_its_path_with_a_note() {
         let d = describe();
         let mut ancestors = Ancestors::default();
@@ -551,7 +607,7 @@ mod tests {
         assert_eq!(
             f.notes,
             names(&[
-                "Opportunity: Account.Owner.Name is kept fresh for changes of Account only: the describe of Account failed (HTTP 404 NOT_FOUND: gone)",
+                "Opportunity: Account.Owner.Name is kept fresh up to Account only: the describe of Account failed (HTTP 404 NOT_FOUND: gone)",
             ])
         );
     }
