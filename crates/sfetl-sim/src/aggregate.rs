@@ -83,14 +83,9 @@ pub enum Group {
 impl Group {
     /// Whether two items group by the same thing.
     pub fn same(&self, other: &Group) -> bool {
-        let same_path = |a: &Path, b: &Path| {
-            a.field == b.field
-                && a.name == b.name
-                && a.via.as_ref().map(|v| v.ref_field) == b.via.as_ref().map(|v| v.ref_field)
-        };
         match (self, other) {
-            (Group::Field(a), Group::Field(b)) => same_path(a, b),
-            (Group::Date(f, a), Group::Date(g, b)) => f == g && same_path(a, b),
+            (Group::Field(a), Group::Field(b)) => a.same(b),
+            (Group::Date(f, a), Group::Date(g, b)) => f == g && a.same(b),
             _ => false,
         }
     }

@@ -246,13 +246,7 @@ async fn record(
         .fields
         .iter()
         .enumerate()
-        .map(|(i, f)| Path {
-            via: None,
-            name: f.name.clone(),
-            field: i,
-            ftype: f.ftype,
-            sf_type: f.sf_type.clone(),
-        })
+        .map(|(i, f)| Path::own(i, f))
         .collect();
     let mut out = Vec::new();
     json_record(

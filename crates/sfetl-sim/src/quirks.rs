@@ -63,7 +63,7 @@ pub fn of(object: &str) -> &'static [Quirk] {
 /// Whether `e` constrains one of `fields` to given ids (`=` or `IN` in a top-level AND term).
 fn filters_on(e: &Expr, fields: &[&str]) -> bool {
     let named = |p: &super::soql::Path| {
-        p.via.is_none() && fields.iter().any(|f| f.eq_ignore_ascii_case(&p.name))
+        p.hops.is_empty() && fields.iter().any(|f| f.eq_ignore_ascii_case(&p.name))
     };
     match e {
         Expr::Cmp(p, Op::Eq, _) => named(p),
@@ -79,7 +79,7 @@ fn query_refusal(q: &Query, name: &str) -> Option<(&'static str, &'static str)> 
         match *quirk {
             Quirk::SelectOnly(allowed, message) => {
                 let other = q.fields.iter().any(|p| {
-                    p.via.is_some() || !allowed.iter().any(|a| a.eq_ignore_ascii_case(&p.name))
+                    !p.hops.is_empty() || !allowed.iter().any(|a| a.eq_ignore_ascii_case(&p.name))
                 });
                 if other {
                     return Some(("INVALID_FIELD", message));

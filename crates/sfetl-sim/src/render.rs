@@ -2,7 +2,7 @@
 //! relationships and compound address / location objects) and Bulk CSV cells.
 
 use super::describe::FType;
-use super::soql::{Path, read, target};
+use super::soql::{Path, target};
 use super::store::{
     Column, Store, Val, unpack, write_date, write_datetime, write_id, write_int, write_number,
     write_time,
@@ -121,7 +121,8 @@ pub enum Blobs {
 }
 
 /// Writes one REST record: `attributes`, then the selected fields in order, relationship paths
-/// grouped into one nested object per relationship (or `null`).
+/// grouped into one nested object per relationship (or `null`), recursively for every hop
+/// (`"Account":{..., "Owner":{...}}`), as Salesforce nests them.
 pub fn json_record(
     out: &mut Vec<u8>,
     store: &Store,
@@ -133,76 +134,100 @@ pub fn json_record(
 ) {
     let name = &store.catalog.objects[obj].name;
     attributes(out, store, name, obj, row, version);
-    let mut done_rels: Vec<&str> = Vec::new();
-    for p in fields {
-        match &p.via {
-            None => {
-                out.push(b',');
-                json_str(out, &p.name);
-                out.push(b':');
-                if matches!(p.ftype, FType::Address | FType::Location) {
-                    json_compound(out, store, obj, row, p.field);
-                    continue;
-                }
-                let v = read(store, obj, row, p);
-                if p.ftype == FType::Base64 && blobs == Blobs::Urls && !v.is_null() {
-                    out.extend_from_slice(b"\"/services/data/");
-                    out.extend_from_slice(version.as_bytes());
-                    out.extend_from_slice(b"/sobjects/");
-                    out.extend_from_slice(name.as_bytes());
-                    out.push(b'/');
-                    write_id(&store.catalog.objects[obj].prefix, row, out);
-                    out.push(b'/');
-                    out.extend_from_slice(p.name.as_bytes());
-                    out.push(b'"');
-                } else {
-                    json_val(out, store, &v);
-                }
-            }
-            Some(via) => {
-                if done_rels.contains(&via.rel_name.as_str()) {
-                    continue;
-                }
-                done_rels.push(&via.rel_name);
-                out.push(b',');
-                json_str(out, &via.rel_name);
-                out.push(b':');
-                match target(store, obj, row, via) {
-                    None => out.extend_from_slice(b"null"),
-                    Some((t, trow)) => {
-                        let tname = if via.polymorphic {
-                            "Name"
-                        } else {
-                            store.catalog.objects[t].name.as_str()
-                        };
-                        attributes(out, store, tname, t, trow, version);
-                        for q in fields
-                            .iter()
-                            .filter(|q| q.via.as_ref().is_some_and(|v| v.rel_name == via.rel_name))
-                        {
-                            out.push(b',');
-                            json_str(out, &q.name);
-                            out.push(b':');
-                            let f = if via.polymorphic {
-                                store.catalog.objects[t].field(&q.name)
-                            } else {
-                                Some(q.field)
-                            };
-                            match f {
-                                Some(f) if matches!(q.ftype, FType::Address | FType::Location) => {
-                                    json_compound(out, store, t, trow, f)
-                                }
-                                Some(f) => json_val(out, store, &store.get(t, trow, f)),
-                                None => out.extend_from_slice(b"null"),
-                            }
-                        }
-                        out.push(b'}');
-                    }
-                }
-            }
-        }
-    }
+    let ctx = Ctx {
+        store,
+        version,
+        blobs,
+    };
+    let fields: Vec<&Path> = fields.iter().collect();
+    json_fields(out, &ctx, obj, row, &fields, 0);
     out.push(b'}');
+}
+
+/// What every level of a REST record is written with.
+struct Ctx<'a> {
+    store: &'a Store,
+    version: &'a str,
+    blobs: Blobs,
+}
+
+/// Writes the fields of one level of a record: `depth` hops of every path in `paths` already
+/// followed to (`obj`, `row`); a path ending here is a field, the others are grouped by their
+/// next relationship in order of first appearance.
+fn json_fields(
+    out: &mut Vec<u8>,
+    ctx: &Ctx<'_>,
+    obj: usize,
+    row: usize,
+    paths: &[&Path],
+    depth: usize,
+) {
+    let mut done: Vec<&str> = Vec::new();
+    for p in paths {
+        let Some(via) = p.hops.get(depth) else {
+            json_field(out, ctx, obj, row, p);
+            continue;
+        };
+        if done.contains(&via.rel_name.as_str()) {
+            continue;
+        }
+        done.push(&via.rel_name);
+        out.push(b',');
+        json_str(out, &via.rel_name);
+        out.push(b':');
+        let Some((t, trow)) = target(ctx.store, obj, row, via) else {
+            out.extend_from_slice(b"null");
+            continue;
+        };
+        let tname = if via.polymorphic {
+            "Name"
+        } else {
+            ctx.store.catalog.objects[t].name.as_str()
+        };
+        attributes(out, ctx.store, tname, t, trow, ctx.version);
+        let group: Vec<&Path> = paths
+            .iter()
+            .filter(|q| {
+                q.hops
+                    .get(depth)
+                    .is_some_and(|v| v.rel_name == via.rel_name)
+            })
+            .copied()
+            .collect();
+        json_fields(out, ctx, t, trow, &group, depth + 1);
+        out.push(b'}');
+    }
+}
+
+/// Writes one field of the object a path reached (compound fields as objects, base64 fields
+/// as the URL serving their content unless the caller asked for the stored text).
+fn json_field(out: &mut Vec<u8>, ctx: &Ctx<'_>, obj: usize, row: usize, p: &Path) {
+    let store = ctx.store;
+    out.push(b',');
+    json_str(out, &p.name);
+    out.push(b':');
+    let Some(f) = p.field_in(store, obj) else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    if matches!(p.ftype, FType::Address | FType::Location) {
+        json_compound(out, store, obj, row, f);
+        return;
+    }
+    let v = store.get(obj, row, f);
+    if p.ftype == FType::Base64 && ctx.blobs == Blobs::Urls && !v.is_null() {
+        out.extend_from_slice(b"\"/services/data/");
+        out.extend_from_slice(ctx.version.as_bytes());
+        out.extend_from_slice(b"/sobjects/");
+        out.extend_from_slice(store.catalog.objects[obj].name.as_bytes());
+        out.push(b'/');
+        write_id(&store.catalog.objects[obj].prefix, row, out);
+        out.push(b'/');
+        out.extend_from_slice(p.name.as_bytes());
+        out.push(b'"');
+    } else {
+        json_val(out, store, &v);
+    }
 }
 
 /// Writes one Bulk CSV cell: every value quoted with `""` escaping, null and empty text as a

@@ -19,14 +19,22 @@ pub struct SoqlError {
     pub message: String,
 }
 
-/// A selected (or filtered / sorted) field path: `Name` or `Account.Name`.
+/// The most relationship hops a child-to-parent path may take (`Contact.Account.Owner.Name` takes
+/// two): Salesforce refuses more than five levels (SOQL and SOSL Reference, Relationship Query
+/// Limits).
+pub const MAX_HOPS: usize = 5;
+
+/// A selected (or filtered / sorted) field path: `Name`, `Account.Name` or
+/// `Account.Owner.Name`.
 #[derive(Debug, Clone)]
 pub struct Path {
-    /// The reference field of the base object when the path goes through a relationship.
-    pub via: Option<Via>,
-    /// Canonical field name (in the target object for relationship paths).
+    /// The relationships followed from the base object, first hop first (empty for a field of
+    /// the base object): each hop's reference field lives on the previous hop's target, so a
+    /// value is read by following them in order.
+    pub hops: Vec<Via>,
+    /// Canonical field name (in the last hop's target object for relationship paths).
     pub name: String,
-    /// Field index in the base object (or in the single target object).
+    /// Field index in the base object (or in the last hop's single target object).
     pub field: usize,
     /// The field's type.
     pub ftype: FType,
@@ -34,23 +42,61 @@ pub struct Path {
     pub sf_type: String,
 }
 
-/// The relationship part of a [`Path`].
+/// One relationship hop of a [`Path`].
 #[derive(Debug, Clone)]
 pub struct Via {
-    /// Reference field index in the base object.
+    /// Reference field index in the object the hop starts from.
     pub ref_field: usize,
     /// Canonical relationship name (`Account`, `Owner`, `Lead__r`).
     pub rel_name: String,
-    /// Whether the reference is polymorphic (target resolved per row, only Id / Name allowed).
+    /// Whether the reference is polymorphic (target resolved per row, only Id / Name allowed,
+    /// and never followed further).
     pub polymorphic: bool,
 }
 
 impl Path {
-    /// The column name as Bulk CSV headers show it (`Account.Name`).
+    /// A field of the object itself (no relationship), for the record reads that list every
+    /// field of an object rather than parse a SELECT.
+    pub fn own(field: usize, meta: &FieldMeta) -> Path {
+        Path {
+            hops: Vec::new(),
+            name: meta.name.clone(),
+            field,
+            ftype: meta.ftype,
+            sf_type: meta.sf_type.clone(),
+        }
+    }
+
+    /// The column name as Bulk CSV headers show it: the dotted path (`Account.Owner.Name`).
     pub fn label(&self) -> String {
-        match &self.via {
-            Some(v) => format!("{}.{}", v.rel_name, self.name),
-            None => self.name.clone(),
+        let mut label = String::new();
+        for via in &self.hops {
+            label.push_str(&via.rel_name);
+            label.push('.');
+        }
+        label.push_str(&self.name);
+        label
+    }
+
+    /// Whether two paths name the same field through the same chain of relationships (GROUP BY
+    /// matching compares whole chains, not just the final field).
+    pub fn same(&self, other: &Path) -> bool {
+        self.field == other.field
+            && self.name == other.name
+            && self.hops.len() == other.hops.len()
+            && self
+                .hops
+                .iter()
+                .zip(&other.hops)
+                .all(|(a, b)| a.ref_field == b.ref_field)
+    }
+
+    /// The field's index in `obj`, the object the path's last hop reached for a row (through a
+    /// polymorphic hop the field is looked up by name on the row's actual target).
+    pub fn field_in(&self, store: &Store, obj: usize) -> Option<usize> {
+        match self.hops.last() {
+            Some(v) if v.polymorphic => store.catalog.objects[obj].field(&self.name),
+            _ => Some(self.field),
         }
     }
 }
@@ -281,6 +327,17 @@ pub fn parse(q: &str, store: &Store) -> Result<Query, SoqlError> {
         nested: false,
     };
     p.query()
+}
+
+/// Where a field path has got to while it is resolved hop by hop.
+enum Reached {
+    /// An object (the base object, or a single-target relationship's target).
+    Object(usize),
+    /// A polymorphic relationship's targets: only `Id` and `Name`, on the entity Salesforce
+    /// calls `Name`.
+    Polymorphic,
+    /// A reference to an object outside the catalogue (its name, for the error).
+    Missing(String),
 }
 
 /// A SELECT item as written, resolved once FROM names the object.
@@ -735,114 +792,142 @@ impl Parser<'_> {
         &self.store.catalog.objects[obj]
     }
 
+    /// Resolves a field path as written (`Name`, `Account.Name`, `Account.Owner.Name`, the base
+    /// object's name optionally in front) against the query's object, hop by hop.
     fn path(&self, name: &str, pos: usize) -> Result<Path, SoqlError> {
         let base = self.meta(self.object);
-        let no_column = |col: &str| {
-            self.err_at(
-                "INVALID_FIELD",
-                pos,
-                &format!(
-                    "No such column '{col}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
-                    base.name
-                ),
-            )
-        };
         let parts: Vec<&str> = name.split('.').collect();
         let parts: &[&str] = if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&base.name) {
             &parts[1..]
         } else {
             &parts
         };
-        match parts {
-            [f] => {
-                let i = base.field(f).ok_or_else(|| no_column(f))?;
-                let m = &base.fields[i];
+        let Some((field, rels)) = parts.split_last() else {
+            return Err(self.malformed());
+        };
+        if rels.len() > MAX_HOPS {
+            let text = format!(
+                "Relationship path '{name}' has {} levels: a child-to-parent relationship can have no more than {MAX_HOPS} levels",
+                rels.len()
+            );
+            return Err(self.err_at("MALFORMED_QUERY", pos, &text));
+        }
+        let mut hops = Vec::with_capacity(rels.len());
+        let mut at = Reached::Object(self.object);
+        for rel in rels {
+            let (via, next) = self.hop(&at, rel, pos)?;
+            hops.push(via);
+            at = next;
+        }
+        self.end_field(hops, &at, field, pos)
+    }
+
+    /// One relationship hop from where a path has got to: the hop and where it leads.
+    fn hop(&self, at: &Reached, rel: &str, pos: usize) -> Result<(Via, Reached), SoqlError> {
+        let Reached::Object(obj) = *at else {
+            // Past a polymorphic hop only Id and Name exist: Salesforce names no such column.
+            return Err(self.no_column(pos, rel, &self.entity(at)));
+        };
+        let meta = self.meta(obj);
+        let ri = meta.relationship(rel).ok_or_else(|| {
+            self.err_at(
+                "INVALID_FIELD",
+                pos,
+                &format!(
+                    "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
+                ),
+            )
+        })?;
+        let rm = &meta.fields[ri];
+        let via = Via {
+            ref_field: ri,
+            rel_name: rm.relationship.clone().unwrap_or_default(),
+            polymorphic: rm.polymorphic,
+        };
+        let target = rm.reference_to.first().cloned().unwrap_or_default();
+        let next = if rm.polymorphic {
+            Reached::Polymorphic
+        } else {
+            match self.store.catalog.object(&target) {
+                Some(t) => Reached::Object(t),
+                None => Reached::Missing(target),
+            }
+        };
+        Ok((via, next))
+    }
+
+    /// The field a path ends with, on the object its hops reached (after a polymorphic hop, only
+    /// `Id` or `Name`).
+    fn end_field(
+        &self,
+        hops: Vec<Via>,
+        at: &Reached,
+        f: &str,
+        pos: usize,
+    ) -> Result<Path, SoqlError> {
+        let bad = || self.no_column(pos, f, &self.entity(at));
+        match at {
+            Reached::Object(obj) => {
+                let meta = self.meta(*obj);
+                let i = meta.field(f).ok_or_else(bad)?;
                 Ok(Path {
-                    via: None,
-                    name: m.name.clone(),
-                    field: i,
-                    ftype: m.ftype,
-                    sf_type: m.sf_type.clone(),
+                    hops,
+                    ..Path::own(i, &meta.fields[i])
                 })
             }
-            [rel, f] => {
-                let ri = base.relationship(rel).ok_or_else(|| {
-                    self.err_at(
-                        "INVALID_FIELD",
-                        pos,
-                        &format!(
-                            "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
-                        ),
-                    )
-                })?;
-                let rm = &base.fields[ri];
-                let via = Via {
-                    ref_field: ri,
-                    rel_name: rm.relationship.clone().unwrap_or_default(),
-                    polymorphic: rm.polymorphic,
-                };
-                let targets: Vec<usize> = rm
-                    .reference_to
-                    .iter()
-                    .filter_map(|t| self.store.catalog.object(t))
-                    .collect();
-                let bad = || {
-                    self.err_at(
-                        "INVALID_FIELD",
-                        pos,
-                        &format!(
-                            "No such column '{f}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
-                            if rm.polymorphic { "Name".to_string() } else { rm.reference_to.first().cloned().unwrap_or_default() }
-                        ),
-                    )
-                };
-                if rm.polymorphic {
-                    let canon = ["Id", "Name"]
-                        .into_iter()
-                        .find(|c| c.eq_ignore_ascii_case(f))
-                        .ok_or_else(bad)?;
-                    let ftype = if canon == "Id" {
-                        FType::Id
-                    } else {
-                        FType::Text
-                    };
-                    Ok(Path {
-                        via: Some(via),
-                        name: canon.into(),
-                        field: usize::MAX,
-                        ftype,
-                        sf_type: canon.to_lowercase(),
-                    })
+            Reached::Polymorphic => {
+                let canon = ["Id", "Name"]
+                    .into_iter()
+                    .find(|c| c.eq_ignore_ascii_case(f))
+                    .ok_or_else(bad)?;
+                let ftype = if canon == "Id" {
+                    FType::Id
                 } else {
-                    let t = *targets.first().ok_or_else(bad)?;
-                    let tm = self.meta(t);
-                    let i = tm.field(f).ok_or_else(bad)?;
-                    let m = &tm.fields[i];
-                    Ok(Path {
-                        via: Some(via),
-                        name: m.name.clone(),
-                        field: i,
-                        ftype: m.ftype,
-                        sf_type: m.sf_type.clone(),
-                    })
-                }
+                    FType::Text
+                };
+                Ok(Path {
+                    hops,
+                    name: canon.into(),
+                    field: usize::MAX,
+                    ftype,
+                    sf_type: canon.to_lowercase(),
+                })
             }
-            _ => Err(no_column(name)),
+            Reached::Missing(_) => Err(bad()),
         }
+    }
+
+    /// The entity Salesforce names in an error about a column where a path has got to.
+    fn entity(&self, at: &Reached) -> String {
+        match at {
+            Reached::Object(obj) => self.meta(*obj).name.clone(),
+            Reached::Polymorphic => "Name".into(),
+            Reached::Missing(name) => name.clone(),
+        }
+    }
+
+    /// Salesforce's `INVALID_FIELD` for a column the entity does not have.
+    fn no_column(&self, pos: usize, col: &str, entity: &str) -> SoqlError {
+        self.err_at(
+            "INVALID_FIELD",
+            pos,
+            &format!(
+                "No such column '{col}' on entity '{entity}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+            ),
+        )
     }
 
     /// The describe entry of a path's field (None through a polymorphic relationship).
     fn field_of(&self, p: &Path) -> Option<&FieldMeta> {
-        match &p.via {
-            None => self.meta(self.object).fields.get(p.field),
-            Some(v) if !v.polymorphic => {
-                let base = self.meta(self.object);
-                let target = base.fields[v.ref_field].reference_to.first()?;
-                let t = self.store.catalog.object(target)?;
-                self.meta(t).fields.get(p.field)
+        let mut obj = self.object;
+        for via in &p.hops {
+            if via.polymorphic {
+                return None;
             }
-            _ => None,
+            let target = self.meta(obj).fields[via.ref_field].reference_to.first()?;
+            obj = self.store.catalog.object(target)?;
         }
+        self.meta(obj).fields.get(p.field)
     }
 
     /// Salesforce refuses WHERE on a field whose describe says `filterable: false` (and ORDER
@@ -1046,28 +1131,21 @@ impl Parser<'_> {
     }
 }
 
-/// Reads a path's value for a row of the query's base object (relationship paths follow the
-/// reference; a dangling or purged target reads as null).
+/// Reads a path's value for a row of the query's base object (relationship paths follow every
+/// hop; a null, dangling or purged reference at any hop reads as null).
 pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
-    match &p.via {
-        None => store.get(obj, row, p.field),
-        Some(v) => match store.tables[obj].get(row, v.ref_field) {
-            Val::Ref(r) => {
-                let (t, trow) = unpack(r);
-                let table = &store.tables[t];
-                if trow >= table.len() || table.state[trow] == super::store::PURGED {
-                    return Val::Null;
-                }
-                let f = if v.polymorphic {
-                    store.catalog.objects[t].field(&p.name)
-                } else {
-                    Some(p.field)
-                };
-                f.map_or(Val::Null, |f| store.get(t, trow, f))
-            }
-            _ => Val::Null,
-        },
-    }
+    let Some((t, trow)) = follow(store, obj, row, &p.hops) else {
+        return Val::Null;
+    };
+    p.field_in(store, t)
+        .map_or(Val::Null, |f| store.get(t, trow, f))
+}
+
+/// The (object, row) a chain of hops reaches from a row, if every reference on the way is set
+/// and present.
+pub fn follow(store: &Store, obj: usize, row: usize, hops: &[Via]) -> Option<(usize, usize)> {
+    hops.iter()
+        .try_fold((obj, row), |(o, r), via| target(store, o, r, via))
 }
 
 /// The target (object, row) of a relationship for a row, if set and present.
@@ -1276,7 +1354,7 @@ pub fn execute_counted(store: &Store, q: &Query, all_rows: bool) -> (Vec<u32>, u
         .map(|r| r as u32)
         .collect();
     let id_only =
-        q.order.len() == 1 && q.order[0].0.ftype == FType::Id && q.order[0].0.via.is_none();
+        q.order.len() == 1 && q.order[0].0.ftype == FType::Id && q.order[0].0.hops.is_empty();
     if !q.order.is_empty() && (!id_only || q.order[0].1) {
         rows.sort_by(|&a, &b| {
             for (p, desc, nulls_last) in &q.order {

@@ -280,13 +280,7 @@ fn all_fields(store: &Store, obj: usize) -> Vec<Path> {
         .iter()
         .enumerate()
         .filter(|(_, f)| f.access == crate::describe::Access::Visible)
-        .map(|(i, f)| Path {
-            via: None,
-            name: f.name.clone(),
-            field: i,
-            ftype: f.ftype,
-            sf_type: f.sf_type.clone(),
-        })
+        .map(|(i, f)| Path::own(i, f))
         .collect()
 }
 

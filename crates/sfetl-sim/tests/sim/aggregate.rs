@@ -80,6 +80,39 @@ async fn unaliased_items_are_expr_n_and_grouped_fields_keep_their_name() {
 }
 
 #[tokio::test]
+async fn grouping_by_a_two_level_path_compares_the_whole_chain() {
+    let org = Org::start(20).await;
+    let (s, body) = org
+        .query("SELECT Account.Owner.Name o, COUNT(Id) n FROM Contact GROUP BY Account.Owner.Name")
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let mut got = BTreeMap::new();
+    for r in body["records"].as_array().unwrap() {
+        got.insert(
+            r["o"].as_str().map(str::to_string),
+            r["n"].as_i64().unwrap(),
+        );
+    }
+    let (_, all) = org.query("SELECT Account.Owner.Name FROM Contact").await;
+    let mut want = BTreeMap::new();
+    for r in all["records"].as_array().unwrap() {
+        let name = r["Account"]["Owner"]["Name"].as_str().map(str::to_string);
+        *want.entry(name).or_insert(0) += 1;
+    }
+    assert_eq!(got, want);
+    // Same last field, same first hop, another chain: not grouped.
+    let (s, body) = org
+        .query("SELECT Account.CreatedBy.Name, COUNT(Id) FROM Contact GROUP BY Account.Owner.Name")
+        .await;
+    assert_eq!(s, 400);
+    let message = error_code(&body, "MALFORMED_QUERY");
+    assert!(
+        message.ends_with("Field must be grouped or aggregated: Account.CreatedBy.Name"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn aggregate_mistakes_are_refused_as_salesforce_does() {
     let org = Org::start(5).await;
     let (s, body) = org

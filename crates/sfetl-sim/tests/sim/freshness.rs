@@ -1,7 +1,8 @@
 //! What a SystemModstamp cursor cannot see (issue 13), as the simulator models it: cross-object
 //! and time-based formulas computed when read (REST and Bulk) while no timestamp of the row
-//! moves; SOQL filters on parent fields and semi-joins in REST queries and Bulk jobs; Bulk API
-//! 2.0's refusal of parent-to-child subqueries; Salesforce's semi-join rules.
+//! moves; SOQL filters on parent fields (one hop or several: `Account.Owner.SystemModstamp`)
+//! and semi-joins in REST queries and Bulk jobs; Bulk API 2.0's refusal of parent-to-child
+//! subqueries; Salesforce's semi-join rules.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,17 @@ use crate::org::*;
 
 /// Runs a Bulk query job to completion and returns its CSV rows (header row first).
 async fn bulk_rows(org: &Org, soql: &str) -> Vec<Vec<String>> {
+    let body = bulk_body(org, soql).await;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes());
+    rdr.records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// Runs a Bulk query job to completion and returns its CSV results as sent.
+async fn bulk_body(org: &Org, soql: &str) -> String {
     let (s, job) = bulk_create(org, soql).await;
     assert_eq!(s, 200, "{soql}: {job}");
     let id = job["id"].as_str().unwrap();
@@ -21,18 +33,11 @@ async fn bulk_rows(org: &Org, soql: &str) -> Vec<Vec<String>> {
             break;
         }
     }
-    let body = org
-        .get(&format!("jobs/query/{id}/results"))
+    org.get(&format!("jobs/query/{id}/results"))
         .await
         .text()
         .await
-        .unwrap();
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(body.as_bytes());
-    rdr.records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect()
+        .unwrap()
 }
 
 async fn bulk_create(org: &Org, soql: &str) -> (u16, Value) {
@@ -223,6 +228,179 @@ async fn parent_filters_and_semi_joins_select_the_children_of_changed_parents() 
     // Bulk API 2.0 accepts child-to-parent paths in WHERE and semi-joins.
     assert_eq!(bulk_ids(&bulk_rows(&org, &by_path).await), want);
     assert_eq!(bulk_ids(&bulk_rows(&org, &semi).await), want);
+}
+
+/// The stored record `/__sim/record/{object}/{id}` holds.
+async fn stored(org: &Org, object: &str, id: &str) -> Value {
+    let r = org
+        .http
+        .get(org.url(&format!("/__sim/record/{object}/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{object} {id}");
+    r.json().await.unwrap()
+}
+
+/// A query's REST response body as sent (to check the order of keys).
+async fn query_text(org: &Org, soql: &str) -> String {
+    let r = org
+        .http
+        .get(org.data("query"))
+        .query(&[("q", soql)])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{soql}");
+    r.text().await.unwrap()
+}
+
+/// The nested `Account` of a Contact as Salesforce writes it: one object per hop, fields in
+/// SELECT order, a null reference as `null`.
+async fn nested_account(org: &Org, account: &str, owner: Option<&str>) -> String {
+    let url = |o: &str, id: &str| format!("/services/data/{V}/sobjects/{o}/{id}");
+    let name = stored(org, "Account", account).await["Name"].to_string();
+    let owner = match owner {
+        None => "null".to_string(),
+        Some(u) => format!(
+            r#"{{"attributes":{{"type":"User","url":"{}"}},"Name":{}}}"#,
+            url("User", u),
+            stored(org, "User", u).await["Name"]
+        ),
+    };
+    format!(
+        r#""Account":{{"attributes":{{"type":"Account","url":"{}"}},"Name":{name},"Owner":{owner}}}"#,
+        url("Account", account)
+    )
+}
+
+#[tokio::test]
+async fn two_level_parent_paths_nest_each_hop_in_rest_and_flatten_in_bulk() {
+    let org = Org::start(20).await;
+    let soql = "SELECT Id, Account.Name, Account.Owner.Name FROM Contact WHERE AccountId != null ORDER BY Id LIMIT 5";
+    let ids_q = "SELECT Id, AccountId, Account.OwnerId FROM Contact WHERE AccountId != null ORDER BY Id LIMIT 5";
+    let refs = records(&org, ids_q).await;
+    let body = query_text(&org, soql).await;
+    let rest: Value = serde_json::from_str(&body).unwrap();
+    let rest = rest["records"].as_array().unwrap();
+    assert_eq!(rest.len(), 5);
+    let mut want_csv = vec![vec![
+        "Id".to_string(),
+        "Account.Name".to_string(),
+        "Account.Owner.Name".to_string(),
+    ]];
+    for (r, ids) in rest.iter().zip(&refs) {
+        assert_eq!(r["Id"], ids["Id"]);
+        let account = ids["AccountId"].as_str().unwrap();
+        let owner = ids["Account"]["OwnerId"].as_str();
+        let nested = nested_account(&org, account, owner).await;
+        assert!(body.contains(&nested), "{nested} not in {body}");
+        if let Some(u) = owner {
+            assert_eq!(
+                r["Account"]["Owner"]["Name"],
+                stored(&org, "User", u).await["Name"]
+            );
+        }
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        want_csv.push(vec![
+            text(&r["Id"]),
+            text(&r["Account"]["Name"]),
+            text(&r["Account"]["Owner"]["Name"]),
+        ]);
+    }
+    let csv = bulk_body(&org, soql).await;
+    assert!(
+        csv.starts_with("\"Id\",\"Account.Name\",\"Account.Owner.Name\"\n"),
+        "{csv}"
+    );
+    assert_eq!(bulk_rows(&org, soql).await, want_csv);
+    // A null reference at the first hop renders the whole relationship as null, and every
+    // Bulk cell under it as "".
+    let orphan_q =
+        "SELECT Id, Account.Name, Account.Owner.Name FROM Contact WHERE AccountId = null LIMIT 1";
+    let orphan = records(&org, orphan_q).await;
+    assert_eq!(
+        orphan.len(),
+        1,
+        "the default org has Contacts without an Account"
+    );
+    assert_eq!(orphan[0]["Account"], Value::Null);
+    let id = orphan[0]["Id"].as_str().unwrap();
+    assert_eq!(bulk_rows(&org, orphan_q).await[1], [id, "", ""]);
+    // A null reference at the second hop: the first level is there, the second `null`.
+    let top_q = "SELECT Id, Account.Parent.Name, Account.Name FROM Contact WHERE AccountId != null AND Account.ParentId = null LIMIT 1";
+    let top = records(&org, top_q).await;
+    let account = &top[0]["Account"];
+    assert_eq!(account["Parent"], Value::Null, "{account}");
+    assert!(account["Name"].is_string(), "{account}");
+    let row = &bulk_rows(&org, top_q).await[1];
+    assert_eq!(row[1], "");
+    assert_eq!(row[2], account["Name"].as_str().unwrap());
+}
+
+/// Each Contact's SystemModstamp by Id, and each Account's.
+async fn stamps(org: &Org) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for o in ["Contact", "Account"] {
+        for r in records(org, &format!("SELECT Id, SystemModstamp FROM {o}")).await {
+            out.push((
+                r["Id"].as_str().unwrap().to_string(),
+                r["SystemModstamp"].clone(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_grandparent_filter_selects_the_grandchildren_of_a_changed_user() {
+    let org = Org::start(20).await;
+    let first = records(
+        &org,
+        "SELECT Account.OwnerId FROM Contact WHERE Account.OwnerId != null ORDER BY Id LIMIT 1",
+    )
+    .await;
+    let user = first[0]["Account"]["OwnerId"].as_str().unwrap().to_string();
+    let before = stamps(&org).await;
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "User", "id": user, "fields": {"LastName": "Grandparent"}}),
+        )
+        .await;
+    let stamp = edit["SystemModstamp"].as_str().unwrap();
+    assert_eq!(stamps(&org).await, before, "no Contact or Account moved");
+    let user_now = stored(&org, "User", &user).await;
+    assert_eq!(user_now["SystemModstamp"], edit["SystemModstamp"]);
+    let want = ids(&records(
+        &org,
+        &format!("SELECT Id FROM Contact WHERE Account.OwnerId = '{user}'"),
+    )
+    .await);
+    assert!(!want.is_empty());
+    let by_path = format!("SELECT Id FROM Contact WHERE Account.Owner.SystemModstamp >= {stamp}");
+    assert_eq!(ids(&records(&org, &by_path).await), want);
+    assert_eq!(bulk_ids(&bulk_rows(&org, &by_path).await), want);
+    // `= null` is true when any hop is null.
+    let no_owner = ids(&records(&org, "SELECT Id FROM Contact WHERE Account.OwnerId = null").await);
+    let null_q = "SELECT Id FROM Contact WHERE Account.Owner.SystemModstamp = null";
+    assert_eq!(ids(&records(&org, null_q).await), no_owner);
+    // ORDER BY the grandparent's stamp puts the changed user's grandchildren first, and
+    // the renamed user shows through both hops.
+    let sorted = records(
+        &org,
+        &format!(
+            "SELECT Id, Account.Owner.Name FROM Contact ORDER BY Account.Owner.SystemModstamp DESC NULLS LAST, Id LIMIT {}",
+            want.len()
+        ),
+    )
+    .await;
+    assert_eq!(ids(&sorted), want);
+    for r in &sorted {
+        assert_eq!(r["Account"]["Owner"]["Name"], user_now["Name"]);
+    }
+    assert!(user_now["Name"].as_str().unwrap().ends_with("Grandparent"));
 }
 
 #[tokio::test]

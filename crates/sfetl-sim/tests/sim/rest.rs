@@ -461,6 +461,51 @@ async fn soql_errors_use_salesforce_codes_and_messages() {
 }
 
 #[tokio::test]
+async fn parent_paths_go_five_levels_deep_but_not_past_a_polymorphic_hop() {
+    let org = Org::start(20).await;
+    // Five hops (Account, then Parent four times): accepted, in SELECT, WHERE and ORDER BY.
+    let five = "Account.Parent.Parent.Parent.Parent.Name";
+    let (s, v) = org
+        .query(&format!(
+            "SELECT Id, {five} FROM Contact WHERE {five} = null ORDER BY {five} LIMIT 2"
+        ))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), 2);
+    // Six hops: refused at the path, as MALFORMED_QUERY.
+    let soql = "SELECT Id, Account.Parent.Parent.Parent.Parent.Parent.Name FROM Contact";
+    let (s, v) = org.query(soql).await;
+    assert_eq!(s, 400);
+    let m = error_code(&v, "MALFORMED_QUERY");
+    assert!(
+        m.starts_with(&format!(
+            "\n{soql}\n           ^\nERROR at Row:1:Column:12\n"
+        )),
+        "{m}"
+    );
+    // A polymorphic hop (Lead.Owner: Group or User) cannot be followed further.
+    let soql = "SELECT Id, Owner.Manager.Name FROM Lead";
+    let (s, v) = org.query(soql).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        error_code(&v, "INVALID_FIELD"),
+        format!(
+            "\n{soql}\n           ^\nERROR at Row:1:Column:12\nNo such column 'Manager' on entity 'Name'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+        )
+    );
+    // A bad field or relationship at the second hop names the second hop's object.
+    let (s, v) = org.query("SELECT Account.Owner.Nope FROM Contact").await;
+    assert_eq!(s, 400);
+    assert!(error_code(&v, "INVALID_FIELD").contains("No such column 'Nope' on entity 'User'"));
+    let (s, v) = org.query("SELECT Account.Foo.Name FROM Contact").await;
+    assert_eq!(s, 400);
+    assert!(
+        error_code(&v, "INVALID_FIELD")
+            .contains("Didn't understand relationship 'Foo' in field path")
+    );
+}
+
+#[tokio::test]
 async fn query_all_sees_the_recycle_bin_and_purge_empties_it() {
     let org = Org::start(20).await;
     let del = org
