@@ -461,3 +461,143 @@ async fn a_first_read_killed_midway_resumes_without_reading_unchanged_rows_again
         logs(&msgs)
     );
 }
+
+#[tokio::test]
+async fn a_changed_owner_of_the_account_reaches_its_contacts_two_levels_down() {
+    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
+        "object": "Contact", "columns": {
+            "id": "Id",
+            "company": "Account.Name",
+            "account_owner_email": "Account.Owner.Email",
+            "modified_at": "SystemModstamp"}}]}]});
+    let e = env(20, base(json!({"mapping": mapping}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    let state: Value = serde_json::from_slice(&std::fs::read(&s1).unwrap()).unwrap();
+    let stream_state = &state[0]["stream"]["stream_state"];
+    let own = &stream_state["sources"]["Contact"]["cursor"];
+    // Both levels keep a cursor, started where the Contact's own ends.
+    assert_eq!(
+        stream_state["parents"]["Contact"]["Account"]["cursor"],
+        *own
+    );
+    assert_eq!(
+        stream_state["parents"]["Contact"]["Account.Owner"]["cursor"], *own,
+        "{state}"
+    );
+
+    // The owner of the first Account that has Contacts gets a new email: only the User's own
+    // SystemModstamp moves, neither the Accounts' nor the Contacts'.
+    let (account, _) = an_account_with_contacts(&e.org).await;
+    let owner = org_rows(
+        &e.org,
+        &format!("SELECT OwnerId FROM Account WHERE Id = '{account}'"),
+    )
+    .await[0]["OwnerId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let under: BTreeSet<String> = org_rows(
+        &e.org,
+        &format!("SELECT Id FROM Contact WHERE Account.OwnerId = '{owner}'"),
+    )
+    .await
+    .iter()
+    .map(|r| r["Id"].as_str().unwrap().to_string())
+    .collect();
+    e.org
+        .control(
+            "update",
+            &json!({"object": "User", "id": owner, "fields": {"Email": "new.owner@example.com"}}),
+        )
+        .await;
+    let before = jobs(&e.org).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    // The Contact's window, its Accounts' window (no Account changed), its owners' window.
+    assert_eq!(jobs(&e.org).await - before, 3);
+    let since = own.as_str().map(lookback).unwrap();
+    let log = logs(&msgs);
+    assert!(
+        log.contains(&format!(
+            "contact: Contact: {} rows read again because their Account.Owner changed since {since} (1 query, for Account.Owner.Email)",
+            under.len()
+        )),
+        "{log:?}"
+    );
+    assert!(log.contains(&format!(
+        "contact: Contact: 0 rows read again because their Account changed since {since} (1 query, for Account.Name, Account.Owner.Email)"
+    )));
+
+    let got = query_csv(
+        &export,
+        "SELECT id FROM contact WHERE account_owner_email = 'new.owner@example.com' ORDER BY id",
+    )
+    .await;
+    let want: String = under.iter().map(|c| format!("{c}\n")).collect();
+    assert_eq!(got, format!("id\n{want}"));
+    assert!(!under.is_empty());
+}
+
+#[tokio::test]
+async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_stream() {
+    // `ReportsTo.Account_Name__c`: the manager's formula `Account.Name` changes when the
+    // manager's Account is renamed, and neither Contact's SystemModstamp moves.
+    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
+        "object": "Contact", "columns": {
+            "id": "Id",
+            "boss_company": "ReportsTo.Account_Name__c",
+            "modified_at": "SystemModstamp"}}]}]});
+    let e = env(
+        20,
+        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    )
+    .await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
+    // Two Contacts report to the first Contact of the first Account that has Contacts.
+    let (account, contacts) = an_account_with_contacts(&e.org).await;
+    let boss = contacts.iter().next().unwrap().clone();
+    let reports: Vec<String> = org_rows(&e.org, "SELECT Id FROM Contact ORDER BY Id")
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .filter(|id| *id != boss)
+        .take(2)
+        .collect();
+    for id in &reports {
+        e.org
+            .control(
+                "update",
+                &json!({"object": "Contact", "id": id, "fields": {"ReportsToId": boss}}),
+            )
+            .await;
+    }
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    e.org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Boss Co"}}),
+        )
+        .await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let n = org_rows(&e.org, "SELECT Id FROM Contact").await.len();
+    let log = logs(&msgs);
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!(
+            "contact: Contact: formula fields ReportsTo.Account_Name__c read again for {n} rows (formula_refresh PT0S, last refresh "
+        ))),
+        "{log:?}"
+    );
+    let want: String = reports.iter().map(|id| format!("{id}\n")).collect();
+    let got = query_csv(
+        &export,
+        "SELECT id FROM contact WHERE boss_company = 'Renamed Boss Co' ORDER BY id",
+    )
+    .await;
+    assert_eq!(got, format!("id\n{want}"));
+}
