@@ -855,3 +855,77 @@ async fn an_edited_formula_is_read_again_in_every_row() {
     assert_eq!(warnings(&again), Vec::<String>::new());
     assert_eq!(records(&again, "Contact").len(), 0);
 }
+
+#[tokio::test]
+async fn an_edited_formula_of_a_parent_is_read_again_in_every_row_of_the_child() {
+    // `boss_label` is the manager's formula: an admin's edit of it changes every Contact's
+    // value with no row's SystemModstamp moving, the manager's included.
+    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
+        "object": "Contact", "columns": {
+            "id": "Id",
+            "boss_label": "ReportsTo.Display_Label__c",
+            "modified_at": "SystemModstamp"}}]}]});
+    let e = env(3, json!({"cursor_lag": "PT0S", "mapping": mapping})).await;
+    let ids: Vec<String> = org_rows(
+        &e.org,
+        "SELECT Id FROM Contact WHERE IsDeleted = false ORDER BY Id",
+    )
+    .await
+    .iter()
+    .map(|r| r["Id"].as_str().unwrap().to_string())
+    .collect();
+    let (boss, reports) = (&ids[0], &ids[1..3]);
+    for id in reports {
+        e.org
+            .control(
+                "update",
+                &json!({"object": "Contact", "id": id, "fields": {"ReportsToId": boss}}),
+            )
+            .await;
+    }
+    let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
+    let first = read_ok(&e, &cat, None).await;
+    let states = last_states(&first);
+    let read = &states[0]["stream"]["stream_state"]["fields_read"]["Contact"];
+    assert!(
+        read.as_array().unwrap().contains(&json!(
+            "formula ReportsTo.Display_Label__c = LastName & \", \" & FirstName"
+        )),
+        "{read}"
+    );
+    let state = write_json(e.dir.path(), "state.json", &states);
+
+    let formula = "FirstName & \" \" & LastName";
+    schema_change(
+        &e.org,
+        "set_formula",
+        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
+    )
+    .await;
+    let back = read_ok(&e, &cat, Some(&state)).await;
+    assert_eq!(
+        warnings(&back),
+        vec![format!(
+            "Contact: the definition of a formula field changed since the rows below the saved cursor were read (ReportsTo.Display_Label__c is now {formula}): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+        )]
+    );
+    let rows = records(&back, "contact");
+    assert_eq!(rows.len(), ids.len());
+    let boss_row = &org_rows(
+        &e.org,
+        &format!("SELECT FirstName, LastName FROM Contact WHERE Id = '{boss}'"),
+    )
+    .await[0];
+    let label = format!(
+        "{} {}",
+        boss_row["FirstName"].as_str().unwrap_or(""),
+        boss_row["LastName"].as_str().unwrap_or("")
+    );
+    let mut relabelled: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["boss_label"] == json!(label))
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    relabelled.sort();
+    assert_eq!(relabelled, reports);
+}

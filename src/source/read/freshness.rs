@@ -53,6 +53,41 @@ impl ParentDep {
     }
 }
 
+/// The describes of the objects that relationship paths pass through (`Account` for
+/// `Account.Owner.Name` from Contact), by object name, and the objects that could not be
+/// described (with why), whose relationships are then not followed.
+#[derive(Debug, Default)]
+pub struct Ancestors {
+    /// Describes fetched, by object name.
+    pub describes: HashMap<String, SObjectDescribe>,
+    /// Objects whose describe failed, with the reason.
+    pub failed: HashMap<String, String>,
+}
+
+impl Ancestors {
+    /// The object at the end of the relationship path `path` (`Account.Owner` → User) from
+    /// `describe`, when every relationship on it leads to one object whose describe is known.
+    pub fn reach<'a>(
+        &'a self,
+        describe: &'a SObjectDescribe,
+        path: &str,
+    ) -> Option<&'a SObjectDescribe> {
+        let mut at = describe;
+        for rel in path.split('.') {
+            let field = at.fields.iter().find(|f| {
+                f.relationship_name
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(rel))
+            })?;
+            let [object] = field.reference_to.as_slice() else {
+                return None;
+            };
+            at = self.describes.get(object)?;
+        }
+        Some(at)
+    }
+}
+
 /// What keeps one object's values fresh beyond its own cursor.
 #[derive(Debug, Clone, Default)]
 pub struct Freshness {
@@ -69,17 +104,6 @@ pub struct Freshness {
     /// Objects whose describes the analysis needs to follow a path further (the caller
     /// fetches them into [`Ancestors`] and analyses again).
     pub missing: Vec<String>,
-}
-
-/// The describes of the objects that relationship paths pass through (`Account` for
-/// `Account.Owner.Name` from Contact), by object name, and the objects that could not be
-/// described (with why), whose relationships are then not followed.
-#[derive(Debug, Default)]
-pub struct Ancestors {
-    /// Describes fetched, by object name.
-    pub describes: HashMap<String, SObjectDescribe>,
-    /// Objects whose describe failed, with the reason.
-    pub failed: HashMap<String, String>,
 }
 
 impl Freshness {
@@ -143,7 +167,7 @@ pub fn follow_filter(
 }
 
 /// The formula of `describe`'s field `name`, when it is a formula field.
-fn formula_of<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d str> {
+pub fn formula_of<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d str> {
     let field = describe
         .fields
         .iter()
@@ -249,6 +273,8 @@ struct FormulaRefs {
     /// The plain names it reads (fields of its own object, and function names), in order,
     /// once each.
     names: Vec<String>,
+    /// The other objects' fields it reads (`Account.Owner.Name`), in order, once each.
+    parent_fields: Vec<String>,
 }
 
 impl FormulaRefs {
@@ -257,6 +283,12 @@ impl FormulaRefs {
     fn changes_unseen(&self) -> bool {
         self.time_based || !self.relationships.is_empty()
     }
+}
+
+/// The other objects' fields that `formula` reads, as paths (`Account.Owner.Name`), outside
+/// string literals and global variables.
+pub fn formula_parent_fields(formula: &str) -> Vec<String> {
+    formula_refs(formula).parent_fields
 }
 
 /// The fields of the object's own that `formula` reads (names the describe has, found in its
@@ -292,13 +324,18 @@ fn formula_refs(text: &str) -> FormulaRefs {
         {
             out.time_based = true;
         } else if let Some((rel, _)) = t.rsplit_once('.') {
-            if rel.starts_with(|c: char| c.is_alphabetic())
-                && !out
-                    .relationships
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(rel))
+            if !rel.starts_with(|c: char| c.is_alphabetic()) {
+                return;
+            }
+            if !out
+                .relationships
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(rel))
             {
                 out.relationships.push(rel.to_string());
+            }
+            if !out.parent_fields.iter().any(|f| f.eq_ignore_ascii_case(&t)) {
+                out.parent_fields.push(t);
             }
         } else if t.starts_with(|c: char| c.is_alphabetic()) && !out.names.contains(&t) {
             out.names.push(t);
@@ -621,6 +658,12 @@ mod tests {
             FormulaRefs {
                 time_based: true,
                 relationships: names(&["Account", "Parent__r", "Account.Owner"]),
+                parent_fields: names(&[
+                    "Account.Type",
+                    "Parent__r.Name",
+                    "account.x",
+                    "Account.Owner.Name"
+                ]),
                 names: names(&["IF", "ISPICKVAL"]),
             }
         );

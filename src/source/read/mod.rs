@@ -7,6 +7,7 @@
 //! bounded channel to one writer task, so a stream's RECORD lines always precede the STATE that
 //! covers them, and a slow consumer slows the readers instead of filling memory.
 
+pub mod ancestors;
 mod backfill;
 mod bulk;
 mod checkpoint;
@@ -290,10 +291,7 @@ async fn plan_stream<'c>(
 }
 
 /// [`freshness::analyse`] of `selected` (and of a mapping's `filter`), with the describes of
-/// the objects that relationship paths pass through fetched level by level until every path
-/// is followed as far as it goes (one describe per object, memoized by the client). An object
-/// the user may not describe (403, 404) stops its paths with a note instead of failing the
-/// read.
+/// the objects that relationship paths pass through ([`ancestors::ancestors_of`]).
 async fn freshness_of(
     client: &SalesforceClient,
     describe: &crate::catalog::SObjectDescribe,
@@ -301,32 +299,12 @@ async fn freshness_of(
     filter: Option<&str>,
     narrow: bool,
 ) -> Result<freshness::Freshness, FetchError> {
-    let mut ancestors = freshness::Ancestors::default();
-    loop {
-        let mut fresh = freshness::analyse(describe, selected, narrow, &ancestors);
-        if let Some(filter) = filter {
-            freshness::follow_filter(&mut fresh, describe, filter, &ancestors);
-        }
-        if fresh.missing.is_empty() {
-            return Ok(fresh);
-        }
-        // Each round describes objects not asked before, so the loop ends.
-        for object in std::mem::take(&mut fresh.missing) {
-            match crate::salesforce::describe::describe(client, &object).await {
-                Ok(d) => {
-                    ancestors.describes.insert(object, d);
-                }
-                Err(
-                    e @ SalesforceError::Api {
-                        status: 403 | 404, ..
-                    },
-                ) => {
-                    ancestors.failed.insert(object, e.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let ancestors = ancestors::ancestors_of(client, describe, selected, filter).await?;
+    let mut fresh = freshness::analyse(describe, selected, narrow, &ancestors);
+    if let Some(filter) = filter {
+        freshness::follow_filter(&mut fresh, describe, filter, &ancestors);
     }
+    Ok(fresh)
 }
 
 /// One stream: describe, plan, open the output, read each object, close.

@@ -56,9 +56,30 @@ pub(super) async fn plan_described<'m>(
             plan::plan_object_stream(cs, d, config, saved)?
         }
     };
+    record_parent_formulas(client, &mut plan, describes).await?;
     plan::plan_backfills(&mut plan, config);
     super::backfill::confirm_backfills(client, config, &mut plan, describes).await?;
     Ok(plan)
+}
+
+/// Adds to each object's `fields_read` the definitions of the parents' formulas its read
+/// depends on ([`super::ancestors::parent_formula_definitions`]), so that an edit of one is
+/// noticed as an edit of the object's own formulas is. Fetches the describes that needs.
+async fn record_parent_formulas(
+    client: &SalesforceClient,
+    plan: &mut StreamPlan<'_>,
+    describes: &HashMap<String, SObjectDescribe>,
+) -> Result<(), FetchError> {
+    for object in &mut plan.objects {
+        let Some(d) = describes.get(&object.object) else {
+            continue;
+        };
+        let select = &object.rest.select;
+        let ancestors = super::ancestors::ancestors_of(client, d, select, None).await?;
+        let found = super::ancestors::parent_formula_definitions(d, select, &ancestors);
+        object.fields_read.extend(found.entries);
+    }
+    Ok(())
 }
 
 /// Plans one configured stream: describes (the object, or a mapping's sources), then the pure
