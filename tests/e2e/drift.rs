@@ -793,6 +793,38 @@ async fn a_field_just_created_is_counted_not_backfilled_unless_rows_hold_values(
     assert_eq!(warnings(&back).len(), 1, "{:?}", warnings(&back));
 }
 
+/// After a `first` read whose STATE records Contact's `Display_Label__c` definition under
+/// `recorded` (`Display_Label__c`, or a path to a parent Contact's): an admin edits it, and the
+/// next read from that STATE warns that it changed and reads every row again. Returns that
+/// read's messages.
+async fn relabelled(e: &Env, cat: &Path, first: &[Value], recorded: &str) -> Vec<Value> {
+    let states = last_states(first);
+    let read = &states[0]["stream"]["stream_state"]["fields_read"]["Contact"];
+    assert!(
+        read.as_array().unwrap().contains(&json!(format!(
+            "formula {recorded} = LastName & \", \" & FirstName"
+        ))),
+        "{read}"
+    );
+    let state = write_json(e.dir.path(), "state.json", &states);
+    // An admin edits the formula: every row's value changes, no row's SystemModstamp moves.
+    let formula = "FirstName & \" \" & LastName";
+    schema_change(
+        &e.org,
+        "set_formula",
+        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
+    )
+    .await;
+    let back = read_ok(e, cat, Some(&state)).await;
+    assert_eq!(
+        warnings(&back),
+        vec![format!(
+            "Contact: the definition of a formula field changed since the rows below the saved cursor were read ({recorded} is now {formula}): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
+        )]
+    );
+    back
+}
+
 #[tokio::test]
 async fn an_edited_formula_is_read_again_in_every_row() {
     let e = env(3, json!({"cursor_lag": "PT0S"})).await;
@@ -814,31 +846,7 @@ async fn an_edited_formula_is_read_again_in_every_row() {
     let first = read_ok(&e, &cat, None).await;
     let all = records(&first, "Contact").len();
     assert!(all > 0);
-    let states = last_states(&first);
-    let read = &states[0]["stream"]["stream_state"]["fields_read"]["Contact"];
-    assert!(
-        read.as_array().unwrap().contains(&json!(
-            "formula Display_Label__c = LastName & \", \" & FirstName"
-        )),
-        "{read}"
-    );
-    let state = write_json(e.dir.path(), "state.json", &states);
-
-    // An admin edits the formula: every row's value changes, no row's SystemModstamp moves.
-    let formula = "FirstName & \" \" & LastName";
-    schema_change(
-        &e.org,
-        "set_formula",
-        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
-    )
-    .await;
-    let back = read_ok(&e, &cat, Some(&state)).await;
-    assert_eq!(
-        warnings(&back),
-        vec![format!(
-            "Contact: the definition of a formula field changed since the rows below the saved cursor were read (Display_Label__c is now {formula}): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
-        )]
-    );
+    let back = relabelled(&e, &cat, &first, "Display_Label__c").await;
     let rows = records(&back, "Contact");
     assert_eq!(rows.len(), all);
     for r in &rows {
@@ -885,30 +893,7 @@ async fn an_edited_formula_of_a_parent_is_read_again_in_every_row_of_the_child()
     }
     let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
     let first = read_ok(&e, &cat, None).await;
-    let states = last_states(&first);
-    let read = &states[0]["stream"]["stream_state"]["fields_read"]["Contact"];
-    assert!(
-        read.as_array().unwrap().contains(&json!(
-            "formula ReportsTo.Display_Label__c = LastName & \", \" & FirstName"
-        )),
-        "{read}"
-    );
-    let state = write_json(e.dir.path(), "state.json", &states);
-
-    let formula = "FirstName & \" \" & LastName";
-    schema_change(
-        &e.org,
-        "set_formula",
-        json!({"object": "Contact", "field": "Display_Label__c", "formula": formula}),
-    )
-    .await;
-    let back = read_ok(&e, &cat, Some(&state)).await;
-    assert_eq!(
-        warnings(&back),
-        vec![format!(
-            "Contact: the definition of a formula field changed since the rows below the saved cursor were read (ReportsTo.Display_Label__c is now {formula}): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from the beginning, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
-        )]
-    );
+    let back = relabelled(&e, &cat, &first, "ReportsTo.Display_Label__c").await;
     let rows = records(&back, "contact");
     assert_eq!(rows.len(), ids.len());
     let boss_row = &org_rows(

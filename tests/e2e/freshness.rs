@@ -5,7 +5,7 @@
 //! window.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -115,6 +115,16 @@ async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job(
         .await
         .len();
     assert_eq!(total, format!("n\n{org_people}\n"));
+}
+
+/// An org of 20 with `config` (a mapping, and whatever else) whose stream `stream` is read
+/// incrementally to Parquet: the env, the export folder, the config file and the catalog.
+async fn parquet_stream(config: Value, stream: &str) -> (Env, PathBuf, PathBuf, PathBuf) {
+    let e = env(20, base(config)).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(e.dir.path(), "cat.json", &[(stream, &[], "incremental")]);
+    (e, export, config, cat)
 }
 
 /// The saved cursor minus the default lookback window (10 minutes), as the log writes it.
@@ -377,14 +387,11 @@ async fn a_mapped_stream_refreshes_its_formulas_by_reading_its_mapped_fields_aga
         "age_days": "Days_Since_Created__c",
         "industry": "Account_Industry__c",
         "modified_at": "SystemModstamp"}}]}]});
-    let e = env(
-        20,
-        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    let (e, export, config, cat) = parquet_stream(
+        json!({"mapping": mapping, "formula_refresh": "PT0S"}),
+        "deal",
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config(&e, "parquet.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("deal", &[], "incremental")]);
     const DAY_2030: i64 = 21915;
     e.org
         .control("clock", &json!({"today": "2030-01-01"}))
@@ -470,10 +477,7 @@ async fn a_changed_owner_of_the_account_reaches_its_contacts_two_levels_down() {
             "company": "Account.Name",
             "account_owner_email": "Account.Owner.Email",
             "modified_at": "SystemModstamp"}}]}]});
-    let e = env(20, base(json!({"mapping": mapping}))).await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config(&e, "parquet.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
+    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "contact").await;
     let s1 = e.dir.path().join("s1.json");
     read_to(&config, &cat, None, &s1).await;
     let state: Value = serde_json::from_slice(&std::fs::read(&s1).unwrap()).unwrap();
@@ -550,14 +554,11 @@ async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_str
             "id": "Id",
             "boss_company": "ReportsTo.Account_Name__c",
             "modified_at": "SystemModstamp"}}]}]});
-    let e = env(
-        20,
-        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    let (e, export, config, cat) = parquet_stream(
+        json!({"mapping": mapping, "formula_refresh": "PT0S"}),
+        "contact",
     )
     .await;
-    let export = e.dir.path().join("export");
-    let config = parquet_config(&e, "parquet.json", &export);
-    let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
     // Two Contacts report to the first Contact of the first Account that has Contacts.
     let (account, contacts) = an_account_with_contacts(&e.org).await;
     let boss = contacts.iter().next().unwrap().clone();
