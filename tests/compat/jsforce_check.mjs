@@ -43,6 +43,9 @@ try {
   check('query with autoFetch over pages', all.totalSize === 3 * SCALE && all.records.length === 3 * SCALE, all.records.length);
   const withParent = all.records.find((r) => r.Account);
   check('parent relationship object', withParent && withParent.Account.attributes.type === 'Account');
+  const deep = await conn.query('SELECT Id, Account.Name, Account.Owner.Name FROM Contact WHERE Account.OwnerId != null LIMIT 5');
+  check('two-level parent path', deep.records.length === 5 && deep.records.every((r) => r.Account.attributes.type === 'Account'
+    && r.Account.Owner.attributes.type === 'User' && typeof r.Account.Owner.Name === 'string'), deep.records[0]);
   const d = await conn.sobject('Contact').describe();
   check('describe', d.fields.some((f) => f.name === 'External_Id__c' && f.externalId));
   const g = await conn.describeGlobal();
