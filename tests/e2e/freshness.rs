@@ -127,6 +127,16 @@ async fn parquet_stream(config: Value, stream: &str) -> (Env, PathBuf, PathBuf, 
     (e, export, config, cat)
 }
 
+/// The Ids of the live rows of `object` that `filter` selects, as the org answers now.
+async fn live_ids(org: &Org, object: &str, filter: &str) -> BTreeSet<String> {
+    let soql = format!("SELECT Id FROM {object} WHERE IsDeleted = false AND {filter}");
+    org_rows(org, &soql)
+        .await
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The saved cursor minus the default lookback window (10 minutes), as the log writes it.
 fn lookback(cursor: &str) -> String {
     let t = chrono::DateTime::parse_from_rfc3339(cursor).unwrap() - chrono::Duration::minutes(10);
@@ -601,4 +611,52 @@ async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_str
     )
     .await;
     assert_eq!(got, format!("id\n{want}"));
+}
+
+#[tokio::test]
+async fn rows_entering_a_filter_on_relative_dates_come_on_the_refresh_schedule() {
+    // As days pass, Accounts whose Customer_Since__c reaches the last 365 days enter the
+    // filter while no row's SystemModstamp moves.
+    let filter = "Customer_Since__c = LAST_N_DAYS:365";
+    let mapping = json!({"streams": [{"name": "customers", "primary_key": ["id"], "from": [{
+        "object": "Account", "soql_where": filter, "columns": {
+            "id": "Id",
+            "since": "Customer_Since__c",
+            "modified_at": "SystemModstamp"}}]}]});
+    let (e, export, config, cat) = parquet_stream(
+        json!({"mapping": mapping, "formula_refresh": "PT0S"}),
+        "customers",
+    )
+    .await;
+    e.org
+        .control("clock", &json!({"today": "2023-06-01"}))
+        .await;
+    let before = live_ids(&e.org, "Account", filter).await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    e.org.control("clock", &json!({"advance_days": 365})).await;
+    let now = live_ids(&e.org, "Account", filter).await;
+    let entering: Vec<&String> = now.difference(&before).collect();
+    assert!(
+        !entering.is_empty(),
+        "no Account enters the filter: {before:?} {now:?}"
+    );
+
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!(
+            "customers: Account: the rows the soql_where selects today (LAST_N_DAYS:365) read again for {} rows (formula_refresh PT0S, last refresh ",
+            now.len()
+        ))),
+        "{log:?}"
+    );
+    // Every row the filter selects today is in the stream, those that entered included.
+    let held: BTreeSet<String> = query_csv(&export, "SELECT id FROM customers")
+        .await
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert!(now.is_subset(&held), "missing: {:?}", now.difference(&held));
 }

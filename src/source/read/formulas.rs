@@ -43,7 +43,7 @@ impl ObjectReader<'_> {
         let Some(every) = self.ctx.config.formula_refresh.clone() else {
             return Ok(0);
         };
-        if fresh.formulas.is_empty() {
+        if fresh.formulas.is_empty() && fresh.relative_dates.is_empty() {
             return Ok(0);
         }
         let object = self.object.object.clone();
@@ -90,9 +90,9 @@ impl ObjectReader<'_> {
         };
         let since = last.map_or("never".into(), crate::state::datetime_literal);
         let text = format!(
-            "{}: formula fields {} read again for {rows} rows (formula_refresh {}, last refresh {since})",
+            "{}: {} read again for {rows} rows (formula_refresh {}, last refresh {since})",
             self.who(),
-            fresh.formulas.join(", "),
+            refreshed(fresh),
             every.as_str(),
         );
         self.ctx.log(LogLevel::Info, text).await;
@@ -181,4 +181,20 @@ impl ObjectReader<'_> {
         );
         self.ctx.log(LogLevel::Info, text).await;
     }
+}
+
+/// What a refresh reads again, as its log line names it: formula fields, and the rows a
+/// filter on relative dates selects today.
+fn refreshed(fresh: &Freshness) -> String {
+    let mut what = Vec::new();
+    if !fresh.formulas.is_empty() {
+        what.push(format!("formula fields {}", fresh.formulas.join(", ")));
+    }
+    if !fresh.relative_dates.is_empty() {
+        what.push(format!(
+            "the rows the soql_where selects today ({})",
+            fresh.relative_dates.join(", ")
+        ));
+    }
+    what.join(" and ")
 }

@@ -104,12 +104,16 @@ pub struct Freshness {
     /// Objects whose describes the analysis needs to follow a path further (the caller
     /// fetches them into [`Ancestors`] and analyses again).
     pub missing: Vec<String>,
+    /// The relative date literals of a mapping's `soql_where` (`LAST_N_DAYS:90`): rows enter
+    /// the filter as days pass with no cursor moving, so every row it selects is read again on
+    /// the `formula_refresh` schedule.
+    pub relative_dates: Vec<String>,
 }
 
 impl Freshness {
     /// Whether the object needs nothing beyond its own cursor.
     pub fn is_empty(&self) -> bool {
-        self.parents.is_empty() && self.formulas.is_empty()
+        self.parents.is_empty() && self.formulas.is_empty() && self.relative_dates.is_empty()
     }
 }
 
@@ -164,6 +168,7 @@ pub fn follow_filter(
     for path in formula_refs(filter).relationships {
         add_path(out, describe, ancestors, &path, FILTER, false);
     }
+    out.relative_dates = crate::mapping::filter::relative_dates(filter);
 }
 
 /// The formula of `describe`'s field `name`, when it is a formula field.
@@ -419,9 +424,16 @@ mod tests {
             }]
         );
         assert!(f.parents[0].filters());
+        assert!(f.relative_dates.is_empty());
         let mut plain = Freshness::default();
         follow_filter(&mut plain, &d, "IsConverted = false", &Ancestors::default());
         assert!(plain.is_empty());
+        // Days passing move rows in and out: every row it selects is read on schedule.
+        let mut days = Freshness::default();
+        let filter = "CreatedDate = LAST_N_DAYS:30 AND Name != 'TODAY'";
+        follow_filter(&mut days, &d, filter, &Ancestors::default());
+        assert_eq!(days.relative_dates, names(&["LAST_N_DAYS:30"]));
+        assert!(!days.is_empty());
     }
 
     #[test]

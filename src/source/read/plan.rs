@@ -457,7 +457,7 @@ fn relative_filter_note(src: &SourcePlan) -> Option<(LogLevel, String)> {
     Some((
         LogLevel::Warn,
         format!(
-            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put, and an incremental read follows only rows that change; run a full refresh now and then to apply it to every row, or filter on fixed dates",
+            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh, or filter on fixed dates",
             src.object,
             literals.join(", ")
         ),
