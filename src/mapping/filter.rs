@@ -175,6 +175,29 @@ pub fn parenthesized(filter: &str) -> String {
     format!("({})", filter.trim())
 }
 
+/// The relationship paths a filter reads fields through (`Account` of `Account.Industry`,
+/// `Account.Owner` of `Account.Owner.Email`), outside string literals, in order, once each
+/// (case-insensitively): rows enter and leave such a filter when those parents change.
+pub fn relationship_paths(text: &str) -> Vec<String> {
+    let Ok(toks) = tokens(text) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (_, t) in toks {
+        let Token::Word(w) = t else { continue };
+        let Some((path, _)) = w.rsplit_once('.') else {
+            continue;
+        };
+        if path.starts_with(|c: char| c.is_ascii_alphabetic())
+            && !w.contains(':')
+            && !out.iter().any(|p| p.eq_ignore_ascii_case(path))
+        {
+            out.push(path.to_string());
+        }
+    }
+    out
+}
+
 /// The relative date literals of a filter (`TODAY`, `LAST_N_DAYS:90`, `THIS_FISCAL_QUARTER`,
 /// `N_WEEKS_AGO:2`, ...), outside string literals, as written: such a filter selects other rows
 /// as days pass while no row's `SystemModstamp` moves, which an incremental read cannot see.
@@ -299,5 +322,16 @@ mod tests {
         ] {
             assert_eq!(relative_dates(plain), Vec::<String>::new(), "{plain}");
         }
+    }
+
+    #[test]
+    fn relationship_paths_are_found_outside_string_literals() {
+        assert_eq!(
+            relationship_paths(
+                "account.Industry = 'Owner.Name' AND Account.Owner.Email != null AND Amount > 1.5 AND ACCOUNT.Type = 'x' AND CreatedDate > 2024-01-01T00:00:00.000Z AND Name = 'it\\'s Parent.Name'"
+            ),
+            ["account", "Account.Owner"]
+        );
+        assert!(relationship_paths("IsConverted = false AND Name = 'a.b'").is_empty());
     }
 }

@@ -165,7 +165,7 @@ pub fn follow_filter(
     filter: &str,
     ancestors: &Ancestors,
 ) {
-    for path in formula_refs(filter).relationships {
+    for path in crate::mapping::filter::relationship_paths(filter) {
         add_path(out, describe, ancestors, &path, FILTER, false);
     }
     out.relative_dates = crate::mapping::filter::relative_dates(filter);
