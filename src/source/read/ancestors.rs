@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use super::FetchError;
-use super::freshness::{self, Ancestors, Freshness};
+use super::freshness::{self, Ancestors};
 use crate::catalog::SObjectDescribe;
 use crate::salesforce::{SalesforceClient, SalesforceError};
 
@@ -149,11 +149,7 @@ fn missing(
     filter: Option<&str>,
     ancestors: &Ancestors,
 ) -> Vec<String> {
-    let mut fresh: Freshness = freshness::analyse(describe, selected, false, ancestors);
-    if let Some(filter) = filter {
-        freshness::follow_filter(&mut fresh, describe, filter, ancestors);
-    }
-    let mut missing = fresh.missing;
+    let mut missing = freshness::analyse_read(describe, selected, filter, false, ancestors).missing;
     for object in parent_formula_definitions(describe, selected, ancestors).missing {
         if !missing.contains(&object) {
             missing.push(object);

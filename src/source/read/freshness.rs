@@ -156,6 +156,21 @@ pub fn analyse(
     out
 }
 
+/// [`analyse`] of a read of `selected`, then [`follow_filter`] of its mapping's `filter`.
+pub fn analyse_read(
+    describe: &SObjectDescribe,
+    selected: &[String],
+    filter: Option<&str>,
+    narrow: bool,
+    ancestors: &Ancestors,
+) -> Freshness {
+    let mut fresh = analyse(describe, selected, narrow, ancestors);
+    if let Some(filter) = filter {
+        follow_filter(&mut fresh, describe, filter, ancestors);
+    }
+    fresh
+}
+
 /// Adds the parents a mapping's `filter` (a `soql_where`) reads fields of
 /// (`Account.Industry = 'Banking'`), as [`FILTER`]: a row enters or leaves the filter when its
 /// parent changes, while its own cursor stays put.

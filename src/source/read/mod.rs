@@ -265,46 +265,22 @@ async fn plan_stream<'c>(
         }
     };
     check_drift(ctx, name, &cs.stream.json_schema, current).await?;
-    let plan =
+    let (plan, ancestors) =
         slicing::plan_described(&ctx.client, &ctx.config, cs, saved, mapped, &describes).await?;
-    let mut fresh = Vec::new();
-    match mapped {
-        Some(mapped) => {
-            for src in &mapped.sources {
-                fresh.push(match describes.get(&src.object) {
-                    Some(d) => {
-                        let filter = src.soql_where.as_deref();
-                        freshness_of(&ctx.client, d, &src.fields, filter, false).await?
-                    }
-                    None => freshness::Freshness::default(),
-                });
+    // A mapping's source reads its mapped fields and filter; an object stream its fields.
+    let fresh = plan
+        .objects
+        .iter()
+        .zip(&ancestors)
+        .map(|(o, a)| match describes.get(&o.object) {
+            Some(d) => {
+                let filter = o.soql_where.as_deref();
+                freshness::analyse_read(d, &o.rest.select, filter, !plan.mapped, a)
             }
-        }
-        None => {
-            for o in &plan.objects {
-                let d = &describes[name];
-                fresh.push(freshness_of(&ctx.client, d, &o.rest.select, None, true).await?);
-            }
-        }
-    }
+            None => freshness::Freshness::default(),
+        })
+        .collect();
     Ok((plan, fresh))
-}
-
-/// [`freshness::analyse`] of `selected` (and of a mapping's `filter`), with the describes of
-/// the objects that relationship paths pass through ([`ancestors::ancestors_of`]).
-async fn freshness_of(
-    client: &SalesforceClient,
-    describe: &crate::catalog::SObjectDescribe,
-    selected: &[String],
-    filter: Option<&str>,
-    narrow: bool,
-) -> Result<freshness::Freshness, FetchError> {
-    let ancestors = ancestors::ancestors_of(client, describe, selected, filter).await?;
-    let mut fresh = freshness::analyse(describe, selected, narrow, &ancestors);
-    if let Some(filter) = filter {
-        freshness::follow_filter(&mut fresh, describe, filter, &ancestors);
-    }
-    Ok(fresh)
 }
 
 /// One stream: describe, plan, open the output, read each object, close.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::freshness::Ancestors;
 use super::plan::{self, ObjectPlan, StreamPlan, Windows};
 use super::slice::Slice;
 use super::{FetchError, counts, sizing};
@@ -48,7 +49,7 @@ pub(super) async fn plan_described<'m>(
     saved: Option<&Value>,
     mapped: Option<&'m MappedStream>,
     describes: &HashMap<String, SObjectDescribe>,
-) -> Result<StreamPlan<'m>, FetchError> {
+) -> Result<(StreamPlan<'m>, Vec<Ancestors>), FetchError> {
     let mut plan = match mapped {
         Some(mapped) => plan::plan_mapped_stream(cs, mapped, describes, saved)?,
         None => {
@@ -56,30 +57,36 @@ pub(super) async fn plan_described<'m>(
             plan::plan_object_stream(cs, d, config, saved)?
         }
     };
-    record_parent_formulas(client, &mut plan, describes).await?;
+    let ancestors = record_parent_formulas(client, &mut plan, describes).await?;
     plan::plan_backfills(&mut plan, config);
     super::backfill::confirm_backfills(client, config, &mut plan, describes).await?;
-    Ok(plan)
+    Ok((plan, ancestors))
 }
 
-/// Adds to each object's `fields_read` the definitions of the parents' formulas its read
-/// depends on ([`super::ancestors::parent_formula_definitions`]), so that an edit of one is
-/// noticed as an edit of the object's own formulas is. Fetches the describes that needs.
+/// Fetches the describes each object's relationship paths pass through (its fields and its
+/// mapping's filter), and adds to its `fields_read` the definitions of the parents' formulas
+/// its read depends on ([`super::ancestors::parent_formula_definitions`]), so that an edit of
+/// one is noticed as an edit of the object's own formulas is. Returns the describes, one set
+/// per object, for the freshness analysis.
 async fn record_parent_formulas(
     client: &SalesforceClient,
     plan: &mut StreamPlan<'_>,
     describes: &HashMap<String, SObjectDescribe>,
-) -> Result<(), FetchError> {
+) -> Result<Vec<Ancestors>, FetchError> {
+    let mut out = Vec::with_capacity(plan.objects.len());
     for object in &mut plan.objects {
         let Some(d) = describes.get(&object.object) else {
+            out.push(Ancestors::default());
             continue;
         };
         let select = &object.rest.select;
-        let ancestors = super::ancestors::ancestors_of(client, d, select, None).await?;
+        let filter = object.soql_where.as_deref();
+        let ancestors = super::ancestors::ancestors_of(client, d, select, filter).await?;
         let found = super::ancestors::parent_formula_definitions(d, select, &ancestors);
         object.fields_read.extend(found.entries);
+        out.push(ancestors);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Plans one configured stream: describes (the object, or a mapping's sources), then the pure
@@ -92,7 +99,8 @@ pub(super) async fn plan_stream<'m>(
     mapped: Option<&'m MappedStream>,
 ) -> Result<StreamPlan<'m>, FetchError> {
     let describes = describes(client, cs, mapped).await?;
-    plan_described(client, config, cs, saved, mapped, &describes).await
+    let (plan, _) = plan_described(client, config, cs, saved, mapped, &describes).await?;
+    Ok(plan)
 }
 
 /// The slices of every stream of `streams`, in catalog order; each stream's slices in cursor
