@@ -58,25 +58,9 @@ pub fn parent_formula_definitions(
             }
             continue;
         };
-        let mut queue = vec![field.to_string()];
-        let mut i = 0;
-        while let Some(name) = queue.get(i).cloned() {
-            i += 1;
-            let Some(text) = freshness::formula_of(parent, &name) else {
-                continue;
-            };
-            let entry = format!("{path}.{name}");
-            if !seen.insert(entry.to_ascii_lowercase()) {
-                continue;
-            }
-            out.entries
-                .push(format!("{}{entry} = {text}", crate::state::FORMULA_ENTRY));
-            queue.extend(
-                freshness::formula_reads(parent, text)
-                    .into_iter()
-                    .map(str::to_string),
-            );
-        }
+        let prefix = format!("{path}.");
+        let found = freshness::formula_definitions(parent, &prefix, vec![field.into()], &mut seen);
+        out.entries.extend(found);
     }
     out
 }
@@ -96,12 +80,7 @@ fn end_object<'a>(
         Some(before) => ancestors.reach(describe, before)?,
         None => describe,
     };
-    let field = at.fields.iter().find(|f| {
-        f.relationship_name
-            .as_deref()
-            .is_some_and(|r| r.eq_ignore_ascii_case(last))
-    })?;
-    match field.reference_to.as_slice() {
+    match freshness::relationship(at, last)?.reference_to.as_slice() {
         [object] => Some(object),
         _ => None,
     }

@@ -19,9 +19,9 @@
 //! `Account.Owner` gets a cursor of its own beside `Account`. Each level past the first needs
 //! the describe of the object before it ([`Ancestors`]), to know where its relationship leads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{SObjectDescribe, StreamSchema};
+use crate::catalog::{FieldDescribe, SObjectDescribe, StreamSchema};
 
 /// A parent relationship whose changes the read follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,18 +74,63 @@ impl Ancestors {
     ) -> Option<&'a SObjectDescribe> {
         let mut at = describe;
         for rel in path.split('.') {
-            let field = at.fields.iter().find(|f| {
-                f.relationship_name
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case(rel))
-            })?;
-            let [object] = field.reference_to.as_slice() else {
+            let [object] = relationship(at, rel)?.reference_to.as_slice() else {
                 return None;
             };
             at = self.describes.get(object)?;
         }
         Some(at)
     }
+}
+
+/// The reference field of `describe` whose relationship is named `rel` (`Account`,
+/// `Parent__r`), case-insensitively as SOQL reads it.
+pub fn relationship<'d>(describe: &'d SObjectDescribe, rel: &str) -> Option<&'d FieldDescribe> {
+    describe.fields.iter().find(|f| {
+        f.relationship_name
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case(rel))
+    })
+}
+
+/// `formula <prefix><Name> = <definition>` ([`crate::state::FORMULA_ENTRY`]) for each formula
+/// field of `describe` among `names`, in order, then for each formula they read in turn
+/// (selected or not: an edit of that one changes theirs too); once each by `seen`, which
+/// holds the lower-cased `<prefix><Name>` of the entries already made. `prefix` is empty for
+/// the object's own formulas, a relationship path and a dot (`ReportsTo.`) for a parent's.
+pub fn formula_definitions(
+    describe: &SObjectDescribe,
+    prefix: &str,
+    names: Vec<String>,
+    seen: &mut HashSet<String>,
+) -> Vec<String> {
+    let mut queue = names;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(name) = queue.get(i) {
+        i += 1;
+        let Some(field) = describe
+            .fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+        else {
+            continue;
+        };
+        let Some(text) = formula_of(describe, &field.name) else {
+            continue;
+        };
+        let entry = format!("{prefix}{}", field.name);
+        if !seen.insert(entry.to_ascii_lowercase()) {
+            continue;
+        }
+        out.push(format!("{}{entry} = {text}", crate::state::FORMULA_ENTRY));
+        queue.extend(
+            formula_reads(describe, text)
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    out
 }
 
 /// What keeps one object's values fresh beyond its own cursor.
@@ -215,11 +260,7 @@ fn add_path<'a>(
     let mut followed = String::new();
     let mut rels = path.split('.').peekable();
     while let Some(rel) = rels.next() {
-        let field = from.fields.iter().find(|f| {
-            f.relationship_name
-                .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case(rel))
-        })?;
+        let field = relationship(from, rel)?;
         if !followed.is_empty() {
             followed.push('.');
         }

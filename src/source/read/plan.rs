@@ -275,39 +275,13 @@ fn fields_read(
     read
 }
 
-/// `formula Name = definition` ([`crate::state::FORMULA_ENTRY`]) for each formula field of
-/// `describe` among `select` (a query's field list), in its order, then for each formula they
-/// read in turn (selected or not: an edit of that one changes theirs too).
+/// The definitions of the formulas among `select` (a query's field list) and of those they
+/// read ([`super::freshness::formula_definitions`]).
 fn formula_definitions(describe: Option<&SObjectDescribe>, select: &[String]) -> Vec<String> {
-    let Some(describe) = describe else {
-        return Vec::new();
-    };
-    let definition = |name: &str| {
-        let f = describe.fields.iter().find(|f| f.name == name)?;
-        let text = f.calculated_formula.as_deref().filter(|_| f.calculated)?;
-        Some((f.name.clone(), text))
-    };
-    let mut queue: Vec<String> = select.to_vec();
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < queue.len() {
-        let found = definition(&queue[i]);
-        i += 1;
-        let Some((name, text)) = found else {
-            continue;
-        };
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        out.push(format!("{}{name} = {text}", crate::state::FORMULA_ENTRY));
-        queue.extend(
-            super::freshness::formula_reads(describe, text)
-                .into_iter()
-                .map(str::to_string),
-        );
-    }
-    out
+    describe.map_or_else(Vec::new, |d| {
+        let mut seen = std::collections::HashSet::new();
+        super::freshness::formula_definitions(d, "", select.to_vec(), &mut seen)
+    })
 }
 
 /// Objects of an incremental stream whose read now includes fields their saved cursor's rows
