@@ -188,7 +188,7 @@ pub fn analyse(
             continue;
         };
         let refs = formula_refs(formula);
-        for path in &refs.relationships {
+        for path in refs.relationships() {
             add_path(&mut out, describe, ancestors, path, name, false);
         }
         if refs.changes_unseen() {
@@ -328,9 +328,6 @@ fn note_once(out: &mut Freshness, note: String) {
 struct FormulaRefs {
     /// It calls `TODAY()`, `NOW()` or `TIMENOW()`.
     time_based: bool,
-    /// The relationship path of each cross-object reference (`Account.Owner` of
-    /// `Account.Owner.Name`), in order, once each.
-    relationships: Vec<String>,
     /// The plain names it reads (fields of its own object, and function names), in order,
     /// once each.
     names: Vec<String>,
@@ -342,7 +339,20 @@ impl FormulaRefs {
     /// Whether the formula's value changes while its row does not: it reads the clock or
     /// another object.
     fn changes_unseen(&self) -> bool {
-        self.time_based || !self.relationships.is_empty()
+        self.time_based || !self.parent_fields.is_empty()
+    }
+
+    /// The relationship path of each cross-object reference (`Account.Owner` of
+    /// `Account.Owner.Name`), in order, once each.
+    fn relationships(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for field in &self.parent_fields {
+            let path = field.rsplit_once('.').map_or(field.as_str(), |(p, _)| p);
+            if !out.iter().any(|r| r.eq_ignore_ascii_case(path)) {
+                out.push(path);
+            }
+        }
+        out
     }
 }
 
@@ -385,17 +395,9 @@ fn formula_refs(text: &str) -> FormulaRefs {
         {
             out.time_based = true;
         } else if let Some((rel, _)) = t.rsplit_once('.') {
-            if !rel.starts_with(|c: char| c.is_alphabetic()) {
-                return;
-            }
-            if !out
-                .relationships
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(rel))
+            if rel.starts_with(|c: char| c.is_alphabetic())
+                && !out.parent_fields.iter().any(|f| f.eq_ignore_ascii_case(&t))
             {
-                out.relationships.push(rel.to_string());
-            }
-            if !out.parent_fields.iter().any(|f| f.eq_ignore_ascii_case(&t)) {
                 out.parent_fields.push(t);
             }
         } else if t.starts_with(|c: char| c.is_alphabetic()) && !out.names.contains(&t) {
@@ -719,13 +721,17 @@ mod tests {
 
     #[test]
     fn formula_text_scan_skips_literals_and_globals() {
+        let refs = formula_refs(
+            "IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x & Account.Owner.Name",
+        );
         assert_eq!(
-            formula_refs(
-                "IF(ISPICKVAL(Account.Type, 'A.B'), NOW(), $User.Manager.Name) & Parent__r.Name & account.x & Account.Owner.Name"
-            ),
+            refs.relationships(),
+            ["Account", "Parent__r", "Account.Owner"]
+        );
+        assert_eq!(
+            refs,
             FormulaRefs {
                 time_based: true,
-                relationships: names(&["Account", "Parent__r", "Account.Owner"]),
                 parent_fields: names(&[
                     "Account.Type",
                     "Parent__r.Name",
