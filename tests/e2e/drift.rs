@@ -868,11 +868,12 @@ async fn an_edited_formula_is_read_again_in_every_row() {
 async fn an_edited_formula_of_a_parent_is_read_again_in_every_row_of_the_child() {
     // `boss_label` is the manager's formula: an admin's edit of it changes every Contact's
     // value with no row's SystemModstamp moving, the manager's included.
-    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
-        "object": "Contact", "columns": {
-            "id": "Id",
-            "boss_label": "ReportsTo.Display_Label__c",
-            "modified_at": "SystemModstamp"}}]}]});
+    let mapping = one_source_mapping(
+        "contact",
+        "Contact",
+        &[("boss_label", "ReportsTo.Display_Label__c")],
+        None,
+    );
     let e = env(3, json!({"cursor_lag": "PT0S", "mapping": mapping})).await;
     let ids: Vec<String> = org_rows(
         &e.org,
@@ -882,15 +883,8 @@ async fn an_edited_formula_of_a_parent_is_read_again_in_every_row_of_the_child()
     .iter()
     .map(|r| r["Id"].as_str().unwrap().to_string())
     .collect();
-    let (boss, reports) = (&ids[0], &ids[1..3]);
-    for id in reports {
-        e.org
-            .control(
-                "update",
-                &json!({"object": "Contact", "id": id, "fields": {"ReportsToId": boss}}),
-            )
-            .await;
-    }
+    let boss = &ids[0];
+    let reports = report_to(&e.org, boss, 2).await;
     let cat = catalog(e.dir.path(), "cat.json", &[("contact", &[], "incremental")]);
     let first = read_ok(&e, &cat, None).await;
     let back = relabelled(&e, &cat, &first, "ReportsTo.Display_Label__c").await;

@@ -481,12 +481,15 @@ async fn a_first_read_killed_midway_resumes_without_reading_unchanged_rows_again
 
 #[tokio::test]
 async fn a_changed_owner_of_the_account_reaches_its_contacts_two_levels_down() {
-    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
-        "object": "Contact", "columns": {
-            "id": "Id",
-            "company": "Account.Name",
-            "account_owner_email": "Account.Owner.Email",
-            "modified_at": "SystemModstamp"}}]}]});
+    let mapping = one_source_mapping(
+        "contact",
+        "Contact",
+        &[
+            ("company", "Account.Name"),
+            ("account_owner_email", "Account.Owner.Email"),
+        ],
+        None,
+    );
     let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "contact").await;
     let s1 = e.dir.path().join("s1.json");
     read_to(&config, &cat, None, &s1).await;
@@ -559,11 +562,12 @@ async fn a_changed_owner_of_the_account_reaches_its_contacts_two_levels_down() {
 async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_stream() {
     // `ReportsTo.Account_Name__c`: the manager's formula `Account.Name` changes when the
     // manager's Account is renamed, and neither Contact's SystemModstamp moves.
-    let mapping = json!({"streams": [{"name": "contact", "primary_key": ["id"], "from": [{
-        "object": "Contact", "columns": {
-            "id": "Id",
-            "boss_company": "ReportsTo.Account_Name__c",
-            "modified_at": "SystemModstamp"}}]}]});
+    let mapping = one_source_mapping(
+        "contact",
+        "Contact",
+        &[("boss_company", "ReportsTo.Account_Name__c")],
+        None,
+    );
     let (e, export, config, cat) = parquet_stream(
         json!({"mapping": mapping, "formula_refresh": "PT0S"}),
         "contact",
@@ -571,22 +575,8 @@ async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_str
     .await;
     // Two Contacts report to the first Contact of the first Account that has Contacts.
     let (account, contacts) = an_account_with_contacts(&e.org).await;
-    let boss = contacts.iter().next().unwrap().clone();
-    let reports: Vec<String> = org_rows(&e.org, "SELECT Id FROM Contact ORDER BY Id")
-        .await
-        .iter()
-        .map(|r| r["Id"].as_str().unwrap().to_string())
-        .filter(|id| *id != boss)
-        .take(2)
-        .collect();
-    for id in &reports {
-        e.org
-            .control(
-                "update",
-                &json!({"object": "Contact", "id": id, "fields": {"ReportsToId": boss}}),
-            )
-            .await;
-    }
+    let boss = contacts.iter().next().unwrap();
+    let reports = report_to(&e.org, boss, 2).await;
     let s1 = e.dir.path().join("s1.json");
     read_to(&config, &cat, None, &s1).await;
     e.org
@@ -618,11 +608,12 @@ async fn rows_entering_a_filter_on_relative_dates_come_on_the_refresh_schedule()
     // As days pass, Accounts whose Customer_Since__c reaches the last 365 days enter the
     // filter while no row's SystemModstamp moves.
     let filter = "Customer_Since__c = LAST_N_DAYS:365";
-    let mapping = json!({"streams": [{"name": "customers", "primary_key": ["id"], "from": [{
-        "object": "Account", "soql_where": filter, "columns": {
-            "id": "Id",
-            "since": "Customer_Since__c",
-            "modified_at": "SystemModstamp"}}]}]});
+    let mapping = one_source_mapping(
+        "customers",
+        "Account",
+        &[("since", "Customer_Since__c")],
+        Some(filter),
+    );
     let (e, export, config, cat) = parquet_stream(
         json!({"mapping": mapping, "formula_refresh": "PT0S"}),
         "customers",

@@ -274,3 +274,46 @@ pub async fn plan_with_stderr(
         .collect();
     (slices, String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// A mapping of one stream `stream` (primary key `id`) drawn from `object`: `id` (`Id`),
+/// `modified_at` (`SystemModstamp`) and `columns` (name, expression), filtered by `filter`
+/// when given.
+pub fn one_source_mapping(
+    stream: &str,
+    object: &str,
+    columns: &[(&str, &str)],
+    filter: Option<&str>,
+) -> Value {
+    let mut cols = json!({"id": "Id", "modified_at": "SystemModstamp"});
+    for (name, expr) in columns {
+        cols[*name] = json!(expr);
+    }
+    let mut source = json!({"object": object, "columns": cols});
+    if let Some(filter) = filter {
+        source["soql_where"] = json!(filter);
+    }
+    json!({"streams": [{"name": stream, "primary_key": ["id"], "from": [source]}]})
+}
+
+/// Makes the first `count` live Contacts by Id other than `boss` report to `boss` (a user's
+/// edit of their `ReportsToId`, which moves their own SystemModstamp); returns their Ids.
+pub async fn report_to(org: &Org, boss: &str, count: usize) -> Vec<String> {
+    let reports: Vec<String> = org_rows(
+        org,
+        "SELECT Id FROM Contact WHERE IsDeleted = false ORDER BY Id",
+    )
+    .await
+    .iter()
+    .map(|r| r["Id"].as_str().unwrap().to_string())
+    .filter(|id| id != boss)
+    .take(count)
+    .collect();
+    for id in &reports {
+        org.control(
+            "update",
+            &json!({"object": "Contact", "id": id, "fields": {"ReportsToId": boss}}),
+        )
+        .await;
+    }
+    reports
+}
