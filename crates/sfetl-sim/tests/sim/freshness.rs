@@ -242,20 +242,6 @@ async fn stored(org: &Org, object: &str, id: &str) -> Value {
     r.json().await.unwrap()
 }
 
-/// A query's REST response body as sent (to check the order of keys).
-async fn query_text(org: &Org, soql: &str) -> String {
-    let r = org
-        .http
-        .get(org.data("query"))
-        .query(&[("q", soql)])
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{soql}");
-    r.text().await.unwrap()
-}
-
 /// The nested `Account` of a Contact as Salesforce writes it: one object per hop, fields in
 /// SELECT order, a null reference as `null`.
 async fn nested_account(org: &Org, account: &str, owner: Option<&str>) -> String {
@@ -281,7 +267,8 @@ async fn two_level_parent_paths_nest_each_hop_in_rest_and_flatten_in_bulk() {
     let soql = "SELECT Id, Account.Name, Account.Owner.Name FROM Contact WHERE AccountId != null ORDER BY Id LIMIT 5";
     let ids_q = "SELECT Id, AccountId, Account.OwnerId FROM Contact WHERE AccountId != null ORDER BY Id LIMIT 5";
     let refs = records(&org, ids_q).await;
-    let body = query_text(&org, soql).await;
+    let (status, body) = org.query_text(soql).await;
+    assert_eq!(status, 200, "{soql}");
     let rest: Value = serde_json::from_str(&body).unwrap();
     let rest = rest["records"].as_array().unwrap();
     assert_eq!(rest.len(), 5);

@@ -69,6 +69,11 @@ impl Org {
         (s, r.json().await.expect("json body"))
     }
     pub async fn query(&self, soql: &str) -> (u16, Value) {
+        let (s, body) = self.query_text(soql).await;
+        (s, serde_json::from_str(&body).expect("json"))
+    }
+    /// A REST query's status and body as sent (to check the order of keys).
+    pub async fn query_text(&self, soql: &str) -> (u16, String) {
         let r = self
             .http
             .get(self.data("query"))
@@ -78,7 +83,7 @@ impl Org {
             .await
             .expect("query");
         let s = r.status().as_u16();
-        (s, r.json().await.expect("json"))
+        (s, r.text().await.expect("body"))
     }
     pub async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
         self.http
