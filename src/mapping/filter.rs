@@ -175,28 +175,34 @@ pub fn parenthesized(filter: &str) -> String {
     format!("({})", filter.trim())
 }
 
-/// The relationship paths a filter reads fields through (`Account` of `Account.Industry`,
-/// `Account.Owner` of `Account.Owner.Email`), outside string literals, in order, once each
-/// (case-insensitively): rows enter and leave such a filter when those parents change.
-pub fn relationship_paths(text: &str) -> Vec<String> {
+/// The fields a filter reads, as written (`Amount`, `account.Industry`,
+/// `Account.Owner.Email`), outside string literals, in order, once each (case-insensitively):
+/// rows enter and leave such a filter when those values change, and a formula's or a
+/// parent's can change while the row's own cursor stays put. SOQL's operator words (`AND`,
+/// `LIKE`, `null`, ...) and relative date literals are not fields.
+pub fn field_paths(text: &str) -> Vec<String> {
     let Ok(toks) = tokens(text) else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();
     for (_, t) in toks {
         let Token::Word(w) = t else { continue };
-        let Some((path, _)) = w.rsplit_once('.') else {
-            continue;
-        };
-        if path.starts_with(|c: char| c.is_ascii_alphabetic())
+        if w.starts_with(|c: char| c.is_ascii_alphabetic())
             && !w.contains(':')
-            && !out.iter().any(|p| p.eq_ignore_ascii_case(path))
+            && !is_relative_date(w)
+            && !OPERATOR_WORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
+            && !out.iter().any(|p| p.eq_ignore_ascii_case(w))
         {
-            out.push(path.to_string());
+            out.push(w.to_string());
         }
     }
     out
 }
+
+/// SOQL's words in a condition that name no field.
+const OPERATOR_WORDS: [&str; 10] = [
+    "AND", "OR", "NOT", "IN", "LIKE", "INCLUDES", "EXCLUDES", "NULL", "TRUE", "FALSE",
+];
 
 /// The relative date literals of a filter (`TODAY`, `LAST_N_DAYS:90`, `THIS_FISCAL_QUARTER`,
 /// `N_WEEKS_AGO:2`, ...), outside string literals, as written: such a filter selects other rows
@@ -325,13 +331,28 @@ mod tests {
     }
 
     #[test]
-    fn relationship_paths_are_found_outside_string_literals() {
+    fn field_paths_are_found_outside_string_literals() {
         assert_eq!(
-            relationship_paths(
-                "account.Industry = 'Owner.Name' AND Account.Owner.Email != null AND Amount > 1.5 AND ACCOUNT.Type = 'x' AND CreatedDate > 2024-01-01T00:00:00.000Z AND Name = 'it\\'s Parent.Name'"
+            field_paths(
+                "account.Industry = 'Owner.Name' AND Account.Owner.Email != null AND Amount > 1.5 AND ACCOUNT.INDUSTRY = 'x' AND CreatedDate > 2024-01-01T00:00:00.000Z AND Name = 'it\\'s Parent.Name' AND NOT (Days__c IN (1, 2)) AND Type LIKE 'a%' AND IsWon = FALSE AND Closed__c = true AND CreatedDate = LAST_N_DAYS:3 AND Tags__c INCLUDES ('x') AND amount < 9"
             ),
-            ["account", "Account.Owner"]
+            [
+                "account.Industry",
+                "Account.Owner.Email",
+                "Amount",
+                "CreatedDate",
+                "Name",
+                "Days__c",
+                "Type",
+                "IsWon",
+                "Closed__c",
+                "Tags__c"
+            ]
         );
-        assert!(relationship_paths("IsConverted = false AND Name = 'a.b'").is_empty());
+        assert_eq!(
+            field_paths("IsConverted = false AND Name = 'a.b'"),
+            ["IsConverted", "Name"]
+        );
+        assert!(field_paths("Name = 'unclosed").is_empty());
     }
 }

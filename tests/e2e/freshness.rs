@@ -651,3 +651,147 @@ async fn rows_entering_a_filter_on_relative_dates_come_on_the_refresh_schedule()
         .collect();
     assert!(now.is_subset(&held), "missing: {:?}", now.difference(&held));
 }
+
+/// The Ids of the live Opportunities under `account`.
+async fn opportunities_of(org: &Org, account: &str) -> BTreeSet<String> {
+    live_ids(org, "Opportunity", &format!("AccountId = '{account}'")).await
+}
+
+/// The Ids of a Parquet export's current rows of `stream` (its latest view).
+async fn held_ids(export: &Path, stream: &str) -> BTreeSet<String> {
+    query_csv(export, &format!("SELECT id FROM {stream}"))
+        .await
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_filter_on_a_cross_object_formula_follows_the_parent_the_formula_reads() {
+    // Opportunity's Account_Industry__c is the formula TEXT(Account.Industry): changing an
+    // Account's Industry moves rows in and out of the filter while no Opportunity's
+    // SystemModstamp moves.
+    let filter = "Account_Industry__c = 'Banking'";
+    let mapping = one_source_mapping("banking", "Opportunity", &[("name", "Name")], Some(filter));
+    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "banking").await;
+    let mut accounts = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null ORDER BY AccountId",
+    )
+    .await
+    .iter()
+    .map(|r| r["AccountId"].as_str().unwrap().to_string())
+    .collect::<Vec<_>>();
+    accounts.dedup();
+    let (joining, leaving) = (accounts[0].clone(), accounts[1].clone());
+    let update = |id: &str, industry: &str| json!({"object": "Account", "id": id, "fields": {"Industry": industry}});
+    e.org.control("update", &update(&joining, "Energy")).await;
+    e.org.control("update", &update(&leaving, "Banking")).await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    let before = live_ids(&e.org, "Opportunity", filter).await;
+    assert_eq!(held_ids(&export, "banking").await, before);
+    let (joins, leaves) = (
+        opportunities_of(&e.org, &joining).await,
+        opportunities_of(&e.org, &leaving).await,
+    );
+    assert!(leaves.is_subset(&before) && joins.is_disjoint(&before));
+
+    e.org.control("update", &update(&joining, "Banking")).await;
+    e.org.control("update", &update(&leaving, "Energy")).await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    let now = live_ids(&e.org, "Opportunity", filter).await;
+    assert_eq!(
+        now,
+        before.difference(&leaves).chain(&joins).cloned().collect()
+    );
+    // The rows that entered came with the Account's window, those that left went as
+    // deletions: the stream holds exactly what the filter selects now.
+    assert_eq!(held_ids(&export, "banking").await, now);
+    // The filter's formula is not a column, yet its parent is followed, for the filter: the
+    // rows under every Account changed since the saved cursor (less the lookback), exactly.
+    let prefix = "banking: Opportunity: ";
+    let line = log
+        .iter()
+        .find(|l| {
+            l.starts_with(prefix)
+                && l.contains(" rows read again because their Account changed since ")
+        })
+        .unwrap_or_else(|| panic!("{log:?}"));
+    let since = line
+        .split(" since ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let under = format!("Account.SystemModstamp >= {since}");
+    let entered = live_ids(&e.org, "Opportunity", &format!("{filter} AND {under}")).await;
+    let not = format!("(NOT ({filter})) AND {under}");
+    let left = live_ids(&e.org, "Opportunity", &not).await;
+    assert!(joins.is_subset(&entered) && leaves.is_subset(&left));
+    // The count takes in the rows delivered as deletions.
+    assert_eq!(
+        line,
+        &format!(
+            "{prefix}{} rows read again because their Account changed since {since} (1 query, for soql_where)",
+            entered.len() + left.len()
+        )
+    );
+    assert!(
+        log.contains(&format!("banking: {} row(s) of Opportunity whose Account changed no longer match the mapping's soql_where (Account_Industry__c = 'Banking'): delivered as deletions, so the stream drops the version it held", left.len())),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_schedule() {
+    // Days_Since_Created__c is TODAY() - DATEVALUE(CreatedDate): as days pass, Opportunities
+    // reach the threshold while no row's SystemModstamp moves.
+    let (e, _, _, _) = parquet_stream(json!({}), "Opportunity").await;
+    e.org
+        .control("clock", &json!({"today": "2030-01-01"}))
+        .await;
+    let mut ages: Vec<i64> = org_rows(&e.org, "SELECT Days_Since_Created__c FROM Opportunity")
+        .await
+        .iter()
+        .map(|r| r["Days_Since_Created__c"].as_f64().unwrap() as i64)
+        .collect();
+    ages.sort();
+    // Half the rows are older than the threshold today; a year later more are.
+    let filter = format!("Days_Since_Created__c > {}", ages[ages.len() / 2]);
+    let mapping = one_source_mapping("aged", "Opportunity", &[("name", "Name")], Some(&filter));
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["mapping"] = mapping;
+    cfg["formula_refresh"] = json!("PT0S");
+    let export = e.dir.path().join("aged-export");
+    cfg["output"] = json!({"format": "parquet", "path": export.display().to_string()});
+    let config = write_json(e.dir.path(), "aged-config.json", &cfg);
+    let cat = catalog(
+        e.dir.path(),
+        "aged-cat.json",
+        &[("aged", &[], "incremental")],
+    );
+    let before = live_ids(&e.org, "Opportunity", &filter).await;
+    let s1 = e.dir.path().join("s1.json");
+    let msgs = read_to(&config, &cat, None, &s1).await;
+    assert!(logs(&msgs).contains(&"Opportunity: the mapping's soql_where reads Days_Since_Created__c, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh".to_string()), "{:?}", logs(&msgs));
+    assert_eq!(held_ids(&export, "aged").await, before);
+
+    e.org.control("clock", &json!({"advance_days": 365})).await;
+    let now = live_ids(&e.org, "Opportunity", &filter).await;
+    assert!(now.len() > before.len(), "{before:?} {now:?}");
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!(
+            "aged: Opportunity: the rows the soql_where selects today (Days_Since_Created__c) read again for {} rows (formula_refresh PT0S, last refresh ",
+            now.len()
+        ))),
+        "{log:?}"
+    );
+    // Every row the filter selects today is in the stream, those that entered included.
+    assert_eq!(held_ids(&export, "aged").await, now);
+}

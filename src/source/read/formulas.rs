@@ -43,7 +43,7 @@ impl ObjectReader<'_> {
         let Some(every) = self.ctx.config.formula_refresh.clone() else {
             return Ok(0);
         };
-        if fresh.formulas.is_empty() && fresh.relative_dates.is_empty() {
+        if !fresh.refreshes() {
             return Ok(0);
         }
         let object = self.object.object.clone();
@@ -184,16 +184,22 @@ impl ObjectReader<'_> {
 }
 
 /// What a refresh reads again, as its log line names it: formula fields, and the rows a
-/// filter on relative dates selects today.
+/// filter on relative dates, or on formulas that change unseen, selects today.
 fn refreshed(fresh: &Freshness) -> String {
     let mut what = Vec::new();
     if !fresh.formulas.is_empty() {
         what.push(format!("formula fields {}", fresh.formulas.join(", ")));
     }
-    if !fresh.relative_dates.is_empty() {
+    let why: Vec<&str> = fresh
+        .relative_dates
+        .iter()
+        .chain(&fresh.filter_formulas)
+        .map(String::as_str)
+        .collect();
+    if !why.is_empty() {
         what.push(format!(
             "the rows the soql_where selects today ({})",
-            fresh.relative_dates.join(", ")
+            why.join(", ")
         ));
     }
     what.join(" and ")

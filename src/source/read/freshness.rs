@@ -153,12 +153,27 @@ pub struct Freshness {
     /// the filter as days pass with no cursor moving, so every row it selects is read again on
     /// the `formula_refresh` schedule.
     pub relative_dates: Vec<String>,
+    /// The formula fields a mapping's `soql_where` reads whose values change while their rows
+    /// do not (`Days_Since_Created__c`, `Account.Days_Open__c`): rows enter the filter unseen,
+    /// so, as for [`Freshness::relative_dates`], every row it selects is read again on the
+    /// `formula_refresh` schedule.
+    pub filter_formulas: Vec<String>,
+    /// What the read cannot keep exact, and what to do (logged once per read, as WARN).
+    pub warnings: Vec<String>,
 }
 
 impl Freshness {
     /// Whether the object needs nothing beyond its own cursor.
     pub fn is_empty(&self) -> bool {
-        self.parents.is_empty() && self.formulas.is_empty() && self.relative_dates.is_empty()
+        self.parents.is_empty() && !self.refreshes()
+    }
+
+    /// Whether anything is read again on the `formula_refresh` schedule: formula fields, or
+    /// the rows a filter that changes with time selects.
+    pub fn refreshes(&self) -> bool {
+        !(self.formulas.is_empty()
+            && self.relative_dates.is_empty()
+            && self.filter_formulas.is_empty())
     }
 }
 
@@ -184,10 +199,9 @@ pub fn analyse(
             }
             continue;
         }
-        let Some(formula) = formula_of(describe, name) else {
+        let Some(refs) = formula_closure(describe, name) else {
             continue;
         };
-        let refs = formula_refs(formula);
         for path in refs.relationships() {
             add_path(&mut out, describe, ancestors, path, name, false);
         }
@@ -216,19 +230,86 @@ pub fn analyse_read(
     fresh
 }
 
-/// Adds the parents a mapping's `filter` (a `soql_where`) reads fields of
-/// (`Account.Industry = 'Banking'`), as [`FILTER`]: a row enters or leaves the filter when its
-/// parent changes, while its own cursor stays put.
+/// Adds what a mapping's `filter` (a `soql_where`) reads beyond the row's own cursor:
+/// - the parents whose fields it reads (`Account.Industry = 'Banking'`), directly or through
+///   a cross-object formula (`Account_Industry__c = 'Banking'`, that formula being
+///   `TEXT(Account.Industry)`), as [`FILTER`]: a row enters or leaves the filter when its
+///   parent changes, while its own cursor stays put;
+/// - formula fields whose values change unseen ([`Freshness::filter_formulas`]) and relative
+///   date literals ([`Freshness::relative_dates`]): rows enter the filter as days pass or
+///   parents change, so every row it selects is read again on the refresh schedule. Rows that
+///   leave it as days pass are not seen: a WARN says so.
 pub fn follow_filter(
     out: &mut Freshness,
     describe: &SObjectDescribe,
     filter: &str,
     ancestors: &Ancestors,
 ) {
-    for path in crate::mapping::filter::relationship_paths(filter) {
-        add_path(out, describe, ancestors, &path, FILTER, false);
+    for name in crate::mapping::filter::field_paths(filter) {
+        let (refs, name) = match name.rsplit_once('.') {
+            Some((path, field)) => {
+                let parent = add_path(out, describe, ancestors, path, FILTER, true);
+                // A parent's formula: its own parents are not followed further.
+                let Some(refs) = parent.and_then(|p| formula_closure(p, field)) else {
+                    continue;
+                };
+                (refs, name)
+            }
+            None => {
+                let Some(refs) = formula_closure(describe, &name) else {
+                    continue;
+                };
+                for path in refs.relationships() {
+                    add_path(out, describe, ancestors, path, FILTER, false);
+                }
+                (refs, canonical(describe, &name))
+            }
+        };
+        if refs.changes_unseen() && !out.filter_formulas.contains(&name) {
+            out.filter_formulas.push(name.clone());
+        }
+        if refs.time_based {
+            out.warnings.push(format!(
+                "{}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh",
+                describe.name
+            ));
+        }
     }
     out.relative_dates = crate::mapping::filter::relative_dates(filter);
+}
+
+/// `name` as `describe` spells its field (SOQL reads names case-insensitively).
+fn canonical(describe: &SObjectDescribe, name: &str) -> String {
+    describe
+        .fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |f| f.name.clone())
+}
+
+/// What the formula field `name` of `describe` reads, together with the formulas of its own
+/// object that it reads in turn (a formula over `Days_Open__c`, itself over `TODAY()`, changes
+/// every day too); None when `name` is not a formula field.
+fn formula_closure(describe: &SObjectDescribe, name: &str) -> Option<FormulaRefs> {
+    let mut out = FormulaRefs::default();
+    let mut queue = vec![formula_of(describe, name)?];
+    let mut seen: HashSet<&str> = HashSet::new();
+    while let Some(text) = queue.pop() {
+        if !seen.insert(text) {
+            continue;
+        }
+        let refs = formula_refs(text);
+        out.time_based |= refs.time_based;
+        for f in refs.parent_fields {
+            if !out.parent_fields.iter().any(|p| p.eq_ignore_ascii_case(&f)) {
+                out.parent_fields.push(f);
+            }
+        }
+        for read in formula_reads(describe, text) {
+            queue.extend(formula_of(describe, read));
+        }
+    }
+    Some(out)
 }
 
 /// The formula of `describe`'s field `name`, when it is a formula field.
@@ -696,6 +777,66 @@ mod tests {
             )]
         );
         assert!(f.missing.is_empty() && f.notes.is_empty());
+    }
+
+    #[test]
+    fn a_filter_on_formulas_that_change_unseen_follows_their_parents_and_is_refreshed() {
+        let mut d = describe();
+        // A formula over a time-based one changes every day too.
+        d.fields.push(
+            serde_json::from_value(json!({"name": "Age_Bucket__c", "type": "string",
+                "calculated": true,
+                "calculatedFormula": "IF(Days_Since_Created__c > 30, \"old\", \"new\")"}))
+            .unwrap(),
+        );
+        let mut ancestors = Ancestors::default();
+        ancestors.describes.insert("Account".into(), account());
+        let mut f = Freshness::default();
+        let filter = "account_industry__c = 'Banking' AND Weighted__c > 5 AND Age_Bucket__c = 'old' AND Account.Days_Open__c < 90 AND Account.Label__c != null";
+        follow_filter(&mut f, &d, filter, &ancestors);
+        // The cross-object formula's parent is followed as the filter's: rows enter and
+        // leave with it. Fields of the Account (formulas or not) follow it too.
+        assert_eq!(f.parents, vec![dep("Account", "Account", &[FILTER])]);
+        assert!(f.parents[0].filters());
+        // Spelled as the describe does; Weighted__c reads only the row's own fields.
+        assert_eq!(
+            f.filter_formulas,
+            names(&[
+                "Account_Industry__c",
+                "Age_Bucket__c",
+                "Account.Days_Open__c"
+            ])
+        );
+        assert!(f.refreshes() && f.formulas.is_empty() && f.missing.is_empty());
+        let warn = |name: &str, object: &str| {
+            format!(
+                "{object}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh"
+            )
+        };
+        assert_eq!(
+            f.warnings,
+            vec![
+                warn("Age_Bucket__c", "Opportunity"),
+                warn("Account.Days_Open__c", "Opportunity")
+            ]
+        );
+        // Without the Account's describe, whether its fields are formulas is not known yet.
+        let mut g = Freshness::default();
+        follow_filter(&mut g, &d, filter, &Ancestors::default());
+        assert_eq!(g.missing, names(&["Account"]));
+        assert_eq!(
+            g.filter_formulas,
+            names(&["Account_Industry__c", "Age_Bucket__c"])
+        );
+        // A filter on plain fields needs nothing.
+        let mut plain = Freshness::default();
+        follow_filter(
+            &mut plain,
+            &d,
+            "Weighted__c > 5 AND Name = 'Days_Since_Created__c'",
+            &ancestors,
+        );
+        assert!(plain.is_empty() && plain.warnings.is_empty());
     }
 
     #[test]

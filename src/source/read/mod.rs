@@ -300,6 +300,9 @@ async fn read_stream(
         for note in fresh.iter().flat_map(|f| &f.notes) {
             ctx.log(LogLevel::Info, note.clone()).await;
         }
+        for warning in fresh.iter().flat_map(|f| &f.warnings) {
+            ctx.log(LogLevel::Warn, warning.clone()).await;
+        }
     }
     if let Some(run) = &ctx.opts.slice {
         if plan.incremental && fresh.iter().any(|f| !f.is_empty()) {
