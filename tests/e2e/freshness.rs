@@ -795,3 +795,63 @@ async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_sche
     // Every row the filter selects today is in the stream, those that entered included.
     assert_eq!(held_ids(&export, "aged").await, now);
 }
+
+#[tokio::test]
+async fn an_edited_formula_in_a_filter_is_a_changed_filter() {
+    // An admin edits the formula the filter reads: every row's value changes, no row's
+    // SystemModstamp moves, and the filter now selects other rows.
+    let filter = "Account_Industry__c = 'Banking'";
+    let mapping = one_source_mapping("banking", "Opportunity", &[("name", "Name")], Some(filter));
+    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "banking").await;
+    let mut accounts = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Opportunity WHERE AccountId != null ORDER BY AccountId",
+    )
+    .await
+    .iter()
+    .map(|r| r["AccountId"].as_str().unwrap().to_string())
+    .collect::<Vec<_>>();
+    accounts.dedup();
+    let (account, banking) = (accounts[0].clone(), accounts[1].clone());
+    for (id, fields) in [
+        (&account, json!({"Type": "Banking", "Industry": "Energy"})),
+        (&banking, json!({"Type": "Customer", "Industry": "Banking"})),
+    ] {
+        let update = json!({"object": "Account", "id": id, "fields": fields});
+        e.org.control("update", &update).await;
+    }
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    let before = live_ids(&e.org, "Opportunity", filter).await;
+    assert!(!before.is_empty());
+    assert_eq!(held_ids(&export, "banking").await, before);
+    let state = std::fs::read_to_string(&s1).unwrap();
+    let recorded = "formula Account_Industry__c = TEXT(Account.Industry)";
+    assert!(state.contains(recorded), "{state}");
+
+    let formula = "TEXT(Account.Type)";
+    e.org
+        .control(
+            "schema/set_formula",
+            &json!({"object": "Opportunity", "field": "Account_Industry__c", "formula": formula}),
+        )
+        .await;
+    let now = live_ids(&e.org, "Opportunity", filter).await;
+    assert_eq!(now, opportunities_of(&e.org, &account).await);
+    assert!(now.is_disjoint(&before));
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    assert!(
+        log.iter().any(|l| l.starts_with(
+            "Opportunity: the definition of a formula field changed since the rows below the saved cursor were read (Account_Industry__c is now TEXT(Account.Type)): Salesforce computes the new values in every row without moving its SystemModstamp: reading every row again from "
+        )),
+        "{log:?}"
+    );
+    // Every row the old definition selected left as a deletion; the new ones came.
+    assert_eq!(held_ids(&export, "banking").await, now);
+    assert!(
+        log.iter().any(|l| l.starts_with("banking: ")
+            && l.contains(" row(s) of Opportunity do not match the mapping's changed soql_where (Account_Industry__c = 'Banking'): delivered as deletions")),
+        "{log:?}"
+    );
+}

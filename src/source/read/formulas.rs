@@ -143,6 +143,7 @@ impl ObjectReader<'_> {
             saved_at: None,
             backfill: None,
             fields_read: Vec::new(),
+            filter_reads: Vec::new(),
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

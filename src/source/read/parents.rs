@@ -202,6 +202,7 @@ impl<'a> ObjectReader<'a> {
             saved_at: None,
             backfill: None,
             fields_read: Vec::new(),
+            filter_reads: Vec::new(),
             restriction: o.restriction,
         }
     }

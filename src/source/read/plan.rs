@@ -48,6 +48,11 @@ pub struct ObjectPlan<'m> {
     /// What the rows read are read with, as each STATE records it ([`fields_read`]): fixed by
     /// the plan, so checkpoints and slices record it as it is.
     pub fields_read: Vec<String>,
+    /// The `formula ...` entries of [`ObjectPlan::fields_read`] that the mapping's
+    /// `soql_where` depends on (formulas it reads, the row's own or a parent's, and those they
+    /// read): an admin's edit of one changes which rows the filter selects, as a changed
+    /// filter does.
+    pub filter_reads: Vec<String>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -174,6 +179,7 @@ pub fn plan_object_stream<'m>(
         object: name.to_string(),
         bulk: WirePlan::new(&schema, Api::Bulk),
         fields_read: fields_read(&rest.select, Some(describe), None),
+        filter_reads: Vec::new(),
         rest,
         api,
         cursor,
@@ -225,9 +231,14 @@ pub fn plan_mapped_stream<'m>(
             let api = if note.is_some() { Api::Rest } else { Api::Bulk };
             notes.extend(note);
             let rest = WirePlan::for_source(&src.object, Api::Rest, &src.input_schema);
+            let describe = describes.get(&src.object);
+            let filter_reads = filter_formulas(describe, src.soql_where.as_deref());
+            let mut fields_read = fields_read(&rest.select, describe, Some(src));
+            add_entries(&mut fields_read, &filter_reads);
             ObjectPlan {
                 object: src.object.clone(),
-                fields_read: fields_read(&rest.select, describes.get(&src.object), Some(src)),
+                fields_read,
+                filter_reads,
                 rest,
                 deleted_schema: bulk.output.clone(),
                 bulk,
@@ -282,6 +293,28 @@ fn formula_definitions(describe: Option<&SObjectDescribe>, select: &[String]) ->
         let mut seen = std::collections::HashSet::new();
         super::freshness::formula_definitions(d, "", select.to_vec(), &mut seen)
     })
+}
+
+/// The definitions of the row's own formulas that `filter` (a mapping's `soql_where`) reads,
+/// and of those they read in turn; a parent's come from
+/// [`super::ancestors::parent_formula_definitions`], which needs the parents' describes.
+fn filter_formulas(describe: Option<&SObjectDescribe>, filter: Option<&str>) -> Vec<String> {
+    let names: Vec<String> = filter
+        .map(crate::mapping::filter::field_paths)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !f.contains('.'))
+        .collect();
+    formula_definitions(describe, &names)
+}
+
+/// Appends to `read` the `entries` it does not hold yet, in order.
+pub(super) fn add_entries(read: &mut Vec<String>, entries: &[String]) {
+    for entry in entries {
+        if !read.contains(entry) {
+            read.push(entry.clone());
+        }
+    }
 }
 
 /// Objects of an incremental stream whose read now includes fields their saved cursor's rows
@@ -347,9 +380,9 @@ pub fn plan_backfills(plan: &mut StreamPlan<'_>, config: &Config) {
                 let text = format!(
                     "{what}: reading every row again from {from}, so rows that did not change get their values too (new_fields is \"backfill\"; \"ignore\" reads on from the cursor)"
                 );
-                let filter_changed = new
-                    .iter()
-                    .any(|n| n.starts_with(crate::state::FILTER_ENTRY));
+                let filter_changed = new.iter().any(|n| {
+                    n.starts_with(crate::state::FILTER_ENTRY) || object.filter_reads.contains(n)
+                });
                 let fields = if fields_alone { new } else { Vec::new() };
                 object.saved_at = None;
                 object.backfill = Some(Backfill {

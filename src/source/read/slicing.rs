@@ -83,7 +83,16 @@ async fn record_parent_formulas(
         let filter = object.soql_where.as_deref();
         let ancestors = super::ancestors::ancestors_of(client, d, select, filter).await?;
         let found = super::ancestors::parent_formula_definitions(d, select, &ancestors);
-        object.fields_read.extend(found.entries);
+        plan::add_entries(&mut object.fields_read, &found.entries);
+        // The parents' formulas the filter reads decide its rows: an edit is a changed filter.
+        let fields = filter.map(crate::mapping::filter::field_paths);
+        let found = super::ancestors::parent_formula_definitions(
+            d,
+            &fields.unwrap_or_default(),
+            &ancestors,
+        );
+        plan::add_entries(&mut object.fields_read, &found.entries);
+        plan::add_entries(&mut object.filter_reads, &found.entries);
         out.push(ancestors);
     }
     Ok(out)

@@ -352,3 +352,35 @@ fn formulas_read_are_recorded_with_the_formulas_they_read() {
         ]
     );
 }
+
+#[test]
+fn formulas_a_filter_reads_are_recorded_and_kept_apart() {
+    let d: SObjectDescribe = serde_json::from_value(json!({
+        "name": "Document", "queryable": true, "replicateable": true,
+        "fields": [
+            {"name": "Name", "type": "string"},
+            {"name": "Size__c", "type": "double", "calculated": true,
+             "calculatedFormula": "LEN(Name) * Weight__c"},
+            {"name": "Weight__c", "type": "double", "calculated": true,
+             "calculatedFormula": "IF(ISBLANK(Name), 0, Base__c)"},
+            {"name": "Base__c", "type": "double"}
+        ]
+    }))
+    .unwrap();
+    let size = "formula Size__c = LEN(Name) * Weight__c".to_string();
+    let weight = "formula Weight__c = IF(ISBLANK(Name), 0, Base__c)".to_string();
+    // The formula read through another is the filter's too; a parent's path and a plain
+    // field add nothing here (a parent's definitions need its describe).
+    assert_eq!(
+        filter_formulas(
+            Some(&d),
+            Some("size__c > 3 AND Base__c = 1 AND Account.Size__c > 0")
+        ),
+        vec![size.clone(), weight.clone()]
+    );
+    assert!(filter_formulas(Some(&d), Some("Name = 'Size__c'")).is_empty());
+    assert!(filter_formulas(None, Some("Size__c > 3")).is_empty());
+    let mut read = vec!["Id".to_string(), size.clone()];
+    add_entries(&mut read, &[size.clone(), weight.clone()]);
+    assert_eq!(read, vec!["Id".to_string(), size, weight]);
+}
