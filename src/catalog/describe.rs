@@ -58,6 +58,10 @@ pub struct SObjectDescribe {
     /// Records can be deleted.
     #[serde(default)]
     pub deletable: bool,
+    /// The first three characters of every record Id of the object (`003` for Contact): which
+    /// object an Id in a stream of several comes from.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
 }
 
 /// One field of a describe.

@@ -604,7 +604,7 @@ async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_str
 }
 
 #[tokio::test]
-async fn rows_entering_a_filter_on_relative_dates_come_on_the_refresh_schedule() {
+async fn rows_entering_and_leaving_a_filter_on_relative_dates_are_seen_on_schedule() {
     // As days pass, Accounts whose Customer_Since__c reaches the last 365 days enter the
     // filter while no row's SystemModstamp moves.
     let filter = "Customer_Since__c = LAST_N_DAYS:365";
@@ -642,14 +642,17 @@ async fn rows_entering_a_filter_on_relative_dates_come_on_the_refresh_schedule()
         ))),
         "{log:?}"
     );
-    // Every row the filter selects today is in the stream, those that entered included.
-    let held: BTreeSet<String> = query_csv(&export, "SELECT id FROM customers")
-        .await
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
-    assert!(now.is_subset(&held), "missing: {:?}", now.difference(&held));
+    // Rows whose Customer_Since__c fell out of the last 365 days left as deletions: the
+    // stream holds exactly the rows the filter selects today, those that entered included.
+    let left = before.difference(&now).count();
+    assert!(left > 0, "{before:?} {now:?}");
+    assert!(
+        log.contains(&format!(
+            "customers: {left} row(s) of Account no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held"
+        )),
+        "{log:?}"
+    );
+    assert_eq!(held_ids(&export, "customers").await, now);
 }
 
 /// The Ids of the live Opportunities under `account`.
@@ -747,9 +750,9 @@ async fn a_filter_on_a_cross_object_formula_follows_the_parent_the_formula_reads
 }
 
 #[tokio::test]
-async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_schedule() {
+async fn rows_entering_and_leaving_a_filter_on_a_time_based_formula_are_seen_on_schedule() {
     // Days_Since_Created__c is TODAY() - DATEVALUE(CreatedDate): as days pass, Opportunities
-    // reach the threshold while no row's SystemModstamp moves.
+    // enter and leave an age band while no row's SystemModstamp moves.
     let (e, _, _, _) = parquet_stream(json!({}), "Opportunity").await;
     e.org
         .control("clock", &json!({"today": "2030-01-01"}))
@@ -760,8 +763,10 @@ async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_sche
         .map(|r| r["Days_Since_Created__c"].as_f64().unwrap() as i64)
         .collect();
     ages.sort();
-    // Half the rows are older than the threshold today; a year later more are.
-    let filter = format!("Days_Since_Created__c > {}", ages[ages.len() / 2]);
+    // The middle half of the rows by age today; later, younger rows enter the band at its
+    // lower end as older ones leave at its upper end.
+    let (low, high) = (ages[ages.len() / 4], ages[ages.len() * 3 / 4]);
+    let filter = format!("Days_Since_Created__c > {low} AND Days_Since_Created__c <= {high}");
     let mapping = one_source_mapping("aged", "Opportunity", &[("name", "Name")], Some(&filter));
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     cfg["mapping"] = mapping;
@@ -777,12 +782,17 @@ async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_sche
     let before = live_ids(&e.org, "Opportunity", &filter).await;
     let s1 = e.dir.path().join("s1.json");
     let msgs = read_to(&config, &cat, None, &s1).await;
-    assert!(logs(&msgs).contains(&"Opportunity: the mapping's soql_where reads Days_Since_Created__c, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh".to_string()), "{:?}", logs(&msgs));
+    assert!(logs(&msgs).contains(&"Opportunity: the mapping's soql_where reads Days_Since_Created__c, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh".to_string()), "{:?}", logs(&msgs));
     assert_eq!(held_ids(&export, "aged").await, before);
 
-    e.org.control("clock", &json!({"advance_days": 365})).await;
+    let days = (high - low) / 2 + 1;
+    e.org.control("clock", &json!({"advance_days": days})).await;
     let now = live_ids(&e.org, "Opportunity", &filter).await;
-    assert!(now.len() > before.len(), "{before:?} {now:?}");
+    let left: BTreeSet<&String> = before.difference(&now).collect();
+    assert!(
+        now.difference(&before).count() > 0 && !left.is_empty(),
+        "{before:?} {now:?}"
+    );
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     let log = logs(&msgs);
     assert!(
@@ -792,7 +802,15 @@ async fn rows_entering_a_filter_on_a_time_based_formula_come_on_the_refresh_sche
         ))),
         "{log:?}"
     );
-    // Every row the filter selects today is in the stream, those that entered included.
+    assert!(
+        log.contains(&format!(
+            "aged: {} row(s) of Opportunity no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held",
+            left.len()
+        )),
+        "{log:?}"
+    );
+    // The stream holds exactly the rows the filter selects today: those that entered came,
+    // those that left went.
     assert_eq!(held_ids(&export, "aged").await, now);
 }
 

@@ -556,7 +556,7 @@ async fn a_filter_on_relative_dates_warns_that_days_passing_move_rows_no_cursor_
     assert_eq!(
         warns,
         [
-            "Lead: the mapping's soql_where uses relative dates (LAST_N_DAYS:36500): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh, or filter on fixed dates"
+            "Lead: the mapping's soql_where uses relative dates (LAST_N_DAYS:36500): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh, or filter on fixed dates"
         ]
     );
     // A full refresh applies the filter to every row: nothing to warn of.

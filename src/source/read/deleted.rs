@@ -274,8 +274,8 @@ impl ObjectReader<'_> {
             self.ctx.log(LogLevel::Warn, text).await;
             return Ok(0);
         }
-        let held = export_ids(&location.display, &name).await?;
-        let live = self.org_ids().await?;
+        let held = export_ids(&location.display, &name, "Id").await?;
+        let live = self.org_ids(None).await?;
         let mut gone: Vec<String> = held.difference(&live).cloned().collect();
         gone.sort();
         let text = format!(
@@ -290,11 +290,21 @@ impl ObjectReader<'_> {
             .await
     }
 
-    /// Every Id the org still has for the object, the recycle bin included (queryAll: rows
-    /// there are reported by the windows' own queries), through the API the object is read
-    /// with: a Bulk job, or REST pages for objects Bulk does not serve.
-    async fn org_ids(&self) -> Result<HashSet<String>, FetchError> {
-        let soql = format!("SELECT Id FROM {}", self.object.object);
+    /// Every Id the org still has for the object (that `filter` selects, when given), the
+    /// recycle bin included (queryAll: rows there are reported by the windows' own queries),
+    /// through the API the object is read with: a Bulk job, or REST pages for objects Bulk
+    /// does not serve.
+    pub(super) async fn org_ids(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<HashSet<String>, FetchError> {
+        let mut soql = format!("SELECT Id FROM {}", self.object.object);
+        if let Some(filter) = filter {
+            soql = format!(
+                "{soql} WHERE {}",
+                crate::mapping::filter::parenthesized(filter)
+            );
+        }
         if self.api == crate::decode::Api::Bulk {
             return self.bulk_ids(&soql).await;
         }
@@ -307,11 +317,15 @@ impl ObjectReader<'_> {
     }
 }
 
-/// The Ids of `stream`'s current rows in the Parquet export at `path` (its latest view:
-/// deleted rows and superseded syncs left out).
-async fn export_ids(path: &str, stream: &str) -> Result<HashSet<String>, FetchError> {
-    let quoted = stream.replace('"', "\"\"");
-    let sql = format!("SELECT \"Id\" FROM \"{quoted}\"");
+/// The values of `column` (the Ids) of `stream`'s current rows in the Parquet or Delta export
+/// at `path` (its latest view: deleted rows and superseded syncs left out).
+pub(super) async fn export_ids(
+    path: &str,
+    stream: &str,
+    column: &str,
+) -> Result<HashSet<String>, FetchError> {
+    let quote = |name: &str| name.replace('"', "\"\"");
+    let sql = format!("SELECT \"{}\" FROM \"{}\"", quote(column), quote(stream));
     let (_, batches) = crate::query::sql(path, &sql)
         .await
         .map_err(|e| FetchError::Reconcile(e.to_string()))?;

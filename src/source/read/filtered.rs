@@ -12,7 +12,7 @@ use super::FetchError;
 use super::fetch::ObjectReader;
 use super::freshness::ParentDep;
 use super::plan::Bounds;
-use crate::output::StreamWriter;
+use crate::output::{Destination, StreamWriter};
 use crate::protocol::LogLevel;
 use crate::salesforce::query::query_all_rows;
 use crate::source::soql::{self, Window};
@@ -153,5 +153,91 @@ impl ObjectReader<'_> {
             upper,
         };
         self.rows_leaving_filter(before, writer).await
+    }
+
+    /// Delivers, as deletions at their cursor value, the rows the stream holds from this
+    /// object that the source's `soql_where` no longer selects although none of them changed:
+    /// a filter on relative dates (`LAST_N_DAYS:365`) or on a formula of the date selects
+    /// other rows as days pass. Needs the export (Parquet or Delta) and a mapped column that
+    /// is the row's `Id`: the export's Ids of this object are compared with the Ids the filter
+    /// selects now (one Bulk job), and those missing are asked again, [`IDS_PER_QUERY`] at a
+    /// time, with `Id IN (...) AND NOT (filter)`, so that each comes with its own cursor
+    /// value. Returns how many; None when the read cannot tell (RECORDs or Arrow out, no Id
+    /// column), so the caller can say so.
+    pub(super) async fn rows_left_as_days_pass(
+        &mut self,
+        writer: &mut dyn StreamWriter,
+    ) -> Result<Option<u64>, FetchError> {
+        let (Some(source), Some(filter)) = (self.object.mapping, self.object.soql_where.clone())
+        else {
+            return Ok(Some(0));
+        };
+        let location = match &self.ctx.destination {
+            Destination::Parquet { location, .. } => location,
+            Destination::Delta(d) => &d.location,
+            _ => return Ok(None),
+        };
+        let Some(column) = id_column(&source.written) else {
+            return Ok(None);
+        };
+        let mut held =
+            super::deleted::export_ids(&location.display, &self.plan.name, column).await?;
+        if self.plan.objects.len() > 1 {
+            let Some(prefix) = &self.object.key_prefix else {
+                return Ok(None);
+            };
+            held.retain(|id| id.starts_with(prefix.as_str()));
+        }
+        let selected = self.org_ids(Some(&filter)).await?;
+        // Salesforce Ids are letters and digits; anything else is not one of its rows.
+        let mut gone: Vec<&String> = held
+            .difference(&selected)
+            .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .collect();
+        gone.sort();
+        let mut total = 0;
+        for chunk in gone.chunks(IDS_PER_QUERY) {
+            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
+            let within = format!("Id IN ({})", list.join(", "));
+            let how = "no longer selected, as days passed, by the mapping's";
+            total += self
+                .rows_not_selected(None, Some(&within), how, writer)
+                .await?;
+        }
+        Ok(Some(total))
+    }
+}
+
+/// Ids asked at once by [`ObjectReader::rows_left_as_days_pass`]: 200 Ids of 18 characters
+/// keep a query's URL near 5 KB, well inside the 16 KB Salesforce takes.
+const IDS_PER_QUERY: usize = 200;
+
+/// The mapped column whose expression is the row's `Id` (`column id = Id` among a source's
+/// written entries), if any.
+fn id_column(written: &[String]) -> Option<&str> {
+    written.iter().find_map(|entry| {
+        let (name, expr) = entry
+            .strip_prefix(crate::state::COLUMN_ENTRY)?
+            .split_once(" = ")?;
+        expr.trim().eq_ignore_ascii_case("Id").then_some(name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_column;
+
+    #[test]
+    fn the_column_mapped_from_id_is_found() {
+        let written = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            id_column(&written(&[
+                "soql_where Id = 'x'",
+                "column email = lower(Email)",
+                "column person_id = Id",
+            ])),
+            Some("person_id")
+        );
+        assert_eq!(id_column(&written(&["column id = AccountId"])), None);
     }
 }

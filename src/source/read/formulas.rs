@@ -96,6 +96,11 @@ impl ObjectReader<'_> {
             every.as_str(),
         );
         self.ctx.log(LogLevel::Info, text).await;
+        // Rows leave such a filter as unseen as they enter it.
+        let mut rows = rows;
+        if !(fresh.relative_dates.is_empty() && fresh.filter_formulas.is_empty()) {
+            rows += self.rows_left_as_days_pass(writer).await?.unwrap_or(0);
+        }
         self.carry
             .fresh
             .formulas_refreshed_at
@@ -144,6 +149,7 @@ impl ObjectReader<'_> {
             backfill: None,
             fields_read: Vec::new(),
             filter_reads: Vec::new(),
+            key_prefix: None,
             restriction: self.object.restriction,
         };
         let mut reader = ObjectReader::new(ctx, &plan, &object, Sources::default());

@@ -270,7 +270,7 @@ pub fn follow_filter(
         }
         if refs.time_based {
             out.warnings.push(format!(
-                "{}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh",
+                "{}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh",
                 describe.name
             ));
         }
@@ -810,7 +810,7 @@ mod tests {
         assert!(f.refreshes() && f.formulas.is_empty() && f.missing.is_empty());
         let warn = |name: &str, object: &str| {
             format!(
-                "{object}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh"
+                "{object}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh"
             )
         };
         assert_eq!(

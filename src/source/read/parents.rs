@@ -203,6 +203,7 @@ impl<'a> ObjectReader<'a> {
             backfill: None,
             fields_read: Vec::new(),
             filter_reads: Vec::new(),
+            key_prefix: None,
             restriction: o.restriction,
         }
     }

@@ -53,6 +53,9 @@ pub struct ObjectPlan<'m> {
     /// read): an admin's edit of one changes which rows the filter selects, as a changed
     /// filter does.
     pub filter_reads: Vec<String>,
+    /// The object's Id prefix (`006`), from its describe: which of a mapped stream's rows
+    /// come from this object.
+    pub key_prefix: Option<String>,
     /// The rule of [`restrictions`] for this object by name, when it has one.
     pub restriction: Option<&'static Restriction>,
 }
@@ -180,6 +183,7 @@ pub fn plan_object_stream<'m>(
         bulk: WirePlan::new(&schema, Api::Bulk),
         fields_read: fields_read(&rest.select, Some(describe), None),
         filter_reads: Vec::new(),
+        key_prefix: describe.key_prefix.clone(),
         rest,
         api,
         cursor,
@@ -239,6 +243,7 @@ pub fn plan_mapped_stream<'m>(
                 object: src.object.clone(),
                 fields_read,
                 filter_reads,
+                key_prefix: describe.and_then(|d| d.key_prefix.clone()),
                 rest,
                 deleted_schema: bulk.output.clone(),
                 bulk,
@@ -464,7 +469,7 @@ fn relative_filter_note(src: &SourcePlan) -> Option<(LogLevel, String)> {
     Some((
         LogLevel::Warn,
         format!(
-            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; rows leaving it stay in the stream until a full refresh, or filter on fixed dates",
+            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh, or filter on fixed dates",
             src.object,
             literals.join(", ")
         ),
