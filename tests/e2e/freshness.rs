@@ -655,6 +655,15 @@ async fn rows_entering_and_leaving_a_filter_on_relative_dates_are_seen_on_schedu
     assert_eq!(held_ids(&export, "customers").await, now);
 }
 
+/// The Ids of the live rows that each (object, filter) of `sources` selects, together.
+async fn live_ids_of(org: &Org, sources: &[(&str, &str)]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for (object, filter) in sources {
+        ids.extend(live_ids(org, object, filter).await);
+    }
+    ids
+}
+
 /// The Ids of the live Opportunities under `account`.
 async fn opportunities_of(org: &Org, account: &str) -> BTreeSet<String> {
     live_ids(org, "Opportunity", &format!("AccountId = '{account}'")).await
@@ -872,4 +881,60 @@ async fn an_edited_formula_in_a_filter_is_a_changed_filter() {
             && l.contains(" row(s) of Opportunity do not match the mapping's changed soql_where (Account_Industry__c = 'Banking'): delivered as deletions")),
         "{log:?}"
     );
+}
+
+#[tokio::test]
+async fn rows_leaving_relative_date_filters_of_two_sources_leave_a_delta_table_by_their_own_ids() {
+    // One stream from Accounts and Opportunities, each with its own filter on relative dates:
+    // each source's comparison takes only its own Ids (by their key prefix) from the table.
+    let account_filter = "Customer_Since__c = LAST_N_DAYS:365";
+    let deal_filter = "CloseDate = LAST_N_DAYS:365";
+    let columns = json!({"id": "Id", "modified_at": "SystemModstamp", "name": "Name"});
+    let mapping = json!({"streams": [{"name": "dated", "primary_key": ["id"], "from": [
+        {"object": "Account", "columns": columns, "soql_where": account_filter},
+        {"object": "Opportunity", "columns": columns, "soql_where": deal_filter},
+    ]}]});
+    let e = env(
+        20,
+        base(json!({"mapping": mapping, "formula_refresh": "PT0S"})),
+    )
+    .await;
+    let export = e.dir.path().join("tables");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    cfg["output"] = json!({"format": "delta", "path": export.display().to_string()});
+    let config = write_json(e.dir.path(), "delta.json", &cfg);
+    let cat = catalog(e.dir.path(), "cat.json", &[("dated", &[], "incremental")]);
+    e.org
+        .control("clock", &json!({"today": "2023-06-01"}))
+        .await;
+    let live = [("Account", account_filter), ("Opportunity", deal_filter)];
+    let before = live_ids_of(&e.org, &live).await;
+    let s1 = e.dir.path().join("s1.json");
+    read_to(&config, &cat, None, &s1).await;
+    assert_eq!(held_ids(&export, "dated").await, before);
+
+    e.org.control("clock", &json!({"advance_days": 200})).await;
+    let now = live_ids_of(&e.org, &live).await;
+    let left = |prefix: &str| {
+        before
+            .difference(&now)
+            .filter(|id| id.starts_with(prefix))
+            .count()
+    };
+    let (accounts_left, deals_left) = (left("001"), left("006"));
+    assert!(accounts_left > 0 && deals_left > 0, "{before:?} {now:?}");
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    for (n, object, filter) in [
+        (accounts_left, "Account", account_filter),
+        (deals_left, "Opportunity", deal_filter),
+    ] {
+        assert!(
+            log.contains(&format!(
+                "dated: {n} row(s) of {object} no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held"
+            )),
+            "{log:?}"
+        );
+    }
+    assert_eq!(held_ids(&export, "dated").await, now);
 }
