@@ -6,7 +6,9 @@
 //! mapping narrowed since the saved cursor leaves rows behind the same way: its backfill reads
 //! every row again from `start_date`, and the rows the new filter does not select leave too:
 //! in each window, and before the first (a first read's windows start at the first month
-//! holding rows the filter selects, or are none at all).
+//! holding rows the filter selects, or are none at all). A filter on relative dates or on a
+//! formula of the date lets rows go with no change at all: on the refresh schedule, the
+//! export's Ids are compared with the rows the filter selects now.
 
 use super::FetchError;
 use super::fetch::ObjectReader;
@@ -162,29 +164,29 @@ impl ObjectReader<'_> {
     /// is the row's `Id`: the export's Ids of this object are compared with the Ids the filter
     /// selects now (one Bulk job), and those missing are asked again, [`IDS_PER_QUERY`] at a
     /// time, with `Id IN (...) AND NOT (filter)`, so that each comes with its own cursor
-    /// value. Returns how many; None when the read cannot tell (RECORDs or Arrow out, no Id
-    /// column), so the caller can say so.
+    /// value. Returns how many; none when the read cannot tell (RECORDs or Arrow out, no Id
+    /// column, a stream of several objects without the Id prefix), as the plan's WARN says.
     pub(super) async fn rows_left_as_days_pass(
         &mut self,
         writer: &mut dyn StreamWriter,
-    ) -> Result<Option<u64>, FetchError> {
+    ) -> Result<u64, FetchError> {
         let (Some(source), Some(filter)) = (self.object.mapping, self.object.soql_where.clone())
         else {
-            return Ok(Some(0));
+            return Ok(0);
         };
         let location = match &self.ctx.destination {
             Destination::Parquet { location, .. } => location,
             Destination::Delta(d) => &d.location,
-            _ => return Ok(None),
+            _ => return Ok(0),
         };
         let Some(column) = id_column(&source.written) else {
-            return Ok(None);
+            return Ok(0);
         };
         let mut held =
             super::deleted::export_ids(&location.display, &self.plan.name, column).await?;
         if self.plan.objects.len() > 1 {
             let Some(prefix) = &self.object.key_prefix else {
-                return Ok(None);
+                return Ok(0);
             };
             held.retain(|id| id.starts_with(prefix.as_str()));
         }
@@ -204,7 +206,7 @@ impl ObjectReader<'_> {
                 .rows_not_selected(None, Some(&within), how, writer)
                 .await?;
         }
-        Ok(Some(total))
+        Ok(total)
     }
 }
 

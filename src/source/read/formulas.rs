@@ -14,7 +14,9 @@
 //!   `output::delta::formulas`): the table itself is current, for any engine.
 //! - A mapped stream (any output): its columns are expressions over the source's fields, so the
 //!   source's mapped fields (already a narrow list) are read again for every row and written as
-//!   ordinary rows; the latest view keeps them (same cursor, later extraction).
+//!   ordinary rows; the latest view keeps them (same cursor, later extraction). A `soql_where`
+//!   on relative dates or on formulas that change unseen makes the same read: every row it
+//!   selects today, so rows entering it come, and (Parquet or Delta) those that left it go.
 //! - RECORD lines or Arrow IPC, a stream of the object itself: a RECORD must hold the whole row,
 //!   so nothing is read on the schedule; a LOG message says which fields are refreshed only
 //!   when their rows are read again.
@@ -99,7 +101,7 @@ impl ObjectReader<'_> {
         // Rows leave such a filter as unseen as they enter it.
         let mut rows = rows;
         if !(fresh.relative_dates.is_empty() && fresh.filter_formulas.is_empty()) {
-            rows += self.rows_left_as_days_pass(writer).await?.unwrap_or(0);
+            rows += self.rows_left_as_days_pass(writer).await?;
         }
         self.carry
             .fresh
