@@ -2,7 +2,9 @@
 //! a user editing a record (`/__sim/update`: the values change, and only that record's
 //! LastModifiedDate and SystemModstamp move, never its children's, whose cross-object formulas
 //! follow it anyway) and the passing of days (`/__sim/clock`: `TODAY()` in formulas and SOQL's
-//! relative date literals, so time-based formulas change while no timestamp does).
+//! relative date literals, so time-based formulas change while no timestamp does), Lead
+//! conversion and merges (`/__sim/merge`: the losing records deleted, their children moved to
+//! the winner).
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/__sim/update", post(update))
         .route("/__sim/convert_lead", post(convert_lead))
+        .route("/__sim/merge", post(merge))
         .route("/__sim/clock", get(get_clock).post(set_clock))
 }
 
@@ -142,6 +145,124 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
             "account": store.id_of(a),
             "contact": store.id_of(c),
         }),
+    )
+}
+
+/// Objects `merge()` combines (SOAP API Developer Guide, merge()).
+const MERGEABLE: [&str; 3] = ["Lead", "Contact", "Account"];
+
+/// `{"object": "Account", "master": "001...", "losers": ["001..."], "fields": {...}}`: merges
+/// up to three records of one object into the master, as `merge()` does in one transaction:
+/// - each loser's `MasterRecordId` becomes the master's Id and the loser is deleted (to the
+///   recycle bin, logged for the `deleted` endpoint; queryAll shows it with `IsDeleted`);
+/// - every live record of another data object whose lookup pointed at a loser points at the
+///   master: an update of that record, so its LastModifiedDate and SystemModstamp move
+///   (modelled: the documentation says the children are reparented and fire no triggers, not
+///   whether their timestamps move); nothing cascades, since no loser keeps a child;
+/// - the master takes `fields` (the values chosen from the losers), and its LastModifiedDate
+///   and SystemModstamp move (the merge fires its update).
+///
+/// Answers the master, the deleted Ids and how many records of each object were reparented.
+async fn merge(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+    let name = v["object"].as_str().unwrap_or("");
+    if !MERGEABLE.contains(&name) {
+        return refuse(format!(
+            "merge combines Lead, Contact or Account records, not '{name}'"
+        ));
+    }
+    let losers: Vec<&str> = match v["losers"].as_array() {
+        Some(l) => l.iter().filter_map(Value::as_str).collect(),
+        None => Vec::new(),
+    };
+    if losers.is_empty() || losers.len() > 2 {
+        return refuse(format!(
+            "a merge takes one or two losers beside the master (up to three records), not {}",
+            losers.len()
+        ));
+    }
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let Some(obj) = store.catalog.object(name) else {
+        return refuse(format!("the org has no {name} object"));
+    };
+    let live_row = |store: &Store, id: &str| match store.resolve(id).map(unpack) {
+        Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => Some(r),
+        _ => None,
+    };
+    let master_id = v["master"].as_str().unwrap_or("");
+    let Some(master) = live_row(&store, master_id) else {
+        return refuse(format!(
+            "no live {name} with id '{master_id}' to merge into"
+        ));
+    };
+    let mut rows = Vec::new();
+    for id in &losers {
+        match live_row(&store, id) {
+            Some(r) if r != master && !rows.contains(&r) => rows.push(r),
+            Some(_) => return refuse(format!("'{id}' is the master or named twice")),
+            None => return refuse(format!("no live {name} with id '{id}' to merge")),
+        }
+    }
+    let mut values = Vec::new();
+    if let Some(fields) = v["fields"].as_object() {
+        for (field, value) in fields {
+            match stored_value(&store, obj, field, value) {
+                Ok(fv) => values.push(fv),
+                Err(msg) => return refuse(msg),
+            }
+        }
+    }
+    let now = sim.now_ms();
+    let master_ref = crate::store::pack(obj, master);
+    let gone: std::collections::HashSet<u64> =
+        rows.iter().map(|&r| crate::store::pack(obj, r)).collect();
+    let mut reparented = serde_json::Map::new();
+    for child in 0..super::describe::FIRST_QUIRKY.min(store.tables.len()) {
+        let refs: Vec<usize> = store.catalog.objects[child]
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ftype == FType::Reference && !f.calculated)
+            .map(|(i, _)| i)
+            .collect();
+        let t = &mut store.tables[child];
+        let mut moved = 0;
+        for r in 0..t.len() {
+            if t.state[r] != LIVE {
+                continue;
+            }
+            let mut hit = false;
+            for &f in &refs {
+                if matches!(t.get(r, f), Val::Ref(p) if gone.contains(&p)) {
+                    t.set(r, f, &Val::Ref(master_ref));
+                    hit = true;
+                }
+            }
+            if hit {
+                t.modify(r, now);
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            let child_name = store.catalog.objects[child].name.clone();
+            reparented.insert(child_name, json!(moved));
+        }
+    }
+    let master_field = store.catalog.objects[obj].field("MasterRecordId");
+    let t = &mut store.tables[obj];
+    for &r in &rows {
+        if let Some(f) = master_field {
+            t.set(r, f, &Val::Ref(master_ref));
+        }
+        t.delete_row(r, now, false);
+    }
+    for (f, val) in &values {
+        t.set(master, *f, val);
+    }
+    t.modify(master, now);
+    answer(
+        StatusCode::OK,
+        json!({"master": master_id, "deleted": losers, "reparented": reparented}),
     )
 }
 

@@ -482,3 +482,153 @@ async fn converting_a_lead_updates_it_and_creates_its_account_and_contact() {
         .unwrap();
     assert_eq!(again.status(), 400);
 }
+
+/// A queryAll REST page's records (deleted rows included).
+async fn all_records(org: &Org, soql: &str) -> Vec<Value> {
+    let r = org
+        .http
+        .get(org.data("queryAll"))
+        .query(&[("q", soql)])
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{soql}");
+    let v: Value = r.json().await.unwrap();
+    v["records"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn merging_accounts_deletes_the_losers_and_moves_their_children_to_the_master() {
+    let org = Org::start(20).await;
+    let owners = records(
+        &org,
+        "SELECT AccountId FROM Contact WHERE AccountId != null ORDER BY AccountId",
+    )
+    .await;
+    let mut accounts: Vec<String> = owners
+        .iter()
+        .map(|r| r["AccountId"].as_str().unwrap().to_string())
+        .collect();
+    accounts.dedup();
+    let (master, loser) = (accounts[0].clone(), accounts[1].clone());
+    let contacts_q = |a: &str| {
+        format!(
+            "SELECT Id, AccountId, SystemModstamp, LastModifiedDate FROM Contact WHERE AccountId = '{a}'"
+        )
+    };
+    let moved = records(&org, &contacts_q(&loser)).await;
+    let kept = records(&org, &contacts_q(&master)).await;
+    let before = records(
+        &org,
+        &format!("SELECT SystemModstamp FROM Account WHERE Id = '{master}'"),
+    )
+    .await[0]["SystemModstamp"]
+        .clone();
+    let out = org
+        .control(
+            "merge",
+            &json!({"object": "Account", "master": master, "losers": [loser], "fields": {"Industry": "Banking"}}),
+        )
+        .await;
+    assert_eq!(out["master"], master.as_str());
+    assert_eq!(out["deleted"], json!([loser]));
+    assert_eq!(out["reparented"]["Contact"], json!(moved.len()));
+    // The loser is in the recycle bin, pointing at the master.
+    let gone = all_records(
+        &org,
+        &format!("SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '{loser}'"),
+    )
+    .await;
+    assert_eq!(gone[0]["IsDeleted"], true);
+    assert_eq!(gone[0]["MasterRecordId"], master.as_str());
+    assert!(
+        records(
+            &org,
+            &format!("SELECT Id FROM Account WHERE Id = '{loser}'")
+        )
+        .await
+        .is_empty()
+    );
+    // Its Contacts now belong to the master, each changed by the merge; the master's own are
+    // untouched; the master took the chosen value and was updated.
+    let now = records(&org, &contacts_q(&master)).await;
+    assert_eq!(ids(&now), &ids(&moved) | &ids(&kept));
+    for c in &now {
+        let was = moved
+            .iter()
+            .chain(&kept)
+            .find(|m| m["Id"] == c["Id"])
+            .unwrap();
+        let is_moved = moved.iter().any(|m| m["Id"] == c["Id"]);
+        assert_eq!(
+            c["SystemModstamp"].as_str() > was["SystemModstamp"].as_str(),
+            is_moved,
+            "{c} {was}"
+        );
+        if is_moved {
+            assert_eq!(c["SystemModstamp"], c["LastModifiedDate"]);
+        }
+    }
+    let m = records(
+        &org,
+        &format!("SELECT Industry, SystemModstamp FROM Account WHERE Id = '{master}'"),
+    )
+    .await;
+    assert_eq!(m[0]["Industry"], "Banking");
+    assert!(m[0]["SystemModstamp"].as_str() > before.as_str());
+    // The deletion is logged for the `deleted` endpoint.
+    let (status, deleted) = org
+        .get_json(&format!("sobjects/Account/deleted/?{}", recent_range()))
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+
+    assert!(
+        deleted["deletedRecords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == loser.as_str()),
+        "{deleted}"
+    );
+
+    // What merge() refuses.
+    let refused = |body: Value| {
+        let org = &org;
+        async move {
+            let r = org
+                .http
+                .post(org.url("/__sim/merge"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap()["error"].clone(),
+            )
+        }
+    };
+    let cases = [
+        (
+            json!({"object": "Opportunity", "master": master, "losers": [loser]}),
+            "merge combines Lead, Contact or Account records, not 'Opportunity'".to_string(),
+        ),
+        (
+            json!({"object": "Account", "master": master, "losers": [accounts[2], accounts[3], accounts[4]]}),
+            "a merge takes one or two losers beside the master (up to three records), not 3"
+                .to_string(),
+        ),
+        (
+            json!({"object": "Account", "master": master, "losers": [loser]}),
+            format!("no live Account with id '{loser}' to merge"),
+        ),
+        (
+            json!({"object": "Account", "master": master, "losers": [master]}),
+            format!("'{master}' is the master or named twice"),
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(refused(body).await, (400, json!(want)));
+    }
+}
