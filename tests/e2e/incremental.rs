@@ -821,3 +821,78 @@ async fn an_earlier_start_date_reads_the_rows_before_the_old_one() {
             .all(|l| !l.contains("start_date is earlier"))
     );
 }
+
+#[tokio::test]
+async fn a_merge_of_accounts_reaches_the_export_as_a_deletion_and_moved_contacts() {
+    // merge(): the loser is deleted (MasterRecordId = the master) and its Contacts move to the
+    // master; an incremental read sees both through the cursors alone.
+    let e = env(20, cfg(json!({}))).await;
+    let export = e.dir.path().join("export");
+    let config = parquet_config(&e, "parquet.json", &export);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[
+            (
+                "Account",
+                &[
+                    "Id",
+                    "Name",
+                    "MasterRecordId",
+                    "IsDeleted",
+                    "SystemModstamp",
+                ],
+                "incremental",
+            ),
+            (
+                "Contact",
+                &["Id", "AccountId", "IsDeleted", "SystemModstamp"],
+                "incremental",
+            ),
+        ],
+    );
+    let first = messages(&read_files(&config, &cat, None).await);
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    let mut owners: Vec<String> = org_rows(
+        &e.org,
+        "SELECT AccountId FROM Contact WHERE AccountId != null ORDER BY AccountId",
+    )
+    .await
+    .iter()
+    .map(|r| r["AccountId"].as_str().unwrap().to_string())
+    .collect();
+    owners.dedup();
+    let (master, loser) = (owners[0].clone(), owners[1].clone());
+    let of = |a: &str| format!("SELECT Id FROM Contact WHERE AccountId = '{a}' ORDER BY Id");
+    let moved = ids(&org_rows(&e.org, &of(&loser)).await);
+    let all = &moved | &ids(&org_rows(&e.org, &of(&master)).await);
+    assert!(!moved.is_empty());
+    let merge = json!({"object": "Account", "master": master, "losers": [loser]});
+    e.org.control("merge", &merge).await;
+
+    read_files(&config, &cat, Some(&s1)).await;
+    // The loser's deletion came, naming the master.
+    let deletion = query_csv(
+        &export,
+        &format!("SELECT \"IsDeleted\", \"MasterRecordId\" FROM \"Account_history\" WHERE \"Id\" = '{loser}' AND \"IsDeleted\""),
+    )
+    .await;
+    assert_eq!(
+        deletion,
+        format!("IsDeleted,MasterRecordId\ntrue,{master}\n")
+    );
+    // The export's latest view: no loser, and every Contact of both under the master.
+    let held = query_csv(
+        &export,
+        &format!("SELECT count(*) AS n FROM \"Account\" WHERE \"Id\" = '{loser}'"),
+    )
+    .await;
+    assert_eq!(held, "n\n0\n");
+    let under = query_csv(
+        &export,
+        &format!("SELECT \"Id\" FROM \"Contact\" WHERE \"AccountId\" = '{master}' ORDER BY \"Id\""),
+    )
+    .await;
+    let under: BTreeSet<String> = under.lines().skip(1).map(str::to_string).collect();
+    assert_eq!(under, all);
+}
