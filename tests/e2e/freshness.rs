@@ -604,6 +604,55 @@ async fn a_parents_cross_object_formula_is_refreshed_on_schedule_in_a_mapped_str
 }
 
 #[tokio::test]
+async fn a_parents_cross_object_formula_follows_its_own_parent_at_every_read() {
+    // The same column with no refresh due (formula_refresh P1D): the manager's Account is
+    // followed as `ReportsTo.Account`, so the rename arrives with the next read.
+    let mapping = one_source_mapping(
+        "contact",
+        "Contact",
+        &[("boss_company", "ReportsTo.Account_Name__c")],
+        None,
+    );
+    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "contact").await;
+    let (account, contacts) = an_account_with_contacts(&e.org).await;
+    let boss = contacts.iter().next().unwrap();
+    let reports = report_to(&e.org, boss, 2).await;
+    let s1 = e.dir.path().join("s1.json");
+    let first = read_to(&config, &cat, None, &s1).await;
+    let state = serde_json::to_string(&last_states(&first)).unwrap();
+    assert!(
+        state.contains("\"ReportsTo.Account\":{\"cursor_field\":\"SystemModstamp\""),
+        "{state}"
+    );
+    e.org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Boss Co"}}),
+        )
+        .await;
+    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
+    let log = logs(&msgs);
+    assert!(
+        !log.iter().any(|l| l.contains("read again for")),
+        "no refresh is due: {log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!(
+            "contact: Contact: {} rows read again because their ReportsTo.Account changed since ",
+            reports.len()
+        )) && l.ends_with(" (1 query, for ReportsTo.Account_Name__c)")),
+        "{log:?}"
+    );
+    let want: String = reports.iter().map(|id| format!("{id}\n")).collect();
+    let got = query_csv(
+        &export,
+        "SELECT id FROM contact WHERE boss_company = 'Renamed Boss Co' ORDER BY id",
+    )
+    .await;
+    assert_eq!(got, format!("id\n{want}"));
+}
+
+#[tokio::test]
 async fn rows_entering_and_leaving_a_filter_on_relative_dates_are_seen_on_schedule() {
     // As days pass, Accounts whose Customer_Since__c reaches the last 365 days enter the
     // filter while no row's SystemModstamp moves.

@@ -192,10 +192,11 @@ pub fn analyse(
         if let Some((path, field)) = name.rsplit_once('.') {
             // A parent's own formula (`Account.Days_Open__c`) changes as unseen as one of the
             // row's: the parent's cursor does not move either.
-            if let Some(parent) = add_path(&mut out, describe, ancestors, path, name, true)
-                && formula_of(parent, field).is_some_and(|f| formula_refs(f).changes_unseen())
-            {
+            let refs = add_path(&mut out, describe, ancestors, path, name, true)
+                .and_then(|parent| formula_closure(parent, field));
+            if let Some(refs) = refs.filter(FormulaRefs::changes_unseen) {
                 out.formulas.push(name.clone());
+                follow_further(&mut out, describe, ancestors, path, &refs, name);
             }
             continue;
         }
@@ -249,10 +250,10 @@ pub fn follow_filter(
         let (refs, name) = match name.rsplit_once('.') {
             Some((path, field)) => {
                 let parent = add_path(out, describe, ancestors, path, FILTER, true);
-                // A parent's formula: its own parents are not followed further.
                 let Some(refs) = parent.and_then(|p| formula_closure(p, field)) else {
                     continue;
                 };
+                follow_further(out, describe, ancestors, path, &refs, FILTER);
                 (refs, name)
             }
             None => {
@@ -276,6 +277,36 @@ pub fn follow_filter(
         }
     }
     out.relative_dates = crate::mapping::filter::relative_dates(filter);
+}
+
+/// Relationship levels SOQL follows from one object (SOQL and SOSL Reference, Relationship
+/// Query Limits): a parent's cursor further up cannot be queried.
+const MAX_LEVELS: usize = 5;
+
+/// Follows, for `column`, the parents that a cross-object formula of the parent at `path` reads
+/// (`Owner.Email` in Account's `Owner_Email__c`, read as `Account.Owner_Email__c`: the path
+/// `Account.Owner`): renaming that User moves neither the Account's nor the row's cursor.
+/// Paths past SOQL's five levels are noted instead.
+fn follow_further(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    ancestors: &Ancestors,
+    path: &str,
+    refs: &FormulaRefs,
+    column: &str,
+) {
+    for rel in refs.relationships() {
+        let further = format!("{path}.{rel}");
+        if further.split('.').count() > MAX_LEVELS {
+            let note = format!(
+                "{}: {column} is not refreshed when {further} changes: SOQL follows at most {MAX_LEVELS} relationship levels",
+                describe.name
+            );
+            note_once(out, note);
+            continue;
+        }
+        add_path(out, describe, ancestors, &further, column, false);
+    }
 }
 
 /// `name` as `describe` spells its field (SOQL reads names case-insensitively).
@@ -837,6 +868,53 @@ mod tests {
             &ancestors,
         );
         assert!(plain.is_empty() && plain.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_parents_cross_object_formula_follows_the_parents_it_reads_in_turn() {
+        let d = describe();
+        let mut account = account();
+        account.fields.push(
+            serde_json::from_value(json!({"name": "Owner_Email__c", "type": "email",
+                "calculated": true, "calculatedFormula": "Owner.Email"}))
+            .unwrap(),
+        );
+        let mut ancestors = Ancestors::default();
+        ancestors.describes.insert("Account".into(), account);
+        let column = "Account.Owner_Email__c";
+        let f = analyse(&d, &names(&["Id", column]), false, &ancestors);
+        // The Account's cursor moves with the Account; its Owner's with the User.
+        assert_eq!(
+            f.parents,
+            vec![
+                dep("Account", "Account", &[column]),
+                dep("Account.Owner", "User", &[column])
+            ]
+        );
+        assert_eq!(f.formulas, names(&[column]));
+        assert!(f.missing.is_empty() && f.notes.is_empty());
+        // The same formula read by a filter follows the User for the filter.
+        let mut g = Freshness::default();
+        follow_filter(&mut g, &d, "Account.Owner_Email__c != null", &ancestors);
+        assert_eq!(
+            g.parents,
+            vec![
+                dep("Account", "Account", &[FILTER]),
+                dep("Account.Owner", "User", &[FILTER])
+            ]
+        );
+        // Past five levels, SOQL cannot filter on the cursor: noted.
+        let mut refs = FormulaRefs::default();
+        refs.parent_fields.push("Owner.Email".into());
+        let mut h = Freshness::default();
+        follow_further(&mut h, &d, &ancestors, "A.B.C.D.E", &refs, "A.B.C.D.E.X__c");
+        assert!(h.parents.is_empty());
+        assert_eq!(
+            h.notes,
+            names(&[
+                "Opportunity: A.B.C.D.E.X__c is not refreshed when A.B.C.D.E.Owner changes: SOQL follows at most 5 relationship levels"
+            ])
+        );
     }
 
     #[test]
