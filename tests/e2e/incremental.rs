@@ -853,15 +853,7 @@ async fn a_merge_of_accounts_reaches_the_export_as_a_deletion_and_moved_contacts
     );
     let first = messages(&read_files(&config, &cat, None).await);
     let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
-    let mut owners: Vec<String> = org_rows(
-        &e.org,
-        "SELECT AccountId FROM Contact WHERE AccountId != null ORDER BY AccountId",
-    )
-    .await
-    .iter()
-    .map(|r| r["AccountId"].as_str().unwrap().to_string())
-    .collect();
-    owners.dedup();
+    let owners = parent_accounts(&e.org, "Contact").await;
     let (master, loser) = (owners[0].clone(), owners[1].clone());
     let of = |a: &str| format!("SELECT Id FROM Contact WHERE AccountId = '{a}' ORDER BY Id");
     let moved = ids(&org_rows(&e.org, &of(&loser)).await);

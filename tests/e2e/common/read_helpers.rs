@@ -317,3 +317,16 @@ pub async fn report_to(org: &Org, boss: &str, count: usize) -> Vec<String> {
     }
     reports
 }
+
+/// The distinct Accounts that live `object` rows (Contact, Opportunity) point at, in Id order:
+/// parents whose children a test moves.
+pub async fn parent_accounts(org: &Org, object: &str) -> Vec<String> {
+    let soql = format!("SELECT AccountId FROM {object} WHERE AccountId != null ORDER BY AccountId");
+    let mut accounts: Vec<String> = org_rows(org, &soql)
+        .await
+        .iter()
+        .map(|r| r["AccountId"].as_str().unwrap().to_string())
+        .collect();
+    accounts.dedup();
+    accounts
+}
