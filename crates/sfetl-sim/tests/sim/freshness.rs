@@ -483,21 +483,6 @@ async fn converting_a_lead_updates_it_and_creates_its_account_and_contact() {
     assert_eq!(again.status(), 400);
 }
 
-/// A queryAll REST page's records (deleted rows included).
-async fn all_records(org: &Org, soql: &str) -> Vec<Value> {
-    let r = org
-        .http
-        .get(org.data("queryAll"))
-        .query(&[("q", soql)])
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{soql}");
-    let v: Value = r.json().await.unwrap();
-    v["records"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn merging_accounts_deletes_the_losers_and_moves_their_children_to_the_master() {
     let org = Org::start(20).await;
@@ -535,11 +520,13 @@ async fn merging_accounts_deletes_the_losers_and_moves_their_children_to_the_mas
     assert_eq!(out["deleted"], json!([loser]));
     assert_eq!(out["reparented"]["Contact"], json!(moved.len()));
     // The loser is in the recycle bin, pointing at the master.
-    let gone = all_records(
-        &org,
-        &format!("SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '{loser}'"),
-    )
-    .await;
+    let (status, gone) = org
+        .query_all(&format!(
+            "SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '{loser}'"
+        ))
+        .await;
+    assert_eq!(status, 200, "{gone}");
+    let gone = gone["records"].as_array().unwrap();
     assert_eq!(gone[0]["IsDeleted"], true);
     assert_eq!(gone[0]["MasterRecordId"], master.as_str());
     assert!(
@@ -593,22 +580,6 @@ async fn merging_accounts_deletes_the_losers_and_moves_their_children_to_the_mas
     );
 
     // What merge() refuses.
-    let refused = |body: Value| {
-        let org = &org;
-        async move {
-            let r = org
-                .http
-                .post(org.url("/__sim/merge"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap()["error"].clone(),
-            )
-        }
-    };
     let cases = [
         (
             json!({"object": "Opportunity", "master": master, "losers": [loser]}),
@@ -629,6 +600,7 @@ async fn merging_accounts_deletes_the_losers_and_moves_their_children_to_the_mas
         ),
     ];
     for (body, want) in cases {
-        assert_eq!(refused(body).await, (400, json!(want)));
+        let (status, v) = org.control_status("merge", &body).await;
+        assert_eq!((status, &v["error"]), (400, &json!(want)));
     }
 }

@@ -72,11 +72,19 @@ impl Org {
         let (s, body) = self.query_text(soql).await;
         (s, serde_json::from_str(&body).expect("json"))
     }
+    /// A REST queryAll's status and body (deleted and archived rows included).
+    pub async fn query_all(&self, soql: &str) -> (u16, Value) {
+        let (s, body) = self.query_at("queryAll", soql).await;
+        (s, serde_json::from_str(&body).expect("json"))
+    }
     /// A REST query's status and body as sent (to check the order of keys).
     pub async fn query_text(&self, soql: &str) -> (u16, String) {
+        self.query_at("query", soql).await
+    }
+    async fn query_at(&self, endpoint: &str, soql: &str) -> (u16, String) {
         let r = self
             .http
-            .get(self.data("query"))
+            .get(self.data(endpoint))
             .query(&[("q", soql)])
             .bearer_auth(&self.token)
             .send()
@@ -114,6 +122,12 @@ impl Org {
     }
 
     pub async fn control(&self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.control_status(path, body).await;
+        assert_eq!(status, 200, "control {path}: {v}");
+        v
+    }
+    /// A test control call's status and JSON answer, refusals included.
+    pub async fn control_status(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
             .post(self.url(&format!("/__sim/{path}")))
@@ -121,8 +135,8 @@ impl Org {
             .send()
             .await
             .expect("control");
-        assert_eq!(r.status(), 200, "control {path}");
-        r.json().await.expect("control json")
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("control json"))
     }
 }
 
