@@ -206,6 +206,7 @@ pub fn analyse(
         for path in refs.relationships() {
             add_path(&mut out, describe, ancestors, path, name, false);
         }
+        follow_parent_formulas(&mut out, describe, ancestors, &refs, name);
         if refs.changes_unseen() {
             out.formulas.push(name.clone());
         }
@@ -263,6 +264,7 @@ pub fn follow_filter(
                 for path in refs.relationships() {
                     add_path(out, describe, ancestors, path, FILTER, false);
                 }
+                follow_parent_formulas(out, describe, ancestors, &refs, FILTER);
                 (refs, canonical(describe, &name))
             }
         };
@@ -306,6 +308,30 @@ fn follow_further(
             continue;
         }
         add_path(out, describe, ancestors, &further, column, false);
+    }
+}
+
+/// For each parent field a formula of the row's own reads (`Account.Owner_Email__c` in
+/// `TEXT(Account.Owner_Email__c)`) that is itself a cross-object formula of that parent,
+/// follows the parents it reads in turn ([`follow_further`]), once the parent's describe is
+/// known (the read fetches it to record the parent's formula definitions).
+fn follow_parent_formulas(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    ancestors: &Ancestors,
+    refs: &FormulaRefs,
+    column: &str,
+) {
+    for read in &refs.parent_fields {
+        let Some((path, field)) = read.rsplit_once('.') else {
+            continue;
+        };
+        let further = ancestors
+            .reach(describe, path)
+            .and_then(|parent| formula_closure(parent, field));
+        if let Some(further) = further {
+            follow_further(out, describe, ancestors, path, &further, column);
+        }
     }
 }
 
@@ -901,6 +927,21 @@ mod tests {
             vec![
                 dep("Account", "Account", &[FILTER]),
                 dep("Account.Owner", "User", &[FILTER])
+            ]
+        );
+        // An own formula reading that formula follows the User too.
+        let mut own = d.clone();
+        own.fields.push(
+            serde_json::from_value(json!({"name": "Owner_Contact__c", "type": "string",
+                "calculated": true, "calculatedFormula": "\"By \" & Account.Owner_Email__c"}))
+            .unwrap(),
+        );
+        let o = analyse(&own, &names(&["Owner_Contact__c"]), false, &ancestors);
+        assert_eq!(
+            o.parents,
+            vec![
+                dep("Account", "Account", &["Owner_Contact__c"]),
+                dep("Account.Owner", "User", &["Owner_Contact__c"])
             ]
         );
         // Past five levels, SOQL cannot filter on the cursor: noted.
