@@ -113,11 +113,13 @@ impl<'a> ObjectReader<'a> {
         // The parents' changes since their cursor: few rows, so one window unless the user
         // bounds windows with stream_slice_step.
         let windows = super::plan::step_windows(lower, upper, config.stream_slice_step.as_ref());
-        let mut total = 0;
+        let (mut total, mut left) = (0, 0);
         for w in &windows {
             self.ctx.check_stop()?;
             self.check_quota().await?;
-            total += self.parent_window(dep, *w, writer).await?;
+            let (read, gone) = self.parent_window(dep, *w, writer).await?;
+            total += read;
+            left += gone;
             self.set_parent(dep, w.upper);
             let at = self.carry.own_at.unwrap_or(upper);
             self.checkpoint(writer, at).await?;
@@ -142,7 +144,7 @@ impl<'a> ObjectReader<'a> {
             dep.because.join(", ")
         );
         self.ctx.log(LogLevel::Info, text).await;
-        Ok(total)
+        Ok(total + left)
     }
 
     /// How log lines name this object: `person: Contact` in a mapped stream, else the stream.
@@ -167,13 +169,14 @@ impl<'a> ObjectReader<'a> {
     }
 
     /// One window of a parent's cursor: the object's rows whose parent changed in it, read
-    /// with the object's fields into the stream's writer.
+    /// with the object's fields into the stream's writer; returns how many, and how many rows
+    /// under those parents left the mapping's filter (delivered as deletions, logged apart).
     async fn parent_window(
         &mut self,
         dep: &ParentDep,
         w: Window,
         writer: &mut dyn StreamWriter,
-    ) -> Result<u64, FetchError> {
+    ) -> Result<(u64, u64), FetchError> {
         let path = dep.cursor_path();
         let mut filter = format!("{path} < {}", soql::datetime_literal(w.upper));
         if let Some(lower) = w.lower {
@@ -182,7 +185,7 @@ impl<'a> ObjectReader<'a> {
         let soql_where = soql::and_where(self.object.soql_where.as_deref(), &filter);
         let derived = self.derived(Some(soql_where));
         let read = self.read_derived(&derived, writer).await?;
-        Ok(read + self.rows_leaving_with_parent(dep, w, writer).await?)
+        Ok((read, self.rows_leaving_with_parent(dep, w, writer).await?))
     }
 
     /// This object's plan for a read outside its own windows: no cursor (so no window, no
