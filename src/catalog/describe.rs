@@ -64,6 +64,15 @@ pub struct SObjectDescribe {
     pub key_prefix: Option<String>,
 }
 
+impl SObjectDescribe {
+    /// The field named `name`, as SOQL reads names: case-insensitively.
+    pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
 /// One field of a describe.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

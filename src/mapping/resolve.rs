@@ -64,10 +64,7 @@ impl<'a> Describes<'a> {
 }
 
 fn field<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d FieldDescribe> {
-    describe
-        .fields
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name))
+    describe.field(name)
 }
 
 fn is_compound(f: &FieldDescribe) -> bool {

@@ -182,7 +182,7 @@ fn check_route(at: &str, r: &Route, d: &SObjectDescribe, problems: &mut Vec<Stri
         ));
     }
     if let (Operation::Upsert, Some(ext)) = (op, &r.external_id) {
-        match d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(ext)) {
+        match d.field(ext) {
             None => problems.push(format!(
                 "{at}.external_id: {} has no field {ext:?}",
                 d.name
@@ -198,7 +198,7 @@ fn check_route(at: &str, r: &Route, d: &SObjectDescribe, problems: &mut Vec<Stri
         check_required(at, r, d, problems);
     }
     for (field, _) in &r.fields {
-        let Some(f) = d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(field)) else {
+        let Some(f) = d.field(field) else {
             problems.push(format!(
                 "{at}.fields.{field}: {} has no field {field:?} (or this user cannot see it: check field-level security)",
                 d.name

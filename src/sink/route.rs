@@ -86,14 +86,10 @@ impl CompiledRoute {
         .transpose()?;
         let mut fields = Vec::with_capacity(route.fields.len());
         for (name, text) in &route.fields {
-            let f = describe
-                .fields
-                .iter()
-                .find(|f| f.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| SinkError::Route {
-                    at: format!("{at}.fields.{name}"),
-                    reason: format!("{} has no field {name:?}", describe.name),
-                })?;
+            let f = describe.field(name).ok_or_else(|| SinkError::Route {
+                at: format!("{at}.fields.{name}"),
+                reason: format!("{} has no field {name:?}", describe.name),
+            })?;
             let (expr, columns) = plan(&format!("fields.{name}"), text)?;
             let t = expr.data_type();
             if !compatible(t, &f.kind) {
@@ -115,9 +111,7 @@ impl CompiledRoute {
         let external_id = match (route.operation, &route.external_id) {
             (Operation::Upsert, Some(ext)) => Some(
                 describe
-                    .fields
-                    .iter()
-                    .find(|f| f.name.eq_ignore_ascii_case(ext))
+                    .field(ext)
                     .map(|f| f.name.clone())
                     .unwrap_or_else(|| ext.clone()),
             ),

@@ -104,26 +104,32 @@ pub fn formula_definitions(
     names: Vec<String>,
     seen: &mut HashSet<String>,
 ) -> Vec<String> {
+    own_formulas(describe, names)
+        .into_iter()
+        .filter(|(name, _)| seen.insert(format!("{prefix}{name}").to_ascii_lowercase()))
+        .map(|(name, text)| format!("{}{prefix}{name} = {text}", crate::state::FORMULA_ENTRY))
+        .collect()
+}
+
+/// The formula fields of `describe` among `names`, in order, then the formulas they read in
+/// turn, once each: `(name as described, definition)`. An edit of any of them changes the
+/// first ones' values, and so does whatever changes unseen in any of them.
+fn own_formulas(describe: &SObjectDescribe, names: Vec<String>) -> Vec<(&str, &str)> {
     let mut queue = names;
-    let mut out = Vec::new();
+    let mut out: Vec<(&str, &str)> = Vec::new();
     let mut i = 0;
     while let Some(name) = queue.get(i) {
         i += 1;
-        let Some(field) = describe
-            .fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-        else {
+        let Some(field) = describe.field(name) else {
             continue;
         };
         let Some(text) = formula_of(describe, &field.name) else {
             continue;
         };
-        let entry = format!("{prefix}{}", field.name);
-        if !seen.insert(entry.to_ascii_lowercase()) {
+        if out.iter().any(|(n, _)| *n == field.name) {
             continue;
         }
-        out.push(format!("{}{entry} = {text}", crate::state::FORMULA_ENTRY));
+        out.push((&field.name, text));
         queue.extend(
             formula_reads(describe, text)
                 .into_iter()
@@ -338,9 +344,7 @@ fn follow_parent_formulas(
 /// `name` as `describe` spells its field (SOQL reads names case-insensitively).
 fn canonical(describe: &SObjectDescribe, name: &str) -> String {
     describe
-        .fields
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name))
+        .field(name)
         .map_or_else(|| name.to_string(), |f| f.name.clone())
 }
 
@@ -348,13 +352,12 @@ fn canonical(describe: &SObjectDescribe, name: &str) -> String {
 /// object that it reads in turn (a formula over `Days_Open__c`, itself over `TODAY()`, changes
 /// every day too); None when `name` is not a formula field.
 fn formula_closure(describe: &SObjectDescribe, name: &str) -> Option<FormulaRefs> {
+    let formulas = own_formulas(describe, vec![name.to_string()]);
+    if formulas.is_empty() {
+        return None;
+    }
     let mut out = FormulaRefs::default();
-    let mut queue = vec![formula_of(describe, name)?];
-    let mut seen: HashSet<&str> = HashSet::new();
-    while let Some(text) = queue.pop() {
-        if !seen.insert(text) {
-            continue;
-        }
+    for (_, text) in formulas {
         let refs = formula_refs(text);
         out.time_based |= refs.time_based;
         for f in refs.parent_fields {
@@ -362,19 +365,13 @@ fn formula_closure(describe: &SObjectDescribe, name: &str) -> Option<FormulaRefs
                 out.parent_fields.push(f);
             }
         }
-        for read in formula_reads(describe, text) {
-            queue.extend(formula_of(describe, read));
-        }
     }
     Some(out)
 }
 
 /// The formula of `describe`'s field `name`, when it is a formula field.
 pub fn formula_of<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d str> {
-    let field = describe
-        .fields
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name))?;
+    let field = describe.field(name)?;
     field
         .calculated_formula
         .as_deref()
@@ -507,13 +504,7 @@ pub fn formula_reads<'d>(describe: &'d SObjectDescribe, formula: &str) -> Vec<&'
     formula_refs(formula)
         .names
         .iter()
-        .filter_map(|n| {
-            describe
-                .fields
-                .iter()
-                .find(|f| f.name.eq_ignore_ascii_case(n))
-                .map(|f| f.name.as_str())
-        })
+        .filter_map(|n| describe.field(n).map(|f| f.name.as_str()))
         .collect()
 }
 
