@@ -100,7 +100,7 @@ impl ObjectReader<'_> {
         self.ctx.log(LogLevel::Info, text).await;
         // Rows leave such a filter as unseen as they enter it.
         let mut rows = rows;
-        if !(fresh.relative_dates.is_empty() && fresh.filter_formulas.is_empty()) {
+        if !fresh.filter_moves.is_empty() {
             rows += self.rows_left_as_days_pass(writer).await?;
         }
         self.carry
@@ -199,16 +199,10 @@ fn refreshed(fresh: &Freshness) -> String {
     if !fresh.formulas.is_empty() {
         what.push(format!("formula fields {}", fresh.formulas.join(", ")));
     }
-    let why: Vec<&str> = fresh
-        .relative_dates
-        .iter()
-        .chain(&fresh.filter_formulas)
-        .map(String::as_str)
-        .collect();
-    if !why.is_empty() {
+    if !fresh.filter_moves.is_empty() {
         what.push(format!(
             "the rows the soql_where selects today ({})",
-            why.join(", ")
+            fresh.filter_moves.join(", ")
         ));
     }
     what.join(" and ")

@@ -155,15 +155,12 @@ pub struct Freshness {
     /// Objects whose describes the analysis needs to follow a path further (the caller
     /// fetches them into [`Ancestors`] and analyses again).
     pub missing: Vec<String>,
-    /// The relative date literals of a mapping's `soql_where` (`LAST_N_DAYS:90`): rows enter
-    /// the filter as days pass with no cursor moving, so every row it selects is read again on
-    /// the `formula_refresh` schedule.
-    pub relative_dates: Vec<String>,
-    /// The formula fields a mapping's `soql_where` reads whose values change while their rows
-    /// do not (`Days_Since_Created__c`, `Account.Days_Open__c`): rows enter the filter unseen,
-    /// so, as for [`Freshness::relative_dates`], every row it selects is read again on the
-    /// `formula_refresh` schedule.
-    pub filter_formulas: Vec<String>,
+    /// What makes a mapping's `soql_where` select other rows while no cursor moves: its
+    /// relative date literals (`LAST_N_DAYS:90`), then the formula fields it reads whose values
+    /// change while their rows do not (`Days_Since_Created__c`, `Account.Days_Open__c`). Every
+    /// row it selects is read again on the `formula_refresh` schedule, and the rows that left
+    /// it are looked for then.
+    pub filter_moves: Vec<String>,
     /// What the read cannot keep exact, and what to do (logged once per read, as WARN).
     pub warnings: Vec<String>,
 }
@@ -177,9 +174,7 @@ impl Freshness {
     /// Whether anything is read again on the `formula_refresh` schedule: formula fields, or
     /// the rows a filter that changes with time selects.
     pub fn refreshes(&self) -> bool {
-        !(self.formulas.is_empty()
-            && self.relative_dates.is_empty()
-            && self.filter_formulas.is_empty())
+        !(self.formulas.is_empty() && self.filter_moves.is_empty())
     }
 }
 
@@ -243,16 +238,17 @@ pub fn analyse_read(
 ///   a cross-object formula (`Account_Industry__c = 'Banking'`, that formula being
 ///   `TEXT(Account.Industry)`), as [`FILTER`]: a row enters or leaves the filter when its
 ///   parent changes, while its own cursor stays put;
-/// - formula fields whose values change unseen ([`Freshness::filter_formulas`]) and relative
-///   date literals ([`Freshness::relative_dates`]): rows enter the filter as days pass or
-///   parents change, so every row it selects is read again on the refresh schedule. Rows that
-///   leave it as days pass are not seen: a WARN says so.
+/// - relative date literals and formula fields whose values change unseen
+///   ([`Freshness::filter_moves`]): rows enter and leave the filter as days pass or parents
+///   change, so every row it selects is read again on the refresh schedule, and the rows that
+///   left are looked for then; a formula of the date gets a WARN saying what that needs.
 pub fn follow_filter(
     out: &mut Freshness,
     describe: &SObjectDescribe,
     filter: &str,
     ancestors: &Ancestors,
 ) {
+    out.filter_moves = crate::mapping::filter::relative_dates(filter);
     for name in crate::mapping::filter::field_paths(filter) {
         let (refs, name) = match name.rsplit_once('.') {
             Some((path, field)) => {
@@ -274,18 +270,21 @@ pub fn follow_filter(
                 (refs, canonical(describe, &name))
             }
         };
-        if refs.changes_unseen() && !out.filter_formulas.contains(&name) {
-            out.filter_formulas.push(name.clone());
+        if refs.changes_unseen() && !out.filter_moves.contains(&name) {
+            out.filter_moves.push(name.clone());
         }
         if refs.time_based {
             out.warnings.push(format!(
-                "{}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh",
+                "{}: the mapping's soql_where reads {name}, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. {MOVES_WITH_TIME}",
                 describe.name
             ));
         }
     }
-    out.relative_dates = crate::mapping::filter::relative_dates(filter);
 }
+
+/// What an incremental read does about a filter that selects other rows as days pass (the
+/// WARN's second half, for relative dates and formulas of the date alike).
+pub const MOVES_WITH_TIME: &str = "An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh";
 
 /// Relationship levels SOQL follows from one object (SOQL and SOSL Reference, Relationship
 /// Query Limits): a parent's cursor further up cannot be queried.
@@ -611,7 +610,7 @@ mod tests {
             }]
         );
         assert!(f.parents[0].filters());
-        assert!(f.relative_dates.is_empty());
+        assert!(f.filter_moves.is_empty());
         let mut plain = Freshness::default();
         follow_filter(&mut plain, &d, "IsConverted = false", &Ancestors::default());
         assert!(plain.is_empty());
@@ -619,7 +618,7 @@ mod tests {
         let mut days = Freshness::default();
         let filter = "CreatedDate = LAST_N_DAYS:30 AND Name != 'TODAY'";
         follow_filter(&mut days, &d, filter, &Ancestors::default());
-        assert_eq!(days.relative_dates, names(&["LAST_N_DAYS:30"]));
+        assert_eq!(days.filter_moves, names(&["LAST_N_DAYS:30"]));
         assert!(!days.is_empty());
     }
 
@@ -848,7 +847,7 @@ mod tests {
         assert!(f.parents[0].filters());
         // Spelled as the describe does; Weighted__c reads only the row's own fields.
         assert_eq!(
-            f.filter_formulas,
+            f.filter_moves,
             names(&[
                 "Account_Industry__c",
                 "Age_Bucket__c",
@@ -873,7 +872,7 @@ mod tests {
         follow_filter(&mut g, &d, filter, &Ancestors::default());
         assert_eq!(g.missing, names(&["Account"]));
         assert_eq!(
-            g.filter_formulas,
+            g.filter_moves,
             names(&["Account_Industry__c", "Age_Bucket__c"])
         );
         // A filter on plain fields needs nothing.

@@ -469,9 +469,10 @@ fn relative_filter_note(src: &SourcePlan) -> Option<(LogLevel, String)> {
     Some((
         LogLevel::Warn,
         format!(
-            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh, or filter on fixed dates",
+            "{}: the mapping's soql_where uses relative dates ({}): rows enter and leave it as days pass while their SystemModstamp stays put. {}, or filter on fixed dates",
             src.object,
-            literals.join(", ")
+            literals.join(", "),
+            super::freshness::MOVES_WITH_TIME
         ),
     ))
 }
