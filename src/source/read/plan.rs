@@ -236,13 +236,10 @@ pub fn plan_mapped_stream<'m>(
             notes.extend(note);
             let rest = WirePlan::for_source(&src.object, Api::Rest, &src.input_schema);
             let describe = describes.get(&src.object);
-            let filter_reads = filter_formulas(describe, src.soql_where.as_deref());
-            let mut fields_read = fields_read(&rest.select, describe, Some(src));
-            add_entries(&mut fields_read, &filter_reads);
             ObjectPlan {
                 object: src.object.clone(),
-                fields_read,
-                filter_reads,
+                fields_read: fields_read(&rest.select, describe, Some(src)),
+                filter_reads: Vec::new(),
                 key_prefix: describe.and_then(|d| d.key_prefix.clone()),
                 rest,
                 deleted_schema: bulk.output.clone(),
@@ -303,7 +300,10 @@ fn formula_definitions(describe: Option<&SObjectDescribe>, select: &[String]) ->
 /// The definitions of the row's own formulas that `filter` (a mapping's `soql_where`) reads,
 /// and of those they read in turn; a parent's come from
 /// [`super::ancestors::parent_formula_definitions`], which needs the parents' describes.
-fn filter_formulas(describe: Option<&SObjectDescribe>, filter: Option<&str>) -> Vec<String> {
+pub(super) fn filter_formulas(
+    describe: Option<&SObjectDescribe>,
+    filter: Option<&str>,
+) -> Vec<String> {
     let names: Vec<String> = filter
         .map(crate::mapping::filter::field_paths)
         .unwrap_or_default()

@@ -66,8 +66,9 @@ pub(super) async fn plan_described<'m>(
 /// Fetches the describes each object's relationship paths pass through (its fields and its
 /// mapping's filter), and adds to its `fields_read` the definitions of the parents' formulas
 /// its read depends on ([`super::ancestors::parent_formula_definitions`]), so that an edit of
-/// one is noticed as an edit of the object's own formulas is. Returns the describes, one set
-/// per object, for the freshness analysis.
+/// one is noticed as an edit of the object's own formulas is; those the mapping's filter reads
+/// (its own formulas' and its parents') also go to `filter_reads`, since an edit of one is a
+/// changed filter. Returns the describes, one set per object, for the freshness analysis.
 async fn record_parent_formulas(
     client: &SalesforceClient,
     plan: &mut StreamPlan<'_>,
@@ -84,15 +85,17 @@ async fn record_parent_formulas(
         let ancestors = super::ancestors::ancestors_of(client, d, select, filter).await?;
         let found = super::ancestors::parent_formula_definitions(d, select, &ancestors);
         plan::add_entries(&mut object.fields_read, &found.entries);
-        // The parents' formulas the filter reads decide its rows: an edit is a changed filter.
+        // The formulas the filter reads decide its rows: an edit is a changed filter.
         let fields = filter.map(crate::mapping::filter::field_paths);
-        let found = super::ancestors::parent_formula_definitions(
+        let parents = super::ancestors::parent_formula_definitions(
             d,
             &fields.unwrap_or_default(),
             &ancestors,
         );
-        plan::add_entries(&mut object.fields_read, &found.entries);
-        plan::add_entries(&mut object.filter_reads, &found.entries);
+        let mut reads = plan::filter_formulas(Some(d), filter);
+        plan::add_entries(&mut reads, &parents.entries);
+        plan::add_entries(&mut object.fields_read, &reads);
+        object.filter_reads = reads;
         out.push(ancestors);
     }
     Ok(out)
