@@ -632,10 +632,64 @@ async fn a_parents_cross_object_formula_follows_its_own_parent_at_every_read() {
     );
 }
 
+/// One mapped stream of `object` under a `filter` that moves with time, read on `e`'s org at
+/// a pinned day: the second read's view of it after `days` more days.
+struct DaysPass<'a> {
+    e: &'a Env,
+    config: &'a Path,
+    cat: &'a Path,
+    export: &'a Path,
+    stream: &'a str,
+    object: &'a str,
+    filter: &'a str,
+    /// What the refresh's log line names (`LAST_N_DAYS:365`, `Days_Since_Created__c`).
+    why: &'a str,
+}
+
+impl DaysPass<'_> {
+    /// Reads once (the export then holds exactly the rows the filter selects), advances the
+    /// clock `days`, reads again, and asserts: rows entered and left, the refresh read every
+    /// row the filter selects now, those that left came as deletions, and the export holds
+    /// exactly the rows it selects now. Returns the first read's log.
+    async fn assert_after(&self, days: i64) -> Vec<String> {
+        let org = &self.e.org;
+        let before = live_ids(org, self.object, self.filter).await;
+        let s1 = self.e.dir.path().join("s1.json");
+        let first = logs(&read_to(self.config, self.cat, None, &s1).await);
+        assert_eq!(held_ids(self.export, self.stream).await, before);
+        org.control("clock", &json!({"advance_days": days})).await;
+        let now = live_ids(org, self.object, self.filter).await;
+        let left = before.difference(&now).count();
+        assert!(
+            now.difference(&before).count() > 0 && left > 0,
+            "{before:?} {now:?}"
+        );
+        let s2 = self.e.dir.path().join("s2.json");
+        let log = logs(&read_to(self.config, self.cat, Some(&s1), &s2).await);
+        let (stream, object, filter) = (self.stream, self.object, self.filter);
+        assert!(
+            log.iter().any(|l| l.starts_with(&format!(
+                "{stream}: {object}: the rows the soql_where selects today ({}) read again for {} rows (formula_refresh PT0S, last refresh ",
+                self.why,
+                now.len()
+            ))),
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&format!(
+                "{stream}: {left} row(s) of {object} no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held"
+            )),
+            "{log:?}"
+        );
+        assert_eq!(held_ids(self.export, stream).await, now);
+        first
+    }
+}
+
 #[tokio::test]
 async fn rows_entering_and_leaving_a_filter_on_relative_dates_are_seen_on_schedule() {
     // As days pass, Accounts whose Customer_Since__c reaches the last 365 days enter the
-    // filter while no row's SystemModstamp moves.
+    // filter and those that fall out of them leave, while no row's SystemModstamp moves.
     let filter = "Customer_Since__c = LAST_N_DAYS:365";
     let mapping = one_source_mapping(
         "customers",
@@ -651,37 +705,17 @@ async fn rows_entering_and_leaving_a_filter_on_relative_dates_are_seen_on_schedu
     e.org
         .control("clock", &json!({"today": "2023-06-01"}))
         .await;
-    let before = live_ids(&e.org, "Account", filter).await;
-    let s1 = e.dir.path().join("s1.json");
-    read_to(&config, &cat, None, &s1).await;
-    e.org.control("clock", &json!({"advance_days": 365})).await;
-    let now = live_ids(&e.org, "Account", filter).await;
-    let entering: Vec<&String> = now.difference(&before).collect();
-    assert!(
-        !entering.is_empty(),
-        "no Account enters the filter: {before:?} {now:?}"
-    );
-
-    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
-    let log = logs(&msgs);
-    assert!(
-        log.iter().any(|l| l.starts_with(&format!(
-            "customers: Account: the rows the soql_where selects today (LAST_N_DAYS:365) read again for {} rows (formula_refresh PT0S, last refresh ",
-            now.len()
-        ))),
-        "{log:?}"
-    );
-    // Rows whose Customer_Since__c fell out of the last 365 days left as deletions: the
-    // stream holds exactly the rows the filter selects today, those that entered included.
-    let left = before.difference(&now).count();
-    assert!(left > 0, "{before:?} {now:?}");
-    assert!(
-        log.contains(&format!(
-            "customers: {left} row(s) of Account no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held"
-        )),
-        "{log:?}"
-    );
-    assert_eq!(held_ids(&export, "customers").await, now);
+    let pass = DaysPass {
+        e: &e,
+        config: &config,
+        cat: &cat,
+        export: &export,
+        stream: "customers",
+        object: "Account",
+        filter,
+        why: "LAST_N_DAYS:365",
+    };
+    pass.assert_after(365).await;
 }
 
 /// The Ids of the live rows that each (object, filter) of `sources` selects, together.
@@ -808,39 +842,18 @@ async fn rows_entering_and_leaving_a_filter_on_a_time_based_formula_are_seen_on_
         "aged-cat.json",
         &[("aged", &[], "incremental")],
     );
-    let before = live_ids(&e.org, "Opportunity", &filter).await;
-    let s1 = e.dir.path().join("s1.json");
-    let msgs = read_to(&config, &cat, None, &s1).await;
-    assert!(logs(&msgs).contains(&"Opportunity: the mapping's soql_where reads Days_Since_Created__c, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh".to_string()), "{:?}", logs(&msgs));
-    assert_eq!(held_ids(&export, "aged").await, before);
-
-    let days = (high - low) / 2 + 1;
-    e.org.control("clock", &json!({"advance_days": days})).await;
-    let now = live_ids(&e.org, "Opportunity", &filter).await;
-    let left: BTreeSet<&String> = before.difference(&now).collect();
-    assert!(
-        now.difference(&before).count() > 0 && !left.is_empty(),
-        "{before:?} {now:?}"
-    );
-    let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
-    let log = logs(&msgs);
-    assert!(
-        log.iter().any(|l| l.starts_with(&format!(
-            "aged: Opportunity: the rows the soql_where selects today (Days_Since_Created__c) read again for {} rows (formula_refresh PT0S, last refresh ",
-            now.len()
-        ))),
-        "{log:?}"
-    );
-    assert!(
-        log.contains(&format!(
-            "aged: {} row(s) of Opportunity no longer selected, as days passed, by the mapping's soql_where ({filter}): delivered as deletions, so the stream drops the version it held",
-            left.len()
-        )),
-        "{log:?}"
-    );
-    // The stream holds exactly the rows the filter selects today: those that entered came,
-    // those that left went.
-    assert_eq!(held_ids(&export, "aged").await, now);
+    let pass = DaysPass {
+        e: &e,
+        config: &config,
+        cat: &cat,
+        export: &export,
+        stream: "aged",
+        object: "Opportunity",
+        filter: &filter,
+        why: "Days_Since_Created__c",
+    };
+    let first = pass.assert_after((high - low) / 2 + 1).await;
+    assert!(first.contains(&"Opportunity: the mapping's soql_where reads Days_Since_Created__c, a formula computed from today's date, so rows enter and leave it as days pass while their SystemModstamp stays put. An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh".to_string()), "{first:?}");
 }
 
 #[tokio::test]
