@@ -238,25 +238,41 @@ pub(super) fn latest_sql(
         };
         return format!("SELECT {list} FROM {source} WHERE {latest_sync}{not_deleted}");
     }
-    let partition: Vec<String> = plan.key.iter().map(|k| quote(k)).collect();
-    let order: Vec<String> = plan
-        .order
+    // The latest version of a key is the first row of its key in one ordering (key, then the
+    // ordering columns greatest first): the row whose key differs from the row's before it.
+    // `lag` over that ordering is one sort and one pass; `row_number() OVER (PARTITION BY key
+    // ...)` took 5× the CPU (DataFusion's bounded window keeps state per partition, that is per
+    // Id: 6.3 against 1.2 CPU-seconds for the 1M Ids of an export). The price: a filter on the
+    // key (`WHERE "Id" = '...'`) is no longer pushed below the window, so it scans as any other
+    // filter does.
+    let keys: Vec<String> = plan.key.iter().map(|k| quote(k)).collect();
+    let ordering: Vec<String> = keys
         .iter()
-        .map(|o| format!("{} DESC NULLS LAST", quote(o)))
+        .map(|k| format!("{k} ASC NULLS LAST"))
+        .chain(
+            plan.order
+                .iter()
+                .map(|o| format!("{} DESC NULLS LAST", quote(o))),
+        )
         .collect();
-    let order = if order.is_empty() {
-        String::new()
-    } else {
-        format!(" ORDER BY {}", order.join(", "))
-    };
-    // A row without a value in a key column is no version of another: SQL would partition
-    // every such row together and keep one, so each is kept.
-    let keyless: String = partition
+    let over = format!("OVER (ORDER BY {})", ordering.join(", "));
+    let previous: Vec<String> = keys
         .iter()
-        .map(|k| format!(" OR {k} IS NULL"))
+        .enumerate()
+        .map(|(i, k)| format!("lag({k}) {over} AS \"__sfetl_prev{i}\""))
         .collect();
+    let first = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("(\"__sfetl_prev{i}\" IS DISTINCT FROM {k})"));
+    // A row without a value in a key column is no version of another: each is kept. (Each
+    // comparison is parenthesized: DataFusion's parser reads `a IS DISTINCT FROM b OR c` as
+    // `a IS DISTINCT FROM (b OR c)`.)
+    let keyless = keys.iter().map(|k| format!("{k} IS NULL"));
+    let kept: Vec<String> = first.chain(keyless).collect();
     format!(
-        "SELECT {list} FROM (SELECT *, row_number() OVER (PARTITION BY {}{order}) AS \"__sfetl_rank\" FROM {source}) WHERE (\"__sfetl_rank\" = 1{keyless}){not_deleted}",
-        partition.join(", "),
+        "SELECT {list} FROM (SELECT *, {} FROM {source}) WHERE ({}){not_deleted}",
+        previous.join(", "),
+        kept.join(" OR "),
     )
 }

@@ -28,7 +28,7 @@ fn raw_streams_dedupe_on_id_by_systemmodstamp() {
     );
     assert_eq!(
         latest_sql("Account_history", &c[..2], &plan, None),
-        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE (\"__sfetl_rank\" = 1 OR \"Id\" IS NULL) AND \"IsDeleted\" IS NOT TRUE"
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, lag(\"Id\") OVER (ORDER BY \"Id\" ASC NULLS LAST, \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev0\" FROM \"Account_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"Id\") OR \"Id\" IS NULL) AND \"IsDeleted\" IS NOT TRUE"
     );
 }
 
@@ -39,7 +39,7 @@ fn a_stream_without_is_deleted_drops_the_rows_the_delete_log_reported() {
     assert_eq!(plan.deleted, cols(&["_sfetl_deleted_at"]));
     assert_eq!(
         latest_sql("Account_history", &c[..2], &plan, None),
-        "SELECT \"Id\", \"Name\" FROM (SELECT *, row_number() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_rank\" FROM \"Account_history\") WHERE (\"__sfetl_rank\" = 1 OR \"Id\" IS NULL) AND \"_sfetl_deleted_at\" IS NULL"
+        "SELECT \"Id\", \"Name\" FROM (SELECT *, lag(\"Id\") OVER (ORDER BY \"Id\" ASC NULLS LAST, \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_prev0\" FROM \"Account_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"Id\") OR \"Id\" IS NULL) AND \"_sfetl_deleted_at\" IS NULL"
     );
 }
 
@@ -65,6 +65,10 @@ fn mapped_streams_use_their_metadata() {
             order: cols(&["_sfetl_cursor", "_sfetl_sync_id"]),
             deleted: cols(&["_sfetl_is_deleted"]),
         }
+    );
+    assert_eq!(
+        latest_sql("t_history", &c[..2], &plan, None),
+        "SELECT \"source_object\", \"source_id\" FROM (SELECT *, lag(\"source_object\") OVER (ORDER BY \"source_object\" ASC NULLS LAST, \"source_id\" ASC NULLS LAST, \"_sfetl_cursor\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev0\", lag(\"source_id\") OVER (ORDER BY \"source_object\" ASC NULLS LAST, \"source_id\" ASC NULLS LAST, \"_sfetl_cursor\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev1\" FROM \"t_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"source_object\") OR (\"__sfetl_prev1\" IS DISTINCT FROM \"source_id\") OR \"source_object\" IS NULL OR \"source_id\" IS NULL) AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
     // Metadata naming a column the files lack falls back; modified_at is a cursor candidate.
     let plan = dedupe_plan(&c, Some(r#"["nope"]"#), Some("gone"));
