@@ -132,6 +132,31 @@ pub async fn sql(path: &str, sql: &str) -> Result<QueryResult, QueryError> {
 
 /// [`sql`], plus a note per column read as text because its type changed between syncs.
 pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String>), QueryError> {
+    let (frame, tables, notes) = plan(path, sql).await?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
+    Ok(((schema, batches), notes))
+}
+
+/// [`sql`]'s batches as they are computed, for a result too large to hold twice (every Id of
+/// an export, which a reconciliation packs as it reads).
+pub async fn sql_stream(
+    path: &str,
+    sql: &str,
+) -> Result<datafusion::execution::SendableRecordBatchStream, QueryError> {
+    let (frame, tables, _) = plan(path, sql).await?;
+    frame
+        .execute_stream()
+        .await
+        .map_err(|e| sql_error(e, &tables))
+}
+
+/// The query `sql` over the export at `path`, planned: its frame, the export's tables (for
+/// errors) and the notes of [`sql_noted`].
+async fn plan(
+    path: &str,
+    sql: &str,
+) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
     let export = Export::open(path)?;
     let (streams, delta_tables) = export.streams().await?;
     if streams.is_empty() && delta_tables.is_empty() {
@@ -162,9 +187,7 @@ pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String
         .sql_with_options(sql, options)
         .await
         .map_err(|e| sql_error(e, &tables))?;
-    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
-    Ok(((schema, batches), notes))
+    Ok((frame, tables, notes))
 }
 
 /// DataFusion's error, with an unknown table turned into the list of tables.

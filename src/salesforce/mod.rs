@@ -10,6 +10,7 @@ pub mod collections;
 pub mod describe;
 pub mod errors;
 pub mod gunzip;
+pub mod ids;
 pub mod limits;
 pub mod org;
 pub mod query;

@@ -3,8 +3,6 @@
 //! again from its locator, skipping the rows already delivered, so nothing is lost or
 //! duplicated; an incremental read checkpoints after every page.
 
-use std::collections::HashSet;
-
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
@@ -18,6 +16,7 @@ use crate::protocol::{
 };
 use crate::salesforce::SalesforceError;
 use crate::salesforce::bulk::{Bulk, JobKind};
+use crate::salesforce::ids::{IdCollector, IdSet};
 use crate::source::soql::Window;
 
 impl ObjectReader<'_> {
@@ -205,14 +204,14 @@ impl ObjectReader<'_> {
 impl ObjectReader<'_> {
     /// The values of the single column `soql` selects, through one Bulk `queryAll` job (the
     /// recycle bin included): the Ids of a reconciliation.
-    pub(super) async fn bulk_ids(&self, soql: &str) -> Result<HashSet<String>, FetchError> {
+    pub(super) async fn bulk_ids(&self, soql: &str) -> Result<IdSet, FetchError> {
         let ctx = self.ctx;
         let bulk = Bulk::new(&ctx.client);
         let job = bulk.create_query(soql, true).await?;
         let result = async {
             bulk.wait_complete(JobKind::Query, &job.id, &ctx.opts.poll, &ctx.opts.stop)
                 .await?;
-            let mut ids = HashSet::new();
+            let mut ids = IdCollector::default();
             let mut locator: Option<String> = None;
             loop {
                 let mut page = bulk
@@ -226,12 +225,12 @@ impl ObjectReader<'_> {
                 for record in reader.records() {
                     let record = record.map_err(|e| FetchError::Reconcile(e.to_string()))?;
                     if let Some(id) = record.get(0).filter(|v| !v.is_empty()) {
-                        ids.insert(id.to_string());
+                        ids.push(id);
                     }
                 }
                 match page.next_locator {
                     Some(l) => locator = Some(l),
-                    None => return Ok::<_, FetchError>(ids),
+                    None => return Ok::<_, FetchError>(ids.finish()),
                 }
             }
         }

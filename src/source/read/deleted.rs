@@ -10,13 +10,13 @@
 //! [`ObjectReader::reconcile_deletes`] compares the Ids the export holds with the Ids the org
 //! returns.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 
 use super::FetchError;
 use super::fetch::ObjectReader;
@@ -24,6 +24,7 @@ use super::plan::DELETED_AT;
 use crate::output::{Destination, OutputError, StreamWriter};
 use crate::protocol::LogLevel;
 use crate::salesforce::SalesforceError;
+use crate::salesforce::ids::{IdCollector, IdSet};
 use crate::salesforce::replication::{self, DeletedRecords};
 use crate::source::soql::Window;
 use crate::state::{datetime_literal, parse_datetime};
@@ -274,10 +275,9 @@ impl ObjectReader<'_> {
             self.ctx.log(LogLevel::Warn, text).await;
             return Ok(0);
         }
-        let held = export_ids(&location.display, &name, "Id").await?;
+        let held = export_ids(&location.display, &name, "Id", None).await?;
         let live = self.org_ids(None).await?;
-        let mut gone: Vec<String> = held.difference(&live).cloned().collect();
-        gone.sort();
+        let gone = held.minus(&live);
         let text = format!(
             "{name}: {why}; compared the {} Ids of the export with the {} the org holds: {} hard-deleted",
             held.len(),
@@ -294,10 +294,7 @@ impl ObjectReader<'_> {
     /// recycle bin included (queryAll: rows there are reported by the windows' own queries),
     /// through the API the object is read with: a Bulk job, or REST pages for objects Bulk
     /// does not serve.
-    pub(super) async fn org_ids(
-        &self,
-        filter: Option<&str>,
-    ) -> Result<HashSet<String>, FetchError> {
+    pub(super) async fn org_ids(&self, filter: Option<&str>) -> Result<IdSet, FetchError> {
         let mut soql = format!("SELECT Id FROM {}", self.object.object);
         if let Some(filter) = filter {
             soql = format!(
@@ -318,25 +315,34 @@ impl ObjectReader<'_> {
 }
 
 /// The values of `column` (the Ids) of `stream`'s current rows in the Parquet or Delta export
-/// at `path` (its latest view: deleted rows and superseded syncs left out).
+/// at `path` (its latest view: deleted rows and superseded syncs left out), those starting
+/// with `prefix` when given (an object's key prefix, in a stream of several objects), packed
+/// as they stream out of the query.
 pub(super) async fn export_ids(
     path: &str,
     stream: &str,
     column: &str,
-) -> Result<HashSet<String>, FetchError> {
+    prefix: Option<&str>,
+) -> Result<IdSet, FetchError> {
     let quote = |name: &str| name.replace('"', "\"\"");
     let sql = format!("SELECT \"{}\" FROM \"{}\"", quote(column), quote(stream));
-    let (_, batches) = crate::query::sql(path, &sql)
+    let failed = |e: &dyn std::fmt::Display| FetchError::Reconcile(e.to_string());
+    let mut batches = crate::query::sql_stream(path, &sql)
         .await
-        .map_err(|e| FetchError::Reconcile(e.to_string()))?;
-    let mut ids = HashSet::new();
-    for b in batches {
+        .map_err(|e| failed(&e))?;
+    let mut ids = IdCollector::default();
+    while let Some(b) = batches.next().await {
+        let b = b.map_err(|e| failed(&e))?;
         // DataFusion reads Parquet text as string views: cast to plain strings.
         let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(|e| FetchError::Reconcile(e.to_string()))?;
-        ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+            .map_err(|e| failed(&e))?;
+        col.as_string::<i32>()
+            .iter()
+            .flatten()
+            .filter(|id| prefix.is_none_or(|p| id.starts_with(p)))
+            .for_each(|id| ids.push(id));
     }
-    Ok(ids)
+    Ok(ids.finish())
 }
 
 /// `INVALID_REPLICATION_DATE`: the range is not one the endpoint serves.

@@ -182,21 +182,17 @@ impl ObjectReader<'_> {
         let Some(column) = id_column(&source.written) else {
             return Ok(0);
         };
-        let mut held =
-            super::deleted::export_ids(&location.display, &self.plan.name, column).await?;
-        if self.plan.objects.len() > 1 {
-            let Some(prefix) = &self.object.key_prefix else {
-                return Ok(0);
-            };
-            held.retain(|id| id.starts_with(prefix.as_str()));
-        }
+        let prefix = match (self.plan.objects.len() > 1, &self.object.key_prefix) {
+            (false, _) => None,
+            (true, Some(prefix)) => Some(prefix.as_str()),
+            (true, None) => return Ok(0),
+        };
+        let held =
+            super::deleted::export_ids(&location.display, &self.plan.name, column, prefix).await?;
         let selected = self.org_ids(Some(&filter)).await?;
         // Salesforce Ids are letters and digits; anything else is not one of its rows.
-        let mut gone: Vec<&String> = held
-            .difference(&selected)
-            .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .collect();
-        gone.sort();
+        let mut gone = held.minus(&selected);
+        gone.retain(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
         let mut total = 0;
         for chunk in gone.chunks(IDS_PER_QUERY) {
             let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
