@@ -109,6 +109,10 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     pq_mb = sum(size for f, (size, t) in parquet_files(export).items() if files0.get(f) != (size, t)) / 1e6
     msgs = [json.loads(line) for line in open(out_path) if line.startswith("{")]
     rows = sum(m["state"]["sourceStats"]["recordCount"] for m in msgs if m["type"] == "STATE")
+    # A reconciliation's figures are per Id compared (its rows delivered are the few deleted).
+    compared = [int(x) for m in msgs if m["type"] == "LOG"
+                for x in re.findall(r"compared the ([0-9]+) Ids of the export", m["log"]["message"])]
+    rows = sum(compared) or rows
     mb = sum(float(x) for m in msgs if m["type"] == "LOG"
              for x in re.findall(r"([0-9.]+) MB of CSV", m["log"]["message"]))
     cpu = usage.ru_utime + usage.ru_stime
@@ -305,6 +309,35 @@ def runs(bin_, root, cfg, base, tmp):
         post(base, "/__sim/touch", {"object": "Account", "count": 1000})
         run(bin_, "Account incremental after 1,000 changes", pq,
             catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
+        # Every Id of the export against every Id of the org (µs per Id compared).
+        always = dict(pq, reconcile_deletes="always")
+        run(bin_, "Account incremental, reconcile_deletes always", always,
+            catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
+    # The latest view an analyst (and a reconciliation) reads: one version per Id of every
+    # sync above (µs per row of the view).
+    query(bin_, "sfetl query: count(*) of the latest view of Account", pq["output"]["path"],
+          'SELECT count(*) AS n FROM "Account"')
+
+
+def query(_bin, label, path, sql):
+    """Runs `sfetl query` of `sql` (one row, column n) over the export at `path` with every binary."""
+    if ONLY and ONLY not in label or any(x in label for x in SKIP) or not os.path.isdir(path):
+        return
+    for tag, bin_ in BINS:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            status, usage, wall = through_pipe([bin_, "query", "--path", path, "--format", "csv", sql],
+                                               None, out, err)
+            out.seek(0)
+            err.seek(0)
+            text = out.read().decode()
+            assert status == 0, err.read().decode()
+        rows = int(text.split()[-1])
+        cpu = usage.ru_utime + usage.ru_stime
+        print(f"{label + ' [' + tag + ']':<44} {rows:>9} rows {wall:7.2f} s  CPU {cpu:6.2f} s "
+              f"{cpu / max(rows, 1) * 1e6:6.2f} µs/row  RSS {usage.ru_maxrss / 1024:6.0f} MB", flush=True)
+        RESULTS.setdefault((SCALE, label, tag), []).append(
+            {"rows": rows, "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6, "mbs": 0.0,
+             "rss": usage.ru_maxrss / 1024, "calls": 0})
 
 
 if __name__ == "__main__":
