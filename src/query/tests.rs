@@ -79,3 +79,101 @@ fn mapped_streams_use_their_metadata() {
         "SELECT \"source_object\", \"source_id\", \"modified_at\", \"_sfetl_cursor\", \"_sfetl_is_deleted\", \"_sfetl_sync_id\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
 }
+
+/// The latest view's `lag` form keeps exactly the rows the `row_number() OVER (PARTITION BY
+/// key ...)` form it replaced kept, over random histories: several versions per key in any
+/// order, null ordering values (last, as NULLS LAST puts them), null keys (each kept), deleted
+/// versions, and a key of two columns.
+#[tokio::test]
+async fn the_latest_view_keeps_what_row_number_per_key_kept() {
+    use arrow::array::{BooleanArray, Int64Array, RecordBatch, StringArray};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+    use rand::{Rng, SeedableRng};
+    use std::sync::Arc;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    for round in 0..20 {
+        let n = 300;
+        let pick = |rng: &mut rand::rngs::StdRng, values: &[&str]| -> Option<String> {
+            let i = rng.random_range(0..=values.len());
+            values.get(i).map(|v| v.to_string())
+        };
+        let mut objects = Vec::new();
+        let mut ids = Vec::new();
+        let mut stamps = Vec::new();
+        let mut syncs = Vec::new();
+        let mut deleted = Vec::new();
+        let mut serial = Vec::new();
+        for i in 0..n {
+            objects.push(pick(&mut rng, &["Lead", "Contact"]));
+            ids.push(pick(&mut rng, &["a", "b", "c", "d", "e", "f", "g", "h"]));
+            // Distinct (stamp, sync) pairs within a key, so "latest" is one row either way.
+            stamps.push((rng.random_range(0..5) != 0).then(|| i64::from(rng.random_range(0..4))));
+            syncs.push(format!("s{:04}", i));
+            deleted.push(rng.random_range(0..6) == 0);
+            serial.push(i as i64);
+        }
+        let columns = cols(&[
+            "source_object",
+            "source_id",
+            "_sfetl_cursor",
+            "_sfetl_sync_id",
+            "_sfetl_is_deleted",
+            "serial",
+        ]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("source_object", Arc::new(StringArray::from(objects)) as _),
+            ("source_id", Arc::new(StringArray::from(ids)) as _),
+            ("_sfetl_cursor", Arc::new(Int64Array::from(stamps)) as _),
+            ("_sfetl_sync_id", Arc::new(StringArray::from(syncs)) as _),
+            (
+                "_sfetl_is_deleted",
+                Arc::new(BooleanArray::from(deleted)) as _,
+            ),
+            ("serial", Arc::new(Int64Array::from(serial)) as _),
+        ])
+        .unwrap();
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+        ctx.register_table("t_history", Arc::new(table)).unwrap();
+        let keys: &[&str] = if round % 2 == 0 {
+            &["source_object", "source_id"]
+        } else {
+            &["source_id"]
+        };
+        let plan = Dedupe {
+            key: cols(keys),
+            order: cols(&["_sfetl_cursor", "_sfetl_sync_id"]),
+            deleted: cols(&["_sfetl_is_deleted"]),
+        };
+        let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+        let keyless: String = quoted.iter().map(|k| format!(" OR {k} IS NULL")).collect();
+        let by_rank = format!(
+            "SELECT \"serial\" FROM (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY \"_sfetl_cursor\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS r FROM \"t_history\") WHERE (r = 1{keyless}) AND \"_sfetl_is_deleted\" IS NOT TRUE",
+            quoted.join(", ")
+        );
+        let serials = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                let mut out: Vec<i64> = batches
+                    .iter()
+                    .flat_map(|b| {
+                        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                        a.values().to_vec()
+                    })
+                    .collect();
+                out.sort_unstable();
+                out
+            }
+        };
+        let latest = format!(
+            "SELECT \"serial\" FROM ({})",
+            latest_sql("t_history", &columns, &plan, None)
+        );
+        let expected = serials(by_rank).await;
+        assert!(!expected.is_empty());
+        assert_eq!(serials(latest).await, expected, "round {round}");
+    }
+}

@@ -84,7 +84,7 @@ impl IdSet {
                 .filter(|id| other.other.binary_search(id).is_err())
                 .cloned(),
         );
-        out.sort_unstable_by(|a, b| a.cmp(b));
+        out.sort_unstable();
         out
     }
 }
