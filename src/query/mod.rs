@@ -140,13 +140,15 @@ pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String
 }
 
 /// [`sql`]'s batches as they are computed, for a result too large to hold twice (every Id of
-/// an export, which a reconciliation packs as it reads), the query's sorts spilling to the
-/// system's temporary folder past [`STREAM_MEMORY`].
+/// an export, which a reconciliation packs as it reads); with `memory` (see
+/// [`STREAM_MEMORY`]), the query's sorts spill to the system's temporary folder past that many
+/// bytes, and a part that cannot spill fails with DataFusion's `ResourcesExhausted`.
 pub async fn sql_stream(
     path: &str,
     sql: &str,
+    memory: Option<usize>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream, QueryError> {
-    let (frame, tables, _) = plan(path, sql, Some(STREAM_MEMORY)).await?;
+    let (frame, tables, _) = plan(path, sql, memory).await?;
     frame
         .execute_stream()
         .await

@@ -9,7 +9,7 @@
 //! them, and the difference of two sets one merge of both. Anything else (a 15-character Id
 //! of a mapped column, a value that is no Id) is kept as text beside them, so nothing is lost.
 
-/// Characters of an Id ([`Id18`]).
+/// Characters of the Ids packed (the 18-character form every API answers with).
 const ID_LEN: usize = 18;
 
 /// Ids being collected, in any order and with repeats; [`IdCollector::finish`] makes the set.

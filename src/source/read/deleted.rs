@@ -16,6 +16,7 @@ use arrow::array::{
     ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use chrono::{DateTime, Duration, Utc};
+use datafusion::error::DataFusionError;
 use futures::StreamExt;
 
 use super::FetchError;
@@ -317,7 +318,9 @@ impl ObjectReader<'_> {
 /// The values of `column` (the Ids) of `stream`'s current rows in the Parquet or Delta export
 /// at `path` (its latest view: deleted rows and superseded syncs left out), those starting
 /// with `prefix` when given (an object's key prefix, in a stream of several objects), packed
-/// as they stream out of the query.
+/// as they stream out of the query. The query's sorts spill to disk past
+/// [`crate::query::STREAM_MEMORY`]; a plan with a part that cannot spill (the join of a formula
+/// side table) and needs more is run again without that bound.
 pub(super) async fn export_ids(
     path: &str,
     stream: &str,
@@ -326,13 +329,39 @@ pub(super) async fn export_ids(
 ) -> Result<IdSet, FetchError> {
     let quote = |name: &str| name.replace('"', "\"\"");
     let sql = format!("SELECT \"{}\" FROM \"{}\"", quote(column), quote(stream));
-    let failed = |e: &dyn std::fmt::Display| FetchError::Reconcile(e.to_string());
-    let mut batches = crate::query::sql_stream(path, &sql)
+    let bounded = Some(crate::query::STREAM_MEMORY);
+    match ids_of(path, &sql, prefix, bounded).await {
+        Err(IdsFailure::Exhausted(_)) => ids_of(path, &sql, prefix, None).await,
+        other => other,
+    }
+    .map_err(|e| match e {
+        IdsFailure::Exhausted(e) | IdsFailure::Other(e) => FetchError::Reconcile(e),
+    })
+}
+
+/// Why [`ids_of`] failed: its memory bound was too small, or anything else.
+enum IdsFailure {
+    Exhausted(String),
+    Other(String),
+}
+
+/// The Ids of the one-column query `sql`, those starting with `prefix` when given.
+async fn ids_of(
+    path: &str,
+    sql: &str,
+    prefix: Option<&str>,
+    memory: Option<usize>,
+) -> Result<IdSet, IdsFailure> {
+    let failed = |e: &dyn std::fmt::Display| IdsFailure::Other(e.to_string());
+    let mut batches = crate::query::sql_stream(path, sql, memory)
         .await
         .map_err(|e| failed(&e))?;
     let mut ids = IdCollector::default();
     while let Some(b) = batches.next().await {
-        let b = b.map_err(|e| failed(&e))?;
+        let b = b.map_err(|e| match e.find_root() {
+            DataFusionError::ResourcesExhausted(_) => IdsFailure::Exhausted(e.to_string()),
+            _ => failed(&e),
+        })?;
         // DataFusion reads Parquet text as string views: cast to plain strings.
         let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
             .map_err(|e| failed(&e))?;
@@ -348,4 +377,82 @@ pub(super) async fn export_ids(
 /// `INVALID_REPLICATION_DATE`: the range is not one the endpoint serves.
 fn is_replication_date(e: &SalesforceError) -> bool {
     matches!(e, SalesforceError::Api { code, .. } if code == "INVALID_REPLICATION_DATE")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+
+    use super::{IdsFailure, export_ids, ids_of};
+
+    /// An export of one stream, one sync: 3,000 Accounts in two versions each, the later one
+    /// of every third deleted.
+    fn export() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir
+            .path()
+            .join("Account")
+            .join("20261203T000000.000Z-000001");
+        std::fs::create_dir_all(&folder).unwrap();
+        let id = |i: usize| format!("001{i:012}AAA");
+        let rows = 6000;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "Id",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|r| id(r % 3000)),
+                )) as _,
+            ),
+            (
+                "SystemModstamp",
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|r| r as i64),
+                )) as _,
+            ),
+            (
+                "IsDeleted",
+                Arc::new(BooleanArray::from_iter(
+                    (0..rows).map(|r| Some(r >= 3000 && r % 3 == 0)),
+                )) as _,
+            ),
+        ])
+        .unwrap();
+        let file = std::fs::File::create(folder.join("part-00000.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_reconciliation_whose_memory_bound_is_too_small_runs_again_without_it() {
+        let dir = export();
+        let path = dir.path().to_str().unwrap();
+        let sql = "SELECT \"Id\" FROM \"Account\"";
+        // A bound no plan fits in fails as exhausted, not as an error to report.
+        let tight = ids_of(path, sql, None, Some(1)).await;
+        assert!(
+            matches!(tight, Err(IdsFailure::Exhausted(_))),
+            "{:?}",
+            tight.as_ref().map(|s| s.len()).map_err(|_| ())
+        );
+        let ids = export_ids(path, "Account", "Id", None).await.ok().unwrap();
+        assert_eq!(
+            ids.len(),
+            2000,
+            "the 1,000 deleted in their latest version left out"
+        );
+        assert!(ids.contains("001000000000001AAA") && !ids.contains("001000000000000AAA"));
+        let prefixed = export_ids(path, "Account", "Id", Some("0010000000001"))
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(
+            prefixed.len(),
+            67,
+            "Ids 100 to 199 that are not a multiple of 3"
+        );
+    }
 }
