@@ -18,6 +18,8 @@ mod union;
 
 use std::io::Write;
 
+use futures::StreamExt;
+
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -107,16 +109,23 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
     if matches!(args.format, Some(QueryFormat::Parquet)) && args.out.is_none() {
         return Err(QueryError::ParquetNeedsOut);
     }
-    let ((schema, batches), notes) = sql_noted(&args.path, &args.sql).await?;
+    let (frame, tables, notes) = plan(&args.path, &args.sql, None).await?;
     for note in notes {
         let _ = writeln!(std::io::stderr(), "sfetl: note: {note}");
     }
+    let stream = frame
+        .execute_stream()
+        .await
+        .map_err(|e| sql_error(e, &tables))?;
+    let schema = stream.schema();
+    let batches = stream.map(|b| b.map_err(|e| sql_error(e, &tables)));
     render::write(
         args.format.unwrap_or(QueryFormat::Table),
         args.out.as_deref(),
         schema,
         batches,
     )
+    .await
 }
 
 /// A query's result: its schema and batches.

@@ -9,22 +9,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::writer::LineDelimited;
+use futures::{Stream, StreamExt};
 
 use super::QueryError;
 use crate::cli::QueryFormat;
 
-/// Writes `batches` in `format` to `out`, or stdout when no file is given.
-pub(super) fn write(
+/// Writes the batches of a query's result in `format` to `out`, or stdout when no file is
+/// given, each as it comes: a result is never held whole (a `SELECT *` of a wide latest view
+/// to Parquet held every row twice, DataFusion's and the writer's), except as a table for
+/// people, which needs every row to size its columns. A result that fails midway leaves no
+/// file behind.
+pub(super) async fn write(
     format: QueryFormat,
     out: Option<&Path>,
     schema: SchemaRef,
-    mut batches: Vec<RecordBatch>,
+    mut batches: impl Stream<Item = Result<RecordBatch, QueryError>> + Unpin,
 ) -> Result<(), QueryError> {
-    batches.retain(|b| b.num_rows() > 0);
-    if batches.is_empty() {
-        // Headers are still shown for an empty result.
-        batches.push(RecordBatch::new_empty(schema.clone()));
-    }
     let target = out
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "stdout".into());
@@ -32,67 +32,183 @@ pub(super) fn write(
         target: target.clone(),
         reason: e.to_string(),
     };
-    if let QueryFormat::Parquet = format {
-        let path = out.ok_or(QueryError::ParquetNeedsOut)?;
-        let (schema, batches) = without_views(schema, batches).map_err(|e| err(&e))?;
-        let file = File::create(path).map_err(|e| err(&e))?;
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| err(&e))?;
-        for b in &batches {
-            writer.write(b).map_err(|e| err(&e))?;
-        }
-        writer.close().map_err(|e| err(&e))?;
-        return Ok(());
-    }
     let closed = Arc::new(AtomicBool::new(false));
-    let sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(File::create(p).map_err(|e| err(&e))?),
-        None => Box::new(PipeWatch {
-            inner: std::io::stdout().lock(),
-            closed: closed.clone(),
-        }),
-    };
-    let mut sink = BufWriter::new(sink);
-    let written = write_text(format, &mut sink, &batches, &err);
-    match written.and_then(|()| sink.flush().map_err(|e| err(&e))) {
+    let mut writer = Writer::new(format, out, schema, &closed, &err)?;
+    let mut written = 0;
+    let result = async {
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            if batch.num_rows() > 0 {
+                writer.write(batch, &err)?;
+                written += 1;
+            }
+        }
+        writer.finish(written == 0, &err)
+    }
+    .await;
+    match result {
         // The reader went away (`sfetl query ... | head`): it has what it wanted.
         Err(_) if closed.load(Ordering::SeqCst) => Ok(()),
-        other => other,
+        Err(e) => {
+            if let Some(path) = out {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e)
+        }
+        Ok(()) => Ok(()),
     }
 }
 
-/// `batches` with DataFusion's view types (`Utf8View`, `BinaryView`, which it reads Parquet
-/// text as) cast to plain `Utf8` and `Binary`, in structs and lists too: the Parquet file a query writes is for other
-/// tools, and readers before pyarrow 16 or DuckDB 1.1 cannot sort or take view columns.
-fn without_views(
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), arrow::error::ArrowError> {
+/// The encoder of one result.
+enum Writer {
+    Parquet {
+        writer: parquet::arrow::ArrowWriter<File>,
+        /// The file's schema: the result's, view types as plain ones (see [`without_views`]).
+        schema: SchemaRef,
+    },
+    Csv {
+        writer: arrow::csv::Writer<BufWriter<Box<dyn Write>>>,
+        /// For the header line of an empty result.
+        schema: SchemaRef,
+    },
+    Json(arrow::json::Writer<BufWriter<Box<dyn Write>>, LineDelimited>),
+    Table {
+        sink: BufWriter<Box<dyn Write>>,
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl Writer {
+    /// The encoder of `format` into `out` (stdout when none; `closed` is set when its reader
+    /// goes away).
+    fn new(
+        format: QueryFormat,
+        out: Option<&Path>,
+        schema: SchemaRef,
+        closed: &Arc<AtomicBool>,
+        err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
+    ) -> Result<Writer, QueryError> {
+        if let QueryFormat::Parquet = format {
+            let path = out.ok_or(QueryError::ParquetNeedsOut)?;
+            let schema = plain_schema(&schema);
+            let file = File::create(path).map_err(|e| err(&e))?;
+            let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .map_err(|e| err(&e))?;
+            return Ok(Writer::Parquet { writer, schema });
+        }
+        let sink: Box<dyn Write> = match out {
+            Some(p) => Box::new(File::create(p).map_err(|e| err(&e))?),
+            None => Box::new(PipeWatch {
+                inner: std::io::stdout().lock(),
+                closed: closed.clone(),
+            }),
+        };
+        let sink = BufWriter::new(sink);
+        Ok(match format {
+            QueryFormat::Csv => Writer::Csv {
+                writer: arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(sink),
+                schema,
+            },
+            QueryFormat::Json => Writer::Json(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, LineDelimited>(sink),
+            ),
+            QueryFormat::Table | QueryFormat::Parquet => Writer::Table {
+                sink,
+                batches: vec![RecordBatch::new_empty(schema)],
+            },
+        })
+    }
+
+    /// Encodes one batch (a table keeps it for [`Writer::finish`]).
+    fn write(
+        &mut self,
+        batch: RecordBatch,
+        err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
+    ) -> Result<(), QueryError> {
+        match self {
+            Writer::Parquet { writer, schema } => {
+                let batch = without_views(schema, batch).map_err(|e| err(&e))?;
+                writer.write(&batch).map_err(|e| err(&e))
+            }
+            Writer::Csv { writer, .. } => writer.write(&batch).map_err(|e| err(&e)),
+            Writer::Json(w) => w.write(&batch).map_err(|e| err(&e)),
+            Writer::Table { batches, .. } => {
+                batches.push(batch);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the output; `empty`: no row came, and CSV still gets its header line.
+    fn finish(
+        self,
+        empty: bool,
+        err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
+    ) -> Result<(), QueryError> {
+        match self {
+            Writer::Parquet { writer, .. } => writer.close().map(|_| ()).map_err(|e| err(&e)),
+            Writer::Csv { mut writer, schema } => {
+                if empty {
+                    // The header line still names the columns of an empty result.
+                    let none = RecordBatch::new_empty(schema);
+                    writer.write(&none).map_err(|e| err(&e))?;
+                }
+                writer.into_inner().flush().map_err(|e| err(&e))
+            }
+            Writer::Json(mut w) => {
+                w.finish().map_err(|e| err(&e))?;
+                w.into_inner().flush().map_err(|e| err(&e))
+            }
+            Writer::Table { mut sink, batches } => {
+                let table =
+                    arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| err(&e))?;
+                writeln!(sink, "{table}").map_err(|e| err(&e))?;
+                sink.flush().map_err(|e| err(&e))
+            }
+        }
+    }
+}
+
+/// `schema` with DataFusion's view types (`Utf8View`, `BinaryView`, which it reads Parquet
+/// text as) as plain `Utf8` and `Binary`, in structs and lists too: the Parquet file a query
+/// writes is for other tools, and readers before pyarrow 16 or DuckDB 1.1 cannot sort or take
+/// view columns.
+fn plain_schema(schema: &SchemaRef) -> SchemaRef {
     if !schema
         .fields()
         .iter()
         .any(|f| plain(f.data_type()) != *f.data_type())
     {
-        return Ok((schema, batches));
+        return schema.clone();
     }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
         .collect();
-    let target = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    // Leaves as plain types, structs' children too (a Delta export's addresses).
-    let cast = |b: RecordBatch| {
-        let columns = b
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-            .collect::<Result<Vec<_>, _>>()?;
-        RecordBatch::try_new(target.clone(), columns)
-    };
-    let batches = batches.into_iter().map(cast).collect::<Result<_, _>>()?;
-    Ok((target, batches))
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` cast to `target` ([`plain_schema`] of its own), leaves as plain types, structs'
+/// children too (a Delta export's addresses).
+fn without_views(
+    target: &SchemaRef,
+    batch: RecordBatch,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema().fields() == target.fields() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(target.clone(), columns)
 }
 
 /// `t` with every view type, at any depth of structs and lists, as its plain form.
@@ -137,38 +253,4 @@ impl<W: Write> Write for PipeWatch<W> {
         let r = self.inner.flush();
         self.watch(r)
     }
-}
-
-/// Writes the table, CSV or JSON lines text of `batches` to `sink`.
-fn write_text(
-    format: QueryFormat,
-    sink: &mut impl Write,
-    batches: &[RecordBatch],
-    err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
-) -> Result<(), QueryError> {
-    match format {
-        QueryFormat::Table => {
-            let table = arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
-            writeln!(sink, "{table}").map_err(|e| err(&e))?;
-        }
-        QueryFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut *sink);
-            for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
-            }
-        }
-        QueryFormat::Json => {
-            let mut writer = arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, LineDelimited>(&mut *sink);
-            for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
-            }
-            writer.finish().map_err(|e| err(&e))?;
-        }
-        QueryFormat::Parquet => unreachable!("handled by the caller"),
-    }
-    Ok(())
 }

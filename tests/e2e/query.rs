@@ -317,6 +317,19 @@ async fn results_to_files() {
 | 001D | Delta     |
 +------+-----------+"
     );
+    // Rows go out as they come; a result that fails midway leaves no file behind.
+    let bad = out.path().join("bad.parquet");
+    let (stdout, stderr, code) = query(
+        dir.path(),
+        "SELECT CAST(Name AS INT) AS n FROM Account",
+        &["--format", "parquet", "--out", bad.to_str().unwrap()],
+    );
+    assert_eq!((stdout.as_str(), code), ("", 2));
+    assert_eq!(
+        stderr,
+        "sfetl: error: SQL error: Arrow error: Cast error: Cannot cast string 'Acme Corp' to value of Int32 type\n"
+    );
+    assert!(!bad.exists());
 }
 
 #[tokio::test]
