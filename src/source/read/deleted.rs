@@ -16,7 +16,6 @@ use arrow::array::{
     ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use chrono::{DateTime, Duration, Utc};
-use datafusion::error::DataFusionError;
 use futures::StreamExt;
 
 use super::FetchError;
@@ -318,9 +317,11 @@ impl ObjectReader<'_> {
 /// The values of `column` (the Ids) of `stream`'s current rows in the Parquet or Delta export
 /// at `path` (its latest view: deleted rows and superseded syncs left out), those starting
 /// with `prefix` when given (an object's key prefix, in a stream of several objects), packed
-/// as they stream out of the query. The query's sorts spill to disk past
-/// [`crate::query::STREAM_MEMORY`]; a plan with a part that cannot spill (the join of a formula
-/// side table) and needs more is run again without that bound.
+/// as they stream out of the query. The query's sorts spill to the system's temporary folder
+/// past [`crate::query::STREAM_MEMORY`]; when that fails (a part of the plan that cannot
+/// spill needs more, such as the join of a formula side table, or the folder cannot be
+/// written, as in a container with a read-only file system), the query runs again in memory,
+/// as it did before it had a bound, and only that run's error is reported.
 pub(super) async fn export_ids(
     path: &str,
     stream: &str,
@@ -331,18 +332,13 @@ pub(super) async fn export_ids(
     let sql = format!("SELECT \"{}\" FROM \"{}\"", quote(column), quote(stream));
     let bounded = Some(crate::query::STREAM_MEMORY);
     match ids_of(path, &sql, prefix, bounded).await {
-        Err(IdsFailure::Exhausted(_)) => ids_of(path, &sql, prefix, None).await,
-        other => other,
+        Ok(ids) => Ok(ids),
+        Err(e) => {
+            tracing::debug!("the Ids of {stream} within a memory bound failed ({e}); in memory");
+            ids_of(path, &sql, prefix, None).await
+        }
     }
-    .map_err(|e| match e {
-        IdsFailure::Exhausted(e) | IdsFailure::Other(e) => FetchError::Reconcile(e),
-    })
-}
-
-/// Why [`ids_of`] failed: its memory bound was too small, or anything else.
-enum IdsFailure {
-    Exhausted(String),
-    Other(String),
+    .map_err(FetchError::Reconcile)
 }
 
 /// The Ids of the one-column query `sql`, those starting with `prefix` when given.
@@ -351,17 +347,14 @@ async fn ids_of(
     sql: &str,
     prefix: Option<&str>,
     memory: Option<usize>,
-) -> Result<IdSet, IdsFailure> {
-    let failed = |e: &dyn std::fmt::Display| IdsFailure::Other(e.to_string());
+) -> Result<IdSet, String> {
+    let failed = |e: &dyn std::fmt::Display| e.to_string();
     let mut batches = crate::query::sql_stream(path, sql, memory)
         .await
         .map_err(|e| failed(&e))?;
     let mut ids = IdCollector::default();
     while let Some(b) = batches.next().await {
-        let b = b.map_err(|e| match e.find_root() {
-            DataFusionError::ResourcesExhausted(_) => IdsFailure::Exhausted(e.to_string()),
-            _ => failed(&e),
-        })?;
+        let b = b.map_err(|e| failed(&e))?;
         // DataFusion reads Parquet text as string views: cast to plain strings.
         let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
             .map_err(|e| failed(&e))?;
@@ -385,7 +378,7 @@ mod tests {
 
     use arrow::array::{BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-    use super::{IdsFailure, export_ids, ids_of};
+    use super::{export_ids, ids_of};
 
     /// An export of one stream, one sync: 3,000 Accounts in two versions each, the later one
     /// of every third deleted.
@@ -427,17 +420,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reconciliation_whose_memory_bound_is_too_small_runs_again_without_it() {
+    async fn a_reconciliation_whose_memory_bound_fails_runs_again_without_it() {
         let dir = export();
         let path = dir.path().to_str().unwrap();
         let sql = "SELECT \"Id\" FROM \"Account\"";
-        // A bound no plan fits in fails as exhausted, not as an error to report.
+        // A bound no plan fits in fails...
         let tight = ids_of(path, sql, None, Some(1)).await;
         assert!(
-            matches!(tight, Err(IdsFailure::Exhausted(_))),
+            tight
+                .as_ref()
+                .is_err_and(|e| e.contains("Resources exhausted")),
             "{:?}",
-            tight.as_ref().map(|s| s.len()).map_err(|_| ())
+            tight.map(|s| s.len())
         );
+        // ...and the reconciliation then reads the Ids in memory.
         let ids = export_ids(path, "Account", "Id", None).await.ok().unwrap();
         assert_eq!(
             ids.len(),
