@@ -62,12 +62,13 @@ pub(super) async fn write(
 /// The encoder of one result.
 enum Writer {
     Parquet {
-        writer: parquet::arrow::ArrowWriter<File>,
+        /// Encoders are boxed: their states differ in size by hundreds of bytes.
+        writer: Box<parquet::arrow::ArrowWriter<File>>,
         /// The file's schema: the result's, view types as plain ones (see [`without_views`]).
         schema: SchemaRef,
     },
     Csv {
-        writer: arrow::csv::Writer<BufWriter<Box<dyn Write>>>,
+        writer: Box<arrow::csv::Writer<BufWriter<Box<dyn Write>>>>,
         /// For the header line of an empty result.
         schema: SchemaRef,
     },
@@ -94,7 +95,10 @@ impl Writer {
             let file = File::create(path).map_err(|e| err(&e))?;
             let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
                 .map_err(|e| err(&e))?;
-            return Ok(Writer::Parquet { writer, schema });
+            return Ok(Writer::Parquet {
+                writer: Box::new(writer),
+                schema,
+            });
         }
         let sink: Box<dyn Write> = match out {
             Some(p) => Box::new(File::create(p).map_err(|e| err(&e))?),
@@ -106,9 +110,11 @@ impl Writer {
         let sink = BufWriter::new(sink);
         Ok(match format {
             QueryFormat::Csv => Writer::Csv {
-                writer: arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(sink),
+                writer: Box::new(
+                    arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(sink),
+                ),
                 schema,
             },
             QueryFormat::Json => Writer::Json(
