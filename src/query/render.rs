@@ -59,6 +59,10 @@ pub(super) async fn write(
     }
 }
 
+/// Rows of a Parquet result's row group: the writer holds a row group until it is complete, so
+/// its default (1,048,576 rows) held every row of most results; DuckDB writes 122,880.
+const ROW_GROUP_ROWS: usize = 122_880;
+
 /// The encoder of one result.
 enum Writer {
     Parquet {
@@ -93,7 +97,10 @@ impl Writer {
             let path = out.ok_or(QueryError::ParquetNeedsOut)?;
             let schema = plain_schema(&schema);
             let file = File::create(path).map_err(|e| err(&e))?;
-            let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build();
+            let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
                 .map_err(|e| err(&e))?;
             return Ok(Writer::Parquet {
                 writer: Box::new(writer),
