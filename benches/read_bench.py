@@ -314,30 +314,41 @@ def runs(bin_, root, cfg, base, tmp):
         run(bin_, "Account incremental, reconcile_deletes always", always,
             catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
     # The latest view an analyst (and a reconciliation) reads: one version per Id of every
-    # sync above (µs per row of the view).
-    query(bin_, "sfetl query: count(*) of the latest view of Account", pq["output"]["path"],
-          'SELECT count(*) AS n FROM "Account"')
+    # sync above (µs per row of the view), counted, then whole (every column the syncs above
+    # wrote) to a Parquet file and as JSON lines (CSV has no form for the address structs).
+    export = pq["output"]["path"]
+    rows = query(bin_, "sfetl query: count(*) of the latest view of Account", export,
+                 'SELECT count(*) AS n FROM "Account"')
+    if rows:
+        out = os.path.join(tmp, "result.parquet")
+        query(bin_, "sfetl query: SELECT * of the latest view -> parquet", export,
+              'SELECT * FROM "Account"', rows, ["--format", "parquet", "--out", out])
+        query(bin_, "sfetl query: SELECT * of the latest view -> json", export,
+              'SELECT * FROM "Account"', rows, ["--format", "json"])
 
 
-def query(_bin, label, path, sql):
-    """Runs `sfetl query` of `sql` (one row, column n) over the export at `path` with every binary."""
+def query(_bin, label, path, sql, rows=None, args=("--format", "csv")):
+    """Runs `sfetl query` of `sql` over the export at `path` with every binary; without `rows`,
+    `sql` answers one row with column n, the rows it returns. Returns the rows."""
     if ONLY and ONLY not in label or any(x in label for x in SKIP) or not os.path.isdir(path):
-        return
+        return rows
     for tag, bin_ in BINS:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            status, usage, wall = through_pipe([bin_, "query", "--path", path, "--format", "csv", sql],
-                                               None, out, err)
-            out.seek(0)
+            status, usage, wall = through_pipe([bin_, "query", "--path", path, *args, sql], None, out, err)
             err.seek(0)
-            text = out.read().decode()
             assert status == 0, err.read().decode()
-        rows = int(text.split()[-1])
+            if rows is None:
+                out.seek(0)
+                n = int(out.read().decode().split()[-1])
+            else:
+                n = rows
         cpu = usage.ru_utime + usage.ru_stime
-        print(f"{label + ' [' + tag + ']':<44} {rows:>9} rows {wall:7.2f} s  CPU {cpu:6.2f} s "
-              f"{cpu / max(rows, 1) * 1e6:6.2f} µs/row  RSS {usage.ru_maxrss / 1024:6.0f} MB", flush=True)
+        print(f"{label + ' [' + tag + ']':<44} {n:>9} rows {wall:7.2f} s  CPU {cpu:6.2f} s "
+              f"{cpu / max(n, 1) * 1e6:6.2f} µs/row  RSS {usage.ru_maxrss / 1024:6.0f} MB", flush=True)
         RESULTS.setdefault((SCALE, label, tag), []).append(
-            {"rows": rows, "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6, "mbs": 0.0,
+            {"rows": n, "wall": wall, "cpu": cpu, "us": cpu / max(n, 1) * 1e6, "mbs": 0.0,
              "rss": usage.ru_maxrss / 1024, "calls": 0})
+    return n
 
 
 if __name__ == "__main__":
