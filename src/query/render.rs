@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
+use arrow::array::StringBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::json::writer::LineDelimited;
+use arrow::json::writer::{EncoderOptions, LineDelimited, make_encoder};
 use futures::{Stream, StreamExt};
 
 use super::QueryError;
@@ -147,7 +148,10 @@ impl Writer {
                 let batch = without_views(schema, batch).map_err(|e| err(&e))?;
                 writer.write(&batch).map_err(|e| err(&e))
             }
-            Writer::Csv { writer, .. } => writer.write(&batch).map_err(|e| err(&e)),
+            Writer::Csv { writer, .. } => {
+                let batch = nested_as_json(batch).map_err(|e| err(&e))?;
+                writer.write(&batch).map_err(|e| err(&e))
+            }
             Writer::Json(w) => w.write(&batch).map_err(|e| err(&e)),
             Writer::Table { batches, .. } => {
                 batches.push(batch);
@@ -167,7 +171,8 @@ impl Writer {
             Writer::Csv { mut writer, schema } => {
                 if empty {
                     // The header line still names the columns of an empty result.
-                    let none = RecordBatch::new_empty(schema);
+                    let none =
+                        nested_as_json(RecordBatch::new_empty(schema)).map_err(|e| err(&e))?;
                     writer.write(&none).map_err(|e| err(&e))?;
                 }
                 writer.into_inner().flush().map_err(|e| err(&e))
@@ -222,6 +227,45 @@ fn without_views(
         .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(target.clone(), columns)
+}
+
+/// `batch` with each column CSV has no form for (an Account's address structs, lists, maps) as
+/// the JSON text arrow-json writes for it (`{"street":"1 Main St","city":...}`), so that a CSV
+/// of a whole stream is still one plain cell per column (arrow-csv refuses such a column).
+fn nested_as_json(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let nested = |t: &DataType| t.is_nested();
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| nested(f.data_type())) {
+        return Ok(batch);
+    }
+    let options = EncoderOptions::default().with_explicit_nulls(true);
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(fields.capacity());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if !nested(f.data_type()) {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+            continue;
+        }
+        let mut encoder = make_encoder(f, c.as_ref(), &options)?;
+        let mut text = StringBuilder::with_capacity(c.len(), c.len() * 64);
+        let mut value = Vec::new();
+        for row in 0..c.len() {
+            if encoder.is_null(row) {
+                text.append_null();
+                continue;
+            }
+            value.clear();
+            encoder.encode(row, &mut value);
+            let json = std::str::from_utf8(&value)
+                .map_err(|e| arrow::error::ArrowError::CsvError(e.to_string()))?;
+            text.append_value(json);
+        }
+        fields.push(Field::new(f.name(), DataType::Utf8, true));
+        columns.push(Arc::new(text.finish()) as _);
+    }
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    RecordBatch::try_new(Arc::new(schema), columns)
 }
 
 /// `t` with every view type, at any depth of structs and lists, as its plain form.

@@ -890,6 +890,46 @@ async fn a_parquet_query_result_over_delta_has_plain_text_columns_in_structs_too
     let schema = format!("{:?}", reader.schema());
     assert!(schema.contains("city"), "{schema}");
     assert!(!schema.contains("View"), "{schema}");
+    // As CSV, an address is its JSON text in one cell: the same value as JSON lines hold.
+    let sql = "SELECT \"Id\", \"BillingAddress\" FROM \"Account\" ORDER BY \"Id\"";
+    let path = export.to_str().unwrap();
+    let csv = run(&["query", "--path", path, sql, "--format", "csv"]).await;
+    let json = run(&["query", "--path", path, sql, "--format", "json"]).await;
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(csv.stdout.as_slice());
+    assert_eq!(reader.headers().unwrap(), vec!["Id", "BillingAddress"]);
+    let cells: Vec<(String, serde_json::Value)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let address = match &r[1] {
+                "" => serde_json::Value::Null,
+                text => serde_json::from_str(text).unwrap(),
+            };
+            (r[0].to_string(), address)
+        })
+        .collect();
+    let lines: Vec<(String, serde_json::Value)> = String::from_utf8(json.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["Id"].as_str().unwrap().to_string(),
+                v["BillingAddress"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(cells.len(), 5);
+    assert_eq!(cells, lines);
+    assert!(
+        cells.iter().any(|(_, a)| a["city"].is_string()),
+        "{cells:?}"
+    );
 }
 
 #[tokio::test]
