@@ -315,7 +315,7 @@ def runs(bin_, root, cfg, base, tmp):
             catalog([("Account", FIELDS7)], "incremental"), base, tmp, state)
     # The latest view an analyst (and a reconciliation) reads: one version per Id of every
     # sync above (µs per row of the view), counted, then whole (every column the syncs above
-    # wrote) to a Parquet file and as JSON lines (CSV has no form for the address structs).
+    # wrote) to a Parquet file and as JSON lines.
     export = pq["output"]["path"]
     rows = query(bin_, "sfetl query: count(*) of the latest view of Account", export,
                  'SELECT count(*) AS n FROM "Account"')
