@@ -190,25 +190,15 @@ pub fn analyse(
 ) -> Freshness {
     let mut out = Freshness::default();
     for name in selected {
-        if let Some((path, field)) = name.rsplit_once('.') {
-            // A parent's own formula (`Account.Days_Open__c`) changes as unseen as one of the
-            // row's: the parent's cursor does not move either.
-            let refs = add_path(&mut out, describe, ancestors, path, name, true)
-                .and_then(|parent| formula_closure(parent, field));
-            if let Some(refs) = refs.filter(FormulaRefs::changes_unseen) {
-                out.formulas.push(name.clone());
-                follow_further(&mut out, describe, ancestors, path, &refs, name);
+        // A parent's own formula (`Account.Days_Open__c`) changes as unseen as one of the
+        // row's: the parent's cursor does not move either.
+        let refs = match name.rsplit_once('.') {
+            Some((path, field)) => {
+                follow_parent_field(&mut out, describe, ancestors, path, field, name)
             }
-            continue;
-        }
-        let Some(refs) = formula_closure(describe, name) else {
-            continue;
+            None => follow_own_formula(&mut out, describe, ancestors, name, name),
         };
-        for path in refs.relationships() {
-            add_path(&mut out, describe, ancestors, path, name, false);
-        }
-        follow_parent_formulas(&mut out, describe, ancestors, &refs, name);
-        if refs.changes_unseen() {
+        if refs.is_some_and(|r| r.changes_unseen()) {
             out.formulas.push(name.clone());
         }
     }
@@ -250,25 +240,20 @@ pub fn follow_filter(
 ) {
     out.filter_moves = crate::mapping::filter::relative_dates(filter);
     for name in crate::mapping::filter::field_paths(filter) {
-        let (refs, name) = match name.rsplit_once('.') {
+        let refs = match name.rsplit_once('.') {
             Some((path, field)) => {
-                let parent = add_path(out, describe, ancestors, path, FILTER, true);
-                let Some(refs) = parent.and_then(|p| formula_closure(p, field)) else {
-                    continue;
-                };
-                follow_further(out, describe, ancestors, path, &refs, FILTER);
-                (refs, name)
+                follow_parent_field(out, describe, ancestors, path, field, FILTER)
             }
-            None => {
-                let Some(refs) = formula_closure(describe, &name) else {
-                    continue;
-                };
-                for path in refs.relationships() {
-                    add_path(out, describe, ancestors, path, FILTER, false);
-                }
-                follow_parent_formulas(out, describe, ancestors, &refs, FILTER);
-                (refs, canonical(describe, &name))
-            }
+            None => follow_own_formula(out, describe, ancestors, &name, FILTER),
+        };
+        let Some(refs) = refs else {
+            continue;
+        };
+        // The row's own field as the describe spells it; a parent's as written.
+        let name = if name.contains('.') {
+            name
+        } else {
+            canonical(describe, &name)
         };
         if refs.changes_unseen() && !out.filter_moves.contains(&name) {
             out.filter_moves.push(name.clone());
@@ -285,6 +270,40 @@ pub fn follow_filter(
 /// What an incremental read does about a filter that selects other rows as days pass (the
 /// WARN's second half, for relative dates and formulas of the date alike).
 pub const MOVES_WITH_TIME: &str = "An incremental read reads every row it selects again on the formula_refresh schedule (unless that is off), so rows entering it come; on the same schedule, rows leaving it are found by comparing the export's Ids with the rows it selects and leave as deletions (Parquet or Delta output with a column mapped from Id), else they stay in the stream until a full refresh";
+
+/// Follows, for `column`, the parent at `path` that a read of its `field` goes through, and,
+/// when `field` is a formula of that parent, the parents that formula reads in turn; returns
+/// what the formula reads (None: not a formula, or the parent's describe not fetched yet).
+fn follow_parent_field(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    ancestors: &Ancestors,
+    path: &str,
+    field: &str,
+    column: &str,
+) -> Option<FormulaRefs> {
+    let parent = add_path(out, describe, ancestors, path, column, true)?;
+    let refs = formula_closure(parent, field)?;
+    follow_further(out, describe, ancestors, path, &refs, column);
+    Some(refs)
+}
+
+/// Follows, for `column`, the parents the row's own formula `name` reads, and those their
+/// formulas read in turn; returns what the formula reads (None: `name` is no formula field).
+fn follow_own_formula(
+    out: &mut Freshness,
+    describe: &SObjectDescribe,
+    ancestors: &Ancestors,
+    name: &str,
+    column: &str,
+) -> Option<FormulaRefs> {
+    let refs = formula_closure(describe, name)?;
+    for path in refs.relationships() {
+        add_path(out, describe, ancestors, path, column, false);
+    }
+    follow_parent_formulas(out, describe, ancestors, &refs, column);
+    Some(refs)
+}
 
 /// Relationship levels SOQL follows from one object (SOQL and SOSL Reference, Relationship
 /// Query Limits): a parent's cursor further up cannot be queried.
