@@ -63,10 +63,6 @@ impl<'a> Describes<'a> {
     }
 }
 
-fn field<'d>(describe: &'d SObjectDescribe, name: &str) -> Option<&'d FieldDescribe> {
-    describe.field(name)
-}
-
 fn is_compound(f: &FieldDescribe) -> bool {
     matches!(sf_kind(&f.kind), SfKind::Address | SfKind::Location)
 }
@@ -95,7 +91,7 @@ pub(super) fn resolve(
     if rest.is_empty() {
         return resolve_own(describe, head);
     }
-    if let Some(f) = field(describe, head).filter(|f| is_compound(f)) {
+    if let Some(f) = describe.field(head).filter(|f| is_compound(f)) {
         return resolve_component(describe, f, parts);
     }
     let Some(reference) = describe.fields.iter().find(|f| {
@@ -127,7 +123,7 @@ pub(super) fn resolve(
 
 /// A field of the object itself (a whole compound field is refused with an example part).
 fn resolve_own(describe: &SObjectDescribe, name: &str) -> Result<Resolved, Unresolved> {
-    match field(describe, name) {
+    match describe.field(name) {
         Some(f) if is_compound(f) => Err(Unresolved::WholeCompound {
             example: components(describe, &f.name)
                 .first()
@@ -138,7 +134,7 @@ fn resolve_own(describe: &SObjectDescribe, name: &str) -> Result<Resolved, Unres
             path: f.name.clone(),
             data_type: arrow_type(f),
             compound: f.compound_field_name.as_ref().and_then(|c| {
-                let parent = field(describe, c).filter(|p| is_compound(p))?;
+                let parent = describe.field(c).filter(|p| is_compound(p))?;
                 compound_part(&f.name).map(|p| (parent.name.clone(), p.to_string()))
             }),
         }),

@@ -80,6 +80,16 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// Where the export sfetl can read back lies (Parquet files or Delta tables, which a
+    /// reconciliation compares with the org); None for outputs on stdout.
+    pub fn export_location(&self) -> Option<&OutputLocation> {
+        match self {
+            Destination::Parquet { location, .. } => Some(location),
+            Destination::Delta(d) => Some(&d.location),
+            Destination::Records | Destination::Arrow => None,
+        }
+    }
+
     /// Splits Parquet's row-group bound between the `writers` streams written at once, so
     /// that peak memory is bounded per run rather than per stream: two all-fields streams
     /// (Contact and Lead) at 16 MB each peaked at 170 MB over 5M rows, above the 160 MB a

@@ -76,10 +76,7 @@ fn countable(describe: &SObjectDescribe, fields: &[String]) -> Option<Vec<String
     fields
         .iter()
         .map(|f| {
-            let d = describe
-                .fields
-                .iter()
-                .find(|d| d.name.eq_ignore_ascii_case(f))?;
+            let d = describe.field(f)?;
             let compound = matches!(d.kind.as_str(), "address" | "location" | "base64");
             (d.filterable && !compound).then(|| format!("{} != null", d.name))
         })

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use super::FetchError;
 use super::fetch::ObjectReader;
 use super::plan::DELETED_AT;
-use crate::output::{Destination, OutputError, StreamWriter};
+use crate::output::{OutputError, StreamWriter};
 use crate::protocol::LogLevel;
 use crate::salesforce::SalesforceError;
 use crate::salesforce::ids::{IdCollector, IdSet};
@@ -257,16 +257,12 @@ impl ObjectReader<'_> {
             ),
             None => "reconcile_deletes is \"always\"".to_string(),
         };
-        let location = match &self.ctx.destination {
-            Destination::Parquet { location, .. } => location,
-            Destination::Delta(d) => &d.location,
-            _ => {
-                let text = format!(
-                    "{name}: {why}, so records hard-deleted in that span are not reported; with Parquet or Delta output sfetl finds them by comparing Ids, or run a full refresh"
-                );
-                self.ctx.log(LogLevel::Warn, text).await;
-                return Ok(0);
-            }
+        let Some(location) = self.ctx.destination.export_location() else {
+            let text = format!(
+                "{name}: {why}, so records hard-deleted in that span are not reported; with Parquet or Delta output sfetl finds them by comparing Ids, or run a full refresh"
+            );
+            self.ctx.log(LogLevel::Warn, text).await;
+            return Ok(0);
         };
         if self.plan.mapped {
             let text = format!(

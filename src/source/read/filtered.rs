@@ -14,7 +14,7 @@ use super::FetchError;
 use super::fetch::ObjectReader;
 use super::freshness::ParentDep;
 use super::plan::Bounds;
-use crate::output::{Destination, StreamWriter};
+use crate::output::StreamWriter;
 use crate::protocol::LogLevel;
 use crate::salesforce::query::query_all_rows;
 use crate::source::soql::{self, Window};
@@ -174,10 +174,8 @@ impl ObjectReader<'_> {
         else {
             return Ok(0);
         };
-        let location = match &self.ctx.destination {
-            Destination::Parquet { location, .. } => location,
-            Destination::Delta(d) => &d.location,
-            _ => return Ok(0),
+        let Some(location) = self.ctx.destination.export_location() else {
+            return Ok(0);
         };
         let Some(column) = id_column(&source.written) else {
             return Ok(0);
