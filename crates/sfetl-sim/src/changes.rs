@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::describe::{FType, FieldMeta};
 use super::server::{Sim, json_response};
 use super::store::{
-    DayClock, LIVE, Store, Val, parse_date, parse_datetime, unpack, write_date, write_datetime,
+    DayClock, LIVE, Store, Val, parse_date, parse_datetime, write_date, write_datetime,
 };
 
 /// The routes of this module.
@@ -55,9 +55,8 @@ async fn update(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let Some(obj) = store.catalog.object(name) else {
         return refuse(format!("unknown object '{name}'"));
     };
-    let row = match store.resolve(id).map(unpack) {
-        Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => r,
-        _ => return refuse(format!("no live {name} with id '{id}'")),
+    let Some(row) = store.live_row(obj, id) else {
+        return refuse(format!("no live {name} with id '{id}'"));
     };
     let mut values = Vec::new();
     for (field, value) in fields {
@@ -93,9 +92,8 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let [Some(lead), Some(account), Some(contact), Some(user)] = objects else {
         return refuse("the org has no Lead, Account, Contact or User object".into());
     };
-    let row = match store.resolve(id).map(unpack) {
-        Some((o, r)) if o == lead && store.tables[o].state[r] == LIVE => r,
-        _ => return refuse(format!("no live Lead with id '{id}'")),
+    let Some(row) = store.live_row(lead, id) else {
+        return refuse(format!("no live Lead with id '{id}'"));
     };
     let field = |store: &Store, obj: usize, name: &str| store.catalog.objects[obj].field(name);
     let value = |store: &Store, name: &str| -> Val<'static> {
@@ -185,19 +183,15 @@ async fn merge(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let Some(obj) = store.catalog.object(name) else {
         return refuse(format!("the org has no {name} object"));
     };
-    let live_row = |store: &Store, id: &str| match store.resolve(id).map(unpack) {
-        Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => Some(r),
-        _ => None,
-    };
     let master_id = v["master"].as_str().unwrap_or("");
-    let Some(master) = live_row(&store, master_id) else {
+    let Some(master) = store.live_row(obj, master_id) else {
         return refuse(format!(
             "no live {name} with id '{master_id}' to merge into"
         ));
     };
     let mut rows = Vec::new();
     for id in &losers {
-        match live_row(&store, id) {
+        match store.live_row(obj, id) {
             Some(r) if r != master && !rows.contains(&r) => rows.push(r),
             Some(_) => return refuse(format!("'{id}' is the master or named twice")),
             None => return refuse(format!("no live {name} with id '{id}' to merge")),
@@ -216,38 +210,7 @@ async fn merge(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let master_ref = crate::store::pack(obj, master);
     let gone: std::collections::HashSet<u64> =
         rows.iter().map(|&r| crate::store::pack(obj, r)).collect();
-    let mut reparented = serde_json::Map::new();
-    for child in 0..super::describe::FIRST_QUIRKY.min(store.tables.len()) {
-        let refs: Vec<usize> = store.catalog.objects[child]
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.ftype == FType::Reference && !f.calculated)
-            .map(|(i, _)| i)
-            .collect();
-        let t = &mut store.tables[child];
-        let mut moved = 0;
-        for r in 0..t.len() {
-            if t.state[r] != LIVE {
-                continue;
-            }
-            let mut hit = false;
-            for &f in &refs {
-                if matches!(t.get(r, f), Val::Ref(p) if gone.contains(&p)) {
-                    t.set(r, f, &Val::Ref(master_ref));
-                    hit = true;
-                }
-            }
-            if hit {
-                t.modify(r, now);
-                moved += 1;
-            }
-        }
-        if moved > 0 {
-            let child_name = store.catalog.objects[child].name.clone();
-            reparented.insert(child_name, json!(moved));
-        }
-    }
+    let reparented = reparent(&mut store, &gone, master_ref, now);
     let master_field = store.catalog.objects[obj].field("MasterRecordId");
     let t = &mut store.tables[obj];
     for &r in &rows {
@@ -264,6 +227,51 @@ async fn merge(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         StatusCode::OK,
         json!({"master": master_id, "deleted": losers, "reparented": reparented}),
     )
+}
+
+/// Points every live record's lookup to a record of `gone` at `master` instead, as an update of
+/// that record (its LastModifiedDate and SystemModstamp move at `now`); returns how many
+/// records of each object moved.
+fn reparent(
+    store: &mut Store,
+    gone: &std::collections::HashSet<u64>,
+    master: u64,
+    now: i64,
+) -> serde_json::Map<String, Value> {
+    let mut reparented = serde_json::Map::new();
+    for child in 0..super::describe::FIRST_QUIRKY.min(store.tables.len()) {
+        let refs: Vec<usize> = store.catalog.objects[child]
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ftype == FType::Reference && !f.calculated)
+            .map(|(i, _)| i)
+            .collect();
+        let t = &mut store.tables[child];
+        let mut moved = 0;
+        for r in 0..t.len() {
+            if t.state[r] != LIVE {
+                continue;
+            }
+            let hits: Vec<usize> = refs
+                .iter()
+                .copied()
+                .filter(|&f| matches!(t.get(r, f), Val::Ref(p) if gone.contains(&p)))
+                .collect();
+            for &f in &hits {
+                t.set(r, f, &Val::Ref(master));
+            }
+            if !hits.is_empty() {
+                t.modify(r, now);
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            let name = store.catalog.objects[child].name.clone();
+            reparented.insert(name, json!(moved));
+        }
+    }
+    reparented
 }
 
 /// The field index and stored value of one `field: value` of an update, or why it cannot be

@@ -135,9 +135,9 @@ fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Respo
             let mut rows = Vec::new();
             for id in ids {
                 let id = id.as_str().unwrap_or("");
-                match store.resolve(id).map(unpack) {
-                    Some((o, r)) if o == obj && store.tables[o].state[r] == LIVE => rows.push(r),
-                    _ => {
+                match store.live_row(obj, id) {
+                    Some(r) => rows.push(r),
+                    None => {
                         return Err(err(
                             StatusCode::BAD_REQUEST,
                             &format!("no live {name} with id '{id}'"),

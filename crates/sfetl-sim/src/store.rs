@@ -860,6 +860,13 @@ impl Store {
         (row < t.len() && t.state[row] != PURGED).then(|| pack(obj, row))
     }
 
+    /// The row of the live record `id` of object `obj`; None when `id` is another object's,
+    /// deleted, or no record's.
+    pub fn live_row(&self, obj: usize, id: &str) -> Option<usize> {
+        let (o, r) = unpack(self.resolve(id)?);
+        (o == obj && self.tables[o].state[r] == LIVE).then_some(r)
+    }
+
     /// Approximate heap bytes held by all tables.
     pub fn heap_bytes(&self) -> usize {
         self.tables.iter().map(Table::heap_bytes).sum()
