@@ -742,15 +742,26 @@ async fn held_ids(export: &Path, stream: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A filter on Opportunity's Account_Industry__c, the cross-object formula
+/// `TEXT(Account.Industry)`.
+const BANKING: &str = "Account_Industry__c = 'Banking'";
+
+/// A Parquet stream `banking` of the Opportunities [`BANKING`] selects, and the Accounts of the
+/// org's Opportunities ([`parent_accounts`]).
+async fn banking_stream() -> (Env, PathBuf, PathBuf, PathBuf, Vec<String>) {
+    let mapping = one_source_mapping("banking", "Opportunity", &[("name", "Name")], Some(BANKING));
+    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "banking").await;
+    let accounts = parent_accounts(&e.org, "Opportunity").await;
+    (e, export, config, cat, accounts)
+}
+
 #[tokio::test]
 async fn a_filter_on_a_cross_object_formula_follows_the_parent_the_formula_reads() {
     // Opportunity's Account_Industry__c is the formula TEXT(Account.Industry): changing an
     // Account's Industry moves rows in and out of the filter while no Opportunity's
     // SystemModstamp moves.
-    let filter = "Account_Industry__c = 'Banking'";
-    let mapping = one_source_mapping("banking", "Opportunity", &[("name", "Name")], Some(filter));
-    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "banking").await;
-    let accounts = parent_accounts(&e.org, "Opportunity").await;
+    let filter = BANKING;
+    let (e, export, config, cat, accounts) = banking_stream().await;
     let (joining, leaving) = (accounts[0].clone(), accounts[1].clone());
     let update = |id: &str, industry: &str| json!({"object": "Account", "id": id, "fields": {"Industry": industry}});
     e.org.control("update", &update(&joining, "Energy")).await;
@@ -860,10 +871,8 @@ async fn rows_entering_and_leaving_a_filter_on_a_time_based_formula_are_seen_on_
 async fn an_edited_formula_in_a_filter_is_a_changed_filter() {
     // An admin edits the formula the filter reads: every row's value changes, no row's
     // SystemModstamp moves, and the filter now selects other rows.
-    let filter = "Account_Industry__c = 'Banking'";
-    let mapping = one_source_mapping("banking", "Opportunity", &[("name", "Name")], Some(filter));
-    let (e, export, config, cat) = parquet_stream(json!({"mapping": mapping}), "banking").await;
-    let accounts = parent_accounts(&e.org, "Opportunity").await;
+    let filter = BANKING;
+    let (e, export, config, cat, accounts) = banking_stream().await;
     let (account, banking) = (accounts[0].clone(), accounts[1].clone());
     for (id, fields) in [
         (&account, json!({"Type": "Banking", "Industry": "Energy"})),
