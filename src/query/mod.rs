@@ -12,6 +12,7 @@
 mod delta;
 mod export;
 mod formulas;
+mod latest;
 mod render;
 mod tables;
 mod union;

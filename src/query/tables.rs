@@ -16,12 +16,14 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use super::QueryError;
 use super::export::{Export, StreamFiles};
 use super::formulas;
+use super::latest::{LatestView, ViewSql};
 use super::union::{Unified, unify};
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
 use crate::output::{DELETED_AT, EXTRACTED_AT, SYNC_ID};
@@ -130,15 +132,31 @@ pub(super) async fn register(
             metadata.get(META_PRIMARY_KEY).map(String::as_str),
             metadata.get(META_CURSOR).map(String::as_str),
         );
-        let mut sql = latest_sql(&history, &columns, &plan, stream.current_from.as_deref());
-        if let Some((side, side_columns)) = formulas::side_table(ctx, &stream.name, streams).await {
-            sql = formulas::overlay_sql(&sql, &columns, &side, &side_columns);
-        }
+        let side = formulas::side_table(ctx, &stream.name, streams).await;
+        let since = stream.current_from.clone();
+        let key = plan.key.clone();
+        let history_name = history.clone();
+        let sql: ViewSql = Box::new(move |filters: &[String]| {
+            let sql = latest_sql(&history_name, &columns, &plan, since.as_deref(), filters);
+            match &side {
+                Some((side, side_columns)) => {
+                    formulas::overlay_sql(&sql, &columns, side, side_columns)
+                }
+                None => sql,
+            }
+        });
         let read_err = |e: datafusion::error::DataFusionError| QueryError::Read {
             path: stream.url.clone(),
             reason: e.strip_backtrace(),
         };
-        let view = ctx.sql(&sql).await.map_err(read_err)?.into_view();
+        let schema = ctx
+            .sql(&sql(&[]))
+            .await
+            .map_err(read_err)?
+            .schema()
+            .inner()
+            .clone();
+        let view: Arc<dyn TableProvider> = Arc::new(LatestView::new(schema, key, sql));
         for name in [stream.name.clone(), stream.name.to_lowercase()] {
             let reference = TableReference::bare(name.as_str());
             if ctx.table_exist(reference.clone()).unwrap_or(true) {
@@ -200,21 +218,36 @@ pub(super) fn quote(name: &str) -> String {
 }
 
 /// The SQL of the latest-version view over `history`; with `since`, only syncs from that sync
-/// id on count (the newest complete base sync supersedes older ones).
+/// id on count (the newest complete base sync supersedes older ones); `key_filters` (SQL
+/// predicates over the key columns alone, see [`super::latest`]) select the keys read.
 pub(super) fn latest_sql(
     history: &str,
     columns: &[String],
     plan: &Dedupe,
     since: Option<&str>,
+    key_filters: &[String],
 ) -> String {
-    let source = match since {
-        Some(id) if columns.iter().any(|c| c == SYNC_ID) => format!(
-            "(SELECT * FROM {} WHERE {} >= '{}')",
-            quote(history),
+    let mut filters: Vec<String> = Vec::new();
+    if let Some(id) = since
+        && columns.iter().any(|c| c == SYNC_ID)
+    {
+        filters.push(format!(
+            "{} >= '{}'",
             quote(SYNC_ID),
             id.replace('\'', "''")
-        ),
-        _ => quote(history),
+        ));
+    }
+    if !plan.key.is_empty() {
+        filters.extend(key_filters.iter().map(|f| format!("({f})")));
+    }
+    let source = if filters.is_empty() {
+        quote(history)
+    } else {
+        format!(
+            "(SELECT * FROM {} WHERE {})",
+            quote(history),
+            filters.join(" AND ")
+        )
     };
     let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let list = list.join(", ");
@@ -242,9 +275,9 @@ pub(super) fn latest_sql(
     // ordering columns greatest first): the row whose key differs from the row's before it.
     // `lag` over that ordering is one sort and one pass; `row_number() OVER (PARTITION BY key
     // ...)` took 5× the CPU (DataFusion's bounded window keeps state per partition, that is per
-    // Id: 6.3 against 1.2 CPU-seconds for the 1M Ids of an export). The price: a filter on the
-    // key (`WHERE "Id" = '...'`) is no longer pushed below the window, so it scans as any other
-    // filter does.
+    // Id: 6.3 against 1.2 CPU-seconds for the 1M Ids of an export). DataFusion cannot move a
+    // filter on the key (`WHERE "Id" = '...'`) below this window; [`super::latest`] writes it
+    // into the source instead.
     let keys: Vec<String> = plan.key.iter().map(|k| quote(k)).collect();
     let ordering: Vec<String> = keys
         .iter()

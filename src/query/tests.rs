@@ -1,5 +1,6 @@
 //! The latest-version rules: which key, order and deletion flag a stream gets.
 
+use super::latest::{LatestView, ViewSql};
 use super::tables::{Dedupe, dedupe_plan, latest_sql};
 
 fn cols(names: &[&str]) -> Vec<String> {
@@ -27,7 +28,7 @@ fn raw_streams_dedupe_on_id_by_systemmodstamp() {
         }
     );
     assert_eq!(
-        latest_sql("Account_history", &c[..2], &plan, None),
+        latest_sql("Account_history", &c[..2], &plan, None, &[]),
         "SELECT \"Id\", \"Name\" FROM (SELECT *, lag(\"Id\") OVER (ORDER BY \"Id\" ASC NULLS LAST, \"SystemModstamp\" DESC NULLS LAST, \"_sfetl_extracted_at\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev0\" FROM \"Account_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"Id\") OR \"Id\" IS NULL) AND \"IsDeleted\" IS NOT TRUE"
     );
 }
@@ -38,7 +39,7 @@ fn a_stream_without_is_deleted_drops_the_rows_the_delete_log_reported() {
     let plan = dedupe_plan(&c, None, None);
     assert_eq!(plan.deleted, cols(&["_sfetl_deleted_at"]));
     assert_eq!(
-        latest_sql("Account_history", &c[..2], &plan, None),
+        latest_sql("Account_history", &c[..2], &plan, None, &[]),
         "SELECT \"Id\", \"Name\" FROM (SELECT *, lag(\"Id\") OVER (ORDER BY \"Id\" ASC NULLS LAST, \"SystemModstamp\" DESC NULLS LAST) AS \"__sfetl_prev0\" FROM \"Account_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"Id\") OR \"Id\" IS NULL) AND \"_sfetl_deleted_at\" IS NULL"
     );
 }
@@ -67,7 +68,7 @@ fn mapped_streams_use_their_metadata() {
         }
     );
     assert_eq!(
-        latest_sql("t_history", &c[..2], &plan, None),
+        latest_sql("t_history", &c[..2], &plan, None, &[]),
         "SELECT \"source_object\", \"source_id\" FROM (SELECT *, lag(\"source_object\") OVER (ORDER BY \"source_object\" ASC NULLS LAST, \"source_id\" ASC NULLS LAST, \"_sfetl_cursor\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev0\", lag(\"source_id\") OVER (ORDER BY \"source_object\" ASC NULLS LAST, \"source_id\" ASC NULLS LAST, \"_sfetl_cursor\" DESC NULLS LAST, \"_sfetl_sync_id\" DESC NULLS LAST) AS \"__sfetl_prev1\" FROM \"t_history\") WHERE ((\"__sfetl_prev0\" IS DISTINCT FROM \"source_object\") OR (\"__sfetl_prev1\" IS DISTINCT FROM \"source_id\") OR \"source_object\" IS NULL OR \"source_id\" IS NULL) AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
     // Metadata naming a column the files lack falls back; modified_at is a cursor candidate.
@@ -75,7 +76,7 @@ fn mapped_streams_use_their_metadata() {
     assert_eq!(plan.key, Vec::<String>::new());
     assert_eq!(plan.order, cols(&["modified_at", "_sfetl_sync_id"]));
     assert_eq!(
-        latest_sql("t_history", &c, &plan, None),
+        latest_sql("t_history", &c, &plan, None, &[]),
         "SELECT \"source_object\", \"source_id\", \"modified_at\", \"_sfetl_cursor\", \"_sfetl_is_deleted\", \"_sfetl_sync_id\" FROM \"t_history\" WHERE \"_sfetl_sync_id\" = (SELECT max(\"_sfetl_sync_id\") FROM \"t_history\") AND \"_sfetl_is_deleted\" IS NOT TRUE"
     );
 }
@@ -170,10 +171,48 @@ async fn the_latest_view_keeps_what_row_number_per_key_kept() {
         };
         let latest = format!(
             "SELECT \"serial\" FROM ({})",
-            latest_sql("t_history", &columns, &plan, None)
+            latest_sql("t_history", &columns, &plan, None, &[])
         );
-        let expected = serials(by_rank).await;
+        let expected = serials(by_rank.clone()).await;
         assert!(!expected.is_empty());
         assert_eq!(serials(latest).await, expected, "round {round}");
+
+        // The same view as a table of its own: filters on the key go below its window, others
+        // stay above; either way the rows are those of the filter applied to the view.
+        let (view_columns, view_plan) = (columns.clone(), plan.clone());
+        let sql: ViewSql = Box::new(move |filters: &[String]| {
+            latest_sql("t_history", &view_columns, &view_plan, None, filters)
+        });
+        let schema = ctx.sql(&sql(&[])).await.unwrap().schema().inner().clone();
+        let view = LatestView::new(schema, plan.key.clone(), sql);
+        let _ = ctx.deregister_table("t");
+        ctx.register_table("t", Arc::new(view)).unwrap();
+        for filter in [
+            "\"source_id\" IN ('a', 'c')",
+            "\"source_id\" = 'b' OR \"source_id\" IS NULL",
+            "\"source_id\" > 'e' AND \"serial\" % 2 = 0",
+        ] {
+            let every_column = by_rank.replacen("SELECT \"serial\"", "SELECT *", 1);
+            let expected = serials(format!(
+                "SELECT \"serial\" FROM ({every_column}) WHERE {filter}"
+            ))
+            .await;
+            let got = serials(format!("SELECT \"serial\" FROM t WHERE {filter}")).await;
+            assert_eq!(got, expected, "round {round}, {filter}");
+        }
+        // The key filter is below the window: read before the sort, not after it.
+        let explain = ctx
+            .sql("EXPLAIN SELECT \"serial\" FROM t WHERE \"source_id\" = 'b'")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&explain)
+            .unwrap()
+            .to_string();
+        let window = text.find("BoundedWindowAggExec").expect("a window");
+        let filter = text.find("FilterExec: source_id@").expect("the key filter");
+        assert!(filter > window, "{text}");
     }
 }
