@@ -246,6 +246,45 @@ pub struct QueryArgs {
     /// File to write csv/json/parquet output to.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Memory the query may hold (e.g. 512MB, 4GiB) before its sorts, joins and groupings
+    /// spill to the system's temporary folder; half the machine's memory by default.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+}
+
+/// A size in bytes written as a number and an optional unit: `B`, `KB`, `MB`, `GB`, `TB`
+/// (powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), any case.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: write a number and a unit, e.g. 512MB or 4GiB"
+            ));
+        }
+    };
+    let n: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: write a number and a unit, e.g. 512MB or 4GiB")
+    })?;
+    let bytes = n * scale;
+    if !(1.0..=usize::MAX as f64).contains(&bytes) {
+        return Err(format!("{text:?} is out of range: give at least 1 byte"));
+    }
+    Ok(bytes as usize)
 }
 
 /// Output formats of `query`.

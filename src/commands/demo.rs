@@ -841,6 +841,7 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
         sql: SCORE_SQL.to_string(),
         format: Some(QueryFormat::Parquet),
         out: Some(scores.clone()),
+        memory_limit: None,
     })
     .await
     .map_err(failed("scoring"))?;

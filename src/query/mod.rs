@@ -23,8 +23,10 @@ use futures::StreamExt;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::Arc;
 
 use crate::cli::{QueryArgs, QueryFormat};
 use export::Export;
@@ -70,6 +72,16 @@ pub enum QueryError {
         /// (sync id, Arrow type) of the two syncs that disagree.
         types: [(String, String); 2],
     },
+    /// The query needed more memory than it may hold, in a part that cannot spill to disk.
+    #[error(
+        "the query needs more memory than --memory-limit allows ({limit}), in a part that cannot spill to disk ({reason}): raise --memory-limit, or select fewer columns or rows"
+    )]
+    Memory {
+        /// The limit, for people.
+        limit: String,
+        /// DataFusion's message.
+        reason: String,
+    },
     /// `--format parquet` needs a file.
     #[error("--format parquet writes a file: add --out FILE.parquet")]
     ParquetNeedsOut,
@@ -110,16 +122,27 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
     if matches!(args.format, Some(QueryFormat::Parquet)) && args.out.is_none() {
         return Err(QueryError::ParquetNeedsOut);
     }
-    let (frame, tables, notes) = plan(&args.path, &args.sql, None).await?;
+    let limit = args.memory_limit.unwrap_or_else(default_memory_limit);
+    let (frame, tables, notes) = plan(&args.path, &args.sql, Some(limit)).await?;
     for note in notes {
         let _ = writeln!(std::io::stderr(), "sfetl: note: {note}");
     }
-    let stream = frame
-        .execute_stream()
-        .await
-        .map_err(|e| sql_error(e, &tables))?;
+    let failed = |e: DataFusionError| match e.find_root() {
+        // DataFusion's message lists the pool's consumers; its last line says what failed.
+        DataFusionError::ResourcesExhausted(reason) => QueryError::Memory {
+            limit: format!("{:.1} MB", limit as f64 / 1e6),
+            reason: reason
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("Error: ")
+                .to_string(),
+        },
+        _ => sql_error(e, &tables),
+    };
+    let stream = frame.execute_stream().await.map_err(failed)?;
     let schema = stream.schema();
-    let batches = stream.map(|b| b.map_err(|e| sql_error(e, &tables)));
+    let batches = stream.map(|b| b.map_err(failed));
     render::write(
         args.format.unwrap_or(QueryFormat::Table),
         args.out.as_deref(),
@@ -127,6 +150,20 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
         batches,
     )
     .await
+}
+
+/// `sfetl query`'s memory limit when `--memory-limit` is not given: half the machine's memory
+/// (Linux's `MemTotal`), else 4 GiB. Past it, sorts, joins and groupings spill to disk rather
+/// than grow until the system kills the process (a `SELECT *` of 10M wide rows sorts about
+/// 12 GB).
+fn default_memory_limit() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        });
+    total_kb.map_or(4 << 30, |kb| kb * 1024 / 2)
 }
 
 /// A query's result: its schema and batches.
@@ -191,12 +228,22 @@ async fn plan(
         .set_bool(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
+        )
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
         );
     let ctx = match memory {
         None => SessionContext::new_with_config(config),
         Some(bytes) => {
+            // Each sort sets aside this much for merging what it spilled (10 MB by default, per
+            // partition): a 32nd of the limit, so that a small limit still leaves the sorts
+            // room to work.
+            let merge = (bytes / 32).min(10 << 20);
+            let config =
+                config.set_usize("datafusion.execution.sort_spill_reservation_bytes", merge);
             let runtime = RuntimeEnvBuilder::new()
-                .with_memory_limit(bytes, 1.0)
+                .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
                 .build_arc()
                 .map_err(|e| QueryError::Sql(e.strip_backtrace()))?;
             SessionContext::new_with_config_rt(config, runtime)

@@ -389,6 +389,83 @@ async fn clear_errors() {
     );
 }
 
+/// `--memory-limit` bounds what a query holds: past it, its sorts spill to disk (DataFusion's
+/// `spill_count`) and the answer is the same; a limit too small for one batch is a clear
+/// error, and a size that is not one is refused.
+#[tokio::test]
+async fn a_memory_limit_spills_sorts_to_disk_and_says_when_it_is_too_small() {
+    let dir = tempdir();
+    let n = 300_000;
+    let ids: Vec<String> = (0..n).map(|i| format!("001{i:015}")).collect();
+    // Names in another order than the Ids, so that ordering by name sorts for real.
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("Company {:07} with a name of some length", (i * 7_919) % n))
+        .collect();
+    let rows: Vec<AccountRow> = (0..n)
+        .map(|i| (ids[i].as_str(), names[i].as_str(), false, T10))
+        .collect();
+    write(
+        dir.path(),
+        "Account",
+        SYNC1,
+        account_schema(),
+        account_rows(&rows),
+        T10 + HOUR,
+    )
+    .await;
+    let sql = "SELECT Id, Name FROM Account ORDER BY Name DESC";
+    let free = ok(dir.path(), sql, &["--format", "csv"]);
+    assert_eq!(free.lines().count(), n + 1);
+    assert_eq!(
+        free.lines().nth(1).unwrap(),
+        format!(
+            "001{:015},Company {:07} with a name of some length",
+            82_321,
+            n - 1
+        )
+    );
+    let bounded = ok(
+        dir.path(),
+        sql,
+        &["--format", "csv", "--memory-limit", "24MB"],
+    );
+    assert!(bounded == free, "the bounded query's answer differs");
+    let explain = ok(
+        dir.path(),
+        &format!("EXPLAIN ANALYZE {sql}"),
+        &["--format", "csv", "--memory-limit", "24MB"],
+    );
+    let spills: u64 = explain
+        .split("spill_count=")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert!(spills > 0, "no sort spilled under 24 MB:\n{explain}");
+
+    let (stdout, stderr, code) = query(dir.path(), sql, &["--memory-limit", "100KB"]);
+    assert_eq!((stdout.as_str(), code), ("", 2));
+    assert!(
+        stderr.starts_with(
+            "sfetl: error: the query needs more memory than --memory-limit allows (0.1 MB), in a part that cannot spill to disk (Failed to allocate additional "
+        ) && stderr.ends_with("): raise --memory-limit, or select fewer columns or rows\n"),
+        "{stderr}"
+    );
+    let (_, stderr, code) = query(dir.path(), sql, &["--memory-limit", "lots"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with(
+            "error: invalid value 'lots' for '--memory-limit <SIZE>': \"lots\" is not a size: write a number and a unit, e.g. 512MB or 4GiB\n"
+        ),
+        "{stderr}"
+    );
+}
+
 /// A temporary folder whose name does not start with a dot.
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
