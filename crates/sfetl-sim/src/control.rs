@@ -154,7 +154,7 @@ fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Respo
     Ok((obj, rows, v))
 }
 
-/// The optional `stamp` of a touch or delete request (epoch ms), or the 400 answer for a bad
+/// The optional `stamp` of a touch, delete or undelete request (epoch ms), or the 400 answer for a bad
 /// one.
 fn stamp_of(v: &Value) -> Result<Option<i64>, Response> {
     match v["stamp"].as_str() {
@@ -234,14 +234,19 @@ fn not_undeletable(store: &Store, obj: usize, row: usize) -> Option<(&'static st
         .then_some(("UNDELETE_FAILED", "Entity is not in the recycle bin"))
 }
 
-/// `{"object": "Account", "ids": [...], "allOrNone": false}`: restores records from the
-/// recycle bin as `undelete()` does, each with the records a cascade deleted with it; one
-/// result per id in `undelete()`'s `UndeleteResult` form, partial success unless `allOrNone`.
+/// `{"object": "Account", "ids": [...], "allOrNone": false, "stamp": "..."}`: restores records
+/// from the recycle bin as `undelete()` does, each with the records a cascade deleted with it;
+/// one result per id in `undelete()`'s `UndeleteResult` form, partial success unless
+/// `allOrNone`.
 /// Answers `{"results": [...], "ids": [restored], "cascaded": [restored with them]}`.
 async fn undelete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v = body_json(&b);
     let name = v["object"].as_str().unwrap_or("");
     let all_or_none = v["allOrNone"].as_bool().unwrap_or(false);
+    let stamp = match stamp_of(&v) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let Some(obj) = store.catalog.object(name) else {
         return err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'"));
@@ -290,8 +295,16 @@ async fn undelete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         .filter(|(_, why)| why.is_none() && !(all_or_none && failed))
         .map(|&(r, _)| r)
         .collect();
+    // An explicit `stamp` undeletes at that time, never before the deletion: the same instant
+    // as the deletion is an undelete in the deleting transaction (or second: Salesforce's
+    // stamps are whole seconds).
     let now = sim.now_ms();
-    let restored = store.undelete_cascading(obj, &rows, &|_, _| now);
+    let at = |t: &Table, r: usize| match (stamp, t.get(r, t.sysmod)) {
+        (Some(ms), Val::DateTime(deleted)) => ms.max(deleted),
+        (Some(ms), _) => ms,
+        (None, _) => now,
+    };
+    let restored = store.undelete_cascading(obj, &rows, &at);
     let (asked, with) = restored.split_at(rows.len());
     ok(json!({
         "results": results,

@@ -1600,7 +1600,7 @@ async fn undelete_refuses_purged_records_objects_that_are_not_undeletable_and_ro
 }
 
 #[tokio::test]
-async fn an_undeleted_merge_loser_keeps_its_master_record_id_and_its_children_stay_moved() {
+async fn an_undeleted_merge_loser_keeps_its_master_and_a_stamp_never_precedes_the_deletion() {
     let org = Org::start(20).await;
     let (_, v) = org
         .query("SELECT AccountId FROM Contact WHERE AccountId != null ORDER BY AccountId")
@@ -1637,5 +1637,22 @@ async fn an_undeleted_merge_loser_keeps_its_master_record_id_and_its_children_st
         children(&org, "Contact", "AccountId", &master)
             .await
             .is_superset(&moved)
+    );
+
+    // `stamp`: an undelete in the deleting transaction takes the deletion's instant, never
+    // an earlier one.
+    let (_, v) = org
+        .query("SELECT Id FROM Account ORDER BY Id LIMIT 1")
+        .await;
+    let a = v["records"][0]["Id"].as_str().unwrap().to_string();
+    let at = "2030-01-01T00:00:00.000+0000";
+    let del = json!({"object": "Account", "ids": [a], "stamp": at});
+    org.control("delete", &del).await;
+    let early = json!({"object": "Account", "ids": [a], "stamp": "2029-01-01T00:00:00Z"});
+    org.control("undelete", &early).await;
+    let row = row_of(&org, "Account", "IsDeleted, SystemModstamp", &a).await;
+    assert_eq!(
+        (&row["IsDeleted"], &row["SystemModstamp"]),
+        (&json!(false), &json!(at))
     );
 }
