@@ -13,6 +13,10 @@ use std::collections::HashSet;
 use super::describe::FIRST_QUIRKY;
 use super::store::{DELETED, LIVE, Store, Table, Val, pack};
 
+/// Rows of one object to delete, each with the parent (packed) it goes with: none for a row
+/// asked for, the parent for a child a cascade reached.
+type Level = Vec<(usize, Vec<(usize, Option<u64>)>)>;
+
 /// A child relationship whose rows go with a deleted parent.
 struct Cascade {
     /// The child object.
@@ -76,7 +80,7 @@ impl Store {
     /// the rows asked for) and the live children of every row deleted.
     fn delete_levels(
         &mut self,
-        mut level: Vec<(usize, Vec<(usize, Option<u64>)>)>,
+        mut level: Level,
         hard: bool,
         at: &dyn Fn(&Table, usize) -> i64,
     ) -> Vec<u64> {
@@ -100,11 +104,7 @@ impl Store {
                     gone.insert(pack(o, r));
                     deleted.push(pack(o, r));
                 }
-                next.extend(
-                    self.children_of(o, &gone).into_iter().map(|(c, hits)| {
-                        (c, hits.into_iter().map(|(r, p)| (r, Some(p))).collect())
-                    }),
-                );
+                next.extend(self.child_level(o, &gone));
             }
             level = next;
         }
@@ -116,12 +116,16 @@ impl Store {
     /// rows deleted, packed.
     pub fn cascade_from(&mut self, obj: usize, rows: &[usize], ms: i64, hard: bool) -> Vec<u64> {
         let gone: HashSet<u64> = rows.iter().map(|&r| pack(obj, r)).collect();
-        let level = self
-            .children_of(obj, &gone)
+        let level = self.child_level(obj, &gone);
+        self.delete_levels(level, hard, &|_, _| ms)
+    }
+
+    /// The live children of the rows `gone` of `obj`, as the next level to delete.
+    fn child_level(&self, obj: usize, gone: &HashSet<u64>) -> Level {
+        self.children_of(obj, gone)
             .into_iter()
             .map(|(c, hits)| (c, hits.into_iter().map(|(r, p)| (r, Some(p))).collect()))
-            .collect();
-        self.delete_levels(level, hard, &|_, _| ms)
+            .collect()
     }
 
     /// Restores `rows` of `obj` from the recycle bin and, level by level, every row deleted
