@@ -1119,3 +1119,29 @@ async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_versi
     let contacts_now = query(&export, "SELECT count(*) FROM \"Contact\"").await;
     assert_eq!(versions[1], contacts_now[1]);
 }
+
+#[tokio::test]
+async fn an_account_deleted_and_undeleted_in_one_second_stays_in_the_table() {
+    let mut c = cfg();
+    c["lookback_window"] = json!("PT10M");
+    let e = env(20, c).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    // Deleted and undeleted in one transaction two minutes ago (a minute the delete log
+    // covers): the log's deletion and the live row share one instant.
+    let (_, v) = e
+        .org
+        .query("SELECT Id FROM Account ORDER BY Id LIMIT 1")
+        .await;
+    let a = v["records"][0]["Id"].as_str().unwrap().to_string();
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let both = json!({"object": "Account", "ids": [a], "stamp": stamp});
+    e.org.control("delete", &both).await;
+    e.org.control("undelete", &both).await;
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    let table = table_accounts(&export).await;
+    assert!(table.contains_key(&a), "{a} left the table");
+    assert_eq!(table, org_accounts(&e.org).await);
+}

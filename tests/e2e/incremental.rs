@@ -3,7 +3,7 @@
 //! nor duplicated, resuming from any STATE loses nothing, and Airbyte's state forms resume.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -887,4 +887,228 @@ async fn a_merge_of_accounts_reaches_the_export_as_a_deletion_and_moved_contacts
     .await;
     let under: BTreeSet<String> = under.lines().skip(1).map(str::to_string).collect();
     assert_eq!(under, all);
+}
+
+/// A `SystemModstamp` as the org answers it, in µs (as `CAST(... AS BIGINT)` gives it).
+fn micros(stamp: &str) -> i64 {
+    chrono::DateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .unwrap()
+        .timestamp_micros()
+}
+
+/// `(IsDeleted, SystemModstamp in µs)` of record `id` of `object` in the org (queryAll).
+async fn version_in_org(org: &Org, object: &str, id: &str) -> (bool, i64) {
+    let soql = format!("SELECT IsDeleted, SystemModstamp FROM {object} WHERE Id = '{id}'");
+    let rows = org_rows(org, &soql).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    (
+        r["IsDeleted"].as_bool().unwrap(),
+        micros(r["SystemModstamp"].as_str().unwrap()),
+    )
+}
+
+/// `sfetl query` of `Id, IsDeleted, SystemModstamp` (µs) of `table`'s rows `filter` selects.
+async fn exported(export: &Path, table: &str, filter: &str) -> String {
+    let sql = format!(
+        "SELECT DISTINCT \"Id\", \"IsDeleted\", CAST(\"SystemModstamp\" AS BIGINT) AS at FROM \"{table}\" WHERE {filter} ORDER BY \"Id\", at"
+    );
+    query_csv(export, &sql).await
+}
+
+/// The CSV `exported` answers for these rows.
+fn csv_of(rows: &[(&str, (bool, i64))]) -> String {
+    let mut out = "Id,IsDeleted,at\n".to_string();
+    for (id, (deleted, at)) in rows {
+        out.push_str(&format!("{id},{deleted},{at}\n"));
+    }
+    out
+}
+
+/// A Parquet export and a catalog of `streams` (each with `Id`, `IsDeleted`,
+/// `SystemModstamp` and `fields`), incremental.
+fn undelete_setup(e: &Env, streams: &[(&str, &[&str])]) -> (PathBuf, PathBuf, PathBuf) {
+    let export = e.dir.path().join("export");
+    let config = parquet_config(e, "parquet.json", &export);
+    let fields: Vec<Vec<&str>> = streams
+        .iter()
+        .map(|(_, f)| [&["Id", "IsDeleted", "SystemModstamp"], *f].concat())
+        .collect();
+    let listed: Vec<(&str, &[&str], &str)> = streams
+        .iter()
+        .zip(&fields)
+        .map(|((s, _), f)| (*s, f.as_slice(), "incremental"))
+        .collect();
+    let cat = catalog(e.dir.path(), "cat.json", &listed);
+    (export, config, cat)
+}
+
+/// One incremental read from `state` (the first when None); the state file of its last STATEs.
+async fn read_step(e: &Env, config: &Path, cat: &Path, state: Option<&Path>, n: u32) -> PathBuf {
+    let msgs = messages(&read_files(config, cat, state).await);
+    write_json(e.dir.path(), &format!("s{n}.json"), &last_states(&msgs))
+}
+
+#[tokio::test]
+async fn an_undeleted_account_is_live_again_in_the_export_with_its_three_versions() {
+    let e = env(20, cfg(json!({}))).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name"])]);
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let id = ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await)
+        .pop_first()
+        .unwrap();
+    let live = version_in_org(&e.org, "Account", &id).await;
+    let del = json!({"object": "Account", "ids": [id]});
+    e.org.control("delete", &del).await;
+    let deleted = version_in_org(&e.org, "Account", &id).await;
+    assert!(deleted.0 && deleted.1 > live.1, "{deleted:?}");
+
+    let s2 = read_step(&e, &config, &cat, Some(&s1), 2).await;
+    let this = format!("\"Id\" = '{id}'");
+    assert_eq!(exported(&export, "Account", &this).await, csv_of(&[]));
+    let out = e.org.control("undelete", &del).await;
+    assert_eq!(out["ids"], json!([id]));
+    let undeleted = version_in_org(&e.org, "Account", &id).await;
+    assert!(!undeleted.0 && undeleted.1 > deleted.1, "{undeleted:?}");
+
+    read_step(&e, &config, &cat, Some(&s2), 3).await;
+    // Live again in the latest view, in the version the undelete made...
+    assert_eq!(
+        exported(&export, "Account", &this).await,
+        csv_of(&[(&id, undeleted)])
+    );
+    // ...and the history holds the three versions the org had.
+    assert_eq!(
+        exported(&export, "Account_history", &this).await,
+        csv_of(&[(&id, live), (&id, deleted), (&id, undeleted)])
+    );
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account\"").await;
+    assert_eq!(n, "n\n20\n");
+}
+
+#[tokio::test]
+async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_undeleted_in_the_deleting_second()
+ {
+    let extra = json!({"reconcile_deletes": "always", "lookback_window": "PT10M"});
+    let e = env(20, cfg(extra)).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name"])]);
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let accounts: Vec<String> =
+        ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 2").await)
+            .into_iter()
+            .collect();
+    let (a, b) = (&accounts[0], &accounts[1]);
+    let del = json!({"object": "Account", "ids": [a]});
+    e.org.control("delete", &del).await;
+    let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
+    let s2 = write_json(e.dir.path(), "s2.json", &last_states(&msgs));
+    // The export (this run's rows included) no longer holds the deleted Account; the org
+    // still does, in its recycle bin: nothing is called hard-deleted.
+    let compared = |msgs: &[Value]| -> Vec<String> {
+        logs(msgs)
+            .into_iter()
+            .filter(|l| l.contains("compared the"))
+            .collect()
+    };
+    assert_eq!(
+        compared(&msgs),
+        [
+            "Account: reconcile_deletes is \"always\"; compared the 19 Ids of the export with the 20 the org holds: 0 hard-deleted"
+        ]
+    );
+    let this = |id: &str| format!("\"Id\" = '{id}'");
+    assert_eq!(exported(&export, "Account", &this(a)).await, csv_of(&[]));
+
+    e.org.control("undelete", &del).await;
+    let undeleted = version_in_org(&e.org, "Account", a).await;
+    let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
+    let s3 = write_json(e.dir.path(), "s3.json", &last_states(&msgs));
+    assert_eq!(
+        compared(&msgs),
+        [
+            "Account: reconcile_deletes is \"always\"; compared the 20 Ids of the export with the 20 the org holds: 0 hard-deleted"
+        ]
+    );
+    assert_eq!(
+        exported(&export, "Account", &this(a)).await,
+        csv_of(&[(a, undeleted)])
+    );
+
+    // Deleted and undeleted in one transaction two minutes ago (a minute the delete log
+    // covers): one instant for both, so the delete log's row and the live row tie on the
+    // cursor. The live row is the record's state; the log only says it was deleted then.
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let both = json!({"object": "Account", "ids": [b], "stamp": stamp});
+    e.org.control("delete", &both).await;
+    e.org.control("undelete", &both).await;
+    let back = version_in_org(&e.org, "Account", b).await;
+    assert_eq!(back, (false, micros(&stamp.replace('Z', "+0000"))));
+    // The org's delete log lists the deletion...
+    let (status, log) = e
+        .org
+        .get_json(&format!("sobjects/Account/deleted/?{}", recent_range()))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let listed: Vec<String> = values_of(&log["deletedRecords"], "id");
+    assert!(listed.contains(b), "{log}");
+    read_files(&config, &cat, Some(&s3)).await;
+    // ...but the record is live: the live row stands, and sfetl left the log's row out.
+    assert_eq!(
+        exported(&export, "Account", &this(b)).await,
+        csv_of(&[(b, back)])
+    );
+    let logged = query_csv(
+        &export,
+        &format!("SELECT count(*) AS n FROM \"Account_history\" WHERE {} AND \"_sfetl_deleted_at\" IS NOT NULL", this(b)),
+    )
+    .await;
+    assert_eq!(logged, "n\n0\n");
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account\"").await;
+    assert_eq!(n, "n\n20\n");
+}
+
+#[tokio::test]
+async fn an_undeleted_account_brings_its_cascade_deleted_contacts_back_to_the_contact_stream() {
+    let e = env(20, cfg(json!({}))).await;
+    let (export, config, cat) =
+        undelete_setup(&e, &[("Account", &["Name"]), ("Contact", &["AccountId"])]);
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let account = parent_accounts(&e.org, "Contact").await[0].clone();
+    let under = format!("\"AccountId\" = '{account}'");
+    let soql = format!("SELECT Id FROM Contact WHERE AccountId = '{account}' ORDER BY Id");
+    let contacts: Vec<String> = ids(&org_rows(&e.org, &soql).await).into_iter().collect();
+    assert!(!contacts.is_empty());
+    let mut before = Vec::new();
+    for c in &contacts {
+        before.push((c.as_str(), version_in_org(&e.org, "Contact", c).await));
+    }
+    assert_eq!(exported(&export, "Contact", &under).await, csv_of(&before));
+
+    let del = json!({"object": "Account", "ids": [account]});
+    let out = e.org.control("delete", &del).await;
+    let cascaded: BTreeSet<String> = json_ids(&json!({"ids": out["cascaded"]}));
+    assert!(contacts.iter().all(|c| cascaded.contains(c)), "{out}");
+    let s2 = read_step(&e, &config, &cat, Some(&s1), 2).await;
+    // The Contacts left the Contact stream's latest view with their Account.
+    assert_eq!(exported(&export, "Contact", &under).await, csv_of(&[]));
+    let this = format!("\"Id\" = '{account}'");
+    assert_eq!(exported(&export, "Account", &this).await, csv_of(&[]));
+
+    let out = e.org.control("undelete", &del).await;
+    assert_eq!(json_ids(&json!({"ids": out["cascaded"]})), cascaded);
+    let mut after = Vec::new();
+    for c in &contacts {
+        let v = version_in_org(&e.org, "Contact", c).await;
+        assert!(!v.0 && v.1 > before[after.len()].1.1, "{c}: {v:?}");
+        after.push((c.as_str(), v));
+    }
+    read_step(&e, &config, &cat, Some(&s2), 3).await;
+    // Back in the latest view, each in the version the undelete made.
+    assert_eq!(exported(&export, "Contact", &under).await, csv_of(&after));
+    let undeleted = version_in_org(&e.org, "Account", &account).await;
+    assert_eq!(
+        exported(&export, "Account", &this).await,
+        csv_of(&[(&account, undeleted)])
+    );
 }

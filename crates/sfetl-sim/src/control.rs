@@ -1,5 +1,6 @@
 //! Test control under `/__sim/` (no auth): request counts, record mutations as the platform
-//! makes them (touch, delete to the recycle bin, purge), reading a record as stored, fault
+//! makes them (touch, delete to the recycle bin, undelete from it, purge), reading a record as
+//! stored, fault
 //! injection, and live schema changes (`/__sim/schema/...`, in [`crate::schema`]). Documented in `crates/sfetl-sim/README.md`.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use super::faults::{FailSpec, RowFault};
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
-use super::store::{DELETED, LIVE, PURGED, Table, Val, pack, parse_datetime, unpack};
+use super::store::{DELETED, LIVE, PURGED, Store, Table, Val, pack, parse_datetime, unpack};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -26,6 +27,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/stats/reset", post(reset_stats))
         .route("/__sim/touch", post(touch))
         .route("/__sim/delete", post(delete))
+        .route("/__sim/undelete", post(undelete))
         .route("/__sim/purge", post(purge))
         .route("/__sim/delete_log/purge", post(purge_delete_log))
         .route("/__sim/record/{object}/{id}", get(record))
@@ -152,7 +154,7 @@ fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Respo
     Ok((obj, rows, v))
 }
 
-/// The optional `stamp` of a touch or delete request (epoch ms), or the 400 answer for a bad
+/// The optional `stamp` of a touch, delete or undelete request (epoch ms), or the 400 answer for a bad
 /// one.
 fn stamp_of(v: &Value) -> Result<Option<i64>, Response> {
     match v["stamp"].as_str() {
@@ -213,6 +215,100 @@ async fn delete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let (ids, with) = deleted.split_at(rows.len());
     ok(json!({
         "ids": ids.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
+        "cascaded": with.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
+    }))
+}
+
+/// Why record `row` of `obj` cannot be undeleted (status code and message), if it cannot: its
+/// object is not `undeletable`, or it is not in the recycle bin (live, purged, or there only
+/// because a cascade took it with a parent, which must be undeleted instead).
+fn not_undeletable(store: &Store, obj: usize, row: usize) -> Option<(&'static str, &'static str)> {
+    if store.catalog.objects[obj].describe["undeletable"] != true {
+        return Some((
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            "Entity type is not undeletable",
+        ));
+    }
+    let t = &store.tables[obj];
+    (t.state[row] != DELETED || t.deleted_with.contains_key(&(row as u32)))
+        .then_some(("UNDELETE_FAILED", "Entity is not in the recycle bin"))
+}
+
+/// `{"object": "Account", "ids": [...], "allOrNone": false, "stamp": "..."}`: restores records
+/// from the recycle bin as `undelete()` does, each with the records a cascade deleted with it;
+/// one result per id in `undelete()`'s `UndeleteResult` form, partial success unless
+/// `allOrNone`.
+/// Answers `{"results": [...], "ids": [restored], "cascaded": [restored with them]}`.
+async fn undelete(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
+    let v = body_json(&b);
+    let name = v["object"].as_str().unwrap_or("");
+    let all_or_none = v["allOrNone"].as_bool().unwrap_or(false);
+    let stamp = match stamp_of(&v) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    let Some(obj) = store.catalog.object(name) else {
+        return err(StatusCode::BAD_REQUEST, &format!("unknown object '{name}'"));
+    };
+    let Some(ids) = v["ids"].as_array().filter(|ids| !ids.is_empty()) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "give \"ids\": [...], the records to undelete",
+        );
+    };
+    let mut plans = Vec::new();
+    for id in ids {
+        let id = id.as_str().unwrap_or("");
+        let Some(row) = store.row_of(obj, id) else {
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!("no {name} with id '{id}'"),
+            );
+        };
+        if plans.iter().any(|&(r, _)| r == row) {
+            return err(StatusCode::BAD_REQUEST, &format!("'{id}' is named twice"));
+        }
+        plans.push((row, not_undeletable(&store, obj, row)));
+    }
+    let failed = plans.iter().any(|(_, why)| why.is_some());
+    let result = |row: usize, error: Option<(&str, &str)>| match error {
+        None => json!({"id": store.id_of(pack(obj, row)), "success": true, "errors": []}),
+        Some((code, message)) => json!({"id": store.id_of(pack(obj, row)), "success": false,
+            "errors": [{"statusCode": code, "message": message, "fields": []}]}),
+    };
+    let results: Vec<Value> = plans
+        .iter()
+        .map(|&(row, why)| match why {
+            None if all_or_none && failed => result(
+                row,
+                Some((
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                )),
+            ),
+            why => result(row, why),
+        })
+        .collect();
+    let rows: Vec<usize> = plans
+        .iter()
+        .filter(|(_, why)| why.is_none() && !(all_or_none && failed))
+        .map(|&(r, _)| r)
+        .collect();
+    // An explicit `stamp` undeletes at that time, never before the deletion: the same instant
+    // as the deletion is an undelete in the deleting transaction (or second: Salesforce's
+    // stamps are whole seconds).
+    let now = sim.now_ms();
+    let at = |t: &Table, r: usize| match (stamp, t.get(r, t.sysmod)) {
+        (Some(ms), Val::DateTime(deleted)) => ms.max(deleted),
+        (Some(ms), _) => ms,
+        (None, _) => now,
+    };
+    let restored = store.undelete_cascading(obj, &rows, &at);
+    let (asked, with) = restored.split_at(rows.len());
+    ok(json!({
+        "results": results,
+        "ids": asked.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
         "cascaded": with.iter().map(|&p| store.id_of(p)).collect::<Vec<_>>(),
     }))
 }

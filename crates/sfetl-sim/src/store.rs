@@ -266,6 +266,9 @@ pub struct Table {
     pub delete_log: Vec<(i64, u32)>,
     /// Entries deleted before this (epoch ms) were purged from the delete log.
     pub log_purged_before: i64,
+    /// Rows in the recycle bin only because a cascade took them with a parent: row -> that
+    /// parent (packed). Undeleting the parent restores them; they cannot be undeleted alone.
+    pub deleted_with: HashMap<u32, u64>,
 }
 
 impl Table {
@@ -288,6 +291,7 @@ impl Table {
             lastmod: idx("LastModifiedDate"),
             delete_log: Vec::new(),
             log_purged_before: i64::MIN,
+            deleted_with: HashMap::new(),
         }
     }
 
@@ -525,6 +529,15 @@ impl Table {
         self.state[row] = if hard { PURGED } else { DELETED };
         self.touch(row, ms);
         self.delete_log.push((ms, row as u32));
+        self.deleted_with.remove(&(row as u32));
+    }
+
+    /// Restores a row from the recycle bin at `ms`: live again, SystemModstamp moved
+    /// (LastModifiedDate left as it was), the delete log's entry kept.
+    pub fn undelete_row(&mut self, row: usize, ms: i64) {
+        self.state[row] = LIVE;
+        self.touch(row, ms);
+        self.deleted_with.remove(&(row as u32));
     }
 
     /// Purges the delete log of entries deleted before `before` (epoch ms), as Salesforce's
@@ -858,6 +871,14 @@ impl Store {
         let obj = self.catalog.object_by_prefix(prefix)?;
         let t = &self.tables[obj];
         (row < t.len() && t.state[row] != PURGED).then(|| pack(obj, row))
+    }
+
+    /// The row of record `id` of object `obj` in any state, purged included; None when `id`
+    /// is another object's or no record's.
+    pub fn row_of(&self, obj: usize, id: &str) -> Option<usize> {
+        let (prefix, row) = parse_id(id)?;
+        (self.catalog.object_by_prefix(prefix)? == obj && row < self.tables[obj].len())
+            .then_some(row)
     }
 
     /// The row of the live record `id` of object `obj`; None when `id` is another object's,

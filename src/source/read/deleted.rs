@@ -1,6 +1,7 @@
 //! Rows deleted in a window that `queryAll` cannot return any more (hard deletes, an emptied
 //! recycle bin), from the REST `deleted` endpoint, delivered as rows with `Id`,
-//! `IsDeleted = true`, and the deletion time as cursor and `_sfetl_deleted_at`.
+//! `IsDeleted = true`, and the deletion time as cursor and `_sfetl_deleted_at`; records the org
+//! holds live again (undeleted: the log keeps the deletion) are left out.
 //!
 //! The endpoint has date rules (Salesforce's getDeleted): a range must span at least a minute
 //! and at most 30 days, and start no earlier than the delete log's `earliestDateAvailable`
@@ -34,6 +35,9 @@ const MAX_RANGE_DAYS: i64 = 30;
 
 /// Shortest range the endpoint accepts.
 const MIN_RANGE: Duration = Duration::minutes(1);
+
+/// Ids per query asking which deleted records are live again (about 8 KB of URL).
+const LIVE_CHECK_IDS: usize = 300;
 
 /// Where the org's delete log starts, learned from the first answer (or probe) of a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,7 +101,54 @@ impl ObjectReader<'_> {
             .into_iter()
             .filter_map(|r| Some((r.id, parse_datetime(&r.deleted_date)?.timestamp_micros())))
             .unzip();
+        let (ids, at) = self.without_live(ids, at).await?;
         Ok((self.deliver_deletions(writer, ids, at).await?, covered))
+    }
+
+    /// The delete log's `ids` (deleted at `at`) less those the org holds live now: an undelete
+    /// keeps the log's entry. A record deleted and undeleted in one transaction (or second:
+    /// Salesforce's stamps are whole seconds) has the deletion's instant as its
+    /// `SystemModstamp`, so the log's row would tie with the live row on the cursor and, written
+    /// after it, win: the live record would leave the export. One REST query per
+    /// [`LIVE_CHECK_IDS`] Ids; an object Salesforce refuses that query for keeps the log's rows.
+    async fn without_live(
+        &self,
+        ids: Vec<String>,
+        at: Vec<i64>,
+    ) -> Result<(Vec<String>, Vec<i64>), FetchError> {
+        let mut live = std::collections::HashSet::new();
+        for chunk in ids.chunks(LIVE_CHECK_IDS) {
+            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
+            let soql = format!(
+                "SELECT Id FROM {} WHERE Id IN ({})",
+                self.object.object,
+                list.join(",")
+            );
+            let rows = match crate::salesforce::query::query_all_rows(
+                &self.ctx.client,
+                &soql,
+                false,
+            )
+            .await
+            {
+                Ok(rows) => rows,
+                Err(e @ SalesforceError::Api { .. }) => {
+                    tracing::debug!("{}: no live check of deletions: {e}", self.plan.name);
+                    return Ok((ids, at));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            live.extend(
+                rows.iter()
+                    .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
+                    .map(str::to_string),
+            );
+        }
+        Ok(ids
+            .into_iter()
+            .zip(at)
+            .filter(|(id, _)| !live.contains(id))
+            .unzip())
     }
 
     /// The deleted records of `[start, end]`, split in halves while Salesforce answers

@@ -1317,3 +1317,342 @@ async fn a_deleted_account_takes_its_contacts_opportunities_and_tasks_to_the_rec
     assert_eq!(logged.len(), once.len(), "each Contact logged once");
     assert!(once.is_superset(&theirs));
 }
+
+/// The row of record `id` of `object` as queryAll answers it (`fields` selected).
+async fn row_of(org: &Org, object: &str, fields: &str, id: &str) -> Value {
+    let (s, v) = org
+        .query_all(&format!("SELECT {fields} FROM {object} WHERE Id = '{id}'"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["totalSize"], 1, "{v}");
+    v["records"][0].clone()
+}
+
+/// One `UndeleteResult` that failed with `code` and `message`.
+fn undelete_failure(id: &str, code: &str, message: &str) -> Value {
+    json!({"id": id, "success": false,
+           "errors": [{"statusCode": code, "message": message, "fields": []}]})
+}
+
+#[tokio::test]
+async fn an_undeleted_account_brings_back_the_children_its_deletion_took_and_no_others() {
+    let org = Org::start(30).await;
+    // An Account with at least two Contacts and an Opportunity.
+    let (_, v) = org
+        .query("SELECT AccountId FROM Opportunity WHERE AccountId != null ORDER BY AccountId")
+        .await;
+    let mut parent = None;
+    for r in v["records"].as_array().unwrap() {
+        let a = r["AccountId"].as_str().unwrap();
+        if children(&org, "Contact", "AccountId", a).await.len() >= 2 {
+            parent = Some(a.to_string());
+            break;
+        }
+    }
+    let account = parent.expect("an Account with two Contacts and an Opportunity");
+    let contacts = children(&org, "Contact", "AccountId", &account).await;
+    let opportunities = children(&org, "Opportunity", "AccountId", &account).await;
+    const STAMPS: &str = "Id, IsDeleted, SystemModstamp, LastModifiedDate";
+    let before = row_of(&org, "Account", STAMPS, &account).await;
+    // One Contact deleted on its own first: it is in the recycle bin by itself.
+    let alone = contacts.iter().next().unwrap().clone();
+    let alone_took = org
+        .control("delete", &json!({"object": "Contact", "ids": [alone]}))
+        .await["cascaded"]
+        .clone();
+    let del = org
+        .control("delete", &json!({"object": "Account", "ids": [account]}))
+        .await;
+    let cascaded: BTreeSet<String> = values_of_strings(&del["cascaded"]);
+    let took: BTreeSet<String> = contacts.iter().filter(|c| **c != alone).cloned().collect();
+    assert!(cascaded.is_superset(&took) && !cascaded.contains(&alone));
+    assert!(cascaded.is_superset(&opportunities));
+    let deleted_at = row_of(&org, "Account", STAMPS, &account).await["SystemModstamp"].clone();
+
+    // A Contact the cascade took cannot be undeleted by itself: it is not in the recycle bin.
+    let child = took.iter().next().unwrap().clone();
+    let out = org
+        .control("undelete", &json!({"object": "Contact", "ids": [child]}))
+        .await;
+    assert_eq!(
+        out,
+        json!({"results": [undelete_failure(&child, "UNDELETE_FAILED", "Entity is not in the recycle bin")],
+               "ids": [], "cascaded": []})
+    );
+    assert_eq!(
+        row_of(&org, "Contact", "IsDeleted", &child).await["IsDeleted"],
+        true
+    );
+
+    // Undeleting the Account brings back exactly what its deletion took.
+    let out = org
+        .control("undelete", &json!({"object": "Account", "ids": [account]}))
+        .await;
+    assert_eq!(
+        out["results"],
+        json!([{"id": account, "success": true, "errors": []}])
+    );
+    assert_eq!(out["ids"], json!([account]));
+    assert_eq!(
+        out["cascaded"].as_array().unwrap().len(),
+        cascaded.len(),
+        "each child restored once: {out}"
+    );
+    assert_eq!(values_of_strings(&out["cascaded"]), cascaded);
+    // Live again: IsDeleted false, SystemModstamp moved past the deletion, LastModifiedDate
+    // as before the deletion (modelled: only the platform's stamp moves).
+    let after = row_of(&org, "Account", STAMPS, &account).await;
+    assert_eq!(after["IsDeleted"], false);
+    assert!(
+        after["SystemModstamp"].as_str() > deleted_at.as_str(),
+        "{after}"
+    );
+    assert_eq!(after["LastModifiedDate"], before["LastModifiedDate"]);
+    // Its children came back in the same instant; the Contact deleted on its own did not.
+    assert_eq!(children(&org, "Contact", "AccountId", &account).await, took);
+    assert_eq!(
+        children(&org, "Opportunity", "AccountId", &account).await,
+        opportunities
+    );
+    for id in &took {
+        let c = row_of(&org, "Contact", STAMPS, id).await;
+        assert_eq!(c["IsDeleted"], false);
+        assert_eq!(c["SystemModstamp"], after["SystemModstamp"], "{c}");
+    }
+    assert_eq!(
+        row_of(&org, "Contact", "IsDeleted", &alone).await["IsDeleted"],
+        true
+    );
+    // The delete log keeps the deletions (modelled); the `updated` endpoint lists the
+    // undeleted records as changed.
+    let logged: BTreeSet<String> = recently_deleted(&org, "Account")
+        .await
+        .into_iter()
+        .collect();
+    assert!(logged.contains(&account), "{logged:?}");
+    let logged: BTreeSet<String> = recently_deleted(&org, "Contact")
+        .await
+        .into_iter()
+        .collect();
+    assert!(logged.is_superset(&contacts), "{logged:?}");
+    let (s, updated) = org
+        .get_json(&format!("sobjects/Contact/updated/?{}", recent_range()))
+        .await;
+    assert_eq!(s, 200, "{updated}");
+    let updated: BTreeSet<String> = values_of_strings(&updated["ids"]);
+    assert!(
+        updated.is_superset(&took) && !updated.contains(&alone),
+        "{updated:?}"
+    );
+
+    // The live Account cannot be undeleted again; the lone Contact can, by itself.
+    let out = org
+        .control("undelete", &json!({"object": "Account", "ids": [account]}))
+        .await;
+    assert_eq!(
+        out["results"],
+        json!([undelete_failure(
+            &account,
+            "UNDELETE_FAILED",
+            "Entity is not in the recycle bin"
+        )])
+    );
+    let out = org
+        .control("undelete", &json!({"object": "Contact", "ids": [alone]}))
+        .await;
+    assert_eq!(
+        out,
+        json!({"results": [{"id": alone, "success": true, "errors": []}], "ids": [alone],
+               "cascaded": alone_took})
+    );
+    assert_eq!(
+        children(&org, "Contact", "AccountId", &account).await,
+        contacts
+    );
+}
+
+/// The strings of a JSON array.
+fn values_of_strings(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("an array expected, got {list}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn undelete_refuses_purged_records_objects_that_are_not_undeletable_and_rolls_back_all_or_none()
+ {
+    let org = Org::start(20).await;
+    let (_, v) = org
+        .query("SELECT Id FROM Account ORDER BY Id LIMIT 4")
+        .await;
+    let a: Vec<String> = values_of(&v["records"], "Id");
+    // a[0] purged from the recycle bin; a[1] and a[2] in it; a[3] live.
+    org.control("delete", &json!({"object": "Account", "ids": [a[0]]}))
+        .await;
+    org.control("purge", &json!({})).await;
+    let took = org
+        .control("delete", &json!({"object": "Account", "ids": [a[1]]}))
+        .await["cascaded"]
+        .clone();
+    org.control("delete", &json!({"object": "Account", "ids": [a[2]]}))
+        .await;
+    let gone = "Entity is not in the recycle bin";
+    let rolled_back = "Record rolled back because not all records were valid and the request was using AllOrNone header";
+    // allOrNone: one failure, nothing restored.
+    let out = org
+        .control(
+            "undelete",
+            &json!({"object": "Account", "ids": [a[1], a[0]], "allOrNone": true}),
+        )
+        .await;
+    assert_eq!(
+        out,
+        json!({"results": [
+            undelete_failure(&a[1], "ALL_OR_NONE_OPERATION_ROLLED_BACK", rolled_back),
+            undelete_failure(&a[0], "UNDELETE_FAILED", gone),
+        ], "ids": [], "cascaded": []})
+    );
+    assert_eq!(
+        row_of(&org, "Account", "IsDeleted", &a[1]).await["IsDeleted"],
+        true
+    );
+    // Partial success by default: the record in the bin comes back, the purged one and the
+    // live one fail.
+    let out = org
+        .control(
+            "undelete",
+            &json!({"object": "Account", "ids": [a[0], a[1], a[3]]}),
+        )
+        .await;
+    assert_eq!(
+        out["results"],
+        json!([
+            undelete_failure(&a[0], "UNDELETE_FAILED", gone),
+            {"id": a[1], "success": true, "errors": []},
+            undelete_failure(&a[3], "UNDELETE_FAILED", gone),
+        ])
+    );
+    assert_eq!(out["ids"], json!([a[1]]));
+    assert_eq!(
+        out["cascaded"].as_array().unwrap().len(),
+        took.as_array().unwrap().len()
+    );
+    assert_eq!(
+        values_of_strings(&out["cascaded"]),
+        values_of_strings(&took)
+    );
+    assert_eq!(
+        row_of(&org, "Account", "IsDeleted", &a[1]).await["IsDeleted"],
+        false
+    );
+    let (_, purged) = org
+        .query_all(&format!("SELECT Id FROM Account WHERE Id = '{}'", a[0]))
+        .await;
+    assert_eq!(purged["totalSize"], 0);
+    // An object whose describe says `undeletable: false`.
+    let (_, v) = org.query("SELECT Id FROM AccountShare LIMIT 1").await;
+    let share = v["records"][0]["Id"].as_str().unwrap().to_string();
+    org.control("delete", &json!({"object": "AccountShare", "ids": [share]}))
+        .await;
+    let out = org
+        .control(
+            "undelete",
+            &json!({"object": "AccountShare", "ids": [share]}),
+        )
+        .await;
+    assert_eq!(
+        out["results"],
+        json!([undelete_failure(
+            &share,
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            "Entity type is not undeletable"
+        )])
+    );
+    // What the control route itself refuses.
+    let cases = [
+        (
+            json!({"object": "Nope", "ids": [a[2]]}),
+            "unknown object 'Nope'".to_string(),
+        ),
+        (
+            json!({"object": "Account"}),
+            "give \"ids\": [...], the records to undelete".to_string(),
+        ),
+        (
+            json!({"object": "Contact", "ids": [a[2]]}),
+            format!("no Contact with id '{}'", a[2]),
+        ),
+        (
+            json!({"object": "Account", "ids": [a[2], a[2]]}),
+            format!("'{}' is named twice", a[2]),
+        ),
+    ];
+    for (body, want) in cases {
+        let (status, v) = org.control_status("undelete", &body).await;
+        assert_eq!((status, &v["error"]), (400, &json!(want)));
+    }
+    assert_eq!(
+        row_of(&org, "Account", "IsDeleted", &a[2]).await["IsDeleted"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn an_undeleted_merge_loser_keeps_its_master_and_a_stamp_never_precedes_the_deletion() {
+    let org = Org::start(20).await;
+    let (_, v) = org
+        .query("SELECT AccountId FROM Contact WHERE AccountId != null ORDER BY AccountId")
+        .await;
+    let mut owners: Vec<String> = values_of(&v["records"], "AccountId");
+    owners.dedup();
+    let (master, loser) = (owners[0].clone(), owners[1].clone());
+    let moved = children(&org, "Contact", "AccountId", &loser).await;
+    assert!(!moved.is_empty());
+    org.control(
+        "merge",
+        &json!({"object": "Account", "master": master, "losers": [loser]}),
+    )
+    .await;
+    let out = org
+        .control("undelete", &json!({"object": "Account", "ids": [loser]}))
+        .await;
+    assert_eq!(
+        out,
+        json!({"results": [{"id": loser, "success": true, "errors": []}], "ids": [loser], "cascaded": []})
+    );
+    // Live again, still naming the master (modelled); the reparenting is not undone.
+    let row = row_of(&org, "Account", "IsDeleted, MasterRecordId", &loser).await;
+    assert_eq!(
+        (&row["IsDeleted"], &row["MasterRecordId"]),
+        (&json!(false), &json!(master))
+    );
+    assert!(
+        children(&org, "Contact", "AccountId", &loser)
+            .await
+            .is_empty()
+    );
+    assert!(
+        children(&org, "Contact", "AccountId", &master)
+            .await
+            .is_superset(&moved)
+    );
+
+    // `stamp`: an undelete in the deleting transaction takes the deletion's instant, never
+    // an earlier one.
+    let (_, v) = org
+        .query("SELECT Id FROM Account ORDER BY Id LIMIT 1")
+        .await;
+    let a = v["records"][0]["Id"].as_str().unwrap().to_string();
+    let at = "2030-01-01T00:00:00.000+0000";
+    let del = json!({"object": "Account", "ids": [a], "stamp": at});
+    org.control("delete", &del).await;
+    let early = json!({"object": "Account", "ids": [a], "stamp": "2029-01-01T00:00:00Z"});
+    org.control("undelete", &early).await;
+    let row = row_of(&org, "Account", "IsDeleted, SystemModstamp", &a).await;
+    assert_eq!(
+        (&row["IsDeleted"], &row["SystemModstamp"]),
+        (&json!(false), &json!(at))
+    );
+}
