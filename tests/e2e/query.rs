@@ -398,8 +398,9 @@ async fn a_memory_limit_spills_sorts_to_disk_and_says_when_it_is_too_small() {
     let n = 300_000;
     let ids: Vec<String> = (0..n).map(|i| format!("001{i:015}")).collect();
     // Names in another order than the Ids, so that ordering by name sorts for real.
+    let long = "with a name of some length ".repeat(4);
     let names: Vec<String> = (0..n)
-        .map(|i| format!("Company {:07} with a name of some length", (i * 7_919) % n))
+        .map(|i| format!("Company {:07} {long}", (i * 7_919) % n))
         .collect();
     let rows: Vec<AccountRow> = (0..n)
         .map(|i| (ids[i].as_str(), names[i].as_str(), false, T10))
@@ -418,22 +419,18 @@ async fn a_memory_limit_spills_sorts_to_disk_and_says_when_it_is_too_small() {
     assert_eq!(free.lines().count(), n + 1);
     assert_eq!(
         free.lines().nth(1).unwrap(),
-        format!(
-            "001{:015},Company {:07} with a name of some length",
-            82_321,
-            n - 1
-        )
+        format!("001{:015},Company {:07} {long}", 82_321, n - 1)
     );
     let bounded = ok(
         dir.path(),
         sql,
-        &["--format", "csv", "--memory-limit", "24MB"],
+        &["--format", "csv", "--memory-limit", "96MB"],
     );
     assert!(bounded == free, "the bounded query's answer differs");
     let explain = ok(
         dir.path(),
         &format!("EXPLAIN ANALYZE {sql}"),
-        &["--format", "csv", "--memory-limit", "24MB"],
+        &["--format", "csv", "--memory-limit", "96MB"],
     );
     let spills: u64 = explain
         .split("spill_count=")
@@ -446,7 +443,7 @@ async fn a_memory_limit_spills_sorts_to_disk_and_says_when_it_is_too_small() {
                 .unwrap()
         })
         .sum();
-    assert!(spills > 0, "no sort spilled under 24 MB:\n{explain}");
+    assert!(spills > 0, "no sort spilled under 96 MB:\n{explain}");
 
     let (stdout, stderr, code) = query(dir.path(), sql, &["--memory-limit", "100KB"]);
     assert_eq!((stdout.as_str(), code), ("", 2));
