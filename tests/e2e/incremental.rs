@@ -1112,3 +1112,148 @@ async fn an_undeleted_account_brings_its_cascade_deleted_contacts_back_to_the_co
         csv_of(&[(&account, undeleted)])
     );
 }
+
+/// A copy of the env's config named `name` with `extra`'s keys set on top.
+fn config_with(e: &Env, base: &Path, name: &str, extra: Value) -> PathBuf {
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(base).unwrap()).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    write_json(e.dir.path(), name, &cfg)
+}
+
+#[tokio::test]
+async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_on_resume() {
+    // A fixed timeline in June 2025 (no generated row is later than January 2025), with the
+    // default lookback of 10 minutes. The org's delete log reaches back that far (15 days by
+    // default).
+    let e = env(20, cfg(json!({"bulk_max_records": 5}))).await;
+    e.org
+        .control("limits", &json!({"delete_log_days": 1000}))
+        .await;
+    let export = e.dir.path().join("export");
+    let parquet = parquet_config(&e, "parquet.json", &export);
+    let first_config = config_with(
+        &e,
+        &parquet,
+        "first.json",
+        json!({"end_date": "2025-06-10T00:00:00Z"}),
+    );
+    let later_config = config_with(
+        &e,
+        &parquet,
+        "later.json",
+        json!({"end_date": "2025-06-30T00:00:00Z"}),
+    );
+    let records_config = config_with(
+        &e,
+        &e.config,
+        "records.json",
+        json!({"end_date": "2025-06-30T00:00:00Z"}),
+    );
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            "Account",
+            &["Id", "Name", "IsDeleted", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let first = messages(&read_files(&first_config, &cat, None).await);
+    let s1 = last_states(&first);
+    assert_eq!(
+        s1[0]["stream"]["stream_state"]["cursor"], "2025-06-10T00:00:00.000Z",
+        "{s1}"
+    );
+    let s1 = write_json(e.dir.path(), "s1.json", &s1);
+    let accounts: Vec<String> = ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id").await)
+        .into_iter()
+        .collect();
+    assert_eq!(accounts.len(), 20);
+    let gone = accounts[0].clone();
+    // Hard-deleted on June 25th (the recycle bin emptied): only the delete log tells.
+    e.org
+        .control(
+            "delete",
+            &json!({"object": "Account", "ids": [gone], "stamp": "2025-06-25T00:00:00.000Z"}),
+        )
+        .await;
+    e.org.control("purge", &json!({})).await;
+    assert!(
+        org_rows(
+            &e.org,
+            &format!("SELECT Id FROM Account WHERE Id = '{gone}'")
+        )
+        .await
+        .is_empty()
+    );
+    // Ten Accounts changed on the 27th and 28th: two Bulk pages of 5 rows.
+    for (ids, stamp) in [
+        (&accounts[1..6], "2025-06-27T00:00:00.000Z"),
+        (&accounts[6..11], "2025-06-28T00:00:00.000Z"),
+    ] {
+        e.org
+            .control(
+                "touch",
+                &json!({"object": "Account", "ids": ids, "stamp": stamp}),
+            )
+            .await;
+    }
+    // Read without a stop, the next run reports the deletion (records output: the export
+    // stays as it is).
+    let whole = messages(&read_files(&records_config, &cat, Some(&s1)).await);
+    let reported: Vec<Value> = records(&whole, "Account")
+        .into_iter()
+        .filter(|r| !r["_sfetl_deleted_at"].is_null())
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["Id"], json!(gone));
+    // The next read counts 10 rows in [June 9th 23:50, June 30th): two windows of about 5
+    // rows, split in the middle, June 19th 23:55. The second holds the deletion and both
+    // pages. It is killed (kill -9) right after the STATE of its first page, while its
+    // `deleted` call (slowed down) is under way.
+    e.org
+        .control("latency", &json!({"kind": "sync", "ms": 2000}))
+        .await;
+    let mut cmd = read_cmd(&later_config, &cat);
+    cmd.args(["--state", s1.to_str().unwrap()]);
+    let page = "2025-06-27T00:00:00.000Z";
+    let (seen, last) = kill_at(cmd, 1, |m| {
+        m["type"] == "STATE" && m["state"]["stream"]["stream_state"]["cursor"] == page
+    })
+    .await;
+    assert_eq!(seen, 1, "the read was killed after its first page's STATE");
+    e.org
+        .control("latency", &json!({"kind": "sync", "ms": 0}))
+        .await;
+    let killed = last.unwrap()["state"].clone();
+    // The export does not know of the deletion yet.
+    let held = format!("SELECT count(*) AS n FROM \"Account\" WHERE \"Id\" = '{gone}'");
+    assert_eq!(query_csv(&export, &held).await, "n\n1\n");
+
+    // Resumed from that STATE: the hard delete of June 25th, before the page's cursor, comes.
+    let state = write_json(e.dir.path(), "killed.json", &json!([killed]));
+    let resumed = messages(&read_files(&records_config, &cat, Some(&state)).await);
+    let deletions: Vec<Value> = records(&resumed, "Account")
+        .into_iter()
+        .filter(|r| !r["_sfetl_deleted_at"].is_null())
+        .collect();
+    assert_eq!(
+        deletions,
+        [json!({"Id": gone, "Name": null, "IsDeleted": true,
+                "SystemModstamp": "2025-06-25T00:00:00.000Z",
+                "_sfetl_deleted_at": "2025-06-25T00:00:00.000Z"})],
+        "the killed STATE: {killed}"
+    );
+    read_files(&later_config, &cat, Some(&state)).await;
+    let sql = "SELECT \"Id\", \"IsDeleted\" FROM \"Account_history\" WHERE \"_sfetl_deleted_at\" IS NOT NULL";
+    assert_eq!(
+        query_csv(&export, sql).await,
+        format!("Id,IsDeleted\n{gone},true\n")
+    );
+    // The latest view: the 19 Accounts the org holds, not the hard-deleted one.
+    assert_eq!(query_csv(&export, &held).await, "n\n0\n");
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account\"").await;
+    assert_eq!(n, "n\n19\n");
+}
