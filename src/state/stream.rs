@@ -47,6 +47,37 @@ pub struct Cursor {
     /// Every row with a smaller cursor was delivered.
     #[serde(with = "literal")]
     pub cursor: DateTime<Utc>,
+    /// Where the deletions the cursor cannot see (the `deleted` endpoint's, rows that left a
+    /// mapping's filter) were delivered up to, when that is before `cursor`: a checkpoint
+    /// inside a window, after one of its pages, comes before the window's deletions are asked
+    /// for. The next run asks for them from here. `None`: up to `cursor`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_literal"
+    )]
+    pub deletions_to: Option<DateTime<Utc>>,
+}
+
+impl Cursor {
+    /// The cursor `at` of `cursor_field`, its deletions delivered up to `deletions_to` (kept
+    /// only when it is before `at`).
+    pub fn new(
+        cursor_field: &str,
+        at: DateTime<Utc>,
+        deletions_to: Option<DateTime<Utc>>,
+    ) -> Cursor {
+        Cursor {
+            cursor_field: cursor_field.to_string(),
+            cursor: at,
+            deletions_to: deletions_to.filter(|d| *d < at),
+        }
+    }
+
+    /// Where the deletions were delivered up to: `deletions_to`, else the cursor.
+    pub fn deletions_covered(&self) -> DateTime<Utc> {
+        self.deletions_to.unwrap_or(self.cursor)
+    }
 }
 
 /// The Parquet files a stream has committed in its current sync.
@@ -339,13 +370,13 @@ impl StreamState {
         if !blob.is_object() {
             return Err(format!("{blob} is not a JSON object"));
         }
-        let cursor = saved_cursor(blob, cursor_field)?.map(|at| Cursor {
-            cursor_field: blob
-                .get("cursor_field")
-                .and_then(Value::as_str)
-                .unwrap_or(cursor_field)
-                .to_string(),
-            cursor: at,
+        let deletions_to = match blob.get("deletions_to") {
+            Some(v) => datetime_of(v).map_err(|e| format!("`deletions_to`: {e}"))?,
+            None => None,
+        };
+        let cursor = saved_cursor(blob, cursor_field)?.map(|at| {
+            let field = blob.get("cursor_field").and_then(Value::as_str);
+            Cursor::new(field.unwrap_or(cursor_field), at, deletions_to)
         });
         let mut sources = Sources::default();
         if let Some(map) = blob.get("sources") {
@@ -532,7 +563,26 @@ fn merge_ranges(a: &Value, b: &Value) -> Value {
         }
     }
     let field = a.get("cursor_field").or_else(|| b.get("cursor_field"));
-    serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges})
+    let mut merged =
+        serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges});
+    if let Some(d) = lagging_deletions(a, b, &merged) {
+        merged["deletions_to"] = Value::String(datetime_literal(d));
+    }
+    merged
+}
+
+/// The `deletions_to` the merge of `a` and `b` into `merged` keeps: that of a blob whose
+/// cursor the merged one does not pass (the earliest, if both). Past it, a range was read
+/// after that STATE, by a plan that started from it and asked for the deletions it lacked.
+fn lagging_deletions(a: &Value, b: &Value, merged: &Value) -> Option<DateTime<Utc>> {
+    let end = saved_cursor(merged, "SystemModstamp").ok().flatten()?;
+    [a, b]
+        .into_iter()
+        .filter_map(|blob| {
+            let parsed = StreamState::parse(blob, "SystemModstamp").ok()?.cursor?;
+            (parsed.cursor >= end).then_some(parsed.deletions_to?)
+        })
+        .min()
 }
 
 /// Sets `merged`'s `fields_read` and `start_date` per object from the blob (of `a` and `b`)
@@ -605,6 +655,33 @@ fn object_end(blob: &Value, object: &str) -> Option<DateTime<Utc>> {
         .or_else(|| saved_cursor(blob, "SystemModstamp").ok().flatten())
 }
 
+/// Serde for an optional datetime as [`datetime_literal`] text.
+mod optional_literal {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::literal::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => super::parse_datetime(&text)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a datetime"))),
+        }
+    }
+}
+
 /// Serde for a cursor as [`datetime_literal`] text.
 mod literal {
     use chrono::{DateTime, Utc};
@@ -640,10 +717,11 @@ mod tests {
     #[test]
     fn own_form_round_trips() {
         let s = StreamState {
-            cursor: Some(Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-01-15T10:00:00Z"),
-            }),
+            cursor: Some(Cursor::new(
+                "SystemModstamp",
+                dt("2024-01-15T10:00:00Z"),
+                None,
+            )),
             sources: Sources::default(),
             output: Some(OutputCommit {
                 sync_id: "20240115T100000Z-abcdef".into(),
@@ -671,10 +749,7 @@ mod tests {
         fresh.parents.insert(
             "Contact",
             "Account",
-            Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            },
+            Cursor::new("SystemModstamp", dt("2024-03-01T00:00:00Z"), None),
         );
         fresh
             .formulas_refreshed_at
@@ -683,10 +758,7 @@ mod tests {
         let mut sources = Sources::default();
         sources.insert(
             "Contact",
-            Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            },
+            Cursor::new("SystemModstamp", dt("2024-03-01T00:00:00Z"), None),
         );
         let s = StreamState {
             sources,
@@ -876,10 +948,11 @@ mod tests {
             .0
             .insert("Account".into(), dt("2024-01-01T00:00:00Z"));
         let s = StreamState {
-            cursor: Some(Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            }),
+            cursor: Some(Cursor::new(
+                "SystemModstamp",
+                dt("2024-03-01T00:00:00Z"),
+                None,
+            )),
             fresh,
             ..StreamState::default()
         };

@@ -1228,6 +1228,11 @@ async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_o
         .control("latency", &json!({"kind": "sync", "ms": 0}))
         .await;
     let killed = last.unwrap()["state"].clone();
+    // Its STATE says where the deletions were delivered up to: the end of the first window.
+    assert_eq!(
+        killed["stream"]["stream_state"]["deletions_to"], "2025-06-19T23:55:00.000Z",
+        "{killed}"
+    );
     // The export does not know of the deletion yet.
     let held = format!("SELECT count(*) AS n FROM \"Account\" WHERE \"Id\" = '{gone}'");
     assert_eq!(query_csv(&export, &held).await, "n\n1\n");
@@ -1242,8 +1247,8 @@ async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_o
     assert_eq!(
         deletions,
         [json!({"Id": gone, "Name": null, "IsDeleted": true,
-                "SystemModstamp": "2025-06-25T00:00:00.000Z",
-                "_sfetl_deleted_at": "2025-06-25T00:00:00.000Z"})],
+                "SystemModstamp": "2025-06-25T00:00:00Z",
+                "_sfetl_deleted_at": "2025-06-25T00:00:00Z"})],
         "the killed STATE: {killed}"
     );
     read_files(&later_config, &cat, Some(&state)).await;

@@ -48,6 +48,12 @@ pub struct Slice {
     pub sequence: u32,
     /// How many slices the stream has in this plan.
     pub of: u32,
+    /// Where the slice asks for the deletions the cursor cannot see (the `deleted` endpoint's,
+    /// rows that left a mapping's filter), when before `lower`: the first slice of an object
+    /// whose saved STATE was checkpointed inside a window, before that window's deletions
+    /// (its `deletions_to`). Absent otherwise: from `lower`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions_from: Option<String>,
 }
 
 impl Slice {
@@ -78,14 +84,24 @@ impl Slice {
             .to_string(),
             sequence,
             of,
+            deletions_from: None,
         };
         s.slice_id = s.digest();
         s
     }
 
-    /// `<stream>-<sequence>-<12 hex digits of SHA-256 over stream, object, cursor, window>`.
+    /// The slice asking for deletions from `at`, before its window ([`Slice::deletions_from`]).
+    pub fn with_deletions_from(mut self, at: DateTime<Utc>) -> Slice {
+        self.deletions_from = Some(datetime_literal(at));
+        self.slice_id = self.digest();
+        self
+    }
+
+    /// `<stream>-<sequence>-<12 hex digits of SHA-256 over stream, object, cursor, window>`
+    /// (and where it asks for deletions, when before its window: slices without it keep the
+    /// ids they always had).
     fn digest(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "{}\n{}\n{}\n{}\n{}\n{}",
             self.stream,
             self.object,
@@ -94,6 +110,9 @@ impl Slice {
             self.upper.as_deref().unwrap_or(""),
             self.sequence
         );
+        if let Some(from) = &self.deletions_from {
+            text.push_str(&format!("\ndeletions_from {from}"));
+        }
         let hash = Sha256::digest(text.as_bytes());
         let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
         format!("{}-{:04}-{hex}", self.stream, self.sequence)
@@ -106,6 +125,7 @@ impl Slice {
             format!("it is not one line of `sfetl plan` ({e}); pass a file holding one of the JSON lines `sfetl plan` printed")
         })?;
         s.window()?;
+        s.deletions_from()?;
         if s.digest() != s.slice_id {
             return Err(format!(
                 "its slice_id {:?} does not match its stream, object and window (was it edited?); pass the line `sfetl plan` printed as it is",
@@ -129,6 +149,16 @@ impl Slice {
             (Some(_), None) => Err("it has a window but no cursor_field".into()),
             (None, Some(_)) => Err("it has a cursor_field but no upper bound".into()),
         }
+    }
+
+    /// Where the slice asks for deletions, when before its window ([`Slice::deletions_from`]).
+    pub fn deletions_from(&self) -> Result<Option<DateTime<Utc>>, String> {
+        self.deletions_from
+            .as_deref()
+            .map(|t| {
+                parse_datetime(t).ok_or_else(|| format!("deletions_from {t:?} is not a datetime"))
+            })
+            .transpose()
     }
 
     /// The STATE blob a committed slice reports: its window in Airbyte's date-range form
