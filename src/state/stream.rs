@@ -1040,6 +1040,116 @@ mod tests {
     }
 
     #[test]
+    fn deletions_lagging_the_cursor_round_trip_and_older_states_still_load() {
+        // A checkpoint after a page: the window's deletions are delivered up to its start.
+        let c = Cursor::new(
+            "SystemModstamp",
+            dt("2025-06-27T00:00:00Z"),
+            Some(dt("2025-06-19T23:55:00Z")),
+        );
+        let s = StreamState {
+            cursor: Some(c.clone()),
+            ..StreamState::default()
+        };
+        let v = s.to_value();
+        assert_eq!(
+            v.to_string(),
+            r#"{"cursor_field":"SystemModstamp","cursor":"2025-06-27T00:00:00.000Z","deletions_to":"2025-06-19T23:55:00.000Z"}"#
+        );
+        assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
+        assert_eq!(c.deletions_covered(), dt("2025-06-19T23:55:00Z"));
+        // Not behind the cursor: nothing to remember, nothing written.
+        for at in ["2025-06-27T00:00:00Z", "2025-06-28T00:00:00Z"] {
+            let c = Cursor::new("SystemModstamp", dt("2025-06-27T00:00:00Z"), Some(dt(at)));
+            assert_eq!(c.deletions_to, None, "{at}");
+            assert_eq!(c.deletions_covered(), dt("2025-06-27T00:00:00Z"));
+        }
+        let read = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap().cursor;
+        let ahead = json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": "2025-06-28T00:00:00.000Z"});
+        assert_eq!(read(ahead).unwrap().deletions_to, None);
+        // States written before the field (or by Airbyte) load with the deletions at the cursor.
+        let old = json!({"cursor_field": "SystemModstamp", "cursor": "2025-06-27T00:00:00.000Z"});
+        assert_eq!(read(old.clone()).unwrap().deletions_to, None);
+        assert_eq!(
+            StreamState::parse(&old, "SystemModstamp")
+                .unwrap()
+                .to_value(),
+            old
+        );
+        let legacy = json!({"SystemModstamp": "2022-11-01T00:00:00.000+0000"});
+        assert_eq!(read(legacy).unwrap().deletions_to, None);
+        let nulled = json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": null});
+        assert_eq!(read(nulled).unwrap().deletions_to, None);
+        let err = StreamState::parse(
+            &json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": "later"}),
+            "SystemModstamp",
+        )
+        .unwrap_err();
+        assert_eq!(err, "`deletions_to`: \"later\" is not a datetime");
+    }
+
+    #[test]
+    fn a_mapped_stream_keeps_the_lagging_deletions_of_each_source() {
+        let v = json!({"sources": {
+            "Lead": {"cursor_field": "SystemModstamp", "cursor": "2024-02-01T00:00:00.000Z",
+                     "deletions_to": "2024-01-20T00:00:00.000Z"},
+            "Contact": {"cursor_field": "SystemModstamp", "cursor": "2024-01-01T00:00:00.000Z"}}});
+        let s = StreamState::parse(&v, "SystemModstamp").unwrap();
+        assert_eq!(
+            s.sources.get("Lead").unwrap().deletions_to,
+            Some(dt("2024-01-20T00:00:00Z"))
+        );
+        assert_eq!(s.sources.get("Contact").unwrap().deletions_to, None);
+        assert_eq!(s.to_value(), v);
+    }
+
+    #[test]
+    fn merged_slices_keep_lagging_deletions_only_while_no_slice_reads_past_them() {
+        let killed = json!({"cursor_field": "SystemModstamp", "cursor": "2025-06-27T00:00:00.000Z",
+                            "deletions_to": "2025-06-19T23:55:00.000Z"});
+        let slice = |start: &str, end: &str| {
+            json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
+                   "slices": [{"start": start, "end": end}]})
+        };
+        let parsed = |v: &Value| {
+            StreamState::parse(v, "SystemModstamp")
+                .unwrap()
+                .cursor
+                .unwrap()
+        };
+        // The plan's first slice, read from the killed STATE, asked for the deletions it lacked:
+        // past its end, nothing lags.
+        let first = slice("2025-06-26T23:50:00.000Z", "2025-06-30T00:00:00.000Z");
+        for merged in [merge_slices(&killed, &first), merge_slices(&first, &killed)] {
+            let c = parsed(&merged);
+            assert_eq!(c.cursor, dt("2025-06-30T00:00:00Z"), "{merged}");
+            assert_eq!(c.deletions_to, None, "{merged}");
+        }
+        // Only a later slice completed: the stream resumes from the killed STATE, still lagging.
+        let later = slice("2025-07-01T00:00:00.000Z", "2025-07-02T00:00:00.000Z");
+        let merged = merge_slices(&killed, &later);
+        assert_eq!(parsed(&merged), parsed(&killed), "{merged}");
+        // ...and merged again with another slice, still.
+        let again = merge_slices(
+            &merged,
+            &slice("2025-07-02T00:00:00.000Z", "2025-07-03T00:00:00.000Z"),
+        );
+        assert_eq!(parsed(&again), parsed(&killed), "{again}");
+        // Per source in a mapped stream.
+        let mapped = |blob: &Value| json!({"sources": {"Lead": blob}});
+        let merged = merge_slices(&mapped(&killed), &mapped(&later));
+        let s = StreamState::parse(&merged, "SystemModstamp").unwrap();
+        assert_eq!(s.sources.get("Lead"), Some(&parsed(&killed)), "{merged}");
+        let merged = merge_slices(&mapped(&killed), &mapped(&first));
+        let s = StreamState::parse(&merged, "SystemModstamp").unwrap();
+        assert_eq!(
+            s.sources.get("Lead").unwrap().deletions_to,
+            None,
+            "{merged}"
+        );
+    }
+
+    #[test]
     fn malformed_blobs_say_what_is_wrong() {
         let err = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap_err();
         assert_eq!(err(json!({"cursor": "soon"})), "\"soon\" is not a datetime");

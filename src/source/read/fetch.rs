@@ -665,3 +665,41 @@ fn pad_to(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, FetchEr
     Ok(RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| OutputError::Render(e.to_string()))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_window_asks_for_the_deletions_not_delivered_before_it() {
+        let w = Window {
+            lower: Some(day(10)),
+            upper: day(20),
+        };
+        // Delivered up to the window, or past its start (the lookback): the window itself.
+        assert_eq!(deletions_span(w, Some(day(10))), w);
+        assert_eq!(deletions_span(w, Some(day(12))), w);
+        // A first read: nothing before the window.
+        assert_eq!(deletions_span(w, None), w);
+        // A STATE saved after a page, before its window's deletions: from where they stopped.
+        assert_eq!(
+            deletions_span(w, Some(day(5))),
+            Window {
+                lower: Some(day(5)),
+                upper: day(20)
+            }
+        );
+        // A window from the beginning covers everything already.
+        let whole = Window {
+            lower: None,
+            upper: day(20),
+        };
+        assert_eq!(deletions_span(whole, Some(day(5))), whole);
+    }
+}

@@ -265,6 +265,42 @@ mod tests {
     }
 
     #[test]
+    fn a_first_slice_asking_for_earlier_deletions_says_so_and_others_keep_their_ids() {
+        let s = Slice::new(
+            "Account",
+            "Account",
+            Some("SystemModstamp"),
+            Some(window()),
+            Some(12),
+            Api::Bulk,
+            (0, 5),
+        );
+        // Slices without it: the id and the line of plans before the field.
+        assert_eq!(s.deletions_from().unwrap(), None);
+        let line = serde_json::to_value(&s).unwrap();
+        assert!(line.get("deletions_from").is_none(), "{line}");
+        let from = Utc.with_ymd_and_hms(2023, 12, 20, 0, 0, 0).unwrap();
+        let early = s.clone().with_deletions_from(from);
+        assert_ne!(early.slice_id, s.slice_id);
+        assert_eq!(early.deletions_from().unwrap(), Some(from));
+        let line = serde_json::to_string(&early).unwrap();
+        assert!(
+            line.contains(r#""deletions_from":"2023-12-20T00:00:00.000Z""#),
+            "{line}"
+        );
+        assert_eq!(Slice::from_text(&line).unwrap(), early);
+        // Its STATE is its window's, as any slice's.
+        assert_eq!(early.state(false), s.state(false));
+        let mut v = serde_json::to_value(&early).unwrap();
+        v["deletions_from"] = json!("2023-12-01T00:00:00.000Z");
+        let e = Slice::from_text(&v.to_string()).unwrap_err();
+        assert!(e.contains("does not match"), "{e}");
+        v["deletions_from"] = json!("soon");
+        let e = Slice::from_text(&v.to_string()).unwrap_err();
+        assert_eq!(e, "deletions_from \"soon\" is not a datetime");
+    }
+
+    #[test]
     fn edited_or_broken_slice_files_are_refused() {
         let s = Slice::new(
             "Lead",
