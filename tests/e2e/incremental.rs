@@ -1261,6 +1261,27 @@ async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_o
                 "_sfetl_deleted_at": "2025-06-25T00:00:00Z"})],
         "the killed STATE: {killed}"
     );
+    // `sfetl plan` from that STATE: its first slice asks for the deletions from there too.
+    let slices = plan_slices(&records_config, &cat, &["--state", state.to_str().unwrap()]).await;
+    assert_eq!(
+        slices[0]["deletions_from"], "2025-06-19T23:55:00.000Z",
+        "{slices:?}"
+    );
+    assert!(
+        slices[1..]
+            .iter()
+            .all(|s| s.get("deletions_from").is_none())
+    );
+    let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
+    let out = read_slice(&records_config, &cat, &slice)
+        .output()
+        .await
+        .unwrap();
+    assert_ok(&out);
+    let deleted = from_the_delete_log(&messages(&out), "Account");
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["Id"], json!(gone));
+
     read_files(&later_config, &cat, Some(&state)).await;
     let sql = "SELECT \"Id\", \"IsDeleted\" FROM \"Account_history\" WHERE \"_sfetl_deleted_at\" IS NOT NULL";
     assert_eq!(
