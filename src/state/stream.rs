@@ -4,7 +4,9 @@
 //! every row whose cursor is below `cursor` was delivered (as of the read; late commits are
 //! caught by the lookback window). A mapped stream keeps one cursor per source object under
 //! `"sources"`, and Parquet output adds `"output": {"sync_id", "parts"}`, the files committed
-//! so far. Reads that follow parents (mapped `Account.Name`, cross-object formulas) add
+//! so far. A cursor saved after a page of a window, before the window's deletions were asked
+//! for, adds `"deletions_to"`: where they were delivered up to (see [`Cursor`]). Reads that
+//! follow parents (mapped `Account.Name`, cross-object formulas) add
 //! `"parents": {"Contact": {"Account": {"cursor_field", "cursor"}}}`, and formula refreshes
 //! `"formulas_refreshed_at": {"Opportunity": "..."}`; incremental streams record what each
 //! object's cursor was read with, `"fields_read": {"Account": [...]}` and `"start_date":
@@ -72,11 +74,6 @@ impl Cursor {
             cursor: at,
             deletions_to: deletions_to.filter(|d| *d < at),
         }
-    }
-
-    /// Where the deletions were delivered up to: `deletions_to`, else the cursor.
-    pub fn deletions_covered(&self) -> DateTime<Utc> {
-        self.deletions_to.unwrap_or(self.cursor)
     }
 }
 
@@ -1057,12 +1054,10 @@ mod tests {
             r#"{"cursor_field":"SystemModstamp","cursor":"2025-06-27T00:00:00.000Z","deletions_to":"2025-06-19T23:55:00.000Z"}"#
         );
         assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
-        assert_eq!(c.deletions_covered(), dt("2025-06-19T23:55:00Z"));
         // Not behind the cursor: nothing to remember, nothing written.
         for at in ["2025-06-27T00:00:00Z", "2025-06-28T00:00:00Z"] {
             let c = Cursor::new("SystemModstamp", dt("2025-06-27T00:00:00Z"), Some(dt(at)));
             assert_eq!(c.deletions_to, None, "{at}");
-            assert_eq!(c.deletions_covered(), dt("2025-06-27T00:00:00Z"));
         }
         let read = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap().cursor;
         let ahead = json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": "2025-06-28T00:00:00.000Z"});
