@@ -4,7 +4,9 @@
 //! every row whose cursor is below `cursor` was delivered (as of the read; late commits are
 //! caught by the lookback window). A mapped stream keeps one cursor per source object under
 //! `"sources"`, and Parquet output adds `"output": {"sync_id", "parts"}`, the files committed
-//! so far. Reads that follow parents (mapped `Account.Name`, cross-object formulas) add
+//! so far. A cursor saved after a page of a window, before the window's deletions were asked
+//! for, adds `"deletions_to"`: where they were delivered up to (see [`Cursor`]). Reads that
+//! follow parents (mapped `Account.Name`, cross-object formulas) add
 //! `"parents": {"Contact": {"Account": {"cursor_field", "cursor"}}}`, and formula refreshes
 //! `"formulas_refreshed_at": {"Opportunity": "..."}`; incremental streams record what each
 //! object's cursor was read with, `"fields_read": {"Account": [...]}` and `"start_date":
@@ -47,6 +49,32 @@ pub struct Cursor {
     /// Every row with a smaller cursor was delivered.
     #[serde(with = "literal")]
     pub cursor: DateTime<Utc>,
+    /// Where the deletions the cursor cannot see (the `deleted` endpoint's, rows that left a
+    /// mapping's filter) were delivered up to, when that is before `cursor`: a checkpoint
+    /// inside a window, after one of its pages, comes before the window's deletions are asked
+    /// for. The next run asks for them from here. `None`: up to `cursor`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_literal"
+    )]
+    pub deletions_to: Option<DateTime<Utc>>,
+}
+
+impl Cursor {
+    /// The cursor `at` of `cursor_field`, its deletions delivered up to `deletions_to` (kept
+    /// only when it is before `at`).
+    pub fn new(
+        cursor_field: &str,
+        at: DateTime<Utc>,
+        deletions_to: Option<DateTime<Utc>>,
+    ) -> Cursor {
+        Cursor {
+            cursor_field: cursor_field.to_string(),
+            cursor: at,
+            deletions_to: deletions_to.filter(|d| *d < at),
+        }
+    }
 }
 
 /// The Parquet files a stream has committed in its current sync.
@@ -339,13 +367,13 @@ impl StreamState {
         if !blob.is_object() {
             return Err(format!("{blob} is not a JSON object"));
         }
-        let cursor = saved_cursor(blob, cursor_field)?.map(|at| Cursor {
-            cursor_field: blob
-                .get("cursor_field")
-                .and_then(Value::as_str)
-                .unwrap_or(cursor_field)
-                .to_string(),
-            cursor: at,
+        let deletions_to = match blob.get("deletions_to") {
+            Some(v) => datetime_of(v).map_err(|e| format!("`deletions_to`: {e}"))?,
+            None => None,
+        };
+        let cursor = saved_cursor(blob, cursor_field)?.map(|at| {
+            let field = blob.get("cursor_field").and_then(Value::as_str);
+            Cursor::new(field.unwrap_or(cursor_field), at, deletions_to)
         });
         let mut sources = Sources::default();
         if let Some(map) = blob.get("sources") {
@@ -532,7 +560,26 @@ fn merge_ranges(a: &Value, b: &Value) -> Value {
         }
     }
     let field = a.get("cursor_field").or_else(|| b.get("cursor_field"));
-    serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges})
+    let mut merged =
+        serde_json::json!({"cursor_field": field, "state_type": "date-range", "slices": ranges});
+    if let Some(d) = lagging_deletions(a, b, &merged) {
+        merged["deletions_to"] = Value::String(datetime_literal(d));
+    }
+    merged
+}
+
+/// The `deletions_to` the merge of `a` and `b` into `merged` keeps: that of a blob whose
+/// cursor the merged one does not pass (the earliest, if both). Past it, a range was read
+/// after that STATE, by a plan that started from it and asked for the deletions it lacked.
+fn lagging_deletions(a: &Value, b: &Value, merged: &Value) -> Option<DateTime<Utc>> {
+    let end = saved_cursor(merged, "SystemModstamp").ok().flatten()?;
+    [a, b]
+        .into_iter()
+        .filter_map(|blob| {
+            let parsed = StreamState::parse(blob, "SystemModstamp").ok()?.cursor?;
+            (parsed.cursor >= end).then_some(parsed.deletions_to?)
+        })
+        .min()
 }
 
 /// Sets `merged`'s `fields_read` and `start_date` per object from the blob (of `a` and `b`)
@@ -605,6 +652,33 @@ fn object_end(blob: &Value, object: &str) -> Option<DateTime<Utc>> {
         .or_else(|| saved_cursor(blob, "SystemModstamp").ok().flatten())
 }
 
+/// Serde for an optional datetime as [`datetime_literal`] text.
+mod optional_literal {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::literal::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => super::parse_datetime(&text)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a datetime"))),
+        }
+    }
+}
+
 /// Serde for a cursor as [`datetime_literal`] text.
 mod literal {
     use chrono::{DateTime, Utc};
@@ -640,10 +714,11 @@ mod tests {
     #[test]
     fn own_form_round_trips() {
         let s = StreamState {
-            cursor: Some(Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-01-15T10:00:00Z"),
-            }),
+            cursor: Some(Cursor::new(
+                "SystemModstamp",
+                dt("2024-01-15T10:00:00Z"),
+                None,
+            )),
             sources: Sources::default(),
             output: Some(OutputCommit {
                 sync_id: "20240115T100000Z-abcdef".into(),
@@ -671,10 +746,7 @@ mod tests {
         fresh.parents.insert(
             "Contact",
             "Account",
-            Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            },
+            Cursor::new("SystemModstamp", dt("2024-03-01T00:00:00Z"), None),
         );
         fresh
             .formulas_refreshed_at
@@ -683,10 +755,7 @@ mod tests {
         let mut sources = Sources::default();
         sources.insert(
             "Contact",
-            Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            },
+            Cursor::new("SystemModstamp", dt("2024-03-01T00:00:00Z"), None),
         );
         let s = StreamState {
             sources,
@@ -876,10 +945,11 @@ mod tests {
             .0
             .insert("Account".into(), dt("2024-01-01T00:00:00Z"));
         let s = StreamState {
-            cursor: Some(Cursor {
-                cursor_field: "SystemModstamp".into(),
-                cursor: dt("2024-03-01T00:00:00Z"),
-            }),
+            cursor: Some(Cursor::new(
+                "SystemModstamp",
+                dt("2024-03-01T00:00:00Z"),
+                None,
+            )),
             fresh,
             ..StreamState::default()
         };
@@ -963,6 +1033,114 @@ mod tests {
         assert_eq!(
             s.to_value(),
             json!({"cursor_field": "SystemModstamp", "cursor": "2022-11-01T00:00:00.000Z"})
+        );
+    }
+
+    #[test]
+    fn deletions_lagging_the_cursor_round_trip_and_older_states_still_load() {
+        // A checkpoint after a page: the window's deletions are delivered up to its start.
+        let c = Cursor::new(
+            "SystemModstamp",
+            dt("2025-06-27T00:00:00Z"),
+            Some(dt("2025-06-19T23:55:00Z")),
+        );
+        let s = StreamState {
+            cursor: Some(c.clone()),
+            ..StreamState::default()
+        };
+        let v = s.to_value();
+        assert_eq!(
+            v.to_string(),
+            r#"{"cursor_field":"SystemModstamp","cursor":"2025-06-27T00:00:00.000Z","deletions_to":"2025-06-19T23:55:00.000Z"}"#
+        );
+        assert_eq!(StreamState::parse(&v, "SystemModstamp").unwrap(), s);
+        // Not behind the cursor: nothing to remember, nothing written.
+        for at in ["2025-06-27T00:00:00Z", "2025-06-28T00:00:00Z"] {
+            let c = Cursor::new("SystemModstamp", dt("2025-06-27T00:00:00Z"), Some(dt(at)));
+            assert_eq!(c.deletions_to, None, "{at}");
+        }
+        let read = |v: Value| StreamState::parse(&v, "SystemModstamp").unwrap().cursor;
+        let ahead = json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": "2025-06-28T00:00:00.000Z"});
+        assert_eq!(read(ahead).unwrap().deletions_to, None);
+        // States written before the field (or by Airbyte) load with the deletions at the cursor.
+        let old = json!({"cursor_field": "SystemModstamp", "cursor": "2025-06-27T00:00:00.000Z"});
+        assert_eq!(read(old.clone()).unwrap().deletions_to, None);
+        assert_eq!(
+            StreamState::parse(&old, "SystemModstamp")
+                .unwrap()
+                .to_value(),
+            old
+        );
+        let legacy = json!({"SystemModstamp": "2022-11-01T00:00:00.000+0000"});
+        assert_eq!(read(legacy).unwrap().deletions_to, None);
+        let nulled = json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": null});
+        assert_eq!(read(nulled).unwrap().deletions_to, None);
+        let err = StreamState::parse(
+            &json!({"cursor": "2025-06-27T00:00:00.000Z", "deletions_to": "later"}),
+            "SystemModstamp",
+        )
+        .unwrap_err();
+        assert_eq!(err, "`deletions_to`: \"later\" is not a datetime");
+    }
+
+    #[test]
+    fn a_mapped_stream_keeps_the_lagging_deletions_of_each_source() {
+        let v = json!({"sources": {
+            "Lead": {"cursor_field": "SystemModstamp", "cursor": "2024-02-01T00:00:00.000Z",
+                     "deletions_to": "2024-01-20T00:00:00.000Z"},
+            "Contact": {"cursor_field": "SystemModstamp", "cursor": "2024-01-01T00:00:00.000Z"}}});
+        let s = StreamState::parse(&v, "SystemModstamp").unwrap();
+        assert_eq!(
+            s.sources.get("Lead").unwrap().deletions_to,
+            Some(dt("2024-01-20T00:00:00Z"))
+        );
+        assert_eq!(s.sources.get("Contact").unwrap().deletions_to, None);
+        assert_eq!(s.to_value(), v);
+    }
+
+    #[test]
+    fn merged_slices_keep_lagging_deletions_only_while_no_slice_reads_past_them() {
+        let killed = json!({"cursor_field": "SystemModstamp", "cursor": "2025-06-27T00:00:00.000Z",
+                            "deletions_to": "2025-06-19T23:55:00.000Z"});
+        let slice = |start: &str, end: &str| {
+            json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
+                   "slices": [{"start": start, "end": end}]})
+        };
+        let parsed = |v: &Value| {
+            StreamState::parse(v, "SystemModstamp")
+                .unwrap()
+                .cursor
+                .unwrap()
+        };
+        // The plan's first slice, read from the killed STATE, asked for the deletions it lacked:
+        // past its end, nothing lags.
+        let first = slice("2025-06-26T23:50:00.000Z", "2025-06-30T00:00:00.000Z");
+        for merged in [merge_slices(&killed, &first), merge_slices(&first, &killed)] {
+            let c = parsed(&merged);
+            assert_eq!(c.cursor, dt("2025-06-30T00:00:00Z"), "{merged}");
+            assert_eq!(c.deletions_to, None, "{merged}");
+        }
+        // Only a later slice completed: the stream resumes from the killed STATE, still lagging.
+        let later = slice("2025-07-01T00:00:00.000Z", "2025-07-02T00:00:00.000Z");
+        let merged = merge_slices(&killed, &later);
+        assert_eq!(parsed(&merged), parsed(&killed), "{merged}");
+        // ...and merged again with another slice, still.
+        let again = merge_slices(
+            &merged,
+            &slice("2025-07-02T00:00:00.000Z", "2025-07-03T00:00:00.000Z"),
+        );
+        assert_eq!(parsed(&again), parsed(&killed), "{again}");
+        // Per source in a mapped stream.
+        let mapped = |blob: &Value| json!({"sources": {"Lead": blob}});
+        let merged = merge_slices(&mapped(&killed), &mapped(&later));
+        let s = StreamState::parse(&merged, "SystemModstamp").unwrap();
+        assert_eq!(s.sources.get("Lead"), Some(&parsed(&killed)), "{merged}");
+        let merged = merge_slices(&mapped(&killed), &mapped(&first));
+        let s = StreamState::parse(&merged, "SystemModstamp").unwrap();
+        assert_eq!(
+            s.sources.get("Lead").unwrap().deletions_to,
+            None,
+            "{merged}"
         );
     }
 

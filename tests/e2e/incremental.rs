@@ -1112,3 +1112,223 @@ async fn an_undeleted_account_brings_its_cascade_deleted_contacts_back_to_the_co
         csv_of(&[(&account, undeleted)])
     );
 }
+
+/// A copy of the config `base` named `name` with `extra`'s keys set on top.
+fn config_with(e: &Env, base: &Path, name: &str, extra: Value) -> PathBuf {
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(base).unwrap()).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    write_json(e.dir.path(), name, &cfg)
+}
+
+/// The end of the first read of the June 2025 timeline, and of the later ones.
+const JUNE_FIRST_END: &str = "2025-06-10T00:00:00Z";
+const JUNE_END: &str = "2025-06-30T00:00:00Z";
+/// The cursor of the first Bulk page of the later read's second window.
+const JUNE_PAGE: &str = "2025-06-27T00:00:00.000Z";
+
+/// A simulator of 20 Accounts read in Bulk pages (and windows) of 5 rows, its delete log
+/// reaching back 1000 days (15 by default), for a fixed timeline in June 2025 (no generated
+/// row is later than January 2025), with the default lookback of 10 minutes.
+async fn june_env(extra: Value) -> Env {
+    let mut config = json!({"bulk_max_records": 5});
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let e = env(20, cfg(config)).await;
+    e.org
+        .control("limits", &json!({"delete_log_days": 1000}))
+        .await;
+    e
+}
+
+/// The changes of the timeline after a read up to June 10th: the first Account by Id
+/// hard-deleted on June 25th (the recycle bin emptied: only the delete log tells), then ten
+/// other Accounts changed on the 27th and 28th (two Bulk pages of 5 rows). The next read
+/// counts 10 rows in [June 9th 23:50, June 30th): two windows of about 5 rows, split in the
+/// middle, June 19th 23:55; the second holds the deletion and both pages. Returns the Id of
+/// the hard-deleted Account.
+async fn june_changes(org: &Org) -> String {
+    let accounts: Vec<String> = ids(&org_rows(org, "SELECT Id FROM Account ORDER BY Id").await)
+        .into_iter()
+        .collect();
+    assert_eq!(accounts.len(), 20);
+    let gone = accounts[0].clone();
+    let delete = json!({"object": "Account", "ids": [gone], "stamp": "2025-06-25T00:00:00.000Z"});
+    org.control("delete", &delete).await;
+    org.control("purge", &json!({})).await;
+    let soql = format!("SELECT Id FROM Account WHERE Id = '{gone}'");
+    assert!(org_rows(org, &soql).await.is_empty());
+    for (ids, stamp) in [
+        (&accounts[1..6], JUNE_PAGE),
+        (&accounts[6..11], "2025-06-28T00:00:00.000Z"),
+    ] {
+        let touch = json!({"object": "Account", "ids": ids, "stamp": stamp});
+        org.control("touch", &touch).await;
+    }
+    gone
+}
+
+/// Runs `sfetl read --config C --catalog K --state S` and kills it (kill -9) right after the
+/// STATE whose `cursor` (found by `cursor_of` in the stream state) is the first page's of the
+/// second window, while that window's `deleted` call (slowed down to 2 s) is under way;
+/// returns that STATE.
+async fn killed_after_the_page(
+    org: &Org,
+    config: &Path,
+    cat: &Path,
+    state: &Path,
+    cursor_of: impl Fn(&Value) -> &Value,
+) -> Value {
+    org.control("latency", &json!({"kind": "sync", "ms": 2000}))
+        .await;
+    let mut cmd = read_cmd(config, cat);
+    cmd.args(["--state", state.to_str().unwrap()]);
+    let (seen, last) = kill_at(cmd, 1, |m| {
+        m["type"] == "STATE" && cursor_of(&m["state"]["stream"]["stream_state"]) == JUNE_PAGE
+    })
+    .await;
+    org.control("latency", &json!({"kind": "sync", "ms": 0}))
+        .await;
+    assert_eq!(seen, 1, "the read was killed after its first page's STATE");
+    last.unwrap()["state"].clone()
+}
+
+/// The RECORDs of `stream` that come from the delete log.
+fn from_the_delete_log(msgs: &[Value], stream: &str) -> Vec<Value> {
+    records(msgs, stream)
+        .into_iter()
+        .filter(|r| !r["_sfetl_deleted_at"].is_null())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_on_resume() {
+    let e = june_env(json!({})).await;
+    let export = e.dir.path().join("export");
+    let parquet = parquet_config(&e, "parquet.json", &export);
+    let first_config = config_with(
+        &e,
+        &parquet,
+        "first.json",
+        json!({"end_date": JUNE_FIRST_END}),
+    );
+    let later_config = config_with(&e, &parquet, "later.json", json!({"end_date": JUNE_END}));
+    let records_config = config_with(&e, &e.config, "records.json", json!({"end_date": JUNE_END}));
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[(
+            "Account",
+            &["Id", "Name", "IsDeleted", "SystemModstamp"],
+            "incremental",
+        )],
+    );
+    let first = messages(&read_files(&first_config, &cat, None).await);
+    let s1 = last_states(&first);
+    assert_eq!(
+        s1[0]["stream"]["stream_state"]["cursor"], "2025-06-10T00:00:00.000Z",
+        "{s1}"
+    );
+    let s1 = write_json(e.dir.path(), "s1.json", &s1);
+    let gone = june_changes(&e.org).await;
+    // Read without a stop, the next run reports the deletion (records output: the export
+    // stays as it is).
+    let whole = messages(&read_files(&records_config, &cat, Some(&s1)).await);
+    let reported = from_the_delete_log(&whole, "Account");
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["Id"], json!(gone));
+
+    // Killed after the STATE of the second window's first page, before its `deleted` call.
+    let killed = killed_after_the_page(&e.org, &later_config, &cat, &s1, |s| &s["cursor"]).await;
+    // Its STATE says where the deletions were delivered up to: the end of the first window.
+    assert_eq!(
+        killed["stream"]["stream_state"]["deletions_to"], "2025-06-19T23:55:00.000Z",
+        "{killed}"
+    );
+    // The export does not know of the deletion yet.
+    let held = format!("SELECT count(*) AS n FROM \"Account\" WHERE \"Id\" = '{gone}'");
+    assert_eq!(query_csv(&export, &held).await, "n\n1\n");
+
+    // Resumed from that STATE: the hard delete of June 25th, before the page's cursor, comes.
+    let state = write_json(e.dir.path(), "killed.json", &json!([killed]));
+    let resumed = messages(&read_files(&records_config, &cat, Some(&state)).await);
+    assert_eq!(
+        from_the_delete_log(&resumed, "Account"),
+        [json!({"Id": gone, "Name": null, "IsDeleted": true,
+                "SystemModstamp": "2025-06-25T00:00:00Z",
+                "_sfetl_deleted_at": "2025-06-25T00:00:00Z"})],
+        "the killed STATE: {killed}"
+    );
+    // `sfetl plan` from that STATE: its first slice asks for the deletions from there too.
+    let slices = plan_slices(&records_config, &cat, &["--state", state.to_str().unwrap()]).await;
+    assert_eq!(
+        slices[0]["deletions_from"], "2025-06-19T23:55:00.000Z",
+        "{slices:?}"
+    );
+    assert!(
+        slices[1..]
+            .iter()
+            .all(|s| s.get("deletions_from").is_none())
+    );
+    let slice = write_json(e.dir.path(), "slice.json", &slices[0]);
+    let out = read_slice(&records_config, &cat, &slice)
+        .output()
+        .await
+        .unwrap();
+    assert_ok(&out);
+    let deleted = from_the_delete_log(&messages(&out), "Account");
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["Id"], json!(gone));
+
+    read_files(&later_config, &cat, Some(&state)).await;
+    let sql = "SELECT \"Id\", \"IsDeleted\" FROM \"Account_history\" WHERE \"_sfetl_deleted_at\" IS NOT NULL";
+    assert_eq!(
+        query_csv(&export, sql).await,
+        format!("Id,IsDeleted\n{gone},true\n")
+    );
+    // The latest view: the 19 Accounts the org holds, not the hard-deleted one.
+    assert_eq!(query_csv(&export, &held).await, "n\n0\n");
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account\"").await;
+    assert_eq!(n, "n\n19\n");
+}
+
+#[tokio::test]
+async fn a_mapped_source_killed_after_a_page_checkpoint_gets_its_hard_delete_on_resume() {
+    let mapping = one_source_mapping("company", "Account", &[("name", "Name")], None);
+    let e = june_env(json!({"mapping": mapping})).await;
+    let first_config = config_with(
+        &e,
+        &e.config,
+        "first.json",
+        json!({"end_date": JUNE_FIRST_END}),
+    );
+    let later_config = config_with(&e, &e.config, "later.json", json!({"end_date": JUNE_END}));
+    let cat = catalog(e.dir.path(), "cat.json", &[("company", &[], "incremental")]);
+    let first = messages(&read_files(&first_config, &cat, None).await);
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    let gone = june_changes(&e.org).await;
+    let killed = killed_after_the_page(&e.org, &later_config, &cat, &s1, |s| {
+        &s["sources"]["Account"]["cursor"]
+    })
+    .await;
+    let source = &killed["stream"]["stream_state"]["sources"]["Account"];
+    assert_eq!(
+        source["deletions_to"], "2025-06-19T23:55:00.000Z",
+        "{killed}"
+    );
+    let state = write_json(e.dir.path(), "killed.json", &json!([killed]));
+    let resumed = messages(&read_files(&later_config, &cat, Some(&state)).await);
+    let deleted: Vec<Value> = records(&resumed, "company")
+        .into_iter()
+        .filter(|r| r["_sfetl_is_deleted"] == json!(true))
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["id"], json!(gone), "{deleted:?}");
+    // The resumed run's STATE has caught up: no deletions lag its cursor.
+    let last = last_states(&resumed);
+    let source = &last[0]["stream"]["stream_state"]["sources"]["Account"];
+    assert_eq!(source["cursor"], "2025-06-30T00:00:00.000Z", "{last}");
+    assert!(source.get("deletions_to").is_none(), "{last}");
+}

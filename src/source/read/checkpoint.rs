@@ -37,10 +37,11 @@ impl ObjectReader<'_> {
                 .fresh
                 .record_read(&object.object, &object.fields_read, start);
         }
-        let at = Cursor {
-            cursor_field: self.object.cursor.unwrap_or("SystemModstamp").to_string(),
-            cursor,
-        };
+        // A checkpoint after a page of a window comes before the window's deletions: the
+        // STATE says where they were delivered up to, for the next run to ask from there.
+        let deletions_to = self.deletions_done.filter(|_| self.plan.incremental);
+        let field = self.object.cursor.unwrap_or("SystemModstamp");
+        let at = Cursor::new(field, cursor, deletions_to);
         let state = if self.plan.mapped {
             self.sources.insert(&self.object.object, at);
             StreamState {

@@ -224,12 +224,14 @@ impl ObjectReader<'_> {
     /// Remembers that hard deletes in `[from, to)` cannot be seen in the delete log.
     fn note_gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
         // A backfill of new fields reads from the start again, but the runs before it
-        // reported the deletions up to their cursor.
-        let from = self
-            .object
-            .backfill
-            .as_ref()
-            .map_or(from, |b| from.max(b.cursor));
+        // reported the deletions up to their cursor (or its `deletions_to`).
+        let from = self.object.backfill.as_ref().map_or(from, |b| {
+            let reported = self
+                .object
+                .deletions_to
+                .map_or(b.cursor, |d| d.min(b.cursor));
+            from.max(reported)
+        });
         if from >= to || !self.plan.has_state {
             // A first sync exported nothing before its start: no deletion there matters.
             return;

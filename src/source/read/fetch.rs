@@ -49,6 +49,13 @@ pub(super) struct ObjectReader<'a> {
     /// A span of windows the delete log did not cover (hard deletes there need
     /// reconciliation).
     pub(super) delete_gap: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Where the deletions the cursor cannot see (the `deleted` endpoint's, rows that left a
+    /// mapping's filter) are delivered up to: by the runs before (the saved cursor, or its
+    /// `deletions_to`), then by each window's end. A checkpoint inside a window saves it
+    /// when it is behind the cursor; a window's end asks for deletions from it when it is
+    /// behind the window (see [`ObjectReader::window_end`]). `None`: nothing to report before
+    /// the first window (a first read).
+    pub(super) deletions_done: Option<DateTime<Utc>>,
     /// Read through REST one page per query, in Id ranges (the object has no `queryMore`).
     pub(super) id_ranges: bool,
     /// Rows delivered for this object in this run.
@@ -108,6 +115,10 @@ impl<'a> ObjectReader<'a> {
             rest_split_logged: false,
             delete_log: super::deleted::DeleteLog::default(),
             delete_gap: None,
+            deletions_done: object
+                .deletions_to
+                .or(object.saved_at)
+                .or(object.backfill.as_ref().map(|b| b.cursor)),
             id_ranges: object
                 .restriction
                 .is_some_and(|r| r.handling == Handling::IdRanges),
@@ -260,6 +271,8 @@ impl<'a> ObjectReader<'a> {
             let found = self.reconcile_deletes(writer, bounds.upper).await?;
             if found > 0 {
                 total += found;
+                // The org's Ids were compared: every hard delete up to now is delivered.
+                self.deletions_delivered(bounds.upper);
                 self.checkpoint(writer, bounds.upper).await?;
             }
         }
@@ -267,7 +280,9 @@ impl<'a> ObjectReader<'a> {
     }
 
     /// The end of a window: the rows the `deleted` endpoint reports in its span (incremental
-    /// reads), and the cursor its checkpoint may save.
+    /// reads), and the cursor its checkpoint may save. The span starts earlier when the
+    /// deletions before the window are not all delivered yet ([`Self::deletions_done`]): a
+    /// run that stopped after a page checkpoint saved a cursor past them.
     pub(super) async fn window_end(
         &mut self,
         w: Window,
@@ -275,8 +290,9 @@ impl<'a> ObjectReader<'a> {
     ) -> Result<(u64, DateTime<Utc>), FetchError> {
         let mut at = w.upper;
         let mut rows = 0;
+        let span = deletions_span(w, self.deletions_done);
         if self.plan.incremental && self.object.replicateable {
-            let (n, covered) = self.deleted_rows(w, writer).await?;
+            let (n, covered) = self.deleted_rows(span, writer).await?;
             rows = n;
             // Deletions after what the `deleted` answer covers come with the next run.
             if let Some(c) = covered {
@@ -284,9 +300,15 @@ impl<'a> ObjectReader<'a> {
             }
         }
         if self.plan.incremental {
-            rows += self.rows_leaving_filter(w, writer).await?;
+            rows += self.rows_leaving_filter(span, writer).await?;
         }
+        self.deletions_delivered(at);
         Ok((rows, at))
+    }
+
+    /// The deletions before `at` are delivered.
+    pub(super) fn deletions_delivered(&mut self, at: DateTime<Utc>) {
+        self.deletions_done = Some(self.deletions_done.map_or(at, |d| d.max(at)));
     }
 
     /// The windows of the read (`None`: one read of everything, without a cursor): sized by
@@ -607,6 +629,19 @@ impl<'a> ObjectReader<'a> {
     }
 }
 
+/// The span whose deletions window `w`'s end asks for: `w`, from `done` on when the
+/// deletions are delivered only up to before `w` (a window without a lower bound starts at
+/// the beginning already).
+pub(super) fn deletions_span(w: Window, done: Option<DateTime<Utc>>) -> Window {
+    match (w.lower, done) {
+        (Some(lower), Some(done)) if done < lower => Window {
+            lower: Some(done),
+            upper: w.upper,
+        },
+        _ => w,
+    }
+}
+
 /// `[lower, upper)` as SOQL literals.
 fn window_text(w: Window) -> String {
     let lower = w
@@ -629,4 +664,42 @@ fn pad_to(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, FetchEr
     ));
     Ok(RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| OutputError::Render(e.to_string()))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, d, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_window_asks_for_the_deletions_not_delivered_before_it() {
+        let w = Window {
+            lower: Some(day(10)),
+            upper: day(20),
+        };
+        // Delivered up to the window, or past its start (the lookback): the window itself.
+        assert_eq!(deletions_span(w, Some(day(10))), w);
+        assert_eq!(deletions_span(w, Some(day(12))), w);
+        // A first read: nothing before the window.
+        assert_eq!(deletions_span(w, None), w);
+        // A STATE saved after a page, before its window's deletions: from where they stopped.
+        assert_eq!(
+            deletions_span(w, Some(day(5))),
+            Window {
+                lower: Some(day(5)),
+                upper: day(20)
+            }
+        );
+        // A window from the beginning covers everything already.
+        let whole = Window {
+            lower: None,
+            upper: day(20),
+        };
+        assert_eq!(deletions_span(whole, Some(day(5))), whole);
+    }
 }

@@ -148,6 +148,7 @@ impl ObjectReader<'_> {
             replicateable: false,
             deleted_schema: out_schema,
             saved_at: None,
+            deletions_to: None,
             backfill: None,
             fields_read: Vec::new(),
             filter_reads: Vec::new(),

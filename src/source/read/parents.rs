@@ -157,10 +157,7 @@ impl<'a> ObjectReader<'a> {
     }
 
     fn set_parent(&mut self, dep: &ParentDep, at: DateTime<Utc>) {
-        let cursor = Cursor {
-            cursor_field: "SystemModstamp".to_string(),
-            cursor: at,
-        };
+        let cursor = Cursor::new("SystemModstamp", at, None);
         let object = self.object.object.clone();
         self.carry
             .fresh
@@ -203,6 +200,7 @@ impl<'a> ObjectReader<'a> {
             replicateable: false,
             deleted_schema: o.deleted_schema.clone(),
             saved_at: None,
+            deletions_to: None,
             backfill: None,
             fields_read: Vec::new(),
             filter_reads: Vec::new(),

@@ -43,6 +43,10 @@ pub struct ObjectPlan<'m> {
     pub deleted_schema: SchemaRef,
     /// Where the previous run left this object's cursor.
     pub saved_at: Option<DateTime<Utc>>,
+    /// Where the previous run delivered the deletions up to, when that is before its cursor
+    /// (it stopped after a page checkpoint, before the window's deletions): the first
+    /// window's `deleted` call and filter check start there ([`crate::state::Cursor`]).
+    pub deletions_to: Option<DateTime<Utc>>,
     /// A read started over from `start_date` although a cursor was saved ([`plan_backfills`]).
     pub backfill: Option<Backfill>,
     /// What the rows read are read with, as each STATE records it ([`fields_read`]): fixed by
@@ -172,11 +176,9 @@ pub fn plan_object_stream<'m>(
         None => schema.arrow.clone(),
     };
     let state = parse_saved(name, saved, cursor.unwrap_or("SystemModstamp"))?;
-    let saved_at = state
-        .cursor
-        .as_ref()
-        .map(|c| c.cursor)
-        .filter(|_| incremental);
+    let resumed = state.cursor.as_ref().filter(|_| incremental);
+    let saved_at = resumed.map(|c| c.cursor);
+    let deletions_to = resumed.and_then(|c| c.deletions_to);
     let rest = WirePlan::new(&schema, Api::Rest);
     let object = ObjectPlan {
         object: name.to_string(),
@@ -192,6 +194,7 @@ pub fn plan_object_stream<'m>(
         replicateable: describe.replicateable,
         deleted_schema: out_schema.clone(),
         saved_at,
+        deletions_to,
         backfill: None,
         restriction,
     };
@@ -236,6 +239,10 @@ pub fn plan_mapped_stream<'m>(
             notes.extend(note);
             let rest = WirePlan::for_source(&src.object, Api::Rest, &src.input_schema);
             let describe = describes.get(&src.object);
+            let resumed = state
+                .sources
+                .get(&src.object)
+                .filter(|_| incremental && src.cursor.is_some());
             ObjectPlan {
                 object: src.object.clone(),
                 fields_read: fields_read(&rest.select, describe, Some(src)),
@@ -250,11 +257,8 @@ pub fn plan_mapped_stream<'m>(
                 soql_where: src.soql_where.clone(),
                 mapping: Some(src),
                 replicateable: describes.get(&src.object).is_some_and(|d| d.replicateable),
-                saved_at: state
-                    .sources
-                    .get(&src.object)
-                    .map(|c| c.cursor)
-                    .filter(|_| incremental && src.cursor.is_some()),
+                saved_at: resumed.map(|c| c.cursor),
+                deletions_to: resumed.and_then(|c| c.deletions_to),
                 backfill: None,
             }
         })

@@ -48,6 +48,12 @@ pub struct Slice {
     pub sequence: u32,
     /// How many slices the stream has in this plan.
     pub of: u32,
+    /// Where the slice asks for the deletions the cursor cannot see (the `deleted` endpoint's,
+    /// rows that left a mapping's filter), when before `lower`: the first slice of an object
+    /// whose saved STATE was checkpointed inside a window, before that window's deletions
+    /// (its `deletions_to`). Absent otherwise: from `lower`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions_from: Option<String>,
 }
 
 impl Slice {
@@ -78,14 +84,24 @@ impl Slice {
             .to_string(),
             sequence,
             of,
+            deletions_from: None,
         };
         s.slice_id = s.digest();
         s
     }
 
-    /// `<stream>-<sequence>-<12 hex digits of SHA-256 over stream, object, cursor, window>`.
+    /// The slice asking for deletions from `at`, before its window ([`Slice::deletions_from`]).
+    pub fn with_deletions_from(mut self, at: DateTime<Utc>) -> Slice {
+        self.deletions_from = Some(datetime_literal(at));
+        self.slice_id = self.digest();
+        self
+    }
+
+    /// `<stream>-<sequence>-<12 hex digits of SHA-256 over stream, object, cursor, window>`
+    /// (and where it asks for deletions, when before its window: slices without it keep the
+    /// ids they always had).
     fn digest(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "{}\n{}\n{}\n{}\n{}\n{}",
             self.stream,
             self.object,
@@ -94,6 +110,9 @@ impl Slice {
             self.upper.as_deref().unwrap_or(""),
             self.sequence
         );
+        if let Some(from) = &self.deletions_from {
+            text.push_str(&format!("\ndeletions_from {from}"));
+        }
         let hash = Sha256::digest(text.as_bytes());
         let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
         format!("{}-{:04}-{hex}", self.stream, self.sequence)
@@ -106,6 +125,7 @@ impl Slice {
             format!("it is not one line of `sfetl plan` ({e}); pass a file holding one of the JSON lines `sfetl plan` printed")
         })?;
         s.window()?;
+        s.deletions_from()?;
         if s.digest() != s.slice_id {
             return Err(format!(
                 "its slice_id {:?} does not match its stream, object and window (was it edited?); pass the line `sfetl plan` printed as it is",
@@ -129,6 +149,16 @@ impl Slice {
             (Some(_), None) => Err("it has a window but no cursor_field".into()),
             (None, Some(_)) => Err("it has a cursor_field but no upper bound".into()),
         }
+    }
+
+    /// Where the slice asks for deletions, when before its window ([`Slice::deletions_from`]).
+    pub fn deletions_from(&self) -> Result<Option<DateTime<Utc>>, String> {
+        self.deletions_from
+            .as_deref()
+            .map(|t| {
+                parse_datetime(t).ok_or_else(|| format!("deletions_from {t:?} is not a datetime"))
+            })
+            .transpose()
     }
 
     /// The STATE blob a committed slice reports: its window in Airbyte's date-range form
@@ -232,6 +262,42 @@ mod tests {
             json!({"cursor_field": "SystemModstamp", "state_type": "date-range",
                    "slices": [{"start": "2024-01-01T00:00:00.000Z", "end": "2024-02-01T00:00:00.000Z"}]})
         );
+    }
+
+    #[test]
+    fn a_first_slice_asking_for_earlier_deletions_says_so_and_others_keep_their_ids() {
+        let s = Slice::new(
+            "Account",
+            "Account",
+            Some("SystemModstamp"),
+            Some(window()),
+            Some(12),
+            Api::Bulk,
+            (0, 5),
+        );
+        // Slices without it: the id and the line of plans before the field.
+        assert_eq!(s.deletions_from().unwrap(), None);
+        let line = serde_json::to_value(&s).unwrap();
+        assert!(line.get("deletions_from").is_none(), "{line}");
+        let from = Utc.with_ymd_and_hms(2023, 12, 20, 0, 0, 0).unwrap();
+        let early = s.clone().with_deletions_from(from);
+        assert_ne!(early.slice_id, s.slice_id);
+        assert_eq!(early.deletions_from().unwrap(), Some(from));
+        let line = serde_json::to_string(&early).unwrap();
+        assert!(
+            line.contains(r#""deletions_from":"2023-12-20T00:00:00.000Z""#),
+            "{line}"
+        );
+        assert_eq!(Slice::from_text(&line).unwrap(), early);
+        // Its STATE is its window's, as any slice's.
+        assert_eq!(early.state(false), s.state(false));
+        let mut v = serde_json::to_value(&early).unwrap();
+        v["deletions_from"] = json!("2023-12-01T00:00:00.000Z");
+        let e = Slice::from_text(&v.to_string()).unwrap_err();
+        assert!(e.contains("does not match"), "{e}");
+        v["deletions_from"] = json!("soon");
+        let e = Slice::from_text(&v.to_string()).unwrap_err();
+        assert_eq!(e, "deletions_from \"soon\" is not a datetime");
     }
 
     #[test]

@@ -75,6 +75,11 @@ pub(super) async fn read_slice(
         .map_err(|e| FetchError::BadSlice(run.error(e)))?;
     let mut reader = ObjectReader::new(ctx, plan, object, plan.saved.sources.clone());
     reader.slice_window = Some(window);
+    // Deletions before its window are asked for only when the plan says so (its first slice
+    // after a STATE checkpointed inside a window), whatever state the run was given.
+    reader.deletions_done = slice
+        .deletions_from()
+        .map_err(|e| FetchError::BadSlice(run.error(e)))?;
     let rows = reader.read_all(writer.as_mut()).await?;
     super::warn_keyless(ctx, plan, &reader).await;
     let summary = reader.summary(rows, started);

@@ -145,9 +145,10 @@ pub async fn plan_slices(
             }
         }
         let of = pieces.len() as u32;
+        let mut previous: Option<&str> = None;
         for (i, (object, w, rows)) in pieces.into_iter().enumerate() {
             let place = (i as u32, of);
-            out.push(Slice::new(
+            let slice = Slice::new(
                 name,
                 &object.object,
                 object.cursor,
@@ -155,7 +156,17 @@ pub async fn plan_slices(
                 rows,
                 object.api,
                 place,
-            ));
+            );
+            // The object's first slice asks for the deletions its saved STATE lacks.
+            let first = previous != Some(object.object.as_str());
+            previous = Some(object.object.as_str());
+            let lacking = object.deletions_to.filter(|_| first && plan.incremental);
+            out.push(match (lacking, w) {
+                (Some(d), Some(w)) if w.lower.is_some_and(|l| d < l) => {
+                    slice.with_deletions_from(d)
+                }
+                _ => slice,
+            });
         }
     }
     Ok(out)

@@ -103,6 +103,22 @@ fn saved_state_sets_the_cursor_and_bad_state_is_named() {
 }
 
 #[test]
+fn deletions_lagging_the_saved_cursor_are_planned_for_incremental_reads_only() {
+    let cs = stream("incremental", &["Id", "Name"]);
+    let saved = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z",
+                       "deletions_to": "2024-02-20T00:00:00.000Z"});
+    let p = plan_object_stream(&cs, &describe(), &config(json!({})), Some(&saved)).unwrap();
+    assert_eq!(p.objects[0].saved_at, Some(t(2024, 3, 1, 0)));
+    assert_eq!(p.objects[0].deletions_to, Some(t(2024, 2, 20, 0)));
+    let old = json!({"cursor_field": "SystemModstamp", "cursor": "2024-03-01T00:00:00.000Z"});
+    let p = plan_object_stream(&cs, &describe(), &config(json!({})), Some(&old)).unwrap();
+    assert_eq!(p.objects[0].deletions_to, None);
+    let full = stream("full_refresh", &["Id"]);
+    let p = plan_object_stream(&full, &describe(), &config(json!({})), Some(&saved)).unwrap();
+    assert_eq!(p.objects[0].deletions_to, None, "a full refresh has none");
+}
+
+#[test]
 fn a_field_the_cursor_was_read_without_reads_the_object_again_unless_ignored() {
     let cs = stream("incremental", &["Id", "Name"]);
     let saved = |fields: Value| {
