@@ -217,10 +217,9 @@ pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The SQL of the latest-version view over `history`; with `since`, only syncs from that sync
-/// id on count (the newest complete base sync supersedes older ones); `key_filters` (SQL
-/// predicates over the key columns alone, see [`super::latest`]) select the keys read.
-pub(super) fn latest_sql(
+/// The rows a latest view reads: `history`, from sync `since` on, of the keys `key_filters`
+/// select (see [`latest_sql`]).
+fn latest_source(
     history: &str,
     columns: &[String],
     plan: &Dedupe,
@@ -240,7 +239,7 @@ pub(super) fn latest_sql(
     if !plan.key.is_empty() {
         filters.extend(key_filters.iter().map(|f| format!("({f})")));
     }
-    let source = if filters.is_empty() {
+    if filters.is_empty() {
         quote(history)
     } else {
         format!(
@@ -248,7 +247,20 @@ pub(super) fn latest_sql(
             quote(history),
             filters.join(" AND ")
         )
-    };
+    }
+}
+
+/// The SQL of the latest-version view over `history`; with `since`, only syncs from that sync
+/// id on count (the newest complete base sync supersedes older ones); `key_filters` (SQL
+/// predicates over the key columns alone, see [`super::latest`]) select the keys read.
+pub(super) fn latest_sql(
+    history: &str,
+    columns: &[String],
+    plan: &Dedupe,
+    since: Option<&str>,
+    key_filters: &[String],
+) -> String {
+    let source = latest_source(history, columns, plan, since, key_filters);
     let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let list = list.join(", ");
     let not_deleted: String = plan
