@@ -12,10 +12,12 @@
 //! were just cleared; parents deleted before it that are live again with a `SystemModstamp`
 //! since the cursor were just undeleted (one query per 300 of those older deletions). The
 //! export is asked which rows of the stream ever pointed at them (its `<stream>_history`, or
-//! the Delta table itself without history), and those rows are read again by Id, 300 per
-//! query: same cursor, later extraction, so the latest view and a Delta MERGE take them. Only
-//! for unmapped streams written to Parquet or Delta; a run stopped before it is done leaves
-//! the rows as they were (the next run's span starts after the deletion).
+//! the stream's table without history), the org which rows point at them now (one REST query
+//! of Ids per 300 parents: a Delta history corrects a version read again in place, so only
+//! the org still knows whom an undelete restored), and those rows are read again by Id, 300
+//! per query: same cursor, later extraction, so the latest view and a Delta MERGE take them.
+//! Only for unmapped streams written to Parquet or Delta; a run stopped before it is done
+//! leaves the rows as they were (the next run's span starts after the deletion).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -210,16 +212,20 @@ impl ObjectReader<'_> {
         }
         let parents: BTreeSet<String> = gone.iter().chain(&back).cloned().collect();
         let stream = &self.plan.name;
-        let children = match export_children(path, stream, &target.fields, &parents).await {
+        // The rows that pointed at them (cleared since), from the export, and the rows that
+        // point at them now (restored), from the org: a Delta history corrects a version read
+        // again in place, so it forgets the value a deletion cleared.
+        let mut children = match export_children(path, stream, &target.fields, &parents).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(
                     "{stream}: the export cannot say which rows pointed at the deleted {}: {e}",
                     target.object
                 );
-                return Ok(0);
+                BTreeSet::new()
             }
         };
+        children.extend(self.org_children(&target.fields, &parents).await?);
         let ids: Vec<String> = children.into_iter().collect();
         let mut read = 0;
         for chunk in ids.chunks(IDS_PER_QUERY) {
@@ -306,27 +312,52 @@ impl ObjectReader<'_> {
                 soql::datetime_literal(lower),
                 quoted(chunk, '\'')
             );
-            let rows = match crate::salesforce::query::query_all_rows(
-                &self.ctx.client,
-                &soql,
-                false,
-            )
-            .await
-            {
+            live.extend(self.ids_of(&soql).await?);
+        }
+        Ok(live)
+    }
+
+    /// The Ids of the live rows of the object whose `fields` hold one of `parents` now: one
+    /// REST query per [`IDS_PER_QUERY`] parents (none when Salesforce refuses it).
+    async fn org_children(
+        &self,
+        fields: &[String],
+        parents: &BTreeSet<String>,
+    ) -> Result<Vec<String>, FetchError> {
+        let list: Vec<String> = parents.iter().cloned().collect();
+        let mut ids = Vec::new();
+        for chunk in list.chunks(IDS_PER_QUERY) {
+            let values = quoted(chunk, '\'');
+            let filter: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{f} IN ({values})"))
+                .collect();
+            let soql = format!(
+                "SELECT Id FROM {} WHERE {}",
+                self.object.object,
+                filter.join(" OR ")
+            );
+            ids.extend(self.ids_of(&soql).await?);
+        }
+        Ok(ids)
+    }
+
+    /// The Ids a REST query of live rows answers; none when Salesforce refuses it (DEBUG).
+    async fn ids_of(&self, soql: &str) -> Result<Vec<String>, FetchError> {
+        let rows =
+            match crate::salesforce::query::query_all_rows(&self.ctx.client, soql, false).await {
                 Ok(rows) => rows,
                 Err(e @ SalesforceError::Api { .. }) => {
-                    tracing::debug!("{object}: no check of undeleted parents: {e}");
-                    return Ok(live);
+                    tracing::debug!("{}: {soql}: {e}", self.plan.name);
+                    return Ok(Vec::new());
                 }
                 Err(e) => return Err(e.into()),
             };
-            live.extend(
-                rows.iter()
-                    .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
-                    .map(str::to_string),
-            );
-        }
-        Ok(live)
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Reads the rows `ids` of the object again, with its fields, into the stream's writer.
