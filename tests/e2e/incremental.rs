@@ -1385,7 +1385,7 @@ async fn a_deleted_parent_clears_lookups_no_cursor_sees_and_an_undelete_restores
         &e,
         &[
             ("Account", &["Name", "ParentId"]),
-            ("Contact", &["ReportsToId"]),
+            ("Contact", &["ReportsToId", "AccountId"]),
         ],
     );
     // A generated child Account under a parent, and a generated report of a manager, neither
@@ -1454,8 +1454,8 @@ async fn a_deleted_parent_clears_lookups_no_cursor_sees_and_an_undelete_restores
     let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
     let s2 = write_json(e.dir.path(), "s2.json", &last_states(&msgs));
     // Each stream asked its parents' delete log once beside its own (Account: the Account's
-    // own window and its ParentId's; Contact: its own and its ReportsToId's; Account's
-    // ParentId for Contact's AccountId is not asked: that relationship cascades).
+    // own window and its ParentId's; Contact: its own and its ReportsToId's; Account's for
+    // Contact's AccountId is not asked: that relationship cascades).
     let stats = e.org.stats().await;
     assert_eq!(stats["by_kind"]["sync"], json!(4), "{stats}");
     assert_eq!(
