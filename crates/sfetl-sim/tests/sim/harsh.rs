@@ -1614,6 +1614,29 @@ async fn a_deletion_clears_the_lookups_that_do_not_cascade_without_moving_stamps
         json!({"attributes": before["attributes"], "Id": child, "ParentId": null,
                "SystemModstamp": before["SystemModstamp"]})
     );
+    // sObject Collections clear too (rows deleted one by one, lookups cleared at the end), and
+    // the undelete restores.
+    org.control("update", &update("Account", child, "ParentId", parent))
+        .await;
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!("composite/sobjects?ids={parent}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let parent_of = |v: Value| v["ParentId"].clone();
+    assert_eq!(
+        parent_of(row_of(&org, "Account", "ParentId", child).await),
+        Value::Null
+    );
+    org.control("undelete", &json!({"object": "Account", "ids": [parent]}))
+        .await;
+    assert_eq!(
+        parent_of(row_of(&org, "Account", "ParentId", child).await),
+        json!(parent)
+    );
 }
 
 /// The strings of a JSON array.
