@@ -62,6 +62,27 @@ pub struct SObjectDescribe {
     /// object an Id in a stream of several comes from.
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// The lookups pointing at the object, with what a deletion of one of its records does to
+    /// them: which children a deletion clears the lookup of, so that a read can deliver them
+    /// ([`crate::source`]'s lookups cleared by a deletion).
+    #[serde(default)]
+    pub child_relationships: Vec<ChildRelationship>,
+}
+
+/// One `childRelationships[]` entry of a describe: a child object's lookup to this object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildRelationship {
+    /// The child object.
+    pub child_s_object: String,
+    /// Its reference field.
+    pub field: String,
+    /// Deleting the parent deletes the child (master-detail, an Account's Contacts).
+    #[serde(default)]
+    pub cascade_delete: bool,
+    /// The parent cannot be deleted while children point at it.
+    #[serde(default)]
+    pub restricted_delete: bool,
 }
 
 impl SObjectDescribe {

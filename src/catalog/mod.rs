@@ -10,7 +10,9 @@ pub mod schema;
 pub mod types;
 
 pub use configured::{CatalogProblems, Offered};
-pub use describe::{DescribeGlobal, FieldDescribe, GlobalObject, SObjectDescribe};
+pub use describe::{
+    ChildRelationship, DescribeGlobal, FieldDescribe, GlobalObject, SObjectDescribe,
+};
 pub use schema::{
     CURSOR_CANDIDATES, FieldSpec, StreamSchema, airbyte_stream, compound_part, cursor_field,
     is_syncable, record_json_schema,

@@ -1332,3 +1332,208 @@ async fn a_mapped_source_killed_after_a_page_checkpoint_gets_its_hard_delete_on_
     assert_eq!(source["cursor"], "2025-06-30T00:00:00.000Z", "{last}");
     assert!(source.get("deletions_to").is_none(), "{last}");
 }
+
+/// How many rows of `table` in the export's latest view hold one of `ids` in `field`.
+async fn pointing(export: &Path, table: &str, field: &str, ids: &BTreeSet<String>) -> String {
+    let list: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+    let sql = format!(
+        "SELECT count(DISTINCT \"Id\") AS n FROM \"{table}\" WHERE \"{field}\" IN ({})",
+        list.join(",")
+    );
+    let n = query_csv(export, &sql).await;
+    n.trim_start_matches("n\n").trim().to_string()
+}
+
+/// `Id, <field> ('null' for none), SystemModstamp (µs)` of the rows of `table` whose `Id` is
+/// `id`, in extraction order.
+async fn lookup_rows(export: &Path, table: &str, field: &str, id: &str) -> String {
+    let sql = format!(
+        "SELECT \"Id\", COALESCE(\"{field}\", 'null') AS v, CAST(\"SystemModstamp\" AS BIGINT) AS at FROM \"{table}\" WHERE \"Id\" = '{id}' ORDER BY \"_sfetl_extracted_at\""
+    );
+    query_csv(export, &sql).await
+}
+
+/// The CSV [`lookup_rows`] answers for these `(lookup value, SystemModstamp)` versions of `id`.
+fn lookup_csv(id: &str, versions: &[(&str, i64)]) -> String {
+    let mut out = "Id,v,at\n".to_string();
+    for (v, at) in versions {
+        out.push_str(&format!("{id},{v},{at}\n"));
+    }
+    out
+}
+
+/// The INFO lines of `msgs` about rows read again for a cleared lookup (up to " since"), in
+/// order (streams are read at once).
+fn cleared_logs(msgs: &[Value]) -> Vec<String> {
+    logs(msgs)
+        .into_iter()
+        .filter(|l| l.contains("rows read again by Id"))
+        .map(|l| l.split(" since ").next().unwrap().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deleted_parent_clears_lookups_no_cursor_sees_and_an_undelete_restores_them_in_the_export()
+ {
+    // A lookback of ten minutes: the deletions below are dated three minutes back, since the
+    // `deleted` endpoint covers whole minutes only (a deletion of the current minute shows in
+    // a later run).
+    let e = env(100, cfg(json!({"lookback_window": "PT10M"}))).await;
+    let (export, config, cat) = undelete_setup(
+        &e,
+        &[
+            ("Account", &["Name", "ParentId"]),
+            ("Contact", &["ReportsToId", "AccountId"]),
+        ],
+    );
+    // A generated child Account under a parent, and a generated report of a manager, neither
+    // Contact under the parent (whose deletion takes its Contacts with it): all changed long
+    // before the lookback, so only the lookups' deletions bring them back.
+    let soql = "SELECT Id, ParentId FROM Account WHERE ParentId != null ORDER BY Id";
+    let row = org_rows(&e.org, soql).await[0].clone();
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    let (child, parent) = (text(&row["Id"]), text(&row["ParentId"]));
+    let soql = "SELECT Id, AccountId, ReportsToId FROM Contact ORDER BY Id";
+    let contacts = org_rows(&e.org, soql).await;
+    let account_of = |id: &Value| {
+        contacts
+            .iter()
+            .find(|c| c["Id"] == *id)
+            .map(|c| c["AccountId"].clone())
+    };
+    let pair = contacts
+        .iter()
+        .find(|c| {
+            let outside = |a: Option<Value>| a.is_some_and(|a| a != json!(parent));
+            !c["ReportsToId"].is_null()
+                && outside(account_of(&c["Id"]))
+                && outside(account_of(&c["ReportsToId"]))
+        })
+        .expect("a report and a manager outside the parent Account");
+    let (report, manager) = (text(&pair["Id"]), text(&pair["ReportsToId"]));
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let child_at = version_in_org(&e.org, "Account", &child).await.1;
+    let report_at = version_in_org(&e.org, "Contact", &report).await.1;
+    assert_eq!(
+        lookup_rows(&export, "Account", "ParentId", &child).await,
+        lookup_csv(&child, &[(&parent, child_at)])
+    );
+
+    // The deletions clear the lookups in the org, without moving the children's stamps.
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let parent_del = json!({"object": "Account", "ids": [parent]});
+    let manager_del = json!({"object": "Contact", "ids": [manager]});
+    let dated = |del: &Value| {
+        let mut del = del.clone();
+        del["stamp"] = json!(stamp);
+        del
+    };
+    let cascaded = e.org.control("delete", &dated(&parent_del)).await["cascaded"].clone();
+    e.org.control("delete", &dated(&manager_del)).await;
+    // The Contacts deleted (the manager, and the parent's Contacts by cascade), and the rows
+    // of the export that point at one of them.
+    let mut gone: BTreeSet<String> = json_ids(&json!({"ids": cascaded}));
+    gone.retain(|id| id.starts_with("003"));
+    gone.insert(manager.clone());
+    let reports = pointing(&export, "Contact", "ReportsToId", &gone).await;
+    let kids = pointing(
+        &export,
+        "Account",
+        "ParentId",
+        &BTreeSet::from([parent.clone()]),
+    )
+    .await;
+    assert_eq!(
+        version_in_org(&e.org, "Account", &child).await,
+        (false, child_at)
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
+    let s2 = write_json(e.dir.path(), "s2.json", &last_states(&msgs));
+    // Each stream asked its parents' delete log once beside its own (Account: the Account's
+    // own window and its ParentId's; Contact: its own and its ReportsToId's; Account's for
+    // Contact's AccountId is not asked: that relationship cascades).
+    let stats = e.org.stats().await;
+    assert_eq!(stats["by_kind"]["sync"], json!(4), "{stats}");
+    assert_eq!(
+        cleared_logs(&msgs),
+        vec![
+            format!("Account: {kids} rows read again by Id (1 query) because their ParentId pointed at one of 1 Account deleted and 0 undeleted").as_str(),
+            format!("Contact: {reports} rows read again by Id (1 query) because their ReportsToId pointed at one of {} Contact deleted and 0 undeleted", gone.len()).as_str(),
+        ],
+        "{:?}",
+        logs(&msgs)
+    );
+    // The latest view holds the null, same cursor; the history both versions.
+    assert_eq!(
+        lookup_rows(&export, "Account", "ParentId", &child).await,
+        lookup_csv(&child, &[("null", child_at)])
+    );
+    assert_eq!(
+        lookup_rows(&export, "Account_history", "ParentId", &child).await,
+        lookup_csv(&child, &[(&parent, child_at), ("null", child_at)])
+    );
+    assert_eq!(
+        lookup_rows(&export, "Contact", "ReportsToId", &report).await,
+        lookup_csv(&report, &[("null", report_at)])
+    );
+    // No live row of the export points at a deleted record any more.
+    let parents = BTreeSet::from([parent.clone()]);
+    assert_eq!(
+        pointing(&export, "Account", "ParentId", &parents).await,
+        "0"
+    );
+    assert_eq!(
+        pointing(&export, "Contact", "ReportsToId", &gone).await,
+        "0"
+    );
+
+    // Undeleted: the lookups point at them again, in the org and in the export.
+    e.org.control("undelete", &parent_del).await;
+    e.org.control("undelete", &manager_del).await;
+    assert_eq!(
+        version_in_org(&e.org, "Account", &child).await,
+        (false, child_at)
+    );
+    // Without the lookback, the deletions are before this read's span: the parents deleted
+    // before it and live again since are the undeleted ones.
+    let config = config_with(
+        &e,
+        &config,
+        "no_lookback.json",
+        json!({"lookback_window": "PT0S"}),
+    );
+    let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
+    assert_eq!(
+        cleared_logs(&msgs),
+        vec![
+            format!(
+                "Account: {kids} rows read again by Id (1 query) because their ParentId pointed at one of 0 Account deleted and 1 undeleted"
+            ),
+            format!(
+                "Contact: {reports} rows read again by Id (1 query) because their ReportsToId pointed at one of 0 Contact deleted and {} undeleted",
+                gone.len()
+            ),
+        ],
+        "{:?}",
+        logs(&msgs)
+    );
+    assert_eq!(
+        lookup_rows(&export, "Account", "ParentId", &child).await,
+        lookup_csv(&child, &[(&parent, child_at)])
+    );
+    assert_eq!(
+        lookup_rows(&export, "Account_history", "ParentId", &child).await,
+        lookup_csv(
+            &child,
+            &[(&parent, child_at), ("null", child_at), (&parent, child_at)]
+        )
+    );
+    assert_eq!(
+        lookup_rows(&export, "Contact", "ReportsToId", &report).await,
+        lookup_csv(&report, &[(&manager, report_at)])
+    );
+}

@@ -6,7 +6,8 @@
 //! Only the data objects (before [`FIRST_QUIRKY`]) are followed: the History, Feed and Share
 //! rows of a deleted record are not rows an export reads back. Each child remembers the row it
 //! went with ([`Table::deleted_with`]): undeleting that row brings it back, and it cannot be
-//! undeleted on its own.
+//! undeleted on its own. The lookups that do not cascade are cleared and restored beside
+//! (see [`super::lookups`]).
 
 use std::collections::HashSet;
 
@@ -73,7 +74,10 @@ impl Store {
         at: &dyn Fn(&Table, usize) -> i64,
     ) -> Vec<u64> {
         let asked = rows.iter().map(|&r| (r, None)).collect();
-        self.delete_levels(vec![(obj, asked)], hard, at)
+        let deleted = self.delete_levels(vec![(obj, asked)], hard, at);
+        // The lookups pointing at any of them that do not cascade are cleared.
+        self.clear_lookups(&deleted, hard);
+        deleted
     }
 
     /// Deletes, level by level, `level`'s rows (each with the parent it goes with, none for
@@ -117,7 +121,11 @@ impl Store {
     pub fn cascade_from(&mut self, obj: usize, rows: &[usize], ms: i64, hard: bool) -> Vec<u64> {
         let gone: HashSet<u64> = rows.iter().map(|&r| pack(obj, r)).collect();
         let level = self.child_level(obj, &gone);
-        self.delete_levels(level, hard, &|_, _| ms)
+        let deleted = self.delete_levels(level, hard, &|_, _| ms);
+        let mut all: Vec<u64> = rows.iter().map(|&r| pack(obj, r)).collect();
+        all.extend(&deleted);
+        self.clear_lookups(&all, hard);
+        deleted
     }
 
     /// The live children of the rows `gone` of `obj`, as the next level to delete.
@@ -151,6 +159,8 @@ impl Store {
             }
             level = self.deleted_with_any_of(&back);
         }
+        // The lookups their deletion cleared point at them again.
+        self.restore_lookups(&restored);
         restored
     }
 

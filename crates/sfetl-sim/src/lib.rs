@@ -20,6 +20,7 @@ pub mod faults;
 pub mod generate;
 pub mod keys;
 pub mod limits;
+pub mod lookups;
 pub mod oauth;
 pub mod quirks;
 pub mod render;

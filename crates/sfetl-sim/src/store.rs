@@ -790,6 +790,9 @@ pub struct Store {
     pub tables: Vec<Table>,
     /// The org's day for `TODAY()` in formulas and SOQL date literals (`/__sim/clock`).
     pub clock: DayClock,
+    /// Lookups a deletion cleared, to put back on undelete: deleted record (packed) -> every
+    /// (child record (packed), reference field) that pointed at it.
+    pub cleared: HashMap<u64, Vec<(u64, usize)>>,
 }
 
 /// The org's "today": the wall clock's UTC day unless pinned, shifted by whole days, so tests
@@ -824,6 +827,7 @@ impl Store {
             catalog,
             tables,
             clock: DayClock::default(),
+            cleared: HashMap::new(),
         }
     }
 

@@ -266,6 +266,10 @@ impl<'a> ObjectReader<'a> {
             self.checkpoint(writer, bounds.upper).await?;
         }
         total += self.keep_fresh(writer, now, bounds.upper).await?;
+        // Lookups a parent's deletion cleared need the export's history: not per slice.
+        if self.slice_window.is_none() {
+            total += self.lookups_cleared(writer, bounds.upper).await?;
+        }
         // Comparing the export's Ids with the org's needs the whole export: not per slice.
         if self.object.replicateable && self.slice_window.is_none() {
             let found = self.reconcile_deletes(writer, bounds.upper).await?;

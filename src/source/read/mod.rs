@@ -19,6 +19,7 @@ mod fetch;
 mod filtered;
 mod formulas;
 pub mod freshness;
+mod lookups;
 mod parents;
 pub mod plan;
 mod rest;

@@ -1471,6 +1471,174 @@ async fn an_undeleted_account_brings_back_the_children_its_deletion_took_and_no_
     );
 }
 
+/// `Id, <field>, SystemModstamp, LastModifiedDate` of every record of `ids` (queryAll).
+async fn stamped(org: &Org, object: &str, field: &str, ids: &BTreeSet<String>) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for id in ids {
+        let fields = format!("Id, {field}, SystemModstamp, LastModifiedDate");
+        rows.push(row_of(org, object, &fields, id).await);
+    }
+    rows
+}
+
+/// `rows` with `field` set to `value` (the stamps as they were).
+fn with_field(rows: &[Value], field: &str, value: Value) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r[field] = value.clone();
+            r
+        })
+        .collect()
+}
+
+/// The first `n` Ids a query answers.
+async fn ids_of(org: &Org, soql: &str, n: usize) -> Vec<String> {
+    let (s, v) = org.query(soql).await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<String> = values_of(&v["records"], "Id");
+    assert!(ids.len() >= n, "{soql}: {ids:?}");
+    ids[..n].to_vec()
+}
+
+#[tokio::test]
+async fn a_deletion_clears_the_lookups_that_do_not_cascade_without_moving_stamps_and_an_undelete_restores_them()
+ {
+    let org = Org::start(30).await;
+    let accounts = ids_of(&org, "SELECT Id FROM Account ORDER BY Id", 3).await;
+    let (parent, child, other) = (&accounts[0], &accounts[1], &accounts[2]);
+    let not_theirs = format!("AccountId != '{parent}' AND AccountId != '{other}'");
+    let soql = format!("SELECT Id FROM Contact WHERE {not_theirs} ORDER BY Id");
+    let contacts = ids_of(&org, &soql, 3).await;
+    let (manager, report, next) = (&contacts[0], &contacts[1], &contacts[2]);
+    let score = &ids_of(&org, "SELECT Id FROM Score__c ORDER BY Id", 1).await[0];
+    let update = |object: &str, id: &str, field: &str, to: &str| json!({"object": object, "id": id, "fields": {field: to}});
+    org.control("update", &update("Account", child, "ParentId", parent))
+        .await;
+    org.control("update", &update("Contact", report, "ReportsToId", manager))
+        .await;
+    org.control("update", &update("Score__c", score, "Contact__c", manager))
+        .await;
+    // Every record pointing at them, the generated ones included, with its stamps.
+    let kids = children(&org, "Account", "ParentId", parent).await;
+    let reports = children(&org, "Contact", "ReportsToId", manager).await;
+    let scores = children(&org, "Score__c", "Contact__c", manager).await;
+    assert!(kids.contains(child) && reports.contains(report) && scores.contains(score));
+    let kids_before = stamped(&org, "Account", "ParentId", &kids).await;
+    let reports_before = stamped(&org, "Contact", "ReportsToId", &reports).await;
+    let scores_before = stamped(&org, "Score__c", "Contact__c", &scores).await;
+
+    // Deleting the parent Account and the manager clears every lookup to them (Account.ParentId,
+    // Contact.ReportsToId, the custom Score__c.Contact__c): null, nothing else changed, no
+    // SystemModstamp or LastModifiedDate moved, no child deleted.
+    org.control("delete", &json!({"object": "Account", "ids": [parent]}))
+        .await;
+    let del = org
+        .control("delete", &json!({"object": "Contact", "ids": [manager]}))
+        .await;
+    assert!(!values_of_strings(&del["cascaded"]).contains(report));
+    assert_eq!(
+        stamped(&org, "Account", "ParentId", &kids).await,
+        with_field(&kids_before, "ParentId", Value::Null)
+    );
+    assert_eq!(
+        stamped(&org, "Contact", "ReportsToId", &reports).await,
+        with_field(&reports_before, "ReportsToId", Value::Null)
+    );
+    assert_eq!(
+        stamped(&org, "Score__c", "Contact__c", &scores).await,
+        with_field(&scores_before, "Contact__c", Value::Null)
+    );
+    assert!(
+        children(&org, "Account", "ParentId", parent)
+            .await
+            .is_empty()
+    );
+    let (_, v) = org
+        .query(&format!("SELECT Id FROM Account WHERE Id IN ('{child}')"))
+        .await;
+    assert_eq!(v["totalSize"], 1, "the child is live: {v}");
+
+    // Undeleting the Account puts every cleared ParentId back, stamps still unmoved.
+    org.control("undelete", &json!({"object": "Account", "ids": [parent]}))
+        .await;
+    assert_eq!(
+        stamped(&org, "Account", "ParentId", &kids).await,
+        kids_before
+    );
+    // A report given another manager meanwhile keeps it (modelled); the rest come back.
+    org.control("update", &update("Contact", report, "ReportsToId", next))
+        .await;
+    let moved = row_of(
+        &org,
+        "Contact",
+        "Id, ReportsToId, SystemModstamp, LastModifiedDate",
+        report,
+    )
+    .await;
+    org.control("undelete", &json!({"object": "Contact", "ids": [manager]}))
+        .await;
+    let expected: Vec<Value> = reports_before
+        .iter()
+        .map(|r| {
+            if r["Id"] == json!(report) {
+                moved.clone()
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
+    assert_eq!(
+        stamped(&org, "Contact", "ReportsToId", &reports).await,
+        expected
+    );
+    assert_eq!(
+        stamped(&org, "Score__c", "Contact__c", &scores).await,
+        scores_before
+    );
+
+    // REST DELETE clears too; a record deleted a second time is cleared again.
+    org.control("update", &update("Account", child, "ParentId", other))
+        .await;
+    let before = row_of(&org, "Account", "Id, ParentId, SystemModstamp", child).await;
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!("sobjects/Account/{other}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        row_of(&org, "Account", "Id, ParentId, SystemModstamp", child).await,
+        json!({"attributes": before["attributes"], "Id": child, "ParentId": null,
+               "SystemModstamp": before["SystemModstamp"]})
+    );
+    // sObject Collections clear too (rows deleted one by one, lookups cleared at the end), and
+    // the undelete restores.
+    org.control("update", &update("Account", child, "ParentId", parent))
+        .await;
+    let r = org
+        .send_json(
+            Method::DELETE,
+            &format!("composite/sobjects?ids={parent}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let parent_of = |v: Value| v["ParentId"].clone();
+    assert_eq!(
+        parent_of(row_of(&org, "Account", "ParentId", child).await),
+        Value::Null
+    );
+    org.control("undelete", &json!({"object": "Account", "ids": [parent]}))
+        .await;
+    assert_eq!(
+        parent_of(row_of(&org, "Account", "ParentId", child).await),
+        json!(parent)
+    );
+}
+
 /// The strings of a JSON array.
 fn values_of_strings(list: &Value) -> BTreeSet<String> {
     list.as_array()
