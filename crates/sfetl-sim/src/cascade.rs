@@ -18,29 +18,40 @@ use super::store::{DELETED, LIVE, Store, Table, Val, pack};
 /// asked for, the parent for a child a cascade reached.
 type Level = Vec<(usize, Vec<(usize, Option<u64>)>)>;
 
-/// A child relationship whose rows go with a deleted parent.
-struct Cascade {
+/// A child relationship of a parent object, as its describe lists it (`childRelationships`).
+pub(crate) struct ChildRelationship {
     /// The child object.
-    child: usize,
+    pub(crate) child: usize,
     /// Its reference field pointing at the parent.
-    field: usize,
+    pub(crate) field: usize,
 }
 
 impl Store {
-    /// The relationships of `obj` whose children are deleted with it.
-    fn cascades(&self, obj: usize) -> Vec<Cascade> {
+    /// The relationships of `obj`'s describe that `keep` takes (given the describe's entry),
+    /// among the data objects: what a deletion cascades to, or clears (see
+    /// [`super::lookups`]).
+    pub(crate) fn child_relationships(
+        &self,
+        obj: usize,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<ChildRelationship> {
         let meta = &self.catalog.objects[obj];
         let Some(rels) = meta.describe["childRelationships"].as_array() else {
             return Vec::new();
         };
         rels.iter()
-            .filter(|r| r["cascadeDelete"] == true)
+            .filter(|r| keep(r))
             .filter_map(|r| {
                 let child = self.catalog.object(r["childSObject"].as_str()?)?;
                 let field = self.catalog.objects[child].field(r["field"].as_str()?)?;
-                (child < FIRST_QUIRKY).then_some(Cascade { child, field })
+                (child < FIRST_QUIRKY).then_some(ChildRelationship { child, field })
             })
             .collect()
+    }
+
+    /// The relationships of `obj` whose children are deleted with it.
+    fn cascades(&self, obj: usize) -> Vec<ChildRelationship> {
+        self.child_relationships(obj, |r| r["cascadeDelete"] == true)
     }
 
     /// The live children of the rows `gone` (packed) of `obj`, per cascading relationship, each

@@ -9,32 +9,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::describe::FIRST_QUIRKY;
+use super::cascade::ChildRelationship;
 use super::store::{LIVE, Store, Val, pack, unpack};
-
-/// A child relationship whose lookups are cleared when the parent is deleted.
-struct Clearing {
-    /// The child object.
-    child: usize,
-    /// Its reference field pointing at the parent.
-    field: usize,
-}
 
 impl Store {
     /// The relationships of `obj` whose lookups a deletion of one of its records clears.
-    fn clearing(&self, obj: usize) -> Vec<Clearing> {
-        let meta = &self.catalog.objects[obj];
-        let Some(rels) = meta.describe["childRelationships"].as_array() else {
-            return Vec::new();
-        };
-        rels.iter()
-            .filter(|r| r["cascadeDelete"] != true && r["restrictedDelete"] != true)
-            .filter_map(|r| {
-                let child = self.catalog.object(r["childSObject"].as_str()?)?;
-                let field = self.catalog.objects[child].field(r["field"].as_str()?)?;
-                (child < FIRST_QUIRKY).then_some(Clearing { child, field })
-            })
-            .collect()
+    fn clearing(&self, obj: usize) -> Vec<ChildRelationship> {
+        self.child_relationships(obj, |r| {
+            r["cascadeDelete"] != true && r["restrictedDelete"] != true
+        })
     }
 
     /// Clears, in every live record, the lookups pointing at one of `deleted` (packed) through
