@@ -102,6 +102,13 @@ pub fn quoted_id(id: &str) -> String {
     format!("'{clean}'")
 }
 
+/// Ids as a comma-separated list of [`quoted_id`] literals, for `Id IN (...)` (the same
+/// literals serve in `sfetl query`'s SQL).
+pub fn id_list<S: AsRef<str>>(ids: &[S]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| quoted_id(id.as_ref())).collect();
+    quoted.join(",")
+}
+
 /// Splits `[start, end)` into windows of `step`; `start = None` gives one window up to `end`
 /// (a first read without a start date reads all history in one query).
 pub fn windows(
@@ -199,6 +206,7 @@ mod tests {
         );
         assert_eq!(and_where(None, "Id > 'a'"), "Id > 'a'");
         assert_eq!(quoted_id("00' OR Name != '"), "'00ORName'");
+        assert_eq!(super::id_list(&["a'b", "c"]), "'ab','c'");
     }
 
     #[test]

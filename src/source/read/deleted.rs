@@ -27,6 +27,7 @@ use crate::protocol::LogLevel;
 use crate::salesforce::SalesforceError;
 use crate::salesforce::ids::{IdCollector, IdSet};
 use crate::salesforce::replication::{self, DeletedRecords};
+use crate::source::soql;
 use crate::source::soql::Window;
 use crate::state::{datetime_literal, parse_datetime};
 
@@ -118,37 +119,40 @@ impl ObjectReader<'_> {
     ) -> Result<(Vec<String>, Vec<i64>), FetchError> {
         let mut live = std::collections::HashSet::new();
         for chunk in ids.chunks(LIVE_CHECK_IDS) {
-            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
+            let object = &self.object.object;
             let soql = format!(
-                "SELECT Id FROM {} WHERE Id IN ({})",
-                self.object.object,
-                list.join(",")
+                "SELECT Id FROM {object} WHERE Id IN ({})",
+                soql::id_list(chunk)
             );
-            let rows = match crate::salesforce::query::query_all_rows(
-                &self.ctx.client,
-                &soql,
-                false,
-            )
-            .await
-            {
-                Ok(rows) => rows,
-                Err(e @ SalesforceError::Api { .. }) => {
-                    tracing::debug!("{}: no live check of deletions: {e}", self.plan.name);
-                    return Ok((ids, at));
-                }
-                Err(e) => return Err(e.into()),
+            let Some(found) = self.live_ids(&soql).await? else {
+                return Ok((ids, at));
             };
-            live.extend(
-                rows.iter()
-                    .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
-                    .map(str::to_string),
-            );
+            live.extend(found);
         }
         Ok(ids
             .into_iter()
             .zip(at)
             .filter(|(id, _)| !live.contains(id))
             .unzip())
+    }
+
+    /// The Ids a REST query of live rows (`query`, not `queryAll`) answers; None when
+    /// Salesforce refuses the query for this object (logged at DEBUG), for the caller to keep
+    /// what it had.
+    pub(super) async fn live_ids(&self, soql: &str) -> Result<Option<Vec<String>>, FetchError> {
+        let client = &self.ctx.client;
+        let rows = match crate::salesforce::query::query_all_rows(client, soql, false).await {
+            Ok(rows) => rows,
+            Err(e @ SalesforceError::Api { .. }) => {
+                tracing::debug!("{}: {soql}: {e}", self.plan.name);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ids = rows
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str));
+        Ok(Some(ids.map(str::to_string).collect()))
     }
 
     /// The deleted records of `[start, end]`, split in halves while Salesforce answers

@@ -193,8 +193,7 @@ impl ObjectReader<'_> {
         gone.retain(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
         let mut total = 0;
         for chunk in gone.chunks(IDS_PER_QUERY) {
-            let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
-            let within = format!("Id IN ({})", list.join(", "));
+            let within = format!("Id IN ({})", crate::source::soql::id_list(chunk));
             let how = "no longer selected, as days passed, by the mapping's";
             total += self
                 .rows_not_selected(None, Some(&within), how, writer)

@@ -310,7 +310,7 @@ impl ObjectReader<'_> {
             let soql = format!(
                 "SELECT Id FROM {object} WHERE SystemModstamp >= {} AND Id IN ({})",
                 soql::datetime_literal(lower),
-                quoted(chunk, '\'')
+                soql::id_list(chunk)
             );
             live.extend(self.ids_of(&soql).await?);
         }
@@ -327,7 +327,7 @@ impl ObjectReader<'_> {
         let list: Vec<String> = parents.iter().cloned().collect();
         let mut ids = Vec::new();
         for chunk in list.chunks(IDS_PER_QUERY) {
-            let values = quoted(chunk, '\'');
+            let values = soql::id_list(chunk);
             let filter: Vec<String> = fields
                 .iter()
                 .map(|f| format!("{f} IN ({values})"))
@@ -342,22 +342,9 @@ impl ObjectReader<'_> {
         Ok(ids)
     }
 
-    /// The Ids a REST query of live rows answers; none when Salesforce refuses it (DEBUG).
+    /// The Ids a REST query of live rows answers; none when Salesforce refuses it.
     async fn ids_of(&self, soql: &str) -> Result<Vec<String>, FetchError> {
-        let rows =
-            match crate::salesforce::query::query_all_rows(&self.ctx.client, soql, false).await {
-                Ok(rows) => rows,
-                Err(e @ SalesforceError::Api { .. }) => {
-                    tracing::debug!("{}: {soql}: {e}", self.plan.name);
-                    return Ok(Vec::new());
-                }
-                Err(e) => return Err(e.into()),
-            };
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.get("Id").and_then(serde_json::Value::as_str))
-            .map(str::to_string)
-            .collect())
+        Ok(self.live_ids(soql).await?.unwrap_or_default())
     }
 
     /// Reads the rows `ids` of the object again, with its fields, into the stream's writer.
@@ -366,20 +353,11 @@ impl ObjectReader<'_> {
         ids: &[String],
         writer: &mut dyn StreamWriter,
     ) -> Result<u64, FetchError> {
-        let filter = format!("Id IN ({})", quoted(ids, '\''));
+        let filter = format!("Id IN ({})", soql::id_list(ids));
         let soql_where = soql::and_where(self.object.soql_where.as_deref(), &filter);
         let derived = self.derived(Some(soql_where));
         self.read_derived(&derived, writer).await
     }
-}
-
-/// `ids` as a list of quoted literals (`'a','b'`).
-fn quoted(ids: &[String], quote: char) -> String {
-    let q = quote.to_string();
-    ids.iter()
-        .map(|id| format!("{q}{}{q}", id.replace(quote, "")))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The Ids of the rows of `stream` in the export at `path` that ever held one of `parents` in
@@ -395,7 +373,7 @@ async fn export_children(
     let list: Vec<String> = parents.iter().cloned().collect();
     let mut out = BTreeSet::new();
     for chunk in list.chunks(IDS_PER_QUERY) {
-        let values = quoted(chunk, '\'');
+        let values = soql::id_list(chunk);
         let filter: Vec<String> = fields
             .iter()
             .map(|f| format!("{} IN ({values})", ident(f)))
@@ -427,7 +405,7 @@ async fn ids_where(path: &str, sql: &str) -> Result<Vec<String>, String> {
     let mut ids = Vec::new();
     while let Some(b) = batches.next().await {
         let b = b.map_err(|e| e.to_string())?;
-        // DataFusion reads Parquet text as string views: cast to plain strings.
+        // A Delta table's text may come as string views: cast to plain strings.
         let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
             .map_err(|e| e.to_string())?;
         ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
@@ -439,7 +417,7 @@ async fn ids_where(path: &str, sql: &str) -> Result<Vec<String>, String> {
 mod tests {
     use std::collections::HashMap;
 
-    use super::{Target, clearing_targets, parent_objects, quoted};
+    use super::{Target, clearing_targets, parent_objects};
     use crate::catalog::SObjectDescribe;
 
     fn describe(v: serde_json::Value) -> SObjectDescribe {
@@ -498,6 +476,5 @@ mod tests {
                 fields: vec!["ReportsToId".into()]
             }]
         );
-        assert_eq!(quoted(&["a'b".into(), "c".into()], '\''), "'ab','c'");
     }
 }
