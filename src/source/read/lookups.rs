@@ -327,16 +327,8 @@ impl ObjectReader<'_> {
         let list: Vec<String> = parents.iter().cloned().collect();
         let mut ids = Vec::new();
         for chunk in list.chunks(IDS_PER_QUERY) {
-            let values = soql::id_list(chunk);
-            let filter: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{f} IN ({values})"))
-                .collect();
-            let soql = format!(
-                "SELECT Id FROM {} WHERE {}",
-                self.object.object,
-                filter.join(" OR ")
-            );
+            let filter = any_in(fields, chunk, |f| f.to_string());
+            let soql = format!("SELECT Id FROM {} WHERE {}", self.object.object, filter);
             ids.extend(self.ids_of(&soql).await?);
         }
         Ok(ids)
@@ -360,6 +352,17 @@ impl ObjectReader<'_> {
     }
 }
 
+/// `f IN ('a','b') OR g IN ('a','b')`: one of `fields` (each written by `name`: as it is in
+/// SOQL, quoted in the export's SQL) holds one of `ids`.
+fn any_in(fields: &[String], ids: &[String], name: impl Fn(&str) -> String) -> String {
+    let values = soql::id_list(ids);
+    let each: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} IN ({values})", name(f)))
+        .collect();
+    each.join(" OR ")
+}
+
 /// The Ids of the rows of `stream` in the export at `path` that ever held one of `parents` in
 /// one of `fields`: from `<stream>_history` (every version), or the stream's own table when
 /// there is no history (a Delta table written without it: its current rows only).
@@ -373,12 +376,7 @@ async fn export_children(
     let list: Vec<String> = parents.iter().cloned().collect();
     let mut out = BTreeSet::new();
     for chunk in list.chunks(IDS_PER_QUERY) {
-        let values = soql::id_list(chunk);
-        let filter: Vec<String> = fields
-            .iter()
-            .map(|f| format!("{} IN ({values})", ident(f)))
-            .collect();
-        let filter = filter.join(" OR ");
+        let filter = any_in(fields, chunk, ident);
         let history = format!("{stream}_history");
         let sql = |table: &str| {
             format!(
