@@ -1150,24 +1150,32 @@ async fn june_env(extra: Value) -> Env {
 /// middle, June 19th 23:55; the second holds the deletion and both pages. Returns the Id of
 /// the hard-deleted Account.
 async fn june_changes(org: &Org) -> String {
+    let accounts = ids(&org_rows(org, "SELECT Id FROM Account ORDER BY Id").await);
+    let first = accounts.first().unwrap().clone();
+    june_changes_of(org, &first, &[]).await;
+    first
+}
+
+/// [`june_changes`] with `gone` as the hard-deleted Account, and the ten changed ones chosen
+/// (in Id order) among those neither `gone` nor in `spared`.
+async fn june_changes_of(org: &Org, gone: &str, spared: &[&str]) {
     let accounts: Vec<String> = ids(&org_rows(org, "SELECT Id FROM Account ORDER BY Id").await)
         .into_iter()
+        .filter(|id| id != gone && !spared.contains(&id.as_str()))
         .collect();
-    assert_eq!(accounts.len(), 20);
-    let gone = accounts[0].clone();
+    assert!(accounts.len() >= 10, "{accounts:?}");
     let delete = json!({"object": "Account", "ids": [gone], "stamp": "2025-06-25T00:00:00.000Z"});
     org.control("delete", &delete).await;
     org.control("purge", &json!({})).await;
     let soql = format!("SELECT Id FROM Account WHERE Id = '{gone}'");
     assert!(org_rows(org, &soql).await.is_empty());
     for (ids, stamp) in [
-        (&accounts[1..6], JUNE_PAGE),
-        (&accounts[6..11], "2025-06-28T00:00:00.000Z"),
+        (&accounts[0..5], JUNE_PAGE),
+        (&accounts[5..10], "2025-06-28T00:00:00.000Z"),
     ] {
         let touch = json!({"object": "Account", "ids": ids, "stamp": stamp});
         org.control("touch", &touch).await;
     }
-    gone
 }
 
 /// Runs `sfetl read --config C --catalog K --state S` and kills it (kill -9) right after the
@@ -1331,6 +1339,62 @@ async fn a_mapped_source_killed_after_a_page_checkpoint_gets_its_hard_delete_on_
     let source = &last[0]["stream"]["stream_state"]["sources"]["Account"];
     assert_eq!(source["cursor"], "2025-06-30T00:00:00.000Z", "{last}");
     assert!(source.get("deletions_to").is_none(), "{last}");
+}
+
+#[tokio::test]
+async fn a_lookup_cleared_before_the_page_checkpoint_of_a_killed_read_is_in_the_export() {
+    let e = june_env(json!({})).await;
+    let export = e.dir.path().join("export");
+    let parquet = parquet_config(&e, "parquet.json", &export);
+    let first_config = config_with(
+        &e,
+        &parquet,
+        "first.json",
+        json!({"end_date": JUNE_FIRST_END}),
+    );
+    let later_config = config_with(&e, &parquet, "later.json", json!({"end_date": JUNE_END}));
+    let fields = ["Id", "Name", "ParentId", "IsDeleted", "SystemModstamp"];
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &fields, "incremental")],
+    );
+    let soql = "SELECT Id, ParentId FROM Account WHERE ParentId != null ORDER BY Id";
+    let row = org_rows(&e.org, soql).await[0].clone();
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    let (child, parent) = (text(&row["Id"]), text(&row["ParentId"]));
+    let first = messages(&read_files(&first_config, &cat, None).await);
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    let child_at = version_in_org(&e.org, "Account", &child).await.1;
+    // The parent hard-deleted on June 25th clears the child's lookup; the child's stamp, long
+    // before, does not move.
+    june_changes_of(&e.org, &parent, &[&child]).await;
+    assert_eq!(
+        version_in_org(&e.org, "Account", &child).await,
+        (false, child_at)
+    );
+
+    // Killed after the STATE of the second window's first page (June 27th, past the
+    // deletion): the child read again for its cleared lookup is committed with that page.
+    let killed = killed_after_the_page(&e.org, &later_config, &cat, &s1, |s| &s["cursor"]).await;
+    let versions = [(parent.as_str(), child_at), ("null", child_at)];
+    assert_eq!(
+        lookup_rows(&export, "Account_history", "ParentId", &child).await,
+        lookup_csv(&child, &versions),
+        "the killed STATE: {killed}"
+    );
+    // Resumed from it, the read's span starts after the deletion: the child is not read again,
+    // and the export keeps the cleared lookup.
+    let state = write_json(e.dir.path(), "killed.json", &json!([killed]));
+    read_files(&later_config, &cat, Some(&state)).await;
+    assert_eq!(
+        lookup_rows(&export, "Account_history", "ParentId", &child).await,
+        lookup_csv(&child, &versions)
+    );
+    assert_eq!(
+        lookup_rows(&export, "Account", "ParentId", &child).await,
+        lookup_csv(&child, &[("null", child_at)])
+    );
 }
 
 /// How many rows of `table` in the export's latest view hold one of `ids` in `field`.

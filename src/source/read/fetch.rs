@@ -245,6 +245,10 @@ impl<'a> ObjectReader<'a> {
             total += self
                 .rows_left_before_windows(bounds, &windows, writer)
                 .await?;
+            // Lookups a parent's deletion cleared need the export's history: not per slice.
+            // Before the windows, so the rows read again are committed with the first
+            // checkpoint that moves the cursor past the deletion.
+            total += self.lookups_cleared(writer, bounds.upper).await?;
         }
         let limit = config.max_concurrent_jobs.min(windows.len());
         if limit > 1 && self.api == Api::Bulk && self.slice_window.is_none() && !self.id_ranges {
@@ -266,10 +270,6 @@ impl<'a> ObjectReader<'a> {
             self.checkpoint(writer, bounds.upper).await?;
         }
         total += self.keep_fresh(writer, now, bounds.upper).await?;
-        // Lookups a parent's deletion cleared need the export's history: not per slice.
-        if self.slice_window.is_none() {
-            total += self.lookups_cleared(writer, bounds.upper).await?;
-        }
         // Comparing the export's Ids with the org's needs the whole export: not per slice.
         if self.object.replicateable && self.slice_window.is_none() {
             let found = self.reconcile_deletes(writer, bounds.upper).await?;

@@ -5,7 +5,7 @@
 //! moves either way, so a cursor never sees the change and the export keeps pointing at a
 //! deleted parent (or, after the undelete, keeps the null).
 //!
-//! After an incremental read's own windows, for each selected reference field whose
+//! Before an incremental read's own windows, for each selected reference field whose
 //! relationship clears on delete (the parent's describe `childRelationships`), sfetl asks the
 //! parent's `deleted` endpoint once, from 14 days back (the delete log's usual reach, so one
 //! call serves) to the read's upper bound. Parents deleted since the object's saved cursor
@@ -16,8 +16,9 @@
 //! of Ids per 300 parents: a Delta history corrects a version read again in place, so only
 //! the org still knows whom an undelete restored), and those rows are read again by Id, 300
 //! per query: same cursor, later extraction, so the latest view and a Delta MERGE take them.
-//! Only for unmapped streams written to Parquet or Delta; a run stopped before it is done
-//! leaves the rows as they were (the next run's span starts after the deletion).
+//! They are committed with the windows' first checkpoint, the first STATE whose cursor can
+//! pass the deletion: a run stopped before it leaves the saved cursor, and so the span, as
+//! they were. Only for unmapped streams written to Parquet or Delta.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -113,9 +114,9 @@ pub(super) fn clearing_targets(
 }
 
 impl ObjectReader<'_> {
-    /// After the windows of an incremental read: reads again the rows whose lookup a parent's
+    /// Before the windows of an incremental read: reads again the rows whose lookup a parent's
     /// deletion cleared (or its undelete restored) since the saved cursor; `upper` is the
-    /// read's upper bound. Returns the rows read.
+    /// read's upper bound. Returns the rows read, which the windows' checkpoints commit.
     pub(super) async fn lookups_cleared(
         &mut self,
         writer: &mut dyn StreamWriter,
@@ -130,10 +131,6 @@ impl ObjectReader<'_> {
             total += self
                 .lookups_of(&target, &path, lower, upper, writer)
                 .await?;
-        }
-        if total > 0 {
-            let at = self.carry.own_at.unwrap_or(upper);
-            self.checkpoint(writer, at).await?;
         }
         Ok(total)
     }
