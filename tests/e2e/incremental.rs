@@ -1143,6 +1143,21 @@ async fn june_env(extra: Value) -> Env {
     e
 }
 
+/// A Parquet export of [`june_env`]'s org and the configs of its reads: the first, up to
+/// June 10th, and the later ones, up to June 30th.
+fn june_parquet(e: &Env) -> (PathBuf, PathBuf, PathBuf) {
+    let export = e.dir.path().join("export");
+    let parquet = parquet_config(e, "parquet.json", &export);
+    let first = config_with(
+        e,
+        &parquet,
+        "first.json",
+        json!({"end_date": JUNE_FIRST_END}),
+    );
+    let later = config_with(e, &parquet, "later.json", json!({"end_date": JUNE_END}));
+    (export, first, later)
+}
+
 /// The changes of the timeline after a read up to June 10th: the first Account by Id
 /// hard-deleted on June 25th (the recycle bin emptied: only the delete log tells), then ten
 /// other Accounts changed on the 27th and 28th (two Bulk pages of 5 rows). The next read
@@ -1214,15 +1229,7 @@ fn from_the_delete_log(msgs: &[Value], stream: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_hard_delete_before_a_page_checkpoint_of_a_killed_read_still_arrives_on_resume() {
     let e = june_env(json!({})).await;
-    let export = e.dir.path().join("export");
-    let parquet = parquet_config(&e, "parquet.json", &export);
-    let first_config = config_with(
-        &e,
-        &parquet,
-        "first.json",
-        json!({"end_date": JUNE_FIRST_END}),
-    );
-    let later_config = config_with(&e, &parquet, "later.json", json!({"end_date": JUNE_END}));
+    let (export, first_config, later_config) = june_parquet(&e);
     let records_config = config_with(&e, &e.config, "records.json", json!({"end_date": JUNE_END}));
     let cat = catalog(
         e.dir.path(),
@@ -1344,15 +1351,7 @@ async fn a_mapped_source_killed_after_a_page_checkpoint_gets_its_hard_delete_on_
 #[tokio::test]
 async fn a_lookup_cleared_before_the_page_checkpoint_of_a_killed_read_is_in_the_export() {
     let e = june_env(json!({})).await;
-    let export = e.dir.path().join("export");
-    let parquet = parquet_config(&e, "parquet.json", &export);
-    let first_config = config_with(
-        &e,
-        &parquet,
-        "first.json",
-        json!({"end_date": JUNE_FIRST_END}),
-    );
-    let later_config = config_with(&e, &parquet, "later.json", json!({"end_date": JUNE_END}));
+    let (export, first_config, later_config) = june_parquet(&e);
     let fields = ["Id", "Name", "ParentId", "IsDeleted", "SystemModstamp"];
     let cat = catalog(
         e.dir.path(),
