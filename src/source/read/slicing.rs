@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::fetch::deletions_span;
 use super::freshness::Ancestors;
 use super::plan::{self, ObjectPlan, StreamPlan, Windows};
 use super::slice::Slice;
@@ -161,8 +162,9 @@ pub async fn plan_slices(
             let first = previous != Some(object.object.as_str());
             previous = Some(object.object.as_str());
             let lacking = object.deletions_to.filter(|_| first && plan.incremental);
+            // When the window's end would ask from there (the read's own rule), the slice says so.
             out.push(match (lacking, w) {
-                (Some(d), Some(w)) if w.lower.is_some_and(|l| d < l) => {
+                (Some(d), Some(w)) if deletions_span(w, Some(d)) != w => {
                     slice.with_deletions_from(d)
                 }
                 _ => slice,
