@@ -133,8 +133,7 @@ impl Store {
         let gone: HashSet<u64> = rows.iter().map(|&r| pack(obj, r)).collect();
         let level = self.child_level(obj, &gone);
         let deleted = self.delete_levels(level, hard, &|_, _| ms);
-        let mut all: Vec<u64> = rows.iter().map(|&r| pack(obj, r)).collect();
-        all.extend(&deleted);
+        let all: Vec<u64> = gone.into_iter().chain(deleted.iter().copied()).collect();
         self.clear_lookups(&all, hard);
         deleted
     }
