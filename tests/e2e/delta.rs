@@ -1155,6 +1155,30 @@ async fn parent_of(export: &Path, table: &str, id: &str) -> Vec<String> {
     query(export, &sql).await
 }
 
+/// Asserts that the read whose messages are `msgs` read `kids` Accounts again for their
+/// ParentId, because of `deleted` / `undeleted` parent Accounts, and that the table and its
+/// history then hold `value` (`null` for none) as `child`'s ParentId.
+async fn assert_followed(
+    msgs: &[Value],
+    export: &Path,
+    kids: usize,
+    (deleted, undeleted): (u32, u32),
+    child: &str,
+    value: &str,
+) {
+    let line = format!(
+        "Account: {kids} rows read again by Id (1 query) because their ParentId pointed at one of {deleted} Account deleted and {undeleted} undeleted since "
+    );
+    assert!(
+        logs(msgs).iter().any(|l| l.starts_with(&line)),
+        "{:?}",
+        logs(msgs)
+    );
+    let one = ["Id,p".to_string(), format!("{child},{value}")];
+    assert_eq!(parent_of(export, "Account", child).await, one);
+    assert_eq!(parent_of(export, "Account_history", child).await, one);
+}
+
 #[tokio::test]
 async fn a_deleted_parent_clears_the_delta_tables_lookup_and_its_undelete_restores_it() {
     // Deletions dated three minutes back (the `deleted` endpoint covers whole minutes), within
@@ -1188,25 +1212,10 @@ async fn a_deleted_parent_clears_the_delta_tables_lookup_and_its_undelete_restor
     let del = json!({"object": "Account", "ids": [parent], "stamp": stamp});
     e.org.control("delete", &del).await;
     let msgs = read_delta(&e, &config, fields, "incremental").await;
-    let line = format!(
-        "Account: {kids} rows read again by Id (1 query) because their ParentId pointed at one of 1 Account deleted and 0 undeleted since "
-    );
-    assert!(
-        logs(&msgs).iter().any(|l| l.starts_with(&line)),
-        "{:?}",
-        logs(&msgs)
-    );
-    // The MERGE took the row read again (same cursor, later extraction).
-    assert_eq!(
-        parent_of(&export, "Account", &child).await,
-        ["Id,p".to_string(), format!("{child},null")]
-    );
-    // The history corrects the version in place (same cursor, other values): it no longer
-    // holds the parent, so an undelete is followed through the org, not the export.
-    assert_eq!(
-        parent_of(&export, "Account_history", &child).await,
-        ["Id,p".to_string(), format!("{child},null")]
-    );
+    // The MERGE took the row read again (same cursor, later extraction). The history corrects
+    // the version in place (same cursor, other values): it no longer holds the parent, so an
+    // undelete is followed through the org, not the export.
+    assert_followed(&msgs, &export, kids, (1, 0), &child, "null").await;
 
     // Undeleted (its deletion now before the span): the rows pointing at it again are read.
     e.org
@@ -1216,20 +1225,5 @@ async fn a_deleted_parent_clears_the_delta_tables_lookup_and_its_undelete_restor
     c["lookback_window"] = json!("PT0S");
     let config = write_json(e.dir.path(), "no_lookback.json", &c);
     let msgs = read_delta(&e, &config, fields, "incremental").await;
-    let line = format!(
-        "Account: {kids} rows read again by Id (1 query) because their ParentId pointed at one of 0 Account deleted and 1 undeleted since "
-    );
-    assert!(
-        logs(&msgs).iter().any(|l| l.starts_with(&line)),
-        "{:?}",
-        logs(&msgs)
-    );
-    assert_eq!(
-        parent_of(&export, "Account", &child).await,
-        ["Id,p".to_string(), format!("{child},{parent}")]
-    );
-    assert_eq!(
-        parent_of(&export, "Account_history", &child).await,
-        ["Id,p".to_string(), format!("{child},{parent}")]
-    );
+    assert_followed(&msgs, &export, kids, (0, 1), &child, &parent).await;
 }

@@ -228,31 +228,29 @@ mod tests {
         }
     }
 
+    /// A slice of the Account stream over [`window`].
+    fn account(rows: Option<u64>, api: Api, place: (u32, u32)) -> Slice {
+        let cursor = Some("SystemModstamp");
+        Slice::new(
+            "Account",
+            "Account",
+            cursor,
+            Some(window()),
+            rows,
+            api,
+            place,
+        )
+    }
+
     #[test]
     fn a_slice_round_trips_and_its_id_is_stable() {
-        let s = Slice::new(
-            "Account",
-            "Account",
-            Some("SystemModstamp"),
-            Some(window()),
-            Some(12),
-            Api::Bulk,
-            (2, 5),
-        );
+        let s = account(Some(12), Api::Bulk, (2, 5));
         assert!(s.slice_id.starts_with("Account-0002-"), "{}", s.slice_id);
         assert_eq!(s.slice_id.len(), "Account-0002-".len() + 12);
         let line = serde_json::to_string(&s).unwrap();
         assert_eq!(Slice::from_text(&line).unwrap(), s);
         assert_eq!(s.window().unwrap(), Some(window()));
-        let again = Slice::new(
-            "Account",
-            "Account",
-            Some("SystemModstamp"),
-            Some(window()),
-            Some(99),
-            Api::Rest,
-            (2, 5),
-        );
+        let again = account(Some(99), Api::Rest, (2, 5));
         assert_eq!(
             again.slice_id, s.slice_id,
             "estimates and API do not change the id"
@@ -266,15 +264,7 @@ mod tests {
 
     #[test]
     fn a_first_slice_asking_for_earlier_deletions_says_so_and_others_keep_their_ids() {
-        let s = Slice::new(
-            "Account",
-            "Account",
-            Some("SystemModstamp"),
-            Some(window()),
-            Some(12),
-            Api::Bulk,
-            (0, 5),
-        );
+        let s = account(Some(12), Api::Bulk, (0, 5));
         // Slices without it: the id and the line of plans before the field.
         assert_eq!(s.deletions_from().unwrap(), None);
         let line = serde_json::to_value(&s).unwrap();
