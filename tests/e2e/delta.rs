@@ -556,6 +556,7 @@ async fn kill_9_during_commits_leaves_a_consistent_table_and_a_rerun_completes_i
         let cmd = read_cmd(&config, &cat);
         let (seen, _) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
         assert_eq!(seen, kill_after, "seed {seed}: killed mid-way");
+        org_finishes_running_jobs(&e.org).await;
         // The table is at its last commit: readable, every Id once.
         let partial = query(
             &export,

@@ -244,6 +244,7 @@ async fn kill_9_at_seeded_points_then_resume_loses_nothing_and_leaves_no_partial
         let (seen, last) = kill_at(cmd, kill_after, |m| m["type"] == "STATE").await;
         let last_state = last.map(|m| m["state"].clone());
         assert_eq!(seen, kill_after, "seed {seed}: the run was killed mid-way");
+        org_finishes_running_jobs(&e.org).await;
         let state_arg = match &last_state {
             Some(s) => json!([s]),
             None => json!([]),

@@ -262,6 +262,7 @@ async fn a_worker_killed_at_seeded_points_then_run_again_still_gives_every_id_on
         let cmd = read_slice(&config, &cat, &files[victim]);
         let (written, _) = kill_at(cmd, kill_after, slice_written).await;
         assert_eq!(written, kill_after, "seed {seed}: killed mid-slice");
+        org_finishes_running_jobs(&e.org).await;
         let marker = marker_of(&export, "Contact");
         assert_eq!(marker.len(), 1);
         assert_eq!(

@@ -77,6 +77,41 @@ pub async fn kill_at(
     (seen, last)
 }
 
+/// Lets the org finish the Bulk query jobs a killed read left running, as the time between
+/// a crash and its rerun would.
+///
+/// Salesforce runs a job to its end whether or not its client polls it, so the jobs of a
+/// process killed with -9 stop counting against the org's long transactions (10 at once)
+/// within seconds. The simulator advances a job only when it is polled, so without this a
+/// test that kills a read three times leaves enough jobs running for ever to refuse its
+/// rerun with "ConcurrentPerOrgLongTxn Limit exceeded.". Returns how many jobs it finished.
+pub async fn org_finishes_running_jobs(org: &Org) -> usize {
+    let terminal = |s: &Value| matches!(s.as_str(), Some("JobComplete" | "Failed" | "Aborted"));
+    let (status, list) = org.get_json("jobs/query").await;
+    assert_eq!(status, 200, "{list}");
+    let running: Vec<String> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| !terminal(&j["state"]))
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &running {
+        // A job takes one state a poll: UploadComplete, InProgress, then an end.
+        let mut polls = 0;
+        loop {
+            let (status, job) = org.get_json(&format!("jobs/query/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if terminal(&job["state"]) {
+                break;
+            }
+            polls += 1;
+            assert!(polls < 5, "job {id} does not end: {job}");
+        }
+    }
+    running.len()
+}
+
 /// Runs the binary to completion (the simulator keeps serving on this test's runtime).
 pub async fn run(args: &[&str]) -> Output {
     sfetl().args(args).output().await.expect("sfetl runs")
