@@ -1601,3 +1601,112 @@ async fn a_deleted_parent_clears_lookups_no_cursor_sees_and_an_undelete_restores
         lookup_csv(&report, &[(&manager, report_at)])
     );
 }
+
+/// A Parquet read of Accounts (`Name`, `ParentId`) over an org of 2,500, where a parent and
+/// 399 other Accounts were deleted three minutes back and read so by a second read; then the
+/// parent is undeleted, `touched` other Accounts are edited, and a third read runs without
+/// lookback, so that all 400 deletions are older than its span. Returns its cleared-lookup
+/// logs, the REST queries of the rows changed since its span starts, how many rows point at
+/// the parent in the export after the second read and after the third, and before both.
+async fn undelete_among_older_deletions(touched: u64) -> (Vec<String>, Vec<String>, [String; 3]) {
+    let e = env(2500, cfg(json!({"lookback_window": "PT10M"}))).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name", "ParentId"])]);
+    let soql = "SELECT Id, ParentId FROM Account WHERE ParentId != null ORDER BY Id";
+    let parent = org_rows(&e.org, soql).await[0]["ParentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let parents = BTreeSet::from([parent.clone()]);
+    let before = pointing(&export, "Account", "ParentId", &parents).await;
+    // 399 Accounts that are neither the parent nor one of its children, and the parent.
+    let soql = format!(
+        "SELECT Id FROM Account WHERE Id != '{parent}' AND (ParentId = null OR ParentId != '{parent}') ORDER BY Id LIMIT 399"
+    );
+    let mut deleted: Vec<Value> = org_rows(&e.org, &soql)
+        .await
+        .iter()
+        .map(|r| r["Id"].clone())
+        .collect();
+    deleted.push(json!(parent));
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let del = json!({"object": "Account", "ids": deleted, "stamp": stamp});
+    e.org.control("delete", &del).await;
+    let s2 = read_step(&e, &config, &cat, Some(&s1), 2).await;
+    let cleared = pointing(&export, "Account", "ParentId", &parents).await;
+
+    let undelete = json!({"object": "Account", "ids": [parent]});
+    e.org.control("undelete", &undelete).await;
+    if touched > 0 {
+        let touch = json!({"object": "Account", "count": touched});
+        e.org.control("touch", &touch).await;
+    }
+    let config = config_with(
+        &e,
+        &config,
+        "no_lookback.json",
+        json!({"lookback_window": "PT0S"}),
+    );
+    e.org.control("stats/reset", &json!({})).await;
+    let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
+    let changed: Vec<String> = e.org.get_json_url("/__sim/queries").await["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap().to_string())
+        .filter(|q| q.starts_with("SELECT Id FROM Account WHERE SystemModstamp >= "))
+        .map(|q| {
+            // The span's start is the run's own, and an Id list is told by its length.
+            let (head, tail) = q.split_once(">= ").unwrap();
+            let rest = tail.split_once(' ').map_or("", |(_, r)| r);
+            let rest = match rest.split_once("Id IN (") {
+                Some((and, ids)) => format!("{and}Id IN (<{} Ids>)", ids.matches('\'').count() / 2),
+                None => rest.to_string(),
+            };
+            format!("{head}>= <start> {rest}").trim_end().to_string()
+        })
+        .collect();
+    let restored = pointing(&export, "Account", "ParentId", &parents).await;
+    (cleared_logs(&msgs), changed, [before, cleared, restored])
+}
+
+#[tokio::test]
+async fn an_undelete_among_hundreds_of_older_deletions_is_found_by_one_query_of_the_changed_rows() {
+    let (logs, changed, [before, cleared, restored]) = undelete_among_older_deletions(0).await;
+    assert_ne!(before, "0");
+    assert_eq!((cleared.as_str(), &restored), ("0", &before));
+    assert_eq!(
+        logs,
+        vec![format!(
+            "Account: {before} rows read again by Id (1 query) because their ParentId pointed at one of 0 Account deleted and 1 undeleted"
+        )]
+    );
+    // One query of the rows changed since, instead of two of 300 and 100 deleted Ids.
+    assert_eq!(
+        changed,
+        vec!["SELECT Id FROM Account WHERE SystemModstamp >= <start> LIMIT 2000"]
+    );
+}
+
+#[tokio::test]
+async fn an_undelete_among_older_deletions_in_a_busy_org_is_found_by_their_ids() {
+    // 2,000 Accounts edited since: one page of changed rows does not hold them all, so the
+    // 400 deleted Ids are asked, 300 a query.
+    let (logs, changed, [before, cleared, restored]) = undelete_among_older_deletions(2000).await;
+    assert_eq!((cleared.as_str(), &restored), ("0", &before));
+    assert_eq!(
+        logs,
+        vec![format!(
+            "Account: {before} rows read again by Id (1 query) because their ParentId pointed at one of 0 Account deleted and 1 undeleted"
+        )]
+    );
+    assert_eq!(
+        changed,
+        vec![
+            "SELECT Id FROM Account WHERE SystemModstamp >= <start> LIMIT 2000",
+            "SELECT Id FROM Account WHERE SystemModstamp >= <start> AND Id IN (<300 Ids>)",
+            "SELECT Id FROM Account WHERE SystemModstamp >= <start> AND Id IN (<100 Ids>)",
+        ]
+    );
+}

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/__sim/stats", get(stats))
         .route("/__sim/stats/reset", post(reset_stats))
+        .route("/__sim/queries", get(queries))
         .route("/__sim/touch", post(touch))
         .route("/__sim/delete", post(delete))
         .route("/__sim/undelete", post(undelete))
@@ -102,7 +103,21 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Response {
 
 async fn reset_stats(State(sim): State<Arc<Sim>>) -> Response {
     sim.stats.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    sim.soql_log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     ok(json!({}))
+}
+
+/// The SOQL of the REST queries since the last stats reset, oldest first.
+async fn queries(State(sim): State<Arc<Sim>>) -> Response {
+    let log = sim
+        .soql_log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    ok(json!({"queries": log}))
 }
 
 /// Picks `count` rows in the given states, spread over the table (deterministic).

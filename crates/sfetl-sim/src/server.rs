@@ -2,7 +2,7 @@
 //! API quota, `Sforce-Limit-Info`), the two listeners (instance and login host) and the
 //! in-process handle tests use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,6 +36,9 @@ pub struct Sim {
     pub oauth: Arc<OAuth>,
     /// Request counts by kind.
     pub stats: Mutex<BTreeMap<String, u64>>,
+    /// The SOQL of the REST queries since the last stats reset, the newest
+    /// [`SOQL_LOG_LEN`] (`GET /__sim/queries`: tests check which queries a step sends).
+    pub soql_log: Mutex<VecDeque<String>>,
     /// API calls used today.
     pub api_used: AtomicU64,
     /// Daily API quota.
@@ -85,6 +88,15 @@ impl Sim {
         *s.entry(kind.to_string()).or_insert(0) += 1;
     }
 
+    /// Logs the SOQL of one REST query, dropping the oldest past [`SOQL_LOG_LEN`].
+    pub fn log_soql(&self, soql: &str) {
+        let mut log = self.soql_log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == SOQL_LOG_LEN {
+            log.pop_front();
+        }
+        log.push_back(soql.to_string());
+    }
+
     /// A fresh sequence number.
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
@@ -103,6 +115,10 @@ impl Sim {
         f(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
+
+/// REST queries the SOQL log keeps: enough for a test's steps, bounded for a long-running
+/// `sfetl simulate`.
+pub const SOQL_LOG_LEN: usize = 1000;
 
 /// A Salesforce error response: `[{"message","errorCode"}]`.
 pub fn sf_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -533,6 +549,7 @@ impl Simulator {
             store: RwLock::new(store),
             oauth: oauth.clone(),
             stats: Mutex::default(),
+            soql_log: Mutex::default(),
             api_used: AtomicU64::new(0),
             api_max: AtomicU64::new(DEFAULT_QUOTA),
             uri_limit: AtomicU64::new(URI_LIMIT),

@@ -10,7 +10,9 @@
 //! parent's `deleted` endpoint once, from 14 days back (the delete log's usual reach, so one
 //! call serves) to the read's upper bound. Parents deleted since the object's saved cursor
 //! were just cleared; parents deleted before it that are live again with a `SystemModstamp`
-//! since the cursor were just undeleted (one query per 300 of those older deletions). The
+//! since the cursor were just undeleted (one query of the rows changed since, when more than
+//! 300 older deletions would take several queries of 300 Ids and fewer than 2,000 rows
+//! changed; else one query per 300 of those older deletions). The
 //! export is asked which rows of the stream ever pointed at them (its `<stream>_history`, or
 //! the stream's table without history), the org which rows point at them now (one REST query
 //! of Ids per 300 parents: a Delta history corrects a version read again in place, so only
@@ -20,7 +22,7 @@
 //! pass the deletion: a run stopped before it leaves the saved cursor, and so the span, as
 //! they were. Only for unmapped streams written to Parquet or Delta.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow::array::AsArray;
 use chrono::{DateTime, Duration, Utc};
@@ -37,6 +39,11 @@ use crate::state::parse_datetime;
 
 /// Ids per query (`Id IN (...)`, about 8 KB of SOQL or SQL).
 const IDS_PER_QUERY: usize = 300;
+
+/// Rows changed since the span's start that [`ObjectReader::live_again`] lists in one query
+/// (one page of a REST query of Ids) before it falls back to asking the older deletions'
+/// Ids [`IDS_PER_QUERY`] at a time.
+const CHANGED_PAGE: usize = 2000;
 
 /// How far back the `deleted` call reaches: within the delete log's usual 15 days, so that the
 /// call is not refused for starting before `earliestDateAvailable`.
@@ -295,13 +302,31 @@ impl ObjectReader<'_> {
     }
 
     /// Those of `ids` (deleted before `lower`) that are live again with a `SystemModstamp`
-    /// since `lower`: undeleted since. One query per [`IDS_PER_QUERY`] Ids.
+    /// since `lower`: undeleted since. With more Ids than one query takes, the rows changed
+    /// since `lower` are listed first, one page of them at most: an undeleted row is among
+    /// them, and between two runs they are usually fewer than the two weeks of deletions.
+    /// Otherwise (or when more changed) one query per [`IDS_PER_QUERY`] Ids.
     async fn live_again(
         &self,
         object: &str,
         ids: &[String],
         lower: DateTime<Utc>,
     ) -> Result<Vec<String>, FetchError> {
+        if ids.len() > IDS_PER_QUERY {
+            let soql = format!(
+                "SELECT Id FROM {object} WHERE SystemModstamp >= {} LIMIT {CHANGED_PAGE}",
+                soql::datetime_literal(lower)
+            );
+            if let Some(changed) = self.live_ids(&soql).await?
+                && changed.len() < CHANGED_PAGE
+            {
+                let older: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                return Ok(changed
+                    .into_iter()
+                    .filter(|id| older.contains(id.as_str()))
+                    .collect());
+            }
+        }
         let mut live = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let soql = format!(

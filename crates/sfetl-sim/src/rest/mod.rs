@@ -333,6 +333,7 @@ fn run_query(
             "A query string has to be specified",
         );
     };
+    sim.log_soql(q);
     let store = read_store(&sim);
     let parsed: Query = match soql::parse(q, &store) {
         Ok(q) => q,

@@ -893,6 +893,19 @@ async fn stats_and_fault_injection() {
     assert_eq!(stats["by_kind"]["query"], 1);
     assert_eq!(stats["by_kind"]["bulk_query"], 0);
     assert_eq!(stats["total"], 2);
+    // The SOQL of each REST query since the reset, a malformed one too; a reset empties it.
+    org.query_all("SELECT Id FROM Contact WHERE IsDeleted = true")
+        .await;
+    org.query("SELECT FROM").await;
+    assert_eq!(
+        org.get_json_url("/__sim/queries").await,
+        json!({"queries": ["SELECT Id FROM Account", "SELECT Id FROM Contact WHERE IsDeleted = true", "SELECT FROM"]})
+    );
+    org.control("stats/reset", &json!({})).await;
+    assert_eq!(
+        org.get_json_url("/__sim/queries").await,
+        json!({"queries": []})
+    );
     org.control("fail", &json!({"kind": "query", "count": 2, "status": 503}))
         .await;
     for _ in 0..2 {
