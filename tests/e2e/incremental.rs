@@ -1710,3 +1710,69 @@ async fn an_undelete_among_older_deletions_in_a_busy_org_is_found_by_their_ids()
         ]
     );
 }
+
+#[tokio::test]
+async fn a_window_with_hundreds_of_deletions_finds_the_undeleted_ones_in_one_query_of_the_changed_rows()
+ {
+    let e = env(1000, cfg(json!({"lookback_window": "PT10M"}))).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name"])]);
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    // 400 Accounts deleted three minutes back (the `deleted` endpoint covers whole minutes);
+    // one undeleted now, one in the deleting second (its stamp ties with the deletion's).
+    let deleted: Vec<String> =
+        ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 400").await)
+            .into_iter()
+            .collect();
+    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let del = json!({"object": "Account", "ids": deleted, "stamp": stamp});
+    e.org.control("delete", &del).await;
+    let (now, same_second) = (&deleted[7], &deleted[300]);
+    let undelete = |id: &str, stamp: Option<&str>| {
+        let mut u = json!({"object": "Account", "ids": [id]});
+        if let Some(s) = stamp {
+            u["stamp"] = json!(s);
+        }
+        u
+    };
+    e.org.control("undelete", &undelete(now, None)).await;
+    e.org
+        .control("undelete", &undelete(same_second, Some(&stamp)))
+        .await;
+    e.org.control("stats/reset", &json!({})).await;
+    read_step(&e, &config, &cat, Some(&s1), 2).await;
+
+    // 398 deletions reach the export; the two undeleted Accounts stay live in it.
+    let n = "SELECT count(*) AS n FROM \"Account\"";
+    assert_eq!(query_csv(&export, n).await, "n\n602\n");
+    let n = "SELECT count(DISTINCT \"Id\") AS n FROM \"Account_history\" WHERE \"IsDeleted\"";
+    assert_eq!(query_csv(&export, n).await, "n\n398\n");
+    for id in [now, same_second] {
+        let live = version_in_org(&e.org, "Account", id).await;
+        assert_eq!(
+            exported(&export, "Account", &format!("\"Id\" = '{id}'")).await,
+            csv_of(&[(id, live)])
+        );
+    }
+    // One query of the rows changed since the earliest deletion, instead of 300 Ids and 100.
+    let queries = e.org.get_json_url("/__sim/queries").await["queries"].clone();
+    let live_checks: Vec<&str> = queries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap())
+        .filter(|q| q.starts_with("SELECT Id FROM Account WHERE "))
+        .collect();
+    assert_eq!(live_checks.len(), 1, "{live_checks:?}");
+    let start =
+        chrono::DateTime::parse_from_rfc3339(&stamp).unwrap() - chrono::Duration::seconds(1);
+    assert_eq!(
+        live_checks[0],
+        format!(
+            "SELECT Id FROM Account WHERE SystemModstamp >= {} LIMIT 2000",
+            start
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    );
+}

@@ -22,7 +22,7 @@
 //! pass the deletion: a run stopped before it leaves the saved cursor, and so the span, as
 //! they were. Only for unmapped streams written to Parquet or Delta.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::AsArray;
 use chrono::{DateTime, Duration, Utc};
@@ -39,11 +39,6 @@ use crate::state::parse_datetime;
 
 /// Ids per query (`Id IN (...)`, about 8 KB of SOQL or SQL).
 const IDS_PER_QUERY: usize = 300;
-
-/// Rows changed since the span's start that [`ObjectReader::live_again`] lists in one query
-/// (one page of a REST query of Ids) before it falls back to asking the older deletions'
-/// Ids [`IDS_PER_QUERY`] at a time.
-const CHANGED_PAGE: usize = 2000;
 
 /// How far back the `deleted` call reaches: within the delete log's usual 15 days, so that the
 /// call is not refused for starting before `earliestDateAvailable`.
@@ -302,41 +297,15 @@ impl ObjectReader<'_> {
     }
 
     /// Those of `ids` (deleted before `lower`) that are live again with a `SystemModstamp`
-    /// since `lower`: undeleted since. With more Ids than one query takes, the rows changed
-    /// since `lower` are listed first, one page of them at most: an undeleted row is among
-    /// them, and between two runs they are usually fewer than the two weeks of deletions.
-    /// Otherwise (or when more changed) one query per [`IDS_PER_QUERY`] Ids.
+    /// since `lower`: undeleted since (none when Salesforce refuses the query).
     async fn live_again(
         &self,
         object: &str,
         ids: &[String],
         lower: DateTime<Utc>,
     ) -> Result<Vec<String>, FetchError> {
-        if ids.len() > IDS_PER_QUERY {
-            let soql = format!(
-                "SELECT Id FROM {object} WHERE SystemModstamp >= {} LIMIT {CHANGED_PAGE}",
-                soql::datetime_literal(lower)
-            );
-            if let Some(changed) = self.live_ids(&soql).await?
-                && changed.len() < CHANGED_PAGE
-            {
-                let older: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                return Ok(changed
-                    .into_iter()
-                    .filter(|id| older.contains(id.as_str()))
-                    .collect());
-            }
-        }
-        let mut live = Vec::new();
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            let soql = format!(
-                "SELECT Id FROM {object} WHERE SystemModstamp >= {} AND Id IN ({})",
-                soql::datetime_literal(lower),
-                soql::id_list(chunk)
-            );
-            live.extend(self.ids_of(&soql).await?);
-        }
-        Ok(live)
+        let live = self.live_since(object, ids, lower).await?;
+        Ok(live.unwrap_or_default().into_iter().collect())
     }
 
     /// The Ids of the live rows of the object whose `fields` hold one of `parents` now: one
