@@ -115,23 +115,23 @@ impl ObjectReader<'_> {
     /// keeps the log's entry. A record deleted and undeleted in one transaction (or second:
     /// Salesforce's stamps are whole seconds) has the deletion's instant as its
     /// `SystemModstamp`, so the log's row would tie with the live row on the cursor and, written
-    /// after it, win: the live record would leave the export. An undeleted record's
-    /// `SystemModstamp` is the undelete's, so [`ObjectReader::live_since`] asks from a second
-    /// before the earliest deletion; an object Salesforce refuses that query for keeps the
+    /// after it, win: the live record would leave the export. An undelete moves the record's
+    /// `SystemModstamp` (not its `LastModifiedDate`), so for an object with that cursor
+    /// [`ObjectReader::live_since`] asks from a second before the earliest deletion; for
+    /// others it asks the Ids alone. An object Salesforce refuses that query for keeps the
     /// log's rows.
     async fn without_live(
         &self,
         ids: Vec<String>,
         at: Vec<i64>,
     ) -> Result<(Vec<String>, Vec<i64>), FetchError> {
-        let Some(since) = at
+        let earliest = at
             .iter()
             .min()
-            .and_then(|&us| DateTime::from_timestamp_micros(us))
-        else {
-            return Ok((ids, at));
-        };
-        let since = since - Duration::seconds(1);
+            .and_then(|&us| DateTime::from_timestamp_micros(us));
+        let since = earliest
+            .filter(|_| self.object.cursor == Some("SystemModstamp"))
+            .map(|t| t - Duration::seconds(1));
         let Some(live) = self.live_since(&self.object.object, &ids, since).await? else {
             return Ok((ids, at));
         };
@@ -142,20 +142,23 @@ impl ObjectReader<'_> {
             .unzip())
     }
 
-    /// Those of `ids` that are live rows of `object` with a `SystemModstamp` at or after
-    /// `since` (deleted before it, so undeleted since); None when Salesforce refuses the
-    /// query for the object.
+    /// Those of `ids` that are live rows of `object`, with a `SystemModstamp` at or after
+    /// `since` when given (deleted before it, so undeleted since); None when Salesforce
+    /// refuses the query for the object.
     ///
-    /// With more Ids than one query takes, the rows changed since `since` are listed first,
-    /// one page of them at most, and matched here: between two runs they are usually far
-    /// fewer than the deletions (34 queries for 10,000 deleted Ids become one). When a page
-    /// does not hold them all, or with few Ids, one query per [`LIVE_CHECK_IDS`] Ids.
+    /// With `since` and more Ids than one query takes, the rows changed since are listed
+    /// first, one page of them at most, and matched here: between two runs they are usually
+    /// far fewer than the deletions (34 queries for 10,000 deleted Ids become one). When a
+    /// page does not hold them all, or with few Ids, one query per [`LIVE_CHECK_IDS`] Ids.
     pub(super) async fn live_since(
         &self,
         object: &str,
         ids: &[String],
-        since: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
     ) -> Result<Option<HashSet<String>>, FetchError> {
+        let Some(since) = since else {
+            return self.live_among(object, ids, "").await;
+        };
         let since = soql::datetime_literal(since);
         if ids.len() > LIVE_CHECK_IDS {
             let soql = format!(
@@ -173,10 +176,22 @@ impl ObjectReader<'_> {
                 ));
             }
         }
+        let filter = format!("SystemModstamp >= {since} AND ");
+        self.live_among(object, ids, &filter).await
+    }
+
+    /// Those of `ids` that are live rows of `object` matching `filter` (a condition and
+    /// ` AND `, or nothing): one query per [`LIVE_CHECK_IDS`] Ids; None when refused.
+    async fn live_among(
+        &self,
+        object: &str,
+        ids: &[String],
+        filter: &str,
+    ) -> Result<Option<HashSet<String>>, FetchError> {
         let mut live = HashSet::new();
         for chunk in ids.chunks(LIVE_CHECK_IDS) {
             let soql = format!(
-                "SELECT Id FROM {object} WHERE SystemModstamp >= {since} AND Id IN ({})",
+                "SELECT Id FROM {object} WHERE {filter}Id IN ({})",
                 soql::id_list(chunk)
             );
             let Some(found) = self.live_ids(&soql).await? else {

@@ -304,7 +304,7 @@ impl ObjectReader<'_> {
         ids: &[String],
         lower: DateTime<Utc>,
     ) -> Result<Vec<String>, FetchError> {
-        let live = self.live_since(object, ids, lower).await?;
+        let live = self.live_since(object, ids, Some(lower)).await?;
         Ok(live.unwrap_or_default().into_iter().collect())
     }
 
