@@ -1,11 +1,10 @@
 //! SOQL text for a stream read: the select list, the cursor window, the pushed-down filter.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
-/// A datetime as a SOQL literal (`2024-01-15T10:00:00.000Z`, unquoted).
-pub fn datetime_literal(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+/// A datetime as a SOQL literal (`2024-01-15T10:00:00.000Z`, unquoted): the STATE's own form,
+/// so the bound queried and the bound saved are written by one function.
+pub use crate::state::datetime_literal;
 
 /// One window of the cursor: `cursor >= lower AND cursor < upper`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
