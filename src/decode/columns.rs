@@ -85,16 +85,6 @@ impl TextColumn {
             // `try_new` would check, value by value, on every batch (1% of a wide read's CPU).
             return Ok(unsafe { StringArray::new_unchecked(offsets, values, nulls) });
         }
-        // Not all ASCII: the bytes checked in one SIMD pass, then each value's start to be a
-        // character boundary (no continuation byte, 0b10xx_xxxx), which is what `try_new`
-        // checks with std's slower validation.
-        let bytes = values.as_slice();
-        let boundary = |&o: &i32| bytes.get(o as usize).is_none_or(|&b| (b as i8) >= -0x40);
-        if simdutf8::basic::from_utf8(bytes).is_ok() && offsets.iter().all(boundary) {
-            // SAFETY: the offsets are as in the ASCII case above, the bytes are valid UTF-8
-            // and every offset falls on a character boundary (or at the end).
-            return Ok(unsafe { StringArray::new_unchecked(offsets, values, nulls) });
-        }
         // Buffers are shared, not copied, by these clones.
         match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
             Ok(array) => Ok(array),
