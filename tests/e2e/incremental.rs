@@ -1650,12 +1650,11 @@ async fn undelete_among_older_deletions(touched: u64) -> Vec<String> {
     );
     e.org.control("stats/reset", &json!({})).await;
     let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
-    let changed: Vec<String> = e.org.get_json_url("/__sim/queries").await["queries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q.as_str().unwrap().to_string())
-        .filter(|q| q.starts_with("SELECT Id FROM Account WHERE SystemModstamp >= "))
+    let changed: Vec<String> = e
+        .org
+        .soql_log("SELECT Id FROM Account WHERE SystemModstamp >= ")
+        .await
+        .into_iter()
         .map(|q| {
             // The span's start is the run's own, and an Id list is told by its length.
             let (head, tail) = q.split_once(">= ").unwrap();
@@ -1748,14 +1747,7 @@ async fn a_window_with_hundreds_of_deletions_finds_the_undeleted_ones_in_one_que
         );
     }
     // One query of the rows changed since the earliest deletion, instead of 300 Ids and 100.
-    let queries = e.org.get_json_url("/__sim/queries").await["queries"].clone();
-    let live_checks: Vec<&str> = queries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q.as_str().unwrap())
-        .filter(|q| q.starts_with("SELECT Id FROM Account WHERE "))
-        .collect();
+    let live_checks = e.org.soql_log("SELECT Id FROM Account WHERE ").await;
     assert_eq!(live_checks.len(), 1, "{live_checks:?}");
     let start =
         chrono::DateTime::parse_from_rfc3339(&stamp).unwrap() - chrono::Duration::seconds(1);

@@ -121,6 +121,20 @@ impl Org {
         r.json().await.expect("json")
     }
 
+    /// The SOQL of the REST queries since the last stats reset (`GET /__sim/queries`) that
+    /// start with `prefix`, oldest first.
+    pub async fn soql_log(&self, prefix: &str) -> Vec<String> {
+        let log = self.get_json_url("/__sim/queries").await;
+        log["queries"]
+            .as_array()
+            .expect("a list of queries")
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|q| q.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub async fn control(&self, path: &str, body: &Value) -> Value {
         let (status, v) = self.control_status(path, body).await;
         assert_eq!(status, 200, "control {path}: {v}");
