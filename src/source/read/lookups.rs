@@ -205,7 +205,9 @@ impl ObjectReader<'_> {
         let Some((gone, older)) = self.parent_deletions(&target.object, lower, upper).await? else {
             return Ok(0);
         };
-        let back = self.live_again(&target.object, &older, lower).await?;
+        // Deleted before the span and live again since: undeleted (none if refused).
+        let back = self.live_since(&target.object, &older, Some(lower)).await?;
+        let back: Vec<String> = back.unwrap_or_default().into_iter().collect();
         if gone.is_empty() && back.is_empty() {
             return Ok(0);
         }
@@ -294,18 +296,6 @@ impl ObjectReader<'_> {
             .partition(|r| parse_datetime(&r.deleted_date).is_none_or(|at| at >= lower));
         let ids = |v: Vec<replication::DeletedRecord>| v.into_iter().map(|r| r.id).collect();
         Ok(Some((ids(gone), ids(older))))
-    }
-
-    /// Those of `ids` (deleted before `lower`) that are live again with a `SystemModstamp`
-    /// since `lower`: undeleted since (none when Salesforce refuses the query).
-    async fn live_again(
-        &self,
-        object: &str,
-        ids: &[String],
-        lower: DateTime<Utc>,
-    ) -> Result<Vec<String>, FetchError> {
-        let live = self.live_since(object, ids, Some(lower)).await?;
-        Ok(live.unwrap_or_default().into_iter().collect())
     }
 
     /// The Ids of the live rows of the object whose `fields` hold one of `parents` now: one
