@@ -163,6 +163,34 @@ async fn transient_failures_are_retried_and_quota_exhaustion_is_not() {
 }
 
 #[tokio::test]
+async fn a_busy_org_is_waited_for_longer_than_other_failures() {
+    let sim = start_sim().await;
+    let client = connect(&refresh_config(&sim), hooks()).await.unwrap();
+    let url = client.data_url("query?q=SELECT+Id+FROM+Account+LIMIT+1");
+    let limits = format!("{}/__sim/limits", sim.base_url);
+    // Nine refusals over the long-transaction limit, more than the 4 attempts other failures
+    // get here: the tenth attempt is answered.
+    post(&limits, json!({"long_txn_spike": 9})).await;
+    let before = client.request_count();
+    let rows: Value = client.get_json(&url).await.unwrap();
+    assert_eq!(rows["totalSize"], 1);
+    assert_eq!(client.request_count(), before + 10);
+    // Ten refusals: the error after the tenth attempt says what to do.
+    post(&limits, json!({"long_txn_spike": 10})).await;
+    let before = client.request_count();
+    let e = client.get_json::<Value>(&url).await.unwrap_err();
+    assert_eq!(client.request_count(), before + 10);
+    assert!(
+        matches!(e, SalesforceError::ConcurrencyLimit { .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "Salesforce refused a request 10 times, with growing waits between, because too many run at once in the org (ConcurrentPerOrgLongTxn Limit exceeded.). This passes when other long requests and Bulk jobs finish: run again later, or run fewer syncs against this org at the same time."
+    );
+}
+
+#[tokio::test]
 async fn errors_are_parsed_from_salesforce_answers() {
     let sim = start_sim().await;
     let client = connect(&refresh_config(&sim), hooks()).await.unwrap();
