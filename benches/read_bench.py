@@ -3,7 +3,9 @@
 
 Prints, per run: rows, wall seconds, rows/s, CPU seconds (user+sys of the sfetl process only),
 CPU µs per record, MB of CSV decoded and MB/s, peak RSS of sfetl, API calls (from the
-simulator's /__sim/stats) and, for Parquet, the MB of files written. Runs: Account with the 7
+simulator's /__sim/stats), the simulator's own CPU seconds over the run (it renders and
+compresses every page as it is downloaded, on the same cores: when it nears the wall-clock, the
+simulator, not sfetl, sets the pace) and, for Parquet, the MB of files written. Runs: Account with the 7
 benchmark fields and with all fields, as RECORD lines (to /dev/null) and as Parquet (zstd, the
 default codec, and snappy: what a file's codec costs in CPU against what it saves in bytes);
 Contact+Lead (5M rows at the default scale) to
@@ -65,6 +67,8 @@ RESULTS = {}
 # The binaries of this invocation: [(tag, path)]; each run is made with each in turn.
 BINS = []
 SCALE = 0
+# The simulator's process (Linux: its CPU time is read from /proc around each run).
+SIM_PID = None
 # Airbyte's Salesforce source, all Account fields -> RECORDs, 200k rows (issue 17), quoted when
 # the source is not run.
 AIRBYTE_US_PER_ROW = 811.0
@@ -99,11 +103,13 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     export = cfg.get("output", {}).get("path")
     files0 = parquet_files(export)
     calls0 = stats(base)
+    sim0 = sim_cpu()
     with open(out_path, "wb") as out, open(os.path.join(tmp, "stderr.txt"), "wb") as err:
         # RECORDs: keep the protocol lines that are not RECORDs for the figures, drop the RECORDs.
         filt = ["grep", "-v", '^{"type":"RECORD"'] if records else None
         status, usage, wall = through_pipe(args, filt, out, err)
     calls = stats(base) - calls0
+    sim_s = sim_cpu() - sim0 if sim0 is not None else None
     assert status == 0, open(os.path.join(tmp, "stderr.txt")).read()
     # The Parquet files this run wrote (new, or rewritten since the run before).
     pq_mb = sum(size for f, (size, t) in parquet_files(export).items() if files0.get(f) != (size, t)) / 1e6
@@ -119,11 +125,22 @@ def run_one(bin_, label, cfg, cat, base, tmp, state=None):
     print(f"{label:<44} {int(rows):>9} rows {wall:7.2f} s {rows / wall:>10,.0f} rows/s  CPU {cpu:6.2f} s "
           f"{cpu / max(rows, 1) * 1e6:6.2f} µs/row  {mb:8.1f} MB CSV {mb / cpu if cpu else 0:7.1f} MB/s/CPU  "
           f"RSS {usage.ru_maxrss / 1024:6.0f} MB  API calls {calls}"
+          + ("" if sim_s is None else f"  simulator CPU {sim_s:.2f} s")
           + ("" if records else f"  Parquet {pq_mb:.1f} MB"), flush=True)
     fig = {"rows": int(rows), "wall": wall, "cpu": cpu, "us": cpu / max(rows, 1) * 1e6,
            "mbs": mb / cpu if cpu else 0.0, "rss": usage.ru_maxrss / 1024, "calls": calls,
-           "pq_mb": None if records else pq_mb}
+           "pq_mb": None if records else pq_mb, "sim": sim_s}
     return msgs, fig
+
+
+def sim_cpu():
+    """CPU seconds (user+sys) the simulator has used so far; None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{SIM_PID}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def parquet_files(root):
@@ -163,8 +180,8 @@ def summary():
     """Min and median per run and binary, as a Markdown table."""
     measured = airbyte_measured()
     print("\n| run | rows | binary | runs | CPU µs/row min | median | wall s min | median "
-          "| MB CSV/CPU-s median | peak RSS MB max | Parquet MB | vs Airbyte |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MB CSV/CPU-s median | peak RSS MB max | Parquet MB | simulator CPU s median | vs Airbyte |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (scale, label, tag), figs in RESULTS.items():
         us = [f["us"] for f in figs]
         wall = [f["wall"] for f in figs]
@@ -174,9 +191,11 @@ def summary():
               and tag != "airbyte" else "")
         pq = [f["pq_mb"] for f in figs if f.get("pq_mb") is not None]
         pq = f"{statistics.median(pq):.1f}" if pq else ""
+        sim = [f["sim"] for f in figs if f.get("sim") is not None]
+        sim = f"{statistics.median(sim):.2f}" if sim else ""
         print(f"| {label} | {figs[0]['rows']:,} | {tag} | {len(figs)} | {min(us):.2f} | {med:.2f} | "
               f"{min(wall):.2f} | {statistics.median(wall):.2f} | {statistics.median(f['mbs'] for f in figs):.0f} | "
-              f"{max(f['rss'] for f in figs):.0f} | {pq} | {vs} |")
+              f"{max(f['rss'] for f in figs):.0f} | {pq} | {sim} | {vs} |")
     if measured:
         for scale, us in measured.items():
             print(f"\nAirbyte's Salesforce source (run here {len(us)}×, at --scale {scale}): "
@@ -228,6 +247,8 @@ def bench_scale(a, root, bin_, scale):
                            stderr=subprocess.DEVNULL, text=True)
     creds = json.loads(sim.stdout.readline())
     base = creds["base_url"]
+    global SIM_PID
+    SIM_PID = sim.pid
     print(f"simulator at --scale {scale} ready in {time.time() - t0:.1f} s", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -201,14 +201,12 @@ impl SalesforceClient {
                 }
                 return Err(SalesforceError::SessionRejected { code, message });
             }
-            match (status, code.as_str()) {
-                // Concurrency limits share the daily quota's code: they pass as the org's other
-                // long requests and Bulk jobs end, and Salesforce did nothing with the refused
-                // request, so any request may be sent again after a backoff, on a budget of
-                // its own (see BUSY_ATTEMPTS).
-                (403, "REQUEST_LIMIT_EXCEEDED")
-                    if is_concurrency_limit(&message) && busy.backoff(retry_after).await =>
-                {
+            // Concurrency limits share the daily quota's code: they pass as the org's other
+            // long requests and Bulk jobs end, and Salesforce did nothing with the refused
+            // request, so any request may be sent again after a backoff, on a budget of its
+            // own (see BUSY_ATTEMPTS).
+            if status == 403 && code == "REQUEST_LIMIT_EXCEEDED" && is_concurrency_limit(&message) {
+                if busy.backoff(retry_after).await {
                     tracing::warn!(
                         "{host}: {message}; waited for the org's other requests and Bulk jobs, retry {} of {}",
                         busy.made() - 1,
@@ -216,19 +214,10 @@ impl SalesforceClient {
                     );
                     continue;
                 }
-                (403, "REQUEST_LIMIT_EXCEEDED") if is_concurrency_limit(&message) => {
-                    return Err(SalesforceError::ConcurrencyLimit { message });
-                }
-                (403, "REQUEST_LIMIT_EXCEEDED") => {
-                    return Err(SalesforceError::RequestLimitExceeded {
-                        usage: self.api_usage(),
-                        message,
-                    });
-                }
-                (_, "API_DISABLED_FOR_ORG") => {
-                    return Err(SalesforceError::ApiDisabled { message });
-                }
-                _ => {}
+                return Err(SalesforceError::ConcurrencyLimit { message });
+            }
+            if let Some(refused) = self.refusal(status, &code, &message) {
+                return Err(refused);
             }
             if (is_transient_status(status) || is_transient_code(&code))
                 && req.idempotent
@@ -242,6 +231,19 @@ impl SalesforceClient {
                 code,
                 message,
             });
+        }
+    }
+
+    /// The error of an answer no retry can change: the daily quota used up, or no API access.
+    fn refusal(&self, status: u16, code: &str, message: &str) -> Option<SalesforceError> {
+        let message = message.to_string();
+        match (status, code) {
+            (403, "REQUEST_LIMIT_EXCEEDED") => Some(SalesforceError::RequestLimitExceeded {
+                usage: self.api_usage(),
+                message,
+            }),
+            (_, "API_DISABLED_FOR_ORG") => Some(SalesforceError::ApiDisabled { message }),
+            _ => None,
         }
     }
 
