@@ -20,12 +20,14 @@ use crate::protocol::{AirbyteMessage, ConfiguredAirbyteCatalog, ConnectionStatus
 use crate::salesforce::{ClientHooks, SalesforceClient, SalesforceError, describe, org, query};
 use crate::transport::RetryPolicy;
 
-/// Backoff of `check`: an admin is waiting, so give up sooner than a sync would.
+/// Backoff of `check`: an admin is waiting, so give up sooner than a sync would, a busy org
+/// included (the answer says so).
 fn check_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(5),
+        busy_attempts: 3,
     }
 }
 

@@ -19,13 +19,6 @@ use crate::config::Config;
 use crate::transport::RetryPolicy;
 use crate::transport::{checked_url, describe_reqwest_error, http_client, origin};
 
-/// Attempts of one request that Salesforce refuses over a concurrency limit, the first
-/// included: more than the budget of other failures, because the slots free only as the org's
-/// other long requests (20 seconds or more each, by the limit's definition) and Bulk jobs end.
-/// Under the default policy the waits add up to 2-4 minutes, where the general budget gave up
-/// after 7-15 seconds, before the shortest request holding a slot could have ended.
-pub const BUSY_ATTEMPTS: u32 = 10;
-
 /// What the caller plugs into the client.
 #[derive(Clone, Default)]
 pub struct ClientHooks {
@@ -162,7 +155,10 @@ impl SalesforceClient {
         let url = checked_url("API URL", &req.url)?;
         let host = origin(&url);
         let mut attempts = self.inner.retry.attempts();
-        let busy_policy = self.inner.retry.with_attempts(BUSY_ATTEMPTS);
+        let busy_policy = self
+            .inner
+            .retry
+            .with_attempts(self.inner.retry.busy_attempts);
         let mut busy = busy_policy.attempts();
         let mut refreshed = false;
         loop {
@@ -204,17 +200,18 @@ impl SalesforceClient {
             // Concurrency limits share the daily quota's code: they pass as the org's other
             // long requests and Bulk jobs end, and Salesforce did nothing with the refused
             // request, so any request may be sent again after a backoff, on a budget of its
-            // own (see BUSY_ATTEMPTS).
+            // own (`RetryPolicy::busy_attempts`).
             if status == 403 && code == "REQUEST_LIMIT_EXCEEDED" && is_concurrency_limit(&message) {
                 if busy.backoff(retry_after).await {
                     tracing::warn!(
                         "{host}: {message}; waited for the org's other requests and Bulk jobs, retry {} of {}",
                         busy.made() - 1,
-                        BUSY_ATTEMPTS - 1
+                        busy_policy.max_attempts - 1
                     );
                     continue;
                 }
-                return Err(SalesforceError::ConcurrencyLimit { message });
+                let attempts = busy.made();
+                return Err(SalesforceError::ConcurrencyLimit { attempts, message });
             }
             if let Some(refused) = self.refusal(status, &code, &message) {
                 return Err(refused);

@@ -38,9 +38,11 @@ pub enum SalesforceError {
     },
     /// 403 `REQUEST_LIMIT_EXCEEDED` about concurrency, still refused after every retry.
     #[error(
-        "Salesforce refused a request {tries} times, with growing waits between, because too many run at once in the org ({message}). This passes when other long requests and Bulk jobs finish: run again later, or run fewer syncs against this org at the same time.", tries = super::client::BUSY_ATTEMPTS
+        "Salesforce refused a request {attempts} times, with growing waits between, because too many run at once in the org ({message}). This passes when other long requests and Bulk jobs finish: run again later, or run fewer syncs against this org at the same time."
     )]
     ConcurrencyLimit {
+        /// Attempts made, the first included.
+        attempts: u32,
         /// Salesforce's message.
         message: String,
     },

@@ -62,6 +62,7 @@ pub async fn apply(
         max_attempts: opts.transient_retries + 1,
         base_delay: opts.retry_delay * 2,
         max_delay: opts.retry_delay * 2u32.pow(opts.transient_retries.min(16)),
+        busy_attempts: opts.transient_retries + 1,
     };
     let mut rounds = policy.attempts();
     while !pending.is_empty() {

@@ -16,16 +16,23 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Upper bound of one delay (also caps `Retry-After`).
     pub max_delay: Duration,
+    /// Attempts in total of a request refused over a concurrency limit, the first included:
+    /// usually more than `max_attempts`, because such slots free only as the org's other long
+    /// requests (20 seconds or more each, by the limit's definition) and Bulk jobs end.
+    pub busy_attempts: u32,
 }
 
 impl Default for RetryPolicy {
     /// 5 attempts, 1 s doubling to at most 60 s: rides out a Salesforce blip or a lock held by
-    /// a trigger without hammering an org that is in trouble.
+    /// a trigger without hammering an org that is in trouble. A busy org gets 10: 2-4 minutes
+    /// of waits, where 5 gave up after 7-15 seconds, before the shortest request holding a
+    /// slot could have ended.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
+            busy_attempts: 10,
         }
     }
 }
@@ -126,6 +133,7 @@ mod tests {
             max_attempts: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
+            busy_attempts: 5,
         };
         for attempt in 0..10 {
             let exp = (100u64 << attempt.min(10)).min(1000);
@@ -144,6 +152,7 @@ mod tests {
             max_attempts: 3,
             base_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
+            busy_attempts: 3,
         };
         let mut calls = 0;
         let r: Result<(), &str> = retry(

@@ -645,3 +645,23 @@ async fn a_read_stopped_by_sigterm_aborts_and_deletes_its_queued_bulk_job() {
     assert_eq!(statuses.last(), Some(&"INCOMPLETE"), "{msgs:?}");
     assert_eq!(records(&msgs, "Account").len(), 0);
 }
+
+#[tokio::test]
+async fn check_gives_up_on_a_busy_org_after_three_attempts_and_says_why() {
+    // An admin is waiting: `check` tries a request refused over the concurrent-requests limit
+    // three times (a sync would wait through ten), then fails saying what to do.
+    let org = Org::start(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_json(dir.path(), "c.json", &refresh_config(&org.sim));
+    org.control("limits", &json!({"requests_spike": 3})).await;
+    let out = run(&["check", "--config", cfg.to_str().unwrap()]).await;
+    let (status, message) = connection_status(&out);
+    assert_eq!(status, "FAILED");
+    assert_eq!(
+        message,
+        "Salesforce refused a request 3 times, with growing waits between, because too many run at once in the org (ConcurrentRequests (Concurrent API Requests) Limit exceeded.). This passes when other long requests and Bulk jobs finish: run again later, or run fewer syncs against this org at the same time."
+    );
+    // The spike is spent: the next check succeeds.
+    let out = run(&["check", "--config", cfg.to_str().unwrap()]).await;
+    assert_eq!(connection_status(&out).0, "SUCCEEDED");
+}

@@ -28,6 +28,7 @@ pub fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
+        busy_attempts: 10,
     }
 }
 
