@@ -24,6 +24,9 @@ minutes an Airbyte read takes hits both alike). The summary's "vs Airbyte" ratio
 the median of those measured figures; without it, against the 811 µs/row quoted in issue 17
 (measured on an earlier day, machine and version of the source).
 
+With several --scales, one simulator per scale runs for the whole bench and every round runs
+each scale in turn, so the machine's drift hits the small and the large reads alike.
+
 Builds `cargo build --release` unless --bin is given. With --baseline-bin, every run is made
 with both binaries in turn (new, old, new, old, ...) against one simulator, so drift in the
 machine's speed hits both alike; with --runs N each run is repeated N times and a summary gives
@@ -32,6 +35,7 @@ the min and median of CPU µs/row and wall-clock, and the peak RSS, per binary. 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -233,37 +237,37 @@ def main():
     if a.baseline_bin:
         BINS.append(("old", a.baseline_bin))
     scales = [int(x) for x in a.scales.split(",")] if a.scales else [a.scale]
-    for scale in scales:
-        bench_scale(a, root, bin_, scale)
+    # One simulator per scale for the whole bench, and every round runs each scale in turn: the
+    # machine's drift over the minutes of a bench then hits 200k and 1M rows alike, which
+    # matters for comparing their figures.
+    global SCALE, SIM_PID
+    with contextlib.ExitStack() as stack:
+        orgs = [start_org(stack, a.sim_bin or bin_, scale) for scale in scales]
+        rounds = max(a.runs, a.airbyte_runs if a.airbyte_python else 0)
+        for i in range(rounds):
+            for org in orgs:
+                SCALE, SIM_PID = org["scale"], org["pid"]
+                if i < a.runs:
+                    runs(bin_, root, org["cfg"], org["base"], org["tmp"])
+                if a.airbyte_python and i < a.airbyte_runs:
+                    run_airbyte(a.airbyte_python, root, org["creds"], org["base"], org["tmp"])
     summary()
 
 
-def bench_scale(a, root, bin_, scale):
-    """All runs, `a.runs` times each, against one simulator at `scale`."""
-    global SCALE
-    SCALE = scale
+def start_org(stack, sim_bin, scale):
+    """A simulator at `scale` (stopped when `stack` closes), its config and a scratch folder."""
     t0 = time.time()
-    sim = subprocess.Popen([a.sim_bin or bin_, "simulate", "--scale", str(scale), "--seed", "1"], stdout=subprocess.PIPE,
+    sim = subprocess.Popen([sim_bin, "simulate", "--scale", str(scale), "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
+    stack.callback(sim.wait)
+    stack.callback(sim.terminate)
     creds = json.loads(sim.stdout.readline())
-    base = creds["base_url"]
-    global SIM_PID
-    SIM_PID = sim.pid
     print(f"simulator at --scale {scale} ready in {time.time() - t0:.1f} s", flush=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
-                   "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
-                   "start_date": "2000-01-01", "stream_slice_step": "P3650D", "cursor_lag": "PT0S"}
-            rounds = max(a.runs, a.airbyte_runs if a.airbyte_python else 0)
-            for i in range(rounds):
-                if i < a.runs:
-                    runs(bin_, root, cfg, base, tmp)
-                if a.airbyte_python and i < a.airbyte_runs:
-                    run_airbyte(a.airbyte_python, root, creds, base, tmp)
-    finally:
-        sim.terminate()
-        sim.wait()
+    tmp = stack.enter_context(tempfile.TemporaryDirectory())
+    cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
+           "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
+           "start_date": "2000-01-01", "stream_slice_step": "P3650D", "cursor_lag": "PT0S"}
+    return {"scale": scale, "pid": sim.pid, "creds": creds, "base": creds["base_url"], "tmp": tmp, "cfg": cfg}
 
 
 def run_airbyte(python, root, creds, base, tmp):
