@@ -155,11 +155,7 @@ impl SalesforceClient {
         let url = checked_url("API URL", &req.url)?;
         let host = origin(&url);
         let mut attempts = self.inner.retry.attempts();
-        let busy_policy = self
-            .inner
-            .retry
-            .with_attempts(self.inner.retry.busy_attempts);
-        let mut busy = busy_policy.attempts();
+        let mut busy = self.inner.retry.busy_attempts();
         let mut refreshed = false;
         loop {
             let token = self.inner.tokens.token().await?;
@@ -206,7 +202,7 @@ impl SalesforceClient {
                     tracing::warn!(
                         "{host}: {message}; waited for the org's other requests and Bulk jobs, retry {} of {}",
                         busy.made() - 1,
-                        busy_policy.max_attempts - 1
+                        busy.budget() - 1
                     );
                     continue;
                 }

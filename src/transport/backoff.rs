@@ -63,7 +63,17 @@ impl RetryPolicy {
     pub fn attempts(&self) -> Attempts<'_> {
         Attempts {
             policy: self,
+            budget: self.max_attempts,
             done: 1,
+        }
+    }
+
+    /// A fresh attempt counter for a request the org refuses as too busy: the same delays,
+    /// `busy_attempts` of them.
+    pub fn busy_attempts(&self) -> Attempts<'_> {
+        Attempts {
+            budget: self.busy_attempts,
+            ..self.attempts()
         }
     }
 
@@ -82,6 +92,8 @@ impl RetryPolicy {
 #[derive(Debug)]
 pub struct Attempts<'a> {
     policy: &'a RetryPolicy,
+    /// Attempts allowed in total, the first included.
+    budget: u32,
     /// Attempts made so far (the first counts).
     done: u32,
 }
@@ -90,7 +102,7 @@ impl Attempts<'_> {
     /// After a retryable failure: waits the policy's delay and returns `true`, or returns
     /// `false` at once when no attempt is left (the caller then returns its error).
     pub async fn backoff(&mut self, retry_after: Option<Duration>) -> bool {
-        if self.done >= self.policy.max_attempts {
+        if self.done >= self.budget {
             return false;
         }
         tokio::time::sleep(self.policy.delay(self.done - 1, retry_after)).await;
@@ -101,6 +113,11 @@ impl Attempts<'_> {
     /// Attempts made so far, the current one included.
     pub fn made(&self) -> u32 {
         self.done
+    }
+
+    /// Attempts allowed in total, the first included.
+    pub fn budget(&self) -> u32 {
+        self.budget
     }
 }
 
@@ -144,6 +161,26 @@ mod tests {
             p.delay(0, Some(Duration::from_secs(30))),
             Duration::from_millis(1000)
         );
+    }
+
+    #[tokio::test]
+    async fn a_busy_org_has_a_budget_of_its_own() {
+        let p = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            busy_attempts: 4,
+        };
+        let (mut other, mut busy) = (p.attempts(), p.busy_attempts());
+        let mut backoffs = (0, 0);
+        while other.backoff(None).await {
+            backoffs.0 += 1;
+        }
+        while busy.backoff(None).await {
+            backoffs.1 += 1;
+        }
+        assert_eq!(backoffs, (1, 3));
+        assert_eq!((other.made(), busy.made(), busy.budget()), (2, 4, 4));
     }
 
     #[tokio::test]
