@@ -62,7 +62,8 @@ pub async fn apply(
         max_attempts: opts.transient_retries + 1,
         base_delay: opts.retry_delay * 2,
         max_delay: opts.retry_delay * 2u32.pow(opts.transient_retries.min(16)),
-        busy_attempts: opts.transient_retries + 1,
+        // Rounds of rows, not requests: a busy org is the client's to wait for.
+        ..RetryPolicy::default()
     };
     let mut rounds = policy.attempts();
     while !pending.is_empty() {
