@@ -167,6 +167,44 @@ async fn ten_thousand_rows_sharing_one_systemmodstamp_across_window_and_page_bou
 }
 
 #[tokio::test]
+async fn an_edit_made_while_the_results_wait_for_download_arrives_in_the_next_read() {
+    // Bulk results are the rows as the job's query found them: a user's edit between the
+    // job's completion and the download is not in them, so the next read must bring it.
+    let e = env(20, cfg(json!({}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "incremental")],
+    );
+    let org_row = &org_rows(&e.org, "SELECT Id, Name FROM Account ORDER BY Id LIMIT 1").await[0];
+    let (id, name) = (org_row["Id"].as_str().unwrap(), org_row["Name"].clone());
+    let edit = json!({"object": "Account", "id": id, "fields": {"Name": "Edited mid-read"},
+        "when": "next_bulk_query_completes"});
+    e.org.control("update", &edit).await;
+
+    let first = read_ok(&e, &cat, None).await;
+    let rows = records(&first, "Account");
+    assert_eq!(rows.len(), 20);
+    let seen: Vec<&Value> = rows.iter().filter(|r| r["Id"] == id).collect();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["Name"], name, "the results as the job found them");
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+
+    let second = records(&read_ok(&e, &cat, Some(&s1)).await, "Account");
+    assert_eq!(ids(&second), BTreeSet::from([id.to_string()]));
+    assert_eq!(second[0]["Name"], "Edited mid-read");
+    let stamp = &org_rows(
+        &e.org,
+        &format!("SELECT SystemModstamp FROM Account WHERE Id = '{id}'"),
+    )
+    .await[0];
+    assert_eq!(
+        second[0]["SystemModstamp"].as_str().unwrap().get(..23),
+        stamp["SystemModstamp"].as_str().unwrap().get(..23)
+    );
+}
+
+#[tokio::test]
 async fn airbyte_salesforce_state_forms_resume_correctly() {
     let e = env(30, cfg(json!({"lookback_window": "PT0S"}))).await;
     let cat = catalog(

@@ -39,9 +39,51 @@ fn refuse(msg: String) -> Response {
     answer(StatusCode::BAD_REQUEST, json!({ "error": msg }))
 }
 
+/// A user's edit of one record's stored fields, ready to make.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    obj: usize,
+    row: usize,
+    values: Vec<(usize, Val<'static>)>,
+}
+
+impl Edit {
+    /// Makes the edit at `now`: the values stored, and the record's LastModifiedDate and
+    /// SystemModstamp moved to `now`.
+    fn make(&self, store: &mut Store, now: i64) {
+        let t = &mut store.tables[self.obj];
+        for (f, val) in &self.values {
+            t.set(self.row, *f, val);
+        }
+        t.modify(self.row, now);
+    }
+}
+
+/// Makes the edits held for the next Bulk query job to complete (one just did); called by
+/// the job's status poll once its results are fixed.
+pub fn after_bulk_query_completes(sim: &Sim) {
+    let edits = std::mem::take(
+        &mut sim
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .edits_after_bulk_query,
+    );
+    if edits.is_empty() {
+        return;
+    }
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
+    for edit in &edits {
+        edit.make(&mut store, sim.now_ms());
+    }
+}
+
 /// `{"object": "Account", "id": "001...", "fields": {"Name": "Acme", "Industry": "Energy"}}`:
 /// a user's edit of stored fields (text, numbers, booleans, dates, datetimes, references). The
-/// record's LastModifiedDate and SystemModstamp take the time; nothing else moves.
+/// record's LastModifiedDate and SystemModstamp take the time; nothing else moves. With
+/// `"when": "next_bulk_query_completes"` the edit waits for the next Bulk query job to
+/// complete and is made then, after the job's results are fixed and before any is
+/// downloaded: the moment a real org's user can edit a record the results hold.
 async fn update(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let (name, id) = (
@@ -50,6 +92,15 @@ async fn update(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     );
     let Some(fields) = v["fields"].as_object().filter(|f| !f.is_empty()) else {
         return refuse("give \"fields\": {\"Name\": \"...\"} with at least one field".into());
+    };
+    let deferred = match &v["when"] {
+        Value::Null => false,
+        w if w == "next_bulk_query_completes" => true,
+        w => {
+            return refuse(format!(
+                "\"when\" is {w}: leave it out to edit now, or give \"next_bulk_query_completes\""
+            ));
+        }
     };
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let Some(obj) = store.catalog.object(name) else {
@@ -65,12 +116,15 @@ async fn update(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
             Err(msg) => return refuse(msg),
         }
     }
-    let now = sim.now_ms();
-    let t = &mut store.tables[obj];
-    for (f, val) in &values {
-        t.set(row, *f, val);
+    let edit = Edit { obj, row, values };
+    if deferred {
+        drop(store);
+        let mut faults = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
+        faults.edits_after_bulk_query.push(edit);
+        return answer(StatusCode::OK, json!({"id": id, "deferred": true}));
     }
-    t.modify(row, now);
+    let now = sim.now_ms();
+    edit.make(&mut store, now);
     let mut stamp = Vec::new();
     write_datetime(now, &mut stamp);
     answer(

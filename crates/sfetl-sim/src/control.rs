@@ -18,7 +18,7 @@ use super::faults::{FailSpec, RowFault};
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
-use super::store::{DELETED, LIVE, PURGED, Store, Table, Val, pack, parse_datetime, unpack};
+use super::store::{DELETED, LIVE, Store, Table, Val, pack, parse_datetime, unpack};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -334,7 +334,7 @@ async fn purge(State(sim): State<Arc<Sim>>) -> Response {
     for obj in 0..store.tables.len() {
         for r in 0..store.tables[obj].len() {
             if store.tables[obj].state[r] == DELETED {
-                store.tables[obj].state[r] = PURGED;
+                store.tables[obj].purge_row(r);
                 ids.push(pack(obj, r));
             }
         }

@@ -29,6 +29,10 @@ pub struct Faults {
     /// Rows still to refuse one by one (Collections and Bulk ingest), as record lock
     /// contention does: the rest of the request succeeds.
     pub fail_rows: Option<RowFault>,
+    /// Users' edits held until the next Bulk query job completes (`/__sim/update` with
+    /// `"when": "next_bulk_query_completes"`): made after its results are fixed, before
+    /// the client downloads them.
+    pub edits_after_bulk_query: Vec<crate::changes::Edit>,
 }
 
 /// Per-row refusals still to give: the next `remaining` written rows fail with `code`.

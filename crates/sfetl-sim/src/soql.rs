@@ -1134,26 +1134,59 @@ impl Parser<'_> {
 /// Reads a path's value for a row of the query's base object (relationship paths follow every
 /// hop; a null, dangling or purged reference at any hop reads as null).
 pub fn read<'s>(store: &'s Store, obj: usize, row: usize, p: &Path) -> Val<'s> {
-    let Some((t, trow)) = follow(store, obj, row, &p.hops) else {
+    read_at(store, obj, row, p, None)
+}
+
+/// [`read`] as the rows stood when a Bulk query job completed (`at`: its [`Store::pin`]).
+pub fn read_at<'s>(
+    store: &'s Store,
+    obj: usize,
+    row: usize,
+    p: &Path,
+    at: Option<&[u64]>,
+) -> Val<'s> {
+    let Some((t, trow)) = follow_at(store, obj, row, &p.hops, at) else {
         return Val::Null;
     };
     p.field_in(store, t)
-        .map_or(Val::Null, |f| store.get(t, trow, f))
+        .map_or(Val::Null, |f| store.get_at(t, trow, f, at))
 }
 
 /// The (object, row) a chain of hops reaches from a row, if every reference on the way is set
 /// and present.
 pub fn follow(store: &Store, obj: usize, row: usize, hops: &[Via]) -> Option<(usize, usize)> {
+    follow_at(store, obj, row, hops, None)
+}
+
+fn follow_at(
+    store: &Store,
+    obj: usize,
+    row: usize,
+    hops: &[Via],
+    at: Option<&[u64]>,
+) -> Option<(usize, usize)> {
     hops.iter()
-        .try_fold((obj, row), |(o, r), via| target(store, o, r, via))
+        .try_fold((obj, row), |(o, r), via| target_at(store, o, r, via, at))
 }
 
 /// The target (object, row) of a relationship for a row, if set and present.
 pub fn target(store: &Store, obj: usize, row: usize, via: &Via) -> Option<(usize, usize)> {
-    match store.tables[obj].get(row, via.ref_field) {
+    target_at(store, obj, row, via, None)
+}
+
+fn target_at(
+    store: &Store,
+    obj: usize,
+    row: usize,
+    via: &Via,
+    at: Option<&[u64]>,
+) -> Option<(usize, usize)> {
+    let clock = |o: usize| at.and_then(|a| a.get(o).copied());
+    match store.tables[obj].get_at(row, via.ref_field, clock(obj)) {
         Val::Ref(r) => {
             let (t, trow) = unpack(r);
-            (trow < store.tables[t].len() && store.tables[t].state[trow] != super::store::PURGED)
+            let target = &store.tables[t];
+            (trow < target.len() && target.state_at(trow, clock(t)) != super::store::PURGED)
                 .then_some((t, trow))
         }
         _ => None,

@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::describe::{Catalog, FType, FieldMeta, ObjectMeta};
 pub use super::wire::*;
@@ -269,6 +271,27 @@ pub struct Table {
     /// Rows in the recycle bin only because a cascade took them with a parent: row -> that
     /// parent (packed). Undeleting the parent restores them; they cannot be undeleted alone.
     pub deleted_with: HashMap<u32, u64>,
+    /// Changes made to rows so far (each [`Table::set`] and each change of a row's state):
+    /// the table's clock for the versions Bulk query results are read at.
+    changes: u64,
+    /// `changes` when the latest Bulk query job completed, plus one (0: no job yet). Atomic
+    /// because jobs complete under the store's read lock.
+    pinned: AtomicU64,
+    /// Rows as they were before their first change since a Bulk query job completed, oldest
+    /// first: a job's results show the rows as the job's query found them (see
+    /// [`Store::pin`]), whatever changed while they wait to be downloaded.
+    history: HashMap<u32, Vec<Version>>,
+    /// One bit per row: whether `history` holds versions of it (a Bulk result page checks
+    /// every row, most of which never changed).
+    has_history: Vec<u64>,
+}
+
+/// A row as it stood until change number `until` of its table.
+#[derive(Debug)]
+struct Version {
+    until: u64,
+    state: u8,
+    vals: Box<[Val<'static>]>,
 }
 
 impl Table {
@@ -292,6 +315,10 @@ impl Table {
             delete_log: Vec::new(),
             log_purged_before: i64::MIN,
             deleted_with: HashMap::new(),
+            changes: 0,
+            pinned: AtomicU64::new(0),
+            history: HashMap::new(),
+            has_history: Vec::new(),
         }
     }
 
@@ -429,6 +456,7 @@ impl Table {
 
     /// Writes a stored field of a row (derived fields are silently left alone).
     pub fn set(&mut self, row: usize, field: usize, v: &Val<'_>) {
+        self.keep_version(row);
         match &mut self.cols[field] {
             Column::Text(t) => t.set(
                 row,
@@ -526,6 +554,7 @@ impl Table {
     /// Deletes a row at `ms`: to the recycle bin ([`DELETED`]) or, `hard`, for good
     /// ([`PURGED`]); SystemModstamp takes the time and the delete log an entry.
     pub fn delete_row(&mut self, row: usize, ms: i64, hard: bool) {
+        self.keep_version(row);
         self.state[row] = if hard { PURGED } else { DELETED };
         self.touch(row, ms);
         self.delete_log.push((ms, row as u32));
@@ -535,9 +564,82 @@ impl Table {
     /// Restores a row from the recycle bin at `ms`: live again, SystemModstamp moved
     /// (LastModifiedDate left as it was), the delete log's entry kept.
     pub fn undelete_row(&mut self, row: usize, ms: i64) {
+        self.keep_version(row);
         self.state[row] = LIVE;
         self.touch(row, ms);
         self.deleted_with.remove(&(row as u32));
+    }
+
+    /// Purges a row from the recycle bin for good ([`PURGED`]): its data stays, as the
+    /// results of a Bulk query job that found it still show it.
+    pub fn purge_row(&mut self, row: usize) {
+        self.keep_version(row);
+        self.state[row] = PURGED;
+    }
+
+    /// Counts a change of `row` and, when it is the row's first since the latest Bulk query
+    /// job completed, keeps the row as it stood for that job's results.
+    fn keep_version(&mut self, row: usize) {
+        self.changes += 1;
+        let pinned = *self.pinned.get_mut();
+        if pinned == 0 || row >= self.state.len() {
+            return;
+        }
+        let kept_since_pin = self
+            .history
+            .get(&(row as u32))
+            .and_then(|v| v.last())
+            .is_some_and(|v| v.until > pinned - 1);
+        if kept_since_pin {
+            return;
+        }
+        let vals = (0..self.cols.len())
+            .map(|f| self.get(row, f).into_owned())
+            .collect();
+        let version = Version {
+            until: self.changes,
+            state: self.state[row],
+            vals,
+        };
+        self.history.entry(row as u32).or_default().push(version);
+        if self.has_history.len() <= row / 64 {
+            self.has_history.resize(row / 64 + 1, 0);
+        }
+        self.has_history[row / 64] |= 1 << (row % 64);
+    }
+
+    /// The version of `row` that stood at change count `at`, if the row changed since.
+    fn version_at(&self, row: usize, at: u64) -> Option<&Version> {
+        let bit = self
+            .has_history
+            .get(row / 64)
+            .map_or(0, |w| w >> (row % 64) & 1);
+        if bit == 0 {
+            return None;
+        }
+        self.history
+            .get(&(row as u32))?
+            .iter()
+            .find(|v| v.until > at)
+    }
+
+    /// A row's state ([`LIVE`], [`DELETED`], [`PURGED`]) at change count `at` (None: now).
+    pub fn state_at(&self, row: usize, at: Option<u64>) -> u8 {
+        at.and_then(|at| self.version_at(row, at))
+            .map_or(self.state[row], |v| v.state)
+    }
+
+    /// Reads a field of a row as it stood at change count `at` (None: now).
+    pub fn get_at(&self, row: usize, field: usize, at: Option<u64>) -> Val<'_> {
+        match at.and_then(|at| self.version_at(row, at)) {
+            None => self.get(row, field),
+            Some(v) => match v.vals.get(field) {
+                Some(Val::Str(s)) => Val::Str(Cow::Borrowed(s)),
+                Some(val) => val.clone(),
+                // A field added since: it did not exist then.
+                None => Val::Null,
+            },
+        }
     }
 
     /// Purges the delete log of entries deleted before `before` (epoch ms), as Salesforce's
@@ -573,6 +675,10 @@ impl Table {
                     _ => 0,
                 })
                 .sum::<usize>()
+            + self.has_history.capacity() * 8
+            + self.history.values().map(Vec::len).sum::<usize>()
+                * self.cols.len()
+                * size_of::<Val<'static>>()
     }
 }
 
@@ -835,31 +941,55 @@ impl Store {
     /// parent's field, days since a date); every value a query or record read answers comes
     /// through here.
     pub fn get(&self, obj: usize, row: usize, field: usize) -> Val<'_> {
+        self.get_at(obj, row, field, None)
+    }
+
+    /// Reads a field of a row as it stood when a Bulk query job completed (`at`, the job's
+    /// [`Store::pin`]; None: now), parents included.
+    pub fn get_at(&self, obj: usize, row: usize, field: usize, at: Option<&[u64]>) -> Val<'_> {
         let t = &self.tables[obj];
+        let clock = |o: usize| at.and_then(|a| a.get(o).copied());
         match &t.cols[field] {
-            Column::Formula(Formula::Parent { reference, field }) => match t.get(row, *reference) {
-                Val::Ref(r) => {
-                    let (p, prow) = unpack(r);
-                    let parent = &self.tables[p];
-                    if prow >= parent.len() || parent.state[prow] == PURGED {
-                        return Val::Null;
+            Column::Formula(Formula::Parent { reference, field }) => {
+                match t.get_at(row, *reference, clock(obj)) {
+                    Val::Ref(r) => {
+                        let (p, prow) = unpack(r);
+                        let parent = &self.tables[p];
+                        if prow >= parent.len() || parent.state_at(prow, clock(p)) == PURGED {
+                            return Val::Null;
+                        }
+                        self.catalog.objects[p]
+                            .field(field)
+                            .map_or(Val::Null, |f| self.get_at(p, prow, f, at))
                     }
-                    self.catalog.objects[p]
-                        .field(field)
-                        .map_or(Val::Null, |f| self.get(p, prow, f))
+                    _ => Val::Null,
                 }
-                _ => Val::Null,
-            },
+            }
             Column::Formula(Formula::DaysSince(f)) => {
-                let day = match t.get(row, *f) {
+                let day = match t.get_at(row, *f, clock(obj)) {
                     Val::DateTime(ms) => ms.div_euclid(86_400_000) as i32,
                     Val::Date(d) => d,
                     _ => return Val::Null,
                 };
                 Val::Num(f64::from(self.clock.today() - day))
             }
-            _ => t.get(row, field),
+            _ => t.get_at(row, field, clock(obj)),
         }
+    }
+
+    /// Pins the org as it stands, for a Bulk query job that just completed: every table's
+    /// change count, under which [`Store::get_at`] reads rows as they are now, however they
+    /// change later. Salesforce runs the query when the job is processed and serves the
+    /// results it stored then ("the results of the SOQL query when you created the query
+    /// job"), for as long as they are kept.
+    pub fn pin(&self) -> Arc<[u64]> {
+        self.tables
+            .iter()
+            .map(|t| {
+                t.pinned.store(t.changes + 1, Ordering::Relaxed);
+                t.changes
+            })
+            .collect()
     }
 
     /// The 18-character id of a packed reference.
@@ -906,4 +1036,43 @@ pub fn pack(obj: usize, row: usize) -> u64 {
 /// Unpacks an (object, row) pair.
 pub fn unpack(p: u64) -> (usize, usize) {
     ((p >> 32) as usize, (p & 0xffff_ffff) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(store: &Store, obj: usize, at: Option<&[u64]>) -> Val<'static> {
+        let f = store.catalog.objects[obj].field("Name").unwrap();
+        store.get_at(obj, 0, f, at).into_owned()
+    }
+
+    #[test]
+    fn each_pin_reads_the_row_as_it_stood_when_taken() {
+        let mut store = Store::new(Catalog::load(None).expect("embedded fixtures"));
+        let obj = store.catalog.object("Account").unwrap();
+        let f = store.catalog.objects[obj].field("Name").unwrap();
+        let cols = store.tables[obj].cols.len();
+        store.tables[obj].push_row(&vec![Val::Null; cols]);
+        let set = |store: &mut Store, v: &str| store.tables[obj].set(0, f, &Val::Str(v.into()));
+        set(&mut store, "a");
+        // Before any job completes nothing is kept.
+        assert!(store.tables[obj].history.is_empty());
+        let first = store.pin();
+        set(&mut store, "b");
+        set(&mut store, "c");
+        let second = store.pin();
+        let third = store.pin();
+        set(&mut store, "d");
+        store.tables[obj].delete_row(0, 1_000, true);
+        let s = |v: &str| Val::Str(Cow::Owned(v.to_string()));
+        assert_eq!(name(&store, obj, Some(&first)), s("a"));
+        assert_eq!(name(&store, obj, Some(&second)), s("c"));
+        assert_eq!(name(&store, obj, Some(&third)), s("c"));
+        assert_eq!(name(&store, obj, None), s("d"));
+        assert_eq!(store.tables[obj].state_at(0, Some(third[obj])), LIVE);
+        assert_eq!(store.tables[obj].state_at(0, None), PURGED);
+        // One version per row per pin it outlived: "a" (first), "c" (second and third).
+        assert_eq!(store.tables[obj].history[&0].len(), 2);
+    }
 }

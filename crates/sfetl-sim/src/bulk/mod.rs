@@ -23,7 +23,7 @@ use super::describe::FType;
 use super::render::{csv_cell, csv_double, csv_text};
 use super::rest::{check_version, not_found};
 use super::server::{Sim, json_response, sf_error};
-use super::soql::{self, Path, read};
+use super::soql::{self, Path};
 use super::store::{LIVE, Store, Val, make_id, pack, unpack, write_datetime};
 use super::write::{ExtIndex, Input, RecError, apply, validate};
 
@@ -41,6 +41,9 @@ pub struct QueryJob {
     chunk_ends: Vec<usize>,
     /// Rows the query matches, counted once for the Bulk processing time.
     matched: Option<usize>,
+    /// The org when the job completed ([`Store::pin`]): its results show the rows as they
+    /// stood then.
+    pin: Option<Arc<[u64]>>,
 }
 
 /// An ingest job.

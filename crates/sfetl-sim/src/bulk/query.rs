@@ -104,6 +104,7 @@ pub(super) async fn create_query(
         rows: None,
         chunk_ends: Vec::new(),
         matched: None,
+        pin: None,
     };
     sim.jobs
         .query
@@ -140,6 +141,7 @@ pub(super) async fn get_query(
         return not_found();
     };
     let queued = limits.bulk_queue_ms > 0 || limits.bulk_rows_per_second > 0;
+    let mut completed = false;
     let busy = queued && job.info.state == "InProgress" && now < processed_at(job, &store, &limits);
     match job.info.state.as_str() {
         "UploadComplete" if queued && now < job.info.created + limits.bulk_queue_ms as i64 => {}
@@ -155,18 +157,21 @@ pub(super) async fn get_query(
                     Some("InternalServerError : the query job failed (simulated)".into());
             } else {
                 run_job(job, &store, &limits);
+                completed = job.info.state == "JobComplete";
             }
             job.info.modstamp = now;
         }
         _ => {}
     }
     let _ = &job.query;
-    json_response(
-        StatusCode::OK,
-        info_json(&job.info, &store, "V2Query", true, &[])
-            .to_string()
-            .into_bytes(),
-    )
+    let body = info_json(&job.info, &store, "V2Query", true, &[])
+        .to_string()
+        .into_bytes();
+    drop((jobs, store));
+    if completed {
+        crate::changes::after_bulk_query_completes(&sim);
+    }
+    json_response(StatusCode::OK, body)
 }
 
 /// When a job's processing ends with the Bulk processing time on (`bulk_queue_ms` in the
@@ -211,6 +216,7 @@ fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
     };
     job.info.processed = rows.len() as u64;
     job.rows = Some(Arc::new(rows));
+    job.pin = Some(store.pin());
     job.chunk_ends = chunk_ends;
     job.info.state = "JobComplete".into();
 }
@@ -295,6 +301,8 @@ struct ResultStream {
     /// Selected fields in column order (alphabetical for API versions up to 49.0).
     fields: Vec<Path>,
     rows: Arc<Vec<u32>>,
+    /// The org as the job's query found it ([`Store::pin`]): the values rendered.
+    at: Option<Arc<[u64]>>,
     pos: usize,
     end: usize,
     header: Option<Vec<u8>>,
@@ -319,7 +327,7 @@ impl ResultStream {
                     if k > 0 {
                         out.push(self.sep);
                     }
-                    let v = read(&store, self.object, row as usize, p);
+                    let v = soql::read_at(&store, self.object, row as usize, p, self.at.as_deref());
                     match v {
                         // Bulk writes big and tiny doubles as Java does: 1.6147805824397E13.
                         Val::Num(n) if p.ftype == FType::Double => csv_double(&mut out, n),
@@ -460,6 +468,7 @@ pub(super) async fn query_results(
         object: job.object,
         fields,
         rows,
+        at: job.pin.clone(),
         pos: start,
         end,
         header: header_line,

@@ -1824,3 +1824,114 @@ async fn an_undeleted_merge_loser_keeps_its_master_and_a_stamp_never_precedes_th
         (&json!(false), &json!(at))
     );
 }
+
+/// Every row of a job's results, as (Id, the row's cells), from unpaged results.
+async fn results_by_id(org: &Org, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let r = org.get(&format!("jobs/query/{id}/results")).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    csv::Reader::from_reader(body.as_bytes())
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r.iter().map(str::to_string).collect())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn results_show_the_rows_as_the_job_found_them() {
+    let org = Org::start(2).await; // 6 Contacts under 2 Accounts
+    let soql = "SELECT Id, Description, Account.Name, IsDeleted, SystemModstamp FROM Contact";
+    let job = run_bulk(&org, soql).await;
+    assert_eq!(job["state"], "JobComplete");
+    let job = job["id"].as_str().unwrap().to_string();
+    let (_, q) = org
+        .query("SELECT Id, AccountId FROM Contact ORDER BY Id")
+        .await;
+    let (edited, gone) = (q["records"][0].clone(), q["records"][1]["Id"].clone());
+    let (edited_id, account) = (edited["Id"].as_str().unwrap(), edited["AccountId"].clone());
+    let before = {
+        // The rows as they stood, read by REST before anything changes.
+        let (_, q) = org.query(soql).await;
+        q["records"].as_array().unwrap().clone()
+    };
+
+    // After the job completed: a user edits a Contact and its Account, another Contact is
+    // deleted and purged for good.
+    org.control("update", &json!({"object": "Contact", "id": edited_id, "fields": {"Description": "edited after the job"}})).await;
+    org.control(
+        "update",
+        &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed after the job"}}),
+    )
+    .await;
+    org.control("delete", &json!({"object": "Contact", "ids": [gone]}))
+        .await;
+    org.control("purge", &json!({})).await;
+
+    // The results are the query's when the job ran: every row it found, each as it was.
+    let rows = results_by_id(&org, &job).await;
+    assert_eq!(rows.len(), 6);
+    for r in &before {
+        let id = r["Id"].as_str().unwrap();
+        let stamp = r["SystemModstamp"].as_str().unwrap().replace("+0000", "Z");
+        let want = [
+            id.to_string(),
+            r["Description"].as_str().unwrap_or("").to_string(),
+            r["Account"]["Name"].as_str().unwrap_or("").to_string(),
+            "false".to_string(),
+            stamp,
+        ];
+        assert_eq!(rows[id], want, "{id}");
+    }
+    // A job created now finds the org as it is.
+    let later = run_bulk(&org, soql).await;
+    let now = results_by_id(&org, later["id"].as_str().unwrap()).await;
+    assert_eq!(now.len(), 5);
+    assert!(!now.contains_key(gone.as_str().unwrap()));
+    assert_eq!(now[edited_id][1], "edited after the job");
+    assert_eq!(now[edited_id][2], "Renamed after the job");
+    assert_ne!(now[edited_id][4], rows[edited_id][4]);
+}
+
+#[tokio::test]
+async fn an_edit_held_for_the_next_job_lands_between_its_completion_and_its_download() {
+    let org = Org::start(2).await;
+    let (_, q) = org
+        .query("SELECT Id, Name FROM Account ORDER BY Id LIMIT 1")
+        .await;
+    let (id, name) = (
+        q["records"][0]["Id"].clone(),
+        q["records"][0]["Name"].clone(),
+    );
+    let held = org
+        .control("update", &json!({"object": "Account", "id": id, "fields": {"Name": "Edited mid-read"}, "when": "next_bulk_query_completes"}))
+        .await;
+    assert_eq!(held, json!({"id": id, "deferred": true}));
+    let stored = |v: Value| v["Name"].clone();
+    let record = format!("/__sim/record/Account/{}", id.as_str().unwrap());
+    assert_eq!(
+        stored(org.get_json_url(&record).await),
+        name,
+        "held, not made"
+    );
+
+    let job = run_bulk(&org, "SELECT Id, Name FROM Account").await;
+    // Made as the job completed, after its results were fixed.
+    assert_eq!(stored(org.get_json_url(&record).await), "Edited mid-read");
+    let rows = results_by_id(&org, job["id"].as_str().unwrap()).await;
+    assert_eq!(rows[id.as_str().unwrap()][1], name.as_str().unwrap());
+
+    // Refused: another moment than the one the simulator knows.
+    let (status, v) = org
+        .control_status(
+            "update",
+            &json!({"object": "Account", "id": id, "fields": {"Name": "x"}, "when": "later"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"],
+        "\"when\" is \"later\": leave it out to edit now, or give \"next_bulk_query_completes\""
+    );
+}
