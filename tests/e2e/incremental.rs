@@ -170,7 +170,9 @@ async fn ten_thousand_rows_sharing_one_systemmodstamp_across_window_and_page_bou
 async fn an_edit_made_while_the_results_wait_for_download_arrives_in_the_next_read() {
     // Bulk results are the rows as the job's query found them: a user's edit between the
     // job's completion and the download is not in them, so the next read must bring it.
-    let e = env(20, cfg(json!({}))).await;
+    // One window, so one Bulk job holds every row (with two, the edit would land after the
+    // first job and move its row past the read's end, for the next read alone to bring).
+    let e = env(20, cfg(json!({"stream_slice_step": "P36500D"}))).await;
     let cat = catalog(
         e.dir.path(),
         "cat.json",
@@ -183,6 +185,7 @@ async fn an_edit_made_while_the_results_wait_for_download_arrives_in_the_next_re
     e.org.control("update", &edit).await;
 
     let first = read_ok(&e, &cat, None).await;
+    assert_eq!(jobs(&e.org).await, 1);
     let rows = records(&first, "Account");
     assert_eq!(rows.len(), 20);
     let seen: Vec<&Value> = rows.iter().filter(|r| r["Id"] == id).collect();
