@@ -665,3 +665,42 @@ async fn check_gives_up_on_a_busy_org_after_three_attempts_and_says_why() {
     let out = run(&["check", "--config", cfg.to_str().unwrap()]).await;
     assert_eq!(connection_status(&out).0, "SUCCEEDED");
 }
+
+#[tokio::test]
+async fn rest_pages_cut_to_200_rows_by_two_long_text_fields_lose_nothing() {
+    // Salesforce returns at most 200 rows a REST page when a query selects two or more custom
+    // long text fields. The read's one window goes through REST once its Bulk job has failed
+    // twice.
+    let e = env(
+        100,
+        one_window_config(json!({"stream_slice_step": "P36500D"})),
+    )
+    .await; // 300 Contacts
+    for field in ["Notes__c", "History_Notes__c"] {
+        let body = json!({"object": "Contact", "field": field, "type": "textarea"});
+        e.org.control("schema/add_field", &body).await;
+    }
+    let mut calls = Vec::new();
+    for fields in [
+        &["Id", "Notes__c", "SystemModstamp"][..],
+        &["Id", "Notes__c", "History_Notes__c", "SystemModstamp"],
+    ] {
+        let cat = catalog(
+            e.dir.path(),
+            "cat.json",
+            &[("Contact", fields, "full_refresh")],
+        );
+        e.org.control("fail_bulk_job", &json!({"count": 2})).await;
+        let before = e.org.stats().await["by_kind"]["query"]
+            .as_u64()
+            .unwrap_or(0);
+        let msgs = read_ok(&e, &cat, None).await;
+        let rows = records(&msgs, "Contact");
+        let ids: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        assert_eq!((rows.len(), ids.len()), (300, 300), "{fields:?}");
+        calls.push(e.org.stats().await["by_kind"]["query"].as_u64().unwrap() - before);
+    }
+    // The same read, one page more: 200 + 100 rows instead of 300 in one.
+    assert_eq!(calls[1], calls[0] + 1, "{calls:?}");
+}

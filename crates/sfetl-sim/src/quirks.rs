@@ -103,6 +103,45 @@ pub fn rest_refusal(store: &Store, q: &Query) -> Option<Response> {
     query_refusal(q, name).map(|(code, message)| sf_error(StatusCode::BAD_REQUEST, code, message))
 }
 
+/// Rows a REST query page holds at most when the query selects two or more custom long text
+/// fields, whatever `batchSize` asks.
+const LONG_TEXT_BATCH: usize = 200;
+
+/// The page size of a REST query: `asked` (`batchSize`, 200..2,000), but at most 200 rows
+/// when the query selects two or more custom long text fields, as Salesforce caps it.
+pub fn rest_batch(store: &Store, q: &Query, asked: usize) -> usize {
+    let long_texts = q
+        .fields
+        .iter()
+        .filter(|p| custom_long_text(store, q.object, p))
+        .count();
+    if long_texts >= 2 {
+        asked.min(LONG_TEXT_BATCH)
+    } else {
+        asked
+    }
+}
+
+/// Whether a selected path ends at a custom field of type long text area (`textarea` longer
+/// than 255 characters), on the queried object or a parent.
+fn custom_long_text(store: &Store, obj: usize, p: &crate::soql::Path) -> bool {
+    let mut at = obj;
+    for via in &p.hops {
+        let target = store.catalog.objects[at].fields[via.ref_field]
+            .reference_to
+            .first()
+            .and_then(|t| store.catalog.object(t));
+        match target {
+            Some(t) if !via.polymorphic => at = t,
+            _ => return false,
+        }
+    }
+    store.catalog.objects[at]
+        .fields
+        .get(p.field)
+        .is_some_and(|f| f.name.ends_with("__c") && f.sf_type == "textarea" && f.length > 255)
+}
+
 /// A REST query's refusal once its result size is known: an object without `queryMore`
 /// refuses results that need more than one page.
 pub fn rest_page_refusal(store: &Store, q: &Query, total: usize, batch: usize) -> Option<Response> {

@@ -378,7 +378,7 @@ fn run_query(
         let body = json!({"totalSize": rows.len(), "done": true, "records": []});
         return json_response(StatusCode::OK, body.to_string().into_bytes());
     }
-    let batch = batch_size(&headers);
+    let batch = crate::quirks::rest_batch(&store, &parsed, batch_size(&headers));
     if let Some(refusal) = crate::quirks::rest_page_refusal(&store, &parsed, rows.len(), batch) {
         return refusal;
     }

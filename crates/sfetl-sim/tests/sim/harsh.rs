@@ -1935,3 +1935,37 @@ async fn an_edit_held_for_the_next_job_lands_between_its_completion_and_its_down
         "\"when\" is \"later\": leave it out to edit now, or give \"next_bulk_query_completes\""
     );
 }
+
+#[tokio::test]
+async fn two_custom_long_text_fields_cap_rest_pages_at_200_rows() {
+    let org = Org::start(100).await; // 300 Contacts
+    for field in ["Notes__c", "History_Notes__c"] {
+        let body = json!({"object": "Contact", "field": field, "type": "textarea"});
+        org.control("schema/add_field", &body).await;
+    }
+    let page = |r: Value| (r["records"].as_array().unwrap().len(), r["done"].clone());
+    let one = "SELECT Id, Notes__c, Description FROM Contact";
+    let two = "SELECT Id, Notes__c, History_Notes__c FROM Contact";
+    // One custom long text field (the standard Description does not count): 2,000 rows a page.
+    let r = query_with(&org, one, None).await;
+    assert_eq!(page(r.json().await.unwrap()), (300, json!(true)));
+    // Two: at most 200, whatever batchSize asks; queryMore keeps the cap.
+    for asked in [None, Some(250), Some(2000)] {
+        let first: Value = query_with(&org, two, asked).await.json().await.unwrap();
+        assert_eq!(first["totalSize"], 300);
+        assert_eq!(
+            page(first.clone()),
+            (200, json!(false)),
+            "batchSize {asked:?}"
+        );
+        let next = first["nextRecordsUrl"].as_str().unwrap();
+        let r = org
+            .http
+            .get(org.url(next))
+            .bearer_auth(&org.token)
+            .send()
+            .await;
+        let rest: Value = r.expect("queryMore").json().await.unwrap();
+        assert_eq!(page(rest), (100, json!(true)));
+    }
+}
