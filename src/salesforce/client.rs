@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::errors::{SalesforceError, parse_error_body};
+use super::errors::{SalesforceError, page_text, parse_error_body};
 use super::errors::{is_transient_code, is_transient_status};
 use super::limits::{ApiUsage, parse_limit_info};
 use super::request::{ApiBody, ApiRequest};
@@ -176,13 +176,8 @@ impl SalesforceClient {
             if response.status().is_success() {
                 return Ok(response);
             }
-            let ErrorAnswer {
-                status,
-                retry_after,
-                code,
-                message,
-            } = ErrorAnswer::read(response).await;
-            if is_session_error(status, &code) {
+            let answer = ErrorAnswer::read(response).await;
+            if is_session_error(answer.status, &answer.code) {
                 if !refreshed {
                     refreshed = true;
                     self.inner
@@ -191,39 +186,38 @@ impl SalesforceClient {
                         .await?;
                     continue;
                 }
-                return Err(SalesforceError::SessionRejected { code, message });
+                return Err(SalesforceError::SessionRejected {
+                    code: answer.code,
+                    message: answer.message,
+                });
             }
             // Concurrency limits share the daily quota's code: they pass as the org's other
             // long requests and Bulk jobs end, and Salesforce did nothing with the refused
             // request, so any request may be sent again after a backoff, on a budget of its
             // own (`RetryPolicy::busy_attempts`).
-            if status == 403 && code == "REQUEST_LIMIT_EXCEEDED" && is_concurrency_limit(&message) {
-                if busy.backoff(retry_after).await {
+            if answer.is_concurrency_limit() {
+                if busy.backoff(answer.retry_after).await {
                     tracing::warn!(
-                        "{host}: {message}; waited for the org's other requests and Bulk jobs, retry {} of {}",
+                        "{host}: {}; waited for the org's other requests and Bulk jobs, retry {} of {}",
+                        answer.message,
                         busy.made() - 1,
                         busy.budget() - 1
                     );
                     continue;
                 }
                 let attempts = busy.made();
+                let message = answer.message;
                 return Err(SalesforceError::ConcurrencyLimit { attempts, message });
             }
-            if let Some(refused) = self.refusal(status, &code, &message) {
+            if let Some(refused) = self.refusal(answer.status, &answer.code, &answer.message) {
                 return Err(refused);
             }
-            if (is_transient_status(status) || is_transient_code(&code))
-                && req.idempotent
-                && attempts.backoff(retry_after).await
+            if answer.is_transient() && req.idempotent && attempts.backoff(answer.retry_after).await
             {
-                tracing::warn!("{host}: HTTP {status} {code}; retried");
+                tracing::warn!("{host}: {}; retried", answer.summary());
                 continue;
             }
-            return Err(SalesforceError::Api {
-                status,
-                code,
-                message,
-            });
+            return Err(answer.into_error());
         }
     }
 
@@ -336,17 +330,69 @@ struct ErrorAnswer {
     retry_after: Option<Duration>,
     code: String,
     message: String,
+    /// The text of an HTML page answered instead of the API's JSON.
+    page: Option<String>,
 }
 
 impl ErrorAnswer {
+    /// A refusal over the concurrent-requests or long-transactions limit, which shares the
+    /// daily quota's code.
+    fn is_concurrency_limit(&self) -> bool {
+        self.status == 403
+            && self.code == "REQUEST_LIMIT_EXCEEDED"
+            && is_concurrency_limit(&self.message)
+    }
+
+    /// Worth sending again: a server error or a momentary lock.
+    fn is_transient(&self) -> bool {
+        is_transient_status(self.status) || is_transient_code(&self.code)
+    }
+
+    /// The answer in a few words for a retry's warning (never a page's markup).
+    fn summary(&self) -> String {
+        match &self.page {
+            Some(_) => format!("HTTP {}, a web page instead of an API answer", self.status),
+            None => format!("HTTP {} {}", self.status, self.code),
+        }
+    }
+
+    /// The error to return once no retry is left.
+    fn into_error(self) -> SalesforceError {
+        match self.page {
+            Some(text) => SalesforceError::WebPage {
+                status: self.status,
+                text,
+            },
+            None => SalesforceError::Api {
+                status: self.status,
+                code: self.code,
+                message: self.message,
+            },
+        }
+    }
+
     async fn read(response: reqwest::Response) -> ErrorAnswer {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let gzipped = is_gzipped(response.headers());
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
         let mut body = response.bytes().await.unwrap_or_default();
         if gzipped {
             // Only requests inflated by the caller see a compressed body here.
             body = gunzip_small(&body).into();
+        }
+        if html {
+            return ErrorAnswer {
+                status,
+                retry_after,
+                code: String::new(),
+                message: String::new(),
+                page: Some(page_text(&body)),
+            };
         }
         let (code, message) = parse_error_body(&body);
         ErrorAnswer {
@@ -354,6 +400,7 @@ impl ErrorAnswer {
             retry_after,
             code,
             message,
+            page: None,
         }
     }
 }

@@ -106,6 +106,18 @@ pub enum SalesforceError {
         /// The transport's message.
         reason: String,
     },
+    /// An answer that is a web page, not the API's JSON: the instance is down for maintenance,
+    /// a CDN or proxy answered for it, or the org no longer exists at this address.
+    #[error(
+        "Salesforce answered HTTP {status} with a web page instead of an API answer{}. An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)",
+        quoted(.text)
+    )]
+    WebPage {
+        /// HTTP status.
+        status: u16,
+        /// The page's visible text, shortened.
+        text: String,
+    },
     /// A name that cannot be a Salesforce object's API name (it would change the URL's path).
     #[error(
         "{name:?} is not a Salesforce object name: API names hold only letters, digits and underscores (Account, Score__c, ns__Thing__c); check the catalog's stream names"
@@ -196,6 +208,10 @@ impl SalesforceError {
             SalesforceError::InvalidResponse { .. } | SalesforceError::BulkJobFailed { .. } => {
                 FailureType::SystemError
             }
+            SalesforceError::WebPage { status, .. } if *status >= 500 => {
+                FailureType::TransientError
+            }
+            SalesforceError::WebPage { .. } => FailureType::ConfigError,
         }
     }
 
@@ -245,6 +261,106 @@ pub fn parse_error_body(body: &[u8]) -> (String, String) {
     }
 }
 
+/// ` ("text")`, or nothing for an empty text.
+fn quoted(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" (\"{text}\")")
+    }
+}
+
+/// The visible text of an HTML error page, whitespace collapsed, at most 300 characters:
+/// what a person would read on it ("down for maintenance"), without its markup, scripts and
+/// styles. Read leniently (HTML is not XML): markup the reader cannot parse is skipped.
+pub fn page_text(body: &[u8]) -> String {
+    use quick_xml::events::Event;
+    let visible = without_raw_text(body);
+    let mut reader = quick_xml::Reader::from_reader(visible.as_slice());
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    loop {
+        let at = reader.buffer_position();
+        let piece = match reader.read_event_into(&mut buf) {
+            Ok(Event::Text(t)) => t.decode().ok().map(|s| s.into_owned()),
+            Ok(Event::GeneralRef(r)) => match r.resolve_char_ref() {
+                Ok(Some(c)) => Some(c.to_string()),
+                _ => entity(&r.decode().unwrap_or_default()).map(str::to_string),
+            },
+            Ok(Event::Eof) => break,
+            // Past what it could not parse, or stuck: stop there.
+            Err(_) if reader.buffer_position() > at => None,
+            Err(_) => break,
+            // Markup separates words (`<br>`, `</td><td>`).
+            _ => Some(" ".to_string()),
+        };
+        if let Some(piece) = piece {
+            text.push_str(&piece);
+        }
+        buf.clear();
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = words.join(" ");
+    match joined.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
+}
+
+/// The page without its `<script>` and `<style>` elements, whose content is code (with `<`
+/// and `&` an XML reader would trip on), not text a person reads.
+fn without_raw_text(body: &[u8]) -> Vec<u8> {
+    let lower = body.to_ascii_lowercase();
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    while at < body.len() {
+        let next = ["script", "style"]
+            .iter()
+            .filter_map(|tag| {
+                let open = find(&lower[at..], format!("<{tag}").as_bytes())? + at;
+                Some((open, *tag))
+            })
+            .min();
+        let Some((open, tag)) = next else { break };
+        out.extend_from_slice(&body[at..open]);
+        let close = format!("</{tag}");
+        at = match find(&lower[open..], close.as_bytes()) {
+            Some(end) => match find(&lower[open + end..], b">") {
+                Some(gt) => open + end + gt + 1,
+                None => body.len(),
+            },
+            None => body.len(),
+        };
+    }
+    if at < body.len() {
+        out.extend_from_slice(&body[at..]);
+    }
+    out
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The few named entities error pages use.
+fn entity(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        "nbsp" => " ",
+        "ndash" => "–",
+        "mdash" => "—",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +387,37 @@ mod tests {
         assert_eq!(
             parse_error_body(b"<html>oops</html> x"),
             (String::new(), "<html>oops</html> x".into())
+        );
+    }
+
+    #[test]
+    fn an_error_page_is_read_as_its_text() {
+        let page = br#"<!DOCTYPE html>
+<html><head><title>Unavailable</title><style>td { font: 12px Verdana; }</style>
+<script>if (a < b && c) { go(); }</script></head>
+<body><center><table width=758><tr>
+  <td><b>This&nbsp;instance is down for maintenance.</b><br><br>It&#39;s back soon &amp; your data is safe.</td><br>
+</tr></table></center></body></html>"#;
+        assert_eq!(
+            page_text(page),
+            "Unavailable This instance is down for maintenance. It's back soon & your data is safe."
+        );
+        assert_eq!(page_text(b""), "");
+        let long = format!("<p>{}</p>", "word ".repeat(100));
+        assert_eq!(page_text(long.as_bytes()).chars().count(), 303);
+    }
+
+    #[test]
+    fn a_web_page_is_transient_only_from_a_server_in_trouble() {
+        let page = |status| SalesforceError::WebPage {
+            status,
+            text: String::new(),
+        };
+        assert_eq!(page(503).failure_type(), FailureType::TransientError);
+        assert_eq!(page(404).failure_type(), FailureType::ConfigError);
+        assert_eq!(
+            page(404).to_string(),
+            "Salesforce answered HTTP 404 with a web page instead of an API answer. An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)"
         );
     }
 

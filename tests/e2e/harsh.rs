@@ -704,3 +704,36 @@ async fn rest_pages_cut_to_200_rows_by_two_long_text_fields_lose_nothing() {
     // The same read, one page more: 200 + 100 rows instead of 300 in one.
     assert_eq!(calls[1], calls[0] + 1, "{calls:?}");
 }
+
+#[tokio::test]
+async fn a_maintenance_page_is_retried_then_named_for_what_it_is() {
+    // An instance down for maintenance answers every URL with an HTML page, not JSON.
+    let org = Org::start(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_json(dir.path(), "c.json", &refresh_config(&org.sim));
+    let page = json!({"kind": "versions", "status": 503, "body": "maintenance_page", "count": 3});
+    org.control("fail", &page).await;
+    let out = run(&["check", "--config", cfg.to_str().unwrap()]).await;
+    let (status, message) = connection_status(&out);
+    assert_eq!(status, "FAILED");
+    assert_eq!(
+        message,
+        "Salesforce answered HTTP 503 with a web page instead of an API answer (\"Salesforce maintenance This instance is down for scheduled maintenance. It will be back shortly – try again in a few minutes.\"). An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let retried = ": HTTP 503, a web page instead of an API answer; retried";
+    assert_eq!(stderr.matches(retried).count(), 2, "{stderr}");
+    assert!(!stderr.contains("<html"), "{stderr}");
+
+    // A page or two while a read runs: retried, nothing lost.
+    let e = env_on(org, one_window_config(json!({})));
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name"], "full_refresh")],
+    );
+    let page = json!({"kind": "describe", "status": 503, "body": "maintenance_page", "count": 2});
+    e.org.control("fail", &page).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    assert_eq!(records(&msgs, "Account").len(), 2);
+}

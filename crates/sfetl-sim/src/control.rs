@@ -386,6 +386,18 @@ async fn fail(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     if !(400..=599).contains(&status) {
         return err(StatusCode::BAD_REQUEST, "status must be 4xx or 5xx");
     }
+    let maintenance_page = match &v["body"] {
+        Value::Null => false,
+        b if b == "maintenance_page" => true,
+        b => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "\"body\" is {b}: leave it out for Salesforce's JSON error, or give \"maintenance_page\""
+                ),
+            );
+        }
+    };
     let remaining = v["count"].as_u64().unwrap_or(1) as u32;
     sim.faults
         .lock()
@@ -398,6 +410,7 @@ async fn fail(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
                 status,
                 error_code,
                 message,
+                maintenance_page,
             },
         );
     ok(json!({"kind": kind, "count": remaining, "status": status}))

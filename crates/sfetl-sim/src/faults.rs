@@ -13,6 +13,9 @@ pub struct FailSpec {
     pub error_code: String,
     /// The message in the body (None: the code's usual one).
     pub message: Option<String>,
+    /// Answer the HTML page an instance shows while down for maintenance instead of the
+    /// API's JSON error.
+    pub maintenance_page: bool,
 }
 
 /// All injected faults.

@@ -142,6 +142,21 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// The request kind used by stats and faults, from the path.
+/// The HTML page an instance answers, for any URL, while it is down for maintenance (or
+/// a CDN answers for it): `text/html`, no JSON, no `Retry-After`. The markup follows the
+/// pages quoted in client issues (restforce#860, forcedotcom/cli#2487); the wording is the
+/// simulator's own.
+fn maintenance_page(status: u16) -> Response {
+    let body = "<html>\n<head><title>Salesforce maintenance</title>\n<style>td { font-family: Verdana; }</style></head>\n<body>\n<center>\n\t<table bgcolor=\"white\" cellpadding=\"0\" cellspacing=\"0\" width=\"758\">\n\t\t<tbody>\n\t\t<tr>\n\t\t\t<td><span style=\"font-weight: bold;\">This instance is down for scheduled maintenance.</span><br><br>It will be back shortly&nbsp;&ndash; try again in a few minutes.</td><br>\n\t\t</tr>\n\t\t</tbody>\n\t</table>\n</center>\n</body>\n</html>\n";
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=UTF-8"),
+    );
+    resp
+}
+
 pub fn kind_of(method: &axum::http::Method, path: &str) -> &'static str {
     if path.starts_with("/services/oauth2/token") {
         return "token";
@@ -235,6 +250,9 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
         (f.latency(kind), failure, cut)
     };
     let mut slot = None;
+    if let Some(spec) = failure.as_ref().filter(|s| s.maintenance_page) {
+        return maintenance_page(spec.status);
+    }
     if let Some(spec) = failure {
         let (code, msg) = default_error(spec.status);
         let code = if spec.error_code.is_empty() {

@@ -1969,3 +1969,28 @@ async fn two_custom_long_text_fields_cap_rest_pages_at_200_rows() {
         assert_eq!(page(rest), (100, json!(true)));
     }
 }
+
+#[tokio::test]
+async fn an_instance_down_for_maintenance_answers_an_html_page() {
+    let org = Org::start(2).await;
+    let page = json!({"kind": "query", "status": 503, "body": "maintenance_page", "count": 1});
+    org.control("fail", &page).await;
+    let r = query_with(&org, "SELECT Id FROM Account", None).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["content-type"], "text/html;charset=UTF-8");
+    assert!(r.headers().get("retry-after").is_none());
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("<html>"), "{body}");
+    assert!(body.contains("down for scheduled maintenance"), "{body}");
+    // One page, then the API answers again.
+    let (s, _) = org.query("SELECT Id FROM Account").await;
+    assert_eq!(s, 200);
+    let (s, v) = org
+        .control_status("fail", &json!({"kind": "query", "body": "teapot"}))
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["error"],
+        "\"body\" is \"teapot\": leave it out for Salesforce's JSON error, or give \"maintenance_page\""
+    );
+}
