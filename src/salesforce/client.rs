@@ -356,17 +356,19 @@ impl ErrorAnswer {
         }
     }
 
-    /// The error to return once no retry is left.
+    /// The error to return once no retry is left: a server error's web page named as such;
+    /// any other answer (a web page's text included, such as the front end's 414) as an API
+    /// error of its status, which callers act on.
     fn into_error(self) -> SalesforceError {
         match self.page {
-            Some(text) => SalesforceError::WebPage {
+            Some(text) if self.status >= 500 => SalesforceError::WebPage {
                 status: self.status,
                 text,
             },
-            None => SalesforceError::Api {
+            page => SalesforceError::Api {
                 status: self.status,
                 code: self.code,
-                message: self.message,
+                message: page.unwrap_or(self.message),
             },
         }
     }

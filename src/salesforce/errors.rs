@@ -106,14 +106,15 @@ pub enum SalesforceError {
         /// The transport's message.
         reason: String,
     },
-    /// An answer that is a web page, not the API's JSON: the instance is down for maintenance,
-    /// a CDN or proxy answered for it, or the org no longer exists at this address.
+    /// A server error answered with a web page, not the API's JSON: the instance is down for
+    /// maintenance, or a CDN answered for it. (A web page with another status, such as the
+    /// front end's 414, is an [`SalesforceError::Api`] holding the page's text.)
     #[error(
-        "Salesforce answered HTTP {status} with a web page instead of an API answer{}. An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)",
+        "Salesforce answered HTTP {status} with a web page instead of an API answer{}. The instance is down for maintenance or in trouble, or a CDN answered for it: check https://status.salesforce.com for the instance, then run again (a read resumes from its last STATE)",
         quoted(.text)
     )]
     WebPage {
-        /// HTTP status.
+        /// HTTP status (5xx).
         status: u16,
         /// The page's visible text, shortened.
         text: String,
@@ -208,10 +209,7 @@ impl SalesforceError {
             SalesforceError::InvalidResponse { .. } | SalesforceError::BulkJobFailed { .. } => {
                 FailureType::SystemError
             }
-            SalesforceError::WebPage { status, .. } if *status >= 500 => {
-                FailureType::TransientError
-            }
-            SalesforceError::WebPage { .. } => FailureType::ConfigError,
+            SalesforceError::WebPage { .. } => FailureType::TransientError,
         }
     }
 
@@ -408,16 +406,15 @@ mod tests {
     }
 
     #[test]
-    fn a_web_page_is_transient_only_from_a_server_in_trouble() {
-        let page = |status| SalesforceError::WebPage {
-            status,
+    fn a_web_page_from_a_server_in_trouble_is_transient_and_says_where_to_look() {
+        let page = SalesforceError::WebPage {
+            status: 503,
             text: String::new(),
         };
-        assert_eq!(page(503).failure_type(), FailureType::TransientError);
-        assert_eq!(page(404).failure_type(), FailureType::ConfigError);
+        assert_eq!(page.failure_type(), FailureType::TransientError);
         assert_eq!(
-            page(404).to_string(),
-            "Salesforce answered HTTP 404 with a web page instead of an API answer. An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)"
+            page.to_string(),
+            "Salesforce answered HTTP 503 with a web page instead of an API answer. The instance is down for maintenance or in trouble, or a CDN answered for it: check https://status.salesforce.com for the instance, then run again (a read resumes from its last STATE)"
         );
     }
 

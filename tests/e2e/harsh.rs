@@ -718,7 +718,7 @@ async fn a_maintenance_page_is_retried_then_named_for_what_it_is() {
     assert_eq!(status, "FAILED");
     assert_eq!(
         message,
-        "Salesforce answered HTTP 503 with a web page instead of an API answer (\"Salesforce maintenance This instance is down for scheduled maintenance. It will be back shortly – try again in a few minutes.\"). An instance answers so while it is down for maintenance (check https://status.salesforce.com for it, then run again: a read resumes from its last STATE) and when the org no longer exists at this address (check login_url and that the org is active)"
+        "Salesforce answered HTTP 503 with a web page instead of an API answer (\"Salesforce maintenance This instance is down for scheduled maintenance. It will be back shortly – try again in a few minutes.\"). The instance is down for maintenance or in trouble, or a CDN answered for it: check https://status.salesforce.com for the instance, then run again (a read resumes from its last STATE)"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let retried = ": HTTP 503, a web page instead of an API answer; retried";
