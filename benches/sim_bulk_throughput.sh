@@ -25,7 +25,16 @@ for _ in $(seq 1 1200); do [ -s "$out" ] && break; sleep 0.5; done
 cat "$err" >&2
 base=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["base_url"])' "$out")
 api="$base/services/data/v62.0"
-auth="Authorization: Bearer bench"
+# An access token from the refresh token the simulator printed (it refuses unknown bearers).
+token=$(python3 - "$out" <<'PY'
+import json, sys, urllib.parse, urllib.request
+c = json.load(open(sys.argv[1]))
+body = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": c["client_id"],
+                               "client_secret": c["client_secret"], "refresh_token": c["refresh_token"]}).encode()
+print(json.load(urllib.request.urlopen(c["login_url"] + "/services/oauth2/token", body))["access_token"])
+PY
+)
+auth="Authorization: Bearer $token"
 soql="SELECT Id, FirstName, LastName, Email, Phone, Title, Description, MailingStreet, MailingCity, MailingPostalCode, MailingCountry, Birthdate, Score__c, Score_Reason__c, External_Id__c, AccountId, OwnerId, CreatedDate, LastModifiedDate, SystemModstamp FROM Contact"
 job=$(curl -sf -H "$auth" -H 'Content-Type: application/json' \
   -d "$(python3 -c 'import json,sys; print(json.dumps({"operation":"query","query":sys.argv[1]}))' "$soql")" "$api/jobs/query")
