@@ -46,13 +46,31 @@ for _ in $(seq 1 100); do
 done
 t1=$(date +%s.%N)
 echo "query job ($soql) completed in $(python3 -c "print(round($t1-$t0,2))") s" >&2
-report() { # label, curl extra args
-  local label=$1; shift
-  read -r bytes secs < <(curl -sf -o /dev/null -H "$auth" "$@" -w '%{size_download} %{time_total}\n' "$api/jobs/query/$id/results")
-  python3 -c "b=$bytes; s=$secs; print(f'{\"$label\":<22} {b/1e6:10.1f} MB in {s:6.2f} s = {b/1e6/s:8.1f} MB/s')"
+# Every page of the results, following Sforce-Locator (pages end at the automatic chunks' ends,
+# so one response never holds a big job's results): bytes on the wire, seconds, MB/s.
+report() { # label, maxRecords (or ""), gzip (0/1)
+  python3 - "$api/jobs/query/$id/results" "$token" "$@" <<'PY'
+import sys, time, urllib.parse, urllib.request
+url, token, label, max_records, gzip = sys.argv[1:6]
+headers = {"Authorization": "Bearer " + token}
+if gzip == "1":
+    headers["Accept-Encoding"] = "gzip"
+total, pages, locator, t0 = 0, 0, None, time.time()
+while True:
+    q = {k: v for k, v in (("maxRecords", max_records), ("locator", locator)) if v}
+    with urllib.request.urlopen(urllib.request.Request(url + ("?" + urllib.parse.urlencode(q) if q else ""), headers=headers)) as r:
+        while chunk := r.read(1 << 20):
+            total += len(chunk)
+        locator = r.headers.get("Sforce-Locator")
+    pages += 1
+    if not locator or locator == "null":
+        break
+s = time.time() - t0
+print(f"{label:<22} {total / 1e6:10.1f} MB in {s:6.2f} s = {total / 1e6 / s:8.1f} MB/s ({pages} pages)")
+PY
 }
-report "results (identity)"
-report "results (maxRecords)" -G -d maxRecords=1000000
-report "results (gzip)" -H 'Accept-Encoding: gzip'
+report "results (identity)" "" 0
+report "results (maxRecords)" 1000000 0
+report "results (gzip)" "" 1
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "peak RSS: $((rss / 1024)) MB at --scale $SCALE"
