@@ -167,6 +167,9 @@ fn advice_for(code: &str) -> &'static str {
         "INVALID_QUERY_LOCATOR" => {
             ". Salesforce dropped the query's cursor, and running the query again from the last row read got no further: run again later."
         }
+        "OPERATION_TOO_LARGE" => {
+            ". Salesforce checks sharing on every row a user without the View All Data permission reads (Task and Event especially), and gave up on this query even in windows of one second: give the integration user View All Data (or View All on the object), or leave the object out."
+        }
         "QUERY_TIMEOUT" | "QUERY_TOO_COMPLICATED" => {
             ". sfetl reads a window Salesforce gives up on in smaller windows, down to one second, and this one still failed: select fewer fields, or ask Salesforce support for a custom index on the cursor field."
         }
@@ -200,6 +203,7 @@ impl SalesforceError {
                         | "INSUFFICIENT_ACCESS"
                         | "INSUFFICIENT_ACCESS_OR_READONLY"
                         | "NOT_FOUND"
+                        | "OPERATION_TOO_LARGE"
                 ) {
                     FailureType::ConfigError
                 } else {

@@ -96,12 +96,18 @@ impl FetchError {
         )
     }
 
-    /// `CODE: message` when Salesforce gave up on a query as too slow or too complex
-    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`), as a REST answer or as the `errorMessage` of
-    /// a failed Bulk job ("InvalidBatch : Failed to process query: QUERY_TIMEOUT: ..."): a
-    /// smaller window may pass.
+    /// `CODE: message` when Salesforce gave up on a query as too slow, too complex or too big
+    /// for the sharing check of a user without "View All Data" (`QUERY_TIMEOUT`,
+    /// `QUERY_TOO_COMPLICATED`, `OPERATION_TOO_LARGE`), as a REST answer or as the
+    /// `errorMessage` of a failed Bulk job ("InvalidBatch : Failed to process query:
+    /// QUERY_TIMEOUT: ..."): a smaller window may pass, as Salesforce advises ("use filters
+    /// such as date ranges to break the query up").
     pub fn query_too_big(&self) -> Option<String> {
-        const CODES: [&str; 2] = ["QUERY_TIMEOUT", "QUERY_TOO_COMPLICATED"];
+        const CODES: [&str; 3] = [
+            "QUERY_TIMEOUT",
+            "QUERY_TOO_COMPLICATED",
+            "OPERATION_TOO_LARGE",
+        ];
         match self {
             FetchError::Salesforce(SalesforceError::Api { code, message, .. })
                 if CODES.contains(&code.as_str()) =>

@@ -737,3 +737,77 @@ async fn a_maintenance_page_is_retried_then_named_for_what_it_is() {
     let msgs = read_ok(&e, &cat, None).await;
     assert_eq!(records(&msgs, "Account").len(), 2);
 }
+
+#[tokio::test]
+async fn a_query_too_big_for_the_sharing_check_is_read_in_smaller_windows() {
+    // Without View All Data, Salesforce gives up on a Task query returning more rows than its
+    // sharing check takes (100,000; a few here) with OPERATION_TOO_LARGE, and advises date
+    // ranges.
+    let e = env(
+        20,
+        one_window_config(json!({"stream_slice_step": "P36500D"})),
+    )
+    .await; // 10 Tasks
+    let org = org_rows(&e.org, "SELECT Id, SystemModstamp FROM Task").await;
+    let want: std::collections::BTreeSet<&str> =
+        org.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert_eq!(want.len(), 10);
+    // No window is narrower than a second: the rows sharing one SystemModstamp (the mass
+    // update's) must pass the check together.
+    let mut per_stamp: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &org {
+        *per_stamp
+            .entry(r["SystemModstamp"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    let limit = per_stamp.values().copied().max().unwrap().max(3);
+    assert!(limit < 10, "{per_stamp:?}");
+    let body = json!({ "sharing_check_rows": limit });
+    e.org.control("limits", &body).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Task", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let msgs = read_ok(&e, &cat, None).await;
+    let rows = records(&msgs, "Task");
+    let got: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert_eq!((rows.len(), got), (10, want));
+    let split = logs_at(&msgs, "INFO", "Task: Salesforce gave up on the query of");
+    assert!(!split.is_empty(), "{:?}", log_lines(&msgs));
+    let why = format!(
+        "(OPERATION_TOO_LARGE: exceeded {limit} distinct who/what's); reading it in two halves"
+    );
+    assert!(split.iter().all(|l| l.contains(&why)), "{split:?}");
+    // Sorting is not what the sharing check minds: no unsorted attempt.
+    let lines = log_lines(&msgs);
+    assert!(
+        !lines.iter().any(|(_, m)| m.contains("unsorted")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_task_the_sharing_check_refuses_even_alone_fails_saying_to_grant_view_all_data() {
+    let e = env(
+        2,
+        one_window_config(json!({"stream_slice_step": "P36500D"})),
+    )
+    .await;
+    e.org
+        .control("limits", &json!({"sharing_check_rows": 0}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Task", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let out = read_out(&e.config, &cat).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Salesforce answered HTTP 400 OPERATION_TOO_LARGE: exceeded 0 distinct who/what's. Salesforce checks sharing on every row a user without the View All Data permission reads (Task and Event especially), and gave up on this query even in windows of one second: give the integration user View All Data (or View All on the object), or leave the object out."),
+        "{stderr}"
+    );
+}

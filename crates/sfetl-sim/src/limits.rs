@@ -48,6 +48,10 @@ pub struct Limits {
     pub query_timeout_rows: usize,
     /// A query selecting more fields than this answers QUERY_TOO_COMPLICATED.
     pub query_max_fields: usize,
+    /// Rows of Task (whose WhoId and WhatId are polymorphic) a query may return before the
+    /// sharing check of an API user without "View All Data" gives up with
+    /// OPERATION_TOO_LARGE (Salesforce: 100,000 distinct who/what's; unset: View All Data).
+    pub sharing_check_rows: usize,
     /// Open REST query cursors per user; opening one more releases the oldest.
     pub cursors_per_user: usize,
     /// A REST query cursor unused for this long expires, in seconds (Salesforce: 15 minutes).
@@ -84,6 +88,7 @@ impl Default for Limits {
             rest_sorted_timeout_rows: 2_000_000,
             query_timeout_rows: usize::MAX,
             query_max_fields: 2_000,
+            sharing_check_rows: 100_000,
             cursors_per_user: 10,
             cursor_idle_seconds: 15 * 60,
             deleted_id_limit: 600_000,
@@ -98,7 +103,7 @@ impl Default for Limits {
 }
 
 /// The names `/__sim/limits` accepts.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
     "concurrent_requests",
     "busy_requests",
     "long_txn",
@@ -112,6 +117,7 @@ const KEYS: [&str; 21] = [
     "rest_sorted_timeout_rows",
     "query_timeout_rows",
     "query_max_fields",
+    "sharing_check_rows",
     "cursors_per_user",
     "cursor_idle_seconds",
     "deleted_id_limit",
@@ -161,6 +167,7 @@ impl Limits {
         );
         m.insert("query_timeout_rows".into(), cap(self.query_timeout_rows));
         m.insert("query_max_fields".into(), json!(self.query_max_fields));
+        m.insert("sharing_check_rows".into(), cap(self.sharing_check_rows));
         m.insert("cursors_per_user".into(), json!(self.cursors_per_user));
         m.insert(
             "cursor_idle_seconds".into(),
@@ -220,6 +227,7 @@ impl Limits {
                 "rest_sorted_timeout_rows" => next.rest_sorted_timeout_rows = cap()?,
                 "query_timeout_rows" => next.query_timeout_rows = cap()?,
                 "query_max_fields" => next.query_max_fields = n()? as usize,
+                "sharing_check_rows" => next.sharing_check_rows = cap()?,
                 "cursors_per_user" => next.cursors_per_user = (n()? as usize).max(1),
                 "cursor_idle_seconds" => next.cursor_idle_seconds = n()?,
                 "deleted_id_limit" => next.deleted_id_limit = n()? as usize,
@@ -296,6 +304,16 @@ impl Limits {
     /// LIMIT) turn Salesforce's automatic chunking off, so a big sorted job is one long query.
     pub fn bulk_times_out(&self, matched: usize, unchunked: bool) -> bool {
         matched > self.query_timeout_rows || unchunked && matched > self.bulk_unchunked_timeout_rows
+    }
+}
+
+impl Limits {
+    /// `OPERATION_TOO_LARGE`'s message when a query of `object` returning `rows` rows is
+    /// too big for the sharing check of a user without "View All Data": Task's polymorphic
+    /// WhoId and WhatId make Salesforce check every row's parents.
+    pub fn sharing_check_fails(&self, object: &str, rows: usize) -> Option<String> {
+        (matches!(object, "Task" | "Event") && rows > self.sharing_check_rows)
+            .then(|| format!("exceeded {} distinct who/what's", self.sharing_check_rows))
     }
 }
 

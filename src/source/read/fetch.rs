@@ -397,9 +397,11 @@ impl<'a> ObjectReader<'a> {
     /// single pass that times out on a big window, and no split of the window helps when its
     /// rows share one timestamp (a mass update stamps millions of rows with one
     /// SystemModstamp). Any other query Salesforce gives up on as too slow or too complex
-    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`) is read again as two halves, each split again
-    /// while it fails, down to windows of one second; a Bulk job that still fails on one second
-    /// is read through REST. A window without a lower bound starts at its first row.
+    /// (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`), or as matching too many rows for the
+    /// sharing check of a user without "View All Data" (`OPERATION_TOO_LARGE`, which sorting
+    /// does not cause), is read again as two halves, each split again while it fails, down to
+    /// windows of one second; a Bulk job that still fails on one second is read through REST.
+    /// A window without a lower bound starts at its first row.
     pub(super) async fn read_window(
         &mut self,
         window: Option<Window>,
@@ -409,7 +411,10 @@ impl<'a> ObjectReader<'a> {
             Err(e) if e.query_too_big().is_some() => e,
             other => return other,
         };
-        if self.api == Api::Bulk && self.checkpoints() && self.object.cursor.is_some() {
+        let sharing = e
+            .query_too_big()
+            .is_some_and(|why| why.starts_with("OPERATION_TOO_LARGE"));
+        if self.api == Api::Bulk && self.checkpoints() && self.object.cursor.is_some() && !sharing {
             let why = e.query_too_big().unwrap_or_default();
             let range = window.map_or_else(|| "the object".to_string(), window_text);
             let text = format!(

@@ -199,6 +199,14 @@ fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
         job.info.error = Some(message);
         return;
     }
+    let object = &store.catalog.objects[job.parsed.object].name;
+    if let Some(message) = limits.sharing_check_fails(object, rows.len()) {
+        job.info.state = "Failed".into();
+        job.info.error = Some(format!(
+            "InvalidBatch : Failed to process query: OPERATION_TOO_LARGE: {message}"
+        ));
+        return;
+    }
     let unchunked = !job.parsed.order.is_empty() || job.parsed.limit.is_some();
     if limits.bulk_times_out(matched, unchunked) {
         job.info.state = "Failed".into();

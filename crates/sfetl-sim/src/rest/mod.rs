@@ -370,6 +370,10 @@ fn run_query(
             crate::limits::QUERY_TIMEOUT,
         );
     }
+    let object = &store.catalog.objects[parsed.object].name;
+    if let Some(message) = limits.sharing_check_fails(object, rows.len()) {
+        return sf_error(StatusCode::BAD_REQUEST, "OPERATION_TOO_LARGE", &message);
+    }
     if let Some(agg) = &parsed.aggregate {
         let body = crate::aggregate::answer(&store, parsed.object, &rows, agg);
         return json_response(StatusCode::OK, body.to_string().into_bytes());

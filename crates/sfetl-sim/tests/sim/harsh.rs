@@ -1994,3 +1994,33 @@ async fn an_instance_down_for_maintenance_answers_an_html_page() {
         "\"body\" is \"teapot\": leave it out for Salesforce's JSON error, or give \"maintenance_page\""
     );
 }
+
+#[tokio::test]
+async fn task_queries_past_the_sharing_check_fail_with_operation_too_large() {
+    let org = Org::start(20).await; // 10 Tasks
+    limits(&org, json!({"sharing_check_rows": 4})).await;
+    let message = "exceeded 4 distinct who/what's";
+    // REST: refused when the answer would hold more rows than the check takes.
+    let r = query_with(&org, "SELECT Id FROM Task", None).await;
+    assert_error(r, 400, "OPERATION_TOO_LARGE", message).await;
+    let (s, v) = org.query("SELECT Id FROM Task LIMIT 4").await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(4)));
+    // Other objects are not checked so.
+    let (s, _) = org.query("SELECT Id FROM Contact").await;
+    assert_eq!(s, 200);
+    // Bulk: the job fails with Bulk's batch wording.
+    let info = run_bulk(&org, "SELECT Id FROM Task").await;
+    assert_eq!(info["state"], "Failed");
+    assert_eq!(
+        info["errorMessage"],
+        format!("InvalidBatch : Failed to process query: OPERATION_TOO_LARGE: {message}")
+    );
+    // A user with View All Data: no limit.
+    limits(&org, json!({"sharing_check_rows": null})).await;
+    let (s, v) = org.query("SELECT Id FROM Task").await;
+    assert_eq!((s, v["totalSize"].clone()), (200, json!(10)));
+    assert_eq!(
+        run_bulk(&org, "SELECT Id FROM Task").await["state"],
+        "JobComplete"
+    );
+}
