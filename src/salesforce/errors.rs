@@ -293,7 +293,7 @@ pub fn page_text(body: &[u8]) -> String {
                 _ => entity(&r.decode().unwrap_or_default()).map(str::to_string),
             },
             Ok(Event::Eof) => break,
-            // Past what it could not parse, or stuck: stop there.
+            // Markup it could not parse: skipped when the reader moved past it, else the end.
             Err(_) if reader.buffer_position() > at => None,
             Err(_) => break,
             // Markup separates words (`<br>`, `</td><td>`).

@@ -977,6 +977,16 @@ impl Store {
         }
     }
 
+    /// Forgets every kept version once no Bulk query job's results need them (the last
+    /// completed job was deleted): changes stop being kept until the next job completes.
+    pub fn forget_versions(&mut self) {
+        for t in &mut self.tables {
+            *t.pinned.get_mut() = 0;
+            t.history = HashMap::new();
+            t.has_history = Vec::new();
+        }
+    }
+
     /// Pins the org as it stands, for a Bulk query job that just completed: every table's
     /// change count, under which [`Store::get_at`] reads rows as they are now, however they
     /// change later. Salesforce runs the query when the job is processed and serves the
@@ -1074,5 +1084,10 @@ mod tests {
         assert_eq!(store.tables[obj].state_at(0, None), PURGED);
         // One version per row per pin it outlived: "a" (first), "c" (second and third).
         assert_eq!(store.tables[obj].history[&0].len(), 2);
+        // No job left to read them: gone, and changes are no longer kept.
+        store.forget_versions();
+        store.tables[obj].undelete_row(0, 2_000);
+        assert!(store.tables[obj].history.is_empty());
+        assert_eq!(name(&store, obj, Some(&third)), s("d"));
     }
 }

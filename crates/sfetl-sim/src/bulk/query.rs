@@ -290,6 +290,8 @@ pub(super) async fn delete_query(
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
     check!(check_version(&ver));
+    // The store before the jobs, as a status poll takes them.
+    let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get(&id) else {
         return not_found();
@@ -297,7 +299,13 @@ pub(super) async fn delete_query(
     if let Some(refusal) = super::refuse_delete_unless_terminal(&job.info.state) {
         return refusal;
     }
-    jobs.remove(&id);
+    let gone = jobs.remove(&id).and_then(|j| j.pin);
+    // A download still streaming holds its own copy of the pin.
+    let pinned = jobs.values().any(|j| j.pin.is_some())
+        || gone.is_some_and(|pin| Arc::strong_count(&pin) > 1);
+    if !pinned {
+        store.forget_versions();
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
