@@ -230,6 +230,16 @@ impl SalesforceError {
         }
     }
 
+    /// `CODE: message` of an API error, without the advice its full text adds, for a log
+    /// line about a refusal sfetl works around; any other error whole.
+    pub fn brief(&self) -> String {
+        match self {
+            SalesforceError::Api { code, message, .. }
+            | SalesforceError::SessionRejected { code, message } => format!("{code}: {message}"),
+            other => other.to_string(),
+        }
+    }
+
     /// True when the session was refused even after a refresh: a query locator of the old
     /// session must be restarted from the beginning.
     pub fn is_session_invalid(&self) -> bool {

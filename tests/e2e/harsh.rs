@@ -780,6 +780,16 @@ async fn a_query_too_big_for_the_sharing_check_is_read_in_smaller_windows() {
         "(OPERATION_TOO_LARGE: exceeded {limit} distinct who/what's); reading it in two halves"
     );
     assert!(split.iter().all(|l| l.contains(&why)), "{split:?}");
+    // The count behind the windows (one group a month) is refused when it has more groups
+    // than the check takes; the read says so in one line, without the final error's advice.
+    let count = logs_at(&msgs, "INFO", "Task: Salesforce refused to count its rows");
+    let said = format!(
+        "Task: Salesforce refused to count its rows (OPERATION_TOO_LARGE: exceeded {limit} distinct who/what's); reading in windows of stream_slice_step, or in one window when it is not set"
+    );
+    assert!(
+        count.len() <= 1 && count.iter().all(|l| *l == said),
+        "{count:?}"
+    );
     // Sorting is not what the sharing check minds: no unsorted attempt.
     let lines = log_lines(&msgs);
     assert!(

@@ -356,7 +356,8 @@ impl<'a> ObjectReader<'a> {
             Ok(buckets) => buckets,
             Err(e) if super::counts::refused(&e) => {
                 let text = format!(
-                    "{object}: Salesforce refused to count its rows ({e}); reading in windows of stream_slice_step, or in one window when it is not set"
+                    "{object}: Salesforce refused to count its rows ({}); reading in windows of stream_slice_step, or in one window when it is not set",
+                    e.brief()
                 );
                 ctx.log(LogLevel::Info, text).await;
                 return Ok(None);

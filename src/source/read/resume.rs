@@ -117,17 +117,8 @@ impl Resume {
         Ok(format!(
             "Salesforce dropped the REST query cursor after {} rows ({}); querying again {from}",
             self.rows,
-            brief(&e)
+            e.brief()
         ))
-    }
-}
-
-/// `CODE: message` of an API error, else the whole error.
-fn brief(e: &SalesforceError) -> String {
-    match e {
-        SalesforceError::Api { code, message, .. }
-        | SalesforceError::SessionRejected { code, message } => format!("{code}: {message}"),
-        other => other.to_string(),
     }
 }
 
