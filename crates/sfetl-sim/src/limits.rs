@@ -48,8 +48,8 @@ pub struct Limits {
     pub query_timeout_rows: usize,
     /// A query selecting more fields than this answers QUERY_TOO_COMPLICATED.
     pub query_max_fields: usize,
-    /// Rows of Task (whose WhoId and WhatId are polymorphic) a query may return before the
-    /// sharing check of an API user without "View All Data" gives up with
+    /// Rows a query of a sharing-checked object (Task: see `quirks::Quirk::SharingChecked`)
+    /// may return before the check of an API user without "View All Data" gives up with
     /// OPERATION_TOO_LARGE (Salesforce: 100,000 distinct who/what's; unset: View All Data).
     pub sharing_check_rows: usize,
     /// Open REST query cursors per user; opening one more releases the oldest.
@@ -304,16 +304,6 @@ impl Limits {
     /// LIMIT) turn Salesforce's automatic chunking off, so a big sorted job is one long query.
     pub fn bulk_times_out(&self, matched: usize, unchunked: bool) -> bool {
         matched > self.query_timeout_rows || unchunked && matched > self.bulk_unchunked_timeout_rows
-    }
-}
-
-impl Limits {
-    /// `OPERATION_TOO_LARGE`'s message when a query of `object` returning `rows` rows is
-    /// too big for the sharing check of a user without "View All Data": Task's polymorphic
-    /// WhoId and WhatId make Salesforce check every row's parents.
-    pub fn sharing_check_fails(&self, object: &str, rows: usize) -> Option<String> {
-        (matches!(object, "Task" | "Event") && rows > self.sharing_check_rows)
-            .then(|| format!("exceeded {} distinct who/what's", self.sharing_check_rows))
     }
 }
 

@@ -22,6 +22,11 @@ pub enum Quirk {
     NoQueryMore,
     /// Only these fields may be selected (`INVALID_FIELD` with the message otherwise).
     SelectOnly(&'static [&'static str], &'static str),
+    /// Polymorphic WhoId / WhatId: an API user without "View All Data" has every row's
+    /// parents checked for sharing, and a query returning more rows than the check takes
+    /// (`sharing_check_rows`) answers `OPERATION_TOO_LARGE` (REST at once, Bulk as a failed
+    /// job).
+    SharingChecked,
 }
 
 const CONTENT_DOCUMENT_LINK: &str = "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.";
@@ -56,6 +61,7 @@ pub fn of(object: &str) -> &'static [Quirk] {
             Quirk::NeedsFilter(&["RecordId"], USER_RECORD_ACCESS_FILTER),
         ],
         "EntityDefinition" => &[Quirk::NoQueryMore],
+        "Task" | "Event" => &[Quirk::SharingChecked],
         _ => &[],
     }
 }
@@ -90,7 +96,7 @@ fn query_refusal(q: &Query, name: &str) -> Option<(&'static str, &'static str)> 
                     return Some(("MALFORMED_QUERY", message));
                 }
             }
-            Quirk::BulkUnsupported | Quirk::NoQueryMore => {}
+            Quirk::BulkUnsupported | Quirk::NoQueryMore | Quirk::SharingChecked => {}
         }
     }
     None
@@ -143,18 +149,41 @@ fn custom_long_text(store: &Store, obj: usize, p: &crate::soql::Path) -> bool {
 }
 
 /// A REST query's refusal once its result size is known: an object without `queryMore`
-/// refuses results that need more than one page.
-pub fn rest_page_refusal(store: &Store, q: &Query, total: usize, batch: usize) -> Option<Response> {
+/// refuses results that need more than one page, and a sharing-checked one results bigger
+/// than the check takes.
+pub fn rest_page_refusal(
+    store: &Store,
+    q: &Query,
+    total: usize,
+    batch: usize,
+    sharing_check_rows: usize,
+) -> Option<Response> {
+    size_refusal(store, q, total, batch, sharing_check_rows)
+        .map(|(code, message)| sf_error(StatusCode::BAD_REQUEST, code, &message))
+}
+
+/// The error code and message of a query whose object refuses `total` result rows, given
+/// the rows one batch holds and the rows the sharing check takes.
+fn size_refusal(
+    store: &Store,
+    q: &Query,
+    total: usize,
+    batch: usize,
+    sharing_check_rows: usize,
+) -> Option<(&'static str, String)> {
     let name = &store.catalog.objects[q.object].name;
-    let no_more = of(name).iter().any(|k| matches!(k, Quirk::NoQueryMore));
-    (no_more && total > batch).then(|| {
-        sf_error(
-            StatusCode::BAD_REQUEST,
+    of(name).iter().find_map(|quirk| match quirk {
+        Quirk::NoQueryMore if total > batch => Some((
             "EXCEEDED_ID_LIMIT",
-            &format!(
+            format!(
                 "{name} does not support queryMore(), use LIMIT to restrict the results to a single batch"
             ),
-        )
+        )),
+        Quirk::SharingChecked if total > sharing_check_rows => Some((
+            "OPERATION_TOO_LARGE",
+            format!("exceeded {sharing_check_rows} distinct who/what's"),
+        )),
+        _ => None,
     })
 }
 
@@ -177,22 +206,17 @@ pub fn bulk_refusal(store: &Store, q: &Query) -> Option<Response> {
 const BULK_BATCH: usize = 2_000;
 
 /// The `errorMessage` of a Bulk job whose query its object refuses (the job ends `Failed`),
-/// given how many rows it matched. The text is Bulk's batch failure
-/// (`InvalidBatch : Failed to process query: CODE: message`).
-pub fn bulk_failure(store: &Store, q: &Query, matched: usize) -> Option<String> {
+/// given how many rows it matched and the rows the sharing check takes. The text is Bulk's
+/// batch failure (`InvalidBatch : Failed to process query: CODE: message`).
+pub fn bulk_failure(
+    store: &Store,
+    q: &Query,
+    matched: usize,
+    sharing_check_rows: usize,
+) -> Option<String> {
     let name = &store.catalog.objects[q.object].name;
-    let no_more = of(name).iter().any(|k| matches!(k, Quirk::NoQueryMore));
-    let refusal = query_refusal(q, name).map(|(c, m)| (c, m.to_string()));
-    let refusal = refusal.or_else(|| {
-        (no_more && matched > BULK_BATCH).then(|| {
-            (
-                "EXCEEDED_ID_LIMIT",
-                format!(
-                    "{name} does not support queryMore(), use LIMIT to restrict the results to a single batch"
-                ),
-            )
-        })
-    });
-    refusal
+    query_refusal(q, name)
+        .map(|(c, m)| (c, m.to_string()))
+        .or_else(|| size_refusal(store, q, matched, BULK_BATCH, sharing_check_rows))
         .map(|(code, message)| format!("InvalidBatch : Failed to process query: {code}: {message}"))
 }

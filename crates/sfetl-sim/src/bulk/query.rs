@@ -194,17 +194,11 @@ fn processed_at(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limit
 /// them there is one unchunked query, which times out on a big object.
 fn run_job(job: &mut QueryJob, store: &Store, limits: &crate::limits::Limits) {
     let (rows, matched) = soql::execute_counted(store, &job.parsed, job.all);
-    if let Some(message) = crate::quirks::bulk_failure(store, &job.parsed, rows.len()) {
+    if let Some(message) =
+        crate::quirks::bulk_failure(store, &job.parsed, rows.len(), limits.sharing_check_rows)
+    {
         job.info.state = "Failed".into();
         job.info.error = Some(message);
-        return;
-    }
-    let object = &store.catalog.objects[job.parsed.object].name;
-    if let Some(message) = limits.sharing_check_fails(object, rows.len()) {
-        job.info.state = "Failed".into();
-        job.info.error = Some(format!(
-            "InvalidBatch : Failed to process query: OPERATION_TOO_LARGE: {message}"
-        ));
         return;
     }
     let unchunked = !job.parsed.order.is_empty() || job.parsed.limit.is_some();

@@ -370,10 +370,6 @@ fn run_query(
             crate::limits::QUERY_TIMEOUT,
         );
     }
-    let object = &store.catalog.objects[parsed.object].name;
-    if let Some(message) = limits.sharing_check_fails(object, rows.len()) {
-        return sf_error(StatusCode::BAD_REQUEST, "OPERATION_TOO_LARGE", &message);
-    }
     if let Some(agg) = &parsed.aggregate {
         let body = crate::aggregate::answer(&store, parsed.object, &rows, agg);
         return json_response(StatusCode::OK, body.to_string().into_bytes());
@@ -383,7 +379,13 @@ fn run_query(
         return json_response(StatusCode::OK, body.to_string().into_bytes());
     }
     let batch = crate::quirks::rest_batch(&store, &parsed, batch_size(&headers));
-    if let Some(refusal) = crate::quirks::rest_page_refusal(&store, &parsed, rows.len(), batch) {
+    if let Some(refusal) = crate::quirks::rest_page_refusal(
+        &store,
+        &parsed,
+        rows.len(),
+        batch,
+        limits.sharing_check_rows,
+    ) {
         return refusal;
     }
     let cursor = Cursor {
