@@ -1181,12 +1181,11 @@ fn target_at(
     via: &Via,
     at: Option<&[u64]>,
 ) -> Option<(usize, usize)> {
-    let clock = |o: usize| at.and_then(|a| a.get(o).copied());
-    match store.tables[obj].get_at(row, via.ref_field, clock(obj)) {
+    match store.tables[obj].get_at(row, via.ref_field, at) {
         Val::Ref(r) => {
             let (t, trow) = unpack(r);
             let target = &store.tables[t];
-            (trow < target.len() && target.state_at(trow, clock(t)) != super::store::PURGED)
+            (trow < target.len() && target.state_at(trow, at) != super::store::PURGED)
                 .then_some((t, trow))
         }
         _ => None,

@@ -623,15 +623,22 @@ impl Table {
             .find(|v| v.until > at)
     }
 
-    /// A row's state ([`LIVE`], [`DELETED`], [`PURGED`]) at change count `at` (None: now).
-    pub fn state_at(&self, row: usize, at: Option<u64>) -> u8 {
-        at.and_then(|at| self.version_at(row, at))
+    /// The version of `row` a job pinned at `at` ([`Store::pin`]; None: now) reads, if the
+    /// row changed since.
+    fn pinned_version(&self, row: usize, at: Option<&[u64]>) -> Option<&Version> {
+        self.version_at(row, *at?.get(self.obj)?)
+    }
+
+    /// A row's state ([`LIVE`], [`DELETED`], [`PURGED`]) as a job pinned at `at` sees it
+    /// (None: now).
+    pub fn state_at(&self, row: usize, at: Option<&[u64]>) -> u8 {
+        self.pinned_version(row, at)
             .map_or(self.state[row], |v| v.state)
     }
 
-    /// Reads a field of a row as it stood at change count `at` (None: now).
-    pub fn get_at(&self, row: usize, field: usize, at: Option<u64>) -> Val<'_> {
-        match at.and_then(|at| self.version_at(row, at)) {
+    /// Reads a field of a row as a job pinned at `at` sees it (None: now).
+    pub fn get_at(&self, row: usize, field: usize, at: Option<&[u64]>) -> Val<'_> {
+        match self.pinned_version(row, at) {
             None => self.get(row, field),
             Some(v) => match v.vals.get(field) {
                 Some(Val::Str(s)) => Val::Str(Cow::Borrowed(s)),
@@ -948,14 +955,13 @@ impl Store {
     /// [`Store::pin`]; None: now), parents included.
     pub fn get_at(&self, obj: usize, row: usize, field: usize, at: Option<&[u64]>) -> Val<'_> {
         let t = &self.tables[obj];
-        let clock = |o: usize| at.and_then(|a| a.get(o).copied());
         match &t.cols[field] {
             Column::Formula(Formula::Parent { reference, field }) => {
-                match t.get_at(row, *reference, clock(obj)) {
+                match t.get_at(row, *reference, at) {
                     Val::Ref(r) => {
                         let (p, prow) = unpack(r);
                         let parent = &self.tables[p];
-                        if prow >= parent.len() || parent.state_at(prow, clock(p)) == PURGED {
+                        if prow >= parent.len() || parent.state_at(prow, at) == PURGED {
                             return Val::Null;
                         }
                         self.catalog.objects[p]
@@ -966,14 +972,14 @@ impl Store {
                 }
             }
             Column::Formula(Formula::DaysSince(f)) => {
-                let day = match t.get_at(row, *f, clock(obj)) {
+                let day = match t.get_at(row, *f, at) {
                     Val::DateTime(ms) => ms.div_euclid(86_400_000) as i32,
                     Val::Date(d) => d,
                     _ => return Val::Null,
                 };
                 Val::Num(f64::from(self.clock.today() - day))
             }
-            _ => t.get_at(row, field, clock(obj)),
+            _ => t.get_at(row, field, at),
         }
     }
 
@@ -1080,7 +1086,7 @@ mod tests {
         assert_eq!(name(&store, obj, Some(&second)), s("c"));
         assert_eq!(name(&store, obj, Some(&third)), s("c"));
         assert_eq!(name(&store, obj, None), s("d"));
-        assert_eq!(store.tables[obj].state_at(0, Some(third[obj])), LIVE);
+        assert_eq!(store.tables[obj].state_at(0, Some(&third)), LIVE);
         assert_eq!(store.tables[obj].state_at(0, None), PURGED);
         // One version per row per pin it outlived: "a" (first), "c" (second and third).
         assert_eq!(store.tables[obj].history[&0].len(), 2);
