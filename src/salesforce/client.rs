@@ -387,22 +387,18 @@ impl ErrorAnswer {
             // Only requests inflated by the caller see a compressed body here.
             body = gunzip_small(&body).into();
         }
-        if html {
-            return ErrorAnswer {
-                status,
-                retry_after,
-                code: String::new(),
-                message: String::new(),
-                page: Some(page_text(&body)),
-            };
-        }
-        let (code, message) = parse_error_body(&body);
+        let (code, message, page) = if html {
+            (String::new(), String::new(), Some(page_text(&body)))
+        } else {
+            let (code, message) = parse_error_body(&body);
+            (code, message, None)
+        };
         ErrorAnswer {
             status,
             retry_after,
             code,
             message,
-            page: None,
+            page,
         }
     }
 }

@@ -325,6 +325,7 @@ pub fn page_text(body: &[u8]) -> String {
 /// The page without its `<script>` and `<style>` elements, whose content is code (with `<`
 /// and `&` an XML reader would trip on), not text a person reads.
 fn without_raw_text(body: &[u8]) -> Vec<u8> {
+    use memchr::memmem::find;
     let lower = body.to_ascii_lowercase();
     let mut out = Vec::with_capacity(body.len());
     let mut at = 0;
@@ -340,7 +341,7 @@ fn without_raw_text(body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&body[at..open]);
         let close = format!("</{tag}");
         at = match find(&lower[open..], close.as_bytes()) {
-            Some(end) => match find(&lower[open + end..], b">") {
+            Some(end) => match memchr::memchr(b'>', &lower[open + end..]) {
                 Some(gt) => open + end + gt + 1,
                 None => body.len(),
             },
@@ -353,23 +354,14 @@ fn without_raw_text(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Where `needle` first occurs in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The few named entities error pages use.
+/// A named entity's text: XML's five (quick-xml's table) and the spaces and dashes error
+/// pages use.
 fn entity(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "amp" => "&",
-        "lt" => "<",
-        "gt" => ">",
-        "quot" => "\"",
-        "apos" => "'",
-        "nbsp" => " ",
-        "ndash" => "–",
-        "mdash" => "—",
-        _ => return None,
+    quick_xml::escape::resolve_predefined_entity(name).or(match name {
+        "nbsp" => Some(" "),
+        "ndash" => Some("–"),
+        "mdash" => Some("—"),
+        _ => None,
     })
 }
 
