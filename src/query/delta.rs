@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 
 use super::QueryError;
@@ -41,14 +40,8 @@ pub(super) async fn register(
             .table_provider()
             .await
             .map_err(|e| read(&target.display, &e))?;
-        for alias in [name.clone(), name.to_lowercase()] {
-            let reference = TableReference::bare(alias.as_str());
-            if ctx.table_exist(reference.clone()).unwrap_or(true) {
-                continue;
-            }
-            ctx.register_table(reference, provider.clone())
-                .map_err(|e| read(&target.display, &e))?;
-        }
+        super::tables::register_named(ctx, name, provider)
+            .map_err(|e| read(&target.display, &e))?;
         out.push(name.clone());
     }
     Ok(out)

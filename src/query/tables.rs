@@ -82,32 +82,55 @@ async fn register_history(
     } else {
         ParquetReadOptions::default()
     };
-    ctx.register_parquet(TableReference::bare(history), &stream.url, options)
+    // A lower-case alias another stream registered gives way to the stream of that name.
+    let exact = TableReference::bare(history);
+    if ctx.table_exist(exact.clone()).unwrap_or(false) {
+        ctx.deregister_table(exact.clone()).map_err(read_err)?;
+    }
+    ctx.register_parquet(exact.clone(), &stream.url, options)
         .await
         .map_err(read_err)?;
-    let columns: Vec<String> = ctx
-        .table(TableReference::bare(history))
-        .await
-        .map_err(read_err)?
+    let provider = ctx.table_provider(exact).await.map_err(read_err)?;
+    let columns: Vec<String> = provider
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let lower_history = history.to_lowercase();
-    if lower_history != history {
-        let provider = ctx
-            .table_provider(TableReference::bare(history))
-            .await
-            .map_err(read_err)?;
-        if !ctx
-            .table_exist(TableReference::bare(lower_history.as_str()))
-            .unwrap_or(true)
-        {
-            let _ = ctx.register_table(TableReference::bare(lower_history.as_str()), provider);
-        }
-    }
+    register_alias(ctx, history, provider).map_err(read_err)?;
     Ok((columns, unified.notes))
+}
+
+/// Registers `provider` as `name`, replacing the lower-case alias of another stream that
+/// holds that name, then as `name`'s own lower-case alias (see [`register_alias`]).
+pub(super) fn register_named(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+) -> datafusion::error::Result<()> {
+    let exact = TableReference::bare(name);
+    if ctx.table_exist(exact.clone())? {
+        ctx.deregister_table(exact.clone())?;
+    }
+    ctx.register_table(exact, provider.clone())?;
+    register_alias(ctx, name, provider)
+}
+
+/// Registers `provider` under `name` in lower case, unless that is `name` itself or already
+/// taken. SQL folds unquoted names to lower case, so `FROM Account` finds the stream
+/// `Account` through this alias; a stream really called `account` keeps its own name, whichever
+/// of the two is registered first (an exact name replaces an alias, an alias never replaces one).
+fn register_alias(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+) -> datafusion::error::Result<()> {
+    let lower = name.to_lowercase();
+    if lower == name || ctx.table_exist(TableReference::bare(lower.as_str()))? {
+        return Ok(());
+    }
+    ctx.register_table(TableReference::bare(lower.as_str()), provider)
+        .map(|_| ())
 }
 
 /// Registers the tables of every stream; returns the table names, sorted, and a note per
@@ -157,14 +180,7 @@ pub(super) async fn register(
             .inner()
             .clone();
         let view: Arc<dyn TableProvider> = Arc::new(LatestView::new(schema, key, sql));
-        for name in [stream.name.clone(), stream.name.to_lowercase()] {
-            let reference = TableReference::bare(name.as_str());
-            if ctx.table_exist(reference.clone()).unwrap_or(true) {
-                continue;
-            }
-            ctx.register_table(reference, view.clone())
-                .map_err(read_err)?;
-        }
+        register_named(ctx, &stream.name, view).map_err(read_err)?;
         names.push(stream.name.clone());
         names.push(history);
     }

@@ -241,6 +241,44 @@ async fn history_holds_every_row_of_every_sync() {
     );
 }
 
+/// A mapping's stream `account` beside the raw stream `Account` (one export, as the people
+/// mapping and a raw read write it): each name reaches its own stream, quoted or not, and the
+/// lower-case alias of `Account` gives way to the stream really called `account`.
+#[tokio::test]
+async fn streams_whose_names_differ_in_case_each_keep_their_own_tables() {
+    let dir = tempdir();
+    export(dir.path()).await;
+    write(
+        dir.path(),
+        "account",
+        SYNC1,
+        person_schema(),
+        person_rows(&[("Account", "Z1", Some("z@x.org"), T10, false)]),
+        T10 + 2 * HOUR,
+    )
+    .await;
+    let count = |table: &str| {
+        ok(
+            dir.path(),
+            &format!("SELECT count(*) AS n FROM {table}"),
+            &["--format", "csv"],
+        )
+    };
+    assert_eq!(count("\"Account\""), "n\n3\n");
+    assert_eq!(count("\"Account_history\""), "n\n7\n");
+    assert_eq!(count("account"), "n\n1\n");
+    assert_eq!(count("\"account\""), "n\n1\n");
+    assert_eq!(count("account_history"), "n\n1\n");
+    assert_eq!(
+        ok(
+            dir.path(),
+            "SELECT source_id FROM account",
+            &["--format", "csv"]
+        ),
+        "source_id\nZ1\n"
+    );
+}
+
 #[tokio::test]
 async fn mapped_streams_dedupe_on_their_declared_key_as_csv_and_json() {
     let dir = tempdir();
