@@ -186,16 +186,22 @@ pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String
     Ok(((schema, batches), notes))
 }
 
-/// [`sql`]'s batches as they are computed, for a result too large to hold twice (every Id of
-/// an export, which a reconciliation packs as it reads); with `memory` (see
-/// [`STREAM_MEMORY`]), the query's sorts spill to the system's temporary folder past that many
-/// bytes, and a part that cannot spill fails with DataFusion's `ResourcesExhausted`.
+/// [`sql`] over the tables of one `stream` of the export (`<stream>`, `<stream>_history`),
+/// its batches as they are computed, for a result too large to hold twice (every Id of an
+/// export, which a reconciliation packs as it reads); with `memory` (see [`STREAM_MEMORY`]),
+/// the query's sorts spill to the system's temporary folder past that many bytes, and a part
+/// that cannot spill fails with DataFusion's `ResourcesExhausted`.
+///
+/// Only that stream's files are opened: a read reconciling one stream of an export of fifty
+/// on object storage would otherwise read the footer of every file of the other 49, and fail
+/// on one of theirs it cannot read.
 pub async fn sql_stream(
     path: &str,
+    stream: &str,
     sql: &str,
     memory: Option<usize>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream, QueryError> {
-    let (frame, tables, _) = plan(path, sql, memory).await?;
+    let (frame, tables, _) = plan_of(path, sql, memory, Some(stream)).await?;
     frame
         .execute_stream()
         .await
@@ -214,8 +220,26 @@ async fn plan(
     sql: &str,
     memory: Option<usize>,
 ) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
+    plan_of(path, sql, memory, None).await
+}
+
+/// [`plan`] over every table of the export, or only those of `stream` (its Parquet folder and
+/// formula side table, or its Delta table and Delta history).
+async fn plan_of(
+    path: &str,
+    sql: &str,
+    memory: Option<usize>,
+    stream: Option<&str>,
+) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
     let export = Export::open(path)?;
-    let (streams, delta_tables) = export.streams().await?;
+    let (mut streams, mut delta_tables) = export.streams().await?;
+    // Every table the export offers, for the message naming them when the SQL asks for another.
+    let mut offered: Vec<String> = streams
+        .iter()
+        .flat_map(|s| [s.name.clone(), format!("{}_history", s.name)])
+        .chain(delta_tables.iter().cloned())
+        .collect();
+    offered.sort();
     if streams.is_empty() && delta_tables.is_empty() {
         return Err(QueryError::NoExport {
             path: export.display.clone(),
@@ -252,9 +276,18 @@ async fn plan(
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
-    let (mut tables, notes) = tables::register(&ctx, &export, &streams).await?;
-    tables.extend(delta::register(&ctx, &export, &delta_tables).await?);
-    tables.sort();
+    let named = match stream {
+        Some(only) => Some(vec![only.to_string(), format!("{only}_history")]),
+        None => named_tables(&ctx, sql),
+    };
+    if let Some(named) = named {
+        let reaches = |table: &str| tables::reaches(&named, table);
+        streams.retain(|s| reaches(&s.name));
+        delta_tables.retain(|t| reaches(t));
+    }
+    let (_, notes) = tables::register(&ctx, &export, &streams).await?;
+    delta::register(&ctx, &export, &delta_tables).await?;
+    let tables = offered;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -264,6 +297,16 @@ async fn plan(
         .await
         .map_err(|e| sql_error(e, &tables))?;
     Ok((frame, tables, notes))
+}
+
+/// The tables `sql` names (bare names: an export has one schema), or None when it does not
+/// parse (then every table is registered, and planning says what is wrong with it).
+fn named_tables(ctx: &SessionContext, sql: &str) -> Option<Vec<String>> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect).ok()?;
+    let references = state.resolve_table_references(&statement).ok()?;
+    Some(references.iter().map(|r| r.table().to_string()).collect())
 }
 
 /// DataFusion's error, with an unknown table turned into the list of tables.

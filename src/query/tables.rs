@@ -26,7 +26,7 @@ use super::formulas;
 use super::latest::{LatestView, ViewSql};
 use super::union::{Unified, unify};
 use crate::mapping::{META_CURSOR, META_PRIMARY_KEY};
-use crate::output::{DELETED_AT, EXTRACTED_AT, SYNC_ID};
+use crate::output::{DELETED_AT, EXTRACTED_AT, FORMULAS_SUFFIX, SYNC_ID};
 
 /// Cursor columns, most precise first, used when the files do not name one.
 pub(super) const CURSORS: [&str; 4] = [
@@ -99,6 +99,21 @@ async fn register_history(
         .collect();
     register_alias(ctx, history, provider).map_err(read_err)?;
     Ok((columns, unified.notes))
+}
+
+/// Whether a query naming the tables `named` reads the export's table or stream folder
+/// `table`: named as it is or in lower case (see [`register_alias`]), as its history, or as the
+/// stream whose formula side table it is (a latest view overlays it).
+pub(super) fn reaches(named: &[String], table: &str) -> bool {
+    let owner = table.strip_suffix(FORMULAS_SUFFIX);
+    let history = format!("{table}_history");
+    [Some(table), owner, Some(history.as_str())]
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            let lower = t.to_lowercase();
+            named.iter().any(|n| *n == t || *n == lower)
+        })
 }
 
 /// Registers `provider` as `name`, replacing the lower-case alias of another stream that

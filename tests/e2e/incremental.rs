@@ -1028,6 +1028,38 @@ async fn an_undeleted_account_is_live_again_in_the_export_with_its_three_version
     assert_eq!(n, "n\n20\n");
 }
 
+/// Reconciling Account reads Account's files only: a file of another stream in the export that
+/// cannot be read (here not Parquet at all) neither fails the read nor is opened.
+#[tokio::test]
+async fn reconciling_one_stream_opens_none_of_the_other_streams_files() {
+    let extra = json!({"reconcile_deletes": "always"});
+    let e = env(20, cfg(extra)).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name"])]);
+    let s1 = read_step(&e, &config, &cat, None, 1).await;
+    let other = export.join("Contact").join("20250101T000000Z-aaaaaa");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("part-00000.parquet"), b"not a Parquet file").unwrap();
+    let gone = ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await);
+    e.org
+        .control("delete", &json!({"object": "Account", "ids": gone}))
+        .await;
+    e.org.control("purge", &json!({})).await;
+    let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
+    let compared: Vec<String> = logs(&msgs)
+        .into_iter()
+        .filter(|l| l.contains("compared the"))
+        .collect();
+    assert_eq!(
+        compared,
+        [
+            "Account: reconcile_deletes is \"always\"; compared the 20 Ids of the export with the 19 the org holds: 1 hard-deleted"
+        ]
+    );
+    // `sfetl query` too opens the files of the tables its SQL names, and no others.
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account_history\"").await;
+    assert_eq!(n, "n\n21\n");
+}
+
 #[tokio::test]
 async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_undeleted_in_the_deleting_second()
  {

@@ -450,25 +450,27 @@ pub(super) async fn export_ids(
     let quote = |name: &str| name.replace('"', "\"\"");
     let sql = format!("SELECT \"{}\" FROM \"{}\"", quote(column), quote(stream));
     let bounded = Some(crate::query::STREAM_MEMORY);
-    match ids_of(path, &sql, prefix, bounded).await {
+    match ids_of(path, stream, &sql, prefix, bounded).await {
         Ok(ids) => Ok(ids),
         Err(e) => {
             tracing::debug!("the Ids of {stream} within a memory bound failed ({e}); in memory");
-            ids_of(path, &sql, prefix, None).await
+            ids_of(path, stream, &sql, prefix, None).await
         }
     }
     .map_err(FetchError::Reconcile)
 }
 
-/// The Ids of the one-column query `sql`, those starting with `prefix` when given.
+/// The Ids of the one-column query `sql` over `stream`'s tables, those starting with `prefix`
+/// when given.
 async fn ids_of(
     path: &str,
+    stream: &str,
     sql: &str,
     prefix: Option<&str>,
     memory: Option<usize>,
 ) -> Result<IdSet, String> {
     let failed = |e: &dyn std::fmt::Display| e.to_string();
-    let mut batches = crate::query::sql_stream(path, sql, memory)
+    let mut batches = crate::query::sql_stream(path, stream, sql, memory)
         .await
         .map_err(|e| failed(&e))?;
     let mut ids = IdCollector::default();
@@ -544,7 +546,7 @@ mod tests {
         let path = dir.path().to_str().unwrap();
         let sql = "SELECT \"Id\" FROM \"Account\"";
         // A bound no plan fits in fails...
-        let tight = ids_of(path, sql, None, Some(1)).await;
+        let tight = ids_of(path, "Account", sql, None, Some(1)).await;
         assert!(
             tight
                 .as_ref()

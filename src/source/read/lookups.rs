@@ -365,20 +365,20 @@ async fn export_children(
                 ident(table)
             )
         };
-        match ids_where(path, &sql(&history)).await {
+        match ids_where(path, stream, &sql(&history)).await {
             Ok(ids) => out.extend(ids),
             Err(e) => {
                 tracing::debug!("{history}: {e}; asking {stream}");
-                out.extend(ids_where(path, &sql(stream)).await?);
+                out.extend(ids_where(path, stream, &sql(stream)).await?);
             }
         }
     }
     Ok(out)
 }
 
-/// The values of the one-column query `sql` over the export at `path`.
-async fn ids_where(path: &str, sql: &str) -> Result<Vec<String>, String> {
-    let mut batches = crate::query::sql_stream(path, sql, None)
+/// The values of the one-column query `sql` over `stream`'s tables in the export at `path`.
+async fn ids_where(path: &str, stream: &str, sql: &str) -> Result<Vec<String>, String> {
+    let mut batches = crate::query::sql_stream(path, stream, sql, None)
         .await
         .map_err(|e| e.to_string())?;
     let mut ids = Vec::new();
