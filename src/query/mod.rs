@@ -278,7 +278,8 @@ async fn plan_of(
     }
     let named = match stream {
         Some(only) => Some(vec![only.to_string(), format!("{only}_history")]),
-        None => named_tables(&ctx, sql),
+        // SQL that does not parse fails here, before any file is opened.
+        None => Some(named_tables(&ctx, sql).map_err(|e| sql_error(e, &offered))?),
     };
     if let Some(named) = named {
         let reaches = |table: &str| tables::reaches(&named, table);
@@ -299,18 +300,26 @@ async fn plan_of(
     Ok((frame, tables, notes))
 }
 
-/// The tables `sql` names (bare names: an export has one schema), or None when it does not
-/// parse (then every table is registered, and planning says what is wrong with it).
-fn named_tables(ctx: &SessionContext, sql: &str) -> Option<Vec<String>> {
+/// The tables `sql` names (bare names: an export has one schema), as DataFusion's planner
+/// resolves them (in joins, subqueries and CTEs alike).
+fn named_tables(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, DataFusionError> {
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let statement = state.sql_to_statement(sql, &dialect).ok()?;
-    let references = state.resolve_table_references(&statement).ok()?;
-    Some(references.iter().map(|r| r.table().to_string()).collect())
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    let references = state.resolve_table_references(&statement)?;
+    Ok(references.iter().map(|r| r.table().to_string()).collect())
 }
 
 /// DataFusion's error, with an unknown table turned into the list of tables.
 fn sql_error(e: DataFusionError, tables: &[String]) -> QueryError {
+    use datafusion::sql::sqlparser::parser::ParserError;
+    // The parser's own words, not its enum's debug form (`ParserError("Expected: ...")`).
+    if let DataFusionError::SQL(err, _) = e.find_root() {
+        return QueryError::Sql(match err.as_ref() {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+            other => other.to_string(),
+        });
+    }
     let message = e.strip_backtrace();
     if let Some(rest) = message.split("table '").nth(1)
         && let Some(name) = rest.split("' not found").next()

@@ -405,7 +405,7 @@ async fn clear_errors() {
     assert_eq!(code, 2);
     assert_eq!(
         stderr,
-        "sfetl: error: SQL error: ParserError(\"Expected: an SQL statement, found: SELEC at Line: 1, Column: 1\")\n"
+        "sfetl: error: SQL error: Expected: an SQL statement, found: SELEC at Line: 1, Column: 1\n"
     );
     let (_, stderr, code) = query(dir.path(), "SELECT Nme FROM Account", &[]);
     assert_eq!(code, 2);
