@@ -65,6 +65,21 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         super::catalog::FieldCheck::MappedOnly,
     )
     .await?;
+    if let Some(location) = destination.export_location() {
+        let names: Vec<String> = catalog
+            .streams
+            .iter()
+            .map(|s| s.stream.name.clone())
+            .collect();
+        for warning in crate::output::check_case_clashes(location, &names).await? {
+            tracing::warn!("{warning}");
+            let m = AirbyteMessage::log(crate::protocol::LogLevel::Warn, warning);
+            let _ = stdout
+                .tx
+                .send(crate::output::stdout::Out::Message(Box::new(m)))
+                .await;
+        }
+    }
     let summary = read(
         client,
         config,

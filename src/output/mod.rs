@@ -5,6 +5,7 @@
 //! Parquet export exact.
 
 pub mod delta;
+mod folders;
 mod json;
 mod parquet;
 mod records;
@@ -15,6 +16,7 @@ mod store;
 pub mod sync;
 mod writer;
 
+pub use folders::check_case_clashes;
 pub use parquet::{
     CompletedFile, DELETED_AT, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID,
     new_sync_id,

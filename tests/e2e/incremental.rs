@@ -1028,6 +1028,31 @@ async fn an_undeleted_account_is_live_again_in_the_export_with_its_three_version
     assert_eq!(n, "n\n20\n");
 }
 
+/// A raw `Account` read into an export that already holds a mapping's `account` folder: on
+/// this case-sensitive disk the folders stay apart, and the read says (LOG WARN) that a copy on
+/// a case-insensitive one would mix them.
+#[tokio::test]
+async fn a_stream_whose_folder_differs_only_in_case_from_one_in_the_export_is_warned_about() {
+    let e = env(5, cfg(json!({}))).await;
+    let (export, config, cat) = undelete_setup(&e, &[("Account", &["Name"])]);
+    std::fs::create_dir_all(export.join("account").join("20250101T000000Z-aaaaaa")).unwrap();
+    let msgs = messages(&read_files(&config, &cat, None).await);
+    let warned: Vec<String> = msgs
+        .iter()
+        .filter(|m| m["type"] == "LOG" && m["log"]["level"] == "WARN")
+        .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        warned,
+        [format!(
+            "output.path {}: the folders Account and account differ only in case; they stay apart here, but an export copied to a case-insensitive file system (macOS, Windows) would mix their files in one folder",
+            std::fs::canonicalize(&export).unwrap().display()
+        )]
+    );
+    let n = query_csv(&export, "SELECT count(*) AS n FROM \"Account\"").await;
+    assert_eq!(n, "n\n5\n");
+}
+
 /// Reconciling Account reads Account's files only: a file of another stream in the export that
 /// cannot be read (here not Parquet at all) neither fails the read nor is opened.
 #[tokio::test]
