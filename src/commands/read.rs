@@ -27,15 +27,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     };
     let arrow = args.arrow_ipc || config.output.format == OutputFormat::Arrow;
     if arrow && catalog.streams.len() != 1 {
-        return Err(Error::Config(crate::config::ConfigError::Invalid(vec![
-            crate::config::Problem {
-                field: "output.format".into(),
-                message: format!(
-                    "Arrow IPC output carries one stream per read, and the catalog selects {}: run one read per stream, or use \"parquet\"",
-                    catalog.streams.len()
-                ),
-            },
-        ])));
+        return Err(arrow_takes_one_stream(catalog.streams.len()));
     }
     let destination = destination(&config, arrow)?;
     let stdout = StdoutTask::spawn_with(arrow);
@@ -65,21 +57,7 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
         super::catalog::FieldCheck::MappedOnly,
     )
     .await?;
-    if let Some(location) = destination.export_location() {
-        let names: Vec<String> = catalog
-            .streams
-            .iter()
-            .map(|s| s.stream.name.clone())
-            .collect();
-        for warning in crate::output::check_case_clashes(location, &names).await? {
-            tracing::warn!("{warning}");
-            let m = AirbyteMessage::log(crate::protocol::LogLevel::Warn, warning);
-            let _ = stdout
-                .tx
-                .send(crate::output::stdout::Out::Message(Box::new(m)))
-                .await;
-        }
-    }
+    check_folder_names(&destination, &catalog, &stdout).await?;
     let summary = read(
         client,
         config,
@@ -106,6 +84,44 @@ pub(super) async fn run(args: &ReadArgs) -> Result<(), Error> {
     stdout.finish().await?;
     if code > 0 {
         return Err(Error::Reported(code));
+    }
+    Ok(())
+}
+
+/// The config error of an Arrow IPC read whose catalog selects `streams` streams, not one.
+fn arrow_takes_one_stream(streams: usize) -> Error {
+    Error::Config(crate::config::ConfigError::Invalid(vec![
+        crate::config::Problem {
+            field: "output.format".into(),
+            message: format!(
+                "Arrow IPC output carries one stream per read, and the catalog selects {streams}: run one read per stream, or use \"parquet\""
+            ),
+        },
+    ]))
+}
+
+/// Refuses, or warns about, stream folders whose names differ only in case (see
+/// [`crate::output::check_case_clashes`]); the warnings go out as LOG WARN messages.
+async fn check_folder_names(
+    destination: &Destination,
+    catalog: &ConfiguredAirbyteCatalog,
+    stdout: &StdoutTask,
+) -> Result<(), Error> {
+    let Some(location) = destination.export_location() else {
+        return Ok(());
+    };
+    let names: Vec<String> = catalog
+        .streams
+        .iter()
+        .map(|s| s.stream.name.clone())
+        .collect();
+    for warning in crate::output::check_case_clashes(location, &names).await? {
+        tracing::warn!("{warning}");
+        let m = AirbyteMessage::log(crate::protocol::LogLevel::Warn, warning);
+        let _ = stdout
+            .tx
+            .send(crate::output::stdout::Out::Message(Box::new(m)))
+            .await;
     }
     Ok(())
 }
