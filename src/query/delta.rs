@@ -12,14 +12,14 @@ use super::QueryError;
 use super::export::Export;
 use crate::output::delta::table::TableTarget;
 
-/// Registers every Delta table in `names`; returns the table names.
+/// Registers every Delta table in `names` (a folder without a table is skipped).
 pub(super) async fn register(
     ctx: &SessionContext,
     export: &Export,
     names: &[String],
-) -> Result<Vec<String>, QueryError> {
+) -> Result<(), QueryError> {
     if names.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let read = |path: &str, e: &dyn std::fmt::Display| QueryError::Read {
         path: path.to_string(),
@@ -27,7 +27,6 @@ pub(super) async fn register(
     };
     let location = crate::output::open_location(&export.display, &BTreeMap::new())
         .map_err(|e| read(&export.display, &e))?;
-    let mut out = Vec::new();
     for name in names {
         let target = TableTarget::new(&location, name).map_err(|e| read(name, &e))?;
         let Some(table) = target.open().await.map_err(|e| read(&target.display, &e))? else {
@@ -42,7 +41,6 @@ pub(super) async fn register(
             .map_err(|e| read(&target.display, &e))?;
         super::tables::register_named(ctx, name, provider)
             .map_err(|e| read(&target.display, &e))?;
-        out.push(name.clone());
     }
-    Ok(out)
+    Ok(())
 }

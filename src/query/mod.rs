@@ -276,17 +276,15 @@ async fn plan_of(
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
+    // Only the tables the query names are opened.
     let named = match stream {
-        Some(only) => Some(vec![only.to_string(), format!("{only}_history")]),
+        Some(only) => vec![only.to_string(), format!("{only}_history")],
         // SQL that does not parse fails here, before any file is opened.
-        None => Some(named_tables(&ctx, sql).map_err(|e| sql_error(e, &offered))?),
+        None => named_tables(&ctx, sql).map_err(|e| sql_error(e, &offered))?,
     };
-    if let Some(named) = named {
-        let reaches = |table: &str| tables::reaches(&named, table);
-        streams.retain(|s| reaches(&s.name));
-        delta_tables.retain(|t| reaches(t));
-    }
-    let (_, notes) = tables::register(&ctx, &export, &streams).await?;
+    streams.retain(|s| tables::reaches(&named, &s.name));
+    delta_tables.retain(|t| tables::reaches(&named, t));
+    let notes = tables::register(&ctx, &export, &streams).await?;
     delta::register(&ctx, &export, &delta_tables).await?;
     let tables = offered;
     let options = SQLOptions::new()

@@ -132,9 +132,10 @@ pub(super) fn register_named(
 }
 
 /// Registers `provider` under `name` in lower case, unless that is `name` itself or already
-/// taken. SQL folds unquoted names to lower case, so `FROM Account` finds the stream
-/// `Account` through this alias; a stream really called `account` keeps its own name, whichever
-/// of the two is registered first (an exact name replaces an alias, an alias never replaces one).
+/// taken. Names are matched as written (quoted or not), so `FROM account` finds the stream
+/// `Account` only through this alias; a stream really called `account` keeps its own name,
+/// whichever of the two is registered first (an exact name replaces an alias, an alias never
+/// replaces one).
 fn register_alias(
     ctx: &SessionContext,
     name: &str,
@@ -148,16 +149,15 @@ fn register_alias(
         .map(|_| ())
 }
 
-/// Registers the tables of every stream; returns the table names, sorted, and a note per
-/// column read as text because its type changed between syncs. Side tables of formula
+/// Registers the tables of every stream; returns a note per column read as text because its
+/// type changed between syncs. Side tables of formula
 /// refreshes (`<stream>__formulas`) come first, so a stream's latest view can take its formula
 /// values from them.
 pub(super) async fn register(
     ctx: &SessionContext,
     export: &Export,
     streams: &[StreamFiles],
-) -> Result<(Vec<String>, Vec<String>), QueryError> {
-    let mut names = Vec::new();
+) -> Result<Vec<String>, QueryError> {
     let mut notes = Vec::new();
     for stream in formulas::side_tables_first(streams) {
         let history = format!("{}_history", stream.name);
@@ -196,11 +196,8 @@ pub(super) async fn register(
             .clone();
         let view: Arc<dyn TableProvider> = Arc::new(LatestView::new(schema, key, sql));
         register_named(ctx, &stream.name, view).map_err(read_err)?;
-        names.push(stream.name.clone());
-        names.push(history);
     }
-    names.sort();
-    Ok((names, notes))
+    Ok(notes)
 }
 
 /// Decides key, ordering and deletion flag from the columns and the files' metadata.
