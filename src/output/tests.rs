@@ -392,6 +392,51 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
     );
 }
 
+/// A run resuming from a sync reads the markers of that sync's day, the day before and every
+/// later folder (and folders whose names are not dated), not the years before; a stream never
+/// written has none.
+#[tokio::test]
+async fn a_resuming_run_reads_the_markers_of_the_syncs_since_the_day_before_its_own() {
+    use crate::output::sync::{SyncMarker, markers, markers_since};
+    let dir = tempfile::tempdir().unwrap();
+    let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
+    let ids = [
+        "20240101T000000.000Z-aaaaaa",
+        "20250301T235959.999Z-bbbbbb",
+        "20250302T120000.000Z-cccccc",
+        "20250303T000000.000Z-dddddd",
+        "manual",
+    ];
+    for id in ids {
+        let m = SyncMarker {
+            stream: "Lead".into(),
+            sync_id: id.into(),
+            base: false,
+            resumed_from: None,
+            complete: true,
+            slice: None,
+        };
+        m.write(&loc).await.unwrap();
+    }
+    // A folder without a marker is not sfetl's.
+    std::fs::create_dir_all(dir.path().join("Lead/20250304T000000.000Z-eeeeee")).unwrap();
+    let since = markers_since(&loc, "Lead", Some("20250302T120000.000Z-cccccc"))
+        .await
+        .unwrap();
+    let got: Vec<&str> = since.iter().map(|m| m.sync_id.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "20250301T235959.999Z-bbbbbb",
+            "20250302T120000.000Z-cccccc",
+            "20250303T000000.000Z-dddddd",
+            "manual"
+        ]
+    );
+    assert_eq!(markers(&loc, "Lead").await.unwrap().len(), 5);
+    assert!(markers(&loc, "Contact").await.unwrap().is_empty());
+}
+
 /// `batch` written as the one batch of a Parquet file with the default options, and that file
 /// opened (the folder lives as long as the returned guard).
 async fn written_alone(

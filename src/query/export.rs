@@ -14,6 +14,9 @@ use url::Url;
 use super::QueryError;
 use crate::output::sync::{MARKER, SyncMarker, current_from};
 
+/// How many sync markers a query fetches at once (see [`Export::find_current_from`]).
+const MARKER_READS: usize = 32;
+
 /// The folder of a Delta table's transaction log.
 const DELTA_LOG: &str = "_delta_log";
 
@@ -39,8 +42,11 @@ pub(super) struct StreamFiles {
     pub url: String,
     /// (sync id, file) pairs in sync-id then file order.
     pub files: Vec<(String, ObjectMeta)>,
-    /// The newest complete base sync (see `output::sync`): the latest view starts there.
+    /// The newest complete base sync (see `output::sync`): the latest view starts there. Read
+    /// by [`Export::find_current_from`] for the streams a query opens.
     pub current_from: Option<String>,
+    /// The stream's sync markers (`<sync-id>/_sfetl_sync.json`), oldest first, unread.
+    markers: Vec<ObjectMeta>,
 }
 
 impl Export {
@@ -127,12 +133,12 @@ impl Export {
         for (name, mut files) in by_stream {
             files.sort_by(|a, b| (&a.0, &a.1.location).cmp(&(&b.0, &b.1.location)));
             let folder = self.prefix.clone().join(name.as_str());
-            let markers = self
-                .markers(&name, marker_files.remove(&name).unwrap_or_default())
-                .await?;
+            let mut markers = marker_files.remove(&name).unwrap_or_default();
+            markers.sort_by(|a, b| a.location.cmp(&b.location));
             out.push(StreamFiles {
                 url: format!("{}{folder}/", self.store_url),
-                current_from: current_from(&markers).map(str::to_string),
+                current_from: None,
+                markers,
                 name,
                 files,
             });
@@ -140,27 +146,33 @@ impl Export {
         Ok((out, delta.into_iter().collect()))
     }
 
-    /// The sync markers of `stream` among `files` (unreadable ones are skipped: a marker only
+    /// Sets `stream.current_from` from its markers, read newest first, [`MARKER_READS`] at a
+    /// time, until one names a complete base sync (unreadable ones are skipped: a marker only
     /// narrows the latest view, and without it every sync counts).
-    async fn markers(
-        &self,
-        stream: &str,
-        files: Vec<ObjectMeta>,
-    ) -> Result<Vec<SyncMarker>, QueryError> {
-        let mut markers = Vec::new();
-        for meta in files {
-            let Ok(got) = self.store.get(&meta.location).await else {
-                continue;
-            };
-            if let Ok(bytes) = got.bytes().await
-                && let Ok(m) = serde_json::from_slice::<SyncMarker>(&bytes)
-                && m.stream == stream
-            {
-                markers.push(m);
+    pub(super) async fn find_current_from(&self, stream: &mut StreamFiles) {
+        use futures::StreamExt;
+        for chunk in stream
+            .markers
+            .rchunks(MARKER_READS)
+            .map(<[ObjectMeta]>::to_vec)
+        {
+            let reads = chunk.iter().rev().map(|meta| async move {
+                let got = self.store.get(&meta.location).await.ok()?;
+                let bytes = got.bytes().await.ok()?;
+                serde_json::from_slice::<SyncMarker>(&bytes).ok()
+            });
+            let mut found: Vec<SyncMarker> = futures::stream::iter(reads)
+                .buffered(MARKER_READS)
+                .filter_map(|m| async move { m })
+                .filter(|m| std::future::ready(m.stream == stream.name))
+                .collect()
+                .await;
+            found.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
+            if let Some(from) = current_from(&found) {
+                stream.current_from = Some(from.to_string());
+                return;
             }
         }
-        markers.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
-        Ok(markers)
     }
 
     /// A file's footer: its Arrow schema (with the stream schema's metadata the writer

@@ -284,6 +284,9 @@ async fn plan_of(
     };
     streams.retain(|s| tables::reaches(&named, &s.name));
     delta_tables.retain(|t| tables::reaches(&named, t));
+    for stream in &mut streams {
+        export.find_current_from(stream).await;
+    }
     let notes = tables::register(&ctx, &export, &streams).await?;
     delta::register(&ctx, &export, &delta_tables).await?;
     let tables = offered;

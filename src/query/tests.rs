@@ -216,3 +216,33 @@ async fn the_latest_view_keeps_what_row_number_per_key_kept() {
         assert!(filter > window, "{text}");
     }
 }
+
+/// The latest view starts at the newest complete base sync, found reading the markers newest
+/// first, a chunk at a time: here in the third chunk back, past a newer base sync unfinished.
+#[tokio::test]
+async fn the_newest_complete_base_sync_is_found_markers_back() {
+    use crate::output::sync::SyncMarker;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let loc = crate::output::open_location(root, &Default::default()).unwrap();
+    let id = |i: usize| format!("20250101T{:06}.000Z-aaaaaa", i);
+    for i in 0..70 {
+        let folder = dir.path().join("Lead").join(id(i));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("part-00000.parquet"), b"not read").unwrap();
+        let marker = SyncMarker {
+            stream: "Lead".into(),
+            sync_id: id(i),
+            base: [2, 5, 68].contains(&i),
+            resumed_from: None,
+            complete: i != 68,
+            slice: None,
+        };
+        marker.write(&loc).await.unwrap();
+    }
+    let export = super::export::Export::open(root).unwrap();
+    let (mut streams, _) = export.streams().await.unwrap();
+    assert_eq!(streams[0].current_from, None);
+    export.find_current_from(&mut streams[0]).await;
+    assert_eq!(streams[0].current_from.as_deref(), Some(id(5).as_str()));
+}
