@@ -124,10 +124,15 @@ impl StdoutTask {
         let (tx, rx) = mpsc::channel::<Out>(64);
         let (control, control_rx) = mpsc::unbounded_channel::<AirbyteMessage>();
         let handle = tokio::spawn(async move {
-            let written = pump(arrow_ipc, rx, control_rx).await;
+            let (mut rx, mut control_rx) = (rx, control_rx);
+            let written = pump(arrow_ipc, &mut rx, &mut control_rx).await;
+            // The lanes stay open until the process has exited: closed first, a stream's next
+            // send would fail, and the read would report that failure on stderr before the
+            // exit, where a closed stdout must end it quietly.
             if let Err(e) = &written {
                 exit_if_closed(e);
             }
+            drop((rx, control_rx));
             written
         });
         StdoutTask {
@@ -195,8 +200,8 @@ pub fn exit_if_closed(e: &std::io::Error) {
 /// Moves messages to stdout until both lanes close.
 async fn pump(
     arrow_ipc: bool,
-    mut rx: mpsc::Receiver<Out>,
-    mut control_rx: mpsc::UnboundedReceiver<AirbyteMessage>,
+    rx: &mut mpsc::Receiver<Out>,
+    control_rx: &mut mpsc::UnboundedReceiver<AirbyteMessage>,
 ) -> std::io::Result<()> {
     let mut messages: Emitter<Box<dyn Write + Send>> = if arrow_ipc {
         Emitter::new(Box::new(std::io::stderr()))
