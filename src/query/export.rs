@@ -91,18 +91,57 @@ impl Export {
         })
     }
 
-    /// Stream folders holding `<stream>/<sync-id>/*.parquet`, by name, and the names of the
-    /// Delta tables (folders holding `_delta_log/`), whose files are not the export's syncs.
-    pub(super) async fn streams(&self) -> Result<(Vec<StreamFiles>, Vec<String>), QueryError> {
-        let listed: Vec<ObjectMeta> = self
+    /// The names of the folders directly under the export (streams and Delta tables): one
+    /// listing of names, not of the files of every sync of every stream.
+    pub(super) async fn folders(&self) -> Result<Vec<String>, QueryError> {
+        let listed = self
             .store
-            .list(Some(&self.prefix))
-            .try_collect()
+            .list_with_delimiter(Some(&self.prefix))
             .await
-            .map_err(|e| QueryError::NoExport {
-                path: self.display.clone(),
-                reason: format!("cannot list it ({e})"),
-            })?;
+            .map_err(|e| self.unlisted(e))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+
+    fn unlisted(&self, e: object_store::Error) -> QueryError {
+        QueryError::NoExport {
+            path: self.display.clone(),
+            reason: format!("cannot list it ({e})"),
+        }
+    }
+
+    /// Stream folders holding `<stream>/<sync-id>/*.parquet`, by name, and the names of the
+    /// Delta tables (folders holding `_delta_log/`), whose files are not the export's syncs:
+    /// among `folders` only (each listed on its own), or the whole export.
+    pub(super) async fn streams(
+        &self,
+        folders: Option<&[String]>,
+    ) -> Result<(Vec<StreamFiles>, Vec<String>), QueryError> {
+        let listed: Vec<ObjectMeta> = match folders {
+            None => self
+                .store
+                .list(Some(&self.prefix))
+                .try_collect()
+                .await
+                .map_err(|e| self.unlisted(e))?,
+            Some(folders) => {
+                let mut listed = Vec::new();
+                for folder in folders {
+                    let prefix = self.prefix.clone().join(folder.as_str());
+                    let files: Vec<ObjectMeta> = self
+                        .store
+                        .list(Some(&prefix))
+                        .try_collect()
+                        .await
+                        .map_err(|e| self.unlisted(e))?;
+                    listed.extend(files);
+                }
+                listed
+            }
+        };
         let mut by_stream: BTreeMap<String, Vec<(String, ObjectMeta)>> = BTreeMap::new();
         let mut marker_files: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
         let mut delta: BTreeSet<String> = BTreeSet::new();

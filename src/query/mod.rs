@@ -232,20 +232,7 @@ async fn plan_of(
     stream: Option<&str>,
 ) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
     let export = Export::open(path)?;
-    let (mut streams, mut delta_tables) = export.streams().await?;
-    // Every table the export offers, for the message naming them when the SQL asks for another.
-    let mut offered: Vec<String> = streams
-        .iter()
-        .flat_map(|s| [s.name.clone(), format!("{}_history", s.name)])
-        .chain(delta_tables.iter().cloned())
-        .collect();
-    offered.sort();
-    if streams.is_empty() && delta_tables.is_empty() {
-        return Err(QueryError::NoExport {
-            path: export.display.clone(),
-            reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet and no Delta tables; give the output.path of a read with output.format parquet or delta".into(),
-        });
-    }
+    let folders = export.folders().await?;
     // Names as written (Salesforce's `Name`, `SystemModstamp`); files sit in sync-id folders.
     let config = SessionConfig::new()
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
@@ -276,29 +263,57 @@ async fn plan_of(
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
-    // Only the tables the query names are opened.
+    // Only the folders of the tables the query names are listed, and only their files opened.
     let named = match stream {
         Some(only) => vec![only.to_string(), format!("{only}_history")],
         // SQL that does not parse fails here, before any file is opened.
-        None => named_tables(&ctx, sql).map_err(|e| sql_error(e, &offered))?,
+        None => named_tables(&ctx, sql).map_err(|e| sql_error(e, &[]))?,
     };
-    streams.retain(|s| tables::reaches(&named, &s.name));
-    delta_tables.retain(|t| tables::reaches(&named, t));
+    let kept: Vec<String> = folders
+        .into_iter()
+        .filter(|f| tables::reaches(&named, f))
+        .collect();
+    let (mut streams, delta_tables) = export.streams(Some(&kept)).await?;
+    if streams.is_empty() && delta_tables.is_empty() {
+        // No table named: an export (the planner names the missing table), or none at all.
+        let (all, all_delta) = export.streams(None).await?;
+        if all.is_empty() && all_delta.is_empty() {
+            return Err(QueryError::NoExport {
+                path: export.display.clone(),
+                reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet and no Delta tables; give the output.path of a read with output.format parquet or delta".into(),
+            });
+        }
+    }
     for stream in &mut streams {
         export.find_current_from(stream).await;
     }
     let notes = tables::register(&ctx, &export, &streams).await?;
     delta::register(&ctx, &export, &delta_tables).await?;
-    let tables = offered;
+    let tables = table_names(&streams, &delta_tables);
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx
-        .sql_with_options(sql, options)
-        .await
-        .map_err(|e| sql_error(e, &tables))?;
+    let frame = match ctx.sql_with_options(sql, options).await {
+        Ok(frame) => frame,
+        Err(e) => {
+            // The message names every table of the export: list it whole, now that it helps.
+            let (all, all_delta) = export.streams(None).await?;
+            return Err(sql_error(e, &table_names(&all, &all_delta)));
+        }
+    };
     Ok((frame, tables, notes))
+}
+
+/// The SQL tables of `streams` (each and its history) and of the Delta tables, sorted.
+fn table_names(streams: &[export::StreamFiles], delta_tables: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = streams
+        .iter()
+        .flat_map(|s| [s.name.clone(), format!("{}_history", s.name)])
+        .chain(delta_tables.iter().cloned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The tables `sql` names (bare names: an export has one schema), as DataFusion's planner

@@ -241,7 +241,7 @@ async fn the_newest_complete_base_sync_is_found_markers_back() {
         marker.write(&loc).await.unwrap();
     }
     let export = super::export::Export::open(root).unwrap();
-    let (mut streams, _) = export.streams().await.unwrap();
+    let (mut streams, _) = export.streams(Some(&["Lead".to_string()])).await.unwrap();
     assert_eq!(streams[0].current_from, None);
     export.find_current_from(&mut streams[0]).await;
     assert_eq!(streams[0].current_from.as_deref(), Some(id(5).as_str()));
