@@ -20,6 +20,9 @@ const MARKER_READS: usize = 32;
 /// The folder of a Delta table's transaction log.
 const DELTA_LOG: &str = "_delta_log";
 
+/// A file's footer as sfetl reads it: its Arrow schema and its key-value metadata.
+type Footer = (Schema, HashMap<String, String>);
+
 /// An opened export: where it lives and how DataFusion reaches it.
 pub(super) struct Export {
     /// The store holding it.
@@ -32,6 +35,9 @@ pub(super) struct Export {
     pub prefix: Path,
     /// The path as given, for messages.
     pub display: String,
+    /// Footers read so far (a stream's newest file is often the one its schema came from:
+    /// on an object store each footer is two ranged GETs).
+    footers: std::sync::Mutex<HashMap<Path, Footer>>,
 }
 
 /// One stream folder: its name and its Parquet files, oldest sync first.
@@ -71,6 +77,7 @@ impl Export {
                 remote: false,
                 prefix,
                 display: abs.display().to_string(),
+                footers: Default::default(),
             });
         }
         let location = crate::output::open_location(path, &BTreeMap::new())
@@ -88,6 +95,7 @@ impl Export {
             remote: true,
             prefix: location.prefix,
             display: path.to_string(),
+            footers: Default::default(),
         })
     }
 
@@ -216,10 +224,11 @@ impl Export {
 
     /// A file's footer: its Arrow schema (with the stream schema's metadata the writer
     /// embedded) and its key-value metadata.
-    async fn footer(
-        &self,
-        meta: &ObjectMeta,
-    ) -> Result<(Schema, HashMap<String, String>), QueryError> {
+    async fn footer(&self, meta: &ObjectMeta) -> Result<Footer, QueryError> {
+        let cached = |footers: &HashMap<Path, _>| footers.get(&meta.location).cloned();
+        if let Some(footer) = cached(&self.footers.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(footer);
+        }
         let err = |reason: String| QueryError::Read {
             path: meta.location.to_string(),
             reason,
@@ -254,6 +263,10 @@ impl Export {
                 pairs.insert(entry.key.clone(), v.clone());
             }
         }
+        self.footers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(meta.location.clone(), (schema.clone(), pairs.clone()));
         Ok((schema, pairs))
     }
 
