@@ -141,7 +141,6 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// The request kind used by stats and faults, from the path.
 /// The HTML page an instance answers, for any URL, while it is down for maintenance (or
 /// a CDN answers for it): `text/html`, no JSON, no `Retry-After`. The markup follows the
 /// pages quoted in client issues (restforce#860, forcedotcom/cli#2487); the wording is the
@@ -157,6 +156,7 @@ fn maintenance_page(status: u16) -> Response {
     resp
 }
 
+/// The request kind used by stats and faults, from the path.
 pub fn kind_of(method: &axum::http::Method, path: &str) -> &'static str {
     if path.starts_with("/services/oauth2/token") {
         return "token";
