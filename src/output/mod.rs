@@ -25,7 +25,7 @@ pub use records::RecordsRenderer;
 pub use resume::prepare_resume;
 pub use slices::{SliceStart, prepare_slice};
 pub(crate) use store::store_options;
-pub use store::{OutputLocation, local_path, open_location};
+pub use store::{OutputLocation, folder_names, local_path, open_location};
 pub use writer::{Destination, StreamWriter, SyncStart};
 
 /// Suffix of the side table a formula refresh writes beside a stream (`Opportunity__formulas`):

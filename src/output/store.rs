@@ -89,6 +89,24 @@ fn read_dirs(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> 
     Ok(out)
 }
 
+/// The names of the folders directly under `prefix` in `store`: one listing of names, not of
+/// every file beneath (an export holds a file per part and a marker per sync of every
+/// stream). A prefix that does not exist holds none.
+pub async fn folder_names(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+) -> Result<Vec<String>, object_store::Error> {
+    match store.list_with_delimiter(Some(prefix)).await {
+        Ok(listed) => Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect()),
+        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The local folder or file `path` names: a plain path, or a `file://` URL without its
 /// scheme; `None` for an object-store URL (`s3://`, `gs://`, `az://`...).
 pub fn local_path(path: &str) -> Option<&str> {

@@ -6,9 +6,8 @@
 //! state) that completed supersedes every older sync of its stream, so `sfetl query`'s latest
 //! view starts there and nothing ever has to be deleted to start afresh.
 
-use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::{OutputError, OutputLocation};
@@ -83,6 +82,31 @@ pub async fn markers(
 /// folders per stream, and object stores answer each GET in tens of milliseconds.
 const MARKER_READS: usize = 32;
 
+/// The markers at `paths` (`<stream>/<sync-id>/_sfetl_sync.json`), fetched [`MARKER_READS`]
+/// at a time, one answer per path in order: the marker when it is `stream`'s and parses, None
+/// when there is none (or it is another's, or unreadable as a marker), or the store's error.
+pub async fn fetch_markers(
+    store: &dyn ObjectStore,
+    paths: &[Path],
+    stream: &str,
+) -> Vec<Result<Option<SyncMarker>, object_store::Error>> {
+    use futures::StreamExt;
+    let reads = paths.iter().map(|path| async move {
+        let bytes = match store.get(path).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(serde_json::from_slice::<SyncMarker>(&bytes)
+            .ok()
+            .filter(|m| m.stream == stream))
+    });
+    futures::stream::iter(reads)
+        .buffered(MARKER_READS)
+        .collect()
+        .await
+}
+
 /// [`markers`] of the sync folders named from the day before `since`'s day on (sync ids begin
 /// with their UTC start time, `20250101T...`); every folder with `since` None, and every folder
 /// whose name does not begin with a date. A run resuming from sync S needs only S and the syncs
@@ -93,45 +117,29 @@ pub async fn markers_since(
     stream: &str,
     since: Option<&str>,
 ) -> Result<Vec<SyncMarker>, OutputError> {
-    use futures::StreamExt;
     let err = |e: object_store::Error| OutputError::Write {
         path: format!("{}/{stream}", location.display),
         reason: e.to_string(),
     };
-    let prefix = location.child(&[stream]);
-    let listed = match location.store.list_with_delimiter(Some(&prefix)).await {
-        Ok(listed) => listed.common_prefixes,
-        // A stream not written yet.
-        Err(object_store::Error::NotFound { .. }) => Vec::new(),
-        Err(e) => return Err(err(e)),
-    };
+    let folders = super::folder_names(location.store.as_ref(), &location.child(&[stream]))
+        .await
+        .map_err(err)?;
     let bound = since.and_then(day_before);
-    let folders: Vec<String> = listed
+    let paths: Vec<Path> = folders
         .iter()
-        .filter_map(|p| p.filename().map(str::to_string))
         .filter(|f| match (&bound, dated(f)) {
             (Some(bound), Some(day)) => day >= bound.as_str(),
             _ => true,
         })
+        .map(|sync_id| location.child(&[stream, sync_id, MARKER]))
         .collect();
-    let reads = folders.iter().map(|sync_id| async move {
-        let path = location.child(&[stream, sync_id, MARKER]);
-        match location.store.get(&path).await {
-            Ok(got) => got.bytes().await.map(Some),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    });
-    let bodies: Vec<Option<bytes::Bytes>> = futures::stream::iter(reads)
-        .buffered(MARKER_READS)
-        .try_collect()
-        .await
-        .map_err(err)?;
-    let mut out: Vec<SyncMarker> = bodies
+    let fetched = fetch_markers(location.store.as_ref(), &paths, stream).await;
+    let mut out: Vec<SyncMarker> = fetched
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?
         .into_iter()
         .flatten()
-        .filter_map(|b| serde_json::from_slice::<SyncMarker>(&b).ok())
-        .filter(|m| m.stream == stream)
         .collect();
     out.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
     Ok(out)

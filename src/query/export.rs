@@ -12,10 +12,11 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use url::Url;
 
 use super::QueryError;
-use crate::output::sync::{MARKER, SyncMarker, current_from};
+use crate::output::sync::{MARKER, SyncMarker, current_from, fetch_markers};
 
-/// How many sync markers a query fetches at once (see [`Export::find_current_from`]).
-const MARKER_READS: usize = 32;
+/// How many markers a query asks for before it looks for the newest complete base sync among
+/// them (they are fetched at once; most exports find it in the first).
+const MARKERS_AT_ONCE: usize = 32;
 
 /// The folder of a Delta table's transaction log.
 const DELTA_LOG: &str = "_delta_log";
@@ -102,16 +103,9 @@ impl Export {
     /// The names of the folders directly under the export (streams and Delta tables): one
     /// listing of names, not of the files of every sync of every stream.
     pub(super) async fn folders(&self) -> Result<Vec<String>, QueryError> {
-        let listed = self
-            .store
-            .list_with_delimiter(Some(&self.prefix))
+        crate::output::folder_names(self.store.as_ref(), &self.prefix)
             .await
-            .map_err(|e| self.unlisted(e))?;
-        Ok(listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect())
+            .map_err(|e| self.unlisted(e))
     }
 
     fn unlisted(&self, e: object_store::Error) -> QueryError {
@@ -193,27 +187,14 @@ impl Export {
         Ok((out, delta.into_iter().collect()))
     }
 
-    /// Sets `stream.current_from` from its markers, read newest first, [`MARKER_READS`] at a
-    /// time, until one names a complete base sync (unreadable ones are skipped: a marker only
+    /// Sets `stream.current_from` from its markers, read newest first a few dozen at a time
+    /// until one names a complete base sync (unreadable ones are skipped: a marker only
     /// narrows the latest view, and without it every sync counts).
     pub(super) async fn find_current_from(&self, stream: &mut StreamFiles) {
-        use futures::StreamExt;
-        for chunk in stream
-            .markers
-            .rchunks(MARKER_READS)
-            .map(<[ObjectMeta]>::to_vec)
-        {
-            let reads = chunk.iter().rev().map(|meta| async move {
-                let got = self.store.get(&meta.location).await.ok()?;
-                let bytes = got.bytes().await.ok()?;
-                serde_json::from_slice::<SyncMarker>(&bytes).ok()
-            });
-            let mut found: Vec<SyncMarker> = futures::stream::iter(reads)
-                .buffered(MARKER_READS)
-                .filter_map(|m| async move { m })
-                .filter(|m| std::future::ready(m.stream == stream.name))
-                .collect()
-                .await;
+        for chunk in stream.markers.rchunks(MARKERS_AT_ONCE) {
+            let paths: Vec<Path> = chunk.iter().map(|m| m.location.clone()).collect();
+            let fetched = fetch_markers(self.store.as_ref(), &paths, &stream.name).await;
+            let mut found: Vec<SyncMarker> = fetched.into_iter().flatten().flatten().collect();
             found.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
             if let Some(from) = current_from(&found) {
                 stream.current_from = Some(from.to_string());
@@ -225,9 +206,9 @@ impl Export {
     /// A file's footer: its Arrow schema (with the stream schema's metadata the writer
     /// embedded) and its key-value metadata.
     async fn footer(&self, meta: &ObjectMeta) -> Result<Footer, QueryError> {
-        let cached = |footers: &HashMap<Path, _>| footers.get(&meta.location).cloned();
-        if let Some(footer) = cached(&self.footers.lock().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(footer);
+        let footers = || self.footers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(footer) = footers().get(&meta.location) {
+            return Ok(footer.clone());
         }
         let err = |reason: String| QueryError::Read {
             path: meta.location.to_string(),
@@ -263,10 +244,7 @@ impl Export {
                 pairs.insert(entry.key.clone(), v.clone());
             }
         }
-        self.footers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(meta.location.clone(), (schema.clone(), pairs.clone()));
+        footers().insert(meta.location.clone(), (schema.clone(), pairs.clone()));
         Ok((schema, pairs))
     }
 
