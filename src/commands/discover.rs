@@ -4,7 +4,7 @@
 use crate::config::{Config, ConfigError, Problem};
 use crate::error::Error;
 use crate::output::stdout::Out;
-use crate::protocol::{AirbyteMessage, AirbyteStream, LogLevel};
+use crate::protocol::{AirbyteMessage, AirbyteStream};
 use crate::source::discover::discover;
 
 use super::catalog::describe_refusal;
@@ -23,17 +23,14 @@ pub(super) async fn run(config_path: &std::path::Path) -> Result<(), Error> {
         warnings.extend(plan.warnings.iter().map(|(_, w)| w.clone()));
     }
     for text in warnings {
-        tracing::warn!("{text}");
-        let log = AirbyteMessage::log(LogLevel::Warn, text);
-        let _ = stdout.tx.send(Out::Message(Box::new(log))).await;
+        stdout.warn(text).await;
     }
     for (name, e) in skipped {
         let why =
             describe_refusal(&name, &e).unwrap_or_else(|| format!("its describe failed: {e}"));
-        let text = format!("{name} left out of the catalog: {why}");
-        tracing::warn!("{text}");
-        let log = AirbyteMessage::log(LogLevel::Warn, text);
-        let _ = stdout.tx.send(Out::Message(Box::new(log))).await;
+        stdout
+            .warn(format!("{name} left out of the catalog: {why}"))
+            .await;
     }
     let _ = stdout
         .tx

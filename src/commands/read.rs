@@ -115,13 +115,8 @@ async fn check_folder_names(
         .iter()
         .map(|s| s.stream.name.clone())
         .collect();
-    for warning in crate::output::check_case_clashes(location, &names).await? {
-        tracing::warn!("{warning}");
-        let m = AirbyteMessage::log(crate::protocol::LogLevel::Warn, warning);
-        let _ = stdout
-            .tx
-            .send(crate::output::stdout::Out::Message(Box::new(m)))
-            .await;
+    if let Some(warning) = crate::output::check_case_clashes(location, &names).await? {
+        stdout.warn(warning).await;
     }
     Ok(())
 }

@@ -21,12 +21,12 @@ fn folders_of(stream: &str) -> [String; 3] {
 
 /// Checks the folders `streams` write against each other and against the folders already
 /// under `location`. Where two names differ only in case: an error when the location is a
-/// local folder on a file system that folds case (the files would mix now), else a warning
-/// to log (returned) saying where they would mix.
+/// local folder on a file system that folds case (the files would mix now), else the warning
+/// to log saying where they would mix.
 pub async fn check_case_clashes(
     location: &OutputLocation,
     streams: &[String],
-) -> Result<Vec<String>, OutputError> {
+) -> Result<Option<String>, OutputError> {
     let existing = existing_folders(location).await;
     let mut clashes: BTreeSet<(String, String)> = BTreeSet::new();
     let wanted: Vec<String> = streams.iter().flat_map(|s| folders_of(s)).collect();
@@ -42,7 +42,7 @@ pub async fn check_case_clashes(
         }
     }
     if clashes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let named: Vec<String> = clashes
         .iter()
@@ -57,30 +57,21 @@ pub async fn check_case_clashes(
             ),
         });
     }
-    Ok(vec![format!(
+    Ok(Some(format!(
         "output.path {}: the folders {named} differ only in case; they stay apart here, but an export copied to a case-insensitive file system (macOS, Windows) would mix their files in one folder",
         location.display
-    )])
+    )))
 }
 
-/// The names of the folders directly under the export; none when it cannot be listed (a new
-/// export, or a store that refuses listing: the writers report what matters).
+/// The names of the folders directly under the export; none when it cannot be listed (a
+/// store that refuses listing: the writers report what matters).
 async fn existing_folders(location: &OutputLocation) -> Vec<String> {
-    match location
-        .store
-        .list_with_delimiter(Some(&location.prefix))
+    super::folder_names(location.store.as_ref(), &location.prefix)
         .await
-    {
-        Ok(listed) => listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect(),
-        Err(e) => {
+        .unwrap_or_else(|e| {
             tracing::debug!("listing {} for folder names: {e}", location.display);
             Vec::new()
-        }
-    }
+        })
 }
 
 /// Whether the file system holding the folder `root` folds case: a probe file written in
@@ -114,17 +105,16 @@ mod tests {
         let warned = check_case_clashes(&location, &names(&["account", "Lead", "lead_History"]))
             .await
             .unwrap();
-        assert_eq!(warned.len(), 1, "{warned:?}");
+        let warned = warned.expect("a warning");
         assert!(
-            warned[0].contains(
+            warned.contains(
                 "the folders Account and account, Lead_history and lead_History differ only in case"
             ),
-            "{}",
-            warned[0]
+            "{warned}"
         );
         let none = check_case_clashes(&location, &names(&["Account", "Contact"]))
             .await
             .unwrap();
-        assert!(none.is_empty(), "{none:?}");
+        assert_eq!(none, None);
     }
 }

@@ -142,6 +142,14 @@ impl StdoutTask {
         }
     }
 
+    /// A LOG WARN message for the orchestrator, and the same text on stderr through tracing:
+    /// something the user should act on that does not stop the command.
+    pub async fn warn(&self, text: String) {
+        tracing::warn!("{text}");
+        let log = AirbyteMessage::log(crate::protocol::LogLevel::Warn, text);
+        let _ = self.tx.send(Out::Message(Box::new(log))).await;
+    }
+
     /// Closes the lanes and waits until everything is written.
     pub async fn finish(self) -> std::io::Result<()> {
         drop(self.tx);
