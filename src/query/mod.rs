@@ -123,7 +123,7 @@ pub async fn run(args: &QueryArgs) -> Result<(), QueryError> {
         return Err(QueryError::ParquetNeedsOut);
     }
     let limit = args.memory_limit.unwrap_or_else(default_memory_limit);
-    let (frame, tables, notes) = plan(&args.path, &args.sql, Some(limit)).await?;
+    let (frame, tables, notes) = plan(&args.path, &args.sql, Some(limit), None).await?;
     for note in notes {
         let _ = writeln!(std::io::stderr(), "sfetl: note: {note}");
     }
@@ -180,7 +180,7 @@ pub async fn sql(path: &str, sql: &str) -> Result<QueryResult, QueryError> {
 
 /// [`sql`], plus a note per column read as text because its type changed between syncs.
 pub async fn sql_noted(path: &str, sql: &str) -> Result<(QueryResult, Vec<String>), QueryError> {
-    let (frame, tables, notes) = plan(path, sql, None).await?;
+    let (frame, tables, notes) = plan(path, sql, None, None).await?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(|e| sql_error(e, &tables))?;
     Ok(((schema, batches), notes))
@@ -201,7 +201,7 @@ pub async fn sql_stream(
     sql: &str,
     memory: Option<usize>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream, QueryError> {
-    let (frame, tables, _) = plan_of(path, sql, memory, Some(stream)).await?;
+    let (frame, tables, _) = plan(path, sql, memory, Some(stream)).await?;
     frame
         .execute_stream()
         .await
@@ -213,19 +213,12 @@ pub async fn sql_stream(
 /// reconciliation of 10M would have asked for gigabytes.
 pub const STREAM_MEMORY: usize = 64 << 20;
 
-/// The query `sql` over the export at `path`, planned: its frame, the export's tables (for
-/// errors) and the notes of [`sql_noted`]; with `memory`, its sorts spill past that many bytes.
+/// The query `sql` over the export at `path`, planned: its frame, the tables it opened (for
+/// errors met while it runs) and the notes of [`sql_noted`]; with `memory`, its sorts spill
+/// past that many bytes.
+/// With `stream`, only that stream's tables (its Parquet folder and formula side table, or
+/// its Delta table and Delta history), whatever `sql` names.
 async fn plan(
-    path: &str,
-    sql: &str,
-    memory: Option<usize>,
-) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
-    plan_of(path, sql, memory, None).await
-}
-
-/// [`plan`] over every table of the export, or only those of `stream` (its Parquet folder and
-/// formula side table, or its Delta table and Delta history).
-async fn plan_of(
     path: &str,
     sql: &str,
     memory: Option<usize>,
@@ -233,33 +226,7 @@ async fn plan_of(
 ) -> Result<(datafusion::dataframe::DataFrame, Vec<String>, Vec<String>), QueryError> {
     let export = Export::open(path)?;
     let folders = export.folders().await?;
-    // Names as written (Salesforce's `Name`, `SystemModstamp`); files sit in sync-id folders.
-    let config = SessionConfig::new()
-        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
-        .set_bool(
-            "datafusion.execution.listing_table_ignore_subdirectory",
-            false,
-        )
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        );
-    let ctx = match memory {
-        None => SessionContext::new_with_config(config),
-        Some(bytes) => {
-            // Each sort sets aside this much for merging what it spilled (10 MB by default, per
-            // partition): a 32nd of the limit, so that a small limit still leaves the sorts
-            // room to work.
-            let merge = (bytes / 32).min(10 << 20);
-            let config =
-                config.set_usize("datafusion.execution.sort_spill_reservation_bytes", merge);
-            let runtime = RuntimeEnvBuilder::new()
-                .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
-                .build_arc()
-                .map_err(|e| QueryError::Sql(e.strip_backtrace()))?;
-            SessionContext::new_with_config_rt(config, runtime)
-        }
-    };
+    let ctx = session(memory)?;
     if export.remote {
         ctx.register_object_store(&export.store_url, export.store.clone());
     }
@@ -274,15 +241,18 @@ async fn plan_of(
         .filter(|f| tables::reaches(&named, f))
         .collect();
     let (mut streams, delta_tables) = export.streams(Some(&kept)).await?;
+    // Every table of the export, listed whole only for a message that names them all.
+    let mut whole = None;
     if streams.is_empty() && delta_tables.is_empty() {
         // No table named: an export (the planner names the missing table), or none at all.
-        let (all, all_delta) = export.streams(None).await?;
-        if all.is_empty() && all_delta.is_empty() {
+        let all = whole_tables(&export).await?;
+        if all.is_empty() {
             return Err(QueryError::NoExport {
                 path: export.display.clone(),
                 reason: "no Parquet files laid out as <stream>/<sync-id>/part-NNNNN.parquet and no Delta tables; give the output.path of a read with output.format parquet or delta".into(),
             });
         }
+        whole = Some(all);
     }
     for stream in &mut streams {
         export.find_current_from(stream).await;
@@ -297,12 +267,52 @@ async fn plan_of(
     let frame = match ctx.sql_with_options(sql, options).await {
         Ok(frame) => frame,
         Err(e) => {
-            // The message names every table of the export: list it whole, now that it helps.
-            let (all, all_delta) = export.streams(None).await?;
-            return Err(sql_error(e, &table_names(&all, &all_delta)));
+            let all = match whole {
+                Some(all) => all,
+                None => whole_tables(&export).await?,
+            };
+            return Err(sql_error(e, &all));
         }
     };
     Ok((frame, tables, notes))
+}
+
+/// A DataFusion session for an export's SQL; with `memory`, its sorts spill past that many
+/// bytes.
+fn session(memory: Option<usize>) -> Result<SessionContext, QueryError> {
+    // Names as written (Salesforce's `Name`, `SystemModstamp`); files sit in sync-id folders.
+    let config = SessionConfig::new()
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool(
+            "datafusion.execution.listing_table_ignore_subdirectory",
+            false,
+        )
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+    Ok(match memory {
+        None => SessionContext::new_with_config(config),
+        Some(bytes) => {
+            // Each sort sets aside this much for merging what it spilled (10 MB by default, per
+            // partition): a 32nd of the limit, so that a small limit still leaves the sorts
+            // room to work.
+            let merge = (bytes / 32).min(10 << 20);
+            let config =
+                config.set_usize("datafusion.execution.sort_spill_reservation_bytes", merge);
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+                .build_arc()
+                .map_err(|e| QueryError::Sql(e.strip_backtrace()))?;
+            SessionContext::new_with_config_rt(config, runtime)
+        }
+    })
+}
+
+/// Every SQL table of the export (see [`table_names`]), from a listing of all its files.
+async fn whole_tables(export: &Export) -> Result<Vec<String>, QueryError> {
+    let (all, all_delta) = export.streams(None).await?;
+    Ok(table_names(&all, &all_delta))
 }
 
 /// The SQL tables of `streams` (each and its history) and of the Delta tables, sorted.

@@ -82,11 +82,8 @@ async fn register_history(
     } else {
         ParquetReadOptions::default()
     };
-    // A lower-case alias another stream registered gives way to the stream of that name.
     let exact = TableReference::bare(history);
-    if ctx.table_exist(exact.clone()).unwrap_or(false) {
-        ctx.deregister_table(exact.clone()).map_err(read_err)?;
-    }
+    free_name(ctx, history).map_err(read_err)?;
     ctx.register_parquet(exact.clone(), &stream.url, options)
         .await
         .map_err(read_err)?;
@@ -123,12 +120,18 @@ pub(super) fn register_named(
     name: &str,
     provider: Arc<dyn TableProvider>,
 ) -> datafusion::error::Result<()> {
-    let exact = TableReference::bare(name);
-    if ctx.table_exist(exact.clone())? {
-        ctx.deregister_table(exact.clone())?;
-    }
-    ctx.register_table(exact, provider.clone())?;
+    free_name(ctx, name)?;
+    ctx.register_table(TableReference::bare(name), provider.clone())?;
     register_alias(ctx, name, provider)
+}
+
+/// Removes what holds `name` before a stream of that name is registered: only ever another
+/// stream's lower-case alias (a stream's own name is registered once).
+fn free_name(ctx: &SessionContext, name: &str) -> datafusion::error::Result<()> {
+    if ctx.table_exist(TableReference::bare(name))? {
+        ctx.deregister_table(TableReference::bare(name))?;
+    }
+    Ok(())
 }
 
 /// Registers `provider` under `name` in lower case, unless that is `name` itself or already
