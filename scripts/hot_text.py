@@ -22,7 +22,7 @@ function renamed 1,269 of 13,022 names, and a change to the describe calls once 
 read from 22 to 28 MB peak RSS). Functions added or changed since the list was made are placed
 by the linker as before (slower to fault in, never wrong), so regenerate the list after changes
 to the read path and after a toolchain or dependency update (those rename dependencies'
-functions):
+functions); `benches/read_bench.py` prints how many of the list's names its binary lacks:
 
     cargo build --release && python3 scripts/hot_text.py --bin $CARGO_TARGET_DIR/release/sfetl
 
