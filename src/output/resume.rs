@@ -14,7 +14,7 @@
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use super::sync::{MARKER, markers_since};
+use super::sync::{MARKER, markers};
 use super::{OutputError, OutputLocation};
 use crate::state::OutputCommit;
 
@@ -29,7 +29,7 @@ pub async fn prepare_resume(
         return Ok(Vec::new());
     };
     let mut notes = Vec::new();
-    for m in markers_since(location, stream, Some(&saved.sync_id)).await? {
+    for m in markers(location, stream, Some(&saved.sync_id)).await? {
         let superseded = if m.sync_id == saved.sync_id {
             Some(saved.parts)
         } else if m.resumed_from.as_ref() == Some(saved) {

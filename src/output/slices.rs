@@ -27,7 +27,7 @@ pub async fn prepare_slice(
     stream: &str,
     id: &str,
 ) -> Result<SliceStart, OutputError> {
-    let ours: Vec<_> = markers(location, stream)
+    let ours: Vec<_> = markers(location, stream, None)
         .await?
         .into_iter()
         .filter(|m| m.slice.as_ref().is_some_and(|s| s.id == id))

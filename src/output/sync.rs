@@ -69,18 +69,10 @@ impl SyncMarker {
     }
 }
 
-/// The markers of every sync folder of `stream`, oldest sync first. A folder without a marker
-/// (not written by sfetl, or by an sfetl before markers) is not listed.
-pub async fn markers(
-    location: &OutputLocation,
-    stream: &str,
-) -> Result<Vec<SyncMarker>, OutputError> {
-    markers_since(location, stream, None).await
-}
-
-/// How many markers are fetched at once: an export synced hourly for a year holds 8,760 sync
-/// folders per stream, and object stores answer each GET in tens of milliseconds.
-const MARKER_READS: usize = 32;
+/// How many markers are fetched at once (a resuming read's, and each chunk a query reads
+/// newest first): an export synced hourly for a year holds 8,760 sync folders per stream, and
+/// object stores answer each GET in tens of milliseconds.
+pub const MARKER_READS: usize = 32;
 
 /// The markers at `paths` (`<stream>/<sync-id>/_sfetl_sync.json`), fetched [`MARKER_READS`]
 /// at a time, one answer per path in order: the marker when it is `stream`'s and parses, None
@@ -107,12 +99,14 @@ pub async fn fetch_markers(
         .await
 }
 
-/// [`markers`] of the sync folders named from the day before `since`'s day on (sync ids begin
-/// with their UTC start time, `20250101T...`); every folder with `since` None, and every folder
-/// whose name does not begin with a date. A run resuming from sync S needs only S and the syncs
-/// that resumed from it, all started after it (the day's margin covers clocks that disagree
-/// between the machines an orchestrator runs reads on), not the thousands before.
-pub async fn markers_since(
+/// The markers of `stream`'s sync folders, oldest sync first. A folder without a marker (not
+/// written by sfetl, or by an sfetl before markers) is not listed. With `since`, only the
+/// folders named from the day before `since`'s day on (sync ids begin with their UTC start
+/// time, `20250101T...`) and those whose names do not begin with a date: a run resuming from
+/// sync S needs only S and the syncs that resumed from it, all started after it (the day's
+/// margin covers clocks that disagree between the machines an orchestrator runs reads on), not
+/// the thousands before.
+pub async fn markers(
     location: &OutputLocation,
     stream: &str,
     since: Option<&str>,

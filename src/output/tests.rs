@@ -365,7 +365,7 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
     )
     .with_sync(true, None);
     w.write(&b, 0).await.unwrap();
-    let first = markers(&loc, "Lead").await.unwrap();
+    let first = markers(&loc, "Lead", None).await.unwrap();
     assert_eq!(
         first,
         vec![SyncMarker {
@@ -383,7 +383,7 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
         "an unfinished base sync supersedes nothing"
     );
     w.complete_sync().await.unwrap();
-    let done = markers(&loc, "Lead").await.unwrap();
+    let done = markers(&loc, "Lead", None).await.unwrap();
     assert!(done[0].complete);
     assert_eq!(current_from(&done), Some("S1"));
     assert_eq!(
@@ -397,7 +397,7 @@ async fn an_export_sync_folder_holds_its_marker_until_complete() {
 /// written has none.
 #[tokio::test]
 async fn a_resuming_run_reads_the_markers_of_the_syncs_since_the_day_before_its_own() {
-    use crate::output::sync::{SyncMarker, markers, markers_since};
+    use crate::output::sync::{SyncMarker, markers};
     let dir = tempfile::tempdir().unwrap();
     let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
     let ids = [
@@ -420,7 +420,7 @@ async fn a_resuming_run_reads_the_markers_of_the_syncs_since_the_day_before_its_
     }
     // A folder without a marker is not sfetl's.
     std::fs::create_dir_all(dir.path().join("Lead/20250304T000000.000Z-eeeeee")).unwrap();
-    let since = markers_since(&loc, "Lead", Some("20250302T120000.000Z-cccccc"))
+    let since = markers(&loc, "Lead", Some("20250302T120000.000Z-cccccc"))
         .await
         .unwrap();
     let got: Vec<&str> = since.iter().map(|m| m.sync_id.as_str()).collect();
@@ -433,8 +433,8 @@ async fn a_resuming_run_reads_the_markers_of_the_syncs_since_the_day_before_its_
             "manual"
         ]
     );
-    assert_eq!(markers(&loc, "Lead").await.unwrap().len(), 5);
-    assert!(markers(&loc, "Contact").await.unwrap().is_empty());
+    assert_eq!(markers(&loc, "Lead", None).await.unwrap().len(), 5);
+    assert!(markers(&loc, "Contact", None).await.unwrap().is_empty());
 }
 
 /// `batch` written as the one batch of a Parquet file with the default options, and that file

@@ -12,11 +12,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use url::Url;
 
 use super::QueryError;
-use crate::output::sync::{MARKER, SyncMarker, current_from, fetch_markers};
-
-/// How many markers a query asks for before it looks for the newest complete base sync among
-/// them (they are fetched at once; most exports find it in the first).
-const MARKERS_AT_ONCE: usize = 32;
+use crate::output::sync::{MARKER, MARKER_READS, SyncMarker, current_from, fetch_markers};
 
 /// The folder of a Delta table's transaction log.
 const DELTA_LOG: &str = "_delta_log";
@@ -191,7 +187,7 @@ impl Export {
     /// until one names a complete base sync (unreadable ones are skipped: a marker only
     /// narrows the latest view, and without it every sync counts).
     pub(super) async fn find_current_from(&self, stream: &mut StreamFiles) {
-        for chunk in stream.markers.rchunks(MARKERS_AT_ONCE) {
+        for chunk in stream.markers.rchunks(MARKER_READS) {
             let paths: Vec<Path> = chunk.iter().map(|m| m.location.clone()).collect();
             let fetched = fetch_markers(self.store.as_ref(), &paths, &stream.name).await;
             let mut found: Vec<SyncMarker> = fetched.into_iter().flatten().flatten().collect();
