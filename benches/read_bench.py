@@ -41,7 +41,6 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -213,27 +212,28 @@ def summary():
 def hot_text_drift(root, bin_):
     """How many names of link/hot-text.txt the binary lacks. A generic instance's name hashes its
     type arguments, closures and async blocks among them, which are numbered by their place in
-    the code, so the list drifts as the read path changes; a missing name is a hot function the linker places away from the others, and the read's code
-    then holds more memory (two wide streams as RECORDs: 9.2 MB of code resident with 1,001 of
-    12,779 names missing, 4.2 MB once regenerated). Printed first so a bench's RSS figures say
-    whether the list was current."""
-    # In a child process: the names of a 1 GB binary take this process to 180 MB, and a process
-    # forked from it starts its peak RSS there (every figure of the bench would read 184 MB).
-    script = ("import subprocess, sys\n"
-              "listed = set(open(sys.argv[1]).read().split())\n"
-              "out = subprocess.run(['nm', '--defined-only', sys.argv[2]], capture_output=True, text=True)\n"
-              "defined = {p[2] for p in (l.split() for l in out.stdout.splitlines()) if len(p) == 3}\n"
-              "print(len(listed), len(listed - defined) if out.returncode == 0 else -1)\n")
+    the code, so the list drifts as the read path changes; a missing name is a hot function the
+    linker places away from the others, and the read's code then holds more memory (two wide
+    streams as RECORDs: 9.2 MB of code resident with 1,001 of 12,779 names missing, 4.2 MB once
+    regenerated). Printed first so a bench's RSS figures say whether the list was current."""
+    listed = set(open(os.path.join(root, "link", "hot-text.txt")).read().split())
+    # nm's lines are read one at a time and only listed names kept: the names of a 1 GB binary
+    # held at once took this process to 180 MB, and a process forked from it starts its peak
+    # RSS there (every figure of the bench read 184 MB).
+    found = set()
     try:
-        found = subprocess.run([sys.executable, "-c", script, os.path.join(root, "link", "hot-text.txt"), bin_],
-                               capture_output=True, text=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
+        with subprocess.Popen(["nm", "--defined-only", bin_], stdout=subprocess.PIPE, text=True) as nm:
+            for line in nm.stdout:
+                name = line.rsplit(" ", 1)[-1].rstrip("\n")
+                if name in listed:
+                    found.add(name)
+    except OSError:
         return
-    listed, missing = int(found[0]), int(found[1])
-    if missing < 0:
+    if nm.returncode != 0:
         return
-    print(f"link/hot-text.txt: {missing:,} of {listed:,} names are not in {bin_}"
-          + (" (regenerate it: scripts/hot_text.py)" if missing > listed // 50 else ""), flush=True)
+    missing = len(listed) - len(found)
+    print(f"link/hot-text.txt: {missing:,} of {len(listed):,} names are not in {bin_}"
+          + (" (regenerate it: scripts/hot_text.py)" if missing > len(listed) // 50 else ""), flush=True)
 
 
 def main():
