@@ -171,17 +171,29 @@ pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
     } else {
         "HTTP error"
     };
-    // The innermost cause (DNS, refused, TLS) is what helps; reqwest's own text holds the URL.
+    match innermost_cause(e) {
+        Some(cause) => format!("{kind} ({cause})"),
+        None => kind.to_string(),
+    }
+}
+
+/// Why a response body could not be read to its end: the innermost cause ("connection reset
+/// by peer", "end of file before message length reached"), which reqwest's own text ("error
+/// decoding response body") hides; that text when there is no cause.
+pub fn body_error_cause(e: &reqwest::Error) -> String {
+    innermost_cause(e).unwrap_or_else(|| e.to_string())
+}
+
+/// The innermost cause (DNS, refused, TLS, reset) is what helps; reqwest's own text holds the
+/// URL.
+fn innermost_cause(e: &reqwest::Error) -> Option<String> {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     let mut last = None;
     while let Some(s) = source {
         last = Some(s.to_string());
         source = s.source();
     }
-    match last {
-        Some(cause) => format!("{kind} ({cause})"),
-        None => kind.to_string(),
-    }
+    last
 }
 
 #[cfg(test)]

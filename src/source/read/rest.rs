@@ -311,7 +311,7 @@ async fn fetch_blob(
     };
     let bytes = resp.bytes().await.map_err(|e| SalesforceError::CutOff {
         what: url.clone(),
-        reason: e.to_string(),
+        reason: crate::transport::body_error_cause(&e),
     })?;
     Ok(Some((url, bytes.to_vec())))
 }

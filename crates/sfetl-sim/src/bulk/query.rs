@@ -305,6 +305,14 @@ pub(super) async fn delete_query(
 
 const CHUNK_ROWS: usize = 2048;
 
+/// The most bytes of a results body sent as one HTTP chunk. A client reads a real org's body
+/// in small pieces: over HTTP/2 each DATA frame holds at most 16,384 bytes unless the client
+/// raises `SETTINGS_MAX_FRAME_SIZE` (RFC 9113, section 4.2), and over a link slower than the
+/// client each read holds what has arrived. Rendered in chunks of [`CHUNK_ROWS`] rows and sent
+/// whole, a gzip body came in frames of some 470 KB, and a client that inflated each frame
+/// as it came looked faster than it is against an org.
+const BODY_PIECE: usize = 16 << 10;
+
 struct ResultStream {
     sim: Arc<Sim>,
     object: usize,
@@ -320,9 +328,28 @@ struct ResultStream {
     eol: &'static [u8],
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     done: bool,
+    /// What is rendered and not sent yet, in pieces of at most [`BODY_PIECE`] bytes.
+    pieces: std::collections::VecDeque<Bytes>,
 }
 
 impl ResultStream {
+    /// The next HTTP chunk of the body: at most [`BODY_PIECE`] bytes, never empty.
+    fn next_piece(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(piece) = self.pieces.pop_front() {
+                return Some(piece);
+            }
+            // A chunk can be empty: the gzip encoder may hold all of it back.
+            let mut rest = self.next_chunk()?;
+            while rest.len() > BODY_PIECE {
+                self.pieces.push_back(rest.split_to(BODY_PIECE));
+            }
+            if !rest.is_empty() {
+                self.pieces.push_back(rest);
+            }
+        }
+    }
+
     fn next_chunk(&mut self) -> Option<Bytes> {
         if self.done {
             return None;
@@ -486,9 +513,10 @@ pub(super) async fn query_results(
         eol,
         gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
         done: false,
+        pieces: Default::default(),
     };
     let body = Body::from_stream(futures::stream::poll_fn(move |_| {
-        std::task::Poll::Ready(stream.next_chunk().map(Ok::<Bytes, std::io::Error>))
+        std::task::Poll::Ready(stream.next_piece().map(Ok::<Bytes, std::io::Error>))
     }));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
