@@ -33,6 +33,63 @@ async fn poll_to_complete(org: &Org, kind: &str, id: &str) -> Value {
     panic!("job never finished: {states:?}");
 }
 
+/// A results body goes out in HTTP chunks of at most 16 KB, gzip or not, as a client reads a
+/// real org's over HTTP/2 or a slow link; joined, they are the whole page.
+#[tokio::test]
+async fn results_arrive_in_pieces_of_at_most_16_kb() {
+    let org = Org::start(1000).await; // 3,000 Contacts
+    let (s, job) = create_query(&org, "SELECT Id, Name, Description, Email FROM Contact").await;
+    assert_eq!(s, 200, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        poll_to_complete(&org, "query", &id).await["state"],
+        "JobComplete"
+    );
+    let mut bodies = Vec::new();
+    for gzip in [false, true] {
+        let mut req = org
+            .raw
+            .get(org.data(&format!("jobs/query/{id}/results")))
+            .bearer_auth(&org.token);
+        if gzip {
+            req = req.header("Accept-Encoding", "gzip");
+        }
+        let mut r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["transfer-encoding"], "chunked");
+        let mut pieces = Vec::new();
+        while let Some(piece) = r.chunk().await.unwrap() {
+            pieces.push(piece);
+        }
+        let largest = pieces.iter().map(|p| p.len()).max().unwrap();
+        assert!(
+            largest <= 16 << 10,
+            "gzip {gzip}: a piece of {largest} bytes"
+        );
+        let body = pieces.concat();
+        assert!(
+            pieces.len() >= body.len() / (16 << 10),
+            "gzip {gzip}: {} pieces",
+            pieces.len()
+        );
+        bodies.push(if gzip {
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut text)
+                .unwrap();
+            text
+        } else {
+            body
+        });
+    }
+    assert!(bodies[0].len() > 200_000, "{} bytes", bodies[0].len());
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(
+        csv::Reader::from_reader(&bodies[0][..]).records().count(),
+        3000
+    );
+}
+
 #[tokio::test]
 async fn query_job_lifecycle_results_and_paging() {
     let org = Org::start(40).await; // 120 Contacts
