@@ -348,7 +348,8 @@ pub struct ResultsPage {
     received: bool,
 }
 
-/// Bytes of CSV handed to the decoder at a time when inflating (a few network chunks' worth).
+/// Bytes of CSV handed to the decoder at a time, inflated or joined from smaller pieces (a
+/// few network chunks' worth).
 const INFLATED_CHUNK: usize = 256 << 10;
 
 /// Compressed bytes gathered before inflating, when the body comes in smaller pieces (HTTP/2
@@ -406,10 +407,7 @@ impl ResultsPage {
         f: impl FnOnce(&mut Gunzip) -> Result<T, String>,
     ) -> Result<T, SalesforceError> {
         let gunzip = self.gunzip.as_mut().expect("only called when inflating");
-        f(gunzip).map_err(|reason| SalesforceError::CutOff {
-            what: format!("a results page of Bulk job {}", self.job),
-            reason,
-        })
+        f(gunzip).map_err(|reason| cut_off(&self.job, reason))
     }
 
     /// Receives pieces of the body until `least` bytes wait or the body ends; a piece that
@@ -419,7 +417,8 @@ impl ResultsPage {
         while !self.received && joined.as_ref().map_or(self.pending.len(), Vec::len) < least {
             match self.raw_chunk().await? {
                 None => self.received = true,
-                Some(piece) if self.pending.is_empty() && joined.is_none() => self.pending = piece,
+                // Nothing waits (a join always starts from what does).
+                Some(piece) if self.pending.is_empty() => self.pending = piece,
                 Some(piece) => joined
                     .get_or_insert_with(|| {
                         let mut all = Vec::with_capacity(2 * least);
@@ -439,10 +438,15 @@ impl ResultsPage {
         self.response
             .chunk()
             .await
-            .map_err(|e| SalesforceError::CutOff {
-                what: format!("a results page of Bulk job {}", self.job),
-                reason: crate::transport::body_error_cause(&e),
-            })
+            .map_err(|e| cut_off(&self.job, crate::transport::body_error_cause(&e)))
+    }
+}
+
+/// A results page of Bulk job `job` cut off or corrupt: the caller fetches it again.
+fn cut_off(job: &str, reason: String) -> SalesforceError {
+    SalesforceError::CutOff {
+        what: format!("a results page of Bulk job {job}"),
+        reason,
     }
 }
 

@@ -187,13 +187,11 @@ pub fn body_error_cause(e: &reqwest::Error) -> String {
 /// The innermost cause (DNS, refused, TLS, reset) is what helps; reqwest's own text holds the
 /// URL.
 fn innermost_cause(e: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut last = None;
-    while let Some(s) = source {
-        last = Some(s.to_string());
-        source = s.source();
+    let mut cause = std::error::Error::source(e)?;
+    while let Some(deeper) = cause.source() {
+        cause = deeper;
     }
-    last
+    Some(cause.to_string())
 }
 
 #[cfg(test)]
