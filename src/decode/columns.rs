@@ -64,9 +64,9 @@ impl TextColumn {
     /// The column so far as a `StringArray`; starts afresh with room for as much again.
     ///
     /// The page is not checked for UTF-8 as it arrives: the whole column is checked here, once
-    /// (arrow checks a `StringArray`'s bytes anyway; an all-ASCII column, the usual case, in one
-    /// pass), and only a column that fails is repaired value by value, invalid sequences
-    /// replaced by U+FFFD and counted.
+    /// (an all-ASCII column, the usual case, in one pass; any other with simdutf8), and only a
+    /// column that fails is repaired value by value, invalid sequences replaced by U+FFFD and
+    /// counted.
     fn finish(&mut self, rows: usize) -> Result<StringArray, String> {
         let bytes = self.values.len();
         let done = std::mem::replace(self, TextColumn::new(rows, bytes + bytes / 8));
@@ -75,41 +75,34 @@ impl TextColumn {
         let o = &done.offsets;
         let valid = BooleanBuffer::collect_bool(o.len() - 1, |i| o[i + 1] != o[i]);
         let nulls = Some(NullBuffer::new(valid)).filter(|n| n.null_count() > 0);
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
-        let values = Buffer::from_vec(done.values);
-        if values.as_slice().is_ascii() {
+        let values = done.values;
+        if values.is_ascii() || utf8_at_boundaries(&done.offsets, &values) {
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
             // SAFETY: `push` and `push_null` append a value's bytes and then their end, so the
             // offsets start at 0, never decrease (OffsetBuffer::new checked that too) and end
-            // at `values.len()`; `nulls` holds one entry per offset after the first. ASCII
-            // bytes are valid UTF-8 and every offset into them is a character boundary: what
-            // `try_new` would check, value by value, on every batch (1% of a wide read's CPU).
-            return Ok(unsafe { StringArray::new_unchecked(offsets, values, nulls) });
+            // at `values.len()`; `nulls` holds one entry per offset after the first. The bytes
+            // are UTF-8 and every offset falls on a character boundary (ASCII, or just
+            // checked): all `try_new` would check beyond that, value by value and with std's
+            // scalar UTF-8 check, on every batch (1-2% of a wide read's CPU).
+            return Ok(unsafe {
+                StringArray::new_unchecked(offsets, Buffer::from_vec(values), nulls)
+            });
         }
-        if utf8_at_boundaries(&offsets, values.as_slice()) {
-            // SAFETY: as above for the offsets and nulls; the bytes were just checked to be
-            // UTF-8 and every offset to fall on a character boundary, which is all `try_new`
-            // checks beyond that (with std's UTF-8 check, 2% of a wide read's CPU).
-            return Ok(unsafe { StringArray::new_unchecked(offsets, values, nulls) });
-        }
-        // Buffers are shared, not copied, by these clones.
-        match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
-            Ok(array) => Ok(array),
-            Err(_) => {
-                let (offsets, values, replaced) = repair(&offsets, values.as_slice());
-                self.replaced += replaced;
-                StringArray::try_new(
-                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                    Buffer::from_vec(values),
-                    nulls,
-                )
-                .map_err(|e| e.to_string())
-            }
-        }
+        // `try_new` would fail on what `utf8_at_boundaries` refused: repair it.
+        let (offsets, values, replaced) = repair(&done.offsets, &values);
+        self.replaced += replaced;
+        StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(values),
+            nulls,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
 /// Whether `values` is UTF-8 and each of `offsets` starts a character (or ends the bytes):
-/// a `StringArray`'s condition, checked with SIMD (simdutf8) rather than std's scalar check.
+/// exactly what `StringArray::try_new` checks of text, with SIMD (simdutf8) rather than std's
+/// scalar check.
 fn utf8_at_boundaries(offsets: &[i32], values: &[u8]) -> bool {
     simdutf8::basic::from_utf8(values).is_ok()
         && offsets
