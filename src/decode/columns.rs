@@ -19,7 +19,7 @@ use arrow::compute::kernels::cast_utils::Parser;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit};
 
 use super::fields::Records;
-use super::text::{date_days, decimal128, text, timestamp_us};
+use super::text::{date_days, decimal128, integer, text, timestamp_us};
 
 /// Text values of one column: offsets and bytes. An empty value is null (as in arrow-csv), so
 /// validity is read off the offsets once per batch rather than tracked value by value (a call
@@ -318,14 +318,20 @@ impl ColumnBuilder {
                 }
             }
             Builder::Int32(b) => b.append_value(
-                Int32Type::parse(text(field)?)
-                    .or_else(|| sci_integer(field).and_then(|v| i32::try_from(v).ok()))
-                    .ok_or_else(|| bad("an Int32"))?,
+                match integer(field) {
+                    Some(v) => i32::try_from(v).ok(),
+                    None => Int32Type::parse(text(field)?)
+                        .or_else(|| sci_integer(field).and_then(|v| i32::try_from(v).ok())),
+                }
+                .ok_or_else(|| bad("an Int32"))?,
             ),
             Builder::Int64(b) => b.append_value(
-                Int64Type::parse(text(field)?)
-                    .or_else(|| sci_integer(field).and_then(|v| i64::try_from(v).ok()))
-                    .ok_or_else(|| bad("an Int64"))?,
+                match integer(field) {
+                    Some(v) => Some(v),
+                    None => Int64Type::parse(text(field)?)
+                        .or_else(|| sci_integer(field).and_then(|v| i64::try_from(v).ok())),
+                }
+                .ok_or_else(|| bad("an Int64"))?,
             ),
             Builder::Float64(b) => {
                 b.append_value(Float64Type::parse(text(field)?).ok_or_else(|| bad("a Float64"))?)

@@ -41,6 +41,29 @@ pub(super) fn decimal128(s: &[u8], precision: u8, scale: i8) -> Result<i128, Str
     }
 }
 
+/// A whole number of at most 18 digits (`-?[0-9]+`), as Bulk CSV writes every integer below
+/// 10^7 and most above it; `None` for any other shape (a sign of `+`, Java's E-notation, more
+/// digits), which is left to arrow's parser. Its bytes are taken as they are: checking a field
+/// for UTF-8 first, to hand arrow a `&str`, was a sixth of the cost of an integer column.
+pub(super) fn integer(s: &[u8]) -> Option<i64> {
+    let (negative, digits) = match s.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(if negative { -v } else { v })
+}
+
 /// The text of a field (the page was made valid UTF-8 before it was split at ASCII bytes).
 pub(super) fn text(s: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(s).map_err(|e| format!("invalid UTF-8 in a field ({e})"))
@@ -257,6 +280,38 @@ mod tests {
         let dec = DataType::Decimal128(18, 2);
         let decimals = ["0", "-0", "1234.50", "-0.01", "12.3", "9999999999999999.99"];
         assert_eq!(fast(&decimals, &dec), reference(&decimals, &dec));
+    }
+
+    #[test]
+    fn integers_match_arrow_where_the_fast_path_applies() {
+        use arrow::datatypes::Int64Type;
+        let values = [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "-42",
+            "2147483647",
+            "-2147483648",
+            "999999999999999999",
+            "-999999999999999999",
+        ];
+        for v in values {
+            assert_eq!(integer(v.as_bytes()), Int64Type::parse(v), "{v}");
+        }
+        // Other shapes are arrow's to judge (or refuse).
+        for v in [
+            "",
+            "-",
+            "+5",
+            "1.0",
+            "1e3",
+            "12a",
+            "9223372036854775807",
+            " 1",
+        ] {
+            assert_eq!(integer(v.as_bytes()), None, "{v:?}");
+        }
     }
 
     #[test]
