@@ -250,19 +250,35 @@ pub(super) fn write_decimal(out: &mut Vec<u8>, value: i128, precision: u8, scale
     })
 }
 
-/// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (H. Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe as i64 + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// Day counts from 1970-01-01 of 0000-01-01 and 9999-12-31: the dates a RECORD writes as
+/// `YYYY-MM-DD` (arrow's own formatting takes over outside them).
+const FIRST_DAY: i64 = -719_528;
+const LAST_DAY: i64 = 2_932_896;
+
+/// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 within
+/// [`FIRST_DAY`]`..=`[`LAST_DAY`], by C. Neri and L. Schneider's Euclidean affine functions
+/// ("Euclidean affine functions and their application to calendar algorithms", 2022): a few
+/// multiplications and shifts on unsigned 32-bit words. H. Hinnant's signed `civil_from_days`,
+/// used before, took about twice as long; with two datetimes a row, turning days into dates was
+/// 6% of a 7 fields RECORD read.
+fn civil_from_days(days: i64) -> (u32, u32, u32) {
+    debug_assert!((FIRST_DAY..=LAST_DAY).contains(&days));
+    // Days since 0000-03-01 (719,468 days before the epoch), plus one 400-year era (146,097
+    // days) so that January and February of year 0 count from a positive number too. The
+    // computational year starts in March, so that the leap day ends it.
+    let n = (days + 719_468 + 146_097) as u32;
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let n2 = 4 * (n1 % 146_097 / 4) + 3;
+    let p2 = 2_939_745u64 * u64::from(n2);
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4;
+    let n3 = 2_141 * day_of_year + 197_913;
+    let (month, day) = (n3 >> 16, (n3 & 0xFFFF) / 2_141 + 1);
+    // Days 306 and on of a computational year are January and February of the next.
+    let next = day_of_year >= 306;
+    let year = 100 * century + year_of_century + u32::from(next) - 400;
+    (year, if next { month - 12 } else { month }, day)
 }
 
 /// Two decimal digits of `n` (< 100).
@@ -272,11 +288,10 @@ fn two(n: u32) -> [u8; 2] {
 
 /// `YYYY-MM-DD` into `buf[..10]`; false for years outside 0..=9999.
 fn date_text(days: i64, buf: &mut [u8]) -> bool {
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
+    if !(FIRST_DAY..=LAST_DAY).contains(&days) {
         return false;
     }
-    let year = year as u32;
+    let (year, month, day) = civil_from_days(days);
     buf[..2].copy_from_slice(&two(year / 100));
     buf[2..4].copy_from_slice(&two(year % 100));
     buf[4] = b'-';
@@ -470,19 +485,24 @@ mod tests {
     }
 
     #[test]
-    fn days_match_chrono() {
-        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-        for days in (-800_000..3_000_000)
-            .step_by(97)
-            .chain([-719_528, 2_932_896])
-        {
-            let date = epoch + chrono::Duration::days(days);
-            use chrono::Datelike;
+    fn days_match_chrono_on_every_day_of_years_0_to_9999() {
+        use chrono::Datelike;
+        let mut date = chrono::NaiveDate::from_ymd_opt(0, 1, 1).unwrap();
+        for days in FIRST_DAY..=LAST_DAY {
             assert_eq!(
                 civil_from_days(days),
-                (i64::from(date.year()), date.month(), date.day()),
+                (date.year() as u32, date.month(), date.day()),
                 "{days}"
             );
+            date = date.succ_opt().unwrap();
+        }
+        assert_eq!(date, chrono::NaiveDate::from_ymd_opt(10000, 1, 1).unwrap());
+        let mut buf = [0u8; 10];
+        assert!(date_text(FIRST_DAY, &mut buf) && &buf == b"0000-01-01");
+        assert!(date_text(LAST_DAY, &mut buf) && &buf == b"9999-12-31");
+        assert!(date_text(0, &mut buf) && &buf == b"1970-01-01");
+        for outside in [FIRST_DAY - 1, LAST_DAY + 1, i64::MIN, i64::MAX] {
+            assert!(!date_text(outside, &mut buf), "{outside}");
         }
     }
 }
