@@ -258,9 +258,9 @@ const LAST_DAY: i64 = 2_932_896;
 /// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 within
 /// [`FIRST_DAY`]`..=`[`LAST_DAY`], by C. Neri and L. Schneider's Euclidean affine functions
 /// ("Euclidean affine functions and their application to calendar algorithms", 2022): a few
-/// multiplications and shifts on unsigned 32-bit words. H. Hinnant's signed `civil_from_days`,
-/// used before, took about twice as long; with two datetimes a row, turning days into dates was
-/// 6% of a 7 fields RECORD read.
+/// multiplications and shifts on unsigned 32-bit words, where H. Hinnant's signed
+/// `civil_from_days`, used before, divided by constants about ten times. With two datetimes a
+/// row, writing them took 8.7% of a 7 fields RECORD read's perf samples before, 5.7% after.
 fn civil_from_days(days: i64) -> (u32, u32, u32) {
     debug_assert!((FIRST_DAY..=LAST_DAY).contains(&days));
     // Days since 0000-03-01 (719,468 days before the epoch), plus one 400-year era (146,097
