@@ -16,7 +16,7 @@ use arrow::array::{
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::kernels::cast_utils::Parser;
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 
 use super::fields::Records;
 use super::text::{date_days, decimal128, integer, text, timestamp_us};
@@ -131,6 +131,17 @@ fn repair(offsets: &[i32], values: &[u8]) -> (Vec<i32>, Vec<u8>, u64) {
         out_offsets.push(i32::try_from(out.len()).unwrap_or(i32::MAX));
     }
     (out_offsets, out, replaced)
+}
+
+/// An integer field's value: plain digits (nearly every one, read from the bytes), else what
+/// arrow's parser reads, else Java's E-notation; `None` when it is none of these or exceeds an
+/// i64. One reader for Int32 and Int64 columns (an Int32 is an i64 that fits).
+fn whole_number(field: &[u8]) -> Result<Option<i64>, String> {
+    if let Some(v) = integer(field) {
+        return Ok(Some(v));
+    }
+    Ok(Int64Type::parse(text(field)?)
+        .or_else(|| sci_integer(field).and_then(|v| i64::try_from(v).ok())))
 }
 
 /// A whole number written in Java's E-notation (`1.6147805824397E13`, as Bulk CSV writes
@@ -318,21 +329,13 @@ impl ColumnBuilder {
                 }
             }
             Builder::Int32(b) => b.append_value(
-                match integer(field) {
-                    Some(v) => i32::try_from(v).ok(),
-                    None => Int32Type::parse(text(field)?)
-                        .or_else(|| sci_integer(field).and_then(|v| i32::try_from(v).ok())),
-                }
-                .ok_or_else(|| bad("an Int32"))?,
+                whole_number(field)?
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(|| bad("an Int32"))?,
             ),
-            Builder::Int64(b) => b.append_value(
-                match integer(field) {
-                    Some(v) => Some(v),
-                    None => Int64Type::parse(text(field)?)
-                        .or_else(|| sci_integer(field).and_then(|v| i64::try_from(v).ok())),
-                }
-                .ok_or_else(|| bad("an Int64"))?,
-            ),
+            Builder::Int64(b) => {
+                b.append_value(whole_number(field)?.ok_or_else(|| bad("an Int64"))?)
+            }
             Builder::Float64(b) => {
                 b.append_value(Float64Type::parse(text(field)?).ok_or_else(|| bad("a Float64"))?)
             }
