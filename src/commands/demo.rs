@@ -278,6 +278,7 @@ fn parquet_at(config: &Config, export: &Path) -> Result<Destination, Error> {
         sync_id: new_sync_id(),
         options: ParquetOptions {
             compression: config.output.compression,
+            encodings: config.output.encodings,
             ..ParquetOptions::default()
         },
     })

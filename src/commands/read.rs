@@ -179,6 +179,7 @@ pub(super) fn destination(config: &Config, arrow: bool) -> Result<Destination, E
             sync_id: new_sync_id(),
             options: ParquetOptions {
                 compression: config.output.compression,
+                encodings: config.output.encodings,
                 file_rows: config.output.file_rows,
                 ..ParquetOptions::default()
             },

@@ -190,6 +190,17 @@ pub enum Compression {
     None,
 }
 
+/// Which Parquet encodings sfetl may choose per column, besides dictionaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetEncodings {
+    /// PLAIN, DELTA_BYTE_ARRAY for text in order, DELTA_BINARY_PACKED for numbers, dates and
+    /// timestamps where it stores them smaller or as small for less CPU (the default).
+    Auto,
+    /// PLAIN only: for readers that predate the delta encodings (Spark before 3.3 with its
+    /// vectorized reader on, and other old parquet-mr based tools).
+    Plain,
+}
+
 /// `output` section.
 #[derive(Debug, Clone)]
 pub struct OutputConfig {
@@ -199,6 +210,8 @@ pub struct OutputConfig {
     pub path: Option<String>,
     /// Parquet codec.
     pub compression: Compression,
+    /// Parquet encodings allowed.
+    pub encodings: ParquetEncodings,
     /// object_store options; values may be credentials, so they are secrets.
     pub storage_options: BTreeMap<String, Secret>,
     /// Delta output: also keep every row version in `<stream>_history`.

@@ -216,6 +216,19 @@ fn parquet_output_needs_a_path_and_keeps_storage_options_secret() {
 }
 
 #[test]
+fn parquet_encodings_are_auto_unless_plain_is_asked() {
+    let mut c = airbyte_config();
+    c["output"] = json!({"format": "parquet", "path": "./export"});
+    let cfg = Config::from_value(c.clone()).unwrap();
+    assert_eq!(cfg.output.encodings, ParquetEncodings::Auto);
+    c["output"]["encodings"] = json!("plain");
+    let cfg = Config::from_value(c.clone()).unwrap();
+    assert_eq!(cfg.output.encodings, ParquetEncodings::Plain);
+    c["output"]["encodings"] = json!("delta");
+    assert_eq!(problems(c), vec![("output.encodings".into(), "\"delta\" is not one of \"auto\", \"plain\": \"auto\" lets sfetl write delta encodings where they store a column as small for less CPU, \"plain\" writes PLAIN and dictionary pages only, for readers without the delta encodings (Spark before 3.3)".into())]);
+}
+
+#[test]
 fn missing_mapping_file_is_named() {
     let mut c = airbyte_config();
     c["mapping"] = json!("no/such/mapping.yaml");

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::{
     AuthMethod, Compression, Config, ConfigError, Criteria, IsoDuration, MappingSource, NewFields,
-    OutputConfig, OutputFormat, RawConfig, Reconcile, SchemaDrift, StreamCriterion,
+    OutputConfig, OutputFormat, ParquetEncodings, RawConfig, Reconcile, SchemaDrift,
+    StreamCriterion,
 };
 use crate::secret::Secret;
 
@@ -101,6 +102,9 @@ fn enum_hint(field: &str) -> &'static str {
     match field {
         "schema_drift" => {
             ": \"fail\" ends a stream whose selected fields are gone from the org's describe, \"ignore\" reads it without them"
+        }
+        "output.encodings" => {
+            ": \"auto\" lets sfetl write delta encodings where they store a column as small for less CPU, \"plain\" writes PLAIN and dictionary pages only, for readers without the delta encodings (Spark before 3.3)"
         }
         "new_fields" => {
             ": \"backfill\" reads an object again from start_date when it reads fields its last run did not, \"ignore\" reads on from the saved cursor"
@@ -529,6 +533,10 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
         Some("none") => Compression::None,
         _ => Compression::Zstd,
     };
+    let encodings = match out.get("encodings").and_then(Value::as_str) {
+        Some("plain") => ParquetEncodings::Plain,
+        _ => ParquetEncodings::Auto,
+    };
     let storage_options: BTreeMap<String, Secret> = out
         .get("storage_options")
         .and_then(Value::as_object)
@@ -550,6 +558,7 @@ fn output_config(value: &Value, p: &mut Problems) -> OutputConfig {
         format,
         path,
         compression,
+        encodings,
         storage_options,
         history,
         file_rows: out

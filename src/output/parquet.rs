@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
@@ -15,12 +15,12 @@ use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
+use super::choices::{Allowed, column_choices};
 use super::sync::SyncMarker;
 use super::{OutputError, OutputLocation};
-use crate::config::Compression;
+use crate::config::{Compression, ParquetEncodings};
 use crate::state::OutputCommit;
 
 /// Column with the extraction time of each row.
@@ -38,6 +38,8 @@ pub const DELETED_AT: &str = "_sfetl_deleted_at";
 pub struct ParquetOptions {
     /// Codec.
     pub compression: Compression,
+    /// Encodings the writer may choose per column.
+    pub encodings: ParquetEncodings,
     /// Rows per row group at most.
     pub max_row_group_rows: usize,
     /// Buffered bytes at which a row group is closed early.
@@ -53,6 +55,7 @@ impl Default for ParquetOptions {
     fn default() -> Self {
         ParquetOptions {
             compression: Compression::Zstd,
+            encodings: ParquetEncodings::Auto,
             max_row_group_rows: 1_000_000,
             // Encoded (compressed) bytes: ~16 MB on disk is ~40 MB of values, about 110k rows of
             // an all-fields Account (DuckDB's own row groups are 122,880 rows) up to 1M rows (the
@@ -211,14 +214,19 @@ impl ParquetFileWriter {
             .set_max_row_group_row_count(Some(self.options.max_row_group_rows))
             .set_write_batch_size(WRITE_BATCH)
             .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
-        // Only zstd is tried: snappy gives up on incompressible data by itself.
-        let trial = matches!(self.options.compression, Compression::Zstd);
-        for column in column_choices(first, trial) {
+        let allowed = Allowed {
+            codec_trial: matches!(self.options.compression, Compression::Zstd),
+            encodings: self.options.encodings,
+        };
+        for column in column_choices(first, allowed) {
             if !column.statistics {
                 b = b.set_column_statistics_enabled(column.path.clone(), EnabledStatistics::None);
             }
             if !column.compress {
                 b = b.set_column_compression(column.path.clone(), PqCompression::UNCOMPRESSED);
+            }
+            if let Some(encoding) = column.encoding {
+                b = b.set_column_encoding(column.path.clone(), encoding);
             }
             if !column.dictionary {
                 b = b.set_column_dictionary_enabled(column.path, false);
@@ -330,180 +338,12 @@ impl ParquetFileWriter {
     }
 }
 
-/// Fewest non-null values of a column in the first batch for its cardinality to be judged.
-const MIN_SAMPLE: usize = 1024;
-
-/// Share of distinct values (percent of non-null values in the first batch) above which a
-/// column is written without a dictionary.
-const MAX_DISTINCT_PCT: usize = 30;
-
-/// A leaf column written otherwise than parquet's defaults (a dictionary, and statistics).
-struct ColumnChoice {
-    path: ColumnPath,
-    /// Whether it is dictionary-encoded: not when its values are mostly distinct.
-    dictionary: bool,
-    /// Whether min/max statistics (and null counts) are written: not for text in no order.
-    statistics: bool,
-    /// Whether its pages go through the file's codec: not when a trial on the first batch
-    /// saved less than a fifth of its bytes.
-    compress: bool,
-}
-
-/// How each leaf column is written, judged from the first batch.
-///
-/// **Dictionary.** Leaf columns whose first batch is mostly distinct values (Ids, names,
-/// streets, phone numbers, coordinates, timestamps) are written PLAIN (+ zstd) rather than
-/// dictionary-encoded. Parquet's writer tries a dictionary on every column and falls back to
-/// PLAIN only once the dictionary passes 1 MB, per column chunk: on such columns every value
-/// was hashed and compared for nothing (a fifth of the CPU of an all-fields Account export),
-/// and the files came out no smaller. Picklists, owners, record types, booleans keep their
-/// dictionaries. Judged from data rather than from the describe because the writer only sees
-/// Arrow types (a `reference` to a handful of owners and an `id` are both text).
-///
-/// **Statistics.** They exist so that readers skip row groups, and a row group's min/max of
-/// text in no particular order spans its whole range: names, streets, phone numbers, websites
-/// run across the alphabet, and a picklist's few values all turn up in every row group of
-/// 100k rows, so no filter on a value can skip one. Working them out compares every value
-/// with the page's min and max (7% of an all-fields Account export's CPU over all text
-/// columns: 3-4% for the free text, 5% more for the picklists), so text with at least two
-/// distinct values in no order goes without. Kept: text that arrives in order (Ids, when the
-/// org returns them by Id; sequential external ids), text with one value (min = max skips
-/// every other value), columns too sparse to judge (their null counts skip row groups where
-/// they are empty), numbers, dates and timestamps (cheap to compare, and they follow creation
-/// order).
-///
-/// **Codec.** With zstd, a column it barely shrinks is stored uncompressed: see
-/// [`worth_compressing`] (`trial`: the file's codec is zstd).
-fn column_choices(batch: &RecordBatch, trial: bool) -> Vec<ColumnChoice> {
-    let mut out = Vec::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        collect_choices(&[field.name().clone()], column, trial, &mut out);
-    }
-    out
-}
-
-/// How many distinct values, counted with ahash (the hasher parquet's own dictionaries use).
-/// std's SipHash took 120M instructions per file to count an all-fields Account's first
-/// batch (8,192 rows, some 400k values): 5% of a 50k-row export, 1.5% of a 200k one. The
-/// values are the export's own and counted once per file, so a hash keyed against chosen
-/// collisions buys nothing.
-fn count_distinct<T: std::hash::Hash + Eq>(values: usize, each: impl Iterator<Item = T>) -> usize {
-    // Sized for every value up front: grown from empty, the set rehashed its way up to the
-    // batch's size for each mostly distinct column.
-    let mut seen =
-        std::collections::HashSet::with_capacity_and_hasher(values, ahash::RandomState::new());
-    seen.extend(each);
-    seen.len()
-}
-
-fn collect_choices(path: &[String], array: &ArrayRef, trial: bool, out: &mut Vec<ColumnChoice>) {
-    if let DataType::Struct(children) = array.data_type() {
-        let parent = array.as_struct();
-        for (child, column) in children.iter().zip(parent.columns()) {
-            let mut p = path.to_vec();
-            p.push(child.name().clone());
-            collect_choices(&p, column, trial, out);
-        }
-        return;
-    }
-    // Too few values to judge: nothing counted.
-    let values = array.len() - array.null_count();
-    if values < MIN_SAMPLE {
-        return;
-    }
-    let (distinct, in_order) = match array.data_type() {
-        DataType::Utf8 => {
-            let strings = array.as_string::<i32>();
-            let distinct = count_distinct(values, strings.iter().flatten());
-            (distinct, strings.iter().flatten().is_sorted())
-        }
-        dt => match dt.primitive_width() {
-            // Fixed-width values (ints, decimals, dates, timestamps, floats) compared as bytes;
-            // they keep their statistics, so count as in order.
-            Some(width) if !matches!(dt, DataType::Boolean) => {
-                let data = array.to_data();
-                (count_distinct(values, fixed_values(&data, width)), true)
-            }
-            _ => return,
-        },
-    };
-    let dictionary = distinct * 100 / values <= MAX_DISTINCT_PCT;
-    let statistics = in_order || distinct < 2;
-    // A dictionary column's pages hold small bit-packed indices; only plain pages are tried.
-    let compress = dictionary || !trial || worth_compressing(&plain_values(array));
-    if !dictionary || !statistics || !compress {
-        out.push(ColumnChoice {
-            path: ColumnPath::new(path.to_vec()),
-            dictionary,
-            statistics,
-            compress,
-        });
-    }
-}
-
 /// Values a column writer takes at a time (parquet's default is 1,024): each batch checks the
 /// page's size and statistics once, and a read's batches hold up to 8,192 rows (`batch_rows`
 /// of the read options). Text pages still end near their size limit (parquet splits a batch of
 /// long values by bytes). 2-3% less CPU on narrow and wide exports alike, at the same peak
 /// memory.
 const WRITE_BATCH: usize = 8192;
-
-/// Bytes of a column's first values tried at most (a trial then takes well under a
-/// millisecond).
-const TRIAL_BYTES: usize = 256 << 10;
-
-/// A column's first non-null values (up to [`TRIAL_BYTES`]) as a plain page holds them (text
-/// with its 4-byte lengths).
-fn plain_values(array: &ArrayRef) -> Vec<u8> {
-    if let Some(strings) = array.as_string_opt::<i32>() {
-        let mut out = Vec::new();
-        for s in strings.iter().flatten() {
-            if out.len() >= TRIAL_BYTES {
-                break;
-            }
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
-        return out;
-    }
-    let width = array.data_type().primitive_width().unwrap_or(0);
-    // Parquet stores a decimal of up to 9 digits in 4 bytes and of up to 18 in 8: the low
-    // (little-endian) bytes of Arrow's 16.
-    let stored = match array.data_type() {
-        DataType::Decimal128(p, _) if *p <= 9 => 4,
-        DataType::Decimal128(p, _) if *p <= 18 => 8,
-        _ => width,
-    };
-    let data = array.to_data();
-    let mut out = Vec::with_capacity(TRIAL_BYTES.min(data.len() * stored));
-    // A value's bytes copied at once: a byte-at-a-time collect was an eighth of the judge.
-    for v in fixed_values(&data, width).take(TRIAL_BYTES / stored.max(1)) {
-        out.extend_from_slice(&v[..stored]);
-    }
-    out
-}
-
-/// The non-null values of a fixed-width column, `width` bytes each.
-fn fixed_values(data: &arrow::array::ArrayData, width: usize) -> impl Iterator<Item = &[u8]> {
-    let values = &data.buffers()[0].as_slice()[data.offset() * width..];
-    (0..data.len())
-        .filter(|i| data.is_valid(*i))
-        .map(move |i| &values[i * width..(i + 1) * width])
-}
-
-/// Whether zstd (level 1, the file codec's) shrinks `sample` by a fifth or more.
-///
-/// Coordinates and other high-entropy numbers shrink by 5-13% (an all-fields Account's eight
-/// coordinate columns: 59 MB of 404 MB of pages per million rows), yet compressing them took
-/// as long per byte as text that shrinks five times: stored as they are, they cost a few
-/// percent more file for several percent less CPU. Judged from the first batch's values, as
-/// a page of them would be compressed.
-fn worth_compressing(sample: &[u8]) -> bool {
-    match zstd::bulk::compress(sample, 1) {
-        Ok(packed) => packed.len() * 5 <= sample.len() * 4,
-        Err(_) => true,
-    }
-}
 
 /// Bytes per upload part (and per local write): object stores need ≥ 5 MB parts.
 const UPLOAD_PART: usize = 8 << 20;

@@ -445,9 +445,19 @@ async fn written_alone(
     tempfile::TempDir,
     ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<std::fs::File>,
 ) {
+    written_with(batch, ParquetOptions::default()).await
+}
+
+/// As [`written_alone`], with `options`.
+async fn written_with(
+    batch: &RecordBatch,
+    options: ParquetOptions,
+) -> (
+    tempfile::TempDir,
+    ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<std::fs::File>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let loc = open_location(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
-    let options = ParquetOptions::default();
     let mut w = ParquetFileWriter::new(loc, "Account", "S1", batch.schema(), options);
     w.write(batch, 0).await.unwrap();
     w.complete_file().await.unwrap().unwrap();
@@ -521,6 +531,18 @@ async fn text_in_no_order_goes_without_statistics_ids_and_constant_or_sparse_tex
         Some(("001000000000000000".into(), "001000000000001999".into()))
     );
     assert!(!dictionary("Id"));
+    // Ids in order share their prefixes: DELTA_BYTE_ARRAY. Names in no order: PLAIN.
+    let data_encodings = |name: &str| {
+        let mut e: Vec<String> = column(name)
+            .encodings()
+            .map(|e| format!("{e:?}"))
+            .filter(|e| e != "RLE")
+            .collect();
+        e.sort();
+        e
+    };
+    assert_eq!(data_encodings("Id"), ["DELTA_BYTE_ARRAY"]);
+    assert_eq!(data_encodings("Name"), ["PLAIN"]);
     // Names: no statistics (they would span every row group), no dictionary.
     assert!(column("Name").statistics().is_none());
     assert!(!dictionary("Name"));
@@ -608,7 +630,8 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
         vec![
             ("Latitude".to_string(), "UNCOMPRESSED".to_string()),
             ("Geo".to_string(), "UNCOMPRESSED".to_string()),
-            ("Stamp".to_string(), zstd.clone()),
+            // Delta-packed (a second apart: nothing left to compress).
+            ("Stamp".to_string(), "UNCOMPRESSED".to_string()),
             ("Street".to_string(), zstd.clone()),
             ("_sfetl_extracted_at".to_string(), zstd.clone()),
             ("_sfetl_sync_id".to_string(), zstd),
@@ -647,6 +670,116 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
             .collect::<Vec<_>>(),
         streets
     );
+}
+
+#[tokio::test]
+async fn numbers_and_timestamps_are_delta_packed_where_that_is_as_small_unless_plain_is_asked() {
+    let n = 4000;
+    let mut seed: u64 = 11;
+    let mut random = |below: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 20) % below
+    };
+    // An autonumber-like sequence: deltas of 3, packed at two bits.
+    let sequence: Vec<i64> = (0..n as i64).map(|i| 1_000 + 3 * i).collect();
+    // Modification times scattered over ten years: zstd shrinks them less than packing does.
+    let ten_years = 10 * 365 * 86_400_000_000u64;
+    let scattered: Vec<i64> = (0..n)
+        .map(|_| 1_500_000_000_000_000 + random(ten_years) as i64)
+        .collect();
+    // 2,000 amounts in no order, then the same again: zstd finds the repeat, packing cannot.
+    let amounts: Vec<i128> = (0..n / 2).map(|_| random(1_000_000_000) as i128).collect();
+    let amounts: Vec<i128> = amounts.iter().chain(&amounts).copied().collect();
+    let stamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Sequence", DataType::Int64, true),
+        Field::new("Scattered", stamp, true),
+        Field::new("Amount", DataType::Decimal128(18, 0), true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow::array::Int64Array::from(sequence.clone())),
+            Arc::new(TimestampMicrosecondArray::from(scattered.clone()).with_timezone("UTC")),
+            Arc::new(
+                Decimal128Array::from(amounts.clone())
+                    .with_precision_and_scale(18, 0)
+                    .unwrap(),
+            ),
+        ],
+    )
+    .unwrap();
+    let layout = |reader: &::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<
+        std::fs::File,
+    >| {
+        reader.metadata().row_group(0).columns()[..3]
+            .iter()
+            .map(|c| {
+                let encodings: Vec<String> = c
+                    .encodings()
+                    .map(|e| format!("{e:?}"))
+                    .filter(|e| e != "RLE")
+                    .collect();
+                format!(
+                    "{} {} {:?}",
+                    c.column_path().string(),
+                    encodings.join(","),
+                    c.compression()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let read_back = |reader: ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<
+        std::fs::File,
+    >| {
+        let batches: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        (
+            all.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec(),
+            all.column(1)
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .values()
+                .to_vec(),
+            all.column(2)
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .values()
+                .to_vec(),
+        )
+    };
+    let (_dir, reader) = written_alone(&b).await;
+    assert_eq!(
+        layout(&reader),
+        [
+            "Sequence DELTA_BINARY_PACKED UNCOMPRESSED",
+            "Scattered DELTA_BINARY_PACKED UNCOMPRESSED",
+            "Amount PLAIN ZSTD(ZstdLevel(1))",
+        ]
+    );
+    assert_eq!(
+        read_back(reader),
+        (sequence.clone(), scattered.clone(), amounts.clone())
+    );
+    // `encodings: plain`: PLAIN pages, each column's codec judged as before (zstd would save
+    // less than a fifth of the scattered times).
+    let plain = ParquetOptions {
+        encodings: crate::config::ParquetEncodings::Plain,
+        ..ParquetOptions::default()
+    };
+    let (_dir, reader) = written_with(&b, plain).await;
+    assert_eq!(
+        layout(&reader),
+        [
+            "Sequence PLAIN ZSTD(ZstdLevel(1))",
+            "Scattered PLAIN UNCOMPRESSED",
+            "Amount PLAIN ZSTD(ZstdLevel(1))",
+        ]
+    );
+    assert_eq!(read_back(reader), (sequence, scattered, amounts));
 }
 
 #[test]

@@ -89,6 +89,63 @@ def test_parquet_types_and_values_in_duckdb_and_pyarrow(sim, tmp_path):
         assert city == (w["BillingCity"] or None)
 
 
+@pytest.fixture(scope="module")
+def sim_5k():
+    """A simulator with 5,000 Accounts: enough values per column (1,024 at least) for sfetl to
+    judge each column's encoding."""
+    import subprocess
+
+    from conftest import BIN
+
+    proc = subprocess.Popen([BIN, "simulate", "--scale", "5000", "--seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    yield json.loads(proc.stdout.readline())
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_delta_encoded_parquet_reads_in_duckdb_and_pyarrow_as_plain_does(sim_5k, tmp_path):
+    """The default encodings (DELTA_BYTE_ARRAY for Ids in order, DELTA_BINARY_PACKED for
+    numbers and timestamps where it stores them as small) read back in DuckDB and pyarrow
+    exactly as the same read with `encodings: plain`."""
+    cat = write_json(tmp_path / "cat.json", catalog("Account", FIELDS))
+    files = {}
+    for encodings in ("auto", "plain"):
+        export = tmp_path / encodings
+        cfg = write_json(tmp_path / f"{encodings}.json", sim_config(sim_5k, output={"format": "parquet", "path": str(export), "encodings": encodings}))
+        proc = run("read", "--config", cfg, "--catalog", cat)
+        assert proc.returncode == 0, proc.stderr.decode()
+        files[encodings] = sorted(str(p) for p in export.glob("Account/*/part-*.parquet"))
+
+    def data_encodings(path):
+        meta = pq.ParquetFile(path).metadata
+        out = {}
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                col = meta.row_group(g).column(c)
+                out.setdefault(col.path_in_schema, set()).update(e for e in col.encodings if e != "RLE")
+        return {k: sorted(v) for k, v in out.items()}
+
+    auto = data_encodings(files["auto"][0])
+    assert auto["Id"] == ["DELTA_BYTE_ARRAY"]
+    assert auto["Name"] == ["PLAIN"]
+    assert auto["SystemModstamp"] == ["DELTA_BINARY_PACKED"]
+    assert auto["NumberOfEmployees"] == ["DELTA_BINARY_PACKED"]
+    plain = data_encodings(files["plain"][0])
+    assert not [k for k, v in plain.items() if any(e.startswith("DELTA") for e in v)], plain
+
+    drop = ["_sfetl_extracted_at", "_sfetl_sync_id"]
+    tables = {k: pq.read_table(v).drop_columns(drop) for k, v in files.items()}
+    assert tables["auto"].num_rows == 5000
+    assert tables["auto"].equals(tables["plain"])
+
+    con = duckdb.connect()
+    query = "SELECT * EXCLUDE (_sfetl_extracted_at, _sfetl_sync_id) FROM read_parquet({})"
+    a, p = query.format(files["auto"]), query.format(files["plain"])
+    assert con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {p})").fetchone() == (0,)
+    assert con.execute(f"SELECT count(*) FROM ({p} EXCEPT ALL {a})").fetchone() == (0,)
+    assert con.execute(f"SELECT count(*), count(DISTINCT Id), max(SystemModstamp) = (SELECT max(SystemModstamp) FROM ({p})) FROM ({a})").fetchone() == (5000, 5000, True)
+
+
 @pytest.fixture()
 def seaweed(tmp_path):
     proc, port, fs = start_seaweed(tempfile.mkdtemp(dir=tmp_path))
