@@ -336,13 +336,7 @@ mod tests {
 
     #[test]
     fn delta_packed_size_is_what_parquet_writes_less_its_headers() {
-        let mut seed: u64 = 5;
-        let mut random = |below: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 20) % below
-        };
+        let mut random = crate::output::tests::random_below(5);
         let columns: Vec<ArrayRef> = vec![
             // Evenly spaced, in order: deltas of one width.
             Arc::new(Int64Array::from_iter_values((0..5000).map(|i| 7 * i))),

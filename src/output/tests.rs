@@ -437,6 +437,17 @@ async fn a_resuming_run_reads_the_markers_of_the_syncs_since_the_day_before_its_
     assert!(markers(&loc, "Contact", None).await.unwrap().is_empty());
 }
 
+/// A seeded stream of numbers below the bound asked (a 64-bit LCG): values in no order, the
+/// same on every run.
+pub(super) fn random_below(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |below| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 20) % below
+    }
+}
+
 /// `batch` written as the one batch of a Parquet file with the default options, and that file
 /// opened (the folder lives as long as the returned guard).
 async fn written_alone(
@@ -675,13 +686,7 @@ async fn columns_zstd_barely_shrinks_are_stored_uncompressed_the_rest_compressed
 #[tokio::test]
 async fn numbers_and_timestamps_are_delta_packed_where_that_is_as_small_unless_plain_is_asked() {
     let n = 4000;
-    let mut seed: u64 = 11;
-    let mut random = |below: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 20) % below
-    };
+    let mut random = random_below(11);
     // An autonumber-like sequence: deltas of 3, packed at two bits.
     let sequence: Vec<i64> = (0..n as i64).map(|i| 1_000 + 3 * i).collect();
     // Modification times scattered over ten years: zstd shrinks them less than packing does.
