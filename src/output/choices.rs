@@ -75,8 +75,9 @@ pub(super) struct Allowed {
 /// 18-character Ids become 2-3 bytes before zstd sees them. zstd took a fifth of a 7-field
 /// Account export's CPU, and the Ids were a third of the bytes it was given. Whole numbers,
 /// dates, times, timestamps and decimals of up to 18 digits without dictionary are written
-/// DELTA_BINARY_PACKED, uncompressed, where that is at most a fifth larger than what PLAIN
-/// (and the codec) would store and a fifth smaller than PLAIN alone: see [`delta_packed_size`].
+/// DELTA_BINARY_PACKED, uncompressed, where that is a fifth smaller than PLAIN and what PLAIN
+/// pages would store (compressed where the codec is worth it) is not a fifth smaller than the
+/// packed values: see [`delta_packed_size`].
 /// Packing each value at the width of its difference from the one before is a few
 /// instructions a value, where zstd spends some 14 ns on each 8-byte value it is given.
 pub(super) fn column_choices(batch: &RecordBatch, allowed: Allowed) -> Vec<ColumnChoice> {
@@ -143,7 +144,7 @@ fn collect_choices(
     let mut encoding = None;
     // A dictionary column's pages hold small bit-packed indices; only plain pages are tried.
     let mut compress = true;
-    if !dictionary {
+    if !dictionary && (allowed.codec_trial || delta) {
         let plain = plain_values(array);
         // What the codec would store of PLAIN pages, if it shrinks them by a fifth.
         let zstd = allowed
