@@ -5,7 +5,8 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use parquet::basic::Encoding;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::{EnabledStatistics, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use crate::config::ParquetEncodings;
@@ -41,6 +42,36 @@ pub(super) struct Allowed {
     pub codec_trial: bool,
     /// Which encodings the config allows.
     pub encodings: ParquetEncodings,
+    /// Statistics that cannot skip a row group (text in no order) may be left out. A Delta
+    /// table keeps them: its log's per-file statistics, null counts included, are read from
+    /// them, and lake engines plan scans from the log.
+    pub drop_statistics: bool,
+}
+
+/// `builder` with each leaf column of `first` (a file's first batch) written as
+/// [`column_choices`] judges it; other columns keep the builder's settings.
+pub(super) fn with_choices(
+    mut builder: WriterPropertiesBuilder,
+    first: &RecordBatch,
+    allowed: Allowed,
+) -> WriterPropertiesBuilder {
+    for column in column_choices(first, allowed) {
+        if !column.statistics {
+            builder =
+                builder.set_column_statistics_enabled(column.path.clone(), EnabledStatistics::None);
+        }
+        if !column.compress {
+            builder =
+                builder.set_column_compression(column.path.clone(), Compression::UNCOMPRESSED);
+        }
+        if let Some(encoding) = column.encoding {
+            builder = builder.set_column_encoding(column.path.clone(), encoding);
+        }
+        if !column.dictionary {
+            builder = builder.set_column_dictionary_enabled(column.path, false);
+        }
+    }
+    builder
 }
 
 /// How each leaf column is written, judged from the first batch.
@@ -117,6 +148,13 @@ fn collect_choices(
         }
         return;
     }
+    // Text as string views or with 64-bit offsets (a Delta table's files as DataFusion and
+    // deltalake read them back) is judged as the text it is.
+    if matches!(array.data_type(), DataType::Utf8View | DataType::LargeUtf8)
+        && let Ok(text) = arrow::compute::cast(array, &DataType::Utf8)
+    {
+        return collect_choices(path, &text, allowed, out);
+    }
     // Too few values to judge: nothing counted.
     let values = array.len() - array.null_count();
     if values < MIN_SAMPLE {
@@ -139,7 +177,7 @@ fn collect_choices(
         },
     };
     let dictionary = distinct * 100 / values <= MAX_DISTINCT_PCT;
-    let statistics = in_order || distinct < 2;
+    let statistics = !allowed.drop_statistics || in_order || distinct < 2;
     let delta = matches!(allowed.encodings, ParquetEncodings::Auto);
     let mut encoding = None;
     // A dictionary column's pages hold small bit-packed indices; only plain pages are tried.
@@ -376,5 +414,46 @@ mod tests {
         // Two deltas (1, 2): minimum 1 (one varint byte), four widths, one miniblock of 32
         // deltas at one bit.
         assert_eq!(delta_packed_size(&plain_values(&narrow), 4), 1 + 4 + 4);
+    }
+
+    #[test]
+    fn text_read_back_as_string_views_is_judged_as_text() {
+        use arrow::array::{StringArray, StringViewArray};
+        let names: Vec<String> = (0..2000)
+            .map(|i| format!("Acme {}", (i * 7919) % 2000))
+            .collect();
+        let picks = (0..2000).map(|i| ["Customer", "Partner"][i % 2]);
+        let judged = |names: ArrayRef, picks: ArrayRef| {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("Name", names.data_type().clone(), false),
+                Field::new("Type", picks.data_type().clone(), false),
+            ]));
+            let batch = RecordBatch::try_new(schema, vec![names, picks]).unwrap();
+            let allowed = Allowed {
+                codec_trial: true,
+                encodings: ParquetEncodings::Plain,
+                drop_statistics: true,
+            };
+            column_choices(&batch, allowed)
+                .into_iter()
+                .map(|c| (c.path.string(), c.dictionary, c.statistics))
+                .collect::<Vec<_>>()
+        };
+        let views = judged(
+            Arc::new(StringViewArray::from_iter_values(&names)),
+            Arc::new(StringViewArray::from_iter_values(picks.clone())),
+        );
+        let text = judged(
+            Arc::new(StringArray::from_iter_values(&names)),
+            Arc::new(StringArray::from_iter_values(picks)),
+        );
+        assert_eq!(
+            views,
+            [
+                ("Name".to_string(), false, false),
+                ("Type".to_string(), true, false)
+            ]
+        );
+        assert_eq!(views, text);
     }
 }

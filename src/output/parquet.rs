@@ -14,10 +14,10 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
 
-use super::choices::{Allowed, column_choices};
+use super::choices::{Allowed, with_choices};
 use super::sync::SyncMarker;
 use super::{OutputError, OutputLocation};
 use crate::config::{Compression, ParquetEncodings};
@@ -202,37 +202,17 @@ impl ParquetFileWriter {
     }
 
     fn properties(&self, first: &RecordBatch) -> WriterProperties {
-        let codec = match self.options.compression {
-            Compression::Zstd => {
-                PqCompression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid"))
-            }
-            Compression::Snappy => PqCompression::SNAPPY,
-            Compression::None => PqCompression::UNCOMPRESSED,
-        };
-        let mut b = WriterProperties::builder()
-            .set_compression(codec)
+        let b = WriterProperties::builder()
+            .set_compression(codec(self.options.compression))
             .set_max_row_group_row_count(Some(self.options.max_row_group_rows))
             .set_write_batch_size(WRITE_BATCH)
             .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
         let allowed = Allowed {
             codec_trial: matches!(self.options.compression, Compression::Zstd),
             encodings: self.options.encodings,
+            drop_statistics: true,
         };
-        for column in column_choices(first, allowed) {
-            if !column.statistics {
-                b = b.set_column_statistics_enabled(column.path.clone(), EnabledStatistics::None);
-            }
-            if !column.compress {
-                b = b.set_column_compression(column.path.clone(), PqCompression::UNCOMPRESSED);
-            }
-            if let Some(encoding) = column.encoding {
-                b = b.set_column_encoding(column.path.clone(), encoding);
-            }
-            if !column.dictionary {
-                b = b.set_column_dictionary_enabled(column.path, false);
-            }
-        }
-        b.build()
+        with_choices(b, first, allowed).build()
     }
 
     fn werr(&self, path: &Path, e: impl std::fmt::Display) -> OutputError {
@@ -338,12 +318,22 @@ impl ParquetFileWriter {
     }
 }
 
+/// Parquet's codec for the config's `compression` (zstd at its fastest standard level), for
+/// exports and Delta tables alike.
+pub(super) fn codec(compression: Compression) -> PqCompression {
+    match compression {
+        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::None => PqCompression::UNCOMPRESSED,
+    }
+}
+
 /// Values a column writer takes at a time (parquet's default is 1,024): each batch checks the
 /// page's size and statistics once, and a read's batches hold up to 8,192 rows (`batch_rows`
 /// of the read options). Text pages still end near their size limit (parquet splits a batch of
 /// long values by bytes). 2-3% less CPU on narrow and wide exports alike, at the same peak
 /// memory.
-const WRITE_BATCH: usize = 8192;
+pub(super) const WRITE_BATCH: usize = 8192;
 
 /// Bytes per upload part (and per local write): object stores need ≥ 5 MB parts.
 const UPLOAD_PART: usize = 8 << 20;

@@ -450,7 +450,7 @@ pub(super) fn random_below(mut seed: u64) -> impl FnMut(u64) -> u64 {
 
 /// The encodings of a column chunk's values, in parquet's order, without RLE (which every
 /// chunk lists for its levels): "PLAIN", "DELTA_BYTE_ARRAY"...
-fn data_encodings(chunk: &::parquet::file::metadata::ColumnChunkMetaData) -> String {
+pub(super) fn data_encodings(chunk: &::parquet::file::metadata::ColumnChunkMetaData) -> String {
     let values: Vec<String> = chunk
         .encodings()
         .map(|e| format!("{e:?}"))

@@ -656,6 +656,75 @@ async fn compact_rewrites_small_files_keeping_rows_and_state() {
     assert!(!gone.exists());
 }
 
+#[tokio::test]
+async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() {
+    // A first read in pages of 1,500 rows: MERGE commits of a file each; then compaction
+    // rewrites them as one. Each Name is distinct, so a dictionary of them would only cost.
+    let mut c = cfg();
+    c["bulk_max_records"] = json!(1500);
+    let e = env(3000, c).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    // (rows, Name's encodings without RLE, Name's codec) of each data file.
+    let names = |dir: &Path| {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "parquet") {
+                continue;
+            }
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let meta = reader.metadata();
+            let group = meta.row_group(0);
+            let name = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == "Name")
+                .unwrap();
+            let encodings: Vec<String> = name
+                .encodings()
+                .map(|e| format!("{e:?}"))
+                .filter(|e| e != "RLE")
+                .collect();
+            files.push((
+                meta.file_metadata().num_rows(),
+                encodings.join(","),
+                format!("{:?}", name.compression()),
+            ));
+        }
+        files.sort();
+        files
+    };
+    let file = |rows: i64, encodings: &str| {
+        (
+            rows,
+            encodings.to_string(),
+            "ZSTD(ZstdLevel(1))".to_string(),
+        )
+    };
+    // Three MERGEs: the first, of 1,498 rows, is judged and written PLAIN; the two after it
+    // are too small to judge (under 1,024 values) and keep parquet's defaults.
+    let merged = [
+        file(596, "PLAIN,RLE_DICTIONARY"),
+        file(906, "PLAIN,RLE_DICTIONARY"),
+        file(1498, "PLAIN"),
+    ];
+    assert_eq!(names(&export.join("Account")), merged);
+    let out = run(&["compact", "--config", config.to_str().unwrap()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Judged from the largest file's rows; the old files stay until a vacuum.
+    let mut all = merged.to_vec();
+    all.push(file(3000, "PLAIN"));
+    all.sort();
+    assert_eq!(names(&export.join("Account")), all);
+}
+
 /// The data files the commits after `version` removed and added, from the table's log.
 fn files_changed(table: &Path, after: u64) -> (Vec<String>, Vec<String>) {
     let (mut removed, mut added) = (Vec::new(), Vec::new());

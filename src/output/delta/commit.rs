@@ -13,14 +13,15 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use futures::TryStreamExt;
-use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
 use super::rows::compare;
 use super::state::CommitTag;
 use super::table::TableTarget;
-use crate::config::Compression;
+use crate::config::{Compression, ParquetEncodings};
+use crate::output::choices::{Allowed, with_choices};
+use crate::output::parquet::{WRITE_BATCH, codec};
 
 /// Size at which a data file is closed and the next begun: large enough for efficient scans,
 /// small enough that a MERGE touching a few rows rewrites little.
@@ -50,19 +51,37 @@ pub fn file_bytes_for(bytes: u64, rows: u64) -> NonZeroU64 {
     NonZeroU64::new(per_file.clamp(1 << 20, TARGET_FILE_BYTES)).expect("at least 1 MB")
 }
 
+/// Rows a MERGE's source or a table's first file is sampled by for [`writer_properties`]
+/// (a read's batch, as the first batch of a full refresh is).
+pub const SAMPLE_ROWS: usize = 8192;
+
 /// Parquet settings of every data file sfetl writes into a table: the export's codec, row
 /// groups of at most 128k rows, statistics on every column (file skipping uses them).
-pub fn writer_properties(compression: Compression) -> WriterProperties {
-    let codec = match compression {
-        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
-        Compression::Snappy => PqCompression::SNAPPY,
-        Compression::None => PqCompression::UNCOMPRESSED,
-    };
-    WriterProperties::builder()
-        .set_compression(codec)
+///
+/// With `sample` (rows like those the files will hold: a full refresh's first batch, a
+/// MERGE's first source rows, a compacted table's first file), each column is written as an
+/// export's are ([`crate::output::choices`]): no dictionary for mostly distinct values (a
+/// dictionary tried on every column was a third of an all-fields table's CPU), no codec where
+/// a trial on the sample saves less than a fifth. Without one, parquet's defaults. Pages stay
+/// PLAIN or dictionary, which every Delta reader reads.
+pub fn writer_properties(
+    compression: Compression,
+    sample: Option<&RecordBatch>,
+) -> WriterProperties {
+    let builder = WriterProperties::builder()
+        .set_compression(codec(compression))
         .set_max_row_group_row_count(Some(128 * 1024))
-        .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_write_batch_size(WRITE_BATCH)
+        .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
+    let Some(sample) = sample else {
+        return builder.build();
+    };
+    let allowed = Allowed {
+        codec_trial: matches!(compression, Compression::Zstd),
+        encodings: ParquetEncodings::Plain,
+        drop_statistics: false,
+    };
+    with_choices(builder, sample, allowed).build()
 }
 
 /// Delta's schema for an Arrow schema.
@@ -153,12 +172,13 @@ impl FileWriter {
         target: &TableTarget,
         schema: &SchemaRef,
         compression: Compression,
+        first: &RecordBatch,
     ) -> Result<FileWriter, DeltaError> {
         let store = target.unloaded()?.object_store();
         let config = WriterConfig::new(
             schema.clone(),
             Vec::new(),
-            Some(writer_properties(compression)),
+            Some(writer_properties(compression, Some(first))),
             NonZeroU64::new(TARGET_FILE_BYTES),
             None,
             // Statistics on the first 32 columns (Delta's default): the key comes first.
@@ -341,7 +361,7 @@ mod tests {
                 .unwrap();
         let target = TableTarget::new(&location, "T").unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-        let mut files = FileWriter::new(&target, &schema, Compression::Zstd).unwrap();
+        let mut files = None;
         // 150,000 rows in batches that do not line up with the file boundary.
         let mut next = 0i64;
         for size in [50_000i64, 40_000, 60_000] {
@@ -350,10 +370,13 @@ mod tests {
                 vec![Arc::new(Int64Array::from_iter_values(next..next + size))],
             )
             .unwrap();
+            let files = files.get_or_insert_with(|| {
+                FileWriter::new(&target, &schema, Compression::Zstd, &batch).unwrap()
+            });
             files.write(&target, &batch).await.unwrap();
             next += size;
         }
-        let adds = files.close(&target).await.unwrap();
+        let adds = files.unwrap().close(&target).await.unwrap();
         let rows: Vec<i64> = adds
             .iter()
             .map(|a| {
@@ -373,6 +396,85 @@ mod tests {
             })
             .collect();
         assert_eq!(mins, [0, 65_536, 131_072]);
+    }
+
+    #[tokio::test]
+    async fn a_full_refresh_writes_columns_as_an_export_does_and_keeps_every_statistic() {
+        use crate::output::tests::{data_encodings, random_below};
+        use arrow::array::{Float64Array, StringArray};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let location =
+            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
+                .unwrap();
+        let target = TableTarget::new(&location, "Account").unwrap();
+        let n = 20_000;
+        let mut random = random_below(7);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, true),
+            Field::new("Name", DataType::Utf8, true),
+            Field::new("Type", DataType::Utf8, true),
+            Field::new("Latitude", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("001{i:015}")),
+                )),
+                // Distinct names in no order: a dictionary of them (200 KB) would never
+                // reach parquet's 1 MB fallback, so every value was hashed into it.
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("Acme {}", (i * 7919) % n)),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| ["Customer", "Partner", "Prospect"][i % 3]),
+                )),
+                // Coordinates: zstd barely shrinks them.
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|_| random(180_000_000) as f64 / 1e6 - 90.0),
+                )),
+            ],
+        )
+        .unwrap();
+        let mut files = FileWriter::new(&target, &schema, Compression::Zstd, &batch).unwrap();
+        files.write(&target, &batch).await.unwrap();
+        let adds = files.close(&target).await.unwrap();
+        assert_eq!(adds.len(), 1);
+        let file = std::fs::File::open(dir.path().join("Account").join(&adds[0].path)).unwrap();
+        let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+        let chunks: Vec<(String, String, String)> = meta
+            .row_group(0)
+            .columns()
+            .iter()
+            .map(|c| {
+                (
+                    c.column_path().string(),
+                    data_encodings(c),
+                    format!("{:?}", c.compression()),
+                )
+            })
+            .collect();
+        let expect = |name: &str, enc: &str, codec: &str| {
+            (name.to_string(), enc.to_string(), codec.to_string())
+        };
+        assert_eq!(
+            chunks,
+            [
+                // Mostly distinct: PLAIN only (no delta encodings in a table), zstd where
+                // it pays.
+                expect("Id", "PLAIN", "ZSTD(ZstdLevel(1))"),
+                expect("Name", "PLAIN", "ZSTD(ZstdLevel(1))"),
+                expect("Type", "PLAIN,RLE_DICTIONARY", "ZSTD(ZstdLevel(1))"),
+                expect("Latitude", "PLAIN", "UNCOMPRESSED"),
+            ]
+        );
+        // Unlike an export's, text in no order keeps its statistics: the log's come from them.
+        let stats: serde_json::Value =
+            serde_json::from_str(adds[0].stats.as_deref().unwrap()).unwrap();
+        assert_eq!(stats["minValues"]["Name"], "Acme 0");
+        assert_eq!(stats["maxValues"]["Name"], "Acme 9999");
+        assert_eq!(stats["nullCount"]["Type"], 0);
     }
 
     #[tokio::test]

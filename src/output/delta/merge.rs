@@ -22,7 +22,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::merge::MergeBuilder;
 
 use super::DeltaError;
-use super::commit::writer_properties;
+use super::commit::{SAMPLE_ROWS, writer_properties};
 use super::rows::Keys;
 use super::state::CommitTag;
 use super::table::TableTarget;
@@ -57,6 +57,9 @@ fn merge_on_key(
         .map(|f| f.name().clone())
         .collect();
     let on = join_condition(&source, keys)?;
+    // Judged from the first rows, as an export's file is from its first batch.
+    let sample = source.slice(0, source.num_rows().min(SAMPLE_ROWS));
+    let properties = writer_properties(compression, Some(&sample));
     let frame = SessionContext::new()
         .read_batch(source)
         .map_err(|e| target.error(e))?;
@@ -64,7 +67,7 @@ fn merge_on_key(
         .merge(frame, on)
         .with_source_alias("s")
         .with_target_alias("t")
-        .with_writer_properties(writer_properties(compression))
+        .with_writer_properties(properties)
         .with_commit_properties(props);
     Ok((builder, columns))
 }

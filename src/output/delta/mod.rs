@@ -480,6 +480,7 @@ impl StreamWriter for DeltaStreamWriter {
                 &self.target,
                 &self.schema,
                 self.compression,
+                &rows,
             )?);
         }
         let files = self.files.as_mut().expect("opened above");
