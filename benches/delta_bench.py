@@ -12,7 +12,12 @@ Runs (each printed as in read_bench.py: rows, wall s, rows/s, CPU s of the sfetl
 For 2 and 3 it also prints the bytes of data files the MERGE removed (rewritten) and added,
 against the table's size (targets: under 2 s CPU, at most 10% of the bytes rewritten).
 
-    benches/delta_bench.py [--scale 1000000] [--bin PATH]
+With --baseline-bin OLD, each binary keeps a table of its own and every run is made with both
+in turn (new, old) against one simulator: the same changes are merged into each table. With
+--runs N the whole sequence is repeated N times (tables made anew each time); a summary gives
+the min and median per run and binary.
+
+    benches/delta_bench.py [--scale 1000000] [--bin PATH] [--baseline-bin OLD] [--runs N]
 
 Builds `cargo build --release` unless --bin is given. Run by hand (minutes), not in CI.
 """
@@ -21,6 +26,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -54,13 +60,20 @@ def newest_version(table):
     return max(int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(table, "_delta_log", "*.json")))
 
 
-def incremental(bin_, label, cfg, base, tmp, table, body):
-    before = newest_version(table)
+def incremental(label, cfgs, base, tmp, body):
+    """Changes rows as `body` says, then merges them into each binary's table with an
+    incremental read."""
     post(base, "/__sim/touch", body)
-    run(bin_, label, cfg, catalog([("Account", FIELDS7)], "incremental"), base, tmp)
-    size, added, removed = log_actions(table, before)
-    print(f"{'':<44} table {size / 1e6:7.1f} MB, rewritten (removed) {removed / 1e6:7.2f} MB "
-          f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
+    for tag, bin_ in read_bench.BINS:
+        cfg = cfgs[tag]
+        table = os.path.join(cfg["output"]["path"], "Account")
+        before = newest_version(table)
+        msgs, fig = read_bench.run_one(bin_, f"{label} [{tag}]", cfg,
+                                       catalog([("Account", FIELDS7)], "incremental"), base, tmp)
+        read_bench.RESULTS.setdefault((read_bench.SCALE, label, tag), []).append(fig)
+        size, added, removed = log_actions(table, before)
+        print(f"{'':<44} table {size / 1e6:7.1f} MB, rewritten (removed) {removed / 1e6:7.2f} MB "
+              f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
 
 
 def newest_ids(bin_, export, n):
@@ -74,6 +87,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--bin")
+    ap.add_argument("--baseline-bin", help="an older sfetl binary run beside the new one, with a table of its own")
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole sequence this many times")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
@@ -82,29 +97,37 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bin", "sfetl"], cwd=root, check=True)
         bin_ = os.path.join(target, "release", "sfetl")
     read_bench.ONLY = None
-    read_bench.BINS = [("sfetl", bin_)]
+    read_bench.BINS = [("new", bin_)] + ([("old", a.baseline_bin)] if a.baseline_bin else [])
+    read_bench.SCALE = a.scale
     t0 = time.time()
     sim = subprocess.Popen([bin_, "simulate", "--scale", str(a.scale), "--seed", "1"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     creds = json.loads(sim.stdout.readline())
     base = creds["base_url"]
+    read_bench.SIM_PID = sim.pid
     print(f"simulator at --scale {a.scale} ready in {time.time() - t0:.1f} s")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = {"client_id": creds["client_id"], "client_secret": creds["client_secret"],
                    "refresh_token": creds["refresh_token"], "login_url": creds["login_url"],
                    "start_date": "2000-01-01", "stream_slice_step": "P3650D", "cursor_lag": "PT0S"}
-            export = os.path.join(tmp, "delta")
             pq = dict(cfg, output={"format": "parquet", "path": os.path.join(tmp, "parquet")})
-            dl = dict(cfg, output={"format": "delta", "path": export})
-            run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
-            run(bin_, "Account 7 fields -> delta", dl, catalog([("Account", FIELDS7)]), base, tmp)
-            table = os.path.join(export, "Account")
-            incremental(bin_, "delta MERGE of 1,000 spread changes", dl, base, tmp, table,
-                        {"object": "Account", "count": 1000})
-            ids = newest_ids(bin_, export, 1000)
-            incremental(bin_, "delta MERGE of 1,000 newest rows changed", dl, base, tmp, table,
-                        {"object": "Account", "ids": ids})
+            # A table per binary, so each merges the same changes into a table it wrote.
+            dl = {tag: dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "delta-" + tag)})
+                  for tag, _ in read_bench.BINS}
+            for _ in range(a.runs):
+                run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
+                for tag, b in read_bench.BINS:
+                    shutil.rmtree(dl[tag]["output"]["path"], ignore_errors=True)
+                    msgs, fig = read_bench.run_one(b, f"Account 7 fields -> delta [{tag}]", dl[tag],
+                                                   catalog([("Account", FIELDS7)]), base, tmp)
+                    read_bench.RESULTS.setdefault((a.scale, "Account 7 fields -> delta", tag), []).append(fig)
+                incremental("delta MERGE of 1,000 spread changes", dl, base, tmp,
+                            {"object": "Account", "count": 1000})
+                ids = newest_ids(bin_, dl["new"]["output"]["path"], 1000)
+                incremental("delta MERGE of 1,000 newest rows changed", dl, base, tmp,
+                            {"object": "Account", "ids": ids})
+            read_bench.summary()
     finally:
         sim.terminate()
         sim.wait()

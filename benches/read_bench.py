@@ -9,7 +9,9 @@ simulator, not sfetl, sets the pace) and, for Parquet, the MB of files written. 
 benchmark fields and with all fields, as RECORD lines (to /dev/null) and as Parquet (zstd, the
 default codec, and snappy: what a file's codec costs in CPU against what it saves in bytes);
 Contact+Lead (5M rows at the default scale) to
-Parquet for memory; the people mapping's `account` stream against the same fields unmapped; an
+Parquet for memory; Account with 7 and with all fields as a full refresh into a new Delta table
+(its files are counted as Parquet's); the people mapping's `account` stream against the same
+fields unmapped; an
 incremental run after 1,000 Accounts change; Contact+Lead as RECORDs and as Parquet for memory at 5M rows.
 
     benches/read_bench.py [--scale 1000000 | --scales 200000,1000000] [--bin PATH]
@@ -39,6 +41,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -80,12 +83,16 @@ AIRBYTE_US_PER_ROW = 811.0
 AIRBYTE_LABEL = "Account all fields -> records"
 
 
-def run(_bin, label, cfg, cat, base, tmp, state=None):
-    """Runs `label` once with every binary of BINS; returns the first binary's messages."""
+def run(_bin, label, cfg, cat, base, tmp, state=None, fresh=False):
+    """Runs `label` once with every binary of BINS; returns the first binary's messages. With
+    `fresh`, the output path is removed before each binary's run (every run then writes into
+    nothing, as a first read does)."""
     if ONLY and ONLY not in label or any(x in label for x in SKIP):
         return []
     first = None
     for tag, bin_ in BINS:
+        if fresh:
+            shutil.rmtree(cfg["output"]["path"], ignore_errors=True)
         msgs, fig = run_one(bin_, f"{label} [{tag}]", cfg, cat, base, tmp, state)
         RESULTS.setdefault((SCALE, label, tag), []).append(fig)
         first = msgs if first is None else first
@@ -339,6 +346,10 @@ def runs(bin_, root, cfg, base, tmp):
     run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
     run(bin_, AIRBYTE_LABEL, cfg, catalog([("Account", [])]), base, tmp)
     run(bin_, "Account all fields -> parquet", pq, catalog([("Account", [])]), base, tmp)
+    # A full refresh into a Delta table (created anew each run).
+    delta = dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "delta")})
+    run(bin_, "Account 7 fields -> delta", delta, catalog([("Account", FIELDS7)]), base, tmp, fresh=True)
+    run(bin_, "Account all fields -> delta", delta, catalog([("Account", [])]), base, tmp, fresh=True)
     # The codec's share: snappy compresses faster than zstd (level 1, the default) and less.
     snappy = dict(cfg, output=dict(pq["output"], compression="snappy"))
     run(bin_, "Account 7 fields -> parquet (snappy)", snappy, catalog([("Account", FIELDS7)]), base, tmp)
