@@ -36,7 +36,7 @@ pub(super) struct ColumnChoice {
 
 /// What the judge may choose besides dictionaries and statistics.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Allowed {
+pub(crate) struct Allowed {
     /// The file's codec is zstd, so columns it barely shrinks are tried and left uncompressed
     /// (snappy gives up on incompressible data by itself).
     pub codec_trial: bool,
@@ -50,7 +50,7 @@ pub(super) struct Allowed {
 
 /// `builder` with each leaf column of `first` (a file's first batch) written as
 /// [`column_choices`] judges it; other columns keep the builder's settings.
-pub(super) fn with_choices(
+pub(crate) fn with_choices(
     mut builder: WriterPropertiesBuilder,
     first: &RecordBatch,
     allowed: Allowed,

@@ -4,7 +4,7 @@
 //! stdout writer task all protocol output goes through; and the cleanup that makes a resumed
 //! Parquet export exact.
 
-mod choices;
+pub(crate) mod choices;
 pub mod delta;
 mod folders;
 mod json;

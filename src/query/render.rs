@@ -14,6 +14,8 @@ use futures::{Stream, StreamExt};
 
 use super::QueryError;
 use crate::cli::QueryFormat;
+use crate::config::ParquetEncodings;
+use crate::output::choices::{Allowed, with_choices};
 
 /// Writes the batches of a query's result in `format` to `out`, or stdout when no file is
 /// given, each as it comes: a result is never held whole (a `SELECT *` of a wide latest view
@@ -67,8 +69,10 @@ const ROW_GROUP_ROWS: usize = 122_880;
 /// The encoder of one result.
 enum Writer {
     Parquet {
+        /// The file, until the first batch says how to write each column.
+        file: Option<File>,
         /// Encoders are boxed: their states differ in size by hundreds of bytes.
-        writer: Box<parquet::arrow::ArrowWriter<File>>,
+        writer: Option<Box<parquet::arrow::ArrowWriter<File>>>,
         /// The file's schema: the result's, view types as plain ones (see [`without_views`]).
         schema: SchemaRef,
     },
@@ -96,20 +100,11 @@ impl Writer {
     ) -> Result<Writer, QueryError> {
         if let QueryFormat::Parquet = format {
             let path = out.ok_or(QueryError::ParquetNeedsOut)?;
-            let schema = plain_schema(&schema);
             let file = File::create(path).map_err(|e| err(&e))?;
-            // zstd at level 1, as the export's own files: a result of a whole stream was 10%
-            // larger than the stream's export uncompressed.
-            let zstd = parquet::basic::ZstdLevel::try_new(1).expect("level 1 is valid");
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .set_compression(parquet::basic::Compression::ZSTD(zstd))
-                .build();
-            let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
-                .map_err(|e| err(&e))?;
             return Ok(Writer::Parquet {
-                writer: Box::new(writer),
-                schema,
+                file: Some(file),
+                writer: None,
+                schema: plain_schema(&schema),
             });
         }
         let sink: Box<dyn Write> = match out {
@@ -148,8 +143,16 @@ impl Writer {
         err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
     ) -> Result<(), QueryError> {
         match self {
-            Writer::Parquet { writer, schema } => {
+            Writer::Parquet {
+                file,
+                writer,
+                schema,
+            } => {
                 let batch = without_views(schema, batch).map_err(|e| err(&e))?;
+                let writer = match writer {
+                    Some(w) => w,
+                    None => writer.insert(parquet_writer(file.take(), schema, Some(&batch), err)?),
+                };
                 writer.write(&batch).map_err(|e| err(&e))
             }
             Writer::Csv { writer, .. } => {
@@ -171,7 +174,18 @@ impl Writer {
         err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
     ) -> Result<(), QueryError> {
         match self {
-            Writer::Parquet { writer, .. } => writer.close().map(|_| ()).map_err(|e| err(&e)),
+            Writer::Parquet {
+                file,
+                writer,
+                schema,
+            } => {
+                // An empty result is still a file with the result's columns.
+                let writer = match writer {
+                    Some(w) => w,
+                    None => parquet_writer(file, &schema, None, err)?,
+                };
+                writer.close().map(|_| ()).map_err(|e| err(&e))
+            }
             Writer::Csv { mut writer, schema } => {
                 if empty {
                     // The header line still names the columns of an empty result.
@@ -193,6 +207,37 @@ impl Writer {
             }
         }
     }
+}
+
+/// The writer of a Parquet result into `file`, each column written as an export's are
+/// ([`crate::output::choices`]), judged from `first`, the result's first batch (parquet's
+/// defaults for an empty result).
+fn parquet_writer(
+    file: Option<File>,
+    schema: &SchemaRef,
+    first: Option<&RecordBatch>,
+    err: &impl Fn(&dyn std::fmt::Display) -> QueryError,
+) -> Result<Box<parquet::arrow::ArrowWriter<File>>, QueryError> {
+    let file = file.ok_or_else(|| err(&"the file's writer failed before"))?;
+    // zstd at level 1, as the export's own files: a result of a whole stream was 10% larger
+    // than the stream's export uncompressed.
+    let zstd = parquet::basic::ZstdLevel::try_new(1).expect("level 1 is valid");
+    let mut props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_compression(parquet::basic::Compression::ZSTD(zstd));
+    if let Some(first) = first {
+        // A dictionary tried on every column (names, streets, Ids) was a sixth of a wide
+        // `SELECT *`'s CPU.
+        let allowed = Allowed {
+            codec_trial: true,
+            encodings: ParquetEncodings::Auto,
+            drop_statistics: true,
+        };
+        props = with_choices(props, first, allowed);
+    }
+    let writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props.build()))
+        .map_err(|e| err(&e))?;
+    Ok(Box::new(writer))
 }
 
 /// `schema` with DataFusion's view types (`Utf8View`, `BinaryView`, which it reads Parquet

@@ -355,6 +355,60 @@ async fn results_to_files() {
 | 001D | Delta     |
 +------+-----------+"
     );
+    // Each column is written as an export's are, judged from the first batch: distinct names
+    // without a dictionary (a dictionary of them was only cost), a picklist with one.
+    let wide = out.path().join("wide.parquet");
+    ok(
+        dir.path(),
+        "SELECT 'Acme ' || CAST((value * 7919) % 3000 AS VARCHAR) AS name, \
+         CASE value % 3 WHEN 0 THEN 'Customer' WHEN 1 THEN 'Partner' ELSE 'Prospect' END AS kind \
+         FROM generate_series(1, 3000)",
+        &["--format", "parquet", "--out", wide.to_str().unwrap()],
+    );
+    let file = std::fs::File::open(&wide).unwrap();
+    let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&meta);
+    let chunks: Vec<(String, Vec<String>)> = meta
+        .row_group(0)
+        .columns()
+        .iter()
+        .map(|c| {
+            let encodings = c.encodings().map(|e| format!("{e:?}"));
+            (
+                c.column_path().string(),
+                encodings.filter(|e| e != "RLE").collect(),
+            )
+        })
+        .collect();
+    assert_eq!(meta.file_metadata().num_rows(), 3000);
+    assert_eq!(
+        chunks,
+        [
+            ("name".to_string(), vec!["PLAIN".to_string()]),
+            (
+                "kind".to_string(),
+                vec!["PLAIN".to_string(), "RLE_DICTIONARY".to_string()]
+            ),
+        ]
+    );
+    // An empty result is a file with the result's columns and no row.
+    let none = out.path().join("none.parquet");
+    ok(
+        dir.path(),
+        "SELECT Id, Name FROM Account WHERE Id = 'none'",
+        &["--format", "parquet", "--out", none.to_str().unwrap()],
+    );
+    let file = std::fs::File::open(&none).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    let names: Vec<&str> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["Id", "Name"]);
     // Rows go out as they come; a result that fails midway leaves no file behind.
     let bad = out.path().join("bad.parquet");
     let (stdout, stderr, code) = query(
