@@ -656,6 +656,77 @@ async fn compact_rewrites_small_files_keeping_rows_and_state() {
     assert!(!gone.exists());
 }
 
+/// (rows, the Name column's encodings without RLE, its codec) of each data file in `dir`
+/// (files a commit removed included, until a vacuum), sorted.
+fn name_columns(dir: &Path) -> Vec<(i64, String, String)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "parquet") {
+            continue;
+        }
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata();
+        let name = meta
+            .row_group(0)
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == "Name")
+            .unwrap();
+        let encodings: Vec<String> = name
+            .encodings()
+            .map(|e| format!("{e:?}"))
+            .filter(|e| e != "RLE")
+            .collect();
+        files.push((
+            meta.file_metadata().num_rows(),
+            encodings.join(","),
+            format!("{:?}", name.compression()),
+        ));
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn history_files_are_written_with_the_configs_codec_and_judged_columns() {
+    let e = env(3000, cfg()).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    read_delta(&e, &config, FIELDS, "full_refresh").await;
+    let history = export.join("Account_history");
+    // (encodings, codec) -> rows, over every file of the history table.
+    let layout = || {
+        let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (rows, encodings, codec) in name_columns(&history) {
+            *by.entry((encodings, codec)).or_default() += rows;
+        }
+        by
+    };
+    let zstd = "ZSTD(ZstdLevel(1))".to_string();
+    // The full refresh's versions, judged from the new table's rows: distinct names without a
+    // dictionary, zstd as the config says (DataFusion's defaults wrote snappy and dictionaries).
+    assert_eq!(
+        layout(),
+        BTreeMap::from([(("PLAIN".to_string(), zstd.clone()), 3000)])
+    );
+    e.org
+        .control("touch", &json!({"object": "Account", "count": 3}))
+        .await;
+    read_delta(&e, &config, FIELDS, "incremental").await;
+    // A checkpoint of 3 rows is too few to judge: parquet's dictionary, still the config's
+    // codec. The MERGE rewrote the file holding the 3 versions it closed (3,000 versions), and
+    // added the 3 new ones; the file it replaced stays until a vacuum.
+    assert_eq!(
+        layout(),
+        BTreeMap::from([
+            (("PLAIN".to_string(), zstd.clone()), 3000),
+            (("PLAIN,RLE_DICTIONARY".to_string(), zstd), 3003)
+        ])
+    );
+}
+
 #[tokio::test]
 async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() {
     // A first read in pages of 1,500 rows: MERGE commits of a file each; then compaction
@@ -666,37 +737,6 @@ async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() 
     let export = e.dir.path().join("export");
     let config = delta_config(&e, "delta.json", &export, false);
     read_delta(&e, &config, FIELDS, "incremental").await;
-    // (rows, Name's encodings without RLE, Name's codec) of each data file.
-    let names = |dir: &Path| {
-        use parquet::file::reader::{FileReader, SerializedFileReader};
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|x| x != "parquet") {
-                continue;
-            }
-            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
-            let meta = reader.metadata();
-            let group = meta.row_group(0);
-            let name = group
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == "Name")
-                .unwrap();
-            let encodings: Vec<String> = name
-                .encodings()
-                .map(|e| format!("{e:?}"))
-                .filter(|e| e != "RLE")
-                .collect();
-            files.push((
-                meta.file_metadata().num_rows(),
-                encodings.join(","),
-                format!("{:?}", name.compression()),
-            ));
-        }
-        files.sort();
-        files
-    };
     let file = |rows: i64, encodings: &str| {
         (
             rows,
@@ -711,7 +751,7 @@ async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() 
         file(906, "PLAIN,RLE_DICTIONARY"),
         file(1498, "PLAIN"),
     ];
-    assert_eq!(names(&export.join("Account")), merged);
+    assert_eq!(name_columns(&export.join("Account")), merged);
     let out = run(&["compact", "--config", config.to_str().unwrap()]).await;
     assert!(
         out.status.success(),
@@ -722,7 +762,7 @@ async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() 
     let mut all = merged.to_vec();
     all.push(file(3000, "PLAIN"));
     all.sort();
-    assert_eq!(names(&export.join("Account")), all);
+    assert_eq!(name_columns(&export.join("Account")), all);
 }
 
 /// The data files the commits after `version` removed and added, from the table's log.

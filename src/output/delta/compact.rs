@@ -100,7 +100,7 @@ const SAMPLE_FILE_BYTES: u64 = 64 << 20;
 /// Rows of the table's largest file that the compacted files' columns are judged from, as a
 /// full refresh judges its files from its first batch (a small MERGE's file may hold too few
 /// rows to judge); `None` for a table without files or whose largest file is too large.
-async fn sample_rows(
+pub(super) async fn sample_rows(
     target: &TableTarget,
     table: &deltalake::DeltaTable,
 ) -> Result<Option<RecordBatch>, DeltaError> {

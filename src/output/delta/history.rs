@@ -20,12 +20,15 @@ use datafusion::common::Column;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, lit};
 use deltalake::DeltaTable;
+use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
+use super::commit::{SAMPLE_ROWS, writer_properties};
 use super::merge::latest_per_key;
 use super::rows::Keys;
 use super::state::{CommitTag, txn_version};
 use super::table::{self, TableTarget};
+use crate::config::Compression;
 
 /// When a row version became current.
 pub const VALID_FROM: &str = "_sfetl_valid_from";
@@ -64,18 +67,25 @@ pub async fn record(
     stream: &str,
     rows: &[RecordBatch],
     tag: &CommitTag,
+    compression: Compression,
 ) -> Result<(), DeltaError> {
     let history = open(target, keys, table_schema, stream).await?;
     if txn_version(target, &history, &tag.app_id).await? >= tag.version || rows.is_empty() {
         return record_nothing(target, history, tag).await;
     }
     let latest = latest_per_key(rows, keys)?;
+    let sample = latest.slice(0, latest.num_rows().min(SAMPLE_ROWS));
+    let recording = Recording {
+        tag,
+        replacement: false,
+        writer: writer_properties(compression, Some(&sample)),
+    };
     let ctx = SessionContext::new();
     let mem =
         MemTable::try_new(latest.schema(), vec![vec![latest]]).map_err(|e| target.error(e))?;
     ctx.register_table("src", Arc::new(mem))
         .map_err(|e| target.error(e))?;
-    apply(target, history, &ctx, keys, table_schema, tag, false).await
+    apply(target, history, &ctx, keys, table_schema, recording).await
 }
 
 /// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
@@ -85,6 +95,7 @@ pub async fn record_replacement(
     keys: &Keys,
     stream: &str,
     tag: &CommitTag,
+    compression: Compression,
 ) -> Result<(), DeltaError> {
     let table_schema: SchemaRef = Arc::new(
         table
@@ -99,11 +110,18 @@ pub async fn record_replacement(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
+    // Judged from the rows of the new table's largest file, as a compaction judges them.
+    let sample = super::compact::sample_rows(target, table).await?;
+    let recording = Recording {
+        tag,
+        replacement: true,
+        writer: writer_properties(compression, sample.as_ref()),
+    };
     let ctx = SessionContext::new();
     register(&ctx, "src", table)
         .await
         .map_err(|e| target.error(e))?;
-    apply(target, history, &ctx, keys, &table_schema, tag, true).await
+    apply(target, history, &ctx, keys, &table_schema, recording).await
 }
 
 /// The history table, created when missing (refusing another stream's).
@@ -260,6 +278,18 @@ fn same_version_changed(schema: &SchemaRef, c: &impl Fn(&str, &str) -> Expr) -> 
     Some(c("s", VALID_FROM).eq(c("t", VALID_FROM)).and(differs))
 }
 
+/// What one MERGE into the history table records.
+struct Recording<'a> {
+    /// The commit's `txn` and STATE (the stream table's).
+    tag: &'a CommitTag,
+    /// A full refresh: the keys the new table lacks are closed too.
+    replacement: bool,
+    /// How its files are written: the config's codec, the columns judged from the rows as the
+    /// stream table's are (DataFusion's defaults tried a dictionary on every column, with
+    /// snappy whatever the config said).
+    writer: WriterProperties,
+}
+
 /// One MERGE into the history table: close superseded (and, for a replacement, vanished)
 /// versions, insert new ones.
 async fn apply(
@@ -268,9 +298,13 @@ async fn apply(
     ctx: &SessionContext,
     keys: &Keys,
     table_schema: &SchemaRef,
-    tag: &CommitTag,
-    replacement: bool,
+    recording: Recording<'_>,
 ) -> Result<(), DeltaError> {
+    let Recording {
+        tag,
+        replacement,
+        writer,
+    } = recording;
     register(ctx, "hist", &history)
         .await
         .map_err(|e| target.error(e))?;
@@ -293,6 +327,7 @@ async fn apply(
         .with_source_alias("s")
         .with_target_alias("t")
         .with_commit_properties(tag.properties())
+        .with_writer_properties(writer)
         .when_matched_update(|u| {
             u.predicate(c("s", VALID_FROM).gt(c("t", VALID_FROM)))
                 .update(Column::new_unqualified(VALID_TO), closes_at.clone())

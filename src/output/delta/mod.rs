@@ -405,7 +405,8 @@ impl DeltaStreamWriter {
         let rows = std::mem::take(&mut self.pending);
         if let Some(h) = &self.history {
             let (keys, schema, stream) = (&self.keys, &self.schema, &self.stream);
-            retrying(|| history::record(h, keys, schema, stream, &rows, &tag)).await?;
+            let compression = self.compression;
+            retrying(|| history::record(h, keys, schema, stream, &rows, &tag, compression)).await?;
         }
         let table = commit_retrying(
             &self.target,
@@ -434,8 +435,9 @@ impl DeltaStreamWriter {
         let table = self.table_or_create().await?;
         let table = commit::replace(&self.target, table, &self.schema, props, files, &tag).await?;
         if let Some(h) = &self.history {
-            let (keys, stream) = (&self.keys, &self.stream);
-            retrying(|| history::record_replacement(h, &table, keys, stream, &tag)).await?;
+            let (keys, stream, compression) = (&self.keys, &self.stream, self.compression);
+            retrying(|| history::record_replacement(h, &table, keys, stream, &tag, compression))
+                .await?;
         }
         self.table = Some(table);
         self.txn = tag.version;
