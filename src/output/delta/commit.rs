@@ -353,13 +353,18 @@ mod tests {
     use arrow::datatypes::{DataType, Field};
     use std::sync::Arc;
 
-    #[tokio::test]
-    async fn a_full_refresh_closes_a_file_every_file_rows_rows() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The table `name` in the folder `dir`.
+    fn table_in(dir: &tempfile::TempDir, name: &str) -> TableTarget {
         let location =
             crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
                 .unwrap();
-        let target = TableTarget::new(&location, "T").unwrap();
+        TableTarget::new(&location, name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_refresh_closes_a_file_every_file_rows_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = table_in(&dir, "T");
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
         let mut files = None;
         // 150,000 rows in batches that do not line up with the file boundary.
@@ -404,10 +409,7 @@ mod tests {
         use arrow::array::{Float64Array, StringArray};
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let dir = tempfile::tempdir().unwrap();
-        let location =
-            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
-                .unwrap();
-        let target = TableTarget::new(&location, "Account").unwrap();
+        let target = table_in(&dir, "Account");
         let n = 20_000;
         let mut random = random_below(7);
         let schema = Arc::new(Schema::new(vec![
@@ -480,10 +482,7 @@ mod tests {
     #[tokio::test]
     async fn a_table_another_writer_created_first_is_used_and_another_streams_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let location =
-            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
-                .unwrap();
-        let target = TableTarget::new(&location, "Contact_history").unwrap();
+        let target = table_in(&dir, "Contact_history");
         let schema = Arc::new(Schema::new(vec![Field::new("Id", DataType::Utf8, true)]));
         let key = vec!["Id".to_string()];
         let props = |owner: &str| super::super::table::properties(owner, &key, None);
