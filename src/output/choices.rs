@@ -12,7 +12,7 @@ use parquet::schema::types::ColumnPath;
 use crate::config::ParquetEncodings;
 
 /// Fewest non-null values of a column in the first batch for its cardinality to be judged.
-const MIN_SAMPLE: usize = 1024;
+pub(crate) const MIN_SAMPLE: usize = 1024;
 
 /// Share of distinct values (percent of non-null values in the first batch) above which a
 /// column is written without a dictionary.

@@ -25,8 +25,8 @@ pub use parquet::{
 pub use records::RecordsRenderer;
 pub use resume::prepare_resume;
 pub use slices::{SliceStart, prepare_slice};
-pub(crate) use store::store_options;
 pub use store::{OutputLocation, folder_names, local_path, open_location};
+pub(crate) use store::{parquet_footer, store_options};
 pub use writer::{Destination, StreamWriter, SyncStart};
 
 /// Suffix of the side table a formula refresh writes beside a stream (`Opportunity__formulas`):

@@ -187,3 +187,32 @@ pub(crate) fn store_options(storage_options: &BTreeMap<String, Secret>) -> Vec<(
     );
     options
 }
+
+/// The footer of the Parquet file at `location` (`size` bytes long), read with two ranged
+/// requests (its length, then the footer) rather than the whole file; the error says what is
+/// wrong with it.
+pub(crate) async fn parquet_footer(
+    store: &dyn ObjectStore,
+    location: &Path,
+    size: u64,
+) -> Result<parquet::file::metadata::ParquetMetaData, String> {
+    use object_store::ObjectStoreExt;
+    // Its length sits in the 4 bytes before the closing `PAR1`.
+    if size < 12 {
+        return Err("too small to be a Parquet file".into());
+    }
+    let tail = store
+        .get_range(location, size - 8..size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if &tail[4..] != b"PAR1" || len + 8 > size {
+        return Err("not a Parquet file (bad footer)".into());
+    }
+    let footer = store
+        .get_range(location, size - 8 - len..size - 8)
+        .await
+        .map_err(|e| e.to_string())?;
+    parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer)
+        .map_err(|e| e.to_string())
+}

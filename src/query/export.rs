@@ -7,8 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use parquet::file::metadata::ParquetMetaDataReader;
+use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
 use super::QueryError;
@@ -210,26 +209,10 @@ impl Export {
             path: meta.location.to_string(),
             reason,
         };
-        // The footer: its length sits in the 4 bytes before the closing `PAR1`.
-        if meta.size < 12 {
-            return Err(err("too small to be a Parquet file".into()));
-        }
-        let tail = self
-            .store
-            .get_range(&meta.location, meta.size - 8..meta.size)
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-        if &tail[4..] != b"PAR1" || len + 8 > meta.size {
-            return Err(err("not a Parquet file (bad footer)".into()));
-        }
-        let footer = self
-            .store
-            .get_range(&meta.location, meta.size - 8 - len..meta.size - 8)
-            .await
-            .map_err(|e| err(e.to_string()))?;
         let metadata =
-            ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| err(e.to_string()))?;
+            crate::output::parquet_footer(self.store.as_ref(), &meta.location, meta.size)
+                .await
+                .map_err(err)?;
         let file = metadata.file_metadata();
         let kv = file.key_value_metadata();
         let schema = parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), kv)

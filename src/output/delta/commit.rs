@@ -13,15 +13,13 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use futures::TryStreamExt;
-use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
+use super::layout::writer_properties;
 use super::rows::compare;
 use super::state::CommitTag;
 use super::table::TableTarget;
-use crate::config::{Compression, ParquetEncodings};
-use crate::output::choices::{Allowed, with_choices};
-use crate::output::parquet::{WRITE_BATCH, codec};
+use crate::config::Compression;
 
 /// Size at which a data file is closed and the next begun: large enough for efficient scans,
 /// small enough that a MERGE touching a few rows rewrites little.
@@ -49,39 +47,6 @@ pub fn file_bytes_for(bytes: u64, rows: u64) -> NonZeroU64 {
         .checked_div(rows)
         .unwrap_or(NEW_TABLE_FILE_BYTES);
     NonZeroU64::new(per_file.clamp(1 << 20, TARGET_FILE_BYTES)).expect("at least 1 MB")
-}
-
-/// Rows a MERGE's source or a table's first file is sampled by for [`writer_properties`]
-/// (a read's batch, as the first batch of a full refresh is).
-pub const SAMPLE_ROWS: usize = 8192;
-
-/// Parquet settings of every data file sfetl writes into a table: the export's codec, row
-/// groups of at most 128k rows, statistics on every column (file skipping uses them).
-///
-/// With `sample` (rows like those the files will hold: a full refresh's first batch, a
-/// MERGE's first source rows, a compacted table's first file), each column is written as an
-/// export's are ([`crate::output::choices`]): no dictionary for mostly distinct values (a
-/// dictionary tried on every column was a third of an all-fields table's CPU), no codec where
-/// a trial on the sample saves less than a fifth. Without one, parquet's defaults. Pages stay
-/// PLAIN or dictionary, which every Delta reader reads.
-pub fn writer_properties(
-    compression: Compression,
-    sample: Option<&RecordBatch>,
-) -> WriterProperties {
-    let builder = WriterProperties::builder()
-        .set_compression(codec(compression))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .set_write_batch_size(WRITE_BATCH)
-        .set_created_by(format!("sfetl {}", env!("CARGO_PKG_VERSION")));
-    let Some(sample) = sample else {
-        return builder.build();
-    };
-    let allowed = Allowed {
-        codec_trial: matches!(compression, Compression::Zstd),
-        encodings: ParquetEncodings::Plain,
-        drop_statistics: false,
-    };
-    with_choices(builder, sample, allowed).build()
 }
 
 /// Delta's schema for an Arrow schema.

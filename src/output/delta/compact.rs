@@ -11,14 +11,11 @@
 
 use std::num::NonZeroU64;
 
-use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::DeltaError;
-use super::commit::{SAMPLE_ROWS, file_bytes_for, writer_properties};
+use super::commit::file_bytes_for;
+use super::layout::{sample_rows, writer_properties};
 use super::state::carried_forward;
 use super::table::TableTarget;
 use crate::config::Compression;
@@ -91,51 +88,6 @@ pub async fn compact(
         files_added: metrics.num_files_added,
         version: table.version().unwrap_or(before),
     })
-}
-
-/// Largest file read whole for a sample: sfetl closes its files at
-/// [`super::commit::TARGET_FILE_BYTES`]; a larger one (another writer's) is not judged.
-const SAMPLE_FILE_BYTES: u64 = 64 << 20;
-
-/// Rows of the table's largest file that the compacted files' columns are judged from, as a
-/// full refresh judges its files from its first batch (a small MERGE's file may hold too few
-/// rows to judge); `None` for a table without files or whose largest file is too large.
-pub(super) async fn sample_rows(
-    target: &TableTarget,
-    table: &deltalake::DeltaTable,
-) -> Result<Option<RecordBatch>, DeltaError> {
-    let snapshot = table.snapshot().map_err(|e| target.error(e))?;
-    let largest = snapshot
-        .snapshot()
-        .file_views(table.log_store().as_ref(), None)
-        .try_fold(None, |most: Option<(i64, String, u64)>, f| async move {
-            let rows = f.num_records().unwrap_or(0) as i64;
-            Ok(match most {
-                Some(m) if m.0 >= rows => Some(m),
-                _ => Some((rows, f.path().into_owned(), f.size().max(0) as u64)),
-            })
-        })
-        .await
-        .map_err(|e| target.error(e))?;
-    let Some((_, path, size)) = largest.filter(|l| l.2 <= SAMPLE_FILE_BYTES) else {
-        return Ok(None);
-    };
-    let path = Path::parse(path).map_err(|e| target.error(e))?;
-    let bytes = table
-        .object_store()
-        .get(&path)
-        .await
-        .map_err(|e| target.error(e))?
-        .bytes()
-        .await
-        .map_err(|e| target.error(e))?;
-    debug_assert_eq!(bytes.len() as u64, size);
-    let mut batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| target.error(e))?
-        .with_batch_size(SAMPLE_ROWS)
-        .build()
-        .map_err(|e| target.error(e))?;
-    batches.next().transpose().map_err(|e| target.error(e))
 }
 
 /// The bytes [`super::commit::FILE_ROWS`] rows take in `table` (from its files' sizes and row

@@ -23,7 +23,7 @@ use deltalake::DeltaTable;
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
-use super::commit::{SAMPLE_ROWS, writer_properties};
+use super::layout::{merge_properties, sample_rows, writer_properties};
 use super::merge::latest_per_key;
 use super::rows::Keys;
 use super::state::{CommitTag, txn_version};
@@ -74,11 +74,10 @@ pub async fn record(
         return record_nothing(target, history, tag).await;
     }
     let latest = latest_per_key(rows, keys)?;
-    let sample = latest.slice(0, latest.num_rows().min(SAMPLE_ROWS));
     let recording = Recording {
         tag,
         replacement: false,
-        writer: writer_properties(compression, Some(&sample)),
+        writer: merge_properties(target, &history, compression, &latest).await?,
     };
     let ctx = SessionContext::new();
     let mem =
@@ -111,7 +110,7 @@ pub async fn record_replacement(
         return Ok(());
     }
     // Judged from the rows of the new table's largest file, as a compaction judges them.
-    let sample = super::compact::sample_rows(target, table).await?;
+    let sample = sample_rows(target, table).await?;
     let recording = Recording {
         tag,
         replacement: true,

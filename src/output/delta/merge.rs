@@ -22,7 +22,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::merge::MergeBuilder;
 
 use super::DeltaError;
-use super::commit::{SAMPLE_ROWS, writer_properties};
+use super::layout::merge_properties;
 use super::rows::Keys;
 use super::state::CommitTag;
 use super::table::TableTarget;
@@ -41,7 +41,7 @@ fn c(side: &str, name: &str) -> Expr {
 /// A MERGE of `rows` reduced to one per key into `table` on the key, with sfetl's aliases
 /// (`s`, `t`), writer and commit properties; the caller adds its clauses. Also returns the
 /// source's columns.
-fn merge_on_key(
+async fn merge_on_key(
     target: &TableTarget,
     table: DeltaTable,
     rows: &[RecordBatch],
@@ -57,9 +57,7 @@ fn merge_on_key(
         .map(|f| f.name().clone())
         .collect();
     let on = join_condition(&source, keys)?;
-    // Judged from the first rows, as an export's file is from its first batch.
-    let sample = source.slice(0, source.num_rows().min(SAMPLE_ROWS));
-    let properties = writer_properties(compression, Some(&sample));
+    let properties = merge_properties(target, &table, compression, &source).await?;
     let frame = SessionContext::new()
         .read_batch(source)
         .map_err(|e| target.error(e))?;
@@ -93,7 +91,7 @@ pub async fn merge(
     compression: Compression,
 ) -> Result<DeltaTable, DeltaError> {
     let (builder, columns) =
-        merge_on_key(target, table, &rows, keys, compression, tag.properties())?;
+        merge_on_key(target, table, &rows, keys, compression, tag.properties()).await?;
     let deleted = deleted_expr(keys);
     let newer = not_older(keys);
     let changed = changed_expr(&columns);
@@ -132,7 +130,7 @@ pub async fn update_columns(
     props: CommitProperties,
     compression: Compression,
 ) -> Result<DeltaTable, DeltaError> {
-    let (builder, _) = merge_on_key(target, table, &rows, keys, compression, props)?;
+    let (builder, _) = merge_on_key(target, table, &rows, keys, compression, props).await?;
     let when = not_older(keys).and(changed_expr(columns));
     let (table, _metrics) = builder
         .when_matched_update(|u| {

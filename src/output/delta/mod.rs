@@ -20,6 +20,7 @@ pub mod commit;
 pub mod compact;
 pub mod formulas;
 pub mod history;
+mod layout;
 pub mod merge;
 pub mod rows;
 pub mod state;
