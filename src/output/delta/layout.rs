@@ -166,8 +166,8 @@ mod tests {
 
     use arrow::array::{Float64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    use object_store::memory::InMemory;
     use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
     use parquet::arrow::ArrowWriter;
     use parquet::schema::types::ColumnPath;
 
