@@ -267,12 +267,23 @@ pub async fn state_only(
     table: DeltaTable,
     tag: &CommitTag,
 ) -> Result<DeltaTable, DeltaError> {
+    append(target, table, Vec::new(), tag).await
+}
+
+/// Adds `files` (written by a [`FileWriter`]) to the table's rows in one commit with `tag`.
+pub async fn append(
+    target: &TableTarget,
+    table: DeltaTable,
+    files: Vec<Add>,
+    tag: &CommitTag,
+) -> Result<DeltaTable, DeltaError> {
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: None,
         predicate: None,
     };
-    commit(target, table, Vec::new(), operation, tag).await
+    let actions = files.into_iter().map(Action::Add).collect();
+    commit(target, table, actions, operation, tag).await
 }
 
 /// Adds the stream's new columns to the table (old rows read them as null); refuses a column

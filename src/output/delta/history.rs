@@ -20,6 +20,7 @@ use datafusion::common::Column;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, lit};
 use deltalake::DeltaTable;
+use futures::TryStreamExt;
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
@@ -77,6 +78,7 @@ pub async fn record(
     let recording = Recording {
         tag,
         replacement: false,
+        compression,
         writer: merge_properties(target, &history, compression, &latest).await?,
     };
     let ctx = SessionContext::new();
@@ -114,6 +116,7 @@ pub async fn record_replacement(
     let recording = Recording {
         tag,
         replacement: true,
+        compression,
         writer: writer_properties(compression, sample.as_ref()),
     };
     let ctx = SessionContext::new();
@@ -248,6 +251,103 @@ async fn merge_source(
     ctx.sql(&sql).await
 }
 
+/// Whether the history table holds no version yet (just created, or never given a row).
+async fn is_empty(target: &TableTarget, history: &DeltaTable) -> Result<bool, DeltaError> {
+    let snapshot = history.snapshot().map_err(|e| target.error(e))?;
+    let first = snapshot
+        .snapshot()
+        .file_views(history.log_store().as_ref(), None)
+        .try_next()
+        .await
+        .map_err(|e| target.error(e))?;
+    Ok(first.is_none())
+}
+
+/// The first versions of an empty history table: every source row not deleted, current from
+/// its cursor, written as a full refresh writes its files and appended in one commit. This is
+/// what the MERGE would insert (no version to close, none to match), without the MERGE's join
+/// and its second scan of the source: in a full refresh of 1M wide rows with history, the
+/// MERGE took most of the time.
+async fn append_first(
+    target: &TableTarget,
+    history: DeltaTable,
+    ctx: &SessionContext,
+    keys: &Keys,
+    columns: &[String],
+    tag: &CommitTag,
+    compression: Compression,
+) -> Result<(), DeltaError> {
+    use datafusion::prelude::{cast, ident, not};
+    use datafusion::scalar::ScalarValue;
+    let err = |e: datafusion::error::DataFusionError| target.error(e);
+    let history_schema: SchemaRef = history
+        .snapshot()
+        .map_err(|e| target.error(e))?
+        .snapshot()
+        .arrow_schema();
+    let from = keys
+        .cursor
+        .clone()
+        .unwrap_or_else(|| crate::output::EXTRACTED_AT.to_string());
+    let deleted = keys
+        .flags
+        .iter()
+        .map(|f| ident(f).is_true())
+        .chain(keys.deleted_at.iter().map(|d| ident(d).is_not_null()))
+        .reduce(Expr::or)
+        .unwrap_or(lit(false));
+    // Each column as the history table holds it (a Delta table read back gives text as views).
+    let typed = |name: &str, e: Expr| -> Result<Expr, DeltaError> {
+        let field = history_schema
+            .field_with_name(name)
+            .map_err(|e| target.error(e))?;
+        Ok(cast(e, field.data_type().clone()).alias(name))
+    };
+    let mut select = Vec::with_capacity(columns.len() + 3);
+    for c in columns {
+        select.push(typed(c, ident(c))?);
+    }
+    let open_end = ScalarValue::TimestampMicrosecond(Some(OPEN_END), Some(Arc::from("UTC")));
+    select.push(typed(VALID_FROM, ident(&from))?);
+    select.push(typed(VALID_TO, lit(open_end))?);
+    select.push(typed(IS_CURRENT, lit(true))?);
+    let mut versions = ctx
+        .table("src")
+        .await
+        .map_err(err)?
+        .filter(not(deleted))
+        .map_err(err)?
+        .select(select)
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
+    let mut files: Option<super::commit::FileWriter> = None;
+    while let Some(batch) = versions.try_next().await.map_err(err)? {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let batch = RecordBatch::try_new(history_schema.clone(), batch.columns().to_vec())
+            .map_err(|e| target.error(e))?;
+        if files.is_none() {
+            files = Some(super::commit::FileWriter::new(
+                target,
+                &history_schema,
+                compression,
+                &batch,
+            )?);
+        }
+        let writer = files.as_mut().expect("made above");
+        writer.write(target, &batch).await?;
+    }
+    let added = match files {
+        Some(f) => f.close(target).await?,
+        None => Vec::new(),
+    };
+    super::commit::append(target, history, added, tag).await?;
+    Ok(())
+}
+
 /// The MERGE condition: the target row is the current version of the source row's key (the
 /// source's new versions have a null key and match nothing).
 fn current_version_of(keys: &Keys, c: &impl Fn(&str, &str) -> Expr) -> Expr {
@@ -283,6 +383,9 @@ struct Recording<'a> {
     tag: &'a CommitTag,
     /// A full refresh: the keys the new table lacks are closed too.
     replacement: bool,
+    /// The config's codec (the first versions of an empty history are written as a full
+    /// refresh writes its files, judged from their first batch).
+    compression: Compression,
     /// How its files are written: the config's codec, the columns judged from the rows as the
     /// stream table's are (DataFusion's defaults tried a dictionary on every column, with
     /// snappy whatever the config said).
@@ -302,6 +405,7 @@ async fn apply(
     let Recording {
         tag,
         replacement,
+        compression,
         writer,
     } = recording;
     register(ctx, "hist", &history)
@@ -312,6 +416,9 @@ async fn apply(
         .iter()
         .map(|f| f.name().clone())
         .collect();
+    if is_empty(target, &history).await? {
+        return append_first(target, history, ctx, keys, &columns, tag, compression).await;
+    }
     let source = merge_source(ctx, keys, &columns)
         .await
         .map_err(|e| target.error(e))?;
