@@ -392,8 +392,8 @@ struct Recording<'a> {
     writer: WriterProperties,
 }
 
-/// One MERGE into the history table: close superseded (and, for a replacement, vanished)
-/// versions, insert new ones.
+/// Records the source's versions in the history table: appended when it holds none yet, else
+/// merged.
 async fn apply(
     target: &TableTarget,
     history: DeltaTable,
@@ -402,31 +402,55 @@ async fn apply(
     table_schema: &SchemaRef,
     recording: Recording<'_>,
 ) -> Result<(), DeltaError> {
-    let Recording {
-        tag,
-        replacement,
-        compression,
-        writer,
-    } = recording;
-    register(ctx, "hist", &history)
-        .await
-        .map_err(|e| target.error(e))?;
     let columns: Vec<String> = table_schema
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
     if is_empty(target, &history).await? {
+        let (tag, compression) = (recording.tag, recording.compression);
         return append_first(target, history, ctx, keys, &columns, tag, compression).await;
     }
-    let source = merge_source(ctx, keys, &columns)
+    merge_versions(
+        target,
+        history,
+        ctx,
+        keys,
+        table_schema,
+        &columns,
+        recording,
+    )
+    .await
+}
+
+/// One MERGE into the history table: close superseded (and, for a replacement, vanished)
+/// versions, insert new ones.
+async fn merge_versions(
+    target: &TableTarget,
+    history: DeltaTable,
+    ctx: &SessionContext,
+    keys: &Keys,
+    table_schema: &SchemaRef,
+    columns: &[String],
+    recording: Recording<'_>,
+) -> Result<(), DeltaError> {
+    let Recording {
+        tag,
+        replacement,
+        writer,
+        ..
+    } = recording;
+    register(ctx, "hist", &history)
+        .await
+        .map_err(|e| target.error(e))?;
+    let source = merge_source(ctx, keys, columns)
         .await
         .map_err(|e| target.error(e))?;
     let c = |side: &str, n: &str| Expr::Column(Column::new(Some(side), n));
     let on = current_version_of(keys, &c);
     let one_ms = datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000);
     let closes_at = c("s", VALID_FROM) - lit(one_ms);
-    let mut all: Vec<String> = columns.clone();
+    let mut all: Vec<String> = columns.to_vec();
     all.extend([VALID_FROM, VALID_TO, IS_CURRENT].map(String::from));
     let mut builder = history
         .merge(source, on)
