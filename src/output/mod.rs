@@ -18,6 +18,7 @@ pub mod sync;
 mod writer;
 
 pub use folders::check_case_clashes;
+pub(crate) use parquet::codec;
 pub use parquet::{
     CompletedFile, DELETED_AT, EXTRACTED_AT, ParquetFileWriter, ParquetOptions, SYNC_ID,
     new_sync_id,

@@ -319,8 +319,8 @@ impl ParquetFileWriter {
 }
 
 /// Parquet's codec for the config's `compression` (zstd at its fastest standard level), for
-/// exports and Delta tables alike.
-pub(super) fn codec(compression: Compression) -> PqCompression {
+/// exports, Delta tables and query results alike.
+pub(crate) fn codec(compression: Compression) -> PqCompression {
     match compression {
         Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
         Compression::Snappy => PqCompression::SNAPPY,

@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
-use super::layout::{merge_properties, sample_rows, writer_properties};
+use super::layout::{SAMPLE_ROWS, merge_properties};
 use super::merge::latest_per_key;
 use super::rows::Keys;
 use super::state::{CommitTag, txn_version};
@@ -79,7 +79,6 @@ pub async fn record(
         tag,
         replacement: false,
         compression,
-        writer: merge_properties(target, &history, compression, &latest).await?,
     };
     let ctx = SessionContext::new();
     let mem =
@@ -111,13 +110,10 @@ pub async fn record_replacement(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
-    // Judged from the rows of the new table's largest file, as a compaction judges them.
-    let sample = sample_rows(target, table).await?;
     let recording = Recording {
         tag,
         replacement: true,
         compression,
-        writer: writer_properties(compression, sample.as_ref()),
     };
     let ctx = SessionContext::new();
     register(&ctx, "src", table)
@@ -189,18 +185,34 @@ pub async fn register(
     ctx.register_table(name, provider).map(|_| ())
 }
 
-/// The MERGE source: every source row keyed for closing its current version, and the new
-/// versions with null keys.
-async fn merge_source(
-    ctx: &SessionContext,
-    keys: &Keys,
-    columns: &[String],
-) -> datafusion::error::Result<DataFrame> {
-    let from = keys
+/// The source column (quoted) a new version is current from: the stream's cursor, or its
+/// extraction for a stream without one.
+fn valid_from(keys: &Keys) -> String {
+    q(keys
         .cursor
         .as_deref()
-        .map(q)
-        .unwrap_or_else(|| q(crate::output::EXTRACTED_AT));
+        .unwrap_or(crate::output::EXTRACTED_AT))
+}
+
+/// The select list of a source row's new version: the stream's `columns`, current from
+/// [`valid_from`] until the end of time.
+fn new_version(keys: &Keys, columns: &[String]) -> String {
+    let from = q(keys
+        .cursor
+        .as_deref()
+        .unwrap_or(crate::output::EXTRACTED_AT));
+    let cols: Vec<String> = columns.iter().map(|c| format!("s.{}", q(c))).collect();
+    format!(
+        "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}",
+        cols = cols.join(", "),
+        vf = q(VALID_FROM),
+        vt = q(VALID_TO),
+        cur = q(IS_CURRENT),
+    )
+}
+
+/// The condition (SQL over `s`) of a source row that is a deletion, which adds no version.
+fn deleted(keys: &Keys) -> String {
     let deleted = keys
         .flags
         .iter()
@@ -211,13 +223,21 @@ async fn merge_source(
                 .map(|d| format!("s.{} IS NOT NULL", q(d))),
         )
         .collect::<Vec<_>>();
-    let deleted = if deleted.is_empty() {
+    if deleted.is_empty() {
         "FALSE".to_string()
     } else {
         deleted.join(" OR ")
-    };
-    let cols: Vec<String> = columns.iter().map(|c| format!("s.{}", q(c))).collect();
-    let cols = cols.join(", ");
+    }
+}
+
+/// The MERGE source: every source row keyed for closing its current version, and the new
+/// versions with null keys.
+async fn merge_source(
+    ctx: &SessionContext,
+    keys: &Keys,
+    columns: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    let from = valid_from(keys);
     let key_as = |null: bool| {
         keys.key
             .iter()
@@ -236,17 +256,18 @@ async fn merge_source(
         .collect::<Vec<_>>()
         .join(" AND ");
     let first = q(&keys.key[0]);
+    let version = new_version(keys, columns);
     let sql = format!(
-        "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {k} FROM src s \
+        "{version}, {k} FROM src s \
          UNION ALL \
-         SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}, {n} FROM src s \
+         {version}, {n} FROM src s \
          LEFT JOIN (SELECT * FROM hist WHERE {cur}) h ON {join} \
          WHERE NOT ({deleted}) AND (h.{first} IS NULL OR h.{vf} < s.{from})",
         vf = q(VALID_FROM),
-        vt = q(VALID_TO),
         cur = q(IS_CURRENT),
         k = key_as(false),
         n = key_as(true),
+        deleted = deleted(keys),
     );
     ctx.sql(&sql).await
 }
@@ -277,47 +298,29 @@ async fn append_first(
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<(), DeltaError> {
-    use datafusion::prelude::{cast, ident, not};
-    use datafusion::scalar::ScalarValue;
+    use datafusion::prelude::{cast, ident};
     let err = |e: datafusion::error::DataFusionError| target.error(e);
     let history_schema: SchemaRef = history
         .snapshot()
         .map_err(|e| target.error(e))?
         .snapshot()
         .arrow_schema();
-    let from = keys
-        .cursor
-        .clone()
-        .unwrap_or_else(|| crate::output::EXTRACTED_AT.to_string());
-    let deleted = keys
-        .flags
+    let sql = format!(
+        "{} FROM src s WHERE NOT ({})",
+        new_version(keys, columns),
+        deleted(keys)
+    );
+    // Each column as the history table holds it (a Delta table read back gives text as views,
+    // the end of time comes without a zone).
+    let typed = history_schema
+        .fields()
         .iter()
-        .map(|f| ident(f).is_true())
-        .chain(keys.deleted_at.iter().map(|d| ident(d).is_not_null()))
-        .reduce(Expr::or)
-        .unwrap_or(lit(false));
-    // Each column as the history table holds it (a Delta table read back gives text as views).
-    let typed = |name: &str, e: Expr| -> Result<Expr, DeltaError> {
-        let field = history_schema
-            .field_with_name(name)
-            .map_err(|e| target.error(e))?;
-        Ok(cast(e, field.data_type().clone()).alias(name))
-    };
-    let mut select = Vec::with_capacity(columns.len() + 3);
-    for c in columns {
-        select.push(typed(c, ident(c))?);
-    }
-    let open_end = ScalarValue::TimestampMicrosecond(Some(OPEN_END), Some(Arc::from("UTC")));
-    select.push(typed(VALID_FROM, ident(&from))?);
-    select.push(typed(VALID_TO, lit(open_end))?);
-    select.push(typed(IS_CURRENT, lit(true))?);
+        .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
     let mut versions = ctx
-        .table("src")
+        .sql(&sql)
         .await
         .map_err(err)?
-        .filter(not(deleted))
-        .map_err(err)?
-        .select(select)
+        .select(typed.collect::<Vec<_>>())
         .map_err(err)?
         .execute_stream()
         .await
@@ -377,19 +380,16 @@ fn same_version_changed(schema: &SchemaRef, c: &impl Fn(&str, &str) -> Expr) -> 
     Some(c("s", VALID_FROM).eq(c("t", VALID_FROM)).and(differs))
 }
 
-/// What one MERGE into the history table records.
+/// What one commit into the history table records.
 struct Recording<'a> {
     /// The commit's `txn` and STATE (the stream table's).
     tag: &'a CommitTag,
     /// A full refresh: the keys the new table lacks are closed too.
     replacement: bool,
-    /// The config's codec (the first versions of an empty history are written as a full
-    /// refresh writes its files, judged from their first batch).
+    /// The config's codec: the files written are judged as the stream table's are
+    /// (DataFusion's defaults wrote snappy whatever the config said, with a dictionary tried
+    /// on every column).
     compression: Compression,
-    /// How its files are written: the config's codec, the columns judged from the rows as the
-    /// stream table's are (DataFusion's defaults tried a dictionary on every column, with
-    /// snappy whatever the config said).
-    writer: WriterProperties,
 }
 
 /// Records the source's versions in the history table: appended when it holds none yet, else
@@ -423,6 +423,24 @@ async fn apply(
     .await
 }
 
+/// Settings of the files a MERGE of the source `src` rewrites in the history table: judged
+/// from the source's first rows, or, too few to judge, as the history's largest file was
+/// written.
+async fn source_properties(
+    target: &TableTarget,
+    history: &DeltaTable,
+    ctx: &SessionContext,
+    compression: Compression,
+) -> Result<WriterProperties, DeltaError> {
+    let err = |e: datafusion::error::DataFusionError| target.error(e);
+    let head = ctx.table("src").await.map_err(err)?;
+    let head = head.limit(0, Some(SAMPLE_ROWS)).map_err(err)?;
+    let schema = Arc::new(head.schema().as_arrow().clone());
+    let first = arrow::compute::concat_batches(&schema, &head.collect().await.map_err(err)?)
+        .map_err(|e| target.error(e))?;
+    merge_properties(target, history, compression, &first).await
+}
+
 /// One MERGE into the history table: close superseded (and, for a replacement, vanished)
 /// versions, insert new ones.
 async fn merge_versions(
@@ -437,9 +455,9 @@ async fn merge_versions(
     let Recording {
         tag,
         replacement,
-        writer,
-        ..
+        compression,
     } = recording;
+    let writer = source_properties(target, &history, ctx, compression).await?;
     register(ctx, "hist", &history)
         .await
         .map_err(|e| target.error(e))?;
