@@ -298,29 +298,49 @@ async fn append_first(
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<(), DeltaError> {
-    use datafusion::prelude::{cast, ident};
+    use datafusion::prelude::{cast, ident, not};
+    use datafusion::scalar::ScalarValue;
     let err = |e: datafusion::error::DataFusionError| target.error(e);
     let history_schema: SchemaRef = history
         .snapshot()
         .map_err(|e| target.error(e))?
         .snapshot()
         .arrow_schema();
-    let sql = format!(
-        "{} FROM src s WHERE NOT ({})",
-        new_version(keys, columns),
-        deleted(keys)
-    );
-    // Each column as the history table holds it (a Delta table read back gives text as views,
-    // the end of time comes without a zone).
-    let typed = history_schema
-        .fields()
+    let from = keys
+        .cursor
+        .as_deref()
+        .unwrap_or(crate::output::EXTRACTED_AT);
+    // The selection of [`new_version`] where not [`deleted`], as expressions: planned from
+    // that SQL, the same append peaked 3-4 MB higher (1M rows, 7 fields).
+    let deleted = keys
+        .flags
         .iter()
-        .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
+        .map(|f| ident(f).is_true())
+        .chain(keys.deleted_at.iter().map(|d| ident(d).is_not_null()))
+        .reduce(Expr::or)
+        .unwrap_or(lit(false));
+    // Each column as the history table holds it (a Delta table read back gives text as views).
+    let typed = |name: &str, e: Expr| -> Result<Expr, DeltaError> {
+        let field = history_schema
+            .field_with_name(name)
+            .map_err(|e| target.error(e))?;
+        Ok(cast(e, field.data_type().clone()).alias(name))
+    };
+    let mut select = Vec::with_capacity(columns.len() + 3);
+    for c in columns {
+        select.push(typed(c, ident(c))?);
+    }
+    let open_end = ScalarValue::TimestampMicrosecond(Some(OPEN_END), Some(Arc::from("UTC")));
+    select.push(typed(VALID_FROM, ident(from))?);
+    select.push(typed(VALID_TO, lit(open_end))?);
+    select.push(typed(IS_CURRENT, lit(true))?);
     let mut versions = ctx
-        .sql(&sql)
+        .table("src")
         .await
         .map_err(err)?
-        .select(typed.collect::<Vec<_>>())
+        .filter(not(deleted))
+        .map_err(err)?
+        .select(select)
         .map_err(err)?
         .execute_stream()
         .await
