@@ -1225,6 +1225,97 @@ async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_versi
 }
 
 #[tokio::test]
+async fn a_full_refresh_into_a_history_with_versions_merges_only_what_changed() {
+    let e = env(40, cfg()).await;
+    let export = e.dir.path().join("export");
+    let history = export.join("Contact_history");
+    let config = delta_config(&e, "delta.json", &export, true);
+    // Contact's Account_Name__c is the formula `Account.Name`: it follows a rename of the
+    // Account without moving the Contact's SystemModstamp.
+    let fields = ["Id", "LastName", "Account_Name__c", "SystemModstamp"];
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Contact", &fields, "full_refresh")],
+    );
+    read_files(&config, &cat, None).await;
+    // Nothing changed: the history's commit carries the run's txn and touches no file (the
+    // whole-table MERGE rewrote every file).
+    let v = newest_version(&history);
+    read_files(&config, &cat, None).await;
+    assert_eq!(newest_version(&history), v + 1);
+    assert_eq!(files_changed(&history, v), (vec![], vec![]));
+
+    let contacts = org_rows(&e.org, "SELECT Id, AccountId FROM Contact").await;
+    let text = |v: &Value| v.as_str().map(String::from);
+    let touched = ids(&e
+        .org
+        .control("touch", &json!({"object": "Contact", "count": 2}))
+        .await);
+    let (gone, account) = contacts
+        .iter()
+        .find_map(|c| {
+            let id = text(&c["Id"])?;
+            Some((id.clone(), text(&c["AccountId"])?)).filter(|_| !touched.contains(&id))
+        })
+        .unwrap();
+    e.org
+        .control("delete", &json!({"object": "Contact", "ids": [gone]}))
+        .await;
+    e.org.control("purge", &json!({})).await;
+    let r = e
+        .org
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("sobjects/Account/{account}"),
+            &json!({"Name": "Renamed Co"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let renamed: BTreeSet<String> = contacts
+        .iter()
+        .filter(|c| text(&c["AccountId"]).as_deref() == Some(&account))
+        .filter_map(|c| text(&c["Id"]))
+        .filter(|id| *id != gone)
+        .collect();
+    assert!(!renamed.is_empty());
+
+    let before = chrono::Utc::now().timestamp_micros();
+    read_files(&config, &cat, None).await;
+    let after = chrono::Utc::now().timestamp_micros();
+    let lines = query(
+        &export,
+        "SELECT \"Id\", count(*) AS versions, sum(CASE WHEN \"_sfetl_is_current\" THEN 1 ELSE 0 END) AS current, max(CAST(\"_sfetl_valid_to\" AS BIGINT)) AS until FROM \"Contact_history\" GROUP BY \"Id\" ORDER BY \"Id\"",
+    )
+    .await;
+    assert_eq!(lines.len() - 1, contacts.len());
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        let (id, counts) = (f[0], (f[1], f[2]));
+        if id == gone {
+            // Closed when the full refresh ran, not left current.
+            assert_eq!(counts, ("1", "0"), "{id}");
+            let until: i64 = f[3].parse().unwrap();
+            assert!(
+                (before..=after).contains(&until),
+                "{until} {before} {after}"
+            );
+        } else if touched.contains(id) {
+            assert_eq!(counts, ("2", "1"), "{id}");
+        } else {
+            assert_eq!(counts, ("1", "1"), "{id}");
+        }
+    }
+    // The renamed Account's Contacts: corrected in place (one version each, above).
+    let sql = "SELECT \"Id\" FROM \"Contact_history\" WHERE \"_sfetl_is_current\" AND \"Account_Name__c\" = 'Renamed Co' ORDER BY \"Id\"";
+    let current = query(&export, sql).await;
+    assert_eq!(
+        current[1..].iter().cloned().collect::<BTreeSet<_>>(),
+        renamed
+    );
+}
+
+#[tokio::test]
 async fn an_account_deleted_and_undeleted_in_one_second_stays_in_the_table() {
     let mut c = cfg();
     c["lookback_window"] = json!("PT10M");

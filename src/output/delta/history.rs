@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
@@ -77,7 +78,7 @@ pub async fn record(
     let latest = latest_per_key(rows, keys)?;
     let recording = Recording {
         tag,
-        replacement: false,
+        gone: Vec::new(),
         compression,
     };
     let ctx = SessionContext::new();
@@ -89,6 +90,8 @@ pub async fn record(
 }
 
 /// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
+/// Into a history that holds versions, only what the refresh changed is merged
+/// ([`super::changes`]); an empty one takes every row as a first version.
 pub async fn record_replacement(
     target: &TableTarget,
     table: &DeltaTable,
@@ -110,16 +113,38 @@ pub async fn record_replacement(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
-    let recording = Recording {
-        tag,
-        replacement: true,
-        compression,
-    };
     let ctx = SessionContext::new();
-    register(&ctx, "src", table)
+    let columns = column_names(&table_schema);
+    if is_empty(target, &history).await? {
+        register(&ctx, "src", table)
+            .await
+            .map_err(|e| target.error(e))?;
+        return append_first(target, history, &ctx, keys, &columns, tag, compression).await;
+    }
+    let changes = super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
         .await
         .map_err(|e| target.error(e))?;
-    apply(target, history, &ctx, keys, &table_schema, recording).await
+    if changes.is_empty() {
+        return record_nothing(target, history, tag).await;
+    }
+    let mem = MemTable::try_new(changes.schema, vec![changes.rows]).map_err(|e| target.error(e))?;
+    ctx.register_table("src", Arc::new(mem))
+        .map_err(|e| target.error(e))?;
+    let recording = Recording {
+        tag,
+        gone: changes.gone,
+        compression,
+    };
+    merge_versions(
+        target,
+        history,
+        &ctx,
+        keys,
+        &table_schema,
+        &columns,
+        recording,
+    )
+    .await
 }
 
 /// The history table, created when missing (refusing another stream's).
@@ -178,29 +203,38 @@ pub async fn register(
     name: &str,
     table: &DeltaTable,
 ) -> datafusion::error::Result<()> {
+    ctx.register_table(name, provider(ctx, table).await?)
+        .map(|_| ())
+}
+
+/// A Delta table as DataFusion reads it in `ctx`'s session.
+pub(super) async fn provider(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
     table
         .update_datafusion_session(&ctx.state())
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-    let provider = table.table_provider().await?;
-    ctx.register_table(name, provider).map(|_| ())
+    table.table_provider().await
 }
 
-/// The source column (quoted) a new version is current from: the stream's cursor, or its
-/// extraction for a stream without one.
-fn valid_from(keys: &Keys) -> String {
-    q(keys
-        .cursor
+/// The source column a new version is current from: the stream's cursor, or its extraction
+/// for a stream without one.
+pub(super) fn valid_from_column(keys: &Keys) -> &str {
+    keys.cursor
         .as_deref()
-        .unwrap_or(crate::output::EXTRACTED_AT))
+        .unwrap_or(crate::output::EXTRACTED_AT)
+}
+
+/// [`valid_from_column`], quoted for SQL.
+fn valid_from(keys: &Keys) -> String {
+    q(valid_from_column(keys))
 }
 
 /// The select list of a source row's new version: the stream's `columns`, current from
 /// [`valid_from`] until the end of time.
 fn new_version(keys: &Keys, columns: &[String]) -> String {
-    let from = q(keys
-        .cursor
-        .as_deref()
-        .unwrap_or(crate::output::EXTRACTED_AT));
+    let from = valid_from(keys);
     let cols: Vec<String> = columns.iter().map(|c| format!("s.{}", q(c))).collect();
     format!(
         "SELECT {cols}, s.{from} AS {vf}, to_timestamp_micros({OPEN_END}) AS {vt}, TRUE AS {cur}",
@@ -403,12 +437,22 @@ fn same_version_changed(schema: &SchemaRef, c: &impl Fn(&str, &str) -> Expr) -> 
 struct Recording<'a> {
     /// The commit's `txn` and STATE (the stream table's).
     tag: &'a CommitTag,
-    /// A full refresh: the keys the new table lacks are closed too.
-    replacement: bool,
+    /// The keys (as text, one array per key column) whose current versions are closed: those a
+    /// full refresh's new table lacks.
+    gone: Vec<ArrayRef>,
     /// The config's codec: the files written are judged as the stream table's are
     /// (DataFusion's defaults wrote snappy whatever the config said, with a dictionary tried
     /// on every column).
     compression: Compression,
+}
+
+/// The stream table's column names.
+fn column_names(table_schema: &Schema) -> Vec<String> {
+    table_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
 }
 
 /// Records the source's versions in the history table: appended when it holds none yet, else
@@ -421,11 +465,7 @@ async fn apply(
     table_schema: &SchemaRef,
     recording: Recording<'_>,
 ) -> Result<(), DeltaError> {
-    let columns: Vec<String> = table_schema
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let columns = column_names(table_schema);
     if is_empty(target, &history).await? {
         let (tag, compression) = (recording.tag, recording.compression);
         return append_first(target, history, ctx, keys, &columns, tag, compression).await;
@@ -460,7 +500,43 @@ async fn source_properties(
     merge_properties(target, history, compression, &first).await
 }
 
-/// One MERGE into the history table: close superseded (and, for a replacement, vanished)
+/// The MERGE source's rows that close the current versions of the `gone` keys at `at` (µs):
+/// every column null but the keys, `_sfetl_valid_to` and a false `_sfetl_is_current`, which
+/// the MERGE's first clause takes for a closing.
+fn closings(
+    ctx: &SessionContext,
+    source: &DataFrame,
+    gone: &[ArrayRef],
+    at: i64,
+) -> datafusion::error::Result<DataFrame> {
+    use datafusion::prelude::{cast, ident};
+    use datafusion::scalar::ScalarValue;
+    let fields: Vec<Field> = (gone.iter().enumerate())
+        .map(|(i, k)| Field::new(format!("__sfetl_k{i}"), k.data_type().clone(), true))
+        .collect();
+    let keys = RecordBatch::try_new(Arc::new(Schema::new(fields)), gone.to_vec())?;
+    let select = source
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let (name, typ) = (f.name().as_str(), f.data_type().clone());
+            let value = match name {
+                n if n.starts_with("__sfetl_k") => ident(n),
+                VALID_TO => lit(ScalarValue::TimestampMicrosecond(
+                    Some(at),
+                    Some("UTC".into()),
+                )),
+                IS_CURRENT => lit(false),
+                _ => lit(ScalarValue::try_from(&typ)?),
+            };
+            Ok(cast(value, typ).alias(name))
+        })
+        .collect::<datafusion::error::Result<Vec<Expr>>>()?;
+    ctx.read_batch(keys)?.select(select)
+}
+
+/// One MERGE into the history table: close superseded (and, for a full refresh, vanished)
 /// versions, insert new ones.
 async fn merge_versions(
     target: &TableTarget,
@@ -471,18 +547,20 @@ async fn merge_versions(
     columns: &[String],
     recording: Recording<'_>,
 ) -> Result<(), DeltaError> {
+    let err = |e: datafusion::error::DataFusionError| target.error(e);
     let Recording {
         tag,
-        replacement,
+        gone,
         compression,
     } = recording;
     let writer = source_properties(target, &history, ctx, compression).await?;
-    register(ctx, "hist", &history)
-        .await
-        .map_err(|e| target.error(e))?;
-    let source = merge_source(ctx, keys, columns)
-        .await
-        .map_err(|e| target.error(e))?;
+    register(ctx, "hist", &history).await.map_err(err)?;
+    let mut source = merge_source(ctx, keys, columns).await.map_err(err)?;
+    if gone.first().is_some_and(|k| !k.is_empty()) {
+        let now = chrono::Utc::now().timestamp_micros();
+        let closing = closings(ctx, &source, &gone, now).map_err(err)?;
+        source = source.union(closing).map_err(err)?;
+    }
     let c = |side: &str, n: &str| Expr::Column(Column::new(Some(side), n));
     let on = current_version_of(keys, &c);
     let one_ms = datafusion::scalar::ScalarValue::new_interval_mdn(0, 0, 1_000_000);
@@ -495,10 +573,18 @@ async fn merge_versions(
         .with_target_alias("t")
         .with_commit_properties(tag.properties())
         .with_writer_properties(writer)
+        // A key the full refresh lacks: closed when it ran (see `closings`).
         .when_matched_update(|u| {
-            u.predicate(c("s", VALID_FROM).gt(c("t", VALID_FROM)))
-                .update(Column::new_unqualified(VALID_TO), closes_at.clone())
+            u.predicate(c("s", IS_CURRENT).is_false())
+                .update(Column::new_unqualified(VALID_TO), c("s", VALID_TO))
                 .update(Column::new_unqualified(IS_CURRENT), lit(false))
+        })
+        .and_then(|b| {
+            b.when_matched_update(|u| {
+                u.predicate(c("s", VALID_FROM).gt(c("t", VALID_FROM)))
+                    .update(Column::new_unqualified(VALID_TO), closes_at.clone())
+                    .update(Column::new_unqualified(IS_CURRENT), lit(false))
+            })
         })
         .map_err(|e| target.error(e))?;
     if let Some(changed) = same_version_changed(table_schema, &c) {
@@ -518,19 +604,6 @@ async fn merge_versions(
                 })
         })
         .map_err(|e| target.error(e))?;
-    if replacement {
-        let now = lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
-            Some(chrono::Utc::now().timestamp_micros()),
-            Some(Arc::from("UTC")),
-        ));
-        builder = builder
-            .when_not_matched_by_source_update(|u| {
-                u.predicate(c("t", IS_CURRENT).is_true())
-                    .update(Column::new_unqualified(VALID_TO), now.clone())
-                    .update(Column::new_unqualified(IS_CURRENT), lit(false))
-            })
-            .map_err(|e| target.error(e))?;
-    }
     // A lost race (concurrent slices) is a conflict the caller retries.
     builder
         .await

@@ -16,6 +16,7 @@
 //! MERGEs), [`state`] (the STATE in commits), [`history`], [`compact`], [`formulas`] (the
 //! scheduled formula refresh, merged in place).
 
+mod changes;
 pub mod commit;
 pub mod compact;
 pub mod formulas;
