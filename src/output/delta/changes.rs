@@ -163,7 +163,7 @@ pub(super) async fn of_replacement(
     table_schema: &Schema,
 ) -> Result<Changes> {
     let print = Fingerprint::new(keys, table_schema)?;
-    let select = |names: Vec<String>| names.iter().map(|n| ident(n)).collect::<Vec<_>>();
+    let select = |names: Vec<String>| names.iter().map(ident).collect::<Vec<_>>();
     let mut current: HashMap<Box<[u8]>, Current, ahash::RandomState> = HashMap::default();
     let mut versions = read(ctx, history)
         .await?
@@ -239,8 +239,11 @@ mod tests {
         ])
     }
 
-    /// Rows of (Phone, Fax, Employees, extracted at), each with Id `001` and one cursor.
-    fn batch(rows: &[(Option<&str>, Option<&str>, Option<i64>, i64)]) -> RecordBatch {
+    /// Phone, Fax, Employees and extraction time of a row.
+    type Row<'a> = (Option<&'a str>, Option<&'a str>, Option<i64>, i64);
+
+    /// Rows, each with Id `001` and one cursor.
+    fn batch(rows: &[Row]) -> RecordBatch {
         let n = rows.len();
         let ts = |v: Vec<i64>| Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"));
         RecordBatch::try_new(
@@ -282,9 +285,9 @@ mod tests {
         let print = Fingerprint::new(&keys(), &schema()).unwrap();
         let rows = batch(&[(Some("555"), None, Some(1), 1), (None, Some("x"), None, 1)]);
         let mut columns = rows.columns().to_vec();
-        for i in 0..3 {
-            let text = columns[i].as_string::<i32>();
-            columns[i] = Arc::new(StringViewArray::from_iter(text.iter()));
+        for c in &mut columns[..3] {
+            let text = c.as_string::<i32>();
+            *c = Arc::new(StringViewArray::from_iter(text.iter()));
         }
         let fields: Vec<Field> = schema()
             .fields()
