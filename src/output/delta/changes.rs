@@ -9,8 +9,6 @@
 //! values differ from it, and the keys the new table no longer has, whose versions are closed.
 //! A row left out is one the whole-table MERGE would have left as it was.
 
-use std::collections::HashMap;
-
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
@@ -22,6 +20,8 @@ use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, SessionContext, ident};
 use deltalake::DeltaTable;
 use futures::TryStreamExt;
+use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::BuildHasher;
 
 use super::history::{IS_CURRENT, VALID_FROM, provider, valid_from_column};
 use super::rows::Keys;
@@ -44,12 +44,88 @@ impl Changes {
     }
 }
 
-/// A current version as held while the new table streams past: its cursor and its values'
-/// hash.
-#[derive(PartialEq)]
-struct Current {
-    from: Option<i64>,
+/// A current version as held while the new table streams past: where its key is in
+/// [`CurrentVersions::keys`], its cursor (µs, `i64::MIN` for none) and its values' hash.
+#[derive(Clone, Copy)]
+struct Version {
+    start: u32,
+    len: u32,
+    from: i64,
     values: u64,
+}
+
+impl Version {
+    fn key<'a>(&self, keys: &'a [u8]) -> &'a [u8] {
+        &keys[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+/// The history's current versions by key: 24 bytes a version in the table plus its key's
+/// bytes in one buffer (a map of boxed keys took some 190 bytes a version, 1M Accounts).
+struct CurrentVersions {
+    keys: Vec<u8>,
+    table: HashTable<Version>,
+    hasher: QualityRandomState,
+}
+
+impl CurrentVersions {
+    fn new() -> CurrentVersions {
+        CurrentVersions {
+            keys: Vec::new(),
+            table: HashTable::new(),
+            hasher: QualityRandomState::with_seed(0x1319_8a2e_0370_7344),
+        }
+    }
+
+    /// Holds `key`'s current version (the later one, should a key have two).
+    fn insert(&mut self, key: &[u8], from: i64, values: u64) -> Result<()> {
+        let too_many = || {
+            datafusion::error::DataFusionError::ResourcesExhausted(
+                "the history's current keys passed 4 GiB".into(),
+            )
+        };
+        let start = u32::try_from(self.keys.len()).map_err(|_| too_many())?;
+        let len = u32::try_from(key.len()).map_err(|_| too_many())?;
+        start.checked_add(len).ok_or_else(too_many)?;
+        let version = Version {
+            start,
+            len,
+            from,
+            values,
+        };
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        match self.table.entry(
+            hasher.hash_one(key),
+            |v| v.key(keys) == key,
+            |v| hasher.hash_one(v.key(keys)),
+        ) {
+            Entry::Occupied(mut e) => {
+                *e.get_mut() = Version {
+                    start: e.get().start,
+                    ..version
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(version);
+                self.keys.extend_from_slice(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes out `key`'s current version, if it has one.
+    fn take(&mut self, key: &[u8]) -> Option<Version> {
+        let keys = &self.keys;
+        let found = self
+            .table
+            .find_entry(self.hasher.hash_one(key), |v| v.key(keys) == key);
+        found.ok().map(|e| e.remove().0)
+    }
+
+    /// The keys not taken out.
+    fn left(&self) -> impl Iterator<Item = &[u8]> {
+        self.table.iter().map(|v| v.key(&self.keys))
+    }
 }
 
 /// What a column's null hashes as (any value hashing to it is as likely as any collision).
@@ -114,8 +190,8 @@ impl Fingerprint {
         names
     }
 
-    /// Each row's key, cursor (µs) and values' hash.
-    fn read(&self, batch: &RecordBatch, from: &str) -> Result<(Rows, Vec<Option<i64>>, Vec<u64>)> {
+    /// Each row's key, cursor (µs, `i64::MIN` for none) and values' hash.
+    fn read(&self, batch: &RecordBatch, from: &str) -> Result<(Rows, Vec<i64>, Vec<u64>)> {
         let column = |name: &str, to: &DataType| -> Result<ArrayRef> {
             let c = batch.column_by_name(name).ok_or_else(|| {
                 ArrowError::SchemaError(format!("the column `{name}` is missing"))
@@ -131,7 +207,10 @@ impl Fingerprint {
         let cursor = cast(&column(from, &cursor_type())?, &DataType::Int64)?;
         let cursor = cursor.as_primitive::<Int64Type>();
         let from = (0..batch.num_rows())
-            .map(|i| cursor.is_valid(i).then(|| cursor.value(i)))
+            .map(|i| match cursor.is_valid(i) {
+                true => cursor.value(i),
+                false => i64::MIN,
+            })
             .collect();
         // Each column hashed alone (a null as NULL_HASH), then folded in order, so a value
         // moved to another column, or replaced by a null, changes the row's hash.
@@ -164,7 +243,7 @@ pub(super) async fn of_replacement(
 ) -> Result<Changes> {
     let print = Fingerprint::new(keys, table_schema)?;
     let select = |names: Vec<String>| names.iter().map(ident).collect::<Vec<_>>();
-    let mut current: HashMap<Box<[u8]>, Current, ahash::RandomState> = HashMap::default();
+    let mut current = CurrentVersions::new();
     let mut versions = read(ctx, history)
         .await?
         .filter(ident(IS_CURRENT).is_true())?
@@ -174,11 +253,7 @@ pub(super) async fn of_replacement(
     while let Some(batch) = versions.try_next().await? {
         let (keys, from, values) = print.read(&batch, VALID_FROM)?;
         for (i, key) in keys.iter().enumerate() {
-            let version = Current {
-                from: from[i],
-                values: values[i],
-            };
-            current.insert(key.as_ref().into(), version);
+            current.insert(key.as_ref(), from[i], values[i])?;
         }
     }
     let from = valid_from_column(keys);
@@ -192,11 +267,8 @@ pub(super) async fn of_replacement(
             .iter()
             .enumerate()
             .map(|(i, key)| {
-                let now = Current {
-                    from: from[i],
-                    values: values[i],
-                };
-                Some(current.remove(key.as_ref()).is_none_or(|was| was != now))
+                let was = current.take(key.as_ref());
+                Some(was.is_none_or(|v| (v.from, v.values) != (from[i], values[i])))
             })
             .collect();
         if changed.true_count() > 0 {
@@ -206,7 +278,7 @@ pub(super) async fn of_replacement(
     let parser = print.keys.parser();
     let gone = print
         .keys
-        .convert_rows(current.keys().map(|k| parser.parse(k)))?;
+        .convert_rows(current.left().map(|k| parser.parse(k)))?;
     Ok(Changes { schema, rows, gone })
 }
 
@@ -272,7 +344,7 @@ mod tests {
             (Some("555"), None, Some(1), 99),
         ]);
         let (keys, from, hashes) = print.read(&rows, "SystemModstamp").unwrap();
-        assert_eq!(from, vec![Some(7); 6]);
+        assert_eq!(from, vec![7; 6]);
         assert!(keys.iter().all(|k| k == keys.row(0)));
         let distinct: std::collections::HashSet<u64> = hashes[..5].iter().copied().collect();
         assert_eq!(distinct.len(), 5, "{hashes:?}");
@@ -302,5 +374,27 @@ mod tests {
         let viewed = print.read(&views, "SystemModstamp").unwrap();
         assert_eq!(text.2, viewed.2);
         assert_eq!(text.0.row(1), viewed.0.row(1));
+    }
+
+    #[test]
+    fn current_versions_are_found_by_key_bytes_and_the_ones_not_taken_are_left() {
+        let mut current = CurrentVersions::new();
+        for i in 0..10_000u32 {
+            current
+                .insert(format!("001{i:015}").as_bytes(), i64::from(i), 7)
+                .unwrap();
+        }
+        // A key held twice keeps its later version.
+        current.insert(b"001000000000000005", 99, 8).unwrap();
+        let v = current.take(b"001000000000000005").unwrap();
+        assert_eq!((v.from, v.values), (99, 8));
+        assert!(current.take(b"001000000000000005").is_none());
+        assert!(current.take(b"00100000000000005").is_none());
+        for i in (0..10_000u32).filter(|i| *i != 5 && *i != 42) {
+            let v = current.take(format!("001{i:015}").as_bytes()).unwrap();
+            assert_eq!((v.from, v.values), (i64::from(i), 7));
+        }
+        let left: Vec<&[u8]> = current.left().collect();
+        assert_eq!(left, [b"001000000000000042".as_slice()]);
     }
 }
