@@ -12,12 +12,18 @@ Runs (each printed as in read_bench.py: rows, wall s, rows/s, CPU s of the sfetl
 For 2 and 3 it also prints the bytes of data files the MERGE removed (rewritten) and added,
 against the table's size (targets: under 2 s CPU, at most 10% of the bytes rewritten).
 
+With --history it runs instead, for Account with 7 and with all fields, full refreshes into a
+table kept with `history: true`: the first fills an empty `Account_history` (appended), then
+1,000 Accounts change (spread over the table) and a second full refresh merges into the history
+only the versions that changed (the 1,000 closed and added again); the bytes its commit removed
+and added in `Account_history` are printed.
+
 With --baseline-bin OLD, each binary keeps a table of its own and every run is made with both
 in turn (new, old) against one simulator: the same changes are merged into each table. With
 --runs N the whole sequence is repeated N times (tables made anew each time); a summary gives
 the min and median per run and binary.
 
-    benches/delta_bench.py [--scale 1000000] [--bin PATH] [--baseline-bin OLD] [--runs N]
+    benches/delta_bench.py [--scale 1000000] [--bin PATH] [--baseline-bin OLD] [--runs N] [--history]
 
 Builds `cargo build --release` unless --bin is given. Run by hand (minutes), not in CI.
 """
@@ -76,6 +82,31 @@ def incremental(label, cfgs, base, tmp, body):
               f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
 
 
+def history_refreshes(cfg, base, tmp):
+    """A full refresh into an empty history, 1,000 spread changes, and a second full refresh
+    into the history that now holds a version of every row; each binary keeps its own tables."""
+    for name, fields in (("7 fields", FIELDS7), ("all fields", [])):
+        cfgs = {tag: dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "hist-" + tag),
+                                       "history": True})
+                for tag, _ in read_bench.BINS}
+        for step in ("first", "second"):
+            if step == "second":
+                post(base, "/__sim/touch", {"object": "Account", "count": 1000})
+            label = f"Account {name} -> delta history, {step} full refresh"
+            for tag, b in read_bench.BINS:
+                path = cfgs[tag]["output"]["path"]
+                if step == "first":
+                    shutil.rmtree(path, ignore_errors=True)
+                history = os.path.join(path, "Account_history")
+                before = newest_version(history) if step == "second" else -1
+                msgs, fig = read_bench.run_one(b, f"{label} [{tag}]", cfgs[tag],
+                                               catalog([("Account", fields)]), base, tmp)
+                read_bench.RESULTS.setdefault((read_bench.SCALE, label, tag), []).append(fig)
+                size, added, removed = log_actions(history, before)
+                print(f"{'':<44} history {size / 1e6:7.1f} MB before, removed {removed / 1e6:7.2f} MB, "
+                      f"written {added / 1e6:7.2f} MB")
+
+
 def newest_ids(bin_, export, n):
     out = subprocess.run([bin_, "query", "--path", export, "--format", "csv",
                           f'SELECT "Id" FROM "Account" ORDER BY "Id" DESC LIMIT {n}'],
@@ -89,6 +120,8 @@ def main():
     ap.add_argument("--bin")
     ap.add_argument("--baseline-bin", help="an older sfetl binary run beside the new one, with a table of its own")
     ap.add_argument("--runs", type=int, default=1, help="repeat the whole sequence this many times")
+    ap.add_argument("--history", action="store_true",
+                    help="full refreshes into a table with history: an empty one, then one holding versions")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
@@ -116,6 +149,9 @@ def main():
             dl = {tag: dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "delta-" + tag)})
                   for tag, _ in read_bench.BINS}
             for _ in range(a.runs):
+                if a.history:
+                    history_refreshes(cfg, base, tmp)
+                    continue
                 run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
                 for tag, b in read_bench.BINS:
                     shutil.rmtree(dl[tag]["output"]["path"], ignore_errors=True)
