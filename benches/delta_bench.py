@@ -14,9 +14,9 @@ against the table's size (targets: under 2 s CPU, at most 10% of the bytes rewri
 
 With --history it runs instead, for Account with 7 and with all fields, full refreshes into a
 table kept with `history: true`: the first fills an empty `Account_history` (appended), then
-1,000 Accounts change (spread over the table) and a second full refresh merges into the history
-only the versions that changed (the 1,000 closed and added again); the bytes its commit removed
-and added in `Account_history` are printed.
+1,000 Accounts (`--touch N`; 0 for none) change, spread over the table, and a second full
+refresh merges into the history only the versions that changed (the 1,000 closed and added
+again); the bytes its commit removed and added in `Account_history` are printed.
 
 With --baseline-bin OLD, each binary keeps a table of its own and every run is made with both
 in turn (new, old) against one simulator: the same changes are merged into each table. With
@@ -82,16 +82,16 @@ def incremental(label, cfgs, base, tmp, body):
               f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
 
 
-def history_refreshes(cfg, base, tmp):
-    """A full refresh into an empty history, 1,000 spread changes, and a second full refresh
+def history_refreshes(cfg, base, tmp, touch):
+    """A full refresh into an empty history, `touch` spread changes, and a second full refresh
     into the history that now holds a version of every row; each binary keeps its own tables."""
     for name, fields in (("7 fields", FIELDS7), ("all fields", [])):
         cfgs = {tag: dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "hist-" + tag),
                                        "history": True})
                 for tag, _ in read_bench.BINS}
         for step in ("first", "second"):
-            if step == "second":
-                post(base, "/__sim/touch", {"object": "Account", "count": 1000})
+            if step == "second" and touch:
+                post(base, "/__sim/touch", {"object": "Account", "count": touch})
             label = f"Account {name} -> delta history, {step} full refresh"
             for tag, b in read_bench.BINS:
                 path = cfgs[tag]["output"]["path"]
@@ -122,6 +122,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="repeat the whole sequence this many times")
     ap.add_argument("--history", action="store_true",
                     help="full refreshes into a table with history: an empty one, then one holding versions")
+    ap.add_argument("--touch", type=int, default=1000,
+                    help="with --history, the Accounts changed before the second full refresh (0: none)")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
@@ -150,7 +152,7 @@ def main():
                   for tag, _ in read_bench.BINS}
             for _ in range(a.runs):
                 if a.history:
-                    history_refreshes(cfg, base, tmp)
+                    history_refreshes(cfg, base, tmp, a.touch)
                     continue
                 run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
                 for tag, b in read_bench.BINS:
