@@ -122,23 +122,31 @@ pub fn conflict_or_error(target: &TableTarget, e: deltalake::DeltaTableError) ->
 /// key order, so each file holds a narrow key range, and a later MERGE that changes rows of
 /// one range rewrites one file of many rather than the whole table.
 pub struct FileWriter {
-    store: deltalake::logstore::ObjectStoreRef,
-    config: WriterConfig,
-    writer: DeltaWriter,
+    schema: SchemaRef,
+    compression: Compression,
+    /// The store and the files' settings, judged from the first rows written: none before.
+    open: Option<Open>,
     /// Rows in the file being written.
     rows: usize,
     /// Files already closed.
     done: Vec<Add>,
 }
 
-impl FileWriter {
-    /// A writer of files into `target`'s folder.
-    pub fn new(
+/// Where a [`FileWriter`] writes, how, and the file it is writing.
+struct Open {
+    store: deltalake::logstore::ObjectStoreRef,
+    config: WriterConfig,
+    writer: DeltaWriter,
+}
+
+impl Open {
+    /// Files into `target`'s folder, each column judged from `first`.
+    fn new(
         target: &TableTarget,
         schema: &SchemaRef,
         compression: Compression,
         first: &RecordBatch,
-    ) -> Result<FileWriter, DeltaError> {
+    ) -> Result<Open, DeltaError> {
         let store = target.unloaded()?.object_store();
         let config = WriterConfig::new(
             schema.clone(),
@@ -150,34 +158,53 @@ impl FileWriter {
             Default::default(),
             None,
         );
-        Ok(FileWriter {
+        Ok(Open {
             writer: DeltaWriter::new(store.clone(), config.clone()),
             store,
             config,
-            rows: 0,
-            done: Vec::new(),
         })
     }
+}
 
-    /// Appends rows of the table's schema, closing a file each [`FILE_ROWS`] rows.
+impl FileWriter {
+    /// A writer of files of `schema`'s rows; nothing is opened before the first rows, which
+    /// settle each column's settings.
+    pub fn new(schema: &SchemaRef, compression: Compression) -> FileWriter {
+        FileWriter {
+            schema: schema.clone(),
+            compression,
+            open: None,
+            rows: 0,
+            done: Vec::new(),
+        }
+    }
+
+    /// Appends rows of the table's schema into `target`'s folder, closing a file each
+    /// [`FILE_ROWS`] rows.
     pub async fn write(
         &mut self,
         target: &TableTarget,
         rows: &RecordBatch,
     ) -> Result<(), DeltaError> {
+        let open = match &mut self.open {
+            Some(open) => open,
+            None => self
+                .open
+                .insert(Open::new(target, &self.schema, self.compression, rows)?),
+        };
         let mut offset = 0;
         while offset < rows.num_rows() {
             let take = (FILE_ROWS - self.rows).min(rows.num_rows() - offset);
             let part = rows.slice(offset, take);
-            self.writer
+            open.writer
                 .write(&part)
                 .await
                 .map_err(|e| target.error(e))?;
             offset += take;
             self.rows += take;
             if self.rows == FILE_ROWS {
-                let next = DeltaWriter::new(self.store.clone(), self.config.clone());
-                let full = std::mem::replace(&mut self.writer, next);
+                let next = DeltaWriter::new(open.store.clone(), open.config.clone());
+                let full = std::mem::replace(&mut open.writer, next);
                 self.done
                     .extend(full.close().await.map_err(|e| target.error(e))?);
                 self.rows = 0;
@@ -186,10 +213,12 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Completes the last file; returns every file written.
+    /// Completes the last file; returns every file written (none if no rows were).
     pub async fn close(mut self, target: &TableTarget) -> Result<Vec<Add>, DeltaError> {
-        let last = self.writer.close().await.map_err(|e| target.error(e))?;
-        self.done.extend(last);
+        if let Some(open) = self.open {
+            let last = open.writer.close().await.map_err(|e| target.error(e))?;
+            self.done.extend(last);
+        }
         Ok(self.done)
     }
 }
@@ -342,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = table_in(&dir, "T");
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-        let mut files = None;
+        let mut files = FileWriter::new(&schema, Compression::Zstd);
         // 150,000 rows in batches that do not line up with the file boundary.
         let mut next = 0i64;
         for size in [50_000i64, 40_000, 60_000] {
@@ -351,13 +380,10 @@ mod tests {
                 vec![Arc::new(Int64Array::from_iter_values(next..next + size))],
             )
             .unwrap();
-            let files = files.get_or_insert_with(|| {
-                FileWriter::new(&target, &schema, Compression::Zstd, &batch).unwrap()
-            });
             files.write(&target, &batch).await.unwrap();
             next += size;
         }
-        let adds = files.unwrap().close(&target).await.unwrap();
+        let adds = files.close(&target).await.unwrap();
         let rows: Vec<i64> = adds
             .iter()
             .map(|a| {
@@ -415,7 +441,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut files = FileWriter::new(&target, &schema, Compression::Zstd, &batch).unwrap();
+        let mut files = FileWriter::new(&schema, Compression::Zstd);
         files.write(&target, &batch).await.unwrap();
         let adds = files.close(&target).await.unwrap();
         assert_eq!(adds.len(), 1);

@@ -82,11 +82,9 @@ pub async fn record(
         compression,
     };
     let ctx = SessionContext::new();
-    let mem =
-        MemTable::try_new(latest.schema(), vec![vec![latest]]).map_err(|e| target.error(e))?;
-    ctx.register_table("src", Arc::new(mem))
-        .map_err(|e| target.error(e))?;
-    apply(target, history, &ctx, keys, table_schema, recording).await
+    register_rows(target, &ctx, latest.schema(), vec![latest])?;
+    let empty = is_empty(target, &history).await?;
+    apply(target, history, &ctx, keys, table_schema, recording, empty).await
 }
 
 /// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
@@ -114,37 +112,41 @@ pub async fn record_replacement(
         return Ok(());
     }
     let ctx = SessionContext::new();
-    let columns = column_names(&table_schema);
-    if is_empty(target, &history).await? {
+    let empty = is_empty(target, &history).await?;
+    let gone = if empty {
         register(&ctx, "src", table)
             .await
             .map_err(|e| target.error(e))?;
-        return append_first(target, history, &ctx, keys, &columns, tag, compression).await;
-    }
-    let changes = super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
-        .await
-        .map_err(|e| target.error(e))?;
-    if changes.is_empty() {
-        return record_nothing(target, history, tag).await;
-    }
-    let mem = MemTable::try_new(changes.schema, vec![changes.rows]).map_err(|e| target.error(e))?;
-    ctx.register_table("src", Arc::new(mem))
-        .map_err(|e| target.error(e))?;
+        Vec::new()
+    } else {
+        let changes = super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
+            .await
+            .map_err(|e| target.error(e))?;
+        if changes.is_empty() {
+            return record_nothing(target, history, tag).await;
+        }
+        register_rows(target, &ctx, changes.schema, changes.rows)?;
+        changes.gone
+    };
     let recording = Recording {
         tag,
-        gone: changes.gone,
+        gone,
         compression,
     };
-    merge_versions(
-        target,
-        history,
-        &ctx,
-        keys,
-        &table_schema,
-        &columns,
-        recording,
-    )
-    .await
+    apply(target, history, &ctx, keys, &table_schema, recording, empty).await
+}
+
+/// Registers `rows` (of `schema`) as the source `src`.
+fn register_rows(
+    target: &TableTarget,
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<(), DeltaError> {
+    let mem = MemTable::try_new(schema, vec![rows]).map_err(|e| target.error(e))?;
+    ctx.register_table("src", Arc::new(mem))
+        .map_err(|e| target.error(e))?;
+    Ok(())
 }
 
 /// The history table, created when missing (refusing another stream's).
@@ -341,10 +343,7 @@ async fn append_first(
         .map_err(|e| target.error(e))?
         .snapshot()
         .arrow_schema();
-    let from = keys
-        .cursor
-        .as_deref()
-        .unwrap_or(crate::output::EXTRACTED_AT);
+    let from = valid_from_column(keys);
     let deleted = keys
         .flags
         .iter()
@@ -378,28 +377,16 @@ async fn append_first(
         .execute_stream()
         .await
         .map_err(err)?;
-    let mut files: Option<super::commit::FileWriter> = None;
+    let mut files = super::commit::FileWriter::new(&history_schema, compression);
     while let Some(batch) = versions.try_next().await.map_err(err)? {
         if batch.num_rows() == 0 {
             continue;
         }
         let batch = RecordBatch::try_new(history_schema.clone(), batch.columns().to_vec())
             .map_err(|e| target.error(e))?;
-        if files.is_none() {
-            files = Some(super::commit::FileWriter::new(
-                target,
-                &history_schema,
-                compression,
-                &batch,
-            )?);
-        }
-        let writer = files.as_mut().expect("made above");
-        writer.write(target, &batch).await?;
+        files.write(target, &batch).await?;
     }
-    let added = match files {
-        Some(f) => f.close(target).await?,
-        None => Vec::new(),
-    };
+    let added = files.close(target).await?;
     super::commit::append(target, history, added, tag).await?;
     Ok(())
 }
@@ -455,8 +442,8 @@ fn column_names(table_schema: &Schema) -> Vec<String> {
         .collect()
 }
 
-/// Records the source's versions in the history table: appended when it holds none yet, else
-/// merged.
+/// Records the source's versions in the history table: appended when it holds none yet
+/// (`empty`, as [`is_empty`] found it), else merged.
 async fn apply(
     target: &TableTarget,
     history: DeltaTable,
@@ -464,9 +451,10 @@ async fn apply(
     keys: &Keys,
     table_schema: &SchemaRef,
     recording: Recording<'_>,
+    empty: bool,
 ) -> Result<(), DeltaError> {
     let columns = column_names(table_schema);
-    if is_empty(target, &history).await? {
+    if empty {
         let (tag, compression) = (recording.tag, recording.compression);
         return append_first(target, history, ctx, keys, &columns, tag, compression).await;
     }

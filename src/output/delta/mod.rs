@@ -479,15 +479,8 @@ impl StreamWriter for DeltaStreamWriter {
         if rows.num_rows() == 0 {
             return Ok(());
         }
-        if self.files.is_none() {
-            self.files = Some(commit::FileWriter::new(
-                &self.target,
-                &self.schema,
-                self.compression,
-                &rows,
-            )?);
-        }
-        let files = self.files.as_mut().expect("opened above");
+        let files = (self.files)
+            .get_or_insert_with(|| commit::FileWriter::new(&self.schema, self.compression));
         Ok(files.write(&self.target, &rows).await?)
     }
 
