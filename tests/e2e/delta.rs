@@ -1229,6 +1229,61 @@ async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_versi
     assert_eq!(versions[1], contacts_now[1]);
 }
 
+/// A first full refresh with history writes the history's first versions beside the table's
+/// files, from the same rows, rather than reading the committed table back: they are the
+/// table's rows, each current from its SystemModstamp until the end of time.
+#[tokio::test]
+async fn a_first_full_refresh_writes_the_history_versions_beside_the_tables_files() {
+    let e = env(30, cfg()).await;
+    e.org
+        .control("delete", &json!({"object": "Account", "count": 2}))
+        .await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, true);
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", FIELDS, "full_refresh")],
+    );
+    let mut cmd = read_cmd(&config, &cat);
+    let out = cmd.env("SFETL_LOG", "sfetl::output::delta=debug");
+    let out = out.output().await.expect("sfetl runs");
+    assert_ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let beside = "Account_history: first versions written beside the table's files";
+    assert!(log.contains(beside), "{log}");
+    assert!(!log.contains("read back"), "{log}");
+    let cols = FIELDS
+        .iter()
+        .map(|f| format!("\"{f}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let differ = |a: &str, b: &str| {
+        format!(
+            "SELECT count(*) FROM (SELECT {cols} FROM \"{a}\" EXCEPT SELECT {cols} FROM \"{b}\")"
+        )
+    };
+    assert_eq!(
+        query(&export, &differ("Account", "Account_history")).await[1],
+        "0"
+    );
+    assert_eq!(
+        query(&export, &differ("Account_history", "Account")).await[1],
+        "0"
+    );
+    let versions = query(
+        &export,
+        "SELECT count(*), sum(CASE WHEN \"_sfetl_is_current\" AND \"_sfetl_valid_from\" = \"SystemModstamp\" AND CAST(\"_sfetl_valid_to\" AS BIGINT) = 253402300799999000 THEN 1 ELSE 0 END) FROM \"Account_history\"",
+    )
+    .await;
+    // The two deleted Accounts are in neither table.
+    assert_eq!(
+        query(&export, "SELECT count(*) FROM \"Account\"").await[1],
+        "28"
+    );
+    assert_eq!(versions[1], "28,28");
+}
+
 #[tokio::test]
 async fn a_full_refresh_into_a_history_with_versions_merges_only_what_changed() {
     let e = env(40, cfg()).await;

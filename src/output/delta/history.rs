@@ -25,6 +25,7 @@ use futures::TryStreamExt;
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
+use super::first::WrittenVersions;
 use super::layout::{SAMPLE_ROWS, merge_properties};
 use super::merge::latest_per_key;
 use super::rows::Keys;
@@ -40,7 +41,7 @@ pub const VALID_TO: &str = "_sfetl_valid_to";
 pub const IS_CURRENT: &str = "_sfetl_is_current";
 /// The end of time of current versions: 9999-12-31T23:59:59.999Z in µs (beyond what
 /// nanosecond timestamps reach, so given as a number).
-const OPEN_END: i64 = 253_402_300_799_999_000;
+pub(super) const OPEN_END: i64 = 253_402_300_799_999_000;
 
 /// The history table of `stream`.
 pub fn name(stream: &str) -> String {
@@ -89,7 +90,8 @@ pub async fn record(
 
 /// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
 /// Into a history that holds versions, only what the refresh changed is merged
-/// ([`super::changes`]); an empty one takes every row as a first version.
+/// ([`super::changes`]); an empty one takes every row as a first version: the files `first`
+/// wrote beside the table's when they fit it ([`super::first`]), else read back from `table`.
 pub async fn record_replacement(
     target: &TableTarget,
     table: &DeltaTable,
@@ -97,6 +99,7 @@ pub async fn record_replacement(
     stream: &str,
     tag: &CommitTag,
     compression: Compression,
+    first: Option<&WrittenVersions>,
 ) -> Result<(), DeltaError> {
     let table_schema: SchemaRef = Arc::new(
         table
@@ -110,6 +113,17 @@ pub async fn record_replacement(
     let history = open(target, keys, &table_schema, stream).await?;
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
+    }
+    if let Some(first) = first {
+        if first.fit(target, &history).await? {
+            tracing::debug!(
+                "{}: first versions written beside the table's files",
+                name(stream)
+            );
+            super::commit::append(target, history, first.files.clone(), tag).await?;
+            return Ok(());
+        }
+        tracing::debug!("{}: first versions read back from the table", name(stream));
     }
     let ctx = SessionContext::new();
     let empty = is_empty(target, &history).await?;
@@ -309,7 +323,10 @@ async fn merge_source(
 }
 
 /// Whether the history table holds no version yet (just created, or never given a row).
-async fn is_empty(target: &TableTarget, history: &DeltaTable) -> Result<bool, DeltaError> {
+pub(super) async fn is_empty(
+    target: &TableTarget,
+    history: &DeltaTable,
+) -> Result<bool, DeltaError> {
     let snapshot = history.snapshot().map_err(|e| target.error(e))?;
     let first = snapshot
         .snapshot()

@@ -13,12 +13,14 @@
 //!
 //! Modules: [`table`] (where tables are, opening, ownership), [`rows`] (the table's schema and
 //! keys), [`commit`] (full-refresh files and the replacing commit), [`merge`] (checkpoint
-//! MERGEs), [`state`] (the STATE in commits), [`history`], [`compact`], [`formulas`] (the
+//! MERGEs), [`state`] (the STATE in commits), [`history`] (with [`first`]: a full refresh's
+//! first versions, written beside the table's files), [`compact`], [`formulas`] (the
 //! scheduled formula refresh, merged in place).
 
 mod changes;
 pub mod commit;
 pub mod compact;
+pub mod first;
 pub mod formulas;
 pub mod history;
 mod layout;
@@ -212,6 +214,7 @@ impl DeltaDestination {
             txn: 0,
             pending: Vec::new(),
             files: None,
+            first_versions: None,
             staged: None,
             uncommitted: false,
         })
@@ -342,6 +345,10 @@ pub struct DeltaStreamWriter {
     pending: Vec<RecordBatch>,
     /// Full refresh: the data files written so far.
     files: Option<commit::FileWriter>,
+    /// Full refresh with history: the history's first versions, written beside the table's
+    /// files while the history holds none (`Some(None)`: it holds versions; `None`: not
+    /// looked at yet, before the first rows).
+    first_versions: Option<Option<first::FirstVersions>>,
     /// The STATE the next commit records.
     staged: Option<StreamState>,
     /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
@@ -432,14 +439,21 @@ impl DeltaStreamWriter {
             Some(f) => f.close(&self.target).await?,
             None => Vec::new(),
         };
+        let first = match (&self.history, self.first_versions.take().flatten()) {
+            (Some(h), Some(versions)) => Some(versions.close(h).await?),
+            _ => None,
+        };
         let tag = self.next_tag();
         let props = table::properties(&self.stream, &self.keys.key, self.keys.cursor.as_deref());
         let table = self.table_or_create().await?;
         let table = commit::replace(&self.target, table, &self.schema, props, files, &tag).await?;
         if let Some(h) = &self.history {
             let (keys, stream, compression) = (&self.keys, &self.stream, self.compression);
-            retrying(|| history::record_replacement(h, &table, keys, stream, &tag, compression))
-                .await?;
+            let first = first.as_ref();
+            retrying(|| {
+                history::record_replacement(h, &table, keys, stream, &tag, compression, first)
+            })
+            .await?;
         }
         self.table = Some(table);
         self.txn = tag.version;
@@ -478,6 +492,16 @@ impl StreamWriter for DeltaStreamWriter {
         let rows = rows::live_rows(&rows, &self.keys)?;
         if rows.num_rows() == 0 {
             return Ok(());
+        }
+        if let Some(h) = &self.history {
+            if self.first_versions.is_none() {
+                let (keys, schema) = (&self.keys, &self.schema);
+                let versions = first::FirstVersions::start(h, keys, schema, self.compression);
+                self.first_versions = Some(versions.await?);
+            }
+            if let Some(Some(versions)) = &mut self.first_versions {
+                versions.write(h, &rows).await?;
+            }
         }
         let files = (self.files)
             .get_or_insert_with(|| commit::FileWriter::new(&self.schema, self.compression));

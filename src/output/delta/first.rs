@@ -1,0 +1,237 @@
+//! A full refresh's first versions of an empty history table, written from the rows as they
+//! arrive, beside the stream table's own files.
+//!
+//! Every live row of a full refresh into an empty history becomes a first version: its
+//! columns, current from its cursor until the end of time. Written once the table was
+//! committed, they were read back from it, text cast back from views, and encoded again:
+//! half of the CPU of a 1M-row all-fields full refresh with history. Written here they share
+//! the table's decoded columns and add three. The history still takes them in its own commit
+//! after the table's, and only while it holds no version: a history that another writer filled
+//! meanwhile, or whose columns are not these, leaves them uncommitted (a later `VACUUM`
+//! removes them) and records the refresh as before ([`super::history::record_replacement`]).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, TimestampMicrosecondArray};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use deltalake::DeltaTable;
+use deltalake::kernel::Add;
+
+use super::DeltaError;
+use super::commit::FileWriter;
+use super::history::{self, OPEN_END, VALID_FROM, valid_from_column};
+use super::rows::Keys;
+use super::table::TableTarget;
+use crate::config::Compression;
+
+/// The first versions being written while the stream's rows arrive.
+pub struct FirstVersions {
+    /// The history table's schema: the stream table's and the three validity columns.
+    schema: SchemaRef,
+    /// The column each version is current from.
+    from: String,
+    files: FileWriter,
+}
+
+/// First versions whose files are complete, to be appended to the history in one commit.
+pub struct WrittenVersions {
+    /// The schema they were written with.
+    pub schema: SchemaRef,
+    /// Their data files.
+    pub files: Vec<Add>,
+}
+
+impl FirstVersions {
+    /// First versions of rows of `table_schema` when the history at `target` holds none yet
+    /// (or does not exist); `None` when it holds versions, which a full refresh merges by its
+    /// changes instead.
+    pub async fn start(
+        target: &TableTarget,
+        keys: &Keys,
+        table_schema: &SchemaRef,
+        compression: Compression,
+    ) -> Result<Option<FirstVersions>, DeltaError> {
+        if let Some(table) = target.open().await? {
+            if !history::is_empty(target, &table).await? {
+                return Ok(None);
+            }
+        }
+        let schema = history::schema(table_schema);
+        Ok(Some(FirstVersions {
+            files: FileWriter::new(&schema, compression),
+            schema,
+            from: valid_from_column(keys).to_string(),
+        }))
+    }
+
+    /// Writes the versions of `rows`: live rows of the stream table's schema, as its own files
+    /// take them.
+    pub async fn write(
+        &mut self,
+        target: &TableTarget,
+        rows: &RecordBatch,
+    ) -> Result<(), DeltaError> {
+        let batch = versions(rows, &self.schema, &self.from).map_err(|e| target.error(e))?;
+        self.files.write(target, &batch).await
+    }
+
+    /// Completes the last file.
+    pub async fn close(self, target: &TableTarget) -> Result<WrittenVersions, DeltaError> {
+        Ok(WrittenVersions {
+            files: self.files.close(target).await?,
+            schema: self.schema,
+        })
+    }
+}
+
+impl WrittenVersions {
+    /// Whether `history` (opened for this refresh's commit) takes these files as they are: it
+    /// still holds no version, and its columns are the ones written, by name and type.
+    pub async fn fit(
+        &self,
+        target: &TableTarget,
+        history: &DeltaTable,
+    ) -> Result<bool, DeltaError> {
+        let snapshot = history.snapshot().map_err(|e| target.error(e))?;
+        let theirs = snapshot.snapshot().arrow_schema();
+        let same = theirs.fields().len() == self.schema.fields().len()
+            && (theirs.fields().iter().zip(self.schema.fields()))
+                .all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
+        Ok(same && history::is_empty(target, history).await?)
+    }
+}
+
+/// `rows` as first versions: every column, then current from the `from` column until the end
+/// of time. The stream's columns are shared, not copied.
+fn versions(
+    rows: &RecordBatch,
+    schema: &SchemaRef,
+    from: &str,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let n = rows.num_rows();
+    let valid_from = schema.field_with_name(VALID_FROM)?.data_type();
+    let cursor = rows.schema().index_of(from)?;
+    let tz = Arc::<str>::from("UTC");
+    let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+    columns.push(arrow::compute::cast(rows.column(cursor), valid_from)?);
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from_value(OPEN_END, n).with_timezone(tz),
+    ));
+    columns.push(Arc::new(BooleanArray::from(vec![true; n])));
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
+
+    #[test]
+    fn versions_add_the_validity_columns_to_the_rows_as_they_are() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let table = Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, false),
+            Field::new("SystemModstamp", ts.clone(), true),
+        ]));
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["001A", "001B"]));
+        let stamps = TimestampMicrosecondArray::from(vec![Some(5), Some(7)]).with_timezone("UTC");
+        let rows =
+            RecordBatch::try_new(table.clone(), vec![ids.clone(), Arc::new(stamps)]).unwrap();
+        let out = versions(&rows, &history::schema(&table), "SystemModstamp").unwrap();
+        assert_eq!(out.schema(), history::schema(&table));
+        // The stream's columns are the same buffers.
+        assert_eq!(
+            out.column(0).to_data().buffers()[1].as_ptr(),
+            ids.to_data().buffers()[1].as_ptr()
+        );
+        let col = |name: &str| out.column_by_name(name).unwrap().clone();
+        let from = col(VALID_FROM);
+        let from = from.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(from.values().to_vec(), vec![5, 7]);
+        let to = col(history::VALID_TO);
+        let to = to.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(to.values().to_vec(), vec![OPEN_END, OPEN_END]);
+        let current = col(history::IS_CURRENT);
+        assert_eq!(current.as_boolean().true_count(), 2);
+        assert_eq!(current.null_count(), 0);
+    }
+
+    /// Rows of `table`: `Id`s with their `SystemModstamp`s.
+    fn rows(table: &SchemaRef, ids: &[&str]) -> RecordBatch {
+        let stamps = TimestampMicrosecondArray::from_iter_values(0..ids.len() as i64);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(stamps.with_timezone("UTC")),
+        ];
+        RecordBatch::try_new(table.clone(), columns).unwrap()
+    }
+
+    #[tokio::test]
+    async fn written_versions_fit_only_an_empty_history_of_their_own_columns() {
+        use super::super::{commit, state::CommitTag, table};
+        let dir = tempfile::tempdir().unwrap();
+        let location =
+            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
+                .unwrap();
+        let target = TableTarget::new(&location, "Account_history").unwrap();
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let table = Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, false),
+            Field::new("SystemModstamp", ts, true),
+        ]));
+        let keys = Keys::of(&table, Some("SystemModstamp"));
+        // No history yet: first versions are written.
+        let mut first = FirstVersions::start(&target, &keys, &table, Compression::Zstd)
+            .await
+            .unwrap()
+            .unwrap();
+        first
+            .write(&target, &rows(&table, &["001A", "001B"]))
+            .await
+            .unwrap();
+        let written = first.close(&target).await.unwrap();
+        assert_eq!(written.files.len(), 1);
+        let key = keys.key.clone();
+        let create = |target: TableTarget, schema: SchemaRef| {
+            let key = key.clone();
+            async move {
+                let props = table::properties("Account_history", &key, Some(VALID_FROM));
+                commit::create_or_theirs(&target, &schema, props, "Account_history", &key)
+                    .await
+                    .unwrap()
+            }
+        };
+        let history = create(target.clone(), history::schema(&table)).await;
+        assert!(written.fit(&target, &history).await.unwrap());
+        // Once it holds versions it takes no first ones, and none are written for it.
+        let tag = CommitTag {
+            app_id: "Account".into(),
+            version: 1,
+            state: serde_json::json!({}),
+        };
+        let files = written.files.clone();
+        let history = commit::append(&target, history, files, &tag).await.unwrap();
+        assert!(!written.fit(&target, &history).await.unwrap());
+        let again = FirstVersions::start(&target, &keys, &table, Compression::Zstd);
+        assert!(again.await.unwrap().is_none());
+        // An empty history with a column more (an older schema) does not take them either.
+        let older = TableTarget::new(&location, "Older_history").unwrap();
+        let mut fields: Vec<Field> = (history::schema(&table).fields().iter())
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.insert(1, Field::new("Name", DataType::Utf8, true));
+        let older_history = create(older.clone(), Arc::new(Schema::new(fields))).await;
+        assert!(!written.fit(&older, &older_history).await.unwrap());
+    }
+
+    #[test]
+    fn versions_name_a_missing_cursor_column() {
+        let table = Arc::new(Schema::new(vec![Field::new("Id", DataType::Utf8, false)]));
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["001A"]));
+        let rows = RecordBatch::try_new(table.clone(), vec![ids]).unwrap();
+        let err = versions(&rows, &history::schema(&table), "SystemModstamp").unwrap_err();
+        assert!(err.to_string().contains("SystemModstamp"), "{err}");
+    }
+}
