@@ -52,10 +52,10 @@ impl FirstVersions {
         table_schema: &SchemaRef,
         compression: Compression,
     ) -> Result<Option<FirstVersions>, DeltaError> {
-        if let Some(table) = target.open().await? {
-            if !history::is_empty(target, &table).await? {
-                return Ok(None);
-            }
+        if let Some(table) = target.open().await?
+            && !history::is_empty(target, &table).await?
+        {
+            return Ok(None);
         }
         let schema = history::schema(table_schema);
         Ok(Some(FirstVersions {
