@@ -28,6 +28,7 @@ use super::history::{IS_CURRENT, VALID_FROM, provider, valid_from_column};
 use super::rows::Keys;
 
 /// The rows and keys a full refresh gives the history's MERGE.
+#[derive(Clone)]
 pub(super) struct Changes {
     /// The new table's schema, as its rows were read.
     pub(super) schema: SchemaRef,
@@ -234,36 +235,56 @@ async fn read(ctx: &SessionContext, table: &DeltaTable) -> Result<DataFrame> {
     ctx.read_table(provider(ctx, table).await?)
 }
 
-/// What the new stream `table` changes in `history` (which holds versions): see the module.
-pub(super) async fn of_replacement(
-    ctx: &SessionContext,
-    table: &DeltaTable,
-    history: &DeltaTable,
-    keys: &Keys,
-    table_schema: &Schema,
-) -> Result<Changes> {
-    let print = Fingerprint::new(keys, table_schema)?;
-    let select = |names: Vec<String>| names.iter().map(ident).collect::<Vec<_>>();
-    let mut current = CurrentVersions::new();
-    let mut versions = read(ctx, history)
-        .await?
-        .filter(ident(IS_CURRENT).is_true())?
-        .select(select(print.columns(VALID_FROM)))?
-        .execute_stream()
-        .await?;
-    while let Some(batch) = versions.try_next().await? {
-        let (keys, from, values) = print.read(&batch, VALID_FROM)?;
-        for (i, key) in keys.iter().enumerate() {
-            current.insert(key.as_ref(), from[i], values[i])?;
+/// A full refresh's changes worked out as the new table's rows come: the history's current
+/// versions held, each row taken out of them as it passes. Fed by the stream's own rows as
+/// they are written ([`super::first`]), or by the committed table read back
+/// ([`of_replacement`]).
+pub(super) struct Diff {
+    print: Fingerprint,
+    current: CurrentVersions,
+    /// The new rows' cursor column.
+    from: String,
+    /// The new rows that add a version or correct the current one.
+    rows: Vec<RecordBatch>,
+}
+
+impl Diff {
+    /// Holds the current versions of `history` (which holds versions) for new rows of
+    /// `table_schema`.
+    pub(super) async fn of_history(
+        ctx: &SessionContext,
+        history: &DeltaTable,
+        keys: &Keys,
+        table_schema: &Schema,
+    ) -> Result<Diff> {
+        let print = Fingerprint::new(keys, table_schema)?;
+        let select = |names: Vec<String>| names.iter().map(ident).collect::<Vec<_>>();
+        let mut current = CurrentVersions::new();
+        let mut versions = read(ctx, history)
+            .await?
+            .filter(ident(IS_CURRENT).is_true())?
+            .select(select(print.columns(VALID_FROM)))?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = versions.try_next().await? {
+            let (keys, from, values) = print.read(&batch, VALID_FROM)?;
+            for (i, key) in keys.iter().enumerate() {
+                current.insert(key.as_ref(), from[i], values[i])?;
+            }
         }
+        Ok(Diff {
+            print,
+            current,
+            from: valid_from_column(keys).to_string(),
+            rows: Vec::new(),
+        })
     }
-    let from = valid_from_column(keys);
-    let new = read(ctx, table).await?;
-    let schema = SchemaRef::new(new.schema().as_arrow().clone());
-    let mut stream = new.execute_stream().await?;
-    let mut rows = Vec::new();
-    while let Some(batch) = stream.try_next().await? {
-        let (keys, from, values) = print.read(&batch, from)?;
+
+    /// Keeps the rows of `batch` (new rows) whose key has no current version, or whose cursor
+    /// or values differ from it.
+    pub(super) fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let (keys, from, values) = self.print.read(batch, &self.from)?;
+        let current = &mut self.current;
         let changed: BooleanArray = keys
             .iter()
             .enumerate()
@@ -273,14 +294,41 @@ pub(super) async fn of_replacement(
             })
             .collect();
         if changed.true_count() > 0 {
-            rows.push(filter_record_batch(&batch, &changed)?);
+            self.rows.push(filter_record_batch(batch, &changed)?);
         }
+        Ok(())
     }
-    let parser = print.keys.parser();
-    let gone = print
-        .keys
-        .convert_rows(current.left().map(|k| parser.parse(k)))?;
-    Ok(Changes { schema, rows, gone })
+
+    /// The changes, the new rows being of `schema`: the rows kept, and the keys no row took
+    /// out.
+    pub(super) fn finish(self, schema: SchemaRef) -> Result<Changes> {
+        let parser = self.print.keys.parser();
+        let left = self.current.left().map(|k| parser.parse(k));
+        let gone = self.print.keys.convert_rows(left)?;
+        Ok(Changes {
+            schema,
+            rows: self.rows,
+            gone,
+        })
+    }
+}
+
+/// What the new stream `table` changes in `history` (which holds versions): see the module.
+pub(super) async fn of_replacement(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+    history: &DeltaTable,
+    keys: &Keys,
+    table_schema: &Schema,
+) -> Result<Changes> {
+    let mut diff = Diff::of_history(ctx, history, keys, table_schema).await?;
+    let new = read(ctx, table).await?;
+    let schema = SchemaRef::new(new.schema().as_arrow().clone());
+    let mut stream = new.execute_stream().await?;
+    while let Some(batch) = stream.try_next().await? {
+        diff.push(&batch)?;
+    }
+    diff.finish(schema)
 }
 
 #[cfg(test)]

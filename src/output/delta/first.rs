@@ -10,25 +10,130 @@
 //! after the table's, and only while it holds no version: a history that another writer filled
 //! meanwhile, or whose columns are not these, leaves them uncommitted (a later `VACUUM`
 //! removes them) and records the refresh as before ([`super::history::record_replacement`]).
+//!
+//! Into a history that holds versions, the same rows are streamed past its current versions
+//! as they arrive ([`super::changes::Diff`]), instead of reading the committed table back; the
+//! changes found are merged if the history is still at the version they were worked out
+//! against, else worked out again from the table.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, TimestampMicrosecondArray};
 use arrow::buffer::BooleanBuffer;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
 
 use super::DeltaError;
+use super::changes::{Changes, Diff};
 use super::commit::FileWriter;
 use super::history::{self, OPEN_END, VALID_FROM, valid_from_column};
 use super::rows::Keys;
 use super::table::TableTarget;
 use crate::config::Compression;
 
+/// What a full refresh with history works out while its rows arrive.
+pub(super) enum Recorder {
+    /// The history holds no version: every row is a first version.
+    First(Box<FirstVersions>),
+    /// The history holds versions: the rows that change them, against its `version`.
+    Changes {
+        diff: Box<Diff>,
+        version: Option<u64>,
+    },
+}
+
+/// What a [`Recorder`] worked out, for the history's commit after the table's.
+pub(super) enum Recorded {
+    /// First versions, written.
+    First(WrittenVersions),
+    /// The changes, found against the history at `version`.
+    Changes {
+        changes: Changes,
+        version: Option<u64>,
+    },
+}
+
+impl Recorder {
+    /// The recorder for rows of `table_schema` into the history at `target`; `None` for a
+    /// history of other columns (evolved at its commit, its changes worked out then).
+    pub(super) async fn start(
+        target: &TableTarget,
+        keys: &Keys,
+        table_schema: &SchemaRef,
+        compression: Compression,
+    ) -> Result<Option<Recorder>, DeltaError> {
+        let first = || {
+            Recorder::First(Box::new(FirstVersions::new(
+                keys,
+                table_schema,
+                compression,
+            )))
+        };
+        let Some(history) = target.open().await? else {
+            return Ok(Some(first()));
+        };
+        if history::is_empty(target, &history).await? {
+            return Ok(Some(first()));
+        }
+        if !same_columns(target, &history, &history::schema(table_schema))? {
+            return Ok(None);
+        }
+        let ctx = SessionContext::new();
+        let diff = Diff::of_history(&ctx, &history, keys, table_schema).await;
+        Ok(Some(Recorder::Changes {
+            diff: Box::new(diff.map_err(|e| target.error(e))?),
+            version: history.version(),
+        }))
+    }
+
+    /// Takes `rows`: live rows of the stream table's schema, as its own files take them.
+    pub(super) async fn write(
+        &mut self,
+        target: &TableTarget,
+        rows: &RecordBatch,
+    ) -> Result<(), DeltaError> {
+        match self {
+            Recorder::First(first) => first.write(target, rows).await,
+            Recorder::Changes { diff, .. } => diff.push(rows).map_err(|e| target.error(e)),
+        }
+    }
+
+    /// Completes what was worked out; `table_schema` is the rows' schema.
+    pub(super) async fn close(
+        self,
+        target: &TableTarget,
+        table_schema: &SchemaRef,
+    ) -> Result<Recorded, DeltaError> {
+        Ok(match self {
+            Recorder::First(first) => Recorded::First(first.close(target).await?),
+            Recorder::Changes { diff, version } => Recorded::Changes {
+                changes: diff
+                    .finish(table_schema.clone())
+                    .map_err(|e| target.error(e))?,
+                version,
+            },
+        })
+    }
+}
+
+/// Whether `history`'s columns are `schema`'s, by name and type.
+fn same_columns(
+    target: &TableTarget,
+    history: &DeltaTable,
+    schema: &Schema,
+) -> Result<bool, DeltaError> {
+    let snapshot = history.snapshot().map_err(|e| target.error(e))?;
+    let theirs = snapshot.snapshot().arrow_schema();
+    Ok(theirs.fields().len() == schema.fields().len()
+        && (theirs.fields().iter().zip(schema.fields()))
+            .all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type())))
+}
+
 /// The first versions being written while the stream's rows arrive.
-pub struct FirstVersions {
+pub(super) struct FirstVersions {
     /// The history table's schema: the stream table's and the three validity columns.
     schema: SchemaRef,
     /// The column each version is current from.
@@ -37,7 +142,7 @@ pub struct FirstVersions {
 }
 
 /// First versions whose files are complete, to be appended to the history in one commit.
-pub struct WrittenVersions {
+pub(super) struct WrittenVersions {
     /// The schema they were written with.
     pub schema: SchemaRef,
     /// Their data files.
@@ -45,41 +150,25 @@ pub struct WrittenVersions {
 }
 
 impl FirstVersions {
-    /// First versions of rows of `table_schema` when the history at `target` holds none yet
-    /// (or does not exist); `None` when it holds versions, which a full refresh merges by its
-    /// changes instead.
-    pub async fn start(
-        target: &TableTarget,
-        keys: &Keys,
-        table_schema: &SchemaRef,
-        compression: Compression,
-    ) -> Result<Option<FirstVersions>, DeltaError> {
-        if let Some(table) = target.open().await?
-            && !history::is_empty(target, &table).await?
-        {
-            return Ok(None);
-        }
+    /// First versions of rows of `table_schema`.
+    fn new(keys: &Keys, table_schema: &SchemaRef, compression: Compression) -> FirstVersions {
         let schema = history::schema(table_schema);
-        Ok(Some(FirstVersions {
+        FirstVersions {
             files: FileWriter::new(&schema, compression),
             schema,
             from: valid_from_column(keys).to_string(),
-        }))
+        }
     }
 
     /// Writes the versions of `rows`: live rows of the stream table's schema, as its own files
     /// take them.
-    pub async fn write(
-        &mut self,
-        target: &TableTarget,
-        rows: &RecordBatch,
-    ) -> Result<(), DeltaError> {
+    async fn write(&mut self, target: &TableTarget, rows: &RecordBatch) -> Result<(), DeltaError> {
         let batch = versions(rows, &self.schema, &self.from).map_err(|e| target.error(e))?;
         self.files.write(target, &batch).await
     }
 
     /// Completes the last file.
-    pub async fn close(self, target: &TableTarget) -> Result<WrittenVersions, DeltaError> {
+    async fn close(self, target: &TableTarget) -> Result<WrittenVersions, DeltaError> {
         Ok(WrittenVersions {
             files: self.files.close(target).await?,
             schema: self.schema,
@@ -90,17 +179,13 @@ impl FirstVersions {
 impl WrittenVersions {
     /// Whether `history` (opened for this refresh's commit) takes these files as they are: it
     /// still holds no version, and its columns are the ones written, by name and type.
-    pub async fn fit(
+    pub(super) async fn fit(
         &self,
         target: &TableTarget,
         history: &DeltaTable,
     ) -> Result<bool, DeltaError> {
-        let snapshot = history.snapshot().map_err(|e| target.error(e))?;
-        let theirs = snapshot.snapshot().arrow_schema();
-        let same = theirs.fields().len() == self.schema.fields().len()
-            && (theirs.fields().iter().zip(self.schema.fields()))
-                .all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
-        Ok(same && history::is_empty(target, history).await?)
+        Ok(same_columns(target, history, &self.schema)?
+            && history::is_empty(target, history).await?)
     }
 }
 
@@ -185,15 +270,14 @@ mod tests {
         ]));
         let keys = Keys::of(&table, Some("SystemModstamp"));
         // No history yet: first versions are written.
-        let mut first = FirstVersions::start(&target, &keys, &table, Compression::Zstd)
-            .await
-            .unwrap()
-            .unwrap();
-        first
-            .write(&target, &rows(&table, &["001A", "001B"]))
-            .await
-            .unwrap();
-        let written = first.close(&target).await.unwrap();
+        let start = Recorder::start(&target, &keys, &table, Compression::Zstd);
+        let mut first = start.await.unwrap().unwrap();
+        assert!(matches!(first, Recorder::First(_)));
+        let two = rows(&table, &["001A", "001B"]);
+        first.write(&target, &two).await.unwrap();
+        let Recorded::First(written) = first.close(&target, &table).await.unwrap() else {
+            panic!("first versions")
+        };
         assert_eq!(written.files.len(), 1);
         let key = keys.key.clone();
         let create = |target: TableTarget, schema: SchemaRef| {
@@ -207,7 +291,8 @@ mod tests {
         };
         let history = create(target.clone(), history::schema(&table)).await;
         assert!(written.fit(&target, &history).await.unwrap());
-        // Once it holds versions it takes no first ones, and none are written for it.
+        // Once it holds versions it takes no first ones; a refresh then finds its changes
+        // against them: a new key, a moved cursor, and a key no longer there.
         let tag = CommitTag {
             app_id: "Account".into(),
             version: 1,
@@ -216,8 +301,30 @@ mod tests {
         let files = written.files.clone();
         let history = commit::append(&target, history, files, &tag).await.unwrap();
         assert!(!written.fit(&target, &history).await.unwrap());
-        let again = FirstVersions::start(&target, &keys, &table, Compression::Zstd);
-        assert!(again.await.unwrap().is_none());
+        let again = Recorder::start(&target, &keys, &table, Compression::Zstd);
+        let mut changes = again.await.unwrap().unwrap();
+        let Recorder::Changes { version, .. } = &changes else {
+            panic!("changes")
+        };
+        assert_eq!(*version, history.version());
+        let refresh = RecordBatch::try_new(
+            table.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["001A", "001B", "001C"])),
+                Arc::new(TimestampMicrosecondArray::from(vec![0, 9, 2]).with_timezone("UTC")),
+            ],
+        )
+        .unwrap();
+        changes.write(&target, &refresh.slice(1, 2)).await.unwrap();
+        let Recorded::Changes { changes, .. } = changes.close(&target, &table).await.unwrap()
+        else {
+            panic!("changes")
+        };
+        let ids = arrow::compute::concat_batches(&table, &changes.rows).unwrap();
+        let ids = ids.column(0).as_string::<i32>();
+        assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), ["001B", "001C"]);
+        let gone = changes.gone[0].as_string_view();
+        assert_eq!(gone.iter().flatten().collect::<Vec<_>>(), ["001A"]);
         // An empty history with a column more (an older schema) does not take them either.
         let older = TableTarget::new(&location, "Older_history").unwrap();
         let mut fields: Vec<Field> = (history::schema(&table).fields().iter())

@@ -25,7 +25,7 @@ use futures::TryStreamExt;
 use parquet::file::properties::WriterProperties;
 
 use super::DeltaError;
-use super::first::WrittenVersions;
+use super::first::Recorded;
 use super::layout::{SAMPLE_ROWS, merge_properties};
 use super::merge::latest_per_key;
 use super::rows::Keys;
@@ -90,16 +90,18 @@ pub async fn record(
 
 /// Records a full refresh: the new `table` is every current row, so keys it lacks are closed.
 /// Into a history that holds versions, only what the refresh changed is merged
-/// ([`super::changes`]); an empty one takes every row as a first version: the files `first`
-/// wrote beside the table's when they fit it ([`super::first`]), else read back from `table`.
-pub async fn record_replacement(
+/// ([`super::changes`]); an empty one takes every row as a first version. What the refresh
+/// `recorded` as its rows arrived ([`super::first`]) is used where it still holds: first
+/// versions while the history is empty and of their columns, changes while the history is at
+/// the version they were found against; else both are worked out from `table`.
+pub(super) async fn record_replacement(
     target: &TableTarget,
     table: &DeltaTable,
     keys: &Keys,
     stream: &str,
     tag: &CommitTag,
     compression: Compression,
-    first: Option<&WrittenVersions>,
+    recorded: Option<&Recorded>,
 ) -> Result<(), DeltaError> {
     let table_schema: SchemaRef = Arc::new(
         table
@@ -114,7 +116,7 @@ pub async fn record_replacement(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
-    if let Some(first) = first {
+    if let Some(Recorded::First(first)) = recorded {
         if first.fit(target, &history).await? {
             tracing::debug!(
                 "{}: first versions written beside the table's files",
@@ -133,9 +135,18 @@ pub async fn record_replacement(
             .map_err(|e| target.error(e))?;
         Vec::new()
     } else {
-        let changes = super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
-            .await
-            .map_err(|e| target.error(e))?;
+        let changes = match recorded {
+            Some(Recorded::Changes { changes, version }) if history.version() == *version => {
+                tracing::debug!("{}: changes worked out as the rows came", name(stream));
+                changes.clone()
+            }
+            _ => {
+                tracing::debug!("{}: changes worked out from the table", name(stream));
+                super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
+                    .await
+                    .map_err(|e| target.error(e))?
+            }
+        };
         if changes.is_empty() {
             return record_nothing(target, history, tag).await;
         }

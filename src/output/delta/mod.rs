@@ -13,8 +13,8 @@
 //!
 //! Modules: [`table`] (where tables are, opening, ownership), [`rows`] (the table's schema and
 //! keys), [`commit`] (full-refresh files and the replacing commit), [`merge`] (checkpoint
-//! MERGEs), [`state`] (the STATE in commits), [`history`] (with [`first`]: a full refresh's
-//! first versions, written beside the table's files), [`compact`], [`formulas`] (the
+//! MERGEs), [`state`] (the STATE in commits), [`history`] (with [`first`]: what a full
+//! refresh records in it, worked out as its rows arrive), [`compact`], [`formulas`] (the
 //! scheduled formula refresh, merged in place).
 
 mod changes;
@@ -214,7 +214,7 @@ impl DeltaDestination {
             txn: 0,
             pending: Vec::new(),
             files: None,
-            first_versions: None,
+            recorder: None,
             staged: None,
             uncommitted: false,
         })
@@ -345,10 +345,10 @@ pub struct DeltaStreamWriter {
     pending: Vec<RecordBatch>,
     /// Full refresh: the data files written so far.
     files: Option<commit::FileWriter>,
-    /// Full refresh with history: the history's first versions, written beside the table's
-    /// files while the history holds none (`Some(None)`: it holds versions; `None`: not
-    /// looked at yet, before the first rows).
-    first_versions: Option<Option<first::FirstVersions>>,
+    /// Full refresh with history: what the history's commit will record, worked out as the
+    /// rows arrive (`Some(None)`: worked out at the commit; `None`: not looked at yet, before
+    /// the first rows).
+    recorder: Option<Option<first::Recorder>>,
     /// The STATE the next commit records.
     staged: Option<StreamState>,
     /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
@@ -439,8 +439,8 @@ impl DeltaStreamWriter {
             Some(f) => f.close(&self.target).await?,
             None => Vec::new(),
         };
-        let first = match (&self.history, self.first_versions.take().flatten()) {
-            (Some(h), Some(versions)) => Some(versions.close(h).await?),
+        let recorded = match (&self.history, self.recorder.take().flatten()) {
+            (Some(h), Some(recorder)) => Some(recorder.close(h, &self.schema).await?),
             _ => None,
         };
         let tag = self.next_tag();
@@ -449,9 +449,9 @@ impl DeltaStreamWriter {
         let table = commit::replace(&self.target, table, &self.schema, props, files, &tag).await?;
         if let Some(h) = &self.history {
             let (keys, stream, compression) = (&self.keys, &self.stream, self.compression);
-            let first = first.as_ref();
+            let recorded = recorded.as_ref();
             retrying(|| {
-                history::record_replacement(h, &table, keys, stream, &tag, compression, first)
+                history::record_replacement(h, &table, keys, stream, &tag, compression, recorded)
             })
             .await?;
         }
@@ -494,13 +494,13 @@ impl StreamWriter for DeltaStreamWriter {
             return Ok(());
         }
         if let Some(h) = &self.history {
-            if self.first_versions.is_none() {
+            if self.recorder.is_none() {
                 let (keys, schema) = (&self.keys, &self.schema);
-                let versions = first::FirstVersions::start(h, keys, schema, self.compression);
-                self.first_versions = Some(versions.await?);
+                let recorder = first::Recorder::start(h, keys, schema, self.compression);
+                self.recorder = Some(recorder.await?);
             }
-            if let Some(Some(versions)) = &mut self.first_versions {
-                versions.write(h, &rows).await?;
+            if let Some(Some(recorder)) = &mut self.recorder {
+                recorder.write(h, &rows).await?;
             }
         }
         let files = (self.files)
