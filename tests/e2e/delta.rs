@@ -32,6 +32,11 @@ fn delta_config(e: &Env, name: &str, export: &Path, history: bool) -> PathBuf {
     write_json(e.dir.path(), name, &c)
 }
 
+/// A catalog of Account's [`FIELDS`] in `mode`.
+fn account_catalog(e: &Env, mode: &str) -> PathBuf {
+    catalog(e.dir.path(), "cat.json", &[("Account", FIELDS, mode)])
+}
+
 /// `sfetl read` with `config` and a one-stream catalog of `fields` in `mode`; its messages.
 async fn read_delta(e: &Env, config: &Path, fields: &[&str], mode: &str) -> Vec<Value> {
     let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, mode)]);
@@ -515,11 +520,7 @@ async fn a_full_disk_fails_the_stream_naming_the_table_and_the_old_table_stays()
         .control("touch", &json!({"object": "Account", "count": 37}))
         .await;
     assert_ne!(before, org_accounts(&e.org).await);
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Account", FIELDS, "full_refresh")],
-    );
+    let cat = account_catalog(&e, "full_refresh");
     // The shell ignores SIGXFSZ (the process inherits that) and caps files at 8 blocks: a
     // write past that fails with EFBIG, as a write to a full disk fails with ENOSPC.
     let out = tokio::process::Command::new("sh")
@@ -1054,11 +1055,7 @@ async fn a_full_refresh_slice_replaces_the_table_so_rows_purged_from_the_org_lea
     let e = env(120, cfg()).await;
     let export = e.dir.path().join("export");
     let config = delta_config(&e, "delta.json", &export, true);
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Account", FIELDS, "full_refresh")],
-    );
+    let cat = account_catalog(&e, "full_refresh");
     let (first_config, first) = full_refresh_slice(&e, &config, &cat, "1990-01-01").await;
     assert_ok(
         &read_slice(&first_config, &cat, &first)
@@ -1249,11 +1246,7 @@ async fn a_first_full_refresh_writes_the_history_versions_beside_the_tables_file
         .await;
     let export = e.dir.path().join("export");
     let config = delta_config(&e, "delta.json", &export, true);
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Account", FIELDS, "full_refresh")],
-    );
+    let cat = account_catalog(&e, "full_refresh");
     let log = read_logged(&config, &cat).await;
     let beside = "Account_history: first versions written beside the table's files";
     assert!(log.contains(beside), "{log}");
