@@ -1,20 +1,23 @@
-//! A full refresh's first versions of an empty history table, written from the rows as they
-//! arrive, beside the stream table's own files.
+//! What a full refresh records in its history table, worked out from its rows as they arrive:
+//! an empty history's first versions, written beside the stream table's own files, or the
+//! changes to a history that holds versions.
 //!
 //! Every live row of a full refresh into an empty history becomes a first version: its
 //! columns, current from its cursor until the end of time. Written once the table was
 //! committed, they were read back from it, text cast back from views, and encoded again: perf
 //! put about half of a 1M-row all-fields full refresh with history in that step. Written here
 //! they share the table's decoded columns and add three, with no read and no cast (a fifth
-//! less CPU for that refresh, and a lower peak of memory). The history still takes them in its own commit
-//! after the table's, and only while it holds no version: a history that another writer filled
-//! meanwhile, or whose columns are not these, leaves them uncommitted (a later `VACUUM`
-//! removes them) and records the refresh as before ([`super::history::record_replacement`]).
+//! less CPU for that refresh, and a lower peak of memory). The history still takes them in its
+//! own commit after the table's, and only while it holds no version: a history that another
+//! writer filled meanwhile, or whose columns are not these, leaves them uncommitted (a later
+//! `VACUUM` removes them) and records the refresh as before
+//! ([`super::history::record_replacement`]).
 //!
 //! Into a history that holds versions, the same rows are streamed past its current versions
-//! as they arrive ([`super::changes::Diff`]), instead of reading the committed table back; the
-//! changes found are merged if the history is still at the version they were worked out
-//! against, else worked out again from the table.
+//! as they arrive ([`super::changes::Diff`]), instead of reading the committed table back (8%
+//! less CPU for a 1M-row all-fields refresh, and no second download of the table from an
+//! object store); the changes found are merged if the history is still at the version they
+//! were worked out against, else worked out again from the table.
 
 use std::sync::Arc;
 

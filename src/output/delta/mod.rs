@@ -13,14 +13,14 @@
 //!
 //! Modules: [`table`] (where tables are, opening, ownership), [`rows`] (the table's schema and
 //! keys), [`commit`] (full-refresh files and the replacing commit), [`merge`] (checkpoint
-//! MERGEs), [`state`] (the STATE in commits), [`history`] (with [`first`]: what a full
+//! MERGEs), [`state`] (the STATE in commits), [`history`] (with `first`: what a full
 //! refresh records in it, worked out as its rows arrive), [`compact`], [`formulas`] (the
 //! scheduled formula refresh, merged in place).
 
 mod changes;
 pub mod commit;
 pub mod compact;
-pub mod first;
+mod first;
 pub mod formulas;
 pub mod history;
 mod layout;
