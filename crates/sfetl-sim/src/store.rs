@@ -200,7 +200,7 @@ pub enum Formula {
         field: String,
     },
     /// `TODAY() - DATEVALUE(field)`: whole days since a datetime or date, following the org's
-    /// day ([`Store::today`]), so it changes every day without any write. [`Store::get`]
+    /// day ([`DayClock::today`]), so it changes every day without any write. [`Store::get`]
     /// computes it.
     DaysSince(usize),
 }
