@@ -116,8 +116,9 @@ pub(super) async fn record_replacement(
     if txn_version(target, &history, &tag.app_id).await? >= tag.version {
         return Ok(());
     }
-    if let Some(Recorded::First(first)) = recorded {
-        if first.fit(target, &history).await? {
+    let empty = is_empty(target, &history).await?;
+    if let (true, Some(Recorded::First(first))) = (empty, recorded) {
+        if first.fit(target, &history)? {
             tracing::debug!(
                 "{}: first versions written beside the table's files",
                 name(stream)
@@ -128,7 +129,6 @@ pub(super) async fn record_replacement(
         tracing::debug!("{}: first versions read back from the table", name(stream));
     }
     let ctx = SessionContext::new();
-    let empty = is_empty(target, &history).await?;
     let gone = if empty {
         register(&ctx, "src", table)
             .await
