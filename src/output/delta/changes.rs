@@ -9,10 +9,19 @@
 //! version, or whose cursor or values differ from it, and the keys the new table no longer
 //! has, whose versions are closed.
 //! A row left out is one the whole-table MERGE would have left as it was.
+//!
+//! Where the history's files can be read as they are ([`super::files`]), each current version
+//! is held with the file it is in, and what the new rows make of it (kept, closed, or dropped
+//! to be replaced) is noted in place. The new versions are then written as the rows arrive
+//! (by [`super::first`]), and the commit rewrites only the files holding a closed or dropped
+//! version, batch by batch ([`Fates`]): no row is held in memory, where the MERGE held every
+//! changed row and joined them (3.4 GB for 1M wide rows all changed).
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMicrosecondArray};
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -24,8 +33,14 @@ use futures::TryStreamExt;
 use hashbrown::hash_table::{Entry, HashTable};
 use std::hash::BuildHasher;
 
-use super::history::{IS_CURRENT, VALID_FROM, provider, valid_from_column};
+use super::DeltaError;
+use super::commit::FileWriter;
+use super::files::HistoryFiles;
+use super::history::{self, IS_CURRENT, VALID_FROM, VALID_TO, provider, valid_from_column};
 use super::rows::Keys;
+use super::table::TableTarget;
+use crate::config::Compression;
+use deltalake::kernel::{Add, Remove};
 
 /// The rows and keys a full refresh gives the history's MERGE.
 #[derive(Clone)]
@@ -37,24 +52,49 @@ pub(super) struct Changes {
     /// The keys (one text array per key column, as views) whose current version the new
     /// table lacks.
     pub(super) gone: Vec<ArrayRef>,
+    /// Where the history's files were read directly: what became of each current version, in
+    /// place of `rows` (written as they came) and `gone`.
+    pub(super) fates: Option<Arc<Fates>>,
 }
 
 impl Changes {
     /// Nothing to record: the history already holds the new table as it is.
     pub(super) fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.gone.first().is_none_or(|k| k.is_empty())
+        self.rows.is_empty()
+            && self.gone.first().is_none_or(|k| k.is_empty())
+            && self.fates.as_ref().is_none_or(|f| f.touched.is_empty())
     }
 }
 
+/// What the new rows made of a current version.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    /// No new row of its key has passed yet.
+    Unseen,
+    /// Still current: the same values, or a row that adds no version (an older cursor).
+    Kept,
+    /// Closed at [`Version::from`]: a later version replaces it, or its key is gone.
+    Closed,
+    /// Dropped from its file: a row with the same cursor and other values replaces it.
+    Dropped,
+}
+
 /// A current version as held while the new table streams past: where its key is in
-/// [`CurrentVersions::keys`], its cursor (µs, `i64::MIN` for none) and its values' hash.
+/// [`CurrentVersions::keys`], the file holding it ([`NO_FILE`] when not known), its cursor
+/// (µs, `i64::MIN` for none; once closed, the instant it is closed at), its values' hash and
+/// what became of it.
 #[derive(Clone, Copy)]
 struct Version {
     start: u32,
     len: u32,
+    file: u32,
+    fate: Fate,
     from: i64,
     values: u64,
 }
+
+/// The file of a version read through DataFusion, which does not say.
+const NO_FILE: u32 = u32::MAX;
 
 impl Version {
     fn key<'a>(&self, keys: &'a [u8]) -> &'a [u8] {
@@ -62,7 +102,7 @@ impl Version {
     }
 }
 
-/// The history's current versions by key: 24 bytes a version in the table plus its key's
+/// The history's current versions by key: 32 bytes a version in the table plus its key's
 /// bytes in one buffer (a map of boxed keys took some 190 bytes a version, 1M Accounts).
 struct CurrentVersions {
     keys: Vec<u8>,
@@ -79,8 +119,8 @@ impl CurrentVersions {
         }
     }
 
-    /// Holds `key`'s current version (the later one, should a key have two).
-    fn insert(&mut self, key: &[u8], from: i64, values: u64) -> Result<()> {
+    /// Holds `key`'s current version, in `file` (the later one, should a key have two).
+    fn insert(&mut self, key: &[u8], from: i64, values: u64, file: u32) -> Result<()> {
         let too_many = || {
             datafusion::error::DataFusionError::ResourcesExhausted(
                 "the history's current keys passed 4 GiB".into(),
@@ -92,6 +132,8 @@ impl CurrentVersions {
         let version = Version {
             start,
             len,
+            file,
+            fate: Fate::Unseen,
             from,
             values,
         };
@@ -115,18 +157,25 @@ impl CurrentVersions {
         Ok(())
     }
 
-    /// Takes out `key`'s current version, if it has one.
-    fn take(&mut self, key: &[u8]) -> Option<Version> {
+    /// `key`'s current version, if it has one.
+    fn find(&mut self, key: &[u8]) -> Option<&mut Version> {
         let keys = &self.keys;
-        let found = self
-            .table
-            .find_entry(self.hasher.hash_one(key), |v| v.key(keys) == key);
-        found.ok().map(|e| e.remove().0)
+        self.table
+            .find_mut(self.hasher.hash_one(key), |v| v.key(keys) == key)
     }
 
-    /// The keys not taken out.
+    /// `key`'s current version, to read.
+    fn get(&self, key: &[u8]) -> Option<&Version> {
+        let keys = &self.keys;
+        self.table
+            .find(self.hasher.hash_one(key), |v| v.key(keys) == key)
+    }
+
+    /// The keys no new row has passed.
     fn left(&self) -> impl Iterator<Item = &[u8]> {
-        self.table.iter().map(|v| v.key(&self.keys))
+        (self.table.iter())
+            .filter(|v| v.fate == Fate::Unseen)
+            .map(|v| v.key(&self.keys))
     }
 }
 
@@ -200,12 +249,7 @@ impl Fingerprint {
             })?;
             Ok(cast(c, to)?)
         };
-        let keys = self
-            .key_names
-            .iter()
-            .map(|k| column(k, &DataType::Utf8View))
-            .collect::<Result<Vec<_>>>()?;
-        let keys = self.keys.convert_columns(&keys)?;
+        let keys = key_rows(&self.keys, &self.key_names, batch)?;
         let cursor = cast(&column(from, &cursor_type())?, &DataType::Int64)?;
         let cursor = cursor.as_primitive::<Int64Type>();
         let from = (0..batch.num_rows())
@@ -230,46 +274,96 @@ impl Fingerprint {
     }
 }
 
+/// The keys of `batch`'s rows (its `names` columns as text), as `converter` turns them into
+/// byte strings.
+fn key_rows(converter: &RowConverter, names: &[String], batch: &RecordBatch) -> Result<Rows> {
+    let keys = names
+        .iter()
+        .map(|k| {
+            let c = batch.column_by_name(k).ok_or_else(|| {
+                ArrowError::SchemaError(format!("the key column `{k}` is missing"))
+            })?;
+            Ok(cast(c, &DataType::Utf8View)?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(converter.convert_columns(&keys)?)
+}
+
 /// A Delta table as a DataFrame of `ctx` (not registered under a name).
 async fn read(ctx: &SessionContext, table: &DeltaTable) -> Result<DataFrame> {
     ctx.read_table(provider(ctx, table).await?)
 }
 
 /// A full refresh's changes worked out as the new table's rows come: the history's current
-/// versions held, each row taken out of them as it passes. Fed by the stream's own rows as
-/// they are written ([`super::first`]), or by the committed table read back
+/// versions held, each row checked against its key's as it passes. Fed by the stream's own rows
+/// as they are written ([`super::first`]), or by the committed table read back
 /// ([`of_replacement`]).
 pub(super) struct Diff {
     print: Fingerprint,
     current: CurrentVersions,
     /// The new rows' cursor column.
     from: String,
-    /// The new rows that add a version or correct the current one.
+    /// The new rows that add a version or correct the current one, when held for a MERGE.
     rows: Vec<RecordBatch>,
+    /// The history's files, when its current versions were read from them directly.
+    files: Option<HistoryFiles>,
 }
 
 impl Diff {
     /// Holds the current versions of `history` (which holds versions) for new rows of
-    /// `table_schema`.
+    /// `table_schema`: read file by file (each version's file known) when `direct` and the
+    /// files allow it, else through DataFusion.
     pub(super) async fn of_history(
-        ctx: &SessionContext,
+        target: &TableTarget,
         history: &DeltaTable,
         keys: &Keys,
         table_schema: &Schema,
-    ) -> Result<Diff> {
-        let print = Fingerprint::new(keys, table_schema)?;
-        let select = |names: Vec<String>| names.iter().map(ident).collect::<Vec<_>>();
+        direct: bool,
+    ) -> std::result::Result<Diff, DeltaError> {
+        let print = Fingerprint::new(keys, table_schema).map_err(|e| target.error(e))?;
         let mut current = CurrentVersions::new();
-        let mut versions = read(ctx, history)
-            .await?
-            .filter(ident(IS_CURRENT).is_true())?
-            .select(select(print.columns(VALID_FROM)))?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = versions.try_next().await? {
-            let (keys, from, values) = print.read(&batch, VALID_FROM)?;
+        let history_schema = history::schema(table_schema);
+        let files = match direct {
+            true => HistoryFiles::of(target, history, &history_schema).await?,
+            false => None,
+        };
+        let mut names = print.columns(VALID_FROM);
+        names.push(IS_CURRENT.to_string());
+        let mut hold = |batch: RecordBatch, file: u32| -> std::result::Result<(), DeltaError> {
+            let err = |e: datafusion::error::DataFusionError| target.error(e);
+            let live = batch
+                .column_by_name(IS_CURRENT)
+                .map(|c| c.as_boolean().clone())
+                .ok_or_else(|| target.error("the history has no _sfetl_is_current column"))?;
+            let batch = filter_record_batch(&batch, &live).map_err(|e| target.error(e))?;
+            let (keys, from, values) = print.read(&batch, VALID_FROM).map_err(err)?;
             for (i, key) in keys.iter().enumerate() {
-                current.insert(key.as_ref(), from[i], values[i])?;
+                (current.insert(key.as_ref(), from[i], values[i], file)).map_err(err)?;
+            }
+            Ok(())
+        };
+        if let Some(files) = &files {
+            for i in 0..files.len() {
+                for batch in files.read(target, i, Some(&names)).await? {
+                    hold(batch?, i as u32)?;
+                }
+            }
+        } else {
+            let ctx = SessionContext::new();
+            let err = |e: datafusion::error::DataFusionError| target.error(e);
+            let select = names.iter().map(ident).collect::<Vec<_>>();
+            let mut versions = read(&ctx, history)
+                .await
+                .map_err(err)?
+                .filter(ident(IS_CURRENT).is_true())
+                .map_err(err)?
+                .select(select)
+                .map_err(err)?
+                .execute_stream()
+                .await
+                .map_err(err)?;
+            while let Some(batch) = versions.try_next().await.map_err(err)? {
+                hold(batch, NO_FILE)?;
             }
         }
         Ok(Diff {
@@ -277,58 +371,202 @@ impl Diff {
             current,
             from: valid_from_column(keys).to_string(),
             rows: Vec::new(),
+            files,
         })
     }
 
-    /// Keeps the rows of `batch` (new rows) whose key has no current version, or whose cursor
-    /// or values differ from it.
-    pub(super) fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Whether the history's files were read directly: the rows [`Diff::push`] gives are then
+    /// written as versions by the caller, and the commit rewrites the files ([`Fates`]).
+    pub(super) fn direct(&self) -> bool {
+        self.files.is_some()
+    }
+
+    /// The rows of `batch` (new rows) that add a version (their key has none, or a newer
+    /// cursor) or correct the current one (the same cursor, other values), noting what
+    /// becomes of each current version; `None` when there are none.
+    pub(super) fn push(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
         let (keys, from, values) = self.print.read(batch, &self.from)?;
         let current = &mut self.current;
-        let changed: BooleanArray = keys
+        let adds: BooleanArray = keys
             .iter()
             .enumerate()
             .map(|(i, key)| {
-                let was = current.take(key.as_ref());
-                Some(was.is_none_or(|v| (v.from, v.values) != (from[i], values[i])))
+                let Some(v) = current.find(key.as_ref()) else {
+                    return Some(true);
+                };
+                if v.fate != Fate::Unseen {
+                    // A key twice in one refresh: added again, as a MERGE of both rows would.
+                    return Some(true);
+                }
+                let (fate, adds) = match (v.from, from[i]) {
+                    _ if (v.from, v.values) == (from[i], values[i]) => (Fate::Kept, false),
+                    // A null cursor compares as SQL's null does: no change is recorded.
+                    (i64::MIN, _) | (_, i64::MIN) => (Fate::Kept, false),
+                    (was, now) if now > was => {
+                        v.from = now.saturating_sub(1_000);
+                        (Fate::Closed, true)
+                    }
+                    (was, now) if now == was => (Fate::Dropped, true),
+                    _ => (Fate::Kept, false),
+                };
+                v.fate = fate;
+                Some(adds)
             })
             .collect();
-        if changed.true_count() > 0 {
-            self.rows.push(filter_record_batch(batch, &changed)?);
-        }
-        Ok(())
+        Ok(match adds.true_count() {
+            0 => None,
+            n if n == batch.num_rows() => Some(batch.clone()),
+            _ => Some(filter_record_batch(batch, &adds)?),
+        })
     }
 
-    /// The changes, the new rows being of `schema`: the rows kept, and the keys no row took
-    /// out.
-    pub(super) fn finish(self, schema: SchemaRef) -> Result<Changes> {
-        let parser = self.print.keys.parser();
-        let left = self.current.left().map(|k| parser.parse(k));
-        let gone = self.print.keys.convert_rows(left)?;
+    /// Holds `rows` (from [`Diff::push`]) for the MERGE.
+    pub(super) fn hold(&mut self, rows: RecordBatch) {
+        self.rows.push(rows);
+    }
+
+    /// The changes, the new rows being of `schema`: the rows held, and the keys no row
+    /// passed (closed now, as the refresh ends, when the files are rewritten directly).
+    pub(super) fn finish(mut self, schema: SchemaRef) -> Result<Changes> {
+        let Some(files) = self.files else {
+            let parser = self.print.keys.parser();
+            let left = self.current.left().map(|k| parser.parse(k));
+            let gone = self.print.keys.convert_rows(left)?;
+            return Ok(Changes {
+                schema,
+                rows: self.rows,
+                gone,
+                fates: None,
+            });
+        };
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut touched = vec![false; files.len()];
+        for v in self.current.table.iter_mut() {
+            if v.fate == Fate::Unseen {
+                (v.fate, v.from) = (Fate::Closed, now);
+            }
+            if matches!(v.fate, Fate::Closed | Fate::Dropped) {
+                touched[v.file as usize] = true;
+            }
+        }
+        let touched = (touched.iter().enumerate())
+            .filter_map(|(i, t)| t.then_some(i))
+            .collect();
         Ok(Changes {
             schema,
             rows: self.rows,
-            gone,
+            gone: Vec::new(),
+            fates: Some(Arc::new(Fates {
+                files,
+                current: self.current,
+                keys: self.print.keys,
+                key_names: self.print.key_names,
+                touched,
+            })),
         })
+    }
+}
+
+/// What a full refresh made of each current version of a history read file by file, and the
+/// files holding one it closed or dropped: those the commit rewrites.
+pub(super) struct Fates {
+    files: HistoryFiles,
+    current: CurrentVersions,
+    keys: RowConverter,
+    key_names: Vec<String>,
+    /// The files holding a version closed or dropped, in the table's order.
+    touched: Vec<usize>,
+}
+
+impl Fates {
+    /// File `file`'s `rows` as the refresh leaves them: its current versions closed or dropped
+    /// as their fates say, every other row as it was.
+    fn apply(&self, rows: &RecordBatch, file: usize) -> std::result::Result<RecordBatch, ArrowError> {
+        let schema = rows.schema();
+        let keys = key_rows(&self.keys, &self.key_names, rows)
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        let (cur_at, to_at) = (schema.index_of(IS_CURRENT)?, schema.index_of(VALID_TO)?);
+        let current = rows.column(cur_at).as_boolean();
+        let to = rows.column(to_at).as_primitive::<TimestampMicrosecondType>();
+        let n = rows.num_rows();
+        let (mut keep, mut is_current) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut valid_to: Vec<Option<i64>> = to.iter().collect();
+        for (i, key) in keys.iter().enumerate() {
+            let mine = (current.is_valid(i) && current.value(i))
+                .then(|| self.current.get(key.as_ref()))
+                .flatten()
+                .filter(|v| v.file as usize == file);
+            let fate = mine.map(|v| (v.fate, v.from));
+            keep.push(!matches!(fate, Some((Fate::Dropped, _))));
+            match fate {
+                Some((Fate::Closed, at)) => {
+                    valid_to[i] = Some(at);
+                    is_current.push(Some(false));
+                }
+                _ => is_current.push(current.is_valid(i).then(|| current.value(i))),
+            }
+        }
+        let mut columns = rows.columns().to_vec();
+        let tz = match to.data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        columns[to_at] = Arc::new(TimestampMicrosecondArray::from(valid_to).with_timezone_opt(tz));
+        columns[cur_at] = Arc::new(BooleanArray::from(is_current));
+        let changed = RecordBatch::try_new(schema, columns)?;
+        match keep.iter().all(|k| *k) {
+            true => Ok(changed),
+            false => filter_record_batch(&changed, &BooleanArray::from(keep)),
+        }
+    }
+
+    /// Writes the files holding a closed or dropped version anew: returns the actions that
+    /// remove the old ones and add the new.
+    pub(super) async fn rewrite(
+        &self,
+        target: &TableTarget,
+        compression: Compression,
+    ) -> std::result::Result<(Vec<Remove>, Vec<Add>), DeltaError> {
+        let mut out = FileWriter::new(&self.files.projected(None)?, compression);
+        let mut removed = Vec::with_capacity(self.touched.len());
+        for &file in &self.touched {
+            for batch in self.files.read(target, file, None).await? {
+                let batch = self.apply(&batch?, file).map_err(|e| target.error(e))?;
+                if batch.num_rows() > 0 {
+                    out.write(target, &batch).await?;
+                }
+            }
+            removed.push(self.files.remove(file));
+        }
+        Ok((removed, out.close(target).await?))
+    }
+
+    /// How many files the commit rewrites.
+    pub(super) fn rewritten(&self) -> usize {
+        self.touched.len()
     }
 }
 
 /// What the new stream `table` changes in `history` (which holds versions): see the module.
 pub(super) async fn of_replacement(
+    target: &TableTarget,
     ctx: &SessionContext,
     table: &DeltaTable,
     history: &DeltaTable,
     keys: &Keys,
     table_schema: &Schema,
-) -> Result<Changes> {
-    let mut diff = Diff::of_history(ctx, history, keys, table_schema).await?;
-    let new = read(ctx, table).await?;
+) -> std::result::Result<Changes, DeltaError> {
+    let err = |e: datafusion::error::DataFusionError| target.error(e);
+    let mut diff = Diff::of_history(target, history, keys, table_schema, false).await?;
+    let new = read(ctx, table).await.map_err(err)?;
     let schema = SchemaRef::new(new.schema().as_arrow().clone());
-    let mut stream = new.execute_stream().await?;
-    while let Some(batch) = stream.try_next().await? {
-        diff.push(&batch)?;
+    let mut stream = new.execute_stream().await.map_err(err)?;
+    while let Some(batch) = stream.try_next().await.map_err(err)? {
+        if let Some(rows) = diff.push(&batch).map_err(err)? {
+            diff.hold(rows);
+        }
     }
-    diff.finish(schema)
+    diff.finish(schema).map_err(err)
 }
 
 #[cfg(test)]
@@ -426,22 +664,23 @@ mod tests {
     }
 
     #[test]
-    fn current_versions_are_found_by_key_bytes_and_the_ones_not_taken_are_left() {
+    fn current_versions_are_found_by_key_bytes_and_the_ones_not_passed_are_left() {
         let mut current = CurrentVersions::new();
         for i in 0..10_000u32 {
             current
-                .insert(format!("001{i:015}").as_bytes(), i64::from(i), 7)
+                .insert(format!("001{i:015}").as_bytes(), i64::from(i), 7, i / 100)
                 .unwrap();
         }
-        // A key held twice keeps its later version.
-        current.insert(b"001000000000000005", 99, 8).unwrap();
-        let v = current.take(b"001000000000000005").unwrap();
-        assert_eq!((v.from, v.values), (99, 8));
-        assert!(current.take(b"001000000000000005").is_none());
-        assert!(current.take(b"00100000000000005").is_none());
+        // A key held twice keeps its later version, and the file that holds it.
+        current.insert(b"001000000000000005", 99, 8, 3).unwrap();
+        let v = current.find(b"001000000000000005").unwrap();
+        assert_eq!((v.from, v.values, v.file, v.fate), (99, 8, 3, Fate::Unseen));
+        v.fate = Fate::Kept;
+        assert!(current.find(b"00100000000000005").is_none());
         for i in (0..10_000u32).filter(|i| *i != 5 && *i != 42) {
-            let v = current.take(format!("001{i:015}").as_bytes()).unwrap();
-            assert_eq!((v.from, v.values), (i64::from(i), 7));
+            let v = current.find(format!("001{i:015}").as_bytes()).unwrap();
+            assert_eq!((v.from, v.values, v.file), (i64::from(i), 7, i / 100));
+            v.fate = Fate::Closed;
         }
         let left: Vec<&[u8]> = current.left().collect();
         assert_eq!(left, [b"001000000000000042".as_slice()]);

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use deltalake::DeltaTable;
 use deltalake::datafile::writer::{DeltaWriter, WriterConfig};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType};
+use deltalake::kernel::{Action, Add, MetadataExt, Remove, StructField, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use futures::TryStreamExt;
 
@@ -312,6 +312,30 @@ pub async fn append(
         predicate: None,
     };
     let actions = files.into_iter().map(Action::Add).collect();
+    commit(target, table, actions, operation, tag).await
+}
+
+/// Replaces the files `removed` with `added` in one commit with `tag`: a history's versions
+/// closed and added by a full refresh. Recorded as a MERGE over the whole table, so that any
+/// other writer's commit to the table meanwhile is a conflict (the caller works the changes
+/// out again on top of it).
+pub async fn rewrite(
+    target: &TableTarget,
+    table: DeltaTable,
+    removed: Vec<Remove>,
+    added: Vec<Add>,
+    tag: &CommitTag,
+) -> Result<DeltaTable, DeltaError> {
+    let operation = DeltaOperation::Merge {
+        predicate: None,
+        merge_predicate: None,
+        matched_predicates: Vec::new(),
+        not_matched_predicates: Vec::new(),
+        not_matched_by_source_predicates: Vec::new(),
+    };
+    let actions = (removed.into_iter().map(Action::Remove))
+        .chain(added.into_iter().map(Action::Add))
+        .collect();
     commit(target, table, actions, operation, tag).await
 }
 

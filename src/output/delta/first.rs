@@ -25,7 +25,6 @@ use arrow::array::{ArrayRef, BooleanArray, TimestampMicrosecondArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
 
@@ -41,10 +40,13 @@ use crate::config::Compression;
 pub(super) enum Recorder {
     /// The history holds no version: every row is a first version.
     First(Box<FirstVersions>),
-    /// The history holds versions: the rows that change them, against its `version`.
+    /// The history holds versions: the rows that change them, against its `version`; the
+    /// new versions are written as they come when the history's files are read directly
+    /// (`versions`), else held for a MERGE.
     Changes {
         diff: Box<Diff>,
         version: Option<u64>,
+        versions: Option<Box<FirstVersions>>,
     },
 }
 
@@ -52,20 +54,25 @@ pub(super) enum Recorder {
 pub(super) enum Recorded {
     /// First versions, written.
     First(WrittenVersions),
-    /// The changes, found against the history at `version`.
+    /// The changes, found against the history at `version`, and the new versions' files when
+    /// they were written as they came.
     Changes {
         changes: Changes,
         version: Option<u64>,
+        versions: Option<WrittenVersions>,
     },
 }
 
 impl Recorder {
-    /// The recorder for rows of `table_schema` into the history at `target`; `None` for a
-    /// history of other columns (evolved at its commit, its changes worked out then).
+    /// The recorder for rows of `table_schema` (of `stream`) into the history at `target`. A
+    /// history that holds versions is given the stream's new columns now (as its commit would),
+    /// so that its changes are worked out as the rows come; `None` for a history with columns
+    /// the stream no longer has (its changes are worked out at its commit).
     pub(super) async fn start(
         target: &TableTarget,
         keys: &Keys,
         table_schema: &SchemaRef,
+        stream: &str,
         compression: Compression,
     ) -> Result<Option<Recorder>, DeltaError> {
         let first = || {
@@ -81,16 +88,20 @@ impl Recorder {
         if history::is_empty(target, &history).await? {
             return Ok(Some(first()));
         }
+        let history = history::open(target, keys, table_schema, stream).await?;
         if !same_columns(target, &history, &history::schema(table_schema))? {
             return Ok(None);
         }
-        let ctx = SessionContext::new();
-        let diff = Diff::of_history(&ctx, &history, keys, table_schema).await;
+        let diff = Diff::of_history(target, &history, keys, table_schema, true).await?;
+        let versions = (diff.direct())
+            .then(|| Box::new(FirstVersions::new(keys, table_schema, compression)));
         Ok(Some(Recorder::Changes {
-            diff: Box::new(diff.map_err(|e| target.error(e))?),
+            diff: Box::new(diff),
             version: history.version(),
+            versions,
         }))
     }
+
 
     /// Takes `rows`: live rows of the stream table's schema, as its own files take them.
     pub(super) async fn write(
@@ -100,7 +111,18 @@ impl Recorder {
     ) -> Result<(), DeltaError> {
         match self {
             Recorder::First(first) => first.write(target, rows).await,
-            Recorder::Changes { diff, .. } => diff.push(rows).map_err(|e| target.error(e)),
+            Recorder::Changes { diff, versions, .. } => {
+                let Some(adds) = diff.push(rows).map_err(|e| target.error(e))? else {
+                    return Ok(());
+                };
+                match versions {
+                    Some(versions) => versions.write(target, &adds).await,
+                    None => {
+                        diff.hold(adds);
+                        Ok(())
+                    }
+                }
+            }
         }
     }
 
@@ -112,11 +134,19 @@ impl Recorder {
     ) -> Result<Recorded, DeltaError> {
         Ok(match self {
             Recorder::First(first) => Recorded::First(first.close(target).await?),
-            Recorder::Changes { diff, version } => Recorded::Changes {
+            Recorder::Changes {
+                diff,
+                version,
+                versions,
+            } => Recorded::Changes {
                 changes: diff
                     .finish(table_schema.clone())
                     .map_err(|e| target.error(e))?,
                 version,
+                versions: match versions {
+                    Some(v) => Some(v.close(target).await?),
+                    None => None,
+                },
             },
         })
     }
@@ -259,8 +289,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn written_versions_fit_a_history_of_their_columns_and_a_later_refresh_finds_changes() {
+    async fn written_versions_fit_a_history_of_their_columns_and_a_later_refresh_rewrites_its_file()
+    {
         use super::super::{commit, state::CommitTag, table};
+        use datafusion::prelude::SessionContext;
         let dir = tempfile::tempdir().unwrap();
         let location =
             crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
@@ -273,7 +305,7 @@ mod tests {
         ]));
         let keys = Keys::of(&table, Some("SystemModstamp"));
         // No history yet: first versions are written.
-        let start = Recorder::start(&target, &keys, &table, Compression::Zstd);
+        let start = Recorder::start(&target, &keys, &table, "Account", Compression::Zstd);
         let mut first = start.await.unwrap().unwrap();
         assert!(matches!(first, Recorder::First(_)));
         let two = rows(&table, &["001A", "001B"]);
@@ -303,7 +335,7 @@ mod tests {
         };
         let files = written.files.clone();
         let history = commit::append(&target, history, files, &tag).await.unwrap();
-        let again = Recorder::start(&target, &keys, &table, Compression::Zstd);
+        let again = Recorder::start(&target, &keys, &table, "Account", Compression::Zstd);
         let mut changes = again.await.unwrap().unwrap();
         let Recorder::Changes { version, .. } = &changes else {
             panic!("changes")
@@ -313,20 +345,56 @@ mod tests {
             table.clone(),
             vec![
                 Arc::new(StringArray::from(vec!["001A", "001B", "001C"])),
-                Arc::new(TimestampMicrosecondArray::from(vec![0, 9, 2]).with_timezone("UTC")),
+                Arc::new(TimestampMicrosecondArray::from(vec![0, 9_000, 2]).with_timezone("UTC")),
             ],
         )
         .unwrap();
         changes.write(&target, &refresh.slice(1, 2)).await.unwrap();
-        let Recorded::Changes { changes, .. } = changes.close(&target, &table).await.unwrap()
+        let Recorded::Changes {
+            changes,
+            versions: Some(versions),
+            ..
+        } = changes.close(&target, &table).await.unwrap()
         else {
-            panic!("changes")
+            panic!("changes, the new versions written as they came")
         };
-        let ids = arrow::compute::concat_batches(&table, &changes.rows).unwrap();
-        let ids = ids.column(0).as_string::<i32>();
-        assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), ["001B", "001C"]);
-        let gone = changes.gone[0].as_string_view();
-        assert_eq!(gone.iter().flatten().collect::<Vec<_>>(), ["001A"]);
+        // Nothing held: the new versions are in files, and the one file holding 001A (gone)
+        // and 001B (moved) is rewritten.
+        assert!(changes.rows.is_empty() && changes.gone.is_empty());
+        assert_eq!(versions.files.len(), 1);
+        let fates = changes.fates.clone().unwrap();
+        assert_eq!(fates.rewritten(), 1);
+        let (removed, mut added) = fates.rewrite(&target, Compression::Zstd).await.unwrap();
+        assert_eq!(removed.len(), 1);
+        added.extend(versions.files.clone());
+        let tag = CommitTag { version: 2, ..tag };
+        let history = commit::rewrite(&target, history, removed, added, &tag)
+            .await
+            .unwrap();
+        let ctx = SessionContext::new();
+        history::register(&ctx, "h", &history).await.unwrap();
+        let sql = "SELECT \"Id\", CAST(_sfetl_valid_from AS BIGINT), \
+                   CAST(_sfetl_valid_to AS BIGINT), _sfetl_is_current FROM h ORDER BY 1, 2";
+        let found = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let found = arrow::compute::concat_batches(&found[0].schema(), &found).unwrap();
+        let ids = found.column(0).as_string_view();
+        let from = found.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        let to = found.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        let current = found.column(3).as_boolean();
+        let rows: Vec<(&str, i64, i64, bool)> = (0..found.num_rows())
+            .map(|i| (ids.value(i), from.value(i), to.value(i), current.value(i)))
+            .collect();
+        let closed_now = rows[0].2;
+        assert!(closed_now > 1_700_000_000_000_000 && closed_now < OPEN_END);
+        assert_eq!(
+            rows,
+            [
+                ("001A", 0, closed_now, false),
+                ("001B", 1, 8_000, false),
+                ("001B", 9_000, OPEN_END, true),
+                ("001C", 2, OPEN_END, true),
+            ]
+        );
         // An empty history with a column more (an older schema) does not take them either.
         let older = TableTarget::new(&location, "Older_history").unwrap();
         let mut fields: Vec<Field> = (history::schema(&table).fields().iter())

@@ -136,15 +136,21 @@ pub(super) async fn record_replacement(
         Vec::new()
     } else {
         let changes = match recorded {
-            Some(Recorded::Changes { changes, version }) if history.version() == *version => {
+            Some(Recorded::Changes {
+                changes,
+                version,
+                versions,
+            }) if history.version() == *version => {
                 tracing::debug!("{}: changes worked out as the rows came", name(stream));
+                if let (Some(fates), Some(versions)) = (&changes.fates, versions) {
+                    return rewrite(target, history, fates, versions, tag, compression).await;
+                }
                 changes.clone()
             }
             _ => {
                 tracing::debug!("{}: changes worked out from the table", name(stream));
-                super::changes::of_replacement(&ctx, table, &history, keys, &table_schema)
-                    .await
-                    .map_err(|e| target.error(e))?
+                super::changes::of_replacement(target, &ctx, table, &history, keys, &table_schema)
+                    .await?
             }
         };
         if changes.is_empty() {
@@ -161,6 +167,32 @@ pub(super) async fn record_replacement(
     apply(target, history, &ctx, keys, &table_schema, recording, empty).await
 }
 
+/// Commits what a full refresh changed in a history read file by file: the new versions
+/// written as the rows came, and the files holding a version it closed or dropped written
+/// anew ([`super::changes::Fates`]), in one commit in place of a MERGE.
+async fn rewrite(
+    target: &TableTarget,
+    history: DeltaTable,
+    fates: &super::changes::Fates,
+    versions: &super::first::WrittenVersions,
+    tag: &CommitTag,
+    compression: Compression,
+) -> Result<(), DeltaError> {
+    if versions.files.is_empty() && fates.rewritten() == 0 {
+        return record_nothing(target, history, tag).await;
+    }
+    let (removed, mut added) = fates.rewrite(target, compression).await?;
+    tracing::debug!(
+        "{}: {} new versions' files, {} files rewritten",
+        target.display,
+        versions.files.len(),
+        removed.len()
+    );
+    added.extend(versions.files.iter().cloned());
+    super::commit::rewrite(target, history, removed, added, tag).await?;
+    Ok(())
+}
+
 /// Registers `rows` (of `schema`) as the source `src`.
 fn register_rows(
     target: &TableTarget,
@@ -174,8 +206,9 @@ fn register_rows(
     Ok(())
 }
 
-/// The history table, created when missing (refusing another stream's).
-async fn open(
+/// The history table, created when missing (refusing another stream's), with the stream's new
+/// columns added.
+pub(super) async fn open(
     target: &TableTarget,
     keys: &Keys,
     table_schema: &SchemaRef,

@@ -18,6 +18,7 @@
 //! scheduled formula refresh, merged in place).
 
 mod changes;
+mod files;
 pub mod commit;
 pub mod compact;
 mod first;
@@ -495,8 +496,8 @@ impl StreamWriter for DeltaStreamWriter {
         }
         if let Some(h) = &self.history {
             if self.recorder.is_none() {
-                let (keys, schema) = (&self.keys, &self.schema);
-                let recorder = first::Recorder::start(h, keys, schema, self.compression);
+                let (keys, schema, stream) = (&self.keys, &self.schema, &self.stream);
+                let recorder = first::Recorder::start(h, keys, schema, stream, self.compression);
                 self.recorder = Some(recorder.await?);
             }
             if let Some(Some(recorder)) = &mut self.recorder {
