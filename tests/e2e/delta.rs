@@ -1372,6 +1372,74 @@ async fn a_full_refresh_into_a_history_with_versions_merges_only_what_changed() 
     );
 }
 
+/// A full refresh that changes every version of a history (a field added to the catalog)
+/// holds none of its rows: the new versions are written as the rows come, and each history
+/// file holding a changed version is rewritten once, in one commit, instead of a MERGE of
+/// every changed row held in memory.
+#[tokio::test]
+async fn a_full_refresh_that_adds_a_field_rewrites_each_history_file_once() {
+    let e = env(40, cfg()).await;
+    let export = e.dir.path().join("export");
+    let history = export.join("Contact_history");
+    let config = delta_config(&e, "delta.json", &export, true);
+    let narrow = ["Id", "LastName", "SystemModstamp"];
+    let cat = catalog(
+        e.dir.path(),
+        "narrow.json",
+        &[("Contact", &narrow, "full_refresh")],
+    );
+    read_files(&config, &cat, None).await;
+    let v = newest_version(&history);
+    let (_, first) = files_changed(&history, 0);
+    assert_eq!(first.len(), 1);
+    let touched = ids(&e
+        .org
+        .control("touch", &json!({"object": "Contact", "count": 1}))
+        .await);
+    let wide = ["Id", "LastName", "Email", "SystemModstamp"];
+    let cat = catalog(
+        e.dir.path(),
+        "wide.json",
+        &[("Contact", &wide, "full_refresh")],
+    );
+    let log = read_logged(&config, &cat).await;
+    assert!(
+        log.contains("Contact_history: changes worked out as the rows came")
+            && log.contains("Contact_history: 1 files of new versions, 1 files rewritten")
+            && !log.contains("from the table"),
+        "{log}"
+    );
+    // One commit after the evolution that added Email: the first file out, its rewrite and
+    // the new versions in.
+    assert_eq!(newest_version(&history), v + 2);
+    let (removed, added) = files_changed(&history, v);
+    assert_eq!((removed, added.len()), (first, 2));
+    // Each Contact's version now holds its Email (corrected in place: its SystemModstamp did
+    // not move), but the touched one, which has a second version.
+    let org = org_rows(&e.org, "SELECT Id, Email FROM Contact").await;
+    let lines = query(
+        &export,
+        "SELECT \"Id\", count(*) AS versions, sum(CASE WHEN \"_sfetl_is_current\" THEN 1 ELSE 0 END) AS current, max(CASE WHEN \"_sfetl_is_current\" THEN \"Email\" END) AS email FROM \"Contact_history\" GROUP BY \"Id\" ORDER BY \"Id\"",
+    )
+    .await;
+    let org: std::collections::BTreeMap<&str, &str> = org
+        .iter()
+        .map(|c| (c["Id"].as_str().unwrap(), c["Email"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        org.values().any(|e| !e.is_empty()),
+        "some Contacts have an Email"
+    );
+    let want: Vec<String> = org
+        .iter()
+        .map(|(id, email)| {
+            let versions = if touched.contains(*id) { 2 } else { 1 };
+            format!("{id},{versions},1,{email}")
+        })
+        .collect();
+    assert_eq!(lines[1..], want[..]);
+}
+
 #[tokio::test]
 async fn an_account_deleted_and_undeleted_in_one_second_stays_in_the_table() {
     let mut c = cfg();

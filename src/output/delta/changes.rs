@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMicrosecondArray};
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -481,13 +483,19 @@ pub(super) struct Fates {
 impl Fates {
     /// File `file`'s `rows` as the refresh leaves them: its current versions closed or dropped
     /// as their fates say, every other row as it was.
-    fn apply(&self, rows: &RecordBatch, file: usize) -> std::result::Result<RecordBatch, ArrowError> {
+    fn apply(
+        &self,
+        rows: &RecordBatch,
+        file: usize,
+    ) -> std::result::Result<RecordBatch, ArrowError> {
         let schema = rows.schema();
         let keys = key_rows(&self.keys, &self.key_names, rows)
             .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
         let (cur_at, to_at) = (schema.index_of(IS_CURRENT)?, schema.index_of(VALID_TO)?);
         let current = rows.column(cur_at).as_boolean();
-        let to = rows.column(to_at).as_primitive::<TimestampMicrosecondType>();
+        let to = rows
+            .column(to_at)
+            .as_primitive::<TimestampMicrosecondType>();
         let n = rows.num_rows();
         let (mut keep, mut is_current) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut valid_to: Vec<Option<i64>> = to.iter().collect();

@@ -93,15 +93,14 @@ impl Recorder {
             return Ok(None);
         }
         let diff = Diff::of_history(target, &history, keys, table_schema, true).await?;
-        let versions = (diff.direct())
-            .then(|| Box::new(FirstVersions::new(keys, table_schema, compression)));
+        let versions =
+            (diff.direct()).then(|| Box::new(FirstVersions::new(keys, table_schema, compression)));
         Ok(Some(Recorder::Changes {
             diff: Box::new(diff),
             version: history.version(),
             versions,
         }))
     }
-
 
     /// Takes `rows`: live rows of the stream table's schema, as its own files take them.
     pub(super) async fn write(
@@ -378,8 +377,12 @@ mod tests {
         let found = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let found = arrow::compute::concat_batches(&found[0].schema(), &found).unwrap();
         let ids = found.column(0).as_string_view();
-        let from = found.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-        let to = found.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        let from = found
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let to = found
+            .column(2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         let current = found.column(3).as_boolean();
         let rows: Vec<(&str, i64, i64, bool)> = (0..found.num_rows())
             .map(|i| (ids.value(i), from.value(i), to.value(i), current.value(i)))

@@ -143,7 +143,8 @@ pub(super) async fn record_replacement(
             }) if history.version() == *version => {
                 tracing::debug!("{}: changes worked out as the rows came", name(stream));
                 if let (Some(fates), Some(versions)) = (&changes.fates, versions) {
-                    return rewrite(target, history, fates, versions, tag, compression).await;
+                    let recorded = (fates.as_ref(), versions);
+                    return rewrite(target, history, stream, recorded, tag, compression).await;
                 }
                 changes.clone()
             }
@@ -173,8 +174,8 @@ pub(super) async fn record_replacement(
 async fn rewrite(
     target: &TableTarget,
     history: DeltaTable,
-    fates: &super::changes::Fates,
-    versions: &super::first::WrittenVersions,
+    stream: &str,
+    (fates, versions): (&super::changes::Fates, &super::first::WrittenVersions),
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<(), DeltaError> {
@@ -183,8 +184,8 @@ async fn rewrite(
     }
     let (removed, mut added) = fates.rewrite(target, compression).await?;
     tracing::debug!(
-        "{}: {} new versions' files, {} files rewritten",
-        target.display,
+        "{}: {} files of new versions, {} files rewritten",
+        name(stream),
         versions.files.len(),
         removed.len()
     );

@@ -18,9 +18,9 @@
 //! scheduled formula refresh, merged in place).
 
 mod changes;
-mod files;
 pub mod commit;
 pub mod compact;
+mod files;
 mod first;
 pub mod formulas;
 pub mod history;
