@@ -16,14 +16,17 @@ With --history it runs instead, for Account with 7 and with all fields, full ref
 table kept with `history: true`: the first fills an empty `Account_history` (appended), then
 1,000 Accounts (`--touch N`; 0 for none) change, spread over the table, and a second full
 refresh merges into the history only the versions that changed (the 1,000 closed and added
-again); the bytes its commit removed and added in `Account_history` are printed.
+again); the bytes its commit removed and added in `Account_history` are printed. With
+--add-field the first refresh reads Account without Name and the second with it, so every
+version changes (a field added to the catalog).
 
 With --baseline-bin OLD, each binary keeps a table of its own and every run is made with both
 in turn (new, old) against one simulator: the same changes are merged into each table. With
 --runs N the whole sequence is repeated N times (tables made anew each time); a summary gives
 the min and median per run and binary.
 
-    benches/delta_bench.py [--scale 1000000] [--bin PATH] [--baseline-bin OLD] [--runs N] [--history]
+    benches/delta_bench.py [--scale 1000000] [--bin PATH] [--baseline-bin OLD] [--runs N]
+                           [--history [--touch N] [--add-field]]
 
 Builds `cargo build --release` unless --bin is given. Run by hand (minutes), not in CI.
 """
@@ -82,10 +85,26 @@ def incremental(label, cfgs, base, tmp, body):
               f"({removed / size * 100:5.1f}%), written {added / 1e6:7.2f} MB")
 
 
-def history_refreshes(cfg, base, tmp, touch):
+def account_fields(bin_, cfg, tmp):
+    """Every field `sfetl discover` lists for Account."""
+    path = os.path.join(tmp, "discover.json")
+    json.dump(cfg, open(path, "w"))
+    out = subprocess.run([bin_, "discover", "--config", path], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        m = json.loads(line) if line.startswith("{") else {}
+        for s in m.get("catalog", {}).get("streams", []):
+            if s["name"] == "Account":
+                return list(s["json_schema"]["properties"])
+    raise SystemExit("discover listed no Account stream")
+
+
+def history_refreshes(cfg, base, tmp, touch, add_field):
     """A full refresh into an empty history, `touch` spread changes, and a second full refresh
-    into the history that now holds a version of every row; each binary keeps its own tables."""
-    for name, fields in (("7 fields", FIELDS7), ("all fields", [])):
+    into the history that now holds a version of every row; each binary keeps its own tables.
+    With `add_field`, the first refresh reads every field but Name, the second Name too: every
+    row's current version changes."""
+    every = account_fields(read_bench.BINS[0][1], cfg, tmp) if add_field else []
+    for name, fields in (("7 fields", FIELDS7), ("all fields", every)):
         cfgs = {tag: dict(cfg, output={"format": "delta", "path": os.path.join(tmp, "hist-" + tag),
                                        "history": True})
                 for tag, _ in read_bench.BINS}
@@ -93,6 +112,7 @@ def history_refreshes(cfg, base, tmp, touch):
             if step == "second" and touch:
                 post(base, "/__sim/touch", {"object": "Account", "count": touch})
             label = f"Account {name} -> delta history, {step} full refresh"
+            read = [f for f in fields if f != "Name"] if add_field and step == "first" else fields
             for tag, b in read_bench.BINS:
                 path = cfgs[tag]["output"]["path"]
                 if step == "first":
@@ -100,7 +120,7 @@ def history_refreshes(cfg, base, tmp, touch):
                 history = os.path.join(path, "Account_history")
                 before = newest_version(history) if step == "second" else -1
                 msgs, fig = read_bench.run_one(b, f"{label} [{tag}]", cfgs[tag],
-                                               catalog([("Account", fields)]), base, tmp)
+                                               catalog([("Account", read)]), base, tmp)
                 read_bench.RESULTS.setdefault((read_bench.SCALE, label, tag), []).append(fig)
                 size, added, removed = log_actions(history, before)
                 print(f"{'':<44} history {size / 1e6:7.1f} MB before, removed {removed / 1e6:7.2f} MB, "
@@ -124,6 +144,8 @@ def main():
                     help="full refreshes into a table with history: an empty one, then one holding versions")
     ap.add_argument("--touch", type=int, default=1000,
                     help="with --history, the Accounts changed before the second full refresh (0: none)")
+    ap.add_argument("--add-field", action="store_true",
+                    help="with --history, the first full refresh reads Account without Name, the second with it")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     bin_ = a.bin
@@ -152,7 +174,7 @@ def main():
                   for tag, _ in read_bench.BINS}
             for _ in range(a.runs):
                 if a.history:
-                    history_refreshes(cfg, base, tmp, a.touch)
+                    history_refreshes(cfg, base, tmp, a.touch, a.add_field)
                     continue
                 run(bin_, "Account 7 fields -> parquet", pq, catalog([("Account", FIELDS7)]), base, tmp)
                 for tag, b in read_bench.BINS:
