@@ -16,8 +16,11 @@
 //! Into a history that holds versions, the same rows are streamed past its current versions
 //! as they arrive ([`super::changes::Diff`]), instead of reading the committed table back (8%
 //! less CPU for a 1M-row all-fields refresh, and no second download of the table from an
-//! object store); the changes found are merged if the history is still at the version they
-//! were worked out against, else worked out again from the table.
+//! object store). Where the history's files can be read directly ([`super::files`]), the rows
+//! that add a version are written as versions then, as first versions are, and the commit
+//! rewrites the history files holding a version they close or replace; else they are held for
+//! a MERGE. Either is committed if the history is still at the version the changes were worked
+//! out against, else they are worked out again from the table.
 
 use std::sync::Arc;
 

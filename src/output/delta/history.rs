@@ -9,8 +9,12 @@
 //! follows a parent changed without moving the row's cursor) is corrected in place; each commit carries the same `txn` as the
 //! stream's table, so a replayed checkpoint changes nothing.
 //!
-//! Both steps are one MERGE (one commit): the source holds every row of the checkpoint keyed
-//! for closing, plus the new versions with a null key, which never match and are inserted.
+//! Both steps are one commit. An incremental checkpoint's is a MERGE: the source holds every
+//! row of the checkpoint keyed for closing, plus the new versions with a null key, which never
+//! match and are inserted. A full refresh into a history that holds versions works out its
+//! changes as its rows are written ([`super::first`], [`super::changes`]) and, where the
+//! history's files can be read directly, commits the new versions' files with the files
+//! holding a closed or replaced version rewritten, instead of a MERGE of the changed rows.
 
 use std::sync::Arc;
 
