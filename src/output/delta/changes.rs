@@ -31,7 +31,7 @@ use datafusion::common::hash_utils::{QualityRandomState, create_hashes};
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, SessionContext, ident};
 use deltalake::DeltaTable;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use hashbrown::hash_table::{Entry, HashTable};
 use std::hash::BuildHasher;
 
@@ -296,19 +296,51 @@ async fn read(ctx: &SessionContext, table: &DeltaTable) -> Result<DataFrame> {
     ctx.read_table(provider(ctx, table).await?)
 }
 
+/// What [`Fingerprint::read`] gives: rows' keys, cursors and values' hashes.
+type Printed = (Rows, Vec<i64>, Vec<u64>);
+
+/// How many files are read or rewritten at once: one a core.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The current versions in history file `i` (its columns `names`), fingerprinted.
+async fn current_of_file(
+    target: &TableTarget,
+    files: &HistoryFiles,
+    print: &Fingerprint,
+    i: usize,
+    names: &[String],
+) -> std::result::Result<Vec<Printed>, DeltaError> {
+    let mut printed = Vec::new();
+    for batch in files.read(target, i, Some(names)).await? {
+        let batch = batch?;
+        let live = (batch.column_by_name(IS_CURRENT))
+            .map(|c| c.as_boolean().clone())
+            .ok_or_else(|| target.error("the history has no _sfetl_is_current column"))?;
+        let batch = filter_record_batch(&batch, &live).map_err(|e| target.error(e))?;
+        printed.push(
+            print
+                .read(&batch, VALID_FROM)
+                .map_err(|e| target.error(e))?,
+        );
+    }
+    Ok(printed)
+}
+
 /// A full refresh's changes worked out as the new table's rows come: the history's current
 /// versions held, each row checked against its key's as it passes. Fed by the stream's own rows
 /// as they are written ([`super::first`]), or by the committed table read back
 /// ([`of_replacement`]).
 pub(super) struct Diff {
-    print: Fingerprint,
+    print: Arc<Fingerprint>,
     current: CurrentVersions,
     /// The new rows' cursor column.
     from: String,
     /// The new rows that add a version or correct the current one, when held for a MERGE.
     rows: Vec<RecordBatch>,
     /// The history's files, when its current versions were read from them directly.
-    files: Option<HistoryFiles>,
+    files: Option<Arc<HistoryFiles>>,
 }
 
 impl Diff {
@@ -323,32 +355,44 @@ impl Diff {
         direct: bool,
     ) -> std::result::Result<Diff, DeltaError> {
         let print = Fingerprint::new(keys, table_schema).map_err(|e| target.error(e))?;
+        let print = Arc::new(print);
         let mut current = CurrentVersions::new();
         let history_schema = history::schema(table_schema);
         let files = match direct {
-            true => HistoryFiles::of(target, history, &history_schema).await?,
+            true => HistoryFiles::of(target, history, &history_schema)
+                .await?
+                .map(Arc::new),
             false => None,
         };
         let mut names = print.columns(VALID_FROM);
         names.push(IS_CURRENT.to_string());
-        let mut hold = |batch: RecordBatch, file: u32| -> std::result::Result<(), DeltaError> {
-            let err = |e: datafusion::error::DataFusionError| target.error(e);
-            let live = batch
-                .column_by_name(IS_CURRENT)
-                .map(|c| c.as_boolean().clone())
-                .ok_or_else(|| target.error("the history has no _sfetl_is_current column"))?;
-            let batch = filter_record_batch(&batch, &live).map_err(|e| target.error(e))?;
-            let (keys, from, values) = print.read(&batch, VALID_FROM).map_err(err)?;
+        let mut hold = |printed: Printed, file: u32| -> std::result::Result<(), DeltaError> {
+            let (keys, from, values) = printed;
             for (i, key) in keys.iter().enumerate() {
-                (current.insert(key.as_ref(), from[i], values[i], file)).map_err(err)?;
+                let held = current.insert(key.as_ref(), from[i], values[i], file);
+                held.map_err(|e| target.error(e))?;
             }
             Ok(())
         };
         if let Some(files) = &files {
-            for i in 0..files.len() {
-                for batch in files.read(target, i, Some(&names)).await? {
-                    hold(batch?, i as u32)?;
+            // Files decoded and fingerprinted on every core, held in the table's order.
+            let names = Arc::new(names);
+            let load = |i: usize| {
+                let (files, print, names) = (files.clone(), print.clone(), names.clone());
+                let target = target.clone();
+                tokio::spawn(
+                    async move { current_of_file(&target, &files, &print, i, &names).await },
+                )
+            };
+            let mut loads = futures::stream::iter(0..files.len())
+                .map(load)
+                .buffered(parallelism());
+            let mut i = 0;
+            while let Some(loaded) = loads.next().await {
+                for printed in loaded.map_err(|e| target.error(e))?? {
+                    hold(printed, i)?;
                 }
+                i += 1;
             }
         } else {
             let ctx = SessionContext::new();
@@ -365,7 +409,7 @@ impl Diff {
                 .await
                 .map_err(err)?;
             while let Some(batch) = versions.try_next().await.map_err(err)? {
-                hold(batch, NO_FILE)?;
+                hold(print.read(&batch, VALID_FROM).map_err(err)?, NO_FILE)?;
             }
         }
         Ok(Diff {
@@ -461,8 +505,7 @@ impl Diff {
             fates: Some(Arc::new(Fates {
                 files,
                 current: self.current,
-                keys: self.print.keys,
-                key_names: self.print.key_names,
+                print: self.print,
                 touched,
             })),
         })
@@ -472,10 +515,9 @@ impl Diff {
 /// What a full refresh made of each current version of a history read file by file, and the
 /// files holding one it closed or dropped: those the commit rewrites.
 pub(super) struct Fates {
-    files: HistoryFiles,
+    files: Arc<HistoryFiles>,
     current: CurrentVersions,
-    keys: RowConverter,
-    key_names: Vec<String>,
+    print: Arc<Fingerprint>,
     /// The files holding a version closed or dropped, in the table's order.
     touched: Vec<usize>,
 }
@@ -489,7 +531,7 @@ impl Fates {
         file: usize,
     ) -> std::result::Result<RecordBatch, ArrowError> {
         let schema = rows.schema();
-        let keys = key_rows(&self.keys, &self.key_names, rows)
+        let keys = key_rows(&self.print.keys, &self.print.key_names, rows)
             .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
         let (cur_at, to_at) = (schema.index_of(IS_CURRENT)?, schema.index_of(VALID_TO)?);
         let current = rows.column(cur_at).as_boolean();
@@ -528,25 +570,45 @@ impl Fates {
         }
     }
 
-    /// Writes the files holding a closed or dropped version anew: returns the actions that
-    /// remove the old ones and add the new.
+    /// Writes the files holding a closed or dropped version anew, each to a file of its own
+    /// and as many at once as there are cores: returns the actions that remove the old ones
+    /// and add the new.
     pub(super) async fn rewrite(
-        &self,
+        self: &Arc<Self>,
         target: &TableTarget,
         compression: Compression,
     ) -> std::result::Result<(Vec<Remove>, Vec<Add>), DeltaError> {
-        let mut out = FileWriter::new(&self.files.projected(None)?, compression);
-        let mut removed = Vec::with_capacity(self.touched.len());
-        for &file in &self.touched {
-            for batch in self.files.read(target, file, None).await? {
-                let batch = self.apply(&batch?, file).map_err(|e| target.error(e))?;
-                if batch.num_rows() > 0 {
-                    out.write(target, &batch).await?;
-                }
-            }
-            removed.push(self.files.remove(file));
+        let one = |file: usize| {
+            let (fates, target) = (self.clone(), target.clone());
+            tokio::spawn(async move { fates.rewrite_file(&target, file, compression).await })
+        };
+        let mut rewrites = futures::stream::iter(self.touched.clone())
+            .map(one)
+            .buffered(parallelism());
+        let (mut removed, mut added) = (Vec::with_capacity(self.touched.len()), Vec::new());
+        while let Some(done) = rewrites.next().await {
+            let (remove, adds) = done.map_err(|e| target.error(e))??;
+            removed.push(remove);
+            added.extend(adds);
         }
-        Ok((removed, out.close(target).await?))
+        Ok((removed, added))
+    }
+
+    /// Writes file `file` anew as the refresh leaves it.
+    async fn rewrite_file(
+        &self,
+        target: &TableTarget,
+        file: usize,
+        compression: Compression,
+    ) -> std::result::Result<(Remove, Vec<Add>), DeltaError> {
+        let mut out = FileWriter::new(&self.files.projected(None)?, compression);
+        for batch in self.files.read(target, file, None).await? {
+            let batch = self.apply(&batch?, file).map_err(|e| target.error(e))?;
+            if batch.num_rows() > 0 {
+                out.write(target, &batch).await?;
+            }
+        }
+        Ok((self.files.remove(file), out.close(target).await?))
     }
 
     /// How many files the commit rewrites.

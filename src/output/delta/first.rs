@@ -290,53 +290,107 @@ mod tests {
         RecordBatch::try_new(table.clone(), columns).unwrap()
     }
 
-    #[tokio::test]
-    async fn written_versions_fit_a_history_of_their_columns_and_a_later_refresh_rewrites_its_file()
-    {
-        use super::super::{commit, state::CommitTag, table};
-        use datafusion::prelude::SessionContext;
-        let dir = tempfile::tempdir().unwrap();
-        let location =
-            crate::output::open_location(dir.path().to_str().unwrap(), &Default::default())
-                .unwrap();
-        let target = TableTarget::new(&location, "Account_history").unwrap();
+    /// Account's table (`Id`, `SystemModstamp`) and its keys.
+    fn account() -> (SchemaRef, Keys) {
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         let table = Arc::new(Schema::new(vec![
             Field::new("Id", DataType::Utf8, false),
             Field::new("SystemModstamp", ts, true),
         ]));
         let keys = Keys::of(&table, Some("SystemModstamp"));
-        // No history yet: first versions are written.
-        let start = Recorder::start(&target, &keys, &table, "Account", Compression::Zstd);
+        (table, keys)
+    }
+
+    /// The history table `name` in the folder `dir`.
+    fn history_in(dir: &tempfile::TempDir, name: &str) -> TableTarget {
+        let path = dir.path().to_str().unwrap();
+        let location = crate::output::open_location(path, &Default::default()).unwrap();
+        TableTarget::new(&location, name).unwrap()
+    }
+
+    /// Creates Account's history at `target` with `schema`, empty.
+    async fn create(target: &TableTarget, schema: SchemaRef, keys: &Keys) -> DeltaTable {
+        let props = super::super::table::properties("Account_history", &keys.key, Some(VALID_FROM));
+        super::super::commit::create_or_theirs(target, &schema, props, "Account_history", &keys.key)
+            .await
+            .unwrap()
+    }
+
+    /// The first versions of Accounts `ids` as a first full refresh writes them.
+    async fn first_versions(target: &TableTarget, ids: &[&str]) -> WrittenVersions {
+        let (table, keys) = account();
+        let start = Recorder::start(target, &keys, &table, "Account", Compression::Zstd);
         let mut first = start.await.unwrap().unwrap();
         assert!(matches!(first, Recorder::First(_)));
-        let two = rows(&table, &["001A", "001B"]);
-        first.write(&target, &two).await.unwrap();
-        let Recorded::First(written) = first.close(&target, &table).await.unwrap() else {
+        first.write(target, &rows(&table, ids)).await.unwrap();
+        let Recorded::First(written) = first.close(target, &table).await.unwrap() else {
             panic!("first versions")
         };
+        written
+    }
+
+    /// The commit tag of `txn` `version`.
+    fn tag(version: i64) -> super::super::state::CommitTag {
+        super::super::state::CommitTag {
+            app_id: "Account".into(),
+            version,
+            state: serde_json::json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn written_versions_fit_only_a_history_of_their_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = history_in(&dir, "Account_history");
+        let (table, keys) = account();
+        // No history yet: first versions are written.
+        let written = first_versions(&target, &["001A", "001B"]).await;
         assert_eq!(written.files.len(), 1);
-        let key = keys.key.clone();
-        let create = |target: TableTarget, schema: SchemaRef| {
-            let key = key.clone();
-            async move {
-                let props = table::properties("Account_history", &key, Some(VALID_FROM));
-                commit::create_or_theirs(&target, &schema, props, "Account_history", &key)
-                    .await
-                    .unwrap()
-            }
-        };
-        let history = create(target.clone(), history::schema(&table)).await;
+        let history = create(&target, history::schema(&table), &keys).await;
         assert!(written.fit(&target, &history).unwrap());
+        // An empty history with a column more (an older schema) does not take them.
+        let older = history_in(&dir, "Older_history");
+        let mut fields: Vec<Field> = (history::schema(&table).fields().iter())
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.insert(1, Field::new("Name", DataType::Utf8, true));
+        let older_history = create(&older, Arc::new(Schema::new(fields)), &keys).await;
+        assert!(!written.fit(&older, &older_history).unwrap());
+    }
+
+    /// Each version of `history`: Id, valid from and to (µs), and whether current.
+    async fn versions_of(history: &DeltaTable) -> Vec<(String, i64, i64, bool)> {
+        use arrow::datatypes::Int64Type;
+        let ctx = datafusion::prelude::SessionContext::new();
+        history::register(&ctx, "h", history).await.unwrap();
+        let sql = "SELECT \"Id\", CAST(_sfetl_valid_from AS BIGINT), \
+                   CAST(_sfetl_valid_to AS BIGINT), _sfetl_is_current FROM h ORDER BY 1, 2";
+        let found = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let found = arrow::compute::concat_batches(&found[0].schema(), &found).unwrap();
+        let ids = found.column(0).as_string_view();
+        let from = found.column(1).as_primitive::<Int64Type>();
+        let to = found.column(2).as_primitive::<Int64Type>();
+        let current = found.column(3).as_boolean();
+        (0..found.num_rows())
+            .map(|i| {
+                let id = ids.value(i).to_string();
+                (id, from.value(i), to.value(i), current.value(i))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_later_refresh_writes_its_versions_and_rewrites_the_file_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = history_in(&dir, "Account_history");
+        let (table, keys) = account();
+        let written = first_versions(&target, &["001A", "001B"]).await;
+        let history = create(&target, history::schema(&table), &keys).await;
+        let history = super::super::commit::append(&target, history, written.files, &tag(1))
+            .await
+            .unwrap();
         // Once it holds versions, a refresh finds its changes against them: a new key, a
         // moved cursor, and a key no longer there.
-        let tag = CommitTag {
-            app_id: "Account".into(),
-            version: 1,
-            state: serde_json::json!({}),
-        };
-        let files = written.files.clone();
-        let history = commit::append(&target, history, files, &tag).await.unwrap();
         let again = Recorder::start(&target, &keys, &table, "Account", Compression::Zstd);
         let mut changes = again.await.unwrap().unwrap();
         let Recorder::Changes { version, .. } = &changes else {
@@ -346,12 +400,12 @@ mod tests {
         let refresh = RecordBatch::try_new(
             table.clone(),
             vec![
-                Arc::new(StringArray::from(vec!["001A", "001B", "001C"])),
-                Arc::new(TimestampMicrosecondArray::from(vec![0, 9_000, 2]).with_timezone("UTC")),
+                Arc::new(StringArray::from(vec!["001B", "001C"])),
+                Arc::new(TimestampMicrosecondArray::from(vec![9_000, 2]).with_timezone("UTC")),
             ],
         )
         .unwrap();
-        changes.write(&target, &refresh.slice(1, 2)).await.unwrap();
+        changes.write(&target, &refresh).await.unwrap();
         let Recorded::Changes {
             changes,
             versions: Some(versions),
@@ -369,46 +423,21 @@ mod tests {
         let (removed, mut added) = fates.rewrite(&target, Compression::Zstd).await.unwrap();
         assert_eq!(removed.len(), 1);
         added.extend(versions.files.clone());
-        let tag = CommitTag { version: 2, ..tag };
-        let history = commit::rewrite(&target, history, removed, added, &tag)
-            .await
-            .unwrap();
-        let ctx = SessionContext::new();
-        history::register(&ctx, "h", &history).await.unwrap();
-        let sql = "SELECT \"Id\", CAST(_sfetl_valid_from AS BIGINT), \
-                   CAST(_sfetl_valid_to AS BIGINT), _sfetl_is_current FROM h ORDER BY 1, 2";
-        let found = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let found = arrow::compute::concat_batches(&found[0].schema(), &found).unwrap();
-        let ids = found.column(0).as_string_view();
-        let from = found
-            .column(1)
-            .as_primitive::<arrow::datatypes::Int64Type>();
-        let to = found
-            .column(2)
-            .as_primitive::<arrow::datatypes::Int64Type>();
-        let current = found.column(3).as_boolean();
-        let rows: Vec<(&str, i64, i64, bool)> = (0..found.num_rows())
-            .map(|i| (ids.value(i), from.value(i), to.value(i), current.value(i)))
-            .collect();
-        let closed_now = rows[0].2;
+        let second = tag(2);
+        let commit = super::super::commit::rewrite(&target, history, removed, added, &second);
+        let found = versions_of(&commit.await.unwrap()).await;
+        let closed_now = found[0].2;
         assert!(closed_now > 1_700_000_000_000_000 && closed_now < OPEN_END);
-        assert_eq!(
-            rows,
-            [
-                ("001A", 0, closed_now, false),
-                ("001B", 1, 8_000, false),
-                ("001B", 9_000, OPEN_END, true),
-                ("001C", 2, OPEN_END, true),
-            ]
-        );
-        // An empty history with a column more (an older schema) does not take them either.
-        let older = TableTarget::new(&location, "Older_history").unwrap();
-        let mut fields: Vec<Field> = (history::schema(&table).fields().iter())
-            .map(|f| f.as_ref().clone())
+        let want = [
+            ("001A", 0, closed_now, false),
+            ("001B", 1, 8_000, false),
+            ("001B", 9_000, OPEN_END, true),
+            ("001C", 2, OPEN_END, true),
+        ];
+        let want: Vec<(String, i64, i64, bool)> = (want.iter())
+            .map(|(i, f, t, c)| (i.to_string(), *f, *t, *c))
             .collect();
-        fields.insert(1, Field::new("Name", DataType::Utf8, true));
-        let older_history = create(older.clone(), Arc::new(Schema::new(fields))).await;
-        assert!(!written.fit(&older, &older_history).unwrap());
+        assert_eq!(found, want);
     }
 
     #[test]

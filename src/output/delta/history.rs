@@ -147,7 +147,7 @@ pub(super) async fn record_replacement(
             }) if history.version() == *version => {
                 tracing::debug!("{}: changes worked out as the rows came", name(stream));
                 if let (Some(fates), Some(versions)) = (&changes.fates, versions) {
-                    let recorded = (fates.as_ref(), versions);
+                    let recorded = (fates, versions);
                     return rewrite(target, history, stream, recorded, tag, compression).await;
                 }
                 changes.clone()
@@ -179,7 +179,7 @@ async fn rewrite(
     target: &TableTarget,
     history: DeltaTable,
     stream: &str,
-    (fates, versions): (&super::changes::Fates, &super::first::WrittenVersions),
+    (fates, versions): (&Arc<super::changes::Fates>, &super::first::WrittenVersions),
     tag: &CommitTag,
     compression: Compression,
 ) -> Result<(), DeltaError> {
