@@ -398,16 +398,12 @@ impl Diff {
             let ctx = SessionContext::new();
             let err = |e: datafusion::error::DataFusionError| target.error(e);
             let select = names.iter().map(ident).collect::<Vec<_>>();
-            let mut versions = read(&ctx, history)
-                .await
-                .map_err(err)?
-                .filter(ident(IS_CURRENT).is_true())
-                .map_err(err)?
-                .select(select)
-                .map_err(err)?
-                .execute_stream()
-                .await
-                .map_err(err)?;
+            let current_only = async {
+                let history = read(&ctx, history).await?;
+                let current = history.filter(ident(IS_CURRENT).is_true())?;
+                current.select(select)?.execute_stream().await
+            };
+            let mut versions = current_only.await.map_err(err)?;
             while let Some(batch) = versions.try_next().await.map_err(err)? {
                 hold(print.read(&batch, VALID_FROM).map_err(err)?, NO_FILE)?;
             }
