@@ -197,6 +197,14 @@ impl DeltaDestination {
             true => Some(TableTarget::new(&self.location, &history::name(stream))?),
             false => None,
         };
+        let one_commit = start.slice.is_some() && !start.base;
+        let table_schema = rows::table_schema(schema);
+        let starting = match (&history, start.incremental || one_commit) {
+            (Some(h), false) => {
+                Starting::spawn(h, &keys, &table_schema, stream, self.options.compression)
+            }
+            _ => None,
+        };
         Ok(DeltaStreamWriter {
             target,
             history,
@@ -204,10 +212,10 @@ impl DeltaDestination {
             app_id: slice_app_id(stream, start.slice.as_ref().map(|s| s.id.as_str())),
             // A base slice (a full refresh read whole) replaces the table as a full refresh
             // does, under the slice's app id.
-            one_commit: start.slice.is_some() && !start.base,
+            one_commit,
             sync_id: self.sync_id.clone(),
             keys,
-            schema: rows::table_schema(schema),
+            schema: table_schema,
             incremental: start.incremental,
             compression: self.options.compression,
             table: None,
@@ -216,6 +224,7 @@ impl DeltaDestination {
             pending: Vec::new(),
             files: None,
             recorder: None,
+            starting,
             staged: None,
             uncommitted: false,
         })
@@ -350,6 +359,9 @@ pub struct DeltaStreamWriter {
     /// rows arrive (`Some(None)`: worked out at the commit; `None`: not looked at yet, before
     /// the first rows).
     recorder: Option<Option<first::Recorder>>,
+    /// Full refresh with history: the recorder being started since the stream opened, so the
+    /// history's current versions load while Salesforce runs the Bulk job.
+    starting: Option<Starting>,
     /// The STATE the next commit records.
     staged: Option<StreamState>,
     /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
@@ -462,6 +474,44 @@ impl DeltaStreamWriter {
     }
 }
 
+/// A full refresh's history recorder started in the background when the stream opens
+/// ([`first::Recorder::start`]: the history's current versions loaded); stopped if the stream
+/// ends without taking it (no rows, or a failure).
+struct Starting(tokio::task::JoinHandle<Result<Option<first::Recorder>, DeltaError>>);
+
+impl Starting {
+    /// Starts the recorder of `stream`'s history at `history`; `None` outside a Tokio runtime
+    /// (it is then started at the first rows).
+    fn spawn(
+        history: &TableTarget,
+        keys: &Keys,
+        schema: &SchemaRef,
+        stream: &str,
+        compression: Compression,
+    ) -> Option<Starting> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (history, keys, schema) = (history.clone(), keys.clone(), schema.clone());
+        let stream = stream.to_string();
+        Some(Starting(runtime.spawn(async move {
+            first::Recorder::start(&history, &keys, &schema, &stream, compression).await
+        })))
+    }
+
+    /// The recorder, once started.
+    async fn finish(
+        mut self,
+        history: &TableTarget,
+    ) -> Result<Option<first::Recorder>, DeltaError> {
+        (&mut self.0).await.map_err(|e| history.error(e))?
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[async_trait]
 impl StreamWriter for DeltaStreamWriter {
     async fn write(
@@ -496,9 +546,14 @@ impl StreamWriter for DeltaStreamWriter {
         }
         if let Some(h) = &self.history {
             if self.recorder.is_none() {
-                let (keys, schema, stream) = (&self.keys, &self.schema, &self.stream);
-                let recorder = first::Recorder::start(h, keys, schema, stream, self.compression);
-                self.recorder = Some(recorder.await?);
+                let recorder = match self.starting.take() {
+                    Some(starting) => starting.finish(h).await?,
+                    None => {
+                        let (keys, schema, stream) = (&self.keys, &self.schema, &self.stream);
+                        first::Recorder::start(h, keys, schema, stream, self.compression).await?
+                    }
+                };
+                self.recorder = Some(recorder);
             }
             if let Some(Some(recorder)) = &mut self.recorder {
                 recorder.write(h, &rows).await?;
