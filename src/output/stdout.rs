@@ -4,7 +4,7 @@
 //!
 //! Data (RECORD lines, STATE, traces) arrives over a bounded channel, so readers slow down when
 //! stdout does. The channel holds a few messages; the bulk of the data (rendered RECORD lines,
-//! Arrow IPC bytes) is bounded in bytes too: each piece holds permits of [`IN_FLIGHT`], one per
+//! Arrow IPC bytes) is bounded in bytes too: each piece holds permits of `IN_FLIGHT`, one per
 //! KiB, until it is written, so memory stays low when stdout is slower than the reads. CONTROL
 //! messages (a rotated refresh token) have their own unbounded lane, taken first, because they
 //! come from synchronous callbacks that must never block or drop them.
@@ -75,7 +75,7 @@ impl Budgeted {
 }
 
 impl Drop for Budgeted {
-    /// Keeps the written buffer for a later piece (see [`SPARE`]).
+    /// Keeps the written buffer for a later piece (see `SPARE`).
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.bytes);
         if buf.capacity() > SPARE_MAX_BYTES {

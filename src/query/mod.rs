@@ -2,10 +2,10 @@
 //! analysts.
 //!
 //! Every stream folder of a Parquet export (`<path>/<stream>/<sync-id>/part-NNNNN.parquet`) is
-//! a table `<stream>` holding the latest version of each row (see [`tables`] for the rules),
+//! a table `<stream>` holding the latest version of each row (see `tables` for the rules),
 //! and `<stream>_history` holding every row of every sync. Every Delta table of a Delta export
 //! (`<path>/<stream>/_delta_log/`) is a table by its folder name: `<stream>` holds the current
-//! rows, and `<stream>_history` (with `history: true`) every row version (see [`delta`]). Names are case-sensitive as written
+//! rows, and `<stream>_history` (with `history: true`) every row version (see `delta`). Names are case-sensitive as written
 //! (`SELECT Name FROM Account`); lower-case aliases of the tables exist too. Only queries run:
 //! DDL, DML and `SET` statements are refused, so an export is never changed.
 

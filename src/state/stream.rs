@@ -235,7 +235,7 @@ impl FieldsRead {
 
     /// The fields of `fields` that `object` was not read with, in the order given; `None` when
     /// nothing is recorded for it (nothing to compare with). Salesforce's names are
-    /// case-insensitive, and so is their comparison ([`compared`]). A formula's definition
+    /// case-insensitive, and so is their comparison (`compared`). A formula's definition
     /// ([`FORMULA_ENTRY`]) is compared only with one recorded for the same field: a state
     /// written before definitions were recorded has none, and a field newly read is new by
     /// its name already.

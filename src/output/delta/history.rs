@@ -12,7 +12,7 @@
 //! Both steps are one commit. An incremental checkpoint's is a MERGE: the source holds every
 //! row of the checkpoint keyed for closing, plus the new versions with a null key, which never
 //! match and are inserted. A full refresh into a history that holds versions works out its
-//! changes as its rows are written ([`super::first`], [`super::changes`]) and, where the
+//! changes as its rows are written (`super::first`, `super::changes`) and, where the
 //! history's files can be read directly, commits the new versions' files with the files
 //! holding a closed or replaced version rewritten, instead of a MERGE of the changed rows.
 

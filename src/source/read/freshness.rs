@@ -9,10 +9,10 @@
 //! - a mapping's `soql_where` on a parent's field (`Account.Industry = 'Banking'`): a row
 //!   enters or leaves the filter when its parent changes.
 //!
-//! Those on a parent follow the parent's cursor ([`super::parents`]: the rows under parents
+//! Those on a parent follow the parent's cursor (`super::parents`: the rows under parents
 //! that changed in a window are read again, and for a filter the rows it no longer selects
 //! there leave the stream); formulas of both kinds are also read again on the
-//! `formula_refresh` schedule ([`super::formulas`]).
+//! `formula_refresh` schedule (`super::formulas`).
 //!
 //! A path of several relationships (`Account.Owner.Name`) is followed at every level: renaming
 //! the User moves neither the Contact's nor the Account's `SystemModstamp`, so

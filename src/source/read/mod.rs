@@ -1,8 +1,8 @@
 //! `read`: every configured stream planned, fetched, decoded, written, and checkpointed.
 //!
-//! The stages, one module each: [`plan`] decides what to read (pure); [`fetch`] walks the
-//! windows of each object and hands batches to the output; [`bulk`], [`rest`] and [`deleted`]
-//! page through their APIs; [`checkpoint`] makes rows durable and emits the STATE covering
+//! The stages, one module each: [`plan`] decides what to read (pure); `fetch` walks the
+//! windows of each object and hands batches to the output; `bulk`, `rest` and `deleted`
+//! page through their APIs; `checkpoint` makes rows durable and emits the STATE covering
 //! them. Streams run concurrently (bounded). Everything bound for stdout goes through one
 //! bounded channel to one writer task, so a stream's RECORD lines always precede the STATE that
 //! covers them, and a slow consumer slows the readers instead of filling memory.
@@ -60,7 +60,7 @@ pub struct ReadOptions {
     pub max_records: u64,
     /// REST page size asked for (`Sforce-Query-Options: batchSize`).
     pub rest_batch_size: u32,
-    /// Longest REST query URL; wider field lists are split (see [`rest`]).
+    /// Longest REST query URL; wider field lists are split (see `rest`).
     pub rest_max_url: usize,
     /// Streams read at once.
     pub concurrency: usize,

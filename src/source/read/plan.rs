@@ -49,7 +49,7 @@ pub struct ObjectPlan<'m> {
     pub deletions_to: Option<DateTime<Utc>>,
     /// A read started over from `start_date` although a cursor was saved ([`plan_backfills`]).
     pub backfill: Option<Backfill>,
-    /// What the rows read are read with, as each STATE records it ([`fields_read`]): fixed by
+    /// What the rows read are read with, as each STATE records it (`fields_read`): fixed by
     /// the plan, so checkpoints and slices record it as it is.
     pub fields_read: Vec<String>,
     /// The `formula ...` entries of [`ObjectPlan::fields_read`] that the mapping's
