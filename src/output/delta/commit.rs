@@ -316,9 +316,9 @@ pub async fn append(
 }
 
 /// Replaces the files `removed` with `added` in one commit with `tag`: a history's versions
-/// closed and added by a full refresh. Recorded as a MERGE over the whole table, so that any
-/// other writer's commit to the table meanwhile is a conflict (the caller works the changes
-/// out again on top of it).
+/// closed and added by a full refresh. Recorded as a MERGE over the whole table, so that
+/// another writer's commit of data files meanwhile is a conflict (the caller works the
+/// changes out again on top of it).
 pub async fn rewrite(
     target: &TableTarget,
     table: DeltaTable,

@@ -379,6 +379,22 @@ mod tests {
             .collect()
     }
 
+    /// Another writer's commit (its own app id) of a first version of Account `id`.
+    async fn another_writer_adds(target: &TableTarget, table: &SchemaRef, id: &str) {
+        let schema = history::schema(table);
+        let mut files = super::super::commit::FileWriter::new(&schema, Compression::Zstd);
+        let rows = versions(&rows(table, &[id]), &schema, "SystemModstamp").unwrap();
+        files.write(target, &rows).await.unwrap();
+        let files = files.close(target).await.unwrap();
+        let fresh = target.open().await.unwrap().unwrap();
+        let other = super::super::state::CommitTag {
+            app_id: "Account/other".into(),
+            ..tag(1)
+        };
+        let append = super::super::commit::append(target, fresh, files, &other);
+        append.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_later_refresh_writes_its_versions_and_rewrites_the_file_it_changes() {
         let dir = tempfile::tempdir().unwrap();
@@ -423,6 +439,20 @@ mod tests {
         let (removed, mut added) = fates.rewrite(&target, Compression::Zstd).await.unwrap();
         assert_eq!(removed.len(), 1);
         added.extend(versions.files.clone());
+        // Another writer's commit of versions since the changes were worked out is a conflict
+        // (they are then worked out again): the rewrite read the whole table.
+        another_writer_adds(&target, &table, "001Z").await;
+        let (stale, second) = (history.clone(), tag(2));
+        let lost =
+            super::super::commit::rewrite(&target, stale, removed.clone(), added.clone(), &second);
+        let err = lost.await.err().expect("a conflict");
+        assert!(
+            matches!(err, super::super::DeltaError::Conflict { .. }),
+            "{err}"
+        );
+        // On top of it, the same files commit (its version kept).
+        let mut history = history;
+        history.update_state().await.unwrap();
         let second = tag(2);
         let commit = super::super::commit::rewrite(&target, history, removed, added, &second);
         let found = versions_of(&commit.await.unwrap()).await;
@@ -433,6 +463,7 @@ mod tests {
             ("001B", 1, 8_000, false),
             ("001B", 9_000, OPEN_END, true),
             ("001C", 2, OPEN_END, true),
+            ("001Z", 0, OPEN_END, true),
         ];
         let want: Vec<(String, i64, i64, bool)> = (want.iter())
             .map(|(i, f, t, c)| (i.to_string(), *f, *t, *c))
