@@ -445,7 +445,9 @@ mod tests {
         let (stale, second) = (history.clone(), tag(2));
         let lost =
             super::super::commit::rewrite(&target, stale, removed.clone(), added.clone(), &second);
-        let err = lost.await.err().expect("a conflict");
+        let Err(err) = lost.await else {
+            panic!("a conflict")
+        };
         assert!(
             matches!(err, super::super::DeltaError::Conflict { .. }),
             "{err}"
