@@ -97,19 +97,13 @@ fn by_id(msgs: &[Value], stream: &str, id_key: &str, field: &str) -> BTreeMap<St
         .collect()
 }
 
-/// `field` of every row of `object` as the org answers REST (empty text as null, as Bulk
-/// CSV gives it), by Id.
+/// `field` of every row of `object` as the org answers REST (blank text as null, as Bulk CSV
+/// gives it too), by Id.
 async fn org_values(org: &Org, object: &str, field: &str) -> BTreeMap<String, Value> {
     org_rows(org, &format!("SELECT Id, {field} FROM {object}"))
         .await
         .iter()
-        .map(|r| {
-            let v = match &r[field] {
-                Value::String(s) if s.is_empty() => Value::Null,
-                v => v.clone(),
-            };
-            (r["Id"].as_str().unwrap().to_string(), v)
-        })
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r[field].clone()))
         .collect()
 }
 

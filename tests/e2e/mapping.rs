@@ -17,8 +17,7 @@ fn mapping_path() -> String {
 }
 
 fn person(source: &str, r: &Value, company: &Value) -> Value {
-    // Bulk CSV cannot tell "" from null, so the org's empty strings arrive as nulls.
-    let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let s = |v: &Value| v.as_str().map(str::to_string);
     let name: Vec<String> = [s(&r["FirstName"]), s(&r["LastName"])]
         .into_iter()
         .flatten()

@@ -40,8 +40,7 @@ def org_accounts(creds):
         if r["IsDeleted"]:
             continue
         out[r["Id"]] = {
-            # Bulk CSV cannot tell an empty string from null.
-            "Name": r["Name"] or None,
+            "Name": r["Name"],
             "IsDeleted": False,
             "AnnualRevenue": None if r["AnnualRevenue"] is None else decimal.Decimal(str(r["AnnualRevenue"])),
             "NumberOfEmployees": r["NumberOfEmployees"],

@@ -83,10 +83,9 @@ def test_parquet_types_and_values_in_duckdb_and_pyarrow(sim, tmp_path):
     assert len(got) == len(want) == 500
     for w in want:
         name, employees, city = got[w["Id"]]
-        # Bulk CSV cannot tell an empty string from null.
-        assert name == (w["Name"] or None)
+        assert name == w["Name"]
         assert employees == w["NumberOfEmployees"]
-        assert city == (w["BillingCity"] or None)
+        assert city == w["BillingCity"]
 
 
 @pytest.fixture(scope="module")

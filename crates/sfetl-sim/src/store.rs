@@ -70,7 +70,9 @@ impl Val<'_> {
 }
 
 /// Text column: one arena of bytes plus end offsets, or (for low-cardinality fields such as
-/// picklists and names) 16-bit codes into a dictionary; updates go to a small overlay.
+/// picklists and names) 16-bit codes into a dictionary; updates go to a small overlay. An
+/// empty string is stored as null, as Salesforce stores it: a blank text field reads back as
+/// `null` in REST JSON (every blank in the recorded responses) and `""` in Bulk CSV.
 #[derive(Debug, Default)]
 pub struct TextCol {
     data: Vec<u8>,
@@ -108,6 +110,7 @@ impl TextCol {
         }
     }
     fn push(&mut self, v: Option<&str>) {
+        let v = v.filter(|s| !s.is_empty());
         if let Some(d) = &mut self.dict {
             let code = match v {
                 None => CODE_NULL,
@@ -166,6 +169,7 @@ impl TextCol {
         Some(std::str::from_utf8(bytes).unwrap_or(""))
     }
     fn set(&mut self, row: usize, v: Option<&str>) {
+        let v = v.filter(|s| !s.is_empty());
         self.over.insert(row as u32, v.map(Into::into));
     }
     fn heap_bytes(&self) -> usize {
@@ -378,7 +382,12 @@ impl Table {
                             Err(lit) => s.push_str(lit),
                         }
                     }
-                    Val::Str(Cow::Owned(s))
+                    // A blank formula result is null, as a blank stored value is.
+                    if s.is_empty() {
+                        Val::Null
+                    } else {
+                        Val::Str(Cow::Owned(s))
+                    }
                 }
                 Formula::MulDiv100(a, b) => match (self.get(row, *a), self.get(row, *b)) {
                     (Val::Num(x), Val::Num(y)) => Val::Num((x * y / 100.0 * 100.0).round() / 100.0),

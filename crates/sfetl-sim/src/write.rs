@@ -49,6 +49,8 @@ pub fn convert(store: &Store, f: &FieldMeta, input: Input<'_>) -> Result<Val<'st
     let text: Option<String> = match input {
         Input::Json(Value::Null) => None,
         Input::Text("#N/A") => None,
+        // Salesforce keeps no empty text: `""` clears a text field, and a required one refuses it.
+        Input::Json(Value::String(s)) if s.is_empty() && f.ftype == FType::Text => None,
         Input::Json(Value::String(s)) => Some(s.clone()),
         Input::Json(Value::Number(n)) => Some(n.to_string()),
         Input::Json(Value::Bool(b)) => Some(b.to_string()),
