@@ -382,3 +382,20 @@ fn a_number_out_of_its_range_says_the_range() {
         ]
     );
 }
+
+#[test]
+fn an_api_version_before_bulk_query_jobs_is_refused_naming_the_first_that_has_them() {
+    assert_eq!(
+        problems(json!({"client_id": "x", "refresh_token": "r", "api_version": "46.0"})),
+        vec![(
+            "api_version".into(),
+            "46.0 is older than 47.0, the first version with the Bulk API 2.0 query jobs sfetl reads with: set it to 47.0 or later, or leave it out for 62.0".into()
+        )]
+    );
+    for ok in ["47.0", "62.0", "99.0"] {
+        let c =
+            Config::from_value(json!({"client_id": "x", "refresh_token": "r", "api_version": ok}))
+                .unwrap();
+        assert_eq!(c.api_version, ok);
+    }
+}

@@ -287,6 +287,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
     let output = output_config(&value, &mut p);
     let mapping = mapping_source(&value, &mut p);
     let streams_criteria = streams_criteria(&value);
+    api_version_floor(&value, &mut p);
     if !p.list.is_empty() {
         return Err(ConfigError::Invalid(p.list));
     }
@@ -418,6 +419,31 @@ fn formula_refresh(value: &Value, p: &mut Problems) -> Option<IsoDuration> {
             }
         },
         _ => IsoDuration::parse("P1D").ok(),
+    }
+}
+
+/// The first API version with every resource sfetl calls: Bulk API 2.0 query jobs came with
+/// 47.0 (its ingest jobs with 41.0, sObject Collections with 42.0, their upsert with 46.0).
+pub(crate) const OLDEST_API_VERSION: u32 = 47;
+
+/// `api_version` no older than [`OLDEST_API_VERSION`]: an org answers a Bulk query job in an
+/// older version with a 404 that reads as if the org lacked the version, mid-read, where the
+/// config could have said so before any call.
+fn api_version_floor(value: &Value, p: &mut Problems) {
+    let Some(text) = str_field(value, "api_version") else {
+        return;
+    };
+    let major = text.strip_suffix(".0").and_then(|v| v.parse::<u32>().ok());
+    if !p.has("api_version")
+        && let Some(major) = major
+        && major < OLDEST_API_VERSION
+    {
+        p.add(
+            "api_version",
+            format!(
+                "{text} is older than {OLDEST_API_VERSION}.0, the first version with the Bulk API 2.0 query jobs sfetl reads with: set it to {OLDEST_API_VERSION}.0 or later, or leave it out for 62.0"
+            ),
+        );
     }
 }
 

@@ -260,8 +260,16 @@ async fn unreachable_host() {
 async fn unknown_api_version() {
     let sim = start_sim().await;
     let mut cfg = refresh_config(&sim);
-    // The simulator offers 31.0 to 62.0, as a Winter '25 org does.
-    for (wanted, fix) in [("99.0", "62.0 or lower"), ("20.0", "31.0 or higher")] {
+    // The simulator offers 31.0 to 62.0, as a Winter '25 org does (a version before 47.0 is
+    // refused by the config's validation, before any call).
+    cfg["api_version"] = json!("30.0");
+    let (status, message, _) = check(&sim, &cfg).await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(
+        message,
+        "The config has 1 problem: (1) api_version: 30.0 is older than 47.0, the first version with the Bulk API 2.0 query jobs sfetl reads with: set it to 47.0 or later, or leave it out for 62.0"
+    );
+    for (wanted, fix) in [("99.0", "62.0 or lower")] {
         cfg["api_version"] = json!(wanted);
         let (status, message, _) = check(&sim, &cfg).await;
         assert_eq!(status, "FAILED");

@@ -10,7 +10,7 @@ pub(super) async fn create_ingest(
     UrlPath(ver): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let body = check!(parse_json(&body));
     let operation = body["operation"].as_str().unwrap_or("");
     if !OPERATIONS.contains(&operation) {
@@ -71,7 +71,7 @@ pub(super) async fn list_ingest(
     State(sim): State<Arc<Sim>>,
     UrlPath(ver): UrlPath<String>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
     job_list(jobs.values().map(|j| ingest_info(j, &store)).collect())
@@ -98,7 +98,7 @@ pub(super) async fn upload(
     UrlPath((ver, id)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let mut jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get_mut(&id) else {
         return not_found();
@@ -129,7 +129,7 @@ pub(super) async fn patch_ingest(
     UrlPath((ver, id)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let body = check!(parse_json(&body));
     let target = body["state"].as_str().unwrap_or("").to_string();
     let now = sim.now_ms();
@@ -190,7 +190,7 @@ pub(super) async fn get_ingest(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get_mut(&id) else {
@@ -217,7 +217,7 @@ pub(super) async fn delete_ingest(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, INGEST_SINCE));
     let mut jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get(&id) else {
         return not_found();
@@ -235,7 +235,7 @@ pub(super) fn ingest_result(
     id: &str,
     pick: fn(&IngestResults) -> &Vec<u8>,
 ) -> Response {
-    check!(check_version(ver));
+    check!(check_version_since(ver, INGEST_SINCE));
     let jobs = sim.jobs.ingest.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get(id) else {
         return not_found();

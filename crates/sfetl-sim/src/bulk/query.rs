@@ -12,7 +12,7 @@ pub(super) async fn create_query(
     UrlPath(ver): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     let body = check!(parse_json(&body));
     let operation = body["operation"].as_str().unwrap_or("");
     if operation != "query" && operation != "queryAll" {
@@ -118,7 +118,7 @@ pub(super) async fn list_query(
     State(sim): State<Arc<Sim>>,
     UrlPath(ver): UrlPath<String>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
     job_list(
@@ -132,7 +132,7 @@ pub(super) async fn get_query(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     let now = sim.now_ms();
     let limits = sim.limits();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
@@ -246,7 +246,7 @@ pub(super) async fn patch_query(
     UrlPath((ver, id)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     let body = check!(parse_json(&body));
     let now = sim.now_ms();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
@@ -283,7 +283,7 @@ pub(super) async fn delete_query(
     State(sim): State<Arc<Sim>>,
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     // The store before the jobs, as a status poll takes them.
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
@@ -415,7 +415,7 @@ pub(super) async fn query_results(
     UrlQuery(p): UrlQuery<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, QUERY_SINCE));
     let job = sim
         .jobs
         .query

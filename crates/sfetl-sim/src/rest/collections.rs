@@ -13,6 +13,11 @@ type Planned = Result<
     RecError,
 >;
 
+/// The version that brought sObject Collections create, update and delete.
+const COLLECTIONS_SINCE: u32 = 42;
+/// The version that brought their upsert by external id.
+const UPSERT_SINCE: u32 = 46;
+
 enum Mode {
     Create,
     Update,
@@ -50,7 +55,7 @@ pub(super) async fn collections_delete(
     UrlPath(ver): UrlPath<String>,
     UrlQuery(p): UrlQuery<HashMap<String, String>>,
 ) -> Response {
-    check!(check_version(&ver));
+    check!(check_version_since(&ver, COLLECTIONS_SINCE));
     let ids: Vec<&str> = p
         .get("ids")
         .map(|s| {
@@ -146,7 +151,12 @@ fn collections(
     body: Bytes,
     is_patch: bool,
 ) -> Response {
-    check!(check_version(&ver));
+    let since = if ext.is_some() {
+        UPSERT_SINCE
+    } else {
+        COLLECTIONS_SINCE
+    };
+    check!(check_version_since(&ver, since));
     let v = check!(parse_body(&body));
     let all_or_none = v["allOrNone"].as_bool().unwrap_or(false);
     let Some(records) = v["records"].as_array() else {

@@ -166,15 +166,37 @@ async fn versions() -> Response {
     )
 }
 
-/// Checks a `vXX.X` path segment; the error is Salesforce's 404.
+/// Versions Salesforce retired (7.0 to 20.0 in Summer '22, 21.0 to 30.0 in Summer '25): REST
+/// answers them 410 Gone rather than 404.
+pub const RETIRED: std::ops::RangeInclusive<u32> = 7..=30;
+
+/// Checks a `vXX.X` path segment: a version the org offers passes; a retired one gets 410 Gone,
+/// any other (a later version, `v38` without `.0`) Salesforce's 404.
 #[allow(clippy::result_large_err)]
 pub fn check_version(ver: &str) -> Result<(), Response> {
-    let ok = ver
+    check_version_since(ver, *VERSIONS.start())
+}
+
+/// As [`check_version`], for a resource that came with version `since`: an offered version
+/// before it gets the 404 of a resource that does not exist in that version (Bulk API 2.0
+/// query jobs came with 47.0, its ingest jobs with 41.0, sObject Collections with 42.0 and
+/// their upsert with 46.0).
+#[allow(clippy::result_large_err)]
+pub fn check_version_since(ver: &str, since: u32) -> Result<(), Response> {
+    let number = ver
         .strip_prefix('v')
         .and_then(|v| v.strip_suffix(".0"))
-        .and_then(|v| v.parse::<u32>().ok())
-        .is_some_and(|v| VERSIONS.contains(&v));
-    if ok { Ok(()) } else { Err(not_found()) }
+        .and_then(|v| v.parse::<u32>().ok());
+    match number {
+        Some(v) if VERSIONS.contains(&v) && v >= since => Ok(()),
+        // The body is modelled: Salesforce documents the status only.
+        Some(v) if RETIRED.contains(&v) => Err(sf_error(
+            StatusCode::GONE,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )),
+        _ => Err(not_found()),
+    }
 }
 
 /// Salesforce's 404 body.

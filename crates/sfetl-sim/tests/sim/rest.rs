@@ -71,15 +71,59 @@ async fn versions_list_needs_no_auth_and_has_no_limit_header() {
         last,
         json!({"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"})
     );
-    let r = org
-        .http
-        .get(org.url("/services/data/v20.0/sobjects"))
-        .bearer_auth(&org.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    error_code(&r.json().await.unwrap(), "NOT_FOUND");
+    // A retired version is gone (410), one never offered not found (404), and a resource
+    // asked for in a version before the one that brought it does not exist there.
+    for (path, status) in [
+        ("/services/data/v20.0/sobjects", 410),
+        ("/services/data/v30.0/query?q=SELECT+Id+FROM+Account", 410),
+        ("/services/data/v99.0/sobjects", 404),
+        ("/services/data/v38/sobjects", 404),
+        ("/services/data/v46.0/jobs/query", 404),
+        ("/services/data/v47.0/jobs/query", 200),
+        ("/services/data/v40.0/jobs/ingest", 404),
+        ("/services/data/v41.0/jobs/ingest", 200),
+        ("/services/data/v31.0/query?q=SELECT+Id+FROM+Account", 200),
+    ] {
+        let r = org
+            .http
+            .get(org.url(path))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        if status != 200 {
+            error_code(&r.json().await.unwrap(), "NOT_FOUND");
+        }
+    }
+    for (version, status) in [("v41.0", 404), ("v42.0", 200)] {
+        let r = org
+            .http
+            .delete(org.url(&format!(
+                "/services/data/{version}/composite/sobjects?ids=001000000000000AAA"
+            )))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "collections delete in {version}");
+    }
+    let upsert = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Lead"}, "External_Id__c": "V-1", "LastName": "V", "Company": "C"}
+    ]});
+    for (version, status) in [("v45.0", 404), ("v46.0", 200)] {
+        let r = org
+            .http
+            .patch(org.url(&format!(
+                "/services/data/{version}/composite/sobjects/Lead/External_Id__c"
+            )))
+            .bearer_auth(&org.token)
+            .json(&upsert)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "collections upsert in {version}");
+    }
 }
 
 #[tokio::test]
