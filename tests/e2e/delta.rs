@@ -1419,7 +1419,7 @@ async fn a_full_refresh_that_adds_a_field_rewrites_each_history_file_once() {
     let (touched, v, log) = contacts_read_twice(&e, &export, &narrow, &wide).await;
     assert!(
         log.contains("Contact_history: changes worked out as the rows came")
-            && log.contains("Contact_history: 1 files of new versions, 1 files rewritten")
+            && log.contains("Contact_history: 1 file of new versions, 1 file rewritten")
             && !log.contains("from the table"),
         "{log}"
     );

@@ -187,11 +187,18 @@ async fn rewrite(
         return record_nothing(target, history, tag).await;
     }
     let (removed, mut added) = fates.rewrite(target, compression).await?;
+    let files = |n: usize| {
+        if n == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{n} files")
+        }
+    };
     tracing::debug!(
-        "{}: {} files of new versions, {} files rewritten",
+        "{}: {} of new versions, {} rewritten",
         name(stream),
-        versions.files.len(),
-        removed.len()
+        files(versions.files.len()),
+        files(removed.len())
     );
     added.extend(versions.files.iter().cloned());
     super::commit::rewrite(target, history, removed, added, tag).await?;
