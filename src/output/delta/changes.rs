@@ -394,13 +394,12 @@ impl Diff {
             };
             let mut loads = futures::stream::iter(0..files.len())
                 .map(load)
-                .buffered(parallelism());
-            let mut i = 0;
-            while let Some(loaded) = loads.next().await {
+                .buffered(parallelism())
+                .enumerate();
+            while let Some((i, loaded)) = loads.next().await {
                 for printed in loaded.map_err(|e| target.error(e))?? {
-                    hold(printed, i)?;
+                    hold(printed, i as u32)?;
                 }
-                i += 1;
             }
         } else {
             let ctx = SessionContext::new();
@@ -561,11 +560,9 @@ impl Fates {
             }
         }
         let mut columns = rows.columns().to_vec();
-        let tz = match to.data_type() {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        columns[to_at] = Arc::new(TimestampMicrosecondArray::from(valid_to).with_timezone_opt(tz));
+        let valid_to =
+            TimestampMicrosecondArray::from(valid_to).with_data_type(to.data_type().clone());
+        columns[to_at] = Arc::new(valid_to);
         columns[cur_at] = Arc::new(BooleanArray::from(is_current));
         let changed = RecordBatch::try_new(schema, columns)?;
         match keep.iter().all(|k| *k) {

@@ -187,13 +187,7 @@ async fn rewrite(
         return record_nothing(target, history, tag).await;
     }
     let (removed, mut added) = fates.rewrite(target, compression).await?;
-    let files = |n: usize| {
-        if n == 1 {
-            "1 file".to_string()
-        } else {
-            format!("{n} files")
-        }
-    };
+    let files = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
     tracing::debug!(
         "{}: {} of new versions, {} rewritten",
         name(stream),
