@@ -152,7 +152,7 @@ async fn beyond_connection(
     config: &Config,
     catalog: Option<&Path>,
 ) -> Result<String, String> {
-    future_start(config, chrono::Utc::now())?;
+    future_start(config, client.org_clock().now(chrono::Utc::now()))?;
     let plan = crate::source::mapped::load_plan(client, config)
         .await
         .map_err(|e| format!("The connection works, but the field mapping is not valid: {e}"))?;
@@ -180,6 +180,10 @@ async fn beyond_connection(
         notes.push_str(&format!(
             " Writeback: {n} route(s) valid against the org's describes."
         ));
+    }
+    if let Some(lead) = client.org_clock().lead() {
+        let text = crate::salesforce::clock::lead_warning(lead);
+        notes.push_str(&format!(" Warning: {text}."));
     }
     Ok(notes)
 }

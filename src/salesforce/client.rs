@@ -59,6 +59,8 @@ struct Inner {
     requests: AtomicU64,
     /// The describes this client already fetched (see [`super::describe::DescribeMemo`]).
     describes: super::describe::DescribeMemo,
+    /// The org's clock, from the `Date` header of its answers.
+    clock: super::clock::OrgClock,
 }
 
 impl SalesforceClient {
@@ -86,6 +88,7 @@ impl SalesforceClient {
                 usage: Mutex::new(None),
                 requests: AtomicU64::new(0),
                 describes: Default::default(),
+                clock: Default::default(),
             }),
         })
     }
@@ -144,6 +147,12 @@ impl SalesforceClient {
         *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The org's clock as its answers so far tell it: a read's "now" (see
+    /// [`super::clock::OrgClock::now`]).
+    pub fn org_clock(&self) -> &super::clock::OrgClock {
+        &self.inner.clock
+    }
+
     /// HTTP requests sent so far (retries and refresh-retries included; token calls excluded).
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)
@@ -173,6 +182,9 @@ impl SalesforceClient {
                 }
             };
             self.note_usage(response.headers());
+            self.inner
+                .clock
+                .note(response.headers(), chrono::Utc::now());
             if response.status().is_success() {
                 return Ok(response);
             }

@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod clock;
 pub mod collections;
 pub mod describe;
 pub mod errors;

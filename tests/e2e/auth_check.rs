@@ -300,3 +300,30 @@ async fn a_start_date_still_to_come_fails_the_check_naming_it() {
     let (status, message, _) = check(&sim, &cfg).await;
     assert_eq!(status, "SUCCEEDED", "{message}");
 }
+
+/// A machine whose clock runs ten minutes ahead of the org's (the simulator's clock set back
+/// stands for it) passes the check, which says so: reads take the org's time instead.
+#[tokio::test]
+async fn a_machine_clock_ahead_of_the_orgs_is_named_by_the_check() {
+    let sim = start_sim().await;
+    post(
+        &format!("{}/__sim/clock", sim.base_url),
+        json!({"offset_seconds": -600}),
+    )
+    .await;
+    let (status, message, _) = check(&sim, &refresh_config(&sim)).await;
+    assert_eq!(status, "SUCCEEDED", "{message}");
+    let warning = message
+        .strip_prefix(&format!(
+            "{} Warning: this machine's clock is ",
+            success_message(&sim)
+        ))
+        .unwrap_or_else(|| panic!("{message}"));
+    let (lead, rest) = warning.split_once(" s ahead").unwrap();
+    let lead: f64 = lead.parse().unwrap();
+    assert!((599.9..=601.5).contains(&lead), "{message}");
+    assert_eq!(
+        rest,
+        " of the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)."
+    );
+}

@@ -1859,3 +1859,99 @@ async fn a_window_with_hundreds_of_deletions_finds_the_undeleted_ones_in_one_que
         )
     );
 }
+
+/// This machine's clock ten minutes ahead of the org's (the simulator's clock set back stands
+/// for it), with no lag and no lookback to cover for it: a read takes its bound, and the cursor
+/// its STATE saves, from the org's clock (the `Date` header of its answers), so a change the org
+/// makes after the read arrives in the next one. Bounded by this machine's clock, a full
+/// refresh saved a cursor ten minutes in the org's future, and an incremental read from it
+/// skipped every change of those ten minutes. (An incremental read of an object the `deleted`
+/// endpoint serves was already held back by that endpoint's `latestDateCovered`, which is the
+/// org's time; read 3 checks it stays so.)
+#[tokio::test]
+async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
+    let e = env(20, cfg(json!({"lookback_window": "PT0S"}))).await;
+    let set_clock = |seconds: i64| {
+        let org = &e.org;
+        async move {
+            org.control("clock", &json!({"offset_seconds": seconds}))
+                .await;
+        }
+    };
+    set_clock(-600).await;
+    let fields: &[&str] = &["Id", "Name", "SystemModstamp"];
+    let full = catalog(
+        e.dir.path(),
+        "full.json",
+        &[("Account", fields, "full_refresh")],
+    );
+    let incremental = catalog(
+        e.dir.path(),
+        "inc.json",
+        &[("Account", fields, "incremental")],
+    );
+    let before = chrono::Utc::now();
+    let first = read_ok(&e, &full, None).await;
+    let after = chrono::Utc::now();
+    assert_eq!(records(&first, "Account").len(), 20);
+    let warned: Vec<String> = warnings(&first)
+        .into_iter()
+        .filter(|w| w.contains("clock"))
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning a run: {warned:?}");
+    let lead: f64 = warned[0]
+        .strip_prefix("this machine's clock is ")
+        .and_then(|w| w.split(" s ahead of the org's").next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((599.9..=601.5).contains(&lead), "{}", warned[0]);
+    assert!(warned[0].ends_with(
+        "reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)"
+    ));
+    // The saved cursor is the org's time at the read (to within the header's second), not this
+    // machine's.
+    let states = last_states(&first);
+    let cursor = states[0]["stream"]["stream_state"]["cursor"]
+        .as_str()
+        .unwrap();
+    let cursor: chrono::DateTime<chrono::Utc> = cursor.parse().unwrap();
+    let org_before = before - chrono::Duration::seconds(600);
+    let org_after = after - chrono::Duration::seconds(600);
+    assert!(
+        cursor <= org_after && cursor >= org_before - chrono::Duration::seconds(2),
+        "cursor {cursor}, the org's clock went from {org_before} to {org_after} during the read"
+    );
+    let mut state = write_json(e.dir.path(), "s1.json", &states);
+    let rows = records(&first, "Account");
+    let mut earlier = BTreeSet::new();
+    for (read, row) in [(2, &rows[0]), (3, &rows[1])] {
+        let id = row["Id"].as_str().unwrap().to_string();
+        let name = format!("Changed before read {read}");
+        e.org
+            .control(
+                "update",
+                &json!({"object": "Account", "id": id, "fields": {"Name": name}}),
+            )
+            .await;
+        // Two seconds pass on the org's clock (read to the second, it would otherwise keep a
+        // change of the current second for the next read).
+        set_clock(-600 + 2 * (read - 1)).await;
+        let msgs = read_ok(&e, &incremental, Some(&state)).await;
+        let got = records(&msgs, "Account");
+        let changed: Vec<&Value> = got.iter().filter(|r| r["Id"] == id.as_str()).collect();
+        assert_eq!(changed.len(), 1, "read {read}: {got:?}");
+        assert_eq!(changed[0]["Name"], name);
+        // Read 2 starts from the full refresh's cursor, so it holds that change alone; read 3
+        // may also hold read 2's again (an incremental STATE keeps its cursor at the start of
+        // the minute the `deleted` endpoint has covered).
+        let mut allowed = earlier.clone();
+        allowed.insert(id.clone());
+        assert!(ids(&got).is_subset(&allowed), "read {read}: {got:?}");
+        if read == 2 {
+            assert_eq!(got.len(), 1);
+        }
+        earlier.insert(id);
+        state = write_json(e.dir.path(), &format!("s{read}.json"), &last_states(&msgs));
+    }
+}

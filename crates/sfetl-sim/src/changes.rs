@@ -376,7 +376,11 @@ fn typed(store: &Store, f: &FieldMeta, value: &Value) -> Option<Val<'static>> {
 fn clock_json(clock: DayClock) -> Value {
     let mut day = Vec::new();
     write_date(clock.today(), &mut day);
-    json!({"today": String::from_utf8_lossy(&day), "pinned": clock.pinned.is_some()})
+    json!({
+        "today": String::from_utf8_lossy(&day),
+        "pinned": clock.pinned.is_some(),
+        "offset_seconds": clock.offset_ms as f64 / 1e3,
+    })
 }
 
 async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
@@ -385,15 +389,39 @@ async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
 }
 
 /// `{"today": "2030-01-01"}` pins the org's day, `{"advance_days": N}` moves it (pinned or
-/// not), `{"today": null}` returns to the wall clock. Record timestamps keep following the wall
-/// clock: only `TODAY()` and SOQL's relative date literals move.
+/// not), `{"today": null}` returns to the org clock's day. Record timestamps keep following the
+/// org's clock: only `TODAY()` and SOQL's relative date literals move.
+///
+/// `{"offset_seconds": N}` sets the org's clock N seconds (a negative N: behind) from this
+/// machine's: record timestamps, every answer's `Date` header and the day follow it. It stands
+/// for a client machine whose clock is wrong; set it before making changes (timestamps then
+/// start again from the new clock, even if that is earlier than the last one handed out).
 async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let mut clock = store.clock;
+    if let Some(n) = v.get("offset_seconds") {
+        let Some(ms) = n
+            .as_f64()
+            .filter(|s| s.is_finite() && s.abs() < 1e9)
+            .map(|s| (s * 1e3).round() as i64)
+        else {
+            return refuse(format!(
+                "offset_seconds must be a number of seconds, not {n}"
+            ));
+        };
+        clock.offset_ms = ms;
+        sim.offset_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+        sim.clock.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
     match v.get("today") {
         None => {}
-        Some(Value::Null) => clock = DayClock::default(),
+        Some(Value::Null) => {
+            clock = DayClock {
+                offset_ms: clock.offset_ms,
+                ..DayClock::default()
+            }
+        }
         Some(day) => match day.as_str().and_then(parse_date) {
             Some(d) => clock.pinned = Some(d),
             None => return refuse(format!("today must be a date YYYY-MM-DD, not {day}")),

@@ -58,6 +58,9 @@ pub struct Sim {
     pub jobs: Jobs,
     /// Last timestamp handed out (keeps `now()` strictly increasing).
     pub clock: AtomicI64,
+    /// How far the org's clock is from this machine's, in milliseconds (`/__sim/clock`'s
+    /// `offset_seconds`): a client whose clock is wrong, seen from the client's side.
+    pub offset_ms: AtomicI64,
     /// Counter for locators and job ids.
     pub seq: AtomicU64,
     /// The instance base URL (`http://127.0.0.1:PORT`).
@@ -68,7 +71,7 @@ impl Sim {
     /// A strictly increasing "now" in epoch milliseconds (whole milliseconds, as Salesforce
     /// stores them), so two writes never share a SystemModstamp by accident.
     pub fn now_ms(&self) -> i64 {
-        let wall = chrono::Utc::now().timestamp_millis();
+        let wall = self.org_time_ms();
         let mut prev = self.clock.load(Ordering::SeqCst);
         loop {
             let next = wall.max(prev + 1);
@@ -80,6 +83,12 @@ impl Sim {
                 Err(p) => prev = p,
             }
         }
+    }
+
+    /// The org's clock in epoch milliseconds: the machine's, moved by `offset_ms`. Record
+    /// timestamps ([`Sim::now_ms`]) and every answer's `Date` header follow it.
+    pub fn org_time_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::SeqCst)
     }
 
     /// Counts one request of a kind.
@@ -227,6 +236,19 @@ fn too_long(req: &Request, limit: u64) -> Option<Response> {
         )
             .into_response(),
     )
+}
+
+/// Every answer's `Date` header, by the org's clock (hyper would write the machine's): an HTTP
+/// date, to the second, as RFC 9110 §6.6.1 has origin servers send and Salesforce's
+/// documented answers show.
+async fn org_date(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let at = chrono::DateTime::from_timestamp_millis(sim.org_time_ms()).unwrap_or_default();
+    let text = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = header::HeaderValue::from_str(&text) {
+        resp.headers_mut().insert(header::DATE, value);
+    }
+    resp
 }
 
 async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
@@ -581,6 +603,7 @@ impl Simulator {
             cursors: Mutex::default(),
             jobs: Jobs::default(),
             clock: AtomicI64::new(0),
+            offset_ms: AtomicI64::new(0),
             seq: AtomicU64::new(0),
             base_url: base_url.clone(),
         });
@@ -593,10 +616,12 @@ impl Simulator {
             .layer(middleware::from_fn_with_state(sim.clone(), gate))
             .merge(super::control::routes().with_state(sim.clone()))
             .merge(super::changes::routes().with_state(sim.clone()))
-            .nest("/__sim/oauth", oauth.control_routes());
+            .nest("/__sim/oauth", oauth.control_routes())
+            .layer(middleware::from_fn_with_state(sim.clone(), org_date));
         let login_app = Router::new()
             .merge(oauth.routes(HostKind::Login))
-            .layer(middleware::from_fn_with_state(sim.clone(), gate));
+            .layer(middleware::from_fn_with_state(sim.clone(), gate))
+            .layer(middleware::from_fn_with_state(sim.clone(), org_date));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for (listener, app) in [(instance, instance_app), (login, login_app)] {

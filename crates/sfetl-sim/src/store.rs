@@ -917,21 +917,25 @@ pub struct Store {
     pub cleared: HashMap<u64, Vec<(u64, usize)>>,
 }
 
-/// The org's "today": the wall clock's UTC day unless pinned, shifted by whole days, so tests
+/// The org's "today": the org clock's UTC day unless pinned, shifted by whole days, so tests
 /// of time-based formulas are exact without waiting for midnight.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayClock {
     /// A fixed day (days since 1970-01-01), when pinned.
     pub pinned: Option<i32>,
-    /// Days added to the wall clock's day when not pinned.
+    /// Days added to the org clock's day when not pinned.
     pub shift: i32,
+    /// How far the org's clock is from the machine's, in milliseconds (`offset_seconds` of
+    /// `/__sim/clock`; the same as [`super::server::Sim::org_time_ms`] uses).
+    pub offset_ms: i64,
 }
 
 impl DayClock {
     /// Today, as days since 1970-01-01 (UTC).
     pub fn today(&self) -> i32 {
         self.pinned.unwrap_or_else(|| {
-            chrono::Utc::now().timestamp().div_euclid(86_400) as i32 + self.shift
+            let ms = chrono::Utc::now().timestamp_millis() + self.offset_ms;
+            ms.div_euclid(86_400_000) as i32 + self.shift
         })
     }
 }

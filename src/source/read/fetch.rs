@@ -214,7 +214,12 @@ impl<'a> ObjectReader<'a> {
         let ctx = self.ctx;
         let config = &ctx.config;
         let saved_at = self.object.saved_at;
-        let now = Utc::now();
+        // The org's time, not this machine's: the bound becomes the saved cursor, which the
+        // org's timestamps are compared with (see `salesforce::clock`).
+        let now = ctx.client.org_clock().now(Utc::now());
+        if let Some(text) = ctx.client.org_clock().warning_once() {
+            ctx.log(LogLevel::Warn, text).await;
+        }
         let mut bounds = plan::bounds(config, saved_at, now);
         if let Some(Some(w)) = self.slice_window {
             bounds.upper = w.upper;

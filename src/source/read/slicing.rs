@@ -183,7 +183,11 @@ async fn object_windows(
     object: &ObjectPlan<'_>,
     target: u64,
 ) -> Result<Vec<(Option<Window>, Option<u64>)>, FetchError> {
-    let now = Utc::now();
+    // The org's time, as a read's bounds take it (`salesforce::clock`).
+    let now = client.org_clock().now(Utc::now());
+    if let Some(text) = client.org_clock().warning_once() {
+        tracing::warn!("{text}");
+    }
     let b = plan::bounds(config, object.saved_at, now);
     let b = plan::query_bounds(config, plan.incremental, b, now);
     let (Some(cursor), windows) = (

@@ -157,7 +157,10 @@ async fn cross_object_formulas_follow_the_parent_while_the_childrens_timestamps_
 async fn a_time_based_formula_follows_the_orgs_day() {
     let org = Org::start(5).await;
     let clock = org.control("clock", &json!({"today": "2030-01-01"})).await;
-    assert_eq!(clock, json!({"today": "2030-01-01", "pinned": true}));
+    assert_eq!(
+        clock,
+        json!({"today": "2030-01-01", "pinned": true, "offset_seconds": 0.0})
+    );
     let q = "SELECT Id, CreatedDate, SystemModstamp, Days_Since_Created__c FROM Opportunity ORDER BY Id";
     let day0 = records(&org, q).await;
     let epoch_day_2030 = 21915.0; // 2030-01-01
@@ -193,6 +196,55 @@ async fn a_time_based_formula_follows_the_orgs_day() {
     );
     let reset = org.control("clock", &json!({"today": null})).await;
     assert_eq!(reset["pinned"], false);
+}
+
+/// A client machine whose clock is wrong, seen from its side: the org's clock set ten minutes
+/// behind this machine's moves record timestamps and every answer's `Date` header with it.
+#[tokio::test]
+async fn the_orgs_clock_stamps_changes_and_dates_every_answer() {
+    let org = Org::start(5).await;
+    let set = org.control("clock", &json!({"offset_seconds": -600})).await;
+    assert_eq!(set["offset_seconds"], -600.0);
+    assert_eq!(set["pinned"], false);
+    let before = chrono::Utc::now();
+    let answer = org.get("sobjects/Account/describe").await;
+    let date = answer.headers()["date"].to_str().unwrap().to_string();
+    let date = chrono::DateTime::parse_from_rfc2822(&date).unwrap();
+    let lead = (before - date.with_timezone(&chrono::Utc)).num_milliseconds();
+    assert!(
+        (599_000..=601_500).contains(&lead),
+        "Date {date}, {lead} ms behind"
+    );
+    let account = records(&org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "Clockwork"}}),
+        )
+        .await;
+    let stamp = chrono::DateTime::parse_from_str(
+        edit["SystemModstamp"].as_str().unwrap(),
+        "%Y-%m-%dT%H:%M:%S%.3f%z",
+    )
+    .unwrap();
+    let behind = (chrono::Utc::now() - stamp.with_timezone(&chrono::Utc)).num_milliseconds();
+    assert!(
+        (599_000..=601_000).contains(&behind),
+        "stamp {stamp}, {behind} ms behind"
+    );
+    let reset = org.control("clock", &json!({"offset_seconds": 0})).await;
+    assert_eq!(reset["offset_seconds"], 0.0);
+    let (status, refused) = org
+        .control_status("clock", &json!({"offset_seconds": "ten"}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        refused["error"],
+        "offset_seconds must be a number of seconds, not \"ten\""
+    );
 }
 
 #[tokio::test]
