@@ -13,15 +13,21 @@
 //! time was at least the header's, and `local arrival time - Date` is at least the machine's
 //! lead. The least such value over a run's answers is the tightest bound; past
 //! [`TOLERANCE`] it is taken as the lead, and a read's "now" is this machine's time minus it.
+//!
+//! A machine running behind loses no row (its bounds are earlier than they could be), but every
+//! read stops that far short of the org's latest changes. The same least value, negative then,
+//! is still never more than the machine is behind (less the header's second), so past
+//! [`TOLERANCE`] a read's "now" moves forward by it and stays within the org's present.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// A lead this machine's clock may have over the org's before reads follow the org's clock
-/// instead. Below it, a lead is the header's rounding to the second and the answer's time in
-/// flight, not a wrong clock; and `cursor_lag` (2 minutes by default) covers it anyway.
+/// How far this machine's clock may be from the org's, ahead or behind, before reads follow
+/// the org's clock instead. Below it, a lead is the header's rounding to the second and the
+/// answer's time in flight, not a wrong clock; and `cursor_lag` (2 minutes by default) covers
+/// it anyway.
 pub const TOLERANCE: TimeDelta = TimeDelta::seconds(10);
 
 /// What the answers so far said about the org's clock; shared by a client's clones.
@@ -30,7 +36,7 @@ pub struct OrgClock {
     /// The least `local arrival time - Date` over the answers seen, in milliseconds: at least
     /// this machine's lead over the org (negative when it runs behind).
     lead_ms: Mutex<Option<i64>>,
-    /// Whether the run's warning about a clock ahead was handed out.
+    /// Whether the run's warning about a wrong clock was handed out.
     warned: AtomicBool,
 }
 
@@ -51,17 +57,18 @@ impl OrgClock {
         *least = Some(least.map_or(lead, |l| l.min(lead)));
     }
 
-    /// How far this machine's clock is ahead of the org's, when more than [`TOLERANCE`].
+    /// How far this machine's clock is ahead of the org's (negative: behind), when more than
+    /// [`TOLERANCE`] either way.
     pub fn lead(&self) -> Option<TimeDelta> {
         let least = *self.lead_ms.lock().unwrap_or_else(|e| e.into_inner());
         least
             .map(TimeDelta::milliseconds)
-            .filter(|lead| *lead > TOLERANCE)
+            .filter(|lead| lead.abs() > TOLERANCE)
     }
 
     /// The org's "now" at `local` (this machine's time): `local` itself, or, when this machine
-    /// is ahead by more than [`TOLERANCE`], `local` minus the lead (never later than the org's
-    /// own time, so a bound taken from it never lies in the org's future).
+    /// is more than [`TOLERANCE`] off, `local` minus the lead (never later than the org's own
+    /// time, so a bound taken from it never lies in the org's future).
     pub fn now(&self, local: DateTime<Utc>) -> DateTime<Utc> {
         match self.lead() {
             Some(lead) => local - lead,
@@ -69,7 +76,7 @@ impl OrgClock {
         }
     }
 
-    /// The warning for a clock ahead, once per client (every stream's read takes its bounds
+    /// The warning for a wrong clock, once per client (every stream's read takes its bounds
     /// from the same clock); `None` when the clock is right or the warning was given.
     pub fn warning_once(&self) -> Option<String> {
         let lead = self.lead()?;
@@ -80,11 +87,16 @@ impl OrgClock {
     }
 }
 
-/// What to tell a user whose clock runs `lead` ahead of the org's.
+/// What to tell a user whose clock runs `lead` ahead of the org's (negative: behind).
 pub fn lead_warning(lead: TimeDelta) -> String {
+    let seconds = lead.num_milliseconds().abs() as f64 / 1e3;
+    let (way, so) = if lead > TimeDelta::zero() {
+        ("ahead of", "so no row changed in between is skipped")
+    } else {
+        ("behind", "so they reach the org's latest changes")
+    };
     format!(
-        "this machine's clock is {:.1} s ahead of the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)",
-        lead.num_milliseconds() as f64 / 1e3
+        "this machine's clock is {seconds:.1} s {way} the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, {so}; set this machine's clock right (NTP)"
     )
 }
 
@@ -130,9 +142,32 @@ mod tests {
         assert_eq!(clock.lead(), None);
         assert_eq!(clock.now(local), local);
         assert_eq!(clock.warning_once(), None);
-        // A clock behind the org's bounds reads earlier than needed: nothing is skipped.
-        clock.note(&answer("Sat, 05 Dec 2026 12:05:00 GMT"), local);
+        // Behind by at most the tolerance (the header 9.5 s after this machine's time).
+        clock.note(&answer("Sat, 05 Dec 2026 12:00:19 GMT"), local);
+        assert_eq!(clock.lead(), None);
         assert_eq!(clock.now(local), local);
+    }
+
+    #[test]
+    fn a_clock_behind_moves_reads_forward_no_further_than_the_orgs_time() {
+        let clock = OrgClock::default();
+        // The org's time is 12:05:00.5 at each arrival: its headers say 12:05:00.
+        clock.note(
+            &answer("Sat, 05 Dec 2026 12:05:00 GMT"),
+            at("2026-12-05T12:00:00.500Z"),
+        );
+        assert_eq!(clock.lead(), Some(TimeDelta::milliseconds(-299_500)));
+        assert_eq!(
+            clock.now(at("2026-12-05T12:00:10.500Z")),
+            at("2026-12-05T12:05:10Z"),
+            "half a second short of the org's 12:05:10.5"
+        );
+        assert_eq!(
+            clock.warning_once().as_deref(),
+            Some(
+                "this machine's clock is 299.5 s behind the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so they reach the org's latest changes; set this machine's clock right (NTP)"
+            )
+        );
     }
 
     #[test]

@@ -1870,6 +1870,20 @@ async fn a_window_with_hundreds_of_deletions_finds_the_undeleted_ones_in_one_que
 /// org's time; read 3 checks it stays so.)
 #[tokio::test]
 async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
+    reads_with_the_orgs_clock(-600).await;
+}
+
+/// This machine's clock ten minutes behind the org's: every read would stop ten minutes short of
+/// the org's changes; it reads up to the org's time instead.
+#[tokio::test]
+async fn a_machine_clock_behind_the_orgs_reads_up_to_the_orgs_time() {
+    reads_with_the_orgs_clock(600).await;
+}
+
+/// A full refresh and two incremental reads of Account with the org's clock `offset` seconds
+/// from this machine's (no lag, no lookback): one warning naming the difference, a saved cursor
+/// at the org's time, and each change made between reads in the next read.
+async fn reads_with_the_orgs_clock(offset: i64) {
     let e = env(20, cfg(json!({"lookback_window": "PT0S"}))).await;
     let set_clock = |seconds: i64| {
         let org = &e.org;
@@ -1878,7 +1892,7 @@ async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
                 .await;
         }
     };
-    set_clock(-600).await;
+    set_clock(offset).await;
     let fields: &[&str] = &["Id", "Name", "SystemModstamp"];
     let full = catalog(
         e.dir.path(),
@@ -1899,16 +1913,29 @@ async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
         .filter(|w| w.contains("clock"))
         .collect();
     assert_eq!(warned.len(), 1, "one warning a run: {warned:?}");
+    let (way, so, range) = if offset < 0 {
+        (
+            "ahead of",
+            "so no row changed in between is skipped",
+            599.9..=601.5,
+        )
+    } else {
+        (
+            "behind",
+            "so they reach the org's latest changes",
+            598.5..=600.1,
+        )
+    };
     let lead: f64 = warned[0]
         .strip_prefix("this machine's clock is ")
-        .and_then(|w| w.split(" s ahead of the org's").next())
+        .and_then(|w| w.split(&format!(" s {way} the org's")).next())
         .unwrap()
         .parse()
         .unwrap();
-    assert!((599.9..=601.5).contains(&lead), "{}", warned[0]);
-    assert!(warned[0].ends_with(
-        "reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)"
-    ));
+    assert!(range.contains(&lead), "{}", warned[0]);
+    assert!(warned[0].ends_with(&format!(
+        "reads take now from the org's clock instead, {so}; set this machine's clock right (NTP)"
+    )));
     // The saved cursor is the org's time at the read (to within the header's second), not this
     // machine's.
     let states = last_states(&first);
@@ -1916,8 +1943,8 @@ async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
         .as_str()
         .unwrap();
     let cursor: chrono::DateTime<chrono::Utc> = cursor.parse().unwrap();
-    let org_before = before - chrono::Duration::seconds(600);
-    let org_after = after - chrono::Duration::seconds(600);
+    let org_before = before + chrono::Duration::seconds(offset);
+    let org_after = after + chrono::Duration::seconds(offset);
     assert!(
         cursor <= org_after && cursor >= org_before - chrono::Duration::seconds(2),
         "cursor {cursor}, the org's clock went from {org_before} to {org_after} during the read"
@@ -1936,7 +1963,7 @@ async fn a_machine_clock_ahead_of_the_orgs_loses_no_change() {
             .await;
         // Two seconds pass on the org's clock (read to the second, it would otherwise keep a
         // change of the current second for the next read).
-        set_clock(-600 + 2 * (read - 1)).await;
+        set_clock(offset + 2 * (read as i64 - 1)).await;
         let msgs = read_ok(&e, &incremental, Some(&state)).await;
         let got = records(&msgs, "Account");
         let changed: Vec<&Value> = got.iter().filter(|r| r["Id"] == id.as_str()).collect();
