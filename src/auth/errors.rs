@@ -116,6 +116,19 @@ pub enum AuthError {
         /// Salesforce's `error_description`.
         description: String,
     },
+    /// JWT refused while the answer's `Date` shows this machine's clock off by more than the
+    /// assertion's lifetime allows: the clock, not the key, is what to fix.
+    #[error(
+        "Salesforce refused the signed JWT (invalid_grant: {description}) because this machine's clock is {seconds:.1} s {} Salesforce's (by the Date header of its answer). sfetl signs assertions valid for 3 minutes by this machine's clock, and Salesforce takes only those that expire within 3 minutes of its own time: set this machine's clock right (NTP) and try again.", if *.ahead { "ahead of" } else { "behind" }
+    )]
+    JwtClockOff {
+        /// How far off, in seconds.
+        seconds: f64,
+        /// Whether this machine's clock is ahead (else behind).
+        ahead: bool,
+        /// Salesforce's `error_description`.
+        description: String,
+    },
     /// The user is deactivated or frozen.
     #[error(
         "The Salesforce user is inactive (invalid_grant: inactive user). Reactivate or unfreeze the user (Setup > Users), or connect with an active user (for client credentials, change the app's Run As user)."

@@ -115,11 +115,34 @@ pub async fn exchange(
             response.status().as_u16()
         ))
     })?;
-    Err(classify(
-        ctx,
-        error.error().as_ref(),
-        error.error_description().map(String::as_str).unwrap_or(""),
-    ))
+    let description = error.error_description().map(String::as_str).unwrap_or("");
+    let lead = clock_lead(response.headers(), chrono::Utc::now());
+    match lead {
+        Some(lead) if error.error().as_ref() == "invalid_grant" && lead.abs() > CLOCK_SLACK => {
+            Err(AuthError::JwtClockOff {
+                seconds: lead.num_milliseconds().abs() as f64 / 1e3,
+                ahead: lead > chrono::TimeDelta::zero(),
+                description: description.to_string(),
+            })
+        }
+        _ => Err(classify(ctx, error.error().as_ref(), description)),
+    }
+}
+
+/// How far this machine's clock may be from Salesforce's before a refused assertion is put down
+/// to the clock: an assertion is made to expire 170 s ahead and Salesforce takes one expiring
+/// up to 3 minutes ahead, so a clock 30 s off has nearly spent that margin (the header's
+/// rounding to the second and the answer's time in flight stay well below it).
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// This machine's time less the answer's `Date` (`arrived` being when it came): how far ahead
+/// its clock is (negative: behind), to within the header's second.
+fn clock_lead(
+    headers: &http::HeaderMap,
+    arrived: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::TimeDelta> {
+    let date = headers.get(http::header::DATE)?.to_str().ok()?;
+    Some(arrived - crate::salesforce::clock::parse_http_date(date)?)
 }
 
 #[cfg(test)]

@@ -100,8 +100,9 @@ pub fn lead_warning(lead: TimeDelta) -> String {
     )
 }
 
-/// An HTTP date (`Tue, 06 Aug 2013 16:46:10 GMT`, RFC 9110's IMF-fixdate), as RFC 2822 reads it.
-fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+/// An HTTP date (`Tue, 06 Aug 2013 16:46:10 GMT`, RFC 9110's IMF-fixdate), as RFC 2822 reads it
+/// (also the JWT grant's, whose refusals say when the clock is to blame).
+pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc2822(text)
         .ok()
         .map(|d| d.with_timezone(&Utc))

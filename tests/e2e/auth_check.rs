@@ -327,3 +327,38 @@ async fn a_machine_clock_ahead_of_the_orgs_is_named_by_the_check() {
         " of the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)."
     );
 }
+
+/// A JWT signed on a machine whose clock is ten minutes off: Salesforce refuses the assertion
+/// (too far ahead: "invalid assertion"; behind: expired), and the check names the clock, by the
+/// `Date` of Salesforce's answer, rather than the key or the certificate.
+#[tokio::test]
+async fn a_jwt_refused_for_a_wrong_clock_names_the_clock() {
+    for (offset, way, description) in [
+        (-600, "ahead of", "invalid assertion"),
+        (600, "behind", "expired authorization code"),
+    ] {
+        let sim = start_sim().await;
+        post(
+            &format!("{}/__sim/clock", sim.base_url),
+            json!({"offset_seconds": offset}),
+        )
+        .await;
+        let cfg = jwt_config(&sim, &sim.credentials.username);
+        let (status, message, _) = check(&sim, &cfg).await;
+        assert_eq!(status, "FAILED", "{message}");
+        let rest = message
+            .strip_prefix(&format!(
+                "Salesforce refused the signed JWT (invalid_grant: {description}) because this machine's clock is "
+            ))
+            .unwrap_or_else(|| panic!("{message}"));
+        let (seconds, rest) = rest.split_once(" s ").unwrap();
+        let seconds: f64 = seconds.parse().unwrap();
+        assert!((598.5..=601.5).contains(&seconds), "{message}");
+        assert_eq!(
+            rest,
+            format!(
+                "{way} Salesforce's (by the Date header of its answer). sfetl signs assertions valid for 3 minutes by this machine's clock, and Salesforce takes only those that expire within 3 minutes of its own time: set this machine's clock right (NTP) and try again."
+            )
+        );
+    }
+}

@@ -411,7 +411,9 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
             ));
         };
         clock.offset_ms = ms;
-        sim.offset_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+        sim.oauth
+            .clock_offset_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
         sim.clock.store(0, std::sync::atomic::Ordering::SeqCst);
     }
     match v.get("today") {

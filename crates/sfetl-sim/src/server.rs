@@ -58,9 +58,6 @@ pub struct Sim {
     pub jobs: Jobs,
     /// Last timestamp handed out (keeps `now()` strictly increasing).
     pub clock: AtomicI64,
-    /// How far the org's clock is from this machine's, in milliseconds (`/__sim/clock`'s
-    /// `offset_seconds`): a client whose clock is wrong, seen from the client's side.
-    pub offset_ms: AtomicI64,
     /// Counter for locators and job ids.
     pub seq: AtomicU64,
     /// The instance base URL (`http://127.0.0.1:PORT`).
@@ -85,10 +82,12 @@ impl Sim {
         }
     }
 
-    /// The org's clock in epoch milliseconds: the machine's, moved by `offset_ms`. Record
-    /// timestamps ([`Sim::now_ms`]) and every answer's `Date` header follow it.
+    /// The org's clock in epoch milliseconds: the machine's, moved by the offset
+    /// `/__sim/clock` sets (kept by the OAuth server, whose token endpoint follows it too; it
+    /// stands for a client machine whose clock is wrong). Record timestamps ([`Sim::now_ms`])
+    /// and every answer's `Date` header follow it.
     pub fn org_time_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::SeqCst)
+        chrono::Utc::now().timestamp_millis() + self.oauth.clock_offset_ms.load(Ordering::SeqCst)
     }
 
     /// Counts one request of a kind.
@@ -603,7 +602,6 @@ impl Simulator {
             cursors: Mutex::default(),
             jobs: Jobs::default(),
             clock: AtomicI64::new(0),
-            offset_ms: AtomicI64::new(0),
             seq: AtomicU64::new(0),
             base_url: base_url.clone(),
         });

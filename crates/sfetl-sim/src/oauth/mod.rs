@@ -61,9 +61,9 @@
 //! | `client_credentials` | on the login host | `invalid_grant` / `request not supported on this domain` |
 //! | `client_credentials` | app without run-as user ([`NO_RUN_AS_CLIENT_ID`]) | `invalid_grant` / `no client credentials user enabled` |
 //! | `password` | unknown user or wrong password | `invalid_grant` / `authentication failure` |
-//! | `urn:ietf:params:oauth:grant-type:jwt-bearer` | malformed, not RS256, bad signature, or `exp` more than 3 minutes (+30 s skew) ahead | `invalid_grant` / `invalid assertion` |
+//! | `urn:ietf:params:oauth:grant-type:jwt-bearer` | malformed, not RS256, bad signature, or `exp` more than 3 minutes (+30 s skew) ahead of the org's clock (`/__sim/clock` `offset_seconds`) | `invalid_grant` / `invalid assertion` |
 //! | JWT | `aud` is not `login_base_url` | `invalid_grant` / `audience is invalid` |
-//! | JWT | `exp` missing or past | `invalid_grant` / `expired authorization code` |
+//! | JWT | `exp` missing or past by the org's clock | `invalid_grant` / `expired authorization code` |
 //! | JWT | unknown `sub`, or user not pre-authorised (second app) | `invalid_grant` / `user hasn't approved this consumer` |
 //! | all user grants | user deactivated (control endpoint) | `invalid_grant` / `inactive user` |
 //!
@@ -310,6 +310,10 @@ pub struct OAuth {
     /// live in the server state, not here.
     pub config: OAuthConfig,
     inner: Mutex<Inner>,
+    /// How far the org's clock is from this machine's, in milliseconds (`/__sim/clock`'s
+    /// `offset_seconds`): the token endpoint judges a JWT's `exp`, and stamps `issued_at`, by
+    /// the org's clock, as the rest of the simulator does.
+    pub clock_offset_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Router state: the server and the host the router serves.
@@ -347,6 +351,7 @@ impl OAuth {
         Arc::new(Self {
             config,
             inner: Mutex::new(inner),
+            clock_offset_ms: Default::default(),
         })
     }
 

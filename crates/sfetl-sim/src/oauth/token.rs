@@ -188,20 +188,23 @@ pub(super) async fn revoke(
     }
 }
 
-/// Milliseconds since the epoch.
-fn epoch_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default()
-}
+impl OAuth {
+    /// Milliseconds since the epoch by the org's clock.
+    fn epoch_millis(&self) -> i64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or_default();
+        wall.saturating_add(
+            self.clock_offset_ms
+                .load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
 
-/// Seconds since the epoch.
-fn epoch_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    /// Seconds since the epoch by the org's clock.
+    fn epoch_secs(&self) -> i64 {
+        self.epoch_millis().div_euclid(1000)
+    }
 }
 
 /// Salesforce's `signature`: base64 HMAC-SHA256 of `id + issued_at` keyed by the client secret.
@@ -422,7 +425,7 @@ impl OAuth {
         if !audience_ok {
             return Err(fail("invalid_grant", "audience is invalid"));
         }
-        let now = epoch_secs();
+        let now = self.epoch_secs();
         // NumericDate: integer seconds, though some signers send a float.
         let exp = claims
             .get("exp")
@@ -484,7 +487,7 @@ impl OAuth {
         };
         let access_token = inner.new_access_token(&self.config.org_id, username, scope, lineage);
         let id = self.identity_url(&user_id);
-        let issued_at = epoch_millis().to_string();
+        let issued_at = self.epoch_millis().to_string();
         let mut body = serde_json::Map::new();
         body.insert("access_token".into(), json!(access_token));
         if let Some(refresh_token) = refresh_token {
