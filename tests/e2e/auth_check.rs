@@ -313,19 +313,37 @@ async fn a_machine_clock_ahead_of_the_orgs_is_named_by_the_check() {
     .await;
     let (status, message, _) = check(&sim, &refresh_config(&sim)).await;
     assert_eq!(status, "SUCCEEDED", "{message}");
-    let warning = message
-        .strip_prefix(&format!(
+    let rest = after_seconds(
+        &message,
+        &format!(
             "{} Warning: this machine's clock is ",
             success_message(&sim)
-        ))
-        .unwrap_or_else(|| panic!("{message}"));
-    let (lead, rest) = warning.split_once(" s ahead").unwrap();
-    let lead: f64 = lead.parse().unwrap();
-    assert!((599.9..=601.5).contains(&lead), "{message}");
+        ),
+        599.9..=601.5,
+    );
     assert_eq!(
         rest,
-        " of the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)."
+        "ahead of the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, so no row changed in between is skipped; set this machine's clock right (NTP)."
     );
+}
+
+/// The text of `message` after `prefix` and a number of seconds (`600.3 s `), the number
+/// asserted within `range`: how far off the simulator's clock was set, give or take the
+/// `Date` header's second.
+fn after_seconds<'m>(
+    message: &'m str,
+    prefix: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> &'m str {
+    let rest = message
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{message}"));
+    let (seconds, rest) = rest
+        .split_once(" s ")
+        .unwrap_or_else(|| panic!("{message}"));
+    let seconds: f64 = seconds.parse().unwrap();
+    assert!(range.contains(&seconds), "{message}");
+    rest
 }
 
 /// A JWT signed on a machine whose clock is ten minutes off: Salesforce refuses the assertion
@@ -346,14 +364,13 @@ async fn a_jwt_refused_for_a_wrong_clock_names_the_clock() {
         let cfg = jwt_config(&sim, &sim.credentials.username);
         let (status, message, _) = check(&sim, &cfg).await;
         assert_eq!(status, "FAILED", "{message}");
-        let rest = message
-            .strip_prefix(&format!(
+        let rest = after_seconds(
+            &message,
+            &format!(
                 "Salesforce refused the signed JWT (invalid_grant: {description}) because this machine's clock is "
-            ))
-            .unwrap_or_else(|| panic!("{message}"));
-        let (seconds, rest) = rest.split_once(" s ").unwrap();
-        let seconds: f64 = seconds.parse().unwrap();
-        assert!((598.5..=601.5).contains(&seconds), "{message}");
+            ),
+            598.5..=601.5,
+        );
         assert_eq!(
             rest,
             format!(
