@@ -622,3 +622,32 @@ async fn slices_record_the_fields_they_read_so_a_field_added_later_is_backfilled
     let (_, stderr) = plan_with_state(&config, &wide, &state).await;
     assert!(!stderr.contains("the read now includes"), "{stderr}");
 }
+
+/// `sfetl plan` on a machine whose clock runs ten minutes ahead of the org's: its slices end at
+/// the org's time, not ten minutes into the org's future, and its stderr says why.
+#[tokio::test]
+async fn a_plan_on_a_machine_clock_ahead_ends_its_slices_at_the_orgs_time() {
+    let e = env(50, one_window_config(json!({}))).await;
+    e.org
+        .control("clock", &json!({"offset_seconds": -600}))
+        .await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "SystemModstamp"], "incremental")],
+    );
+    let before = chrono::Utc::now() - chrono::Duration::seconds(600);
+    let (slices, stderr) = plan_with_stderr(&e.config, &cat, &[]).await;
+    let after = chrono::Utc::now() - chrono::Duration::seconds(600);
+    let upper = time(slices.last().unwrap()["upper"].as_str().unwrap());
+    assert!(
+        upper <= after && upper >= before - chrono::Duration::seconds(2),
+        "the last slice ends at {upper}; the org's clock went from {before} to {after}"
+    );
+    assert!(
+        stderr.contains("this machine's clock is ")
+            && stderr
+                .contains(" s ahead of the org's (by the Date header of Salesforce's answers)"),
+        "{stderr}"
+    );
+}
