@@ -130,10 +130,11 @@ pub async fn exchange(
 }
 
 /// How far this machine's clock may be from Salesforce's before a refused assertion is put down
-/// to the clock: an assertion is made to expire 170 s ahead and Salesforce takes one expiring
-/// up to 3 minutes ahead, so a clock 30 s off has nearly spent that margin (the header's
-/// rounding to the second and the answer's time in flight stay well below it).
-const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// to the clock: an assertion is made to expire 170 s ahead by this machine's clock and
+/// Salesforce takes one expiring at most 3 minutes ahead of its own, so a clock more than 10 s
+/// ahead has it refused (one 170 s behind, already expired). Within 10 s (the header's
+/// rounding to the second and the answer's time in flight) the refusal is not the clock's.
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// This machine's time less the answer's `Date` (`arrived` being when it came): how far ahead
 /// its clock is (negative: behind), to within the header's second.
