@@ -116,7 +116,7 @@ pub async fn exchange(
         ))
     })?;
     let description = error.error_description().map(String::as_str).unwrap_or("");
-    let lead = clock_lead(response.headers(), chrono::Utc::now());
+    let lead = crate::transport::date_lead(response.headers(), chrono::Utc::now());
     match lead {
         Some(lead) if error.error().as_ref() == "invalid_grant" && lead.abs() > CLOCK_SLACK => {
             Err(AuthError::JwtClockOff {
@@ -135,16 +135,6 @@ pub async fn exchange(
 /// ahead has it refused (one 170 s behind, already expired). Within 10 s (the header's
 /// rounding to the second and the answer's time in flight) the refusal is not the clock's.
 const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
-
-/// This machine's time less the answer's `Date` (`arrived` being when it came): how far ahead
-/// its clock is (negative: behind), to within the header's second.
-fn clock_lead(
-    headers: &http::HeaderMap,
-    arrived: chrono::DateTime<chrono::Utc>,
-) -> Option<chrono::TimeDelta> {
-    let date = headers.get(http::header::DATE)?.to_str().ok()?;
-    Some(arrived - crate::salesforce::clock::parse_http_date(date)?)
-}
 
 #[cfg(test)]
 mod tests {

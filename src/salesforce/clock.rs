@@ -45,14 +45,10 @@ impl OrgClock {
     /// machine's clock. An answer without one, or with one that is not an HTTP date, says
     /// nothing.
     pub fn note(&self, headers: &reqwest::header::HeaderMap, arrived: DateTime<Utc>) {
-        let Some(date) = headers
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date)
-        else {
+        let Some(lead) = crate::transport::date_lead(headers, arrived) else {
             return;
         };
-        let lead = (arrived - date).num_milliseconds();
+        let lead = lead.num_milliseconds();
         let mut least = self.lead_ms.lock().unwrap_or_else(|e| e.into_inner());
         *least = Some(least.map_or(lead, |l| l.min(lead)));
     }
@@ -100,14 +96,6 @@ pub fn lead_warning(lead: TimeDelta) -> String {
     )
 }
 
-/// An HTTP date (`Tue, 06 Aug 2013 16:46:10 GMT`, RFC 9110's IMF-fixdate), as RFC 2822 reads it
-/// (also the JWT grant's, whose refusals say when the clock is to blame).
-pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(text)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,12 +112,16 @@ mod tests {
     }
 
     #[test]
-    fn an_http_date_is_read_to_the_second() {
-        assert_eq!(
-            parse_http_date("Tue, 06 Aug 2013 16:46:10 GMT"),
-            Some(at("2013-08-06T16:46:10Z"))
+    fn an_answers_date_is_read_to_the_second() {
+        let lead = crate::transport::date_lead(
+            &answer("Tue, 06 Aug 2013 16:46:10 GMT"),
+            at("2013-08-06T16:46:12.500Z"),
         );
-        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(lead, Some(TimeDelta::milliseconds(2_500)));
+        assert_eq!(
+            crate::transport::date_lead(&answer("yesterday"), at("2013-08-06T16:46:12Z")),
+            None
+        );
     }
 
     #[test]

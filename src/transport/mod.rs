@@ -158,6 +158,21 @@ pub fn http_client_raw() -> reqwest::Client {
     build(client_builder().gzip(false))
 }
 
+/// How far this machine's clock is ahead of the server's (negative: behind) by an answer's
+/// `Date` header, the answer having arrived at `arrived`: at least the real lead, as the server
+/// wrote the header before the answer arrived (HTTP dates are whole seconds, RFC 9110 §5.6.7).
+/// `None` without a header that is an HTTP date. The data calls' clock (`salesforce::clock`)
+/// and the JWT grant's refusals (`auth::jwt`) both read it.
+pub fn date_lead(
+    headers: &reqwest::header::HeaderMap,
+    arrived: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::TimeDelta> {
+    let text = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    // IMF-fixdate (`Tue, 06 Aug 2013 16:46:10 GMT`) is a form RFC 2822 reads.
+    let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    Some(arrived - date.with_timezone(&chrono::Utc))
+}
+
 /// Describes a reqwest failure without its URL: what happened, for a message naming the host.
 pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
