@@ -119,13 +119,11 @@ pub enum AuthError {
     /// JWT refused while the answer's `Date` shows this machine's clock off by more than the
     /// assertion's lifetime allows: the clock, not the key, is what to fix.
     #[error(
-        "Salesforce refused the signed JWT (invalid_grant: {description}) because this machine's clock is {seconds:.1} s {} Salesforce's (by the Date header of its answer). sfetl signs assertions valid for 3 minutes by this machine's clock, and Salesforce takes only those that expire within 3 minutes of its own time: set this machine's clock right (NTP) and try again.", if *.ahead { "ahead of" } else { "behind" }
+        "Salesforce refused the signed JWT (invalid_grant: {description}) because this machine's clock is {off} Salesforce's (by the Date header of its answer). sfetl signs assertions valid for 3 minutes by this machine's clock, and Salesforce takes only those that expire within 3 minutes of its own time: set this machine's clock right (NTP) and try again."
     )]
     JwtClockOff {
-        /// How far off, in seconds.
-        seconds: f64,
-        /// Whether this machine's clock is ahead (else behind).
-        ahead: bool,
+        /// How far off, and which way (`600.3 s ahead of`: [`crate::transport::lead_words`]).
+        off: String,
         /// Salesforce's `error_description`.
         description: String,
     },

@@ -120,8 +120,7 @@ pub async fn exchange(
     match lead {
         Some(lead) if error.error().as_ref() == "invalid_grant" && lead.abs() > CLOCK_SLACK => {
             Err(AuthError::JwtClockOff {
-                seconds: lead.num_milliseconds().abs() as f64 / 1e3,
-                ahead: lead > chrono::TimeDelta::zero(),
+                off: crate::transport::lead_words(lead),
                 description: description.to_string(),
             })
         }

@@ -152,7 +152,7 @@ async fn beyond_connection(
     config: &Config,
     catalog: Option<&Path>,
 ) -> Result<String, String> {
-    future_start(config, client.org_clock().now(chrono::Utc::now()))?;
+    future_start(config, client.org_now())?;
     let plan = crate::source::mapped::load_plan(client, config)
         .await
         .map_err(|e| format!("The connection works, but the field mapping is not valid: {e}"))?;

@@ -301,7 +301,7 @@ pub(super) fn validate(value: Value) -> Result<Config, ConfigError> {
         domain,
         login_url,
         api_version: str_field(&value, "api_version")
-            .unwrap_or("62.0")
+            .unwrap_or(DEFAULT_API_VERSION)
             .to_string(),
         start_date,
         end_date,
@@ -422,6 +422,9 @@ fn formula_refresh(value: &Value, p: &mut Problems) -> Option<IsoDuration> {
     }
 }
 
+/// The API version used when the config names none.
+const DEFAULT_API_VERSION: &str = "62.0";
+
 /// The first API version with every resource sfetl calls: Bulk API 2.0 query jobs came with
 /// 47.0 (its ingest jobs with 41.0, sObject Collections with 42.0, their upsert with 46.0).
 pub(crate) const OLDEST_API_VERSION: u32 = 47;
@@ -441,7 +444,7 @@ fn api_version_floor(value: &Value, p: &mut Problems) {
         p.add(
             "api_version",
             format!(
-                "{text} is older than {OLDEST_API_VERSION}.0, the first version with the Bulk API 2.0 query jobs sfetl reads with: set it to {OLDEST_API_VERSION}.0 or later, or leave it out for 62.0"
+                "{text} is older than {OLDEST_API_VERSION}.0, the first version with the Bulk API 2.0 query jobs sfetl reads with: set it to {OLDEST_API_VERSION}.0 or later, or leave it out for {DEFAULT_API_VERSION}"
             ),
         );
     }

@@ -153,6 +153,12 @@ impl SalesforceClient {
         &self.inner.clock
     }
 
+    /// The org's "now" ([`super::clock::OrgClock::now`] of this machine's time): what a read's
+    /// bounds and a plan's slices take.
+    pub fn org_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now(chrono::Utc::now())
+    }
+
     /// HTTP requests sent so far (retries and refresh-retries included; token calls excluded).
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)

@@ -85,14 +85,14 @@ impl OrgClock {
 
 /// What to tell a user whose clock runs `lead` ahead of the org's (negative: behind).
 pub fn lead_warning(lead: TimeDelta) -> String {
-    let seconds = lead.num_milliseconds().abs() as f64 / 1e3;
-    let (way, so) = if lead > TimeDelta::zero() {
-        ("ahead of", "so no row changed in between is skipped")
+    let so = if lead > TimeDelta::zero() {
+        "so no row changed in between is skipped"
     } else {
-        ("behind", "so they reach the org's latest changes")
+        "so they reach the org's latest changes"
     };
     format!(
-        "this machine's clock is {seconds:.1} s {way} the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, {so}; set this machine's clock right (NTP)"
+        "this machine's clock is {} the org's (by the Date header of Salesforce's answers): reads take now from the org's clock instead, {so}; set this machine's clock right (NTP)",
+        crate::transport::lead_words(lead)
     )
 }
 

@@ -173,6 +173,18 @@ pub fn date_lead(
     Some(arrived - date.with_timezone(&chrono::Utc))
 }
 
+/// A [`date_lead`] in words for a message, before the other clock's name: `600.3 s ahead of`,
+/// or `299.5 s behind`.
+pub fn lead_words(lead: chrono::TimeDelta) -> String {
+    let seconds = lead.num_milliseconds().abs() as f64 / 1e3;
+    let way = if lead > chrono::TimeDelta::zero() {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    format!("{seconds:.1} s {way}")
+}
+
 /// Describes a reqwest failure without its URL: what happened, for a message naming the host.
 pub fn describe_reqwest_error(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

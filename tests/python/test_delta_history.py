@@ -40,7 +40,7 @@ def test_a_history_rewritten_by_a_full_refresh_reads_back_in_delta_rs(sim, seawe
     live = {r["Id"]: r for r in rest_rows(sim, "SELECT Id, Email, IsDeleted FROM Contact") if not r["IsDeleted"]}
     current = {r["Id"]: r for r in rows if r["_sfetl_is_current"]}
     assert sorted(current) == sorted(live)
-    # Bulk's CSV writes an empty value and a null alike (`""`): both are null in the history.
+    # A blank Email is null in the org's REST answer and in the history alike.
     assert {i: r["Email"] for i, r in current.items()} == {i: r["Email"] for i, r in live.items()}
     versions = collections.Counter(r["Id"] for r in rows)
     moved = [i for i in touched if i in live]  # a touched Contact may be one deleted after

@@ -180,7 +180,7 @@ async fn convert_lead(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let c = values(&store, contact, c);
     let c = crate::write::apply(&mut store, contact, None, &c, now, by);
     let c = crate::store::pack(contact, c);
-    let today = store.clock.today();
+    let today = store.today();
     let l = vec![
         ("IsConverted", Val::Bool(true)),
         ("ConvertedDate", Val::Date(today)),
@@ -373,19 +373,19 @@ fn typed(store: &Store, f: &FieldMeta, value: &Value) -> Option<Val<'static>> {
     })
 }
 
-fn clock_json(clock: DayClock) -> Value {
+fn clock_json(store: &Store) -> Value {
     let mut day = Vec::new();
-    write_date(clock.today(), &mut day);
+    write_date(store.today(), &mut day);
     json!({
         "today": String::from_utf8_lossy(&day),
-        "pinned": clock.pinned.is_some(),
-        "offset_seconds": clock.offset_ms as f64 / 1e3,
+        "pinned": store.clock.pinned.is_some(),
+        "offset_seconds": store.org_clock.offset_ms() as f64 / 1e3,
     })
 }
 
 async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
-    answer(StatusCode::OK, clock_json(store.clock))
+    answer(StatusCode::OK, clock_json(&store))
 }
 
 /// `{"today": "2030-01-01"}` pins the org's day, `{"advance_days": N}` moves it (pinned or
@@ -400,6 +400,7 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let mut store = sim.store.write().unwrap_or_else(|e| e.into_inner());
     let mut clock = store.clock;
+    let mut offset_ms = None;
     if let Some(n) = v.get("offset_seconds") {
         let Some(ms) = n
             .as_f64()
@@ -410,20 +411,11 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
                 "offset_seconds must be a number of seconds, not {n}"
             ));
         };
-        clock.offset_ms = ms;
-        sim.oauth
-            .clock_offset_ms
-            .store(ms, std::sync::atomic::Ordering::SeqCst);
-        sim.clock.store(0, std::sync::atomic::Ordering::SeqCst);
+        offset_ms = Some(ms);
     }
     match v.get("today") {
         None => {}
-        Some(Value::Null) => {
-            clock = DayClock {
-                offset_ms: clock.offset_ms,
-                ..DayClock::default()
-            }
-        }
+        Some(Value::Null) => clock = DayClock::default(),
         Some(day) => match day.as_str().and_then(parse_date) {
             Some(d) => clock.pinned = Some(d),
             None => return refuse(format!("today must be a date YYYY-MM-DD, not {day}")),
@@ -441,5 +433,9 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
         }
     }
     store.clock = clock;
-    answer(StatusCode::OK, clock_json(clock))
+    if let Some(ms) = offset_ms {
+        store.org_clock.set_offset_ms(ms);
+        sim.clock.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+    answer(StatusCode::OK, clock_json(&store))
 }

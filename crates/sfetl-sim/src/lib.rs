@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod bulk;
 pub mod cascade;
 pub mod changes;
+pub mod clock;
 pub mod control;
 pub mod describe;
 pub mod faults;

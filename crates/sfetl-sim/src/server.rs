@@ -82,12 +82,10 @@ impl Sim {
         }
     }
 
-    /// The org's clock in epoch milliseconds: the machine's, moved by the offset
-    /// `/__sim/clock` sets (kept by the OAuth server, whose token endpoint follows it too; it
-    /// stands for a client machine whose clock is wrong). Record timestamps ([`Sim::now_ms`])
-    /// and every answer's `Date` header follow it.
+    /// The org's clock in epoch milliseconds ([`crate::clock`]): record timestamps
+    /// ([`Sim::now_ms`]) and every answer's `Date` header follow it.
     pub fn org_time_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis() + self.oauth.clock_offset_ms.load(Ordering::SeqCst)
+        self.oauth.clock.now_ms()
     }
 
     /// Counts one request of a kind.
@@ -575,6 +573,8 @@ impl Simulator {
             login_base_url: login_url.clone(),
             instance_base_url: base_url.clone(),
         });
+        // One org clock for the records, the answers' `Date` and the token endpoint.
+        store.org_clock = oauth.clock.clone();
         let credentials = Credentials {
             base_url: base_url.clone(),
             login_url: login_url.clone(),

@@ -1085,7 +1085,7 @@ impl Parser<'_> {
     }
 
     fn literal(&mut self, path: &Path) -> Result<Lit, SoqlError> {
-        let today = self.store.clock.today();
+        let today = self.store.today();
         let pos = self.at();
         let tok = self.next();
         let type_err = |ty: &str, quoted: bool| {

@@ -912,6 +912,8 @@ pub struct Store {
     pub tables: Vec<Table>,
     /// The org's day for `TODAY()` in formulas and SOQL date literals (`/__sim/clock`).
     pub clock: DayClock,
+    /// The org's clock (the one the OAuth server and every answer's `Date` read).
+    pub org_clock: crate::clock::OrgClock,
     /// Lookups a deletion cleared, to put back on undelete: deleted record (packed) -> every
     /// (child record (packed), reference field) that pointed at it.
     pub cleared: HashMap<u64, Vec<(u64, usize)>>,
@@ -925,18 +927,13 @@ pub struct DayClock {
     pub pinned: Option<i32>,
     /// Days added to the org clock's day when not pinned.
     pub shift: i32,
-    /// How far the org's clock is from the machine's, in milliseconds (`offset_seconds` of
-    /// `/__sim/clock`; the same as [`super::server::Sim::org_time_ms`] uses).
-    pub offset_ms: i64,
 }
 
 impl DayClock {
-    /// Today, as days since 1970-01-01 (UTC).
-    pub fn today(&self) -> i32 {
-        self.pinned.unwrap_or_else(|| {
-            let ms = chrono::Utc::now().timestamp_millis() + self.offset_ms;
-            ms.div_euclid(86_400_000) as i32 + self.shift
-        })
+    /// Today, as days since 1970-01-01 (UTC), the org's time being `now_ms`.
+    pub fn today(&self, now_ms: i64) -> i32 {
+        self.pinned
+            .unwrap_or_else(|| now_ms.div_euclid(86_400_000) as i32 + self.shift)
     }
 }
 
@@ -953,8 +950,14 @@ impl Store {
             catalog,
             tables,
             clock: DayClock::default(),
+            org_clock: Default::default(),
             cleared: HashMap::new(),
         }
+    }
+
+    /// The org's day, by its clock (`/__sim/clock`).
+    pub fn today(&self) -> i32 {
+        self.clock.today(self.org_clock.now_ms())
     }
 
     /// Reads a field of a row, computing the formulas a table cannot compute alone (a
@@ -990,7 +993,7 @@ impl Store {
                     Val::Date(d) => d,
                     _ => return Val::Null,
                 };
-                Val::Num(f64::from(self.clock.today() - day))
+                Val::Num(f64::from(self.today() - day))
             }
             _ => t.get_at(row, field, at),
         }

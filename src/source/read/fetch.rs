@@ -216,7 +216,7 @@ impl<'a> ObjectReader<'a> {
         let saved_at = self.object.saved_at;
         // The org's time, not this machine's: the bound becomes the saved cursor, which the
         // org's timestamps are compared with (see `salesforce::clock`).
-        let now = ctx.client.org_clock().now(Utc::now());
+        let now = ctx.client.org_now();
         if let Some(text) = ctx.client.org_clock().warning_once() {
             ctx.log(LogLevel::Warn, text).await;
         }

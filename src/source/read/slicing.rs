@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
 use serde_json::Value;
 
 use super::fetch::deletions_span;
@@ -184,7 +183,7 @@ async fn object_windows(
     target: u64,
 ) -> Result<Vec<(Option<Window>, Option<u64>)>, FetchError> {
     // The org's time, as a read's bounds take it (`salesforce::clock`).
-    let now = client.org_clock().now(Utc::now());
+    let now = client.org_now();
     if let Some(text) = client.org_clock().warning_once() {
         tracing::warn!("{text}");
     }

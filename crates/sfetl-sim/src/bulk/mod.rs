@@ -22,15 +22,15 @@ use serde_json::{Value, json};
 use super::describe::FType;
 use super::render::{csv_cell, csv_double, csv_text};
 use super::rest::{check_version_since, not_found};
+use super::server::{Sim, json_response, sf_error};
+use super::soql::{self, Path};
+use super::store::{LIVE, Store, Val, make_id, pack, unpack, write_datetime};
+use super::write::{ExtIndex, Input, RecError, apply, validate};
 
 /// The version that brought Bulk API 2.0 query jobs.
 const QUERY_SINCE: u32 = 47;
 /// The version that brought Bulk API 2.0 ingest jobs.
 const INGEST_SINCE: u32 = 41;
-use super::server::{Sim, json_response, sf_error};
-use super::soql::{self, Path};
-use super::store::{LIVE, Store, Val, make_id, pack, unpack, write_datetime};
-use super::write::{ExtIndex, Input, RecError, apply, validate};
 
 /// A Bulk query job.
 #[derive(Debug, Clone)]

@@ -310,10 +310,9 @@ pub struct OAuth {
     /// live in the server state, not here.
     pub config: OAuthConfig,
     inner: Mutex<Inner>,
-    /// How far the org's clock is from this machine's, in milliseconds (`/__sim/clock`'s
-    /// `offset_seconds`): the token endpoint judges a JWT's `exp`, and stamps `issued_at`, by
-    /// the org's clock, as the rest of the simulator does.
-    pub clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// The org's clock, by which the token endpoint judges a JWT's `exp` and stamps
+    /// `issued_at`, as the rest of the simulator does (the simulator shares this one).
+    pub clock: crate::clock::OrgClock,
 }
 
 /// Router state: the server and the host the router serves.
@@ -351,7 +350,7 @@ impl OAuth {
         Arc::new(Self {
             config,
             inner: Mutex::new(inner),
-            clock_offset_ms: Default::default(),
+            clock: Default::default(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! `POST /services/oauth2/token` (every grant) and `/services/oauth2/revoke`.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -185,25 +185,6 @@ pub(super) async fn revoke(
             "error=unsupported_token_type&error_description=this%20token%20type%20is%20not%20supported",
         )
             .into_response()
-    }
-}
-
-impl OAuth {
-    /// Milliseconds since the epoch by the org's clock.
-    fn epoch_millis(&self) -> i64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or_default();
-        wall.saturating_add(
-            self.clock_offset_ms
-                .load(std::sync::atomic::Ordering::SeqCst),
-        )
-    }
-
-    /// Seconds since the epoch by the org's clock.
-    fn epoch_secs(&self) -> i64 {
-        self.epoch_millis().div_euclid(1000)
     }
 }
 
@@ -425,7 +406,7 @@ impl OAuth {
         if !audience_ok {
             return Err(fail("invalid_grant", "audience is invalid"));
         }
-        let now = self.epoch_secs();
+        let now = self.clock.now_ms().div_euclid(1000);
         // NumericDate: integer seconds, though some signers send a float.
         let exp = claims
             .get("exp")
@@ -487,7 +468,7 @@ impl OAuth {
         };
         let access_token = inner.new_access_token(&self.config.org_id, username, scope, lineage);
         let id = self.identity_url(&user_id);
-        let issued_at = self.epoch_millis().to_string();
+        let issued_at = self.clock.now_ms().to_string();
         let mut body = serde_json::Map::new();
         body.insert("access_token".into(), json!(access_token));
         if let Some(refresh_token) = refresh_token {

@@ -102,6 +102,22 @@ impl Org {
             .await
             .expect("send")
     }
+    /// A request to `path` on the instance (any API version), with the token and `body` as JSON.
+    pub async fn send_at(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        req.send().await.expect("send")
+    }
     /// The simulator's request counts (`/__sim/stats`).
     pub async fn stats(&self) -> Value {
         self.http

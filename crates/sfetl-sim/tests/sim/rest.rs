@@ -84,45 +84,27 @@ async fn versions_list_needs_no_auth_and_has_no_limit_header() {
         ("/services/data/v41.0/jobs/ingest", 200),
         ("/services/data/v31.0/query?q=SELECT+Id+FROM+Account", 200),
     ] {
-        let r = org
-            .http
-            .get(org.url(path))
-            .bearer_auth(&org.token)
-            .send()
-            .await
-            .unwrap();
+        let r = org.send_at(Method::GET, path, None).await;
         assert_eq!(r.status(), status, "{path}");
         if status != 200 {
             error_code(&r.json().await.unwrap(), "NOT_FOUND");
         }
     }
-    for (version, status) in [("v41.0", 404), ("v42.0", 200)] {
-        let r = org
-            .http
-            .delete(org.url(&format!(
-                "/services/data/{version}/composite/sobjects?ids=001000000000000AAA"
-            )))
-            .bearer_auth(&org.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), status, "collections delete in {version}");
-    }
-    let upsert = json!({"allOrNone": false, "records": [
+    // sObject Collections: delete since 42.0, upsert since 46.0.
+    let delete = "composite/sobjects?ids=001000000000000AAA";
+    let upsert = "composite/sobjects/Lead/External_Id__c";
+    let record = json!({"allOrNone": false, "records": [
         {"attributes": {"type": "Lead"}, "External_Id__c": "V-1", "LastName": "V", "Company": "C"}
     ]});
-    for (version, status) in [("v45.0", 404), ("v46.0", 200)] {
-        let r = org
-            .http
-            .patch(org.url(&format!(
-                "/services/data/{version}/composite/sobjects/Lead/External_Id__c"
-            )))
-            .bearer_auth(&org.token)
-            .json(&upsert)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), status, "collections upsert in {version}");
+    for (method, version, path, body, status) in [
+        (Method::DELETE, "v41.0", delete, None, 404),
+        (Method::DELETE, "v42.0", delete, None, 200),
+        (Method::PATCH, "v45.0", upsert, Some(&record), 404),
+        (Method::PATCH, "v46.0", upsert, Some(&record), 200),
+    ] {
+        let path = format!("/services/data/{version}/{path}");
+        let r = org.send_at(method, &path, body).await;
+        assert_eq!(r.status(), status, "{path}");
     }
 }
 
