@@ -435,7 +435,7 @@ async fn set_clock(State(sim): State<Arc<Sim>>, b: Bytes) -> Response {
     store.clock = clock;
     if let Some(ms) = offset_ms {
         store.org_clock.set_offset_ms(ms);
-        sim.clock.store(0, std::sync::atomic::Ordering::SeqCst);
+        sim.last_stamp.store(0, std::sync::atomic::Ordering::SeqCst);
     }
     answer(StatusCode::OK, clock_json(&store))
 }

@@ -57,7 +57,7 @@ pub struct Sim {
     /// Bulk API 2.0 jobs.
     pub jobs: Jobs,
     /// Last timestamp handed out (keeps `now()` strictly increasing).
-    pub clock: AtomicI64,
+    pub last_stamp: AtomicI64,
     /// Counter for locators and job ids.
     pub seq: AtomicU64,
     /// The instance base URL (`http://127.0.0.1:PORT`).
@@ -69,11 +69,11 @@ impl Sim {
     /// stores them), so two writes never share a SystemModstamp by accident.
     pub fn now_ms(&self) -> i64 {
         let wall = self.org_time_ms();
-        let mut prev = self.clock.load(Ordering::SeqCst);
+        let mut prev = self.last_stamp.load(Ordering::SeqCst);
         loop {
             let next = wall.max(prev + 1);
             match self
-                .clock
+                .last_stamp
                 .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => return next,
@@ -601,7 +601,7 @@ impl Simulator {
             in_flight: InFlight::default(),
             cursors: Mutex::default(),
             jobs: Jobs::default(),
-            clock: AtomicI64::new(0),
+            last_stamp: AtomicI64::new(0),
             seq: AtomicU64::new(0),
             base_url: base_url.clone(),
         });
