@@ -774,9 +774,10 @@ pub(super) async fn run(args: &DemoArgs) -> Result<(), Error> {
     change_the_org(&control, &client, &mut story).await?;
     step.done(changes_told(&story));
 
-    // The upper bound of a read is exclusive at millisecond precision: a change stamped in the
-    // very millisecond the read starts belongs to the next run. Let that millisecond pass.
-    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    // Salesforce stamps changes to the whole second and drops a query literal's milliseconds,
+    // so a read bounded in the second of the last change would leave it to the next run. The
+    // simulator answers once that second has passed (at most a second's wait).
+    control.post("next_second", &json!({})).await?;
     let step = Step::start(
         6,
         "Incremental read from the saved STATE: only what changed",

@@ -37,9 +37,11 @@ fn account_catalog(e: &Env, mode: &str) -> PathBuf {
     catalog(e.dir.path(), "cat.json", &[("Account", FIELDS, mode)])
 }
 
-/// `sfetl read` with `config` and a one-stream catalog of `fields` in `mode`; its messages.
+/// `sfetl read` with `config` and a one-stream catalog of `fields` in `mode`, once the org has
+/// left the second of its last change (stamps are whole seconds); its messages.
 async fn read_delta(e: &Env, config: &Path, fields: &[&str], mode: &str) -> Vec<Value> {
     let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, mode)]);
+    e.org.next_second().await;
     messages(&read_files(config, &cat, None).await)
 }
 
@@ -1142,6 +1144,7 @@ async fn a_mapped_key_without_a_value_fails_the_stream_before_anything_is_commit
         "cat.json",
         &[("contact_by_email", &[], "incremental")],
     );
+    e.org.next_second().await;
     let out = read_out(&config, &cat).await;
     assert_eq!(out.status.code(), Some(2));
     let msgs = messages(&out);
@@ -1200,6 +1203,7 @@ async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_versi
         .map(|c| c["Id"].as_str().unwrap().to_string())
         .collect();
     rename_account(&e.org, account).await;
+    e.org.next_second().await;
     let msgs = messages(&read_files(&config, &cat, None).await);
     assert!(
         records(&msgs, "Contact").is_empty() && rows_read(&msgs) >= under.len() as f64,
@@ -1497,8 +1501,7 @@ async fn an_account_deleted_and_undeleted_in_one_second_stays_in_the_table() {
         .query("SELECT Id FROM Account ORDER BY Id LIMIT 1")
         .await;
     let a = v["records"][0]["Id"].as_str().unwrap().to_string();
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(2);
     let both = json!({"object": "Account", "ids": [a], "stamp": stamp});
     e.org.control("delete", &both).await;
     e.org.control("undelete", &both).await;
@@ -1569,8 +1572,7 @@ async fn a_deleted_parent_clears_the_delta_tables_lookup_and_its_undelete_restor
         ["Id,p".to_string(), format!("{child},{parent}")]
     );
 
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(3);
     let del = json!({"object": "Account", "ids": [parent], "stamp": stamp});
     e.org.control("delete", &del).await;
     let msgs = read_delta(&e, &config, fields, "incremental").await;

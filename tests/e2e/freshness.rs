@@ -65,6 +65,7 @@ async fn a_renamed_account_reaches_every_contacts_company_in_one_extra_bulk_job(
             &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Industries"}}),
         )
         .await;
+    e.org.next_second().await;
     e.org.control("stats/reset", &json!({})).await;
     let jobs_before = jobs(&e.org).await;
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
@@ -531,6 +532,7 @@ async fn a_changed_owner_of_the_account_reaches_its_contacts_two_levels_down() {
             &json!({"object": "User", "id": owner, "fields": {"Email": "new.owner@example.com"}}),
         )
         .await;
+    e.org.next_second().await;
     let before = jobs(&e.org).await;
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     // The Contact's window, its Accounts' window (no Account changed), its owners' window.
@@ -586,6 +588,7 @@ async fn boss_company_after_rename(extra: Value) -> (Vec<String>, Value, Vec<Str
             &json!({"object": "Account", "id": account, "fields": {"Name": "Renamed Boss Co"}}),
         )
         .await;
+    e.org.next_second().await;
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     let want: String = reports.iter().map(|id| format!("{id}\n")).collect();
     let got = query_csv(
@@ -766,6 +769,7 @@ async fn a_filter_on_a_cross_object_formula_follows_the_parent_the_formula_reads
     let update = |id: &str, industry: &str| json!({"object": "Account", "id": id, "fields": {"Industry": industry}});
     e.org.control("update", &update(&joining, "Energy")).await;
     e.org.control("update", &update(&leaving, "Banking")).await;
+    e.org.next_second().await;
     let s1 = e.dir.path().join("s1.json");
     read_to(&config, &cat, None, &s1).await;
     let before = live_ids(&e.org, "Opportunity", filter).await;
@@ -778,6 +782,7 @@ async fn a_filter_on_a_cross_object_formula_follows_the_parent_the_formula_reads
 
     e.org.control("update", &update(&joining, "Banking")).await;
     e.org.control("update", &update(&leaving, "Energy")).await;
+    e.org.next_second().await;
     let msgs = read_to(&config, &cat, Some(&s1), &e.dir.path().join("s2.json")).await;
     let log = logs(&msgs);
     let now = live_ids(&e.org, "Opportunity", filter).await;

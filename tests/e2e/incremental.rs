@@ -201,9 +201,12 @@ async fn an_edit_made_while_the_results_wait_for_download_arrives_in_the_next_re
         &format!("SELECT SystemModstamp FROM Account WHERE Id = '{id}'"),
     )
     .await[0];
+    let instant = |v: &Value| {
+        chrono::DateTime::parse_from_str(v.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f%#z").unwrap()
+    };
     assert_eq!(
-        second[0]["SystemModstamp"].as_str().unwrap().get(..23),
-        stamp["SystemModstamp"].as_str().unwrap().get(..23)
+        instant(&second[0]["SystemModstamp"]),
+        instant(&stamp["SystemModstamp"])
     );
 }
 
@@ -748,8 +751,7 @@ async fn deleted_rows_leave_the_latest_view_when_the_catalog_leaves_is_deleted_o
     let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
     // Deleted two minutes ago: the org's delete log covers whole minutes, so a deletion of
     // the current minute would only be reported by a later run.
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(2);
     let deleted = json_ids(
         &e.org
             .control(
@@ -903,6 +905,7 @@ async fn a_merge_of_accounts_reaches_the_export_as_a_deletion_and_moved_contacts
     assert!(!moved.is_empty());
     let merge = json!({"object": "Account", "master": master, "losers": [loser]});
     e.org.control("merge", &merge).await;
+    e.org.next_second().await;
 
     read_files(&config, &cat, Some(&s1)).await;
     // The loser's deletion came, naming the master.
@@ -985,8 +988,10 @@ fn undelete_setup(e: &Env, streams: &[(&str, &[&str])]) -> (PathBuf, PathBuf, Pa
     (export, config, cat)
 }
 
-/// One incremental read from `state` (the first when None); the state file of its last STATEs.
+/// One incremental read from `state` (the first when None), once the org has left the second of
+/// its last change; the state file of its last STATEs.
 async fn read_step(e: &Env, config: &Path, cat: &Path, state: Option<&Path>, n: u32) -> PathBuf {
+    e.org.next_second().await;
     let msgs = messages(&read_files(config, cat, state).await);
     write_json(e.dir.path(), &format!("s{n}.json"), &last_states(&msgs))
 }
@@ -1099,6 +1104,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
     let (a, b) = (&accounts[0], &accounts[1]);
     let del = json!({"object": "Account", "ids": [a]});
     e.org.control("delete", &del).await;
+    e.org.next_second().await;
     let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
     let s2 = write_json(e.dir.path(), "s2.json", &last_states(&msgs));
     // The export (this run's rows included) no longer holds the deleted Account; the org
@@ -1120,6 +1126,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
 
     e.org.control("undelete", &del).await;
     let undeleted = version_in_org(&e.org, "Account", a).await;
+    e.org.next_second().await;
     let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
     let s3 = write_json(e.dir.path(), "s3.json", &last_states(&msgs));
     assert_eq!(
@@ -1136,8 +1143,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
     // Deleted and undeleted in one transaction two minutes ago (a minute the delete log
     // covers): one instant for both, so the delete log's row and the live row tie on the
     // cursor. The live row is the record's state; the log only says it was deleted then.
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(2))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(2);
     let both = json!({"object": "Account", "ids": [b], "stamp": stamp});
     e.org.control("delete", &both).await;
     e.org.control("undelete", &both).await;
@@ -1151,6 +1157,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
     assert_eq!(status, 200, "{log}");
     let listed: Vec<String> = values_of(&log["deletedRecords"], "id");
     assert!(listed.contains(b), "{log}");
+    e.org.next_second().await;
     read_files(&config, &cat, Some(&s3)).await;
     // ...but the record is live: the live row stands, and sfetl left the log's row out.
     assert_eq!(
@@ -1584,8 +1591,7 @@ async fn a_deleted_parent_clears_lookups_no_cursor_sees_and_an_undelete_restores
     );
 
     // The deletions clear the lookups in the org, without moving the children's stamps.
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(3);
     let parent_del = json!({"object": "Account", "ids": [parent]});
     let manager_del = json!({"object": "Contact", "ids": [manager]});
     let dated = |del: &Value| {
@@ -1727,8 +1733,7 @@ async fn undelete_among_older_deletions(touched: u64) -> Vec<String> {
         .map(|r| r["Id"].clone())
         .collect();
     deleted.push(json!(parent));
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(3);
     let del = json!({"object": "Account", "ids": deleted, "stamp": stamp});
     e.org.control("delete", &del).await;
     let s2 = read_step(&e, &config, &cat, Some(&s1), 2).await;
@@ -1813,8 +1818,7 @@ async fn a_window_with_hundreds_of_deletions_finds_the_undeleted_ones_in_one_que
         ids(&org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 400").await)
             .into_iter()
             .collect();
-    let stamp = (chrono::Utc::now() - chrono::Duration::minutes(3))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let stamp = stamp_minutes_ago(3);
     let del = json!({"object": "Account", "ids": deleted, "stamp": stamp});
     e.org.control("delete", &del).await;
     let (now, same_second) = (&deleted[7], &deleted[300]);

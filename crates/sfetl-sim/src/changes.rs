@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::describe::{FType, FieldMeta};
 use super::server::{Sim, json_response};
 use super::store::{
-    DayClock, LIVE, Store, Val, parse_date, parse_datetime, write_date, write_datetime,
+    DayClock, LIVE, Store, Val, parse_date, parse_stored_datetime, write_date, write_datetime,
 };
 
 /// The routes of this module.
@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/__sim/convert_lead", post(convert_lead))
         .route("/__sim/merge", post(merge))
         .route("/__sim/clock", get(get_clock).post(set_clock))
+        .route("/__sim/next_second", post(next_second))
 }
 
 fn answer(status: StatusCode, v: Value) -> Response {
@@ -367,7 +368,7 @@ fn typed(store: &Store, f: &FieldMeta, value: &Value) -> Option<Val<'static>> {
         FType::Double => Val::Num(value.as_f64()?),
         FType::Int | FType::Long => Val::Int(value.as_i64()?),
         FType::Date => Val::Date(parse_date(value.as_str()?)?),
-        FType::DateTime => Val::DateTime(parse_datetime(value.as_str()?)?),
+        FType::DateTime => Val::DateTime(parse_stored_datetime(value.as_str()?)?),
         FType::Reference => Val::Ref(store.resolve(value.as_str()?)?),
         _ => return None,
     })
@@ -386,6 +387,20 @@ fn clock_json(store: &Store) -> Value {
 async fn get_clock(State(sim): State<Arc<Sim>>) -> Response {
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     answer(StatusCode::OK, clock_json(&store))
+}
+
+/// Answers once the org's clock has left the second of the last change it stamped: records
+/// are stamped to the whole second and a query's datetime literal loses its milliseconds, so a
+/// read bounded by "now" sees none of the current second's changes. A read started after this
+/// answer (with `cursor_lag` 0) sees every change made before it. Answers at once when no
+/// change was stamped in the current second; `{"waited_ms": N}`.
+async fn next_second(State(sim): State<Arc<Sim>>) -> Response {
+    let last = sim.last_stamp.load(std::sync::atomic::Ordering::SeqCst);
+    let wait = (last + 1000 - sim.org_time_ms()).max(0);
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+    answer(StatusCode::OK, json!({ "waited_ms": wait }))
 }
 
 /// `{"today": "2030-01-01"}` pins the org's day, `{"advance_days": N}` moves it (pinned or

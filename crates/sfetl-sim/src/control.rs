@@ -18,7 +18,9 @@ use super::faults::{FailSpec, RowFault};
 use super::render::json_record;
 use super::server::{Sim, json_response};
 use super::soql::Path;
-use super::store::{DELETED, LIVE, Store, Table, Val, pack, parse_datetime, unpack};
+use super::store::{
+    DELETED, LIVE, Store, Table, Val, pack, parse_datetime, parse_stored_datetime, unpack,
+};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -174,7 +176,7 @@ fn target_rows(sim: &Sim, b: &Bytes) -> Result<(usize, Vec<usize>, Value), Respo
 fn stamp_of(v: &Value) -> Result<Option<i64>, Response> {
     match v["stamp"].as_str() {
         None => Ok(None),
-        Some(s) => parse_datetime(s)
+        Some(s) => parse_stored_datetime(s)
             .map(Some)
             .ok_or_else(|| err(StatusCode::BAD_REQUEST, &format!("bad stamp '{s}'"))),
     }

@@ -20,8 +20,8 @@ use super::control::{body_json, err, ok};
 use super::describe::{Access, FType, FieldMeta, field_meta};
 use super::server::Sim;
 use super::store::{
-    Store, Val, column_for, formula_column, parse_date, parse_datetime, write_date, write_datetime,
-    write_int, write_number, write_time,
+    Store, Val, column_for, formula_column, parse_date, parse_stored_datetime, write_date,
+    write_datetime, write_int, write_number, write_time,
 };
 
 /// The field types a custom field can be created with or changed to.
@@ -402,7 +402,9 @@ pub fn convert(v: Val<'_>, to: FType) -> Val<'static> {
         (Val::Str(s), FType::Date) => parse_date(s.trim()).map_or(Val::Null, Val::Date),
         (Val::DateTime(ms), FType::DateTime) => Val::DateTime(ms),
         (Val::Date(d), FType::DateTime) => Val::DateTime(i64::from(d) * 86_400_000),
-        (Val::Str(s), FType::DateTime) => parse_datetime(s.trim()).map_or(Val::Null, Val::DateTime),
+        (Val::Str(s), FType::DateTime) => {
+            parse_stored_datetime(s.trim()).map_or(Val::Null, Val::DateTime)
+        }
         _ => Val::Null,
     }
 }

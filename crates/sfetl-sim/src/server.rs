@@ -56,7 +56,7 @@ pub struct Sim {
     pub cursors: Mutex<BTreeMap<String, Cursor>>,
     /// Bulk API 2.0 jobs.
     pub jobs: Jobs,
-    /// Last timestamp handed out (keeps `now()` strictly increasing).
+    /// Last timestamp handed out (keeps `now_ms()` from going back).
     pub last_stamp: AtomicI64,
     /// Counter for locators and job ids.
     pub seq: AtomicU64,
@@ -65,13 +65,14 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// A strictly increasing "now" in epoch milliseconds (whole milliseconds, as Salesforce
-    /// stores them), so two writes never share a SystemModstamp by accident.
+    /// "Now" for a record's timestamps, in epoch milliseconds: the org's clock cut to the whole
+    /// second, as Salesforce stores datetimes (changes made within one second share their
+    /// `SystemModstamp`), and never earlier than a stamp already handed out.
     pub fn now_ms(&self) -> i64 {
-        let wall = self.org_time_ms();
+        let wall = super::wire::whole_second(self.org_time_ms());
         let mut prev = self.last_stamp.load(Ordering::SeqCst);
         loop {
-            let next = wall.max(prev + 1);
+            let next = wall.max(prev);
             match self
                 .last_stamp
                 .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::aggregate::{Aggregate, DateFn, Group, Item};
 use super::describe::{FType, FieldMeta, ObjectMeta};
-use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_datetime, unpack};
+use super::store::{DELETED, LIVE, Store, Val, parse_date, parse_stored_datetime, unpack};
 
 /// A SOQL error: errorCode plus the full Salesforce-style message.
 #[derive(Debug, Clone)]
@@ -1109,7 +1109,7 @@ impl Parser<'_> {
                 Lit::Days(a, b)
             }
             (Tok::Num(n), FType::DateTime) => {
-                Lit::DateTime(parse_datetime(n).ok_or_else(|| type_err("dateTime", false))?)
+                Lit::DateTime(parse_stored_datetime(n).ok_or_else(|| type_err("dateTime", false))?)
             }
             (_, FType::DateTime) => return Err(type_err("dateTime", false)),
             (Tok::Num(n), FType::Date) => {

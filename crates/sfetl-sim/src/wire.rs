@@ -156,6 +156,18 @@ pub fn write_int(n: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// Epoch milliseconds cut to the whole second before them: Salesforce keeps datetimes, and
+/// compares them, to the second (a value written or compared with milliseconds loses them; its
+/// API shows `.000`).
+pub fn whole_second(ms: i64) -> i64 {
+    ms.div_euclid(1000) * 1000
+}
+
+/// [`parse_datetime`] as Salesforce stores or compares the value: to the whole second.
+pub fn parse_stored_datetime(s: &str) -> Option<i64> {
+    parse_datetime(s).map(whole_second)
+}
+
 /// Parses Salesforce datetime text (`2024-01-02T03:04:05.000+0000`, `...Z`, `+01:00`, with or
 /// without milliseconds) into epoch milliseconds.
 pub fn parse_datetime(s: &str) -> Option<i64> {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::describe::{FType, FieldMeta};
-use super::store::{PURGED, Store, Val, parse_date, parse_datetime, parse_time};
+use super::store::{PURGED, Store, Val, parse_date, parse_stored_datetime, parse_time};
 
 /// One per-record error, as Salesforce reports it (`statusCode`, `message`, `fields`).
 #[derive(Debug, Clone)]
@@ -159,7 +159,7 @@ pub fn convert(store: &Store, f: &FieldMeta, input: Input<'_>) -> Result<Val<'st
             }
         }
         FType::Date => Val::Date(parse_date(s.get(..10).unwrap_or(&s)).ok_or_else(bad_type)?),
-        FType::DateTime => Val::DateTime(parse_datetime(&s).ok_or_else(bad_type)?),
+        FType::DateTime => Val::DateTime(parse_stored_datetime(&s).ok_or_else(bad_type)?),
         FType::Time => Val::Time(parse_time(&s).ok_or_else(bad_type)?),
         FType::Reference | FType::Id => {
             let Some(p) = store.resolve(&s) else {

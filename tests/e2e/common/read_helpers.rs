@@ -109,9 +109,11 @@ pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Runs `sfetl read` with the env's config, `catalog` and an optional state file; asserts it
-/// succeeded and returns its messages.
+/// Runs `sfetl read` with the env's config, `catalog` and an optional state file, once the
+/// org's clock has left the second of its last change (stamps are whole seconds: a read bounded
+/// in that second does not see it); asserts it succeeded and returns its messages.
 pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value> {
+    e.org.next_second().await;
     messages(&read_files(&e.config, catalog, state).await)
 }
 
@@ -329,4 +331,13 @@ pub async fn parent_accounts(org: &Org, object: &str) -> Vec<String> {
         .collect();
     accounts.dedup();
     accounts
+}
+
+/// A record stamp `minutes` before now, to the whole second as Salesforce stamps records, in
+/// the form the simulator's `stamp` takes (`2026-01-02T03:04:05.000Z`).
+pub fn stamp_minutes_ago(minutes: i64) -> String {
+    let at = chrono::Utc::now() - chrono::Duration::minutes(minutes);
+    chrono::DateTime::from_timestamp(at.timestamp(), 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

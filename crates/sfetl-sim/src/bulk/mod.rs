@@ -326,7 +326,7 @@ fn new_info(
             &format!("Unsupported content type: {ct}"),
         ));
     }
-    let now = sim.now_ms();
+    let now = sim.org_time_ms();
     let fail = {
         let mut f = sim.faults.lock().unwrap_or_else(|e| e.into_inner());
         let fail = f.fail_bulk_jobs > 0;

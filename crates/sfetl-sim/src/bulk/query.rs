@@ -133,7 +133,7 @@ pub(super) async fn get_query(
     UrlPath((ver, id)): UrlPath<(String, String)>,
 ) -> Response {
     check!(check_version_since(&ver, QUERY_SINCE));
-    let now = sim.now_ms();
+    let now = sim.org_time_ms();
     let limits = sim.limits();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,7 +248,7 @@ pub(super) async fn patch_query(
 ) -> Response {
     check!(check_version_since(&ver, QUERY_SINCE));
     let body = check!(parse_json(&body));
-    let now = sim.now_ms();
+    let now = sim.org_time_ms();
     let store = sim.store.read().unwrap_or_else(|e| e.into_inner());
     let mut jobs = sim.jobs.query.lock().unwrap_or_else(|e| e.into_inner());
     let Some(job) = jobs.get_mut(&id) else {

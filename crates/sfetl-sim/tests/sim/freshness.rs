@@ -232,7 +232,7 @@ async fn the_orgs_clock_stamps_changes_and_dates_every_answer() {
     .unwrap();
     let behind = (chrono::Utc::now() - stamp.with_timezone(&chrono::Utc)).num_milliseconds();
     assert!(
-        (599_000..=601_000).contains(&behind),
+        (599_000..=601_500).contains(&behind),
         "stamp {stamp}, {behind} ms behind"
     );
     let reset = org.control("clock", &json!({"offset_seconds": 0})).await;
@@ -245,6 +245,69 @@ async fn the_orgs_clock_stamps_changes_and_dates_every_answer() {
         refused["error"],
         "offset_seconds must be a number of seconds, not \"ten\""
     );
+}
+
+/// Salesforce keeps datetimes to the second and compares them so: a stamp reads `.000`, a
+/// literal's milliseconds are dropped (salesforce.stackexchange 234824: `SystemModstamp >= :dt`
+/// with `dt` 900 ms past the stamp still matches), and a datetime written with milliseconds
+/// reads back without them.
+#[tokio::test]
+async fn stamps_are_whole_seconds_and_datetime_literals_lose_their_milliseconds() {
+    let org = Org::start(5).await;
+    let account = records(&org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": "On the second"}}),
+        )
+        .await;
+    let stamp = edit["SystemModstamp"].as_str().unwrap().to_string();
+    assert!(stamp.ends_with(".000+0000"), "{stamp}");
+    let later = stamp.replace(".000+0000", ".900Z");
+    let count = |op: &str| {
+        format!("SELECT Id FROM Account WHERE Id = '{account}' AND SystemModstamp {op} {later}")
+    };
+    assert_eq!(records(&org, &count(">=")).await.len(), 1, "{later}");
+    assert_eq!(records(&org, &count("<")).await.len(), 0, "{later}");
+    assert_eq!(records(&org, &count("=")).await.len(), 1, "{later}");
+    // A query bounded by "now" sees the change only once its second has passed.
+    let now = || {
+        chrono::Utc::now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .to_string()
+    };
+    let before_now = |at: String| {
+        format!("SELECT Id FROM Account WHERE Id = '{account}' AND SystemModstamp < {at}")
+    };
+    let waited = org.next_second().await;
+    assert!((0..=1000).contains(&waited), "{waited}");
+    assert_eq!(records(&org, &before_now(now())).await.len(), 1);
+    assert_eq!(org.next_second().await, 0, "nothing changed since");
+
+    let added = org
+        .control(
+            "schema/add_field",
+            &json!({"object": "Account", "field": "Seen_At__c", "type": "datetime"}),
+        )
+        .await;
+    assert_eq!(added["field"], "Seen_At__c", "{added}");
+    let r = org
+        .send_json(
+            Method::PATCH,
+            &format!("sobjects/Account/{account}"),
+            &json!({"Seen_At__c": "2024-03-04T05:06:07.890Z"}),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    let row = records(
+        &org,
+        &format!("SELECT Seen_At__c FROM Account WHERE Id = '{account}'"),
+    )
+    .await;
+    assert_eq!(row[0]["Seen_At__c"], "2024-03-04T05:06:07.000+0000");
 }
 
 #[tokio::test]

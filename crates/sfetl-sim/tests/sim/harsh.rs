@@ -1399,12 +1399,13 @@ async fn an_undeleted_account_brings_back_the_children_its_deletion_took_and_no_
         "each child restored once: {out}"
     );
     assert_eq!(values_of_strings(&out["cascaded"]), cascaded);
-    // Live again: IsDeleted false, SystemModstamp moved past the deletion, LastModifiedDate
-    // as before the deletion (modelled: only the platform's stamp moves).
+    // Live again: IsDeleted false, SystemModstamp moved to the undelete (the deletion's own
+    // second at the earliest: stamps are whole seconds), LastModifiedDate as before the
+    // deletion (modelled: only the platform's stamp moves).
     let after = row_of(&org, "Account", STAMPS, &account).await;
     assert_eq!(after["IsDeleted"], false);
     assert!(
-        after["SystemModstamp"].as_str() > deleted_at.as_str(),
+        after["SystemModstamp"].as_str() >= deleted_at.as_str(),
         "{after}"
     );
     assert_eq!(after["LastModifiedDate"], before["LastModifiedDate"]);

@@ -156,6 +156,14 @@ impl Org {
         assert_eq!(status, 200, "control {path}: {v}");
         v
     }
+    /// Waits until the org's clock has left the second of its last change
+    /// (`/__sim/next_second`): stamps are whole seconds, so a read bounded by "now" sees a
+    /// change only from the next second on. Returns how long the simulator waited (ms).
+    pub async fn next_second(&self) -> i64 {
+        self.control("next_second", &Value::Null).await["waited_ms"]
+            .as_i64()
+            .expect("waited_ms")
+    }
     /// A test control call's status and JSON answer, refusals included.
     pub async fn control_status(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
