@@ -73,6 +73,7 @@ def incremental(label, cfgs, base, tmp, body):
     """Changes rows as `body` says, then merges them into each binary's table with an
     incremental read."""
     post(base, "/__sim/touch", body)
+    read_bench.next_second(base)
     for tag, bin_ in read_bench.BINS:
         cfg = cfgs[tag]
         table = os.path.join(cfg["output"]["path"], "Account")

@@ -908,10 +908,11 @@ async fn a_merge_of_accounts_reaches_the_export_as_a_deletion_and_moved_contacts
     e.org.next_second().await;
 
     read_files(&config, &cat, Some(&s1)).await;
-    // The loser's deletion came, naming the master.
+    // The loser's deletion came, naming the master. (When the read starts in a later minute
+    // than the merge, the `deleted` endpoint's row for it comes too, without the field.)
     let deletion = query_csv(
         &export,
-        &format!("SELECT \"IsDeleted\", \"MasterRecordId\" FROM \"Account_history\" WHERE \"Id\" = '{loser}' AND \"IsDeleted\""),
+        &format!("SELECT \"IsDeleted\", \"MasterRecordId\" FROM \"Account_history\" WHERE \"Id\" = '{loser}' AND \"IsDeleted\" AND \"_sfetl_deleted_at\" IS NULL"),
     )
     .await;
     assert_eq!(

@@ -106,6 +106,8 @@ def test_delta_table_equals_the_org_after_changes(sim, seaweed, tmp_path, where)
     touched = post(sim, "/__sim/touch", {"object": "Account", "count": 37})["ids"]
     deleted = post(sim, "/__sim/delete", {"object": "Account", "count": 5})["ids"]
     assert len(touched) == 37 and len(deleted) == 5
+    # Stamps are whole seconds: the read (cursor_lag 0) sees the changes from the next second on.
+    post(sim, "/__sim/next_second", {})
     msgs = read(tmp_path, cfg, "incremental", "inc")
     logs = [m["log"]["message"] for m in msgs if m["type"] == "LOG"]
     assert any("resuming from the STATE committed in its Delta table" in l for l in logs), logs
