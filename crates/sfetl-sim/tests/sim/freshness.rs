@@ -57,6 +57,22 @@ async fn records(org: &Org, soql: &str) -> Vec<Value> {
     v["records"].as_array().unwrap().clone()
 }
 
+/// Renames the first Account (by Id) to `name` through `/__sim/update`: its Id and the
+/// answer (with the new `SystemModstamp`).
+async fn rename_first_account(org: &Org, name: &str) -> (String, Value) {
+    let account = records(org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edit = org
+        .control(
+            "update",
+            &json!({"object": "Account", "id": account, "fields": {"Name": name}}),
+        )
+        .await;
+    (account, edit)
+}
+
 fn ids(rows: &[Value]) -> BTreeSet<String> {
     rows.iter()
         .map(|r| r["Id"].as_str().unwrap().to_string())
@@ -215,16 +231,7 @@ async fn the_orgs_clock_stamps_changes_and_dates_every_answer() {
         (599_000..=601_500).contains(&lead),
         "Date {date}, {lead} ms behind"
     );
-    let account = records(&org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let edit = org
-        .control(
-            "update",
-            &json!({"object": "Account", "id": account, "fields": {"Name": "Clockwork"}}),
-        )
-        .await;
+    let (_, edit) = rename_first_account(&org, "Clockwork").await;
     let stamp = chrono::DateTime::parse_from_str(
         edit["SystemModstamp"].as_str().unwrap(),
         "%Y-%m-%dT%H:%M:%S%.3f%z",
@@ -254,16 +261,7 @@ async fn the_orgs_clock_stamps_changes_and_dates_every_answer() {
 #[tokio::test]
 async fn stamps_are_whole_seconds_and_datetime_literals_lose_their_milliseconds() {
     let org = Org::start(5).await;
-    let account = records(&org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let edit = org
-        .control(
-            "update",
-            &json!({"object": "Account", "id": account, "fields": {"Name": "On the second"}}),
-        )
-        .await;
+    let (account, edit) = rename_first_account(&org, "On the second").await;
     let stamp = edit["SystemModstamp"].as_str().unwrap().to_string();
     assert!(stamp.ends_with(".000+0000"), "{stamp}");
     let later = stamp.replace(".000+0000", ".900Z");
