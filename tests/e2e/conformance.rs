@@ -304,8 +304,11 @@ impl Run {
         write_json(self.e.dir.path(), name, &json!([state]))
     }
 
-    /// Runs `sfetl read` in `mode` and collects what it delivered.
+    /// Runs `sfetl read` in `mode` and collects what it delivered, once the org's clock has
+    /// left the second of its last change (stamps are whole seconds; the changes of step 3 are
+    /// stamped at the cursor, which can be the current second).
     async fn read(&self, mode: &str, state: Option<&Path>) -> Delivery {
+        self.e.org.next_second().await;
         let cat = catalog(
             self.e.dir.path(),
             &format!("{mode}.json"),
