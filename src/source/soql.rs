@@ -11,8 +11,29 @@ pub use crate::state::datetime_literal;
 pub struct Window {
     /// Inclusive lower bound, `None` for "from the beginning".
     pub lower: Option<DateTime<Utc>>,
-    /// Exclusive upper bound.
+    /// Exclusive upper bound; [`Window::OPEN`] for none.
     pub upper: DateTime<Utc>,
+}
+
+impl Window {
+    /// The upper bound of a window that reads whatever the org holds when its query runs: the
+    /// last window of a full refresh. A row that changes while the read runs, before its
+    /// window's query does, moves past any bound taken at the start; read up to nothing, it
+    /// is read as changed instead of being in no window.
+    pub const OPEN: DateTime<Utc> = DateTime::<Utc>::MAX_UTC;
+
+    /// Whether the window has no upper bound ([`Window::OPEN`]).
+    pub fn is_open(&self) -> bool {
+        self.upper == Self::OPEN
+    }
+
+    /// The window without its upper bound.
+    pub fn open_ended(self) -> Window {
+        Window {
+            upper: Self::OPEN,
+            ..self
+        }
+    }
 }
 
 /// Builds `SELECT f1, f2 FROM Object [WHERE ...]`, ordered by the cursor then `Id` when asked
@@ -32,7 +53,9 @@ pub fn select(
         if let Some(lower) = w.lower {
             conditions.push(format!("{c} >= {}", datetime_literal(lower)));
         }
-        conditions.push(format!("{c} < {}", datetime_literal(w.upper)));
+        if !w.is_open() {
+            conditions.push(format!("{c} < {}", datetime_literal(w.upper)));
+        }
     }
     if let Some(extra) = extra_where.filter(|e| !e.trim().is_empty()) {
         conditions.push(format!("({extra})"));
@@ -177,6 +200,17 @@ mod tests {
                 false
             ),
             "SELECT Id FROM A WHERE C < 2024-01-02T00:00:00.000Z"
+        );
+        // An open window (a full refresh's last) has no upper bound in its query.
+        let open = Window {
+            lower: Some(t(1, 0)),
+            upper: t(2, 0),
+        }
+        .open_ended();
+        assert!(open.is_open());
+        assert_eq!(
+            select("A", &["Id".into()], Some("C"), Some(open), None, false),
+            "SELECT Id FROM A WHERE C >= 2024-01-01T00:00:00.000Z"
         );
     }
 

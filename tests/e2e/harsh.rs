@@ -192,6 +192,58 @@ async fn a_sorted_bulk_query_that_times_out_is_read_unsorted_even_when_its_rows_
     );
 }
 
+/// A full refresh's one Bulk job finds every row as it is when it runs. When Salesforce gives
+/// up on it and the window is read in halves, one job after the other, a row of the later half
+/// that changes while the first runs moves past the read's bound: in no half, a table the full
+/// refresh replaces lost it. The later half reaches to whatever the org holds when it runs, so
+/// the row is read, as changed.
+#[tokio::test]
+async fn a_row_changed_while_a_full_refresh_is_read_in_halves_is_read_as_changed() {
+    let e = env(40, json!({"start_date": "2000-01-01T00:00:00Z"})).await;
+    let newest = org_rows(
+        &e.org,
+        "SELECT Id FROM Account ORDER BY SystemModstamp DESC, Id DESC LIMIT 1",
+    )
+    .await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edit = json!({"object": "Account", "id": newest, "fields": {"Name": "Changed mid-refresh"},
+        "when": "next_bulk_query_completes"});
+    e.org.control("update", &edit).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")],
+    );
+    // Any query over 30 rows times out; each job waits 1.1 s in the queue, so the change comes
+    // seconds after the read took its bound.
+    let limits = |rows: usize| json!({"query_timeout_rows": rows, "bulk_queue_ms": 1100});
+    e.org.control("limits", &limits(30)).await;
+    let msgs = read_ok(&e, &cat, None).await;
+    e.org.control("limits", &limits(1_000_000)).await;
+    let halves: Vec<String> = log_lines(&msgs)
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.contains("reading it in two halves"))
+        .collect();
+    assert!(!halves.is_empty(), "{:?}", log_lines(&msgs));
+    assert!(halves[0].contains(", now) (QUERY_TIMEOUT"), "{halves:?}");
+    let rows = records(&msgs, "Account");
+    let org = org_rows(&e.org, "SELECT Id, Name FROM Account").await;
+    assert_eq!(org.len(), 40);
+    let got = by_id(&rows, "Name");
+    let want: BTreeMap<String, String> = org
+        .iter()
+        .map(|r| {
+            let id = r["Id"].as_str().unwrap().to_string();
+            (id, r["Name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got[&newest], "Changed mid-refresh");
+}
+
 /// The `/__sim/stats` count of one kind of request.
 async fn count(org: &Org, kind: &str) -> u64 {
     org.stats().await["by_kind"][kind].as_u64().unwrap_or(0)

@@ -521,6 +521,38 @@ async fn a_full_refresh_slice_is_a_base_sync_so_rows_purged_from_the_org_leave_t
     assert_eq!(got, live);
 }
 
+/// `sfetl plan` takes its bound when it runs; an orchestrator reads the slice later. A full
+/// refresh's slice reaches to whatever the org holds when it is read, so a row changed in
+/// between is read as changed, not left out of the table the slice replaces.
+#[tokio::test]
+async fn a_full_refresh_slice_read_after_changes_holds_them() {
+    let e = env(20, one_window_config(json!({}))).await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", &["Id", "Name", "SystemModstamp"], "full_refresh")],
+    );
+    let (config, slice) = full_refresh_slice(&e, &e.config, &cat, "1990-01-01").await;
+    // Two seconds pass on the org's clock: the change comes after the plan's bound.
+    e.org.control("clock", &json!({"offset_seconds": 2})).await;
+    let id = org_rows(&e.org, "SELECT Id FROM Account ORDER BY Id LIMIT 1").await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edit = json!({"object": "Account", "id": id, "fields": {"Name": "Changed after the plan"}});
+    e.org.control("update", &edit).await;
+    let out = read_slice(&config, &cat, &slice).output().await.unwrap();
+    assert_ok(&out);
+    let rows = records(&messages(&out), "Account");
+    assert_eq!(rows.len(), 20);
+    let names: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["Id"] == id.as_str())
+        .map(|r| &r["Name"])
+        .collect();
+    assert_eq!(names, [&json!("Changed after the plan")]);
+}
+
 /// Reads every slice of `slices` (one process each, in turn); their STATEs.
 async fn read_all_slices(
     dir: &Path,

@@ -239,12 +239,13 @@ impl<'a> ObjectReader<'a> {
                 self.plan_windows(query).await?
             }
         };
-        let Some(windows) = windows else {
+        let Some(mut windows) = windows else {
             ctx.check_stop()?;
             let total = self.read_window(None, writer).await?;
             self.checkpoint_whole(writer, total).await?;
             return Ok(total);
         };
+        plan::open_full_refresh_end(config, self.plan.incremental, &mut windows);
         let mut total = 0u64;
         if self.slice_window.is_none() {
             total += self
@@ -455,7 +456,7 @@ impl<'a> ObjectReader<'a> {
         };
         let why = e.query_too_big().unwrap_or_default();
         let (name, range) = (&self.plan.name, window_text(w));
-        let Some((a, b)) = plan::halves(w) else {
+        let Some((a, b)) = plan::halves(w, self.ctx.client.org_now()) else {
             if self.api == Api::Rest {
                 return Err(e);
             }
@@ -662,7 +663,10 @@ fn window_text(w: Window) -> String {
     let lower = w
         .lower
         .map_or_else(|| "the start".to_string(), soql::datetime_literal);
-    format!("[{lower}, {})", soql::datetime_literal(w.upper))
+    match w.is_open() {
+        true => format!("[{lower}, now)"),
+        false => format!("[{lower}, {})", soql::datetime_literal(w.upper)),
+    }
 }
 
 /// A batch with one column fewer than `schema` (the object's fields without

@@ -569,6 +569,8 @@ pub fn bounds(config: &Config, saved_at: Option<DateTime<Utc>>, now: DateTime<Ut
 /// then reads; a full refresh has no next run for its rows, and leaving the lag out of it
 /// dropped every row changed in the last `cursor_lag` from an overwritten table. Its STATE
 /// still saves `b.upper`, so an incremental read started from that STATE reads the lag again.
+/// (The read then drops the last window's upper bound altogether, [`Window::open_ended`], so a
+/// row changed after this bound was taken is read as changed.)
 pub fn query_bounds(config: &Config, incremental: bool, b: Bounds, now: DateTime<Utc>) -> Bounds {
     if incremental {
         return b;
@@ -579,6 +581,19 @@ pub fn query_bounds(config: &Config, incremental: bool, b: Bounds, now: DateTime
     Bounds {
         upper: upper.max(b.upper),
         ..b
+    }
+}
+
+/// A full refresh reads every row as it is when its query runs: its last window reaches to
+/// whatever the org then holds ([`Window::open_ended`]) unless `end_date` ends it, so a row
+/// changed after the bound was taken, before its window's query ran (a window read in halves,
+/// a planned slice read later), is read as changed instead of being in no window.
+pub fn open_full_refresh_end(config: &Config, incremental: bool, windows: &mut [Window]) {
+    if !incremental
+        && let Some(last) = windows.last_mut()
+        && config.end_date.is_none_or(|end| end > last.upper)
+    {
+        *last = last.open_ended();
     }
 }
 
@@ -688,9 +703,14 @@ pub const SPLIT_FLOOR_MS: i64 = 1000;
 
 /// The two halves of a window Salesforce gave up on, split at a whole second when one falls
 /// strictly inside; `None` for a window without a lower bound or of [`SPLIT_FLOOR_MS`] or less.
-pub fn halves(w: Window) -> Option<(Window, Window)> {
+/// An open window ([`Window::OPEN`]) is split as if it ended at `now`, and its later half stays
+/// open.
+pub fn halves(w: Window, now: DateTime<Utc>) -> Option<(Window, Window)> {
     let lower = w.lower?.timestamp_millis();
-    let upper = w.upper.timestamp_millis();
+    let upper = match w.is_open() {
+        true => now.timestamp_millis(),
+        false => w.upper.timestamp_millis(),
+    };
     if upper - lower <= SPLIT_FLOOR_MS {
         return None;
     }

@@ -308,8 +308,35 @@ fn future_cursors_are_named() {
 }
 
 #[test]
+fn a_full_refresh_reads_its_last_window_to_the_end_unless_end_date_ends_it() {
+    let w = |lower, upper| Window {
+        lower: Some(lower),
+        upper,
+    };
+    let read = |end_date: Option<&str>, incremental: bool| {
+        let c = match end_date {
+            Some(d) => config(json!({ "end_date": d })),
+            None => config(json!({})),
+        };
+        let mut ws = vec![
+            w(t(2024, 1, 1, 0), t(2024, 2, 1, 0)),
+            w(t(2024, 2, 1, 0), t(2024, 3, 1, 0)),
+        ];
+        open_full_refresh_end(&c, incremental, &mut ws);
+        ws.iter().map(Window::is_open).collect::<Vec<_>>()
+    };
+    assert_eq!(read(None, false), [false, true]);
+    assert_eq!(read(Some("2030-01-01T00:00:00Z"), false), [false, true]);
+    // `end_date` ends the read: the window keeps it.
+    assert_eq!(read(Some("2024-03-01T00:00:00Z"), false), [false, false]);
+    // An incremental read stays bounded: its STATE says it read up to the bound.
+    assert_eq!(read(None, true), [false, false]);
+}
+
+#[test]
 fn windows_salesforce_gave_up_on_are_halved_at_whole_seconds_down_to_one_second() {
     let w = |lower: Option<DateTime<Utc>>, upper| Window { lower, upper };
+    let halves = |w| halves(w, t(2030, 1, 1, 0));
     let (a, b) = halves(w(Some(t(2025, 1, 1, 0)), t(2025, 1, 3, 0))).unwrap();
     assert_eq!(a, w(Some(t(2025, 1, 1, 0)), t(2025, 1, 2, 0)));
     assert_eq!(b, w(Some(t(2025, 1, 2, 0)), t(2025, 1, 3, 0)));
@@ -322,6 +349,13 @@ fn windows_salesforce_gave_up_on_are_halved_at_whole_seconds_down_to_one_second(
     assert_eq!(a.upper, ms(501));
     assert_eq!(halves(w(Some(ms(0)), ms(1_000))), None);
     assert_eq!(halves(w(None, ms(100_000))), None);
+    // An open window (a full refresh's last) is split as if it ended now; its later half stays
+    // open.
+    let open = w(Some(t(2025, 1, 1, 0)), Window::OPEN);
+    let (a, b) = super::halves(open, t(2025, 1, 3, 0)).unwrap();
+    assert_eq!(a, w(Some(t(2025, 1, 1, 0)), t(2025, 1, 2, 0)));
+    assert_eq!(b, w(Some(t(2025, 1, 2, 0)), Window::OPEN));
+    assert!(b.is_open() && !a.is_open());
 }
 
 #[test]
