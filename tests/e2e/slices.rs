@@ -523,10 +523,11 @@ async fn a_full_refresh_slice_is_a_base_sync_so_rows_purged_from_the_org_leave_t
 
 /// `sfetl plan` takes its bound when it runs; an orchestrator reads the slice later. A full
 /// refresh's slice reaches to whatever the org holds when it is read, so a row changed in
-/// between is read as changed, not left out of the table the slice replaces.
+/// between is read as changed, not left out of the table the slice replaces. Its STATE saves
+/// now minus `cursor_lag`, as a plain full refresh's does.
 #[tokio::test]
 async fn a_full_refresh_slice_read_after_changes_holds_them() {
-    let e = env(20, one_window_config(json!({}))).await;
+    let e = env(20, one_window_config(json!({"cursor_lag": "PT10M"}))).await;
     let cat = catalog(
         e.dir.path(),
         "cat.json",
@@ -551,6 +552,15 @@ async fn a_full_refresh_slice_read_after_changes_holds_them() {
         .map(|r| &r["Name"])
         .collect();
     assert_eq!(names, [&json!("Changed after the plan")]);
+    let states = last_states(&messages(&out));
+    let cursor = states[0]["stream"]["stream_state"]["slices"][0]["end"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{states}"));
+    let cursor = chrono::DateTime::parse_from_rfc3339(cursor).unwrap();
+    assert!(
+        cursor < chrono::Utc::now() - chrono::Duration::minutes(9),
+        "{cursor}: {states}"
+    );
 }
 
 /// Reads every slice of `slices` (one process each, in turn); their STATEs.

@@ -245,7 +245,7 @@ impl<'a> ObjectReader<'a> {
             self.checkpoint_whole(writer, total).await?;
             return Ok(total);
         };
-        plan::open_full_refresh_end(config, self.plan.incremental, &mut windows);
+        plan::open_full_refresh_end(config, self.plan.incremental, &mut windows, now);
         let mut total = 0u64;
         if self.slice_window.is_none() {
             total += self

@@ -585,13 +585,19 @@ pub fn query_bounds(config: &Config, incremental: bool, b: Bounds, now: DateTime
 }
 
 /// A full refresh reads every row as it is when its query runs: its last window reaches to
-/// whatever the org then holds ([`Window::open_ended`]) unless `end_date` ends it, so a row
-/// changed after the bound was taken, before its window's query ran (a window read in halves,
-/// a planned slice read later), is read as changed instead of being in no window.
-pub fn open_full_refresh_end(config: &Config, incremental: bool, windows: &mut [Window]) {
+/// whatever the org then holds ([`Window::open_ended`]) unless `end_date`, passed by `now`,
+/// ends it, so a row changed after the bound was taken, before its window's query ran (a
+/// window read in halves, a planned slice read later), is read as changed instead of being in
+/// no window.
+pub fn open_full_refresh_end(
+    config: &Config,
+    incremental: bool,
+    windows: &mut [Window],
+    now: DateTime<Utc>,
+) {
     if !incremental
         && let Some(last) = windows.last_mut()
-        && config.end_date.is_none_or(|end| end > last.upper)
+        && config.end_date.is_none_or(|end| end > now)
     {
         *last = last.open_ended();
     }

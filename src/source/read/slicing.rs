@@ -187,17 +187,23 @@ async fn object_windows(
     if let Some(text) = client.org_clock().warning_once() {
         tracing::warn!("{text}");
     }
-    let b = plan::bounds(config, object.saved_at, now);
-    let b = plan::query_bounds(config, plan.incremental, b, now);
+    let lagged = plan::bounds(config, object.saved_at, now);
+    let b = plan::query_bounds(config, plan.incremental, lagged, now);
     let (Some(cursor), windows) = (
         object.cursor,
         plan::windows(object.cursor, plan.incremental, b),
     ) else {
         return Ok(vec![(None, None)]);
     };
+    // A full refresh's slice is read up to whatever the org holds when it runs (the read opens
+    // its window, `plan::open_full_refresh_end`): its end is the cursor its STATE saves, now
+    // minus cursor_lag, as a plain full refresh's.
     let whole = Window {
         lower: b.lower,
-        upper: b.upper,
+        upper: match plan.incremental {
+            true => b.upper,
+            false => lagged.upper,
+        },
     };
     let filter = object.soql_where.as_deref();
     let buckets = match counts::month_buckets(client, &object.object, cursor, filter, b).await {

@@ -322,12 +322,12 @@ fn a_full_refresh_reads_its_last_window_to_the_end_unless_end_date_ends_it() {
             w(t(2024, 1, 1, 0), t(2024, 2, 1, 0)),
             w(t(2024, 2, 1, 0), t(2024, 3, 1, 0)),
         ];
-        open_full_refresh_end(&c, incremental, &mut ws);
+        open_full_refresh_end(&c, incremental, &mut ws, t(2024, 3, 15, 0));
         ws.iter().map(Window::is_open).collect::<Vec<_>>()
     };
     assert_eq!(read(None, false), [false, true]);
     assert_eq!(read(Some("2030-01-01T00:00:00Z"), false), [false, true]);
-    // `end_date` ends the read: the window keeps it.
+    // `end_date` has passed: it ends the read, and the window keeps its bound.
     assert_eq!(read(Some("2024-03-01T00:00:00Z"), false), [false, false]);
     // An incremental read stays bounded: its STATE says it read up to the bound.
     assert_eq!(read(None, true), [false, false]);
