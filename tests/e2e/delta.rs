@@ -742,7 +742,7 @@ async fn history_files_are_written_with_the_configs_codec_and_judged_columns() {
 
 #[tokio::test]
 async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() {
-    // A first read in pages of 1,500 rows: MERGE commits of a file each; then compaction
+    // A first read in pages of 1,500 rows: appended commits of a file each; then compaction
     // rewrites them as one. Each Name is distinct, so a dictionary of them would only cost.
     let mut c = cfg();
     c["bulk_max_records"] = json!(1500);
@@ -757,9 +757,8 @@ async fn merged_and_compacted_files_write_distinct_names_without_a_dictionary() 
             "ZSTD(ZstdLevel(1))".to_string(),
         )
     };
-    // Three MERGEs: the first, of 1,498 rows, is judged and written PLAIN; the two after it
-    // are too small to judge (under 1,024 rows) and write as the table's largest file was
-    // written (read from its footer), not with parquet's defaults.
+    // Three appended commits: the first file, of 1,498 rows, is judged and written PLAIN; the
+    // two after it are written with its settings, not judged again from their fewer rows.
     let merged = [file(596, "PLAIN"), file(906, "PLAIN"), file(1498, "PLAIN")];
     assert_eq!(name_columns(&export.join("Account")), merged);
     let out = run(&["compact", "--config", config.to_str().unwrap()]).await;
@@ -1106,6 +1105,112 @@ async fn a_full_refresh_slice_replaces_the_table_so_rows_purged_from_the_org_lea
     );
     assert_eq!(newest_version(&export.join("Account")), v);
     assert_eq!(table_accounts(&export).await.len(), 115);
+}
+
+/// The `operation` of each commit in `table`'s log, in order.
+fn operations(table: &Path) -> Vec<String> {
+    (0..=newest_version(table))
+        .map(|v| {
+            let log = std::fs::read_to_string(table.join(format!("_delta_log/{v:020}.json")));
+            let info = log.unwrap().lines().find_map(|l| {
+                let a: Value = serde_json::from_str(l).ok()?;
+                a["commitInfo"]["operation"].as_str().map(str::to_string)
+            });
+            info.unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A stream's first incremental read into a new table writes its rows to files as they come
+/// and commits them with each checkpoint's STATE (appends, no MERGE: held for a MERGE, 1M
+/// Accounts of all fields peaked at 3.7 GB); the next read merges.
+#[tokio::test]
+async fn a_first_incremental_read_appends_and_the_next_one_merges() {
+    let mut c = cfg();
+    c["bulk_max_records"] = json!(15);
+    let e = env(40, c).await;
+    let export = e.dir.path().join("export");
+    let config = delta_config(&e, "delta.json", &export, false);
+    let first = read_delta(&e, &config, FIELDS, "incremental").await;
+    assert!(states(&first).len() >= 3, "{:?}", logs(&first));
+    let ops = operations(&export.join("Account"));
+    assert_eq!(ops[0], "CREATE TABLE");
+    assert!(ops[1..].iter().all(|o| o == "WRITE"), "{ops:?}");
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
+    let touched = e
+        .org
+        .control("touch", &json!({"object": "Account", "count": 3}))
+        .await;
+    assert_eq!(ids(&touched).len(), 3);
+    e.org.next_second().await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("Account", FIELDS, "incremental")],
+    );
+    read_files(&config, &cat, Some(&s1)).await;
+    let ops = operations(&export.join("Account"));
+    assert_eq!(ops.last().map(String::as_str), Some("MERGE"), "{ops:?}");
+    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
+}
+
+/// A first read appends only while every key is new: two Contacts sharing an email (the
+/// mapping's key) end it, and the table is what a MERGE leaves, one row per email, the later
+/// version winning.
+#[tokio::test]
+async fn a_key_read_twice_ends_appending_and_the_read_merges() {
+    let e = env(20, cfg()).await;
+    let mapping = format!(
+        "{}/fixtures/mappings/contacts_by_email.yaml",
+        manifest_dir()
+    );
+    let export = e.dir.path().join("export");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
+    c["mapping"] = json!(mapping);
+    c["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
+    let config = write_json(e.dir.path(), "mapped.json", &c);
+    let contacts = org_rows(&e.org, "SELECT Id, Email FROM Contact ORDER BY Id").await;
+    // Every Contact gets an email (a Delta table needs the key), the second the first's.
+    for (i, c) in contacts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c["Email"].is_null())
+    {
+        let id = c["Id"].as_str().unwrap();
+        let edit = json!({"object": "Contact", "id": id, "fields": {"Email": format!("c{i}@example.com")}});
+        e.org.control("update", &edit).await;
+    }
+    let contacts = org_rows(&e.org, "SELECT Id, Email FROM Contact ORDER BY Id").await;
+    let email = contacts[0]["Email"].as_str().unwrap().to_string();
+    let id = contacts[1]["Id"].as_str().unwrap().to_string();
+    let edit = json!({"object": "Contact", "id": id, "fields": {"Email": email}});
+    e.org.control("update", &edit).await;
+    e.org.next_second().await;
+    let cat = catalog(
+        e.dir.path(),
+        "cat.json",
+        &[("contact_by_email", &[], "incremental")],
+    );
+    read_files(&config, &cat, None).await;
+    let ops = operations(&export.join("contact_by_email"));
+    assert!(ops.iter().any(|o| o == "MERGE"), "{ops:?}");
+    let rows = query(
+        &export,
+        &format!(
+            "SELECT contact_id FROM contact_by_email WHERE email = '{}'",
+            email.to_lowercase()
+        ),
+    )
+    .await;
+    assert_eq!(rows[1..], [id], "the later version wins");
+    let emails: BTreeSet<String> = org_rows(&e.org, "SELECT Email FROM Contact")
+        .await
+        .iter()
+        .filter_map(|c| c["Email"].as_str().map(str::to_lowercase))
+        .collect();
+    let n = query(&export, "SELECT count(*) AS n FROM contact_by_email").await;
+    assert_eq!(n[1..], [emails.len().to_string()]);
 }
 
 #[tokio::test]

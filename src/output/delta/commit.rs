@@ -221,6 +221,27 @@ impl FileWriter {
         }
         Ok(self.done)
     }
+
+    /// [`FileWriter::close`], and a writer of the next files with the settings these were
+    /// judged to have (a later commit's rows may be too few to judge).
+    pub async fn close_keeping(
+        self,
+        target: &TableTarget,
+    ) -> Result<(Vec<Add>, FileWriter), DeltaError> {
+        let open = self.open.as_ref().map(|o| Open {
+            writer: DeltaWriter::new(o.store.clone(), o.config.clone()),
+            store: o.store.clone(),
+            config: o.config.clone(),
+        });
+        let next = FileWriter {
+            schema: self.schema.clone(),
+            compression: self.compression,
+            open,
+            rows: 0,
+            done: Vec::new(),
+        };
+        Ok((self.close(target).await?, next))
+    }
 }
 
 /// Commits `actions` to `table` with `tag`'s transaction and STATE.
@@ -288,6 +309,18 @@ pub async fn replace(
 fn file_rows(add: &Add) -> Option<u64> {
     let stats: serde_json::Value = serde_json::from_str(add.stats.as_deref()?).ok()?;
     stats["numRecords"].as_u64()
+}
+
+/// Whether the table holds any data file (a table with none holds no rows).
+pub async fn holds_files(target: &TableTarget, table: &DeltaTable) -> Result<bool, DeltaError> {
+    let snapshot = table.snapshot().map_err(|e| target.error(e))?;
+    let first = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .try_next()
+        .await
+        .map_err(|e| target.error(e))?;
+    Ok(first.is_some())
 }
 
 /// Records a STATE in the table without rows (the windows since the last commit were empty).

@@ -17,6 +17,7 @@
 //! refresh records in it, worked out as its rows arrive), [`compact`], [`formulas`] (the
 //! scheduled formula refresh, merged in place).
 
+mod append;
 mod changes;
 pub mod commit;
 pub mod compact;
@@ -222,10 +223,13 @@ impl DeltaDestination {
             loaded: false,
             txn: 0,
             pending: Vec::new(),
+            appender: None,
             files: None,
+            next_files: None,
             recorder: None,
             starting,
             staged: None,
+            committed: None,
             uncommitted: false,
         })
     }
@@ -353,8 +357,14 @@ pub struct DeltaStreamWriter {
     txn: i64,
     /// Incremental: rows since the last commit, in the table's schema.
     pending: Vec<RecordBatch>,
-    /// Full refresh: the data files written so far.
+    /// Incremental into a table that held no rows when the read began: its rows go to data
+    /// files as they come (see [`append`]) until a key comes again.
+    appender: Option<append::Appender>,
+    /// Full refresh, or an incremental read appending: the data files written since the last
+    /// commit.
     files: Option<commit::FileWriter>,
+    /// An appending read: the writer of its next files, with its first files' settings.
+    next_files: Option<commit::FileWriter>,
     /// Full refresh with history: what the history's commit will record, worked out as the
     /// rows arrive (`Some(None)`: worked out at the commit; `None`: not looked at yet, before
     /// the first rows).
@@ -364,6 +374,8 @@ pub struct DeltaStreamWriter {
     starting: Option<Starting>,
     /// The STATE the next commit records.
     staged: Option<StreamState>,
+    /// The STATE the table last had committed under `app_id`, by this run or before it.
+    committed: Option<serde_json::Value>,
     /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
     /// rather than one empty commit per empty window).
     uncommitted: bool,
@@ -377,11 +389,22 @@ impl DeltaStreamWriter {
             return Ok(());
         }
         self.loaded = true;
+        // An incremental read (not a slice, without history) into a table without rows
+        // appends its rows as they come.
+        let may_append = self.incremental && !self.one_commit && self.history.is_none();
         let Some(table) = self.target.open().await? else {
+            self.appender = may_append.then(append::Appender::new);
             return Ok(());
         };
         table::check_owner(&self.target, &table, &self.stream, &self.keys.key)?;
         self.txn = state::txn_version(&self.target, &table, &self.app_id).await?;
+        if may_append && !commit::holds_files(&self.target, &table).await? {
+            self.appender = Some(append::Appender::new());
+            if self.txn > 0 {
+                let committed = state::committed(&self.target, &table, &self.app_id).await?;
+                self.committed = committed.map(|c| c.state);
+            }
+        }
         self.table = Some(if self.incremental {
             commit::evolve(&self.target, table, &self.schema).await?
         } else {
@@ -419,9 +442,64 @@ impl DeltaStreamWriter {
         }
     }
 
+    /// Commits the files an appending read wrote since its last commit under `tag` (without
+    /// files, the STATE alone).
+    async fn commit_appended(&mut self, tag: CommitTag) -> Result<(), DeltaError> {
+        let files = match self.files.take() {
+            Some(f) => {
+                let (files, next) = f.close_keeping(&self.target).await?;
+                self.next_files = Some(next);
+                files
+            }
+            None => Vec::new(),
+        };
+        let table = self.table_or_create().await?;
+        let table = commit::append(&self.target, table, files, &tag).await?;
+        self.table = Some(table);
+        self.txn = tag.version;
+        self.committed = Some(tag.state);
+        self.uncommitted = false;
+        Ok(())
+    }
+
+    /// Takes `rows` of an incremental read: written to data files while the read appends and
+    /// every key is new ([`append`]), else kept for the checkpoint's MERGE. A key that comes
+    /// again ends appending: the files written so far are committed first, under the STATE
+    /// already committed (the rows past it are read again by the next run and merged).
+    async fn take_incremental(&mut self, rows: RecordBatch) -> Result<(), DeltaError> {
+        self.load().await?;
+        if let Some(appender) = &mut self.appender {
+            if appender.admit(&rows, &self.keys)? {
+                let live = rows::live_rows(&rows, &self.keys)?;
+                if live.num_rows() > 0 {
+                    let (schema, compression) = (&self.schema, self.compression);
+                    let next = &mut self.next_files;
+                    let files = (self.files).get_or_insert_with(|| {
+                        (next.take())
+                            .unwrap_or_else(|| commit::FileWriter::new(schema, compression))
+                    });
+                    files.write(&self.target, &live).await?;
+                }
+                return Ok(());
+            }
+            self.appender = None;
+            let tag = CommitTag {
+                state: (self.committed.clone())
+                    .unwrap_or_else(|| StreamState::default().to_value()),
+                ..self.next_tag()
+            };
+            self.commit_appended(tag).await?;
+        }
+        self.pending.push(rows);
+        Ok(())
+    }
+
     /// Commits the pending rows as one MERGE (or, without rows, the STATE alone).
     async fn commit_checkpoint(&mut self) -> Result<(), DeltaError> {
         self.load().await?;
+        if self.appender.is_some() {
+            return self.commit_appended(self.next_tag()).await;
+        }
         let tag = self.next_tag();
         let table = self.table_or_create().await?;
         let rows = std::mem::take(&mut self.pending);
@@ -441,6 +519,7 @@ impl DeltaStreamWriter {
         .await?;
         self.table = Some(table);
         self.txn = tag.version;
+        self.committed = Some(tag.state);
         self.uncommitted = false;
         Ok(())
     }
@@ -536,9 +615,12 @@ impl StreamWriter for DeltaStreamWriter {
             extracted_at.timestamp_micros(),
             &self.sync_id,
         )?;
-        if self.incremental || self.one_commit {
+        if self.one_commit {
             self.pending.push(rows);
             return Ok(());
+        }
+        if self.incremental {
+            return Ok(self.take_incremental(rows).await?);
         }
         let rows = rows::live_rows(&rows, &self.keys)?;
         if rows.num_rows() == 0 {
@@ -571,7 +653,7 @@ impl StreamWriter for DeltaStreamWriter {
         if !self.incremental || self.one_commit {
             return Ok(());
         }
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.files.is_none() {
             self.uncommitted = true;
             return Ok(());
         }
@@ -604,7 +686,7 @@ impl StreamWriter for DeltaStreamWriter {
             return Ok(self.commit_checkpoint().await?);
         }
         if self.incremental {
-            if self.uncommitted || !self.pending.is_empty() {
+            if self.uncommitted || !self.pending.is_empty() || self.files.is_some() {
                 self.commit_checkpoint().await?;
             }
             return Ok(());
