@@ -815,7 +815,9 @@ fn newest_version(table: &Path) -> u64 {
 
 #[tokio::test]
 async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
-    // A first read in 4 pages of 20 rows: 4 commits, each adding one file.
+    // A first read in 4 pages of 20 rows: 4 commits, each adding one file. Into a table
+    // without rows it appends them as they come (no MERGE: held for one, 1M Accounts of all
+    // fields peaked at 3.6 GB); the reads after it merge.
     let mut c = cfg();
     c["bulk_max_records"] = json!(20);
     let e = env(80, c).await;
@@ -829,6 +831,9 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
         (0, 4),
         "{removed:?} {added:?}"
     );
+    let ops = operations(&table);
+    assert_eq!(ops[0], "CREATE TABLE");
+    assert!(ops[1..].iter().all(|o| o == "WRITE"), "{ops:?}");
     // MERGEs write files of about 4 MB until data says what 65,536 rows take (deltalake's
     // default, 100 MB, would gather rewritten files into one).
     let created =
@@ -851,6 +856,7 @@ async fn a_merge_rewrites_only_the_files_holding_changed_rows() {
         .await;
     let v = newest_version(&table);
     read_delta(&e, &config, FIELDS, "incremental").await;
+    assert_eq!(operations(&table).last().map(String::as_str), Some("MERGE"));
     let (removed, added) = files_changed(&table, v);
     assert_eq!(
         (removed.len(), added.len()),
@@ -1121,46 +1127,9 @@ fn operations(table: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A stream's first incremental read into a new table writes its rows to files as they come
-/// and commits them with each checkpoint's STATE (appends, no MERGE: held for a MERGE, 1M
-/// Accounts of all fields peaked at 3.7 GB); the next read merges.
-#[tokio::test]
-async fn a_first_incremental_read_appends_and_the_next_one_merges() {
-    let mut c = cfg();
-    c["bulk_max_records"] = json!(15);
-    let e = env(40, c).await;
-    let export = e.dir.path().join("export");
-    let config = delta_config(&e, "delta.json", &export, false);
-    let first = read_delta(&e, &config, FIELDS, "incremental").await;
-    assert!(states(&first).len() >= 3, "{:?}", logs(&first));
-    let ops = operations(&export.join("Account"));
-    assert_eq!(ops[0], "CREATE TABLE");
-    assert!(ops[1..].iter().all(|o| o == "WRITE"), "{ops:?}");
-    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
-    let s1 = write_json(e.dir.path(), "s1.json", &last_states(&first));
-    let touched = e
-        .org
-        .control("touch", &json!({"object": "Account", "count": 3}))
-        .await;
-    assert_eq!(ids(&touched).len(), 3);
-    e.org.next_second().await;
-    let cat = catalog(
-        e.dir.path(),
-        "cat.json",
-        &[("Account", FIELDS, "incremental")],
-    );
-    read_files(&config, &cat, Some(&s1)).await;
-    let ops = operations(&export.join("Account"));
-    assert_eq!(ops.last().map(String::as_str), Some("MERGE"), "{ops:?}");
-    assert_eq!(table_accounts(&export).await, org_accounts(&e.org).await);
-}
-
-/// A first read appends only while every key is new: two Contacts sharing an email (the
-/// mapping's key) end it, and the table is what a MERGE leaves, one row per email, the later
-/// version winning.
-#[tokio::test]
-async fn a_key_read_twice_ends_appending_and_the_read_merges() {
-    let e = env(20, cfg()).await;
+/// The env's config writing `contacts_by_email.yaml` (Contacts keyed by their email) into a
+/// Delta table under its folder, as JSON to be given more keys; and the export's path.
+fn by_email_config(e: &Env) -> (Value, PathBuf) {
     let mapping = format!(
         "{}/fixtures/mappings/contacts_by_email.yaml",
         manifest_dir()
@@ -1169,6 +1138,16 @@ async fn a_key_read_twice_ends_appending_and_the_read_merges() {
     let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
     c["mapping"] = json!(mapping);
     c["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
+    (c, export)
+}
+
+/// A first read appends only while every key is new: two Contacts sharing an email (the
+/// mapping's key) end it, and the table is what a MERGE leaves, one row per email, the later
+/// version winning.
+#[tokio::test]
+async fn a_key_read_twice_ends_appending_and_the_read_merges() {
+    let e = env(20, cfg()).await;
+    let (c, export) = by_email_config(&e);
     let config = write_json(e.dir.path(), "mapped.json", &c);
     let contacts = org_rows(&e.org, "SELECT Id, Email FROM Contact ORDER BY Id").await;
     // Every Contact gets an email (a Delta table needs the key), the second the first's.
@@ -1216,14 +1195,7 @@ async fn a_key_read_twice_ends_appending_and_the_read_merges() {
 #[tokio::test]
 async fn a_mapped_key_without_a_value_fails_the_stream_before_anything_is_committed() {
     let e = env(20, cfg()).await;
-    let mapping = format!(
-        "{}/fixtures/mappings/contacts_by_email.yaml",
-        manifest_dir()
-    );
-    let export = e.dir.path().join("export");
-    let mut c: Value = serde_json::from_slice(&std::fs::read(&e.config).unwrap()).unwrap();
-    c["mapping"] = json!(mapping);
-    c["output"] = json!({"format": "delta", "path": export.to_str().unwrap()});
+    let (mut c, export) = by_email_config(&e);
     // One window, so one batch holds every row without a key and the error counts them all.
     c["stream_slice_step"] = json!("P36500D");
     let config = write_json(e.dir.path(), "mapped.json", &c);
