@@ -308,14 +308,13 @@ impl Run {
     /// left the second of its last change (stamps are whole seconds; the changes of step 3 are
     /// stamped at the cursor, which can be the current second).
     async fn read(&self, mode: &str, state: Option<&Path>) -> Delivery {
-        self.e.org.next_second().await;
         let cat = catalog(
             self.e.dir.path(),
             &format!("{mode}.json"),
             &[(STREAM, &FIELDS, mode)],
         );
         let before = self.sync_folders();
-        let out = read_files(&self.e.config, &cat, state).await;
+        let out = read_settled(&self.e.org, &self.e.config, &cat, state).await;
         let syncs: BTreeSet<PathBuf> = self.sync_folders().difference(&before).cloned().collect();
         match self.format {
             Format::Records => {

@@ -41,8 +41,7 @@ fn account_catalog(e: &Env, mode: &str) -> PathBuf {
 /// left the second of its last change (stamps are whole seconds); its messages.
 async fn read_delta(e: &Env, config: &Path, fields: &[&str], mode: &str) -> Vec<Value> {
     let cat = catalog(e.dir.path(), "cat.json", &[("Account", fields, mode)]);
-    e.org.next_second().await;
-    messages(&read_files(config, &cat, None).await)
+    messages(&read_settled(&e.org, config, &cat, None).await)
 }
 
 /// CSV lines of `sql` over the export at `path`.
@@ -1165,13 +1164,12 @@ async fn a_key_read_twice_ends_appending_and_the_read_merges() {
     let id = contacts[1]["Id"].as_str().unwrap().to_string();
     let edit = json!({"object": "Contact", "id": id, "fields": {"Email": email}});
     e.org.control("update", &edit).await;
-    e.org.next_second().await;
     let cat = catalog(
         e.dir.path(),
         "cat.json",
         &[("contact_by_email", &[], "incremental")],
     );
-    read_files(&config, &cat, None).await;
+    read_settled(&e.org, &config, &cat, None).await;
     let ops = operations(&export.join("contact_by_email"));
     assert!(ops.iter().any(|o| o == "MERGE"), "{ops:?}");
     let rows = query(
@@ -1280,8 +1278,7 @@ async fn a_value_that_follows_a_parent_is_corrected_in_the_current_history_versi
         .map(|c| c["Id"].as_str().unwrap().to_string())
         .collect();
     rename_account(&e.org, account).await;
-    e.org.next_second().await;
-    let msgs = messages(&read_files(&config, &cat, None).await);
+    let msgs = messages(&read_settled(&e.org, &config, &cat, None).await);
     assert!(
         records(&msgs, "Contact").is_empty() && rows_read(&msgs) >= under.len() as f64,
         "{:?}",

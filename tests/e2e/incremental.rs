@@ -992,8 +992,7 @@ fn undelete_setup(e: &Env, streams: &[(&str, &[&str])]) -> (PathBuf, PathBuf, Pa
 /// One incremental read from `state` (the first when None), once the org has left the second of
 /// its last change; the state file of its last STATEs.
 async fn read_step(e: &Env, config: &Path, cat: &Path, state: Option<&Path>, n: u32) -> PathBuf {
-    e.org.next_second().await;
-    let msgs = messages(&read_files(config, cat, state).await);
+    let msgs = messages(&read_settled(&e.org, config, cat, state).await);
     write_json(e.dir.path(), &format!("s{n}.json"), &last_states(&msgs))
 }
 
@@ -1105,8 +1104,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
     let (a, b) = (&accounts[0], &accounts[1]);
     let del = json!({"object": "Account", "ids": [a]});
     e.org.control("delete", &del).await;
-    e.org.next_second().await;
-    let msgs = messages(&read_files(&config, &cat, Some(&s1)).await);
+    let msgs = messages(&read_settled(&e.org, &config, &cat, Some(&s1)).await);
     let s2 = write_json(e.dir.path(), "s2.json", &last_states(&msgs));
     // The export (this run's rows included) no longer holds the deleted Account; the org
     // still does, in its recycle bin: nothing is called hard-deleted.
@@ -1127,8 +1125,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
 
     e.org.control("undelete", &del).await;
     let undeleted = version_in_org(&e.org, "Account", a).await;
-    e.org.next_second().await;
-    let msgs = messages(&read_files(&config, &cat, Some(&s2)).await);
+    let msgs = messages(&read_settled(&e.org, &config, &cat, Some(&s2)).await);
     let s3 = write_json(e.dir.path(), "s3.json", &last_states(&msgs));
     assert_eq!(
         compared(&msgs),
@@ -1158,8 +1155,7 @@ async fn with_reconcile_deletes_always_undeleted_accounts_are_live_again_even_un
     assert_eq!(status, 200, "{log}");
     let listed: Vec<String> = values_of(&log["deletedRecords"], "id");
     assert!(listed.contains(b), "{log}");
-    e.org.next_second().await;
-    read_files(&config, &cat, Some(&s3)).await;
+    read_settled(&e.org, &config, &cat, Some(&s3)).await;
     // ...but the record is live: the live row stands, and sfetl left the log's row out.
     assert_eq!(
         exported(&export, "Account", &this(b)).await,

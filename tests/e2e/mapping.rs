@@ -327,8 +327,7 @@ async fn a_lead_converted_after_it_was_read_leaves_the_people_stream() {
     let converted = e.org.control("convert_lead", &json!({"id": id})).await;
     let contact = converted["contact"].as_str().unwrap().to_string();
     let state = write_json(e.dir.path(), "state.json", &last_states(&first));
-    e.org.next_second().await;
-    let second = messages(&read_files(&config, &cat, Some(&state)).await);
+    let second = messages(&read_settled(&e.org, &config, &cat, Some(&state)).await);
     assert!(
         logs(&second).contains(&"person: 1 row(s) of Lead changed and no longer match the mapping's soql_where (IsConverted = false): delivered as deletions, so the stream drops the version it held".to_string()),
         "{:?}",
@@ -532,8 +531,7 @@ async fn a_filter_on_a_parent_field_follows_the_parent_in_and_out() {
     let after = sorted_values(&e.org, &query, "Id").await;
     assert_ne!(after, before);
     let state = write_json(e.dir.path(), "state.json", &last_states(&first));
-    e.org.next_second().await;
-    let second = messages(&read_files(&config, &cat, Some(&state)).await);
+    let second = messages(&read_settled(&e.org, &config, &cat, Some(&state)).await);
     assert_eq!(people_ids(&export, "003").await, after);
     let gone = before.iter().filter(|id| !after.contains(id)).count();
     assert!(
@@ -604,8 +602,7 @@ async fn contacts_deleted_with_their_account_leave_the_people_stream() {
         .await;
     assert!(del["cascaded"].as_array().unwrap().len() >= contacts.len());
     let state = write_json(e.dir.path(), "state.json", &last_states(&first));
-    e.org.next_second().await;
-    read_files(&config, &cat, Some(&state)).await;
+    read_settled(&e.org, &config, &cat, Some(&state)).await;
     for c in &contacts {
         assert_eq!(held(c).await, "n\n0\n", "{c}");
     }

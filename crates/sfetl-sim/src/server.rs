@@ -70,17 +70,7 @@ impl Sim {
     /// `SystemModstamp`), and never earlier than a stamp already handed out.
     pub fn now_ms(&self) -> i64 {
         let wall = super::wire::whole_second(self.org_time_ms());
-        let mut prev = self.last_stamp.load(Ordering::SeqCst);
-        loop {
-            let next = wall.max(prev);
-            match self
-                .last_stamp
-                .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return next,
-                Err(p) => prev = p,
-            }
-        }
+        self.last_stamp.fetch_max(wall, Ordering::SeqCst).max(wall)
     }
 
     /// The org's clock in epoch milliseconds ([`crate::clock`]): record timestamps

@@ -374,7 +374,9 @@ pub struct DeltaStreamWriter {
     starting: Option<Starting>,
     /// The STATE the next commit records.
     staged: Option<StreamState>,
-    /// The STATE the table last had committed under `app_id`, by this run or before it.
+    /// While appending: the STATE the table last had committed under `app_id`, by this run's
+    /// appends or before it (what the files written so far are committed under when a key
+    /// comes again).
     committed: Option<serde_json::Value>,
     /// A checkpoint without rows whose STATE is not in the table yet (committed at the end,
     /// rather than one empty commit per empty window).
@@ -519,7 +521,6 @@ impl DeltaStreamWriter {
         .await?;
         self.table = Some(table);
         self.txn = tag.version;
-        self.committed = Some(tag.state);
         self.uncommitted = false;
         Ok(())
     }

@@ -110,11 +110,22 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// Runs `sfetl read` with the env's config, `catalog` and an optional state file, once the
-/// org's clock has left the second of its last change (stamps are whole seconds: a read bounded
-/// in that second does not see it); asserts it succeeded and returns its messages.
+/// org's clock has left the second of its last change ([`read_settled`]); asserts it succeeded
+/// and returns its messages.
 pub async fn read_ok(e: &Env, catalog: &Path, state: Option<&Path>) -> Vec<Value> {
-    e.org.next_second().await;
-    messages(&read_files(&e.config, catalog, state).await)
+    messages(&read_settled(&e.org, &e.config, catalog, state).await)
+}
+
+/// [`read_files`] once `org`'s clock has left the second of its last change: stamps are whole
+/// seconds, so a read bounded in that second (`cursor_lag` 0) would not see it.
+pub async fn read_settled(
+    org: &Org,
+    config: &Path,
+    catalog: &Path,
+    state: Option<&Path>,
+) -> std::process::Output {
+    org.next_second().await;
+    read_files(config, catalog, state).await
 }
 
 /// `sfetl read --config C --catalog K` as a command, for tests that add flags or watch it run.
